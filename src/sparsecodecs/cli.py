@@ -1,0 +1,189 @@
+"""The ``sparsecodecs`` command line.
+
+Sub-commands: ``list`` (codecs), ``inspect FILE`` (accounting of a saved frame), ``encode`` /
+``decode`` (``.npy`` <-> frame files) and ``bench`` (the benchmark). Heavy modules are imported
+inside the sub-command that needs them, so ``sparsecodecs --help`` starts quickly.
+
+Every error a user can cause prints one line to stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write", "main"]
+
+
+class CLIError(Exception):
+    """A user error to report in one line (exit code 2)."""
+
+
+def atomic_write(path: Path, data: bytes, *, force: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Refuses to replace an existing file unless ``force``; a failed write leaves nothing behind.
+    """
+    if path.exists() and not force:
+        raise CLIError(f"{path} exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"output directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"{path}: no such file")
+    return p.read_bytes()
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import sparsecodecs as sc
+
+    rows = sc.list_codecs()
+    if args.json:
+        print(json.dumps([vars(r) | {"aliases": list(r.aliases)} for r in rows], indent=2))
+        return 0
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        extra = f"  (aliases: {', '.join(r.aliases)})" if r.aliases else ""
+        origin = "" if r.source == "builtin" else f"  [{r.source}]"
+        text = f"failed to load: {r.error}" if r.error else r.description
+        print(f"{r.name:<{width}}  {text}{extra}{origin}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import sparsecodecs as sc
+
+    report = sc.inspect(_read(args.file))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CLIError(f"codec parameter {item!r} must look like key=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import sparsecodecs as sc
+
+    try:
+        array = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"{args.input}: cannot read a .npy array: {exc}") from exc
+    codec = sc.get_codec(args.codec, **_parse_params(args.param))
+    frame = codec.encode(array)
+    atomic_write(Path(args.output), frame, force=args.force)
+    print(sc.inspect(frame))
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    import sparsecodecs as sc
+
+    array = sc.decode(_read(args.input))
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write(Path(args.output), buf.getvalue(), force=args.force)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from sparsecodecs.bench import run_cli
+    except ImportError as exc:  # an optional dependency of the bench is missing
+        raise CLIError(f"the benchmark needs the 'bench' extra: {exc}") from exc
+    return run_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsecodecs",
+        description="Lossless, accounted compression of sparse neural-network weights.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list the available codecs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("inspect", help="show where the bytes of a saved frame went")
+    p.add_argument("file", help="a file holding one frame")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("encode", help="encode a .npy array into a frame file")
+    p.add_argument("input", help=".npy file")
+    p.add_argument("-o", "--output", required=True, help="frame file to write")
+    p.add_argument("-c", "--codec", default="hybrid", help="codec name (default: hybrid)")
+    p.add_argument("-p", "--param", action="append", default=[], help="codec parameter key=value")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a frame file into a .npy array")
+    p.add_argument("input", help="frame file")
+    p.add_argument("-o", "--output", required=True, help=".npy file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=_cmd_decode)
+
+    try:
+        from sparsecodecs.bench import add_arguments
+    except ImportError:  # pragma: no cover - bench module always ships
+        add_arguments = None
+    p = sub.add_parser("bench", help="run the benchmark (the main job)")
+    if add_arguments is not None:
+        add_arguments(p)
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        print(f"sparsecodecs: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # SparseCodecsError and friends: user input problems
+        print(f"sparsecodecs {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Helpers shared by the built-in codec modules (not public API)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..registry import Codec, FrameLayoutError, registry
+
+C = TypeVar("C", bound=type[Codec])
+
+
+def builtin(cls: C) -> C:
+    """Register a built-in codec class."""
+    return registry.register(cls, source="builtin")
+
+
+def narrowest_uint(max_value: int) -> np.dtype[Any]:
+    """The narrowest unsigned dtype that holds ``max_value`` (uint8 for 0)."""
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if max_value <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise OverflowError(max_value)  # pragma: no cover - larger than any array
+
+
+def as_2d(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(rows, cols) of the 2-D view of ``shape``: leading axes flattened, the last kept."""
+    if not shape:
+        return 1, 1
+    cols = shape[-1]
+    rows = 1
+    for d in shape[:-1]:
+        rows *= d
+    return rows, cols
+
+
+def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
+    """Pack unsigned integers of ``bits`` bits each, LSB first, into bytes."""
+    if values.size == 0 or bits == 0:
+        return np.zeros(0, np.uint8)
+    v = values.astype(np.uint64, copy=False).reshape(-1, 1)
+    planes = ((v >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(planes.reshape(-1), bitorder="little")
+
+
+def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.ndarray:
+    """Inverse of :func:`pack_fields`; checks the byte count and that padding bits are zero."""
+    expected = (count * bits + 7) // 8
+    if packed.size != expected:
+        raise FrameLayoutError(
+            f"{what}: {packed.size} bytes, expected {expected} for {count} x {bits}-bit fields"
+        )
+    if count == 0 or bits == 0:
+        return np.zeros(count, np.uint64)
+    flat = np.unpackbits(packed, bitorder="little")
+    if flat[count * bits :].any():
+        raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+    planes = flat[: count * bits].reshape(count, bits).astype(np.uint64)
+    return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)

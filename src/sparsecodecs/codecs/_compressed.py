@@ -1,0 +1,100 @@
+"""CSR and CSC, written once: CSC is CSR of the transposed 2-D view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..registry import (
+    Codec,
+    Encoded,
+    FrameInfo,
+    FrameLayoutError,
+    Section,
+    SectionReader,
+    bits_dtype,
+)
+from ._common import as_2d, narrowest_uint
+
+__all__ = ["CompressedSparse"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompressedSparse(Codec):
+    """scipy.sparse's compressed layout over the 2-D view of the input.
+
+    Tensors of rank other than 2 are viewed as 2-D: leading axes flattened, the last axis kept
+    (rank 0 is 1 x 1, rank 1 is 1 x n). Sections: ``data`` (values), ``indices`` (index; the
+    minor-axis position of each value, the narrowest unsigned dtype holding ``minor - 1``) and
+    ``indptr`` (index; ``major + 1`` offsets, the narrowest unsigned dtype holding ``nnz``).
+    Meta: ``nnz``. Theoretical size: ``nnz * itemsize``.
+    """
+
+    #: False: rows are the major axis (CSR). True: columns are (CSC).
+    by_columns: ClassVar[bool] = False
+
+    def _dims(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        rows, cols = as_2d(shape)
+        major, minor = (cols, rows) if self.by_columns else (rows, cols)
+        return rows, cols, major, minor
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        rows, cols, major, minor = self._dims(bits.shape)
+        x = bits.reshape(rows, cols)
+        if self.by_columns:
+            x = x.T
+        nonzero = x != 0
+        counts = nonzero.sum(axis=1, dtype=np.int64)
+        nnz = int(counts.sum())
+        indptr = np.zeros(major + 1, narrowest_uint(nnz))
+        indptr[1:] = np.cumsum(counts)
+        indices = np.nonzero(nonzero)[1].astype(narrowest_uint(max(minor - 1, 0)))
+        data = x[nonzero]
+        return Encoded(
+            [
+                Section("data", "values", data),
+                Section("indices", "index", indices),
+                Section("indptr", "index", indptr),
+            ],
+            meta={"nnz": nnz},
+        )
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        _, _, major, minor = self._dims(info.shape)
+        nnz = info.meta_int("nnz", 0, info.size)
+        udt = bits_dtype(info.dtype)
+        data = sections.array("data", udt, nnz)
+        indices = sections.array("indices", narrowest_uint(max(minor - 1, 0)), nnz)
+        indptr = sections.array("indptr", narrowest_uint(nnz), major + 1)
+        if indptr[0] != 0 or indptr[-1] != nnz:
+            raise FrameLayoutError(
+                f"section 'indptr' must start at 0 and end at nnz={nnz}, "
+                f"got {int(indptr[0])} .. {int(indptr[-1])}"
+            )
+        if (indptr[1:] < indptr[:-1]).any():
+            raise FrameLayoutError("section 'indptr' is not monotone non-decreasing")
+        if nnz:
+            if int(indices.max()) >= minor:
+                raise FrameLayoutError(
+                    f"section 'indices' holds {int(indices.max())}, out of range for an axis of "
+                    f"length {minor}"
+                )
+            step = np.diff(indices.astype(np.int64))
+            starts = np.zeros(nnz, bool)
+            starts[indptr[:-1][indptr[:-1] < indptr[1:]].astype(np.int64)] = True
+            if (step <= 0)[~starts[1:]].any():
+                raise FrameLayoutError(
+                    "section 'indices' is not strictly increasing within each row"
+                )
+        from ._kernels import csr_scatter
+
+        out = np.empty(major * minor, udt)
+        csr_scatter(indptr, indices, data, out, major, minor)
+        if self.by_columns:
+            out = np.ascontiguousarray(out.reshape(major, minor).T)
+        return out.reshape(info.shape)
+
+    def theoretical_nbytes(self, info: FrameInfo) -> int:
+        return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize

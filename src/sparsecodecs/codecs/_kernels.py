@@ -1,0 +1,172 @@
+"""Compiled (numba) kernels for the hot decode paths.
+
+Imported lazily by the codecs, so that importing sparsecodecs (and starting the CLI) does not pay
+for numba. Every kernel is compiled with ``cache=True``: the first call in a fresh environment
+compiles and writes the cache, later processes load it. Each kernel has a plain numpy
+reference in the test suite that it must match exactly.
+
+Kernels trust their inputs: the calling codec validates sizes and index ranges first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+def byte_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(positions, counts): the set-bit positions (LSB first) and popcount of every byte."""
+    pos = np.zeros((256, 8), np.uint8)
+    cnt = np.zeros(256, np.uint8)
+    for b in range(256):
+        bits = [k for k in range(8) if (b >> k) & 1]
+        pos[b, : len(bits)] = bits
+        cnt[b] = len(bits)
+    return pos, cnt
+
+
+@njit(cache=True, nogil=True)
+def bitmask_scatter(mask, values, out, bit_pos, bit_cnt):  # type: ignore[no-untyped-def]
+    """out[i] = next value if bit i of ``mask`` (LSB first) is set, else 0."""
+    n = out.size
+    j = 0
+    for b in range(n // 8):
+        byte = mask[b]
+        base = b * 8
+        for k in range(8):
+            out[base + k] = 0
+        c = bit_cnt[byte]
+        for t in range(c):
+            out[base + bit_pos[byte, t]] = values[j + t]
+        j += c
+    for i in range((n // 8) * 8, n):
+        if (mask[i >> 3] >> (i & 7)) & 1:
+            out[i] = values[j]
+            j += 1
+        else:
+            out[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def nm_scatter(packed, lut, positions, values, out, rows, cols, m):  # type: ignore[no-untyped-def]
+    """Write N:M groups element by element (any m, rows padded to whole groups).
+
+    Group g (codes read as in :func:`nm_compose`) holds values[g*n:(g+1)*n] at
+    positions[code]. ``out`` is the flat (rows * cols) output; the last group of a row may be
+    cut short by ``cols`` (padding), in which case its padded slots are skipped.
+    """
+    ngroups = rows * ((cols + m - 1) // m)
+    codes = np.empty(ngroups, np.int64)
+    k = lut.shape[1]
+    g = 0
+    for w in range(packed.size):
+        for j in range(k):
+            if g < ngroups:
+                codes[g] = lut[packed[w], j]
+                g += 1
+    n = positions.shape[1]
+    gpr = (cols + m - 1) // m
+    full = cols // m
+    g = 0
+    for r in range(rows):
+        row = r * cols
+        for q in range(full):
+            base = row + q * m
+            for i in range(m):
+                out[base + i] = 0
+            c = codes[g]
+            for t in range(n):
+                out[base + positions[c, t]] = values[g * n + t]
+            g += 1
+        if gpr != full:
+            base = row + full * m
+            for i in range(cols - full * m):
+                out[base + i] = 0
+            c = codes[g]
+            for t in range(n):
+                p = full * m + positions[c, t]
+                if p < cols:
+                    out[row + p] = values[g * n + t]
+            g += 1
+
+
+@njit(cache=True, nogil=True)
+def nm_compose(packed, lut, ngroups, word_of, shifts, values, out):  # type: ignore[no-untyped-def]
+    """Write N:M groups as whole machine words (groups aligned to words, no padding).
+
+    Group codes are read as ``lut[packed[w], j]``: word ``w`` of ``packed`` holds the codes of
+    groups ``w*k .. w*k+k-1`` with ``k = lut.shape[1]`` (for a plain code array, pass an
+    identity ``lut`` of shape ``(C, 1)``). Group ``g`` occupies ``wpg = out.size // ngroups``
+    words of ``out``; its t-th kept value goes to word ``word_of[c, t]`` of the group, shifted
+    left by ``shifts[c, t]`` bits. With one word per group (e.g. 2:4 of 16-bit values in a
+    uint64) the group is assembled in a register and stored once.
+    """
+    n = shifts.shape[1]
+    k = lut.shape[1]
+    if ngroups == 0:
+        return
+    wpg = out.size // ngroups
+    g = 0
+    for w in range(packed.size):
+        b = packed[w]
+        for j in range(k):
+            if g == ngroups:
+                break
+            c = lut[b, j]
+            if wpg == 1:
+                acc = np.uint64(0)
+                for t in range(n):
+                    acc |= np.uint64(values[g * n + t]) << shifts[c, t]
+                out[g] = acc
+            else:
+                base = g * wpg
+                for i in range(wpg):
+                    out[base + i] = 0
+                for t in range(n):
+                    out[base + word_of[c, t]] |= np.uint64(values[g * n + t]) << shifts[c, t]
+            g += 1
+
+
+@njit(cache=True, nogil=True)
+def nm24_compose(packed, lut, ngroups, shifts, values, out):  # type: ignore[no-untyped-def]
+    """:func:`nm_compose` unrolled for the hot case: 2:4, 3 codes per byte, 1 word per group."""
+    nfull = ngroups // 3
+    for w in range(nfull):
+        b = packed[w]
+        g = 3 * w
+        c = lut[b, 0]
+        out[g] = (np.uint64(values[2 * g]) << shifts[c, 0]) | (
+            np.uint64(values[2 * g + 1]) << shifts[c, 1]
+        )
+        c = lut[b, 1]
+        out[g + 1] = (np.uint64(values[2 * g + 2]) << shifts[c, 0]) | (
+            np.uint64(values[2 * g + 3]) << shifts[c, 1]
+        )
+        c = lut[b, 2]
+        out[g + 2] = (np.uint64(values[2 * g + 4]) << shifts[c, 0]) | (
+            np.uint64(values[2 * g + 5]) << shifts[c, 1]
+        )
+    for g in range(3 * nfull, ngroups):
+        c = lut[packed[nfull], g - 3 * nfull]
+        out[g] = (np.uint64(values[2 * g]) << shifts[c, 0]) | (
+            np.uint64(values[2 * g + 1]) << shifts[c, 1]
+        )
+
+
+@njit(cache=True, nogil=True)
+def csr_scatter(indptr, indices, data, out, rows, cols):  # type: ignore[no-untyped-def]
+    """Dense rows from CSR arrays (already validated: monotone pointers, indices < cols)."""
+    for i in range(rows * cols):
+        out[i] = 0
+    for r in range(rows):
+        base = r * cols
+        for j in range(indptr[r], indptr[r + 1]):
+            out[base + indices[j]] = data[j]
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) the kernels for the common dtypes."""
+    pos, cnt = byte_tables()
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        out = np.empty(16, dt)
+        bitmask_scatter(np.zeros(2, np.uint8), np.zeros(0, dt), out, pos, cnt)

@@ -1,0 +1,72 @@
+"""``bitmask``: one bit per element saying non-zero, plus the non-zero values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..registry import (
+    Codec,
+    Encoded,
+    FrameInfo,
+    FrameLayoutError,
+    Section,
+    SectionReader,
+    bits_dtype,
+)
+from ._common import builtin
+
+__all__ = ["Bitmask"]
+
+
+@lru_cache(maxsize=1)
+def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
+    from ._kernels import byte_tables
+
+    return byte_tables()
+
+
+@builtin
+@dataclass(frozen=True, kw_only=True)
+class Bitmask(Codec):
+    """Any sparsity, any shape: a bit per element plus the non-zero values in C order.
+
+    "Non-zero" is by bit pattern, so ``-0.0`` and NaN are kept as values. Sections: ``mask``
+    (index, ``ceil(size / 8)`` bytes, LSB-first) and ``values`` (``nnz * itemsize`` bytes).
+    Meta: ``nnz``. Theoretical size: ``nnz * itemsize``.
+    """
+
+    codec_id = "bitmask"
+    description = "1 bit per element + the non-zero values; any sparsity"
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        flat = bits.reshape(-1)
+        nonzero = flat != 0
+        values = flat[nonzero]
+        mask = np.packbits(nonzero, bitorder="little")
+        return Encoded(
+            [Section("mask", "index", mask), Section("values", "values", values)],
+            meta={"nnz": int(values.size)},
+        )
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        size = info.size
+        nnz = info.meta_int("nnz", 0, size)
+        mask = sections.array("mask", np.uint8, (size + 7) // 8)
+        values = sections.array("values", bits_dtype(info.dtype), nnz)
+        counted = int(np.bitwise_count(mask).sum(dtype=np.int64))
+        if counted != nnz:
+            raise FrameLayoutError(f"section 'mask' has {counted} set bits but meta nnz={nnz}")
+        if size % 8 and mask[-1] >> (size % 8):
+            raise FrameLayoutError("section 'mask' has set bits past the last element")
+        from ._kernels import bitmask_scatter
+
+        out = np.empty(size, bits_dtype(info.dtype))
+        bitmask_scatter(mask, values, out, *_byte_tables())
+        return out.reshape(info.shape)
+
+    def theoretical_nbytes(self, info: FrameInfo) -> int:
+        return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize

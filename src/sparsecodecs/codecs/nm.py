@@ -1,0 +1,289 @@
+"""``nm``: N:M structured sparsity along the last axis (2:4 by default)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from ..registry import (
+    Codec,
+    CodecConfigError,
+    Encoded,
+    FrameInfo,
+    FrameLayoutError,
+    PatternError,
+    Section,
+    SectionReader,
+    bits_dtype,
+    check_choice,
+    check_int,
+)
+from ._common import as_2d, builtin, pack_fields, unpack_fields
+
+__all__ = ["NM", "NMTables", "nm_tables", "pattern_packing"]
+
+METADATA = ("pattern", "index", "bitmask")
+MAX_M = 16
+
+
+@dataclass(frozen=True)
+class NMTables:
+    """Lookup tables for one (n, m)."""
+
+    n: int
+    m: int
+    positions: np.ndarray  # (C, n) uint8: the kept positions of each pattern code, ascending
+    code_of: np.ndarray  # (2**m,) int32: pattern code of a mask with exactly n bits, else -1
+    canon: np.ndarray  # (2**m,) int32: mask filled up to n bits with its lowest zeros; -1 if > n
+    index_bits: int  # ceil(log2 m): bits per kept position in "index" metadata
+
+    @property
+    def ncodes(self) -> int:
+        return int(self.positions.shape[0])
+
+
+@lru_cache(maxsize=32)
+def nm_tables(n: int, m: int) -> NMTables:
+    """The pattern tables for N:M; patterns are numbered in lexicographic order."""
+    combos = list(combinations(range(m), n))
+    positions = np.array(combos, dtype=np.uint8).reshape(len(combos), n)
+    code_of = np.full(1 << m, -1, np.int32)
+    for code, combo in enumerate(combos):
+        code_of[sum(1 << p for p in combo)] = code
+    canon = np.full(1 << m, -1, np.int32)
+    for mask in range(1 << m):
+        missing = n - bin(mask).count("1")
+        if missing < 0:
+            continue
+        filled = mask
+        for p in range(m):
+            if missing == 0:
+                break
+            if not (filled >> p) & 1:
+                filled |= 1 << p
+                missing -= 1
+        canon[mask] = filled
+    return NMTables(n, m, positions, code_of, canon, max(1, math.ceil(math.log2(m))))
+
+
+def pattern_packing(ncodes: int) -> tuple[int, int]:
+    """(word_bits, codes_per_word) that packs codes of a ``ncodes`` alphabet most densely.
+
+    Codes are packed as base-``ncodes`` digits into little-endian words of 8, 16, 32 or 64 bits;
+    the densest choice wins, ties going to the smaller word (2:4: 3 codes per byte).
+    """
+    best = (8, 1)
+    best_bits = float("inf")
+    for word in (8, 16, 32, 64):
+        k = 0
+        while ncodes ** (k + 1) <= 1 << word:
+            k += 1
+        if k and word / k < best_bits - 1e-12:
+            best, best_bits = (word, k), word / k
+    return best
+
+
+_LITTLE = sys.byteorder == "little"
+
+
+@lru_cache(maxsize=64)
+def _compose_tables(n: int, m: int, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
+    """(word_of, shifts): where each kept value of each pattern lands in its group's words."""
+    bit = nm_tables(n, m).positions.astype(np.int64) * itemsize * 8
+    return (bit // 64).astype(np.int64), (bit % 64).astype(np.uint64)
+
+
+@lru_cache(maxsize=32)
+def _identity_lut(ncodes: int) -> np.ndarray:
+    return np.arange(ncodes, dtype=np.uint16).reshape(ncodes, 1)
+
+
+@lru_cache(maxsize=32)
+def _byte_lut(ncodes: int, k: int) -> np.ndarray:
+    """lut[b, j] = j-th base-``ncodes`` digit of byte b (only for 8-bit words)."""
+    b = np.arange(256, dtype=np.int64)
+    return np.stack([(b // ncodes**j) % ncodes for j in range(k)], axis=1).astype(np.uint16)
+
+
+def _pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
+    word, k = pattern_packing(ncodes)
+    nwords = -(-codes.size // k)
+    padded = np.zeros(nwords * k, np.uint64)
+    padded[: codes.size] = codes
+    digits = padded.reshape(nwords, k)
+    acc = np.zeros(nwords, np.uint64)
+    for j in range(k - 1, -1, -1):
+        acc = acc * np.uint64(ncodes) + digits[:, j]
+    return acc.astype(f"<u{word // 8}")
+
+
+def _unpack_codes(words: np.ndarray, ncodes: int, count: int) -> np.ndarray:
+    _, k = pattern_packing(ncodes)
+    top = ncodes**k
+    if words.size and int(words.max()) >= top:
+        raise FrameLayoutError(
+            f"section 'pattern' holds a word >= {top}, which is no valid pattern word"
+        )
+    w = words.astype(np.uint64)
+    digits = np.empty((words.size, k), np.uint16)
+    for j in range(k):
+        digits[:, j] = w % np.uint64(ncodes)
+        w //= np.uint64(ncodes)
+    codes = digits.reshape(-1)
+    if codes[count:].any():
+        raise FrameLayoutError("section 'pattern' has non-zero codes after the last group")
+    return codes[:count]
+
+
+@builtin
+@dataclass(frozen=True, kw_only=True)
+class NM(Codec):
+    """N:M structured sparsity: exactly ``n`` value slots per group of ``m`` along the last axis.
+
+    Sections: ``values`` (``groups * n * itemsize`` bytes: each group's kept slots in position
+    order; a group with fewer than ``n`` non-zeros keeps its lowest zero positions too) and one
+    metadata section (role ``index``) chosen by ``metadata``:
+
+    * ``"pattern"`` (default): the group's pattern as one of C(m, n) codes, packed as base-C
+      digits into words (2:4: 6 codes, 3 per byte, 2.67 bits per group);
+    * ``"index"``: ceil(log2 m) bits per kept value, NVIDIA's sparse-tensor-core layout;
+    * ``"bitmask"``: m bits per group, the compressed-tensors 2:4 layout.
+
+    A last axis that is not a multiple of ``m`` is padded with zeros to whole groups; the padding
+    is implied by the shape. Theoretical size: ``groups * n * itemsize`` (kept values only).
+    """
+
+    codec_id = "nm"
+    description = "N:M structured sparsity (2:4 default): n values per m + pattern metadata"
+    aliases = {"2:4": {"n": 2, "m": 4}, "bitmask-2:4": {"n": 2, "m": 4, "metadata": "bitmask"}}
+
+    n: int = 2
+    m: int = 4
+    metadata: str = "pattern"
+
+    def __post_init__(self) -> None:
+        check_int("m", self.m, 2, MAX_M)
+        check_int("n", self.n, 1, None)
+        if self.n >= self.m:
+            raise CodecConfigError(
+                f"n must be < m, got n={self.n}, m={self.m} (n = m is dense: use 'raw')"
+            )
+        check_choice("metadata", self.metadata, METADATA)
+
+    @property
+    def nm_pattern(self) -> tuple[int, int]:
+        return (self.n, self.m)
+
+    def _geometry(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        rows, cols = as_2d(shape)
+        gpr = -(-cols // self.m)
+        return rows, cols, gpr, rows * gpr
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        n, m = self.n, self.m
+        tables = nm_tables(n, m)
+        rows, cols, gpr, ngroups = self._geometry(bits.shape)
+        x = bits.reshape(rows, cols)
+        if gpr * m != cols:
+            x = np.pad(x, ((0, 0), (0, gpr * m - cols)))
+        groups = x.reshape(ngroups, m)
+        nonzero = groups != 0
+        masks = np.zeros(ngroups, np.int32)
+        for p in range(m):
+            masks |= nonzero[:, p].astype(np.int32) << p
+        canon = tables.canon[masks]
+        bad = np.flatnonzero(canon < 0)
+        if bad.size:
+            g = int(bad[0])
+            row, q = divmod(g, gpr)
+            where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
+            raise PatternError(
+                f"input is not {n}:{m} sparse along the last axis: group {g} (row index "
+                f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
+                f"{int(nonzero[g].sum())} non-zeros, more than n={n}; "
+                f"{bad.size} of {ngroups} groups violate the pattern. Prune first with "
+                "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
+            )
+        slots = ((canon[:, None] >> np.arange(m, dtype=np.int32)) & 1).astype(bool)
+        values = groups[slots]
+        codes = tables.code_of[canon]
+        if self.metadata == "pattern":
+            meta = _pack_codes(codes, tables.ncodes)
+            name = "pattern"
+        elif self.metadata == "index":
+            meta = pack_fields(tables.positions[codes].reshape(-1), tables.index_bits)
+            name = "index"
+        else:
+            meta = pack_fields(canon, m)
+            name = "mask"
+        return Encoded([Section("values", "values", values), Section(name, "index", meta)])
+
+    def _decode_codes(self, sections: SectionReader, ngroups: int) -> np.ndarray:
+        tables = nm_tables(self.n, self.m)
+        if self.metadata == "pattern":
+            word, k = pattern_packing(tables.ncodes)
+            words = sections.array("pattern", f"<u{word // 8}", -(-ngroups // k))
+            return _unpack_codes(words, tables.ncodes, ngroups)
+        if self.metadata == "index":
+            raw = sections.array("index", np.uint8)
+            pos = unpack_fields(raw, tables.index_bits, ngroups * self.n, "section 'index'")
+            pos = pos.reshape(ngroups, self.n).astype(np.int64)
+            if (pos >= self.m).any() or (np.diff(pos, axis=1) <= 0).any():
+                raise FrameLayoutError(
+                    f"section 'index' has positions that are not {self.n} distinct ascending "
+                    f"values below m={self.m}"
+                )
+            masks = (np.int64(1) << pos).sum(axis=1)
+        else:
+            raw = sections.array("mask", np.uint8)
+            masks = unpack_fields(raw, self.m, ngroups, "section 'mask'").astype(np.int64)
+        codes = tables.code_of[masks]
+        if (codes < 0).any():
+            raise FrameLayoutError(
+                f"section 'mask' has a group without exactly n={self.n} of m={self.m} bits set"
+            )
+        return codes.astype(np.uint16)
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        from . import _kernels
+
+        tables = nm_tables(self.n, self.m)
+        rows, cols, _, ngroups = self._geometry(info.shape)
+        udt = bits_dtype(info.dtype)
+        values = sections.array("values", udt, ngroups * self.n)
+        word, k = pattern_packing(tables.ncodes)
+        if self.metadata == "pattern" and word == 8:
+            packed = sections.array("pattern", np.uint8, -(-ngroups // k))
+            top = tables.ncodes**k
+            if packed.size and int(packed.max()) >= top:
+                raise FrameLayoutError(
+                    f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
+                )
+            _unpack_codes(packed[-1:], tables.ncodes, ngroups - (packed.size - 1) * k)
+            lut = _byte_lut(tables.ncodes, k)
+        else:
+            packed = self._decode_codes(sections, ngroups)
+            lut = _identity_lut(tables.ncodes)
+        group_bytes = self.m * udt.itemsize
+        if cols % self.m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
+            # Whole groups map to whole words: assemble each group in registers.
+            word_of, shifts = _compose_tables(self.n, self.m, udt.itemsize)
+            wdt = np.dtype(f"u{min(group_bytes, 8)}")
+            out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
+            if (self.n, self.m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
+                _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
+            else:
+                _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
+            return out.view(udt).reshape(info.shape)
+        out = np.empty(rows * cols, udt)
+        _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, self.m)
+        return out.reshape(info.shape)
+
+    def theoretical_nbytes(self, info: FrameInfo) -> int:
+        return self._geometry(info.shape)[3] * self.n * info.dtype.itemsize

@@ -1,0 +1,32 @@
+"""``raw``: the dense bytes in a frame; the baseline every report compares against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..registry import Codec, Encoded, FrameInfo, Section, SectionReader, bits_dtype
+from ._common import builtin
+
+__all__ = ["Raw"]
+
+
+@builtin
+@dataclass(frozen=True, kw_only=True)
+class Raw(Codec):
+    """Stores the array's bytes unchanged (little-endian bit patterns, C order).
+
+    Layout: one ``values`` section of ``size * itemsize`` bytes. Overhead: the header only.
+    """
+
+    codec_id = "raw"
+    description = "dense bytes, no compression: the baseline"
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        return Encoded([Section("values", "values", bits.reshape(-1))])
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        values = sections.array("values", bits_dtype(info.dtype), info.size)
+        return values.reshape(info.shape).copy()

@@ -1,0 +1,92 @@
+"""The core of sparsecodecs: the codec contract, the registry, the frame format, overhead
+accounting and the error hierarchy. Everything here is public and documented in ``docs/``."""
+
+from __future__ import annotations
+
+from .accounting import Report, SectionReport, codec_for_frame, decode, inspect
+from .codec import Codec, Encoded, check_choice, check_int, get_decode_limit, set_decode_limit
+from .dtypes import FLOAT_LAYOUTS, SUPPORTED_DTYPES, as_bits, bits_dtype
+from .errors import (
+    BadMagicError,
+    ChecksumError,
+    CodecConfigError,
+    DecodeLimitError,
+    FrameError,
+    FrameHeaderError,
+    FrameLayoutError,
+    PatternError,
+    PluginError,
+    RegistryError,
+    SparseCodecsError,
+    TruncatedFrameError,
+    UnknownCodecError,
+    UnsupportedDtypeError,
+    UnsupportedVersionError,
+)
+from .frame import (
+    FORMAT_VERSION,
+    MAGIC,
+    ROLES,
+    Frame,
+    FrameInfo,
+    Section,
+    SectionReader,
+    read_frame,
+)
+from .registry import (
+    ENTRY_POINT_GROUP,
+    CodecInfo,
+    CodecRegistry,
+    get_codec,
+    list_codecs,
+    register_codec,
+    registry,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "FLOAT_LAYOUTS",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "ROLES",
+    "SUPPORTED_DTYPES",
+    "BadMagicError",
+    "ChecksumError",
+    "Codec",
+    "CodecConfigError",
+    "CodecInfo",
+    "CodecRegistry",
+    "DecodeLimitError",
+    "Encoded",
+    "Frame",
+    "FrameError",
+    "FrameHeaderError",
+    "FrameInfo",
+    "FrameLayoutError",
+    "PatternError",
+    "PluginError",
+    "RegistryError",
+    "Report",
+    "Section",
+    "SectionReader",
+    "SectionReport",
+    "SparseCodecsError",
+    "TruncatedFrameError",
+    "UnknownCodecError",
+    "UnsupportedDtypeError",
+    "UnsupportedVersionError",
+    "as_bits",
+    "bits_dtype",
+    "check_choice",
+    "check_int",
+    "codec_for_frame",
+    "decode",
+    "get_codec",
+    "get_decode_limit",
+    "inspect",
+    "list_codecs",
+    "read_frame",
+    "register_codec",
+    "registry",
+    "set_decode_limit",
+]

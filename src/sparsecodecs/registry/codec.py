@@ -1,0 +1,210 @@
+"""The codec contract.
+
+A codec is a frozen, keyword-only dataclass subclassing :class:`Codec`. It declares:
+
+``codec_id``
+    A class attribute: the one name it is registered and framed under (lower case).
+``description``
+    A class attribute: one line for ``sparsecodecs list``.
+parameters
+    Its dataclass fields, JSON-native values only. ``get_config()`` returns them with the id,
+    ``from_config()`` rebuilds an equal codec, and two codecs with equal configs are equal.
+    ``__post_init__`` validates them and raises :class:`CodecConfigError` with the value, the
+    allowed set and the fix.
+``encode_bits(bits, dtype) -> Encoded``
+    Receives the bit patterns of the input (C-contiguous unsigned integers of the input's width,
+    same shape) and returns named :class:`Section` s, each with a role (``values``, ``index``,
+    ``codebook``), plus a small JSON-native ``meta`` dict (e.g. ``nnz``).
+``decode_bits(sections, info) -> ndarray``
+    The inverse: returns the unsigned-integer array of shape ``info.shape``. It must treat every
+    byte as hostile: check sizes with :class:`SectionReader` and ``info.meta_int`` before
+    allocating, and raise :class:`FrameLayoutError` for anything inconsistent.
+``theoretical_nbytes(info) -> int``
+    What the layout would cost with free metadata (e.g. only the kept values for N:M). Defaults
+    to the dense size.
+
+The base class does everything else once, for every codec: input validation and the bit view,
+framing with a checksum, frame verification, the decoded-size limit, and restoring the dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .dtypes import as_bits, bits_dtype
+from .errors import CodecConfigError, DecodeLimitError, FrameHeaderError, FrameLayoutError
+from .frame import Frame, FrameInfo, Section, SectionReader, read_frame, write_frame
+
+__all__ = [
+    "Codec",
+    "Encoded",
+    "check_choice",
+    "check_int",
+    "get_decode_limit",
+    "set_decode_limit",
+]
+
+_DEFAULT_LIMIT = 1 << 34  # 16 GiB
+_limit = [_DEFAULT_LIMIT]
+
+
+def get_decode_limit() -> int:
+    """The default maximum size in bytes of a decoded array (16 GiB unless changed)."""
+    return _limit[0]
+
+
+def set_decode_limit(max_bytes: int | None) -> None:
+    """Set the default decoded-size limit for every decode call; ``None`` restores 16 GiB."""
+    if max_bytes is None:
+        _limit[0] = _DEFAULT_LIMIT
+        return
+    _limit[0] = check_int("max_bytes", max_bytes, lo=0)
+
+
+def check_int(name: str, value: object, lo: int | None = None, hi: int | None = None) -> int:
+    """Validate an integer parameter; raises CodecConfigError naming it and its range."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise CodecConfigError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        raise CodecConfigError(f"{name} must be in [{lo_s}, {hi_s}], got {name}={value}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
+    """Validate an enumerated parameter; raises CodecConfigError listing the choices."""
+    options = list(choices)
+    if value not in options:
+        raise CodecConfigError(
+            f"{name} must be one of {', '.join(map(repr, options))}; got {name}={value!r}"
+        )
+
+
+@dataclass
+class Encoded:
+    """What a codec's ``encode_bits`` returns; the base class frames it."""
+
+    sections: list[Section]
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: The config written into the frame, when it differs from the codec's own (e.g. ``hybrid``
+    #: records the layout it chose). ``None`` writes ``get_config()``.
+    config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Codec(ABC):
+    """Abstract base of every codec. See the module docstring for the contract."""
+
+    codec_id: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: Alternative names, each mapped to the parameters it presets (e.g. ``"2:4"``).
+    aliases: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The codec's id and parameters as a JSON-native dict."""
+        config: dict[str, Any] = {"id": self.codec_id}
+        config.update((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Codec:
+        """Build the codec from :meth:`get_config` output (``id`` optional)."""
+        if not isinstance(config, Mapping):
+            raise CodecConfigError(f"a codec config must be a mapping, got {config!r:.200}")
+        params = dict(config)
+        given = params.pop("id", cls.codec_id)
+        if given != cls.codec_id:
+            raise CodecConfigError(f"config is for codec {given!r}, not {cls.codec_id!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise CodecConfigError(
+                f"unknown parameter(s) {unknown} for codec {cls.codec_id!r}; "
+                f"its parameters are {sorted(known)}"
+            )
+        try:
+            return cls(**params)
+        except TypeError as exc:  # e.g. an unhashable value reaching a comparison
+            raise CodecConfigError(f"invalid config for codec {cls.codec_id!r}: {exc}") from exc
+
+    @property
+    def nm_pattern(self) -> tuple[int, int] | None:
+        """``(n, m)`` if the codec only accepts N:M-sparse input along the last axis, else None."""
+        return None
+
+    # -- the two methods every codec implements ------------------------------------------------
+
+    @abstractmethod
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        """Encode the bit patterns ``bits`` of an array of ``dtype``."""
+
+    @abstractmethod
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        """Rebuild the unsigned-integer bit patterns of shape ``info.shape``."""
+
+    def theoretical_nbytes(self, info: FrameInfo) -> int:
+        """Bytes the layout would take with free metadata. Default: the dense size."""
+        return info.nbytes
+
+    # -- provided ------------------------------------------------------------------------------
+
+    def encode(self, array: np.ndarray) -> bytes:
+        """Encode ``array`` into a self-describing, checksummed frame."""
+        bits, dtype = as_bits(array)
+        enc = self.encode_bits(bits, dtype)
+        config = dict(enc.config if enc.config is not None else self.get_config())
+        config.pop("id", None)
+        return write_frame(self.codec_id, config, dtype, bits.shape, enc.sections, enc.meta)
+
+    def decode(
+        self, frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None
+    ) -> np.ndarray:
+        """Decode a frame written by this codec (its parameters are taken from the frame)."""
+        parsed = read_frame(frame)
+        if parsed.codec_id != self.codec_id:
+            raise FrameHeaderError(
+                f"frame was written by codec {parsed.codec_id!r}, not {self.codec_id!r}; "
+                "use sparsecodecs.decode() to decode any frame"
+            )
+        return type(self).from_frame(parsed).decode_frame(parsed, max_bytes=max_bytes)
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> Codec:
+        """The codec instance described by a parsed frame's config."""
+        try:
+            return cls.from_config(frame.config)
+        except CodecConfigError as exc:
+            raise FrameHeaderError(f"frame header has an invalid config: {exc}") from exc
+
+    def decode_frame(self, frame: Frame, *, max_bytes: int | None = None) -> np.ndarray:
+        """Decode an already parsed and verified frame."""
+        info = frame.info
+        limit = get_decode_limit() if max_bytes is None else check_int("max_bytes", max_bytes, 0)
+        if info.nbytes > limit:
+            raise DecodeLimitError(
+                f"frame decodes to {info.nbytes} bytes (shape {list(info.shape)}, "
+                f"{info.dtype}), over the limit of {limit} bytes; pass max_bytes= or call "
+                "sparsecodecs.set_decode_limit() to allow it"
+            )
+        reader = SectionReader(frame.sections)
+        bits = self.decode_bits(reader, info)
+        reader.check_all_used()
+        udt = bits_dtype(info.dtype)
+        if bits.shape != info.shape or bits.dtype != udt:
+            raise FrameLayoutError(
+                f"codec {self.codec_id!r} decoded shape {bits.shape} {bits.dtype}, expected "
+                f"{info.shape} {udt}"
+            )
+        if info.dtype.byteorder == ">":
+            return bits.astype(udt.newbyteorder(">")).view(info.dtype)
+        return bits.view(info.dtype)

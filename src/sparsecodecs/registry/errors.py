@@ -1,0 +1,87 @@
+"""The one error hierarchy of sparsecodecs.
+
+Every error a user can cause, with bad input, bad parameters or a bad frame, is a subclass of
+:class:`SparseCodecsError`, which is a :class:`ValueError`. Where an error is also naturally a
+``LookupError``, ``TypeError`` or ``ImportError`` it inherits from that too, so callers can catch
+whichever they think of first. ``docs/errors.md`` lists every class with its message format.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadMagicError",
+    "ChecksumError",
+    "CodecConfigError",
+    "DecodeLimitError",
+    "FrameError",
+    "FrameHeaderError",
+    "FrameLayoutError",
+    "PatternError",
+    "PluginError",
+    "RegistryError",
+    "SparseCodecsError",
+    "TruncatedFrameError",
+    "UnknownCodecError",
+    "UnsupportedDtypeError",
+    "UnsupportedVersionError",
+]
+
+
+class SparseCodecsError(ValueError):
+    """Base class of every error sparsecodecs raises on purpose."""
+
+
+class CodecConfigError(SparseCodecsError):
+    """A codec parameter or config is invalid (wrong type, out of range, unknown key)."""
+
+
+class UnsupportedDtypeError(SparseCodecsError, TypeError):
+    """The input is not a numeric ndarray of a supported dtype."""
+
+
+class PatternError(SparseCodecsError):
+    """The input does not have the structure the codec requires (e.g. a group that is not N:M)."""
+
+
+class UnknownCodecError(SparseCodecsError, LookupError):
+    """No codec is registered or installed under the requested name."""
+
+
+class RegistryError(SparseCodecsError):
+    """A registration was refused (e.g. an id already taken by a different class)."""
+
+
+class PluginError(SparseCodecsError, ImportError):
+    """A third-party codec, declared through an entry point, could not be loaded."""
+
+
+class FrameError(SparseCodecsError):
+    """A frame could not be decoded. Subclasses say which check failed."""
+
+
+class BadMagicError(FrameError):
+    """The bytes do not start with the sparsecodecs magic."""
+
+
+class UnsupportedVersionError(FrameError):
+    """The frame's format version is not one this library reads."""
+
+
+class TruncatedFrameError(FrameError):
+    """The frame is shorter than its own header says it is."""
+
+
+class ChecksumError(FrameError):
+    """The frame's checksum does not match its bytes."""
+
+
+class FrameHeaderError(FrameError):
+    """The JSON header is malformed or a field has the wrong type or value."""
+
+
+class FrameLayoutError(FrameError):
+    """The sections do not add up: a size, count or index disagrees with the shape or config."""
+
+
+class DecodeLimitError(FrameError):
+    """Decoding would allocate more than the configured limit."""

@@ -1,0 +1,318 @@
+"""The frame format: how encoded bytes are laid out, written and (never trustingly) read.
+
+A frame is::
+
+    offset  size  field
+    0       4     magic  b"SPCF"
+    4       2     format version, uint16 little-endian (currently 1)
+    6       2     flags, uint16 little-endian (must be 0 in version 1)
+    8       4     H = length of the JSON header in bytes, uint32 little-endian
+    12      H     header: UTF-8 JSON object (see below)
+    12+H    ...   sections, concatenated in the order of the header's section table
+    end-8   8     xxh3_64 of every byte before it, uint64 little-endian
+
+The header object has exactly the keys ``codec`` (str), ``config`` (object of the codec's
+parameters), ``dtype`` (str, see :func:`sparsecodecs.registry.dtypes.dtype_name`), ``shape``
+(list of int), ``sections`` (list of ``[name, role, nbytes]``) and ``meta`` (object of
+codec-specific, data-derived values such as ``nnz``). ``docs/format.md`` is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from .dtypes import dtype_from_name, dtype_name
+from .errors import (
+    BadMagicError,
+    ChecksumError,
+    FrameHeaderError,
+    FrameLayoutError,
+    TruncatedFrameError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "ROLES",
+    "Frame",
+    "FrameInfo",
+    "Section",
+    "SectionReader",
+    "read_frame",
+    "write_frame",
+]
+
+MAGIC = b"SPCF"
+FORMAT_VERSION = 1
+#: The roles a section can have, in the order reports list them.
+ROLES = ("values", "index", "codebook")
+_PREFIX = struct.Struct("<4sHHI")
+_CHECKSUM = struct.Struct("<Q")
+#: The smallest possible frame: prefix, an empty header and the checksum.
+MIN_FRAME = _PREFIX.size + _CHECKSUM.size
+MAX_HEADER_BYTES = 1 << 20
+MAX_RANK = 32
+_HEADER_KEYS = frozenset({"codec", "config", "dtype", "shape", "sections", "meta"})
+
+
+@dataclass(frozen=True)
+class Section:
+    """One named run of bytes in a frame, with the role it plays in the accounting."""
+
+    name: str
+    role: str
+    data: bytes | bytearray | memoryview | np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        data = self.data
+        if isinstance(data, np.ndarray):
+            return int(data.nbytes)
+        return memoryview(data).nbytes
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a codec's decoder knows about the frame besides its sections."""
+
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the dense array."""
+        return self.size * self.dtype.itemsize
+
+    def meta_int(self, key: str, lo: int = 0, hi: int | None = None) -> int:
+        """``meta[key]`` checked to be an int in ``[lo, hi]``; raises FrameLayoutError otherwise."""
+        value = self.meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise FrameLayoutError(f"meta field {key!r} must be an integer, got {value!r}")
+        if value < lo or (hi is not None and value > hi):
+            raise FrameLayoutError(
+                f"meta field {key!r} is {value}, outside the valid range [{lo}, {hi}]"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A parsed, checksum-verified frame. Produced only by :func:`read_frame`."""
+
+    codec_id: str
+    config: dict[str, Any]
+    info: FrameInfo
+    sections: tuple[Section, ...]
+    header_nbytes: int
+    nbytes: int
+
+
+class SectionReader:
+    """Typed, size-checked access to a frame's sections for a codec's decoder."""
+
+    def __init__(self, sections: Sequence[Section]) -> None:
+        self._sections = {s.name: s for s in sections}
+        self._used: set[str] = set()
+
+    def names(self) -> list[str]:
+        return list(self._sections)
+
+    def raw(self, name: str) -> memoryview:
+        """The bytes of section ``name``; FrameLayoutError if there is no such section."""
+        section = self._sections.get(name)
+        if section is None:
+            raise FrameLayoutError(
+                f"section {name!r} is missing; the frame has {sorted(self._sections)}"
+            )
+        self._used.add(name)
+        data = section.data
+        if isinstance(data, np.ndarray):
+            return data.reshape(-1).view(np.uint8).data
+        return memoryview(data).cast("B")
+
+    def array(
+        self, name: str, dtype: np.dtype[Any] | type | str, count: int | None = None
+    ) -> np.ndarray:
+        """Section ``name`` as a read-only 1-D array of ``dtype``.
+
+        With ``count``, the section must hold exactly ``count`` items; without, its size must be a
+        whole number of items. Either way a mismatch raises :class:`FrameLayoutError`.
+        """
+        dt = np.dtype(dtype)
+        buf = self.raw(name)
+        if count is not None and buf.nbytes != count * dt.itemsize:
+            raise FrameLayoutError(
+                f"section {name!r} has {buf.nbytes} bytes, expected {count} x {dt.itemsize} = "
+                f"{count * dt.itemsize}"
+            )
+        if buf.nbytes % dt.itemsize:
+            raise FrameLayoutError(
+                f"section {name!r} has {buf.nbytes} bytes, not a multiple of {dt.itemsize}"
+            )
+        return np.frombuffer(buf, dtype=dt)
+
+    def check_all_used(self) -> None:
+        """Raise FrameLayoutError if the frame has a section the decoder did not read."""
+        extra = set(self._sections) - self._used
+        if extra:
+            raise FrameLayoutError(f"unexpected sections in frame: {sorted(extra)}")
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    raise TypeError(f"not JSON-serialisable in a frame header: {obj!r}")
+
+
+def write_frame(
+    codec_id: str,
+    config: Mapping[str, Any],
+    dtype: np.dtype[Any],
+    shape: Sequence[int],
+    sections: Sequence[Section],
+    meta: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Assemble and checksum a frame. Section names must be unique."""
+    names = [s.name for s in sections]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate section names: {names}")  # a codec bug, not user input
+    header = {
+        "codec": codec_id,
+        "config": dict(config),
+        "dtype": dtype_name(dtype),
+        "shape": [int(d) for d in shape],
+        "sections": [[s.name, s.role, s.nbytes] for s in sections],
+        "meta": dict(meta or {}),
+    }
+    head = json.dumps(header, separators=(",", ":"), default=_json_default).encode()
+    parts: list[Any] = [_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head)), head]
+    parts.extend(s.data for s in sections)
+    body = b"".join(parts)
+    return body + _CHECKSUM.pack(xxhash.xxh3_64_intdigest(body))
+
+
+def _field(header: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = header[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise FrameHeaderError(f"header field {key!r} must be {what}, got {value!r:.200}")
+    return value
+
+
+def _parse_header(raw: memoryview) -> dict[str, Any]:
+    try:
+        header = json.loads(bytes(raw).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FrameHeaderError(f"header is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise FrameHeaderError(f"header must be a JSON object, got {type(header).__name__}")
+    keys = set(header)
+    if keys != _HEADER_KEYS:
+        missing, extra = sorted(_HEADER_KEYS - keys), sorted(keys - _HEADER_KEYS)
+        raise FrameHeaderError(f"header keys are wrong: missing {missing}, unexpected {extra}")
+    return header
+
+
+def read_frame(data: bytes | bytearray | memoryview) -> Frame:
+    """Parse and verify a frame, trusting nothing in it.
+
+    Checks, in order: length, magic, version, flags, header length, checksum, header JSON and
+    the type of every field, and that the section sizes add up to the frame length. Raises a
+    :class:`~sparsecodecs.registry.errors.FrameError` subclass naming the failed check.
+    """
+    try:
+        buf = memoryview(data).cast("B")
+    except TypeError as exc:
+        raise FrameHeaderError(
+            f"a frame must be bytes-like, got {type(data).__name__}"
+        ) from exc
+    n = buf.nbytes
+    if n < MIN_FRAME:
+        if n >= 4 and bytes(buf[:4]) != MAGIC:
+            raise BadMagicError(f"not a sparsecodecs frame: starts with {bytes(buf[:4])!r}")
+        raise TruncatedFrameError(f"frame is {n} bytes, shorter than the minimum {MIN_FRAME}")
+    magic, version, flags, hlen = _PREFIX.unpack_from(buf, 0)
+    if magic != MAGIC:
+        raise BadMagicError(f"not a sparsecodecs frame: starts with {magic!r}, expected {MAGIC!r}")
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"frame format version {version} is not supported; this library reads version "
+            f"{FORMAT_VERSION}"
+        )
+    if flags != 0:
+        raise FrameHeaderError(f"frame flags at offset 6 are {flags:#06x}, expected 0")
+    if hlen > MAX_HEADER_BYTES:
+        raise FrameHeaderError(f"header length {hlen} exceeds the limit {MAX_HEADER_BYTES}")
+    if _PREFIX.size + hlen + _CHECKSUM.size > n:
+        raise TruncatedFrameError(
+            f"frame is {n} bytes but its header alone needs {_PREFIX.size + hlen + _CHECKSUM.size}"
+        )
+    (stored,) = _CHECKSUM.unpack_from(buf, n - _CHECKSUM.size)
+    actual = xxhash.xxh3_64_intdigest(buf[: n - _CHECKSUM.size])
+    if stored != actual:
+        raise ChecksumError(
+            f"checksum mismatch: frame stores {stored:#018x}, bytes hash to {actual:#018x} "
+            f"(frame of {n} bytes is corrupted or truncated)"
+        )
+    header = _parse_header(buf[_PREFIX.size : _PREFIX.size + hlen])
+    codec_id = _field(header, "codec", str, "a string")
+    config = _field(header, "config", dict, "an object")
+    meta = _field(header, "meta", dict, "an object")
+    dtype = dtype_from_name(header["dtype"])
+    shape_list = _field(header, "shape", list, "a list of integers")
+    if len(shape_list) > MAX_RANK:
+        raise FrameHeaderError(f"shape has rank {len(shape_list)}, more than {MAX_RANK}")
+    for d in shape_list:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 0 or d >= 1 << 62:
+            raise FrameHeaderError(f"shape {shape_list} has an invalid dimension {d!r}")
+    table = _field(header, "sections", list, "a list")
+    sections: list[Section] = []
+    offset = _PREFIX.size + hlen
+    end = n - _CHECKSUM.size
+    seen: set[str] = set()
+    for i, entry in enumerate(table):
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 3
+            or not isinstance(entry[0], str)
+            or entry[1] not in ROLES
+            or not isinstance(entry[2], int)
+            or isinstance(entry[2], bool)
+            or entry[2] < 0
+        ):
+            raise FrameHeaderError(
+                f"section table entry {i} must be [name, role in {ROLES}, nbytes >= 0], "
+                f"got {entry!r:.200}"
+            )
+        name, role, size = entry
+        if name in seen:
+            raise FrameHeaderError(f"section {name!r} appears twice in the section table")
+        seen.add(name)
+        if offset + size > end:
+            raise FrameLayoutError(
+                f"section {name!r} ({size} bytes at offset {offset}) runs past the end of the "
+                f"section area at offset {end}"
+            )
+        sections.append(Section(name, role, buf[offset : offset + size]))
+        offset += size
+    if offset != end:
+        raise FrameLayoutError(
+            f"sections end at offset {offset} but the checksum starts at {end}: "
+            f"{end - offset} bytes unaccounted for"
+        )
+    info = FrameInfo(dtype=dtype, shape=tuple(shape_list), meta=meta)
+    return Frame(codec_id, config, info, tuple(sections), _PREFIX.size + hlen + _CHECKSUM.size, n)
