@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .bitmask import Bitmask
+from .centroid import Centroid
 from .csc import CSC
 from .csr import CSR
+from .huffman import Huffman
 from .nm import NM
 from .raw import Raw
 
-__all__ = ["CSC", "CSR", "NM", "Bitmask", "Raw"]
+__all__ = ["CSC", "CSR", "NM", "Bitmask", "Centroid", "Huffman", "Raw"]

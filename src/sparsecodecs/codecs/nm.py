@@ -26,7 +26,18 @@ from ..registry import (
 )
 from ._common import as_2d, builtin, pack_fields, unpack_fields
 
-__all__ = ["NM", "NMTables", "nm_tables", "pattern_packing"]
+__all__ = [
+    "NM",
+    "NMTables",
+    "code_reader",
+    "geometry",
+    "nm_tables",
+    "pack_codes",
+    "packed_code_reader",
+    "pattern_packing",
+    "scatter_groups",
+    "split_groups",
+]
 
 METADATA = ("pattern", "index", "bitmask")
 MAX_M = 16
@@ -42,6 +53,11 @@ class NMTables:
     code_of: np.ndarray  # (2**m,) int32: pattern code of a mask with exactly n bits, else -1
     canon: np.ndarray  # (2**m,) int32: mask filled up to n bits with its lowest zeros; -1 if > n
     index_bits: int  # ceil(log2 m): bits per kept position in "index" metadata
+
+    @property
+    def code_masks(self) -> np.ndarray:
+        """(C,) int64: the m-bit mask of each pattern code."""
+        return (np.int64(1) << self.positions.astype(np.int64)).sum(axis=1)
 
     @property
     def ncodes(self) -> int:
@@ -141,6 +157,103 @@ def _unpack_codes(words: np.ndarray, ncodes: int, count: int) -> np.ndarray:
     return codes[:count]
 
 
+def geometry(shape: tuple[int, ...], m: int) -> tuple[int, int, int, int]:
+    """(rows, cols, groups per row, groups) of the N:M view of ``shape``."""
+    rows, cols = as_2d(shape)
+    gpr = -(-cols // m)
+    return rows, cols, gpr, rows * gpr
+
+
+def split_groups(bits: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pattern codes, kept values) of an N:M-sparse bit-pattern array along its last axis.
+
+    Raises PatternError naming the first group with more than ``n`` non-zeros.
+    """
+    tables = nm_tables(n, m)
+    rows, cols, gpr, ngroups = geometry(bits.shape, m)
+    x = bits.reshape(rows, cols)
+    if gpr * m != cols:
+        x = np.pad(x, ((0, 0), (0, gpr * m - cols)))
+    groups = x.reshape(ngroups, m)
+    nonzero = groups != 0
+    masks = np.zeros(ngroups, np.int32)
+    for p in range(m):
+        masks |= nonzero[:, p].astype(np.int32) << p
+    canon = tables.canon[masks]
+    bad = np.flatnonzero(canon < 0)
+    if bad.size:
+        g = int(bad[0])
+        row, q = divmod(g, gpr)
+        where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
+        raise PatternError(
+            f"input is not {n}:{m} sparse along the last axis: group {g} (row index "
+            f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
+            f"{int(nonzero[g].sum())} non-zeros, more than n={n}; "
+            f"{bad.size} of {ngroups} groups violate the pattern. Prune first with "
+            "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
+        )
+    slots = ((canon[:, None] >> np.arange(m, dtype=np.int32)) & 1).astype(bool)
+    return tables.code_of[canon].astype(np.uint16), groups[slots]
+
+
+def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
+    """Pattern codes packed as base-``ncodes`` digits into words (see :func:`pattern_packing`)."""
+    return _pack_codes(codes, ncodes)
+
+
+def packed_code_reader(
+    words: np.ndarray, ncodes: int, ngroups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate packed pattern words; return ``(packed, lut)`` for :func:`scatter_groups`."""
+    word, k = pattern_packing(ncodes)
+    if word == 8:
+        top = ncodes**k
+        if words.size and int(words.max()) >= top:
+            raise FrameLayoutError(
+                f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
+            )
+        _unpack_codes(words[-1:], ncodes, ngroups - (words.size - 1) * k)
+        return words, _byte_lut(ncodes, k)
+    return _unpack_codes(words, ncodes, ngroups), _identity_lut(ncodes)
+
+
+def code_reader(codes: np.ndarray, ncodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(packed, lut)`` for :func:`scatter_groups` from one code per group (validated)."""
+    if codes.size and int(codes.max()) >= ncodes:
+        raise FrameLayoutError(f"pattern code {int(codes.max())} >= {ncodes} patterns")
+    return codes, _identity_lut(ncodes)
+
+
+def scatter_groups(
+    packed: np.ndarray,
+    lut: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, ...],
+    n: int,
+    m: int,
+) -> np.ndarray:
+    """The dense bit-pattern array of ``shape`` from group codes and kept values."""
+    from . import _kernels
+
+    tables = nm_tables(n, m)
+    rows, cols, _, ngroups = geometry(shape, m)
+    udt = values.dtype
+    group_bytes = m * udt.itemsize
+    if cols % m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
+        # Whole groups map to whole words: assemble each group in registers.
+        word_of, shifts = _compose_tables(n, m, udt.itemsize)
+        wdt = np.dtype(f"u{min(group_bytes, 8)}")
+        out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
+        if (n, m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
+            _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
+        else:
+            _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
+        return out.view(udt).reshape(shape)
+    out = np.empty(rows * cols, udt)
+    _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m)
+    return out.reshape(shape)
+
+
 @builtin
 @dataclass(frozen=True, kw_only=True)
 class NM(Codec):
@@ -180,39 +293,9 @@ class NM(Codec):
     def nm_pattern(self) -> tuple[int, int]:
         return (self.n, self.m)
 
-    def _geometry(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-        rows, cols = as_2d(shape)
-        gpr = -(-cols // self.m)
-        return rows, cols, gpr, rows * gpr
-
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
-        n, m = self.n, self.m
-        tables = nm_tables(n, m)
-        rows, cols, gpr, ngroups = self._geometry(bits.shape)
-        x = bits.reshape(rows, cols)
-        if gpr * m != cols:
-            x = np.pad(x, ((0, 0), (0, gpr * m - cols)))
-        groups = x.reshape(ngroups, m)
-        nonzero = groups != 0
-        masks = np.zeros(ngroups, np.int32)
-        for p in range(m):
-            masks |= nonzero[:, p].astype(np.int32) << p
-        canon = tables.canon[masks]
-        bad = np.flatnonzero(canon < 0)
-        if bad.size:
-            g = int(bad[0])
-            row, q = divmod(g, gpr)
-            where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
-            raise PatternError(
-                f"input is not {n}:{m} sparse along the last axis: group {g} (row index "
-                f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
-                f"{int(nonzero[g].sum())} non-zeros, more than n={n}; "
-                f"{bad.size} of {ngroups} groups violate the pattern. Prune first with "
-                "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
-            )
-        slots = ((canon[:, None] >> np.arange(m, dtype=np.int32)) & 1).astype(bool)
-        values = groups[slots]
-        codes = tables.code_of[canon]
+        tables = nm_tables(self.n, self.m)
+        codes, values = split_groups(bits, self.n, self.m)
         if self.metadata == "pattern":
             meta = _pack_codes(codes, tables.ncodes)
             name = "pattern"
@@ -220,16 +303,13 @@ class NM(Codec):
             meta = pack_fields(tables.positions[codes].reshape(-1), tables.index_bits)
             name = "index"
         else:
-            meta = pack_fields(canon, m)
+            meta = pack_fields(tables.code_masks[codes], self.m)
             name = "mask"
         return Encoded([Section("values", "values", values), Section(name, "index", meta)])
 
     def _decode_codes(self, sections: SectionReader, ngroups: int) -> np.ndarray:
+        """Group codes from "index" or "bitmask" metadata (validated)."""
         tables = nm_tables(self.n, self.m)
-        if self.metadata == "pattern":
-            word, k = pattern_packing(tables.ncodes)
-            words = sections.array("pattern", f"<u{word // 8}", -(-ngroups // k))
-            return _unpack_codes(words, tables.ncodes, ngroups)
         if self.metadata == "index":
             raw = sections.array("index", np.uint8)
             pos = unpack_fields(raw, tables.index_bits, ngroups * self.n, "section 'index'")
@@ -251,39 +331,16 @@ class NM(Codec):
         return codes.astype(np.uint16)
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
-        from . import _kernels
-
         tables = nm_tables(self.n, self.m)
-        rows, cols, _, ngroups = self._geometry(info.shape)
-        udt = bits_dtype(info.dtype)
-        values = sections.array("values", udt, ngroups * self.n)
-        word, k = pattern_packing(tables.ncodes)
-        if self.metadata == "pattern" and word == 8:
-            packed = sections.array("pattern", np.uint8, -(-ngroups // k))
-            top = tables.ncodes**k
-            if packed.size and int(packed.max()) >= top:
-                raise FrameLayoutError(
-                    f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
-                )
-            _unpack_codes(packed[-1:], tables.ncodes, ngroups - (packed.size - 1) * k)
-            lut = _byte_lut(tables.ncodes, k)
+        ngroups = geometry(info.shape, self.m)[3]
+        values = sections.array("values", bits_dtype(info.dtype), ngroups * self.n)
+        if self.metadata == "pattern":
+            word, k = pattern_packing(tables.ncodes)
+            words = sections.array("pattern", f"<u{word // 8}", -(-ngroups // k))
+            packed, lut = packed_code_reader(words, tables.ncodes, ngroups)
         else:
-            packed = self._decode_codes(sections, ngroups)
-            lut = _identity_lut(tables.ncodes)
-        group_bytes = self.m * udt.itemsize
-        if cols % self.m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
-            # Whole groups map to whole words: assemble each group in registers.
-            word_of, shifts = _compose_tables(self.n, self.m, udt.itemsize)
-            wdt = np.dtype(f"u{min(group_bytes, 8)}")
-            out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
-            if (self.n, self.m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
-                _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
-            else:
-                _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
-            return out.view(udt).reshape(info.shape)
-        out = np.empty(rows * cols, udt)
-        _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, self.m)
-        return out.reshape(info.shape)
+            packed, lut = code_reader(self._decode_codes(sections, ngroups), tables.ncodes)
+        return scatter_groups(packed, lut, values, info.shape, self.n, self.m)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
-        return self._geometry(info.shape)[3] * self.n * info.dtype.itemsize
+        return geometry(info.shape, self.m)[3] * self.n * info.dtype.itemsize

@@ -1,0 +1,304 @@
+"""Canonical, length-limited Huffman coding of symbol streams: the entropy stage.
+
+Used by the ``huffman``, ``centroid`` and ``hybrid`` codecs. A coded stream is two sections:
+
+``<name>.codebook`` (role ``codebook``)::
+
+    u8      format: 0 = dense lengths, 1 = sparse lengths
+    format 0:  u32 alphabet size A, then ceil(A / 2) bytes of 4-bit code lengths
+               (symbol 2i in the low nibble of byte i, 2i+1 in the high nibble; 0 = unused)
+    format 1:  u32 count K, then K x (u16 symbol, u8 length), symbols strictly ascending
+    u8      S, the number of independent streams (1..64)
+    S x u64 byte length of each stream (a multiple of 8)
+
+``<name>.bits`` (role given by the caller): the S streams, concatenated. The symbols are split
+into S contiguous blocks, block s holding symbols ``[s*N//S, (s+1)*N//S)``; each stream is its
+block's canonical codes, MSB-first, padded with zero bits to a whole number of big-endian
+64-bit words (so a decoder can read whole words).
+
+Code lengths come from an exact Huffman construction; if the longest exceeds
+``max_length`` (<= 15) the lengths are clamped and the Kraft sum repaired by lengthening the
+least costly codes, so decoding tables stay at most 2**15 entries.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..registry import FrameLayoutError, Section, SectionReader
+
+__all__ = [
+    "HuffmanTable",
+    "canonical_codes",
+    "coded_bits",
+    "decode_symbols",
+    "encode_symbols",
+    "histogram",
+    "huffman_lengths",
+]
+
+MAX_LENGTH = 15
+MAX_STREAMS = 64
+_U32 = struct.Struct("<I")
+
+
+def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
+    """Symbol counts (int64) over ``range(alphabet)``; every symbol must be < alphabet."""
+    from . import _huffman_kernels as hk
+
+    return hk.histogram(np.ascontiguousarray(symbols).reshape(-1), alphabet)
+
+
+def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
+    """Code length of each symbol (0 for symbols that never occur), at most ``max_length``."""
+    lengths = np.zeros(counts.size, np.uint8)
+    used = np.flatnonzero(counts)
+    if used.size == 0:
+        return lengths
+    if used.size == 1:
+        lengths[used[0]] = 1
+        return lengths
+    # Exact Huffman: merge the two lightest subtrees; depth of a leaf = its code length.
+    heap: list[tuple[int, int, int]] = [(int(counts[s]), i, i) for i, s in enumerate(used)]
+    heapq.heapify(heap)
+    parent = list(range(used.size)) + [0] * (used.size - 1)
+    node = used.size
+    while len(heap) > 1:
+        w1, _, a = heapq.heappop(heap)
+        w2, _, b = heapq.heappop(heap)
+        parent[a] = parent[b] = node
+        heapq.heappush(heap, (w1 + w2, node, node))
+        node += 1
+    root = node - 1
+    depth = [0] * node
+    for i in range(node - 2, -1, -1):  # parents have larger ids than children
+        depth[i] = depth[parent[i]] + 1 if i != root else 0
+    ln = np.array(depth[: used.size], np.int64)
+    if ln.max() > max_length:
+        ln = _limit_lengths(ln, counts[used], max_length)
+    lengths[used] = ln
+    return lengths
+
+
+def _limit_lengths(ln: np.ndarray, freq: np.ndarray, limit: int) -> np.ndarray:
+    """Clamp lengths to ``limit`` and restore the Kraft inequality at the least cost."""
+    ln = np.minimum(ln, limit)
+    kraft = int((1 << (limit - ln)).sum())
+    full = 1 << limit
+    order = np.argsort(freq, kind="stable")  # least frequent first
+    while kraft > full:
+        # Lengthen the least frequent code that is still shorter than the limit, preferring
+        # the longest such code (the cheapest unit of Kraft space to give back).
+        candidates = order[ln[order] < limit]
+        best = candidates[np.argmax(ln[candidates])]
+        kraft -= 1 << (limit - ln[best] - 1)
+        ln[best] += 1
+    # Spend any Kraft space left on the most frequent codes.
+    for i in order[::-1]:
+        while ln[i] > 1 and kraft + (1 << (limit - ln[i])) <= full:
+            kraft += 1 << (limit - ln[i])
+            ln[i] -= 1
+    return ln
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """Canonical codes (uint32) for the given lengths: ordered by (length, symbol)."""
+    codes = np.zeros(lengths.size, np.uint32)
+    used = np.flatnonzero(lengths)
+    if used.size == 0:
+        return codes
+    order = used[np.lexsort((used, lengths[used]))]
+    code = 0
+    prev = int(lengths[order[0]])
+    for s in order:
+        ln = int(lengths[s])
+        code <<= ln - prev
+        prev = ln
+        codes[s] = code
+        code += 1
+    return codes
+
+
+def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
+    """Total bits of the coded stream for these counts and code lengths."""
+    return int((counts * lengths.astype(np.int64)).sum())
+
+
+@dataclass(frozen=True)
+class HuffmanTable:
+    """A decoding table: ``sym[i]``/``length[i]`` for every ``width``-bit prefix ``i``."""
+
+    width: int
+    sym: np.ndarray
+    length: np.ndarray
+
+    @classmethod
+    def from_lengths(cls, lengths: np.ndarray) -> HuffmanTable:
+        width = max(int(lengths.max(initial=0)), 1)
+        kraft = int((np.int64(1) << (width - lengths[lengths > 0].astype(np.int64))).sum())
+        if kraft > 1 << width:
+            raise FrameLayoutError("Huffman codebook is over-subscribed (Kraft sum > 1)")
+        codes = canonical_codes(lengths)
+        used = np.flatnonzero(lengths)
+        span = np.int64(1) << (width - lengths[used].astype(np.int64))
+        start = codes[used].astype(np.int64) << (width - lengths[used].astype(np.int64))
+        sym = np.zeros(1 << width, np.uint16)
+        length = np.zeros(1 << width, np.uint8)
+        idx = np.repeat(start, span) + (np.arange(int(span.sum())) - np.repeat(
+            np.cumsum(span) - span, span))
+        sym[idx] = np.repeat(used, span)
+        length[idx] = np.repeat(lengths[used], span)
+        return cls(width, sym, length)
+
+
+def _serialize_lengths(lengths: np.ndarray) -> bytes:
+    used = np.flatnonzero(lengths)
+    alphabet = int(used[-1]) + 1 if used.size else 0
+    dense = 1 + 4 + (alphabet + 1) // 2
+    sparse = 1 + 4 + 3 * used.size
+    if dense <= sparse:
+        ln = np.zeros(alphabet + alphabet % 2, np.uint8)
+        ln[:alphabet] = lengths[:alphabet]
+        packed = ln[0::2] | (ln[1::2] << 4)
+        return b"\x00" + _U32.pack(alphabet) + packed.tobytes()
+    pairs = np.zeros(used.size, dtype=[("s", "<u2"), ("l", "u1")])
+    pairs["s"] = used
+    pairs["l"] = lengths[used]
+    return b"\x01" + _U32.pack(used.size) + pairs.tobytes()
+
+
+def _parse_codebook(raw: memoryview, alphabet: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, stream byte lengths) from a codebook section; validates everything."""
+    buf = bytes(raw)
+    if len(buf) < 5:
+        raise FrameLayoutError(f"{what}: codebook of {len(buf)} bytes is too short")
+    fmt = buf[0]
+    (count,) = _U32.unpack_from(buf, 1)
+    lengths = np.zeros(alphabet, np.uint8)
+    if fmt == 0:
+        if count > alphabet:
+            raise FrameLayoutError(f"{what}: codebook alphabet {count} exceeds {alphabet}")
+        end = 5 + (count + 1) // 2
+        if len(buf) < end:
+            raise FrameLayoutError(f"{what}: codebook truncated")
+        packed = np.frombuffer(buf, np.uint8, (count + 1) // 2, 5)
+        ln = np.empty(packed.size * 2, np.uint8)
+        ln[0::2] = packed & 15
+        ln[1::2] = packed >> 4
+        lengths[:count] = ln[:count]
+    elif fmt == 1:
+        end = 5 + 3 * count
+        if count > alphabet or len(buf) < end:
+            raise FrameLayoutError(f"{what}: sparse codebook of {count} entries is invalid")
+        pairs = np.frombuffer(buf, dtype=[("s", "<u2"), ("l", "u1")], count=count, offset=5)
+        syms = pairs["s"].astype(np.int64)
+        if count and ((np.diff(syms) <= 0).any() or syms[-1] >= alphabet):
+            raise FrameLayoutError(f"{what}: sparse codebook symbols not ascending or too big")
+        lengths[syms] = pairs["l"]
+    else:
+        raise FrameLayoutError(f"{what}: unknown codebook format {fmt}")
+    if lengths.max(initial=0) > MAX_LENGTH:
+        raise FrameLayoutError(f"{what}: code length {int(lengths.max())} > {MAX_LENGTH}")
+    if len(buf) < end + 1:
+        raise FrameLayoutError(f"{what}: codebook has no stream count")
+    nstreams = buf[end]
+    if not 1 <= nstreams <= MAX_STREAMS or len(buf) != end + 1 + 8 * nstreams:
+        raise FrameLayoutError(
+            f"{what}: codebook declares {nstreams} streams but has {len(buf) - end - 1} bytes "
+            "of stream lengths"
+        )
+    sizes = np.frombuffer(buf, "<u8", nstreams, end + 1)
+    return lengths, sizes
+
+
+def _stream_bounds(count: int, nstreams: int) -> np.ndarray:
+    return (np.arange(nstreams + 1, dtype=np.int64) * count) // nstreams
+
+
+def encode_symbols(
+    symbols: np.ndarray,
+    alphabet: int,
+    name: str,
+    role: str,
+    *,
+    max_length: int = MAX_LENGTH,
+    counts: np.ndarray | None = None,
+) -> list[Section]:
+    """Huffman-code ``symbols`` (uint8/uint16 < alphabet) into a codebook and a bits section."""
+    from . import _huffman_kernels as hk
+
+    symbols = np.ascontiguousarray(symbols.reshape(-1))
+    if counts is None:
+        counts = histogram(symbols, alphabet)
+    lengths = huffman_lengths(counts, max_length)
+    codes = canonical_codes(lengths)
+    nstreams = _nstreams(symbols.size)
+    bounds = _stream_bounds(symbols.size, nstreams)
+    bits = hk.stream_bits(symbols, lengths, bounds)
+    words = (bits + 63) // 64
+    offsets = np.zeros(nstreams + 1, np.int64)
+    np.cumsum(words, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), np.uint64)
+    hk.encode_streams(symbols, codes, lengths, bounds, offsets, out)
+    codebook = (
+        _serialize_lengths(lengths) + bytes([nstreams]) + (words * 8).astype("<u8").tobytes()
+    )
+    return [
+        Section(f"{name}.codebook", "codebook", codebook),
+        Section(f"{name}.bits", role, out.astype(">u8")),
+    ]
+
+
+def _nstreams(count: int) -> int:
+    return 4 if count >= 1 << 14 else 1
+
+
+def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
+    """Exact bytes :func:`encode_symbols` would produce for these counts (both sections)."""
+    lengths = huffman_lengths(counts, max_length)
+    total = int(counts.sum())
+    nstreams = _nstreams(total)
+    book = len(_serialize_lengths(lengths)) + 1 + 8 * nstreams
+    # Each stream is padded to whole 64-bit words: an upper bound, exact to 8 * nstreams bytes.
+    return book + (coded_bits(counts, lengths) + 63) // 64 * 8 + 8 * (nstreams - 1)
+
+
+def decode_symbols(
+    sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8
+) -> np.ndarray:
+    """Inverse of :func:`encode_symbols`: ``count`` symbols of ``dtype``."""
+    from . import _huffman_kernels as hk
+
+    what = f"section '{name}'"
+    lengths, sizes = _parse_codebook(sections.raw(f"{name}.codebook"), alphabet, what)
+    data = sections.array(f"{name}.bits", np.uint8)
+    if int(sizes.sum()) != data.size or (sizes % 8).any():
+        raise FrameLayoutError(
+            f"{what}: stream sizes {sizes.tolist()} are not whole words adding up to the "
+            f"section's {data.size} bytes"
+        )
+    if sizes.size != _nstreams(count):
+        raise FrameLayoutError(f"{what}: {sizes.size} streams, expected {_nstreams(count)}")
+    out = np.empty(count, dtype)
+    if count == 0:
+        return out
+    if not lengths.any():
+        raise FrameLayoutError(f"{what}: empty codebook for {count} symbols")
+    table = HuffmanTable.from_lengths(lengths)
+    words = np.zeros(data.size // 8 + 2, np.uint64)  # two zero words: the decoder reads ahead
+    words[:-2] = data.view(">u8")
+    starts = np.zeros(sizes.size + 1, np.int64)
+    np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
+    bounds = _stream_bounds(count, sizes.size)
+    rc = hk.decode_streams(
+        words, starts[:-1], starts[1:], bounds, table.sym, table.length, table.width, out
+    )
+    if rc == -1:
+        raise FrameLayoutError(f"{what}: a bit pattern matches no code")
+    if rc != 0:
+        raise FrameLayoutError(f"{what}: the coded stream ends before {count} symbols")
+    return out
