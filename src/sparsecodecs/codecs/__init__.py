@@ -7,7 +7,8 @@ from .centroid import Centroid
 from .csc import CSC
 from .csr import CSR
 from .huffman import Huffman
+from .hybrid import Hybrid
 from .nm import NM
 from .raw import Raw
 
-__all__ = ["CSC", "CSR", "NM", "Bitmask", "Centroid", "Huffman", "Raw"]
+__all__ = ["CSC", "CSR", "NM", "Bitmask", "Centroid", "Huffman", "Hybrid", "Raw"]

@@ -23,7 +23,6 @@ least costly codes, so decoding tables stay at most 2**15 entries.
 
 from __future__ import annotations
 
-import heapq
 import struct
 from dataclasses import dataclass
 
@@ -55,6 +54,8 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
 
 def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
     """Code length of each symbol (0 for symbols that never occur), at most ``max_length``."""
+    from . import _huffman_kernels as hk
+
     lengths = np.zeros(counts.size, np.uint8)
     used = np.flatnonzero(counts)
     if used.size == 0:
@@ -62,47 +63,9 @@ def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndar
     if used.size == 1:
         lengths[used[0]] = 1
         return lengths
-    # Exact Huffman: merge the two lightest subtrees; depth of a leaf = its code length.
-    heap: list[tuple[int, int, int]] = [(int(counts[s]), i, i) for i, s in enumerate(used)]
-    heapq.heapify(heap)
-    parent = list(range(used.size)) + [0] * (used.size - 1)
-    node = used.size
-    while len(heap) > 1:
-        w1, _, a = heapq.heappop(heap)
-        w2, _, b = heapq.heappop(heap)
-        parent[a] = parent[b] = node
-        heapq.heappush(heap, (w1 + w2, node, node))
-        node += 1
-    root = node - 1
-    depth = [0] * node
-    for i in range(node - 2, -1, -1):  # parents have larger ids than children
-        depth[i] = depth[parent[i]] + 1 if i != root else 0
-    ln = np.array(depth[: used.size], np.int64)
-    if ln.max() > max_length:
-        ln = _limit_lengths(ln, counts[used], max_length)
-    lengths[used] = ln
+    order = used[np.argsort(counts[used], kind="stable")]
+    lengths[order] = hk.code_lengths(counts[order].astype(np.int64), max_length)
     return lengths
-
-
-def _limit_lengths(ln: np.ndarray, freq: np.ndarray, limit: int) -> np.ndarray:
-    """Clamp lengths to ``limit`` and restore the Kraft inequality at the least cost."""
-    ln = np.minimum(ln, limit)
-    kraft = int((1 << (limit - ln)).sum())
-    full = 1 << limit
-    order = np.argsort(freq, kind="stable")  # least frequent first
-    while kraft > full:
-        # Lengthen the least frequent code that is still shorter than the limit, preferring
-        # the longest such code (the cheapest unit of Kraft space to give back).
-        candidates = order[ln[order] < limit]
-        best = candidates[np.argmax(ln[candidates])]
-        kraft -= 1 << (limit - ln[best] - 1)
-        ln[best] += 1
-    # Spend any Kraft space left on the most frequent codes.
-    for i in order[::-1]:
-        while ln[i] > 1 and kraft + (1 << (limit - ln[i])) <= full:
-            kraft += 1 << (limit - ln[i])
-            ln[i] -= 1
-    return ln
 
 
 def canonical_codes(lengths: np.ndarray) -> np.ndarray:

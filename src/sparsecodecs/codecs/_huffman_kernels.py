@@ -167,3 +167,73 @@ def join_planes(planes, rotate, mask, out):  # type: ignore[no-untyped-def]
         if rotate:
             v = ((v >> np.uint64(rotate)) | (v << np.uint64(width - rotate))) & mask
         out[i] = v
+
+
+@njit(cache=True, nogil=True)
+def code_lengths(freqs, limit):  # type: ignore[no-untyped-def]
+    """Huffman code lengths for ``freqs`` sorted ascending (all > 0, at least two).
+
+    Moffat and Katajainen's in-place algorithm ("In-place calculation of minimum-redundancy
+    codes", 1995): O(n) after sorting. Lengths above ``limit`` are then clamped and the Kraft
+    inequality restored by lengthening the least frequent codes still shorter than the limit,
+    after which spare Kraft space is given back to the most frequent codes.
+    """
+    n = freqs.size
+    a = freqs.astype(np.int64)
+    a[0] += a[1]
+    root = 0
+    leaf = 2
+    for nxt in range(1, n - 1):
+        if leaf >= n or a[root] < a[leaf]:
+            a[nxt] = a[root]
+            a[root] = nxt
+            root += 1
+        else:
+            a[nxt] = a[leaf]
+            leaf += 1
+        if leaf >= n or (root < nxt and a[root] < a[leaf]):
+            a[nxt] += a[root]
+            a[root] = nxt
+            root += 1
+        else:
+            a[nxt] += a[leaf]
+            leaf += 1
+    a[n - 2] = 0
+    for nxt in range(n - 3, -1, -1):
+        a[nxt] = a[a[nxt]] + 1
+    avbl = 1
+    used = 0
+    depth = 0
+    root = n - 2
+    nxt = n - 1
+    while avbl > 0:
+        while root >= 0 and a[root] == depth:
+            used += 1
+            root -= 1
+        while avbl > used:
+            a[nxt] = depth
+            nxt -= 1
+            avbl -= 1
+        avbl = 2 * used
+        depth += 1
+        used = 0
+    # a[i] is now the code length of the i-th least frequent symbol.
+    full = np.int64(1) << limit
+    kraft = np.int64(0)
+    for i in range(n):
+        if a[i] > limit:
+            a[i] = limit
+        kraft += np.int64(1) << (limit - a[i])
+    while kraft > full:
+        # lengthen the least frequent code below the limit, longest first (cheapest in bits)
+        best = -1
+        for i in range(n):
+            if a[i] < limit and (best < 0 or a[i] > a[best]):
+                best = i
+        kraft -= np.int64(1) << (limit - a[best] - 1)
+        a[best] += 1
+    for i in range(n - 1, -1, -1):
+        while a[i] > 1 and kraft + (np.int64(1) << (limit - a[i])) <= full:
+            kraft += np.int64(1) << (limit - a[i])
+            a[i] -= 1
+    return a

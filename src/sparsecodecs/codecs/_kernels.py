@@ -10,10 +10,13 @@ Kernels trust their inputs: the calling codec validates sizes and index ranges f
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
 
+@lru_cache(maxsize=1)
 def byte_tables() -> tuple[np.ndarray, np.ndarray]:
     """(positions, counts): the set-bit positions (LSB first) and popcount of every byte."""
     pos = np.zeros((256, 8), np.uint8)
@@ -151,6 +154,36 @@ def nm24_compose(packed, lut, ngroups, shifts, values, out):  # type: ignore[no-
         out[g] = (np.uint64(values[2 * g]) << shifts[c, 0]) | (
             np.uint64(values[2 * g + 1]) << shifts[c, 1]
         )
+
+
+@njit(cache=True, nogil=True)
+def nm_split(x, rows, cols, m, n, canon, code_of, codes, values):  # type: ignore[no-untyped-def]
+    """Pattern code and kept values of every N:M group of the flat (rows x cols) array ``x``.
+
+    Returns -1, or the index of the first group with more than ``n`` non-zeros (then the
+    outputs are incomplete). Positions past ``cols`` in a row's last group count as zeros.
+    """
+    gpr = (cols + m - 1) // m
+    g = 0
+    v = 0
+    for r in range(rows):
+        row = r * cols
+        for q in range(gpr):
+            base = q * m
+            mask = 0
+            for i in range(m):
+                if base + i < cols and x[row + base + i] != 0:
+                    mask |= 1 << i
+            full = canon[mask]
+            if full < 0:
+                return g
+            codes[g] = code_of[full]
+            for i in range(m):
+                if (full >> i) & 1:
+                    values[v] = x[row + base + i] if base + i < cols else 0
+                    v += 1
+            g += 1
+    return -1
 
 
 @njit(cache=True, nogil=True)

@@ -17,6 +17,7 @@ Every decoder here validates counts and ranges before it allocates or indexes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,15 @@ from ._common import pack_fields, unpack_fields
 
 __all__ = [
     "MAX_CENTROIDS",
-    "centroids_size",
+    "CentroidPlan",
+    "PlanesPlan",
     "decode_centroids",
     "decode_planes",
     "distinct_values",
     "encode_centroids",
     "encode_planes",
-    "planes_size",
+    "plan_centroids",
+    "plan_planes",
     "rotation",
 ]
 
@@ -57,29 +60,49 @@ def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     return planes
 
 
-def _plane_choice(plane: np.ndarray, max_length: int) -> tuple[bool, np.ndarray, int]:
-    counts = huff.histogram(plane, 256)
-    coded = huff.coded_size(counts, max_length)
-    return coded < plane.size, counts, min(coded, plane.size)
+@dataclass
+class PlanesPlan:
+    """The byte planes of some values and, per plane, its histogram and chosen coding."""
+
+    planes: np.ndarray
+    counts: list[np.ndarray]
+    coded: list[bool]
+    nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
 
 
-def planes_size(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> int:
-    """Bytes :func:`encode_planes` would write (within 8 bytes per coded stream)."""
-    return sum(_plane_choice(p, max_length)[2] for p in _split(values, dtype))
+def plan_planes(
+    values: np.ndarray, dtype: np.dtype[Any], max_length: int, *, entropy: bool = True
+) -> PlanesPlan:
+    """Split ``values`` into planes and decide which planes to Huffman-code."""
+    planes = _split(values, dtype)
+    counts, coded, total = [], [], 0
+    for plane in planes:
+        c = huff.histogram(plane, 256)
+        size = huff.coded_size(c, max_length) if entropy else plane.size + 1
+        counts.append(c)
+        coded.append(size < plane.size)
+        total += min(size, plane.size)
+    return PlanesPlan(planes, counts, coded, total)
 
 
 def encode_planes(
-    values: np.ndarray, dtype: np.dtype[Any], prefix: str, max_length: int, *, entropy: bool = True
+    values: np.ndarray | PlanesPlan,
+    dtype: np.dtype[Any],
+    prefix: str,
+    max_length: int,
+    *,
+    entropy: bool = True,
 ) -> tuple[list[Section], str]:
     """Sections and the plane-mode string (``h`` coded / ``r`` raw, one per plane)."""
+    plan = values if isinstance(values, PlanesPlan) else plan_planes(
+        values, dtype, max_length, entropy=entropy)
     sections: list[Section] = []
     modes = ""
-    for i, plane in enumerate(_split(values, dtype)):
+    for i, plane in enumerate(plan.planes):
         name = f"{prefix}.plane{i}"
-        use, counts, _ = _plane_choice(plane, max_length) if entropy else (False, None, 0)
-        if use:
+        if plan.coded[i]:
             sections += huff.encode_symbols(
-                plane, 256, name, "values", max_length=max_length, counts=counts
+                plane, 256, name, "values", max_length=max_length, counts=plan.counts[i]
             )
             modes += "h"
         else:
@@ -134,33 +157,51 @@ def distinct_values(values: np.ndarray, limit: int = MAX_CENTROIDS) -> np.ndarra
 
 
 def _indices(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    idx = np.searchsorted(centroids, values)
-    return idx.astype(np.uint8 if centroids.size <= 256 else np.uint16)
+    """Index of each value in the sorted ``centroids`` (every value must be a centroid)."""
+    idt = np.uint8 if centroids.size <= 256 else np.uint16
+    if values.dtype.itemsize <= 2:  # a direct look-up table over every bit pattern
+        lut = np.zeros(1 << (8 * values.dtype.itemsize), idt)
+        lut[centroids] = np.arange(centroids.size, dtype=idt)
+        return lut[values]
+    return np.searchsorted(centroids, values).astype(idt)
 
 
-def centroids_size(values: np.ndarray, centroids: np.ndarray, max_length: int) -> int:
-    """Bytes :func:`encode_centroids` would write (within 8 bytes per coded stream)."""
-    k = centroids.size
-    counts = huff.histogram(_indices(values, centroids), k)
-    packed = (values.size * max(1, math.ceil(math.log2(k))) + 7) // 8 if k > 1 else 0
-    return int(centroids.nbytes) + min(packed, huff.coded_size(counts, max_length))
+@dataclass
+class CentroidPlan:
+    """Centroids, the index of every value, and the chosen index coding."""
+
+    centroids: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+    coded: bool
+    nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
 
 
-def encode_centroids(
-    values: np.ndarray, centroids: np.ndarray, prefix: str, max_length: int, *, entropy: bool = True
-) -> tuple[list[Section], str]:
-    """Sections and the index mode (``h`` Huffman, ``p`` packed)."""
+def _index_bits(k: int) -> int:
+    return max(1, math.ceil(math.log2(k))) if k > 1 else 0
+
+
+def plan_centroids(
+    values: np.ndarray, centroids: np.ndarray, max_length: int, *, entropy: bool = True
+) -> CentroidPlan:
     k = centroids.size
     idx = _indices(values, centroids)
-    sections = [Section(f"{prefix}.centroids", "codebook", centroids)]
-    bits = max(1, math.ceil(math.log2(k))) if k > 1 else 0
-    packed = (values.size * bits + 7) // 8
-    counts = huff.histogram(idx, k) if k else None
-    if entropy and k > 1 and counts is not None and huff.coded_size(counts, max_length) < packed:
-        sections += huff.encode_symbols(idx, k, f"{prefix}.idx", "values", counts=counts,
-                                        max_length=max_length)
+    counts = huff.histogram(idx, max(k, 1))
+    packed = (values.size * _index_bits(k) + 7) // 8
+    coded = huff.coded_size(counts, max_length) if entropy and k > 1 else packed + 1
+    return CentroidPlan(centroids, idx, counts, coded < packed,
+                        int(centroids.nbytes) + min(packed, coded))
+
+
+def encode_centroids(prefix: str, plan: CentroidPlan, max_length: int) -> tuple[list[Section], str]:
+    """Sections and the index mode (``h`` Huffman, ``p`` packed)."""
+    sections = [Section(f"{prefix}.centroids", "codebook", plan.centroids)]
+    if plan.coded:
+        sections += huff.encode_symbols(plan.indices, plan.centroids.size, f"{prefix}.idx",
+                                        "values", counts=plan.counts, max_length=max_length)
         return sections, "h"
-    sections.append(Section(f"{prefix}.idx", "values", pack_fields(idx, bits)))
+    bits = _index_bits(plan.centroids.size)
+    sections.append(Section(f"{prefix}.idx", "values", pack_fields(plan.indices, bits)))
     return sections, "p"
 
 
@@ -177,7 +218,7 @@ def decode_centroids(
             sections, f"{prefix}.idx", count, k, np.uint8 if k <= 256 else np.uint16
         )
     elif mode == "p":
-        bits = max(1, math.ceil(math.log2(k))) if k > 1 else 0
+        bits = _index_bits(k)
         raw = sections.array(f"{prefix}.idx", np.uint8)
         idx = unpack_fields(raw, bits, count, f"section '{prefix}.idx'")
         if count and int(idx.max()) >= k:

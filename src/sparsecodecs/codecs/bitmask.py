@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,13 +19,6 @@ from ..registry import (
 from ._common import builtin
 
 __all__ = ["Bitmask"]
-
-
-@lru_cache(maxsize=1)
-def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
-    from ._kernels import byte_tables
-
-    return byte_tables()
 
 
 @builtin
@@ -62,10 +54,10 @@ class Bitmask(Codec):
             raise FrameLayoutError(f"section 'mask' has {counted} set bits but meta nnz={nnz}")
         if size % 8 and mask[-1] >> (size % 8):
             raise FrameLayoutError("section 'mask' has set bits past the last element")
-        from ._kernels import bitmask_scatter
+        from ._kernels import bitmask_scatter, byte_tables
 
         out = np.empty(size, bits_dtype(info.dtype))
-        bitmask_scatter(mask, values, out, *_byte_tables())
+        bitmask_scatter(mask, values, out, *byte_tables())
         return out.reshape(info.shape)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:

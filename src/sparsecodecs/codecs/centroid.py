@@ -10,7 +10,13 @@ import numpy as np
 from ..registry import Codec, Encoded, FrameInfo, PatternError, SectionReader, check_choice
 from . import _huffman
 from ._common import builtin
-from ._stages import MAX_CENTROIDS, decode_centroids, distinct_values, encode_centroids
+from ._stages import (
+    MAX_CENTROIDS,
+    decode_centroids,
+    distinct_values,
+    encode_centroids,
+    plan_centroids,
+)
 
 __all__ = ["Centroid"]
 
@@ -45,9 +51,10 @@ class Centroid(Codec):
                 f"input has more than {MAX_CENTROIDS} distinct values; cluster it first with "
                 "sparsecodecs.transforms.cluster, or use 'hybrid' or 'huffman'"
             )
-        sections, mode = encode_centroids(
-            flat, centroids, "c", _huffman.MAX_LENGTH, entropy=self.index_coding != "packed"
+        plan = plan_centroids(
+            flat, centroids, _huffman.MAX_LENGTH, entropy=self.index_coding != "packed"
         )
+        sections, mode = encode_centroids("c", plan, _huffman.MAX_LENGTH)
         return Encoded(sections, meta={"k": int(centroids.size), "index": mode})
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:

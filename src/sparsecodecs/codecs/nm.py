@@ -169,31 +169,32 @@ def split_groups(bits: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarr
 
     Raises PatternError naming the first group with more than ``n`` non-zeros.
     """
+    from ._kernels import nm_split
+
     tables = nm_tables(n, m)
     rows, cols, gpr, ngroups = geometry(bits.shape, m)
-    x = bits.reshape(rows, cols)
-    if gpr * m != cols:
-        x = np.pad(x, ((0, 0), (0, gpr * m - cols)))
-    groups = x.reshape(ngroups, m)
-    nonzero = groups != 0
-    masks = np.zeros(ngroups, np.int32)
-    for p in range(m):
-        masks |= nonzero[:, p].astype(np.int32) << p
-    canon = tables.canon[masks]
-    bad = np.flatnonzero(canon < 0)
-    if bad.size:
-        g = int(bad[0])
-        row, q = divmod(g, gpr)
+    codes = np.empty(ngroups, np.uint16)
+    values = np.empty(ngroups * n, bits.dtype)
+    bad = nm_split(bits.reshape(-1), rows, cols, m, n, tables.canon, tables.code_of, codes, values)
+    if bad >= 0:
+        row, q = divmod(bad, gpr)
         where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
+        group = bits.reshape(rows, cols)[row, q * m : q * m + m]
+        violations = _count_violations(bits.reshape(rows, cols), n, m)
         raise PatternError(
-            f"input is not {n}:{m} sparse along the last axis: group {g} (row index "
+            f"input is not {n}:{m} sparse along the last axis: group {bad} (row index "
             f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
-            f"{int(nonzero[g].sum())} non-zeros, more than n={n}; "
-            f"{bad.size} of {ngroups} groups violate the pattern. Prune first with "
+            f"{int(np.count_nonzero(group))} non-zeros, more than n={n}; "
+            f"{violations} of {ngroups} groups violate the pattern. Prune first with "
             "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
         )
-    slots = ((canon[:, None] >> np.arange(m, dtype=np.int32)) & 1).astype(bool)
-    return tables.code_of[canon].astype(np.uint16), groups[slots]
+    return codes, values
+
+
+def _count_violations(x: np.ndarray, n: int, m: int) -> int:
+    pad = -x.shape[1] % m
+    nonzero = np.pad(x != 0, ((0, 0), (0, pad))).reshape(-1, m)
+    return int((nonzero.sum(axis=1) > n).sum())
 
 
 def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""``hybrid``: a sparsity layout + a value stage + an entropy stage, chosen per tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..registry import (
+    Codec,
+    CodecConfigError,
+    Encoded,
+    FrameInfo,
+    FrameLayoutError,
+    PatternError,
+    Section,
+    SectionReader,
+    bits_dtype,
+    check_choice,
+    check_int,
+)
+from . import _huffman as huff
+from ._common import builtin
+from ._stages import (
+    MAX_CENTROIDS,
+    decode_centroids,
+    decode_planes,
+    distinct_values,
+    encode_centroids,
+    encode_planes,
+    plan_centroids,
+    plan_planes,
+)
+from .nm import (
+    MAX_M,
+    code_reader,
+    geometry,
+    nm_tables,
+    pack_codes,
+    packed_code_reader,
+    pattern_packing,
+    scatter_groups,
+    split_groups,
+)
+
+__all__ = ["Hybrid"]
+
+LAYOUTS = ("auto", "dense", "bitmask", "nm")
+VALUE_STAGES = ("auto", "planes", "centroid")
+ENTROPY = ("huffman", "none")
+
+
+@dataclass
+class _Layout:
+    """One candidate layout: its index sections (built lazily) and the values it keeps."""
+
+    name: str
+    values: np.ndarray
+    index_nbytes: int
+    index_sections: Any  # () -> tuple[list[Section], dict]
+
+
+@builtin
+@dataclass(frozen=True, kw_only=True)
+class Hybrid(Codec):
+    """The recommended codec: layout, value stage and entropy stage composed per tensor.
+
+    * ``layout``: ``dense`` (no index), ``bitmask`` (a bit per element, raw or Huffman-coded
+      bytes; meta ``nnz``), ``nm`` (one N:M pattern code per group of ``m`` along the last axis,
+      packed as base-C digits or Huffman-coded), or ``auto``.
+    * ``values``: ``planes`` (byte planes, floats rotated so the exponent is a plane of its own,
+      each plane Huffman-coded or raw) or ``centroid`` (the distinct values once + an index per
+      value), or ``auto``.
+    * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
+
+    With ``auto`` the encoder computes the exact coded size of every candidate from symbol
+    histograms (no trial encoding) and keeps the smallest; the frame's config records the
+    resolved choice, so ``inspect`` shows it. Sections: ``pattern``/``mask`` (index; with a
+    ``.codebook`` and ``.bits`` pair when Huffman-coded) and the value stage's sections under
+    the prefix ``v``. Theoretical size: the layout's kept values (``nm``: groups x n; ``bitmask``:
+    nnz; ``dense``: all) x itemsize.
+    """
+
+    codec_id = "hybrid"
+    description = "layout (dense/bitmask/N:M) + planes or centroids + Huffman, auto-chosen"
+
+    layout: str = "auto"
+    n: int = 2
+    m: int = 4
+    values: str = "auto"
+    entropy: str = "huffman"
+    max_code_length: int = huff.MAX_LENGTH
+
+    def __post_init__(self) -> None:
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("values", self.values, VALUE_STAGES)
+        check_choice("entropy", self.entropy, ENTROPY)
+        check_int("m", self.m, 2, MAX_M)
+        check_int("n", self.n, 1, self.m - 1)
+        check_int("max_code_length", self.max_code_length, 8, huff.MAX_LENGTH)
+
+    # -- encoding ------------------------------------------------------------------------------
+
+    def _coded(self) -> bool:
+        return self.entropy == "huffman"
+
+    def _index_stream(
+        self, name: str, raw: np.ndarray, symbols: np.ndarray, alphabet: int
+    ) -> tuple[int, Any]:
+        """Smaller of ``raw`` bytes and Huffman-coded ``symbols``: (bytes, builder)."""
+        if self._coded() and symbols.size:
+            counts = huff.histogram(symbols, alphabet)
+            coded = huff.coded_size(counts, self.max_code_length)
+            if coded < raw.nbytes:
+                def build_coded() -> tuple[list[Section], dict[str, Any]]:
+                    return huff.encode_symbols(
+                        symbols, alphabet, name, "index", counts=counts,
+                        max_length=self.max_code_length,
+                    ), {"index": "h"}
+                return coded, build_coded
+
+        def build_raw() -> tuple[list[Section], dict[str, Any]]:
+            return [Section(name, "index", raw)], {"index": "r"}
+
+        return raw.nbytes, build_raw
+
+    def _candidates(self, bits: np.ndarray) -> list[_Layout]:
+        flat = bits.reshape(-1)
+        nonzero = flat != 0
+        nnz = int(np.count_nonzero(nonzero))
+        wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
+        out = []
+        if "dense" in wanted and (self.layout == "dense" or nnz > flat.size // 4 or not nnz):
+            out.append(_Layout("dense", flat, 0, lambda: ([], {})))
+        if "bitmask" in wanted and (self.layout == "bitmask" or 0 < nnz < flat.size):
+            mask = np.packbits(nonzero, bitorder="little")
+            size, build = self._index_stream("mask", mask, mask, 256)
+
+            def build_mask(build: Any = build) -> tuple[list[Section], dict[str, Any]]:
+                sections, meta = build()
+                return sections, {**meta, "nnz": nnz}
+
+            out.append(_Layout("bitmask", flat[nonzero], size, build_mask))
+        ngroups = geometry(bits.shape, self.m)[3]
+        if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
+            try:
+                codes, values = split_groups(bits, self.n, self.m)
+            except PatternError:
+                if self.layout == "nm":
+                    raise
+            else:
+                ncodes = nm_tables(self.n, self.m).ncodes
+                size, build = self._index_stream(
+                    "pattern", pack_codes(codes, ncodes), codes, ncodes
+                )
+                out.append(_Layout("nm", values, size, build))
+        return out
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        best: tuple[int, _Layout, str, Any] | None = None
+        for cand in self._candidates(bits):
+            stages: list[tuple[str, int, Any]] = []
+            if self.values in ("auto", "planes"):
+                plan = plan_planes(cand.values, dtype, self.max_code_length,
+                                   entropy=self._coded())
+                stages.append(("planes", plan.nbytes, plan))
+            if self.values in ("auto", "centroid"):
+                centroids = distinct_values(cand.values)
+                if centroids is None and self.values == "centroid":
+                    raise PatternError(
+                        f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
+                        "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
+                    )
+                if centroids is not None:
+                    cplan = plan_centroids(cand.values, centroids, self.max_code_length,
+                                           entropy=self._coded())
+                    stages.append(("centroid", cplan.nbytes, cplan))
+            for stage, size, state in stages:
+                total = cand.index_nbytes + size
+                if best is None or total < best[0]:
+                    best = (total, cand, stage, state)
+        assert best is not None  # at least one layout is always possible
+        _, cand, stage, state = best
+        sections, meta = cand.index_sections()
+        if stage == "planes":
+            vsec, modes = encode_planes(state, dtype, "v", self.max_code_length)
+            meta["planes"] = modes
+        else:
+            vsec, mode = encode_centroids("v", state, self.max_code_length)
+            meta.update(k=int(state.centroids.size), centroid_index=mode)
+        config = {**self.get_config(), "layout": cand.name, "values": stage}
+        return Encoded(sections + vsec, meta=meta, config=config)
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def _resolved(self) -> None:
+        if self.layout == "auto" or self.values == "auto":
+            raise FrameLayoutError(
+                f"a hybrid frame must record its resolved layout and values, got "
+                f"layout={self.layout!r}, values={self.values!r}"
+            )
+
+    def _count(self, info: FrameInfo) -> int:
+        if self.layout == "dense":
+            return info.size
+        if self.layout == "bitmask":
+            return info.meta_int("nnz", 0, info.size)
+        return geometry(info.shape, self.m)[3] * self.n
+
+    def _index(self, sections: SectionReader, info: FrameInfo, name: str, count: int,
+               alphabet: int, raw_dtype: Any, raw_count: int) -> tuple[np.ndarray, bool]:
+        mode = info.meta.get("index")
+        if mode == "h":
+            dt = np.uint8 if alphabet <= 256 else np.uint16
+            return huff.decode_symbols(sections, name, count, alphabet, dt), True
+        if mode == "r":
+            return sections.array(name, raw_dtype, raw_count), False
+        raise FrameLayoutError(f"meta 'index' must be 'h' or 'r', got {mode!r:.50}")
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        self._resolved()
+        count = self._count(info)
+        if self.values == "planes":
+            values = decode_planes(sections, "v", count, info.dtype, info.meta.get("planes"))
+        else:
+            k = info.meta_int("k", 0, min(MAX_CENTROIDS, max(count, 0)))
+            values = decode_centroids(
+                sections, "v", count, info.dtype, info.meta.get("centroid_index"), k
+            )
+        if self.layout == "dense":
+            return values.reshape(info.shape)
+        if self.layout == "bitmask":
+            return self._decode_bitmask(sections, info, values)
+        tables = nm_tables(self.n, self.m)
+        ngroups = geometry(info.shape, self.m)[3]
+        word, k = pattern_packing(tables.ncodes)
+        index, coded = self._index(
+            sections, info, "pattern", ngroups, tables.ncodes, f"<u{word // 8}", -(-ngroups // k)
+        )
+        if coded:
+            packed, lut = code_reader(index, tables.ncodes)
+        else:
+            packed, lut = packed_code_reader(index, tables.ncodes, ngroups)
+        return scatter_groups(packed, lut, values, info.shape, self.n, self.m)
+
+    def _decode_bitmask(
+        self, sections: SectionReader, info: FrameInfo, values: np.ndarray
+    ) -> np.ndarray:
+        from ._kernels import bitmask_scatter, byte_tables
+
+        size = info.size
+        nbytes = (size + 7) // 8
+        mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
+        counted = int(np.bitwise_count(mask).sum(dtype=np.int64))
+        if counted != values.size:
+            raise FrameLayoutError(f"mask has {counted} set bits, meta nnz={values.size}")
+        if size % 8 and mask[-1] >> (size % 8):
+            raise FrameLayoutError("mask has set bits past the last element")
+        out = np.empty(size, bits_dtype(info.dtype))
+        bitmask_scatter(mask, values, out, *byte_tables())
+        return out.reshape(info.shape)
+
+    def theoretical_nbytes(self, info: FrameInfo) -> int:
+        if self.layout == "auto":
+            raise CodecConfigError("theoretical size needs a resolved layout")
+        return self._count(info) * info.dtype.itemsize
