@@ -5,8 +5,9 @@ Used by the ``huffman``, ``centroid`` and ``hybrid`` codecs. A coded stream is t
 ``<name>.codebook`` (role ``codebook``)::
 
     u8      format: 0 = dense lengths, 1 = sparse lengths
-    format 0:  u32 alphabet size A, then ceil(A / 2) bytes of 4-bit code lengths
-               (symbol 2i in the low nibble of byte i, 2i+1 in the high nibble; 0 = unused)
+    format 0:  u32 first symbol F, u32 count A, then ceil(A / 2) bytes of 4-bit code lengths
+               of symbols F .. F+A-1 (symbol F+2i in the low nibble of byte i, F+2i+1 in the
+               high nibble; 0 = unused)
     format 1:  u32 count K, then K x (u16 symbol, u8 length), symbols strictly ascending
     u8      S, the number of independent streams (1..64)
     S x u64 byte length of each stream (a multiple of 8)
@@ -63,6 +64,8 @@ def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndar
     if used.size == 1:
         lengths[used[0]] = 1
         return lengths
+    if used.size > 1 << max_length:
+        raise ValueError(f"{used.size} symbols cannot have codes of at most {max_length} bits")
     order = used[np.argsort(counts[used], kind="stable")]
     lengths[order] = hk.code_lengths(counts[order].astype(np.int64), max_length)
     return lengths
@@ -120,14 +123,15 @@ class HuffmanTable:
 
 def _serialize_lengths(lengths: np.ndarray) -> bytes:
     used = np.flatnonzero(lengths)
-    alphabet = int(used[-1]) + 1 if used.size else 0
-    dense = 1 + 4 + (alphabet + 1) // 2
+    first = int(used[0]) if used.size else 0
+    span = int(used[-1]) + 1 - first if used.size else 0
+    dense = 1 + 8 + (span + 1) // 2
     sparse = 1 + 4 + 3 * used.size
     if dense <= sparse:
-        ln = np.zeros(alphabet + alphabet % 2, np.uint8)
-        ln[:alphabet] = lengths[:alphabet]
+        ln = np.zeros(span + span % 2, np.uint8)
+        ln[:span] = lengths[first : first + span]
         packed = ln[0::2] | (ln[1::2] << 4)
-        return b"\x00" + _U32.pack(alphabet) + packed.tobytes()
+        return b"\x00" + _U32.pack(first) + _U32.pack(span) + packed.tobytes()
     pairs = np.zeros(used.size, dtype=[("s", "<u2"), ("l", "u1")])
     pairs["s"] = used
     pairs["l"] = lengths[used]
@@ -143,16 +147,23 @@ def _parse_codebook(raw: memoryview, alphabet: int, what: str) -> tuple[np.ndarr
     (count,) = _U32.unpack_from(buf, 1)
     lengths = np.zeros(alphabet, np.uint8)
     if fmt == 0:
-        if count > alphabet:
-            raise FrameLayoutError(f"{what}: codebook alphabet {count} exceeds {alphabet}")
-        end = 5 + (count + 1) // 2
+        if len(buf) < 9:
+            raise FrameLayoutError(f"{what}: codebook truncated")
+        first = count
+        (count,) = _U32.unpack_from(buf, 5)
+        if first + count > alphabet:
+            raise FrameLayoutError(
+                f"{what}: codebook covers symbols {first}..{first + count - 1}, beyond the "
+                f"alphabet of {alphabet}"
+            )
+        end = 9 + (count + 1) // 2
         if len(buf) < end:
             raise FrameLayoutError(f"{what}: codebook truncated")
-        packed = np.frombuffer(buf, np.uint8, (count + 1) // 2, 5)
+        packed = np.frombuffer(buf, np.uint8, (count + 1) // 2, 9)
         ln = np.empty(packed.size * 2, np.uint8)
         ln[0::2] = packed & 15
         ln[1::2] = packed >> 4
-        lengths[:count] = ln[:count]
+        lengths[first : first + count] = ln[:count]
     elif fmt == 1:
         end = 5 + 3 * count
         if count > alphabet or len(buf) < end:

@@ -237,3 +237,62 @@ def code_lengths(freqs, limit):  # type: ignore[no-untyped-def]
             kraft += np.int64(1) << (limit - a[i])
             a[i] -= 1
     return a
+
+
+@njit(cache=True, nogil=True)
+def split_fields(values, rotate, mask, width, top, syms, low):  # type: ignore[no-untyped-def]
+    """Split each rotated value into its top ``top`` bits (``syms``) and the rest.
+
+    The remaining ``width - top`` bits of every value are packed MSB-first, back to back, into
+    the byte array ``low`` (at most 24 bits each).
+    """
+    lb = width - top
+    lmask = (np.uint64(1) << np.uint64(lb)) - np.uint64(1)
+    acc = np.uint64(0)
+    nacc = 0
+    p = 0
+    for i in range(values.size):
+        v = np.uint64(values[i])
+        if rotate:
+            v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
+        syms[i] = v >> np.uint64(lb)
+        acc = (acc << np.uint64(lb)) | (v & lmask)
+        nacc += lb
+        while nacc >= 8:
+            nacc -= 8
+            low[p] = np.uint8((acc >> np.uint64(nacc)) & np.uint64(0xFF))
+            p += 1
+    if nacc > 0:
+        low[p] = np.uint8((acc << np.uint64(8 - nacc)) & np.uint64(0xFF))
+
+
+@njit(cache=True, nogil=True)
+def join_fields(syms, low, rotate, mask, width, top, out):  # type: ignore[no-untyped-def]
+    """Inverse of :func:`split_fields` (``low`` must hold exactly the packed bits)."""
+    lb = width - top
+    lmask = (np.uint64(1) << np.uint64(lb)) - np.uint64(1)
+    acc = np.uint64(0)
+    nacc = 0
+    p = 0
+    for i in range(out.size):
+        while nacc < lb:
+            acc = (acc << np.uint64(8)) | np.uint64(low[p])
+            p += 1
+            nacc += 8
+        nacc -= lb
+        v = (np.uint64(syms[i]) << np.uint64(lb)) | ((acc >> np.uint64(nacc)) & lmask)
+        if rotate:
+            v = ((v >> np.uint64(rotate)) | (v << np.uint64(width - rotate))) & mask
+        out[i] = v
+
+
+@njit(cache=True, nogil=True)
+def top_histogram(values, rotate, mask, width, top):  # type: ignore[no-untyped-def]
+    """Histogram of the top ``top`` bits of each rotated value."""
+    counts = np.zeros(1 << top, np.int64)
+    for i in range(values.size):
+        v = np.uint64(values[i])
+        if rotate:
+            v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
+        counts[v >> np.uint64(width - top)] += 1
+    return counts

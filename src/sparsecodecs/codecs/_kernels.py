@@ -180,7 +180,12 @@ def nm_split(x, rows, cols, m, n, canon, code_of, codes, values):  # type: ignor
             codes[g] = code_of[full]
             for i in range(m):
                 if (full >> i) & 1:
-                    values[v] = x[row + base + i] if base + i < cols else 0
+                    # Two assignments, not a conditional expression: numba would unify uint64
+                    # and the int literal to float64 and round 64-bit patterns.
+                    if base + i < cols:
+                        values[v] = x[row + base + i]
+                    else:
+                        values[v] = 0
                     v += 1
             g += 1
     return -1

@@ -29,7 +29,11 @@ from ._common import pack_fields, unpack_fields
 __all__ = [
     "MAX_CENTROIDS",
     "CentroidPlan",
+    "FieldsPlan",
     "PlanesPlan",
+    "decode_fields",
+    "encode_fields",
+    "plan_fields",
     "decode_centroids",
     "decode_planes",
     "distinct_values",
@@ -111,6 +115,75 @@ def encode_planes(
     return sections, modes
 
 
+@dataclass
+class FieldsPlan:
+    """Top ``top`` bits of each (rotated) value Huffman-coded, the low bits packed raw."""
+
+    top: int
+    counts: np.ndarray
+    nbytes: int  # estimated section bytes
+
+
+#: Largest top field: 12 bits, so the alphabet (4096) stays small and so does its codebook.
+MAX_TOP_BITS = 12
+
+
+def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> FieldsPlan | None:
+    """The best split of each value into a coded top field (9..12 bits) and raw low bits.
+
+    This captures what byte planes miss: the exponent and the top mantissa bits are not
+    independent (within a binade, a bell-shaped distribution favours small mantissas). Only
+    for 16- and 32-bit values; None when no split is possible.
+    """
+    from . import _huffman_kernels as hk
+
+    width = 8 * dtype.itemsize
+    if dtype.itemsize not in (2, 4):
+        return None
+    tmax = min(MAX_TOP_BITS, width - 1)
+    fine = hk.top_histogram(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
+                            tmax)
+    best: FieldsPlan | None = None
+    for top in range(tmax, 8, -1):
+        counts = fine.reshape(1 << top, -1).sum(axis=1) if top < tmax else fine
+        size = huff.coded_size(counts, max_length) + (values.size * (width - top) + 7) // 8
+        if best is None or size < best.nbytes:
+            best = FieldsPlan(top, counts, size)
+    return best
+
+
+def encode_fields(
+    values: np.ndarray, dtype: np.dtype[Any], prefix: str, plan: FieldsPlan, max_length: int
+) -> list[Section]:
+    from . import _huffman_kernels as hk
+
+    width = 8 * dtype.itemsize
+    syms = np.empty(values.size, np.uint16)
+    low = np.empty((values.size * (width - plan.top) + 7) // 8, np.uint8)
+    hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width, plan.top,
+                    syms, low)
+    sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
+                                   counts=plan.counts, max_length=max_length)
+    return [*sections, Section(f"{prefix}.low", "values", low)]
+
+
+def decode_fields(
+    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object
+) -> np.ndarray:
+    from . import _huffman_kernels as hk
+
+    width = 8 * dtype.itemsize
+    if dtype.itemsize not in (2, 4) or not isinstance(top, int) or not 9 <= top <= min(
+        MAX_TOP_BITS, width - 1
+    ):
+        raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
+    syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16)
+    low = sections.array(f"{prefix}.low", np.uint8, (count * (width - top) + 7) // 8)
+    out = np.empty(count, bits_dtype(dtype))
+    hk.join_fields(syms, low, rotation(dtype), _mask(dtype), width, top, out)
+    return out
+
+
 def check_modes(modes: object, dtype: np.dtype[Any]) -> str:
     if (
         not isinstance(modes, str)
@@ -150,8 +223,8 @@ def distinct_values(values: np.ndarray, limit: int = MAX_CENTROIDS) -> np.ndarra
         uniq = np.flatnonzero(counts).astype(values.dtype)
     else:
         sample = values[:: max(1, values.size // 65536)]
-        if np.unique(sample).size > limit:
-            return None
+        if np.unique(sample).size > min(limit, sample.size // 2):
+            return None  # mostly distinct: no codebook will pay off
         uniq = np.unique(values)
     return uniq if uniq.size <= limit else None
 
@@ -188,7 +261,8 @@ def plan_centroids(
     idx = _indices(values, centroids)
     counts = huff.histogram(idx, max(k, 1))
     packed = (values.size * _index_bits(k) + 7) // 8
-    coded = huff.coded_size(counts, max_length) if entropy and k > 1 else packed + 1
+    codable = entropy and 1 < k <= 1 << max_length  # a prefix code needs k <= 2**max_length
+    coded = huff.coded_size(counts, max_length) if codable else packed + 1
     return CentroidPlan(centroids, idx, counts, coded < packed,
                         int(centroids.nbytes) + min(packed, coded))
 

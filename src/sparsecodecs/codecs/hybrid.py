@@ -25,11 +25,14 @@ from ._common import builtin
 from ._stages import (
     MAX_CENTROIDS,
     decode_centroids,
+    decode_fields,
     decode_planes,
     distinct_values,
     encode_centroids,
+    encode_fields,
     encode_planes,
     plan_centroids,
+    plan_fields,
     plan_planes,
 )
 from .nm import (
@@ -47,7 +50,7 @@ from .nm import (
 __all__ = ["Hybrid"]
 
 LAYOUTS = ("auto", "dense", "bitmask", "nm")
-VALUE_STAGES = ("auto", "planes", "centroid")
+VALUE_STAGES = ("auto", "planes", "fields", "centroid")
 ENTROPY = ("huffman", "none")
 
 
@@ -70,7 +73,9 @@ class Hybrid(Codec):
       bytes; meta ``nnz``), ``nm`` (one N:M pattern code per group of ``m`` along the last axis,
       packed as base-C digits or Huffman-coded), or ``auto``.
     * ``values``: ``planes`` (byte planes, floats rotated so the exponent is a plane of its own,
-      each plane Huffman-coded or raw) or ``centroid`` (the distinct values once + an index per
+      each plane Huffman-coded or raw), ``fields`` (the top 9-12 bits of each rotated value,
+      i.e. exponent + top mantissa bits, Huffman-coded as one symbol, the low bits packed raw;
+      meta ``fields`` = top bits), ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
 
@@ -165,6 +170,14 @@ class Hybrid(Codec):
                 plan = plan_planes(cand.values, dtype, self.max_code_length,
                                    entropy=self._coded())
                 stages.append(("planes", plan.nbytes, plan))
+            if self.values in ("auto", "fields") and self._coded():
+                fplan = plan_fields(cand.values, dtype, self.max_code_length)
+                if fplan is None and self.values == "fields":
+                    raise CodecConfigError(
+                        f"values='fields' needs 16- or 32-bit values, got {dtype}"
+                    )
+                if fplan is not None:
+                    stages.append(("fields", fplan.nbytes, fplan))
             if self.values in ("auto", "centroid"):
                 centroids = distinct_values(cand.values)
                 if centroids is None and self.values == "centroid":
@@ -186,6 +199,9 @@ class Hybrid(Codec):
         if stage == "planes":
             vsec, modes = encode_planes(state, dtype, "v", self.max_code_length)
             meta["planes"] = modes
+        elif stage == "fields":
+            vsec = encode_fields(cand.values, dtype, "v", state, self.max_code_length)
+            meta["fields"] = state.top
         else:
             vsec, mode = encode_centroids("v", state, self.max_code_length)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
@@ -223,6 +239,8 @@ class Hybrid(Codec):
         count = self._count(info)
         if self.values == "planes":
             values = decode_planes(sections, "v", count, info.dtype, info.meta.get("planes"))
+        elif self.values == "fields":
+            values = decode_fields(sections, "v", count, info.dtype, info.meta.get("fields"))
         else:
             k = info.meta_int("k", 0, min(MAX_CENTROIDS, max(count, 0)))
             values = decode_centroids(
