@@ -94,31 +94,39 @@ def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
     return int((counts * lengths.astype(np.int64)).sum())
 
 
+#: Width of the fast decoding table: 2**11 entries stay in L1 cache; longer codes (rare by
+#: construction) go through a second, full-width table.
+FAST_BITS = 11
+
+
 @dataclass(frozen=True)
 class HuffmanTable:
-    """A decoding table: ``sym[i]``/``length[i]`` for every ``width``-bit prefix ``i``."""
+    """Decoding tables (see ``_huffman_kernels.build_single`` and ``build_pairs``)."""
 
     width: int
-    sym: np.ndarray
-    length: np.ndarray
+    sym1: np.ndarray
+    len1: np.ndarray
+    sym2: np.ndarray
+    count: np.ndarray
+    bits: np.ndarray
+    full_width: int
+    full_sym: np.ndarray
+    full_len: np.ndarray
 
     @classmethod
     def from_lengths(cls, lengths: np.ndarray) -> HuffmanTable:
-        width = max(int(lengths.max(initial=0)), 1)
-        kraft = int((np.int64(1) << (width - lengths[lengths > 0].astype(np.int64))).sum())
-        if kraft > 1 << width:
+        from . import _huffman_kernels as hk
+
+        full = max(int(lengths.max(initial=0)), 1)
+        kraft = int((np.int64(1) << (full - lengths[lengths > 0].astype(np.int64))).sum())
+        if kraft > 1 << full:
             raise FrameLayoutError("Huffman codebook is over-subscribed (Kraft sum > 1)")
         codes = canonical_codes(lengths)
-        used = np.flatnonzero(lengths)
-        span = np.int64(1) << (width - lengths[used].astype(np.int64))
-        start = codes[used].astype(np.int64) << (width - lengths[used].astype(np.int64))
-        sym = np.zeros(1 << width, np.uint16)
-        length = np.zeros(1 << width, np.uint8)
-        idx = np.repeat(start, span) + (np.arange(int(span.sum())) - np.repeat(
-            np.cumsum(span) - span, span))
-        sym[idx] = np.repeat(used, span)
-        length[idx] = np.repeat(lengths[used], span)
-        return cls(width, sym, length)
+        width = min(full, FAST_BITS)
+        sym1, len1 = hk.build_single(lengths, codes, width)
+        sym2, count, bits = hk.build_pairs(sym1, len1, width)
+        fsym, flen = hk.build_single(lengths, codes, full) if full > width else (sym1, len1)
+        return cls(width, sym1, len1, sym2, count, bits, full, fsym, flen)
 
 
 def _serialize_lengths(lengths: np.ndarray) -> bytes:
@@ -268,8 +276,10 @@ def decode_symbols(
     starts = np.zeros(sizes.size + 1, np.int64)
     np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
     bounds = _stream_bounds(count, sizes.size)
+    t = table
     rc = hk.decode_streams(
-        words, starts[:-1], starts[1:], bounds, table.sym, table.length, table.width, out
+        words, starts[:-1], starts[1:], bounds, t.sym1, t.len1, t.sym2, t.count, t.bits,
+        t.width, t.full_sym, t.full_len, t.full_width, out,
     )
     if rc == -1:
         raise FrameLayoutError(f"{what}: a bit pattern matches no code")

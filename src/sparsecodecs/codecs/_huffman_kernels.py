@@ -48,71 +48,189 @@ def _window(words, pos):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def decode_streams(words, starts, limits, bounds, tsym, tlen, width, out):  # type: ignore[no-untyped-def]
+def build_single(lengths, codes, width):  # type: ignore[no-untyped-def]
+    """(sym, length) for every ``width``-bit prefix; codes longer than ``width`` are left out
+    (their prefixes keep length 0, which the decoder resolves with a wider table)."""
+    size = 1 << width
+    sym = np.zeros(size, np.uint16)
+    length = np.zeros(size, np.uint8)
+    for s in range(lengths.size):
+        ln = lengths[s]
+        if ln and ln <= width:
+            start = np.int64(codes[s]) << (width - ln)
+            for i in range(start, start + (np.int64(1) << (width - ln))):
+                sym[i] = s
+                length[i] = ln
+    return sym, length
+
+
+@njit(cache=True, nogil=True)
+def build_pairs(sym, length, width):  # type: ignore[no-untyped-def]
+    """Second-symbol table: where the code after the first also fits in ``width`` bits.
+
+    Returns (sym2, count, bits): ``count`` is 0 (no short code: resolve with the wide table),
+    1 or 2 symbols, ``bits`` the bits they use.
+    """
+    size = 1 << width
+    sym2 = np.zeros(size, np.uint16)
+    count = np.zeros(size, np.uint8)
+    bits = np.zeros(size, np.uint8)
+    mask = size - 1
+    for i in range(size):
+        a = length[i]
+        if a == 0:
+            continue
+        count[i] = 1
+        bits[i] = a
+        j = (i << a) & mask
+        b = length[j]
+        if b != 0 and a + b <= width:
+            sym2[i] = sym[j]
+            count[i] = 2
+            bits[i] = a + b
+    return sym2, count, bits
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slow(words, pos, wsym, wlen, wshift):  # type: ignore[no-untyped-def]
+    idx = _window(words, pos) >> wshift
+    return wsym[idx], np.int64(wlen[idx])
+
+
+@njit(cache=True, nogil=True)
+def _decode_rest(  # type: ignore[no-untyped-def]
+    words, p, limit, o, e, s1, s2, cnt, nbits, shift, wsym, wlen, wshift, out
+):
+    """Decode ``out[o:e]`` from one stream starting at bit ``p``; 0, -1 or -2 as below."""
+    while o < e - 1:
+        i = _window(words, p) >> shift
+        c = cnt[i]
+        out[o] = s1[i]
+        out[o + 1] = s2[i]
+        o += c
+        p += nbits[i]
+        if c == 0:
+            sym, ln = _slow(words, p, wsym, wlen, wshift)
+            if ln == 0:
+                return -1
+            out[o] = sym
+            o += 1
+            p += ln
+        if p > limit:
+            return -2
+    if o < e:
+        sym, ln = _slow(words, p, wsym, wlen, wshift)
+        if ln == 0:
+            return -1
+        out[o] = sym
+        p += ln
+        if p > limit:
+            return -2
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def decode_streams(  # type: ignore[no-untyped-def]
+    words, starts, limits, bounds, s1, l1, s2, cnt, nbits, width, wsym, wlen, wwidth, out
+):
     """Decode stream s (bits from ``starts[s]`` to ``limits[s]``) into ``out[bounds[s]:...]``.
 
-    Streams are decoded four at a time in lockstep. Returns 0, -1 if a bit pattern matches no
-    code, or -2 if a stream's symbols run past its end.
+    Four streams are decoded in lockstep with a small ``width``-bit table giving up to two
+    symbols per look-up (``build_single`` + ``build_pairs``); the rare codes longer than
+    ``width`` are resolved with the full ``wwidth``-bit table (``wsym``, ``wlen``). Returns 0,
+    -1 if a bit pattern matches no code, or -2 if a stream's symbols run past its end.
     """
     shift = np.uint64(64 - width)
+    wshift = np.uint64(64 - wwidth)
     nstreams = bounds.size - 1
     for s0 in range(0, nstreams, 4):
-        if s0 + 4 <= nstreams:
-            p0 = starts[s0]
-            p1 = starts[s0 + 1]
-            p2 = starts[s0 + 2]
-            p3 = starts[s0 + 3]
-            o0 = bounds[s0]
+        k = min(4, nstreams - s0)
+        o0 = bounds[s0]
+        p0 = starts[s0]
+        e0 = bounds[s0 + 1]
+        if k == 4:
             o1 = bounds[s0 + 1]
             o2 = bounds[s0 + 2]
             o3 = bounds[s0 + 3]
-            n = min(bounds[s0 + 1] - o0, bounds[s0 + 2] - o1, bounds[s0 + 3] - o2,
-                    bounds[s0 + 4] - o3)
-            bad = 0
-            for i in range(n):
+            e1 = bounds[s0 + 2]
+            e2 = bounds[s0 + 3]
+            e3 = bounds[s0 + 4]
+            p1 = starts[s0 + 1]
+            p2 = starts[s0 + 2]
+            p3 = starts[s0 + 3]
+            while o0 < e0 - 1 and o1 < e1 - 1 and o2 < e2 - 1 and o3 < e3 - 1:
                 i0 = _window(words, p0) >> shift
                 i1 = _window(words, p1) >> shift
                 i2 = _window(words, p2) >> shift
                 i3 = _window(words, p3) >> shift
-                l0 = tlen[i0]
-                l1 = tlen[i1]
-                l2 = tlen[i2]
-                l3 = tlen[i3]
-                out[o0 + i] = tsym[i0]
-                out[o1 + i] = tsym[i1]
-                out[o2 + i] = tsym[i2]
-                out[o3 + i] = tsym[i3]
-                bad |= (l0 == 0) | (l1 == 0) | (l2 == 0) | (l3 == 0)
-                p0 += l0
-                p1 += l1
-                p2 += l2
-                p3 += l3
+                out[o0] = s1[i0]
+                out[o0 + 1] = s2[i0]
+                out[o1] = s1[i1]
+                out[o1 + 1] = s2[i1]
+                out[o2] = s1[i2]
+                out[o2 + 1] = s2[i2]
+                out[o3] = s1[i3]
+                out[o3 + 1] = s2[i3]
+                c0 = cnt[i0]
+                c1 = cnt[i1]
+                c2 = cnt[i2]
+                c3 = cnt[i3]
+                o0 += c0
+                o1 += c1
+                o2 += c2
+                o3 += c3
+                p0 += nbits[i0]
+                p1 += nbits[i1]
+                p2 += nbits[i2]
+                p3 += nbits[i3]
+                if (c0 == 0) | (c1 == 0) | (c2 == 0) | (c3 == 0):  # a long code: rare
+                    if c0 == 0:
+                        sym, ln = _slow(words, p0, wsym, wlen, wshift)
+                        if ln == 0:
+                            return -1
+                        out[o0] = sym
+                        o0 += 1
+                        p0 += ln
+                    if c1 == 0:
+                        sym, ln = _slow(words, p1, wsym, wlen, wshift)
+                        if ln == 0:
+                            return -1
+                        out[o1] = sym
+                        o1 += 1
+                        p1 += ln
+                    if c2 == 0:
+                        sym, ln = _slow(words, p2, wsym, wlen, wshift)
+                        if ln == 0:
+                            return -1
+                        out[o2] = sym
+                        o2 += 1
+                        p2 += ln
+                    if c3 == 0:
+                        sym, ln = _slow(words, p3, wsym, wlen, wshift)
+                        if ln == 0:
+                            return -1
+                        out[o3] = sym
+                        o3 += 1
+                        p3 += ln
                 if p0 > limits[s0] or p1 > limits[s0 + 1] or p2 > limits[s0 + 2] or (
                     p3 > limits[s0 + 3]
                 ):
                     return -2
-            if bad:
-                return -1
             pos = (p0, p1, p2, p3)
-            first = s0
-            done = n
+            outs = (o0, o1, o2, o3)
         else:
-            pos = (starts[s0], 0, 0, 0)
-            first = s0
-            done = 0
-        # The remaining symbols of each stream of this group, one stream at a time.
-        for k in range(min(4, nstreams - s0)):
-            s = first + k
-            p = pos[k] if s0 + 4 <= nstreams else starts[s]
-            for i in range(bounds[s] + done, bounds[s + 1]):
-                idx = _window(words, p) >> shift
-                ln = tlen[idx]
-                if ln == 0:
-                    return -1
-                out[i] = tsym[idx]
-                p += ln
-                if p > limits[s]:
-                    return -2
+            pos = (p0, 0, 0, 0)
+            outs = (o0, 0, 0, 0)
+        # The rest of each stream of this group, one stream at a time.
+        for j in range(k):
+            s = s0 + j
+            rc = _decode_rest(
+                words, pos[j] if k == 4 else starts[s], limits[s],
+                outs[j] if k == 4 else bounds[s], bounds[s + 1],
+                s1, s2, cnt, nbits, shift, wsym, wlen, wshift, out,
+            )
+            if rc != 0:
+                return rc
     return 0
 
 
@@ -243,44 +361,53 @@ def code_lengths(freqs, limit):  # type: ignore[no-untyped-def]
 def split_fields(values, rotate, mask, width, top, syms, low):  # type: ignore[no-untyped-def]
     """Split each rotated value into its top ``top`` bits (``syms``) and the rest.
 
-    The remaining ``width - top`` bits of every value are packed MSB-first, back to back, into
-    the byte array ``low`` (at most 24 bits each).
+    The remaining ``lb = width - top`` bits (at most 23) of value i are written MSB-first at bit
+    ``i * lb`` of the native uint64 words ``low`` (stored big-endian by the caller).
     """
     lb = width - top
     lmask = (np.uint64(1) << np.uint64(lb)) - np.uint64(1)
     acc = np.uint64(0)
     nacc = 0
-    p = 0
+    q = 0
     for i in range(values.size):
         v = np.uint64(values[i])
         if rotate:
             v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
         syms[i] = v >> np.uint64(lb)
-        acc = (acc << np.uint64(lb)) | (v & lmask)
-        nacc += lb
-        while nacc >= 8:
-            nacc -= 8
-            low[p] = np.uint8((acc >> np.uint64(nacc)) & np.uint64(0xFF))
-            p += 1
+        c = v & lmask
+        if nacc + lb <= 64:
+            acc = (acc << np.uint64(lb)) | c
+            nacc += lb
+        else:
+            rest = lb - (64 - nacc)
+            low[q] = (acc << np.uint64(64 - nacc)) | (c >> np.uint64(rest))
+            q += 1
+            acc = c & ((np.uint64(1) << np.uint64(rest)) - np.uint64(1))
+            nacc = rest
     if nacc > 0:
-        low[p] = np.uint8((acc << np.uint64(8 - nacc)) & np.uint64(0xFF))
+        low[q] = acc << np.uint64(64 - nacc)
 
 
 @njit(cache=True, nogil=True)
 def join_fields(syms, low, rotate, mask, width, top, out):  # type: ignore[no-untyped-def]
-    """Inverse of :func:`split_fields` (``low`` must hold exactly the packed bits)."""
+    """Inverse of :func:`split_fields` (``low`` holds at least the packed words)."""
     lb = width - top
     lmask = (np.uint64(1) << np.uint64(lb)) - np.uint64(1)
     acc = np.uint64(0)
     nacc = 0
-    p = 0
+    q = 0
     for i in range(out.size):
-        while nacc < lb:
-            acc = (acc << np.uint64(8)) | np.uint64(low[p])
-            p += 1
-            nacc += 8
-        nacc -= lb
-        v = (np.uint64(syms[i]) << np.uint64(lb)) | ((acc >> np.uint64(nacc)) & lmask)
+        if nacc >= lb:
+            nacc -= lb
+            fld = (acc >> np.uint64(nacc)) & lmask
+        else:
+            nxt = low[q]
+            q += 1
+            need = lb - nacc
+            fld = ((acc << np.uint64(need)) | (nxt >> np.uint64(64 - need))) & lmask
+            acc = nxt
+            nacc = 64 - need
+        v = (np.uint64(syms[i]) << np.uint64(lb)) | fld
         if rotate:
             v = ((v >> np.uint64(rotate)) | (v << np.uint64(width - rotate))) & mask
         out[i] = v

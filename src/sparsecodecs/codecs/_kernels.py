@@ -28,6 +28,23 @@ def byte_tables() -> tuple[np.ndarray, np.ndarray]:
     return pos, cnt
 
 
+def check_mask(mask: np.ndarray, size: int, nnz: int, what: str) -> None:
+    """Raise FrameLayoutError unless ``mask`` has exactly ``nnz`` set bits among ``size``."""
+    from ..registry import FrameLayoutError
+
+    # A popcount table, not np.bitwise_count: that needs numpy 2 and we support 1.26.
+    counted = int(byte_tables()[1][mask].sum(dtype=np.int64))
+    if counted != nnz:
+        raise FrameLayoutError(f"{what} has {counted} set bits but meta nnz={nnz}")
+    if size % 8 and mask[-1] >> (size % 8):
+        raise FrameLayoutError(f"{what} has set bits past the last element")
+
+
+def bitmask_decode(mask: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (flat) from a validated LSB-first mask and the non-zero values."""
+    bitmask_scatter(mask, values, out, *byte_tables())
+
+
 @njit(cache=True, nogil=True)
 def bitmask_scatter(mask, values, out, bit_pos, bit_cnt):  # type: ignore[no-untyped-def]
     """out[i] = next value if bit i of ``mask`` (LSB first) is set, else 0."""

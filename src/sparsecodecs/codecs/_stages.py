@@ -7,6 +7,9 @@
   is Huffman-coded if that is smaller, else stored raw. Sections: ``<p>.plane<i>`` (raw) or
   ``<p>.plane<i>.codebook`` + ``<p>.plane<i>.bits`` (coded). Meta: a string of ``h``/``r`` per
   plane.
+* **fields**: the top 9-12 bits of each rotated value (exponent and top mantissa bits) as one
+  Huffman-coded symbol (``<p>.top.codebook`` + ``<p>.top.bits``), the low bits packed MSB-first
+  into big-endian 64-bit words (``<p>.low``). Meta: the number of top bits.
 * **centroid**: the sorted distinct values (``<p>.centroids``, role ``codebook``) and one index
   per value, Huffman-coded (``<p>.idx.codebook`` + ``<p>.idx.bits``) or packed at
   ceil(log2 k) bits (``<p>.idx``).
@@ -146,7 +149,7 @@ def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> Fi
     best: FieldsPlan | None = None
     for top in range(tmax, 8, -1):
         counts = fine.reshape(1 << top, -1).sum(axis=1) if top < tmax else fine
-        size = huff.coded_size(counts, max_length) + (values.size * (width - top) + 7) // 8
+        size = huff.coded_size(counts, max_length) + 8 * _low_words(values.size, width - top)
         if best is None or size < best.nbytes:
             best = FieldsPlan(top, counts, size)
     return best
@@ -159,12 +162,16 @@ def encode_fields(
 
     width = 8 * dtype.itemsize
     syms = np.empty(values.size, np.uint16)
-    low = np.empty((values.size * (width - plan.top) + 7) // 8, np.uint8)
+    low = np.empty(_low_words(values.size, width - plan.top), np.uint64)
     hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width, plan.top,
                     syms, low)
     sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
                                    counts=plan.counts, max_length=max_length)
-    return [*sections, Section(f"{prefix}.low", "values", low)]
+    return [*sections, Section(f"{prefix}.low", "values", low.astype(">u8"))]
+
+
+def _low_words(count: int, bits: int) -> int:
+    return (count * bits + 63) // 64
 
 
 def decode_fields(
@@ -178,7 +185,8 @@ def decode_fields(
     ):
         raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
     syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16)
-    low = sections.array(f"{prefix}.low", np.uint8, (count * (width - top) + 7) // 8)
+    nwords = _low_words(count, width - top)
+    low = sections.array(f"{prefix}.low", ">u8", nwords).astype(np.uint64)
     out = np.empty(count, bits_dtype(dtype))
     hk.join_fields(syms, low, rotation(dtype), _mask(dtype), width, top, out)
     return out
@@ -214,8 +222,14 @@ def decode_planes(
     return out
 
 
-def distinct_values(values: np.ndarray, limit: int = MAX_CENTROIDS) -> np.ndarray | None:
-    """The sorted distinct values, or None if there are more than ``limit``."""
+def distinct_values(
+    values: np.ndarray, limit: int = MAX_CENTROIDS, *, give_up_early: bool = True
+) -> np.ndarray | None:
+    """The sorted distinct values, or None if there are more than ``limit``.
+
+    With ``give_up_early``, also None when a sample shows the values are mostly distinct (no
+    codebook would pay off); the ``centroid`` codec, which must take any k <= limit, passes False.
+    """
     if values.dtype.itemsize <= 2:
         from . import _huffman_kernels as hk
 
@@ -223,7 +237,7 @@ def distinct_values(values: np.ndarray, limit: int = MAX_CENTROIDS) -> np.ndarra
         uniq = np.flatnonzero(counts).astype(values.dtype)
     else:
         sample = values[:: max(1, values.size // 65536)]
-        if np.unique(sample).size > min(limit, sample.size // 2):
+        if give_up_early and np.unique(sample).size > min(limit, sample.size // 2):
             return None  # mostly distinct: no codebook will pay off
         uniq = np.unique(values)
     return uniq if uniq.size <= limit else None

@@ -11,7 +11,6 @@ from ..registry import (
     Codec,
     Encoded,
     FrameInfo,
-    FrameLayoutError,
     Section,
     SectionReader,
     bits_dtype,
@@ -49,15 +48,11 @@ class Bitmask(Codec):
         nnz = info.meta_int("nnz", 0, size)
         mask = sections.array("mask", np.uint8, (size + 7) // 8)
         values = sections.array("values", bits_dtype(info.dtype), nnz)
-        counted = int(np.bitwise_count(mask).sum(dtype=np.int64))
-        if counted != nnz:
-            raise FrameLayoutError(f"section 'mask' has {counted} set bits but meta nnz={nnz}")
-        if size % 8 and mask[-1] >> (size % 8):
-            raise FrameLayoutError("section 'mask' has set bits past the last element")
-        from ._kernels import bitmask_scatter, byte_tables
+        from ._kernels import bitmask_decode, check_mask
 
+        check_mask(mask, size, nnz, "section 'mask'")
         out = np.empty(size, bits_dtype(info.dtype))
-        bitmask_scatter(mask, values, out, *byte_tables())
+        bitmask_decode(mask, values, out)
         return out.reshape(info.shape)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:

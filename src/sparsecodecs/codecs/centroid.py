@@ -45,7 +45,7 @@ class Centroid(Codec):
 
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         flat = bits.reshape(-1)
-        centroids = distinct_values(flat)
+        centroids = distinct_values(flat, give_up_early=False)
         if centroids is None:
             raise PatternError(
                 f"input has more than {MAX_CENTROIDS} distinct values; cluster it first with "

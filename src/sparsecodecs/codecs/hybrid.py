@@ -265,18 +265,14 @@ class Hybrid(Codec):
     def _decode_bitmask(
         self, sections: SectionReader, info: FrameInfo, values: np.ndarray
     ) -> np.ndarray:
-        from ._kernels import bitmask_scatter, byte_tables
+        from ._kernels import bitmask_decode, check_mask
 
         size = info.size
         nbytes = (size + 7) // 8
         mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
-        counted = int(np.bitwise_count(mask).sum(dtype=np.int64))
-        if counted != values.size:
-            raise FrameLayoutError(f"mask has {counted} set bits, meta nnz={values.size}")
-        if size % 8 and mask[-1] >> (size % 8):
-            raise FrameLayoutError("mask has set bits past the last element")
+        check_mask(mask, size, values.size, "section 'mask'")
         out = np.empty(size, bits_dtype(info.dtype))
-        bitmask_scatter(mask, values, out, *byte_tables())
+        bitmask_decode(mask, values, out)
         return out.reshape(info.shape)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
