@@ -258,7 +258,8 @@ def decode_symbols(
     what = f"section '{name}'"
     lengths, sizes = _parse_codebook(sections.raw(f"{name}.codebook"), alphabet, what)
     data = sections.array(f"{name}.bits", np.uint8)
-    if int(sizes.sum()) != data.size or (sizes % 8).any():
+    # A Python sum: summing the u64 sizes in numpy wraps around, which let hostile sizes through.
+    if sum(sizes.tolist()) != data.size or (sizes % 8).any():
         raise FrameLayoutError(
             f"{what}: stream sizes {sizes.tolist()} are not whole words adding up to the "
             f"section's {data.size} bytes"
@@ -271,8 +272,10 @@ def decode_symbols(
     if not lengths.any():
         raise FrameLayoutError(f"{what}: empty codebook for {count} symbols")
     table = HuffmanTable.from_lengths(lengths)
-    words = np.zeros(data.size // 8 + 2, np.uint64)  # two zero words: the decoder reads ahead
-    words[:-2] = data.view(">u8")
+    # Four zero words after the streams: the decoder reads up to two words ahead of a position
+    # that may itself overshoot the end by two codes before the overrun check catches it.
+    words = np.zeros(data.size // 8 + 4, np.uint64)
+    words[:-4] = data.view(">u8")
     starts = np.zeros(sizes.size + 1, np.int64)
     np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
     bounds = _stream_bounds(count, sizes.size)

@@ -39,7 +39,7 @@ def encode_streams(symbols, codes, lengths, bounds, word_offsets, out):  # type:
 
 @njit(cache=True, nogil=True, inline="always")
 def _window(words, pos):  # type: ignore[no-untyped-def]
-    """The 64 bits starting at bit ``pos`` (``words`` has a zero word past every stream)."""
+    """The 64 bits starting at bit ``pos`` (reads words ``pos // 64`` and the one after)."""
     q = pos >> 6
     off = np.uint64(pos & 63)
     hi = words[q] << off

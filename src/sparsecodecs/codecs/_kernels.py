@@ -174,38 +174,51 @@ def nm24_compose(packed, lut, ngroups, shifts, values, out):  # type: ignore[no-
 
 
 @njit(cache=True, nogil=True)
-def nm_split(x, rows, cols, m, n, canon, code_of, codes, values):  # type: ignore[no-untyped-def]
+def nm_split(x, rows, cols, m, code_of_mask, positions, codes, values):  # type: ignore[no-untyped-def]
     """Pattern code and kept values of every N:M group of the flat (rows x cols) array ``x``.
 
-    Returns -1, or the index of the first group with more than ``n`` non-zeros (then the
-    outputs are incomplete). Positions past ``cols`` in a row's last group count as zeros.
+    ``code_of_mask[mask]`` is the pattern code of the group's non-zero mask (filled up to n
+    slots with its lowest zero positions), or -1 for more than n non-zeros; ``positions[c]``
+    the n slots of code c. Returns -1, or the index of the first group with more than n
+    non-zeros (then the outputs are incomplete). Positions past ``cols`` in a row's last group
+    count as zeros.
     """
+    n = positions.shape[1]
     gpr = (cols + m - 1) // m
+    full = cols // m
     g = 0
-    v = 0
     for r in range(rows):
         row = r * cols
         for q in range(gpr):
-            base = q * m
+            base = row + q * m
             mask = 0
-            for i in range(m):
-                if base + i < cols and x[row + base + i] != 0:
-                    mask |= 1 << i
-            full = canon[mask]
-            if full < 0:
+            for i in range(m if q < full else cols - q * m):
+                mask |= np.int64(x[base + i] != 0) << i
+            c = code_of_mask[mask]
+            if c < 0:
                 return g
-            codes[g] = code_of[full]
-            for i in range(m):
-                if (full >> i) & 1:
-                    # Two assignments, not a conditional expression: numba would unify uint64
-                    # and the int literal to float64 and round 64-bit patterns.
-                    if base + i < cols:
-                        values[v] = x[row + base + i]
-                    else:
-                        values[v] = 0
-                    v += 1
+            codes[g] = c
+            for t in range(n):
+                p = positions[c, t]
+                values[g * n + t] = x[base + p] if q < full or q * m + p < cols else 0
             g += 1
     return -1
+
+
+@njit(cache=True, nogil=True)
+def bitmask_split(x, mask, values):  # type: ignore[no-untyped-def]
+    """LSB-first non-zero mask of ``x`` and its non-zero values, in one pass."""
+    n = x.size
+    j = 0
+    for b in range((n + 7) // 8):
+        byte = 0
+        for k in range(min(8, n - 8 * b)):
+            e = x[8 * b + k]
+            nz = e != 0
+            byte |= nz << k
+            values[j] = e
+            j += nz
+        mask[b] = byte
 
 
 @njit(cache=True, nogil=True)

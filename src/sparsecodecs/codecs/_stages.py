@@ -234,6 +234,8 @@ def distinct_values(
         from . import _huffman_kernels as hk
 
         counts = hk.histogram(values, 1 << (8 * values.dtype.itemsize))
+        if np.count_nonzero(counts) > limit:
+            return None
         uniq = np.flatnonzero(counts).astype(values.dtype)
     else:
         sample = values[:: max(1, values.size // 65536)]

@@ -104,6 +104,11 @@ class Hybrid(Codec):
         check_int("m", self.m, 2, MAX_M)
         check_int("n", self.n, 1, self.m - 1)
         check_int("max_code_length", self.max_code_length, 8, huff.MAX_LENGTH)
+        if self.values == "fields" and self.entropy != "huffman":
+            raise CodecConfigError(
+                f"values='fields' Huffman-codes the top bits, so it needs entropy='huffman'; got "
+                f"entropy={self.entropy!r}: use values='planes' for raw values"
+            )
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -131,22 +136,27 @@ class Hybrid(Codec):
         return raw.nbytes, build_raw
 
     def _candidates(self, bits: np.ndarray) -> list[_Layout]:
+        from ._kernels import bitmask_split
+
         flat = bits.reshape(-1)
-        nonzero = flat != 0
-        nnz = int(np.count_nonzero(nonzero))
+        nnz = int(np.count_nonzero(flat))
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
         out = []
-        if "dense" in wanted and (self.layout == "dense" or nnz > flat.size // 4 or not nnz):
+        # dense only competes when most values are non-zero: below that a mask is cheaper
+        # than coding every zero as a value.
+        if "dense" in wanted and (self.layout == "dense" or 10 * nnz > 7 * flat.size or not nnz):
             out.append(_Layout("dense", flat, 0, lambda: ([], {})))
         if "bitmask" in wanted and (self.layout == "bitmask" or 0 < nnz < flat.size):
-            mask = np.packbits(nonzero, bitorder="little")
+            mask = np.empty((flat.size + 7) // 8, np.uint8)
+            kept = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
+            bitmask_split(flat, mask, kept)
             size, build = self._index_stream("mask", mask, mask, 256)
 
             def build_mask(build: Any = build) -> tuple[list[Section], dict[str, Any]]:
                 sections, meta = build()
                 return sections, {**meta, "nnz": nnz}
 
-            out.append(_Layout("bitmask", flat[nonzero], size, build_mask))
+            out.append(_Layout("bitmask", kept[:nnz], size, build_mask))
         ngroups = geometry(bits.shape, self.m)[3]
         if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
             try:
@@ -162,33 +172,50 @@ class Hybrid(Codec):
                 out.append(_Layout("nm", values, size, build))
         return out
 
+    def _value_stages(self, values: np.ndarray, dtype: np.dtype[Any]) -> list[tuple[str, int, Any]]:
+        """(stage, estimated bytes, plan) for each value stage worth trying on ``values``.
+
+        With ``values="auto"`` two stages that practically never win are skipped, to keep
+        encoding fast: ``planes`` when ``fields`` applies to a float dtype (fields codes the
+        same top byte plus mantissa bits jointly, so it is never larger by more than a
+        codebook), and ``centroid`` above 4096 distinct values (its codebook then costs more
+        than the joint coding saves over ``fields``).
+        """
+        auto = self.values == "auto"
+        stages: list[tuple[str, int, Any]] = []
+        fplan = None
+        if self.values in ("auto", "fields") and self._coded():
+            fplan = plan_fields(values, dtype, self.max_code_length)
+            if fplan is None and self.values == "fields":
+                raise CodecConfigError(f"values='fields' needs 16- or 32-bit values, got {dtype}")
+            if fplan is not None:
+                stages.append(("fields", fplan.nbytes, fplan))
+        if self.values == "planes" or (auto and (fplan is None or dtype.kind not in "fV")):
+            plan = plan_planes(values, dtype, self.max_code_length, entropy=self._coded())
+            stages.append(("planes", plan.nbytes, plan))
+        if self.values in ("auto", "centroid"):
+            centroids = distinct_values(values, 4096 if auto else MAX_CENTROIDS)
+            if centroids is None and self.values == "centroid":
+                raise PatternError(
+                    f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
+                    "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
+                )
+            if centroids is not None:
+                cplan = plan_centroids(values, centroids, self.max_code_length,
+                                       entropy=self._coded())
+                stages.append(("centroid", cplan.nbytes, cplan))
+        return stages
+
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         best: tuple[int, _Layout, str, Any] | None = None
+        planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         for cand in self._candidates(bits):
-            stages: list[tuple[str, int, Any]] = []
-            if self.values in ("auto", "planes"):
-                plan = plan_planes(cand.values, dtype, self.max_code_length,
-                                   entropy=self._coded())
-                stages.append(("planes", plan.nbytes, plan))
-            if self.values in ("auto", "fields") and self._coded():
-                fplan = plan_fields(cand.values, dtype, self.max_code_length)
-                if fplan is None and self.values == "fields":
-                    raise CodecConfigError(
-                        f"values='fields' needs 16- or 32-bit values, got {dtype}"
-                    )
-                if fplan is not None:
-                    stages.append(("fields", fplan.nbytes, fplan))
-            if self.values in ("auto", "centroid"):
-                centroids = distinct_values(cand.values)
-                if centroids is None and self.values == "centroid":
-                    raise PatternError(
-                        f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
-                        "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
-                    )
-                if centroids is not None:
-                    cplan = plan_centroids(cand.values, centroids, self.max_code_length,
-                                           entropy=self._coded())
-                    stages.append(("centroid", cplan.nbytes, cplan))
+            # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
+            # tensor) share one plan.
+            same = [st for v, st in planned if v.size == cand.values.size
+                    and np.array_equal(v, cand.values)]
+            stages = same[0] if same else self._value_stages(cand.values, dtype)
+            planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size
                 if best is None or total < best[0]:

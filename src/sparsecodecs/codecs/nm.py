@@ -55,6 +55,12 @@ class NMTables:
     index_bits: int  # ceil(log2 m): bits per kept position in "index" metadata
 
     @property
+    def code_of_mask(self) -> np.ndarray:
+        """(2**m,) int32: pattern code for any non-zero mask with <= n bits (filled), else -1."""
+        return np.where(self.canon >= 0, self.code_of[np.maximum(self.canon, 0)], -1).astype(
+            np.int32)
+
+    @property
     def code_masks(self) -> np.ndarray:
         """(C,) int64: the m-bit mask of each pattern code."""
         return (np.int64(1) << self.positions.astype(np.int64)).sum(axis=1)
@@ -175,7 +181,8 @@ def split_groups(bits: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarr
     rows, cols, gpr, ngroups = geometry(bits.shape, m)
     codes = np.empty(ngroups, np.uint16)
     values = np.empty(ngroups * n, bits.dtype)
-    bad = nm_split(bits.reshape(-1), rows, cols, m, n, tables.canon, tables.code_of, codes, values)
+    bad = nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions, codes,
+                   values)
     if bad >= 0:
         row, q = divmod(bad, gpr)
         where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
