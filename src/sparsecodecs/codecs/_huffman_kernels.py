@@ -423,3 +423,17 @@ def top_histogram(values, rotate, mask, width, top):  # type: ignore[no-untyped-
             v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
         counts[v >> np.uint64(width - top)] += 1
     return counts
+
+
+@njit(cache=True, nogil=True)
+def plane_histograms(values, rotate, mask, nplanes):  # type: ignore[no-untyped-def]
+    """Byte histograms of each plane :func:`split_planes` would produce, without splitting."""
+    counts = np.zeros((nplanes, 256), np.int64)
+    width = nplanes * 8
+    for i in range(values.size):
+        v = np.uint64(values[i])
+        if rotate:
+            v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
+        for p in range(nplanes):
+            counts[p, (v >> np.uint64(8 * (nplanes - 1 - p))) & np.uint64(0xFF)] += 1
+    return counts

@@ -73,10 +73,11 @@ def nm_scatter(packed, lut, positions, values, out, rows, cols, m):  # type: ign
 
     Group g (codes read as in :func:`nm_compose`) holds values[g*n:(g+1)*n] at
     positions[code]. ``out`` is the flat (rows * cols) output; the last group of a row may be
-    cut short by ``cols`` (padding), in which case its padded slots are skipped.
+    cut short by ``cols`` (padding), in which case its padded slots are skipped: they must hold
+    zeros. Returns 0, or -1 if a padded slot holds a non-zero value (a corrupt frame).
     """
     ngroups = rows * ((cols + m - 1) // m)
-    codes = np.empty(ngroups, np.int64)
+    codes = np.empty(ngroups, np.uint16)
     k = lut.shape[1]
     g = 0
     for w in range(packed.size):
@@ -107,7 +108,10 @@ def nm_scatter(packed, lut, positions, values, out, rows, cols, m):  # type: ign
                 p = full * m + positions[c, t]
                 if p < cols:
                     out[row + p] = values[g * n + t]
+                elif values[g * n + t] != 0:
+                    return -1
             g += 1
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -200,7 +204,12 @@ def nm_split(x, rows, cols, m, code_of_mask, positions, codes, values):  # type:
             codes[g] = c
             for t in range(n):
                 p = positions[c, t]
-                values[g * n + t] = x[base + p] if q < full or q * m + p < cols else 0
+                # An if statement, not a conditional expression: numba would unify the uint64
+                # element and the int literal to float64 and round 64-bit patterns.
+                if q < full or q * m + p < cols:
+                    values[g * n + t] = x[base + p]
+                else:
+                    values[g * n + t] = 0
             g += 1
     return -1
 

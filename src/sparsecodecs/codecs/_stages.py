@@ -69,10 +69,9 @@ def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
 
 @dataclass
 class PlanesPlan:
-    """The byte planes of some values and, per plane, its histogram and chosen coding."""
+    """Per byte plane of some values: its histogram and whether to Huffman-code it."""
 
-    planes: np.ndarray
-    counts: list[np.ndarray]
+    counts: np.ndarray  # (planes, 256)
     coded: list[bool]
     nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
 
@@ -80,32 +79,33 @@ class PlanesPlan:
 def plan_planes(
     values: np.ndarray, dtype: np.dtype[Any], max_length: int, *, entropy: bool = True
 ) -> PlanesPlan:
-    """Split ``values`` into planes and decide which planes to Huffman-code."""
-    planes = _split(values, dtype)
-    counts, coded, total = [], [], 0
-    for plane in planes:
-        c = huff.histogram(plane, 256)
-        size = huff.coded_size(c, max_length) if entropy else plane.size + 1
-        counts.append(c)
-        coded.append(size < plane.size)
-        total += min(size, plane.size)
-    return PlanesPlan(planes, counts, coded, total)
+    """Decide which byte planes of ``values`` to Huffman-code (from histograms alone)."""
+    from . import _huffman_kernels as hk
+
+    counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
+                                 dtype.itemsize)
+    coded, total = [], 0
+    for c in counts:
+        size = huff.coded_size(c, max_length) if entropy else values.size + 1
+        coded.append(size < values.size)
+        total += min(size, values.size)
+    return PlanesPlan(counts, coded, total)
 
 
 def encode_planes(
-    values: np.ndarray | PlanesPlan,
+    values: np.ndarray,
     dtype: np.dtype[Any],
     prefix: str,
     max_length: int,
     *,
     entropy: bool = True,
+    plan: PlanesPlan | None = None,
 ) -> tuple[list[Section], str]:
     """Sections and the plane-mode string (``h`` coded / ``r`` raw, one per plane)."""
-    plan = values if isinstance(values, PlanesPlan) else plan_planes(
-        values, dtype, max_length, entropy=entropy)
+    plan = plan_planes(values, dtype, max_length, entropy=entropy) if plan is None else plan
     sections: list[Section] = []
     modes = ""
-    for i, plane in enumerate(plan.planes):
+    for i, plane in enumerate(_split(values, dtype)):
         name = f"{prefix}.plane{i}"
         if plan.coded[i]:
             sections += huff.encode_symbols(
@@ -224,8 +224,8 @@ def decode_planes(
 
 def distinct_values(
     values: np.ndarray, limit: int = MAX_CENTROIDS, *, give_up_early: bool = True
-) -> np.ndarray | None:
-    """The sorted distinct values, or None if there are more than ``limit``.
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(sorted distinct values, their counts)``, or None if there are more than ``limit``.
 
     With ``give_up_early``, also None when a sample shows the values are mostly distinct (no
     codebook would pay off); the ``centroid`` codec, which must take any k <= limit, passes False.
@@ -234,15 +234,15 @@ def distinct_values(
         from . import _huffman_kernels as hk
 
         counts = hk.histogram(values, 1 << (8 * values.dtype.itemsize))
-        if np.count_nonzero(counts) > limit:
+        uniq = np.flatnonzero(counts)
+        if uniq.size > limit:
             return None
-        uniq = np.flatnonzero(counts).astype(values.dtype)
-    else:
-        sample = values[:: max(1, values.size // 65536)]
-        if give_up_early and np.unique(sample).size > min(limit, sample.size // 2):
-            return None  # mostly distinct: no codebook will pay off
-        uniq = np.unique(values)
-    return uniq if uniq.size <= limit else None
+        return uniq.astype(values.dtype), counts[uniq]
+    sample = values[:: max(1, values.size // 65536)]
+    if give_up_early and np.unique(sample).size > min(limit, sample.size // 2):
+        return None  # mostly distinct: no codebook will pay off
+    uniq, counts = np.unique(values, return_counts=True)
+    return (uniq, counts.astype(np.int64)) if uniq.size <= limit else None
 
 
 def _indices(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -257,10 +257,9 @@ def _indices(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 @dataclass
 class CentroidPlan:
-    """Centroids, the index of every value, and the chosen index coding."""
+    """Centroids, how often each occurs, and the chosen index coding."""
 
     centroids: np.ndarray
-    indices: np.ndarray
     counts: np.ndarray
     coded: bool
     nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
@@ -271,27 +270,30 @@ def _index_bits(k: int) -> int:
 
 
 def plan_centroids(
-    values: np.ndarray, centroids: np.ndarray, max_length: int, *, entropy: bool = True
+    count: int, distinct: tuple[np.ndarray, np.ndarray], max_length: int, *, entropy: bool = True
 ) -> CentroidPlan:
+    """Plan coding ``count`` values as indices into ``distinct`` (from :func:`distinct_values`)."""
+    centroids, counts = distinct
     k = centroids.size
-    idx = _indices(values, centroids)
-    counts = huff.histogram(idx, max(k, 1))
-    packed = (values.size * _index_bits(k) + 7) // 8
+    packed = (count * _index_bits(k) + 7) // 8
     codable = entropy and 1 < k <= 1 << max_length  # a prefix code needs k <= 2**max_length
     coded = huff.coded_size(counts, max_length) if codable else packed + 1
-    return CentroidPlan(centroids, idx, counts, coded < packed,
+    return CentroidPlan(centroids, counts, coded < packed,
                         int(centroids.nbytes) + min(packed, coded))
 
 
-def encode_centroids(prefix: str, plan: CentroidPlan, max_length: int) -> tuple[list[Section], str]:
+def encode_centroids(
+    values: np.ndarray, prefix: str, plan: CentroidPlan, max_length: int
+) -> tuple[list[Section], str]:
     """Sections and the index mode (``h`` Huffman, ``p`` packed)."""
+    k = plan.centroids.size
+    idx = _indices(values, plan.centroids)
     sections = [Section(f"{prefix}.centroids", "codebook", plan.centroids)]
     if plan.coded:
-        sections += huff.encode_symbols(plan.indices, plan.centroids.size, f"{prefix}.idx",
-                                        "values", counts=plan.counts, max_length=max_length)
+        sections += huff.encode_symbols(idx, k, f"{prefix}.idx", "values", counts=plan.counts,
+                                        max_length=max_length)
         return sections, "h"
-    bits = _index_bits(plan.centroids.size)
-    sections.append(Section(f"{prefix}.idx", "values", pack_fields(plan.indices, bits)))
+    sections.append(Section(f"{prefix}.idx", "values", pack_fields(idx, _index_bits(k))))
     return sections, "p"
 
 

@@ -45,17 +45,17 @@ class Centroid(Codec):
 
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         flat = bits.reshape(-1)
-        centroids = distinct_values(flat, give_up_early=False)
-        if centroids is None:
+        distinct = distinct_values(flat, give_up_early=False)
+        if distinct is None:
             raise PatternError(
                 f"input has more than {MAX_CENTROIDS} distinct values; cluster it first with "
                 "sparsecodecs.transforms.cluster, or use 'hybrid' or 'huffman'"
             )
         plan = plan_centroids(
-            flat, centroids, _huffman.MAX_LENGTH, entropy=self.index_coding != "packed"
+            flat.size, distinct, _huffman.MAX_LENGTH, entropy=self.index_coding != "packed"
         )
-        sections, mode = encode_centroids("c", plan, _huffman.MAX_LENGTH)
-        return Encoded(sections, meta={"k": int(centroids.size), "index": mode})
+        sections, mode = encode_centroids(flat, "c", plan, _huffman.MAX_LENGTH)
+        return Encoded(sections, meta={"k": int(plan.centroids.size), "index": mode})
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
         k = info.meta_int("k", 0, min(MAX_CENTROIDS, info.size))

@@ -175,11 +175,11 @@ class Hybrid(Codec):
     def _value_stages(self, values: np.ndarray, dtype: np.dtype[Any]) -> list[tuple[str, int, Any]]:
         """(stage, estimated bytes, plan) for each value stage worth trying on ``values``.
 
-        With ``values="auto"`` two stages that practically never win are skipped, to keep
-        encoding fast: ``planes`` when ``fields`` applies to a float dtype (fields codes the
-        same top byte plus mantissa bits jointly, so it is never larger by more than a
-        codebook), and ``centroid`` above 4096 distinct values (its codebook then costs more
-        than the joint coding saves over ``fields``).
+        With ``values="auto"`` every stage is tried, except ``centroid`` when a sample shows
+        the values are mostly distinct. ``planes`` and ``centroid`` are not pruned further:
+        ``fields`` stores the low bits raw, so planes beat it whenever the low planes compress
+        (float16 weights upcast to float32: 2x), and a tensor of a few thousand distinct
+        float32 values is 2x smaller as centroids than as fields.
         """
         auto = self.values == "auto"
         stages: list[tuple[str, int, Any]] = []
@@ -190,18 +190,19 @@ class Hybrid(Codec):
                 raise CodecConfigError(f"values='fields' needs 16- or 32-bit values, got {dtype}")
             if fplan is not None:
                 stages.append(("fields", fplan.nbytes, fplan))
-        if self.values == "planes" or (auto and (fplan is None or dtype.kind not in "fV")):
+        if self.values in ("auto", "planes"):
             plan = plan_planes(values, dtype, self.max_code_length, entropy=self._coded())
             stages.append(("planes", plan.nbytes, plan))
         if self.values in ("auto", "centroid"):
-            centroids = distinct_values(values, 4096 if auto else MAX_CENTROIDS)
-            if centroids is None and self.values == "centroid":
+            # explicit values='centroid' must take any k <= MAX_CENTROIDS, however distinct
+            distinct = distinct_values(values, give_up_early=auto)
+            if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
                     "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
                 )
-            if centroids is not None:
-                cplan = plan_centroids(values, centroids, self.max_code_length,
+            if distinct is not None:
+                cplan = plan_centroids(values.size, distinct, self.max_code_length,
                                        entropy=self._coded())
                 stages.append(("centroid", cplan.nbytes, cplan))
         return stages
@@ -224,13 +225,13 @@ class Hybrid(Codec):
         _, cand, stage, state = best
         sections, meta = cand.index_sections()
         if stage == "planes":
-            vsec, modes = encode_planes(state, dtype, "v", self.max_code_length)
+            vsec, modes = encode_planes(cand.values, dtype, "v", self.max_code_length, plan=state)
             meta["planes"] = modes
         elif stage == "fields":
             vsec = encode_fields(cand.values, dtype, "v", state, self.max_code_length)
             meta["fields"] = state.top
         else:
-            vsec, mode = encode_centroids("v", state, self.max_code_length)
+            vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
         config = {**self.get_config(), "layout": cand.name, "values": stage}
         return Encoded(sections + vsec, meta=meta, config=config)

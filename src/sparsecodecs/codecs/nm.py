@@ -258,7 +258,8 @@ def scatter_groups(
             _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
         return out.view(udt).reshape(shape)
     out = np.empty(rows * cols, udt)
-    _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m)
+    if _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m):
+        raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
     return out.reshape(shape)
 
 

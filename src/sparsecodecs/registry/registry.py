@@ -158,7 +158,7 @@ class CodecRegistry:
             return self._load_plugin(key), {}
         names = self.names()
         close = difflib.get_close_matches(key, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else ";"
         raise UnknownCodecError(
             f"unknown codec {name!r}{hint} available: {', '.join(names)}"
         )

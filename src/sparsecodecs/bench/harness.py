@@ -1,0 +1,500 @@
+"""Running the bench: build the cells, run every method on them, measure and verify.
+
+* sizes are ``len(frame)`` of the frames the codecs really produce (peers: the length of their
+  real output; ``nvidia-2:4`` is computed from the layout and labelled so);
+* every frame is decoded with :func:`sparsecodecs.decode` and compared bit for bit with the
+  input; every peer output is decompressed and compared likewise. Failures are listed, counted
+  and make the command exit with code 1;
+* times come from :func:`time.perf_counter`, single thread, per tensor. A codec's first call is
+  timed and reported on its own (numba compiles or loads its kernels then); the throughput is
+  the median of up to ``--repeats`` further runs, which stop early once 0.3 s have been spent
+  (at least one always runs). Peers compile nothing, so their first call is one of the runs.
+  Throughput is MB (10^6 bytes) of dense data per second, the cell's dense bytes over the sum
+  of its tensors' medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cli import CLIError
+from ..registry import Codec, SparseCodecsError, as_bits, decode, get_codec, inspect, list_codecs
+from .corpus import DTYPES, TensorSet, Variant, builtin_sets, load_model, parse_dtypes
+from .corpus import parse_variants as _parse_variants
+from .entropy import entropy_bound
+from .peers import NotApplicable, Peer, select_peers
+
+__all__ = ["OUTPUT_FILES", "BenchOptions", "Method", "main", "run"]
+
+REPEATS = 3
+BUDGET_S = 0.3
+OUTPUT_FILES = ("results.json", "results.md", "results.png")
+#: Libraries whose versions results.json records (whether or not they were used).
+VERSIONED = ("sparsecodecs", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy",
+             "zipnn", "torch", "safetensors", "matplotlib", "rich", "xxhash")
+
+
+@dataclass
+class Method:
+    """A codec or a peer, as the harness runs it."""
+
+    name: str
+    kind: str  # "codec" or "peer"
+    description: str
+    codec: Codec | None = None
+    peer: Peer | None = None
+    skipped: str | None = None  # why it does not run at all (a peer that is not installed)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind,
+                               "description": self.description}
+        if self.codec is not None:
+            out["config"] = self.codec.get_config()
+        if self.peer is not None and self.peer.computed:
+            out["computed"] = True
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
+
+
+@dataclass
+class BenchOptions:
+    scope: str
+    dtypes: list[str]
+    variants: list[Variant]
+    repeats: int
+    out: Path
+    force: bool
+    model: Path | None = None
+    codecs: list[Method] = field(default_factory=list)
+    peers: list[Method] = field(default_factory=list)
+
+    @property
+    def methods(self) -> list[Method]:
+        return self.codecs + self.peers
+
+
+# -- options ----------------------------------------------------------------------------------
+
+
+def select_codecs(spec: str | None) -> list[Method]:
+    """Every registered codec (loadable plugins included), or the ones ``--codecs`` names."""
+    if spec is None:
+        names = [info.name for info in list_codecs() if info.error is None]
+    else:
+        names = list(dict.fromkeys(t.strip() for t in spec.split(",") if t.strip()))
+        if not names:
+            raise CLIError("--codecs needs at least one codec name")
+    methods = []
+    for name in names:
+        codec = get_codec(name)  # UnknownCodecError: one line, exit code 2
+        methods.append(Method(name, "codec", type(codec).description, codec=codec))
+    return methods
+
+
+def check_output(out: Path, force: bool) -> None:
+    """Refuse to overwrite result files without ``--force``; fail early, before any work."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a directory")
+    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if existing and not force:
+        raise CLIError(
+            f"{out}/ already holds {', '.join(existing)}; pass --force to overwrite, or choose "
+            "another --out DIR"
+        )
+
+
+def parse_options(args: argparse.Namespace) -> BenchOptions:
+    scope = "full" if args.full else "quick" if args.quick else "tiny" if args.tiny else "default"
+    repeats = args.repeats if args.repeats is not None else (REPEATS if scope != "quick" else 1)
+    if repeats < 1:
+        raise CLIError(f"--repeats must be >= 1, got {repeats}")
+    out = Path(args.out)
+    check_output(out, args.force)
+    model = None
+    if args.model is not None:
+        model = Path(args.model)
+        if not model.exists():
+            raise CLIError(f"--model {args.model}: no such file or directory")
+    options = BenchOptions(
+        scope=scope,
+        dtypes=parse_dtypes(args.dtype),
+        variants=_parse_variants(args.prune, args.cluster),
+        repeats=repeats,
+        out=out,
+        force=args.force,
+        model=model,
+        codecs=select_codecs(args.codecs),
+    )
+    for peer in select_peers(args.peers):
+        options.peers.append(Method(peer.name, "peer", peer.description, peer=peer))
+    return options
+
+
+def resolve_peers(methods: list[Method]) -> None:
+    """Mark peers whose library is missing as skipped (imports them: zipnn imports torch)."""
+    for m in methods:
+        if m.peer is not None:
+            m.skipped = m.peer.missing()
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    first_s: float
+    median_s: float
+    runs: int  # timed runs behind the median
+
+
+def _timed(fn: Callable[[Any], Any], prepare: Callable[[], Any], repeats: int,
+           first_counts: bool) -> tuple[Timing, Any]:
+    """Run ``fn(prepare())``: a timed first call, then up to ``repeats`` runs for the median.
+
+    With ``first_counts`` (peers: nothing to compile) the first call is one of the runs.
+    Runs stop once BUDGET_S has been spent, after at least one.
+    """
+    arg = prepare()
+    t0 = time.perf_counter()
+    result = fn(arg)
+    first = time.perf_counter() - t0
+    times = [first] if first_counts else []
+    spent = sum(times)
+    while len(times) < max(repeats, 1) and (not times or spent < BUDGET_S):
+        arg = prepare()
+        t0 = time.perf_counter()
+        fn(arg)
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+    return Timing(first, statistics.median(times), len(times)), result
+
+
+def _same_bits(out: Any, bits: np.ndarray) -> bool:
+    if isinstance(out, np.ndarray):
+        return out.shape == bits.shape and out.dtype == bits.dtype and np.array_equal(out, bits)
+    got = np.frombuffer(out, np.uint8)
+    return got.size == bits.nbytes and np.array_equal(got, bits.reshape(-1).view(np.uint8))
+
+
+# -- cells ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tensor:
+    name: str
+    array: np.ndarray
+    bits: np.ndarray
+    transform: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """One method on one tensor."""
+
+    nbytes: int = 0
+    roles: dict[str, int] = field(default_factory=dict)
+    theoretical: int | None = None
+    encode: Timing | None = None
+    decode: Timing | None = None
+    verified: bool | None = None
+
+
+class Skip(Exception):
+    """The method does not apply to a tensor of the cell: the whole cell is n/a."""
+
+
+def _run_codec(codec: Codec, t: Tensor, repeats: int) -> Outcome:
+    try:
+        enc, frame = _timed(codec.encode, lambda: t.array, repeats, first_counts=False)
+    except SparseCodecsError as exc:
+        raise Skip(f"{t.name}: {type(exc).__name__}: {exc}") from exc
+    report = inspect(frame)
+    dec, out = _timed(decode, lambda: frame, repeats, first_counts=False)
+    ok = out.dtype == t.array.dtype and _same_bits(as_bits(out)[0], t.bits)
+    return Outcome(len(frame), dict(report.role_bytes), report.theoretical_bytes, enc, dec, ok)
+
+
+def _run_peer(peer: Peer, t: Tensor, repeats: int) -> Outcome:
+    try:
+        if peer.computed:
+            payload = peer.encode(t.bits, t.array.dtype)
+            return Outcome(peer.nbytes(payload), peer.roles(payload))
+        enc, payload = _timed(lambda a: peer.encode(a, t.array.dtype),
+                              lambda: peer.prepare(t.bits), repeats, first_counts=True)
+    except NotApplicable as exc:
+        raise Skip(f"{t.name}: {exc}") from exc
+    dec, out = _timed(lambda p: peer.decode(p, t.bits), lambda: payload, repeats,
+                      first_counts=True)
+    return Outcome(peer.nbytes(payload), peer.roles(payload), None, enc, dec,
+                   _same_bits(out, t.bits))
+
+
+def _pct(n: float, dense: int) -> float:
+    return 100.0 * n / dense if dense else 0.0
+
+
+def _mbps(nbytes: int, seconds: float) -> float | None:
+    return nbytes / 1e6 / seconds if seconds > 0 else None
+
+
+def _aggregate(outcomes: list[Outcome], names: list[str], dense: int,
+               bound_pct: float, computed: bool) -> dict[str, Any]:
+    total = sum(o.nbytes for o in outcomes)
+    roles: dict[str, int] = {}
+    for o in outcomes:
+        for role, n in o.roles.items():
+            roles[role] = roles.get(role, 0) + n
+    result: dict[str, Any] = {
+        "status": "computed" if computed else "ok",
+        "bytes": total,
+        "per_tensor_bytes": [o.nbytes for o in outcomes],
+        "effective_pct": _pct(total, dense),
+        "theoretical_pct": None,
+        "roles_pct": {role: _pct(n, dense) for role, n in roles.items()},
+        "bound_distance_pp": _pct(total, dense) - bound_pct,
+    }
+    if outcomes and outcomes[0].theoretical is not None:
+        result["theoretical_pct"] = _pct(sum(o.theoretical or 0 for o in outcomes), dense)
+    if computed:
+        return result
+    failures = [n for n, o in zip(names, outcomes, strict=True) if not o.verified]
+    for op in ("encode", "decode"):
+        timings = [getattr(o, op) for o in outcomes]
+        median = sum(t.median_s for t in timings)
+        result[f"{op}_mbps"] = _mbps(dense, median)
+        result[f"{op}_median_s"] = median
+        result[f"{op}_first_s"] = sum(t.first_s for t in timings)
+        result[f"{op}_runs"] = min(t.runs for t in timings)
+    result["verified"] = not failures
+    result["failures"] = failures
+    if failures:
+        result["status"] = "FAILED"
+    return result
+
+
+def run_method(m: Method, tensors: list[Tensor], dense: int, bound_pct: float,
+               repeats: int) -> tuple[dict[str, Any], Outcome | None]:
+    """The method's results on a cell, and its outcome on the cell's first tensor."""
+    if m.skipped:
+        return {"status": "skipped", "reason": m.skipped}, None
+    outcomes = []
+    try:
+        for t in tensors:
+            if m.codec is not None:
+                outcomes.append(_run_codec(m.codec, t, repeats))
+            elif m.peer is not None:
+                outcomes.append(_run_peer(m.peer, t, repeats))
+    except Skip as exc:
+        return {"status": "n/a", "reason": str(exc)}, None
+    except Exception as exc:  # a crash in a codec or peer: a failure, shown, not hidden
+        return {"status": "FAILED", "reason": f"{type(exc).__name__}: {exc}",
+                "verified": False, "failures": ["crash"]}, None
+    computed = m.peer is not None and m.peer.computed
+    return (_aggregate(outcomes, [t.name for t in tensors], dense, bound_pct, computed),
+            outcomes[0] if outcomes else None)
+
+
+def build_cell(tset: TensorSet, dtype_key: str, variant: Variant) -> tuple[dict[str, Any],
+                                                                           list[Tensor]]:
+    dtype = DTYPES[dtype_key]
+    tensors: list[Tensor] = []
+    rows: list[dict[str, Any]] = []
+    for name, base in tset.tensors:
+        array = base if dtype is None else base.astype(dtype)
+        array, transform = variant.apply(array)
+        array.setflags(write=False)  # a method that writes into its input crashes, visibly
+        bound = entropy_bound(array)
+        tensors.append(Tensor(name, array, as_bits(array)[0], transform))
+        rows.append({
+            "name": name, "shape": list(array.shape), "dtype": str(array.dtype),
+            "dense_bytes": int(array.nbytes), "nnz": int(np.count_nonzero(array)),
+            "bound_bytes": bound.nbytes, "layout": bound.layout,
+            "bound_layout_bytes": bound.layout_bits / 8,
+            "bound_values_bytes": bound.values_bits / 8,
+            "bound_values_joint": bound.values_joint_bits is not None
+            and bound.values_joint_bits <= bound.values_split_bits,
+            "transform": transform,
+        })
+    dense = sum(r["dense_bytes"] for r in rows)
+    size = sum(t.array.size for t in tensors)
+    bound_bytes = sum(r["bound_bytes"] for r in rows)
+    cell = {
+        "set": tset.name,
+        "dtype": dtype_key if dtype is not None else "keep",
+        "variant": variant.name,
+        "dense_bytes": dense,
+        "density": sum(r["nnz"] for r in rows) / size if size else 0.0,
+        "bound_bytes": bound_bytes,
+        "bound_pct": _pct(bound_bytes, dense),
+        "tensors": rows,
+        "results": {},
+    }
+    return cell, tensors
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr (rich when installed); yields ``step(description)``."""
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+    except ImportError:
+        def step(text: str) -> None:
+            print(f"  {text}", file=sys.stderr, flush=True)
+        yield step
+        return
+    columns = (TextColumn("{task.description:<48}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("bench", total=total)
+
+        def advance(text: str) -> None:
+            progress.update(task, description=text, advance=1)
+        yield advance
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(affinity(0)) if affinity else os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+
+
+def load_sets(options: BenchOptions) -> list[TensorSet]:
+    if options.model is not None:
+        return [load_model(options.model)]
+    return builtin_sets(options.scope)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``sparsecodecs bench`` command equivalent to parsed ``args``."""
+    words = ["sparsecodecs", "bench"]
+    for key, value in sorted(vars(args).items()):
+        if key in ("command", "func") or value in (None, False):
+            continue
+        flag = "--" + key.replace("_", "-")
+        words.extend([flag] if value is True else [flag, str(value)])
+    return shlex.join(words)
+
+
+def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
+    """Run the bench; returns the results document (what results.json holds)."""
+    started = time.perf_counter()
+    sets = load_sets(options)
+    resolve_peers(options.peers)
+    methods = options.methods
+    plan = [(s, d, v) for s in sets for d in options.dtypes for v in options.variants]
+    cells = []
+    cold: dict[str, dict[str, Any]] = {}
+    with _progress(len(plan) * (len(methods) + 1)) as step:
+        for tset, dtype_key, variant in plan:
+            label = f"{tset.name} {dtype_key} {variant.name}"
+            step(f"{label}: preparing")
+            cell, tensors = build_cell(tset, dtype_key, variant)
+            for m in methods:
+                step(f"{label}: {m.name}")
+                result, first = run_method(m, tensors, cell["dense_bytes"], cell["bound_pct"],
+                                           options.repeats)
+                cell["results"][m.name] = result
+                if first is not None and first.encode is not None and m.name not in cold:
+                    assert first.decode is not None
+                    cold[m.name] = {
+                        "cell": label, "tensor": tensors[0].name,
+                        "encode_first_s": first.encode.first_s,
+                        "encode_median_s": first.encode.median_s,
+                        "decode_first_s": first.decode.first_s,
+                        "decode_median_s": first.decode.median_s,
+                    }
+            cells.append(cell)
+    failures = [
+        {"cell": f"{c['set']} {c['dtype']} {c['variant']}", "method": name,
+         "reason": r.get("reason") or f"round trip differs: {', '.join(r['failures'])}"}
+        for c in cells for name, r in c["results"].items() if r["status"] == "FAILED"
+    ]
+    frames = sum(len(c["tensors"]) for c in cells for r in c["results"].values()
+                 if r["status"] == "ok")
+    return {
+        "schema": "sparsecodecs-bench/1",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "argv": list(sys.argv),
+        "options": {
+            "scope": options.scope,
+            "model": str(options.model) if options.model else None,
+            "dtypes": options.dtypes,
+            "variants": [v.name for v in options.variants],
+            "repeats": options.repeats,
+            "run_budget_s": BUDGET_S,
+        },
+        "machine": _machine(),
+        "versions": _versions(),
+        "methods": [m.describe() for m in methods],
+        "corpus": [s.describe() for s in sets],
+        "cells": cells,
+        "cold_start": cold,
+        "verified_outputs": frames,
+        "failures": failures,
+        "duration_s": time.perf_counter() - started,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    """``sparsecodecs bench``: run, write the files, print the summary. Exit 1 on failures."""
+    from . import report
+
+    options = parse_options(args)
+    results = run(options, command_line(args))
+    written = report.write_all(results, options.out, force=options.force)
+    report.print_summary(results, written)
+    return 1 if results["failures"] else 0

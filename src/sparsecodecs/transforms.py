@@ -1,0 +1,440 @@
+"""The lossy transforms: magnitude pruning and weight clustering.
+
+Codecs are lossless; these two functions are where information is thrown away, on purpose and
+in the open. Each returns ``(new_array, report)``: the transformed array, in the input's dtype
+and shape, and a small frozen report saying what was removed and how large the error is.
+Nothing is copied back into the input, and an input the transform would not change comes back
+bit for bit (as a new array).
+
+>>> import numpy as np
+>>> from sparsecodecs.transforms import cluster, prune
+>>> w = np.array([[0.5, -2.0, 0.25, 1.0], [3.0, 0.0, -0.5, 0.125]], dtype=np.float32)
+>>> pruned, report = prune(w, "2:4")
+>>> pruned
+array([[ 0. , -2. ,  0. ,  1. ],
+       [ 3. ,  0. , -0.5,  0. ]], dtype=float32)
+>>> report.zeroed, report.density
+(3, 0.5)
+>>> clustered, creport = cluster(pruned, 2)
+>>> sorted(set(clustered[clustered != 0].tolist()))
+[-1.25, 2.0]
+>>> creport.distinct
+2
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .registry import (
+    FLOAT_LAYOUTS,
+    CodecConfigError,
+    UnsupportedDtypeError,
+    as_bits,
+    check_int,
+)
+from .registry.dtypes import dtype_name
+
+__all__ = ["ClusterReport", "PruneReport", "cluster", "parse_pattern", "prune"]
+
+#: The largest number of centroids :func:`cluster` accepts (a 16-bit codebook).
+MAX_CENTROIDS = 1 << 16
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :func:`prune` removed.
+
+    ``pattern`` is ``"n:m"`` or ``"unstructured"``; ``axis`` the (non-negative) axis of the N:M
+    groups, ``None`` for unstructured pruning. ``zeroed`` counts the non-zero values set to zero
+    (``zeroed_fraction`` = ``zeroed / size``), ``density`` is the fraction of non-zero values in
+    the result. ``max_abs_error`` and ``rel_rms_error`` (``||w' - w|| / ||w||`` over finite
+    values) compare the result with the input.
+    """
+
+    pattern: str
+    axis: int | None
+    size: int
+    zeroed: int
+    zeroed_fraction: float
+    density: float
+    max_abs_error: float
+    rel_rms_error: float
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """What :func:`cluster` changed.
+
+    ``clustered`` counts the values that were replaced by a centroid (the finite non-zero values
+    of the rows that had more than ``k`` distinct values; 0 means the input came back
+    unchanged). ``distinct`` is the number of distinct finite non-zero values in the result (at
+    most ``k``, or ``k`` per row with ``per_row``); ``iterations`` the number of Lloyd iterations
+    run. The errors are as in :class:`PruneReport`.
+    """
+
+    k: int
+    per_row: bool
+    clustered: int
+    distinct: int
+    iterations: int
+    max_abs_error: float
+    rel_rms_error: float
+
+
+# -- shared helpers ---------------------------------------------------------------------------
+
+
+def _check_array(w: object, what: str) -> np.ndarray:
+    if not isinstance(w, np.ndarray):
+        raise UnsupportedDtypeError(
+            f"{what} expects a numpy.ndarray, got {type(w).__module__}.{type(w).__qualname__}"
+        )
+    as_bits(w)  # raises UnsupportedDtypeError for dtypes sparsecodecs does not support
+    return w
+
+
+def _magnitude(w: np.ndarray) -> np.ndarray:
+    """|w| as float64, NaN counted as larger than anything (so pruning never drops a NaN)."""
+    mag = np.abs(w.astype(np.float64))
+    return np.where(np.isnan(mag), np.inf, mag)
+
+
+def _errors(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(max abs error, relative RMS error); elements with unchanged bits count as exact."""
+    changed = as_bits(before)[0] != as_bits(after)[0]
+    if not changed.any():
+        return 0.0, 0.0
+    a = before.astype(np.float64)
+    diff = np.abs(a[changed] - after.astype(np.float64)[changed])
+    finite = a[np.isfinite(a)]
+    norm = math.sqrt(float(np.dot(finite, finite)))
+    err = math.sqrt(float(np.dot(diff, diff)))
+    return float(diff.max()), (err / norm if norm else math.inf)
+
+
+def _nonzero_count(w: np.ndarray) -> int:
+    return int(np.count_nonzero(w))
+
+
+# -- prune ------------------------------------------------------------------------------------
+
+
+def parse_pattern(pattern: object) -> tuple[int, int] | None:
+    """``"2:4"`` or ``(2, 4)`` -> ``(2, 4)``; ``None`` -> ``None``. Requires ``1 <= n < m``.
+
+    >>> parse_pattern("1:4"), parse_pattern((4, 8)), parse_pattern(None)
+    ((1, 4), (4, 8), None)
+    """
+    if pattern is None:
+        return None
+    if isinstance(pattern, str):
+        n_text, sep, m_text = pattern.partition(":")
+        try:
+            n, m = int(n_text), int(m_text)
+        except ValueError:
+            n = m = -1
+        if not sep or n < 0:
+            raise CodecConfigError(
+                f"pattern must look like 'n:m' (e.g. '2:4'), be a (n, m) tuple or None; "
+                f"got {pattern!r}"
+            )
+    elif isinstance(pattern, (tuple, list)) and len(pattern) == 2:
+        n, m = check_int("pattern n", pattern[0]), check_int("pattern m", pattern[1])
+    else:
+        raise CodecConfigError(
+            f"pattern must be 'n:m' (e.g. '2:4'), a (n, m) tuple or None; got {pattern!r:.100}"
+        )
+    if not 1 <= n < m:
+        raise CodecConfigError(f"pattern n:m needs 1 <= n < m, got n={n}, m={m}")
+    return n, m
+
+
+def _nm_drop(w: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
+    """Mask of the elements N:M pruning removes: all but the n largest of each group of m."""
+    x = np.moveaxis(w, axis, -1)
+    length = x.shape[-1]
+    groups_per_line = -(-length // m)
+    mag = _magnitude(x)
+    pad = groups_per_line * m - length
+    if pad:  # a short last group: padding slots rank below every real element
+        mag = np.pad(mag, [(0, 0)] * (x.ndim - 1) + [(0, pad)], constant_values=-1.0)
+    groups = mag.reshape(-1, m)
+    # rank[i] = how many elements of the group beat element i: larger magnitude, or equal
+    # magnitude at a lower position. The n elements with rank < n are kept.
+    rank = np.zeros(groups.shape, np.int32)
+    for j in range(m):
+        col = groups[:, j : j + 1]
+        rank += col > groups
+        ties = col == groups
+        ties[:, : j + 1] = False
+        rank += ties
+    drop = (rank >= n).reshape(*x.shape[:-1], groups_per_line * m)[..., :length]
+    return np.moveaxis(drop, -1, axis)
+
+
+def _unstructured_drop(w: np.ndarray, density: float) -> np.ndarray:
+    """Mask of all but the ``round(density * size)`` largest magnitudes (ties: C order)."""
+    size = w.size
+    keep_count = min(size, round(density * size))
+    mag = _magnitude(w).reshape(-1)
+    keep = np.zeros(size, bool)
+    if keep_count:
+        threshold = np.partition(mag, size - keep_count)[size - keep_count]
+        keep = mag > threshold
+        ties = np.flatnonzero(mag == threshold)[: keep_count - int(keep.sum())]
+        keep[ties] = True
+    return ~keep.reshape(w.shape)
+
+
+def prune(
+    w: np.ndarray,
+    pattern: str | tuple[int, int] | None = "2:4",
+    *,
+    density: float | None = None,
+    axis: int = -1,
+) -> tuple[np.ndarray, PruneReport]:
+    """Magnitude pruning: N:M structured along ``axis``, or unstructured to a target density.
+
+    Parameters
+    ----------
+    w
+        The weights (any supported dtype; floats are compared by magnitude, NaN counts as the
+        largest).
+    pattern
+        ``"n:m"`` or ``(n, m)``: keep the ``n`` largest magnitudes of every group of ``m``
+        consecutive elements along ``axis`` (a last group shorter than ``m`` keeps at most
+        ``n``). ``None``: unstructured pruning to ``density``.
+    density
+        With ``pattern=None``: the fraction of elements to keep, in [0, 1]; the
+        ``round(density * size)`` largest magnitudes of the whole array are kept.
+    axis
+        The axis of the N:M groups. For a torch ``Linear`` weight of shape (out, in), pruning
+        "along the input dimension" (what sparse tensor cores need) is ``axis=-1``.
+
+    Returns
+    -------
+    (pruned, report)
+        ``pruned`` has the input's dtype and shape; removed elements are ``+0``, kept elements
+        keep their exact bit patterns. Ties are broken by position, lowest first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.arange(1, 9, dtype=np.float32).reshape(2, 4)
+    >>> prune(w, None, density=0.25)[0]
+    array([[0., 0., 0., 0.],
+           [0., 0., 7., 8.]], dtype=float32)
+    >>> prune(w, (1, 2), axis=0)[0]
+    array([[0., 0., 0., 0.],
+           [5., 6., 7., 8.]], dtype=float32)
+    """
+    w = _check_array(w, "prune")
+    nm = parse_pattern(pattern)
+    if nm is not None:
+        if density is not None:
+            raise CodecConfigError(
+                f"density= is for unstructured pruning; pass pattern=None with it "
+                f"(got pattern={pattern!r}, density={density!r})"
+            )
+        if w.ndim == 0:
+            raise CodecConfigError("N:M pruning needs an array with at least one axis")
+        if not isinstance(axis, (int, np.integer)) or not -w.ndim <= axis < w.ndim:
+            raise CodecConfigError(
+                f"axis must be an integer in [{-w.ndim}, {w.ndim - 1}] for a {w.ndim}-D array, "
+                f"got axis={axis!r}"
+            )
+        axis = int(axis) % w.ndim
+        drop = _nm_drop(w, nm[0], nm[1], axis)
+        name, report_axis = f"{nm[0]}:{nm[1]}", axis
+    else:
+        if (
+            density is None
+            or isinstance(density, bool)
+            or not isinstance(density, (int, float, np.floating))
+            or not 0.0 <= float(density) <= 1.0
+        ):
+            raise CodecConfigError(
+                f"unstructured pruning (pattern=None) needs density= in [0, 1], "
+                f"got density={density!r}"
+            )
+        drop = _unstructured_drop(w, float(density))
+        name, report_axis = "unstructured", None
+    zeroed = int(np.count_nonzero(w[drop]))
+    out = w.copy()
+    out[drop & (as_bits(w)[0] != 0)] = 0  # bits already +0 stay as they are
+    max_err, rel_err = _errors(w, out)
+    size = int(w.size)
+    report = PruneReport(
+        pattern=name,
+        axis=report_axis,
+        size=size,
+        zeroed=zeroed,
+        zeroed_fraction=zeroed / size if size else 0.0,
+        density=_nonzero_count(out) / size if size else 0.0,
+        max_abs_error=max_err,
+        rel_rms_error=rel_err,
+    )
+    return out, report
+
+
+# -- cluster ----------------------------------------------------------------------------------
+
+
+def _row_search(
+    keys: np.ndarray, key_rows: np.ndarray, queries: np.ndarray, query_rows: np.ndarray,
+    side: Any,
+) -> np.ndarray:
+    """``np.searchsorted`` inside rows: ``keys`` is sorted within each row, rows ascending.
+
+    Returns indices into the whole ``keys`` array. Several rows are searched at once, exactly,
+    by keying every value as the complex number ``row + 1j * value``: numpy orders complex
+    numbers lexicographically (real part first).
+    """
+    if key_rows.size == 0 or key_rows[0] == key_rows[-1]:
+        return np.searchsorted(keys, queries, side=side)
+    return np.searchsorted(key_rows + 1j * keys, query_rows + 1j * queries, side=side)
+
+
+def _init_centroids(
+    s: np.ndarray, ptr: np.ndarray, row_of: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """k-means++ seeding (D^2 sampling), all rows at once. Every row has more than k values."""
+    rows = ptr.size - 1
+    starts, ends = ptr[:-1], ptr[1:]
+    centroids = np.empty((rows, k))
+    pick = starts + np.floor(rng.random(rows) * (ends - starts)).astype(np.int64)
+    centroids[:, 0] = s[pick]
+    d2 = (s - centroids[row_of, 0]) ** 2
+    for c in range(1, k):
+        cum = np.concatenate(([0.0], np.cumsum(d2)))
+        lo, hi = cum[starts], cum[ends]
+        u = lo + rng.random(rows) * (hi - lo)
+        pick = np.searchsorted(cum, u, side="right") - 1
+        pick = np.where(hi > lo, np.clip(pick, starts, ends - 1), starts)
+        centroids[:, c] = s[pick]
+        np.minimum(d2, (s - centroids[row_of, c]) ** 2, out=d2)
+    return np.sort(centroids, axis=1)
+
+
+def _lloyd(
+    s: np.ndarray, ptr: np.ndarray, row_of: np.ndarray, centroids: np.ndarray, max_iter: int
+) -> tuple[np.ndarray, int]:
+    """1-D Lloyd iterations on sorted rows: cluster j of a row is the run of its sorted values
+    between the midpoints around centroid j, its mean a difference of prefix sums."""
+    rows, k = centroids.shape
+    prefix = np.concatenate(([0.0], np.cumsum(s)))
+    mid_rows = np.repeat(np.arange(rows), k - 1).astype(np.float64)
+    row_keys = row_of.astype(np.float64)
+    bounds = np.empty((rows, k + 1), np.int64)
+    bounds[:, 0], bounds[:, -1] = ptr[:-1], ptr[1:]
+    previous = None
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007  (the count is returned)
+        mids = (centroids[:, :-1] + centroids[:, 1:]) / 2
+        inner = _row_search(s, row_keys, mids.reshape(-1), mid_rows, "left")
+        bounds[:, 1:-1] = inner.reshape(rows, k - 1)
+        if previous is not None and np.array_equal(previous, bounds):
+            break
+        previous = bounds.copy()
+        counts = np.diff(bounds, axis=1)
+        sums = prefix[bounds[:, 1:]] - prefix[bounds[:, :-1]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centroids = np.sort(np.where(counts > 0, sums / counts, centroids), axis=1)
+    return centroids, iterations
+
+
+def cluster(
+    w: np.ndarray, k: int, *, seed: int = 0, per_row: bool = False, max_iter: int = 300
+) -> tuple[np.ndarray, ClusterReport]:
+    """k-means weight clustering of the non-zero values (weight sharing).
+
+    Every finite non-zero value is replaced by the nearest of ``k`` centroids (1-D k-means:
+    k-means++ seeding drawn from ``numpy.random.default_rng(seed)``, then Lloyd iterations on
+    the sorted values until the clusters stop changing or ``max_iter``). Zeros (``+0`` and
+    ``-0``), NaN and infinities are kept bit for bit, so the sparsity pattern survives; the
+    centroids are rounded to the input dtype. A set of values with at most ``k`` distinct values
+    comes back unchanged.
+
+    Parameters
+    ----------
+    w
+        Floating-point weights (bfloat16, float16, float32, float64, float8).
+    k
+        Number of centroids, 1 to 65536.
+    seed
+        Seed of the k-means++ draws; equal inputs and seeds give bit-identical results.
+    per_row
+        Cluster each row of the 2-D view (leading axes flattened, last axis kept) on its own,
+        with ``k`` centroids per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([0.0, 1.0, 1.1, 5.0, 5.2, -0.0], dtype=np.float32)
+    >>> cluster(w, 2)[0]
+    array([ 0.  ,  1.05,  1.05,  5.1 ,  5.1 , -0.  ], dtype=float32)
+    """
+    w = _check_array(w, "cluster")
+    if dtype_name(w.dtype).lstrip(">") not in FLOAT_LAYOUTS:
+        raise UnsupportedDtypeError(
+            f"cluster works on floating-point weights, got dtype {w.dtype}; integer weights are "
+            "already quantized"
+        )
+    k = check_int("k", k, 1, MAX_CENTROIDS)
+    seed = check_int("seed", seed, 0)
+    max_iter = check_int("max_iter", max_iter, 1)
+    if not isinstance(per_row, (bool, np.bool_)):
+        raise CodecConfigError(f"per_row must be True or False, got {per_row!r}")
+    cols = w.shape[-1] if w.ndim and per_row else w.size
+    rows = w.size // cols if cols else 0
+    values = w.astype(np.float64).reshape(rows, cols)
+    selected = (values != 0) & np.isfinite(values)
+    counts = selected.sum(axis=1)
+    # Sorted selected values of every row, concatenated (row-major).
+    ordered = np.sort(np.where(selected, values, np.inf), axis=1)
+    s = ordered[np.arange(cols) < counts[:, None]]
+    ptr = np.concatenate(([0], np.cumsum(counts)))
+    row_of = np.repeat(np.arange(rows), counts)
+    first = np.ones(s.size, bool)
+    first[1:] = s[1:] != s[:-1]
+    first[ptr[:-1][counts > 0]] = True
+    distinct = np.bincount(row_of[first], minlength=rows)
+    active = distinct > k  # the other rows already have at most k values: left as they are
+    out = w.copy()
+    iterations = 0
+    if active.any():
+        keep = active[row_of]
+        s_act, counts_act = s[keep], counts[active]
+        ptr_act = np.concatenate(([0], np.cumsum(counts_act)))
+        row_act = np.repeat(np.arange(counts_act.size), counts_act)
+        rng = np.random.default_rng(seed)
+        centroids = _init_centroids(s_act, ptr_act, row_act, k, rng)
+        centroids, iterations = _lloyd(s_act, ptr_act, row_act, centroids, max_iter)
+        # Assign every selected value of the active rows to its nearest centroid.
+        target = selected & active[:, None]
+        r_idx, c_idx = np.nonzero(target)
+        local = np.cumsum(active) - 1  # row -> index among active rows
+        lr = local[r_idx]
+        mids = ((centroids[:, :-1] + centroids[:, 1:]) / 2).reshape(-1)
+        mid_rows = np.repeat(np.arange(centroids.shape[0]), k - 1).astype(np.float64)
+        where = _row_search(mids, mid_rows, values[r_idx, c_idx], lr.astype(np.float64), "right")
+        label = where - lr * (k - 1)
+        out.reshape(rows, cols)[r_idx, c_idx] = centroids.astype(w.dtype)[lr, label]
+    out_values = out.astype(np.float64).reshape(-1)
+    finite_nz = out_values[(out_values != 0) & np.isfinite(out_values)]
+    max_err, rel_err = _errors(w, out)
+    report = ClusterReport(
+        k=k,
+        per_row=bool(per_row),
+        clustered=int(counts[active].sum()),
+        distinct=int(np.unique(finite_nz).size),
+        iterations=iterations,
+        max_abs_error=max_err,
+        rel_rms_error=rel_err,
+    )
+    return out, report

@@ -1,0 +1,422 @@
+"""Each numba kernel of ``codecs/_kernels.py`` against a plain-numpy reference written here:
+bitmask_scatter and bitmask_split, nm_scatter, nm_compose, nm24_compose, nm_split, csr_scatter.
+
+The kernels trust their inputs (the codecs validate frames first), so every input drawn here is
+valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
+Outputs start filled with a non-zero pattern, so a kernel that skips an element fails, and are
+followed by guard elements, so a kernel that writes past the end fails too.
+"""
+
+from __future__ import annotations
+
+import sys
+from itertools import combinations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from sparsecodecs.codecs import _kernels as kernels
+from sparsecodecs.codecs.nm import nm_tables
+
+UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
+#: The (n, m) the nm codec supports that tests exercise; compose needs m a power of two.
+NM_PAIRS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (3, 5), (8, 16)]
+#: (indptr, indices) dtype pairs: the narrowest and a wide one (each pair compiles anew).
+CSR_INDEX_DTYPES = [(UINTS[0], UINTS[0]), (UINTS[2], UINTS[1])]
+POW2_PAIRS = [(n, m) for n, m in NM_PAIRS if m & (m - 1) == 0]
+SETTINGS = settings(max_examples=25, deadline=None)
+little_endian_only = pytest.mark.skipif(
+    sys.byteorder != "little", reason="the compose kernels assume little-endian words"
+)
+
+
+GUARD = 8
+
+
+def garbage(size: int, dtype: np.dtype) -> np.ndarray:
+    """An output buffer full of a non-zero pattern, followed by GUARD more (see assert_same)."""
+    buf = np.full((size + GUARD) * dtype.itemsize, 0xA5, np.uint8).view(dtype)
+    return buf[:size]
+
+
+def assert_guard_intact(out: np.ndarray) -> None:
+    """The GUARD elements after ``out`` (made by :func:`garbage`) still hold the pattern."""
+    whole = np.frombuffer(out.base, np.uint8)
+    assert (whole[out.nbytes :] == 0xA5).all(), "the kernel wrote past the end of its output"
+
+
+def assert_same(got: np.ndarray, want: np.ndarray) -> None:
+    assert_guard_intact(got)
+    assert got.dtype == want.dtype
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+# -- references ------------------------------------------------------------------------------
+
+
+def positions_table(n: int, m: int) -> np.ndarray:
+    """Kept positions of every pattern code, lexicographic order (independent of nm.py)."""
+    return np.array(list(combinations(range(m), n)), np.uint8).reshape(-1, n)
+
+
+def ref_bitmask(keep: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(keep.size, values.dtype)
+    out[keep] = values
+    return out
+
+
+def ref_nm(codes: np.ndarray, n: int, m: int, values: np.ndarray, rows: int, cols: int):
+    """Dense (rows * cols) bit patterns: group g holds its n values at its code's positions."""
+    gpr = -(-cols // m)
+    groups = np.zeros((rows * gpr, m), values.dtype)
+    where = positions_table(n, m)[codes].astype(np.intp)
+    np.put_along_axis(groups, where, values.reshape(-1, n), axis=1)
+    return groups.reshape(rows, gpr * m)[:, :cols].reshape(-1)
+
+
+def ref_split(x: np.ndarray, n: int, m: int) -> tuple[int, list[int], list[int]]:
+    """(first group with more than n non-zeros or -1, codes, kept values) of a 2-D array.
+
+    A group keeps its non-zeros plus its lowest zero positions (padding counts as zeros)."""
+    rows, cols = x.shape
+    gpr = -(-cols // m)
+    padded = np.zeros((rows, gpr * m), x.dtype)
+    padded[:, :cols] = x
+    code_of = {combo: c for c, combo in enumerate(combinations(range(m), n))}
+    codes: list[int] = []
+    values: list[int] = []
+    for g, group in enumerate(padded.reshape(-1, m)):
+        nonzero = np.flatnonzero(group).tolist()
+        if len(nonzero) > n:
+            return g, codes, values
+        zeros = [p for p in range(m) if p not in nonzero][: n - len(nonzero)]
+        kept = sorted(nonzero + zeros)
+        codes.append(code_of[tuple(kept)])
+        values.extend(group[kept].tolist())
+    return -1, codes, values
+
+
+def ref_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: int, cols: int):
+    out = np.zeros((rows, cols), data.dtype)
+    row_of = np.repeat(np.arange(rows), np.diff(indptr.astype(np.int64)))
+    out[row_of, indices.astype(np.intp)] = data
+    return out.reshape(-1)
+
+
+def byte_packing(ncodes: int) -> tuple[np.ndarray, int]:
+    """(lut, k): k base-``ncodes`` digits per byte, lut[b, j] the j-th digit of byte b."""
+    k = 0
+    while ncodes ** (k + 1) <= 256:
+        k += 1
+    b = np.arange(256)
+    lut = np.stack([(b // ncodes**j) % ncodes for j in range(k)], axis=1)
+    return lut.astype(np.uint16), k
+
+
+def pack_bytes(codes: np.ndarray, ncodes: int, k: int) -> np.ndarray:
+    padded = np.zeros(-(-codes.size // k) * k, np.int64)
+    padded[: codes.size] = codes
+    weights = ncodes ** np.arange(k)
+    return (padded.reshape(-1, k) * weights).sum(axis=1).astype(np.uint8)
+
+
+def code_inputs(codes: np.ndarray, ncodes: int, packed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(packed, lut) as a kernel reads them: byte-packed digits, or one uint16 code per group."""
+    if packed:
+        lut, k = byte_packing(ncodes)
+        return pack_bytes(codes, ncodes, k), lut
+    return codes.astype(np.uint16), np.arange(ncodes, dtype=np.uint16).reshape(-1, 1)
+
+
+def compose_tables(n: int, m: int, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
+    bit = positions_table(n, m).astype(np.int64) * itemsize * 8
+    return bit // 64, (bit % 64).astype(np.uint64)
+
+
+# -- checks shared by the drawn and the hand-picked cases --------------------------------------
+
+
+def check_bitmask(keep: np.ndarray, values: np.ndarray) -> None:
+    """bitmask_scatter (decode) of ``keep`` and ``values``, and bitmask_split (encode) of the
+    dense result."""
+    mask = np.packbits(keep, bitorder="little")
+    out = garbage(keep.size, values.dtype)
+    kernels.bitmask_scatter(mask, values, out, *kernels.byte_tables())
+    dense = ref_bitmask(keep, values)
+    assert_same(out, dense)
+
+    nonzero = dense != 0
+    split_mask = garbage(mask.size, mask.dtype)
+    kept = garbage(int(nonzero.sum()) + 1, dense.dtype)  # one spare slot: it writes ahead
+    kernels.bitmask_split(dense, split_mask, kept)
+    assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
+    assert_guard_intact(kept)
+    assert kept[:-1].tolist() == dense[nonzero].tolist()
+
+
+def check_nm_scatter(
+    n: int, m: int, rows: int, cols: int, codes: np.ndarray, values: np.ndarray, packed: bool
+) -> None:
+    ncodes = positions_table(n, m).shape[0]
+    words, lut = code_inputs(codes, ncodes, packed)
+    out = garbage(rows * cols, values.dtype)
+    rc = kernels.nm_scatter(words, lut, positions_table(n, m), values, out, rows, cols, m)
+    # A kept slot in the zero padding of a row's last group must hold zero, else the frame is
+    # corrupt and the kernel says so.
+    gpr, full = -(-cols // m), cols // m
+    slots = positions_table(n, m)[codes.astype(np.int64)].reshape(rows, gpr, n) if rows else None
+    padded = slots is not None and gpr > full and bool(
+        (values.reshape(rows, gpr, n)[:, full, :][full * m + slots[:, full, :] >= cols] != 0).any()
+    )
+    assert rc == (-1 if padded else 0)
+    if not padded:
+        assert_same(out, ref_nm(codes, n, m, values, rows, cols))
+
+
+def compose_out(m: int, ngroups: int, dtype: np.dtype) -> np.ndarray:
+    word = np.dtype(f"u{min(m * dtype.itemsize, 8)}")
+    return garbage(ngroups * m * dtype.itemsize // word.itemsize, word)
+
+
+def check_nm_compose(n: int, m: int, codes: np.ndarray, values: np.ndarray, packed: bool) -> None:
+    ngroups = codes.size
+    ncodes = positions_table(n, m).shape[0]
+    words, lut = code_inputs(codes, ncodes, packed)
+    word_of, shifts = compose_tables(n, m, values.dtype.itemsize)
+    out = compose_out(m, ngroups, values.dtype)
+    kernels.nm_compose(words, lut, ngroups, word_of, shifts, values, out)
+    assert_same(out.view(values.dtype), ref_nm(codes, n, m, values, ngroups, m))
+
+
+def check_nm24(codes: np.ndarray, values: np.ndarray) -> None:
+    ngroups = codes.size
+    words, lut = code_inputs(codes, 6, packed=True)
+    assert lut.shape[1] == 3
+    out = compose_out(4, ngroups, values.dtype)
+    assert out.size == ngroups
+    kernels.nm24_compose(
+        words, lut, ngroups, compose_tables(2, 4, values.dtype.itemsize)[1], values, out
+    )
+    assert_same(out.view(values.dtype), ref_nm(codes, 2, 4, values, ngroups, 4))
+
+
+def check_nm_split(x: np.ndarray, n: int, m: int) -> None:
+    rows, cols = x.shape
+    ngroups = rows * -(-cols // m)
+    tables = nm_tables(n, m)
+    codes = garbage(ngroups, np.dtype(np.uint16))
+    values = garbage(ngroups * n, x.dtype)
+    bad = kernels.nm_split(
+        x.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions, codes, values
+    )
+    want_bad, want_codes, want_values = ref_split(x, n, m)
+    assert bad == want_bad
+    assert_guard_intact(codes)
+    assert_guard_intact(values)
+    if bad < 0:  # on failure the outputs are incomplete by contract
+        assert codes.tolist() == want_codes
+        assert values.tolist() == want_values
+
+
+def check_csr(
+    keep: np.ndarray, data: np.ndarray, indptr_dtype: np.dtype, indices_dtype: np.dtype
+) -> None:
+    rows, cols = keep.shape
+    indptr = np.zeros(rows + 1, indptr_dtype)
+    indptr[1:] = np.cumsum(keep.sum(axis=1))
+    indices = np.nonzero(keep)[1].astype(indices_dtype)
+    out = garbage(rows * cols, data.dtype)
+    kernels.csr_scatter(indptr, indices, data, out, rows, cols)
+    assert_same(out, ref_csr(indptr, indices, data, rows, cols))
+
+
+# -- strategies ------------------------------------------------------------------------------
+
+
+@st.composite
+def nm_case(draw: st.DrawFn, pairs: list[tuple[int, int]], whole_groups: bool):
+    n, m = draw(st.sampled_from(pairs))
+    dtype = draw(st.sampled_from(UINTS))
+    rows = draw(st.integers(0, 4))
+    cols = draw(st.integers(0, 3)) * m if whole_groups else draw(st.integers(0, 3 * m + 1))
+    ngroups = rows * -(-cols // m)
+    ncodes = positions_table(n, m).shape[0]
+    codes = draw(hnp.arrays(np.int64, ngroups, elements=st.integers(0, ncodes - 1)))
+    values = draw(hnp.arrays(dtype, ngroups * n))
+    packed = ncodes <= 256 and draw(st.booleans())
+    return n, m, rows, cols, codes, values, packed
+
+
+# -- bitmask_scatter -------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from(UINTS), size=st.integers(0, 70))
+def test_bitmask_kernels_match_reference(data: st.DataObject, dtype: np.dtype, size: int):
+    keep = data.draw(hnp.arrays(np.bool_, size))
+    check_bitmask(keep, data.draw(hnp.arrays(dtype, int(keep.sum()))))
+
+
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 16, 23])
+@pytest.mark.parametrize("fill", ["none", "all", "alternate"])
+def test_bitmask_kernels_edges(dtype: np.dtype, size: int, fill: str):
+    keep = {
+        "none": np.zeros(size, bool),
+        "all": np.ones(size, bool),
+        "alternate": np.arange(size) % 2 == 1,
+    }[fill]
+    values = (np.arange(keep.sum()) + 1).astype(dtype) * dtype.type(3)
+    check_bitmask(keep, values)
+
+
+# -- nm_scatter ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(case=nm_case(NM_PAIRS, whole_groups=False))
+def test_nm_scatter_matches_reference(case):
+    check_nm_scatter(*case)
+
+
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+@pytest.mark.parametrize(("rows", "cols"), [(0, 0), (0, 5), (3, 0), (1, 1), (2, 5), (3, 7)])
+@pytest.mark.parametrize("packed", [False, True])
+def test_nm_scatter_edges(dtype: np.dtype, rows: int, cols: int, packed: bool):
+    ngroups = rows * -(-cols // 4)
+    codes = np.arange(ngroups) % 6
+    values = np.arange(1, 2 * ngroups + 1, dtype=dtype)
+    check_nm_scatter(2, 4, rows, cols, codes, values, packed)
+
+
+def test_nm_scatter_drops_values_in_padded_slots():
+    # cols=5, m=4: the second group has one real column; pattern 3 is (1, 2): columns 5 and 6.
+    codes = np.array([0, 3])
+    values = np.array([1, 2, 3, 4], np.uint16)
+    out = garbage(5, np.dtype(np.uint16))
+    words, lut = code_inputs(codes, 6, packed=False)
+    kernels.nm_scatter(words, lut, positions_table(2, 4), values, out, 1, 5, 4)
+    assert out.tolist() == [1, 2, 0, 0, 0]
+    assert_guard_intact(out)
+
+
+# -- nm_compose and nm24_compose ---------------------------------------------------------------
+
+
+@little_endian_only
+@SETTINGS
+@given(case=nm_case(POW2_PAIRS, whole_groups=True))
+def test_nm_compose_matches_reference(case):
+    n, m, _, _, codes, values, packed = case
+    check_nm_compose(n, m, codes, values, packed)
+
+
+@little_endian_only
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+@pytest.mark.parametrize(("n", "m"), POW2_PAIRS)
+@pytest.mark.parametrize("ngroups", [0, 1, 4])
+def test_nm_compose_edges(dtype: np.dtype, n: int, m: int, ngroups: int):
+    ncodes = positions_table(n, m).shape[0]
+    codes = (np.arange(ngroups) * 7 + ncodes - 1) % ncodes
+    values = np.arange(1, n * ngroups + 1).astype(dtype) * dtype.type(0x11)
+    check_nm_compose(n, m, codes, values, packed=ncodes <= 256)
+
+
+@little_endian_only
+@SETTINGS
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(UINTS[:2]),
+    ngroups=st.integers(0, 40),
+)
+def test_nm24_compose_matches_reference(data: st.DataObject, dtype: np.dtype, ngroups: int):
+    codes = data.draw(hnp.arrays(np.int64, ngroups, elements=st.integers(0, 5)))
+    check_nm24(codes, data.draw(hnp.arrays(dtype, 2 * ngroups)))
+
+
+@little_endian_only
+@pytest.mark.parametrize("dtype", UINTS[:2], ids=str)
+@pytest.mark.parametrize("ngroups", [0, 1, 2, 3, 4, 5, 6, 7])
+def test_nm24_compose_tails(dtype: np.dtype, ngroups: int):
+    codes = np.arange(ngroups) % 6
+    values = np.iinfo(dtype).max - np.arange(2 * ngroups, dtype=dtype)
+    check_nm24(codes, values)
+
+
+# -- nm_split --------------------------------------------------------------------------------
+
+
+def at_most_n_per_group(keep: np.ndarray, n: int, m: int) -> np.ndarray:
+    """``keep`` with each group's non-zeros after the n-th dropped."""
+    rows, cols = keep.shape
+    padded = np.zeros((rows, -(-cols // m) * m), bool)
+    padded[:, :cols] = keep
+    groups = padded.reshape(-1, m)
+    groups &= np.cumsum(groups, axis=1) <= n
+    return padded[:, :cols]
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    pair=st.sampled_from(NM_PAIRS),
+    dtype=st.sampled_from(UINTS),
+    rows=st.integers(0, 4),
+    valid=st.booleans(),
+)
+def test_nm_split_matches_reference(data: st.DataObject, pair, dtype, rows: int, valid: bool):
+    n, m = pair
+    cols = data.draw(st.integers(0, 3 * m + 1))
+    keep = data.draw(hnp.arrays(np.bool_, (rows, cols)))
+    if valid:
+        keep = at_most_n_per_group(keep, n, m)
+    x = data.draw(hnp.arrays(dtype, (rows, cols), elements=st.integers(1, np.iinfo(dtype).max)))
+    check_nm_split(np.where(keep, x, dtype.type(0)), n, m)
+
+
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [0, 0, 0, 0, 0],
+        [9, 0, 9, 0, 9],  # a full group, then a padded group with one value
+        [0, 9, 9, 9, 0],  # the first group breaks 2:4
+        [9, 9, 0, 0, 9],  # a padded last group
+        [0, 0, 9, 9, 0, 9, 9, 0, 9, 9],  # the first two groups are fine, the last breaks 2:4
+    ],
+    ids=["empty", "zeros", "padded", "bad-first", "padded-last", "bad-last"],
+)
+def test_nm_split_edges(dtype: np.dtype, rows: list[int]):
+    x = np.array([rows], dtype).reshape(1, len(rows))
+    x[x == 9] = np.iinfo(dtype).max
+    check_nm_split(x, 2, 4)
+    check_nm_split(np.repeat(x, 3, axis=0), 2, 4)
+
+
+# -- csr_scatter -----------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(0, 6), st.integers(0, 20)),
+    dtype=st.sampled_from(UINTS),
+    index_dtypes=st.sampled_from(CSR_INDEX_DTYPES),
+)
+def test_csr_scatter_matches_reference(data: st.DataObject, shape, dtype, index_dtypes):
+    keep = data.draw(hnp.arrays(np.bool_, shape))
+    check_csr(keep, data.draw(hnp.arrays(dtype, int(keep.sum()))), *index_dtypes)
+
+
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+@pytest.mark.parametrize("shape", [(0, 0), (0, 4), (4, 0), (1, 1), (3, 300)])
+@pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
+def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: float):
+    keep = np.random.default_rng(1).random(shape) < density
+    data = (np.arange(keep.sum()) % 250 + 1).astype(dtype)
+    check_csr(keep, data, *CSR_INDEX_DTYPES[1])
