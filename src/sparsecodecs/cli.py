@@ -95,11 +95,27 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
     import sparsecodecs as sc
+    from sparsecodecs.registry import SUPPORTED_DTYPES
 
     try:
         array = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise CLIError(f"{args.input}: cannot read a .npy array: {exc}") from exc
+    if args.dtype is not None:
+        target = SUPPORTED_DTYPES.get(args.dtype)
+        if target is None:
+            raise CLIError(f"--dtype {args.dtype!r} is not one of {', '.join(SUPPORTED_DTYPES)}")
+        if target.itemsize != array.dtype.itemsize:
+            raise CLIError(
+                f"--dtype {args.dtype} has {target.itemsize}-byte items but {args.input} holds "
+                f"{array.dtype} ({array.dtype.itemsize} bytes)"
+            )
+        array = array.view(target)
+    elif array.dtype.kind == "V":
+        raise CLIError(
+            f"{args.input} holds raw {array.dtype.itemsize}-byte items ({array.dtype}): that is "
+            "how np.save writes bfloat16 and float8; say which with --dtype, e.g. --dtype bfloat16"
+        )
     codec = sc.get_codec(args.codec, **_parse_params(args.param))
     frame = codec.encode(array)
     atomic_write(Path(args.output), frame, force=args.force)
@@ -115,6 +131,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     import sparsecodecs as sc
 
     array = sc.decode(_read(args.input))
+    if array.dtype.kind == "V" or array.dtype.name not in np.sctypeDict:
+        # .npy cannot describe ml_dtypes types (bfloat16, float8): keep the bit patterns.
+        name = array.dtype.name
+        array = array.view(f"u{array.dtype.itemsize}")
+        print(
+            f"note: .npy cannot hold {name}; wrote its bit patterns as {array.dtype}: read it "
+            f"with np.load(path).view(ml_dtypes.{name}) or re-encode with --dtype {name}",
+            file=sys.stderr,
+        )
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     atomic_write(Path(args.output), buf.getvalue(), force=args.force)
@@ -150,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="frame file to write")
     p.add_argument("-c", "--codec", default="hybrid", help="codec name (default: hybrid)")
     p.add_argument("-p", "--param", action="append", default=[], help="codec parameter key=value")
+    p.add_argument(
+        "--dtype", help="reinterpret the .npy's items as this dtype (e.g. bfloat16, float8_e4m3fn)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_encode)
 
