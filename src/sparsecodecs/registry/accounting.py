@@ -86,19 +86,20 @@ class Report:
         config = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         lines = [
             f"codec {self.codec}({config})  {self.dtype} {list(self.shape)}",
-            f"{'':24}{'bytes':>14}  {'% of dense':>9}",
-            f"{'dense':24}{self.dense_bytes:>14,}  {pct(self.dense_bytes)}",
-            f"{'theoretical':24}{self.theoretical_bytes:>14,}  {pct(self.theoretical_bytes)}",
-            f"{'frame (effective)':24}{self.frame_bytes:>14,}  {pct(self.frame_bytes)}",
-            f"{'overhead':24}{self.frame_bytes - self.theoretical_bytes:>14,}  "
+            f"{'':30}{'bytes':>14}  {'% of dense':>9}",
+            f"{'dense':30}{self.dense_bytes:>14,}  {pct(self.dense_bytes)}",
+            f"{'theoretical':30}{self.theoretical_bytes:>14,}  {pct(self.theoretical_bytes)}",
+            f"{'frame (effective)':30}{self.frame_bytes:>14,}  {pct(self.frame_bytes)}",
+            f"{'overhead':30}{self.frame_bytes - self.theoretical_bytes:>14,}  "
             f"{pct(self.frame_bytes - self.theoretical_bytes)}",
             "by role:",
         ]
         for role, n in self.role_bytes.items():
-            lines.append(f"  {role:22}{n:>14,}  {pct(n)}")
+            lines.append(f"  {role:28}{n:>14,}  {pct(n)}")
         lines.append("by section:")
         for s in self.sections:
-            lines.append(f"  {s.name + ' (' + s.role + ')':22}{s.nbytes:>14,}  {pct(s.nbytes)}")
+            label = f"{s.name} ({s.role})"
+            lines.append(f"  {label:28}{s.nbytes:>14,}  {pct(s.nbytes)}")
         return "\n".join(lines)
 
 
