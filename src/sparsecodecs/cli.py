@@ -41,6 +41,9 @@ def atomic_write(path: Path, data: bytes, *, force: bool = False) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -187,13 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=_cmd_decode)
 
-    try:
-        from sparsecodecs.bench import add_arguments
-    except ImportError:  # pragma: no cover - bench module always ships
-        add_arguments = None
+    from sparsecodecs.bench import add_arguments  # light: the harness is imported on use
+
     p = sub.add_parser("bench", help="run the benchmark (the main job)")
-    if add_arguments is not None:
-        add_arguments(p)
+    add_arguments(p)
     p.set_defaults(func=_cmd_bench)
     return parser
 

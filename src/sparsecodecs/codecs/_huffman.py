@@ -266,7 +266,7 @@ def decode_symbols(
         )
     if sizes.size != _nstreams(count):
         raise FrameLayoutError(f"{what}: {sizes.size} streams, expected {_nstreams(count)}")
-    out = np.empty(count, dtype)
+    out: np.ndarray = np.empty(count, dtype)
     if count == 0:
         return out
     if not lengths.any():

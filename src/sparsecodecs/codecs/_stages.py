@@ -205,7 +205,7 @@ def check_modes(modes: object, dtype: np.dtype[Any]) -> str:
 
 
 def decode_planes(
-    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], modes: str
+    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], modes: object
 ) -> np.ndarray:
     """Inverse of :func:`encode_planes`: ``count`` values as unsigned bit patterns."""
     from . import _huffman_kernels as hk

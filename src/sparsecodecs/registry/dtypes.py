@@ -54,8 +54,12 @@ FLOAT_LAYOUTS: dict[str, tuple[int, int]] = {
     "float8_e5m2": (5, 2),
 }
 
-_UINT_BY_SIZE = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
-                 8: np.dtype(np.uint64)}
+_UINT_BY_SIZE: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype(np.uint16),
+    4: np.dtype(np.uint32),
+    8: np.dtype(np.uint64),
+}
 
 
 def _supported_list() -> str:

@@ -1,0 +1,334 @@
+"""The frame format and each error a bad frame raises.
+
+Frames are rewritten with ``sparsecodecs.testing.reframe``, which recomputes the checksum, so
+that the checks behind the checksum are reached.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import xxhash
+
+import sparsecodecs as sc
+from sparsecodecs.registry import (
+    FORMAT_VERSION,
+    MAGIC,
+    BadMagicError,
+    ChecksumError,
+    CodecConfigError,
+    DecodeLimitError,
+    FrameHeaderError,
+    FrameLayoutError,
+    SparseCodecsError,
+    TruncatedFrameError,
+    UnknownCodecError,
+    UnsupportedVersionError,
+    errors,
+    read_frame,
+)
+from sparsecodecs.testing import reframe, split_frame
+
+ARRAY = np.array([[0.5, 0.0, -0.0, 2.0], [0.0, 0.0, 0.0, 7.0]], dtype=np.float32)
+
+
+@pytest.fixture
+def frame() -> bytes:
+    return sc.get_codec("bitmask").encode(ARRAY)
+
+
+@pytest.fixture
+def decode_limit() -> Iterator[None]:
+    """Restore the global decode limit after the test."""
+    before = sc.get_decode_limit()
+    yield
+    sc.set_decode_limit(None)
+    assert sc.get_decode_limit() == before
+
+
+def test_the_layout_is_the_documented_one(frame: bytes) -> None:
+    magic, version, flags, hlen = struct.unpack_from("<4sHHI", frame)
+    assert (magic, version, flags) == (b"SPCF", 1, 0) == (MAGIC, FORMAT_VERSION, 0)
+    header = json.loads(frame[12 : 12 + hlen])
+    assert header == {
+        "codec": "bitmask",
+        "config": {},
+        "dtype": "float32",
+        "shape": [2, 4],
+        "sections": [["mask", "index", 1], ["values", "values", 16]],
+        "meta": {"nnz": 4},
+    }
+    body = frame[:-8]
+    assert len(body) == 12 + hlen + 1 + 16
+    assert frame[12 + hlen] == 0b1000_1101  # LSB first: elements 0, 2 (-0.0), 3, then 7
+    assert np.array_equal(
+        np.frombuffer(frame[13 + hlen : -8], "<u4"), ARRAY.view("<u4")[ARRAY.view("<u4") != 0]
+    )
+    assert struct.unpack("<Q", frame[-8:])[0] == xxhash.xxh3_64_intdigest(body)
+
+
+def test_reframe_without_changes_gives_the_same_bytes(frame: bytes) -> None:
+    assert reframe(frame) == frame
+    header, payloads = split_frame(frame)
+    assert reframe(frame, header=header, sections=payloads) == frame
+
+
+@pytest.mark.parametrize("data", [b"", b"SP", b"SPCF\x01"], ids=repr)
+def test_shorter_than_any_frame_is_truncated(data: bytes) -> None:
+    with pytest.raises(TruncatedFrameError, match=f"frame is {len(data)} bytes, shorter than"):
+        sc.decode(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"PK\x03\x04" + b"\0" * 40, b"\x93NUMPY" + b"\0" * 40, b"SPC" + b"\0" * 8, b"abcd"],
+    ids=["zip", "npy", "almost", "short"],
+)
+def test_wrong_magic(data: bytes) -> None:
+    with pytest.raises(
+        BadMagicError, match=re.escape(f"not a sparsecodecs frame: starts with {data[:4]!r}")
+    ):
+        sc.decode(data)
+
+
+@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+def test_unknown_version(frame: bytes, version: int) -> None:
+    with pytest.raises(
+        UnsupportedVersionError,
+        match=f"version {version} is not supported; this library reads version 1",
+    ):
+        sc.decode(reframe(frame, version=version))
+
+
+def test_non_zero_flags(frame: bytes) -> None:
+    with pytest.raises(FrameHeaderError, match="frame flags at offset 6 are 0x0004, expected 0"):
+        sc.decode(reframe(frame, flags=4))
+
+
+def test_header_longer_than_the_frame_is_truncated(frame: bytes) -> None:
+    hlen = struct.unpack_from("<I", frame, 8)[0]
+    with pytest.raises(TruncatedFrameError, match="but its header alone needs"):
+        sc.decode(frame[: 12 + hlen])
+    huge = frame[:8] + struct.pack("<I", 1 << 24) + frame[12:]
+    with pytest.raises(FrameHeaderError, match="header length 16777216 exceeds the limit"):
+        sc.decode(huge)
+
+
+@pytest.mark.parametrize("where", [12, -20, -1])
+def test_checksum_mismatch(frame: bytes, where: int) -> None:
+    bad = bytearray(frame)
+    bad[where] ^= 0x10
+    with pytest.raises(ChecksumError, match=r"checksum mismatch: frame stores 0x[0-9a-f]{16}, "):
+        sc.decode(bytes(bad))
+
+
+def test_a_frame_cut_in_its_sections_fails_the_checksum(frame: bytes) -> None:
+    with pytest.raises(ChecksumError, match=f"frame of {len(frame) - 3} bytes is corrupted or "):
+        sc.decode(frame[:-3])
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "header is not valid UTF-8 JSON"),
+        (b"\xff\xfe{}", "header is not valid UTF-8 JSON"),
+        (b"[" * 100_000, "header is not valid UTF-8 JSON"),
+        (b"[]", "header must be a JSON object, got list"),
+        (b'{"codec": "raw"}', r"header keys are wrong: missing \['config', 'dtype', 'meta'"),
+    ],
+)
+def test_header_that_is_not_a_json_object(frame: bytes, raw: bytes, message: str) -> None:
+    with pytest.raises(FrameHeaderError, match=message):
+        sc.decode(reframe(frame, raw_header=raw))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra": 1}, r"missing \[\], unexpected \['extra'\]"),
+        ({"codec": 3}, "header field 'codec' must be a string, got 3"),
+        ({"config": []}, "header field 'config' must be an object, got"),
+        ({"meta": None}, "header field 'meta' must be an object, got None"),
+        ({"dtype": "float128"}, "header field 'dtype' is 'float128', not one of: float64,"),
+        ({"dtype": 4}, "header field 'dtype' must be a string, got 4"),
+        ({"shape": "2,4"}, "header field 'shape' must be a list of integers"),
+        ({"shape": [2, -4]}, r"shape \[2, -4\] has an invalid dimension -4"),
+        ({"shape": [2, 4.0]}, r"has an invalid dimension 4.0"),
+        ({"shape": [True, 8]}, r"has an invalid dimension True"),
+        ({"shape": [1] * 33}, "shape has rank 33, more than 32"),
+        ({"sections": {}}, "header field 'sections' must be a list"),
+        ({"sections": [["mask", "index"]]}, r"section table entry 0 must be \[name, role in"),
+        ({"sections": [["mask", "weights", 1]]}, "section table entry 0 must be"),
+        ({"sections": [["mask", "index", -1]]}, "section table entry 0 must be"),
+        (
+            {"sections": [["mask", "index", 1], ["mask", "values", 16]]},
+            "section 'mask' appears twice in the section table",
+        ),
+        ({"codec": "RAW"}, "frame codec id 'RAW' is not a canonical codec id"),
+    ],
+)
+def test_header_fields_are_checked(frame: bytes, change: dict[str, Any], message: str) -> None:
+    with pytest.raises(FrameHeaderError, match=message):
+        sc.decode(reframe(frame, header=change))
+
+
+def test_a_frame_of_an_unknown_codec(frame: bytes) -> None:
+    with pytest.raises(UnknownCodecError, match="unknown codec 'bitmasq'; did you mean 'bitmask'"):
+        sc.decode(reframe(frame, header={"codec": "bitmasq"}))
+
+
+def test_a_codec_decodes_only_its_own_frames(frame: bytes) -> None:
+    with pytest.raises(FrameHeaderError, match="written by codec 'bitmask', not 'raw'; use spar"):
+        sc.get_codec("raw").decode(frame)
+
+
+def test_an_invalid_config_in_a_frame_is_a_header_error() -> None:
+    frame = sc.get_codec("nm").encode(np.zeros(8, np.float32))
+    with pytest.raises(FrameHeaderError, match="invalid config: n must be < m, got n=4, m=4"):
+        sc.decode(reframe(frame, header={"config": {"n": 4, "m": 4, "metadata": "pattern"}}))
+
+
+@pytest.mark.parametrize("data", ["a string", 12, None])
+def test_a_frame_must_be_bytes_like(data: Any) -> None:
+    with pytest.raises(FrameHeaderError, match="a frame must be bytes-like, got"):
+        sc.decode(data)
+
+
+def test_any_bytes_like_frame_decodes(frame: bytes) -> None:
+    for data in (frame, bytearray(frame), memoryview(frame), np.frombuffer(frame, np.uint8)):
+        assert sc.decode(data).tobytes() == ARRAY.tobytes()
+
+
+# -- layout: sizes that do not add up --------------------------------------------------------
+
+
+def test_sections_longer_than_the_frame(frame: bytes) -> None:
+    table = [["mask", "index", 1], ["values", "values", 17]]
+    with pytest.raises(FrameLayoutError, match=r"section 'values' \(17 bytes at offset \d+\) runs"):
+        sc.decode(reframe(frame, header={"sections": table}))
+
+
+def test_bytes_left_over_after_the_sections(frame: bytes) -> None:
+    table = [["mask", "index", 1], ["values", "values", 12]]
+    with pytest.raises(FrameLayoutError, match="4 bytes unaccounted for"):
+        sc.decode(reframe(frame, header={"sections": table}))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"meta": {"nnz": 5}}, r"section 'values' has 16 bytes, expected 5 x 4 = 20"),
+        ({"meta": {"nnz": 9}}, r"meta field 'nnz' is 9, outside the valid range \[0, 8\]"),
+        ({"meta": {"nnz": "4"}}, "meta field 'nnz' must be an integer, got '4'"),
+        ({"meta": {}}, "meta field 'nnz' must be an integer, got None"),
+        ({"shape": [4, 4]}, r"section 'mask' has 1 bytes, expected 2 x 1 = 2"),
+        ({"dtype": "float16"}, r"section 'values' has 16 bytes, expected 4 x 2 = 8"),
+        (
+            {"sections": [["mask", "index", 1], ["value", "values", 16]]},
+            r"section 'values' is missing; the frame has \['mask', 'value'\]",
+        ),
+    ],
+)
+def test_sizes_and_meta_must_agree(frame: bytes, change: dict[str, Any], message: str) -> None:
+    with pytest.raises(FrameLayoutError, match=message):
+        sc.decode(reframe(frame, header=change))
+
+
+def test_a_section_the_decoder_does_not_read(frame: bytes) -> None:
+    header, payloads = split_frame(frame)
+    table = [*header["sections"], ["spare", "index", 2]]
+    mutated = reframe(frame, header={"sections": table}, sections=[*payloads, b"\0\0"])
+    with pytest.raises(FrameLayoutError, match=r"unexpected sections in frame: \['spare'\]"):
+        sc.decode(mutated)
+
+
+def test_a_mask_that_disagrees_with_nnz(frame: bytes) -> None:
+    with pytest.raises(FrameLayoutError, match="section 'mask' has 5 set bits but meta nnz=4"):
+        sc.decode(reframe(frame, sections={"mask": b"\x8f"}))
+
+
+# -- the decode limit ------------------------------------------------------------------------
+
+
+def test_max_bytes_limits_one_decode(frame: bytes) -> None:
+    assert sc.decode(frame, max_bytes=ARRAY.nbytes).shape == ARRAY.shape
+    with pytest.raises(
+        DecodeLimitError,
+        match=r"frame decodes to 32 bytes \(shape \[2, 4\], "
+        r"float32\), over the limit of 31 bytes; pass max_bytes=",
+    ):
+        sc.decode(frame, max_bytes=ARRAY.nbytes - 1)
+    with pytest.raises(DecodeLimitError):
+        sc.get_codec("bitmask").decode(frame, max_bytes=0)
+
+
+@pytest.mark.usefixtures("decode_limit")
+def test_set_decode_limit_applies_to_every_decode(frame: bytes) -> None:
+    sc.set_decode_limit(16)
+    assert sc.get_decode_limit() == 16
+    with pytest.raises(DecodeLimitError, match="over the limit of 16 bytes"):
+        sc.decode(frame)
+    assert sc.decode(frame, max_bytes=32).shape == (2, 4)  # an explicit limit wins
+    sc.set_decode_limit(None)
+    assert sc.get_decode_limit() == 1 << 34
+    assert sc.decode(frame).shape == (2, 4)
+
+
+def test_a_huge_shape_is_refused_before_any_allocation(frame: bytes) -> None:
+    big = reframe(frame, header={"shape": [1 << 40, 1 << 20]})
+    with pytest.raises(DecodeLimitError, match="over the limit of 17179869184 bytes"):
+        sc.decode(big)
+
+
+@pytest.mark.usefixtures("decode_limit")
+@pytest.mark.parametrize("value", [-1, 1.5, "1"])
+def test_an_invalid_limit_is_a_config_error(frame: bytes, value: Any) -> None:
+    with pytest.raises(CodecConfigError, match="max_bytes must be"):
+        sc.set_decode_limit(value)
+    with pytest.raises(CodecConfigError, match="max_bytes must be"):
+        sc.decode(frame, max_bytes=value)
+
+
+# -- the hierarchy ---------------------------------------------------------------------------
+
+
+FRAME_ERRORS = [
+    BadMagicError,
+    UnsupportedVersionError,
+    TruncatedFrameError,
+    ChecksumError,
+    FrameHeaderError,
+    FrameLayoutError,
+    DecodeLimitError,
+]
+
+
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_is_a_sparsecodecs_error_and_a_value_error(name: str) -> None:
+    cls = getattr(errors, name)
+    assert issubclass(cls, SparseCodecsError)
+    assert issubclass(cls, ValueError)
+    assert getattr(sc, name, cls) is cls  # where the top-level package exports it, it is the same
+
+
+@pytest.mark.parametrize("cls", FRAME_ERRORS)
+def test_frame_errors_are_frame_errors(cls: type[Exception]) -> None:
+    assert issubclass(cls, sc.FrameError)
+
+
+def test_read_frame_reports_what_it_parsed(frame: bytes) -> None:
+    parsed = read_frame(frame)
+    assert (parsed.codec_id, parsed.config, parsed.nbytes) == ("bitmask", {}, len(frame))
+    assert parsed.info.shape == (2, 4)
+    assert parsed.info.dtype == np.float32
+    assert [(s.name, s.role, s.nbytes) for s in parsed.sections] == [
+        ("mask", "index", 1),
+        ("values", "values", 16),
+    ]
+    assert parsed.header_nbytes + 17 == len(frame)

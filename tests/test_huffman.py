@@ -1,0 +1,512 @@
+"""The canonical, length-limited Huffman stage (``sparsecodecs.codecs._huffman``).
+
+Oracles are independent of the library: ``dahuffman`` for optimal code lengths, the canonical
+code construction of RFC 1951 section 3.2.2, a bit-by-bit Python decoder, and a codebook writer
+that follows the format in ``_huffman``'s docstring byte by byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from dahuffman import HuffmanCodec
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from sparsecodecs.codecs import _huffman as huff
+from sparsecodecs.registry import FrameLayoutError, Section, SectionReader
+
+MAX = huff.MAX_LENGTH
+FOUR_STREAMS = 1 << 14  # from this many symbols on, a coded block is split into 4 streams
+
+
+# -- independent oracles -----------------------------------------------------------------------
+
+
+def optimal_lengths(counts: np.ndarray) -> np.ndarray:
+    """Code lengths of an optimal (unlimited) Huffman code, built by dahuffman.
+
+    dahuffman adds an end-of-file symbol unless ``eof`` is already one of the symbols; passing
+    a real symbol as ``eof`` builds the code of exactly the real symbols.
+    """
+    used = np.flatnonzero(counts)
+    freqs = {int(s): int(counts[s]) for s in used}
+    table = HuffmanCodec.from_frequencies(freqs, eof=int(used[0])).get_code_table()
+    assert set(table) == set(freqs)  # no EOF symbol crept in
+    lengths = np.zeros(counts.size, np.int64)
+    for symbol, (nbits, _) in table.items():
+        lengths[symbol] = nbits
+    return lengths
+
+
+def cost(counts: np.ndarray, lengths: np.ndarray) -> int:
+    return int((np.asarray(counts, np.int64) * np.asarray(lengths, np.int64)).sum())
+
+
+def kraft(lengths: np.ndarray) -> Fraction:
+    return sum((Fraction(1, 2 ** int(n)) for n in lengths if n), Fraction(0))
+
+
+def rfc1951_codes(lengths: np.ndarray) -> list[int]:
+    """Canonical codes by RFC 1951 3.2.2: count codes per length, first code per length."""
+    top = int(max(lengths, default=0))
+    bl_count = [0] * (top + 1)
+    for n in lengths:
+        if n:
+            bl_count[int(n)] += 1
+    next_code = [0] * (top + 2)
+    code = 0
+    for bits in range(1, top + 1):
+        code = (code + bl_count[bits - 1]) << 1
+        next_code[bits] = code
+    next_code[1] = 0
+    codes = [0] * len(lengths)
+    for symbol, n in enumerate(lengths):
+        if n:
+            codes[symbol] = next_code[int(n)]
+            next_code[int(n)] += 1
+    return codes
+
+
+def reference_decode(lengths: np.ndarray, sizes: list[int], data: bytes, count: int):
+    """Decode bit by bit, walking the canonical code: the symbols, or the reason it fails."""
+    table = {
+        (int(n), code): symbol
+        for symbol, (n, code) in enumerate(zip(lengths, rfc1951_codes(lengths), strict=True))
+        if n
+    }
+    longest = int(max(lengths))
+    nstreams = len(sizes)
+    bounds = [s * count // nstreams for s in range(nstreams + 1)]
+    out: list[int] = []
+    start = 0
+    for s in range(nstreams):
+        bits = "".join(f"{b:08b}" for b in data[start : start + sizes[s]])
+        start += sizes[s]
+        pos = 0
+        for _ in range(bounds[s + 1] - bounds[s]):
+            code = n = 0
+            while (n, code) not in table:
+                if n == longest:
+                    return "no code"
+                if pos == len(bits):
+                    return "truncated"
+                code, n, pos = 2 * code + int(bits[pos]), n + 1, pos + 1
+            out.append(table[n, code])
+    return np.array(out, np.int64)
+
+
+def codebook(
+    lengths: list[int] | list[tuple[int, int]],
+    sizes: list[int],
+    *,
+    fmt: int = 0,
+    first: int = 0,
+    nstreams: int | None = None,
+) -> bytes:
+    """A codebook section written from the docstring's format, not with the library.
+
+    ``lengths``: the lengths of symbols ``first, first + 1, ...`` (dense format, or format
+    ``fmt``), or ``(symbol, length)`` pairs, written in the given order (sparse format).
+    """
+    if lengths and isinstance(lengths[0], tuple):
+        body = b"".join(struct.pack("<HB", s, n) for s, n in lengths)
+        head = bytes([1]) + struct.pack("<I", len(lengths))
+    else:
+        nibbles = [*lengths, 0] if len(lengths) % 2 else list(lengths)
+        body = bytes(lo | hi << 4 for lo, hi in zip(nibbles[0::2], nibbles[1::2], strict=True))
+        head = bytes([fmt]) + struct.pack("<II", first, len(lengths))
+    count = len(sizes) if nstreams is None else nstreams
+    return head + body + bytes([count]) + b"".join(struct.pack("<Q", n) for n in sizes)
+
+
+def reader(book: bytes, bits: bytes, name: str = "s") -> SectionReader:
+    return SectionReader(
+        [Section(f"{name}.codebook", "codebook", book), Section(f"{name}.bits", "values", bits)]
+    )
+
+
+def parse_book(book: bytes, alphabet: int) -> tuple[np.ndarray, list[int], int]:
+    """(lengths, stream sizes, format) of a codebook written by the library, read by the spec."""
+    lengths = np.zeros(alphabet, np.int64)
+    if book[0] == 0:
+        first, span = struct.unpack_from("<II", book, 1)
+        end = 9 + (span + 1) // 2
+        for i, byte in enumerate(book[9:end]):
+            for j, n in enumerate((byte & 15, byte >> 4)):
+                if 2 * i + j < span:
+                    lengths[first + 2 * i + j] = n
+    else:
+        (k,) = struct.unpack_from("<I", book, 1)
+        end = 5 + 3 * k
+        for s, n in struct.iter_unpack("<HB", book[5:end]):
+            lengths[s] = n
+    nstreams = book[end]
+    assert len(book) == end + 1 + 8 * nstreams
+    return lengths, list(struct.unpack_from(f"<{nstreams}Q", book, end + 1)), book[0]
+
+
+def encode(symbols: np.ndarray, alphabet: int, **kwargs) -> tuple[bytes, bytes]:
+    book, bits = huff.encode_symbols(symbols, alphabet, "s", "values", **kwargs)
+    assert (book.name, book.role, bits.name, bits.role) == (
+        "s.codebook", "codebook", "s.bits", "values"
+    )
+    return bytes(book.data), np.asarray(bits.data).tobytes()
+
+
+def skewed(rng: np.random.Generator, alphabet: int, count: int, spread: int = 1) -> np.ndarray:
+    """Geometric-ish symbols (a few frequent, a long tail), ``spread`` apart."""
+    dtype = np.uint8 if alphabet <= 256 else np.uint16
+    return ((rng.geometric(0.15, count) - 1) * spread % alphabet).astype(dtype)
+
+
+# -- code lengths ------------------------------------------------------------------------------
+
+frequency_tables = st.lists(st.integers(1, 1 << 20), min_size=2, max_size=300).map(
+    lambda c: np.array(c, np.int64)
+)
+
+
+@given(counts=frequency_tables, zeros=st.lists(st.integers(0, 299), max_size=20))
+def test_lengths_are_optimal_when_the_limit_does_not_bind(counts: np.ndarray, zeros: list[int]):
+    counts[[z for z in zeros if z < counts.size]] = 0  # symbols that never occur
+    assume(np.count_nonzero(counts) >= 2)
+    best = optimal_lengths(counts)
+    assume(best.max() <= 32)
+    for limit in (32, MAX) if best.max() <= MAX else (32,):
+        lengths = huff.huffman_lengths(counts, limit)
+        assert lengths.dtype == np.uint8
+        assert ((lengths == 0) == (counts == 0)).all()
+        assert cost(counts, lengths) == cost(counts, best), limit
+
+
+@given(counts=frequency_tables, limit=st.integers(8, MAX))
+def test_more_frequent_symbols_never_get_longer_codes(counts: np.ndarray, limit: int):
+    lengths = huff.huffman_lengths(counts, limit).astype(np.int64)
+    more = counts[:, None] > counts[None, :]
+    assert not (more & (lengths[:, None] > lengths[None, :])).any()
+
+
+@pytest.mark.parametrize(
+    ("counts", "expected"),
+    [
+        ([5, 5], [1, 1]),
+        ([1] * 16, [4] * 16),
+        ([0, 7, 0], [0, 1, 0]),  # a single symbol still gets a 1-bit code
+        ([0, 0], [0, 0]),
+        ([1, 1, 2, 4, 8], [4, 4, 3, 2, 1]),
+    ],
+)
+def test_lengths_of_small_tables(counts: list[int], expected: list[int]):
+    assert huff.huffman_lengths(np.array(counts, np.int64)).tolist() == expected
+
+
+def fibonacci(n: int) -> np.ndarray:
+    fib = [1, 1]
+    while len(fib) < n:
+        fib.append(fib[-1] + fib[-2])
+    return np.array(fib[:n], np.int64)
+
+
+def check_limited(counts: np.ndarray, limit: int) -> None:
+    """A length-limited code: within the limit, Kraft <= 1, and at most the bound below.
+
+    With Huffman lengths l_i, the lengths min(l_i + 1, L) also satisfy Kraft when at most
+    2**(L-1) symbols occur (the codes below L use at most half the code space, the codes at L
+    at most 2**(L-1) * 2**-L = 1/2), and cost at most one bit more per symbol. So an
+    L-limited code costs at most cost(Huffman) + sum(counts), and never less than Huffman.
+    """
+    used = np.count_nonzero(counts)
+    assert used <= 1 << (limit - 1)
+    lengths = huff.huffman_lengths(counts, limit)
+    assert ((lengths == 0) == (counts == 0)).all()
+    assert lengths.max() <= limit
+    assert kraft(lengths) <= 1
+    best = cost(counts, optimal_lengths(counts))
+    assert best <= cost(counts, lengths) <= best + int(counts.sum())
+    assert cost(counts, lengths) <= math.ceil(math.log2(used)) * int(counts.sum())  # flat code
+
+
+@pytest.mark.parametrize("limit", [8, 11, MAX])
+@pytest.mark.parametrize("n", [20, 31, 45])
+def test_limit_binds_on_fibonacci_frequencies(n: int, limit: int):
+    counts = fibonacci(n)
+    assert optimal_lengths(counts).max() == n - 1 > limit  # unlimited Huffman: a chain
+    check_limited(counts, limit)
+
+
+@given(
+    exponents=st.lists(st.integers(0, 40), min_size=2, max_size=128),
+    limit=st.integers(8, MAX),
+)
+def test_limited_lengths_on_heavy_tails(exponents: list[int], limit: int):
+    check_limited(np.array([1 << e for e in exponents], np.int64), limit)
+
+
+def test_too_many_symbols_for_the_limit():
+    with pytest.raises(ValueError, match="cannot have codes of at most 8 bits"):
+        huff.huffman_lengths(np.ones(257, np.int64), 8)
+
+
+# -- canonical codes ---------------------------------------------------------------------------
+
+
+@given(counts=frequency_tables, limit=st.integers(8, MAX))
+def test_canonical_codes_are_rfc1951_prefix_free_and_ordered(counts: np.ndarray, limit: int):
+    lengths = huff.huffman_lengths(counts, limit)
+    codes = huff.canonical_codes(lengths)
+    assert codes.dtype == np.uint32
+    assert codes.tolist() == rfc1951_codes(lengths)
+    assert (codes < (np.uint64(1) << lengths.astype(np.uint64))).all()
+    # Each code owns the interval of `limit`-bit strings it prefixes. In (length, symbol)
+    # order the intervals must be ascending and disjoint: that is prefix-free and canonical.
+    order = sorted(np.flatnonzero(lengths), key=lambda s: (lengths[s], s))
+    lo = [int(codes[s]) << (limit - int(lengths[s])) for s in order]
+    hi = [(int(codes[s]) + 1) << (limit - int(lengths[s])) for s in order]
+    assert all(h <= nxt for h, nxt in zip(hi, lo[1:], strict=False))
+
+
+def test_canonical_codes_of_a_known_code():
+    # RFC 1951's example: lengths (3, 3, 3, 3, 3, 2, 4, 4) for symbols A..H
+    lengths = np.array([3, 3, 3, 3, 3, 2, 4, 4], np.uint8)
+    expected = [0b010, 0b011, 0b100, 0b101, 0b110, 0b00, 0b1110, 0b1111]
+    assert huff.canonical_codes(lengths).tolist() == expected
+
+
+# -- encode / decode ---------------------------------------------------------------------------
+
+ALPHABETS = [(1, np.uint8), (2, np.uint8), (3, np.uint8), (256, np.uint8), (256, np.uint16),
+             (257, np.uint16), (4096, np.uint16), (65536, np.uint16)]
+COUNTS = [0, 1, 7, FOUR_STREAMS - 1, FOUR_STREAMS, 100_003]
+
+
+def round_trip(symbols: np.ndarray, alphabet: int) -> tuple[bytes, bytes]:
+    book, bits = encode(symbols, alphabet)
+    out = huff.decode_symbols(reader(book, bits), "s", symbols.size, alphabet, symbols.dtype)
+    assert out.dtype == symbols.dtype
+    assert out.tobytes() == symbols.tobytes()
+    return book, bits
+
+
+@pytest.mark.parametrize("count", COUNTS)
+@pytest.mark.parametrize(("alphabet", "dtype"), ALPHABETS)
+def test_round_trip(alphabet: int, dtype: type, count: int):
+    rng = np.random.default_rng(alphabet * 7 + count)
+    spread = 1 if alphabet < 65536 else 4099  # few symbols spread out: the sparse format
+    symbols = skewed(rng, alphabet, count, spread).astype(dtype)
+    book, bits = round_trip(symbols, alphabet)
+    lengths, sizes, _ = parse_book(book, alphabet)
+    counts = np.bincount(symbols, minlength=alphabet)
+    assert ((lengths == 0) == (counts == 0)).all()
+    assert len(sizes) == (4 if count >= FOUR_STREAMS else 1)
+    assert all(n % 8 == 0 for n in sizes)
+    assert sum(sizes) == len(bits)
+    bounds = [s * count // len(sizes) for s in range(len(sizes) + 1)]
+    for s, n in enumerate(sizes):  # each stream: its block's codes padded to whole words
+        block = symbols[bounds[s] : bounds[s + 1]]
+        assert n == (cost(np.bincount(block, minlength=alphabet), lengths) + 63) // 64 * 8
+    actual = len(book) + len(bits)
+    estimate = huff.coded_size(counts)
+    assert actual <= estimate <= actual + 8 * (len(sizes) - 1)
+
+
+@pytest.mark.parametrize("count", [1, 5, 64, 65, FOUR_STREAMS + 1])
+@pytest.mark.parametrize(("symbol", "alphabet"), [(0, 1), (255, 256), (4000, 4096)])
+def test_single_symbol_streams(symbol: int, alphabet: int, count: int):
+    symbols = np.full(count, symbol, np.uint8 if alphabet <= 256 else np.uint16)
+    book, bits = round_trip(symbols, alphabet)
+    lengths, sizes, _ = parse_book(book, alphabet)
+    assert np.flatnonzero(lengths).tolist() == [symbol]
+    assert lengths[symbol] == 1  # one bit per symbol: code "0"
+    assert bits == bytes(len(bits))
+    bounds = [s * count // len(sizes) for s in range(len(sizes) + 1)]
+    assert sizes == [(b - a + 63) // 64 * 8 for a, b in itertools.pairwise(bounds)]
+
+
+def test_bits_are_msb_first_big_endian_words():
+    # lengths: 0 -> "0", 1 -> "10", 2 -> "11"; symbols 2 1 0 2 0 0 code to 11 10 0 11 0 0
+    symbols = np.array([2, 1, 0, 2, 0, 0], np.uint8)
+    book, bits = encode(symbols, 3)
+    assert parse_book(book, 3)[0].tolist() == [1, 2, 2]
+    assert bits == bytes([0b11100110, 0b00000000]) + bytes(6)
+
+
+@pytest.mark.parametrize(
+    ("symbols", "alphabet", "fmt"),
+    [
+        (np.arange(200, dtype=np.uint8), 256, 0),  # contiguous: 4-bit lengths win
+        (np.array([3, 3, 40000, 65535], np.uint16), 65536, 1),  # spread out: pairs win
+        (np.array([], np.uint8), 256, 1),  # 5 bytes beat 9
+    ],
+)
+def test_codebook_format_is_the_smaller(symbols: np.ndarray, alphabet: int, fmt: int):
+    book, _ = round_trip(symbols, alphabet)
+    lengths, sizes, chosen = parse_book(book, alphabet)
+    assert chosen == fmt
+    used = np.flatnonzero(lengths)
+    span = int(used[-1] - used[0] + 1) if used.size else 0
+    dense, sparse = 9 + (span + 1) // 2, 5 + 3 * used.size
+    assert len(book) == min(dense, sparse) + 1 + 8 * len(sizes)
+
+
+@given(
+    data=st.data(),
+    alphabet=st.sampled_from([2, 17, 256, 300, 4096]),
+    count=st.integers(0, 3000),
+)
+def test_round_trip_of_random_symbols(data: st.DataObject, alphabet: int, count: int):
+    dtype = np.uint8 if alphabet <= 256 else np.uint16
+    top = data.draw(st.integers(0, alphabet - 1), label="largest symbol")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(top + 1, data.draw(st.sampled_from([0.05, 1.0, 20.0]))))
+    round_trip(rng.choice(top + 1, count, p=probs).astype(dtype), alphabet)
+
+
+def test_coded_size_is_exact_for_one_stream():
+    counts = np.bincount(np.array([1, 1, 2], np.uint8), minlength=4)
+    book, bits = encode(np.array([1, 1, 2], np.uint8), 4)
+    assert huff.coded_size(counts) == len(book) + len(bits)  # one stream: exact
+
+
+# -- the compiled decoder against a bit-by-bit reference ---------------------------------------
+
+
+def check_against_reference(lengths: np.ndarray, sizes: list[int], data: bytes, count: int):
+    alphabet = lengths.size
+    book = codebook(lengths.tolist(), sizes)
+    want = reference_decode(lengths, sizes, data, count)
+    r = reader(book, data)
+    if isinstance(want, str):
+        with pytest.raises(FrameLayoutError, match=r"matches no code|ends before") as info:
+            huff.decode_symbols(r, "s", count, alphabet, np.uint16)
+        if want == "no code" and len(sizes) == 1:
+            assert "matches no code" in str(info.value)
+    else:
+        got = huff.decode_symbols(r, "s", count, alphabet, np.uint16)
+        assert got.astype(np.int64).tolist() == want.tolist()
+
+
+@st.composite
+def codes(draw: st.DrawFn) -> np.ndarray:
+    """Code lengths: optimal for drawn counts (long codes for heavy tails), maybe with a
+    code taken away (an incomplete code: some bit patterns match nothing)."""
+    exps = draw(st.lists(st.integers(0, 24), min_size=1, max_size=40), label="log2 counts")
+    lengths = huff.huffman_lengths(np.array([1 << e for e in exps], np.int64),
+                                   draw(st.integers(8, MAX), label="limit"))
+    if lengths.size > 1 and draw(st.booleans(), label="drop a code"):
+        lengths[draw(st.integers(0, lengths.size - 1))] = 0
+    assume(lengths.any())
+    return lengths
+
+
+@settings(max_examples=200)
+@given(lengths=codes(), count=st.integers(1, 400), data=st.data())
+def test_decoder_matches_reference_on_random_bits(lengths: np.ndarray, count: int,
+                                                  data: st.DataObject):
+    words = data.draw(st.integers(0, (count * int(lengths.max()) + 63) // 64 + 1), label="words")
+    bits = data.draw(st.binary(min_size=8 * words, max_size=8 * words), label="bits")
+    check_against_reference(lengths, [len(bits)], bits, count)
+
+
+@settings(max_examples=10)
+@given(lengths=codes(), seed=st.integers(0, 2**32 - 1), flips=st.integers(0, 3))
+def test_decoder_matches_reference_on_four_streams(lengths: np.ndarray, seed: int, flips: int):
+    rng = np.random.default_rng(seed)
+    used = np.flatnonzero(lengths)
+    p = 0.5 ** lengths[used].astype(float)  # a distribution this code would suit
+    symbols = rng.choice(used, FOUR_STREAMS + rng.integers(0, 999), p=p / p.sum())
+    symbols = symbols.astype(np.uint16)
+    book, bits = encode(symbols, lengths.size)
+    raw = bytearray(bits)
+    for pos in rng.integers(0, 8 * len(raw), flips):
+        raw[pos // 8] ^= 0x80 >> (pos % 8)
+    lengths, sizes, _ = parse_book(book, lengths.size)
+    check_against_reference(lengths, sizes, bytes(raw), symbols.size)
+
+
+# -- hostile codebooks and streams -------------------------------------------------------------
+
+W = bytes(8)  # one zero word
+ONES = b"\xff" * 8
+
+HOSTILE = {
+    "too short": (b"\x00\x00", W, 4, 4, "too short"),
+    "dense truncated": (b"\x00" + struct.pack("<II", 0, 4), W, 4, 4, "codebook truncated"),
+    "no stream count": (bytes([0]) + struct.pack("<II", 0, 2) + b"\x11", W, 4, 4,
+                        "no stream count"),
+    "over-subscribed": (codebook([1, 1, 1], [8]), W, 4, 4, "over-subscribed"),
+    "over-subscribed long": (codebook([1] + [2] * 2 + [15] * 3, [8]), W, 4, 6,
+                             "over-subscribed"),
+    "length 16": (codebook([(0, 1), (1, 16)], [8]), W, 4, 4, "code length 16 > 15"),
+    "length 255": (codebook([(0, 255), (1, 1)], [8]), W, 4, 4, "code length 255 > 15"),
+    "format 2": (codebook([1, 1], [8], fmt=2), W, 4, 4, "unknown codebook format 2"),
+    "format 255": (codebook([1, 1], [8], fmt=255), W, 4, 4, "unknown codebook format 255"),
+    "dense beyond alphabet": (codebook([1, 1], [8], first=3), W, 4, 4, "beyond the alphabet"),
+    "dense first far out": (codebook([1, 1], [8], first=2**32 - 1), W, 4, 4,
+                            "beyond the alphabet"),
+    "sparse beyond alphabet": (codebook([(0, 1), (4, 1)], [8]), W, 4, 4,
+                               "not ascending or too big"),
+    "sparse too many": (codebook([(s, 3) for s in range(5)], [8]), W, 4, 4,
+                        "sparse codebook of 5 entries"),
+    "sparse descending": (codebook([(1, 1), (0, 1)], [8]), W, 4, 4, "not ascending"),
+    "sparse repeated": (codebook([(1, 1), (2, 2), (2, 2)], [8]), W, 4, 4, "not ascending"),
+    "sparse count beyond bytes": (bytes([1]) + struct.pack("<I", 3) + struct.pack("<HB", 0, 1),
+                                  W, 4, 4, "sparse codebook of 3 entries"),
+    "size not a word": (codebook([1, 1], [12]), bytes(12), 4, 4, "not whole words"),
+    "sizes short of the data": (codebook([1, 1], [8]), bytes(16), 4, 4, "not whole words"),
+    "sizes past the data": (codebook([1, 1], [16]), W, 4, 4, "not whole words"),
+    # u64 sizes whose numpy sum wraps around to the data size (this crashed the decoder)
+    "sizes wrap around": (codebook([1, 1], [2**37, 2**64 - 2**37 + 8, 8, 8]), bytes(24),
+                          FOUR_STREAMS, 4, "not whole words"),
+    "two streams for few symbols": (codebook([1, 1], [8, 8]), bytes(16), 4, 4,
+                                    "2 streams, expected 1"),
+    "one stream for many symbols": (codebook([1, 1], [2048]), bytes(2048), FOUR_STREAMS, 4,
+                                    "1 streams, expected 4"),
+    "no streams": (codebook([1, 1], []), b"", 4, 4, "declares 0 streams"),
+    "65 streams": (codebook([1, 1], [0] * 65), b"", 4, 4, "declares 65 streams"),
+    "stream sizes missing": (codebook([1, 1], [8], nstreams=2), W, 4, 4,
+                             "declares 2 streams but has 8 bytes"),
+    "stream sizes extra": (codebook([1, 1], [8, 8], nstreams=1), W, 4, 4,
+                           "declares 1 streams but has 16 bytes"),
+    "empty codebook": (codebook([0, 0], [8]), W, 4, 4, "empty codebook for 4 symbols"),
+    "truncated stream": (codebook([1, 1], [8]), W, 65, 2, "ends before 65 symbols"),
+    "empty stream": (codebook([1, 2, 2], [0]), b"", 1, 3, "ends before 1 symbols"),
+    "no code, short": (codebook([1], [8]), ONES, 4, 1, "matches no code"),
+    "no code, 2 bits": (codebook([1, 2], [8]), ONES, 4, 2, "matches no code"),
+    # codes longer than the 11-bit fast table go through the wide table
+    "no code, long": (codebook([1, 13, 13], [8]), ONES, 1, 3, "matches no code"),
+    "no code after a long code": (codebook([1] + [14] * 3, [8]), b"\x80\x03\xff" + bytes(5), 2,
+                                  4, "matches no code"),
+}
+
+
+@pytest.mark.parametrize(
+    ("book", "bits", "count", "alphabet", "match"), HOSTILE.values(), ids=HOSTILE.keys()
+)
+def test_hostile_codebooks_and_streams(book: bytes, bits: bytes, count: int, alphabet: int,
+                                       match: str):
+    with pytest.raises(FrameLayoutError, match=match):
+        huff.decode_symbols(reader(book, bits), "s", count, alphabet, np.uint16)
+
+
+def test_hostile_four_streams_one_truncated():
+    symbols = skewed(np.random.default_rng(5), 256, FOUR_STREAMS + 11)
+    book, bits = encode(symbols, 256)
+    lengths, sizes, _ = parse_book(book, 256)
+    cut = [sizes[0] - 8, *sizes[1:]]  # the last word of stream 0 is gone
+    data = bits[: cut[0]] + bits[sizes[0] :]
+    with pytest.raises(FrameLayoutError, match=r"ends before|matches no code"):
+        huff.decode_symbols(reader(codebook(lengths.tolist(), cut), data), "s", symbols.size, 256)
+
+
+def test_decoding_with_a_smaller_alphabet_is_refused():
+    symbols = np.array([0, 1, 2], np.uint8)
+    book, bits = encode(symbols, 3)
+    with pytest.raises(FrameLayoutError, match="beyond the alphabet"):
+        huff.decode_symbols(reader(book, bits), "s", 3, 2)

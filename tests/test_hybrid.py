@@ -1,0 +1,334 @@
+"""The ``hybrid`` codec: a layout, a value stage and an entropy stage, chosen per tensor.
+
+Arrays are compared by bit pattern. Hostile frames are rewritten behind a valid checksum with
+``sparsecodecs.testing.reframe``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import sparsecodecs as sc
+from sparsecodecs.registry import CodecConfigError, FrameLayoutError, PatternError
+from sparsecodecs.testing import assert_bits_equal, reframe, split_frame
+
+LAYOUTS = ["dense", "bitmask", "nm"]
+VALUES = ["planes", "fields", "centroid"]
+ENTROPY = ["huffman", "none"]
+DTYPES = [ml_dtypes.bfloat16, np.float16, np.float32, np.int8, np.uint8,
+          ml_dtypes.float8_e4m3fn]
+
+
+def hybrid(**params: Any) -> sc.Codec:
+    return sc.get_codec("hybrid", **params)
+
+
+def prune_24(w: np.ndarray) -> np.ndarray:
+    """Keep the two largest magnitudes of every group of four along the last axis."""
+    groups = np.abs(w.astype(np.float32)).reshape(-1, 4)
+    keep = np.zeros(groups.shape, bool)
+    np.put_along_axis(keep, np.argsort(groups, axis=1, kind="stable")[:, 2:], True, axis=1)
+    return np.where(keep.reshape(w.shape), w, np.zeros((), w.dtype))
+
+
+def gaussian(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(shape) * 0.02).astype(dtype)
+
+
+def random_24(shape: tuple[int, int], dtype: Any, seed: int = 0) -> np.ndarray:
+    """Random bit patterns (NaNs, -0.0 and all), two of every four along the last axis zeroed
+    at random; a last axis that is not a multiple of 4 ends in a partial group."""
+    rng = np.random.default_rng(seed)
+    udt = np.dtype(f"u{np.dtype(dtype).itemsize}")
+    rows, cols = shape
+    groups = -(-cols // 4)
+    bits = rng.integers(1, np.iinfo(udt).max, (rows, groups, 4), dtype=udt, endpoint=True)
+    slots = rng.permuted(np.tile(np.arange(4), (rows, groups, 1)), axis=2)
+    np.put_along_axis(bits, slots[..., :2], 0, axis=2)
+    return np.ascontiguousarray(bits.reshape(rows, 4 * groups)[:, :cols]).view(dtype)
+
+
+def body_bytes(frame: bytes) -> int:
+    """Bytes of the sections: the frame without its header (whose JSON differs by config)."""
+    report = sc.inspect(frame)
+    return report.frame_bytes - report.role_bytes["header"]
+
+
+def slack(frame: bytes) -> int:
+    """How much larger than actual the encoder's size estimate of ``frame`` may be: a coded
+    block of 2**14 symbols or more is 4 streams, each padded to whole 64-bit words, and the
+    estimate pads the sum once, so it is over by at most 3 x 8 bytes per coded block."""
+    names = [s.name for s in sc.inspect(frame).sections]
+    return 24 * sum(n.endswith(".codebook") for n in names)
+
+
+# -- the automatic choice ----------------------------------------------------------------------
+
+
+def clustered(shape: tuple[int, ...], k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.choice(rng.standard_normal(k).astype(np.float32), shape)
+
+
+AUTO_CASES = {  # name: (array builder, acceptable layouts, the value stage, if it is certain)
+    "2:4 bfloat16": (lambda: prune_24(gaussian((256, 256), ml_dtypes.bfloat16)),
+                     {"nm", "bitmask"}, None),
+    "2:4 float32": (lambda: prune_24(gaussian((128, 256), np.float32)), {"nm", "bitmask"}, None),
+    "dense bfloat16": (lambda: gaussian((256, 256), ml_dtypes.bfloat16), {"dense"}, None),
+    "dense float32": (lambda: gaussian((128, 128), np.float32), {"dense"}, None),
+    "16 centroids": (lambda: clustered((256, 256), 16), {"dense"}, "centroid"),
+    "5000 centroids": (lambda: clustered((512, 512), 5000), {"dense"}, "centroid"),
+    # float16 weights stored as float32: the low 13 mantissa bits are zero
+    "upcast float16": (lambda: gaussian((256, 256), np.float16).astype(np.float32), {"dense"},
+                       None),
+}
+
+
+@pytest.mark.parametrize(("build", "layouts", "values"), AUTO_CASES.values(),
+                         ids=AUTO_CASES.keys())
+def test_auto_is_the_smallest_explicit_choice(build: Callable[[], np.ndarray],
+                                              layouts: set[str], values: str | None):
+    x = build()
+    frame = hybrid().encode(x)
+    assert_bits_equal(sc.decode(frame), x)
+    config = sc.inspect(frame).config
+    assert config["layout"] in layouts
+    assert config["values"] in VALUES
+    if values is not None:
+        assert config["values"] == values
+    assert {k: v for k, v in config.items() if k not in ("layout", "values")} == {
+        "n": 2, "m": 4, "entropy": "huffman", "max_code_length": 15}
+    # The resolved config written out explicitly encodes to the very same frame.
+    assert hybrid(layout=config["layout"], values=config["values"]).encode(x) == frame
+    tried = 0
+    for layout, stage, entropy in itertools.product(LAYOUTS, VALUES, ENTROPY):
+        if stage == "fields" and entropy == "none":
+            continue
+        try:
+            other = hybrid(layout=layout, values=stage, entropy=entropy).encode(x)
+        except PatternError:  # not 2:4, or too many distinct values for centroids
+            continue
+        tried += 1
+        assert body_bytes(frame) <= body_bytes(other) + slack(other), (layout, stage, entropy)
+    assert tried >= 6
+
+
+def test_sparse_tensors_get_a_sparse_layout_and_the_index_role():
+    x = prune_24(gaussian((64, 128), ml_dtypes.bfloat16))
+    report = sc.inspect(hybrid().encode(x))
+    index = [s.name for s in report.sections if s.role == "index"]
+    assert index in (["mask"], ["mask.bits"], ["pattern"], ["pattern.bits"])
+    assert report.theoretical_bytes == x.nbytes // 2  # kept values: 2 of every 4
+
+
+@pytest.mark.slow
+def test_24_pruned_bfloat16_is_below_half_of_dense():
+    """The point of the codec: 2:4 bfloat16 weights in well under the 50% the layout keeps."""
+    x = prune_24(gaussian((4096, 1024), ml_dtypes.bfloat16))
+    frame = hybrid().encode(x)
+    assert len(frame) < 0.5 * x.nbytes
+    assert_bits_equal(sc.decode(frame), x)
+
+
+# -- explicit configurations -------------------------------------------------------------------
+
+EXPLICIT = [
+    pytest.param(layout, stage, entropy, dtype,
+                 id=f"{layout}-{stage}-{entropy}-{np.dtype(dtype).name}")
+    for layout, stage, entropy, dtype in itertools.product(LAYOUTS, VALUES, ENTROPY, DTYPES)
+    if stage != "fields" or (entropy == "huffman" and np.dtype(dtype).itemsize in (2, 4))
+]
+
+
+@pytest.mark.parametrize("shape", [(16, 32), (7, 38)], ids=["whole-groups", "padded"])
+@pytest.mark.parametrize(("layout", "stage", "entropy", "dtype"), EXPLICIT)
+def test_explicit_round_trip(layout: str, stage: str, entropy: str, dtype: Any,
+                             shape: tuple[int, int]):
+    x = random_24(shape, dtype)
+    frame = hybrid(layout=layout, values=stage, entropy=entropy).encode(x)
+    assert_bits_equal(sc.decode(frame), x)
+    report = sc.inspect(frame)
+    assert report.config == {"layout": layout, "n": 2, "m": 4, "values": stage,
+                             "entropy": entropy, "max_code_length": 15}
+    kept = {"dense": x.size, "bitmask": np.count_nonzero(x.view(f"u{x.itemsize}")),
+            "nm": shape[0] * math.ceil(shape[1] / 4) * 2}[layout]
+    assert report.theoretical_bytes == kept * x.itemsize
+    if entropy == "none":
+        assert not [s for s in report.sections if s.name.endswith(".codebook")]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, ml_dtypes.float8_e4m3fn, np.float64, np.int64])
+def test_fields_need_16_or_32_bit_values(dtype: Any):
+    with pytest.raises(CodecConfigError, match="values='fields' needs 16- or 32-bit values"):
+        hybrid(values="fields").encode(np.ones((4, 4), dtype))
+
+
+def test_fields_need_huffman():
+    with pytest.raises(CodecConfigError, match="needs entropy='huffman'"):
+        hybrid(values="fields", entropy="none")
+
+
+def test_explicit_centroids_take_mostly_distinct_values():
+    x = prune_24(gaussian((256, 256), np.float32))
+    k = np.unique(x[x != 0]).size
+    assert k > x.size // 4 * 0.99  # the 32768 non-zeros are (nearly all) distinct
+    frame = hybrid(layout="bitmask", values="centroid").encode(x)
+    assert split_frame(frame)[0]["meta"]["k"] == k
+    assert_bits_equal(sc.decode(frame), x)
+
+
+def test_explicit_centroids_refuse_more_than_65536_distinct_values():
+    x = np.arange(1, 65538, dtype=np.uint32).view(np.float32)
+    with pytest.raises(PatternError, match="at most 65536 distinct values"):
+        hybrid(values="centroid").encode(x)
+
+
+def test_explicit_nm_refuses_a_dense_tensor():
+    with pytest.raises(PatternError, match="not 2:4 sparse"):
+        hybrid(layout="nm").encode(np.ones((4, 8), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 4), (), (5,), (3, 1)])
+@pytest.mark.parametrize("layout", ["auto", *LAYOUTS])
+def test_edge_shapes(layout: str, shape: tuple[int, ...]):
+    x = np.zeros(shape, ml_dtypes.bfloat16)
+    x[...] = np.where(np.arange(shape[-1]) % 4 == 0, 1.5, 0) if shape else 1.5  # 1 in 4
+    assert_bits_equal(sc.decode(hybrid(layout=layout).encode(x)), x)
+
+
+# -- hostile frames ----------------------------------------------------------------------------
+
+
+def frame_with(x: np.ndarray, **params: Any) -> tuple[bytes, dict[str, Any]]:
+    frame = hybrid(**params).encode(x)
+    return frame, split_frame(frame)[0]["meta"]
+
+
+def assert_layout_error(frame: bytes, match: str) -> None:
+    with pytest.raises(FrameLayoutError, match=match):
+        sc.decode(frame)
+
+
+@pytest.mark.parametrize("key", ["layout", "values"])
+def test_unresolved_auto_in_a_frame_is_refused(key: str):
+    frame = hybrid().encode(prune_24(gaussian((8, 16), np.float32)))
+    config = sc.inspect(frame).config
+    assert_layout_error(reframe(frame, header={"config": {**config, key: "auto"}}),
+                        "must record its resolved layout and values")
+
+
+WRONG_PLANES = "meta 'planes' must be 2 letters of 'h'/'r'"
+
+
+@pytest.mark.parametrize(
+    ("planes", "match"),
+    [("hhh", WRONG_PLANES), ("h", WRONG_PLANES), ("", WRONG_PLANES), ("hx", WRONG_PLANES),
+     (None, WRONG_PLANES), (2, WRONG_PLANES), (["h", "r"], WRONG_PLANES),
+     ("hh", "section 'v.plane1.codebook' is missing"), ("rr", "section 'v.plane0' is missing")],
+)
+def test_hostile_planes_string(planes: object, match: str):
+    frame, meta = frame_with(gaussian((16, 16), ml_dtypes.bfloat16), layout="dense",
+                             values="planes")
+    assert meta["planes"] == "hr"  # exponent coded, sign + mantissa raw
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "planes": planes}}), match)
+
+
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float32])
+@pytest.mark.parametrize("top", [8, 13, 0, -1, "10", None, True, 10.0])
+def test_hostile_fields(dtype: Any, top: object):
+    frame, meta = frame_with(gaussian((16, 16), dtype), layout="dense", values="fields")
+    assert 9 <= meta["fields"] <= 12
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "fields": top}}),
+                        "meta 'fields' is")
+
+
+def test_hostile_fields_of_another_width():
+    # a valid width for the frame's dtype, but not the one it was written with
+    frame, meta = frame_with(gaussian((64, 64), np.float32), layout="dense", values="fields")
+    other = 9 if meta["fields"] != 9 else 10
+    with pytest.raises(FrameLayoutError):
+        sc.decode(reframe(frame, header={"meta": {**meta, "fields": other}}))
+
+
+@pytest.mark.parametrize("layout", ["bitmask", "nm"])
+@pytest.mark.parametrize("entropy", ENTROPY)
+@pytest.mark.parametrize("mode", ["x", "p", None, 0])
+def test_hostile_index_mode(layout: str, entropy: str, mode: object):
+    frame, meta = frame_with(prune_24(gaussian((64, 64), ml_dtypes.bfloat16)), layout=layout,
+                             values="planes", entropy=entropy)
+    assert meta["index"] in (("h", "r") if entropy == "huffman" else ("r",))
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "index": mode}}),
+                        "meta 'index' must be 'h' or 'r'")
+
+
+@pytest.mark.parametrize("mode", ["x", "r", None])
+def test_hostile_centroid_index_mode(mode: object):
+    frame, meta = frame_with(clustered((32, 32), 8), layout="dense", values="centroid")
+    assert meta["centroid_index"] in ("h", "p")
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "centroid_index": mode}}),
+                        "index mode must be 'h' or 'p'")
+
+
+def one_value_bitmask(shape: tuple[int, ...]) -> tuple[np.ndarray, bytes, dict[str, Any]]:
+    """A bitmask frame whose value sections do not depend on nnz (one centroid, 0-bit
+    indices), so a changed nnz or mask reaches the mask check."""
+    x = np.zeros(shape, np.float32)
+    x.reshape(-1)[::3] = 2.5
+    frame, meta = frame_with(x, layout="bitmask", values="centroid", entropy="none")
+    assert meta == {"index": "r", "nnz": int(np.count_nonzero(x)), "k": 1,
+                    "centroid_index": "p"}
+    return x, frame, meta
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_hostile_nnz_mismatching_the_mask(delta: int):
+    _, frame, meta = one_value_bitmask((8, 8))
+    nnz = meta["nnz"] + delta
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "nnz": nnz}}),
+                        f"set bits but meta nnz={nnz}")
+
+
+def test_hostile_mask_bit_flipped():
+    x, frame, meta = one_value_bitmask((8, 8))
+    mask = np.packbits(x.reshape(-1) != 0, bitorder="little")
+    mask[0] ^= 0b10  # element 1 is zero: now marked non-zero
+    assert_layout_error(reframe(frame, sections={"mask": mask.tobytes()}),
+                        f"has {meta['nnz'] + 1} set bits but meta nnz={meta['nnz']}")
+
+
+def test_hostile_mask_bits_past_the_end():
+    x, frame, _ = one_value_bitmask((3, 5))  # 15 elements: the mask's last bit is padding
+    mask = np.packbits(x.reshape(-1) != 0, bitorder="little")
+    mask[0] &= 0xFE  # element 0 cleared ...
+    mask[-1] |= 0x80  # ... and bit 15, past the last element, set: the same count
+    assert_layout_error(reframe(frame, sections={"mask": mask.tobytes()}),
+                        "set bits past the last element")
+
+
+@pytest.mark.parametrize("nnz", [65, -1, "3", None])
+def test_hostile_nnz_out_of_range(nnz: object):
+    _, frame, meta = one_value_bitmask((8, 8))
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "nnz": nnz}}), "meta field 'nnz'")
+
+
+def test_hostile_k_beyond_the_kept_values():
+    frame, meta = frame_with(prune_24(gaussian((8, 8), np.float32)), layout="nm",
+                             values="centroid")
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "k": 33}}),
+                        r"'k' is 33, outside the valid range \[0, 32\]")
+
+
+def test_hostile_raw_pattern_word():
+    frame, meta = frame_with(prune_24(gaussian((8, 12), np.float32)), layout="nm",
+                             values="planes", entropy="none")
+    assert meta["index"] == "r"
+    # 2:4 has 6 patterns, packed 3 per byte as base-6 digits: bytes >= 216 are no pattern
+    assert_layout_error(reframe(frame, sections={"pattern": bytes([216] * 8)}),
+                        "no valid pattern word")
