@@ -110,7 +110,7 @@ def test_inspect_prints_the_report_table(capsys, frame_file: Path):
     report = sc.inspect(frame_file.read_bytes())
     assert out == f"{report}\n"
     assert out.startswith("codec nm(n=2, m=4, metadata='pattern')  float32 [4, 8]")
-    assert f"{'frame (effective)':24}{frame_file.stat().st_size:>14,}" in out
+    assert f"{'frame (effective)':30}{frame_file.stat().st_size:>14,}" in out
 
 
 def test_inspect_json(capsys, frame_file: Path):
