@@ -347,6 +347,23 @@ def test_nm24_compose_tails(dtype: np.dtype, ngroups: int):
     check_nm24(codes, values)
 
 
+@little_endian_only
+@SETTINGS
+@given(data=st.data(), m=st.sampled_from([4, 8]), ngroups=st.integers(0, 40))
+def test_nm2_compose_codes_matches_reference(data: st.DataObject, m: int, ngroups: int):
+    """2:m with one code per group (a Huffman-coded pattern stream), 16-bit and 8-bit values
+    (one word per group)."""
+    dtype = np.dtype(np.uint16) if m == 4 else np.dtype(np.uint8)
+    ncodes = positions_table(2, m).shape[0]
+    codes = data.draw(hnp.arrays(np.int64, ngroups, elements=st.integers(0, ncodes - 1)))
+    values = data.draw(hnp.arrays(dtype, 2 * ngroups))
+    words, _ = code_inputs(codes, ncodes, packed=False)
+    out = compose_out(m, ngroups, dtype)
+    assert out.size == ngroups
+    kernels.nm2_compose_codes(words, compose_tables(2, m, dtype.itemsize)[1], values, out)
+    assert_same(out.view(dtype), ref_nm(codes, 2, m, values, ngroups, m))
+
+
 # -- nm_split --------------------------------------------------------------------------------
 
 

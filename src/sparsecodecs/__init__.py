@@ -10,15 +10,27 @@ True
 from __future__ import annotations
 
 from . import codecs as _codecs  # noqa: F401  (registers the built-in codecs)
+from .checkpoint import (
+    CheckpointReport,
+    compress,
+    decompress,
+    inspect_checkpoint,
+    load_file,
+    safe_open,
+    save_file,
+)
 from .registry import (
+    CheckpointError,
     Codec,
     CodecConfigError,
     DecodeLimitError,
     FrameError,
+    OutputExistsError,
     PatternError,
     PluginError,
     Report,
     SparseCodecsError,
+    TensorNotFoundError,
     UnknownCodecError,
     UnsupportedDtypeError,
     decode,
@@ -33,22 +45,32 @@ from .registry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointReport",
     "Codec",
     "CodecConfigError",
     "DecodeLimitError",
     "FrameError",
+    "OutputExistsError",
     "PatternError",
     "PluginError",
     "Report",
     "SparseCodecsError",
+    "TensorNotFoundError",
     "UnknownCodecError",
     "UnsupportedDtypeError",
     "__version__",
+    "compress",
     "decode",
+    "decompress",
     "get_codec",
     "get_decode_limit",
     "inspect",
+    "inspect_checkpoint",
     "list_codecs",
+    "load_file",
     "register_codec",
+    "safe_open",
+    "save_file",
     "set_decode_limit",
 ]

@@ -39,7 +39,7 @@ from .registry import (
 )
 from .registry.dtypes import dtype_name
 
-__all__ = ["ClusterReport", "PruneReport", "cluster", "parse_pattern", "prune"]
+__all__ = ["STRUCTURED", "ClusterReport", "PruneReport", "cluster", "parse_pattern", "prune"]
 
 #: The largest number of centroids :func:`cluster` accepts (a 16-bit codebook).
 MAX_CENTROIDS = 1 << 16
@@ -49,11 +49,14 @@ MAX_CENTROIDS = 1 << 16
 class PruneReport:
     """What :func:`prune` removed.
 
-    ``pattern`` is ``"n:m"`` or ``"unstructured"``; ``axis`` the (non-negative) axis of the N:M
-    groups, ``None`` for unstructured pruning. ``zeroed`` counts the non-zero values set to zero
-    (``zeroed_fraction`` = ``zeroed / size``), ``density`` is the fraction of non-zero values in
-    the result. ``max_abs_error`` and ``rel_rms_error`` (``||w' - w|| / ||w||`` over finite
-    values) compare the result with the input.
+    ``pattern`` is ``"n:m"``, ``"unstructured"``, ``"rows"`` or ``"blocks"``; ``axis`` the
+    (non-negative) axis of the N:M groups, ``None`` otherwise. ``zeroed`` counts the non-zero
+    values set to zero (``zeroed_fraction`` = ``zeroed / size``), ``density`` is the fraction of
+    non-zero values in the result. ``max_abs_error`` and ``rel_rms_error``
+    (``||w' - w|| / ||w||`` over finite values) compare the result with the input. For
+    structured pruning, ``block`` is the ``(rows, columns)`` shape of the unit removed whole
+    (``(1, columns)`` for ``"rows"``) and ``blocks_removed`` how many units were removed, out of
+    ``blocks_total``; both are ``None`` / 0 for the other patterns.
     """
 
     pattern: str
@@ -64,6 +67,9 @@ class PruneReport:
     density: float
     max_abs_error: float
     rel_rms_error: float
+    block: tuple[int, int] | None = None
+    blocks_removed: int = 0
+    blocks_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,14 +197,86 @@ def _unstructured_drop(w: np.ndarray, density: float) -> np.ndarray:
     return ~keep.reshape(w.shape)
 
 
+#: The structured patterns of :func:`prune`: whole units of the 2-D view removed at once.
+STRUCTURED = ("rows", "blocks")
+
+
+def _as_2d(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(rows, columns) of the 2-D view: leading axes flattened, the last axis kept."""
+    if not shape:
+        return 1, 1
+    return math.prod(shape[:-1]), shape[-1]
+
+
+def _check_block(block: object) -> tuple[int, int]:
+    if not isinstance(block, (tuple, list)) or len(block) != 2:
+        raise CodecConfigError(
+            f"block must be a (rows, columns) pair of positive integers, e.g. (4, 4); "
+            f"got block={block!r:.100}"
+        )
+    return check_int("block rows", block[0], 1), check_int("block columns", block[1], 1)
+
+
+def _check_density(density: object, what: str) -> float:
+    if (
+        density is None
+        or isinstance(density, bool)
+        or not isinstance(density, (int, float, np.floating))
+        or not 0.0 <= float(density) <= 1.0
+    ):
+        raise CodecConfigError(f"{what} needs density= in [0, 1], got density={density!r}")
+    return float(density)
+
+
+def _block_drop(w: np.ndarray, bh: int, bw: int, density: float) -> tuple[np.ndarray, int, int]:
+    """(mask of removed elements, blocks removed, blocks) for block pruning of the 2-D view.
+
+    Keeps the ``round(density * blocks)`` blocks of ``bh x bw`` elements (edge blocks cut
+    short) with the largest sum of squares, which removes the least squared error possible.
+    NaN and infinity count as infinitely large; ties keep the lowest block index (C order).
+    """
+    rows, cols = _as_2d(w.shape)
+    nbr, nbc = -(-rows // bh), -(-cols // bw)
+    total = nbr * nbc
+    square = _magnitude(w).reshape(rows, cols) ** 2
+    padded = np.zeros((nbr * bh, nbc * bw))
+    padded[:rows, :cols] = square
+    scores = padded.reshape(nbr, bh, nbc, bw).sum(axis=(1, 3)).reshape(-1)
+    keep_count = min(total, round(density * total))
+    keep = np.zeros(total, bool)
+    keep[np.argsort(-scores, kind="stable")[:keep_count]] = True
+    drop = np.repeat(np.repeat(~keep.reshape(nbr, nbc), bh, axis=0), bw, axis=1)
+    return drop[:rows, :cols].reshape(w.shape), total - keep_count, total
+
+
+def _structured_unit(w: np.ndarray, pattern: str, axis: object, block: object) -> tuple[int, int]:
+    """The (rows, columns) unit that ``"rows"`` / ``"blocks"`` pruning removes whole."""
+    if axis != -1:
+        raise CodecConfigError(
+            f"axis= is for N:M pruning; pattern={pattern!r} works on the 2-D view "
+            f"(leading axes flattened), got axis={axis!r}"
+        )
+    if pattern == "blocks":
+        if block is None:
+            raise CodecConfigError("pattern='blocks' needs block=(rows, columns), e.g. (4, 4)")
+        return _check_block(block)
+    if block is not None:
+        raise CodecConfigError(
+            f"block= is for pattern='blocks'; pattern='rows' removes whole rows, got "
+            f"block={block!r}"
+        )
+    return 1, max(1, _as_2d(w.shape)[1])
+
+
 def prune(
     w: np.ndarray,
     pattern: str | tuple[int, int] | None = "2:4",
     *,
     density: float | None = None,
     axis: int = -1,
+    block: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, PruneReport]:
-    """Magnitude pruning: N:M structured along ``axis``, or unstructured to a target density.
+    """Magnitude pruning: N:M along ``axis``, unstructured, or whole rows or blocks.
 
     Parameters
     ----------
@@ -220,7 +298,8 @@ def prune(
     -------
     (pruned, report)
         ``pruned`` has the input's dtype and shape; removed elements are ``+0``, kept elements
-        keep their exact bit patterns. Ties are broken by position, lowest first.
+        keep their exact bit patterns. Ties are broken by position, lowest first, so the result
+        is deterministic (no randomness is involved).
 
     Examples
     --------
@@ -232,10 +311,30 @@ def prune(
     >>> prune(w, (1, 2), axis=0)[0]
     array([[0., 0., 0., 0.],
            [5., 6., 7., 8.]], dtype=float32)
+    >>> prune(w, "rows", density=0.5)[0]
+    array([[0., 0., 0., 0.],
+           [5., 6., 7., 8.]], dtype=float32)
+    >>> pruned, report = prune(w, "blocks", density=0.5, block=(2, 2))
+    >>> pruned
+    array([[0., 0., 3., 4.],
+           [0., 0., 7., 8.]], dtype=float32)
+    >>> report.block, report.blocks_removed, report.blocks_total
+    ((2, 2), 1, 2)
     """
     w = _check_array(w, "prune")
-    nm = parse_pattern(pattern)
-    if nm is not None:
+    block_shape: tuple[int, int] | None = None
+    removed = total = 0
+    if isinstance(pattern, str) and pattern in STRUCTURED:
+        block_shape = _structured_unit(w, pattern, axis, block)
+        drop, removed, total = _block_drop(
+            w, *block_shape, _check_density(density, f"pattern={pattern!r}")
+        )
+        name, report_axis = pattern, None
+    elif block is not None:
+        raise CodecConfigError(
+            f"block= is for pattern='blocks', got pattern={pattern!r} with block={block!r}"
+        )
+    elif (nm := parse_pattern(pattern)) is not None:
         if density is not None:
             raise CodecConfigError(
                 f"density= is for unstructured pruning; pass pattern=None with it "
@@ -252,17 +351,9 @@ def prune(
         drop = _nm_drop(w, nm[0], nm[1], axis)
         name, report_axis = f"{nm[0]}:{nm[1]}", axis
     else:
-        if (
-            density is None
-            or isinstance(density, bool)
-            or not isinstance(density, (int, float, np.floating))
-            or not 0.0 <= float(density) <= 1.0
-        ):
-            raise CodecConfigError(
-                f"unstructured pruning (pattern=None) needs density= in [0, 1], "
-                f"got density={density!r}"
-            )
-        drop = _unstructured_drop(w, float(density))
+        drop = _unstructured_drop(
+            w, _check_density(density, "unstructured pruning (pattern=None)")
+        )
         name, report_axis = "unstructured", None
     zeroed = int(np.count_nonzero(w[drop]))
     out = w.copy()
@@ -278,6 +369,9 @@ def prune(
         density=_nonzero_count(out) / size if size else 0.0,
         max_abs_error=max_err,
         rel_rms_error=rel_err,
+        block=block_shape,
+        blocks_removed=removed,
+        blocks_total=total,
     )
     return out, report
 

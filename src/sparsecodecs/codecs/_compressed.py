@@ -17,6 +17,7 @@ from ..registry import (
     bits_dtype,
 )
 from ._common import as_2d, narrowest_uint
+from ._parts import CompressedParts
 
 __all__ = ["CompressedSparse"]
 
@@ -62,6 +63,10 @@ class CompressedSparse(Codec):
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        return self.decode_parts(sections, info).to_bits(info.shape)
+
+    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> CompressedParts:
+        """The validated ``data``, ``indices`` and ``indptr`` (see :mod:`._parts`)."""
         _, _, major, minor = self._dims(info.shape)
         nnz = info.meta_int("nnz", 0, info.size)
         udt = bits_dtype(info.dtype)
@@ -88,13 +93,7 @@ class CompressedSparse(Codec):
                 raise FrameLayoutError(
                     "section 'indices' is not strictly increasing within each row"
                 )
-        from ._kernels import csr_scatter
-
-        out = np.empty(major * minor, udt)
-        csr_scatter(indptr, indices, data, out, major, minor)
-        if self.by_columns:
-            out = np.ascontiguousarray(out.reshape(major, minor).T)
-        return out.reshape(info.shape)
+        return CompressedParts(data, indices, indptr, self.by_columns)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize

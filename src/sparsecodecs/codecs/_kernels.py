@@ -178,6 +178,16 @@ def nm24_compose(packed, lut, ngroups, shifts, values, out):  # type: ignore[no-
 
 
 @njit(cache=True, nogil=True)
+def nm2_compose_codes(codes, shifts, values, out):  # type: ignore[no-untyped-def]
+    """:func:`nm_compose` unrolled for n = 2, one code per group, one word per group."""
+    for g in range(codes.size):
+        c = codes[g]
+        out[g] = (np.uint64(values[2 * g]) << shifts[c, 0]) | (
+            np.uint64(values[2 * g + 1]) << shifts[c, 1]
+        )
+
+
+@njit(cache=True, nogil=True)
 def nm_split(x, rows, cols, m, code_of_mask, positions, codes, values):  # type: ignore[no-untyped-def]
     """Pattern code and kept values of every N:M group of the flat (rows x cols) array ``x``.
 

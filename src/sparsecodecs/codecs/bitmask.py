@@ -16,6 +16,7 @@ from ..registry import (
     bits_dtype,
 )
 from ._common import builtin
+from ._parts import MaskParts
 
 __all__ = ["Bitmask"]
 
@@ -44,16 +45,18 @@ class Bitmask(Codec):
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        return self.decode_parts(sections, info).to_bits(info.shape)
+
+    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> MaskParts:
+        """The validated mask and non-zero values (see :mod:`._parts`)."""
         size = info.size
         nnz = info.meta_int("nnz", 0, size)
         mask = sections.array("mask", np.uint8, (size + 7) // 8)
         values = sections.array("values", bits_dtype(info.dtype), nnz)
-        from ._kernels import bitmask_decode, check_mask
+        from ._kernels import check_mask
 
         check_mask(mask, size, nnz, "section 'mask'")
-        out = np.empty(size, bits_dtype(info.dtype))
-        bitmask_decode(mask, values, out)
-        return out.reshape(info.shape)
+        return MaskParts(mask, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize

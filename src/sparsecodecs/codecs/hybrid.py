@@ -16,12 +16,12 @@ from ..registry import (
     PatternError,
     Section,
     SectionReader,
-    bits_dtype,
     check_choice,
     check_int,
 )
 from . import _huffman as huff
 from ._common import builtin
+from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     MAX_CENTROIDS,
     decode_centroids,
@@ -43,7 +43,6 @@ from .nm import (
     pack_codes,
     packed_code_reader,
     pattern_packing,
-    scatter_groups,
     split_groups,
 )
 
@@ -263,6 +262,12 @@ class Hybrid(Codec):
         raise FrameLayoutError(f"meta 'index' must be 'h' or 'r', got {mode!r:.50}")
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        return self.decode_parts(sections, info).to_bits(info.shape)
+
+    def decode_parts(
+        self, sections: SectionReader, info: FrameInfo
+    ) -> DenseParts | MaskParts | NMParts:
+        """The decoded value stage and the validated layout index (see :mod:`._parts`)."""
         self._resolved()
         count = self._count(info)
         if self.values == "planes":
@@ -275,7 +280,7 @@ class Hybrid(Codec):
                 sections, "v", count, info.dtype, info.meta.get("centroid_index"), k
             )
         if self.layout == "dense":
-            return values.reshape(info.shape)
+            return DenseParts(values)
         if self.layout == "bitmask":
             return self._decode_bitmask(sections, info, values)
         tables = nm_tables(self.n, self.m)
@@ -288,20 +293,18 @@ class Hybrid(Codec):
             packed, lut = code_reader(index, tables.ncodes)
         else:
             packed, lut = packed_code_reader(index, tables.ncodes, ngroups)
-        return scatter_groups(packed, lut, values, info.shape, self.n, self.m)
+        return NMParts(self.n, self.m, packed, lut, values)
 
     def _decode_bitmask(
         self, sections: SectionReader, info: FrameInfo, values: np.ndarray
-    ) -> np.ndarray:
-        from ._kernels import bitmask_decode, check_mask
+    ) -> MaskParts:
+        from ._kernels import check_mask
 
         size = info.size
         nbytes = (size + 7) // 8
         mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
         check_mask(mask, size, values.size, "section 'mask'")
-        out = np.empty(size, bits_dtype(info.dtype))
-        bitmask_decode(mask, values, out)
-        return out.reshape(info.shape)
+        return MaskParts(mask, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         if self.layout == "auto":

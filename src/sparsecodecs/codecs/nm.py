@@ -25,6 +25,7 @@ from ..registry import (
     check_int,
 )
 from ._common import as_2d, builtin, pack_fields, unpack_fields
+from ._parts import NMParts
 
 __all__ = [
     "NM",
@@ -254,6 +255,8 @@ def scatter_groups(
         out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
         if (n, m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
             _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
+        elif (n, lut.shape[1], out.size) == (2, 1, ngroups):
+            _kernels.nm2_compose_codes(packed, shifts, values, out)
         else:
             _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
         return out.view(udt).reshape(shape)
@@ -340,6 +343,10 @@ class NM(Codec):
         return codes.astype(np.uint16)
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        return self.decode_parts(sections, info).to_bits(info.shape)
+
+    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> NMParts:
+        """The validated group codes and value slots (see :mod:`._parts`)."""
         tables = nm_tables(self.n, self.m)
         ngroups = geometry(info.shape, self.m)[3]
         values = sections.array("values", bits_dtype(info.dtype), ngroups * self.n)
@@ -349,7 +356,7 @@ class NM(Codec):
             packed, lut = packed_code_reader(words, tables.ncodes, ngroups)
         else:
             packed, lut = code_reader(self._decode_codes(sections, ngroups), tables.ncodes)
-        return scatter_groups(packed, lut, values, info.shape, self.n, self.m)
+        return NMParts(self.n, self.m, packed, lut, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return geometry(info.shape, self.m)[3] * self.n * info.dtype.itemsize

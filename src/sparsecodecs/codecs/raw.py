@@ -9,6 +9,7 @@ import numpy as np
 
 from ..registry import Codec, Encoded, FrameInfo, Section, SectionReader, bits_dtype
 from ._common import builtin
+from ._parts import DenseParts
 
 __all__ = ["Raw"]
 
@@ -28,5 +29,8 @@ class Raw(Codec):
         return Encoded([Section("values", "values", bits.reshape(-1))])
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
-        values = sections.array("values", bits_dtype(info.dtype), info.size)
-        return values.reshape(info.shape).copy()
+        return self.decode_parts(sections, info).values.reshape(info.shape).copy()
+
+    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> DenseParts:
+        """The values section itself, read-only and not copied (see :mod:`._parts`)."""
+        return DenseParts(sections.array("values", bits_dtype(info.dtype), info.size))

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 __all__ = [
     "BadMagicError",
+    "CheckpointError",
     "ChecksumError",
     "CodecConfigError",
     "DecodeLimitError",
     "FrameError",
     "FrameHeaderError",
     "FrameLayoutError",
+    "OutputExistsError",
     "PatternError",
     "PluginError",
     "RegistryError",
     "SparseCodecsError",
+    "TensorNotFoundError",
     "TruncatedFrameError",
     "UnknownCodecError",
     "UnsupportedDtypeError",
@@ -85,3 +88,16 @@ class FrameLayoutError(FrameError):
 
 class DecodeLimitError(FrameError):
     """Decoding would allocate more than the configured limit."""
+
+
+class CheckpointError(SparseCodecsError):
+    """A checkpoint (a safetensors file, a folder of shards or its index) is malformed or
+    incomplete: not safetensors, truncated, a bad header, a missing shard."""
+
+
+class TensorNotFoundError(CheckpointError, LookupError):
+    """A checkpoint has no tensor of the requested name."""
+
+
+class OutputExistsError(SparseCodecsError, FileExistsError):
+    """The output path exists and overwriting it was not asked for (``force=True``)."""
