@@ -61,6 +61,7 @@ __all__ = [
     "compress",
     "decompress",
     "inspect_checkpoint",
+    "is_safetensors",
     "load_file",
     "safe_open",
     "save_file",
@@ -237,7 +238,7 @@ def _padded(head: bytes, size: int | None = None) -> bytes:
 def _read_entry(fh: IO[bytes], entry: _Entry, path: str) -> bytearray:
     fh.seek(entry.start)
     buf = bytearray(entry.nbytes)
-    if fh.readinto(buf) != entry.nbytes:
+    if fh.readinto(buf) != entry.nbytes:  # type: ignore[attr-defined]
         raise _fail(path, f"truncated while reading tensor {entry.name!r}")
     return buf
 
@@ -504,7 +505,7 @@ def _checkpoint_info(header: _Header) -> _Info:
 # -- reading ----------------------------------------------------------------------------------
 
 
-class safe_open:  # noqa: N801 - the name safetensors users know
+class safe_open:  # the name safetensors users know
     """Lazy, per-tensor access to a compressed checkpoint, in the shape of ``safetensors``.
 
     Only the header is read on opening; :meth:`get_tensor` reads and decodes one frame.
@@ -691,10 +692,12 @@ class CheckpointReport:
         for name, r in self.tensors.items():
             lines.append(
                 f"{name:<{width}}  {r.dtype:<13} {r.codec:<8} {r.dense_bytes:>14,} "
-                f"{r.frame_bytes:>14,} {pct(r.frame_bytes)}"
+                f"{r.frame_bytes:>14,} {100 * r.effective:8.3f}%"
             )
         lines.append(f"{len(self.tensors)} tensors in {self.path}")
-        rows = [("dense", dense), ("theoretical", self.theoretical_bytes)]
+        rows: list[tuple[str, int | None]] = [
+            ("dense", dense), ("theoretical", self.theoretical_bytes)
+        ]
         if self.input_bytes is not None:
             rows.insert(0, ("input file", self.input_bytes))
         rows += [("frames", self.frame_bytes), ("  by role:", None)]
@@ -848,6 +851,21 @@ def _run(tasks: list[_Task], workers: int) -> Iterator[tuple[bytes, Report, floa
             if nxt is not None:
                 pending.append(pool.submit(_encode_task, nxt))
             yield result
+
+
+def is_safetensors(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file that starts like a safetensors file (a plausible header
+    length followed by ``{``); nothing else is checked."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_LEN.size + 1)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < _LEN.size + 1:
+        return False
+    (n,) = _LEN.unpack(head[: _LEN.size])
+    return n <= min(_MAX_HEADER, size - _LEN.size) and head[_LEN.size :] == b"{"
 
 
 def _open_input(path: str) -> _Header:
@@ -1017,11 +1035,11 @@ def compress(
         with _atomic_dir(out, force) as tmp:
             for shard, header in zip(layout.files, layout.headers, strict=True):
                 with open(tmp / shard, "wb") as fh:
-                    r, e, rec = _compress_file(
+                    shard_reports, shard_errors, rec = _compress_file(
                         header.path, header, fh, codec_obj, transforms, workers, tick
                     )
-                reports.update(r)
-                errors.update(e)
+                reports.update(shard_reports)
+                errors.update(shard_errors)
                 if rec is not None:
                     record = {**rec, "tensors": (record or {}).get("tensors", []) + rec["tensors"]}
             shutil.copyfile(Path(src) / layout.index, tmp / layout.index)

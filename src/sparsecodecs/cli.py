@@ -1,7 +1,8 @@
 """The ``sparsecodecs`` command line.
 
-Sub-commands: ``list`` (codecs), ``inspect FILE`` (accounting of a saved frame), ``encode`` /
-``decode`` (``.npy`` <-> frame files) and ``bench`` (the benchmark). Heavy modules are imported
+Sub-commands: ``list`` (codecs), ``inspect FILE`` (accounting of a saved frame or a compressed
+checkpoint), ``encode`` / ``decode`` (``.npy`` <-> frame files), ``compress`` / ``decompress``
+(safetensors checkpoints) and ``bench`` (the benchmark). Heavy modules are imported
 inside the sub-command that needs them, so ``sparsecodecs --help`` starts quickly.
 
 Every error a user can cause prints one line to stderr and exits with code 2.
@@ -75,9 +76,89 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import sparsecodecs as sc
+    from sparsecodecs.checkpoint import is_safetensors
 
-    report = sc.inspect(_read(args.file))
+    path = Path(args.file)
+    if not path.exists():
+        raise CLIError(f"{path}: no such file or folder")
+    is_frame = path.is_file() and not is_safetensors(path)
+    if is_frame:
+        if args.tensor is not None:
+            raise CLIError(f"{path} holds a single frame; --tensor is for checkpoints")
+        report: Any = sc.inspect(path.read_bytes())
+    elif args.tensor is not None:
+        if path.is_dir():
+            raise CLIError("--tensor needs a checkpoint file, not a folder")
+        with sc.safe_open(path) as f:
+            report = f.inspect(args.tensor)
+    else:
+        report = sc.inspect_checkpoint(path)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0
+
+
+def _progress(enabled: bool) -> Any:
+    """A ``(name, done, total)`` callback drawing a progress bar on stderr, and its closer.
+
+    rich's bar when rich is installed, else a plain counter; nothing unless stderr is a
+    terminal (or ``enabled`` is false).
+    """
+    if not enabled or not sys.stderr.isatty():
+        return None, lambda: None
+    try:
+        from rich.progress import Progress
+    except ImportError:
+
+        def plain(name: str, done: int, total: int) -> None:
+            end = "\n" if done == total else ""
+            print(f"\r[{done}/{total}] {name[:60]:<60}", end=end, file=sys.stderr, flush=True)
+
+        return plain, lambda: None
+    bar = Progress(transient=True)
+    bar.start()
+    task = bar.add_task("tensors", total=None)
+
+    def tick(name: str, done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, description=name[:40])
+
+    return tick, bar.stop
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    import sparsecodecs as sc
+
+    codec = sc.get_codec(args.codec, **_parse_params(args.param))
+    tick, stop = _progress(not args.no_progress)
+    try:
+        report = sc.compress(
+            args.input, args.output, codec, prune=args.prune, cluster=args.cluster,
+            workers=args.workers, force=args.force, progress=tick,
+        )
+    finally:
+        stop()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    if report.transforms:
+        print(
+            f"WARNING: the output is LOSSY: {len(report.transforms['tensors'])} floating-point "
+            f"tensors of {args.input} were changed by --prune/--cluster and are NOT "
+            "bit-identical to the input (recorded in the output's metadata)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_decompress(args: argparse.Namespace) -> int:
+    import sparsecodecs as sc
+
+    tick, stop = _progress(not args.no_progress)
+    try:
+        report = sc.decompress(args.input, args.output, force=args.force, progress=tick)
+    finally:
+        stop()
+    print(
+        f"wrote {args.output}: {len(report.tensors)} tensors, {report.input_bytes:,} bytes "
+        f"from {report.file_bytes:,} in {report.seconds:.2f} s"
+    )
     return 0
 
 
@@ -168,10 +249,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("inspect", help="show where the bytes of a saved frame went")
-    p.add_argument("file", help="a file holding one frame")
+    p = sub.add_parser(
+        "inspect", help="show where the bytes of a frame file or compressed checkpoint went"
+    )
+    p.add_argument("file", help="a frame file, or a compressed checkpoint (file or folder)")
+    p.add_argument("--tensor", help="only this tensor of a checkpoint")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("compress", help="compress a safetensors checkpoint (file or folder)")
+    p.add_argument("input", help=".safetensors file, or a folder of shards with its *.index.json")
+    p.add_argument("-o", "--output", required=True, help="file or folder to write")
+    p.add_argument("-c", "--codec", default="hybrid", help="codec name (default: hybrid)")
+    p.add_argument("-p", "--param", action="append", default=[], help="codec parameter key=value")
+    p.add_argument("--prune", metavar="N:M", help="LOSSY: N:M magnitude pruning, e.g. 2:4")
+    p.add_argument("--cluster", metavar="K", type=int, help="LOSSY: cluster to K values")
+    p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_compress)
+
+    p = sub.add_parser("decompress", help="turn a compressed checkpoint back into safetensors")
+    p.add_argument("input", help="compressed checkpoint (file or folder)")
+    p.add_argument("-o", "--output", required=True, help="file or folder to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_decompress)
 
     p = sub.add_parser("encode", help="encode a .npy array into a frame file")
     p.add_argument("input", help=".npy file")

@@ -110,11 +110,7 @@ class HuffmanTable:
     """Decoding tables (see ``_huffman_kernels.build_single`` and ``build_pairs``)."""
 
     width: int
-    sym1: np.ndarray
-    len1: np.ndarray
-    sym2: np.ndarray
-    count: np.ndarray
-    bits: np.ndarray
+    table: np.ndarray  # uint64 entries, see ``build_pairs``
     full_width: int
     full_sym: np.ndarray
     full_len: np.ndarray
@@ -130,9 +126,9 @@ class HuffmanTable:
         codes = canonical_codes(lengths)
         width = min(full, FAST_BITS)
         sym1, len1 = hk.build_single(lengths, codes, width)
-        sym2, count, bits = hk.build_pairs(sym1, len1, width)
+        table = hk.build_pairs(sym1, len1, width)
         fsym, flen = hk.build_single(lengths, codes, full) if full > width else (sym1, len1)
-        return cls(width, sym1, len1, sym2, count, bits, full, fsym, flen)
+        return cls(width, table, full, fsym, flen)
 
 
 def _serialize_lengths(lengths: np.ndarray) -> bytes:
@@ -287,8 +283,8 @@ def decode_symbols(
     bounds = _stream_bounds(count, sizes.size)
     t = table
     rc = hk.decode_streams(
-        words, starts[:-1], starts[1:], bounds, t.sym1, t.len1, t.sym2, t.count, t.bits,
-        t.width, t.full_sym, t.full_len, t.full_width, out,
+        words, starts[:-1], starts[1:], bounds, t.table, t.width, t.full_sym, t.full_len,
+        t.full_width, out,
     )
     if rc == -1:
         raise FrameLayoutError(f"{what}: a bit pattern matches no code")

@@ -66,29 +66,28 @@ def build_single(lengths, codes, width):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def build_pairs(sym, length, width):  # type: ignore[no-untyped-def]
-    """Second-symbol table: where the code after the first also fits in ``width`` bits.
+    """Fast table: up to two symbols per ``width``-bit prefix, packed in one uint64 entry.
 
-    Returns (sym2, count, bits): ``count`` is 0 (no short code: resolve with the wide table),
-    1 or 2 symbols, ``bits`` the bits they use.
+    Entry bits 0-15: the first symbol; 16-31: the second symbol (when the code after the first
+    also fits in ``width`` bits); 32-39: the count, 0 (no short code: resolve with the wide
+    table), 1 or 2; 40-47: the bits the counted symbols use. One load per look-up.
     """
     size = 1 << width
-    sym2 = np.zeros(size, np.uint16)
-    count = np.zeros(size, np.uint8)
-    bits = np.zeros(size, np.uint8)
+    table = np.zeros(size, np.uint64)
     mask = size - 1
     for i in range(size):
         a = length[i]
         if a == 0:
             continue
-        count[i] = 1
-        bits[i] = a
+        entry = np.uint64(sym[i]) | (np.uint64(1) << np.uint64(32)) | (
+            np.uint64(a) << np.uint64(40))
         j = (i << a) & mask
         b = length[j]
         if b != 0 and a + b <= width:
-            sym2[i] = sym[j]
-            count[i] = 2
-            bits[i] = a + b
-    return sym2, count, bits
+            entry = np.uint64(sym[i]) | (np.uint64(sym[j]) << np.uint64(16)) | (
+                np.uint64(2) << np.uint64(32)) | (np.uint64(a + b) << np.uint64(40))
+        table[i] = entry
+    return table
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -97,18 +96,27 @@ def _slow(words, pos, wsym, wlen, wshift):  # type: ignore[no-untyped-def]
     return wsym[idx], np.int64(wlen[idx])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fields(entry):  # type: ignore[no-untyped-def]
+    """(first symbol, second symbol, count, bits) of a :func:`build_pairs` entry."""
+    m16 = np.uint64(0xFFFF)
+    return (
+        entry & m16,
+        (entry >> np.uint64(16)) & m16,
+        np.int64((entry >> np.uint64(32)) & np.uint64(0xFF)),
+        np.int64(entry >> np.uint64(40)),
+    )
+
+
 @njit(cache=True, nogil=True)
-def _decode_rest(  # type: ignore[no-untyped-def]
-    words, p, limit, o, e, s1, s2, cnt, nbits, shift, wsym, wlen, wshift, out
-):
+def _decode_rest(words, p, limit, o, e, table, shift, wsym, wlen, wshift, out):  # type: ignore[no-untyped-def]
     """Decode ``out[o:e]`` from one stream starting at bit ``p``; 0, -1 or -2 as below."""
     while o < e - 1:
-        i = _window(words, p) >> shift
-        c = cnt[i]
-        out[o] = s1[i]
-        out[o + 1] = s2[i]
+        first, second, c, nb = _fields(table[_window(words, p) >> shift])
+        out[o] = first
+        out[o + 1] = second
         o += c
-        p += nbits[i]
+        p += nb
         if c == 0:
             sym, ln = _slow(words, p, wsym, wlen, wshift)
             if ln == 0:
@@ -131,14 +139,14 @@ def _decode_rest(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def decode_streams(  # type: ignore[no-untyped-def]
-    words, starts, limits, bounds, s1, l1, s2, cnt, nbits, width, wsym, wlen, wwidth, out
+    words, starts, limits, bounds, table, width, wsym, wlen, wwidth, out
 ):
     """Decode stream s (bits from ``starts[s]`` to ``limits[s]``) into ``out[bounds[s]:...]``.
 
     Four streams are decoded in lockstep with a small ``width``-bit table giving up to two
-    symbols per look-up (``build_single`` + ``build_pairs``); the rare codes longer than
-    ``width`` are resolved with the full ``wwidth``-bit table (``wsym``, ``wlen``). Returns 0,
-    -1 if a bit pattern matches no code, or -2 if a stream's symbols run past its end.
+    symbols per look-up (:func:`build_pairs`); the rare codes longer than ``width`` are
+    resolved with the full ``wwidth``-bit table (``wsym``, ``wlen``). Returns 0, -1 if a bit
+    pattern matches no code, or -2 if a stream's symbols run past its end.
     """
     shift = np.uint64(64 - width)
     wshift = np.uint64(64 - wwidth)
@@ -147,11 +155,11 @@ def decode_streams(  # type: ignore[no-untyped-def]
         k = min(4, nstreams - s0)
         o0 = bounds[s0]
         p0 = starts[s0]
-        e0 = bounds[s0 + 1]
         if k == 4:
             o1 = bounds[s0 + 1]
             o2 = bounds[s0 + 2]
             o3 = bounds[s0 + 3]
+            e0 = bounds[s0 + 1]
             e1 = bounds[s0 + 2]
             e2 = bounds[s0 + 3]
             e3 = bounds[s0 + 4]
@@ -159,30 +167,26 @@ def decode_streams(  # type: ignore[no-untyped-def]
             p2 = starts[s0 + 2]
             p3 = starts[s0 + 3]
             while o0 < e0 - 1 and o1 < e1 - 1 and o2 < e2 - 1 and o3 < e3 - 1:
-                i0 = _window(words, p0) >> shift
-                i1 = _window(words, p1) >> shift
-                i2 = _window(words, p2) >> shift
-                i3 = _window(words, p3) >> shift
-                out[o0] = s1[i0]
-                out[o0 + 1] = s2[i0]
-                out[o1] = s1[i1]
-                out[o1 + 1] = s2[i1]
-                out[o2] = s1[i2]
-                out[o2 + 1] = s2[i2]
-                out[o3] = s1[i3]
-                out[o3 + 1] = s2[i3]
-                c0 = cnt[i0]
-                c1 = cnt[i1]
-                c2 = cnt[i2]
-                c3 = cnt[i3]
+                a0, b0, c0, n0 = _fields(table[_window(words, p0) >> shift])
+                a1, b1, c1, n1 = _fields(table[_window(words, p1) >> shift])
+                a2, b2, c2, n2 = _fields(table[_window(words, p2) >> shift])
+                a3, b3, c3, n3 = _fields(table[_window(words, p3) >> shift])
+                out[o0] = a0
+                out[o0 + 1] = b0
+                out[o1] = a1
+                out[o1 + 1] = b1
+                out[o2] = a2
+                out[o2 + 1] = b2
+                out[o3] = a3
+                out[o3 + 1] = b3
                 o0 += c0
                 o1 += c1
                 o2 += c2
                 o3 += c3
-                p0 += nbits[i0]
-                p1 += nbits[i1]
-                p2 += nbits[i2]
-                p3 += nbits[i3]
+                p0 += n0
+                p1 += n1
+                p2 += n2
+                p3 += n3
                 if (c0 == 0) | (c1 == 0) | (c2 == 0) | (c3 == 0):  # a long code: rare
                     if c0 == 0:
                         sym, ln = _slow(words, p0, wsym, wlen, wshift)
@@ -227,7 +231,7 @@ def decode_streams(  # type: ignore[no-untyped-def]
             rc = _decode_rest(
                 words, pos[j] if k == 4 else starts[s], limits[s],
                 outs[j] if k == 4 else bounds[s], bounds[s + 1],
-                s1, s2, cnt, nbits, shift, wsym, wlen, wshift, out,
+                table, shift, wsym, wlen, wshift, out,
             )
             if rc != 0:
                 return rc

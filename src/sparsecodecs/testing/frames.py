@@ -5,7 +5,8 @@ A frame (``docs/format.md``, ``sparsecodecs.registry.frame``) is the magic, a u1
 flags, a u32 header length, the JSON header, the sections and an xxh3_64 checksum of everything
 before it. A flipped byte is always caught by the checksum; :func:`reframe` produces frames whose
 checksum is right but whose header or sections say something else, which is what a decoder must
-survive, and :func:`mutated_frames` draws such frames for fuzzing.
+survive, :func:`seal` appends the right checksum to any bytes, and :func:`mutated_frames` draws such
+frames for fuzzing.
 
 >>> import numpy as np, sparsecodecs as sc
 >>> frame = sc.get_codec("raw").encode(np.arange(4, dtype=np.uint8))
@@ -27,12 +28,25 @@ from typing import Any, NamedTuple
 import xxhash
 from hypothesis import strategies as st
 
-from ..registry import MAGIC, ROLES, SUPPORTED_DTYPES, read_frame
+from ..registry import MAGIC, ROLES, SUPPORTED_DTYPES, read_frame, registry
 
-__all__ = ["Mutation", "mutated_frames", "reframe", "split_frame"]
+__all__ = ["Mutation", "mutated_frames", "reframe", "seal", "split_frame"]
 
 _PREFIX = struct.Struct("<4sHHI")  # magic, version, flags, header length
 _CHECKSUM = struct.Struct("<Q")
+
+
+def seal(body: bytes | bytearray | memoryview) -> bytes:
+    """``body`` followed by its xxh3_64 checksum: a frame whose checksum matches, whatever ``body``
+    holds (to reach the checks behind the checksum with arbitrary bytes).
+
+    >>> import sparsecodecs as sc
+    >>> frame = sc.get_codec("raw").encode(np.arange(4, dtype=np.uint8))
+    >>> seal(frame[:-8]) == frame
+    True
+    """
+    body = bytes(body)
+    return body + _CHECKSUM.pack(xxhash.xxh3_64_intdigest(body))
 
 
 def split_frame(frame: bytes | bytearray | memoryview) -> tuple[dict[str, Any], list[bytes]]:
@@ -108,8 +122,7 @@ def reframe(
         old_flags if flags is None else flags,
         len(raw_header),
     )
-    body = b"".join([prefix, raw_header, *payloads])
-    return body + _CHECKSUM.pack(xxhash.xxh3_64_intdigest(body))
+    return seal(b"".join([prefix, raw_header, *payloads]))
 
 
 class Mutation(NamedTuple):
