@@ -383,9 +383,12 @@ def check_against_reference(lengths: np.ndarray, sizes: list[int], data: bytes, 
     want = reference_decode(lengths, sizes, data, count)
     r = reader(book, data)
     if isinstance(want, str):
-        with pytest.raises(FrameLayoutError, match=r"matches no code|ends before") as info:
+        refusals = r"matches no code|ends before|cannot hold"
+        with pytest.raises(FrameLayoutError, match=refusals) as info:
             huff.decode_symbols(r, "s", count, alphabet, np.uint16)
-        if want == "no code" and len(sizes) == 1:
+        if count > 8 * len(data):  # refused before decoding: a code is at least one bit
+            assert "cannot hold" in str(info.value)
+        elif want == "no code" and len(sizes) == 1:
             assert "matches no code" in str(info.value)
     else:
         got = huff.decode_symbols(r, "s", count, alphabet, np.uint16)
@@ -475,8 +478,11 @@ HOSTILE = {
     "stream sizes extra": (codebook([1, 1], [8, 8], nstreams=1), W, 4, 4,
                            "declares 1 streams but has 16 bytes"),
     "empty codebook": (codebook([0, 0], [8]), W, 4, 4, "empty codebook for 4 symbols"),
-    "truncated stream": (codebook([1, 1], [8]), W, 65, 2, "ends before 65 symbols"),
-    "empty stream": (codebook([1, 2, 2], [0]), b"", 1, 3, "ends before 1 symbols"),
+    "truncated stream": (codebook([2, 2, 2, 2], [8]), W, 40, 4, "ends before 40 symbols"),
+    # checked before the symbols are allocated: a code is at least one bit
+    "more symbols than bits": (codebook([1, 1], [8]), W, 65, 2,
+                               "8 bytes of streams cannot hold 65 symbols"),
+    "empty stream": (codebook([1, 2, 2], [0]), b"", 1, 3, "0 bytes of streams cannot hold 1"),
     "no code, short": (codebook([1], [8]), ONES, 4, 1, "matches no code"),
     "no code, 2 bits": (codebook([1, 2], [8]), ONES, 4, 2, "matches no code"),
     # codes longer than the 11-bit fast table go through the wide table

@@ -175,6 +175,24 @@ def test_fields_need_huffman():
         hybrid(values="fields", entropy="none")
 
 
+def test_more_symbols_than_short_codes_are_stored_raw_or_refused():
+    """With max_code_length=8 at most 256 symbols can get a code: an alphabet that uses more (top
+    fields, N:M patterns) is not Huffman-coded; this was a plain ValueError from the planner."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2**32, 1 << 14, dtype=np.uint32).view(np.float32)  # 4096 top fields
+    frame = hybrid(max_code_length=8).encode(x)
+    assert split_frame(frame)[0]["config"]["values"] != "fields"
+    assert_bits_equal(sc.decode(frame), x)
+    with pytest.raises(PatternError, match="more than 256 values; raise max_code_length"):
+        hybrid(values="fields", max_code_length=8).encode(x)
+    patterns = np.zeros((4096, 16), np.float32)  # 8:16, about 3500 distinct patterns of 12870
+    for row in patterns:
+        row[rng.choice(16, 8, replace=False)] = 1.0
+    frame = hybrid(layout="nm", n=8, m=16, max_code_length=8).encode(patterns)
+    assert split_frame(frame)[0]["meta"]["index"] == "r"
+    assert_bits_equal(sc.decode(frame), patterns)
+
+
 def test_explicit_centroids_take_mostly_distinct_values():
     x = prune_24(gaussian((256, 256), np.float32))
     k = np.unique(x[x != 0]).size

@@ -19,15 +19,19 @@ from sparsecodecs.registry import (
     ChecksumError,
     SparseCodecsError,
     TruncatedFrameError,
+    UnsupportedVersionError,
     read_frame,
 )
 from sparsecodecs.testing import (
     all_dtypes,
     assert_bits_equal,
     bits_of,
+    from_bits,
+    hostile_frames,
     load_profile,
     mutated_frames,
     parse_pattern,
+    seal,
     shapes,
     sparse_arrays,
     special_bit_patterns,
@@ -184,6 +188,53 @@ def test_mutated_frames_get_past_the_checksum(a: np.ndarray, data: st.DataObject
         raise AssertionError(f"{mutation.description} did not reach the header checks") from exc
     except SparseCodecsError:
         pass
+
+
+DONORS = tuple(
+    sc.get_codec(spec).encode((np.arange(8) % 2).astype(dtype).reshape(2, 4))
+    for spec, dtype in [("hybrid", np.float16), ("nm", np.int8), ("centroid", np.uint32)]
+)
+
+
+@given(sparse_arrays(shape=shapes(max_size=30)), st.data())
+def test_mutated_frames_with_donors_get_past_the_checksum(
+    a: np.ndarray, data: st.DataObject
+) -> None:
+    frame = sc.get_codec("bitmask").encode(a)
+    mutation = data.draw(mutated_frames(frame, donors=DONORS))
+    try:
+        read_frame(mutation.frame)
+    except ChecksumError as exc:
+        raise AssertionError(f"{mutation.description} broke the checksum") from exc
+    except SparseCodecsError:
+        pass
+
+
+@given(hostile_frames(DONORS))
+def test_hostile_frames_are_frames_or_junk(mutation: object) -> None:
+    assert isinstance(mutation, tuple) and isinstance(mutation[1], bytes)
+
+
+def test_hostile_frames_need_a_seed() -> None:
+    with pytest.raises(ValueError, match="at least one valid seed"):
+        hostile_frames([])
+
+
+def test_seal_appends_the_checksum() -> None:
+    frame = DONORS[0]
+    assert seal(frame[:-8]) == frame
+    assert seal(memoryview(frame[:-8])) == frame
+    with pytest.raises(UnsupportedVersionError):  # past the checksum to the next check
+        read_frame(seal(b"SPCF\x07\x00\x00\x00\x00\x00\x00\x00"))
+
+
+def test_from_bits_inverts_bits_of() -> None:
+    for dtype in all_dtypes():
+        bits = np.arange(6, dtype=f"u{dtype.itemsize}").reshape(2, 3)
+        a = from_bits(bits, dtype)
+        assert a.dtype == dtype and np.array_equal(bits_of(a), bits)
+    with pytest.raises(InvalidArgument, match="must be uint16"):
+        from_bits(np.zeros(2, np.uint8), np.float16)
 
 
 # -- profiles --------------------------------------------------------------------------------

@@ -207,6 +207,129 @@ def test_prune_empty_and_scalar():
     assert out.shape == () and out == 0
 
 
+# -- prune: structured (rows, blocks) --------------------------------------------------------
+
+
+def check_blocks(before: np.ndarray, after: np.ndarray, bh: int, bw: int, keep: int) -> None:
+    """``after`` keeps exactly ``keep`` whole blocks of ``before`` (bit for bit), those with the
+    largest sums of squares, and zeroes the others."""
+    rows, cols = (math.prod(before.shape[:-1]), before.shape[-1]) if before.ndim else (1, 1)
+    x = before.astype(np.float64).reshape(rows, cols)
+    y = after.astype(np.float64).reshape(rows, cols)
+    kept, scores = [], []
+    for r in range(0, rows, bh):
+        for c in range(0, cols, bw):
+            bx, by = x[r : r + bh, c : c + bw], y[r : r + bh, c : c + bw]
+            whole = np.array_equal(as_bits(np.ascontiguousarray(bx))[0],
+                                   as_bits(np.ascontiguousarray(by))[0])
+            assert whole or not by.any(), "a block was changed but not removed"
+            kept.append(whole and by.any())
+            scores.append(float((bx**2).sum()))
+    assert sum(kept) == min(keep, sum(s > 0 for s in scores))
+    # every removed block with values scores at most as high as any kept block
+    kept_scores = [s for s, k in zip(scores, kept, strict=True) if k]
+    removed = [s for s, k in zip(scores, kept, strict=True) if not k and s > 0]
+    if kept_scores and removed:
+        assert max(removed) <= min(kept_scores)
+
+
+@pytest.mark.parametrize("dtype", [*FLOATS, np.dtype(np.int8)], ids=str)
+def test_rows_keeps_the_largest_rows(dtype):
+    w = weights((10, 7), np.float32, seed=20)
+    w[3] *= 100  # the largest row
+    w[5] = 0  # an empty row goes first
+    w = w.astype(dtype) if dtype.kind == "f" else (w * 1000).astype(dtype)
+    out, report = prune(w, "rows", density=0.3)
+    assert out.dtype == w.dtype and out.shape == w.shape
+    kept = np.flatnonzero(np.abs(out.astype(np.float64)).sum(axis=1))
+    assert kept.size == 3 and 3 in kept and 5 not in kept
+    norms = (w.astype(np.float64) ** 2).sum(axis=1)
+    assert norms[kept].min() >= np.delete(norms, kept).max()
+    for r in kept:  # kept rows are bit for bit the input
+        assert same_bits(out[r], w[r])
+    assert report.pattern == "rows" and report.axis is None
+    assert report.block == (1, 7) and report.blocks_removed == 7 and report.blocks_total == 10
+    assert report.density == np.count_nonzero(out) / w.size
+
+
+def test_rows_of_a_higher_rank_array_are_rows_of_its_2d_view():
+    w = weights((2, 3, 8), seed=21)
+    out, report = prune(w, "rows", density=0.5)
+    check_blocks(w, out, 1, 8, 3)
+    assert report.blocks_total == 6 and report.blocks_removed == 3
+
+
+@pytest.mark.parametrize(("shape", "block"), [((8, 8), (2, 2)), ((10, 13), (4, 4)),
+                                               ((3, 16), (1, 8)), ((9, 5), (9, 1))])
+@pytest.mark.parametrize("density", [0.0, 0.25, 0.5, 1.0])
+def test_blocks_keep_the_largest_blocks(shape, block, density):
+    w = weights(shape, seed=22)
+    out, report = prune(w, "blocks", density=density, block=block)
+    total = -(-shape[0] // block[0]) * -(-shape[1] // block[1])
+    keep = round(density * total)
+    check_blocks(w, out, *block, keep)
+    assert report.block == block and report.blocks_total == total
+    assert report.blocks_removed == total - keep
+    max_err, rel = expected_errors(w, out)
+    assert report.max_abs_error == pytest.approx(max_err, rel=1e-12)
+    assert report.rel_rms_error == pytest.approx(rel, rel=1e-9)
+    assert report.zeroed == int(np.count_nonzero(w) - np.count_nonzero(out))
+
+
+def test_blocks_remove_the_least_squared_error():
+    # the greedy choice by sum of squares is optimal: compare with every choice of 2 of 4 blocks
+    w = weights((4, 4), seed=23)
+    out, _ = prune(w, "blocks", density=0.5, block=(2, 2))
+    err = float(((w - out).astype(np.float64) ** 2).sum())
+    blocks = [w[r : r + 2, c : c + 2] for r in (0, 2) for c in (0, 2)]
+    sq = sorted(float((b.astype(np.float64) ** 2).sum()) for b in blocks)
+    assert err == pytest.approx(sq[0] + sq[1])
+
+
+def test_structured_ties_nan_and_determinism():
+    w = np.ones((4, 4), np.float32)
+    out, _ = prune(w, "rows", density=0.5)  # all rows equal: the lowest indices are kept
+    assert out[:2].all() and not out[2:].any()
+    w[3, 0] = np.nan  # NaN counts as infinitely large: its row is always kept
+    out, _ = prune(w, "rows", density=0.25)
+    assert np.isnan(out[3, 0]) and not out[:3].any()
+    w = weights((32, 32), seed=24)
+    a, ra = prune(w, "blocks", density=0.4, block=(4, 8))
+    b, rb = prune(w, "blocks", density=0.4, block=(4, 8))
+    assert same_bits(a, b) and ra == rb
+
+
+def test_structured_edge_shapes():
+    out, report = prune(np.zeros((0, 4), np.float32), "rows", density=0.5)
+    assert out.shape == (0, 4) and report.blocks_total == 0
+    out, report = prune(np.zeros((3, 0), np.float32), "blocks", density=0.5, block=(2, 2))
+    assert out.shape == (3, 0) and report.blocks_total == 0
+    out, report = prune(np.full((), 2.0, np.float32), "rows", density=0.0)
+    assert out.shape == () and out == 0 and report.blocks_removed == 1
+    out, _ = prune(np.arange(1, 6, dtype=np.float32), "blocks", density=0.5, block=(1, 2))
+    np.testing.assert_array_equal(out, [0, 0, 3, 4, 5])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pattern": "rows"}, "pattern='rows' needs density= in [0, 1]"),
+        ({"pattern": "rows", "density": 2}, "density=2"),
+        ({"pattern": "rows", "density": 0.5, "axis": 0}, "axis= is for N:M pruning"),
+        ({"pattern": "rows", "density": 0.5, "block": (2, 2)}, "block= is for pattern='blocks'"),
+        ({"pattern": "blocks", "density": 0.5}, "needs block=(rows, columns)"),
+        ({"pattern": "blocks", "density": 0.5, "block": (2,)}, "block must be a (rows, columns)"),
+        ({"pattern": "blocks", "density": 0.5, "block": (0, 2)}, "block rows must be in [1, inf]"),
+        ({"pattern": "2:4", "block": (2, 2)}, "block= is for pattern='blocks'"),
+        ({"pattern": "columns", "density": 0.5}, "pattern must look like 'n:m'"),
+    ],
+)
+def test_structured_config_errors(kwargs, message):
+    with pytest.raises(CodecConfigError) as info:
+        prune(weights((4, 8)), **kwargs)
+    assert message in str(info.value)
+
+
 # -- prune: errors ----------------------------------------------------------------------------
 
 

@@ -16,7 +16,17 @@ from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
 
 from .numcodecs_compat import PREFIX, numcodec_class
 
-__all__ = ["Bitmask", "Centroid", "Csc", "Csr", "Huffman", "Hybrid", "Nm", "Raw", "serializer_class"]
+__all__ = [
+    "Bitmask",
+    "Centroid",
+    "Csc",
+    "Csr",
+    "Huffman",
+    "Hybrid",
+    "Nm",
+    "Raw",
+    "serializer_class",
+]
 
 
 def serializer_class(name: str) -> Any:

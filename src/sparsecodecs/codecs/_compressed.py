@@ -86,10 +86,9 @@ class CompressedSparse(Codec):
                     f"section 'indices' holds {int(indices.max())}, out of range for an axis of "
                     f"length {minor}"
                 )
-            step = np.diff(indices.astype(np.int64))
-            starts = np.zeros(nnz, bool)
-            starts[indptr[:-1][indptr[:-1] < indptr[1:]].astype(np.int64)] = True
-            if (step <= 0)[~starts[1:]].any():
+            from ._kernels import csr_rows_increasing
+
+            if not csr_rows_increasing(indptr, indices):
                 raise FrameLayoutError(
                     "section 'indices' is not strictly increasing within each row"
                 )

@@ -47,10 +47,17 @@ _U32 = struct.Struct("<I")
 
 
 def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
-    """Symbol counts (int64) over ``range(alphabet)``; every symbol must be < alphabet."""
+    """Symbol counts (int64) over ``range(alphabet)`` of unsigned integer ``symbols``.
+
+    Encode side only. The compiled kernel does not check its indices, so a symbol >= alphabet
+    (a caller's bug, never frame data) raises ValueError here instead of writing out of bounds.
+    """
     from . import _huffman_kernels as hk
 
-    return hk.histogram(np.ascontiguousarray(symbols).reshape(-1), alphabet)
+    flat = np.ascontiguousarray(symbols).reshape(-1)
+    if flat.size and np.iinfo(flat.dtype).max >= alphabet and int(flat.max()) >= alphabet:
+        raise ValueError(f"symbol {int(flat.max())} is outside the alphabet of {alphabet}")
+    return hk.histogram(flat, alphabet)
 
 
 def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
@@ -241,8 +248,22 @@ def _nstreams(count: int) -> int:
     return 4 if count >= 1 << 14 else 1
 
 
+#: What :func:`coded_size` returns for counts no code of the length limit can cover: more than
+#: any real size, so that a planner comparing sizes never picks it.
+UNCODABLE = 1 << 62
+
+
+def codable(counts: np.ndarray, max_length: int = MAX_LENGTH) -> bool:
+    """Whether codes of at most ``max_length`` bits exist for these counts: at most
+    ``2**max_length`` symbols occur (Kraft's inequality)."""
+    return int(np.count_nonzero(counts)) <= 1 << max_length
+
+
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
-    """Exact bytes :func:`encode_symbols` would produce for these counts (both sections)."""
+    """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
+    :data:`UNCODABLE`."""
+    if not codable(counts, max_length):
+        return UNCODABLE
     lengths = huffman_lengths(counts, max_length)
     total = int(counts.sum())
     nstreams = _nstreams(total)
@@ -268,6 +289,11 @@ def decode_symbols(
         )
     if sizes.size != _nstreams(count):
         raise FrameLayoutError(f"{what}: {sizes.size} streams, expected {_nstreams(count)}")
+    if count > 8 * data.size:  # checked before allocating: every code is at least one bit
+        raise FrameLayoutError(
+            f"{what}: {data.size} bytes of streams cannot hold {count} symbols of at least one "
+            "bit each"
+        )
     out: np.ndarray = np.empty(count, dtype)
     if count == 0:
         return out

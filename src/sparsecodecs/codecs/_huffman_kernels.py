@@ -296,9 +296,8 @@ def code_lengths(freqs, limit):  # type: ignore[no-untyped-def]
     """Huffman code lengths for ``freqs`` sorted ascending (all > 0, at least two).
 
     Moffat and Katajainen's in-place algorithm ("In-place calculation of minimum-redundancy
-    codes", 1995): O(n) after sorting. Lengths above ``limit`` are then clamped and the Kraft
-    inequality restored by lengthening the least frequent codes still shorter than the limit,
-    after which spare Kraft space is given back to the most frequent codes.
+    codes", 1995): O(n) after sorting. Lengths above ``limit`` are then limited with JPEG's
+    adjustment of the per-length code counts, and the lengths handed back in frequency order.
     """
     n = freqs.size
     a = freqs.astype(np.int64)
@@ -339,25 +338,31 @@ def code_lengths(freqs, limit):  # type: ignore[no-untyped-def]
         avbl = 2 * used
         depth += 1
         used = 0
-    # a[i] is now the code length of the i-th least frequent symbol.
-    full = np.int64(1) << limit
-    kraft = np.int64(0)
+    # a[i] is now the code length of the i-th least frequent symbol (non-increasing in i).
+    longest = a[0]
+    if longest <= limit:
+        return a
+    # Limit the lengths as JPEG does (ITU T.81, Annex K.3 "Adjust_BITS") on the count of
+    # codes per length: a pair of the longest codes becomes one code a level up, and a
+    # shorter code splits in two to make room. O(longest * limit), whatever the alphabet.
+    count = np.zeros(longest + 1, np.int64)
     for i in range(n):
-        if a[i] > limit:
-            a[i] = limit
-        kraft += np.int64(1) << (limit - a[i])
-    while kraft > full:
-        # lengthen the least frequent code below the limit, longest first (cheapest in bits)
-        best = -1
-        for i in range(n):
-            if a[i] < limit and (best < 0 or a[i] > a[best]):
-                best = i
-        kraft -= np.int64(1) << (limit - a[best] - 1)
-        a[best] += 1
-    for i in range(n - 1, -1, -1):
-        while a[i] > 1 and kraft + (np.int64(1) << (limit - a[i])) <= full:
-            kraft += np.int64(1) << (limit - a[i])
-            a[i] -= 1
+        count[a[i]] += 1
+    for i in range(longest, limit, -1):
+        while count[i] > 0:
+            j = i - 2
+            while count[j] == 0:
+                j -= 1
+            count[i] -= 2
+            count[i - 1] += 1
+            count[j + 1] += 2
+            count[j] -= 1
+    # The least frequent symbols take the longest codes.
+    k = 0
+    for length in range(limit, 0, -1):
+        for _ in range(count[length]):
+            a[k] = length
+            k += 1
     return a
 
 

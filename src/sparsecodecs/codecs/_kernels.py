@@ -251,6 +251,17 @@ def csr_scatter(indptr, indices, data, out, rows, cols):  # type: ignore[no-unty
             out[base + indices[j]] = data[j]
 
 
+@njit(cache=True, nogil=True)
+def csr_rows_increasing(indptr, indices):  # type: ignore[no-untyped-def]
+    """True if ``indices`` is strictly increasing within each row (``indptr`` is monotone and
+    ends at ``indices.size``). One pass, no temporaries."""
+    for r in range(indptr.size - 1):
+        for j in range(np.int64(indptr[r]) + 1, np.int64(indptr[r + 1])):
+            if indices[j] <= indices[j - 1]:
+                return False
+    return True
+
+
 def warm_up() -> None:
     """Compile (or load from cache) the kernels for the common dtypes."""
     pos, cnt = byte_tables()

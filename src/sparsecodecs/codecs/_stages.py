@@ -136,7 +136,8 @@ def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> Fi
 
     This captures what byte planes miss: the exponent and the top mantissa bits are not
     independent (within a binade, a bell-shaped distribution favours small mantissas). Only
-    for 16- and 32-bit values; None when no split is possible.
+    for 16- and 32-bit values; None when no split is possible (another width, or more distinct
+    top fields than codes of ``max_length`` bits).
     """
     from . import _huffman_kernels as hk
 
@@ -149,6 +150,8 @@ def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> Fi
     best: FieldsPlan | None = None
     for top in range(tmax, 8, -1):
         counts = fine.reshape(1 << top, -1).sum(axis=1) if top < tmax else fine
+        if not huff.codable(counts, max_length):  # more top fields than codes of max_length
+            continue
         size = huff.coded_size(counts, max_length) + 8 * _low_words(values.size, width - top)
         if best is None or size < best.nbytes:
             best = FieldsPlan(top, counts, size)
@@ -204,19 +207,26 @@ def check_modes(modes: object, dtype: np.dtype[Any]) -> str:
     return modes
 
 
+def _decode_plane(sections: SectionReader, name: str, mode: str, count: int) -> np.ndarray:
+    if mode == "h":
+        return huff.decode_symbols(sections, name, count, 256)
+    return sections.array(name, np.uint8, count)
+
+
 def decode_planes(
     sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], modes: object
 ) -> np.ndarray:
     """Inverse of :func:`encode_planes`: ``count`` values as unsigned bit patterns."""
     from . import _huffman_kernels as hk
 
+    modes = check_modes(modes, dtype)
+    # The first plane is checked against ``count`` before ``itemsize * count`` bytes are
+    # allocated: a hostile shape can claim far more values than the sections hold.
+    first = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
     planes = np.empty((dtype.itemsize, count), np.uint8)
-    for i, mode in enumerate(check_modes(modes, dtype)):
-        name = f"{prefix}.plane{i}"
-        if mode == "h":
-            planes[i] = huff.decode_symbols(sections, name, count, 256)
-        else:
-            planes[i] = sections.array(name, np.uint8, count)
+    planes[0] = first
+    for i in range(1, dtype.itemsize):
+        planes[i] = _decode_plane(sections, f"{prefix}.plane{i}", modes[i], count)
     out = np.empty(count, bits_dtype(dtype))
     hk.join_planes(planes, rotation(dtype), _mask(dtype), out)
     return out

@@ -186,7 +186,16 @@ class Hybrid(Codec):
         if self.values in ("auto", "fields") and self._coded():
             fplan = plan_fields(values, dtype, self.max_code_length)
             if fplan is None and self.values == "fields":
-                raise CodecConfigError(f"values='fields' needs 16- or 32-bit values, got {dtype}")
+                if dtype.itemsize not in (2, 4):
+                    raise CodecConfigError(
+                        f"values='fields' needs 16- or 32-bit values, got {dtype}"
+                    )
+                raise PatternError(
+                    f"values='fields' cannot code the top bits of this input with codes of at "
+                    f"most max_code_length={self.max_code_length} bits: even 9-bit top fields "
+                    f"take more than {1 << self.max_code_length} values; raise max_code_length "
+                    "or use values='auto'"
+                )
             if fplan is not None:
                 stages.append(("fields", fplan.nbytes, fplan))
         if self.values in ("auto", "planes"):
@@ -307,6 +316,5 @@ class Hybrid(Codec):
         return MaskParts(mask, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
-        if self.layout == "auto":
-            raise CodecConfigError("theoretical size needs a resolved layout")
+        self._resolved()  # a frame's config records the layout (FrameLayoutError if not)
         return self._count(info) * info.dtype.itemsize

@@ -247,6 +247,8 @@ def scatter_groups(
     tables = nm_tables(n, m)
     rows, cols, _, ngroups = geometry(shape, m)
     udt = values.dtype
+    if ngroups == 0:  # no element; but rows may be huge when cols is 0: loop over none of them
+        return np.zeros(shape, udt)
     group_bytes = m * udt.itemsize
     if cols % m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
         # Whole groups map to whole words: assemble each group in registers.

@@ -21,6 +21,7 @@ __all__ = [
     "PatternError",
     "PluginError",
     "RegistryError",
+    "ShapeError",
     "SparseCodecsError",
     "TensorNotFoundError",
     "TruncatedFrameError",
@@ -44,6 +45,11 @@ class UnsupportedDtypeError(SparseCodecsError, TypeError):
 
 class PatternError(SparseCodecsError):
     """The input does not have the structure the codec requires (e.g. a group that is not N:M)."""
+
+
+class ShapeError(SparseCodecsError):
+    """Array shapes do not fit an operation (e.g. ``x``'s last axis is not the weight's input
+    size in :func:`sparsecodecs.matmul`, or the weight is not 2-D)."""
 
 
 class UnknownCodecError(SparseCodecsError, LookupError):

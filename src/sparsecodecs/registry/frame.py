@@ -279,6 +279,13 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     for d in shape_list:
         if not isinstance(d, int) or isinstance(d, bool) or d < 0 or d >= 1 << 62:
             raise FrameHeaderError(f"shape {shape_list} has an invalid dimension {d!r}")
+    # numpy's own limit, which holds even for an empty array: the non-zero dimensions and the
+    # item size multiply to less than 2**63. Beyond it no array (and no 2-D view) exists.
+    if math.prod([d for d in shape_list if d]) * dtype.itemsize >= 1 << 63:
+        raise FrameHeaderError(
+            f"shape {shape_list} is too large for any {dtype} array: its non-zero dimensions "
+            "and item size multiply to 2**63 bytes or more"
+        )
     table = _field(header, "sections", list, "a list")
     sections: list[Section] = []
     offset = _PREFIX.size + hlen

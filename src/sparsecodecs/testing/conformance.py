@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol
 
@@ -72,13 +73,21 @@ from ..registry import (
 )
 from ..registry.dtypes import dtype_name
 from .frames import mutated_frames
-from .strategies import EDGE_SHAPES, all_dtypes, shapes, sparse_arrays, special_bit_patterns
+from .strategies import (
+    EDGE_SHAPES,
+    all_dtypes,
+    from_bits,
+    shapes,
+    sparse_arrays,
+    special_bit_patterns,
+)
 
 __all__ = [
     "CHECKS",
     "Check",
     "arrays_for",
     "assert_bits_equal",
+    "assert_decodes_or_refuses",
     "bits_of",
     "check_accounting",
     "check_codec",
@@ -212,33 +221,89 @@ def _assert_roundtrip(codec: Codec, array: np.ndarray, what: str = "") -> None:
         assert_bits_equal(out, array, f"{name}(encode(x)) for x a {label}")
 
 
+def _check_decoder(
+    name: str,
+    decoder: Callable[..., np.ndarray],
+    frame: bytes,
+    what: str,
+    max_bytes: int | None,
+    reference: np.ndarray | None,
+) -> np.ndarray | SparseCodecsError:
+    """``decoder(frame)`` raises a SparseCodecsError (returned), or returns an array of the
+    header's shape and dtype (returned); with ``reference``, exactly that array. Warnings are
+    errors."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = decoder(frame, max_bytes=max_bytes)
+    except SparseCodecsError as exc:
+        if reference is not None:
+            _fail(f"{name}() refused a {what}, which must decode as the original frame does", exc)
+        return exc
+    except Exception as exc:
+        raise AssertionError(
+            f"{name}() raised {type(exc).__name__}: {exc} on a {what}; only "
+            "sparsecodecs.SparseCodecsError subclasses may escape a decoder"
+        ) from exc
+    if reference is not None:
+        assert_bits_equal(out, reference, f"{name}() of a {what}")
+        return out
+    info = read_frame(frame).info
+    if not isinstance(out, np.ndarray) or out.shape != info.shape or out.dtype != info.dtype:
+        _fail(
+            f"{name}() of a {what} returned {type(out).__name__} "
+            f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}, not an array of the "
+            f"header's shape {info.shape} and dtype {_dtype_label(info.dtype)}"
+        )
+    return out
+
+
+def assert_decodes_or_refuses(
+    frame: bytes | bytearray | memoryview,
+    what: str = "frame",
+    *,
+    max_bytes: int | None = None,
+    reference: np.ndarray | None = None,
+) -> np.ndarray | SparseCodecsError:
+    """The decoding guarantee, checked on one frame, however hostile.
+
+    ``sparsecodecs.decode(frame, max_bytes=max_bytes)`` must raise a
+    :class:`~sparsecodecs.SparseCodecsError` subclass or return an array of the shape and dtype
+    the frame's header states (with ``reference``: exactly ``reference``, bit for bit), and
+    ``sparsecodecs.inspect(frame)`` must raise a ``SparseCodecsError`` subclass or return a
+    report. Any other exception, or a warning (turned into an error here), raises
+    :class:`AssertionError` naming ``what`` and chaining the original.
+
+    Returns
+    -------
+    numpy.ndarray or SparseCodecsError
+        The decoded array, or the error that refused the frame.
+
+    >>> assert_decodes_or_refuses(b"SPCF" + bytes(20))
+    UnsupportedVersionError('frame format version 0 is not supported; this library reads version 1')
+    """
+    data = bytes(frame)
+    out = _check_decoder("sparsecodecs.decode", decode, data, what, max_bytes, reference)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            inspect(data)
+    except SparseCodecsError:
+        pass
+    except Exception as exc:
+        raise AssertionError(
+            f"sparsecodecs.inspect() raised {type(exc).__name__}: {exc} on a {what}; only "
+            "sparsecodecs.SparseCodecsError subclasses may escape it"
+        ) from exc
+    return out
+
+
 def _assert_rejected(
     codec: Codec, frame: bytes, what: str, *, limit: int, reference: np.ndarray | None = None
 ) -> None:
-    """Decoding ``frame`` raises a SparseCodecsError, or (with ``reference is None``) returns an
-    array of the shape and dtype the header states; ``reference`` must be matched exactly."""
+    """Both decoders (the codec's and ``sparsecodecs.decode``) keep the decoding guarantee."""
     for name, decoder in _decoders(codec):
-        try:
-            out = decoder(frame, max_bytes=limit)
-        except SparseCodecsError:
-            if reference is not None:
-                _fail(f"{name}() refused a {what}, which must decode as the original frame does")
-            continue
-        except Exception as exc:
-            raise AssertionError(
-                f"{name}() raised {type(exc).__name__}: {exc} on a {what}; only "
-                "sparsecodecs.SparseCodecsError subclasses may escape a decoder"
-            ) from exc
-        if reference is not None:
-            assert_bits_equal(out, reference, f"{name}() of a {what}")
-            continue
-        info = read_frame(frame).info
-        if not isinstance(out, np.ndarray) or out.shape != info.shape or out.dtype != info.dtype:
-            _fail(
-                f"{name}() of a {what} returned {type(out).__name__} "
-                f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}, not an array of the "
-                f"header's shape {info.shape} and dtype {_dtype_label(info.dtype)}"
-            )
+        _check_decoder(name, decoder, frame, what, limit, reference)
 
 
 def _assert_fails(codec: Codec, frame: bytes, what: str) -> None:
@@ -291,8 +356,7 @@ def _edge_array(
         rng = np.random.default_rng(size)
         bits = rng.integers(1, top, size, dtype=width, endpoint=True)
     bits = np.where(_nm_keep(shape, codec.nm_pattern), bits.reshape(shape), width.type(0))
-    bits = np.asarray(bits, width)
-    return bits.byteswap().view(dtype) if dtype.byteorder == ">" else bits.view(dtype)
+    return from_bits(np.asarray(bits, width), dtype)
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -434,7 +498,7 @@ def check_pattern(codec: Codec, *, max_examples: int | None = None) -> None:
     n, m = pattern
     for dtype in all_dtypes():
         for what, bits in _pattern_violations(n, m, np.dtype(f"u{dtype.itemsize}")):
-            array = bits.byteswap().view(dtype) if dtype.byteorder == ">" else bits.view(dtype)
+            array = from_bits(bits, dtype)
             try:
                 codec.encode(array)
             except PatternError:

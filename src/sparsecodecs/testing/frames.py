@@ -5,8 +5,8 @@ A frame (``docs/format.md``, ``sparsecodecs.registry.frame``) is the magic, a u1
 flags, a u32 header length, the JSON header, the sections and an xxh3_64 checksum of everything
 before it. A flipped byte is always caught by the checksum; :func:`reframe` produces frames whose
 checksum is right but whose header or sections say something else, which is what a decoder must
-survive, :func:`seal` appends the right checksum to any bytes, and :func:`mutated_frames` draws such
-frames for fuzzing.
+survive, :func:`seal` appends the right checksum to any bytes, :func:`mutated_frames` draws such
+frames for fuzzing and :func:`hostile_frames` draws them from a pool of valid frames.
 
 >>> import numpy as np, sparsecodecs as sc
 >>> frame = sc.get_codec("raw").encode(np.arange(4, dtype=np.uint8))
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from ..registry import MAGIC, ROLES, SUPPORTED_DTYPES, read_frame, registry
 
-__all__ = ["Mutation", "mutated_frames", "reframe", "seal", "split_frame"]
+__all__ = ["Mutation", "hostile_frames", "mutated_frames", "reframe", "seal", "split_frame"]
 
 _PREFIX = struct.Struct("<4sHHI")  # magic, version, flags, header length
 _CHECKSUM = struct.Struct("<Q")
@@ -177,30 +177,138 @@ def _edit_mapping(draw: st.DrawFn, what: str, mapping: dict[str, Any]) -> tuple[
     return f"{what} replaced by {replacement!r}", replacement
 
 
-@st.composite
-def _mutations(draw: st.DrawFn, frame: bytes) -> Mutation:
-    header, payloads = split_frame(frame)
-    table = header["sections"]
-    kind = draw(
+#: What :func:`mutated_frames` changes, one kind per drawn frame ("splice" needs donors).
+_KINDS = (
+    "payload",
+    "sizes",
+    "meta",
+    "config",
+    "shape",
+    "dtype",
+    "table",
+    "codec",
+    "json",
+    "prefix",
+    "bytes",
+    "splice",
+)
+#: Bytes that keep a JSON header parseable more often than random ones do.
+_JSON_BYTES = b'0123456789-.e[]{},:" '
+
+
+def _byte_edit(draw: st.DrawFn, frame: bytes) -> Mutation:
+    """A byte-level edit of the JSON header or the sections; the checksum is then recomputed.
+
+    (The prefix has its own kind of mutation.) Insertions and deletions inside the header adjust
+    the prefix's header length, so that an edited number (``"nnz":12`` -> ``"nnz":132``) reaches
+    the header checks; truncations cut the sections only.
+    """
+    body = bytearray(frame[: -_CHECKSUM.size])
+    _, _, _, hlen = _PREFIX.unpack_from(body, 0)
+    start, sections = _PREFIX.size, _PREFIX.size + hlen
+    edits = ["flip", "set", "insert", "delete", "extend"]
+    if len(body) > start:
+        edit = draw(st.sampled_from([*edits, "truncate"] if len(body) > sections else edits))
+    else:  # an empty header and no sections: only appending is possible
+        edit = "extend"
+    pos = draw(st.integers(start, len(body) - 1)) if edit in edits[:4] else len(body)
+    delta = 0
+    if edit == "flip":
+        bit = draw(st.integers(0, 7))
+        body[pos] ^= 1 << bit
+        what = f"bit {bit} of byte {pos} flipped"
+    elif edit == "set":
+        value = draw(st.one_of(st.sampled_from(list(_JSON_BYTES)), st.integers(0, 255)))
+        body[pos] = value
+        what = f"byte {pos} set to {value:#04x}"
+    elif edit == "insert":
+        digits = st.sampled_from([b"0", b"1", b"9", b"-"])
+        extra = draw(st.one_of(digits, st.binary(min_size=1, max_size=8)))
+        body[pos:pos] = extra
+        delta, what = len(extra), f"{extra!r} inserted at byte {pos}"
+    elif edit == "delete":
+        count = min(draw(st.integers(1, 8)), len(body) - pos)
+        del body[pos : pos + count]
+        delta, what = -count, f"{count} bytes deleted at byte {pos}"
+    elif edit == "truncate":
+        pos = draw(st.integers(sections, len(body) - 1))
+        del body[pos:]
+        what = f"sections cut at byte {pos}"
+    else:
+        extra = draw(st.binary(min_size=1, max_size=16))
+        body += extra
+        what = f"{extra!r} appended before the checksum"
+    if delta and pos < sections:
+        struct.pack_into("<I", body, 8, max(hlen + delta, 0))
+        what += " (header length adjusted)"
+    return Mutation(f"{what} (checksum recomputed)", seal(body))
+
+
+def _splice(
+    draw: st.DrawFn, frame: bytes, header: dict[str, Any], payloads: list[bytes], donor: bytes
+) -> Mutation:
+    """A section payload, a header field or value, or the whole section area from ``donor``."""
+    d_header, d_payloads = split_frame(donor)
+    table, d_table = header["sections"], d_header["sections"]
+    source = f"a {d_header['codec']} {d_header['dtype']} frame"
+    part = draw(st.sampled_from(["section", "value", "sections", "fields"]))
+    if part == "section" and payloads and d_payloads:
+        i = draw(st.integers(0, len(payloads) - 1))
+        same = [j for j, e in enumerate(d_table) if e[0] == table[i][0]]
+        use_same = bool(same) and draw(st.booleans())
+        j = same[0] if use_same else draw(st.integers(0, len(d_payloads) - 1))
+        edited = [*payloads[:i], d_payloads[j], *payloads[i + 1 :]]
+        return Mutation(
+            f"section {table[i][0]!r} replaced by section {d_table[j][0]!r} of {source}",
+            reframe(frame, sections=edited),
+        )
+    if part == "value":
+        which = draw(st.sampled_from(["config", "meta"]))
+        ours, theirs = header[which], d_header[which]
+        keys = [k for k in sorted(theirs) if k not in ours or ours[k] != theirs[k]]
+        if keys:
+            key = draw(st.sampled_from(keys))
+            return Mutation(
+                f"header {which}[{key!r}] = {theirs[key]!r} from {source}",
+                reframe(frame, header={which: {**ours, key: theirs[key]}}),
+            )
+    if part == "sections":
+        return Mutation(
+            f"the section table and sections of {source}",
+            reframe(frame, header={"sections": d_table}, sections=d_payloads),
+        )
+    fields = draw(
         st.sampled_from(
             [
-                "payload",
-                "sizes",
-                "meta",
-                "config",
-                "shape",
-                "dtype",
-                "table",
-                "codec",
-                "json",
-                "prefix",
+                ("codec", "config"),
+                ("codec", "config", "meta"),
+                ("config",),
+                ("meta",),
+                ("dtype",),
+                ("shape",),
+                ("codec", "config", "meta", "dtype", "shape"),
             ]
         )
     )
+    return Mutation(
+        f"header {', '.join(fields)} from {source}",
+        reframe(frame, header={f: d_header[f] for f in fields}),
+    )
+
+
+@st.composite
+def _mutations(draw: st.DrawFn, frame: bytes, donors: tuple[bytes, ...]) -> Mutation:
+    header, payloads = split_frame(frame)
+    table = header["sections"]
+    kind = draw(st.sampled_from([k for k in _KINDS if donors or k != "splice"]))
+    if kind == "bytes":
+        return _byte_edit(draw, frame)
+    if kind == "splice":
+        return _splice(draw, frame, header, payloads, draw(st.sampled_from(donors)))
     if kind == "payload" and payloads:
         i = draw(st.integers(0, len(payloads) - 1))
         old = payloads[i]
-        edit = draw(st.sampled_from(["flip", "truncate", "extend", "fill", "swap"]))
+        edit = draw(st.sampled_from(["flip", "truncate", "extend", "fill", "swap", "random"]))
         if edit == "flip" and old:
             pos = draw(st.integers(0, len(old) - 1))
             xor = draw(st.integers(1, 255))
@@ -213,6 +321,9 @@ def _mutations(draw: st.DrawFn, frame: bytes) -> Mutation:
         elif edit == "fill" and old:
             fill = draw(st.sampled_from([0, 0xFF, 0x7F, 0x80]))
             new, what = bytearray([fill] * len(old)), f"filled with {fill:#04x}"
+        elif edit == "random" and old:
+            rnd = draw(st.randoms(use_true_random=False))
+            new, what = bytearray(rnd.randbytes(len(old))), "replaced by random bytes"
         elif edit == "swap" and len(payloads) > 1:
             j = draw(st.integers(0, len(payloads) - 2))
             j += j >= i
@@ -251,6 +362,16 @@ def _mutations(draw: st.DrawFn, frame: bytes) -> Mutation:
                         [],
                         [math.prod(shape)],
                         [*shape[:-1], 2**40],
+                        [*shape[:-1], 0],
+                        [0, *shape],
+                        # huge claims: empty ones with huge sides, and ones over any limit
+                        [2**40, 0],
+                        [0, 2**40],
+                        [2**62 - 1, 2**62 - 1, 0],
+                        [2**31, 2**31, 2**31, 0],
+                        [2**20, 1],
+                        [1, 2**20],
+                        [2**31],
                         [-1],
                         [1.5],
                         ["3"],
@@ -318,7 +439,10 @@ def _mutations(draw: st.DrawFn, frame: bytes) -> Mutation:
             equivalent=True,
         )
     if kind == "codec":
-        codec = draw(st.sampled_from([header["codec"].upper(), header["codec"] + "x", "", 0]))
+        others = [c for c in sorted(registry.codecs) if c != header["codec"]]
+        codec = draw(
+            st.sampled_from([header["codec"].upper(), header["codec"] + "x", "", 0, *others])
+        )
         return Mutation(f"header codec {codec!r}", reframe(frame, header={"codec": codec}))
     if kind == "json":
         text = json.dumps(header).encode()
@@ -343,14 +467,72 @@ def _mutations(draw: st.DrawFn, frame: bytes) -> Mutation:
     )
 
 
-def mutated_frames(frame: bytes) -> st.SearchStrategy[Mutation]:
+def mutated_frames(
+    frame: bytes, donors: Sequence[bytes] = ()
+) -> st.SearchStrategy[Mutation]:
     """A strategy for rewritten versions of a valid ``frame``, each with a valid checksum.
 
     Draws one change at a time: a section's payload (byte flipped, cut, extended, filled,
-    swapped), the section sizes (bytes moved between neighbours), a ``meta`` or ``config`` value
-    (off by one, of the wrong type, missing or added), the shape, the dtype, the section table
-    (entry dropped, renamed, re-roled, duplicated, reordered), the codec id, the JSON text or the
-    prefix. A decoder must raise a :class:`~sparsecodecs.SparseCodecsError` subclass for each,
-    or return an array of the shape and dtype the header states.
+    swapped with another section, replaced by random bytes), the section sizes (bytes moved
+    between neighbours), a ``meta`` or ``config`` value (off by one, of the wrong type, missing or
+    added), the shape, the dtype, the section table (entry dropped, renamed, re-roled,
+    duplicated, reordered), the codec id (another registered one, or no valid one), the JSON
+    text, the prefix, or any byte of the header or the sections (flipped, set, inserted,
+    deleted; the sections truncated or extended). A decoder must raise a
+    :class:`~sparsecodecs.SparseCodecsError` subclass for each, or return an array of the shape
+    and dtype the header states.
+
+    Parameters
+    ----------
+    frame
+        A valid frame.
+    donors
+        Other valid frames (of other codecs, dtypes, shapes). With donors, a change can also
+        splice in one of a donor's sections, a header field (codec and config, meta, dtype,
+        shape) or a single config or meta value, or its whole section area, so that valid
+        values meet data they do not describe.
     """
-    return _mutations(bytes(frame))
+    if not (isinstance(donors, tuple) and all(type(d) is bytes for d in donors)):
+        donors = tuple(bytes(d) for d in donors)
+    return _mutations(bytes(frame), donors)
+
+
+@st.composite
+def _junk(draw: st.DrawFn) -> Mutation:
+    """Bytes that are not a frame: random, sealed with a checksum, or behind a valid prefix."""
+    body = draw(st.binary(max_size=256))
+    style = draw(st.sampled_from(["raw", "sealed", "prefixed"]))
+    if style == "raw":
+        return Mutation(f"{len(body)} random bytes", body)
+    if style == "sealed":
+        return Mutation(f"{len(body)} random bytes and their checksum", seal(body))
+    hlen = draw(st.integers(0, len(body)))
+    return Mutation(
+        f"a valid prefix, then {len(body)} random bytes as a {hlen}-byte header and sections",
+        seal(_PREFIX.pack(MAGIC, 1, 0, hlen) + body),
+    )
+
+
+def hostile_frames(seeds: Sequence[bytes], *, junk: bool = True) -> st.SearchStrategy[Mutation]:
+    """A strategy for hostile frames made from a pool of valid ``seeds``.
+
+    Draws a seed and one :func:`mutated_frames` change of it, with every seed available as a
+    donor for splicing; with ``junk``, also (rarely) bytes that are no frame at all: random
+    bytes, random bytes with a matching checksum, or a valid prefix followed by random bytes.
+    For fuzzing decoders across codecs, dtypes and shapes at once::
+
+        @given(hostile_frames([codec.encode(a) for codec in codecs for a in arrays]))
+        def test_decoding_is_safe(mutation):
+            assert_decodes_or_refuses(mutation.frame, mutation.description)
+    """
+    pool = tuple(bytes(s) for s in seeds)
+    if not pool:
+        raise ValueError("hostile_frames needs at least one valid seed frame")
+    return _hostile(pool, junk)
+
+
+@st.composite
+def _hostile(draw: st.DrawFn, pool: tuple[bytes, ...], junk: bool) -> Mutation:
+    if junk and draw(st.integers(0, 19)) == 19:  # one draw in 20
+        return draw(_junk())
+    return draw(_mutations(draw(st.sampled_from(pool)), pool))

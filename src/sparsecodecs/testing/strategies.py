@@ -35,6 +35,7 @@ __all__ = [
     "EDGE_SHAPES",
     "all_dtypes",
     "dtypes",
+    "from_bits",
     "parse_pattern",
     "shapes",
     "sparse_arrays",
@@ -178,6 +179,22 @@ def special_bit_patterns(dtype: np.dtype[Any] | str) -> list[int]:
     return list(dict.fromkeys(patterns))
 
 
+def from_bits(bits: np.ndarray, dtype: np.dtype[Any] | str) -> np.ndarray:
+    """The array of ``dtype`` whose C-order bit patterns are ``bits``.
+
+    ``bits`` holds native unsigned integers of the dtype's width (what
+    :func:`~sparsecodecs.testing.conformance.bits_of` returns); for a big-endian ``dtype`` the
+    bytes are swapped, so the values are the same. A view when no swap is needed.
+
+    >>> from_bits(np.array([0x3C00, 0x8000], np.uint16), ">f2")
+    array([ 1., -0.], dtype='>f2')
+    """
+    dt = np.dtype(dtype)
+    if bits.dtype != _bits_dtype(dt):
+        raise InvalidArgument(f"bits of {dt} must be {_bits_dtype(dt)}, got {bits.dtype}")
+    return bits.byteswap().view(dt) if dt.byteorder == ">" else bits.view(dt)
+
+
 def _as_dtype(dtype: _DTypeArg) -> st.SearchStrategy[np.dtype[Any]]:
     if dtype is None:
         return dtypes()
@@ -289,9 +306,7 @@ def _sparse_arrays(
             chosen = rng.choice(where, count, replace=False)
             bits.reshape(-1)[chosen] = specials[rng.integers(0, specials.size, count)]
 
-    if dt.byteorder == ">":
-        return bits.byteswap().view(dt)
-    return bits.view(dt)
+    return from_bits(bits, dt)
 
 
 def sparse_arrays(

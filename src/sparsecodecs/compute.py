@@ -1,0 +1,567 @@
+"""Matrix products straight from compressed weights: decode on the fly, skip the zeros.
+
+**Convention.** A weight ``W`` has shape ``(out, in)``, like a torch ``Linear`` weight, and
+:func:`matmul` computes ``x @ W.T``: ``x`` of shape ``(..., in)`` gives ``(..., out)``. The
+result is float32 and every sum is accumulated in float32; it equals
+``x.astype(float32) @ decode(frame).astype(float32).T`` up to the order of summation.
+
+**Paths.** What :func:`matmul` does depends on what the frame stores:
+
+* ``nm``, ``bitmask``, ``csr``, ``csc`` and ``hybrid`` frames over an N:M or bitmask layout take
+  a *zero-skipping* path: the codec validates its sections (its ``decode_parts``) and a numba
+  kernel multiplies only the kept values, gathering the matching entries of ``x`` by the stored
+  pattern or indices. 2:4 does half the multiply-adds of a dense product. The values are read
+  where they lie in the frame (8- and 16-bit dtypes go through a float32 look-up table, float32
+  is read as is): nothing dense is ever allocated. A ``hybrid`` frame first decodes its value
+  stage (Huffman), about half the dense size for 2:4.
+* Every other frame (``raw``, ``huffman``, ``centroid``, ``hybrid`` with a dense layout, any
+  plug-in codec) takes the *generic* path: the frame is decoded in one go (``raw`` is read in
+  place) and multiplied one block of rows at a time, each block turned into float32 in a
+  buffer and handed to BLAS, so the float32 copy of the whole matrix never exists.
+
+**Peak memory.** To bound the memory of any codec to the compressed weight plus one block,
+store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
+each block of ``block_rows`` rows as a frame of its own, and every product decodes one block
+frame at a time.
+
+Decoding limits apply as for :func:`sparsecodecs.decode`: a frame whose dense size exceeds the
+decode limit is refused with :class:`~sparsecodecs.registry.errors.DecodeLimitError`.
+
+>>> import numpy as np, sparsecodecs as sc
+>>> w = np.array([[1.0, 0, 0, 2.0], [0, -1.0, 3.0, 0]], dtype=np.float32)  # (out=2, in=4)
+>>> frame = sc.get_codec("nm").encode(w)
+>>> x = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+>>> sc.matmul(x, frame)
+array([[9., 7.]], dtype=float32)
+>>> layer = sc.CompressedLinear.from_array(w, "nm", block_rows=1)
+>>> layer(x)  # x @ W.T, like torch.nn.Linear
+array([[9., 7.]], dtype=float32)
+>>> layer @ np.ones(4, np.float32)  # W @ v
+array([3., 2.], dtype=float32)
+>>> np.ones(2, np.float32) @ layer  # x @ W
+array([ 1., -1.,  3.,  2.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts
+from .registry import (
+    FLOAT_LAYOUTS,
+    Codec,
+    CodecConfigError,
+    DecodeLimitError,
+    Frame,
+    FrameLayoutError,
+    SectionReader,
+    ShapeError,
+    UnsupportedDtypeError,
+    as_bits,
+    bits_dtype,
+    check_int,
+    codec_for_frame,
+    get_codec,
+    get_decode_limit,
+    read_frame,
+)
+
+__all__ = ["DEFAULT_BLOCK_ROWS", "CompressedLinear", "MatmulStats", "matmul"]
+
+FrameLike = bytes | bytearray | memoryview
+
+#: Rows per frame that :meth:`CompressedLinear.from_array` stores by default.
+DEFAULT_BLOCK_ROWS = 256
+#: Elements per block of the generic (dense) path: 1 MiB of float32.
+_DENSE_BLOCK_ELEMENTS = 1 << 18
+_NO_FLOATS = np.zeros(0, np.float32)
+
+
+@dataclass
+class MatmulStats:
+    """What one or more products did; pass one as ``stats=`` and it is filled in (added to).
+
+    ``paths`` has one entry per frame multiplied, ``"<codec>:<path>"`` with the path one of
+    ``nm``, ``bitmask``, ``csr``, ``csc`` (zero-skipping), ``dense`` (the values read in place
+    or from a decoded value stage) or ``decoded`` (the generic path). ``macs`` counts the
+    multiply-adds done, ``dense_macs`` those a dense product would do (``out * in * batch``);
+    ``weight_bytes`` the frame bytes read, ``dense_bytes`` the dense weight's bytes in its
+    dtype.
+    """
+
+    paths: list[str] = field(default_factory=list)
+    macs: int = 0
+    dense_macs: int = 0
+    weight_bytes: int = 0
+    dense_bytes: int = 0
+
+    @property
+    def mac_fraction(self) -> float:
+        """``macs / dense_macs`` (NaN before any product)."""
+        return self.macs / self.dense_macs if self.dense_macs else float("nan")
+
+    @property
+    def byte_fraction(self) -> float:
+        """``weight_bytes / dense_bytes`` (NaN before any product)."""
+        return self.weight_bytes / self.dense_bytes if self.dense_bytes else float("nan")
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def _parse_weight(frame: FrameLike) -> Frame:
+    """Parse and verify a weight frame; it must hold a 2-D array."""
+    parsed = read_frame(frame)
+    if len(parsed.info.shape) != 2:
+        raise ShapeError(
+            f"a weight frame must hold a 2-D array of shape (out, in); this one holds shape "
+            f"{list(parsed.info.shape)} ({parsed.info.dtype}): reshape the weight to 2-D "
+            "before encoding it"
+        )
+    return parsed
+
+
+def _as_input(x: object, what: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu" and arr.dtype.name not in FLOAT_LAYOUTS:
+        raise UnsupportedDtypeError(
+            f"{what} must hold real numbers (floats, bfloat16, float8 or integers), got dtype "
+            f"{arr.dtype}"
+        )
+    return arr
+
+
+def _per_row(value: object, rows: int, name: str) -> np.ndarray | None:
+    """``scale`` / ``bias``: None, a scalar or one float32 per output row."""
+    if value is None:
+        return None
+    arr = _as_input(value, name).astype(np.float32)
+    if arr.ndim == 0:
+        return np.full(rows, arr, np.float32)
+    if arr.shape != (rows,):
+        raise ShapeError(
+            f"{name} must be a scalar or have shape ({rows},), one value per output row of "
+            f"the weight; got shape {arr.shape}"
+        )
+    return arr
+
+
+# -- float32 values ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _table(dtype: np.dtype[Any]) -> np.ndarray:
+    """float32 value of every bit pattern of an 8- or 16-bit dtype (its own ``astype``)."""
+    patterns = np.arange(1 << (8 * dtype.itemsize), dtype=np.uint64).astype(bits_dtype(dtype))
+    table = patterns.view(dtype).astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
+def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    return dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype
+
+
+def _float_source(bits: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(vtab, vf, mode)`` for the kernels (see :mod:`._compute_kernels`)."""
+    from . import _compute_kernels as ck
+
+    native = _native(dtype)
+    if native.name == "bfloat16":
+        return _NO_FLOATS, _NO_FLOATS, ck.BFLOAT16
+    if native.itemsize <= 2:
+        return _table(native), _NO_FLOATS, ck.TABLE
+    if native == np.float32:
+        return _NO_FLOATS, bits.view(np.float32), ck.FLOATS
+    return _NO_FLOATS, bits.view(native).astype(np.float32), ck.FLOATS
+
+
+def _to_float32(bits: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """A block of bit patterns as float32 values (a view for float32)."""
+    native = _native(dtype)
+    if native.name == "bfloat16":  # the top half of a float32: a shift, exact
+        return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    if native == np.float32:
+        return bits.view(np.float32)
+    return bits.view(native).astype(np.float32)
+
+
+# -- one frame ----------------------------------------------------------------------------------
+
+
+def _dense_product(
+    bits: np.ndarray, dtype: np.dtype[Any], xt: np.ndarray, yt: np.ndarray, trans: bool
+) -> None:
+    """The generic path: ``bits`` (rows, cols) multiplied by BLAS one block of rows at a time."""
+    rows, cols = bits.shape
+    step = max(1, _DENSE_BLOCK_ELEMENTS // max(cols, 1))
+    for r0 in range(0, rows, step):
+        block = _to_float32(bits[r0 : r0 + step], dtype)
+        if trans:
+            yt += block.T @ xt[r0 : r0 + step]
+        else:
+            np.dot(block, xt, out=yt[r0 : r0 + step])
+
+
+def _check_limit(parsed: Frame) -> None:
+    info = parsed.info
+    limit = get_decode_limit()
+    if info.nbytes > limit:
+        raise DecodeLimitError(
+            f"weight frame holds {info.nbytes} dense bytes (shape {list(info.shape)}, "
+            f"{info.dtype}), over the decode limit of {limit} bytes; call "
+            "sparsecodecs.set_decode_limit() to allow it"
+        )
+
+
+def _frame_product(
+    parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None
+) -> None:
+    """One frame's weight W: ``yt = W @ xt`` (``trans`` False) or ``yt += W.T @ xt``."""
+    from . import _compute_kernels as ck
+    from .codecs._kernels import byte_tables
+    from .codecs.nm import nm_tables
+
+    _check_limit(parsed)
+    info = parsed.info
+    rows, cols = info.shape
+    codec = codec_for_frame(parsed)
+    decode_parts = getattr(codec, "decode_parts", None)
+    if decode_parts is None:
+        bits = as_bits(codec.decode_frame(parsed))[0]
+        parts: Any = DenseParts(bits.reshape(-1))
+        path = "decoded"
+    else:
+        reader = SectionReader(parsed.sections)
+        parts = decode_parts(reader, info)
+        reader.check_all_used()
+        path = "dense"
+    nb = xt.shape[1]
+    count = rows * cols
+    if isinstance(parts, DenseParts):
+        _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans)
+    elif isinstance(parts, NMParts):
+        path = "nm"
+        vtab, vf, mode = _float_source(parts.values, info.dtype)
+        count = ck.nm_matmul(
+            parts.packed, parts.lut, nm_tables(parts.n, parts.m).positions, parts.m, rows, cols,
+            parts.values, vtab, vf, mode, xt, yt, trans,
+        )
+        if count < 0:
+            raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
+    elif isinstance(parts, MaskParts):
+        path = "bitmask"
+        vtab, vf, mode = _float_source(parts.values, info.dtype)
+        count = ck.mask_matmul(
+            parts.mask, rows, cols, *byte_tables(), parts.values, vtab, vf, mode, xt, yt,
+            trans,
+        )
+    elif isinstance(parts, CompressedParts):
+        vtab, vf, mode = _float_source(parts.data, info.dtype)
+        indptr = parts.indptr.astype(np.int64)  # small; one kernel for every indptr width
+        if not parts.by_columns:
+            path = "csr"
+            count = ck.csr_matmul(
+                indptr, parts.indices, cols, parts.data, vtab, vf, mode, xt, yt, trans
+            )
+        else:
+            # CSC of W is CSR of A = W.T: x @ W.T = x @ A, the other mode of the kernel.
+            path = "csc"
+            out = np.zeros_like(yt) if not trans else np.empty_like(yt)
+            count = ck.csr_matmul(
+                indptr, parts.indices, rows, parts.data, vtab, vf, mode, xt, out,
+                not trans,
+            )
+            if trans:
+                yt += out
+            else:
+                yt[...] = out
+    else:  # pragma: no cover - a plug-in returning parts of its own kind
+        raise TypeError(f"codec {parsed.codec_id!r} returned unknown parts {type(parts)}")
+    if stats is not None:
+        stats.paths.append(f"{parsed.codec_id}:{path}")
+        stats.macs += int(count) * nb
+        stats.dense_macs += rows * cols * nb
+        stats.weight_bytes += parsed.nbytes
+        stats.dense_bytes += info.nbytes
+
+
+def _product(
+    x: object,
+    frames: Sequence[tuple[Frame, int, int]],
+    shape: tuple[int, int],
+    scale: np.ndarray | None,
+    trans: bool,
+    stats: MatmulStats | None,
+    what: str,
+) -> np.ndarray:
+    """``x @ (diag(scale) W).T`` (``trans`` False) or ``x @ diag(scale) W`` over row blocks.
+
+    ``frames`` are ``(frame, first row, end row)`` of W, in order, covering ``shape[0]`` rows.
+    """
+    arr = _as_input(x, "x")
+    rows, cols = shape
+    k_in, k_out = (rows, cols) if trans else (cols, rows)
+    if arr.ndim == 0 or arr.shape[-1] != k_in:
+        got = "a scalar" if arr.ndim == 0 else f"shape {arr.shape}"
+        product, axis = ("x @ W", "out") if trans else ("x @ W.T", "in")
+        need = f"{product} needs x of shape (..., {axis})"
+        raise ShapeError(
+            f"{what}: the weight W has shape (out={rows}, in={cols}) and {need} = (..., {k_in}); "
+            f"got x of {got}"
+        )
+    lead = arr.shape[:-1]
+    batch = int(np.prod(lead, dtype=np.int64))
+    xt = np.ascontiguousarray(arr.reshape(batch, k_in).T, dtype=np.float32)
+    if trans and scale is not None:
+        xt *= scale[:, None]
+    yt = np.zeros((k_out, batch), np.float32) if trans else np.empty((k_out, batch), np.float32)
+    for parsed, r0, r1 in frames:
+        if trans:
+            _frame_product(parsed, xt[r0:r1], yt, True, stats)
+        else:
+            _frame_product(parsed, xt, yt[r0:r1], False, stats)
+    if not trans and scale is not None:
+        yt *= scale[:, None]
+    return np.ascontiguousarray(yt.T).reshape(*lead, k_out)
+
+
+def matmul(
+    x: object,
+    weight: FrameLike | CompressedLinear,
+    *,
+    scale: object = None,
+    stats: MatmulStats | None = None,
+) -> np.ndarray:
+    """``x @ W.T`` for a weight ``W`` of shape ``(out, in)`` stored compressed.
+
+    Parameters
+    ----------
+    x
+        The input, shape ``(..., in)``: a vector, a batch of rows or any stack of them; any
+        real dtype (converted to float32).
+    weight
+        A frame of a 2-D weight, from any codec, or a :class:`CompressedLinear` (then its own
+        ``scale`` applies and its bias does not: call the layer for that).
+    scale
+        Frames only: a scalar or one value per output row, multiplied into the result, i.e.
+        the weight is ``scale[:, None] * W`` (e.g. an int8 weight and its per-channel scale).
+    stats
+        A :class:`MatmulStats` to add this product's paths, multiply-adds and bytes to.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(..., out)``: ``x @ W.T`` accumulated in float32.
+
+    Raises
+    ------
+    ShapeError
+        ``x``'s last axis is not ``in``, the frame does not hold a 2-D array, or ``scale`` has
+        the wrong shape.
+    UnsupportedDtypeError
+        ``x`` does not hold real numbers.
+    FrameError
+        The frame is corrupt (any :class:`~sparsecodecs.registry.errors.FrameError`).
+
+    Examples
+    --------
+    >>> import numpy as np, sparsecodecs as sc
+    >>> w = np.array([[2, 0, 0, -1], [0, 0, 3, 0]], dtype=np.int8)
+    >>> sc.matmul(np.ones((1, 4), np.float32), sc.get_codec("csr").encode(w), scale=0.5)
+    array([[0.5, 1.5]], dtype=float32)
+    """
+    if isinstance(weight, CompressedLinear):
+        if scale is not None:
+            raise CodecConfigError(
+                "scale= is for frames; a CompressedLinear carries its own scale (pass it to "
+                "CompressedLinear.from_array)"
+            )
+        return weight.matmul(x, stats=stats)
+    parsed = _parse_weight(weight)
+    rows, cols = parsed.info.shape
+    return _product(
+        x, [(parsed, 0, rows)], (rows, cols), _per_row(scale, rows, "scale"), False, stats,
+        "matmul",
+    )
+
+
+# -- the layer ------------------------------------------------------------------------------------
+
+
+class CompressedLinear:
+    """A weight ``W`` of shape ``(out, in)`` kept compressed, as a list of row-block frames.
+
+    Frame ``i`` holds rows ``offsets[i]:offsets[i+1]`` of ``W``; every product decodes one
+    frame at a time, so its peak memory is the compressed weight plus one block, whatever the
+    codec. The effective weight is ``scale[:, None] * W`` (``scale``: None, a scalar or one
+    value per output row, e.g. for int8 weights).
+
+    * ``layer(x)``: ``x @ W.T + bias``, like ``torch.nn.Linear`` (``x``: ``(..., in)``);
+    * ``layer @ v``: ``W @ v`` (``v``: ``(in,)`` or ``(..., in, k)``), the matrix ``W``;
+    * ``x @ layer``: ``x @ W`` (``x``: ``(..., out)``), the matrix ``W`` again;
+    * :meth:`matmul`: ``x @ W.T`` without the bias (what :func:`matmul` does).
+
+    Every result is float32, accumulated in float32.
+
+    Parameters
+    ----------
+    frames
+        Frames of 2-D arrays with the same number of columns and dtype, in row order (from any
+        codec; see :meth:`from_array`).
+    scale, bias
+        None, a scalar or one value per output row.
+    """
+
+    #: Makes ``x @ layer`` with a numpy ``x`` call :meth:`__rmatmul__`.
+    __array_ufunc__ = None
+
+    def __init__(
+        self, frames: Iterable[FrameLike], *, scale: object = None, bias: object = None
+    ) -> None:
+        self._frames = tuple(frames)
+        if not self._frames:
+            raise ShapeError("a CompressedLinear needs at least one frame")
+        self._parsed = tuple(_parse_weight(f) for f in self._frames)
+        first = self._parsed[0].info
+        offsets = [0]
+        for i, p in enumerate(self._parsed):
+            if p.info.shape[1] != first.shape[1] or p.info.dtype != first.dtype:
+                raise ShapeError(
+                    f"frame {i} holds {list(p.info.shape)} {p.info.dtype}, but frame 0 holds "
+                    f"{list(first.shape)} {first.dtype}: every frame needs the same number of "
+                    "columns and dtype"
+                )
+            offsets.append(offsets[-1] + p.info.shape[0])
+        self._offsets = tuple(offsets)
+        self._shape = (offsets[-1], first.shape[1])
+        self._dtype = first.dtype
+        self._scale = _per_row(scale, self._shape[0], "scale")
+        self._bias = _per_row(bias, self._shape[0], "bias")
+
+    @classmethod
+    def from_array(
+        cls,
+        w: np.ndarray,
+        codec: str | Codec = "hybrid",
+        *,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        scale: object = None,
+        bias: object = None,
+    ) -> CompressedLinear:
+        """Encode ``w`` (shape ``(out, in)``) as one frame per ``block_rows`` rows.
+
+        ``codec`` is a codec name (e.g. ``"hybrid"``, ``"nm"``, ``"2:4"``) or instance. Smaller
+        blocks lower the peak memory of a product and add a frame header (and for entropy
+        codecs a codebook) per block.
+        """
+        if isinstance(codec, str):
+            codec = get_codec(codec)
+        elif not isinstance(codec, Codec):
+            raise CodecConfigError(f"codec must be a codec name or instance, got {codec!r:.100}")
+        block_rows = check_int("block_rows", block_rows, 1)
+        if not isinstance(w, np.ndarray) or w.ndim != 2:
+            got = f"shape {w.shape}" if isinstance(w, np.ndarray) else type(w).__name__
+            raise ShapeError(f"from_array needs a 2-D numpy array (out, in), got {got}")
+        starts = range(0, max(w.shape[0], 1), block_rows)
+        frames = [codec.encode(w[r0 : r0 + block_rows]) for r0 in starts]
+        return cls(frames, scale=scale, bias=bias)
+
+    # -- what it holds ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(out, in)``, the shape of ``W``."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype ``W`` is stored in."""
+        return self._dtype
+
+    @property
+    def frames(self) -> tuple[FrameLike, ...]:
+        """The row-block frames, in row order."""
+        return self._frames
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Row offsets of the frames: frame ``i`` holds rows ``offsets[i]:offsets[i+1]``."""
+        return self._offsets
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        return self._scale
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        return self._bias
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the frames, plus the scale and bias if any."""
+        extra = sum(a.nbytes for a in (self._scale, self._bias) if a is not None)
+        return sum(p.nbytes for p in self._parsed) + extra
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of ``W`` as a dense array of its dtype."""
+        return self._shape[0] * self._shape[1] * self._dtype.itemsize
+
+    def decode(self) -> np.ndarray:
+        """``W`` as a dense array of its dtype (without the scale)."""
+        from .registry import decode
+
+        return np.concatenate([decode(f) for f in self._frames], axis=0).reshape(self._shape)
+
+    def __repr__(self) -> str:
+        codecs = sorted({p.codec_id for p in self._parsed})
+        pct = 100 * self.nbytes / self.dense_nbytes if self.dense_nbytes else 0.0
+        return (
+            f"CompressedLinear(shape={self._shape}, dtype={self._dtype}, "
+            f"frames={len(self._frames)}, codecs={codecs}, nbytes={self.nbytes} "
+            f"({pct:.1f}% of dense))"
+        )
+
+    # -- products -----------------------------------------------------------------------------
+
+    def _blocks(self) -> list[tuple[Frame, int, int]]:
+        o = self._offsets
+        return [(p, o[i], o[i + 1]) for i, p in enumerate(self._parsed)]
+
+    def matmul(self, x: object, *, stats: MatmulStats | None = None) -> np.ndarray:
+        """``x @ W.T`` (times ``scale``), no bias; ``x`` of shape ``(..., in)``."""
+        return _product(x, self._blocks(), self._shape, self._scale, False, stats, "matmul")
+
+    def __call__(self, x: object, *, stats: MatmulStats | None = None) -> np.ndarray:
+        """``x @ W.T + bias``; ``x`` of shape ``(..., in)``."""
+        y = self.matmul(x, stats=stats)
+        if self._bias is not None:
+            y += self._bias
+        return y
+
+    def __matmul__(self, v: object) -> np.ndarray:
+        """``W @ v``; ``v`` of shape ``(in,)`` or ``(..., in, k)``."""
+        arr = _as_input(v, "v")
+        if arr.ndim == 0 or arr.shape[-1 if arr.ndim == 1 else -2] != self._shape[1]:
+            raise ShapeError(
+                f"layer @ v: the weight W has shape (out={self._shape[0]}, in={self._shape[1]}) "
+                f"and W @ v needs v of shape ({self._shape[1]},) or (..., {self._shape[1]}, k); "
+                f"got v of shape {arr.shape}"
+            )
+        if arr.ndim == 1:
+            return self.matmul(arr)
+        y = _product(
+            np.swapaxes(arr, -1, -2), self._blocks(), self._shape, self._scale, False, None,
+            "layer @ v",
+        )
+        return np.ascontiguousarray(np.swapaxes(y, -1, -2))
+
+    def __rmatmul__(self, x: object) -> np.ndarray:
+        """``x @ W``; ``x`` of shape ``(..., out)``."""
+        return _product(x, self._blocks(), self._shape, self._scale, True, None, "x @ layer")
