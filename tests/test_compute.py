@@ -367,3 +367,15 @@ def test_big_endian_weights():
     x = np.random.default_rng(17).standard_normal(12).astype(">f8")
     for config in [{"id": "csr"}, {"id": "raw"}, {"id": "huffman"}]:
         assert_close(sc.matmul(x, encode(config, w))[None], *reference(x[None], w))
+
+
+def test_a_claimed_huge_weight_cannot_size_a_huge_result():
+    """A hostile frame claiming (2**40, 0) must not make matmul allocate 2**40 outputs."""
+    from sparsecodecs.testing import reframe, split_frame
+
+    frame = sc.get_codec("nm").encode(np.zeros((4, 0), np.float32))
+    header = dict(split_frame(frame)[0])
+    header["shape"] = [2**40, 0]
+    hostile = reframe(frame, header=header)
+    with pytest.raises(sc.DecodeLimitError, match="over the decode limit"):
+        sc.matmul(np.ones((1, 0), np.float32), hostile)

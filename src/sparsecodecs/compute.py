@@ -317,6 +317,12 @@ def _product(
         )
     lead = arr.shape[:-1]
     batch = int(np.prod(lead, dtype=np.int64))
+    limit = get_decode_limit()
+    if k_out * batch * 4 > limit:  # the frame's claimed shape sizes the result: bound it
+        raise DecodeLimitError(
+            f"{what}: the result would be {k_out} x {batch} float32 = {k_out * batch * 4} bytes, "
+            f"over the decode limit of {limit} bytes (sparsecodecs.set_decode_limit)"
+        )
     xt = np.ascontiguousarray(arr.reshape(batch, k_in).T, dtype=np.float32)
     if trans and scale is not None:
         xt *= scale[:, None]
