@@ -28,12 +28,21 @@ def byte_tables() -> tuple[np.ndarray, np.ndarray]:
     return pos, cnt
 
 
+@njit(cache=True, nogil=True)
+def popcount(mask, counts):  # type: ignore[no-untyped-def]
+    """Set bits in the byte array ``mask`` (``counts`` is the popcount of every byte)."""
+    total = 0
+    for i in range(mask.size):
+        total += counts[mask[i]]
+    return total
+
+
 def check_mask(mask: np.ndarray, size: int, nnz: int, what: str) -> None:
     """Raise FrameLayoutError unless ``mask`` has exactly ``nnz`` set bits among ``size``."""
     from ..registry import FrameLayoutError
 
     # A popcount table, not np.bitwise_count: that needs numpy 2 and we support 1.26.
-    counted = int(byte_tables()[1][mask].sum(dtype=np.int64))
+    counted = int(popcount(mask, byte_tables()[1]))
     if counted != nnz:
         raise FrameLayoutError(f"{what} has {counted} set bits but meta nnz={nnz}")
     if size % 8 and mask[-1] >> (size % 8):
