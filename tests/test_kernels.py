@@ -437,3 +437,9 @@ def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: flo
     keep = np.random.default_rng(1).random(shape) < density
     data = (np.arange(keep.sum()) % 250 + 1).astype(dtype)
     check_csr(keep, data, *CSR_INDEX_DTYPES[1])
+
+
+@SETTINGS
+@given(mask=hnp.arrays(np.uint8, st.integers(0, 300)))
+def test_popcount_matches_unpackbits(mask: np.ndarray):
+    assert kernels.popcount(mask, kernels.byte_tables()[1]) == int(np.unpackbits(mask).sum())
