@@ -97,6 +97,19 @@ def _slow(words, pos, wsym, wlen, wshift):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _long_code(words, p, o, out, wsym, wlen, wshift):  # type: ignore[no-untyped-def]
+    """Decode one symbol at bit ``p`` with the full-width table into ``out[o]``.
+
+    Returns ``(o + 1, p + length, True)``, or ``(o, p, False)`` if no code matches.
+    """
+    sym, ln = _slow(words, p, wsym, wlen, wshift)
+    if ln == 0:
+        return o, p, False
+    out[o] = sym
+    return o + 1, p + ln, True
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _fields(entry):  # type: ignore[no-untyped-def]
     """(first symbol, second symbol, count, bits) of a :func:`build_pairs` entry."""
     m16 = np.uint64(0xFFFF)
@@ -118,20 +131,15 @@ def _decode_rest(words, p, limit, o, e, table, shift, wsym, wlen, wshift, out): 
         o += c
         p += nb
         if c == 0:
-            sym, ln = _slow(words, p, wsym, wlen, wshift)
-            if ln == 0:
+            o, p, ok = _long_code(words, p, o, out, wsym, wlen, wshift)
+            if not ok:
                 return -1
-            out[o] = sym
-            o += 1
-            p += ln
         if p > limit:
             return -2
     if o < e:
-        sym, ln = _slow(words, p, wsym, wlen, wshift)
-        if ln == 0:
+        o, p, ok = _long_code(words, p, o, out, wsym, wlen, wshift)
+        if not ok:
             return -1
-        out[o] = sym
-        p += ln
         if p > limit:
             return -2
     return 0
@@ -189,33 +197,21 @@ def decode_streams(  # type: ignore[no-untyped-def]
                 p3 += n3
                 if (c0 == 0) | (c1 == 0) | (c2 == 0) | (c3 == 0):  # a long code: rare
                     if c0 == 0:
-                        sym, ln = _slow(words, p0, wsym, wlen, wshift)
-                        if ln == 0:
+                        o0, p0, ok = _long_code(words, p0, o0, out, wsym, wlen, wshift)
+                        if not ok:
                             return -1
-                        out[o0] = sym
-                        o0 += 1
-                        p0 += ln
                     if c1 == 0:
-                        sym, ln = _slow(words, p1, wsym, wlen, wshift)
-                        if ln == 0:
+                        o1, p1, ok = _long_code(words, p1, o1, out, wsym, wlen, wshift)
+                        if not ok:
                             return -1
-                        out[o1] = sym
-                        o1 += 1
-                        p1 += ln
                     if c2 == 0:
-                        sym, ln = _slow(words, p2, wsym, wlen, wshift)
-                        if ln == 0:
+                        o2, p2, ok = _long_code(words, p2, o2, out, wsym, wlen, wshift)
+                        if not ok:
                             return -1
-                        out[o2] = sym
-                        o2 += 1
-                        p2 += ln
                     if c3 == 0:
-                        sym, ln = _slow(words, p3, wsym, wlen, wshift)
-                        if ln == 0:
+                        o3, p3, ok = _long_code(words, p3, o3, out, wsym, wlen, wshift)
+                        if not ok:
                             return -1
-                        out[o3] = sym
-                        o3 += 1
-                        p3 += ln
                 if p0 > limits[s0] or p1 > limits[s0 + 1] or p2 > limits[s0 + 2] or (
                     p3 > limits[s0 + 3]
                 ):

@@ -269,11 +269,3 @@ def csr_rows_increasing(indptr, indices):  # type: ignore[no-untyped-def]
             if indices[j] <= indices[j - 1]:
                 return False
     return True
-
-
-def warm_up() -> None:
-    """Compile (or load from cache) the kernels for the common dtypes."""
-    pos, cnt = byte_tables()
-    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
-        out = np.empty(16, dt)
-        bitmask_scatter(np.zeros(2, np.uint8), np.zeros(0, dt), out, pos, cnt)

@@ -134,7 +134,8 @@ def _byte_lut(ncodes: int, k: int) -> np.ndarray:
     return np.stack([(b // ncodes**j) % ncodes for j in range(k)], axis=1).astype(np.uint16)
 
 
-def _pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
+def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
+    """Pattern codes packed as base-``ncodes`` digits into words (see :func:`pattern_packing`)."""
     word, k = pattern_packing(ncodes)
     nwords = -(-codes.size // k)
     padded = np.zeros(nwords * k, np.uint64)
@@ -203,11 +204,6 @@ def _count_violations(x: np.ndarray, n: int, m: int) -> int:
     pad = -x.shape[1] % m
     nonzero = np.pad(x != 0, ((0, 0), (0, pad))).reshape(-1, m)
     return int((nonzero.sum(axis=1) > n).sum())
-
-
-def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
-    """Pattern codes packed as base-``ncodes`` digits into words (see :func:`pattern_packing`)."""
-    return _pack_codes(codes, ncodes)
 
 
 def packed_code_reader(
@@ -311,7 +307,7 @@ class NM(Codec):
         tables = nm_tables(self.n, self.m)
         codes, values = split_groups(bits, self.n, self.m)
         if self.metadata == "pattern":
-            meta = _pack_codes(codes, tables.ncodes)
+            meta = pack_codes(codes, tables.ncodes)
             name = "pattern"
         elif self.metadata == "index":
             meta = pack_fields(tables.positions[codes].reshape(-1), tables.index_bits)
