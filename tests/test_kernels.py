@@ -443,3 +443,39 @@ def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: flo
 @given(mask=hnp.arrays(np.uint8, st.integers(0, 300)))
 def test_popcount_matches_unpackbits(mask: np.ndarray):
     assert kernels.popcount(mask, kernels.byte_tables()[1]) == int(np.unpackbits(mask).sum())
+
+
+# -- nm_codes_from_mask ----------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    pair=st.sampled_from([(n, m) for n, m in NM_PAIRS if 8 % m == 0]),
+    rows=st.integers(0, 4),
+    exact=st.booleans(),
+)
+def test_nm_codes_from_mask_matches_nm_split(data: st.DataObject, pair, rows: int, exact: bool):
+    """On an exactly N:M mask the codes equal nm_split's; otherwise the kernel says False."""
+    n, m = pair
+    cols = m * data.draw(st.integers(0, 4))
+    ngroups = rows * cols // m
+    if exact:
+        choice = data.draw(st.lists(st.sampled_from(list(combinations(range(m), n))),
+                                    min_size=ngroups, max_size=ngroups))
+        keep = np.zeros((ngroups, m), bool)
+        for g, combo in enumerate(choice):
+            keep[g, list(combo)] = True
+    else:
+        keep = data.draw(hnp.arrays(np.bool_, (ngroups, m)))
+    x = np.where(keep.reshape(rows, cols), np.uint16(7), np.uint16(0))
+    mask = np.packbits(keep.reshape(-1), bitorder="little")
+    tables = nm_tables(n, m)
+    codes = np.full(ngroups, 999, np.uint16)
+    ok = kernels.nm_codes_from_mask(mask, m, tables.code_of, codes)
+    assert ok == bool((keep.sum(axis=1) == n).all())
+    if ok:
+        ref = np.empty(ngroups, np.uint16)
+        assert kernels.nm_split(x.reshape(-1), rows, cols, m, tables.code_of_mask,
+                                tables.positions, ref, np.empty(ngroups * n, np.uint16)) == -1
+        np.testing.assert_array_equal(codes, ref)

@@ -269,3 +269,26 @@ def csr_rows_increasing(indptr, indices):  # type: ignore[no-untyped-def]
             if indices[j] <= indices[j - 1]:
                 return False
     return True
+
+
+@njit(cache=True, nogil=True)
+def nm_codes_from_mask(mask, m, code_of, codes):  # type: ignore[no-untyped-def]
+    """Pattern codes of N:M groups read straight from an LSB-first non-zero mask.
+
+    For ``m`` dividing 8 and rows of whole groups, group g is bits ``g*m .. g*m+m-1`` of the
+    mask. ``code_of[bits]`` is the code of a group with exactly n non-zeros, else -1. Returns
+    True if every group has exactly n non-zeros: then the N:M layout keeps exactly the mask's
+    values, in the same order. False as soon as one group does not (``codes`` incomplete).
+    """
+    per_byte = 8 // m
+    gmask = (1 << m) - 1
+    g = 0
+    for b in range(-(-codes.size // per_byte)):
+        byte = np.int64(mask[b])
+        for j in range(min(per_byte, codes.size - g)):
+            c = code_of[(byte >> (j * m)) & gmask]
+            if c < 0:
+                return False
+            codes[g] = c
+            g += 1
+    return True

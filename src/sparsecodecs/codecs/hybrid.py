@@ -115,13 +115,14 @@ class Hybrid(Codec):
         return self.entropy == "huffman"
 
     def _index_stream(
-        self, name: str, raw: np.ndarray, symbols: np.ndarray, alphabet: int
+        self, name: str, raw_nbytes: int, raw: Any, symbols: np.ndarray, alphabet: int
     ) -> tuple[int, Any]:
-        """Smaller of ``raw`` bytes and Huffman-coded ``symbols``: (bytes, builder)."""
+        """Smaller of the raw index (``raw_nbytes``, built by ``raw()``) and Huffman-coded
+        ``symbols``: (bytes, builder)."""
         if self._coded() and symbols.size:
             counts = huff.histogram(symbols, alphabet)
             coded = huff.coded_size(counts, self.max_code_length)
-            if coded < raw.nbytes:
+            if coded < raw_nbytes:
                 def build_coded() -> tuple[list[Section], dict[str, Any]]:
                     return huff.encode_symbols(
                         symbols, alphabet, name, "index", counts=counts,
@@ -130,9 +131,9 @@ class Hybrid(Codec):
                 return coded, build_coded
 
         def build_raw() -> tuple[list[Section], dict[str, Any]]:
-            return [Section(name, "index", raw)], {"index": "r"}
+            return [Section(name, "index", raw())], {"index": "r"}
 
-        return raw.nbytes, build_raw
+        return raw_nbytes, build_raw
 
     def _candidates(self, bits: np.ndarray) -> list[_Layout]:
         from ._kernels import bitmask_split
@@ -141,32 +142,51 @@ class Hybrid(Codec):
         nnz = int(np.count_nonzero(flat))
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
         out = []
+        mask = kept = None
         # dense only competes when most values are non-zero: below that a mask is cheaper
         # than coding every zero as a value.
         if "dense" in wanted and (self.layout == "dense" or 10 * nnz > 7 * flat.size or not nnz):
             out.append(_Layout("dense", flat, 0, lambda: ([], {})))
         if "bitmask" in wanted and (self.layout == "bitmask" or 0 < nnz < flat.size):
             mask = np.empty((flat.size + 7) // 8, np.uint8)
-            kept = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
-            bitmask_split(flat, mask, kept)
-            size, build = self._index_stream("mask", mask, mask, 256)
+            spare = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
+            bitmask_split(flat, mask, spare)
+            kept = spare[:nnz]
+            size, build = self._index_stream("mask", mask.nbytes, lambda: mask, mask, 256)
 
             def build_mask(build: Any = build) -> tuple[list[Section], dict[str, Any]]:
                 sections, meta = build()
                 return sections, {**meta, "nnz": nnz}
 
-            out.append(_Layout("bitmask", kept[:nnz], size, build_mask))
-        ngroups = geometry(bits.shape, self.m)[3]
+            out.append(_Layout("bitmask", kept, size, build_mask))
+        _, cols, _, ngroups = geometry(bits.shape, self.m)
         if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
+            codes = values = None
+            if mask is not None and 8 % self.m == 0 and cols % self.m == 0 and (
+                nnz == ngroups * self.n
+            ):
+                # Every group must then hold exactly n non-zeros: read the codes off the mask
+                # (an eighth of the work of splitting the values again); the kept values are
+                # the mask's, in the same order.
+                from ._kernels import nm_codes_from_mask
+
+                codes = np.empty(ngroups, np.uint16)
+                tables = nm_tables(self.n, self.m)
+                if nm_codes_from_mask(mask, self.m, tables.code_of, codes):
+                    values = kept
             try:
-                codes, values = split_groups(bits, self.n, self.m)
+                if values is None:
+                    codes, values = split_groups(bits, self.n, self.m)
             except PatternError:
                 if self.layout == "nm":
                     raise
             else:
+                assert codes is not None
                 ncodes = nm_tables(self.n, self.m).ncodes
+                word, k = pattern_packing(ncodes)
                 size, build = self._index_stream(
-                    "pattern", pack_codes(codes, ncodes), codes, ncodes
+                    "pattern", -(-ngroups // k) * word // 8,
+                    lambda codes=codes: pack_codes(codes, ncodes), codes, ncodes,
                 )
                 out.append(_Layout("nm", values, size, build))
         return out
@@ -221,8 +241,8 @@ class Hybrid(Codec):
         for cand in self._candidates(bits):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
-            same = [st for v, st in planned if v.size == cand.values.size
-                    and np.array_equal(v, cand.values)]
+            same = [st for v, st in planned if v is cand.values or (
+                v.size == cand.values.size and np.array_equal(v, cand.values))]
             stages = same[0] if same else self._value_stages(cand.values, dtype)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
