@@ -107,20 +107,23 @@ def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
     return int((counts * lengths.astype(np.int64)).sum())
 
 
-#: Width of the fast decoding table: 2**11 entries stay in L1 cache; longer codes (rare by
-#: construction) go through a second, full-width table.
-FAST_BITS = 11
+#: Widest fast decoding table: 2**12 uint64 entries (32 KiB) stay in L1 cache and hold two
+#: symbols per entry for codes of up to 6 bits; longer codes (rare by construction) are
+#: decoded canonically, without a second table.
+FAST_BITS = 12
 
 
 @dataclass(frozen=True)
 class HuffmanTable:
-    """Decoding tables (see ``_huffman_kernels.build_single`` and ``build_pairs``)."""
+    """Decoding tables (see ``_huffman_kernels.build_decoder``)."""
 
-    width: int
-    table: np.ndarray  # uint64 entries, see ``build_pairs``
-    full_width: int
-    full_sym: np.ndarray
-    full_len: np.ndarray
+    width: int  # of the fast table
+    table: np.ndarray  # uint64 entries
+    full: int  # the longest code
+    first: np.ndarray
+    count: np.ndarray
+    offset: np.ndarray
+    order: np.ndarray
 
     @classmethod
     def from_lengths(cls, lengths: np.ndarray) -> HuffmanTable:
@@ -130,12 +133,10 @@ class HuffmanTable:
         kraft = int((np.int64(1) << (full - lengths[lengths > 0].astype(np.int64))).sum())
         if kraft > 1 << full:
             raise FrameLayoutError("Huffman codebook is over-subscribed (Kraft sum > 1)")
-        codes = canonical_codes(lengths)
-        width = min(full, FAST_BITS)
-        sym1, len1 = hk.build_single(lengths, codes, width)
-        table = hk.build_pairs(sym1, len1, width)
-        fsym, flen = hk.build_single(lengths, codes, full) if full > width else (sym1, len1)
-        return cls(width, table, full, fsym, flen)
+        # Two symbols per entry: no wider than two of the longest codes.
+        width = min(2 * full, FAST_BITS)
+        table, first, count, offset, order = hk.build_decoder(lengths, width)
+        return cls(width, table, full, first, count, offset, order)
 
 
 def _serialize_lengths(lengths: np.ndarray) -> bytes:
@@ -309,8 +310,8 @@ def decode_symbols(
     bounds = _stream_bounds(count, sizes.size)
     t = table
     rc = hk.decode_streams(
-        words, starts[:-1], starts[1:], bounds, t.table, t.width, t.full_sym, t.full_len,
-        t.full_width, out,
+        words, starts[:-1], starts[1:], bounds, t.table, t.width, t.first, t.count, t.offset,
+        t.order, t.full, out,
     )
     if rc == -1:
         raise FrameLayoutError(f"{what}: a bit pattern matches no code")
