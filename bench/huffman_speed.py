@@ -57,19 +57,21 @@ def main() -> None:
         reader = SectionReader(frame.sections)
         lengths, sizes = huff._parse_codebook(reader.raw(f"{name}.codebook"), alphabet, name)
         data = reader.array(f"{name}.bits", np.uint8)
-        table = huff.HuffmanTable.from_lengths(lengths)
         words = np.zeros(data.size // 8 + 4, np.uint64)
         words[:-4] = data.view(">u8")
         starts = np.zeros(sizes.size + 1, np.int64)
         np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
         count = {"mask": w.size // 8, "pattern": w.size // 4}.get(name, w.size // 2)
+        table = huff.HuffmanTable.from_lengths(lengths, count)
         bounds = huff._stream_bounds(count, sizes.size)
         out = np.empty(count, np.uint8 if alphabet <= 256 else np.uint16)
 
         args = (words, starts[:-1], starts[1:], bounds, table.table, table.width, table.first,
                 table.count, table.offset, table.order, table.full, out)
+        if hk.decode_streams(*args) != 0:
+            raise SystemExit(f"{name}: the decoder refused the stream")
         seconds = best_of(lambda args=args: hk.decode_streams(*args))
-        build = best_of(lambda lengths=lengths: huff.HuffmanTable.from_lengths(lengths))
+        build = best_of(lambda a=lengths, n=count: huff.HuffmanTable.from_lengths(a, n))
         print(f"  {name:8} {count:>10,} symbols, codes of <= {table.full} bits, {table.width}-bit "
               f"table: {1e9 * seconds / count:5.2f} ns/symbol, tables built in "
               f"{1e6 * build:.0f} us")

@@ -126,16 +126,20 @@ class HuffmanTable:
     order: np.ndarray
 
     @classmethod
-    def from_lengths(cls, lengths: np.ndarray) -> HuffmanTable:
+    def from_lengths(cls, lengths: np.ndarray, symbols: int = 1 << FAST_BITS) -> HuffmanTable:
+        """Tables for decoding ``symbols`` symbols coded with these code lengths.
+
+        The fast table holds two symbols per entry, so it is no wider than two of the longest
+        codes, and no wider than the stream is long: building 2**12 entries to decode a few
+        hundred symbols would cost more than the decoding.
+        """
         from . import _huffman_kernels as hk
 
-        full = max(int(lengths.max(initial=0)), 1)
-        kraft = int((np.int64(1) << (full - lengths[lengths > 0].astype(np.int64))).sum())
-        if kraft > 1 << full:
+        width = max(1, min(FAST_BITS, int(symbols).bit_length()))
+        table, width, first, count, offset, order, full, kraft_ok = hk.build_decoder(lengths,
+                                                                                    width)
+        if not kraft_ok:
             raise FrameLayoutError("Huffman codebook is over-subscribed (Kraft sum > 1)")
-        # Two symbols per entry: no wider than two of the longest codes.
-        width = min(2 * full, FAST_BITS)
-        table, first, count, offset, order = hk.build_decoder(lengths, width)
         return cls(width, table, full, first, count, offset, order)
 
 
@@ -300,9 +304,10 @@ def decode_symbols(
         return out
     if not lengths.any():
         raise FrameLayoutError(f"{what}: empty codebook for {count} symbols")
-    table = HuffmanTable.from_lengths(lengths)
+    table = HuffmanTable.from_lengths(lengths, count)
     # Four zero words after the streams: the decoder reads up to two words ahead of a position
-    # that may itself overshoot the end by two codes before the overrun check catches it.
+    # that may itself overshoot the end by one batch of look-ups (at most 4 codes of at most 15
+    # bits) before the overrun check catches it.
     words = np.zeros(data.size // 8 + 4, np.uint64)
     words[:-4] = data.view(">u8")
     starts = np.zeros(sizes.size + 1, np.int64)

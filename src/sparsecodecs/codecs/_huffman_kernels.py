@@ -51,7 +51,7 @@ def _window(words, pos):  # type: ignore[no-untyped-def]
 def build_decoder(lengths, width):  # type: ignore[no-untyped-def]
     """Every decoding table of a canonical code, in one pass over ``lengths``.
 
-    Returns ``(table, first, count, offset, order)``:
+    Returns ``(table, width, first, count, offset, order, full, kraft_ok)``:
 
     * ``table``: the fast table, one uint64 entry per ``width``-bit prefix with up to two
       symbols: bits 0-15 the first symbol, 16-31 the second (when the code after the first also
@@ -61,12 +61,27 @@ def build_decoder(lengths, width):  # type: ignore[no-untyped-def]
     * ``first[L]``, ``count[L]``: the first canonical code of length L and how many there are
       (RFC 1951, 3.2.2); ``offset[L]``: the index in ``order`` of the first symbol of length L;
       ``order``: the symbols sorted by (length, symbol). Long codes decode from these, with no
-      second table to build.
+      second table to build;
+    * ``full``: the longest code (at least 1); ``kraft_ok``: False if the lengths over-subscribe
+      the code space (Kraft sum > 1), when no table can be trusted.
+
+    ``width`` (the returned one is at most twice ``full``: an entry holds two symbols) may be
+    narrower than ``full``; ``lengths`` must be at most 16.
     """
     count = np.zeros(17, np.int64)
     for s in range(lengths.size):
         count[lengths[s]] += 1
     count[0] = 0
+    full = 1
+    kraft = 0
+    for ln in range(1, 17):
+        if count[ln]:
+            full = ln
+        kraft += count[ln] << (16 - ln)
+    if kraft > 1 << 16:
+        return (np.zeros(1, np.uint64), 1, count, count, count, np.zeros(1, np.uint16), full,
+                False)
+    width = min(width, 2 * full)
     first = np.zeros(17, np.int64)
     offset = np.zeros(17, np.int64)
     for ln in range(2, 17):
@@ -104,7 +119,7 @@ def build_decoder(lengths, width):  # type: ignore[no-untyped-def]
             entry = np.uint64(sym[i]) | (np.uint64(sym[j]) << np.uint64(16)) | (
                 np.uint64(2) << np.uint64(32)) | (np.uint64(a + b) << np.uint64(40))
         table[i] = entry | (np.uint64(a) << np.uint64(48))
-    return table, first, count, offset, order
+    return table, width, first, count, offset, order, full, True
 
 
 @njit(cache=True, nogil=True, inline="always")
