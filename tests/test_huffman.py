@@ -516,3 +516,27 @@ def test_decoding_with_a_smaller_alphabet_is_refused():
     book, bits = encode(symbols, 3)
     with pytest.raises(FrameLayoutError, match="beyond the alphabet"):
         huff.decode_symbols(reader(book, bits), "s", 3, 2)
+
+
+# -- the planner's one-pass histograms -------------------------------------------------------
+
+
+@settings(max_examples=30)
+@given(
+    dtype=st.sampled_from(["bfloat16", "float16", "float32", "uint16", "int32"]),
+    data=st.data(),
+)
+def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.DataObject):
+    from hypothesis.extra import numpy as hnp
+
+    from sparsecodecs.codecs import _huffman_kernels as hk
+    from sparsecodecs.codecs import _stages
+    from sparsecodecs.registry import SUPPORTED_DTYPES, bits_dtype
+
+    dt = SUPPORTED_DTYPES[dtype]
+    values = data.draw(hnp.arrays(bits_dtype(dt), st.integers(0, 300)))
+    planes, fine = _stages.value_histograms(values, dt)
+    rot, mask = _stages.rotation(dt), _stages._mask(dt)
+    np.testing.assert_array_equal(planes, hk.plane_histograms(values, rot, mask, dt.itemsize))
+    top = min(_stages.MAX_TOP_BITS, 8 * dt.itemsize - 1)
+    np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))

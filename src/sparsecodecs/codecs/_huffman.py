@@ -234,12 +234,16 @@ def encode_symbols(
     codes = canonical_codes(lengths)
     nstreams = _nstreams(symbols.size)
     bounds = _stream_bounds(symbols.size, nstreams)
-    bits = hk.stream_bits(symbols, lengths, bounds)
-    words = (bits + 63) // 64
+    # Each stream is written into room for its symbols at the longest code, then the streams
+    # are packed together: one pass over the symbols instead of sizing the streams first.
+    room = (np.diff(bounds) * int(lengths.max(initial=1)) + 63) // 64
     offsets = np.zeros(nstreams + 1, np.int64)
-    np.cumsum(words, out=offsets[1:])
-    out = np.empty(int(offsets[-1]), np.uint64)
-    hk.encode_streams(symbols, codes, lengths, bounds, offsets, out)
+    np.cumsum(room, out=offsets[1:])
+    buf = np.empty(int(offsets[-1]), np.uint64)
+    words = np.empty(nstreams, np.int64)
+    hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, words)
+    out = buf[: words[0]] if nstreams == 1 else np.concatenate(
+        [buf[offsets[s] : offsets[s] + words[s]] for s in range(nstreams)])
     codebook = (
         _serialize_lengths(lengths) + bytes([nstreams]) + (words * 8).astype("<u8").tobytes()
     )

@@ -14,8 +14,12 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def encode_streams(symbols, codes, lengths, bounds, word_offsets, out):  # type: ignore[no-untyped-def]
-    """Encode ``symbols[bounds[s]:bounds[s+1]]`` into words ``out[word_offsets[s]:...]``."""
+def encode_streams(symbols, codes, lengths, bounds, word_offsets, out, used):  # type: ignore[no-untyped-def]
+    """Encode ``symbols[bounds[s]:bounds[s+1]]`` into words ``out[word_offsets[s]:...]``.
+
+    Each stream's region must have room for its symbols at the longest code length; the words
+    stream s used are written to ``used[s]``.
+    """
     for s in range(bounds.size - 1):
         q = word_offsets[s]
         acc = np.uint64(0)
@@ -35,6 +39,8 @@ def encode_streams(symbols, codes, lengths, bounds, word_offsets, out):  # type:
                 nacc = rest
         if nacc > 0:
             out[q] = acc << np.uint64(64 - nacc)
+            q += 1
+        used[s] = q - word_offsets[s]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -481,18 +487,6 @@ def histogram(symbols, alphabet):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def stream_bits(symbols, lengths, bounds):  # type: ignore[no-untyped-def]
-    """Coded bits of each block ``symbols[bounds[s]:bounds[s+1]]``."""
-    bits = np.zeros(bounds.size - 1, np.int64)
-    for s in range(bounds.size - 1):
-        total = 0
-        for i in range(bounds[s], bounds[s + 1]):
-            total += lengths[symbols[i]]
-        bits[s] = total
-    return bits
-
-
-@njit(cache=True, nogil=True)
 def split_planes(values, rotate, mask, planes):  # type: ignore[no-untyped-def]
     """Byte planes of ``values``, most significant first, after rotating left by ``rotate``.
 
@@ -679,3 +673,25 @@ def plane_histograms(values, rotate, mask, nplanes):  # type: ignore[no-untyped-
         for p in range(nplanes):
             counts[p, (v >> np.uint64(8 * (nplanes - 1 - p))) & np.uint64(0xFF)] += 1
     return counts
+
+
+@njit(cache=True, nogil=True)
+def value_histograms(values, rotate, mask, nplanes, top):  # type: ignore[no-untyped-def]
+    """:func:`plane_histograms` and :func:`top_histogram` (``top`` >= 8) in one pass.
+
+    The top plane's histogram is summed from the ``top``-bit one, so each value updates
+    ``nplanes`` counters, as :func:`plane_histograms` alone does.
+    """
+    width = nplanes * 8
+    planes = np.zeros((nplanes, 256), np.int64)
+    fine = np.zeros(1 << top, np.int64)
+    for i in range(values.size):
+        v = np.uint64(values[i])
+        if rotate:
+            v = ((v << np.uint64(rotate)) | (v >> np.uint64(width - rotate))) & mask
+        fine[v >> np.uint64(width - top)] += 1
+        for p in range(1, nplanes):
+            planes[p, (v >> np.uint64(8 * (nplanes - 1 - p))) & np.uint64(0xFF)] += 1
+    for t in range(1 << top):
+        planes[0, t >> (top - 8)] += fine[t]
+    return planes, fine

@@ -45,6 +45,7 @@ __all__ = [
     "plan_fields",
     "plan_planes",
     "rotation",
+    "value_histograms",
 ]
 
 MAX_CENTROIDS = 1 << 16
@@ -76,14 +77,34 @@ class PlanesPlan:
     nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
 
 
-def plan_planes(
-    values: np.ndarray, dtype: np.dtype[Any], max_length: int, *, entropy: bool = True
-) -> PlanesPlan:
-    """Decide which byte planes of ``values`` to Huffman-code (from histograms alone)."""
+def value_histograms(values: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(byte-plane histograms, top-field histogram) of 16- or 32-bit ``values`` in one pass:
+    what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both."""
     from . import _huffman_kernels as hk
 
-    counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
-                                 dtype.itemsize)
+    tmax = min(MAX_TOP_BITS, 8 * dtype.itemsize - 1)
+    planes, fine = hk.value_histograms(np.ascontiguousarray(values), rotation(dtype),
+                                       _mask(dtype), dtype.itemsize, tmax)
+    return planes, fine
+
+
+def plan_planes(
+    values: np.ndarray,
+    dtype: np.dtype[Any],
+    max_length: int,
+    *,
+    entropy: bool = True,
+    counts: np.ndarray | None = None,
+) -> PlanesPlan:
+    """Decide which byte planes of ``values`` to Huffman-code (from histograms alone).
+
+    ``counts``: the planes' histograms when already known (:func:`value_histograms`).
+    """
+    from . import _huffman_kernels as hk
+
+    if counts is None:
+        counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype),
+                                     _mask(dtype), dtype.itemsize)
     coded, total = [], 0
     for c in counts:
         size = huff.coded_size(c, max_length) if entropy else values.size + 1
@@ -131,13 +152,16 @@ class FieldsPlan:
 MAX_TOP_BITS = 12
 
 
-def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> FieldsPlan | None:
+def plan_fields(
+    values: np.ndarray, dtype: np.dtype[Any], max_length: int, fine: np.ndarray | None = None
+) -> FieldsPlan | None:
     """The best split of each value into a coded top field (9..12 bits) and raw low bits.
 
     This captures what byte planes miss: the exponent and the top mantissa bits are not
     independent (within a binade, a bell-shaped distribution favours small mantissas). Only
     for 16- and 32-bit values; None when no split is possible (another width, or more distinct
-    top fields than codes of ``max_length`` bits).
+    top fields than codes of ``max_length`` bits). ``fine``: the histogram of the top 12 bits
+    when already known (:func:`value_histograms`).
     """
     from . import _huffman_kernels as hk
 
@@ -145,8 +169,9 @@ def plan_fields(values: np.ndarray, dtype: np.dtype[Any], max_length: int) -> Fi
     if dtype.itemsize not in (2, 4):
         return None
     tmax = min(MAX_TOP_BITS, width - 1)
-    fine = hk.top_histogram(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
-                            tmax)
+    if fine is None:
+        fine = hk.top_histogram(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
+                                width, tmax)
     best: FieldsPlan | None = None
     for top in range(tmax, 8, -1):
         counts = fine.reshape(1 << top, -1).sum(axis=1) if top < tmax else fine

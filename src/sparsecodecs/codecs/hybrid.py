@@ -34,6 +34,7 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
+    value_histograms,
 )
 from .nm import (
     MAX_M,
@@ -203,8 +204,11 @@ class Hybrid(Codec):
         auto = self.values == "auto"
         stages: list[tuple[str, int, Any]] = []
         fplan = None
+        plane_counts = fine = None
+        if auto and self._coded() and dtype.itemsize in (2, 4):
+            plane_counts, fine = value_histograms(values, dtype)  # both plans, one pass
         if self.values in ("auto", "fields") and self._coded():
-            fplan = plan_fields(values, dtype, self.max_code_length)
+            fplan = plan_fields(values, dtype, self.max_code_length, fine)
             if fplan is None and self.values == "fields":
                 if dtype.itemsize not in (2, 4):
                     raise CodecConfigError(
@@ -219,7 +223,8 @@ class Hybrid(Codec):
             if fplan is not None:
                 stages.append(("fields", fplan.nbytes, fplan))
         if self.values in ("auto", "planes"):
-            plan = plan_planes(values, dtype, self.max_code_length, entropy=self._coded())
+            plan = plan_planes(values, dtype, self.max_code_length, entropy=self._coded(),
+                               counts=plane_counts)
             stages.append(("planes", plan.nbytes, plan))
         if self.values in ("auto", "centroid"):
             # explicit values='centroid' must take any k <= MAX_CENTROIDS, however distinct
