@@ -540,3 +540,22 @@ def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.Dat
     np.testing.assert_array_equal(planes, hk.plane_histograms(values, rot, mask, dt.itemsize))
     top = min(_stages.MAX_TOP_BITS, 8 * dt.itemsize - 1)
     np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))
+
+
+@settings(max_examples=40)
+@given(
+    alphabet=st.sampled_from([2, 16, 256, 4096]),
+    sparse=st.booleans(),
+    count=st.sampled_from([1, 7, 300, FOUR_STREAMS + 5]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_coded_size_bounds_the_encoded_size(alphabet: int, sparse: bool, count: int, seed: int):
+    """coded_size: the codebook exactly (both formats), the streams to within their padding."""
+    rng = np.random.default_rng(seed)
+    support = rng.choice(alphabet, min(3, alphabet) if sparse else alphabet, replace=False)
+    symbols = rng.choice(support, count).astype(np.uint16)
+    book, bits = encode(symbols, alphabet)
+    actual = len(book) + len(bits)
+    estimate = huff.coded_size(np.bincount(symbols, minlength=alphabet))
+    nstreams = 1 if count < FOUR_STREAMS else 4
+    assert actual <= estimate < actual + 8 * nstreams

@@ -60,12 +60,17 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     return hk.histogram(flat, alphabet)
 
 
-def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
-    """Code length of each symbol (0 for symbols that never occur), at most ``max_length``."""
+def huffman_lengths(
+    counts: np.ndarray, max_length: int = MAX_LENGTH, used: np.ndarray | None = None
+) -> np.ndarray:
+    """Code length of each symbol (0 for symbols that never occur), at most ``max_length``.
+
+    ``used``: ``np.flatnonzero(counts)`` when the caller has it already.
+    """
     from . import _huffman_kernels as hk
 
     lengths = np.zeros(counts.size, np.uint8)
-    used = np.flatnonzero(counts)
+    used = np.flatnonzero(counts) if used is None else used
     if used.size == 0:
         return lengths
     if used.size == 1:
@@ -273,12 +278,15 @@ def codable(counts: np.ndarray, max_length: int = MAX_LENGTH) -> bool:
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    if not codable(counts, max_length):
+    used = np.flatnonzero(counts)
+    if used.size > 1 << max_length:  # no code of max_length bits covers them (Kraft)
         return UNCODABLE
-    lengths = huffman_lengths(counts, max_length)
+    lengths = huffman_lengths(counts, max_length, used)
     total = int(counts.sum())
     nstreams = _nstreams(total)
-    book = len(_serialize_lengths(lengths)) + 1 + 8 * nstreams
+    # What _serialize_lengths would write, without writing it: the smaller of the two formats.
+    span = int(used[-1]) + 1 - int(used[0]) if used.size else 0
+    book = min(9 + (span + 1) // 2, 5 + 3 * used.size) + 1 + 8 * nstreams
     # Each stream is padded to whole 64-bit words: an upper bound, exact to 8 * nstreams bytes.
     return book + (coded_bits(counts, lengths) + 63) // 64 * 8 + 8 * (nstreams - 1)
 
