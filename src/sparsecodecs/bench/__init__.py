@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(default: the four built-in variants)")
     add("--cluster", metavar="K", type=int,
         help="cluster the non-zero values to K centroids (after --prune)")
+    add("--quant", metavar="LIST",
+        help="quantized cells (per output channel, after optional N:M pruning): "
+             "comma-separated int8, uint8, int4, uint4, each optionally -N:M (e.g. "
+             "int8,uint8-2:4), or none (default: uint8-2:4,int8,int8-2:4,int4 unless "
+             "--prune or --cluster is given)")
     add("--dtype", metavar="LIST", default="bf16,fp16,fp32",
         help="comma-separated dtypes among bf16, fp16, fp32, keep (the tensor's own dtype); "
              "default: bf16,fp16,fp32")

@@ -139,10 +139,18 @@ def pack_nibbles(values: np.ndarray) -> np.ndarray:
     """Pack uint8 values ``0..15`` two per byte: value ``2i`` in the low nibble of byte ``i``,
     ``2i+1`` in the high nibble; an odd count leaves the last high nibble zero."""
     flat = np.ascontiguousarray(values, dtype=np.uint8).reshape(-1)
-    out = np.zeros((flat.size + 1) // 2, np.uint8)
-    out[:] = flat[0::2]
-    out[: flat.size // 2] |= flat[1::2] << 4
+    even = flat.size // 2 * 2
+    out = np.empty((flat.size + 1) // 2, np.uint8)
+    # one pass over little-endian byte pairs: (lo | hi << 8) -> lo | hi << 4
+    pairs = flat[:even].view("<u2")
+    out[: even // 2] = pairs | (pairs >> np.uint16(4))  # the cast keeps the low byte
+    if flat.size % 2:
+        out[-1] = flat[-1]
     return out
+
+
+#: Byte -> its two nibbles as a little-endian uint16 (low nibble in the low byte).
+_UNPACK = ((np.arange(256) & 0x0F) | ((np.arange(256) >> 4) << 8)).astype("<u2")
 
 
 def unpack_nibbles(packed: np.ndarray, count: int, what: str) -> np.ndarray:
@@ -153,12 +161,11 @@ def unpack_nibbles(packed: np.ndarray, count: int, what: str) -> np.ndarray:
         raise FrameLayoutError(
             f"{what} has {packed.size} bytes, expected {expected} for {count} packed 4-bit values"
         )
-    out = np.empty(count, np.uint8)
-    out[0::2] = packed & 0x0F
-    out[1::2] = packed[: count // 2] >> 4
     if count % 2 and packed[-1] >> 4:
         raise FrameLayoutError(f"{what}: the padding nibble after the last 4-bit value is not zero")
-    return out
+    out = np.empty(2 * expected, np.uint8)
+    np.take(_UNPACK, packed, out=out.view("<u2"))
+    return out[:count]
 
 
 def as_bits(array: object) -> tuple[np.ndarray, np.dtype[Any]]:
