@@ -139,3 +139,21 @@ def test_planes_code_nibble_pairs(dtype: np.dtype):
     assert np.array_equal(out.view(np.uint8), b)
     # 2.11 bits of entropy per nibble: the coded pairs take ~2.12 bits per value
     assert sc.inspect(frame).role_bytes["values"] < 2.2 / 8 * b.size
+
+
+@pytest.mark.parametrize(("bits", "pattern"), [(8, None), (8, "2:4"), (4, None)])
+def test_quantized_weights_code_close_to_their_order0_bound(bits: int, pattern: str | None):
+    """hybrid on per-row quantized weights: within 2% of the order-0 bound (pattern + values;
+    nibbles for int4), the target of the quantized bench cells."""
+    from sparsecodecs.bench.entropy import entropy_bound
+    from sparsecodecs.transforms import prune, quantize
+
+    rng = np.random.default_rng(3)
+    w = (rng.standard_t(5, (512, 768)) * 0.02).astype(np.float32)
+    if pattern:
+        w, _ = prune(w, pattern)
+    q, _ = quantize(w, bits, "symmetric", axis=0)
+    bound = entropy_bound(q, dense=pattern is None).nbytes
+    frame = sc.get_codec("hybrid").encode(q)
+    assert len(frame) < 1.02 * bound
+    assert np.array_equal(sc.decode(frame).view(np.uint8), q.view(np.uint8))
