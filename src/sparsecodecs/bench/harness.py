@@ -373,6 +373,7 @@ def build_cell(tset: TensorSet, dtype_key: str, variant: Variant) -> tuple[dict[
         "set": tset.name,
         "dtype": variant.quant_dtype or (dtype_key if dtype is not None else "keep"),
         "variant": variant.name,
+        "quantized": quantized,
         "dense_bytes": dense,
         "density": sum(r["nnz"] for r in rows) / size if size else 0.0,
         "bound_bytes": bound_bytes,
