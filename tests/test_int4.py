@@ -13,10 +13,10 @@ from sparsecodecs.registry import (
     NIBBLE_DTYPES,
     SUPPORTED_DTYPES,
     FrameLayoutError,
+    element_bits,
     pack_nibbles,
     storage_nbytes,
     unpack_nibbles,
-    value_bits,
 )
 from sparsecodecs.testing import reframe, split_frame
 
@@ -43,9 +43,9 @@ def test_registered():
     assert {"int4", "uint4", "float4_e2m1fn"} == NIBBLE_DTYPES
     for dt in NIBBLES:
         assert SUPPORTED_DTYPES[dt.name] == dt
-        assert value_bits(dt) == 4 and storage_nbytes(dt, 7) == 4
+        assert element_bits(dt) == 4 and storage_nbytes(dt, 7) == 4
     assert FLOAT_LAYOUTS["float4_e2m1fn"] == (2, 1)
-    assert value_bits(np.dtype(np.uint8)) == 8 and storage_nbytes(np.dtype(np.uint16), 7) == 14
+    assert element_bits(np.dtype(np.uint8)) == 8 and storage_nbytes(np.dtype(np.uint16), 7) == 14
 
 
 def test_pack_nibbles():

@@ -40,7 +40,7 @@ import numpy as np
 
 import sparsecodecs as sc
 from sparsecodecs.registry import FORMAT_VERSION, SUPPORTED_DTYPES
-from sparsecodecs.registry.dtypes import dtype_from_name, dtype_name, value_bits
+from sparsecodecs.registry.dtypes import dtype_from_name, dtype_name, element_bits
 from sparsecodecs.testing import assert_bits_equal, bits_of, from_bits, special_bit_patterns
 
 GOLDEN = Path(__file__).resolve().parent
@@ -78,7 +78,7 @@ def _with_specials(rng: np.random.Generator, bits: np.ndarray, dtype: np.dtype[A
 
 def _clustered(rng: np.random.Generator, dtype: np.dtype[Any], size: int, k: int) -> np.ndarray:
     """``size`` values from a palette of ``k`` distinct non-zero patterns, skewed frequencies."""
-    top = (1 << value_bits(dtype)) - 1
+    top = (1 << element_bits(dtype)) - 1
     palette = np.array(special_bit_patterns(dtype)[:2], np.uint64)
     while palette.size < k:
         more = rng.integers(1, top, k, dtype=np.uint64, endpoint=True)

@@ -11,11 +11,11 @@ from .dtypes import (
     SUPPORTED_DTYPES,
     as_bits,
     bits_dtype,
+    element_bits,
     is_nibble,
     pack_nibbles,
     storage_nbytes,
     unpack_nibbles,
-    value_bits,
 )
 from .errors import (
     BadMagicError,
@@ -102,6 +102,7 @@ __all__ = [
     "check_int",
     "codec_for_frame",
     "decode",
+    "element_bits",
     "get_codec",
     "get_decode_limit",
     "inspect",
@@ -114,6 +115,5 @@ __all__ = [
     "set_decode_limit",
     "storage_nbytes",
     "unpack_nibbles",
-    "value_bits",
     "values_section",
 ]

@@ -30,11 +30,11 @@ __all__ = [
     "bits_dtype",
     "dtype_from_name",
     "dtype_name",
+    "element_bits",
     "is_nibble",
     "pack_nibbles",
     "storage_nbytes",
     "unpack_nibbles",
-    "value_bits",
 ]
 
 #: Every dtype a frame can hold, by the name stored in frame headers.
@@ -125,7 +125,7 @@ def is_nibble(dtype: np.dtype[Any]) -> bool:
     return dtype.itemsize == 1 and dtype.name in NIBBLE_DTYPES
 
 
-def value_bits(dtype: np.dtype[Any]) -> int:
+def element_bits(dtype: np.dtype[Any]) -> int:
     """Bits of information per element: 4 for the 4-bit dtypes, else ``8 * itemsize``."""
     return 4 if is_nibble(dtype) else 8 * dtype.itemsize
 

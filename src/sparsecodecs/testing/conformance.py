@@ -67,11 +67,11 @@ from ..registry import (
     UnknownCodecError,
     UnsupportedDtypeError,
     decode,
+    element_bits,
     inspect,
     read_frame,
     registry,
     storage_nbytes,
-    value_bits,
 )
 from ..registry.dtypes import dtype_name
 from .frames import mutated_frames
@@ -354,7 +354,7 @@ def _edge_array(
         specials = special_bit_patterns(dtype)
         bits = np.array([specials[i % len(specials)] for i in range(size)], width)
     else:
-        top = (1 << value_bits(dtype)) - 1
+        top = (1 << element_bits(dtype)) - 1
         rng = np.random.default_rng(size)
         bits = rng.integers(1, top, size, dtype=width, endpoint=True)
     bits = np.where(_nm_keep(shape, codec.nm_pattern), bits.reshape(shape), width.type(0))
@@ -501,7 +501,7 @@ def check_pattern(codec: Codec, *, max_examples: int | None = None) -> None:
         _fail(f"nm_pattern must be a tuple (n, m) with 1 <= n < m, got {pattern!r}")
     n, m = pattern
     for dtype in all_dtypes():
-        sign = value_bits(dtype) - 1
+        sign = element_bits(dtype) - 1
         for what, bits in _pattern_violations(n, m, np.dtype(f"u{dtype.itemsize}"), sign):
             array = from_bits(bits, dtype)
             try:

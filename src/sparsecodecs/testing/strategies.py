@@ -30,7 +30,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from ..registry import FLOAT_LAYOUTS, SUPPORTED_DTYPES, value_bits
+from ..registry import FLOAT_LAYOUTS, SUPPORTED_DTYPES, element_bits
 
 __all__ = [
     "EDGE_SHAPES",
@@ -153,7 +153,7 @@ def special_bit_patterns(dtype: np.dtype[Any] | str) -> list[int]:
     ['0x8000', '0x7c00', '0xfc00']
     """
     dt = np.dtype(dtype)
-    width = value_bits(dt)  # 4 for the 4-bit dtypes: their high nibble is always zero
+    width = element_bits(dt)  # 4 for the 4-bit dtypes: their high nibble is always zero
     ones = (1 << width) - 1
     sign = 1 << (width - 1)
     patterns = [1, ones, sign, ones ^ sign]
@@ -279,7 +279,7 @@ def _sparse_arrays(
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     size = math.prod(shp)
     udt = _bits_dtype(dt)
-    top = (1 << value_bits(dt)) - 1
+    top = (1 << element_bits(dt)) - 1
 
     if clustered is not None:
         k = min(clustered, top)
