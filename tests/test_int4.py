@@ -157,3 +157,20 @@ def test_quantized_weights_code_close_to_their_order0_bound(bits: int, pattern: 
     frame = sc.get_codec("hybrid").encode(q)
     assert len(frame) < 1.02 * bound
     assert np.array_equal(sc.decode(frame).view(np.uint8), q.view(np.uint8))
+
+
+@pytest.mark.parametrize("config", ["huffman", {"id": "hybrid", "entropy": "none"}], ids=str)
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_one_byte_integer_plane_is_the_values(config: object, dtype: type):
+    """int8/uint8: one plane, the values themselves; a raw plane decodes to a writeable copy."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (64, 64)).astype(np.uint8).view(dtype)  # incompressible: raw
+    frame = sc.get_codec(config).encode(a)
+    header, payloads = split_frame(frame)
+    assert header["meta"]["planes"] == "r"
+    assert a.view(np.uint8).tobytes() in payloads
+    out = sc.decode(frame)
+    assert out.flags.writeable and np.array_equal(out, a)
+    skewed = np.clip(rng.standard_normal((64, 64)) * 4, -127, 127).astype(dtype)
+    frame = sc.get_codec(config if config == "huffman" else "hybrid").encode(skewed)
+    assert np.array_equal(sc.decode(frame), skewed) and sc.decode(frame).flags.writeable

@@ -79,6 +79,8 @@ def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
 
     if is_nibble(dtype):
         return pack_nibbles(values).reshape(1, -1)
+    if dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: the values are the plane
+        return np.ascontiguousarray(values).reshape(1, -1)
 
     planes = np.empty((dtype.itemsize, values.size), np.uint8)
     hk.split_planes(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), planes)
@@ -104,6 +106,9 @@ def plan_planes(
         plane = pack_nibbles(values)
         counts = hk.histogram(plane, 256).reshape(1, 256)
         raw = plane.size
+    elif dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: one plane, the values
+        counts = hk.histogram(np.ascontiguousarray(values), 256).reshape(1, 256)
+        raw = values.size
     else:
         counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
                                      dtype.itemsize)
@@ -248,6 +253,9 @@ def decode_planes(
         name = f"{prefix}.plane0"
         packed = _decode_plane(sections, name, modes[0], (count + 1) // 2)
         return unpack_nibbles(packed, count, f"section {name!r}")
+    if dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: the plane is the values
+        plane = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
+        return plane if modes[0] == "h" else plane.copy()  # a raw plane is a read-only view
     # The first plane is checked against ``count`` before ``itemsize * count`` bytes are
     # allocated: a hostile shape can claim far more values than the sections hold.
     first = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
