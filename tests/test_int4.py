@@ -174,3 +174,24 @@ def test_one_byte_integer_plane_is_the_values(config: object, dtype: type):
     skewed = np.clip(rng.standard_normal((64, 64)) * 4, -127, 127).astype(dtype)
     frame = sc.get_codec(config if config == "huffman" else "hybrid").encode(skewed)
     assert np.array_equal(sc.decode(frame), skewed) and sc.decode(frame).flags.writeable
+
+
+@pytest.mark.parametrize(("std", "mode"), [(1.0, "h"), (None, "r")])
+@pytest.mark.parametrize(
+    "cid", ["huffman", {"id": "hybrid", "layout": "dense", "values": "planes"}], ids=str
+)
+def test_nibble_plane_padding_is_checked(cid: object, std: float | None, mode: str):
+    """A frame claiming one value fewer than its plane holds must have a zero padding nibble."""
+    rng = np.random.default_rng(0)
+    b = nibbles((1, 600), nm=False, std=std) if std else rng.integers(0, 16, (1, 600))
+    b = b.astype(np.uint8)
+    b[0, -1] = 9  # the high nibble of the last byte
+    frame = sc.get_codec(cid).encode(b.view(ml_dtypes.int4))
+    header, _ = split_frame(frame)
+    assert header["meta"]["planes"] == mode
+    with pytest.raises(FrameLayoutError, match="padding nibble"):
+        sc.decode(reframe(frame, header={"shape": [1, 599]}))
+    b[0, -1] = 0
+    frame = sc.get_codec(cid).encode(b.view(ml_dtypes.int4))
+    out = sc.decode(reframe(frame, header={"shape": [1, 599]}))
+    assert np.array_equal(out.view(np.uint8), b[:, :599])
