@@ -24,6 +24,7 @@ least costly codes, so decoding tables stay at most 2**15 entries.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -110,6 +111,18 @@ def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
 #: Width of the fast decoding table: 2**11 entries stay in L1 cache; longer codes (rare by
 #: construction) go through a second, full-width table.
 FAST_BITS = 11
+#: The widest fast table (2**14 entries, 128 KiB), used when codes are long on average.
+MAX_FAST_BITS = 14
+
+
+def _fast_width(lengths: np.ndarray) -> int:
+    """Fast-table width for these code lengths: FAST_BITS, or wider (up to MAX_FAST_BITS) when
+    two codes of the average length, under the code's own implied probabilities ``2**-len``,
+    do not fit in FAST_BITS. Then each look-up can still decode two symbols (e.g. int8 values
+    with ~7-bit codes), which is worth the larger table."""
+    used = lengths[lengths > 0].astype(np.float64)
+    mean = float((used * np.exp2(-used)).sum())
+    return max(FAST_BITS, min(MAX_FAST_BITS, math.ceil(2 * mean)))
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ class HuffmanTable:
         if kraft > 1 << full:
             raise FrameLayoutError("Huffman codebook is over-subscribed (Kraft sum > 1)")
         codes = canonical_codes(lengths)
-        width = min(full, FAST_BITS)
+        width = min(full, _fast_width(lengths))
         sym1, len1 = hk.build_single(lengths, codes, width)
         table = hk.build_pairs(sym1, len1, width)
         fsym, flen = hk.build_single(lengths, codes, full) if full > width else (sym1, len1)
