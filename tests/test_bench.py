@@ -64,7 +64,9 @@ def test_tiny_run_writes_json_markdown_and_chart(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "## Cells" in md and "### gaussian bf16 2:4" in md
     results = load(out)
-    assert len(results["cells"]) == 2 * 1 * 4  # sets x dtypes x variants
+    # sets x (dtypes x float variants + the default quantized cells)
+    assert len(results["cells"]) == 2 * (1 * 4 + len(corpus.DEFAULT_QUANT))
+    assert {c["dtype"] for c in results["cells"]} == {"bf16", "uint8", "int8", "int4"}
     assert results["failures"] == []
     assert results["machine"]["cores"] >= 1
     for lib in ("python", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy", "zipnn",
@@ -159,6 +161,9 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         (["--cluster", "0"], "--cluster must be in [1, 65536]"),
         (["--dtype", "fp8"], "--dtype 'fp8': choose from bf16, fp16, fp32, keep"),
         (["--repeats", "0"], "--repeats must be >= 1"),
+        (["--quant", "int3"], "'int3' is not KIND or KIND-N:M with KIND one of int8, uint8"),
+        (["--quant", "int8-5:4"], "--quant 'int8-5:4': 'int8-5:4'"),
+        (["--quant", ","], "--quant needs at least one of int8"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
@@ -313,3 +318,63 @@ def test_builtin_corpus_is_seeded_and_subsets_agree():
     if corpus.minilm_path() is not None:
         assert len(full["minilm"]) > len(default["minilm"]) >= 1
         assert all(a.ndim == 2 for a in full["minilm"].values())
+
+
+def test_quant_options():
+    names = [(v.quant_dtype, v.name) for v in corpus.parse_quant(None)]
+    assert names == [("uint8", "asym 2:4"), ("int8", "sym dense"), ("int8", "sym 2:4"),
+                     ("int4", "sym dense")]
+    assert corpus.parse_quant(None, default=False) == []
+    assert corpus.parse_quant("none") == []
+    (v,) = corpus.parse_quant("uint4-1:4, uint4-1:4")
+    assert (v.quant, v.pattern, v.name) == ((4, "asymmetric"), (1, 4), "asym 1:4")
+
+
+def test_quantized_cells_are_real_frames_with_their_bound(tmp_path):
+    from sparsecodecs.bench.entropy import h0_bits, layout_bits
+
+    out = tmp_path / "r"
+    assert run_bench(out, "--tiny", "--dtype", "fp32", "--prune", "none", "--quant",
+                     "uint8-2:4,int8,int8-2:4,int4", "--codecs", "raw,hybrid",
+                     "--peers", "nvidia,zstd-19,scipy", "--repeats", "1") == 0
+    results = load(out)
+    labels = [(c["set"], c["dtype"], c["variant"]) for c in results["cells"]]
+    assert labels[:5] == [("gaussian", "fp32", "dense"), ("gaussian", "uint8", "asym 2:4"),
+                          ("gaussian", "int8", "sym dense"), ("gaussian", "int8", "sym 2:4"),
+                          ("gaussian", "int4", "sym dense")]
+    assert results["failures"] == []
+    (tset,) = [s for s in corpus.builtin_sets("tiny") if s.name == "gaussian"]
+    for variant in corpus.parse_quant(None):
+        c = cell(results, "gaussian", variant.quant_dtype, variant.name)
+        bound_bits = 0.0
+        for i, (_, base) in enumerate(tset.tensors):
+            q, info, fill = variant.transform(base)
+            assert q.dtype.name == variant.quant_dtype
+            assert info["quantize"]["axis"] == 0 and info["quantize"]["channels"] == q.shape[0]
+            assert c["tensors"][i]["dense_bytes"] == (q.size if q.dtype.itemsize == 1
+                                                      and variant.quant[0] == 8 else q.size // 2)
+            frame = sc.get_codec("hybrid").encode(q)
+            assert c["results"]["hybrid"]["per_tensor_bytes"][i] == len(frame)
+            bits = q.view(np.uint8)
+            if variant.pattern is None:  # dense: H0 of every value (nibbles for int4)
+                bound_bits += h0_bits(bits)
+            else:  # the 2:4 pattern around the fill (the row's zero point) + the kept values
+                kept = bits != fill
+                bound_bits += layout_bits(kept.astype(np.uint8))[1] + h0_bits(bits[kept])
+        assert c["bound_bytes"] == pytest.approx(bound_bits / 8)
+    sym24 = cell(results, "gaussian", "int8", "sym 2:4")
+    assert sym24["results"]["nvidia-2:4"]["effective_pct"] == pytest.approx(62.5)
+    assert sym24["density"] <= 0.5
+    asym24 = cell(results, "gaussian", "uint8", "asym 2:4")
+    assert asym24["results"]["nvidia-2:4"]["status"] == "n/a"  # pruned slots hold zero points
+    assert asym24["density"] <= 0.5 and asym24["bound_pct"] < 70
+    int4 = cell(results, "gaussian", "int4", "sym dense")
+    assert int4["results"]["scipy-csr"]["status"] == "n/a"
+    # zstd saw the packed bytes, as GPTQ/AWQ store them
+    import zstandard
+
+    variant = corpus.parse_quant("int4")[0]
+    q, _, _ = variant.transform(tset.tensors[0][1])
+    packed = sc.transforms.pack_int4(q).tobytes()
+    assert int4["results"]["zstd-19"]["per_tensor_bytes"][0] == len(
+        zstandard.ZstdCompressor(level=19).compress(packed))

@@ -137,3 +137,23 @@ def test_entropy_bound_of_constant_and_empty():
     assert entropy_bound(np.full((8, 8), 0.5, np.float32)).bits == 0.0
     assert entropy_bound(np.zeros((0, 4), np.float16)).bits == 0.0
     assert entropy_bound(np.zeros((4, 4), ml_dtypes.bfloat16)).bits == 0.0
+
+
+def test_bound_around_a_fill_and_dense():
+    """Quantized tensors: the pattern is where values differ from the (per-row) fill."""
+    q = np.array([[5, 9, 5, 5, 7, 5, 5, 1], [3, 3, 8, 3, 3, 3, 2, 3]], np.uint8)
+    fill = np.array([[5], [3]], np.uint8)
+    b = entropy_bound(q, fill=fill)
+    kept = q != fill
+    assert b.layout == "2:4"
+    assert b.layout_bits == pytest.approx(h0_bits(
+        (kept.reshape(-1, 4) * (1 << np.arange(4))).sum(axis=1).astype(np.uint16)))
+    assert b.values_bits == pytest.approx(h0_bits(q[kept]))
+    # against zero, the same tensor is dense: every value is a value
+    assert entropy_bound(q).layout == "dense"
+    d = entropy_bound(q, dense=True)
+    assert (d.layout, d.layout_bits, d.bits) == ("dense", 0.0, pytest.approx(h0_bits(q)))
+    # 4-bit values: nibble entropy, dense size packed
+    q4 = (np.arange(10, dtype=np.uint8) % 4).view(ml_dtypes.int4)
+    b4 = entropy_bound(q4, dense=True)
+    assert b4.dense_bytes == 5 and b4.bits == pytest.approx(h0_bits(q4.view(np.uint8)))

@@ -18,6 +18,7 @@ from dahuffman import HuffmanCodec
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import sparsecodecs as sc
 from sparsecodecs.codecs import _huffman as huff
 from sparsecodecs.registry import FrameLayoutError, Section, SectionReader
 
@@ -559,3 +560,18 @@ def test_coded_size_bounds_the_encoded_size(alphabet: int, sparse: bool, count: 
     estimate = huff.coded_size(np.bincount(symbols, minlength=alphabet))
     nstreams = 1 if count < FOUR_STREAMS else 4
     assert actual <= estimate < actual + 8 * nstreams
+
+
+def test_fast_table_widens_for_long_average_codes():
+    """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
+    decode two symbols; short codes keep the 12-bit one; decoding agrees either way."""
+    from sparsecodecs.codecs._huffman import FAST_BITS, MAX_FAST_BITS, _fast_width
+
+    assert _fast_width(np.full(128, 7, np.uint8)) == MAX_FAST_BITS == 14
+    assert _fast_width(np.array([1, 2, 3, 3], np.uint8)) == FAST_BITS == 12
+    assert _fast_width(np.full(64, 6, np.uint8)) == 12
+    rng = np.random.default_rng(0)
+    for scale in (3.0, 30.0):  # short codes; ~7-bit codes with a tail of 15-bit ones
+        v = np.clip(np.rint(rng.standard_t(3, 50_000) * scale), -127, 127).astype(np.int8)
+        frame = sc.get_codec("huffman").encode(v)
+        assert np.array_equal(sc.decode(frame), v)

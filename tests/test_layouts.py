@@ -23,6 +23,7 @@ import xxhash
 import sparsecodecs as sc
 from sparsecodecs.registry import (
     FLOAT_LAYOUTS,
+    NIBBLE_DTYPES,
     SUPPORTED_DTYPES,
     FrameLayoutError,
     PatternError,
@@ -404,6 +405,8 @@ def special_bits(name: str) -> np.ndarray:
     NaN payloads, subnormals, extremes and a few random patterns."""
     udt = uint_of(SUPPORTED_DTYPES[name])
     width = udt.itemsize * 8
+    if name in NIBBLE_DTYPES:  # every 4-bit value; the high nibble must stay zero
+        return np.arange(16, dtype=udt)
     if width == 8:
         return np.arange(256, dtype=udt)
     sign, ones = 1 << (width - 1), (1 << width) - 1

@@ -1,6 +1,6 @@
-"""The lossy transforms: magnitude pruning and weight clustering.
+"""The lossy transforms: magnitude pruning, weight clustering and integer quantization.
 
-Codecs are lossless; these two functions are where information is thrown away, on purpose and
+Codecs are lossless; these functions are where information is thrown away, on purpose and
 in the open. Each returns ``(new_array, report)``: the transformed array, in the input's dtype
 and shape, and a small frozen report saying what was removed and how large the error is.
 Nothing is copied back into the input, and an input the transform would not change comes back
@@ -28,18 +28,35 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .registry import (
     FLOAT_LAYOUTS,
     CodecConfigError,
+    PatternError,
+    ShapeError,
     UnsupportedDtypeError,
     as_bits,
+    check_choice,
     check_int,
 )
 from .registry.dtypes import dtype_name
 
-__all__ = ["STRUCTURED", "ClusterReport", "PruneReport", "cluster", "parse_pattern", "prune"]
+__all__ = [
+    "QUANT_DTYPES",
+    "STRUCTURED",
+    "ClusterReport",
+    "PruneReport",
+    "QuantizeReport",
+    "cluster",
+    "dequantize",
+    "pack_int4",
+    "parse_pattern",
+    "prune",
+    "quantize",
+    "unpack_int4",
+]
 
 #: The largest number of centroids :func:`cluster` accepts (a 16-bit codebook).
 MAX_CENTROIDS = 1 << 16
@@ -532,3 +549,259 @@ def cluster(
         rel_rms_error=rel_err,
     )
     return out, report
+
+
+# -- quantize ---------------------------------------------------------------------------------
+
+#: The integer dtype :func:`quantize` returns for each ``(bits, scheme)``.
+QUANT_DTYPES: dict[tuple[int, str], np.dtype[Any]] = {
+    (8, "symmetric"): np.dtype(np.int8),
+    (8, "asymmetric"): np.dtype(np.uint8),
+    (4, "symmetric"): np.dtype(ml_dtypes.int4),
+    (4, "asymmetric"): np.dtype(ml_dtypes.uint4),
+}
+_INT4_NAMES = ("int4", "uint4")
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizeReport:
+    """The parameters and the error of :func:`quantize`.
+
+    ``scale`` (float32) and ``zero_point`` (int32) have shape ``()`` for a per-tensor
+    quantization (``axis=None``) or ``(w.shape[axis],)`` per channel; the weights are
+    ``dequantize(q, scale, zero_point, axis=axis)``. ``bits`` is 8 or 4, ``scheme``
+    ``"symmetric"`` (zero point 0, levels ``-(2**(bits-1) - 1) .. 2**(bits-1) - 1``) or
+    ``"asymmetric"`` (levels ``0 .. 2**bits - 1``); ``dtype`` the name of ``q``'s dtype.
+    ``max_abs_error`` and ``rel_rms_error`` (``||w' - w|| / ||w||``) compare the dequantized
+    tensor, computed in float64, with the input.
+    """
+
+    bits: int
+    scheme: str
+    axis: int | None
+    dtype: str
+    scale: np.ndarray
+    zero_point: np.ndarray
+    max_abs_error: float
+    rel_rms_error: float
+
+
+def _check_axis(axis: object, ndim: int, what: str) -> int | None:
+    if axis is None:
+        return None
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not (
+        -ndim <= axis < ndim
+    ):
+        raise CodecConfigError(
+            f"{what}: axis must be None (per tensor) or an integer in [{-ndim}, {ndim - 1}] for "
+            f"a {ndim}-D array, got axis={axis!r}"
+        )
+    return int(axis) % ndim
+
+
+def _per_channel(x: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
+    """``x`` (shape ``()`` or ``(channels,)``) shaped to broadcast against an ``ndim`` array."""
+    if axis is None:
+        return x
+    shape = [1] * ndim
+    shape[axis] = -1
+    return x.reshape(shape)
+
+
+def quantize(
+    w: np.ndarray, bits: int = 8, scheme: str = "symmetric", *, axis: int | None = None
+) -> tuple[np.ndarray, QuantizeReport]:
+    """Round-to-nearest integer quantization, per tensor or per channel.
+
+    ``q = clip(round(w / scale) + zero_point)``, computed in float64 with the float32 scale
+    that is returned, so :func:`dequantize` reproduces exactly the reported error. Zeros
+    (``+0`` and ``-0``, e.g. the slots a 2:4 prune emptied) map exactly to the zero point, and
+    every value comes back within half a step (``scale / 2``) of itself.
+
+    Parameters
+    ----------
+    w
+        Finite floating-point weights (any supported float dtype).
+    bits
+        8 or 4.
+    scheme
+        ``"symmetric"``: ``scale = max|w| / (2**(bits-1) - 1)``, zero point 0, result int8 or
+        int4 (the most negative level, -128 or -8, is not used). ``"asymmetric"``: the range
+        ``[min(w, 0), max(w, 0)]`` over ``2**bits - 1`` steps, zero point
+        ``round(-min / scale)``, result uint8 or uint4.
+    axis
+        ``None``: one scale for the tensor. An integer: one scale (and zero point) per index
+        along that axis; for a torch ``Linear`` weight of shape (out, in), per output channel
+        (per row) is ``axis=0``.
+
+    Returns
+    -------
+    (q, report)
+        ``q`` of shape ``w.shape`` and dtype :data:`QUANT_DTYPES` ``[(bits, scheme)]``, and a
+        :class:`QuantizeReport` with the scales, zero points and errors. A channel of zeros
+        gets scale 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.array([[0.5, -1.0, 0.0, 0.25], [2.0, 0.0, 1.0, -0.5]], dtype=np.float32)
+    >>> q, report = quantize(w, 8, "asymmetric", axis=0)
+    >>> q
+    array([[255,   0, 170, 212],
+           [255,  51, 153,   0]], dtype=uint8)
+    >>> report.zero_point
+    array([170,  51], dtype=int32)
+    >>> bool(np.abs(dequantize(q, report.scale, report.zero_point, axis=0) - w).max()
+    ...      <= report.scale.max() / 2)
+    True
+    """
+    w = _check_array(w, "quantize")
+    if dtype_name(w.dtype).lstrip(">") not in FLOAT_LAYOUTS:
+        raise UnsupportedDtypeError(
+            f"quantize works on floating-point weights, got dtype {w.dtype}"
+        )
+    if bits not in (8, 4) or isinstance(bits, bool):
+        raise CodecConfigError(f"bits must be 8 or 4, got bits={bits!r}")
+    check_choice("scheme", scheme, ("symmetric", "asymmetric"))
+    ax = _check_axis(axis, w.ndim, "quantize")
+    x = w.astype(np.float64)
+    if not np.isfinite(x).all():
+        at = int(np.flatnonzero(~np.isfinite(x).reshape(-1))[0])
+        raise PatternError(
+            f"quantize needs finite weights; w holds {x.reshape(-1)[at]} at flat index {at}"
+        )
+    reduce = tuple(i for i in range(w.ndim) if i != ax) if ax is not None else None
+    channels = w.shape[ax] if ax is not None else None
+    if x.size == 0:
+        lo = hi = np.zeros(() if channels is None else (channels,))
+    else:
+        lo = np.minimum(x.min(axis=reduce), 0.0)
+        hi = np.maximum(x.max(axis=reduce), 0.0)
+    if scheme == "symmetric":
+        qmin, qmax = -(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1
+        span = np.maximum(-lo, hi) / qmax
+    else:
+        qmin, qmax = 0, 2**bits - 1
+        span = (hi - lo) / qmax
+    scale32 = np.where(span > 0, span, 1.0).astype(np.float32)
+    scale = scale32.astype(np.float64)
+    if scheme == "symmetric":
+        zero = np.zeros(scale.shape, np.int32)
+    else:
+        zero = np.clip(np.rint(-lo / scale), qmin, qmax).astype(np.int32)
+    s, z = _per_channel(scale, ax, w.ndim), _per_channel(zero, ax, w.ndim)
+    levels = np.clip(np.rint(x / s) + z, qmin, qmax)
+    levels[x == 0] = np.broadcast_to(z, x.shape)[x == 0]  # exact, whatever the rounding
+    dtype = QUANT_DTYPES[(bits, scheme)]
+    q = levels.astype(np.int8 if qmin < 0 else np.uint8).astype(dtype)
+    diff = np.abs((levels - z) * s - x)
+    norm = math.sqrt(float(np.dot(x.reshape(-1), x.reshape(-1))))
+    err = math.sqrt(float(np.dot(diff.reshape(-1), diff.reshape(-1))))
+    report = QuantizeReport(
+        bits=int(bits),
+        scheme=scheme,
+        axis=ax,
+        dtype=dtype.name,
+        scale=scale32,
+        zero_point=zero,
+        max_abs_error=float(diff.max(initial=0.0)),
+        rel_rms_error=err / norm if norm else (0.0 if err == 0 else math.inf),
+    )
+    return q, report
+
+
+def dequantize(
+    q: np.ndarray,
+    scale: np.ndarray | float,
+    zero_point: np.ndarray | int = 0,
+    *,
+    axis: int | None = None,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """``(q - zero_point) * scale`` as ``dtype`` (float32 by default): the inverse of
+    :func:`quantize`.
+
+    ``q`` is an integer array (int8, uint8, int4, uint4 or any numpy integer dtype);
+    ``scale`` and ``zero_point`` are scalars (per tensor) or 1-D arrays of length
+    ``q.shape[axis]`` (per channel).
+
+    >>> import numpy as np
+    >>> dequantize(np.array([[0, 2], [4, 6]], np.uint8), np.array([0.5, 1.0]), [2, 4], axis=0)
+    array([[-1.,  0.],
+           [ 0.,  2.]], dtype=float32)
+    """
+    if not isinstance(q, np.ndarray):
+        raise UnsupportedDtypeError(
+            f"dequantize expects a numpy.ndarray, got {type(q).__module__}.{type(q).__qualname__}"
+        )
+    if not (q.dtype.kind in "iu" or q.dtype.name in _INT4_NAMES):
+        raise UnsupportedDtypeError(f"dequantize expects an integer array, got dtype {q.dtype}")
+    ax = _check_axis(axis, q.ndim, "dequantize")
+    want: tuple[int, ...] = () if ax is None else (q.shape[ax],)
+    parts = []
+    for name, value in (("scale", scale), ("zero_point", zero_point)):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 1 and ax is None and arr.size == 1:
+            arr = arr.reshape(())
+        if arr.shape not in (want, ()):
+            raise ShapeError(
+                f"dequantize: {name} has shape {arr.shape}, expected {want or '()'} "
+                f"(one per index along axis={axis} of q's shape {q.shape}) or a scalar"
+            )
+        parts.append(_per_channel(arr, ax, q.ndim) if arr.shape else arr)
+    s, z = parts
+    return ((q.astype(np.float64) - z) * s).astype(dtype)
+
+
+# -- packed int4 ------------------------------------------------------------------------------
+
+
+def pack_int4(q: np.ndarray) -> np.ndarray:
+    """Pack an int4 or uint4 array two values per byte along its last axis.
+
+    Element ``2i`` of the last axis goes to the low nibble of byte ``i``, element ``2i+1`` to
+    the high nibble (the order of torch's ``uint4x2``, ONNX ``INT4`` and sparsecodecs frames);
+    the result is uint8 with the last axis halved. GPTQ/AWQ checkpoints pack 8 values into an
+    int32 along varying axes and orders: view such a tensor as uint8 bytes in its own order
+    first.
+
+    >>> import ml_dtypes, numpy as np
+    >>> pack_int4(np.array([[1, -1, 7, -8]], dtype=ml_dtypes.int4))
+    array([[241, 135]], dtype=uint8)
+    """
+    if not isinstance(q, np.ndarray) or q.dtype.name not in _INT4_NAMES:
+        got = q.dtype if isinstance(q, np.ndarray) else type(q).__qualname__
+        raise UnsupportedDtypeError(f"pack_int4 expects an int4 or uint4 array, got {got}")
+    if q.ndim == 0 or q.shape[-1] % 2:
+        raise ShapeError(
+            f"pack_int4 packs pairs along the last axis, which must have an even length; got "
+            f"shape {q.shape}: pad the last axis with one zero first"
+        )
+    nib = np.ascontiguousarray(q).view(np.uint8) & np.uint8(0x0F)
+    return (nib[..., 0::2] | (nib[..., 1::2] << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed: np.ndarray, dtype: Any = "int4") -> np.ndarray:
+    """Inverse of :func:`pack_int4`: uint8 bytes to ``dtype`` (``"int4"`` or ``"uint4"``, or
+    the ml_dtypes types) with the last axis doubled.
+
+    >>> unpack_int4(np.array([[241, 135]], np.uint8))
+    array([[1, -1, 7, -8]], dtype=int4)
+    """
+    if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8:
+        got = packed.dtype if isinstance(packed, np.ndarray) else type(packed).__qualname__
+        raise UnsupportedDtypeError(f"unpack_int4 expects a uint8 array, got {got}")
+    try:
+        dt = np.dtype(ml_dtypes.int4 if dtype == "int4" else ml_dtypes.uint4
+                      if dtype == "uint4" else dtype)
+    except TypeError as exc:
+        raise UnsupportedDtypeError(f"unpack_int4: dtype must be int4 or uint4, got {dtype!r}"
+                                    ) from exc
+    if dt.name not in _INT4_NAMES:
+        raise UnsupportedDtypeError(f"unpack_int4: dtype must be int4 or uint4, got {dtype!r}")
+    if packed.ndim == 0:
+        raise ShapeError("unpack_int4 needs an array with at least one axis, got a 0-D array")
+    out = np.empty((*packed.shape[:-1], 2 * packed.shape[-1]), np.uint8)
+    out[..., 0::2] = packed & np.uint8(0x0F)
+    out[..., 1::2] = packed >> 4
+    return out.view(dt)

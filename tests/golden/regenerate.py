@@ -40,7 +40,7 @@ import numpy as np
 
 import sparsecodecs as sc
 from sparsecodecs.registry import FORMAT_VERSION, SUPPORTED_DTYPES
-from sparsecodecs.registry.dtypes import dtype_from_name, dtype_name
+from sparsecodecs.registry.dtypes import dtype_from_name, dtype_name, element_bits
 from sparsecodecs.testing import assert_bits_equal, bits_of, from_bits, special_bit_patterns
 
 GOLDEN = Path(__file__).resolve().parent
@@ -54,6 +54,12 @@ def _weights(rng: np.random.Generator, dtype: np.dtype[Any], size: int) -> np.nd
     """Weight-like bit patterns: small normal values (floats) or small integers."""
     native = dtype.newbyteorder("=")
     normal = rng.standard_normal(size)
+    if native.name in ("int4", "uint4"):  # small integers, as a 4-bit quantizer's output
+        ints = np.clip(np.rint(normal * 3), -8, 7)
+        values = np.abs(ints) if native.name == "uint4" else ints
+        return values.astype(native).view(np.uint8)
+    if native.name == "float4_e2m1fn":  # up to +-6: scale to use the whole range
+        return (normal * 2).astype(np.float32).astype(native).view(np.uint8)
     if native.kind in "iu":
         ints = np.rint(normal * 20)
         values = np.abs(ints) if native.kind == "u" else ints
@@ -72,7 +78,7 @@ def _with_specials(rng: np.random.Generator, bits: np.ndarray, dtype: np.dtype[A
 
 def _clustered(rng: np.random.Generator, dtype: np.dtype[Any], size: int, k: int) -> np.ndarray:
     """``size`` values from a palette of ``k`` distinct non-zero patterns, skewed frequencies."""
-    top = (1 << (8 * dtype.itemsize)) - 1
+    top = (1 << element_bits(dtype)) - 1
     palette = np.array(special_bit_patterns(dtype)[:2], np.uint64)
     while palette.size < k:
         more = rng.integers(1, top, k, dtype=np.uint64, endpoint=True)

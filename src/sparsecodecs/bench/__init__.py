@@ -1,7 +1,9 @@
 """``sparsecodecs bench``: every registered codec and the usual peers on a corpus of weights.
 
 A *cell* is a tensor set x a dtype x a variant (dense, 2:4 magnitude-pruned along the input
-dimension, 50% unstructured magnitude-pruned, 2:4 then clustered to 16 centroids). Each tensor
+dimension, 50% unstructured magnitude-pruned, 2:4 then clustered to 16 centroids), plus
+quantized cells (per output channel: uint8 asymmetric 2:4, int8 symmetric dense and 2:4, int4
+symmetric dense; ``--quant``). Each tensor
 is compressed on its own and sizes are summed over the set. Per cell and method the bench
 reports the effective size (``len(frame)`` of real frames) in % of dense, the codec's
 theoretical size and per-role overhead (from :func:`sparsecodecs.inspect`), the order-0 entropy
@@ -37,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(default: the four built-in variants)")
     add("--cluster", metavar="K", type=int,
         help="cluster the non-zero values to K centroids (after --prune)")
+    add("--quant", metavar="LIST",
+        help="quantized cells (per output channel, after optional N:M pruning): "
+             "comma-separated int8, uint8, int4, uint4, each optionally -N:M (e.g. "
+             "int8,uint8-2:4), or none (default: uint8-2:4,int8,int8-2:4,int4 unless "
+             "--prune or --cluster is given)")
     add("--dtype", metavar="LIST", default="bf16,fp16,fp32",
         help="comma-separated dtypes among bf16, fp16, fp32, keep (the tensor's own dtype); "
              "default: bf16,fp16,fp32")

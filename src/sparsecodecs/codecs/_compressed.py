@@ -14,7 +14,8 @@ from ..registry import (
     FrameLayoutError,
     Section,
     SectionReader,
-    bits_dtype,
+    storage_nbytes,
+    values_section,
 )
 from ._common import as_2d, narrowest_uint
 from ._parts import CompressedParts
@@ -30,7 +31,8 @@ class CompressedSparse(Codec):
     (rank 0 is 1 x 1, rank 1 is 1 x n). Sections: ``data`` (values), ``indices`` (index; the
     minor-axis position of each value, the narrowest unsigned dtype holding ``minor - 1``) and
     ``indptr`` (index; ``major + 1`` offsets, the narrowest unsigned dtype holding ``nnz``).
-    Meta: ``nnz``. Theoretical size: ``nnz * itemsize``.
+    ``data`` of the 4-bit dtypes is packed two values per byte. Meta: ``nnz``. Theoretical size:
+    the ``data`` section.
     """
 
     #: False: rows are the major axis (CSR). True: columns are (CSC).
@@ -55,7 +57,7 @@ class CompressedSparse(Codec):
         data = x[nonzero]
         return Encoded(
             [
-                Section("data", "values", data),
+                values_section("data", data, dtype),
                 Section("indices", "index", indices),
                 Section("indptr", "index", indptr),
             ],
@@ -69,8 +71,7 @@ class CompressedSparse(Codec):
         """The validated ``data``, ``indices`` and ``indptr`` (see :mod:`._parts`)."""
         _, _, major, minor = self._dims(info.shape)
         nnz = info.meta_int("nnz", 0, info.size)
-        udt = bits_dtype(info.dtype)
-        data = sections.array("data", udt, nnz)
+        data = sections.values("data", info.dtype, nnz)
         indices = sections.array("indices", narrowest_uint(max(minor - 1, 0)), nnz)
         indptr = sections.array("indptr", narrowest_uint(nnz), major + 1)
         if indptr[0] != 0 or indptr[-1] != nnz:
@@ -95,4 +96,4 @@ class CompressedSparse(Codec):
         return CompressedParts(data, indices, indptr, self.by_columns)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
-        return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize
+        return storage_nbytes(info.dtype, info.meta_int("nnz", 0, info.size))

@@ -24,6 +24,7 @@ least costly codes, so decoding tables stay at most 2**15 entries.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -112,10 +113,22 @@ def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:
     return int((counts * lengths.astype(np.int64)).sum())
 
 
-#: Widest fast decoding table: 2**12 uint64 entries (32 KiB) stay in L1 cache and hold two
-#: symbols per entry for codes of up to 6 bits; longer codes (rare by construction) are
-#: decoded canonically, without a second table.
+#: Usual width of the fast decoding table: 2**12 uint64 entries (32 KiB) stay in L1 cache and
+#: hold two symbols per entry for codes of up to 6 bits; longer codes (rare by construction)
+#: are decoded canonically, without a second table.
 FAST_BITS = 12
+#: The widest fast table (2**14 entries, 128 KiB), used when codes are long on average.
+MAX_FAST_BITS = 14
+
+
+def _fast_width(lengths: np.ndarray) -> int:
+    """Fast-table width for these code lengths: FAST_BITS, or wider (up to MAX_FAST_BITS) when
+    two codes of the average length, under the code's own implied probabilities ``2**-len``,
+    do not fit in FAST_BITS. Then each look-up can still decode two symbols (e.g. int8 values
+    with ~7-bit codes), which is worth the larger table."""
+    used = lengths[lengths > 0].astype(np.float64)
+    mean = float((used * np.exp2(-used)).sum())
+    return max(FAST_BITS, min(MAX_FAST_BITS, math.ceil(2 * mean)))
 
 
 @dataclass(frozen=True)
@@ -135,14 +148,15 @@ class HuffmanTable:
         """Tables for decoding ``symbols`` symbols coded with these code lengths.
 
         The fast table holds two symbols per entry, so it is no wider than two of the longest
-        codes, and it has at most one entry per 8 symbols to decode: an entry costs about as
+        codes (and :func:`_fast_width` widens it for long average codes), and it has at most
+        one entry per 8 symbols to decode: an entry costs about as
         much to build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints
         both), so the build stays well below the decoding, while a narrower table only sends
         more codes down the slower long-code path.
         """
         from . import _huffman_kernels as hk
 
-        width = max(1, min(FAST_BITS, (int(symbols) // 8).bit_length()))
+        width = max(1, min(_fast_width(lengths), (int(symbols) // 8).bit_length()))
         table, width, first, count, offset, order, full, kraft_ok = hk.build_decoder(lengths,
                                                                                     width)
         if not kraft_ok:

@@ -14,6 +14,11 @@
   per value, Huffman-coded (``<p>.idx.codebook`` + ``<p>.idx.bits``) or packed at
   ceil(log2 k) bits (``<p>.idx``).
 
+The 4-bit dtypes have a single plane: the values packed two per byte (value ``2i`` in the low
+nibble of byte ``i``), so a coded plane's symbols are *pairs* of nibbles (256 symbols), which
+wastes far less to Huffman's whole-bit code lengths than coding single nibbles (16 symbols).
+Their centroid codebooks are packed two per byte as well.
+
 Every decoder here validates counts and ranges before it allocates or indexes.
 """
 
@@ -25,7 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import FLOAT_LAYOUTS, FrameLayoutError, Section, SectionReader, bits_dtype
+from ..registry import (
+    FLOAT_LAYOUTS,
+    FrameLayoutError,
+    Section,
+    SectionReader,
+    bits_dtype,
+    is_nibble,
+    pack_nibbles,
+    unpack_nibbles,
+    values_section,
+)
 from . import _huffman as huff
 from ._common import pack_fields, unpack_fields
 
@@ -62,6 +77,11 @@ def _mask(dtype: np.dtype[Any]) -> np.uint64:
 
 def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     from . import _huffman_kernels as hk
+
+    if is_nibble(dtype):
+        return pack_nibbles(values).reshape(1, -1)
+    if dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: the values are the plane
+        return np.ascontiguousarray(values).reshape(1, -1)
 
     planes = np.empty((dtype.itemsize, values.size), np.uint8)
     hk.split_planes(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), planes)
@@ -102,14 +122,23 @@ def plan_planes(
     """
     from . import _huffman_kernels as hk
 
-    if counts is None:
-        counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype),
-                                     _mask(dtype), dtype.itemsize)
+    raw = values.size
+    if is_nibble(dtype):  # one plane: the packed nibble pairs
+        plane = pack_nibbles(values)
+        counts = hk.histogram(plane, 256).reshape(1, 256)
+        raw = plane.size
+    elif counts is not None:
+        pass
+    elif dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: one plane, the values
+        counts = hk.histogram(np.ascontiguousarray(values), 256).reshape(1, 256)
+    else:
+        counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
+                                     dtype.itemsize)
     coded, total = [], 0
     for c in counts:
-        size = huff.coded_size(c, max_length) if entropy else values.size + 1
-        coded.append(size < values.size)
-        total += min(size, values.size)
+        size = huff.coded_size(c, max_length) if entropy else raw + 1
+        coded.append(size < raw)
+        total += min(size, raw)
     return PlanesPlan(counts, coded, total)
 
 
@@ -245,6 +274,13 @@ def decode_planes(
     from . import _huffman_kernels as hk
 
     modes = check_modes(modes, dtype)
+    if is_nibble(dtype):
+        name = f"{prefix}.plane0"
+        packed = _decode_plane(sections, name, modes[0], (count + 1) // 2)
+        return unpack_nibbles(packed, count, f"section {name!r}")
+    if dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: the plane is the values
+        plane = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
+        return plane if modes[0] == "h" else plane.copy()  # a raw plane is a read-only view
     # The first plane is checked against ``count`` before ``itemsize * count`` bytes are
     # allocated: a hostile shape can claim far more values than the sections hold.
     first = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
@@ -318,12 +354,12 @@ def plan_centroids(
 
 
 def encode_centroids(
-    values: np.ndarray, prefix: str, plan: CentroidPlan, max_length: int
+    values: np.ndarray, prefix: str, plan: CentroidPlan, max_length: int, dtype: np.dtype[Any]
 ) -> tuple[list[Section], str]:
     """Sections and the index mode (``h`` Huffman, ``p`` packed)."""
     k = plan.centroids.size
     idx = _indices(values, plan.centroids)
-    sections = [Section(f"{prefix}.centroids", "codebook", plan.centroids)]
+    sections = [values_section(f"{prefix}.centroids", plan.centroids, dtype, "codebook")]
     if plan.coded:
         sections += huff.encode_symbols(idx, k, f"{prefix}.idx", "values", counts=plan.counts,
                                         max_length=max_length)
@@ -336,8 +372,7 @@ def decode_centroids(
     sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], mode: object, k: int
 ) -> np.ndarray:
     """Inverse of :func:`encode_centroids`."""
-    udt = bits_dtype(dtype)
-    centroids = sections.array(f"{prefix}.centroids", udt, k)
+    centroids = sections.values(f"{prefix}.centroids", dtype, k)
     if k == 0 and count:
         raise FrameLayoutError(f"section '{prefix}.centroids' is empty but {count} values")
     if mode == "h":

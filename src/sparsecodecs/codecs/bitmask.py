@@ -13,7 +13,8 @@ from ..registry import (
     FrameInfo,
     Section,
     SectionReader,
-    bits_dtype,
+    storage_nbytes,
+    values_section,
 )
 from ._common import builtin
 from ._parts import MaskParts
@@ -27,8 +28,8 @@ class Bitmask(Codec):
     """Any sparsity, any shape: a bit per element plus the non-zero values in C order.
 
     "Non-zero" is by bit pattern, so ``-0.0`` and NaN are kept as values. Sections: ``mask``
-    (index, ``ceil(size / 8)`` bytes, LSB-first) and ``values`` (``nnz * itemsize`` bytes).
-    Meta: ``nnz``. Theoretical size: ``nnz * itemsize``.
+    (index, ``ceil(size / 8)`` bytes, LSB-first) and ``values`` (``nnz * itemsize`` bytes;
+    4-bit dtypes packed two per byte). Meta: ``nnz``. Theoretical size: the values section.
     """
 
     codec_id = "bitmask"
@@ -40,7 +41,7 @@ class Bitmask(Codec):
         values = flat[nonzero]
         mask = np.packbits(nonzero, bitorder="little")
         return Encoded(
-            [Section("mask", "index", mask), Section("values", "values", values)],
+            [Section("mask", "index", mask), values_section("values", values, dtype)],
             meta={"nnz": int(values.size)},
         )
 
@@ -52,11 +53,11 @@ class Bitmask(Codec):
         size = info.size
         nnz = info.meta_int("nnz", 0, size)
         mask = sections.array("mask", np.uint8, (size + 7) // 8)
-        values = sections.array("values", bits_dtype(info.dtype), nnz)
+        values = sections.values("values", info.dtype, nnz)
         from ._kernels import check_mask
 
         check_mask(mask, size, nnz, "section 'mask'")
         return MaskParts(mask, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
-        return info.meta_int("nnz", 0, info.size) * info.dtype.itemsize
+        return storage_nbytes(info.dtype, info.meta_int("nnz", 0, info.size))

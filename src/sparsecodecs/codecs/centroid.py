@@ -54,7 +54,7 @@ class Centroid(Codec):
         plan = plan_centroids(
             flat.size, distinct, _huffman.MAX_LENGTH, entropy=self.index_coding != "packed"
         )
-        sections, mode = encode_centroids(flat, "c", plan, _huffman.MAX_LENGTH)
+        sections, mode = encode_centroids(flat, "c", plan, _huffman.MAX_LENGTH, dtype)
         return Encoded(sections, meta={"k": int(plan.centroids.size), "index": mode})
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:

@@ -18,6 +18,7 @@ from ..registry import (
     SectionReader,
     check_choice,
     check_int,
+    storage_nbytes,
 )
 from . import _huffman as huff
 from ._common import builtin
@@ -264,7 +265,7 @@ class Hybrid(Codec):
             vsec = encode_fields(cand.values, dtype, "v", state, self.max_code_length)
             meta["fields"] = state.top
         else:
-            vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length)
+            vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length, dtype)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
         config = {**self.get_config(), "layout": cand.name, "values": stage}
         return Encoded(sections + vsec, meta=meta, config=config)
@@ -342,4 +343,4 @@ class Hybrid(Codec):
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         self._resolved()  # a frame's config records the layout (FrameLayoutError if not)
-        return self._count(info) * info.dtype.itemsize
+        return storage_nbytes(info.dtype, self._count(info))

@@ -20,9 +20,10 @@ from ..registry import (
     PatternError,
     Section,
     SectionReader,
-    bits_dtype,
     check_choice,
     check_int,
+    storage_nbytes,
+    values_section,
 )
 from ._common import as_2d, builtin, pack_fields, unpack_fields
 from ._parts import NMParts
@@ -269,9 +270,9 @@ def scatter_groups(
 class NM(Codec):
     """N:M structured sparsity: exactly ``n`` value slots per group of ``m`` along the last axis.
 
-    Sections: ``values`` (``groups * n * itemsize`` bytes: each group's kept slots in position
-    order; a group with fewer than ``n`` non-zeros keeps its lowest zero positions too) and one
-    metadata section (role ``index``) chosen by ``metadata``:
+    Sections: ``values`` (``groups * n * itemsize`` bytes, 4-bit dtypes packed two per byte:
+    each group's kept slots in position order; a group with fewer than ``n`` non-zeros keeps its
+    lowest zero positions too) and one metadata section (role ``index``) chosen by ``metadata``:
 
     * ``"pattern"`` (default): the group's pattern as one of C(m, n) codes, packed as base-C
       digits into words (2:4: 6 codes, 3 per byte, 2.67 bits per group);
@@ -279,7 +280,7 @@ class NM(Codec):
     * ``"bitmask"``: m bits per group, the compressed-tensors 2:4 layout.
 
     A last axis that is not a multiple of ``m`` is padded with zeros to whole groups; the padding
-    is implied by the shape. Theoretical size: ``groups * n * itemsize`` (kept values only).
+    is implied by the shape. Theoretical size: the ``values`` section (kept values only).
     """
 
     codec_id = "nm"
@@ -315,7 +316,7 @@ class NM(Codec):
         else:
             meta = pack_fields(tables.code_masks[codes], self.m)
             name = "mask"
-        return Encoded([Section("values", "values", values), Section(name, "index", meta)])
+        return Encoded([values_section("values", values, dtype), Section(name, "index", meta)])
 
     def _decode_codes(self, sections: SectionReader, ngroups: int) -> np.ndarray:
         """Group codes from "index" or "bitmask" metadata (validated)."""
@@ -347,7 +348,7 @@ class NM(Codec):
         """The validated group codes and value slots (see :mod:`._parts`)."""
         tables = nm_tables(self.n, self.m)
         ngroups = geometry(info.shape, self.m)[3]
-        values = sections.array("values", bits_dtype(info.dtype), ngroups * self.n)
+        values = sections.values("values", info.dtype, ngroups * self.n)
         if self.metadata == "pattern":
             word, k = pattern_packing(tables.ncodes)
             words = sections.array("pattern", f"<u{word // 8}", -(-ngroups // k))
@@ -357,4 +358,4 @@ class NM(Codec):
         return NMParts(self.n, self.m, packed, lut, values)
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
-        return geometry(info.shape, self.m)[3] * self.n * info.dtype.itemsize
+        return storage_nbytes(info.dtype, geometry(info.shape, self.m)[3] * self.n)

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from .accounting import Report, SectionReport, codec_for_frame, decode, inspect
 from .codec import Codec, Encoded, check_choice, check_int, get_decode_limit, set_decode_limit
-from .dtypes import FLOAT_LAYOUTS, SUPPORTED_DTYPES, as_bits, bits_dtype
+from .dtypes import (
+    FLOAT_LAYOUTS,
+    NIBBLE_DTYPES,
+    SUPPORTED_DTYPES,
+    as_bits,
+    bits_dtype,
+    element_bits,
+    is_nibble,
+    pack_nibbles,
+    storage_nbytes,
+    unpack_nibbles,
+)
 from .errors import (
     BadMagicError,
     CheckpointError,
@@ -36,6 +47,7 @@ from .frame import (
     Section,
     SectionReader,
     read_frame,
+    values_section,
 )
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -52,6 +64,7 @@ __all__ = [
     "FLOAT_LAYOUTS",
     "FORMAT_VERSION",
     "MAGIC",
+    "NIBBLE_DTYPES",
     "ROLES",
     "SUPPORTED_DTYPES",
     "BadMagicError",
@@ -89,12 +102,18 @@ __all__ = [
     "check_int",
     "codec_for_frame",
     "decode",
+    "element_bits",
     "get_codec",
     "get_decode_limit",
     "inspect",
+    "is_nibble",
     "list_codecs",
+    "pack_nibbles",
     "read_frame",
     "register_codec",
     "registry",
     "set_decode_limit",
+    "storage_nbytes",
+    "unpack_nibbles",
+    "values_section",
 ]

@@ -5,6 +5,9 @@ header and checksum) and each section by role (``values``, ``index``, ``codebook
 bytes add up exactly to ``len(frame)``. Sizes are compared with the dense array and with the
 codec's *theoretical* size, what its layout would cost with free metadata:
 
+"Dense" is the array's raw bytes as the ``raw`` codec stores them (4-bit dtypes packed two
+values per byte, as GPTQ/AWQ ship them, not ml_dtypes' one per byte).
+
 * ``effective   = frame / dense``
 * ``theoretical = theoretical / dense``
 * ``overhead    = (frame - theoretical) / dense`` (negative when entropy coding beats the layout)
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .dtypes import storage_nbytes
 from .errors import FrameHeaderError
 from .frame import ROLES, Frame, read_frame
 from .registry import CodecRegistry, registry
@@ -136,7 +140,7 @@ def inspect(frame: bytes | bytearray | memoryview) -> Report:
         config=dict(parsed.config),
         dtype=str(parsed.info.dtype),
         shape=parsed.info.shape,
-        dense_bytes=parsed.info.nbytes,
+        dense_bytes=storage_nbytes(parsed.info.dtype, parsed.info.size),
         frame_bytes=parsed.nbytes,
         theoretical_bytes=int(codec.theoretical_nbytes(parsed.info)),
         role_bytes=roles,

@@ -21,7 +21,10 @@ parameters
     allocating, and raise :class:`FrameLayoutError` for anything inconsistent.
 ``theoretical_nbytes(info) -> int``
     What the layout would cost with free metadata (e.g. only the kept values for N:M). Defaults
-    to the dense size.
+    to the dense size. Count raw values with :func:`~sparsecodecs.registry.dtypes.storage_nbytes`
+    (4-bit values are half a byte), and store them with
+    :func:`~sparsecodecs.registry.frame.values_section` / read them with
+    :meth:`SectionReader.values`, which pack the 4-bit dtypes two values per byte.
 
 The base class does everything else once, for every codec: input validation and the bit view,
 framing with a checksum, frame verification, the decoded-size limit, and restoring the dtype.
@@ -37,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .dtypes import as_bits, bits_dtype
+from .dtypes import as_bits, bits_dtype, storage_nbytes
 from .errors import CodecConfigError, DecodeLimitError, FrameHeaderError, FrameLayoutError
 from .frame import Frame, FrameInfo, Section, SectionReader, read_frame, write_frame
 
@@ -154,7 +157,7 @@ class Codec(ABC):
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         """Bytes the layout would take with free metadata. Default: the dense size."""
-        return info.nbytes
+        return storage_nbytes(info.dtype, info.size)
 
     # -- provided ------------------------------------------------------------------------------
 

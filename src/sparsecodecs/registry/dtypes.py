@@ -3,6 +3,14 @@
 Codecs never see floats: they see the *bit patterns* of the input as unsigned integers of the
 same width, C-contiguous and native-endian. That is what makes every codec lossless for NaN
 payloads, -0.0, infinities, subnormals and bfloat16 alike.
+
+The 4-bit dtypes (``int4``, ``uint4``, ``float4_e2m1fn`` from ml_dtypes) keep one value per
+byte in memory, in the low nibble; the high nibble is not part of the value. Codecs see them as
+uint8 bit patterns ``0..15``, and every frame section that holds raw element values stores them
+*packed*, two per byte (see :func:`pack_nibbles` and ``docs/format.md``). An input byte whose
+high nibble is not zero is refused (:class:`PatternError`) rather than silently cleared, so
+every accepted array round-trips byte for byte, and packed int4 bytes viewed as ``int4`` by
+mistake are caught instead of losing half their values.
 """
 
 from __future__ import annotations
@@ -12,15 +20,21 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from .errors import FrameHeaderError, UnsupportedDtypeError
+from .errors import FrameHeaderError, FrameLayoutError, PatternError, UnsupportedDtypeError
 
 __all__ = [
     "FLOAT_LAYOUTS",
+    "NIBBLE_DTYPES",
     "SUPPORTED_DTYPES",
     "as_bits",
     "bits_dtype",
     "dtype_from_name",
     "dtype_name",
+    "element_bits",
+    "is_nibble",
+    "pack_nibbles",
+    "storage_nbytes",
+    "unpack_nibbles",
 ]
 
 #: Every dtype a frame can hold, by the name stored in frame headers.
@@ -41,8 +55,14 @@ SUPPORTED_DTYPES: dict[str, np.dtype[Any]] = {
         ("uint16", np.uint16),
         ("uint32", np.uint32),
         ("uint64", np.uint64),
+        ("int4", ml_dtypes.int4),
+        ("uint4", ml_dtypes.uint4),
+        ("float4_e2m1fn", ml_dtypes.float4_e2m1fn),
     ]
 }
+
+#: The 4-bit dtypes: one value per byte in memory (low nibble), two per byte in frames.
+NIBBLE_DTYPES: frozenset[str] = frozenset({"int4", "uint4", "float4_e2m1fn"})
 
 #: (exponent bits, mantissa bits) of each floating-point dtype; the sign is one more bit.
 FLOAT_LAYOUTS: dict[str, tuple[int, int]] = {
@@ -52,6 +72,7 @@ FLOAT_LAYOUTS: dict[str, tuple[int, int]] = {
     "bfloat16": (8, 7),
     "float8_e4m3fn": (4, 3),
     "float8_e5m2": (5, 2),
+    "float4_e2m1fn": (2, 1),
 }
 
 _UINT_BY_SIZE: dict[int, np.dtype[Any]] = {
@@ -99,6 +120,54 @@ def bits_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return _UINT_BY_SIZE[dtype.itemsize]
 
 
+def is_nibble(dtype: np.dtype[Any]) -> bool:
+    """True for the 4-bit dtypes (:data:`NIBBLE_DTYPES`), whose frames pack two values a byte."""
+    return dtype.itemsize == 1 and dtype.name in NIBBLE_DTYPES
+
+
+def element_bits(dtype: np.dtype[Any]) -> int:
+    """Bits of information per element: 4 for the 4-bit dtypes, else ``8 * itemsize``."""
+    return 4 if is_nibble(dtype) else 8 * dtype.itemsize
+
+
+def storage_nbytes(dtype: np.dtype[Any], count: int) -> int:
+    """Bytes that ``count`` raw values of ``dtype`` take in a frame (4-bit: two per byte)."""
+    return (count + 1) // 2 if is_nibble(dtype) else count * dtype.itemsize
+
+
+def pack_nibbles(values: np.ndarray) -> np.ndarray:
+    """Pack uint8 values ``0..15`` two per byte: value ``2i`` in the low nibble of byte ``i``,
+    ``2i+1`` in the high nibble; an odd count leaves the last high nibble zero."""
+    flat = np.ascontiguousarray(values, dtype=np.uint8).reshape(-1)
+    even = flat.size // 2 * 2
+    out = np.empty((flat.size + 1) // 2, np.uint8)
+    # one pass over little-endian byte pairs: (lo | hi << 8) -> lo | hi << 4
+    pairs = flat[:even].view("<u2")
+    out[: even // 2] = pairs | (pairs >> np.uint16(4))  # the cast keeps the low byte
+    if flat.size % 2:
+        out[-1] = flat[-1]
+    return out
+
+
+#: Byte -> its two nibbles as a little-endian uint16 (low nibble in the low byte).
+_UNPACK = ((np.arange(256) & 0x0F) | ((np.arange(256) >> 4) << 8)).astype("<u2")
+
+
+def unpack_nibbles(packed: np.ndarray, count: int, what: str) -> np.ndarray:
+    """Inverse of :func:`pack_nibbles` for frame data: checks the byte count and that the
+    padding nibble of an odd count is zero, raising :class:`FrameLayoutError` naming ``what``."""
+    expected = (count + 1) // 2
+    if packed.size != expected:
+        raise FrameLayoutError(
+            f"{what} has {packed.size} bytes, expected {expected} for {count} packed 4-bit values"
+        )
+    if count % 2 and packed[-1] >> 4:
+        raise FrameLayoutError(f"{what}: the padding nibble after the last 4-bit value is not zero")
+    out = np.empty(2 * expected, np.uint8)
+    np.take(_UNPACK, packed, out=out.view("<u2"))
+    return out[:count]
+
+
 def as_bits(array: object) -> tuple[np.ndarray, np.dtype[Any]]:
     """Validate ``array`` and return ``(bits, dtype)``.
 
@@ -118,4 +187,15 @@ def as_bits(array: object) -> tuple[np.ndarray, np.dtype[Any]]:
     else:
         contiguous = array if array.flags.c_contiguous else array.copy(order="C")
         bits = contiguous.view(udt)
+    if is_nibble(dtype):
+        high = bits & np.uint8(0xF0)
+        if high.any():
+            at = int(np.flatnonzero(high.reshape(-1))[0])
+            raise PatternError(
+                f"{dtype} array holds byte {int(bits.reshape(-1)[at]):#04x} at flat index {at}: "
+                "a 4-bit value must sit in the low nibble with the high nibble zero (ml_dtypes "
+                "ignores it, a frame cannot keep it). If these bytes are packed pairs of 4-bit "
+                "values, unpack them with sparsecodecs.transforms.unpack_int4; to drop the high "
+                "nibbles, pass (a.view(numpy.uint8) & 0x0F).view(a.dtype)"
+            )
     return bits, dtype

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from .dtypes import dtype_from_name, dtype_name
+from .dtypes import bits_dtype, dtype_from_name, dtype_name, is_nibble, pack_nibbles, unpack_nibbles
 from .errors import (
     BadMagicError,
     ChecksumError,
@@ -48,6 +48,7 @@ __all__ = [
     "Section",
     "SectionReader",
     "read_frame",
+    "values_section",
     "write_frame",
 ]
 
@@ -166,11 +167,38 @@ class SectionReader:
             )
         return np.frombuffer(buf, dtype=dt)
 
+    def values(self, name: str, dtype: np.dtype[Any], count: int) -> np.ndarray:
+        """Section ``name`` holding ``count`` raw element values of ``dtype``, as bit patterns.
+
+        The inverse of :func:`values_section`: a 1-D array of :func:`bits_dtype` (read-only and
+        not copied, except for the 4-bit dtypes, whose packed nibbles are unpacked into a new
+        array after the byte count and the padding nibble are checked).
+        """
+        if is_nibble(dtype):
+            packed = self.array(name, np.uint8)
+            return unpack_nibbles(packed, count, f"section {name!r}")
+        return self.array(name, bits_dtype(dtype), count)
+
     def check_all_used(self) -> None:
         """Raise FrameLayoutError if the frame has a section the decoder did not read."""
         extra = set(self._sections) - self._used
         if extra:
             raise FrameLayoutError(f"unexpected sections in frame: {sorted(extra)}")
+
+
+def values_section(
+    name: str, values: np.ndarray, dtype: np.dtype[Any], role: str = "values"
+) -> Section:
+    """A section holding raw element values (bit patterns) of ``dtype``.
+
+    Every codec stores raw values through this one function, so that the 4-bit dtypes are
+    packed two per byte everywhere (:func:`~sparsecodecs.registry.dtypes.pack_nibbles`); other
+    dtypes are stored as their native little-endian bit patterns. Read back with
+    :meth:`SectionReader.values`.
+    """
+    if is_nibble(dtype):
+        return Section(name, role, pack_nibbles(values))
+    return Section(name, role, values)
 
 
 def _json_default(obj: object) -> object:

@@ -67,9 +67,11 @@ from ..registry import (
     UnknownCodecError,
     UnsupportedDtypeError,
     decode,
+    element_bits,
     inspect,
     read_frame,
     registry,
+    storage_nbytes,
 )
 from ..registry.dtypes import dtype_name
 from .frames import mutated_frames
@@ -352,7 +354,7 @@ def _edge_array(
         specials = special_bit_patterns(dtype)
         bits = np.array([specials[i % len(specials)] for i in range(size)], width)
     else:
-        top = (1 << (8 * dtype.itemsize)) - 1
+        top = (1 << element_bits(dtype)) - 1
         rng = np.random.default_rng(size)
         bits = rng.integers(1, top, size, dtype=width, endpoint=True)
     bits = np.where(_nm_keep(shape, codec.nm_pattern), bits.reshape(shape), width.type(0))
@@ -464,7 +466,9 @@ def check_unsupported_input(codec: Codec, *, max_examples: int | None = None) ->
         _fail(f"{codec!r}.encode({what}) returned a frame; expected UnsupportedDtypeError")
 
 
-def _pattern_violations(n: int, m: int, width: np.dtype[Any]) -> Iterator[tuple[str, np.ndarray]]:
+def _pattern_violations(
+    n: int, m: int, width: np.dtype[Any], sign_bit: int
+) -> Iterator[tuple[str, np.ndarray]]:
     """Bit patterns of ``width`` that break n:m along the last axis, with a description."""
     yield "a fully dense group", np.ones(m, width)
     second = np.zeros((3, 2 * m), width)
@@ -476,7 +480,7 @@ def _pattern_violations(n: int, m: int, width: np.dtype[Any]) -> Iterator[tuple[
         yield f"a short last group of {n + 1} non-zeros", short
     signed = np.zeros((2, m), width)
     signed[0, :n] = 1
-    signed[0, n] = 1 << (8 * width.itemsize - 1)
+    signed[0, n] = 1 << sign_bit
     yield f"a group of {n} non-zeros and the sign bit alone (-0.0 is a value)", signed
 
 
@@ -497,7 +501,8 @@ def check_pattern(codec: Codec, *, max_examples: int | None = None) -> None:
         _fail(f"nm_pattern must be a tuple (n, m) with 1 <= n < m, got {pattern!r}")
     n, m = pattern
     for dtype in all_dtypes():
-        for what, bits in _pattern_violations(n, m, np.dtype(f"u{dtype.itemsize}")):
+        sign = element_bits(dtype) - 1
+        for what, bits in _pattern_violations(n, m, np.dtype(f"u{dtype.itemsize}"), sign):
             array = from_bits(bits, dtype)
             try:
                 codec.encode(array)
@@ -567,7 +572,8 @@ def check_layouts(codec: Codec, *, max_examples: int | None = None) -> None:
 
 
 def check_accounting(codec: Codec, *, max_examples: int | None = None) -> None:
-    """``sparsecodecs.inspect``: bytes by role add up to the frame; dense bytes = ``nbytes``."""
+    """``sparsecodecs.inspect``: bytes by role add up to the frame; dense bytes = ``nbytes``
+    (4-bit dtypes: ``ceil(size / 2)``, the packed size)."""
 
     @_settings(max_examples)
     @given(array=arrays_for(codec))
@@ -586,8 +592,9 @@ def check_accounting(codec: Codec, *, max_examples: int | None = None) -> None:
             problems.append(f"bytes by role {report.role_bytes} add up to {total}")
         if report.frame_bytes != len(frame):
             problems.append(f"frame_bytes is {report.frame_bytes}")
-        if report.dense_bytes != array.nbytes:
-            problems.append(f"dense_bytes is {report.dense_bytes}, not nbytes={array.nbytes}")
+        dense = storage_nbytes(array.dtype, array.size)
+        if report.dense_bytes != dense:
+            problems.append(f"dense_bytes is {report.dense_bytes}, not {dense}")
         if report.role_bytes["header"] + sum(s.nbytes for s in report.sections) != len(frame):
             problems.append(f"the header and sections {report.sections} do not add up")
         if not set(report.role_bytes) <= {"header", *ROLES}:

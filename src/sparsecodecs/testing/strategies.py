@@ -25,11 +25,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import hypothesis.extra.numpy as hnp
+import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from ..registry import FLOAT_LAYOUTS, SUPPORTED_DTYPES
+from ..registry import FLOAT_LAYOUTS, SUPPORTED_DTYPES, element_bits
 
 __all__ = [
     "EDGE_SHAPES",
@@ -152,7 +153,7 @@ def special_bit_patterns(dtype: np.dtype[Any] | str) -> list[int]:
     ['0x8000', '0x7c00', '0xfc00']
     """
     dt = np.dtype(dtype)
-    width = 8 * dt.itemsize
+    width = element_bits(dt)  # 4 for the 4-bit dtypes: their high nibble is always zero
     ones = (1 << width) - 1
     sign = 1 << (width - 1)
     patterns = [1, ones, sign, ones ^ sign]
@@ -234,11 +235,11 @@ def _gaussian_bits(rng: np.random.Generator, dtype: np.dtype[Any], size: int) ->
     """Weight-like values: normal around 0 (floats) or rounded and clipped (integers)."""
     native = dtype.newbyteorder("=")
     normal = rng.standard_normal(size)
-    if native.kind in "iu":
-        info = np.iinfo(native)
-        scale = min(info.max / 4, 2.0**20)
+    if native.kind in "iu" or native.name in ("int4", "uint4"):
+        info = ml_dtypes.iinfo(native)  # type: ignore[no-untyped-call]
+        scale = max(min(info.max / 4, 2.0**20), 2.0)
         ints = np.rint(normal * scale)
-        if native.kind == "u":
+        if info.min == 0:
             ints = np.abs(ints)
         return np.clip(ints, info.min, info.max).astype(native).view(_bits_dtype(dtype))
     scale = float(rng.choice([0.02, 1.0, 100.0]))
@@ -278,7 +279,7 @@ def _sparse_arrays(
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     size = math.prod(shp)
     udt = _bits_dtype(dt)
-    top = (1 << (8 * dt.itemsize)) - 1
+    top = (1 << element_bits(dt)) - 1
 
     if clustered is not None:
         k = min(clustered, top)
