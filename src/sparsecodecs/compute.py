@@ -15,9 +15,10 @@ result is float32 and every sum is accumulated in float32; it equals
   is read as is): nothing dense is ever allocated. A ``hybrid`` frame first decodes its value
   stage (Huffman), about half the dense size for 2:4.
 * Every other frame (``raw``, ``huffman``, ``centroid``, ``hybrid`` with a dense layout, a
-  sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the frame is decoded in one go (``raw`` is read in
-  place) and multiplied one block of rows at a time, each block turned into float32 in a
-  buffer and handed to BLAS, so the float32 copy of the whole matrix never exists.
+  sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the
+  frame is decoded in one go (``raw`` is read in place) and multiplied one block of rows at a
+  time, each block turned into float32 in a buffer and handed to BLAS, so the float32 copy of
+  the whole matrix never exists.
 
 **Peak memory.** To bound the memory of any codec to the compressed weight plus one block,
 store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
