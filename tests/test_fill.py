@@ -471,14 +471,18 @@ def test_nm_fill_kernels(n: int, m: int, shape: tuple[int, int]) -> None:
 
 
 @pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32, np.uint64])
-def test_row_modes_against_numpy(dt: Any) -> None:
+@pytest.mark.parametrize("cols", [21, 300])  # uint8 rows of 300: the count-table scan
+def test_row_modes_against_numpy(dt: Any, cols: int) -> None:
     rng = np.random.default_rng(7)
-    x = rng.integers(0, 5, (40, 21)).astype(dt)
+    x = rng.integers(0, 5, (40, cols)).astype(dt)
     x[3] = 0
-    x[4, :11] = 0  # more than half zeros
+    x[4, : cols // 2 + 1] = 0  # more than half zeros
     x[5, :10] = 0  # a tie of zeros and threes: the smaller pattern wins
     x[5, 10:20] = 3
-    x[5, 20] = 4
+    x[5, 20:] = np.arange(cols - 20) + 4
+    x[7, :10] = 4  # a tie of fours and twos, no zeros
+    x[7, 10:20] = 2
+    x[7, 20:] = np.arange(cols - 20) + 5
     if np.dtype(dt).itemsize >= 2:
         x[6] = np.iinfo(dt).max
     want = []

@@ -163,7 +163,9 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
     if 2 * zeros >= flat.size:
         return 0
     if flat.dtype.itemsize <= 2:
-        return int(np.argmax(np.bincount(flat, minlength=1 << (8 * flat.dtype.itemsize))))
+        from ._huffman import histogram  # compiled, and no int64 copy as np.bincount makes
+
+        return int(np.argmax(histogram(flat, 1 << (8 * flat.dtype.itemsize))))
     patterns, counts = np.unique(flat, return_counts=True)
     return int(patterns[np.argmax(counts)])
 

@@ -441,9 +441,28 @@ def csr_scatter_fill(indptr, indices, data, out, major, minor, fill, per_minor):
 def row_modes_table(x, rows, cols, counts, out):  # type: ignore[no-untyped-def]
     """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties
     to the smaller pattern; ``counts`` is a zeroed table of ``2**bits`` int64 (left zeroed).
-    A row that is at least half zeros has mode 0 without counting."""
+
+    Rows at least as long as the table: one counting pass, then a scan of the table. Shorter
+    rows: a row that is at least half zeros has mode 0 without counting; others are counted,
+    scanned and the counts reset through the row's own values.
+    """
+    nbins = counts.size
     for r in range(rows):
         base = r * cols
+        if nbins <= cols:
+            for j in range(cols):
+                counts[x[base + j]] += 1
+            best = 0
+            best_count = counts[0]
+            counts[0] = 0
+            for v in range(1, nbins):
+                c = counts[v]
+                if c > best_count:
+                    best = v
+                    best_count = c
+                counts[v] = 0
+            out[r] = best
+            continue
         zeros = 0
         for j in range(cols):
             zeros += x[base + j] == 0
@@ -452,17 +471,17 @@ def row_modes_table(x, rows, cols, counts, out):  # type: ignore[no-untyped-def]
             continue
         for j in range(cols):
             counts[x[base + j]] += 1
-        best = x[base]
-        best_count = counts[best]
+        best_e = x[base]
+        best_count = counts[best_e]
         for j in range(cols):
             e = x[base + j]
             c = counts[e]
-            if c > best_count or (c == best_count and e < best):
-                best = e
+            if c > best_count or (c == best_count and e < best_e):
+                best_e = e
                 best_count = c
         for j in range(cols):
             counts[x[base + j]] = 0
-        out[r] = best
+        out[r] = best_e
 
 
 @njit(cache=True, nogil=True)

@@ -219,12 +219,21 @@ class Hybrid(Codec):
         if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
             out.append(_Layout("dense", flat, 0, lambda: ([], {})))
         ngroups = geometry(bits.shape, self.m)[3]
+        fills = []
         for label, fill in self._fills(bits, dtype, flat.size - nnz0):
             if fill is None:
                 nnz = nnz0
             else:
                 empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
                 nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
+            fills.append((label, fill, nnz))
+        if len(fills) == 3:
+            # "mode" and "row-mode" keep the same kinds of values; the per-row modes keep fewer
+            # (never more) and store rows - 1 more fill patterns. Plan only the cheaper one.
+            (_, mode, n_mode), (_, per_row, n_rows) = fills[1], fills[2]
+            del fills[1 if n_mode * mode.itemsize + mode.nbytes > n_rows * per_row.itemsize
+                      + per_row.nbytes else 2]
+        for label, fill, nnz in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
