@@ -80,8 +80,8 @@ class _Layout:
 
 def _worth_counting(x: np.ndarray, zeros: int | None = None) -> bool:
     """For 32/64-bit values, whose exact mode takes a sort: does a sample of ``x`` repeat a
-    non-zero pattern often enough (more than 1 in 8 * itemsize entries beyond the zeros, the
-    break-even of a 1-bit mask) for a mode fill to be worth computing?"""
+    non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the zeros, the
+    margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth computing?"""
     flat = x.reshape(-1)
     step = max(1, flat.size // 65536)
     sample = flat[::step]
@@ -89,7 +89,7 @@ def _worth_counting(x: np.ndarray, zeros: int | None = None) -> bool:
         return False
     patterns, counts = np.unique(sample, return_counts=True)
     sample_zeros = int(counts[0]) if patterns[0] == 0 else 0
-    return (int(counts.max()) - sample_zeros) * 8 * flat.dtype.itemsize > sample.size
+    return (int(counts.max()) - sample_zeros) * 64 * flat.dtype.itemsize > sample.size
 
 
 def _rows_worth_counting(x: np.ndarray, zeros: int) -> bool:
@@ -99,7 +99,7 @@ def _rows_worth_counting(x: np.ndarray, zeros: int) -> bool:
     if not sampled.any():
         return False
     matches = int(np.count_nonzero(x == sampled[:, None]))
-    return (matches - zeros) * 8 * x.dtype.itemsize > x.size
+    return (matches - zeros) * 64 * x.dtype.itemsize > x.size
 
 
 @builtin
@@ -198,7 +198,7 @@ class Hybrid(Codec):
         rows, cols = as_2d(bits.shape)
         if rows > 1:
             x = bits.reshape(rows, cols)
-            if flat.dtype.itemsize > 2 and not _rows_worth_counting(x, zeros):
+            if flat.dtype.itemsize > 1 and not _rows_worth_counting(x, zeros):
                 per_row = None
             else:
                 per_row = compact_fill(row_modes(x))
@@ -226,7 +226,11 @@ class Hybrid(Codec):
             else:
                 empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
                 nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
-            fills.append((label, fill, nnz))
+            # Under fill="auto", a fill must spare at least one value in 64 * itemsize over
+            # zero (1/8 bit per element) to be worth planning: a dense bfloat16 tensor's most
+            # frequent value does not pay for a layout of its own.
+            if fill is None or self.fill != "auto" or (nnz0 - nnz) * 64 * flat.itemsize > flat.size:
+                fills.append((label, fill, nnz))
         if len(fills) == 3:
             # "mode" and "row-mode" keep the same kinds of values; the per-row modes keep fewer
             # (never more) and store rows - 1 more fill patterns. Plan only the cheaper one.
