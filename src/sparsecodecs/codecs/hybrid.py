@@ -78,7 +78,7 @@ class _Layout:
     fill_label: str | int | float = "zero"  # what the frame config records
 
 
-def _worth_counting(x: np.ndarray, zeros: int | None = None) -> bool:
+def _worth_counting(x: np.ndarray) -> bool:
     """For 32/64-bit values, whose exact mode takes a sort: does a sample of ``x`` repeat a
     non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the zeros, the
     margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth computing?"""
@@ -116,7 +116,6 @@ class Hybrid(Codec):
       meta ``fields`` = top bits), ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
-
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
       ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
       (default): zero, the tensor's mode and each row's mode compete, the latter two only when
@@ -189,7 +188,7 @@ class Hybrid(Codec):
         fills: list[tuple[Any, Any]] = [("zero", None)]
         flat = bits.reshape(-1)
         # At least half zeros: zero is the mode. Wide values: a sample must show a repeat first.
-        if 2 * zeros >= flat.size or (flat.dtype.itemsize > 2 and not _worth_counting(flat, zeros)):
+        if 2 * zeros >= flat.size or (flat.dtype.itemsize > 2 and not _worth_counting(flat)):
             mode = None
         else:
             mode = compact_fill(np.array([tensor_mode(flat, zeros)], flat.dtype))
