@@ -133,10 +133,11 @@ def test_the_config_variants_and_stream_modes_are_covered() -> None:
     seen: set[tuple[str, str, object]] = set()
     for case, header in _current_headers():
         codec, config, meta = header["codec"], header["config"], header["meta"]
-        for key in ("metadata", "layout", "values", "entropy", "index_coding", "max_code_length"):
+        for key in ("metadata", "layout", "values", "entropy", "index_coding", "max_code_length",
+                    "fill"):
             if key in config:
                 seen.add((codec, key, config[key]))
-        for key in ("index", "centroid_index"):
+        for key in ("index", "centroid_index", "fill"):
             if key in meta:
                 seen.add((codec, key, meta[key]))
         for mode in meta.get("planes", ""):
@@ -156,6 +157,11 @@ def test_the_config_variants_and_stream_modes_are_covered() -> None:
         ("huffman", "max_code_length", 8),
         *((codec, "big-endian", True) for codec in ("raw", "nm", "csr", "hybrid")),
         *(("centroid", "streams", n) for n in (1, 4)),
+        *((codec, "fill", "row-mode") for codec in ("bitmask", "nm", "hybrid")),
+        *((codec, "fill", "mode") for codec in ("csc", "hybrid")),
+        ("csr", "fill", 1),
+        ("nm", "fill", "rows"),  # an explicit per-row fill, in config and meta
+        *((codec, "fill", "scalar") for codec in ("csr", "csc", "hybrid")),
     }
     assert not wanted - seen, f"golden frames do not cover {sorted(wanted - seen, key=str)}"
 

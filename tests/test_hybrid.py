@@ -210,7 +210,12 @@ def test_explicit_centroids_refuse_more_than_65536_distinct_values():
 
 def test_explicit_nm_refuses_a_dense_tensor():
     with pytest.raises(PatternError, match="not 2:4 sparse"):
-        hybrid(layout="nm").encode(np.ones((4, 8), np.float32))
+        hybrid(layout="nm").encode(np.arange(1, 33, dtype=np.float32).reshape(4, 8))
+    # All ones is 2:4 sparse around its mode, which fill="auto" tries; not around zero.
+    ones = np.ones((4, 8), np.float32)
+    assert_bits_equal(sc.decode(hybrid(layout="nm").encode(ones)), ones)
+    with pytest.raises(PatternError, match="not 2:4 sparse"):
+        hybrid(layout="nm", fill="zero").encode(ones)
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 4), (), (5,), (3, 1)])

@@ -14,10 +14,11 @@ result is float32 and every sum is accumulated in float32; it equals
   where they lie in the frame (8- and 16-bit dtypes go through a float32 look-up table, float32
   is read as is): nothing dense is ever allocated. A ``hybrid`` frame first decodes its value
   stage (Huffman), about half the dense size for 2:4.
-* Every other frame (``raw``, ``huffman``, ``centroid``, ``hybrid`` with a dense layout, any
-  plug-in codec) takes the *generic* path: the frame is decoded in one go (``raw`` is read in
-  place) and multiplied one block of rows at a time, each block turned into float32 in a
-  buffer and handed to BLAS, so the float32 copy of the whole matrix never exists.
+* Every other frame (``raw``, ``huffman``, ``centroid``, ``hybrid`` with a dense layout, a
+  sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the
+  frame is decoded in one go (``raw`` is read in place) and multiplied one block of rows at a
+  time, each block turned into float32 in a buffer and handed to BLAS, so the float32 copy of
+  the whole matrix never exists.
 
 **Peak memory.** To bound the memory of any codec to the compressed weight plus one block,
 store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
@@ -241,6 +242,10 @@ def _frame_product(
         parts = decode_parts(reader, info)
         reader.check_all_used()
         path = "dense"
+        if getattr(parts, "fill", None) is not None:
+            # A non-zero fill: the empty entries are not zeros to skip. Decode, multiply dense.
+            parts = DenseParts(parts.to_bits(info.shape).reshape(-1))
+            path = "decoded"
     nb = xt.shape[1]
     count = rows * cols
     if isinstance(parts, DenseParts):

@@ -112,6 +112,9 @@ class Data:
     density: float = 0.3
     nm: tuple[int, int] = (2, 4)
     clustered: int = 0  # k distinct non-zero values, or 0 for weight-like values
+    #: What the empty entries hold: "zero", "rows" (a non-zero pattern per row of the 2-D
+    #: view, like a per-channel zero point), a number, or one number per row.
+    fill: Any = "zero"
 
     def draw(self, seed: int, dtype: np.dtype[Any]) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -127,6 +130,15 @@ class Data:
         elif self.zeros == "nm":
             flat = bits.reshape(-1, self.shape[-1])
             flat[~_nm_mask(rng, flat.shape, *self.nm)] = 0
+        if self.fill != "zero":
+            rows = bits.reshape(-1, self.shape[-1])
+            if self.fill == "rows":
+                empty = _weights(rng, dtype, rows.shape[0])
+                empty[empty == 0] = 1
+            else:
+                native = dtype.newbyteorder("=")
+                empty = np.array(self.fill, native).reshape(-1).view(bits.dtype)
+            rows[...] = np.where(rows == 0, empty.reshape(-1, 1), rows)
         return from_bits(np.ascontiguousarray(bits), dtype)
 
 
@@ -232,6 +244,46 @@ VARIANTS: tuple[Variant, ...] = (
         Data((8, 16), "nm", clustered=12),
     ),
     Variant("hybrid-auto", {"id": "hybrid"}, SPARSE),
+    # fill: the value that counts as empty (a zero point), per row or for the whole tensor.
+    Variant(
+        "bitmask-fill-rowmode",
+        {"id": "bitmask", "fill": "row-mode"},
+        Data((8, 16), "sparse", fill="rows"),
+        lambda dt: dt.name in ("int8", "bfloat16"),
+    ),
+    Variant(
+        "nm-fill-rowmode",
+        {"id": "nm", "fill": "row-mode"},
+        Data((8, 16), "nm", fill="rows"),
+        lambda dt: dt.name in ("uint8", "bfloat16"),
+    ),
+    # An explicit per-row fill (the frame config records "rows") and a padded last group.
+    Variant(
+        "nm-index-fill-rows",
+        {"id": "nm", "metadata": "index", "fill": [1, 2, 3, 4, 5, 6, 7, 8]},
+        Data((8, 14), "nm", fill=(1, 2, 3, 4, 5, 6, 7, 8)),
+        lambda dt: dt.name == "uint8",
+    ),
+    Variant(
+        "csr-fill-scalar", {"id": "csr", "fill": 1}, Data((6, 20), "sparse", fill=1),
+        lambda dt: dt.name == "float8_e4m3fn",
+    ),
+    Variant(
+        "csc-fill-mode", {"id": "csc", "fill": "mode"}, Data((2, 5, 12), "sparse", fill=1),
+        lambda dt: dt.name == "int16",
+    ),
+    Variant(
+        "hybrid-fill-auto-rows",
+        {"id": "hybrid"},
+        Data((8, 64), "nm", fill="rows"),
+        lambda dt: dt.name == "uint8",
+    ),
+    Variant(
+        "hybrid-bitmask-fill-mode",
+        {"id": "hybrid", "layout": "bitmask", "values": "planes", "fill": "mode"},
+        Data((8, 16), "sparse", fill=1),
+        lambda dt: dt.name == "bfloat16",
+    ),
 )
 
 #: Big-endian arrays: the byte order must come back, and the frames store little-endian bits.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +18,15 @@ from ..registry import (
     values_section,
 )
 from ._common import as_2d, narrowest_uint
+from ._fill import (
+    FillSpec,
+    check_fill,
+    fill_frame_config,
+    fill_get_config,
+    fill_sections,
+    read_fill,
+    resolve_fill,
+)
 from ._parts import CompressedParts
 
 __all__ = ["CompressedSparse"]
@@ -33,10 +42,22 @@ class CompressedSparse(Codec):
     ``indptr`` (index; ``major + 1`` offsets, the narrowest unsigned dtype holding ``nnz``).
     ``data`` of the 4-bit dtypes is packed two values per byte. Meta: ``nnz``. Theoretical size:
     the ``data`` section.
+
+    ``fill`` is the value that counts as empty (see :mod:`._fill`): with a non-zero fill the
+    layout stores the entries that differ from their row's fill (rows of the 2-D view, also
+    for CSC), and the frame gets a ``fill`` section.
     """
+
+    fill: FillSpec = field(default="zero", metadata={"omit_default": True})
 
     #: False: rows are the major axis (CSR). True: columns are (CSC).
     by_columns: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fill", check_fill(self.fill))
+
+    def get_config(self) -> dict[str, Any]:
+        return fill_get_config(super().get_config())
 
     def _dims(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         rows, cols = as_2d(shape)
@@ -46,22 +67,31 @@ class CompressedSparse(Codec):
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         rows, cols, major, minor = self._dims(bits.shape)
         x = bits.reshape(rows, cols)
+        fill = resolve_fill(self.fill, bits, dtype)
+        if fill is None:
+            empty: Any = 0
+        else:
+            empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
         if self.by_columns:
             x = x.T
-        nonzero = x != 0
+            empty = empty.T if isinstance(empty, np.ndarray) else empty
+        nonzero = x != empty
         counts = nonzero.sum(axis=1, dtype=np.int64)
         nnz = int(counts.sum())
         indptr = np.zeros(major + 1, narrowest_uint(nnz))
         indptr[1:] = np.cumsum(counts)
         indices = np.nonzero(nonzero)[1].astype(narrowest_uint(max(minor - 1, 0)))
         data = x[nonzero]
+        fsec, fmeta = fill_sections(fill, rows)
         return Encoded(
             [
                 values_section("data", data, dtype),
                 Section("indices", "index", indices),
                 Section("indptr", "index", indptr),
+                *fsec,
             ],
-            meta={"nnz": nnz},
+            meta={"nnz": nnz, **fmeta},
+            config=fill_frame_config(self),
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
@@ -93,7 +123,7 @@ class CompressedSparse(Codec):
                 raise FrameLayoutError(
                     "section 'indices' is not strictly increasing within each row"
                 )
-        return CompressedParts(data, indices, indptr, self.by_columns)
+        return CompressedParts(data, indices, indptr, self.by_columns, read_fill(sections, info))
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return storage_nbytes(info.dtype, info.meta_int("nnz", 0, info.size))

@@ -292,3 +292,241 @@ def nm_codes_from_mask(mask, m, code_of, codes):  # type: ignore[no-untyped-def]
             codes[g] = c
             g += 1
     return True
+
+
+# -- non-zero fills ------------------------------------------------------------------------------
+#
+# A layout's "fill" is the bit pattern that counts as empty: one for the whole array
+# (``fill.size == 1``) or one per row of the 2-D view. The zero-fill kernels above stay as they
+# are (the common case keeps its speed); these variants write ``fill[row]`` where those write 0.
+
+
+@njit(cache=True, nogil=True)
+def fill_rows(out, fill, cols):  # type: ignore[no-untyped-def]
+    """Set the flat (rows x cols) ``out`` to ``fill[0]``, or to ``fill[r]`` on row r."""
+    if fill.size == 1:
+        f = fill[0]
+        for i in range(out.size):
+            out[i] = f
+        return
+    for r in range(fill.size):
+        f = fill[r]
+        base = r * cols
+        for j in range(cols):
+            out[base + j] = f
+
+
+@njit(cache=True, nogil=True)
+def bitmask_scatter_fill(mask, values, out, bit_pos, bit_cnt, fill, cols):  # type: ignore[no-untyped-def]
+    """:func:`bitmask_scatter` with the fill of each row where that writes 0."""
+    fill_rows(out, fill, cols)
+    n = out.size
+    j = 0
+    for b in range(n // 8):
+        byte = mask[b]
+        base = b * 8
+        c = bit_cnt[byte]
+        for t in range(c):
+            out[base + bit_pos[byte, t]] = values[j + t]
+        j += c
+    for i in range((n // 8) * 8, n):
+        if (mask[i >> 3] >> (i & 7)) & 1:
+            out[i] = values[j]
+            j += 1
+
+
+@njit(cache=True, nogil=True)
+def bitmask_split_fill(x, mask, values, fill, cols):  # type: ignore[no-untyped-def]
+    """:func:`bitmask_split` with "non-zero" read as "not the fill of its row".
+
+    ``values`` needs one spare slot (the kernel writes ahead); ``fill`` has 1 or rows items.
+    """
+    n = x.size
+    if n == 0:
+        return
+    per_row = fill.size > 1
+    f = fill[0]
+    j = 0
+    r = 0
+    c = 0
+    for b in range((n + 7) // 8):
+        byte = 0
+        for k in range(min(8, n - 8 * b)):
+            if per_row:
+                f = fill[r]
+            e = x[8 * b + k]
+            nz = e != f
+            byte |= nz << k
+            values[j] = e
+            j += nz
+            c += 1
+            if c == cols:
+                c = 0
+                r += 1
+        mask[b] = byte
+
+
+@njit(cache=True, nogil=True)
+def nm_split_fill(x, rows, cols, m, code_of_mask, positions, codes, values, fill):  # type: ignore[no-untyped-def]
+    """:func:`nm_split` with "non-zero" read as "not the fill of its row" (padding: the fill)."""
+    n = positions.shape[1]
+    gpr = (cols + m - 1) // m
+    full = cols // m
+    per_row = fill.size > 1
+    f = fill[0]
+    g = 0
+    for r in range(rows):
+        if per_row:
+            f = fill[r]
+        row = r * cols
+        for q in range(gpr):
+            base = row + q * m
+            mask = 0
+            for i in range(m if q < full else cols - q * m):
+                mask |= np.int64(x[base + i] != f) << i
+            c = code_of_mask[mask]
+            if c < 0:
+                return g
+            codes[g] = c
+            for t in range(n):
+                p = positions[c, t]
+                if q < full or q * m + p < cols:
+                    values[g * n + t] = x[base + p]
+                else:
+                    values[g * n + t] = f
+            g += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def nm_scatter_fill(packed, lut, positions, values, out, rows, cols, m, fill):  # type: ignore[no-untyped-def]
+    """:func:`nm_scatter` with the fill of each row where that writes 0.
+
+    Returns 0, or -1 if a padded slot holds anything but its row's fill (a corrupt frame).
+    """
+    ngroups = rows * ((cols + m - 1) // m)
+    codes = np.empty(ngroups, np.uint16)
+    k = lut.shape[1]
+    g = 0
+    for w in range(packed.size):
+        for j in range(k):
+            if g < ngroups:
+                codes[g] = lut[packed[w], j]
+                g += 1
+    n = positions.shape[1]
+    gpr = (cols + m - 1) // m
+    full = cols // m
+    per_row = fill.size > 1
+    f = fill[0]
+    g = 0
+    for r in range(rows):
+        if per_row:
+            f = fill[r]
+        row = r * cols
+        for i in range(cols):
+            out[row + i] = f
+        for q in range(full):
+            base = row + q * m
+            c = codes[g]
+            for t in range(n):
+                out[base + positions[c, t]] = values[g * n + t]
+            g += 1
+        if gpr != full:
+            c = codes[g]
+            for t in range(n):
+                p = full * m + positions[c, t]
+                if p < cols:
+                    out[row + p] = values[g * n + t]
+                elif values[g * n + t] != f:
+                    return -1
+            g += 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def csr_scatter_fill(indptr, indices, data, out, major, minor, fill, per_minor):  # type: ignore[no-untyped-def]
+    """:func:`csr_scatter` onto the fill: ``fill[0]``, or per major row (``per_minor`` False)
+    or per minor index (True: CSC, whose minor axis is the rows of the 2-D view)."""
+    if fill.size == 1 or not per_minor:
+        fill_rows(out, fill, minor)
+    else:
+        for i in range(major):
+            base = i * minor
+            for j in range(minor):
+                out[base + j] = fill[j]
+    for r in range(major):
+        base = r * minor
+        for j in range(indptr[r], indptr[r + 1]):
+            out[base + indices[j]] = data[j]
+
+
+@njit(cache=True, nogil=True)
+def row_modes_table(x, rows, cols, counts, out):  # type: ignore[no-untyped-def]
+    """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties
+    to the smaller pattern; ``counts`` is a zeroed table of ``2**bits`` int64 (left zeroed).
+
+    Rows at least as long as the table: one counting pass, then a scan of the table. Shorter
+    rows: a row that is at least half zeros has mode 0 without counting; others are counted,
+    scanned and the counts reset through the row's own values.
+    """
+    nbins = counts.size
+    for r in range(rows):
+        base = r * cols
+        if nbins <= cols:
+            for j in range(cols):
+                counts[x[base + j]] += 1
+            best = 0
+            best_count = counts[0]
+            counts[0] = 0
+            for v in range(1, nbins):
+                c = counts[v]
+                if c > best_count:
+                    best = v
+                    best_count = c
+                counts[v] = 0
+            out[r] = best
+            continue
+        zeros = 0
+        for j in range(cols):
+            zeros += x[base + j] == 0
+        if 2 * zeros >= cols:
+            out[r] = 0
+            continue
+        for j in range(cols):
+            counts[x[base + j]] += 1
+        best_e = x[base]
+        best_count = counts[best_e]
+        for j in range(cols):
+            e = x[base + j]
+            c = counts[e]
+            if c > best_count or (c == best_count and e < best_e):
+                best_e = e
+                best_count = c
+        for j in range(cols):
+            counts[x[base + j]] = 0
+        out[r] = best_e
+
+
+@njit(cache=True, nogil=True)
+def row_modes_sort(x, rows, cols, out):  # type: ignore[no-untyped-def]
+    """:func:`row_modes_table` for any width, by sorting a copy of each row."""
+    for r in range(rows):
+        base = r * cols
+        zeros = 0
+        for j in range(cols):
+            zeros += x[base + j] == 0
+        if 2 * zeros >= cols:
+            out[r] = 0
+            continue
+        s = np.sort(x[base : base + cols])
+        best = s[0]
+        best_count = 0
+        run = 0
+        for j in range(cols):
+            if j > 0 and s[j] != s[j - 1]:
+                run = 0
+            run += 1
+            if run > best_count:  # strictly: ties keep the smaller (earlier) pattern
+                best = s[j]
+                best_count = run
+        out[r] = best

@@ -6,6 +6,10 @@ module (:mod:`sparsecodecs.compute`) stops after the first step and multiplies b
 values directly, so a codec that exposes ``decode_parts(sections, info)`` gets zero-skipping
 matrix products for free. Every array here is 1-D, of native byte order, and already checked by
 the codec: kernels may trust indices, counts and pattern codes.
+
+The sparse parts carry a ``fill``: ``None`` when the empty entries are bit pattern 0 (the common
+case, and the only one the zero-skipping products handle), else the bit pattern of the empty
+entries, one item for the whole array or one per row of the 2-D view.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ class DenseParts:
 
 @dataclass(frozen=True)
 class MaskParts:
-    """An LSB-first bit per element (``ceil(size / 8)`` bytes) and the non-zero values."""
+    """An LSB-first bit per element (``ceil(size / 8)`` bytes) and the non-fill values."""
 
     mask: np.ndarray
     values: np.ndarray
+    fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._kernels import bitmask_decode
+        from ._kernels import bitmask_decode, bitmask_scatter_fill, byte_tables
 
         out = np.empty(int(np.prod(shape, dtype=np.int64)), self.values.dtype)
-        bitmask_decode(self.mask, self.values, out)
+        if self.fill is None:
+            bitmask_decode(self.mask, self.values, out)
+        else:
+            from ._common import as_2d
+
+            cols = as_2d(shape)[1]
+            bitmask_scatter_fill(self.mask, self.values, out, *byte_tables(), self.fill, cols)
         return out.reshape(shape)
 
 
@@ -49,7 +60,7 @@ class NMParts:
     The code of group ``g`` is ``lut[packed[g // k], g % k]`` with ``k = lut.shape[1]`` (see
     :func:`sparsecodecs.codecs.nm.scatter_groups`); its slots sit at the ascending positions
     ``nm_tables(n, m).positions[code]`` of the group. Slots past the end of a row (padding) must
-    hold zeros; :meth:`to_bits` checks that.
+    hold the fill (zeros); :meth:`to_bits` checks that.
     """
 
     n: int
@@ -57,11 +68,14 @@ class NMParts:
     packed: np.ndarray
     lut: np.ndarray
     values: np.ndarray
+    fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         from .nm import scatter_groups
 
-        return scatter_groups(self.packed, self.lut, self.values, shape, self.n, self.m)
+        return scatter_groups(
+            self.packed, self.lut, self.values, shape, self.n, self.m, fill=self.fill
+        )
 
 
 @dataclass(frozen=True)
@@ -75,15 +89,22 @@ class CompressedParts:
     indices: np.ndarray
     indptr: np.ndarray
     by_columns: bool
+    fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         from ._common import as_2d
-        from ._kernels import csr_scatter
+        from ._kernels import csr_scatter, csr_scatter_fill
 
         rows, cols = as_2d(shape)
         major, minor = (cols, rows) if self.by_columns else (rows, cols)
         out = np.empty(major * minor, self.data.dtype)
-        csr_scatter(self.indptr, self.indices, self.data, out, major, minor)
+        if self.fill is None:
+            csr_scatter(self.indptr, self.indices, self.data, out, major, minor)
+        else:
+            csr_scatter_fill(
+                self.indptr, self.indices, self.data, out, major, minor, self.fill,
+                self.by_columns,
+            )
         if self.by_columns:
             out = np.ascontiguousarray(out.reshape(major, minor).T)
         return out.reshape(shape)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,16 @@ from ..registry import (
     storage_nbytes,
     values_section,
 )
-from ._common import builtin
+from ._common import as_2d, builtin
+from ._fill import (
+    FillSpec,
+    check_fill,
+    fill_frame_config,
+    fill_get_config,
+    fill_sections,
+    read_fill,
+    resolve_fill,
+)
 from ._parts import MaskParts
 
 __all__ = ["Bitmask"]
@@ -30,19 +39,38 @@ class Bitmask(Codec):
     "Non-zero" is by bit pattern, so ``-0.0`` and NaN are kept as values. Sections: ``mask``
     (index, ``ceil(size / 8)`` bytes, LSB-first) and ``values`` (``nnz * itemsize`` bytes;
     4-bit dtypes packed two per byte). Meta: ``nnz``. Theoretical size: the values section.
+
+    ``fill`` is the value that counts as empty (see :mod:`._fill`): with a non-zero fill the
+    mask marks the entries that differ from their row's fill, and the frame gets a ``fill``
+    section.
     """
 
     codec_id = "bitmask"
     description = "1 bit per element + the non-zero values; any sparsity"
 
+    fill: FillSpec = field(default="zero", metadata={"omit_default": True})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fill", check_fill(self.fill))
+
+    def get_config(self) -> dict[str, Any]:
+        return fill_get_config(super().get_config())
+
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         flat = bits.reshape(-1)
-        nonzero = flat != 0
+        fill = resolve_fill(self.fill, bits, dtype)
+        rows, cols = as_2d(bits.shape)
+        if fill is None:
+            nonzero = flat != 0
+        else:
+            nonzero = (bits.reshape(rows, cols) != fill.reshape(-1, 1)).reshape(-1)
         values = flat[nonzero]
         mask = np.packbits(nonzero, bitorder="little")
+        fsec, fmeta = fill_sections(fill, rows)
         return Encoded(
-            [Section("mask", "index", mask), values_section("values", values, dtype)],
-            meta={"nnz": int(values.size)},
+            [Section("mask", "index", mask), values_section("values", values, dtype), *fsec],
+            meta={"nnz": int(values.size), **fmeta},
+            config=fill_frame_config(self),
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
@@ -57,7 +85,7 @@ class Bitmask(Codec):
         from ._kernels import check_mask
 
         check_mask(mask, size, nnz, "section 'mask'")
-        return MaskParts(mask, values)
+        return MaskParts(mask, values, read_fill(sections, info))
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return storage_nbytes(info.dtype, info.meta_int("nnz", 0, info.size))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,20 @@ from ..registry import (
     storage_nbytes,
 )
 from . import _huffman as huff
-from ._common import builtin
+from ._common import as_2d, builtin
+from ._fill import (
+    FILL_WORDS,
+    FillSpec,
+    check_fill,
+    compact_fill,
+    fill_config,
+    fill_get_config,
+    fill_sections,
+    read_fill,
+    resolve_fill,
+    row_modes,
+    tensor_mode,
+)
 from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     MAX_CENTROIDS,
@@ -63,6 +76,32 @@ class _Layout:
     values: np.ndarray
     index_nbytes: int
     index_sections: Any  # () -> tuple[list[Section], dict]
+    fill: np.ndarray | None = None  # the bit patterns of the empty entries (None: zero)
+    fill_label: str | int | float = "zero"  # what the frame config records
+
+
+def _worth_counting(x: np.ndarray) -> bool:
+    """For 32/64-bit values, whose exact mode takes a sort: does a sample of ``x`` repeat a
+    non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the zeros, the
+    margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth computing?"""
+    flat = x.reshape(-1)
+    step = max(1, flat.size // 65536)
+    sample = flat[::step]
+    if sample.size == 0:
+        return False
+    patterns, counts = np.unique(sample, return_counts=True)
+    sample_zeros = int(counts[0]) if patterns[0] == 0 else 0
+    return (int(counts.max()) - sample_zeros) * 64 * flat.dtype.itemsize > sample.size
+
+
+def _rows_worth_counting(x: np.ndarray, zeros: int) -> bool:
+    """:func:`_worth_counting` per row: the modes of <= 64 sampled columns of each row, counted
+    over the whole rows, must beat the zeros by the same margin."""
+    sampled = row_modes(np.ascontiguousarray(x[:, :: max(1, x.shape[1] // 64)]))
+    if not sampled.any():
+        return False
+    matches = int(np.count_nonzero(x == sampled[:, None]))
+    return (matches - zeros) * 64 * x.dtype.itemsize > x.size
 
 
 @builtin
@@ -79,10 +118,16 @@ class Hybrid(Codec):
       meta ``fields`` = top bits), ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
+    * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
+      ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
+      (default): zero, the tensor's mode and each row's mode compete, the latter two only when
+      they differ from zero (a tensor at least half zeros has mode zero and pays nothing). A
+      non-zero fill adds a ``fill`` section (codebook) and meta ``fill``.
 
     With ``auto`` the encoder computes the exact coded size of every candidate from symbol
     histograms (no trial encoding) and keeps the smallest; the frame's config records the
-    resolved choice, so ``inspect`` shows it. Sections: ``pattern``/``mask`` (index; with a
+    resolved choice, so ``inspect`` shows it (a zero fill is recorded by leaving ``fill``
+    out). Sections: ``pattern``/``mask`` (index; with a
     ``.codebook`` and ``.bits`` pair when Huffman-coded) and the value stage's sections under
     the prefix ``v``. Theoretical size: the layout's kept values (``nm``: groups x n; ``bitmask``:
     nnz; ``dense``: all) x itemsize.
@@ -97,8 +142,10 @@ class Hybrid(Codec):
     values: str = "auto"
     entropy: str = "huffman"
     max_code_length: int = huff.MAX_LENGTH
+    fill: FillSpec = field(default="auto", metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fill", check_fill(self.fill, (*FILL_WORDS, "auto")))
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("values", self.values, VALUE_STAGES)
         check_choice("entropy", self.entropy, ENTROPY)
@@ -137,60 +184,113 @@ class Hybrid(Codec):
 
         return raw_nbytes, build_raw
 
-    def _candidates(self, bits: np.ndarray) -> list[_Layout]:
-        from ._kernels import bitmask_split
+    def _fills(self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int) -> list[tuple[Any, Any]]:
+        """``(label, fill)`` of each fill to try; fill None is zero, listed first if tried."""
+        if self.fill != "auto":
+            return [(fill_config(self.fill), resolve_fill(self.fill, bits, dtype))]
+        fills: list[tuple[Any, Any]] = [("zero", None)]
+        flat = bits.reshape(-1)
+        # At least half zeros: zero is the mode. Wide values: a sample must show a repeat first.
+        if 2 * zeros >= flat.size or (flat.dtype.itemsize > 2 and not _worth_counting(flat)):
+            mode = None
+        else:
+            mode = compact_fill(np.array([tensor_mode(flat, zeros)], flat.dtype))
+        if mode is not None:
+            fills.append(("mode", mode))
+        rows, cols = as_2d(bits.shape)
+        if rows > 1:
+            x = bits.reshape(rows, cols)
+            if flat.dtype.itemsize > 1 and not _rows_worth_counting(x, zeros):
+                per_row = None
+            else:
+                per_row = compact_fill(row_modes(x))
+            if per_row is not None and (mode is None or not np.array_equal(per_row, mode)):
+                fills.append(("row-mode", per_row))
+        return fills
+
+    def _candidates(self, bits: np.ndarray, dtype: np.dtype[Any]) -> list[_Layout]:
+        from ._kernels import bitmask_split, bitmask_split_fill, nm_codes_from_mask
 
         flat = bits.reshape(-1)
-        nnz = int(np.count_nonzero(flat))
+        rows, cols = as_2d(bits.shape)
+        nnz0 = int(np.count_nonzero(flat))
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
         out = []
-        mask = kept = None
         # dense only competes when most values are non-zero: below that a mask is cheaper
         # than coding every zero as a value.
-        if "dense" in wanted and (self.layout == "dense" or 10 * nnz > 7 * flat.size or not nnz):
+        if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
             out.append(_Layout("dense", flat, 0, lambda: ([], {})))
-        if "bitmask" in wanted and (self.layout == "bitmask" or 0 < nnz < flat.size):
-            mask = np.empty((flat.size + 7) // 8, np.uint8)
-            spare = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
-            bitmask_split(flat, mask, spare)
-            kept = spare[:nnz]
-            size, build = self._index_stream("mask", mask.nbytes, lambda: mask, mask, 256)
-
-            def build_mask(build: Any = build) -> tuple[list[Section], dict[str, Any]]:
-                sections, meta = build()
-                return sections, {**meta, "nnz": nnz}
-
-            out.append(_Layout("bitmask", kept, size, build_mask))
-        _, cols, _, ngroups = geometry(bits.shape, self.m)
-        if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
-            codes = values = None
-            if mask is not None and 8 % self.m == 0 and cols % self.m == 0 and (
-                nnz == ngroups * self.n
-            ):
-                # Every group must then hold exactly n non-zeros: read the codes off the mask
-                # (an eighth of the work of splitting the values again); the kept values are
-                # the mask's, in the same order.
-                from ._kernels import nm_codes_from_mask
-
-                codes = np.empty(ngroups, np.uint16)
-                tables = nm_tables(self.n, self.m)
-                if nm_codes_from_mask(mask, self.m, tables.code_of, codes):
-                    values = kept
-            try:
-                if values is None:
-                    codes, values = split_groups(bits, self.n, self.m)
-            except PatternError:
-                if self.layout == "nm":
-                    raise
+        ngroups = geometry(bits.shape, self.m)[3]
+        fills = []
+        for label, fill in self._fills(bits, dtype, flat.size - nnz0):
+            if fill is None:
+                nnz = nnz0
             else:
-                assert codes is not None
-                ncodes = nm_tables(self.n, self.m).ncodes
-                word, k = pattern_packing(ncodes)
+                empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
+                nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
+            # Under fill="auto", a fill must spare at least one value in 64 * itemsize over
+            # zero (1/8 bit per element) to be worth planning: a dense bfloat16 tensor's most
+            # frequent value does not pay for a layout of its own.
+            if fill is None or self.fill != "auto" or (nnz0 - nnz) * 64 * flat.itemsize > flat.size:
+                fills.append((label, fill, nnz))
+        if len(fills) == 3:
+            # "mode" and "row-mode" keep the same kinds of values; the per-row modes keep fewer
+            # (never more) and store rows - 1 more fill patterns. Plan only the cheaper one.
+            (_, mode, n_mode), (_, per_row, n_rows) = fills[1], fills[2]
+            del fills[1 if n_mode * mode.itemsize + mode.nbytes > n_rows * per_row.itemsize
+                      + per_row.nbytes else 2]
+        for label, fill, nnz in fills:
+            fill_nbytes = 0 if fill is None else fill.nbytes
+            mask = kept = None
+            if "bitmask" in wanted and (
+                self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
+            ):
+                mask = np.empty((flat.size + 7) // 8, np.uint8)
+                spare = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
+                if fill is None:
+                    bitmask_split(flat, mask, spare)
+                else:
+                    bitmask_split_fill(flat, mask, spare, fill, cols)
+                kept = spare[:nnz]
                 size, build = self._index_stream(
-                    "pattern", -(-ngroups // k) * word // 8,
-                    lambda codes=codes: pack_codes(codes, ncodes), codes, ncodes,
+                    "mask", mask.nbytes, lambda mask=mask: mask, mask, 256
                 )
-                out.append(_Layout("nm", values, size, build))
+
+                def build_mask(
+                    build: Any = build, nnz: int = nnz
+                ) -> tuple[list[Section], dict[str, Any]]:
+                    sections, meta = build()
+                    return sections, {**meta, "nnz": nnz}
+
+                out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label))
+            if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
+                codes = values = None
+                if mask is not None and 8 % self.m == 0 and cols % self.m == 0 and (
+                    nnz == ngroups * self.n
+                ):
+                    # Every group must then hold exactly n non-fill entries: read the codes off
+                    # this fill's mask (an eighth of the work of splitting the values again);
+                    # the kept values are the mask's, in the same order.
+                    codes = np.empty(ngroups, np.uint16)
+                    if nm_codes_from_mask(mask, self.m, nm_tables(self.n, self.m).code_of, codes):
+                        values = kept
+                try:
+                    if values is None:
+                        codes, values = split_groups(bits, self.n, self.m, fill)
+                except PatternError:
+                    if self.layout == "nm" and self.fill != "auto":
+                        raise
+                else:
+                    assert codes is not None
+                    ncodes = nm_tables(self.n, self.m).ncodes
+                    word, k = pattern_packing(ncodes)
+                    size, build = self._index_stream(
+                        "pattern", -(-ngroups // k) * word // 8,
+                        lambda codes=codes, c=ncodes: pack_codes(codes, c), codes, ncodes,
+                    )
+                    out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label))
+        if not out and self.layout == "nm":
+            split_groups(bits, self.n, self.m)  # raises the PatternError of the zero fill
         return out
 
     def _value_stages(self, values: np.ndarray, dtype: np.dtype[Any]) -> list[tuple[str, int, Any]]:
@@ -244,7 +344,7 @@ class Hybrid(Codec):
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
-        for cand in self._candidates(bits):
+        for cand in self._candidates(bits, dtype):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
@@ -258,6 +358,9 @@ class Hybrid(Codec):
         assert best is not None  # at least one layout is always possible
         _, cand, stage, state = best
         sections, meta = cand.index_sections()
+        fsec, fmeta = fill_sections(cand.fill, as_2d(bits.shape)[0])
+        sections += fsec
+        meta.update(fmeta)
         if stage == "planes":
             vsec, modes = encode_planes(cand.values, dtype, "v", self.max_code_length, plan=state)
             meta["planes"] = modes
@@ -268,6 +371,9 @@ class Hybrid(Codec):
             vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length, dtype)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
         config = {**self.get_config(), "layout": cand.name, "values": stage}
+        config.pop("fill", None)
+        if cand.fill is not None:  # a zero fill is recorded by its absence (as before fills)
+            config["fill"] = cand.fill_label
         return Encoded(sections + vsec, meta=meta, config=config)
 
     # -- decoding ------------------------------------------------------------------------------
@@ -314,10 +420,13 @@ class Hybrid(Codec):
             values = decode_centroids(
                 sections, "v", count, info.dtype, info.meta.get("centroid_index"), k
             )
+        fill = read_fill(sections, info)
         if self.layout == "dense":
+            if fill is not None:
+                raise FrameLayoutError("a hybrid frame of layout 'dense' has a fill (meta 'fill')")
             return DenseParts(values)
         if self.layout == "bitmask":
-            return self._decode_bitmask(sections, info, values)
+            return self._decode_bitmask(sections, info, values, fill)
         tables = nm_tables(self.n, self.m)
         ngroups = geometry(info.shape, self.m)[3]
         word, k = pattern_packing(tables.ncodes)
@@ -328,10 +437,11 @@ class Hybrid(Codec):
             packed, lut = code_reader(index, tables.ncodes)
         else:
             packed, lut = packed_code_reader(index, tables.ncodes, ngroups)
-        return NMParts(self.n, self.m, packed, lut, values)
+        return NMParts(self.n, self.m, packed, lut, values, fill)
 
     def _decode_bitmask(
-        self, sections: SectionReader, info: FrameInfo, values: np.ndarray
+        self, sections: SectionReader, info: FrameInfo, values: np.ndarray,
+        fill: np.ndarray | None,
     ) -> MaskParts:
         from ._kernels import check_mask
 
@@ -339,7 +449,10 @@ class Hybrid(Codec):
         nbytes = (size + 7) // 8
         mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
         check_mask(mask, size, values.size, "section 'mask'")
-        return MaskParts(mask, values)
+        return MaskParts(mask, values, fill)
+
+    def get_config(self) -> dict[str, Any]:
+        return fill_get_config(super().get_config())
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         self._resolved()  # a frame's config records the layout (FrameLayoutError if not)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
@@ -26,6 +26,15 @@ from ..registry import (
     values_section,
 )
 from ._common import as_2d, builtin, pack_fields, unpack_fields
+from ._fill import (
+    FillSpec,
+    check_fill,
+    fill_frame_config,
+    fill_get_config,
+    fill_sections,
+    read_fill,
+    resolve_fill,
+)
 from ._parts import NMParts
 
 __all__ = [
@@ -173,37 +182,48 @@ def geometry(shape: tuple[int, ...], m: int) -> tuple[int, int, int, int]:
     return rows, cols, gpr, rows * gpr
 
 
-def split_groups(bits: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+def split_groups(
+    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(pattern codes, kept values) of an N:M-sparse bit-pattern array along its last axis.
 
-    Raises PatternError naming the first group with more than ``n`` non-zeros.
+    ``fill`` (None: 0) is the bit pattern that counts as empty, one item or one per row of the
+    2-D view. Raises PatternError naming the first group with more than ``n`` other entries.
     """
-    from ._kernels import nm_split
+    from ._kernels import nm_split, nm_split_fill
 
     tables = nm_tables(n, m)
     rows, cols, gpr, ngroups = geometry(bits.shape, m)
     codes = np.empty(ngroups, np.uint16)
     values = np.empty(ngroups * n, bits.dtype)
-    bad = nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions, codes,
-                   values)
+    if fill is None:
+        bad = nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions,
+                       codes, values)
+    else:
+        bad = nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                            tables.positions, codes, values, fill)
     if bad >= 0:
         row, q = divmod(bad, gpr)
         where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
-        group = bits.reshape(rows, cols)[row, q * m : q * m + m]
-        violations = _count_violations(bits.reshape(rows, cols), n, m)
+        x = bits.reshape(rows, cols)
+        empty = 0 if fill is None else fill[row if fill.size > 1 else 0]
+        group = x[row, q * m : q * m + m]
+        violations = _count_violations(x, n, m, fill)
+        what = "non-zeros" if fill is None else f"entries other than the fill {int(empty):#x}"
         raise PatternError(
             f"input is not {n}:{m} sparse along the last axis: group {bad} (row index "
             f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
-            f"{int(np.count_nonzero(group))} non-zeros, more than n={n}; "
+            f"{int(np.count_nonzero(group != empty))} {what}, more than n={n}; "
             f"{violations} of {ngroups} groups violate the pattern. Prune first with "
             "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
         )
     return codes, values
 
 
-def _count_violations(x: np.ndarray, n: int, m: int) -> int:
+def _count_violations(x: np.ndarray, n: int, m: int, fill: np.ndarray | None = None) -> int:
     pad = -x.shape[1] % m
-    nonzero = np.pad(x != 0, ((0, 0), (0, pad))).reshape(-1, m)
+    kept = x != 0 if fill is None else x != (fill[:, None] if fill.size > 1 else fill[0])
+    nonzero = np.pad(kept, ((0, 0), (0, pad))).reshape(-1, m)
     return int((nonzero.sum(axis=1) > n).sum())
 
 
@@ -237,8 +257,12 @@ def scatter_groups(
     shape: tuple[int, ...],
     n: int,
     m: int,
+    fill: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The dense bit-pattern array of ``shape`` from group codes and kept values."""
+    """The dense bit-pattern array of ``shape`` from group codes and kept values.
+
+    ``fill`` (None: 0) is what the unkept positions hold, one item or one per row.
+    """
     from . import _kernels
 
     tables = nm_tables(n, m)
@@ -246,6 +270,14 @@ def scatter_groups(
     udt = values.dtype
     if ngroups == 0:  # no element; but rows may be huge when cols is 0: loop over none of them
         return np.zeros(shape, udt)
+    if fill is not None:
+        out = np.empty(rows * cols, udt)
+        if _kernels.nm_scatter_fill(packed, lut, tables.positions, values, out, rows, cols, m,
+                                    fill):
+            raise FrameLayoutError(
+                "section 'values' holds a value other than the fill in a padding slot"
+            )
+        return out.reshape(shape)
     group_bytes = m * udt.itemsize
     if cols % m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
         # Whole groups map to whole words: assemble each group in registers.
@@ -281,6 +313,10 @@ class NM(Codec):
 
     A last axis that is not a multiple of ``m`` is padded with zeros to whole groups; the padding
     is implied by the shape. Theoretical size: the ``values`` section (kept values only).
+
+    ``fill`` is the value that counts as empty (see :mod:`._fill`): with a non-zero fill, a
+    group may hold at most ``n`` entries other than its row's fill, the slots kept for empty
+    positions and the padding hold the fill, and the frame gets a ``fill`` section.
     """
 
     codec_id = "nm"
@@ -290,8 +326,10 @@ class NM(Codec):
     n: int = 2
     m: int = 4
     metadata: str = "pattern"
+    fill: FillSpec = field(default="zero", metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fill", check_fill(self.fill))
         check_int("m", self.m, 2, MAX_M)
         check_int("n", self.n, 1, None)
         if self.n >= self.m:
@@ -304,9 +342,13 @@ class NM(Codec):
     def nm_pattern(self) -> tuple[int, int]:
         return (self.n, self.m)
 
+    def get_config(self) -> dict[str, Any]:
+        return fill_get_config(super().get_config())
+
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         tables = nm_tables(self.n, self.m)
-        codes, values = split_groups(bits, self.n, self.m)
+        fill = resolve_fill(self.fill, bits, dtype)
+        codes, values = split_groups(bits, self.n, self.m, fill)
         if self.metadata == "pattern":
             meta = pack_codes(codes, tables.ncodes)
             name = "pattern"
@@ -316,7 +358,11 @@ class NM(Codec):
         else:
             meta = pack_fields(tables.code_masks[codes], self.m)
             name = "mask"
-        return Encoded([values_section("values", values, dtype), Section(name, "index", meta)])
+        fsec, fmeta = fill_sections(fill, geometry(bits.shape, self.m)[0])
+        return Encoded(
+            [values_section("values", values, dtype), Section(name, "index", meta), *fsec],
+            meta=fmeta, config=fill_frame_config(self),
+        )
 
     def _decode_codes(self, sections: SectionReader, ngroups: int) -> np.ndarray:
         """Group codes from "index" or "bitmask" metadata (validated)."""
@@ -355,7 +401,7 @@ class NM(Codec):
             packed, lut = packed_code_reader(words, tables.ncodes, ngroups)
         else:
             packed, lut = code_reader(self._decode_codes(sections, ngroups), tables.ncodes)
-        return NMParts(self.n, self.m, packed, lut, values)
+        return NMParts(self.n, self.m, packed, lut, values, read_fill(sections, info))
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:
         return storage_nbytes(info.dtype, geometry(info.shape, self.m)[3] * self.n)

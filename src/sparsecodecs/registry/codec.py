@@ -10,7 +10,10 @@ parameters
     Its dataclass fields, JSON-native values only. ``get_config()`` returns them with the id,
     ``from_config()`` rebuilds an equal codec, and two codecs with equal configs are equal.
     ``__post_init__`` validates them and raises :class:`CodecConfigError` with the value, the
-    allowed set and the fix.
+    allowed set and the fix. A field declared with ``metadata={"omit_default": True}`` is left
+    out of ``get_config()`` (and so out of every frame header) while it equals its default: a
+    parameter added later then leaves the frames of codecs that do not use it byte-identical,
+    and ``from_config()`` restores the default when the key is absent.
 ``encode_bits(bits, dtype) -> Encoded``
     Receives the bit patterns of the input (C-contiguous unsigned integers of the input's width,
     same shape) and returns named :class:`Section` s, each with a role (``values``, ``index``,
@@ -91,6 +94,17 @@ def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
         )
 
 
+def _is_default(f: dataclasses.Field[Any], value: object) -> bool:
+    """True if ``value`` is the field's default, compared by type and value (``0 != 0.0``)."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return False
+    return type(value) is type(default) and bool(value == default)
+
+
 @dataclass
 class Encoded:
     """What a codec's ``encode_bits`` returns; the base class frames it."""
@@ -116,7 +130,11 @@ class Codec(ABC):
     def get_config(self) -> dict[str, Any]:
         """The codec's id and parameters as a JSON-native dict."""
         config: dict[str, Any] = {"id": self.codec_id}
-        config.update((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("omit_default") and _is_default(f, value):
+                continue
+            config[f.name] = value
         return config
 
     @classmethod

@@ -14,6 +14,7 @@ __all__ = [
     "ChecksumError",
     "CodecConfigError",
     "DecodeLimitError",
+    "FillError",
     "FrameError",
     "FrameHeaderError",
     "FrameLayoutError",
@@ -37,6 +38,11 @@ class SparseCodecsError(ValueError):
 
 class CodecConfigError(SparseCodecsError):
     """A codec parameter or config is invalid (wrong type, out of range, unknown key)."""
+
+
+class FillError(CodecConfigError):
+    """A layout's ``fill`` (the value that counts as empty) does not fit the input: a number
+    the dtype cannot represent exactly, or a per-row sequence of the wrong length."""
 
 
 class UnsupportedDtypeError(SparseCodecsError, TypeError):

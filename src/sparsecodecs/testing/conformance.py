@@ -327,12 +327,38 @@ def arrays_for(codec: Codec, **kwargs: Any) -> st.SearchStrategy[np.ndarray]:
     """:func:`~sparsecodecs.testing.strategies.sparse_arrays` that ``codec`` accepts.
 
     N:M arrays along the last axis for a codec with an ``nm_pattern``; keyword arguments are
-    passed on.
+    passed on. For a codec whose ``fill`` (the value that counts as empty) is a number, the
+    empty entries hold that number wherever the drawn dtype represents it exactly.
     """
     pattern = codec.nm_pattern
     if pattern is not None:
         kwargs.setdefault("pattern", pattern)
-    return sparse_arrays(**kwargs)
+    arrays = sparse_arrays(**kwargs)
+    if _numeric_fill(codec) is None:
+        return arrays
+    return arrays.map(lambda a: _around_fill(a, codec))
+
+
+def _numeric_fill(codec: Codec) -> int | float | None:
+    fill = getattr(codec, "fill", "zero")
+    return fill if isinstance(fill, (int, float)) and not isinstance(fill, bool) else None
+
+
+def _around_fill(array: np.ndarray, codec: Codec) -> np.ndarray:
+    """``array`` with its zero bit patterns replaced by those of the codec's numeric ``fill``,
+    if it has one and the array's dtype holds it exactly."""
+    from ..codecs._fill import _representable
+    from ..registry import FillError
+
+    fill = _numeric_fill(codec)
+    if fill is None:
+        return array
+    try:
+        pattern = _representable([fill], array.dtype, fill)[0]
+    except FillError:
+        return array
+    bits = bits_of(array)
+    return from_bits(np.where(bits == 0, pattern, bits).astype(bits.dtype), array.dtype)
 
 
 def _nm_keep(shape: tuple[int, ...], pattern: tuple[int, int] | None) -> np.ndarray:
@@ -358,7 +384,7 @@ def _edge_array(
         rng = np.random.default_rng(size)
         bits = rng.integers(1, top, size, dtype=width, endpoint=True)
     bits = np.where(_nm_keep(shape, codec.nm_pattern), bits.reshape(shape), width.type(0))
-    return from_bits(np.asarray(bits, width), dtype)
+    return _around_fill(from_bits(np.asarray(bits, width), dtype), codec)
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -428,7 +454,7 @@ def check_config(codec: Codec, *, max_examples: int | None = None) -> None:
         ) from exc
     else:
         _fail("from_config() accepted an unknown parameter 'no_such_parameter'")
-    frame = _encode(codec, np.zeros((2, 8), np.float32))
+    frame = _encode(codec, _around_fill(np.zeros((2, 8), np.float32), codec))
     if read_frame(frame).codec_id != codec.codec_id:
         _fail(f"frames name codec {read_frame(frame).codec_id!r}, not {codec.codec_id!r}")
 
@@ -487,10 +513,12 @@ def _pattern_violations(
 def check_pattern(codec: Codec, *, max_examples: int | None = None) -> None:
     """An N:M codec refuses groups with more than n non-zeros (by bit pattern) with PatternError.
 
-    Codecs without an ``nm_pattern`` pass trivially (their round trip covers any pattern).
+    Codecs without an ``nm_pattern`` pass trivially (their round trip covers any pattern), and
+    so do codecs with a ``fill`` other than ``"zero"``: for them "empty" is not bit pattern
+    zero, and their own tests check the pattern around their fill.
     """
     pattern = codec.nm_pattern
-    if pattern is None:
+    if pattern is None or getattr(codec, "fill", "zero") != "zero":
         return
     if (
         not isinstance(pattern, tuple)
