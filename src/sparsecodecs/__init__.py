@@ -22,6 +22,7 @@ from .checkpoint import (
 from .compute import CompressedLinear, MatmulStats, matmul
 from .registry import (
     CheckpointError,
+    ClusterError,
     Codec,
     CodecConfigError,
     DecodeLimitError,
@@ -31,6 +32,7 @@ from .registry import (
     PluginError,
     Report,
     ShapeError,
+    SliceError,
     SparseCodecsError,
     TensorNotFoundError,
     UnknownCodecError,
@@ -49,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "CheckpointReport",
+    "ClusterError",
     "Codec",
     "CodecConfigError",
     "CompressedLinear",
@@ -60,6 +63,7 @@ __all__ = [
     "PluginError",
     "Report",
     "ShapeError",
+    "SliceError",
     "SparseCodecsError",
     "TensorNotFoundError",
     "UnknownCodecError",
