@@ -441,3 +441,18 @@ def _saved(tmp_path: Path, src: Path, block_bytes: int) -> bytes:
     out = tmp_path / f"api-{block_bytes}"
     sc.compress(src, out, block_bytes=block_bytes)
     return out.read_bytes()
+
+
+def test_a_worker_that_cannot_read_the_input_says_so(tmp_path: Path) -> None:
+    src = tmp_path / "m.safetensors"
+    st_numpy.save_file({"a": np.zeros((4, 4), np.float32)}, str(src))
+    header = checkpoint._open_input(str(src))
+    task = checkpoint._Task(str(tmp_path / "elsewhere.safetensors"), header.entries[0],
+                            sc.get_codec("raw"), checkpoint._Transforms(), (0, 2))
+    with pytest.raises(sc.CheckpointError, match="every worker must see the input"):
+        checkpoint._encode_task(task)
+    frame, report, sums = checkpoint._encode_task(
+        checkpoint._Task(str(src), header.entries[0], sc.get_codec("raw"),
+                         checkpoint._Transforms(), (1, 3))
+    )
+    assert report.shape == (2, 4) and sums is None and sc.decode(frame).shape == (2, 4)

@@ -11,7 +11,11 @@ The safetensors container is read and written by this module (it is a length, a 
 the concatenated data), so the ``safetensors`` package is not needed; the tests check the files
 against it. Compressing or decompressing a checkpoint streams tensor by tensor: one input tensor,
 its transformed copy and its frame are in memory at a time (``workers`` of them with
-``workers > 1``). ``docs/checkpoints.md`` describes the layout and the memory behaviour.
+``workers > 1``). Tensors larger than ``block_bytes`` are split into row blocks, each its own
+frame, concatenated in the tensor's one entry with a block table in the metadata (container
+version 2): blocks are the unit of parallel work (processes or a Dask cluster) and of reading by
+row range (:meth:`safe_open.get_slice`). ``docs/checkpoints.md`` describes the layout and the
+memory behaviour, ``docs/scaling.md`` the parallel work.
 
 >>> import numpy as np, tempfile, os, sparsecodecs as sc
 >>> w = np.zeros((4, 8), np.float32); w[:, ::4] = 1.5
@@ -1145,7 +1149,14 @@ def _encode_task(task: _Task) -> _Result:
         row = e.nbytes // e.shape[0]
         e = _Entry(e.name, e.dtype, (r1 - r0, *e.shape[1:]), e.start + r0 * row,
                    e.start + r1 * row)
-    with open(task.path, "rb") as fh:
+    try:
+        fh = open(task.path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CheckpointError(
+            f"{task.path}: cannot read the input where tensor {e.name!r} is encoded ({exc}); on "
+            "a Dask cluster every worker must see the input at the same path"
+        ) from exc
+    with fh:
         array = _read_tensor(fh, e, task.path)
     sums = None
     if task.transforms.applies(task.entry.dtype, task.entry.shape):
