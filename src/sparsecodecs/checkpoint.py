@@ -748,6 +748,17 @@ class safe_open:  # the name safetensors users know
         of the other axes) reads and decodes the blocks holding rows ``a..b``; a tensor stored
         as one frame is decoded whole and sliced. Steps along the first axis and rows out of
         range raise :class:`SliceError`.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os, sparsecodecs as sc
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> e = np.arange(40, dtype=np.int32).reshape(10, 4)
+        >>> sc.save_file({"e": e}, path, block_bytes=48)  # 3 rows (48 bytes) a block
+        >>> with sc.safe_open(path) as f:
+        ...     f.blocks("e"), f.get_slice("e").get_shape(), f.get_slice("e")[4:6]
+        ([(0, 3), (3, 6), (6, 9), (9, 10)], [10, 4], array([[16, 17, 18, 19],
+               [20, 21, 22, 23]], dtype=int32))
         """
         self._header.entry(name)
         return TensorSlice(self, name)
