@@ -1424,9 +1424,9 @@ def compress(
             from .distributed import connect
 
             client = stack.enter_context(connect(client))
-        return _compress(layout, src, dst, codec_obj, transforms, block_bytes, force, progress,
-                         lambda tasks: _run(tasks, workers, client), started)
-    raise AssertionError("unreachable")  # pragma: no cover - for mypy: ExitStack may swallow
+        report = _compress(layout, src, dst, codec_obj, transforms, block_bytes, force,
+                           progress, lambda tasks: _run(tasks, workers, client), started)
+    return report
 
 
 def _compress(
