@@ -22,6 +22,7 @@ from .checkpoint import (
 from .compute import CompressedLinear, MatmulStats, matmul
 from .registry import (
     CheckpointError,
+    ClusterError,
     Codec,
     CodecConfigError,
     DecodeLimitError,
@@ -32,6 +33,7 @@ from .registry import (
     PluginError,
     Report,
     ShapeError,
+    SliceError,
     SparseCodecsError,
     TensorNotFoundError,
     UnknownCodecError,
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "CheckpointReport",
+    "ClusterError",
     "Codec",
     "CodecConfigError",
     "CompressedLinear",
@@ -62,6 +65,7 @@ __all__ = [
     "PluginError",
     "Report",
     "ShapeError",
+    "SliceError",
     "SparseCodecsError",
     "TensorNotFoundError",
     "UnknownCodecError",

@@ -11,7 +11,11 @@ The safetensors container is read and written by this module (it is a length, a 
 the concatenated data), so the ``safetensors`` package is not needed; the tests check the files
 against it. Compressing or decompressing a checkpoint streams tensor by tensor: one input tensor,
 its transformed copy and its frame are in memory at a time (``workers`` of them with
-``workers > 1``). ``docs/checkpoints.md`` describes the layout and the memory behaviour.
+``workers > 1``). Tensors larger than ``block_bytes`` are split into row blocks, each its own
+frame, concatenated in the tensor's one entry with a block table in the metadata (container
+version 2): blocks are the unit of parallel work (processes or a Dask cluster) and of reading by
+row range (:meth:`safe_open.get_slice`). ``docs/checkpoints.md`` describes the layout and the
+memory behaviour, ``docs/scaling.md`` the parallel work.
 
 >>> import numpy as np, tempfile, os, sparsecodecs as sc
 >>> w = np.zeros((4, 8), np.float32); w[:, ::4] = 1.5
@@ -24,8 +28,10 @@ its transformed copy and its frame are in memory at a time (``workers`` of them 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import difflib
+import itertools
 import json
 import math
 import os
@@ -34,7 +40,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -46,18 +52,25 @@ from .registry import (
     ROLES,
     CheckpointError,
     Codec,
+    DecodeLimitError,
     OutputExistsError,
     Report,
+    SliceError,
     TensorNotFoundError,
     UnsupportedDtypeError,
     decode,
     get_codec,
+    get_decode_limit,
     inspect,
 )
+from .registry.accounting import SectionReport
+from .registry.frame import read_frame
 
 __all__ = [
+    "DEFAULT_BLOCK_BYTES",
     "FORMAT_NAME",
     "CheckpointReport",
+    "TensorSlice",
     "compress",
     "decompress",
     "inspect_checkpoint",
@@ -69,13 +82,19 @@ __all__ = [
 
 #: The value of ``__metadata__["format"]`` in a compressed checkpoint.
 FORMAT_NAME = "sparsecodecs"
-#: Version of the container layout described in ``docs/checkpoints.md``.
+#: Version of the container layout described in ``docs/checkpoints.md``: ``"1"``, one frame per
+#: tensor; ``"2"``, the same with a block table (written only when a tensor is split into row
+#: blocks, so files without blocks stay readable by readers of version 1).
 CONTAINER_VERSION = "1"
+CONTAINER_VERSION_BLOCKS = "2"
+#: Tensors with more dense bytes than this are split into row blocks of at most this size.
+DEFAULT_BLOCK_BYTES = 32 << 20
 _KEY_VERSION = "sparsecodecs.version"
 _KEY_CONTAINER = "sparsecodecs.container"
 _KEY_TENSORS = "sparsecodecs.tensors"
 _KEY_METADATA = "sparsecodecs.metadata"
 _KEY_TRANSFORMS = "sparsecodecs.transforms"
+_KEY_BLOCKS = "sparsecodecs.blocks"
 
 #: safetensors dtype names and the numpy dtype each is read as (``BOOL`` as its bytes).
 ST_DTYPES: dict[str, np.dtype[Any]] = {
@@ -389,18 +408,17 @@ class _Transforms:
     def applies(self, dtype: str, shape: tuple[int, ...]) -> bool:
         return bool(self) and dtype in _FLOAT_ST and len(shape) >= 2
 
-    def apply(self, array: np.ndarray) -> tuple[np.ndarray, float]:
-        """The transformed array and its relative RMS error against the input."""
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """The transformed array (a row block of a tensor is transformed on its own: with
+        ``cluster``, each block gets its own centroids)."""
         from .transforms import cluster, prune
 
-        out, err = array, 0.0
+        out = array
         if self.prune is not None:
-            out, pr = prune(out, self.prune)
-            err = pr.rel_rms_error
+            out, _ = prune(out, self.prune)
         if self.cluster is not None:
             out, _ = cluster(out, self.cluster)
-            err = _rel_rms(array, out)
-        return out, err
+        return out
 
     def record(self, names: list[str]) -> dict[str, Any]:
         spec: dict[str, Any] = {"lossy": True}
@@ -410,14 +428,6 @@ class _Transforms:
             spec["cluster"] = self.cluster
         spec["tensors"] = names
         return spec
-
-
-def _rel_rms(before: np.ndarray, after: np.ndarray) -> float:
-    a = before.astype(np.float64)
-    d = after.astype(np.float64) - a
-    ok = np.isfinite(a) & np.isfinite(d)
-    norm = float(np.sqrt(np.sum(a[ok] ** 2)))
-    return float(np.sqrt(np.sum(d[ok] ** 2))) / norm if norm else 0.0
 
 
 # -- the tensor table -------------------------------------------------------------------------
@@ -456,12 +466,75 @@ def _check_user_metadata(metadata: object) -> dict[str, str] | None:
 
 
 @dataclass(frozen=True)
+class _Blocks:
+    """A tensor split into row blocks: block ``i`` holds rows ``rows[i]:rows[i + 1]`` in the
+    frame at bytes ``offsets[i]:offsets[i + 1]`` of the tensor's entry."""
+
+    rows: np.ndarray  # int64, strictly increasing, rows[0] == 0, rows[-1] == shape[0]
+    offsets: np.ndarray  # int64, strictly increasing, offsets[0] == 0, offsets[-1] == nbytes
+
+    def __len__(self) -> int:
+        return len(self.rows) - 1
+
+
+@dataclass(frozen=True)
 class _Info:
     """What a compressed checkpoint's header says: the tensor table and the metadata."""
 
     table: dict[str, tuple[str, tuple[int, ...]]]
     metadata: dict[str, str] | None
     transforms: dict[str, Any] | None
+    blocks: dict[str, _Blocks] = field(default_factory=dict)
+
+
+def _parse_blocks(
+    header: _Header, raw: object, table: Mapping[str, tuple[str, tuple[int, ...]]]
+) -> dict[str, _Blocks]:
+    """The block table, checked against the tensor table and the entries (it is never trusted:
+    rows must tile ``0..shape[0]`` and offsets the entry's bytes, in order, without overlap)."""
+    path = header.path
+    if not isinstance(raw, dict):
+        raise _fail(path, f"{_KEY_BLOCKS} is not an object")
+    out = {}
+    for name, spec in raw.items():
+        where = f"{_KEY_BLOCKS}[{name!r}]"
+        if name not in table:
+            raise _fail(path, f"{where} names no tensor of the file")
+        shape = table[name][1]
+        entry = header.entry(name)
+        ok = (
+            isinstance(spec, dict)
+            and set(spec) == {"rows", "offsets"}
+            and all(
+                isinstance(spec[k], list) and all(type(v) is int and v >= 0 for v in spec[k])
+                for k in ("rows", "offsets")
+            )
+        )
+        if not ok:
+            raise _fail(path, f"{where} must be {{'rows': [ints], 'offsets': [ints]}}, got "
+                              f"{spec!r:.200}")
+        rows, offsets = spec["rows"], spec["offsets"]
+        if len(rows) < 2 or len(rows) != len(offsets):
+            raise _fail(path, f"{where} needs as many row bounds as offsets, at least 2; got "
+                              f"{len(rows)} and {len(offsets)}")
+        if not shape:
+            raise _fail(path, f"{where}: tensor {name!r} is a scalar and cannot have row blocks")
+        if rows[0] != 0 or rows[-1] != shape[0]:
+            raise _fail(path, f"{where}: blocks cover rows {rows[0]}..{rows[-1]}, but tensor "
+                              f"{name!r} has rows 0..{shape[0]}: rows are missing")
+        r = np.asarray(rows, np.int64)
+        o = np.asarray(offsets, np.int64)
+        bad = np.flatnonzero(np.diff(r) <= 0)
+        if bad.size:
+            i = int(bad[0])
+            raise _fail(path, f"{where}: block {i + 1} starts at row {rows[i + 1]}, not after "
+                              f"block {i}'s start {rows[i]}: blocks overlap or are empty")
+        bad = np.flatnonzero(np.diff(o) <= 0)
+        if o[0] != 0 or o[-1] != entry.nbytes or bad.size:
+            raise _fail(path, f"{where}: frame offsets {offsets!s:.200} do not split the entry's "
+                              f"{entry.nbytes} bytes into increasing, non-empty frames")
+        out[name] = _Blocks(r, o)
+    return out
 
 
 def _checkpoint_info(header: _Header) -> _Info:
@@ -472,12 +545,19 @@ def _checkpoint_info(header: _Header) -> _Info:
             f"not a sparsecodecs checkpoint (its __metadata__ format is {meta.get('format')!r}); "
             "compress it with sparsecodecs.compress or `sparsecodecs compress`",
         )
-    if meta.get(_KEY_CONTAINER) != CONTAINER_VERSION:
-        raise _fail(path, f"unsupported container version {meta.get(_KEY_CONTAINER)!r}")
+    version = meta.get(_KEY_CONTAINER)
+    if version not in (CONTAINER_VERSION, CONTAINER_VERSION_BLOCKS):
+        raise _fail(path, f"unsupported container version {version!r}; this library reads "
+                          f"{CONTAINER_VERSION!r} and {CONTAINER_VERSION_BLOCKS!r}")
+    if (version == CONTAINER_VERSION_BLOCKS) != (_KEY_BLOCKS in meta):
+        raise _fail(path, f"container version {version!r} "
+                          + ("needs" if version == CONTAINER_VERSION_BLOCKS else "must not have")
+                          + f" a block table ({_KEY_BLOCKS})")
     try:
         table = json.loads(meta[_KEY_TENSORS])
         user = json.loads(meta[_KEY_METADATA]) if _KEY_METADATA in meta else None
         transforms = json.loads(meta[_KEY_TRANSFORMS]) if _KEY_TRANSFORMS in meta else None
+        blocks = json.loads(meta[_KEY_BLOCKS]) if _KEY_BLOCKS in meta else {}
     except (KeyError, ValueError, RecursionError) as exc:
         raise _fail(path, f"malformed sparsecodecs metadata: {exc!r}") from exc
     names = [e.name for e in header.entries]
@@ -499,7 +579,7 @@ def _checkpoint_info(header: _Header) -> _Info:
             raise _fail(path, f"entry {e.name!r} is {e.dtype} {list(e.shape)}, not a U8 frame")
     if user is not None and not isinstance(user, dict):
         raise _fail(path, "sparsecodecs.metadata is not an object")
-    return _Info(parsed, user, transforms)
+    return _Info(parsed, user, transforms, _parse_blocks(header, blocks, parsed))
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -580,36 +660,222 @@ class safe_open:  # the name safetensors users know
         return self._info.table[name][1]
 
     def get_frame(self, name: str) -> bytes:
-        """The frame of tensor ``name``, undecoded."""
+        """The bytes of tensor ``name``'s entry, undecoded: its frame, or for a tensor split into
+        row blocks its block frames one after the other (see :meth:`get_block_frames`)."""
         return bytes(_read_entry(self._fh, self._header.entry(name), self.path))
+
+    def blocks(self, name: str) -> list[tuple[int, int]] | None:
+        """The row ranges ``(start, stop)`` of tensor ``name``'s blocks, or ``None`` if the tensor
+        is one frame."""
+        self._header.entry(name)
+        b = self._info.blocks.get(name)
+        return None if b is None else list(itertools.pairwise(b.rows.tolist()))
+
+    def get_block_frames(self, name: str) -> list[bytes]:
+        """The frames of tensor ``name``: one per row block, or one for the whole tensor."""
+        entry = self._header.entry(name)
+        b = self._info.blocks.get(name)
+        if b is None:
+            return [self.get_frame(name)]
+        return [self._block_frame(entry, b, i) for i in range(len(b))]
+
+    def _block_frame(self, entry: _Entry, b: _Blocks, i: int) -> bytes:
+        start, stop = int(b.offsets[i]), int(b.offsets[i + 1])
+        part = _Entry(f"{entry.name}[block {i}]", "U8", (stop - start,), entry.start + start,
+                      entry.start + stop)
+        return bytes(_read_entry(self._fh, part, self.path))
+
+    def _decode(self, frame: bytes, name: str, shape: tuple[int, ...], what: str) -> np.ndarray:
+        """Decode ``frame`` after checking that its header claims the dtype and shape the tensor
+        table expects (before anything is allocated)."""
+        dtype = self._info.table[name][0]
+        stored = np.dtype(np.uint8) if dtype == "BOOL" else ST_DTYPES[dtype]
+        info = read_frame(frame).info
+        if info.dtype != stored or info.shape != shape:
+            raise _fail(
+                self.path,
+                f"tensor {name!r}{what}: its frame holds {info.dtype} {list(info.shape)}, but the "
+                f"tensor table says {dtype} {list(shape)}",
+            )
+        return decode(frame)
+
+    def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of tensor ``name`` (``0 <= start <= stop <= rows``), decoding only
+        the blocks that hold them."""
+        entry = self._header.entry(name)
+        dtype, shape = self._info.table[name]
+        want = ST_DTYPES[dtype]
+        b = self._info.blocks.get(name)
+        if b is None:
+            whole = self._decode(self.get_frame(name), name, shape, "")
+            return whole.view(want) if not shape or (start, stop) == (0, shape[0]) else (
+                whole[start:stop].view(want)
+            )
+        out_shape = (stop - start, *shape[1:])
+        limit = get_decode_limit()
+        if math.prod(out_shape) * want.itemsize > limit:
+            raise DecodeLimitError(
+                f"{self.path}: tensor {name!r} rows {start}:{stop} {list(out_shape)} need "
+                f"{math.prod(out_shape) * want.itemsize} bytes, over the decode limit of {limit}; "
+                "call sparsecodecs.set_decode_limit() to allow it"
+            )
+        out = np.empty(out_shape, np.uint8 if dtype == "BOOL" else want)
+        first = int(np.searchsorted(b.rows, start, side="right")) - 1
+        for i in range(max(first, 0), len(b) if stop > start else 0):
+            r0, r1 = int(b.rows[i]), int(b.rows[i + 1])
+            if r0 >= stop:
+                break
+            block = self._decode(self._block_frame(entry, b, i), name, (r1 - r0, *shape[1:]),
+                                 f" block {i} (rows {r0}:{r1})")
+            lo, hi = max(r0, start), min(r1, stop)
+            out[lo - start : hi - start] = block[lo - r0 : hi - r0]
+        return out.view(want)
 
     def get_array(self, name: str) -> np.ndarray:
         """Tensor ``name`` decoded as a numpy array (whatever ``framework`` is)."""
-        frame = self.get_frame(name)
-        dtype, shape = self._info.table[name]
-        array = decode(frame)
-        want = ST_DTYPES[dtype]
-        stored = np.dtype(np.uint8) if dtype == "BOOL" else want
-        if array.dtype != stored or array.shape != shape:
-            raise _fail(
-                self.path,
-                f"tensor {name!r}: its frame decodes to {array.dtype} {list(array.shape)}, but "
-                f"the tensor table says {dtype} {list(shape)}",
-            )
-        return array.view(want)
+        self._header.entry(name)
+        shape = self._info.table[name][1]
+        return self._rows(name, 0, shape[0] if shape else 0)
 
     def get_tensor(self, name: str) -> Any:
         """Tensor ``name``, read and decoded alone, as a numpy array or a torch tensor."""
         return _to_framework(self.get_array(name), self._framework)
 
+    def get_slice(self, name: str) -> TensorSlice:
+        """A lazy view of tensor ``name`` that decodes only the row blocks a slice touches.
+
+        ``f.get_slice(name)[a:b]`` (also ``[a]``, ``[:]``, and ``[a:b, ...]`` with plain slices
+        of the other axes) reads and decodes the blocks holding rows ``a..b``; a tensor stored
+        as one frame is decoded whole and sliced. Steps along the first axis and rows out of
+        range raise :class:`SliceError`.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os, sparsecodecs as sc
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> e = np.arange(40, dtype=np.int32).reshape(10, 4)
+        >>> sc.save_file({"e": e}, path, block_bytes=48)  # 3 rows (48 bytes) a block
+        >>> with sc.safe_open(path) as f:
+        ...     f.blocks("e"), f.get_slice("e").get_shape(), f.get_slice("e")[4:6]
+        ([(0, 3), (3, 6), (6, 9), (9, 10)], [10, 4], array([[16, 17, 18, 19],
+               [20, 21, 22, 23]], dtype=int32))
+        """
+        self._header.entry(name)
+        return TensorSlice(self, name)
+
     def inspect(self, name: str) -> Report:
-        """The accounting of tensor ``name``'s frame (verified, not decoded)."""
-        return inspect(self.get_frame(name))
+        """The accounting of tensor ``name``'s frame (verified, not decoded); for a tensor in row
+        blocks, the sum over its block frames."""
+        frames = self.get_block_frames(name)
+        reports = [inspect(f) for f in frames]
+        return reports[0] if len(reports) == 1 else _merge_reports(
+            reports, self._info.table[name][1]
+        )
 
     def report(self) -> CheckpointReport:
         """The accounting of every tensor and the container (reads every frame, decodes none)."""
-        reports = {e.name: inspect(self.get_frame(e.name)) for e in self._header.entries}
+        reports = {e.name: self.inspect(e.name) for e in self._header.entries}
         return CheckpointReport(self.path, reports, self._header.size, self._info.transforms)
+
+
+def _merge_reports(reports: list[Report], shape: tuple[int, ...]) -> Report:
+    """One report for a tensor stored as several block frames: sizes summed, role by role and
+    section by section."""
+    roles: dict[str, int] = {}
+    sections: dict[tuple[str, str], int] = {}
+    for r in reports:
+        for role, n in r.role_bytes.items():
+            roles[role] = roles.get(role, 0) + n
+        for sec in r.sections:
+            sections[sec.name, sec.role] = sections.get((sec.name, sec.role), 0) + sec.nbytes
+    codecs = list(dict.fromkeys(r.codec for r in reports))
+    return Report(
+        codec="+".join(codecs),
+        config=dict(reports[0].config),
+        dtype=reports[0].dtype,
+        shape=tuple(shape),
+        dense_bytes=sum(r.dense_bytes for r in reports),
+        frame_bytes=sum(r.frame_bytes for r in reports),
+        theoretical_bytes=sum(r.theoretical_bytes for r in reports),
+        role_bytes=roles,
+        sections=tuple(SectionReport(n, role, b) for (n, role), b in sections.items()),
+    )
+
+
+class TensorSlice:
+    """What :meth:`safe_open.get_slice` returns (the shape of safetensors' ``PySafeSlice``)."""
+
+    def __init__(self, f: safe_open, name: str) -> None:
+        self._f = f
+        self.name = name
+
+    def get_shape(self) -> list[int]:
+        """The tensor's shape."""
+        return list(self._f.shape(self.name))
+
+    def get_dtype(self) -> str:
+        """The tensor's safetensors dtype name (e.g. ``"BF16"``)."""
+        return self._f.dtype(self.name)
+
+    def __getitem__(self, key: object) -> Any:
+        shape = self._f.shape(self.name)
+        start, stop, single, rest = _row_range(key, shape, self.name)
+        rows = self._f._rows(self.name, start, stop)
+        if rest:
+            index: tuple[slice, ...] = (slice(None), *rest)
+            rows = rows[index]
+        if single:
+            rows = rows[0]
+        if self._f._framework == "pt":
+            rows = np.ascontiguousarray(rows)
+        return _to_framework(rows, self._f._framework)
+
+
+_SUPPORTED_SLICES = "[a:b], [a], [:] and [a:b, <slices of the other axes>]"
+
+
+def _row_range(
+    key: object, shape: tuple[int, ...], name: str
+) -> tuple[int, int, bool, tuple[slice, ...]]:
+    """``(start, stop, single row?, slices of the other axes)`` of an index along axis 0."""
+    if not shape:
+        raise SliceError(f"tensor {name!r} is a scalar; read it with get_tensor")
+    n = shape[0]
+    rest: tuple[slice, ...] = ()
+    if isinstance(key, tuple):
+        if not key:
+            return 0, n, False, ()
+        whole: tuple[Any, ...] = key
+        if len(whole) > len(shape) or not all(isinstance(k, slice) for k in whole[1:]):
+            raise SliceError(
+                f"tensor {name!r} {list(shape)}: unsupported index {whole!r}; "
+                f"supported: {_SUPPORTED_SLICES}"
+            )
+        key, rest = whole[0], whole[1:]
+    if isinstance(key, slice):
+        if key.step not in (None, 1):
+            raise SliceError(f"tensor {name!r}: slices with a step along the first axis are not "
+                             f"supported, got step {key.step!r}; take [a:b] and step in numpy")
+        bounds = []
+        for value, default in ((key.start, 0), (key.stop, n)):
+            if value is None:
+                bounds.append(default)
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise SliceError(f"tensor {name!r}: slice bounds must be integers, got {key!r}")
+            bounds.append(int(value) + n if value < 0 else int(value))
+        start, stop = bounds
+        if not 0 <= start <= stop <= n:
+            raise SliceError(f"tensor {name!r}: rows {key.start}:{key.stop} are out of range for "
+                             f"{n} rows (need 0 <= start <= stop <= {n}, negatives counted from "
+                             "the end)")
+        return start, stop, False, rest
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        i = int(key) + n if key < 0 else int(key)
+        if not 0 <= i < n:
+            raise SliceError(f"tensor {name!r}: row {key} is out of range for {n} rows")
+        return i, i + 1, True, rest
+    raise SliceError(f"tensor {name!r}: unsupported index {key!r}; supported: {_SUPPORTED_SLICES}")
 
 
 def load_file(filename: str | os.PathLike[str], framework: str = "np") -> dict[str, Any]:
@@ -734,29 +1000,73 @@ def _describe_transforms(spec: Mapping[str, Any]) -> str:
 
 def _write_checkpoint(
     fh: IO[bytes],
-    names: list[str],
+    plan: list[tuple[str, list[int] | None]],
     metadata: Mapping[str, str],
-    frames: Iterable[tuple[str, bytes]],
+    frames: Iterable[bytes],
 ) -> None:
-    """Stream ``frames`` (in ``names`` order) into ``fh`` behind a reserved header.
+    """Stream ``frames`` into ``fh`` behind a reserved header.
 
-    The header is sized for the widest possible offsets, written as zeros, and overwritten with
-    the real (space-padded) header once the frame sizes are known: one pass, one frame at a time.
+    ``plan`` lists the tensors in data order, each with its row bounds if it is split into row
+    blocks (``None``: one frame); ``frames`` yields the frames in that order, block by block. A
+    blocked tensor's frames are concatenated into its one entry and the block table (row bounds,
+    frame offsets) goes into the metadata. The header is sized for the widest possible offsets,
+    written as zeros, and overwritten with the real (space-padded) header once the frame sizes
+    are known: one pass, one frame at a time.
     """
-    reserve = -(-len(_header_bytes(((n, "U8", [_BIG], _BIG, _BIG) for n in names), metadata))
-                // 8) * 8
+    blocked = {name: rows for name, rows in plan if rows is not None}
+
+    def full(offsets: Mapping[str, list[int]]) -> dict[str, str]:
+        if not blocked:
+            return dict(metadata)
+        table = {n: {"rows": rows, "offsets": offsets[n]} for n, rows in blocked.items()}
+        return {**metadata, _KEY_CONTAINER: CONTAINER_VERSION_BLOCKS,
+                _KEY_BLOCKS: json.dumps(table, separators=(",", ":"))}
+
+    widest = {n: [_BIG] * len(rows) for n, rows in blocked.items()}
+    reserve = -(-len(_header_bytes(((n, "U8", [_BIG], _BIG, _BIG) for n, _ in plan),
+                                   full(widest))) // 8) * 8
     fh.write(bytes(_LEN.size + reserve))
     specs: list[tuple[str, str, list[int], int, int]] = []
+    offsets: dict[str, list[int]] = {}
+    it = iter(frames)
     pos = 0
-    for (name, frame), want in zip(frames, names, strict=True):
-        if name != want:  # pragma: no cover - an internal ordering bug
-            raise AssertionError(f"frame for {name!r} arrived in place of {want!r}")
-        fh.write(frame)
-        specs.append((name, "U8", [len(frame)], pos, pos + len(frame)))
-        pos += len(frame)
+    for name, rows in plan:
+        start = pos
+        ends = [0]
+        for _ in range(1 if rows is None else len(rows) - 1):
+            frame = next(it)
+            fh.write(frame)
+            pos += len(frame)
+            ends.append(pos - start)
+        specs.append((name, "U8", [pos - start], start, pos))
+        if rows is not None:
+            offsets[name] = ends
+    if next(it, None) is not None:  # pragma: no cover - an internal planning bug
+        raise AssertionError("more frames than the plan has blocks")
     fh.seek(0)
-    fh.write(_padded(_header_bytes(specs, metadata), reserve))
+    fh.write(_padded(_header_bytes(specs, full(offsets)), reserve))
     fh.seek(0, os.SEEK_END)
+
+
+def _row_bounds(shape: Sequence[int], itemsize: int, block_bytes: int) -> list[int] | None:
+    """Row bounds splitting a tensor into blocks of at most ``block_bytes`` dense bytes (at
+    least one row each), or ``None`` if it stays one frame (small, a scalar, one row, or
+    ``block_bytes == 0``)."""
+    if block_bytes == 0 or len(shape) == 0 or shape[0] < 2:
+        return None
+    row = math.prod(shape[1:]) * itemsize
+    if row == 0 or row * shape[0] <= block_bytes:
+        return None
+    per = max(1, block_bytes // row)
+    return [*range(0, shape[0], per), shape[0]]
+
+
+def _check_block_bytes(block_bytes: object) -> int:
+    if type(block_bytes) is not int or block_bytes < 0:
+        raise CheckpointError(
+            f"block_bytes must be an integer >= 0 (0: never split), got {block_bytes!r}"
+        )
+    return block_bytes
 
 
 def _codec_of(codec: str | Mapping[str, Any] | Codec) -> Codec:
@@ -770,6 +1080,7 @@ def save_file(
     metadata: Mapping[str, str] | None = None,
     *,
     force: bool = False,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> None:
     """Compress ``tensors`` into a checkpoint file (like ``safetensors.numpy.save_file``).
 
@@ -786,8 +1097,12 @@ def save_file(
         String-to-string metadata, kept and given back by :meth:`safe_open.metadata`.
     force
         Replace ``filename`` if it exists (otherwise :class:`OutputExistsError`).
+    block_bytes
+        Tensors of more dense bytes than this are split into row blocks of at most this many
+        bytes, one frame each (``0``: never split); see ``docs/checkpoints.md``.
     """
     user = _check_user_metadata(metadata)
+    block_bytes = _check_block_bytes(block_bytes)
     codec_obj = _codec_of(codec)
     arrays: dict[str, np.ndarray] = {}
     table: dict[str, tuple[str, list[int]]] = {}
@@ -802,9 +1117,19 @@ def save_file(
         arrays[name] = array.view(np.uint8) if st == "BOOL" else array
         table[name] = (st, list(array.shape))
     meta = _checkpoint_metadata(table, user, None)
-    frames = ((name, codec_obj.encode(a)) for name, a in arrays.items())
+    plan = [(n, _row_bounds(a.shape, a.itemsize, block_bytes)) for n, a in arrays.items()]
+
+    def frames() -> Iterator[bytes]:
+        for name, rows in plan:
+            a = arrays[name]
+            if rows is None:
+                yield codec_obj.encode(a)
+            else:
+                for r0, r1 in itertools.pairwise(rows):
+                    yield codec_obj.encode(a[r0:r1])
+
     with _atomic_file(Path(filename), force) as fh:
-        _write_checkpoint(fh, list(arrays), meta, frames)
+        _write_checkpoint(fh, plan, meta, frames())
 
 
 # -- compressing and decompressing files and folders -------------------------------------------
@@ -812,45 +1137,92 @@ def save_file(
 
 @dataclass(frozen=True)
 class _Task:
+    """Encode one tensor, or rows ``rows[0]:rows[1]`` of it, read from the file at ``path``."""
+
     path: str
     entry: _Entry
     codec: Codec
     transforms: _Transforms
+    rows: tuple[int, int] | None = None
 
 
-def _encode_task(task: _Task) -> tuple[bytes, Report, float | None]:
-    """Read one tensor, transform it if asked, encode it (run in the caller or a worker)."""
-    with open(task.path, "rb") as fh:
-        array = _read_tensor(fh, task.entry, task.path)
-    err = None
+#: A task's result: the frame, its accounting, and (for a lossy transform) the squared error
+#: and squared norm sums that give the relative RMS error.
+_Result = tuple[bytes, Report, "tuple[float, float] | None"]
+
+
+def _encode_task(task: _Task) -> _Result:
+    """Read one tensor or row block, transform it if asked, encode it (run in the caller, a
+    worker process or a Dask worker)."""
+    e = task.entry
+    if task.rows is not None:
+        r0, r1 = task.rows
+        row = e.nbytes // e.shape[0]
+        e = _Entry(e.name, e.dtype, (r1 - r0, *e.shape[1:]), e.start + r0 * row,
+                   e.start + r1 * row)
+    try:
+        fh = open(task.path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CheckpointError(
+            f"{task.path}: cannot read the input where tensor {e.name!r} is encoded ({exc}); on "
+            "a Dask cluster every worker must see the input at the same path"
+        ) from exc
+    with fh:
+        array = _read_tensor(fh, e, task.path)
+    sums = None
     if task.transforms.applies(task.entry.dtype, task.entry.shape):
-        array, err = task.transforms.apply(array)
+        before = array
+        array = task.transforms.apply(array)
+        sums = _sq_sums(before, array)
     frame = task.codec.encode(array)
-    return frame, inspect(frame), err
+    return frame, inspect(frame), sums
 
 
-def _run(tasks: list[_Task], workers: int) -> Iterator[tuple[bytes, Report, float | None]]:
-    """Results in task order; at most ``2 * workers`` tasks in flight."""
+def _sq_sums(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
+    """(sum of squared changes, sum of squared values) over the finite elements: the relative
+    RMS error of a tensor is ``sqrt(first / second)``, summed over its blocks first."""
+    a = before.astype(np.float64)
+    d = after.astype(np.float64) - a
+    ok = np.isfinite(a) & np.isfinite(d)
+    return float(np.dot(d[ok], d[ok])), float(np.dot(a[ok], a[ok]))
+
+
+def _windowed(
+    tasks: list[_Task], submit: Callable[[_Task], Any], window: int
+) -> Iterator[_Result]:
+    """Results in task order from futures made by ``submit``, at most ``window`` in flight."""
+    pending: collections.deque[Any] = collections.deque()
+    it = iter(tasks)
+    try:
+        for task in itertools.islice(it, window):
+            pending.append(submit(task))
+        while pending:
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(submit(nxt))
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _run(tasks: list[_Task], workers: int, client: Any = None) -> Iterator[_Result]:
+    """Results in task order: here, in ``workers`` processes, or on a Dask cluster."""
+    if client is not None:
+        from .distributed import submitter
+
+        submit, window = submitter(client, _encode_task)
+        yield from _windowed(tasks, submit, window)
+        return
     if workers <= 1 or len(tasks) <= 1:
         yield from map(_encode_task, tasks)
         return
     import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: list[Future[tuple[bytes, Report, float | None]]] = []
-        it = iter(tasks)
-        for task in it:
-            pending.append(pool.submit(_encode_task, task))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            result = pending.pop(0).result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_encode_task, nxt))
-            yield result
+        yield from _windowed(tasks, lambda t: pool.submit(_encode_task, t), 2 * workers)
 
 
 def is_safetensors(path: str | os.PathLike[str]) -> bool:
@@ -882,26 +1254,47 @@ def _compress_file(
     dst_fh: IO[bytes],
     codec: Codec,
     transforms: _Transforms,
-    workers: int,
+    block_bytes: int,
+    run: Callable[[list[_Task]], Iterator[_Result]],
     tick: Callable[[str], None],
 ) -> tuple[dict[str, Report], dict[str, float], dict[str, Any] | None]:
     lossy = [e.name for e in header.entries if transforms.applies(e.dtype, e.shape)]
     record = transforms.record(lossy) if transforms else None
     table = {e.name: (e.dtype, list(e.shape)) for e in header.entries}
     meta = _checkpoint_metadata(table, header.metadata, record)
-    tasks = [_Task(src, e, codec, transforms) for e in header.entries]
+    plan = [
+        (e, _row_bounds(e.shape, ST_DTYPES[e.dtype].itemsize, block_bytes))
+        for e in header.entries
+    ]
+    tasks: list[_Task] = []
+    for e, rows in plan:
+        if rows is None:
+            tasks.append(_Task(src, e, codec, transforms))
+        else:
+            tasks += [_Task(src, e, codec, transforms, (r0, r1))
+                      for r0, r1 in itertools.pairwise(rows)]
     reports: dict[str, Report] = {}
     errors: dict[str, float] = {}
 
-    def frames() -> Iterator[tuple[str, bytes]]:
-        for task, (frame, report, err) in zip(tasks, _run(tasks, workers), strict=True):
-            reports[task.entry.name] = report
-            if err is not None:
-                errors[task.entry.name] = err
-            tick(task.entry.name)
-            yield task.entry.name, frame
+    def frames() -> Iterator[bytes]:
+        results = run(tasks)
+        for e, rows in plan:
+            parts: list[Report] = []
+            num = den = 0.0
+            lossy_tensor = False
+            for _ in range(1 if rows is None else len(rows) - 1):
+                frame, report, sums = next(results)
+                parts.append(report)
+                if sums is not None:
+                    lossy_tensor = True
+                    num, den = num + sums[0], den + sums[1]
+                yield frame
+            reports[e.name] = parts[0] if rows is None else _merge_reports(parts, e.shape)
+            if lossy_tensor:
+                errors[e.name] = math.sqrt(num) / math.sqrt(den) if den else 0.0
+            tick(e.name)
 
-    _write_checkpoint(dst_fh, [e.name for e in header.entries], meta, frames())
+    _write_checkpoint(dst_fh, [(e.name, rows) for e, rows in plan], meta, frames())
     return reports, errors, record
 
 
@@ -965,13 +1358,15 @@ def compress(
     workers: int = 1,
     force: bool = False,
     progress: Progress | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    client: Any = None,
 ) -> CheckpointReport:
     """Compress a safetensors file, or a folder of shards with its ``*.index.json``.
 
-    Tensors are read, encoded and written one at a time (``workers`` processes each hold one);
-    the output has the input's layout (a file, or a folder with the same shard names and a copy
-    of the index) and is written atomically. Every input header is checked before anything is
-    written.
+    Tensors (or row blocks of large tensors) are read, encoded and written one at a time
+    (``workers`` processes, or the workers of a Dask cluster, each hold one); the output has the
+    input's layout (a file, or a folder with the same shard names and a copy of the index) and
+    is written atomically. Every input header is checked before anything is written.
 
     Parameters
     ----------
@@ -989,6 +1384,16 @@ def compress(
         Replace ``dst`` if it exists.
     progress
         Called as ``progress(name, done, total)`` after each tensor.
+    block_bytes
+        Tensors of more dense bytes than this are split into row blocks of at most this many
+        bytes, one frame each, encoded in parallel and decodable by row range (``0``: never
+        split). Default 32 MiB.
+    client
+        A ``dask.distributed.Client`` (or a scheduler address such as
+        ``"tcp://scheduler:8786"``): encode the tensors and blocks on its workers, which read
+        them from ``src`` themselves (so ``src`` must be readable at the same path there); this
+        process reads the headers and writes the output. Overrides ``workers``; the output is
+        byte-identical to the serial run. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -1008,11 +1413,34 @@ def compress(
         raise CheckpointError(f"cluster must be an integer in [1, 65536], got {cluster!r}")
     if type(workers) is not int or workers < 1:
         raise CheckpointError(f"workers must be an integer >= 1, got {workers!r}")
+    block_bytes = _check_block_bytes(block_bytes)
     transforms = _Transforms(prune, cluster)
     layout = _layout(src)
     for h in layout.headers:
         for e in h.entries:
             _entry_dtype(e, h.path)  # refuse unsupported dtypes before writing anything
+    with contextlib.ExitStack() as stack:
+        if isinstance(client, str):
+            from .distributed import connect
+
+            client = stack.enter_context(connect(client))
+        report = _compress(layout, src, dst, codec_obj, transforms, block_bytes, force,
+                           progress, lambda tasks: _run(tasks, workers, client), started)
+    return report
+
+
+def _compress(
+    layout: _Layout,
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    codec_obj: Codec,
+    transforms: _Transforms,
+    block_bytes: int,
+    force: bool,
+    progress: Progress | None,
+    run: Callable[[list[_Task]], Iterator[_Result]],
+    started: float,
+) -> CheckpointReport:
     total = sum(len(h.entries) for h in layout.headers)
     done = [0]
 
@@ -1028,7 +1456,8 @@ def compress(
     if layout.index is None:
         with _atomic_file(out, force) as fh:
             reports, errors, record = _compress_file(
-                layout.files[0], layout.headers[0], fh, codec_obj, transforms, workers, tick
+                layout.files[0], layout.headers[0], fh, codec_obj, transforms, block_bytes, run,
+                tick,
             )
         size = out.stat().st_size
     else:
@@ -1036,7 +1465,7 @@ def compress(
             for shard, header in zip(layout.files, layout.headers, strict=True):
                 with open(tmp / shard, "wb") as fh:
                     shard_reports, shard_errors, rec = _compress_file(
-                        header.path, header, fh, codec_obj, transforms, workers, tick
+                        header.path, header, fh, codec_obj, transforms, block_bytes, run, tick
                     )
                 reports.update(shard_reports)
                 errors.update(shard_errors)
@@ -1064,7 +1493,12 @@ def _decompress_file(header: _Header, dst_fh: IO[bytes], tick: Callable[[str], N
     dst_fh.write(_padded(_header_bytes(specs, meta)))
     with safe_open(header.path) as f:
         for e in header.entries:
-            dst_fh.write(f.get_array(e.name).tobytes())
+            blocks = f.blocks(e.name)
+            if blocks is None:
+                dst_fh.write(f.get_array(e.name).tobytes())
+            else:  # one block in memory at a time
+                for r0, r1 in blocks:
+                    dst_fh.write(f._rows(e.name, r0, r1).tobytes())
             tick(e.name)
 
 

@@ -124,18 +124,51 @@ def _progress(enabled: bool) -> Any:
     return tick, bar.stop
 
 
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _parse_size(text: str) -> int:
+    """``"32MiB"``, ``"512k"``, ``"1048576"`` or ``"0"`` as a number of bytes (binary units)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*(?:([kmg])i?b?|b)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise CLIError(
+            f"--block-bytes must be a size such as 32MiB, 512KiB or 1048576 (0: never split), "
+            f"got {text!r}"
+        )
+    return int(match[1]) * _UNITS[(match[2] or "").lower()]
+
+
 def _cmd_compress(args: argparse.Namespace) -> int:
+    import contextlib
+
     import sparsecodecs as sc
+    from sparsecodecs.checkpoint import DEFAULT_BLOCK_BYTES
 
     codec = sc.get_codec(args.codec, **_parse_params(args.param))
-    tick, stop = _progress(not args.no_progress)
-    try:
+    block_bytes = DEFAULT_BLOCK_BYTES if args.block_bytes is None else _parse_size(
+        args.block_bytes
+    )
+    if args.dask is not None:  # check the input and output before waiting for a scheduler
+        if Path(args.output).exists() and not args.force:
+            raise CLIError(f"{args.output} exists; pass --force to overwrite it")
+        from sparsecodecs.checkpoint import _layout
+
+        _layout(args.input)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.dask is not None:
+            from sparsecodecs.distributed import connect
+
+            client = stack.enter_context(connect(args.dask, timeout=args.dask_timeout))
+        tick, stop = _progress(not args.no_progress)
+        stack.callback(stop)
         report = sc.compress(
             args.input, args.output, codec, prune=args.prune, cluster=args.cluster,
-            workers=args.workers, force=args.force, progress=tick,
+            workers=args.workers, force=args.force, progress=tick, block_bytes=block_bytes,
+            client=client,
         )
-    finally:
-        stop()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     if report.transforms:
         print(
@@ -265,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", metavar="N:M", help="LOSSY: N:M magnitude pruning, e.g. 2:4")
     p.add_argument("--cluster", metavar="K", type=int, help="LOSSY: cluster to K values")
     p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
+    p.add_argument(
+        "--block-bytes", metavar="SIZE",
+        help="split tensors larger than SIZE into row blocks of at most SIZE dense bytes, one "
+             "frame each (e.g. 16MiB; 0: never; default 32MiB)",
+    )
+    p.add_argument(
+        "--dask", metavar="ADDRESS",
+        help="encode on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+             "tcp://scheduler:8786); its workers read the input at the same path",
+    )
+    p.add_argument("--dask-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the Dask scheduler (default 10)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

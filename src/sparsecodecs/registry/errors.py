@@ -12,6 +12,7 @@ __all__ = [
     "BadMagicError",
     "CheckpointError",
     "ChecksumError",
+    "ClusterError",
     "CodecConfigError",
     "DecodeLimitError",
     "FillError",
@@ -23,6 +24,7 @@ __all__ = [
     "PluginError",
     "RegistryError",
     "ShapeError",
+    "SliceError",
     "SparseCodecsError",
     "TensorNotFoundError",
     "TruncatedFrameError",
@@ -113,3 +115,13 @@ class TensorNotFoundError(CheckpointError, LookupError):
 
 class OutputExistsError(SparseCodecsError, FileExistsError):
     """The output path exists and overwriting it was not asked for (``force=True``)."""
+
+
+class SliceError(SparseCodecsError, IndexError):
+    """A row slice of a checkpoint tensor is out of range, has a step, or is of a kind
+    ``safe_open(...).get_slice(name)[...]`` does not support."""
+
+
+class ClusterError(SparseCodecsError):
+    """The Dask cluster asked for cannot be used: a bad scheduler address, a scheduler that does
+    not answer, or ``dask.distributed`` not installed."""
