@@ -127,7 +127,7 @@ def _representable(values: Sequence[int | float], dtype: np.dtype[Any], spec: ob
     if native.kind in "iu" or native.name in ("int4", "uint4"):
         import ml_dtypes  # its iinfo also knows the 4-bit integers
 
-        info = ml_dtypes.iinfo(native)
+        info = ml_dtypes.iinfo(native)  # type: ignore[no-untyped-call]
         for i, v in enumerate(values):
             if not float(v).is_integer() or not info.min <= v <= info.max:
                 raise FillError(
