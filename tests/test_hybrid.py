@@ -355,3 +355,32 @@ def test_hostile_raw_pattern_word():
     # 2:4 has 6 patterns, packed 3 per byte as base-6 digits: bytes >= 216 are no pattern
     assert_layout_error(reframe(frame, sections={"pattern": bytes([216] * 8)}),
                         "no valid pattern word")
+
+
+@pytest.mark.parametrize("n, m", [(1, 2), (2, 4), (1, 4), (2, 8), (4, 8)])
+@pytest.mark.parametrize("exact", [True, False])
+def test_nm_codes_and_their_histogram_from_the_mask(n: int, m: int, exact: bool):
+    """The planner's shortcut: N:M codes and their histogram read off a bitmask's bytes equal
+    what splitting the groups gives, and a mask with a group of fewer than n bits is refused."""
+    from sparsecodecs.codecs._huffman import histogram
+    from sparsecodecs.codecs.hybrid import _nm_code_counts, _nm_codes
+    from sparsecodecs.codecs.nm import nm_tables, split_groups
+
+    rng = np.random.default_rng(n * 10 + m)
+    rows, cols = 6, 4 * m
+    x = np.zeros((rows * cols // m, m), np.uint16)
+    for g in range(x.shape[0]):
+        x[g, rng.choice(m, n, replace=False)] = rng.integers(1, 1000, n)
+    if not exact:
+        x[5, np.flatnonzero(x[5])[0]] = 0  # one group with n - 1 non-zeros
+    x = x.reshape(rows, cols)
+    mask = np.packbits(x.reshape(-1) != 0, bitorder="little")
+    tables = nm_tables(n, m)
+    counts = _nm_code_counts(histogram(mask, 256), tables)
+    if not exact:
+        assert counts is None
+        return
+    codes, _ = split_groups(x, n, m)
+    assert counts is not None
+    np.testing.assert_array_equal(counts, np.bincount(codes, minlength=tables.ncodes))
+    np.testing.assert_array_equal(_nm_codes(mask, codes.size, m, tables.code_of), codes)

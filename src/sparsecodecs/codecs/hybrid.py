@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,30 @@ def _rows_worth_counting(x: np.ndarray, zeros: int) -> bool:
     return (matches - zeros) * 64 * x.dtype.itemsize > x.size
 
 
+def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
+    """Histogram of the N:M pattern codes of a mask whose bytes hold whole groups (m divides
+    8), from the histogram of its bytes; None if some group does not hold exactly n bits."""
+    m = tables.m
+    used = np.flatnonzero(mask_counts)
+    counts = np.zeros(tables.ncodes, np.int64)
+    for j in range(8 // m):
+        codes = tables.code_of[(used >> (j * m)) & ((1 << m) - 1)]
+        if (codes < 0).any():
+            return None
+        np.add.at(counts, codes, mask_counts[used])
+    return counts
+
+
+def _nm_codes(mask: np.ndarray, ngroups: int, m: int, code_of: np.ndarray) -> np.ndarray:
+    """The pattern codes of a mask :func:`_nm_code_counts` accepted."""
+    from ._kernels import nm_codes_from_mask
+
+    codes = np.empty(ngroups, np.uint16)
+    ok = nm_codes_from_mask(mask, m, code_of, codes)
+    assert ok  # every group was checked through the byte histogram
+    return codes
+
+
 @builtin
 @dataclass(frozen=True, kw_only=True)
 class Hybrid(Codec):
@@ -164,17 +189,26 @@ class Hybrid(Codec):
         return self.entropy == "huffman"
 
     def _index_stream(
-        self, name: str, raw_nbytes: int, raw: Any, symbols: np.ndarray, alphabet: int
+        self,
+        name: str,
+        raw_nbytes: int,
+        raw: Any,
+        symbols: Any,
+        alphabet: int,
+        counts: np.ndarray | None = None,
     ) -> tuple[int, Any]:
         """Smaller of the raw index (``raw_nbytes``, built by ``raw()``) and Huffman-coded
-        ``symbols``: (bytes, builder)."""
-        if self._coded() and symbols.size:
-            counts = huff.histogram(symbols, alphabet)
+        ``symbols`` (an array, or with ``counts`` given, a function building it when chosen):
+        (bytes, builder)."""
+        if self._coded() and raw_nbytes:
+            if counts is None:
+                counts = huff.histogram(symbols, alphabet)
             coded = huff.coded_size(counts, self.max_code_length)
             if coded < raw_nbytes:
                 def build_coded() -> tuple[list[Section], dict[str, Any]]:
+                    syms = symbols() if callable(symbols) else symbols
                     return huff.encode_symbols(
-                        symbols, alphabet, name, "index", counts=counts,
+                        syms, alphabet, name, "index", counts=counts,
                         max_length=self.max_code_length,
                     ), {"index": "h"}
                 return coded, build_coded
@@ -209,7 +243,7 @@ class Hybrid(Codec):
         return fills
 
     def _candidates(self, bits: np.ndarray, dtype: np.dtype[Any]) -> list[_Layout]:
-        from ._kernels import bitmask_split, bitmask_split_fill, nm_codes_from_mask
+        from ._kernels import bitmask_split, bitmask_split_fill
 
         flat = bits.reshape(-1)
         rows, cols = as_2d(bits.shape)
@@ -241,7 +275,7 @@ class Hybrid(Codec):
                       + per_row.nbytes else 2]
         for label, fill, nnz in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
-            mask = kept = None
+            mask = kept = mask_counts = None
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
             ):
@@ -252,8 +286,9 @@ class Hybrid(Codec):
                 else:
                     bitmask_split_fill(flat, mask, spare, fill, cols)
                 kept = spare[:nnz]
+                mask_counts = huff.histogram(mask, 256) if self._coded() else None
                 size, build = self._index_stream(
-                    "mask", mask.nbytes, lambda mask=mask: mask, mask, 256
+                    "mask", mask.nbytes, lambda mask=mask: mask, mask, 256, mask_counts
                 )
 
                 def build_mask(
@@ -264,16 +299,21 @@ class Hybrid(Codec):
 
                 out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label))
             if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
-                codes = values = None
-                if mask is not None and 8 % self.m == 0 and cols % self.m == 0 and (
+                codes: Any = None
+                values = code_counts = None
+                whole_groups = 8 % self.m == 0 and cols % self.m == 0 and ngroups * self.m % 8 == 0
+                if mask is not None and mask_counts is not None and whole_groups and (
                     nnz == ngroups * self.n
                 ):
-                    # Every group must then hold exactly n non-fill entries: read the codes off
-                    # this fill's mask (an eighth of the work of splitting the values again);
-                    # the kept values are the mask's, in the same order.
-                    codes = np.empty(ngroups, np.uint16)
-                    if nm_codes_from_mask(mask, self.m, nm_tables(self.n, self.m).code_of, codes):
+                    # Every group then holds exactly n non-fill entries, if every group of the
+                    # mask does: the codes' histogram follows from the mask bytes' (no pass over
+                    # the groups), the codes themselves are read off the mask only if N:M is
+                    # chosen, and the kept values are the mask's, in the same order.
+                    code_counts = _nm_code_counts(mask_counts, nm_tables(self.n, self.m))
+                    if code_counts is not None:
                         values = kept
+                        codes = partial(_nm_codes, mask, ngroups, self.m,
+                                        nm_tables(self.n, self.m).code_of)
                 try:
                     if values is None:
                         codes, values = split_groups(bits, self.n, self.m, fill)
@@ -286,7 +326,9 @@ class Hybrid(Codec):
                     word, k = pattern_packing(ncodes)
                     size, build = self._index_stream(
                         "pattern", -(-ngroups // k) * word // 8,
-                        lambda codes=codes, c=ncodes: pack_codes(codes, c), codes, ncodes,
+                        lambda codes=codes, c=ncodes: pack_codes(
+                            codes() if callable(codes) else codes, c),
+                        codes, ncodes, code_counts,
                     )
                     out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label))
         if not out and self.layout == "nm":
