@@ -575,3 +575,24 @@ def test_fast_table_widens_for_long_average_codes():
         v = np.clip(np.rint(rng.standard_t(3, 50_000) * scale), -127, 127).astype(np.int8)
         frame = sc.get_codec("huffman").encode(v)
         assert np.array_equal(sc.decode(frame), v)
+
+
+@settings(max_examples=60)
+@given(
+    counts=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=300),
+    limit=st.integers(8, 15),
+)
+def test_huffman_cost_equals_the_lengths_the_encoder_assigns(counts: list[int], limit: int):
+    """The planner's one-call cost: the same bits as the (stably sorted) lengths the encoder
+    assigns, ties included, and the same refusal when the limit cannot cover the symbols."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    c = np.array(counts, np.int64)
+    bits, total, used, first, last = hk.huffman_cost(c, limit)
+    assert (total, used) == (c.sum(), np.count_nonzero(c))
+    if used:
+        assert (first, last) == (np.flatnonzero(c)[0], np.flatnonzero(c)[-1])
+    if used > 1 << limit:
+        assert bits == -1
+        return
+    assert bits == huff.coded_bits(c, huff.huffman_lengths(c, limit))

@@ -292,17 +292,18 @@ def codable(counts: np.ndarray, max_length: int = MAX_LENGTH) -> bool:
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    used = np.flatnonzero(counts)
-    if used.size > 1 << max_length:  # no code of max_length bits covers them (Kraft)
+    from . import _huffman_kernels as hk
+
+    bits, total, used, first, last = hk.huffman_cost(
+        np.ascontiguousarray(counts, np.int64), max_length)
+    if bits < 0:  # more symbols than codes of max_length bits (Kraft)
         return UNCODABLE
-    lengths = huffman_lengths(counts, max_length, used)
-    total = int(counts.sum())
-    nstreams = _nstreams(total)
+    nstreams = _nstreams(int(total))
     # What _serialize_lengths would write, without writing it: the smaller of the two formats.
-    span = int(used[-1]) + 1 - int(used[0]) if used.size else 0
-    book = min(9 + (span + 1) // 2, 5 + 3 * used.size) + 1 + 8 * nstreams
+    span = int(last) + 1 - int(first) if used else 0
+    book = min(9 + (span + 1) // 2, 5 + 3 * int(used)) + 1 + 8 * nstreams
     # Each stream is padded to whole 64-bit words: an upper bound, exact to 8 * nstreams bytes.
-    return book + (coded_bits(counts, lengths) + 63) // 64 * 8 + 8 * (nstreams - 1)
+    return book + (int(bits) + 63) // 64 * 8 + 8 * (nstreams - 1)
 
 
 def decode_symbols(

@@ -695,3 +695,34 @@ def value_histograms(values, rotate, mask, nplanes, top):  # type: ignore[no-unt
     for t in range(1 << top):
         planes[0, t >> (top - 8)] += fine[t]
     return planes, fine
+
+
+@njit(cache=True, nogil=True)
+def huffman_cost(counts, limit):  # type: ignore[no-untyped-def]
+    """What coding ``counts`` with codes of at most ``limit`` bits costs, in one call.
+
+    Returns ``(bits, total, used, first, last)``: the coded bits, the symbol count, how many
+    symbols occur, and the first and last of them. ``bits`` is -1 when more than ``2**limit``
+    symbols occur (no such code exists). The sum does not depend on how equal counts are
+    ordered, so an unstable sort is fine here (unlike when the lengths are assigned).
+    """
+    used = np.flatnonzero(counts)
+    n = used.size
+    total = np.int64(0)
+    for i in range(n):
+        total += counts[used[i]]
+    if n == 0:
+        return np.int64(0), total, 0, 0, 0
+    if n == 1:
+        return total, total, 1, used[0], used[0]
+    if n > (1 << limit):
+        return np.int64(-1), total, n, used[0], used[n - 1]
+    freqs = np.empty(n, np.int64)
+    for i in range(n):
+        freqs[i] = counts[used[i]]
+    freqs.sort()
+    lengths = code_lengths(freqs, limit)
+    bits = np.int64(0)
+    for i in range(n):
+        bits += freqs[i] * lengths[i]
+    return bits, total, n, used[0], used[n - 1]
