@@ -7,6 +7,7 @@ one-line errors that write nothing.
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import warnings
@@ -146,6 +147,15 @@ def test_bad_dask_address(src: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(sc.ClusterError, match=fragment) as info:
         connect(address, timeout=1)
     assert isinstance(info.value, sc.SparseCodecsError)
+    # No half-built Client is left for the garbage collector to close later: its __del__,
+    # run inside the next Client's start-up, deadlocked the suite once.
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    from dask.distributed import Client
+
+    gc.collect()
+    assert not [o for o in gc.get_objects()
+                if isinstance(o, Client) and getattr(o, "_start_arg", None) == address
+                and o.status != "closed"]
 
 
 def test_bad_client_object_and_bad_input_before_connecting(

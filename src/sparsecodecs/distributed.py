@@ -9,6 +9,8 @@ thread in flight and writes the frames in order, so the output is byte-identical
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +44,26 @@ def connect(address: str, timeout: float = 10.0) -> Any:
         return client_cls(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise ClusterError(
-            f"cannot use the Dask scheduler at {address!r}: {detail}"
-        ) from exc
+        _close_half_built(exc, client_cls)
+    # Raised outside the handler, with no reference left to the failed constructor's frames:
+    # a half-built Client kept alive by a traceback is closed by its __del__ whenever the
+    # garbage collector gets to it, and if that is inside the next Client's start-up, the two
+    # deadlock on distributed's loop-runner lock (seen in the test suite).
+    gc.collect()
+    raise ClusterError(f"cannot use the Dask scheduler at {address!r}: {detail}")
+
+
+def _close_half_built(exc: BaseException, client_cls: Any) -> None:
+    """Close the Client whose constructor raised ``exc``, now, on this thread."""
+    tb = exc.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if isinstance(obj, client_cls):
+            # a client that failed half-way may not close cleanly: that is fine
+            with contextlib.suppress(Exception):
+                obj.close()
+            return
+        tb = tb.tb_next
 
 
 def submitter(client: Any, fn: Callable[[Any], Any]) -> tuple[Callable[[Any], Any], int]:
