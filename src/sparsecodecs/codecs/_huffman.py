@@ -90,22 +90,9 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     The first code of each length is ``(first[len-1] + count[len-1]) << 1`` (RFC 1951, 3.2.2);
     a symbol's code is its length's first code plus its rank among the symbols of that length.
     """
-    codes = np.zeros(lengths.size, np.uint32)
-    used = np.flatnonzero(lengths)
-    if used.size == 0:
-        return codes
-    ln = lengths[used].astype(np.int64)
-    order = np.argsort(ln, kind="stable")  # by length, then symbol (used is ascending)
-    per_length = np.bincount(ln, minlength=MAX_LENGTH + 2)
-    first = np.zeros(per_length.size, np.int64)
-    for n in range(1, per_length.size):
-        first[n] = (first[n - 1] + per_length[n - 1]) << 1
-    first[1] = 0
-    start = np.cumsum(per_length) - per_length  # index in ``order`` of each length's first
-    sorted_ln = ln[order]
-    rank = np.arange(order.size) - start[sorted_ln]
-    codes[used[order]] = (first[sorted_ln] + rank).astype(np.uint32)
-    return codes
+    from . import _huffman_kernels as hk
+
+    return hk.canonical_codes(np.ascontiguousarray(lengths, np.uint8))
 
 
 def coded_bits(counts: np.ndarray, lengths: np.ndarray) -> int:

@@ -726,3 +726,24 @@ def huffman_cost(counts, limit):  # type: ignore[no-untyped-def]
     for i in range(n):
         bits += freqs[i] * lengths[i]
     return bits, total, n, used[0], used[n - 1]
+
+
+@njit(cache=True, nogil=True)
+def canonical_codes(lengths):  # type: ignore[no-untyped-def]
+    """Canonical code of each symbol (uint32; 0 where the length is 0), lengths <= 16: codes
+    ordered by (length, symbol), the first of each length ``(first[len-1] + count[len-1])
+    << 1`` (RFC 1951, 3.2.2)."""
+    count = np.zeros(17, np.int64)
+    for s in range(lengths.size):
+        count[lengths[s]] += 1
+    count[0] = 0
+    nxt = np.zeros(17, np.int64)
+    for ln in range(2, 17):
+        nxt[ln] = (nxt[ln - 1] + count[ln - 1]) << 1
+    codes = np.zeros(lengths.size, np.uint32)
+    for s in range(lengths.size):
+        ln = lengths[s]
+        if ln:
+            codes[s] = nxt[ln]
+            nxt[ln] += 1
+    return codes
