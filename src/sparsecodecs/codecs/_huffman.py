@@ -61,17 +61,12 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     return hk.histogram(flat, alphabet)
 
 
-def huffman_lengths(
-    counts: np.ndarray, max_length: int = MAX_LENGTH, used: np.ndarray | None = None
-) -> np.ndarray:
-    """Code length of each symbol (0 for symbols that never occur), at most ``max_length``.
-
-    ``used``: ``np.flatnonzero(counts)`` when the caller has it already.
-    """
+def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
+    """Code length of each symbol (0 for symbols that never occur), at most ``max_length``."""
     from . import _huffman_kernels as hk
 
     lengths = np.zeros(counts.size, np.uint8)
-    used = np.flatnonzero(counts) if used is None else used
+    used = np.flatnonzero(counts)
     if used.size == 0:
         return lengths
     if used.size == 1:
@@ -131,7 +126,7 @@ class HuffmanTable:
     order: np.ndarray
 
     @classmethod
-    def from_lengths(cls, lengths: np.ndarray, symbols: int = 1 << FAST_BITS) -> HuffmanTable:
+    def from_lengths(cls, lengths: np.ndarray, symbols: int) -> HuffmanTable:
         """Tables for decoding ``symbols`` symbols coded with these code lengths.
 
         The fast table holds two symbols per entry, so it is no wider than two of the longest

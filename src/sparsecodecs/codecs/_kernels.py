@@ -76,6 +76,20 @@ def bitmask_scatter(mask, values, out, bit_pos, bit_cnt):  # type: ignore[no-unt
             out[i] = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _group_codes(packed, lut, ngroups):  # type: ignore[no-untyped-def]
+    """The ``ngroups`` pattern codes, read as in :func:`nm_compose`."""
+    codes = np.empty(ngroups, np.uint16)
+    k = lut.shape[1]
+    g = 0
+    for w in range(packed.size):
+        for j in range(k):
+            if g < ngroups:
+                codes[g] = lut[packed[w], j]
+                g += 1
+    return codes
+
+
 @njit(cache=True, nogil=True)
 def nm_scatter(packed, lut, positions, values, out, rows, cols, m):  # type: ignore[no-untyped-def]
     """Write N:M groups element by element (any m, rows padded to whole groups).
@@ -85,15 +99,7 @@ def nm_scatter(packed, lut, positions, values, out, rows, cols, m):  # type: ign
     cut short by ``cols`` (padding), in which case its padded slots are skipped: they must hold
     zeros. Returns 0, or -1 if a padded slot holds a non-zero value (a corrupt frame).
     """
-    ngroups = rows * ((cols + m - 1) // m)
-    codes = np.empty(ngroups, np.uint16)
-    k = lut.shape[1]
-    g = 0
-    for w in range(packed.size):
-        for j in range(k):
-            if g < ngroups:
-                codes[g] = lut[packed[w], j]
-                g += 1
+    codes = _group_codes(packed, lut, rows * ((cols + m - 1) // m))
     n = positions.shape[1]
     gpr = (cols + m - 1) // m
     full = cols // m
@@ -206,31 +212,8 @@ def nm_split(x, rows, cols, m, code_of_mask, positions, codes, values):  # type:
     non-zeros (then the outputs are incomplete). Positions past ``cols`` in a row's last group
     count as zeros.
     """
-    n = positions.shape[1]
-    gpr = (cols + m - 1) // m
-    full = cols // m
-    g = 0
-    for r in range(rows):
-        row = r * cols
-        for q in range(gpr):
-            base = row + q * m
-            mask = 0
-            for i in range(m if q < full else cols - q * m):
-                mask |= np.int64(x[base + i] != 0) << i
-            c = code_of_mask[mask]
-            if c < 0:
-                return g
-            codes[g] = c
-            for t in range(n):
-                p = positions[c, t]
-                # An if statement, not a conditional expression: numba would unify the uint64
-                # element and the int literal to float64 and round 64-bit patterns.
-                if q < full or q * m + p < cols:
-                    values[g * n + t] = x[base + p]
-                else:
-                    values[g * n + t] = 0
-            g += 1
-    return -1
+    return nm_split_fill(x, rows, cols, m, code_of_mask, positions, codes, values,
+                         np.zeros(1, x.dtype))
 
 
 @njit(cache=True, nogil=True)
@@ -404,15 +387,7 @@ def nm_scatter_fill(packed, lut, positions, values, out, rows, cols, m, fill):  
 
     Returns 0, or -1 if a padded slot holds anything but its row's fill (a corrupt frame).
     """
-    ngroups = rows * ((cols + m - 1) // m)
-    codes = np.empty(ngroups, np.uint16)
-    k = lut.shape[1]
-    g = 0
-    for w in range(packed.size):
-        for j in range(k):
-            if g < ngroups:
-                codes[g] = lut[packed[w], j]
-                g += 1
+    codes = _group_codes(packed, lut, rows * ((cols + m - 1) // m))
     n = positions.shape[1]
     gpr = (cols + m - 1) // m
     full = cols // m
