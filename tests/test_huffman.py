@@ -596,3 +596,110 @@ def test_huffman_cost_equals_the_lengths_the_encoder_assigns(counts: list[int], 
         assert bits == -1
         return
     assert bits == huff.coded_bits(c, huff.huffman_lengths(c, limit))
+
+
+# -- the one-call compiled decoder against the checked Python reader ---------------------------
+
+
+def decode_both(book: bytes, data: bytes, count: int, alphabet: int):
+    """(result of decode_symbols, result of the Python-checked reader): arrays or error texts."""
+    results = []
+    for fn in (huff.decode_symbols, huff._decode_checked):
+        try:
+            results.append(fn(reader(book, data), "s", count, alphabet, np.uint16))
+        except FrameLayoutError as exc:
+            results.append(str(exc))
+    return results
+
+
+@st.composite
+def mangled_streams(draw: st.DrawFn) -> tuple[bytes, bytes, int, int]:
+    """A real coded stream with a few bytes of its codebook or data overwritten or cut."""
+    alphabet = draw(st.sampled_from([2, 7, 256, 300, 4096]))
+    count = draw(st.sampled_from([0, 1, 5, 200, FOUR_STREAMS, FOUR_STREAMS + 3]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    book, bits = encode(skewed(rng, alphabet, count).astype(np.uint16), alphabet)
+    parts = [bytearray(book), bytearray(bits)]
+    for _ in range(draw(st.integers(0, 3))):
+        part = parts[draw(st.integers(0, 1))]
+        if part:
+            at = draw(st.integers(0, len(part) - 1))
+            if draw(st.booleans()):
+                part[at] = draw(st.integers(0, 255))
+            else:
+                del part[at:]
+    return bytes(parts[0]), bytes(parts[1]), count + draw(st.sampled_from([0, 0, 1, -1])), alphabet
+
+
+@given(mangled_streams())
+@settings(max_examples=300, deadline=None)
+def test_compiled_decoder_agrees_with_the_checked_reader(case):
+    # The compiled path decides alone whether a stream is good; only on refusal does the
+    # Python reader run. Both must accept the same streams with the same symbols.
+    book, data, count, alphabet = case
+    if count < 0:
+        return
+    fast, checked = decode_both(book, data, count, alphabet)
+    assert not (isinstance(fast, str) and "compiled decoder refused" in fast), fast
+    if isinstance(checked, str):
+        assert fast == checked  # the error comes from the checked reader, word for word
+    else:
+        assert not isinstance(fast, str), fast
+        assert fast.tobytes() == checked.tobytes()
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+@pytest.mark.parametrize("count", [1, FOUR_STREAMS - 1, FOUR_STREAMS])
+def test_compiled_decoder_refuses_a_count_the_streams_do_not_hold(count: int, delta: int):
+    # One symbol more or fewer than coded: across the 4-stream boundary the stream count is
+    # wrong, elsewhere the streams end early or hold one code too many (padding bits decode).
+    book, data = encode(skewed(np.random.default_rng(count), 256, count).astype(np.uint16), 256)
+    fast, checked = decode_both(book, data, count + delta, 256)
+    assert isinstance(checked, str) or not isinstance(fast, str)
+    assert (fast == checked) if isinstance(checked, str) else fast.tobytes() == checked.tobytes()
+    if (count + delta >= FOUR_STREAMS) != (count >= FOUR_STREAMS):
+        assert "streams, expected" in checked
+
+
+def test_compiled_decoder_chooses_the_table_width_of_from_lengths():
+    # decode_coded builds its fast table itself; its width rule must be from_lengths's, or the
+    # speed (not the symbols) would silently differ from what bench/huffman_speed.py measures.
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(5)
+    for alphabet, count in ((256, 100), (256, 50_000), (4096, FOUR_STREAMS), (2, 9)):
+        symbols = skewed(rng, alphabet, count).astype(np.uint16)
+        book, _ = encode(symbols, alphabet)
+        lengths, _ = huff._parse_codebook(memoryview(book), alphabet, "s")
+        want = huff.HuffmanTable.from_lengths(lengths, count).width
+        assert hk.decode_coded_width(lengths, count, huff.FAST_BITS, huff.MAX_FAST_BITS) == want
+
+
+# -- the block-wise join of 16-bit fields ------------------------------------------------------
+
+
+def join_reference(syms: np.ndarray, low: bytes, lb: int, rotate: int) -> np.ndarray:
+    """Value i: its top field ``syms[i]``, then bits ``i*lb .. i*lb+lb-1`` of the MSB-first
+    bit string ``low``, rotated right by ``rotate`` within 16 bits."""
+    bits = np.unpackbits(np.frombuffer(low, np.uint8))[: syms.size * lb].reshape(-1, lb)
+    fields = (bits.astype(np.int64) << np.arange(lb - 1, -1, -1)).sum(axis=1)
+    v = (syms.astype(np.int64) << lb) | fields
+    return (((v >> rotate) | (v << (16 - rotate))) & 0xFFFF).astype(np.uint16)
+
+
+@pytest.mark.parametrize("rotate", [0, 1])
+@pytest.mark.parametrize("lb", range(1, 9))
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4099])
+def test_join_fields16_matches_the_bit_string(lb: int, rotate: int, count: int):
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(lb * 1000 + count)
+    syms = rng.integers(0, 1 << (16 - lb), count).astype(np.uint16)
+    low = rng.integers(0, 256, (count * lb + 63) // 64 * 8).astype(np.uint8)  # whole words
+    want = join_reference(syms, low.tobytes(), lb, rotate)
+    out = np.full(count + 2, 0xABCD, np.uint16)  # guard values after the output
+    hk.join_fields16(syms, low, rotate, 16 - lb, out[:count])
+    assert out[:count].tobytes() == want.tobytes()
+    assert out[count:].tolist() == [0xABCD, 0xABCD]
+    hk.join_fields16(syms, low, rotate, 16 - lb, syms)  # in place, as decode_fields calls it
+    assert syms.tobytes() == want.tobytes()

@@ -291,7 +291,33 @@ def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
 def decode_symbols(
     sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8
 ) -> np.ndarray:
-    """Inverse of :func:`encode_symbols`: ``count`` symbols of ``dtype``."""
+    """Inverse of :func:`encode_symbols`: ``count`` symbols of ``dtype``.
+
+    One compiled call parses the codebook, builds the tables and decodes
+    (``_huffman_kernels.decode_coded``); when it finds anything wrong, the frame is read again
+    by :func:`_decode_checked`, whose error says what and where.
+    """
+    from . import _huffman_kernels as hk
+
+    book = sections.array(f"{name}.codebook", np.uint8)
+    data = sections.array(f"{name}.bits", np.uint8)
+    if count <= 8 * data.size:  # checked before allocating: every code is at least one bit
+        out: np.ndarray = np.empty(count, dtype)
+        rc = hk.decode_coded(book, data, count, alphabet, _nstreams(count), MAX_LENGTH,
+                             FAST_BITS, MAX_FAST_BITS, out)
+        if rc == 0:
+            return out
+    _decode_checked(sections, name, count, alphabet, dtype)
+    raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
+        f"section '{name}': the compiled decoder refused a stream the checked reader accepts"
+    )
+
+
+def _decode_checked(
+    sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8
+) -> np.ndarray:
+    """:func:`decode_symbols` with every check in Python, each with its own message: the
+    reference the compiled path is tested against, and its error reporter."""
     from . import _huffman_kernels as hk
 
     what = f"section '{name}'"

@@ -243,6 +243,10 @@ def decode_fields(
         raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
     syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16)
     nwords = _low_words(count, width - top)
+    if width == 16:  # at most 7 low bits: the block-wise join, in place
+        low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
+        hk.join_fields16(syms, low, rotation(dtype), top, syms)
+        return syms
     low = sections.array(f"{prefix}.low", ">u8", nwords).astype(np.uint64)
     out = np.empty(count, bits_dtype(dtype))
     hk.join_fields(syms, low, rotation(dtype), _mask(dtype), width, top, out)
