@@ -1,5 +1,6 @@
 """Each numba kernel of ``codecs/_kernels.py`` against a plain-numpy reference written here:
-bitmask_scatter and bitmask_split, nm_scatter, nm_compose, nm24_compose, nm_split, csr_scatter.
+bitmask_scatter, bitmask_expand16 and bitmask_split, nm_scatter, nm_compose, nm24_compose,
+nm_split, csr_scatter.
 
 The kernels trust their inputs (the codecs validate frames first), so every input drawn here is
 valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
@@ -148,6 +149,11 @@ def check_bitmask(keep: np.ndarray, values: np.ndarray) -> None:
     kernels.bitmask_scatter(mask, values, out, *kernels.byte_tables())
     dense = ref_bitmask(keep, values)
     assert_same(out, dense)
+    if values.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle scatter
+        out = garbage(keep.size, values.dtype)
+        table = kernels.expand16_table()
+        kernels.bitmask_expand16(mask, values, out, table, kernels.byte_tables()[1])
+        assert_same(out, dense)
 
     nonzero = dense != 0
     split_mask = garbage(mask.size, mask.dtype)
@@ -259,6 +265,16 @@ def nm_case(draw: st.DrawFn, pairs: list[tuple[int, int]], whole_groups: bool):
 def test_bitmask_kernels_match_reference(data: st.DataObject, dtype: np.dtype, size: int):
     keep = data.draw(hnp.arrays(np.bool_, size))
     check_bitmask(keep, data.draw(hnp.arrays(dtype, int(keep.sum()))))
+
+
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 0.95, 1.0])
+@pytest.mark.parametrize("size", [64, 1000, 4099])
+def test_bitmask_scatter_of_many_bytes(size: int, density: float):
+    # Enough mask bytes for the vector loop of bitmask_expand16 to run long and then hand over
+    # to its scalar tail at every possible count of values left.
+    rng = np.random.default_rng(size)
+    keep = rng.random(size) < density
+    check_bitmask(keep, rng.integers(1, 1 << 16, int(keep.sum())).astype(np.uint16))
 
 
 @pytest.mark.parametrize("dtype", UINTS, ids=str)

@@ -9,6 +9,8 @@ hides the latency of each look-up.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
@@ -478,8 +480,7 @@ def decode_streams(  # type: ignore[no-untyped-def]
     return 0
 
 
-@intrinsic
-def _bswap64(typingctx, x):  # type: ignore[no-untyped-def]
+def _bswap64_typer(typingctx, x):  # type: ignore[no-untyped-def]
     """Reverse the bytes of a uint64 (one instruction)."""
     if x != types.uint64:
         return None
@@ -488,6 +489,10 @@ def _bswap64(typingctx, x):  # type: ignore[no-untyped-def]
         return builder.bswap(args[0])
 
     return types.uint64(types.uint64), codegen
+
+
+#: Typed ``Any`` for mypy, which cannot see through numba's intrinsic wrapper.
+_bswap64: Any = intrinsic(_bswap64_typer)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -595,7 +600,7 @@ def decode_coded(book, data, count, alphabet, nstreams, max_length, min_fast, ma
     # Four zero words after the streams: see _huffman.decode_symbols.
     words = np.zeros(nwords + 4, np.uint64)
     for i in range(nwords):
-        words[i] = _bswap64(np.uint64(_le(data, 8 * i, 8)))  # type: ignore[call-arg]
+        words[i] = _bswap64(np.uint64(_le(data, 8 * i, 8)))
     bounds = (np.arange(ns + 1, dtype=np.int64) * count) // ns
     return decode_streams(words, starts[:-1], starts[1:], bounds, table, width, first_,
                           count_, offset, order, full, out)
