@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -778,66 +779,102 @@ def join_fields(syms, low, rotate, mask, width, top, out):  # type: ignore[no-un
         out[i] = v
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _join_blocks16(syms, low, out, lb, rotate, nblocks):  # type: ignore[no-untyped-def]
-    """:func:`join_fields16` for the first ``nblocks`` blocks of 8 values.
+def _join8_typer(typingctx, syms, low, out, j, lb, rotate):  # type: ignore[no-untyped-def]
+    """Values ``8j .. 8j+7`` of :func:`join_fields16`, in 128-bit vectors: one 16-byte load of
+    the low fields at byte ``j * lb``, a constant byte shuffle that puts each field's two bytes
+    in its 16-bit lane, constant shifts that cut the field out, then the join with the 8 top
+    fields and the rotation. ``lb`` and ``rotate`` must be compile-time constants; all loads
+    and the store are unaligned and must be in bounds. Little-endian lanes."""
+    if not isinstance(lb, types.IntegerLiteral) or not isinstance(rotate, types.IntegerLiteral):
+        return None
+    nbits, rot = lb.literal_value, rotate.literal_value
+    if not 1 <= nbits <= 8 or rot not in (0, 1):
+        return None
 
-    Inlined with ``lb`` and ``rotate`` constants (see :func:`join_fields16`), so that the
-    inner loop unrolls with constant shifts.
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        top_arr, low_arr, out_arr, block = args[:4]
+        i8x16 = ir.VectorType(ir.IntType(8), 16)
+        i16x8 = ir.VectorType(ir.IntType(16), 8)
+
+        def lanes(values: list[int]) -> Any:
+            return ir.Constant(i16x8, values)
+
+        def address(aty: Any, arr: Any, index: Any, vty: Any) -> Any:
+            data = context.make_array(aty)(context, builder, arr).data
+            return builder.bitcast(builder.gep(data, [index]), vty.as_pointer())
+
+        sty, lty, oty = signature.args[:3]
+        at = builder.mul(block, ir.Constant(block.type, nbits))
+        raw = builder.load(address(lty, low_arr, at, i8x16), align=1)
+        # Field k starts at bit k * lb of the block's MSB-first bytes: its byte pair, high
+        # byte first, goes to lane k (low byte of the lane = the second byte).
+        pick = [b for k in range(8) for b in (k * nbits // 8 + 1, k * nbits // 8)]
+        pairs = builder.shuffle_vector(raw, raw, ir.Constant(ir.VectorType(ir.IntType(32), 16),
+                                                             pick))
+        fld = builder.lshr(builder.shl(builder.bitcast(pairs, i16x8),
+                                       lanes([k * nbits % 8 for k in range(8)])),
+                           lanes([16 - nbits] * 8))
+        first = builder.mul(block, ir.Constant(block.type, 8))
+        top = builder.load(address(sty, top_arr, first, i16x8), align=1)
+        v = builder.or_(builder.shl(top, lanes([nbits] * 8)), fld)
+        if rot:
+            v = builder.or_(builder.lshr(v, lanes([rot] * 8)),
+                            builder.shl(v, lanes([16 - rot] * 8)))
+        builder.store(v, address(oty, out_arr, first, i16x8), align=1)
+        return context.get_dummy_value()
+
+    return types.void(syms, low, out, j, lb, rotate), codegen
+
+
+#: Typed ``Any`` for mypy, which cannot see through numba's intrinsic wrapper.
+_join8: Any = intrinsic(_join8_typer)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _join_vectors(syms, low, out, lb, rotate, nblocks):  # type: ignore[no-untyped-def]
+    """The first ``nblocks`` blocks of 8 values by :func:`_join8`, with ``lb`` made a constant
+    for the widths a frame can hold (``fields`` is 9..12 bits of 16: ``lb`` 4..7). Returns the
+    values joined: ``8 * nblocks``, or 0 for another ``lb`` (left to the caller's scalar loop).
     """
-    ulb = np.uint16(lb)
-    r = np.uint16(rotate)
-    rw = np.uint16(16 - rotate)
-    lmask = np.uint64((1 << lb) - 1)
-    for j in range(nblocks):
-        at = j * lb
-        win = np.uint64(0)
-        for t in range(8):  # the 8 bytes at ``at``, big-endian: one load and a byte swap
-            win = (win << np.uint64(8)) | np.uint64(low[at + t])
-        base = j * 8
-        for k in range(8):
-            fld = np.uint16((win >> np.uint64(64 - lb * (k + 1))) & lmask)
-            v = (syms[base + k] << ulb) | fld
-            out[base + k] = (v >> r) | (v << rw)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _join_by_width(syms, low, out, lb, rotate, nblocks):  # type: ignore[no-untyped-def]
-    """:func:`_join_blocks16` with ``lb`` turned into a constant for the widths a frame can
-    hold (``fields`` is 9..12 bits of 16: ``lb`` 4..7); any other ``lb`` runs unspecialised."""
     if lb == 4:
-        _join_blocks16(syms, low, out, 4, rotate, nblocks)
+        for j in range(nblocks):
+            _join8(syms, low, out, j, 4, rotate)
     elif lb == 5:
-        _join_blocks16(syms, low, out, 5, rotate, nblocks)
+        for j in range(nblocks):
+            _join8(syms, low, out, j, 5, rotate)
     elif lb == 6:
-        _join_blocks16(syms, low, out, 6, rotate, nblocks)
+        for j in range(nblocks):
+            _join8(syms, low, out, j, 6, rotate)
     elif lb == 7:
-        _join_blocks16(syms, low, out, 7, rotate, nblocks)
+        for j in range(nblocks):
+            _join8(syms, low, out, j, 7, rotate)
     else:
-        _join_blocks16(syms, low, out, lb, rotate, nblocks)
+        return 0
+    return 8 * nblocks
 
 
 @njit(cache=True, nogil=True)
 def join_fields16(syms, low, rotate, top, out):  # type: ignore[no-untyped-def]
-    """:func:`join_fields` for 16-bit values whose low field has at most 8 bits (``top`` >= 8).
+    """:func:`join_fields` for 16-bit values whose low field has at most 8 bits (``top`` >= 8),
+    on a little-endian machine.
 
     ``low`` is the raw bytes of the packed low fields (the big-endian words of the section),
     ``syms`` the uint16 top fields; ``out`` (uint16) may be ``syms`` itself. Eight values'
-    fields take ``lb = 16 - top`` whole bytes, so each block of 8 reads one 64-bit window with
-    no bit reader carried from value to value; the window of the last blocks could run past
-    the section, so those values are read a byte pair at a time.
+    fields take ``lb = 16 - top`` whole bytes, so each block of 8 is one vector step
+    (:func:`_join8`) with no bit reader carried from value to value: 5x faster than a scalar
+    loop on a 384x384 tensor, 2.5x on MiniLM's embedding (scratch measurement, see the commit
+    message). The last blocks, whose 16-byte load could run past the section, and the widths
+    :func:`_join_vectors` does not specialise are read a byte pair at a time.
     """
     lb = 16 - top
     n = out.size
-    nblocks = min(n // 8, (low.size - 8) // lb + 1) if low.size >= 8 else 0
-    # One inlined copy per (lb, rotate): constant shifts, unrolled (1.6-2x faster than a
-    # runtime lb, measured with /tmp scratch scripts; see the commit message).
+    nblocks = min(n // 8, (low.size - 16) // lb + 1) if low.size >= 16 else 0
     if rotate == 1:
-        _join_by_width(syms, low, out, lb, 1, nblocks)
+        done = _join_vectors(syms, low, out, lb, 1, nblocks)
     else:
-        _join_by_width(syms, low, out, lb, 0, nblocks)
+        done = _join_vectors(syms, low, out, lb, 0, nblocks)
     lmask = (1 << lb) - 1
-    for i in range(8 * nblocks, n):
+    for i in range(done, n):
         pos = i * lb
         at = pos >> 3
         pair = np.int64(low[at]) << 8

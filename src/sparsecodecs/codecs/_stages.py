@@ -25,6 +25,7 @@ Every decoder here validates counts and ranges before it allocates or indexes.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,7 +244,7 @@ def decode_fields(
         raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
     syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16)
     nwords = _low_words(count, width - top)
-    if width == 16:  # at most 7 low bits: the block-wise join, in place
+    if width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors, in place
         low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
         hk.join_fields16(syms, low, rotation(dtype), top, syms)
         return syms
