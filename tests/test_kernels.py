@@ -1,6 +1,6 @@
 """Each numba kernel of ``codecs/_kernels.py`` against a plain-numpy reference written here:
-bitmask_scatter, bitmask_expand16 and bitmask_split, nm_scatter, nm_compose, nm24_compose,
-nm_split, csr_scatter.
+bitmask_scatter, bitmask_expand16, bitmask_split and bitmask_compress16, nm_scatter, nm_compose,
+nm24_compose, nm_split, csr_scatter.
 
 The kernels trust their inputs (the codecs validate frames first), so every input drawn here is
 valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
@@ -162,6 +162,14 @@ def check_bitmask(keep: np.ndarray, values: np.ndarray) -> None:
     assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
     assert_guard_intact(kept)
     assert kept[:-1].tolist() == dense[nonzero].tolist()
+    if dense.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle split
+        split_mask = garbage(mask.size, mask.dtype)
+        kept = garbage(int(nonzero.sum()) + 8, dense.dtype)  # 8 spare slots
+        kernels.bitmask_compress16(dense, split_mask, kept, kernels.compress16_table(),
+                                   kernels.byte_tables()[1])
+        assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
+        assert_guard_intact(kept)
+        assert kept[: int(nonzero.sum())].tolist() == dense[nonzero].tolist()
 
 
 def check_nm_scatter(

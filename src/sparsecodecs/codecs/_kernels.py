@@ -295,10 +295,16 @@ def nm_split(x, rows, cols, m, code_of_mask, positions, codes, values):  # type:
 
 @njit(cache=True, nogil=True)
 def bitmask_split(x, mask, values):  # type: ignore[no-untyped-def]
-    """LSB-first non-zero mask of ``x`` and its non-zero values, in one pass."""
+    """LSB-first non-zero mask of ``x`` and its non-zero values, in one pass (``values``
+    needs one spare slot: it writes ahead)."""
+    _split_from(x, mask, values, 0, 0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _split_from(x, mask, values, first, j):  # type: ignore[no-untyped-def]
+    """:func:`bitmask_split` from mask byte ``first`` on, its values from ``values[j]`` on."""
     n = x.size
-    j = 0
-    for b in range((n + 7) // 8):
+    for b in range(first, (n + 7) // 8):
         byte = 0
         for k in range(min(8, n - 8 * b)):
             e = x[8 * b + k]
@@ -307,6 +313,79 @@ def bitmask_split(x, mask, values):  # type: ignore[no-untyped-def]
             values[j] = e
             j += nz
         mask[b] = byte
+
+
+@lru_cache(maxsize=1)
+def compress16_table() -> np.ndarray:
+    """(256, 16) uint8 byte-shuffle controls, the inverse of :func:`expand16_table`: row ``b``
+    moves the 16-bit items at the set bits of ``b`` (LSB first) to the front, in order."""
+    pos, cnt = byte_tables()
+    table = np.full((256, 8, 2), 0x80, np.uint8)
+    for b in range(256):
+        slots = pos[b, : cnt[b]].astype(np.uint8)
+        table[b, : cnt[b], 0] = 2 * slots
+        table[b, : cnt[b], 1] = 2 * slots + 1
+    return table.reshape(256, 16)
+
+
+def _compress8_typer(typingctx, x, b, table, values, j):  # type: ignore[no-untyped-def]
+    """Block ``b`` of 8 16-bit items of ``x``: returns its non-zero mask byte (LSB first) and
+    stores its non-zero items, in order, at ``values[j:]`` with one 16-byte store (8 items
+    wide: the caller keeps ``j + 8 <= values.size``). One vector compare, one SSSE3
+    ``pshufb`` with ``table`` (:func:`compress16_table`), little-endian lanes."""
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        xs, block, tab, vals, at = args
+        xty, _, tty, vty, _ = signature.args
+        i8x16 = ir.VectorType(ir.IntType(8), 16)
+        i16x8 = ir.VectorType(ir.IntType(16), 8)
+
+        def address(aty: Any, arr: Any, index: Any, ty: Any) -> Any:
+            data = context.make_array(aty)(context, builder, arr).data
+            return builder.bitcast(builder.gep(data, [index]), ty.as_pointer())
+
+        first = builder.mul(block, ir.Constant(block.type, 8))
+        items = builder.load(address(xty, xs, first, i16x8), align=1)
+        nonzero = builder.icmp_unsigned("!=", items, ir.Constant(i16x8, [0] * 8))
+        byte = builder.bitcast(nonzero, ir.IntType(8))
+        row = builder.mul(builder.zext(byte, ir.IntType(64)), ir.Constant(ir.IntType(64), 16))
+        ctl = builder.load(address(tty, tab, row, i8x16), align=1)
+        shuffle = builder.module.declare_intrinsic(
+            "llvm.x86.ssse3.pshuf.b.128", fnty=ir.FunctionType(i8x16, [i8x16, i8x16]))
+        packed = builder.call(shuffle, [builder.bitcast(items, i8x16), ctl])
+        builder.store(packed, address(vty, vals, at, i8x16), align=1)
+        return byte
+
+    return types.uint8(x, b, table, values, j), codegen
+
+
+#: Typed ``Any`` for mypy, which cannot see through numba's intrinsic wrapper.
+_compress8: Any = intrinsic(_compress8_typer)
+
+
+@njit(cache=True, nogil=True)
+def bitmask_compress16(x, mask, values, table, bit_cnt):  # type: ignore[no-untyped-def]
+    """:func:`bitmask_split` for 16-bit items on x86 (see :func:`has_ssse3`): one vector
+    compare and one byte shuffle per 8 items (:func:`_compress8`). ``values`` needs 8 spare
+    slots; the last blocks, and any past the point where fewer are left, take the scalar
+    path."""
+    n = x.size
+    j = 0
+    b = 0
+    while b < n // 8 and j + 8 <= values.size:
+        byte = _compress8(x, b, table, values, j)
+        mask[b] = byte
+        j += bit_cnt[byte]
+        b += 1
+    _split_from(x, mask, values, b, j)
+
+
+def split_mask(x: np.ndarray, mask: np.ndarray, values: np.ndarray) -> None:
+    """:func:`bitmask_split`, by :func:`bitmask_compress16` where it applies: ``values`` needs
+    8 spare slots."""
+    if x.dtype.itemsize == 2 and x.flags.c_contiguous and has_ssse3():
+        bitmask_compress16(x, mask, values, compress16_table(), byte_tables()[1])
+    else:
+        bitmask_split(x, mask, values)
 
 
 @njit(cache=True, nogil=True)

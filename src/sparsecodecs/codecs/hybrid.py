@@ -243,7 +243,7 @@ class Hybrid(Codec):
         return fills
 
     def _candidates(self, bits: np.ndarray, dtype: np.dtype[Any]) -> list[_Layout]:
-        from ._kernels import bitmask_split, bitmask_split_fill
+        from ._kernels import bitmask_split_fill, split_mask
 
         flat = bits.reshape(-1)
         rows, cols = as_2d(bits.shape)
@@ -280,9 +280,9 @@ class Hybrid(Codec):
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
             ):
                 mask = np.empty((flat.size + 7) // 8, np.uint8)
-                spare = np.empty(nnz + 1, flat.dtype)  # one spare slot: the kernel writes ahead
+                spare = np.empty(nnz + 8, flat.dtype)  # spare slots: the kernels write ahead
                 if fill is None:
-                    bitmask_split(flat, mask, spare)
+                    split_mask(flat, mask, spare)
                 else:
                     bitmask_split_fill(flat, mask, spare, fill, cols)
                 kept = spare[:nnz]
