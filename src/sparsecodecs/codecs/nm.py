@@ -105,6 +105,7 @@ def nm_tables(n: int, m: int) -> NMTables:
     return NMTables(n, m, positions, code_of, canon, max(1, math.ceil(math.log2(m))))
 
 
+@lru_cache(maxsize=64)
 def pattern_packing(ncodes: int) -> tuple[int, int]:
     """(word_bits, codes_per_word) that packs codes of a ``ncodes`` alphabet most densely.
 
