@@ -104,6 +104,8 @@ def value_histograms(values: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarr
     from . import _huffman_kernels as hk
 
     tmax = min(MAX_TOP_BITS, 8 * dtype.itemsize - 1)
+    if dtype.itemsize == 2:
+        return hk.value_histograms16(np.ascontiguousarray(values), rotation(dtype), tmax)
     planes, fine = hk.value_histograms(np.ascontiguousarray(values), rotation(dtype),
                                        _mask(dtype), dtype.itemsize, tmax)
     return planes, fine
