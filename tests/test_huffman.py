@@ -703,3 +703,16 @@ def test_join_fields16_matches_the_bit_string(lb: int, rotate: int, count: int):
     assert out[count:].tolist() == [0xABCD, 0xABCD]
     hk.join_fields16(syms, low, rotate, 16 - lb, syms)  # in place, as decode_fields calls it
     assert syms.tobytes() == want.tobytes()
+
+
+def test_join_fields16_refuses_strided_arrays():
+    # The vector step addresses items from the data pointer: a strided view would be read and
+    # written wrongly, so such a call must not compile at all.
+    from numba.core.errors import TypingError
+
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    syms = np.zeros(64, np.uint16)
+    low = np.zeros(64, np.uint8)
+    with pytest.raises(TypingError):
+        hk.join_fields16(syms, low, 1, 11, np.zeros(128, np.uint16)[::2])

@@ -62,10 +62,22 @@ def bitmask_decode(mask: np.ndarray, values: np.ndarray, out: np.ndarray) -> Non
 
 @lru_cache(maxsize=1)
 def has_ssse3() -> bool:
-    """Whether this CPU has the SSSE3 byte shuffle :func:`bitmask_expand16` compiles to."""
+    """Whether numba compiles for this CPU and it has the SSSE3 byte shuffle that
+    :func:`bitmask_expand16` and :func:`bitmask_compress16` use (not when ``NUMBA_CPU_NAME`` or
+    ``NUMBA_CPU_FEATURES`` asks for another target, e.g. a portable cache)."""
     import llvmlite.binding as llvm
+    from numba.core import config
 
+    if getattr(config, "CPU_NAME", None) not in (None, "host") or getattr(
+            config, "CPU_FEATURES", None):
+        return False
     return bool(llvm.get_host_cpu_features().get("ssse3", False))
+
+
+def c_arrays(*tys: Any) -> bool:
+    """For the intrinsics' typers: are these numba types all C-contiguous arrays? The
+    intrinsics address items from the data pointer and ignore strides."""
+    return all(isinstance(t, types.Array) and t.layout == "C" for t in tys)
 
 
 @lru_cache(maxsize=1)
@@ -85,6 +97,9 @@ def _expand8_typer(typingctx, values, j, table, row, out, base):  # type: ignore
     """``out[base:base+8] = shuffle(values[j:j+8], table[row])`` on 16-bit items: one 16-byte
     load, one SSSE3 ``pshufb`` and one 16-byte store (unaligned; the caller keeps all three
     in bounds)."""
+    if not c_arrays(values, table, out):
+        return None
+
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         vals, jj, tab, rw, dst, at = args
         vty, _, tty, _, oty, _ = signature.args
@@ -333,6 +348,9 @@ def _compress8_typer(typingctx, x, b, table, values, j):  # type: ignore[no-unty
     stores its non-zero items, in order, at ``values[j:]`` with one 16-byte store (8 items
     wide: the caller keeps ``j + 8 <= values.size``). One vector compare, one SSSE3
     ``pshufb`` with ``table`` (:func:`compress16_table`), little-endian lanes."""
+    if not c_arrays(x, table, values):
+        return None
+
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
         xs, block, tab, vals, at = args
         xty, _, tty, vty, _ = signature.args
