@@ -878,23 +878,26 @@ _join8: Any = intrinsic(_join8_typer)
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _join_blocks(syms, low, out, lb, rotate, nblocks):  # type: ignore[no-untyped-def]
+    """Blocks ``0 .. nblocks - 1`` by :func:`_join8` (``lb`` and ``rotate`` constants)."""
+    for j in range(nblocks):
+        _join8(syms, low, out, j, lb, rotate)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _join_vectors(syms, low, out, lb, rotate, nblocks):  # type: ignore[no-untyped-def]
     """The first ``nblocks`` blocks of 8 values by :func:`_join8`, with ``lb`` made a constant
     for the widths a frame can hold (``fields`` is 9..12 bits of 16: ``lb`` 4..7). Returns the
     values joined: ``8 * nblocks``, or 0 for another ``lb`` (left to the caller's scalar loop).
     """
     if lb == 4:
-        for j in range(nblocks):
-            _join8(syms, low, out, j, 4, rotate)
+        _join_blocks(syms, low, out, 4, rotate, nblocks)
     elif lb == 5:
-        for j in range(nblocks):
-            _join8(syms, low, out, j, 5, rotate)
+        _join_blocks(syms, low, out, 5, rotate, nblocks)
     elif lb == 6:
-        for j in range(nblocks):
-            _join8(syms, low, out, j, 6, rotate)
+        _join_blocks(syms, low, out, 6, rotate, nblocks)
     elif lb == 7:
-        for j in range(nblocks):
-            _join8(syms, low, out, j, 7, rotate)
+        _join_blocks(syms, low, out, 7, rotate, nblocks)
     else:
         return 0
     return 8 * nblocks
