@@ -643,7 +643,7 @@ def decode_coded(book, data, count, alphabet, nstreams, max_length, min_fast, ma
     if not kraft_ok:
         return BAD_KRAFT
     nwords = data.size // 8
-    # Four zero words after the streams: see _huffman.decode_symbols.
+    # Four zero words after the streams: see _huffman._decode_checked.
     words = np.zeros(nwords + 4, np.uint64)
     for i in range(nwords):
         words[i] = _bswap64(np.uint64(_le(data, 8 * i, 8)))
