@@ -19,6 +19,7 @@ import pytest
 
 import sparsecodecs as sc
 from sparsecodecs import checkpoint, cli
+from test_checkpoint import assert_same  # tests/ is on sys.path: pytest's default rootdir import
 
 st_numpy = pytest.importorskip("safetensors.numpy")
 safetensors = pytest.importorskip("safetensors")
@@ -44,14 +45,6 @@ def tensors() -> dict[str, np.ndarray]:
         "scalar": np.array(3.5, np.float64),
         "empty": np.zeros((0, 4), np.float32),
     }
-
-
-def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
-    assert sorted(got) == sorted(want)
-    for name, w in want.items():
-        g = got[name]
-        assert (g.dtype, g.shape) == (w.dtype, w.shape), name
-        assert g.tobytes() == w.tobytes(), name
 
 
 def read_header(path: Path) -> dict[str, Any]:

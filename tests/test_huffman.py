@@ -565,11 +565,17 @@ def test_coded_size_bounds_the_encoded_size(alphabet: int, sparse: bool, count: 
 def test_fast_table_widens_for_long_average_codes():
     """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
     decode two symbols; short codes keep the 12-bit one; decoding agrees either way."""
-    from sparsecodecs.codecs._huffman import FAST_BITS, MAX_FAST_BITS, _fast_width
+    from sparsecodecs.codecs._huffman import FAST_BITS, MAX_FAST_BITS
+    from sparsecodecs.codecs._huffman_kernels import decode_coded_width
 
-    assert _fast_width(np.full(128, 7, np.uint8)) == MAX_FAST_BITS == 14
-    assert _fast_width(np.array([1, 2, 3, 3], np.uint8)) == FAST_BITS == 12
-    assert _fast_width(np.full(64, 6, np.uint8)) == 12
+    def width(lengths: np.ndarray, count: int = 1 << 40) -> int:
+        return decode_coded_width(lengths, count, FAST_BITS, MAX_FAST_BITS)
+
+    assert width(np.full(128, 7, np.uint8)) == MAX_FAST_BITS == 14
+    assert width(np.array([1, 2, 3, 3], np.uint8)) == FAST_BITS == 12
+    assert width(np.full(64, 6, np.uint8)) == 12
+    # About one entry per 8 symbols: 100 symbols, 100 // 8 = 12, a table of its bit length, 4.
+    assert width(np.full(128, 7, np.uint8), 100) == 4
     rng = np.random.default_rng(0)
     for scale in (3.0, 30.0):  # short codes; ~7-bit codes with a tail of 15-bit ones
         v = np.clip(np.rint(rng.standard_t(3, 50_000) * scale), -127, 127).astype(np.int8)
@@ -659,20 +665,6 @@ def test_compiled_decoder_refuses_a_count_the_streams_do_not_hold(count: int, de
     assert (fast == checked) if isinstance(checked, str) else fast.tobytes() == checked.tobytes()
     if (count + delta >= FOUR_STREAMS) != (count >= FOUR_STREAMS):
         assert "streams, expected" in checked
-
-
-def test_compiled_decoder_chooses_the_table_width_of_from_lengths():
-    # decode_coded builds its fast table itself; its width rule must be from_lengths's, or the
-    # speed (not the symbols) would silently differ from what bench/huffman_speed.py measures.
-    from sparsecodecs.codecs import _huffman_kernels as hk
-
-    rng = np.random.default_rng(5)
-    for alphabet, count in ((256, 100), (256, 50_000), (4096, FOUR_STREAMS), (2, 9)):
-        symbols = skewed(rng, alphabet, count).astype(np.uint16)
-        book, _ = encode(symbols, alphabet)
-        lengths, _ = huff._parse_codebook(memoryview(book), alphabet, "s")
-        want = huff.HuffmanTable.from_lengths(lengths, count).width
-        assert hk.decode_coded_width(lengths, count, huff.FAST_BITS, huff.MAX_FAST_BITS) == want
 
 
 # -- the block-wise join of 16-bit fields ------------------------------------------------------

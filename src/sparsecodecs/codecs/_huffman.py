@@ -24,7 +24,6 @@ least costly codes, so decoding tables stay at most 2**15 entries.
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass
 
@@ -103,16 +102,6 @@ FAST_BITS = 12
 MAX_FAST_BITS = 14
 
 
-def _fast_width(lengths: np.ndarray) -> int:
-    """Fast-table width for these code lengths: FAST_BITS, or wider (up to MAX_FAST_BITS) when
-    two codes of the average length, under the code's own implied probabilities ``2**-len``,
-    do not fit in FAST_BITS. Then each look-up can still decode two symbols (e.g. int8 values
-    with ~7-bit codes), which is worth the larger table."""
-    used = lengths[lengths > 0].astype(np.float64)
-    mean = float((used * np.exp2(-used)).sum())
-    return max(FAST_BITS, min(MAX_FAST_BITS, math.ceil(2 * mean)))
-
-
 @dataclass(frozen=True)
 class HuffmanTable:
     """Decoding tables (see ``_huffman_kernels.build_decoder``)."""
@@ -129,16 +118,13 @@ class HuffmanTable:
     def from_lengths(cls, lengths: np.ndarray, symbols: int) -> HuffmanTable:
         """Tables for decoding ``symbols`` symbols coded with these code lengths.
 
-        The fast table holds two symbols per entry, so it is no wider than two of the longest
-        codes (and :func:`_fast_width` widens it for long average codes), and it has at most
-        one entry per 8 symbols to decode: an entry costs about as
-        much to build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints
-        both), so the build stays well below the decoding, while a narrower table only sends
-        more codes down the slower long-code path.
+        The fast table's width is ``_huffman_kernels.decode_coded_width``'s, the compiled
+        decoder's own rule.
         """
         from . import _huffman_kernels as hk
 
-        width = max(1, min(_fast_width(lengths), (int(symbols) // 8).bit_length()))
+        width = hk.decode_coded_width(np.ascontiguousarray(lengths, np.uint8), int(symbols),
+                                      FAST_BITS, MAX_FAST_BITS)
         table, width, first, count, offset, order, full, kraft_ok = hk.build_decoder(lengths,
                                                                                     width)
         if not kraft_ok:

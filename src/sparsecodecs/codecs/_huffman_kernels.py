@@ -559,8 +559,17 @@ BAD_KRAFT = -4
 
 @njit(cache=True, nogil=True)
 def decode_coded_width(lengths, count, min_fast, max_fast):  # type: ignore[no-untyped-def]
-    """The fast table's width for decoding ``count`` symbols: the rule of
-    ``_huffman.HuffmanTable.from_lengths`` (and ``_huffman._fast_width``), compiled."""
+    """The fast table's width for decoding ``count`` symbols with these code lengths.
+
+    ``min_fast`` (``_huffman.FAST_BITS``), or wider up to ``max_fast`` when two codes of the
+    average length, under the code's own implied probabilities ``2**-len``, do not fit in
+    ``min_fast`` bits: then each look-up can still decode two symbols (e.g. int8 values with
+    ~7-bit codes), which is worth the larger table. And no wider than the bit length of
+    ``count // 8``, about one entry per 8 symbols to decode: an entry costs about as much to
+    build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints both), so the
+    build stays well below the decoding, while a narrower table only sends more codes down the
+    slower long-code path. (:func:`build_decoder` also caps it at twice the longest code.)
+    """
     mean = 0.0
     for s in range(lengths.size):
         ln = np.int64(lengths[s])
@@ -581,8 +590,8 @@ def decode_coded(book, data, count, alphabet, nstreams, max_length, min_fast, ma
 
     ``book`` and ``data`` are the raw bytes of the ``.codebook`` and ``.bits`` sections (see
     ``_huffman.py``). Everything is checked as the Python reader ``_huffman._parse_codebook``
-    checks it, in the same order; the fast table is as wide as
-    ``_huffman.HuffmanTable.from_lengths`` makes it (``min_fast`` .. ``max_fast`` bits). The
+    checks it, in the same order; the fast table is as wide as :func:`decode_coded_width`
+    makes it (``min_fast`` .. ``max_fast`` bits). The
     caller must have checked ``count <= 8 * data.size`` before allocating ``out``. Returns 0,
     -1 (a bit pattern matches no code), -2 (a stream ends early), :data:`BAD_CODEBOOK` or
     :data:`BAD_KRAFT`.
