@@ -1,0 +1,103 @@
+/* Shared by the C files of sparsecodecs.kernels._native: buffer arguments, the GIL, and the
+ * run-time SIMD level.
+ *
+ * Conventions (see kernels/__init__.py for the whole contract):
+ *   - every function takes its arrays through the buffer protocol, C-contiguous (a strided
+ *     array is refused with BufferError: kernels address items from the data pointer);
+ *   - the Python caller has validated sizes and indices before the call; a kernel still never
+ *     reads or writes outside the buffers it was given: it checks what it cannot trust (frame
+ *     data) and returns an error code, never a partial write the caller cannot detect;
+ *   - the work runs with the GIL released;
+ *   - every SIMD path has a scalar twin, chosen by sc_simd (set at import from the CPU,
+ *     capped by SPARSECODECS_SIMD, changed by kernels.use_simd for tests).
+ */
+#ifndef SPARSECODECS_NATIVE_H
+#define SPARSECODECS_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SC_X86 1
+#include <immintrin.h>
+#define SC_TARGET(t) __attribute__((target(t)))
+#else
+#define SC_X86 0
+#define SC_TARGET(t)
+#endif
+
+#define SC_INLINE static inline __attribute__((always_inline))
+#define SC_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* SIMD levels, ordered: a level implies every level below it. */
+enum { SC_SIMD_SCALAR = 0, SC_SIMD_SSSE3 = 1, SC_SIMD_AVX2 = 2 };
+/* The level in force (module.c). Read once per kernel call, never mid-loop. */
+extern int sc_simd;
+
+/* Up to SC_MAX_BUFS buffer arguments of one call, released together. */
+#define SC_MAX_BUFS 16
+typedef struct {
+    Py_buffer b[SC_MAX_BUFS];
+    int n;
+} sc_bufs;
+
+/* An array argument: its data, item count and item size. */
+typedef struct {
+    void *p;
+    Py_ssize_t n;
+    Py_ssize_t itemsize;
+} sc_arr;
+
+/* Acquire `o` as a C-contiguous buffer (writable if asked) into `a`. `itemsize` 0 accepts any
+ * item size, else it must match. On failure sets a Python exception and returns -1. */
+static inline int sc_get(sc_bufs *s, PyObject *o, int writable, Py_ssize_t itemsize,
+                         const char *what, sc_arr *a) {
+    if (s->n >= SC_MAX_BUFS) {
+        PyErr_SetString(PyExc_RuntimeError, "too many buffer arguments");
+        return -1;
+    }
+    Py_buffer *b = &s->b[s->n];
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    s->n++;
+    if (itemsize && b->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: expected items of %zd bytes, got %zd", what,
+                     itemsize, b->itemsize);
+        return -1;
+    }
+    a->p = b->buf;
+    a->itemsize = b->itemsize;
+    a->n = b->itemsize ? b->len / b->itemsize : 0;
+    return 0;
+}
+
+static inline void sc_release(sc_bufs *s) {
+    for (int i = 0; i < s->n; i++) PyBuffer_Release(&s->b[i]);
+    s->n = 0;
+}
+
+/* Integer arguments of METH_FASTCALL functions. */
+static inline int sc_i64(PyObject *o, int64_t *v) {
+    long long x = PyLong_AsLongLong(o);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+static inline int sc_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name) {
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments, got %zd", name, want, nargs);
+        return -1;
+    }
+    return 0;
+}
+
+/* The method tables of each C file, joined by module.c. */
+extern PyMethodDef sc_layout_methods[];
+extern PyMethodDef sc_huffman_methods[];
+extern PyMethodDef sc_compute_methods[];
+
+#endif
