@@ -185,7 +185,8 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
 
     tick, stop = _progress(not args.no_progress)
     try:
-        report = sc.decompress(args.input, args.output, force=args.force, progress=tick)
+        report = sc.decompress(args.input, args.output, force=args.force, progress=tick,
+                               threads=args.threads)
     finally:
         stop()
     print(
@@ -320,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="file or folder to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads decoding each tensor (default 1; 0: every core)")
     p.set_defaults(func=_cmd_decompress)
 
     p = sub.add_parser("encode", help="encode a .npy array into a frame file")

@@ -4,7 +4,16 @@ accounting and the error hierarchy. Everything here is public and documented in 
 from __future__ import annotations
 
 from .accounting import Report, SectionReport, codec_for_frame, decode, inspect
-from .codec import Codec, Encoded, check_choice, check_int, get_decode_limit, set_decode_limit
+from .codec import (
+    Codec,
+    Encoded,
+    check_choice,
+    check_int,
+    decode_threads,
+    get_decode_limit,
+    resolve_threads,
+    set_decode_limit,
+)
 from .dtypes import (
     FLOAT_LAYOUTS,
     NIBBLE_DTYPES,
@@ -108,6 +117,7 @@ __all__ = [
     "check_int",
     "codec_for_frame",
     "decode",
+    "decode_threads",
     "element_bits",
     "get_codec",
     "get_decode_limit",
@@ -118,6 +128,7 @@ __all__ = [
     "read_frame",
     "register_codec",
     "registry",
+    "resolve_threads",
     "set_decode_limit",
     "storage_nbytes",
     "unpack_nibbles",

@@ -115,15 +115,23 @@ def codec_for_frame(frame: Frame, reg: CodecRegistry = registry) -> Any:
     return cls.from_frame(frame)
 
 
-def decode(frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None) -> np.ndarray:
+def decode(
+    frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
     """Decode any frame, whichever codec wrote it.
 
     Raises a :class:`~sparsecodecs.registry.errors.SparseCodecsError` subclass for anything
     wrong with the frame; refuses to decode more than ``max_bytes`` (default: the global limit,
     see :func:`~sparsecodecs.registry.codec.set_decode_limit`).
+
+    ``threads``: how many threads may decode this one frame (its Huffman streams, row ranges
+    and planes are independent). ``None`` (default) is 1, ``0`` every core; the result is the
+    same bits whatever the number. Small frames use fewer threads than asked: starting a thread
+    costs more than decoding a few thousand values.
     """
     parsed = read_frame(frame)
-    return codec_for_frame(parsed).decode_frame(parsed, max_bytes=max_bytes)
+    return codec_for_frame(parsed).decode_frame(parsed, max_bytes=max_bytes, threads=threads)
 
 
 def inspect(frame: bytes | bytearray | memoryview) -> Report:

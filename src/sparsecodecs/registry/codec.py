@@ -36,8 +36,10 @@ framing with a checksum, frame verification, the decoded-size limit, and restori
 from __future__ import annotations
 
 import dataclasses
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -83,6 +85,32 @@ def check_int(name: str, value: object, lo: int | None = None, hi: int | None = 
         hi_s = "inf" if hi is None else hi
         raise CodecConfigError(f"{name} must be in [{lo_s}, {hi_s}], got {name}={value}")
     return value
+
+
+#: The threads the kernels may use for the frame being decoded (see :func:`decode_threads`).
+_THREADS: ContextVar[int] = ContextVar("sparsecodecs_decode_threads", default=1)
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The number of threads a ``threads=`` argument asks for.
+
+    ``None`` (the default everywhere) is 1: a library call does not take the machine's cores
+    unless asked, as zstd's and numpy's do not. ``0`` is every core (``os.cpu_count()``); any
+    other value must be a positive integer (CodecConfigError otherwise).
+    """
+    if threads is None:
+        return 1
+    n = check_int("threads", threads, 0)
+    return n if n else os.cpu_count() or 1
+
+
+def decode_threads() -> int:
+    """How many threads the kernels may use to decode the current frame: the ``threads=`` of
+    the :func:`~sparsecodecs.decode` (or :meth:`Codec.decode`) call under way, 1 outside one.
+
+    Codecs read it where their work splits (independent Huffman streams, row ranges); it is a
+    context variable, so concurrent decodes on other threads each see their own."""
+    return _THREADS.get()
 
 
 def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
@@ -188,16 +216,20 @@ class Codec(ABC):
         return write_frame(self.codec_id, config, dtype, bits.shape, enc.sections, enc.meta)
 
     def decode(
-        self, frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None
+        self, frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None,
+        threads: int | None = None,
     ) -> np.ndarray:
-        """Decode a frame written by this codec (its parameters are taken from the frame)."""
+        """Decode a frame written by this codec (its parameters are taken from the frame).
+
+        ``threads``: see :func:`~sparsecodecs.decode`."""
         parsed = read_frame(frame)
         if parsed.codec_id != self.codec_id:
             raise FrameHeaderError(
                 f"frame was written by codec {parsed.codec_id!r}, not {self.codec_id!r}; "
                 "use sparsecodecs.decode() to decode any frame"
             )
-        return type(self).from_frame(parsed).decode_frame(parsed, max_bytes=max_bytes)
+        return type(self).from_frame(parsed).decode_frame(parsed, max_bytes=max_bytes,
+                                                          threads=threads)
 
     @classmethod
     def from_frame(cls, frame: Frame) -> Codec:
@@ -207,10 +239,20 @@ class Codec(ABC):
         except CodecConfigError as exc:
             raise FrameHeaderError(f"frame header has an invalid config: {exc}") from exc
 
-    def decode_frame(self, frame: Frame, *, max_bytes: int | None = None) -> np.ndarray:
-        """Decode an already parsed and verified frame."""
-        info = frame.info
+    def decode_frame(
+        self, frame: Frame, *, max_bytes: int | None = None, threads: int | None = None
+    ) -> np.ndarray:
+        """Decode an already parsed and verified frame (``threads``: as
+        :func:`~sparsecodecs.decode`)."""
         limit = get_decode_limit() if max_bytes is None else check_int("max_bytes", max_bytes, 0)
+        token = _THREADS.set(resolve_threads(threads))
+        try:
+            return self._decode_frame(frame, limit)
+        finally:
+            _THREADS.reset(token)
+
+    def _decode_frame(self, frame: Frame, limit: int) -> np.ndarray:
+        info = frame.info
         if info.nbytes > limit:
             raise DecodeLimitError(
                 f"frame decodes to {info.nbytes} bytes (shape {list(info.shape)}, "

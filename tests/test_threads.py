@@ -1,0 +1,122 @@
+"""``threads=``: one frame decoded on several threads, and checkpoints read with them.
+
+The result must be the same bits whatever the number of threads; speed is measured in the bench
+(``bench/threads_speed.py``), never asserted here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import sparsecodecs as sc
+from sparsecodecs import cli
+from sparsecodecs.registry import (
+    Codec,
+    CodecConfigError,
+    Encoded,
+    FrameInfo,
+    SectionReader,
+    decode_threads,
+    resolve_threads,
+)
+
+
+def weights(shape: tuple[int, int], dtype: Any, seed: int = 0) -> np.ndarray:
+    """2:4-pruned normal weights: large enough for four Huffman streams per section."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal(shape) * 0.05).astype(dtype)
+    w.reshape(-1, 4)[:, rng.integers(0, 4)] = 0
+    w.reshape(-1, 4)[:, (rng.integers(0, 4) + 1) % 4] = 0
+    return w
+
+
+CODECS = ["raw", "bitmask", "nm", "csr", "csc", "huffman", "centroid", "hybrid"]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float32, np.int8])
+def test_same_bits_whatever_the_threads(codec: str, dtype: Any) -> None:
+    w = weights((256, 384), dtype)
+    if codec == "centroid":
+        w = np.round(w.astype(np.float32) * 20).astype(dtype)
+    frame = sc.get_codec(codec).encode(w)
+    one = sc.decode(frame)
+    assert one.tobytes() == w.tobytes()
+    for threads in (2, 3, 0):
+        got = sc.decode(frame, threads=threads)
+        assert got.dtype == w.dtype and got.shape == w.shape
+        assert got.tobytes() == w.tobytes(), threads
+        assert sc.get_codec(codec).decode(frame, threads=threads).tobytes() == w.tobytes()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_bad_threads_is_a_config_error(bad: object) -> None:
+    frame = sc.get_codec("raw").encode(np.zeros(4, np.float32))
+    with pytest.raises(CodecConfigError, match="threads"):
+        sc.decode(frame, threads=bad)  # type: ignore[arg-type]
+
+
+def test_resolve_threads() -> None:
+    assert resolve_threads(None) == 1
+    assert resolve_threads(3) == 3
+    assert resolve_threads(0) >= 1
+
+
+class _Spy(Codec):
+    """Records what :func:`decode_threads` says while it decodes."""
+
+    codec_id = "test-thread-spy"
+    seen: list[int] = []
+
+    def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        from sparsecodecs.registry import Section
+
+        return Encoded([Section("v", "values", bits.tobytes())])
+
+    def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
+        type(self).seen.append(decode_threads())
+        from sparsecodecs.registry import bits_dtype
+
+        return sections.array("v", bits_dtype(info.dtype), info.size).reshape(info.shape).copy()
+
+
+def test_codecs_see_the_threads_of_the_call_under_way() -> None:
+    spy = _Spy()
+    frame = spy.encode(np.arange(6, dtype=np.int16))
+    _Spy.seen.clear()
+    spy.decode(frame)
+    spy.decode(frame, threads=4)
+    spy.decode(frame)
+    assert _Spy.seen == [1, 4, 1]
+    assert decode_threads() == 1  # restored after each call
+
+
+def test_checkpoint_threads(tmp_path: Path) -> None:
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    tensors = {"a": weights((96, 64), ml_dtypes.bfloat16, 1), "b": weights((40, 32), np.float32, 2),
+               "v": np.arange(7, dtype=np.float32)}
+    src = tmp_path / "m.safetensors"
+    dst = tmp_path / "m.sc.safetensors"
+    st_numpy.save_file(tensors, str(src))
+    sc.compress(src, dst, block_bytes=1024)  # "a" splits into 12 row blocks
+    with sc.safe_open(dst) as f:
+        assert f.blocks("a") is not None and len(f.blocks("a") or []) > 2
+    for threads in (None, 2, 0):
+        loaded = sc.load_file(dst, threads=threads)
+        for k, v in tensors.items():
+            assert loaded[k].tobytes() == v.tobytes(), (k, threads)
+        with sc.safe_open(dst, threads=threads) as f:
+            assert f.get_slice("a")[5:50].tobytes() == tensors["a"][5:50].tobytes()
+    sc.decompress(dst, tmp_path / "back1.safetensors")
+    sc.decompress(dst, tmp_path / "back3.safetensors", threads=3)
+    assert (tmp_path / "back1.safetensors").read_bytes() == (
+        tmp_path / "back3.safetensors").read_bytes()
+    assert cli.main(["decompress", str(dst), "-o", str(tmp_path / "cli.safetensors"),
+                     "--threads", "2", "--no-progress"]) == 0
+    assert (tmp_path / "cli.safetensors").read_bytes() == (
+        tmp_path / "back1.safetensors").read_bytes()
