@@ -205,3 +205,62 @@ def test_dask_array_through_zarr_v3_with_our_codec(client: Any, tmp_path: Path) 
     for frame in frames:
         report = sc.inspect(frame.read_bytes())
         assert (report.codec, report.dtype, report.shape) == ("hybrid", "float32", (32, 64))
+
+
+# -- a cluster without workers ---------------------------------------------------------------
+
+
+@pytest.fixture
+def idle_client() -> Iterator[Any]:
+    """A client of a scheduler that has no worker (and never gets one)."""
+    cluster = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0")
+    c = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def _within(seconds: float, fn: Any) -> Any:
+    """``fn()``'s outcome, or a test failure if it has not finished after ``seconds`` (the
+    call is left running in a daemon thread, which closing the client ends)."""
+    import threading
+
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(("value", fn()))
+        except BaseException as exc:
+            outcome.append(("error", exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s: a cluster without workers hangs"
+    return outcome[0]
+
+
+def test_a_cluster_without_workers_times_out(
+    idle_client: Any, src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sparsecodecs import distributed as scd
+
+    monkeypatch.setattr(scd, "WORKER_TIMEOUT", 1.0, raising=False)
+    kind, exc = _within(20, lambda: sc.compress(src, tmp_path / "out", client=idle_client))
+    assert kind == "error" and isinstance(exc, sc.ClusterError), exc
+    assert "has no workers (waited 1 s" in str(exc)
+    assert idle_client.scheduler.address in str(exc)
+    assert not (tmp_path / "out").exists()
+    # the command line: --dask-timeout bounds the wait for a worker too
+    monkeypatch.setattr(scd, "WORKER_TIMEOUT", 3600.0, raising=False)
+    kind, code = _within(20, lambda: cli.main([
+        "compress", str(src), "-o", str(tmp_path / "out2"), "--dask",
+        idle_client.scheduler.address, "--dask-timeout", "1", "--no-progress",
+    ]))
+    _, err = capsys.readouterr()
+    assert (kind, code) == ("value", 2), err
+    assert err.count("\n") == 1 and "ClusterError" in err and "has no workers" in err, err
+    assert not (tmp_path / "out2").exists()

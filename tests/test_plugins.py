@@ -1,27 +1,42 @@
 """Third-party codecs: the example plugin distribution, broken plugins, and the pytest plugin.
 
-The example plugin (``tests/plugins/sparsecodecs-example-plugin``) is a real distribution that
-``.ci/run`` installs. Broken plugins are fake ``*.dist-info`` directories put on ``sys.path`` for
-one test; the fixture removes them and makes the registry forget them afterwards.
+The example plugin (``tests/plugins/sparsecodecs-example-plugin``) and the broken one
+(``tests/plugins/sparsecodecs-broken-plugin``: a valid hyphenated id and plugins that fail in
+every way) are real distributions that ``.ci/run`` installs. More broken plugins are fake
+``*.dist-info`` directories put on ``sys.path`` for one test; the fixture removes them and makes
+the registry forget them afterwards.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import sparsecodecs as sc
-from sparsecodecs.registry import CodecInfo, CodecRegistry, PluginError, registry
+from sparsecodecs.codecs import Raw
+from sparsecodecs.registry import (
+    CodecInfo,
+    CodecRegistry,
+    PluginError,
+    RegistryError,
+    registry,
+)
+from sparsecodecs.registry.registry import normalize_name
 from sparsecodecs.testing import registered
 
 PLUGIN_DIR = Path(__file__).parent / "plugins" / "sparsecodecs-example-plugin"
+BROKEN_DIR = Path(__file__).parent / "plugins" / "sparsecodecs-broken-plugin"
+BROKEN_HINT = f"the broken plugin is not installed: pip install --no-deps {BROKEN_DIR}"
+BROKEN_DIST = "sparsecodecs-broken-plugin"
 PLUGIN_MODULE = "sparsecodecs_example_plugin"
 DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
 INSTALL_HINT = f"the example plugin is not installed: pip install {PLUGIN_DIR}"
@@ -90,6 +105,92 @@ def test_the_docs_show_the_example_plugin_verbatim() -> None:
     source = (PLUGIN_DIR / PLUGIN_MODULE / "__init__.py").read_text()
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
     assert source in blocks, f"{DOCS} must quote {PLUGIN_MODULE}/__init__.py in a python block"
+
+
+# -- the installed broken plugin distribution -------------------------------------------------
+
+
+def _broken_rows() -> dict[str, CodecInfo]:
+    rows = {row.name: row for row in sc.list_codecs()}
+    assert "hyphen-codec" in rows, BROKEN_HINT
+    return rows
+
+
+def test_a_hyphenated_codec_id_is_valid() -> None:
+    row = _broken_rows()["hyphen-codec"]
+    assert row.error is None and row.source == f"plugin {BROKEN_DIST}"
+    for name in ("hyphen-codec", "hyphen_codec", "Hyphen-Codec"):
+        codec = sc.get_codec(name)
+        assert codec.get_config() == {"id": "hyphen-codec"}
+        frame = codec.encode(WEIGHTS)
+        assert sc.inspect(frame).codec == "hyphen-codec"
+        assert sc.decode(frame).tobytes() == WEIGHTS.tobytes()
+
+
+#: (entry-point name, the original exception's class, what the error says)
+BROKEN = [
+    ("fails_on_import", RuntimeError, "failed to load: RuntimeError: this plugin needs a GPU"),
+    ("exits_on_import", SystemExit, "failed to load: SystemExit: 3"),
+    ("points_to_int", None, "points to 42, which is not a sparsecodecs Codec subclass"),
+    ("bad_aliases", RegistryError, "aliases of BadAliases must map non-empty names to"),
+    ("steals_alias", RegistryError, "codec name '2:4' is already taken by sparsecodecs.codecs"),
+    ("upper_case", RegistryError, "codec_id 'UPPER_CASE' of UpperCase must be lower case"),
+]
+
+
+@pytest.mark.parametrize(("name", "cause", "message"), BROKEN)
+def test_a_broken_installed_plugin_fails_alone(
+    name: str, cause: type[BaseException] | None, message: str
+) -> None:
+    rows = _broken_rows()
+    assert message in (rows[name].error or ""), rows[name]
+    assert rows[name].source == f"plugin {BROKEN_DIST}"
+    with pytest.raises(PluginError, match=re.escape(message)) as excinfo:
+        sc.get_codec(name.replace("_", "-"))
+    assert f"from distribution {BROKEN_DIST!r}" in str(excinfo.value)
+    assert isinstance(excinfo.value, sc.SparseCodecsError)
+    if cause is not None:
+        assert isinstance(excinfo.value.__cause__, cause)
+    # nothing of it was registered, and the built-ins are untouched
+    assert normalize_name(name) not in registry.codecs
+    assert type(sc.get_codec("2:4")).codec_id == "nm"
+    assert sc.decode(sc.get_codec("raw").encode(WEIGHTS)).tobytes() == WEIGHTS.tobytes()
+
+
+def test_the_command_line_lists_broken_plugins_and_exits_0() -> None:
+    _broken_rows()
+    script = [sys.executable, "-c", "import sys; from sparsecodecs.cli import main; "
+              "sys.exit(main(sys.argv[1:]))", "list"]
+    run = subprocess.run(script, capture_output=True, text=True, check=False, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = {line.split()[0]: line for line in run.stdout.splitlines()}
+    assert "raw bytes under a hyphenated id" in lines["hyphen-codec"]
+    for name, _, message in BROKEN:
+        assert "failed to load" in lines[name] and message in lines[name], lines[name]
+        assert f"[plugin {BROKEN_DIST}]" in lines[name]
+    for name in ("raw", "nm", "hybrid", "rle_zeros"):
+        assert "failed" not in lines[name]
+    json_run = subprocess.run(
+        [*script, "--json"], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert json_run.returncode == 0, json_run.stderr
+    rows = {row["name"]: row for row in json.loads(json_run.stdout)}
+    assert "this plugin needs a GPU" in rows["fails_on_import"]["error"]
+    assert rows["hyphen-codec"]["error"] is None
+
+
+def test_a_registration_with_bad_aliases_changes_nothing() -> None:
+    fresh = CodecRegistry()
+
+    @dataclass(frozen=True, kw_only=True)
+    class Half(Raw):
+        codec_id = "half"
+        aliases = {"half-a": {}, "raw": {}}
+
+    fresh.register(Raw, source="builtin")
+    with pytest.raises(RegistryError, match="'raw' is already taken"):
+        fresh.register(Half)
+    assert set(fresh.codecs) == {"raw"} and "half_a" not in fresh.names()
 
 
 # -- broken plugins --------------------------------------------------------------------------

@@ -1,13 +1,21 @@
 """The codec registry: built-ins, user registrations and entry-point plugins.
 
-Names are matched case-insensitively, with ``-`` and ``_`` treated alike. Third-party codecs
-are declared in the entry-point group ``sparsecodecs.codecs``::
+Names are matched case-insensitively, with ``-`` and ``_`` treated alike: a ``codec_id`` may be
+written with either (``my-codec`` and ``my_codec`` are one codec, and only one of them can be
+registered), but in lower case, and frames record it as written. Third-party codecs are declared
+in the entry-point group ``sparsecodecs.codecs``::
 
     [project.entry-points."sparsecodecs.codecs"]
     mycodec = "mypackage.mycodec:MyCodec"
 
 and only the one asked for is imported. Nothing is ever imported from a name found in a frame
 or a config except through such a declared entry point.
+
+Each plugin loads in isolation: whatever goes wrong in it (its module fails to import, the
+entry point names something that is not a codec class, the class's id or aliases are invalid
+or taken) becomes a :class:`PluginError` naming the plugin and its distribution, chained from
+the original exception, raised by a lookup of that plugin only. :func:`list_codecs` lists such a
+plugin with its error, and the built-in codecs are never affected.
 """
 
 from __future__ import annotations
@@ -69,21 +77,36 @@ class CodecRegistry:
         """Register ``cls`` under its ``codec_id`` and aliases.
 
         Registering the same class again is a no-op; a different class under a taken id raises
-        :class:`RegistryError` unless ``replace=True``.
+        :class:`RegistryError` unless ``replace=True``. Nothing is registered if anything about
+        ``cls`` is invalid.
         """
         if not (isinstance(cls, type) and issubclass(cls, Codec)):
-            raise RegistryError(f"only Codec subclasses can be registered, got {cls!r}")
+            raise RegistryError(f"only Codec subclasses can be registered, got {cls!r:.200}")
         codec_id = getattr(cls, "codec_id", None)
         if not isinstance(codec_id, str) or not codec_id.strip():
             raise RegistryError(f"{cls.__qualname__} must define a non-empty str codec_id")
-        key = normalize_name(codec_id)
-        if key != codec_id:
+        if codec_id != codec_id.strip().lower():
             raise RegistryError(
-                f"codec_id {codec_id!r} of {cls.__qualname__} must be lower case with '_' "
-                f"(use {key!r})"
+                f"codec_id {codec_id!r} of {cls.__qualname__} must be lower case without "
+                f"surrounding spaces (use {codec_id.strip().lower()!r})"
             )
-        keys = [key, *(normalize_name(a) for a in cls.aliases)]
-        for k in keys:
+        key = normalize_name(codec_id)
+        aliases = getattr(cls, "aliases", None)
+        if not isinstance(aliases, Mapping) or not all(
+            isinstance(a, str) and a.strip() and isinstance(p, Mapping)
+            for a, p in aliases.items()
+        ):
+            raise RegistryError(
+                f"aliases of {cls.__qualname__} must map non-empty names to parameter dicts, "
+                f"got {aliases!r:.200}"
+            )
+        description = getattr(cls, "description", None)
+        if not isinstance(description, str):
+            raise RegistryError(
+                f"description of {cls.__qualname__} must be a str, got {description!r:.200}"
+            )
+        presets = {normalize_name(a): dict(p) for a, p in aliases.items()}
+        for k in [key, *presets]:
             owner = self._owner(k)
             if owner is not None and owner is not cls and not replace:
                 raise RegistryError(
@@ -92,8 +115,8 @@ class CodecRegistry:
                 )
         self._classes[key] = cls
         self._sources[key] = source
-        for alias, preset in cls.aliases.items():
-            self._aliases[normalize_name(alias)] = (key, dict(preset))
+        for alias, preset in presets.items():
+            self._aliases[alias] = (key, preset)
         return cls
 
     def _owner(self, key: str) -> type[Codec] | None:
@@ -119,24 +142,28 @@ class CodecRegistry:
     def _load_plugin(self, key: str) -> type[Codec]:
         ep = self._plugins()[key]
         dist = getattr(ep.dist, "name", None) or "an unknown distribution"
+        what = f"codec plugin {ep.name!r} ({ep.value}) from distribution {dist!r}"
         try:
             obj = ep.load()
-        except Exception as exc:  # any import-time failure of third-party code
+        except (Exception, SystemExit) as exc:  # any import-time failure of third-party code
             raise PluginError(
-                f"codec plugin {ep.name!r} ({ep.value}) from distribution {dist!r} failed to "
-                f"load: {type(exc).__name__}: {exc}"
+                f"{what} failed to load: {type(exc).__name__}: {_one_line(exc)}"
             ) from exc
         if not (isinstance(obj, type) and issubclass(obj, Codec)):
             raise PluginError(
-                f"codec plugin {ep.name!r} from distribution {dist!r} points to {obj!r}, "
+                f"codec plugin {ep.name!r} from distribution {dist!r} points to {obj!r:.200}, "
                 "which is not a sparsecodecs Codec subclass"
             )
-        if normalize_name(getattr(obj, "codec_id", "")) != key:
+        codec_id = getattr(obj, "codec_id", None)
+        if not isinstance(codec_id, str) or normalize_name(codec_id) != key:
             raise PluginError(
                 f"codec plugin {ep.name!r} from distribution {dist!r} loads a class whose "
-                f"codec_id is {getattr(obj, 'codec_id', None)!r}; they must match"
+                f"codec_id is {codec_id!r:.200}; they must match"
             )
-        return self.register(obj, source=f"plugin {dist}")
+        try:
+            return self.register(obj, source=f"plugin {dist}")
+        except RegistryError as exc:
+            raise PluginError(f"{what} cannot be registered: {exc}") from exc
 
     # -- lookup ----------------------------------------------------------------------------------
 
@@ -177,7 +204,8 @@ class CodecRegistry:
         return cls.from_config({**preset, **config})
 
     def info(self) -> list[CodecInfo]:
-        """One :class:`CodecInfo` per codec id, loading plugins to read their descriptions."""
+        """One :class:`CodecInfo` per codec id, loading plugins to read their descriptions; a
+        plugin that fails to load is listed with its error instead."""
         rows = []
         for key in sorted({*self._classes, *self._plugins()}):
             error = None
@@ -188,14 +216,25 @@ class CodecRegistry:
                     error = str(exc)
             cls = self._classes.get(key)
             aliases = tuple(sorted(a for a, (t, _) in self._aliases.items() if t == key))
-            source = self._sources.get(key, "plugin")
-            rows.append(CodecInfo(key, cls.description if cls else "", aliases, source, error))
+            source = self._sources.get(key) or self._plugin_source(key)
+            name = cls.codec_id if cls is not None else key
+            rows.append(CodecInfo(name, cls.description if cls else "", aliases, source, error))
         return rows
+
+    def _plugin_source(self, key: str) -> str:
+        dist = getattr(self._plugins()[key].dist, "name", None)
+        return f"plugin {dist}" if dist else "plugin"
 
     @property
     def codecs(self) -> Mapping[str, type[Codec]]:
         """A read-only view of the registered (already loaded) codec classes."""
         return MappingProxyType(self._classes)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, at most 500 characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 #: The process-wide registry used by the module-level functions.
