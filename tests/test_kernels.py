@@ -1,9 +1,8 @@
-"""Each numba kernel of ``codecs/_kernels.py`` against a plain-numpy reference written here:
-bitmask_scatter, bitmask_expand16, bitmask_split and bitmask_compress16, nm_scatter, nm_compose,
+"""Each compiled kernel of ``codecs/_kernels.py`` (``kernels/layout.c``) against a plain-numpy reference written here:
+bitmask_scatter and bitmask_split (at every SIMD level), nm_scatter, nm_compose,
 nm24_compose, nm_split, csr_scatter.
 
-The kernels trust their inputs (the codecs validate frames first), so every input drawn here is
-valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
+The codecs validate frames first, so every input drawn here is valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
 Outputs start filled with a non-zero pattern, so a kernel that skips an element fails, and are
 followed by guard elements, so a kernel that writes past the end fails too.
 """
@@ -20,12 +19,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sparsecodecs.codecs import _kernels as kernels
+from sparsecodecs.kernels import LEVELS as ALL_LEVELS
+from sparsecodecs.kernels import cpu_simd, use_simd
 from sparsecodecs.codecs.nm import nm_tables
 
 UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
 #: The (n, m) the nm codec supports that tests exercise; compose needs m a power of two.
 NM_PAIRS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (3, 5), (8, 16)]
-#: (indptr, indices) dtype pairs: the narrowest and a wide one (each pair compiles anew).
+#: (indptr, indices) dtype pairs: the narrowest and a wide one (each a C variant).
 CSR_INDEX_DTYPES = [(UINTS[0], UINTS[0]), (UINTS[2], UINTS[1])]
 POW2_PAIRS = [(n, m) for n, m in NM_PAIRS if m & (m - 1) == 0]
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -35,6 +36,8 @@ little_endian_only = pytest.mark.skipif(
 
 
 GUARD = 8
+#: The SIMD levels this CPU has, scalar first.
+LEVELS = [name for name in ALL_LEVELS if ALL_LEVELS[name] <= ALL_LEVELS[cpu_simd()]]
 
 
 def garbage(size: int, dtype: np.dtype) -> np.ndarray:
@@ -143,33 +146,23 @@ def compose_tables(n: int, m: int, itemsize: int) -> tuple[np.ndarray, np.ndarra
 
 def check_bitmask(keep: np.ndarray, values: np.ndarray) -> None:
     """bitmask_scatter (decode) of ``keep`` and ``values``, and bitmask_split (encode) of the
-    dense result."""
+    dense result, at every SIMD level this CPU has (each SIMD path against the reference, and
+    so against its scalar twin)."""
     mask = np.packbits(keep, bitorder="little")
-    out = garbage(keep.size, values.dtype)
-    kernels.bitmask_scatter(mask, values, out, *kernels.byte_tables())
     dense = ref_bitmask(keep, values)
-    assert_same(out, dense)
-    if values.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle scatter
-        out = garbage(keep.size, values.dtype)
-        table = kernels.expand16_table()
-        kernels.bitmask_expand16(mask, values, out, table, kernels.byte_tables()[1])
-        assert_same(out, dense)
-
     nonzero = dense != 0
-    split_mask = garbage(mask.size, mask.dtype)
-    kept = garbage(int(nonzero.sum()) + 1, dense.dtype)  # one spare slot: it writes ahead
-    kernels.bitmask_split(dense, split_mask, kept)
-    assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
-    assert_guard_intact(kept)
-    assert kept[:-1].tolist() == dense[nonzero].tolist()
-    if dense.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle split
-        split_mask = garbage(mask.size, mask.dtype)
-        kept = garbage(int(nonzero.sum()) + 8, dense.dtype)  # 8 spare slots
-        kernels.bitmask_compress16(dense, split_mask, kept, kernels.compress16_table(),
-                                   kernels.byte_tables()[1])
-        assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
-        assert_guard_intact(kept)
-        assert kept[: int(nonzero.sum())].tolist() == dense[nonzero].tolist()
+    for level in LEVELS:
+        with use_simd(level):
+            out = garbage(keep.size, values.dtype)
+            kernels.bitmask_scatter(mask, values, out)
+            assert_same(out, dense)
+
+            split_mask = garbage(mask.size, mask.dtype)
+            kept = garbage(int(nonzero.sum()) + 8, dense.dtype)  # 8 spare slots: it writes ahead
+            assert kernels.bitmask_split(dense, split_mask, kept) == int(nonzero.sum())
+            assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
+            assert_guard_intact(kept)
+            assert kept[: int(nonzero.sum())].tolist() == dense[nonzero].tolist()
 
 
 def check_nm_scatter(
@@ -278,7 +271,7 @@ def test_bitmask_kernels_match_reference(data: st.DataObject, dtype: np.dtype, s
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 0.95, 1.0])
 @pytest.mark.parametrize("size", [64, 1000, 4099])
 def test_bitmask_scatter_of_many_bytes(size: int, density: float):
-    # Enough mask bytes for the vector loop of bitmask_expand16 to run long and then hand over
+    # Enough mask bytes for the vector loop of the SIMD scatter to run long and then hand over
     # to its scalar tail at every possible count of values left.
     rng = np.random.default_rng(size)
     keep = rng.random(size) < density
@@ -466,7 +459,7 @@ def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: flo
 @SETTINGS
 @given(mask=hnp.arrays(np.uint8, st.integers(0, 300)))
 def test_popcount_matches_unpackbits(mask: np.ndarray):
-    assert kernels.popcount(mask, kernels.byte_tables()[1]) == int(np.unpackbits(mask).sum())
+    assert kernels.popcount(mask) == int(np.unpackbits(mask).sum())
 
 
 # -- nm_codes_from_mask ----------------------------------------------------------------------
