@@ -1,10 +1,12 @@
-"""Each compiled kernel of ``codecs/_kernels.py`` (``kernels/layout.c``) against a plain-numpy reference written here:
-bitmask_scatter and bitmask_split (at every SIMD level), nm_scatter, nm_compose,
-nm24_compose, nm_split, csr_scatter.
+"""Each compiled kernel of ``codecs/_kernels.py`` (``kernels/layout.c``) against a plain-numpy
+reference written here: bitmask_scatter and bitmask_split (at every SIMD level), nm_scatter,
+nm_compose, nm24_compose, nm_split, csr_scatter; then each SIMD path against its scalar twin.
 
-The codecs validate frames first, so every input drawn here is valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
-Outputs start filled with a non-zero pattern, so a kernel that skips an element fails, and are
-followed by guard elements, so a kernel that writes past the end fails too.
+The codecs validate frames first, so every input drawn here is valid (masks without padding
+bits, codes below C(m, n), monotone ``indptr``, indices in range), except where a test checks
+that a kernel refuses bad input. Outputs start filled with a non-zero pattern, so a kernel that
+skips an element fails, and are followed by guard elements, so a kernel that writes past the
+end fails too.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sparsecodecs.codecs import _kernels as kernels
+from sparsecodecs.codecs.nm import nm_tables
 from sparsecodecs.kernels import LEVELS as ALL_LEVELS
 from sparsecodecs.kernels import cpu_simd, use_simd
-from sparsecodecs.codecs.nm import nm_tables
 
 UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
 #: The (n, m) the nm codec supports that tests exercise; compose needs m a power of two.
@@ -496,3 +498,112 @@ def test_nm_codes_from_mask_matches_nm_split(data: st.DataObject, pair, rows: in
         assert kernels.nm_split(x.reshape(-1), rows, cols, m, tables.code_of_mask,
                                 tables.positions, ref, np.empty(ngroups * n, np.uint16)) == -1
         np.testing.assert_array_equal(codes, ref)
+
+
+# -- SIMD paths against their scalar twins ---------------------------------------------------
+
+#: Sizes hitting every tail of the 8-item blocks, and a few long odd ones.
+SIMD_SIZES = [*range(71), 257, 1001, 4099]
+
+
+def simd_inputs(dtype: np.dtype, size: int) -> list[tuple[str, np.ndarray]]:
+    """Dense arrays of ``size`` items: all zero, all set, alternating, random masks, and
+    values whose only non-zero byte is the last (a compare of the low byte would miss them)."""
+    rng = np.random.default_rng(size * 8 + dtype.itemsize)
+    bits = 8 * dtype.itemsize
+    top = dtype.type(1) << dtype.type(bits - 1)  # only the last byte's top bit set
+    rand = rng.integers(0, 1 << min(bits, 63), size, dtype=np.uint64).astype(dtype)
+    rand[rand == 0] = 1
+    last_byte = (rng.integers(1, 256, size).astype(dtype) << dtype.type(bits - 8))
+    cases = {
+        "zero": np.zeros(size, dtype),
+        "all": rand,
+        "alternate": np.where(np.arange(size) % 2 == 1, rand, dtype.type(0)),
+        "sparse": np.where(rng.random(size) < 0.1, rand, dtype.type(0)),
+        "half": np.where(rng.random(size) < 0.5, rand, dtype.type(0)),
+        "dense": np.where(rng.random(size) < 0.9, rand, dtype.type(0)),
+        "last-byte": np.where(rng.random(size) < 0.5, last_byte, dtype.type(0)),
+        "top-bit": np.where(rng.random(size) < 0.5, top, dtype.type(0)),
+    }
+    return list(cases.items())
+
+
+def run_level(level: str, dense: np.ndarray) -> tuple[bytes, bytes, bytes]:
+    """(decoded bytes, split mask, split values) of ``dense`` at SIMD ``level``."""
+    keep = dense != 0
+    nnz = int(keep.sum())
+    mask = np.packbits(keep, bitorder="little")
+    with use_simd(level):
+        out = garbage(dense.size, dense.dtype)
+        kernels.bitmask_scatter(mask, dense[keep], out)
+        assert_guard_intact(out)
+        split = garbage(mask.size, np.dtype(np.uint8))
+        kept = garbage(nnz + 8, dense.dtype)
+        assert kernels.bitmask_split(dense, split, kept) == nnz
+        assert_guard_intact(split)
+        assert_guard_intact(kept)
+    # The 8 spare slots of ``kept`` are scratch (the kernels write ahead): not compared.
+    return out.tobytes(), split.tobytes(), kept[:nnz].tobytes()
+
+
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+def test_simd_paths_write_the_same_bytes_as_their_scalar_twins(dtype: np.dtype):
+    """bitmask_scatter and bitmask_split at each SIMD level (SSSE3: 1- and 2-byte items, AVX2:
+    4-byte items; 8-byte items have no vector path and must still agree) give the bytes of
+    the scalar twin, which the reference tests above pin down."""
+    for size in SIMD_SIZES:
+        for name, dense in simd_inputs(dtype, size):
+            scalar = run_level("scalar", dense)
+            mask = np.packbits(dense != 0, bitorder="little").tobytes()
+            assert scalar == (dense.tobytes(), mask, dense[dense != 0].tobytes()), (name, size)
+            for level in LEVELS[1:]:
+                assert run_level(level, dense) == scalar, (level, name, size)
+
+
+def test_simd_level_really_switches():
+    """use_simd changes the level the kernels read, and restores it (else the test above
+    would compare a path with itself)."""
+    from sparsecodecs.kernels import simd
+
+    before = simd()
+    with use_simd("scalar"):
+        assert simd() == "scalar"
+    assert simd() == before
+
+
+def test_scatter_refuses_a_mask_asking_for_more_values_than_there_are():
+    """A mask not checked against nnz cannot make the scatter read past ``values``, at any
+    SIMD level: it says so."""
+    from sparsecodecs.registry import FrameLayoutError
+
+    for dtype in UINTS:
+        for level in LEVELS:
+            with use_simd(level), pytest.raises(FrameLayoutError, match="more set bits"):
+                kernels.bitmask_scatter(np.full(8, 0xFF, np.uint8), np.ones(63, dtype),
+                                        np.empty(64, dtype))
+
+
+STRIDED_CALLS = {
+    "bitmask_scatter out": lambda a: kernels.bitmask_scatter(np.zeros(1, np.uint8),
+                                                             a[:0], a[::2][:8]),
+    "bitmask_scatter values": lambda a: kernels.bitmask_scatter(
+        np.full(1, 0xFF, np.uint8), a[::2][:8], np.empty(8, a.dtype)),
+    "bitmask_split x": lambda a: kernels.bitmask_split(a[::2], np.empty(2, np.uint8),
+                                                       np.empty(16, a.dtype)),
+    "nm_scatter values": lambda a: kernels.nm_scatter(
+        np.zeros(2, np.uint16), np.arange(6, dtype=np.uint16).reshape(6, 1),
+        positions_table(2, 4), a[::2][:4], np.empty(8, a.dtype), 1, 8, 4),
+    "nm_split x": lambda a: kernels.nm_split(
+        a[::2][:8], 1, 8, 4, nm_tables(2, 4).code_of_mask, nm_tables(2, 4).positions,
+        np.empty(2, np.uint16), np.empty(4, a.dtype)),
+    "csr_scatter indices": lambda a: kernels.csr_scatter(
+        np.array([0, 2], np.int64), np.arange(4, dtype=np.int32)[::2], a[:2],
+        np.empty(4, a.dtype), 1, 4),
+}
+
+
+@pytest.mark.parametrize("call", list(STRIDED_CALLS), ids=list(STRIDED_CALLS))
+def test_a_strided_array_is_refused_by_the_c_layer(call: str):
+    with pytest.raises(BufferError, match="C-contiguous"):
+        STRIDED_CALLS[call](np.arange(32, dtype=np.uint16))

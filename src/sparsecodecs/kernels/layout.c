@@ -55,6 +55,30 @@ static int fail(const char *fmt, ...) {
     return -1;
 }
 
+/* sc_get, with numpy's ValueError for a strided (or read-only, where written) array turned
+ * into BufferError, the contract's error (kernels/__init__.py). A candidate for native.h. */
+static int get(sc_bufs *s, PyObject *o, int writable, Py_ssize_t itemsize, const char *what,
+               sc_arr *a) {
+    if (sc_get(s, o, writable, itemsize, what, a) == 0) return 0;
+    if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *exc = PyErr_GetRaisedException();
+        PyErr_Format(PyExc_BufferError, "%s: %S (kernels take C-contiguous%s arrays)", what,
+                     exc, writable ? ", writable" : "");
+        Py_XDECREF(exc);
+#else
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_Format(PyExc_BufferError, "%s: %S (kernels take C-contiguous%s arrays)", what,
+                     v ? v : Py_None, writable ? ", writable" : "");
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+#endif
+    }
+    return -1;
+}
+
 static int item_ok(const sc_arr *a, const char *fn, const char *what) {
     Py_ssize_t s = a->itemsize;
     if (s == 1 || s == 2 || s == 4 || s == 8) return 0;
@@ -127,10 +151,10 @@ SC_TARGET("popcnt") static int64_t popcount_hw(const uint8_t *p, Py_ssize_t n) {
 /* mask_popcount(mask) -> set bits of the byte array. */
 FASTCALL(mask_popcount) {
     sc_bufs s = {.n = 0};
-    sc_arr mask;
+    sc_arr mask = {0};
     PyObject *res = NULL;
     if (sc_nargs(nargs, 1, "mask_popcount") < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 1, "mask", &mask) < 0) goto done;
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0) goto done;
     int level = sc_simd;
     int64_t total;
     Py_BEGIN_ALLOW_THREADS
@@ -191,12 +215,12 @@ static int check_fill(const sc_arr *fill, const sc_arr *like, Py_ssize_t rows, c
 /* fill_rows(out, fill, cols) */
 FASTCALL(fill_rows) {
     sc_bufs s = {.n = 0};
-    sc_arr out, fill;
+    sc_arr out = {0}, fill = {0};
     int64_t cols;
     PyObject *res = NULL;
     if (sc_nargs(nargs, 3, "fill_rows") < 0) return NULL;
-    if (sc_get(&s, args[0], 1, 0, "out", &out) < 0 || item_ok(&out, "fill_rows", "out") < 0 ||
-        sc_get(&s, args[1], 0, 0, "fill", &fill) < 0 || sc_i64(args[2], &cols) < 0)
+    if (get(&s, args[0], 1, 0, "out", &out) < 0 || item_ok(&out, "fill_rows", "out") < 0 ||
+        get(&s, args[1], 0, 0, "fill", &fill) < 0 || sc_i64(args[2], &cols) < 0)
         goto done;
     if (fill.n == 0 || (fill.n > 1 && (cols < 0 || out.n != fill.n * cols))) {
         fail("fill_rows: %zd fill items do not fit %zd items in rows of %lld", fill.n, out.n,
@@ -318,12 +342,12 @@ static Py_ssize_t scatter_dispatch(int level, const uint8_t *mask, const void *v
  * than there are. */
 FASTCALL(bitmask_scatter) {
     sc_bufs s = {.n = 0};
-    sc_arr mask, vals, out;
+    sc_arr mask = {0}, vals = {0}, out = {0};
     PyObject *res = NULL;
     if (sc_nargs(nargs, 3, "bitmask_scatter") < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
-        sc_get(&s, args[1], 0, 0, "values", &vals) < 0 ||
-        sc_get(&s, args[2], 1, 0, "out", &out) < 0 ||
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
+        get(&s, args[1], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[2], 1, 0, "out", &out) < 0 ||
         item_ok(&out, "bitmask_scatter", "out") < 0)
         goto done;
     if (vals.itemsize != out.itemsize || mask.n < (out.n + 7) / 8) {
@@ -346,15 +370,15 @@ done:
 /* bitmask_scatter_fill(mask, values, out, fill, cols) -> as bitmask_scatter, onto the fill. */
 FASTCALL(bitmask_scatter_fill) {
     sc_bufs s = {.n = 0};
-    sc_arr mask, vals, out, fill;
+    sc_arr mask = {0}, vals = {0}, out = {0}, fill = {0};
     int64_t cols;
     PyObject *res = NULL;
     if (sc_nargs(nargs, 5, "bitmask_scatter_fill") < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
-        sc_get(&s, args[1], 0, 0, "values", &vals) < 0 ||
-        sc_get(&s, args[2], 1, 0, "out", &out) < 0 ||
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
+        get(&s, args[1], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[2], 1, 0, "out", &out) < 0 ||
         item_ok(&out, "bitmask_scatter_fill", "out") < 0 ||
-        sc_get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
+        get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
         goto done;
     if (vals.itemsize != out.itemsize || mask.n < (out.n + 7) / 8) {
         fail("bitmask_scatter_fill: values (%zd-byte items), mask (%zd bytes) do not fit out "
@@ -485,12 +509,12 @@ SC_TARGET("avx2") static Py_ssize_t split32_avx2(const uint32_t *x, Py_ssize_t n
  * needs spare slots to go fast (the kernels write ahead): 8 for the vector paths. */
 FASTCALL(bitmask_split) {
     sc_bufs s = {.n = 0};
-    sc_arr x, mask, vals;
+    sc_arr x = {0}, mask = {0}, vals = {0};
     PyObject *res = NULL;
     if (sc_nargs(nargs, 3, "bitmask_split") < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split", "x") < 0 ||
-        sc_get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
-        sc_get(&s, args[2], 1, 0, "values", &vals) < 0)
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split", "x") < 0 ||
+        get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
+        get(&s, args[2], 1, 0, "values", &vals) < 0)
         goto done;
     if (vals.itemsize != x.itemsize || mask.n < (x.n + 7) / 8) {
         fail("bitmask_split: values (%zd-byte items), mask (%zd bytes) do not fit x (%zd "
@@ -551,21 +575,21 @@ SC_INLINE Py_ssize_t split_fill_body(const void *x, Py_ssize_t n, uint8_t *mask,
 /* bitmask_split_fill(x, mask, values, fill, cols) -> entries kept, or -1 (values too small). */
 FASTCALL(bitmask_split_fill) {
     sc_bufs s = {.n = 0};
-    sc_arr x, mask, vals, fill;
+    sc_arr x = {0}, mask = {0}, vals = {0}, fill = {0};
     int64_t cols;
     PyObject *res = NULL;
     if (sc_nargs(nargs, 5, "bitmask_split_fill") < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split_fill", "x") < 0 ||
-        sc_get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
-        sc_get(&s, args[2], 1, 0, "values", &vals) < 0 ||
-        sc_get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split_fill", "x") < 0 ||
+        get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
+        get(&s, args[2], 1, 0, "values", &vals) < 0 ||
+        get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
         goto done;
     if (vals.itemsize != x.itemsize || mask.n < (x.n + 7) / 8) {
         fail("bitmask_split_fill: values (%zd-byte items), mask (%zd bytes) do not fit x "
              "(%zd items of %zd bytes)", vals.itemsize, mask.n, x.n, x.itemsize);
         goto done;
     }
-    if (fill.n == 0 || (fill.n > 1 && (cols <= 0 || x.n != fill.n * cols))) {
+    if (fill.n == 0 || (fill.n > 1 && (cols < 0 || x.n != fill.n * cols))) {
         fail("bitmask_split_fill: %zd fill items do not fit %zd items in rows of %lld",
              fill.n, x.n, (long long)cols);
         goto done;
@@ -681,20 +705,20 @@ static int check_positions(const sc_arr *pos, int64_t n, int64_t m, const char *
  * -> 0, -1 (a padded slot holds a value other than the fill), -2 (a code out of range). */
 FASTCALL(nm_scatter) {
     sc_bufs s = {.n = 0};
-    sc_arr packed, lut, pos, vals, out, fill = {NULL, 0, 0};
+    sc_arr packed = {0}, lut = {0}, pos = {0}, vals = {0}, out = {0}, fill = {0};
     int64_t k, n, rows, cols, m;
     code_src cs;
     PyObject *res = NULL;
     const char *fn = "nm_scatter";
     if (sc_nargs(nargs, 11, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
-        sc_get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
-        sc_get(&s, args[3], 0, 1, "positions", &pos) < 0 || sc_i64(args[4], &n) < 0 ||
-        sc_get(&s, args[5], 0, 0, "values", &vals) < 0 ||
-        sc_get(&s, args[6], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+    if (get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
+        get(&s, args[3], 0, 1, "positions", &pos) < 0 || sc_i64(args[4], &n) < 0 ||
+        get(&s, args[5], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[6], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
         sc_i64(args[7], &rows) < 0 || sc_i64(args[8], &cols) < 0 || sc_i64(args[9], &m) < 0)
         goto done;
-    if (args[10] != Py_None && sc_get(&s, args[10], 0, 0, "fill", &fill) < 0) goto done;
+    if (args[10] != Py_None && get(&s, args[10], 0, 0, "fill", &fill) < 0) goto done;
     if (m <= 0 || m > 64 || rows < 0 || cols < 0 || n > m ||
         check_positions(&pos, n, m, fn) < 0)
         goto bad_args;
@@ -781,18 +805,18 @@ SC_INLINE int nm_compose_body(const code_src *cs, Py_ssize_t ngroups, const uint
  * Group g fills words g*wpg .. of `out` (wpg = out items / ngroups; 8-byte words if > 1). */
 FASTCALL(nm_compose) {
     sc_bufs s = {.n = 0};
-    sc_arr packed, lut, word_of, shifts, vals, out;
+    sc_arr packed = {0}, lut = {0}, word_of = {0}, shifts = {0}, vals = {0}, out = {0};
     int64_t k, ngroups, n;
     code_src cs;
     PyObject *res = NULL;
     const char *fn = "nm_compose";
     if (sc_nargs(nargs, 9, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
-        sc_get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
-        sc_i64(args[3], &ngroups) < 0 || sc_get(&s, args[4], 0, 8, "word_of", &word_of) < 0 ||
-        sc_get(&s, args[5], 0, 8, "shifts", &shifts) < 0 || sc_i64(args[6], &n) < 0 ||
-        sc_get(&s, args[7], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
-        sc_get(&s, args[8], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+    if (get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
+        sc_i64(args[3], &ngroups) < 0 || get(&s, args[4], 0, 8, "word_of", &word_of) < 0 ||
+        get(&s, args[5], 0, 8, "shifts", &shifts) < 0 || sc_i64(args[6], &n) < 0 ||
+        get(&s, args[7], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[8], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
         goto done;
     if (ngroups == 0) {
         res = PyLong_FromLong(0);
@@ -842,16 +866,16 @@ SC_INLINE void nm24_body(const uint8_t *packed, const uint16_t *lut, Py_ssize_t 
 /* nm24_compose(packed, lut, ngroups, shifts, values, out) */
 FASTCALL(nm24_compose) {
     sc_bufs s = {.n = 0};
-    sc_arr packed, lut, shifts, vals, out;
+    sc_arr packed = {0}, lut = {0}, shifts = {0}, vals = {0}, out = {0};
     int64_t ngroups;
     PyObject *res = NULL;
     const char *fn = "nm24_compose";
     if (sc_nargs(nargs, 6, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 1, "packed", &packed) < 0 ||
-        sc_get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &ngroups) < 0 ||
-        sc_get(&s, args[3], 0, 8, "shifts", &shifts) < 0 ||
-        sc_get(&s, args[4], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
-        sc_get(&s, args[5], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+    if (get(&s, args[0], 0, 1, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &ngroups) < 0 ||
+        get(&s, args[3], 0, 8, "shifts", &shifts) < 0 ||
+        get(&s, args[4], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[5], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
         goto done;
     if (ngroups < 0 || lut.n != 256 * 3 || shifts.n != 12 || packed.n < (ngroups + 2) / 3 ||
         vals.n < 2 * ngroups || out.n != ngroups) {
@@ -894,14 +918,14 @@ SC_INLINE int nm2_codes_body(const void *codes, Py_ssize_t csize, Py_ssize_t ngr
 /* nm2_compose_codes(codes, shifts, values, out) -> 0, or -2 (a code out of range). */
 FASTCALL(nm2_compose_codes) {
     sc_bufs s = {.n = 0};
-    sc_arr codes, shifts, vals, out;
+    sc_arr codes = {0}, shifts = {0}, vals = {0}, out = {0};
     PyObject *res = NULL;
     const char *fn = "nm2_compose_codes";
     if (sc_nargs(nargs, 4, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "codes", &codes) < 0 || item_ok(&codes, fn, "codes") < 0 ||
-        sc_get(&s, args[1], 0, 8, "shifts", &shifts) < 0 ||
-        sc_get(&s, args[2], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
-        sc_get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+    if (get(&s, args[0], 0, 0, "codes", &codes) < 0 || item_ok(&codes, fn, "codes") < 0 ||
+        get(&s, args[1], 0, 8, "shifts", &shifts) < 0 ||
+        get(&s, args[2], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
         goto done;
     if (shifts.n % 2 || vals.n < 2 * codes.n || out.n != codes.n) {
         fail("%s: sizes do not fit (codes %zd, shifts %zd, values %zd, out %zd)", fn, codes.n,
@@ -968,18 +992,18 @@ SC_INLINE Py_ssize_t nm_split_body(const void *x, Py_ssize_t rows, Py_ssize_t co
 /* nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill) */
 FASTCALL(nm_split) {
     sc_bufs s = {.n = 0};
-    sc_arr x, com, pos, codes, vals, fill;
+    sc_arr x = {0}, com = {0}, pos = {0}, codes = {0}, vals = {0}, fill = {0};
     int64_t rows, cols, m, n;
     PyObject *res = NULL;
     const char *fn = "nm_split";
     if (sc_nargs(nargs, 10, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
         sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &cols) < 0 || sc_i64(args[3], &m) < 0 ||
-        sc_get(&s, args[4], 0, 4, "code_of_mask", &com) < 0 ||
-        sc_get(&s, args[5], 0, 1, "positions", &pos) < 0 || sc_i64(args[6], &n) < 0 ||
-        sc_get(&s, args[7], 1, 2, "codes", &codes) < 0 ||
-        sc_get(&s, args[8], 1, 0, "values", &vals) < 0 ||
-        sc_get(&s, args[9], 0, 0, "fill", &fill) < 0)
+        get(&s, args[4], 0, 4, "code_of_mask", &com) < 0 ||
+        get(&s, args[5], 0, 1, "positions", &pos) < 0 || sc_i64(args[6], &n) < 0 ||
+        get(&s, args[7], 1, 2, "codes", &codes) < 0 ||
+        get(&s, args[8], 1, 0, "values", &vals) < 0 ||
+        get(&s, args[9], 0, 0, "fill", &fill) < 0)
         goto done;
     if (m <= 0 || m > 24 || rows < 0 || cols < 0 || n > m || check_positions(&pos, n, m, fn) < 0)
         goto bad_args;
@@ -1025,14 +1049,14 @@ done:
 /* nm_codes_from_mask(mask, m, code_of, codes) -> True if every group has exactly n bits. */
 FASTCALL(nm_codes_from_mask) {
     sc_bufs s = {.n = 0};
-    sc_arr mask, code_of, codes;
+    sc_arr mask = {0}, code_of = {0}, codes = {0};
     int64_t m;
     PyObject *res = NULL;
     const char *fn = "nm_codes_from_mask";
     if (sc_nargs(nargs, 4, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 1, "mask", &mask) < 0 || sc_i64(args[1], &m) < 0 ||
-        sc_get(&s, args[2], 0, 4, "code_of", &code_of) < 0 ||
-        sc_get(&s, args[3], 1, 2, "codes", &codes) < 0)
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 || sc_i64(args[1], &m) < 0 ||
+        get(&s, args[2], 0, 4, "code_of", &code_of) < 0 ||
+        get(&s, args[3], 1, 2, "codes", &codes) < 0)
         goto done;
     if (m <= 0 || 8 % m || code_of.n != (1 << m) ||
         mask.n < (codes.n + 8 / m - 1) / (8 / m)) {
@@ -1085,18 +1109,18 @@ SC_INLINE int csr_body(const void *indptr, Py_ssize_t psize, const void *indices
  * (a pointer or index out of range). */
 FASTCALL(csr_scatter) {
     sc_bufs s = {.n = 0};
-    sc_arr indptr, indices, data, out, fill = {NULL, 0, 0};
+    sc_arr indptr = {0}, indices = {0}, data = {0}, out = {0}, fill = {0};
     int64_t major, minor;
     PyObject *res = NULL;
     const char *fn = "csr_scatter";
     if (sc_nargs(nargs, 8, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
-        sc_get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
-        item_ok(&indices, fn, "indices") < 0 || sc_get(&s, args[2], 0, 0, "data", &data) < 0 ||
-        sc_get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
+        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
+        item_ok(&indices, fn, "indices") < 0 || get(&s, args[2], 0, 0, "data", &data) < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
         sc_i64(args[4], &major) < 0 || sc_i64(args[5], &minor) < 0)
         goto done;
-    if (args[6] != Py_None && sc_get(&s, args[6], 0, 0, "fill", &fill) < 0) goto done;
+    if (args[6] != Py_None && get(&s, args[6], 0, 0, "fill", &fill) < 0) goto done;
     int per_minor = PyObject_IsTrue(args[7]);
     if (per_minor < 0) goto done;
     if (major < 0 || minor < 0 || out.n != major * minor || indptr.n != major + 1 ||
@@ -1159,12 +1183,12 @@ SC_INLINE int rows_increasing_body(const void *indptr, Py_ssize_t psize, Py_ssiz
  * (a pointer out of range: the caller checked them, so never). */
 FASTCALL(csr_rows_increasing) {
     sc_bufs s = {.n = 0};
-    sc_arr indptr, indices;
+    sc_arr indptr = {0}, indices = {0};
     PyObject *res = NULL;
     const char *fn = "csr_rows_increasing";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
-        sc_get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
+    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
+        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
         item_ok(&indices, fn, "indices") < 0)
         goto done;
     int rc;
@@ -1235,14 +1259,14 @@ SC_INLINE void row_modes_table_body(const void *x, Py_ssize_t rows, Py_ssize_t c
 /* row_modes_table(x, rows, cols, counts, out) */
 FASTCALL(row_modes_table) {
     sc_bufs s = {.n = 0};
-    sc_arr x, counts, out;
+    sc_arr x = {0}, counts = {0}, out = {0};
     int64_t rows, cols;
     PyObject *res = NULL;
     const char *fn = "row_modes_table";
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "x", &x) < 0 || sc_i64(args[1], &rows) < 0 ||
-        sc_i64(args[2], &cols) < 0 || sc_get(&s, args[3], 1, 8, "counts", &counts) < 0 ||
-        sc_get(&s, args[4], 1, 0, "out", &out) < 0)
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || sc_i64(args[1], &rows) < 0 ||
+        sc_i64(args[2], &cols) < 0 || get(&s, args[3], 1, 8, "counts", &counts) < 0 ||
+        get(&s, args[4], 1, 0, "out", &out) < 0)
         goto done;
     if ((x.itemsize != 1 && x.itemsize != 2) || out.itemsize != x.itemsize || rows < 0 ||
         cols < 0 || x.n != rows * cols || out.n < rows ||
@@ -1329,14 +1353,14 @@ DEF_SORT(uint64_t)
 /* row_modes_sort(x, rows, cols, out): row modes of any width, by sorting a copy of each row. */
 FASTCALL(row_modes_sort) {
     sc_bufs s = {.n = 0};
-    sc_arr x, out;
+    sc_arr x = {0}, out = {0};
     int64_t rows, cols;
     PyObject *res = NULL;
     const char *fn = "row_modes_sort";
     if (sc_nargs(nargs, 4, fn) < 0) return NULL;
-    if (sc_get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
         sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &cols) < 0 ||
-        sc_get(&s, args[3], 1, 0, "out", &out) < 0)
+        get(&s, args[3], 1, 0, "out", &out) < 0)
         goto done;
     if (out.itemsize != x.itemsize || rows < 0 || cols < 0 || x.n != rows * cols ||
         out.n < rows) {
