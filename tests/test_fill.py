@@ -396,7 +396,7 @@ def test_bitmask_fill_kernels(dt: Any, shape: tuple[int, int]) -> None:
         np.testing.assert_array_equal(mask, np.packbits(keep, bitorder="little"))
         np.testing.assert_array_equal(values[:-1], x.reshape(-1)[keep])
         out = np.full(x.size, 0xA5, dt)
-        k.bitmask_scatter_fill(mask, values[:-1], out, *k.byte_tables(), fill, cols)
+        k.bitmask_scatter_fill(mask, values[:-1], out, fill, cols)
         np.testing.assert_array_equal(out, np.where(keep, x.reshape(-1), background.reshape(-1)))
 
 

@@ -1,11 +1,12 @@
-"""Each numba kernel of ``codecs/_kernels.py`` against a plain-numpy reference written here:
-bitmask_scatter, bitmask_expand16, bitmask_split and bitmask_compress16, nm_scatter, nm_compose,
-nm24_compose, nm_split, csr_scatter.
+"""Each compiled kernel of ``codecs/_kernels.py`` (``kernels/layout.c``) against a plain-numpy
+reference written here: bitmask_scatter and bitmask_split (at every SIMD level), nm_scatter,
+nm_compose, nm24_compose, nm_split, csr_scatter; then each SIMD path against its scalar twin.
 
-The kernels trust their inputs (the codecs validate frames first), so every input drawn here is
-valid: masks without padding bits, codes below C(m, n), monotone ``indptr``, indices in range.
-Outputs start filled with a non-zero pattern, so a kernel that skips an element fails, and are
-followed by guard elements, so a kernel that writes past the end fails too.
+The codecs validate frames first, so every input drawn here is valid (masks without padding
+bits, codes below C(m, n), monotone ``indptr``, indices in range), except where a test checks
+that a kernel refuses bad input. Outputs start filled with a non-zero pattern, so a kernel that
+skips an element fails, and are followed by guard elements, so a kernel that writes past the
+end fails too.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from hypothesis.extra import numpy as hnp
 
 from sparsecodecs.codecs import _kernels as kernels
 from sparsecodecs.codecs.nm import nm_tables
+from sparsecodecs.kernels import LEVELS as ALL_LEVELS
+from sparsecodecs.kernels import cpu_simd, use_simd
 
 UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
 #: The (n, m) the nm codec supports that tests exercise; compose needs m a power of two.
 NM_PAIRS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (3, 5), (8, 16)]
-#: (indptr, indices) dtype pairs: the narrowest and a wide one (each pair compiles anew).
+#: (indptr, indices) dtype pairs: the narrowest and a wide one (each a C variant).
 CSR_INDEX_DTYPES = [(UINTS[0], UINTS[0]), (UINTS[2], UINTS[1])]
 POW2_PAIRS = [(n, m) for n, m in NM_PAIRS if m & (m - 1) == 0]
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -35,6 +38,8 @@ little_endian_only = pytest.mark.skipif(
 
 
 GUARD = 8
+#: The SIMD levels this CPU has, scalar first.
+LEVELS = [name for name in ALL_LEVELS if ALL_LEVELS[name] <= ALL_LEVELS[cpu_simd()]]
 
 
 def garbage(size: int, dtype: np.dtype) -> np.ndarray:
@@ -143,33 +148,23 @@ def compose_tables(n: int, m: int, itemsize: int) -> tuple[np.ndarray, np.ndarra
 
 def check_bitmask(keep: np.ndarray, values: np.ndarray) -> None:
     """bitmask_scatter (decode) of ``keep`` and ``values``, and bitmask_split (encode) of the
-    dense result."""
+    dense result, at every SIMD level this CPU has (each SIMD path against the reference, and
+    so against its scalar twin)."""
     mask = np.packbits(keep, bitorder="little")
-    out = garbage(keep.size, values.dtype)
-    kernels.bitmask_scatter(mask, values, out, *kernels.byte_tables())
     dense = ref_bitmask(keep, values)
-    assert_same(out, dense)
-    if values.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle scatter
-        out = garbage(keep.size, values.dtype)
-        table = kernels.expand16_table()
-        kernels.bitmask_expand16(mask, values, out, table, kernels.byte_tables()[1])
-        assert_same(out, dense)
-
     nonzero = dense != 0
-    split_mask = garbage(mask.size, mask.dtype)
-    kept = garbage(int(nonzero.sum()) + 1, dense.dtype)  # one spare slot: it writes ahead
-    kernels.bitmask_split(dense, split_mask, kept)
-    assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
-    assert_guard_intact(kept)
-    assert kept[:-1].tolist() == dense[nonzero].tolist()
-    if dense.dtype.itemsize == 2 and kernels.has_ssse3():  # the byte-shuffle split
-        split_mask = garbage(mask.size, mask.dtype)
-        kept = garbage(int(nonzero.sum()) + 8, dense.dtype)  # 8 spare slots
-        kernels.bitmask_compress16(dense, split_mask, kept, kernels.compress16_table(),
-                                   kernels.byte_tables()[1])
-        assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
-        assert_guard_intact(kept)
-        assert kept[: int(nonzero.sum())].tolist() == dense[nonzero].tolist()
+    for level in LEVELS:
+        with use_simd(level):
+            out = garbage(keep.size, values.dtype)
+            kernels.bitmask_scatter(mask, values, out)
+            assert_same(out, dense)
+
+            split_mask = garbage(mask.size, mask.dtype)
+            kept = garbage(int(nonzero.sum()) + 8, dense.dtype)  # 8 spare slots: it writes ahead
+            assert kernels.bitmask_split(dense, split_mask, kept) == int(nonzero.sum())
+            assert_same(split_mask, np.packbits(nonzero, bitorder="little"))
+            assert_guard_intact(kept)
+            assert kept[: int(nonzero.sum())].tolist() == dense[nonzero].tolist()
 
 
 def check_nm_scatter(
@@ -278,7 +273,7 @@ def test_bitmask_kernels_match_reference(data: st.DataObject, dtype: np.dtype, s
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 0.95, 1.0])
 @pytest.mark.parametrize("size", [64, 1000, 4099])
 def test_bitmask_scatter_of_many_bytes(size: int, density: float):
-    # Enough mask bytes for the vector loop of bitmask_expand16 to run long and then hand over
+    # Enough mask bytes for the vector loop of the SIMD scatter to run long and then hand over
     # to its scalar tail at every possible count of values left.
     rng = np.random.default_rng(size)
     keep = rng.random(size) < density
@@ -466,7 +461,7 @@ def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: flo
 @SETTINGS
 @given(mask=hnp.arrays(np.uint8, st.integers(0, 300)))
 def test_popcount_matches_unpackbits(mask: np.ndarray):
-    assert kernels.popcount(mask, kernels.byte_tables()[1]) == int(np.unpackbits(mask).sum())
+    assert kernels.popcount(mask) == int(np.unpackbits(mask).sum())
 
 
 # -- nm_codes_from_mask ----------------------------------------------------------------------
@@ -503,3 +498,112 @@ def test_nm_codes_from_mask_matches_nm_split(data: st.DataObject, pair, rows: in
         assert kernels.nm_split(x.reshape(-1), rows, cols, m, tables.code_of_mask,
                                 tables.positions, ref, np.empty(ngroups * n, np.uint16)) == -1
         np.testing.assert_array_equal(codes, ref)
+
+
+# -- SIMD paths against their scalar twins ---------------------------------------------------
+
+#: Sizes hitting every tail of the 8-item blocks, and a few long odd ones.
+SIMD_SIZES = [*range(71), 257, 1001, 4099]
+
+
+def simd_inputs(dtype: np.dtype, size: int) -> list[tuple[str, np.ndarray]]:
+    """Dense arrays of ``size`` items: all zero, all set, alternating, random masks, and
+    values whose only non-zero byte is the last (a compare of the low byte would miss them)."""
+    rng = np.random.default_rng(size * 8 + dtype.itemsize)
+    bits = 8 * dtype.itemsize
+    top = dtype.type(1) << dtype.type(bits - 1)  # only the last byte's top bit set
+    rand = rng.integers(0, 1 << min(bits, 63), size, dtype=np.uint64).astype(dtype)
+    rand[rand == 0] = 1
+    last_byte = (rng.integers(1, 256, size).astype(dtype) << dtype.type(bits - 8))
+    cases = {
+        "zero": np.zeros(size, dtype),
+        "all": rand,
+        "alternate": np.where(np.arange(size) % 2 == 1, rand, dtype.type(0)),
+        "sparse": np.where(rng.random(size) < 0.1, rand, dtype.type(0)),
+        "half": np.where(rng.random(size) < 0.5, rand, dtype.type(0)),
+        "dense": np.where(rng.random(size) < 0.9, rand, dtype.type(0)),
+        "last-byte": np.where(rng.random(size) < 0.5, last_byte, dtype.type(0)),
+        "top-bit": np.where(rng.random(size) < 0.5, top, dtype.type(0)),
+    }
+    return list(cases.items())
+
+
+def run_level(level: str, dense: np.ndarray) -> tuple[bytes, bytes, bytes]:
+    """(decoded bytes, split mask, split values) of ``dense`` at SIMD ``level``."""
+    keep = dense != 0
+    nnz = int(keep.sum())
+    mask = np.packbits(keep, bitorder="little")
+    with use_simd(level):
+        out = garbage(dense.size, dense.dtype)
+        kernels.bitmask_scatter(mask, dense[keep], out)
+        assert_guard_intact(out)
+        split = garbage(mask.size, np.dtype(np.uint8))
+        kept = garbage(nnz + 8, dense.dtype)
+        assert kernels.bitmask_split(dense, split, kept) == nnz
+        assert_guard_intact(split)
+        assert_guard_intact(kept)
+    # The 8 spare slots of ``kept`` are scratch (the kernels write ahead): not compared.
+    return out.tobytes(), split.tobytes(), kept[:nnz].tobytes()
+
+
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+def test_simd_paths_write_the_same_bytes_as_their_scalar_twins(dtype: np.dtype):
+    """bitmask_scatter and bitmask_split at each SIMD level (SSSE3: 1- and 2-byte items, AVX2:
+    4-byte items; 8-byte items have no vector path and must still agree) give the bytes of
+    the scalar twin, which the reference tests above pin down."""
+    for size in SIMD_SIZES:
+        for name, dense in simd_inputs(dtype, size):
+            scalar = run_level("scalar", dense)
+            mask = np.packbits(dense != 0, bitorder="little").tobytes()
+            assert scalar == (dense.tobytes(), mask, dense[dense != 0].tobytes()), (name, size)
+            for level in LEVELS[1:]:
+                assert run_level(level, dense) == scalar, (level, name, size)
+
+
+def test_simd_level_really_switches():
+    """use_simd changes the level the kernels read, and restores it (else the test above
+    would compare a path with itself)."""
+    from sparsecodecs.kernels import simd
+
+    before = simd()
+    with use_simd("scalar"):
+        assert simd() == "scalar"
+    assert simd() == before
+
+
+def test_scatter_refuses_a_mask_asking_for_more_values_than_there_are():
+    """A mask not checked against nnz cannot make the scatter read past ``values``, at any
+    SIMD level: it says so."""
+    from sparsecodecs.registry import FrameLayoutError
+
+    for dtype in UINTS:
+        for level in LEVELS:
+            with use_simd(level), pytest.raises(FrameLayoutError, match="more set bits"):
+                kernels.bitmask_scatter(np.full(8, 0xFF, np.uint8), np.ones(63, dtype),
+                                        np.empty(64, dtype))
+
+
+STRIDED_CALLS = {
+    "bitmask_scatter out": lambda a: kernels.bitmask_scatter(np.zeros(1, np.uint8),
+                                                             a[:0], a[::2][:8]),
+    "bitmask_scatter values": lambda a: kernels.bitmask_scatter(
+        np.full(1, 0xFF, np.uint8), a[::2][:8], np.empty(8, a.dtype)),
+    "bitmask_split x": lambda a: kernels.bitmask_split(a[::2], np.empty(2, np.uint8),
+                                                       np.empty(16, a.dtype)),
+    "nm_scatter values": lambda a: kernels.nm_scatter(
+        np.zeros(2, np.uint16), np.arange(6, dtype=np.uint16).reshape(6, 1),
+        positions_table(2, 4), a[::2][:4], np.empty(8, a.dtype), 1, 8, 4),
+    "nm_split x": lambda a: kernels.nm_split(
+        a[::2][:8], 1, 8, 4, nm_tables(2, 4).code_of_mask, nm_tables(2, 4).positions,
+        np.empty(2, np.uint16), np.empty(4, a.dtype)),
+    "csr_scatter indices": lambda a: kernels.csr_scatter(
+        np.array([0, 2], np.int64), np.arange(4, dtype=np.int32)[::2], a[:2],
+        np.empty(4, a.dtype), 1, 4),
+}
+
+
+@pytest.mark.parametrize("call", list(STRIDED_CALLS), ids=list(STRIDED_CALLS))
+def test_a_strided_array_is_refused_by_the_c_layer(call: str):
+    with pytest.raises(BufferError, match="C-contiguous"):
+        STRIDED_CALLS[call](np.arange(32, dtype=np.uint16))

@@ -40,7 +40,7 @@ class MaskParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._kernels import bitmask_decode, bitmask_scatter_fill, byte_tables
+        from ._kernels import bitmask_decode, bitmask_scatter_fill
 
         out = np.empty(int(np.prod(shape, dtype=np.int64)), self.values.dtype)
         if self.fill is None:
@@ -49,7 +49,7 @@ class MaskParts:
             from ._common import as_2d
 
             cols = as_2d(shape)[1]
-            bitmask_scatter_fill(self.mask, self.values, out, *byte_tables(), self.fill, cols)
+            bitmask_scatter_fill(self.mask, self.values, out, self.fill, cols)
         return out.reshape(shape)
 
 

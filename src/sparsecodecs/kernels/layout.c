@@ -1,6 +1,1419 @@
-/* Kernels of the layout room (stub: filled by the port). */
+/* Kernels of the layout room: the bitmask, N:M and CSR/CSC scatters and splits, their non-zero
+ * fill variants, and the row modes the fill planner uses. Python side: codecs/_kernels.py.
+ *
+ * Every function here checks the sizes of the buffers it is given against each other (a
+ * mismatch is a bug of the caller: ValueError) and checks whatever it reads that a frame could
+ * have set (pattern codes, CSR pointers and indices, how many values a mask asks for): such a
+ * problem returns a negative code that the Python layer turns into FrameLayoutError. Tables
+ * made by the library itself (nm_tables' positions, code_of, shifts) are checked once per call
+ * against the sizes they index, so even a wrong table cannot make a kernel leave its buffers.
+ *
+ * Item sizes are 1, 2, 4 or 8 bytes (values are unsigned bit patterns; index arrays may be
+ * signed: they are read as unsigned, so a negative index fails the range check). The generic
+ * bodies below are `SC_INLINE` functions taking item sizes as parameters; the dispatchers call
+ * them with constant sizes for the combinations callers use, so the compiler emits one
+ * specialised loop per combination (what numba did per dtype signature).
+ *
+ * SIMD: bitmask scatter/split of 1-, 2- (SSSE3 pshufb per mask byte) and 4-byte items (AVX2
+ * vpermd), each with the scalar twin that `use_simd("scalar")` selects; sc_simd is read once
+ * per call, before the GIL is released.
+ *
+ * Helpers that would belong in native.h (ld/st by item size, the error helper) sit here, at
+ * the top of this file, to keep native.h mergeable.
+ */
 #include "native.h"
 
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* -- helpers ---------------------------------------------------------------------------- */
+
+SC_INLINE uint64_t ld(const void *p, Py_ssize_t size, Py_ssize_t i) {
+    switch (size) {
+    case 1: return ((const uint8_t *)p)[i];
+    case 2: return ((const uint16_t *)p)[i];
+    case 4: return ((const uint32_t *)p)[i];
+    default: return ((const uint64_t *)p)[i];
+    }
+}
+
+SC_INLINE void st(void *p, Py_ssize_t size, Py_ssize_t i, uint64_t v) {
+    switch (size) {
+    case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case 4: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    default: ((uint64_t *)p)[i] = v; break;
+    }
+}
+
+/* Set ValueError (a caller's bug: sizes that do not fit) and return -1. */
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    PyErr_FormatV(PyExc_ValueError, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* sc_get, with numpy's ValueError for a strided (or read-only, where written) array turned
+ * into BufferError, the contract's error (kernels/__init__.py). A candidate for native.h. */
+static int get(sc_bufs *s, PyObject *o, int writable, Py_ssize_t itemsize, const char *what,
+               sc_arr *a) {
+    if (sc_get(s, o, writable, itemsize, what, a) == 0) return 0;
+    if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *exc = PyErr_GetRaisedException();
+        PyErr_Format(PyExc_BufferError, "%s: %S (kernels take C-contiguous%s arrays)", what,
+                     exc, writable ? ", writable" : "");
+        Py_XDECREF(exc);
+#else
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_Format(PyExc_BufferError, "%s: %S (kernels take C-contiguous%s arrays)", what,
+                     v ? v : Py_None, writable ? ", writable" : "");
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+#endif
+    }
+    return -1;
+}
+
+static int item_ok(const sc_arr *a, const char *fn, const char *what) {
+    Py_ssize_t s = a->itemsize;
+    if (s == 1 || s == 2 || s == 4 || s == 8) return 0;
+    return fail("%s: %s must have items of 1, 2, 4 or 8 bytes, got %zd", fn, what, s);
+}
+
+#define FASTCALL(name) \
+    static PyObject *py_##name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+
+/* Byte tables, built once under the GIL (init_tables is called before any GIL release). */
+static uint8_t bit_pos[256][8];
+static uint8_t bit_cnt[256];
+static uint8_t expand16[256][16] __attribute__((aligned(16)));
+static uint8_t compress16[256][16] __attribute__((aligned(16)));
+static uint8_t expand8[256][16] __attribute__((aligned(16)));
+static uint8_t compress8[256][16] __attribute__((aligned(16)));
+static int32_t expand32[256][8] __attribute__((aligned(32)));
+static int32_t compress32[256][8] __attribute__((aligned(32)));
+static int tables_ready = 0;
+
+static void init_tables(void) {
+    if (tables_ready) return;
+    for (int b = 0; b < 256; b++) {
+        int c = 0;
+        for (int k = 0; k < 8; k++)
+            if ((b >> k) & 1) bit_pos[b][c++] = (uint8_t)k;
+        bit_cnt[b] = (uint8_t)c;
+        memset(expand16[b], 0x80, 16);
+        memset(compress16[b], 0x80, 16);
+        memset(expand8[b], 0x80, 16);
+        memset(compress8[b], 0x80, 16);
+        memset(expand32[b], 0, sizeof expand32[b]);
+        memset(compress32[b], 0, sizeof compress32[b]);
+        for (int r = 0; r < c; r++) {
+            int slot = bit_pos[b][r];
+            expand16[b][2 * slot] = (uint8_t)(2 * r);
+            expand16[b][2 * slot + 1] = (uint8_t)(2 * r + 1);
+            compress16[b][2 * r] = (uint8_t)(2 * slot);
+            compress16[b][2 * r + 1] = (uint8_t)(2 * slot + 1);
+            expand8[b][slot] = (uint8_t)r;
+            compress8[b][r] = (uint8_t)slot;
+            expand32[b][slot] = r;
+            compress32[b][r] = slot;
+        }
+    }
+    tables_ready = 1;
+}
+
+/* -- popcount --------------------------------------------------------------------------- */
+
+SC_INLINE int64_t popcount_body(const uint8_t *p, Py_ssize_t n) {
+    int64_t total = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        total += __builtin_popcountll(w);
+    }
+    for (; i < n; i++) total += __builtin_popcount(p[i]);
+    return total;
+}
+
+static int64_t popcount_scalar(const uint8_t *p, Py_ssize_t n) { return popcount_body(p, n); }
+#if SC_X86
+SC_TARGET("popcnt") static int64_t popcount_hw(const uint8_t *p, Py_ssize_t n) {
+    return popcount_body(p, n);
+}
+#endif
+
+/* mask_popcount(mask) -> set bits of the byte array. */
+FASTCALL(mask_popcount) {
+    sc_bufs s = {.n = 0};
+    sc_arr mask = {0};
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 1, "mask_popcount") < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0) goto done;
+    int level = sc_simd;
+    int64_t total;
+    Py_BEGIN_ALLOW_THREADS
+#if SC_X86
+    /* every CPU with AVX2 has POPCNT */
+    total = level >= SC_SIMD_AVX2 ? popcount_hw(mask.p, mask.n) : popcount_scalar(mask.p, mask.n);
+#else
+    (void)level;
+    total = popcount_scalar(mask.p, mask.n);
+#endif
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLongLong(total);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- fill ------------------------------------------------------------------------------- */
+
+/* out (rows x cols) = fill[0], or fill[r] on row r when nfill > 1 (then rows == nfill). */
+SC_INLINE void fill_body(void *out, Py_ssize_t n, const void *fill, Py_ssize_t nfill,
+                         Py_ssize_t cols, Py_ssize_t size) {
+    if (nfill == 1) {
+        uint64_t f = ld(fill, size, 0);
+        if (f == 0) {
+            memset(out, 0, (size_t)(n * size));
+            return;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) st(out, size, i, f);
+        return;
+    }
+    for (Py_ssize_t r = 0; r < nfill; r++) {
+        uint64_t f = ld(fill, size, r);
+        for (Py_ssize_t j = 0; j < cols; j++) st(out, size, r * cols + j, f);
+    }
+}
+
+static void fill_rows_any(void *out, Py_ssize_t n, const void *fill, Py_ssize_t nfill,
+                          Py_ssize_t cols, Py_ssize_t size) {
+    switch (size) {
+    case 1: fill_body(out, n, fill, nfill, cols, 1); break;
+    case 2: fill_body(out, n, fill, nfill, cols, 2); break;
+    case 4: fill_body(out, n, fill, nfill, cols, 4); break;
+    default: fill_body(out, n, fill, nfill, cols, 8); break;
+    }
+}
+
+/* The fill buffer of `n` items laid out as rows of `cols`: 1 item, or one per row. */
+static int check_fill(const sc_arr *fill, const sc_arr *like, Py_ssize_t rows, const char *fn) {
+    if (fill->itemsize != like->itemsize)
+        return fail("%s: fill has %zd-byte items, the data %zd", fn, fill->itemsize,
+                    like->itemsize);
+    if (fill->n != 1 && fill->n != rows)
+        return fail("%s: fill has %zd items, expected 1 or rows=%zd", fn, fill->n, rows);
+    return 0;
+}
+
+/* fill_rows(out, fill, cols) */
+FASTCALL(fill_rows) {
+    sc_bufs s = {.n = 0};
+    sc_arr out = {0}, fill = {0};
+    int64_t cols;
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 3, "fill_rows") < 0) return NULL;
+    if (get(&s, args[0], 1, 0, "out", &out) < 0 || item_ok(&out, "fill_rows", "out") < 0 ||
+        get(&s, args[1], 0, 0, "fill", &fill) < 0 || sc_i64(args[2], &cols) < 0)
+        goto done;
+    if (fill.n == 0 || (fill.n > 1 && (cols < 0 || out.n != fill.n * cols))) {
+        fail("fill_rows: %zd fill items do not fit %zd items in rows of %lld", fill.n, out.n,
+             (long long)cols);
+        goto done;
+    }
+    if (check_fill(&fill, &out, fill.n, "fill_rows") < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    fill_rows_any(out.p, out.n, fill.p, fill.n, cols, out.itemsize);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- bitmask scatter (decode) ------------------------------------------------------------- */
+
+/* From mask byte b on, with j values used: out[i] = next value if bit i is set, else 0 (or
+ * left as it is with `keep`: the fill variant fills first). Returns the values used, or -1
+ * if the mask asks for more than nv values (a mask that was not checked against nnz). */
+SC_INLINE Py_ssize_t scatter_from(const uint8_t *mask, const void *v, Py_ssize_t nv, void *out,
+                                  Py_ssize_t n, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size,
+                                  int keep) {
+    Py_ssize_t nb = n / 8;
+    for (; b < nb; b++) {
+        unsigned byte = mask[b];
+        unsigned c = bit_cnt[byte];
+        if (SC_UNLIKELY(j + (Py_ssize_t)c > nv)) return -1;
+        if (!keep)
+            for (int k = 0; k < 8; k++) st(out, size, 8 * b + k, 0);
+        for (unsigned t = 0; t < c; t++) st(out, size, 8 * b + bit_pos[byte][t], ld(v, size, j + t));
+        j += c;
+    }
+    for (Py_ssize_t i = 8 * nb; i < n; i++) {
+        if ((mask[i >> 3] >> (i & 7)) & 1) {
+            if (SC_UNLIKELY(j >= nv)) return -1;
+            st(out, size, i, ld(v, size, j));
+            j++;
+        } else if (!keep) {
+            st(out, size, i, 0);
+        }
+    }
+    return j;
+}
+
+static Py_ssize_t scatter_scalar(const uint8_t *mask, const void *v, Py_ssize_t nv, void *out,
+                                 Py_ssize_t n, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
+    switch (size) {
+    case 1: return scatter_from(mask, v, nv, out, n, b, j, 1, 0);
+    case 2: return scatter_from(mask, v, nv, out, n, b, j, 2, 0);
+    case 4: return scatter_from(mask, v, nv, out, n, b, j, 4, 0);
+    default: return scatter_from(mask, v, nv, out, n, b, j, 8, 0);
+    }
+}
+
+#if SC_X86
+/* 16-bit items: each mask byte places its values with one pshufb (expand16[byte] moves value
+ * r to the r-th set bit, zeroes the rest). Needs 8 values readable at j; the last bytes go to
+ * the scalar twin. */
+SC_TARGET("ssse3") static Py_ssize_t scatter16_ssse3(const uint8_t *mask, const uint16_t *v,
+                                                     Py_ssize_t nv, uint16_t *out, Py_ssize_t n) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    for (; b < nb && j + 8 <= nv; b++) {
+        unsigned byte = mask[b];
+        __m128i src = _mm_loadu_si128((const __m128i *)(v + j));
+        __m128i ctl = _mm_load_si128((const __m128i *)expand16[byte]);
+        _mm_storeu_si128((__m128i *)(out + 8 * b), _mm_shuffle_epi8(src, ctl));
+        j += bit_cnt[byte];
+    }
+    return scatter_from(mask, v, nv, out, n, b, j, 2, 0);
+}
+
+/* 8-bit items: the same with 8-byte loads and stores. */
+SC_TARGET("ssse3") static Py_ssize_t scatter8_ssse3(const uint8_t *mask, const uint8_t *v,
+                                                    Py_ssize_t nv, uint8_t *out, Py_ssize_t n) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    for (; b < nb && j + 8 <= nv; b++) {
+        unsigned byte = mask[b];
+        __m128i src = _mm_loadl_epi64((const __m128i *)(v + j));
+        __m128i ctl = _mm_load_si128((const __m128i *)expand8[byte]);
+        _mm_storel_epi64((__m128i *)(out + 8 * b), _mm_shuffle_epi8(src, ctl));
+        j += bit_cnt[byte];
+    }
+    return scatter_from(mask, v, nv, out, n, b, j, 1, 0);
+}
+
+/* 32-bit items: one vpermd per mask byte, the unset lanes zeroed by a compare of the byte
+ * with each lane's bit. */
+SC_TARGET("avx2") static Py_ssize_t scatter32_avx2(const uint8_t *mask, const uint32_t *v,
+                                                   Py_ssize_t nv, uint32_t *out, Py_ssize_t n) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (; b < nb && j + 8 <= nv; b++) {
+        unsigned byte = mask[b];
+        __m256i src = _mm256_loadu_si256((const __m256i *)(v + j));
+        __m256i idx = _mm256_load_si256((const __m256i *)expand32[byte]);
+        __m256i keep = _mm256_cmpeq_epi32(
+            _mm256_and_si256(_mm256_set1_epi32((int)byte), lane_bit), lane_bit);
+        __m256i r = _mm256_and_si256(_mm256_permutevar8x32_epi32(src, idx), keep);
+        _mm256_storeu_si256((__m256i *)(out + 8 * b), r);
+        j += bit_cnt[byte];
+    }
+    return scatter_from(mask, v, nv, out, n, b, j, 4, 0);
+}
+#endif
+
+static Py_ssize_t scatter_dispatch(int level, const uint8_t *mask, const void *v, Py_ssize_t nv,
+                                   void *out, Py_ssize_t n, Py_ssize_t size) {
+#if SC_X86
+    if (size == 2 && level >= SC_SIMD_SSSE3) return scatter16_ssse3(mask, v, nv, out, n);
+    if (size == 1 && level >= SC_SIMD_SSSE3) return scatter8_ssse3(mask, v, nv, out, n);
+    if (size == 4 && level >= SC_SIMD_AVX2) return scatter32_avx2(mask, v, nv, out, n);
+#endif
+    return scatter_scalar(mask, v, nv, out, n, 0, 0, size);
+}
+
+/* bitmask_scatter(mask, values, out) -> values used, or -1 if the mask asks for more values
+ * than there are. */
+FASTCALL(bitmask_scatter) {
+    sc_bufs s = {.n = 0};
+    sc_arr mask = {0}, vals = {0}, out = {0};
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 3, "bitmask_scatter") < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
+        get(&s, args[1], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[2], 1, 0, "out", &out) < 0 ||
+        item_ok(&out, "bitmask_scatter", "out") < 0)
+        goto done;
+    if (vals.itemsize != out.itemsize || mask.n < (out.n + 7) / 8) {
+        fail("bitmask_scatter: values (%zd-byte items), mask (%zd bytes) do not fit out "
+             "(%zd items of %zd bytes)", vals.itemsize, mask.n, out.n, out.itemsize);
+        goto done;
+    }
+    init_tables();
+    int level = sc_simd;
+    Py_ssize_t used;
+    Py_BEGIN_ALLOW_THREADS
+    used = scatter_dispatch(level, mask.p, vals.p, vals.n, out.p, out.n, out.itemsize);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(used);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* bitmask_scatter_fill(mask, values, out, fill, cols) -> as bitmask_scatter, onto the fill. */
+FASTCALL(bitmask_scatter_fill) {
+    sc_bufs s = {.n = 0};
+    sc_arr mask = {0}, vals = {0}, out = {0}, fill = {0};
+    int64_t cols;
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 5, "bitmask_scatter_fill") < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
+        get(&s, args[1], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[2], 1, 0, "out", &out) < 0 ||
+        item_ok(&out, "bitmask_scatter_fill", "out") < 0 ||
+        get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
+        goto done;
+    if (vals.itemsize != out.itemsize || mask.n < (out.n + 7) / 8) {
+        fail("bitmask_scatter_fill: values (%zd-byte items), mask (%zd bytes) do not fit out "
+             "(%zd items of %zd bytes)", vals.itemsize, mask.n, out.n, out.itemsize);
+        goto done;
+    }
+    if (fill.n == 0 || (fill.n > 1 && (cols < 0 || out.n != fill.n * cols))) {
+        fail("bitmask_scatter_fill: %zd fill items do not fit %zd items in rows of %lld",
+             fill.n, out.n, (long long)cols);
+        goto done;
+    }
+    if (check_fill(&fill, &out, fill.n, "bitmask_scatter_fill") < 0) goto done;
+    init_tables();
+    Py_ssize_t used, size = out.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    fill_rows_any(out.p, out.n, fill.p, fill.n, cols, size);
+    switch (size) {
+    case 1: used = scatter_from(mask.p, vals.p, vals.n, out.p, out.n, 0, 0, 1, 1); break;
+    case 2: used = scatter_from(mask.p, vals.p, vals.n, out.p, out.n, 0, 0, 2, 1); break;
+    case 4: used = scatter_from(mask.p, vals.p, vals.n, out.p, out.n, 0, 0, 4, 1); break;
+    default: used = scatter_from(mask.p, vals.p, vals.n, out.p, out.n, 0, 0, 8, 1); break;
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(used);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- bitmask split (encode) --------------------------------------------------------------- */
+
+/* From mask byte b on, with j values kept: the non-zero mask of x (LSB first) and its
+ * non-zero items. A block of 8 writes ahead (every item, the index moving on non-zeros) when
+ * 8 slots are free; else it writes only the non-zeros, checked. Returns the count kept, or -1
+ * if `values` is too small for the non-zeros. */
+SC_INLINE Py_ssize_t split_from(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
+                                Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
+    Py_ssize_t nbytes = (n + 7) / 8;
+    for (; b < nbytes; b++) {
+        Py_ssize_t len = n - 8 * b < 8 ? n - 8 * b : 8;
+        unsigned byte = 0;
+        if (SC_LIKELY(j + 8 <= nv)) {
+            for (Py_ssize_t k = 0; k < len; k++) {
+                uint64_t e = ld(x, size, 8 * b + k);
+                unsigned nz = e != 0;
+                byte |= nz << k;
+                st(v, size, j, e);
+                j += nz;
+            }
+        } else {
+            for (Py_ssize_t k = 0; k < len; k++) {
+                uint64_t e = ld(x, size, 8 * b + k);
+                if (e != 0) {
+                    if (j >= nv) return -1;
+                    byte |= 1u << k;
+                    st(v, size, j, e);
+                    j++;
+                }
+            }
+        }
+        mask[b] = (uint8_t)byte;
+    }
+    return j;
+}
+
+static Py_ssize_t split_scalar(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
+                               Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
+    switch (size) {
+    case 1: return split_from(x, n, mask, v, nv, b, j, 1);
+    case 2: return split_from(x, n, mask, v, nv, b, j, 2);
+    case 4: return split_from(x, n, mask, v, nv, b, j, 4);
+    default: return split_from(x, n, mask, v, nv, b, j, 8);
+    }
+}
+
+#if SC_X86
+/* 16-bit items: per 8 items one compare, one pshufb (compress16[byte] packs the non-zeros to
+ * the front) and one 16-byte store at values + j (needs 8 free slots). */
+SC_TARGET("ssse3") static Py_ssize_t split16_ssse3(const uint16_t *x, Py_ssize_t n,
+                                                   uint8_t *mask, uint16_t *v, Py_ssize_t nv) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    const __m128i zero = _mm_setzero_si128();
+    for (; b < nb && j + 8 <= nv; b++) {
+        __m128i items = _mm_loadu_si128((const __m128i *)(x + 8 * b));
+        __m128i z = _mm_cmpeq_epi16(items, zero);
+        unsigned byte = ~(unsigned)_mm_movemask_epi8(_mm_packs_epi16(z, z)) & 0xffu;
+        __m128i ctl = _mm_load_si128((const __m128i *)compress16[byte]);
+        _mm_storeu_si128((__m128i *)(v + j), _mm_shuffle_epi8(items, ctl));
+        mask[b] = (uint8_t)byte;
+        j += bit_cnt[byte];
+    }
+    return split_from(x, n, mask, v, nv, b, j, 2);
+}
+
+SC_TARGET("ssse3") static Py_ssize_t split8_ssse3(const uint8_t *x, Py_ssize_t n,
+                                                  uint8_t *mask, uint8_t *v, Py_ssize_t nv) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    const __m128i zero = _mm_setzero_si128();
+    for (; b < nb && j + 8 <= nv; b++) {
+        __m128i items = _mm_loadl_epi64((const __m128i *)(x + 8 * b));
+        unsigned byte = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(items, zero)) & 0xffu;
+        __m128i ctl = _mm_load_si128((const __m128i *)compress8[byte]);
+        _mm_storel_epi64((__m128i *)(v + j), _mm_shuffle_epi8(items, ctl));
+        mask[b] = (uint8_t)byte;
+        j += bit_cnt[byte];
+    }
+    return split_from(x, n, mask, v, nv, b, j, 1);
+}
+
+SC_TARGET("avx2") static Py_ssize_t split32_avx2(const uint32_t *x, Py_ssize_t n,
+                                                 uint8_t *mask, uint32_t *v, Py_ssize_t nv) {
+    Py_ssize_t nb = n / 8, b = 0, j = 0;
+    const __m256i zero = _mm256_setzero_si256();
+    for (; b < nb && j + 8 <= nv; b++) {
+        __m256i items = _mm256_loadu_si256((const __m256i *)(x + 8 * b));
+        __m256i z = _mm256_cmpeq_epi32(items, zero);
+        unsigned byte = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(z)) & 0xffu;
+        __m256i idx = _mm256_load_si256((const __m256i *)compress32[byte]);
+        _mm256_storeu_si256((__m256i *)(v + j), _mm256_permutevar8x32_epi32(items, idx));
+        mask[b] = (uint8_t)byte;
+        j += bit_cnt[byte];
+    }
+    return split_from(x, n, mask, v, nv, b, j, 4);
+}
+#endif
+
+/* bitmask_split(x, mask, values) -> non-zeros kept, or -1 if `values` is too small. `values`
+ * needs spare slots to go fast (the kernels write ahead): 8 for the vector paths. */
+FASTCALL(bitmask_split) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, mask = {0}, vals = {0};
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 3, "bitmask_split") < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split", "x") < 0 ||
+        get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
+        get(&s, args[2], 1, 0, "values", &vals) < 0)
+        goto done;
+    if (vals.itemsize != x.itemsize || mask.n < (x.n + 7) / 8) {
+        fail("bitmask_split: values (%zd-byte items), mask (%zd bytes) do not fit x (%zd "
+             "items of %zd bytes)", vals.itemsize, mask.n, x.n, x.itemsize);
+        goto done;
+    }
+    init_tables();
+    int level = sc_simd;
+    Py_ssize_t kept;
+    Py_BEGIN_ALLOW_THREADS
+#if SC_X86
+    if (x.itemsize == 2 && level >= SC_SIMD_SSSE3)
+        kept = split16_ssse3(x.p, x.n, mask.p, vals.p, vals.n);
+    else if (x.itemsize == 1 && level >= SC_SIMD_SSSE3)
+        kept = split8_ssse3(x.p, x.n, mask.p, vals.p, vals.n);
+    else if (x.itemsize == 4 && level >= SC_SIMD_AVX2)
+        kept = split32_avx2(x.p, x.n, mask.p, vals.p, vals.n);
+    else
+#else
+    (void)level;
+#endif
+        kept = split_scalar(x.p, x.n, mask.p, vals.p, vals.n, 0, 0, x.itemsize);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(kept);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* "Non-zero" read as "not the fill of its row" (fill: 1 item or one per row of `cols`). */
+SC_INLINE Py_ssize_t split_fill_body(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
+                                     Py_ssize_t nv, const void *fill, Py_ssize_t nfill,
+                                     Py_ssize_t cols, Py_ssize_t size) {
+    Py_ssize_t j = 0, r = 0, c = 0;
+    uint64_t f = ld(fill, size, 0);
+    for (Py_ssize_t b = 0; b < (n + 7) / 8; b++) {
+        Py_ssize_t len = n - 8 * b < 8 ? n - 8 * b : 8;
+        unsigned byte = 0;
+        for (Py_ssize_t k = 0; k < len; k++) {
+            if (nfill > 1) f = ld(fill, size, r);
+            uint64_t e = ld(x, size, 8 * b + k);
+            if (e != f) {
+                if (j >= nv) return -1;
+                byte |= 1u << k;
+                st(v, size, j, e);
+                j++;
+            }
+            if (++c == cols) {
+                c = 0;
+                r++;
+            }
+        }
+        mask[b] = (uint8_t)byte;
+    }
+    return j;
+}
+
+/* bitmask_split_fill(x, mask, values, fill, cols) -> entries kept, or -1 (values too small). */
+FASTCALL(bitmask_split_fill) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, mask = {0}, vals = {0}, fill = {0};
+    int64_t cols;
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 5, "bitmask_split_fill") < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, "bitmask_split_fill", "x") < 0 ||
+        get(&s, args[1], 1, 1, "mask", &mask) < 0 ||
+        get(&s, args[2], 1, 0, "values", &vals) < 0 ||
+        get(&s, args[3], 0, 0, "fill", &fill) < 0 || sc_i64(args[4], &cols) < 0)
+        goto done;
+    if (vals.itemsize != x.itemsize || mask.n < (x.n + 7) / 8) {
+        fail("bitmask_split_fill: values (%zd-byte items), mask (%zd bytes) do not fit x "
+             "(%zd items of %zd bytes)", vals.itemsize, mask.n, x.n, x.itemsize);
+        goto done;
+    }
+    if (fill.n == 0 || (fill.n > 1 && (cols < 0 || x.n != fill.n * cols))) {
+        fail("bitmask_split_fill: %zd fill items do not fit %zd items in rows of %lld",
+             fill.n, x.n, (long long)cols);
+        goto done;
+    }
+    if (check_fill(&fill, &x, fill.n, "bitmask_split_fill") < 0) goto done;
+    Py_ssize_t kept, size = x.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    switch (size) {
+    case 1: kept = split_fill_body(x.p, x.n, mask.p, vals.p, vals.n, fill.p, fill.n, cols, 1); break;
+    case 2: kept = split_fill_body(x.p, x.n, mask.p, vals.p, vals.n, fill.p, fill.n, cols, 2); break;
+    case 4: kept = split_fill_body(x.p, x.n, mask.p, vals.p, vals.n, fill.p, fill.n, cols, 4); break;
+    default: kept = split_fill_body(x.p, x.n, mask.p, vals.p, vals.n, fill.p, fill.n, cols, 8); break;
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(kept);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- N:M ------------------------------------------------------------------------------------ */
+
+/* Codes are read as lut[packed[g / k], g % k] (lut: rows x k uint16). */
+typedef struct {
+    const void *packed;
+    Py_ssize_t psize, npacked;
+    const uint16_t *lut;
+    Py_ssize_t k, lut_rows;
+    Py_ssize_t ncodes;
+} code_src;
+
+/* The sizes of a (packed, lut) pair against `ngroups` groups; -1 with ValueError if wrong. */
+static int check_codes(code_src *cs, const sc_arr *packed, const sc_arr *lut, int64_t k,
+                       Py_ssize_t ngroups, Py_ssize_t ncodes, const char *fn) {
+    if (item_ok(packed, fn, "packed") < 0) return -1;
+    if (lut->itemsize != 2 || k <= 0 || lut->n % k)
+        return fail("%s: lut must be uint16 rows of k=%lld codes, got %zd items of %zd bytes",
+                    fn, (long long)k, lut->n, lut->itemsize);
+    if (packed->n < (ngroups + k - 1) / k)
+        return fail("%s: %zd packed words hold fewer than %zd groups", fn, packed->n, ngroups);
+    cs->packed = packed->p;
+    cs->psize = packed->itemsize;
+    cs->npacked = packed->n;
+    cs->lut = lut->p;
+    cs->k = k;
+    cs->lut_rows = lut->n / k;
+    cs->ncodes = ncodes;
+    return 0;
+}
+
+/* Call `body(g, c)` for each of the ngroups codes; a packed word past the lut or a code past
+ * ncodes (frame data: code_reader / packed_code_reader checked them; checked again here)
+ * returns -2 from the enclosing function. */
+#define FOR_CODES(cs, ngroups, PSIZE, ...)                                             \
+    do {                                                                                \
+        Py_ssize_t g_ = 0;                                                              \
+        for (Py_ssize_t w_ = 0; g_ < (ngroups); w_++) {                                 \
+            uint64_t word_ = ld((cs)->packed, PSIZE, w_);                               \
+            if (SC_UNLIKELY(word_ >= (uint64_t)(cs)->lut_rows)) return -2;              \
+            const uint16_t *row_ = (cs)->lut + word_ * (cs)->k;                         \
+            for (Py_ssize_t j_ = 0; j_ < (cs)->k && g_ < (ngroups); j_++, g_++) {        \
+                Py_ssize_t c = row_[j_];                                                \
+                if (SC_UNLIKELY(c >= (cs)->ncodes)) return -2;                          \
+                Py_ssize_t g = g_;                                                      \
+                __VA_ARGS__                                                             \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+
+/* nm_scatter(_fill) body: -1 if a padded slot holds anything but the fill, -2 a bad code. */
+SC_INLINE int nm_scatter_body(const code_src *cs, const uint8_t *pos, int n, const void *v,
+                              void *out, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t m,
+                              const void *fill, Py_ssize_t nfill, Py_ssize_t size,
+                              Py_ssize_t psize) {
+    Py_ssize_t gpr = (cols + m - 1) / m, full = cols / m;
+    Py_ssize_t ngroups = rows * gpr;
+    uint64_t f = fill ? ld(fill, size, 0) : 0;
+    if (fill) fill_rows_any(out, rows * cols, fill, nfill, cols, size);
+    FOR_CODES(cs, ngroups, psize, {
+        Py_ssize_t r = g / gpr, q = g - r * gpr;
+        Py_ssize_t base = r * cols + q * m;
+        const uint8_t *p = pos + c * n;
+        const Py_ssize_t vb = g * n;
+        if (q < full) {
+            if (!fill)
+                for (Py_ssize_t i = 0; i < m; i++) st(out, size, base + i, 0);
+            for (int t = 0; t < n; t++) st(out, size, base + p[t], ld(v, size, vb + t));
+        } else {
+            if (nfill > 1) f = ld(fill, size, r);
+            if (!fill)
+                for (Py_ssize_t i = 0; i < cols - full * m; i++) st(out, size, base + i, 0);
+            for (int t = 0; t < n; t++) {
+                uint64_t e = ld(v, size, vb + t);
+                if (q * m + p[t] < cols) st(out, size, base + p[t], e);
+                else if (e != f) return -1;
+            }
+        }
+    });
+    return 0;
+}
+
+/* positions (ncodes x n, each < m): a table of the library (nm_tables); checked anyway. */
+static int check_positions(const sc_arr *pos, int64_t n, int64_t m, const char *fn) {
+    if (pos->itemsize != 1 || n <= 0 || pos->n % n)
+        return fail("%s: positions must be uint8 rows of n=%lld", fn, (long long)n);
+    const uint8_t *p = pos->p;
+    for (Py_ssize_t i = 0; i < pos->n; i++)
+        if (p[i] >= m) return fail("%s: positions hold %d >= m=%lld", fn, p[i], (long long)m);
+    return 0;
+}
+
+/* nm_scatter(packed, lut, k, positions, n, values, out, rows, cols, m, fill_or_None)
+ * -> 0, -1 (a padded slot holds a value other than the fill), -2 (a code out of range). */
+FASTCALL(nm_scatter) {
+    sc_bufs s = {.n = 0};
+    sc_arr packed = {0}, lut = {0}, pos = {0}, vals = {0}, out = {0}, fill = {0};
+    int64_t k, n, rows, cols, m;
+    code_src cs;
+    PyObject *res = NULL;
+    const char *fn = "nm_scatter";
+    if (sc_nargs(nargs, 11, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
+        get(&s, args[3], 0, 1, "positions", &pos) < 0 || sc_i64(args[4], &n) < 0 ||
+        get(&s, args[5], 0, 0, "values", &vals) < 0 ||
+        get(&s, args[6], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+        sc_i64(args[7], &rows) < 0 || sc_i64(args[8], &cols) < 0 || sc_i64(args[9], &m) < 0)
+        goto done;
+    if (args[10] != Py_None && get(&s, args[10], 0, 0, "fill", &fill) < 0) goto done;
+    if (m <= 0 || m > 64 || rows < 0 || cols < 0 || n > m ||
+        check_positions(&pos, n, m, fn) < 0)
+        goto bad_args;
+    Py_ssize_t ngroups = rows * ((cols + m - 1) / m);
+    if (out.n != rows * cols || vals.itemsize != out.itemsize || vals.n < ngroups * n)
+        goto bad_args;
+    if (fill.p && (fill.n == 0 || check_fill(&fill, &out, rows, fn) < 0)) goto bad_args;
+    if (check_codes(&cs, &packed, &lut, k, ngroups, pos.n / n, fn) < 0) goto done;
+    int rc;
+    Py_ssize_t size = out.itemsize;
+    const void *fp = fill.p;
+    Py_BEGIN_ALLOW_THREADS
+#define NMS(S, P) nm_scatter_body(&cs, pos.p, (int)n, vals.p, out.p, rows, cols, m, fp, fill.n, S, P)
+    if (cs.psize == 1) {
+        switch (size) {
+        case 1: rc = NMS(1, 1); break;
+        case 2: rc = NMS(2, 1); break;
+        case 4: rc = NMS(4, 1); break;
+        default: rc = NMS(8, 1); break;
+        }
+    } else if (cs.psize == 2) {
+        switch (size) {
+        case 1: rc = NMS(1, 2); break;
+        case 2: rc = NMS(2, 2); break;
+        case 4: rc = NMS(4, 2); break;
+        default: rc = NMS(8, 2); break;
+        }
+    } else {
+        rc = NMS(size, cs.psize);
+    }
+#undef NMS
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+    goto done;
+bad_args:
+    if (!PyErr_Occurred())
+        fail("%s: sizes do not fit (out %zd items, values %zd, rows=%lld cols=%lld m=%lld "
+             "n=%lld)", fn, out.n, vals.n, (long long)rows, (long long)cols, (long long)m,
+             (long long)n);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* The shifts (and word_of) tables of the compose kernels: shifts < 64, word_of < wpg. */
+static int check_shifts(const sc_arr *shifts, const sc_arr *word_of, Py_ssize_t wpg,
+                        const char *fn) {
+    if (shifts->itemsize != 8) return fail("%s: shifts must be 8-byte integers", fn);
+    const uint64_t *sh = shifts->p;
+    for (Py_ssize_t i = 0; i < shifts->n; i++)
+        if (sh[i] >= 64) return fail("%s: shifts hold %llu >= 64", fn, (unsigned long long)sh[i]);
+    if (word_of) {
+        if (word_of->itemsize != 8 || word_of->n != shifts->n)
+            return fail("%s: word_of must be 8-byte integers shaped as shifts", fn);
+        const uint64_t *wo = word_of->p;
+        for (Py_ssize_t i = 0; i < word_of->n; i++)
+            if (wo[i] >= (uint64_t)wpg)
+                return fail("%s: word_of holds %lld >= %zd words per group", fn,
+                            (long long)wo[i], wpg);
+    }
+    return 0;
+}
+
+SC_INLINE int nm_compose_body(const code_src *cs, Py_ssize_t ngroups, const uint64_t *word_of,
+                              const uint64_t *shifts, int n, const void *v, void *out,
+                              Py_ssize_t wpg, Py_ssize_t size, Py_ssize_t wsize,
+                              Py_ssize_t psize) {
+    FOR_CODES(cs, ngroups, psize, {
+        const uint64_t *sh = shifts + c * n;
+        if (wpg == 1) {
+            uint64_t acc = 0;
+            for (int t = 0; t < n; t++) acc |= ld(v, size, g * n + t) << sh[t];
+            st(out, wsize, g, acc);
+        } else {
+            uint64_t *o = (uint64_t *)out + g * wpg;
+            for (Py_ssize_t i = 0; i < wpg; i++) o[i] = 0;
+            for (int t = 0; t < n; t++) o[word_of[c * n + t]] |= ld(v, size, g * n + t) << sh[t];
+        }
+    });
+    return 0;
+}
+
+/* nm_compose(packed, lut, k, ngroups, word_of, shifts, n, values, out) -> 0, -2 (bad code).
+ * Group g fills words g*wpg .. of `out` (wpg = out items / ngroups; 8-byte words if > 1). */
+FASTCALL(nm_compose) {
+    sc_bufs s = {.n = 0};
+    sc_arr packed = {0}, lut = {0}, word_of = {0}, shifts = {0}, vals = {0}, out = {0};
+    int64_t k, ngroups, n;
+    code_src cs;
+    PyObject *res = NULL;
+    const char *fn = "nm_compose";
+    if (sc_nargs(nargs, 9, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &k) < 0 ||
+        sc_i64(args[3], &ngroups) < 0 || get(&s, args[4], 0, 8, "word_of", &word_of) < 0 ||
+        get(&s, args[5], 0, 8, "shifts", &shifts) < 0 || sc_i64(args[6], &n) < 0 ||
+        get(&s, args[7], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[8], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        goto done;
+    if (ngroups == 0) {
+        res = PyLong_FromLong(0);
+        goto done;
+    }
+    if (ngroups < 0 || n <= 0 || shifts.n % n || vals.n < ngroups * n || out.n % ngroups ||
+        (out.n / ngroups > 1 && out.itemsize != 8)) {
+        fail("%s: sizes do not fit (ngroups=%lld n=%lld, values %zd, out %zd items of %zd "
+             "bytes)", fn, (long long)ngroups, (long long)n, vals.n, out.n, out.itemsize);
+        goto done;
+    }
+    Py_ssize_t wpg = out.n / ngroups;
+    if (check_shifts(&shifts, &word_of, wpg, fn) < 0 ||
+        check_codes(&cs, &packed, &lut, k, ngroups, shifts.n / n, fn) < 0)
+        goto done;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = nm_compose_body(&cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg,
+                         vals.itemsize, out.itemsize, cs.psize);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* 2:4, three codes per byte (lut 256 x 3, codes < 6 checked once), one word per group. */
+SC_INLINE void nm24_body(const uint8_t *packed, const uint16_t *lut, Py_ssize_t ngroups,
+                         const uint64_t *sh, const void *v, void *out, Py_ssize_t size,
+                         Py_ssize_t wsize) {
+    Py_ssize_t nfull = ngroups / 3;
+    for (Py_ssize_t w = 0; w < nfull; w++) {
+        const uint16_t *row = lut + 3 * packed[w];
+        Py_ssize_t g = 3 * w;
+        for (int j = 0; j < 3; j++) {
+            unsigned c = row[j];
+            st(out, wsize, g + j, (ld(v, size, 2 * (g + j)) << sh[2 * c]) |
+                                      (ld(v, size, 2 * (g + j) + 1) << sh[2 * c + 1]));
+        }
+    }
+    for (Py_ssize_t g = 3 * nfull; g < ngroups; g++) {
+        unsigned c = lut[3 * packed[nfull] + (g - 3 * nfull)];
+        st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
+    }
+}
+
+/* nm24_compose(packed, lut, ngroups, shifts, values, out) */
+FASTCALL(nm24_compose) {
+    sc_bufs s = {.n = 0};
+    sc_arr packed = {0}, lut = {0}, shifts = {0}, vals = {0}, out = {0};
+    int64_t ngroups;
+    PyObject *res = NULL;
+    const char *fn = "nm24_compose";
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "packed", &packed) < 0 ||
+        get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &ngroups) < 0 ||
+        get(&s, args[3], 0, 8, "shifts", &shifts) < 0 ||
+        get(&s, args[4], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[5], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        goto done;
+    if (ngroups < 0 || lut.n != 256 * 3 || shifts.n != 12 || packed.n < (ngroups + 2) / 3 ||
+        vals.n < 2 * ngroups || out.n != ngroups) {
+        fail("%s: sizes do not fit (ngroups=%lld, lut %zd items, shifts %zd, packed %zd, "
+             "values %zd, out %zd)", fn, (long long)ngroups, lut.n, shifts.n, packed.n, vals.n,
+             out.n);
+        goto done;
+    }
+    if (check_shifts(&shifts, NULL, 1, fn) < 0) goto done;
+    const uint16_t *lp = lut.p;
+    for (int i = 0; i < 256 * 3; i++)
+        if (lp[i] >= 6) {
+            fail("%s: lut holds code %d >= 6", fn, lp[i]);
+            goto done;
+        }
+    Py_ssize_t vs = vals.itemsize, ws = out.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8);
+    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4);
+    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* 2:m, one code per group, one word per group. Returns -2 on a code >= ncodes. */
+SC_INLINE int nm2_codes_body(const void *codes, Py_ssize_t csize, Py_ssize_t ngroups,
+                             const uint64_t *sh, Py_ssize_t ncodes, const void *v, void *out,
+                             Py_ssize_t size, Py_ssize_t wsize) {
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        uint64_t c = ld(codes, csize, g);
+        if (SC_UNLIKELY(c >= (uint64_t)ncodes)) return -2;
+        st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
+    }
+    return 0;
+}
+
+/* nm2_compose_codes(codes, shifts, values, out) -> 0, or -2 (a code out of range). */
+FASTCALL(nm2_compose_codes) {
+    sc_bufs s = {.n = 0};
+    sc_arr codes = {0}, shifts = {0}, vals = {0}, out = {0};
+    PyObject *res = NULL;
+    const char *fn = "nm2_compose_codes";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "codes", &codes) < 0 || item_ok(&codes, fn, "codes") < 0 ||
+        get(&s, args[1], 0, 8, "shifts", &shifts) < 0 ||
+        get(&s, args[2], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        goto done;
+    if (shifts.n % 2 || vals.n < 2 * codes.n || out.n != codes.n) {
+        fail("%s: sizes do not fit (codes %zd, shifts %zd, values %zd, out %zd)", fn, codes.n,
+             shifts.n, vals.n, out.n);
+        goto done;
+    }
+    if (check_shifts(&shifts, NULL, 1, fn) < 0) goto done;
+    Py_ssize_t cs = codes.itemsize, vs = vals.itemsize, ws = out.itemsize, nc = shifts.n / 2;
+    int rc;
+    const uint64_t *sh = shifts.p;
+    Py_BEGIN_ALLOW_THREADS
+#define NM2(C, V, W) nm2_codes_body(codes.p, C, codes.n, sh, nc, vals.p, out.p, V, W)
+    if (cs == 1 && vs == 2 && ws == 8) rc = NM2(1, 2, 8);
+    else if (cs == 2 && vs == 2 && ws == 8) rc = NM2(2, 2, 8);
+    else if (cs == 1 && vs == 1 && ws == 4) rc = NM2(1, 1, 4);
+    else if (cs == 1 && vs == 1 && ws == 8) rc = NM2(1, 1, 8);
+    else rc = NM2(cs, vs, ws);
+#undef NM2
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* nm_split(_fill) body: the first group with more than n entries other than the fill, or -1
+ * (then codes and values are complete). Padding past cols counts as the fill. */
+SC_INLINE Py_ssize_t nm_split_body(const void *x, Py_ssize_t rows, Py_ssize_t cols, int m,
+                                   const int32_t *code_of_mask, const uint8_t *pos, int n,
+                                   uint16_t *codes, void *v, const void *fill,
+                                   Py_ssize_t nfill, Py_ssize_t size) {
+    Py_ssize_t gpr = (cols + m - 1) / m, full = cols / m, g = 0;
+    uint64_t f = ld(fill, size, 0);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (nfill > 1) f = ld(fill, size, r);
+        Py_ssize_t row = r * cols;
+        for (Py_ssize_t q = 0; q < full; q++, g++) {
+            Py_ssize_t base = row + q * m;
+            uint64_t mask = 0;
+            for (int i = 0; i < m; i++) mask |= (uint64_t)(ld(x, size, base + i) != f) << i;
+            int32_t c = code_of_mask[mask];
+            if (c < 0) return g;
+            codes[g] = (uint16_t)c;
+            const uint8_t *p = pos + (Py_ssize_t)c * n;
+            for (int t = 0; t < n; t++) st(v, size, g * n + t, ld(x, size, base + p[t]));
+        }
+        if (gpr != full) {
+            Py_ssize_t base = row + full * m, width = cols - full * m;
+            uint64_t mask = 0;
+            for (Py_ssize_t i = 0; i < width; i++)
+                mask |= (uint64_t)(ld(x, size, base + i) != f) << i;
+            int32_t c = code_of_mask[mask];
+            if (c < 0) return g;
+            codes[g] = (uint16_t)c;
+            const uint8_t *p = pos + (Py_ssize_t)c * n;
+            for (int t = 0; t < n; t++)
+                st(v, size, g * n + t, p[t] < width ? ld(x, size, base + p[t]) : f);
+            g++;
+        }
+    }
+    return -1;
+}
+
+/* nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill) */
+FASTCALL(nm_split) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, com = {0}, pos = {0}, codes = {0}, vals = {0}, fill = {0};
+    int64_t rows, cols, m, n;
+    PyObject *res = NULL;
+    const char *fn = "nm_split";
+    if (sc_nargs(nargs, 10, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+        sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &cols) < 0 || sc_i64(args[3], &m) < 0 ||
+        get(&s, args[4], 0, 4, "code_of_mask", &com) < 0 ||
+        get(&s, args[5], 0, 1, "positions", &pos) < 0 || sc_i64(args[6], &n) < 0 ||
+        get(&s, args[7], 1, 2, "codes", &codes) < 0 ||
+        get(&s, args[8], 1, 0, "values", &vals) < 0 ||
+        get(&s, args[9], 0, 0, "fill", &fill) < 0)
+        goto done;
+    if (m <= 0 || m > 24 || rows < 0 || cols < 0 || n > m || check_positions(&pos, n, m, fn) < 0)
+        goto bad_args;
+    Py_ssize_t ngroups = rows * ((cols + m - 1) / m), ncodes = pos.n / n;
+    if (x.n != rows * cols || com.n != ((Py_ssize_t)1 << m) || codes.n < ngroups ||
+        vals.itemsize != x.itemsize || vals.n < ngroups * n || fill.n == 0 ||
+        check_fill(&fill, &x, rows, fn) < 0)
+        goto bad_args;
+    const int32_t *cp = com.p;
+    for (Py_ssize_t i = 0; i < com.n; i++)
+        if (cp[i] < -1 || cp[i] >= ncodes || cp[i] > 0xffff) {
+            fail("%s: code_of_mask holds %d, out of -1 .. %zd", fn, cp[i], ncodes - 1);
+            goto done;
+        }
+    Py_ssize_t bad, size = x.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+#define NSP(S, M, N) nm_split_body(x.p, rows, cols, M, cp, pos.p, N, codes.p, vals.p, fill.p, fill.n, S)
+    if (m == 4 && n == 2 && size == 2) bad = NSP(2, 4, 2);
+    else if (m == 4 && n == 2 && size == 1) bad = NSP(1, 4, 2);
+    else if (m == 4 && n == 2 && size == 4) bad = NSP(4, 4, 2);
+    else {
+        switch (size) {
+        case 1: bad = NSP(1, (int)m, (int)n); break;
+        case 2: bad = NSP(2, (int)m, (int)n); break;
+        case 4: bad = NSP(4, (int)m, (int)n); break;
+        default: bad = NSP(8, (int)m, (int)n); break;
+        }
+    }
+#undef NSP
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromSsize_t(bad);
+    goto done;
+bad_args:
+    if (!PyErr_Occurred())
+        fail("%s: sizes do not fit (x %zd items, codes %zd, values %zd, rows=%lld cols=%lld "
+             "m=%lld n=%lld)", fn, x.n, codes.n, vals.n, (long long)rows, (long long)cols,
+             (long long)m, (long long)n);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* nm_codes_from_mask(mask, m, code_of, codes) -> True if every group has exactly n bits. */
+FASTCALL(nm_codes_from_mask) {
+    sc_bufs s = {.n = 0};
+    sc_arr mask = {0}, code_of = {0}, codes = {0};
+    int64_t m;
+    PyObject *res = NULL;
+    const char *fn = "nm_codes_from_mask";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "mask", &mask) < 0 || sc_i64(args[1], &m) < 0 ||
+        get(&s, args[2], 0, 4, "code_of", &code_of) < 0 ||
+        get(&s, args[3], 1, 2, "codes", &codes) < 0)
+        goto done;
+    if (m <= 0 || 8 % m || code_of.n != (1 << m) ||
+        mask.n < (codes.n + 8 / m - 1) / (8 / m)) {
+        fail("%s: sizes do not fit (m=%lld, code_of %zd, mask %zd bytes, codes %zd)", fn,
+             (long long)m, code_of.n, mask.n, codes.n);
+        goto done;
+    }
+    const int32_t *co = code_of.p;
+    const uint8_t *mp = mask.p;
+    uint16_t *cd = codes.p;
+    int per_byte = (int)(8 / m), ok = 1;
+    unsigned gmask = (1u << m) - 1;
+    Py_ssize_t ng = codes.n;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t g = 0; g < ng && ok; g++) {
+        int32_t c = co[(mp[g / per_byte] >> ((g % per_byte) * m)) & gmask];
+        if (c < 0 || c > 0xffff) ok = 0;
+        else cd[g] = (uint16_t)c;
+    }
+    Py_END_ALLOW_THREADS
+    res = PyBool_FromLong(ok);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- CSR / CSC ------------------------------------------------------------------------------ */
+
+/* Scatter rows r of data/indices (pointers indptr) into out (major x minor). Every pointer
+ * and index is checked (frame data; decode_parts also checked them): -1 if one is bad. */
+SC_INLINE int csr_body(const void *indptr, Py_ssize_t psize, const void *indices,
+                       Py_ssize_t isize, Py_ssize_t nnz, const void *data, void *out,
+                       Py_ssize_t major, Py_ssize_t minor, Py_ssize_t size) {
+    uint64_t start = ld(indptr, psize, 0);
+    for (Py_ssize_t r = 0; r < major; r++) {
+        uint64_t end = ld(indptr, psize, r + 1);
+        if (SC_UNLIKELY(end < start || end > (uint64_t)nnz)) return -1;
+        Py_ssize_t base = r * minor;
+        for (uint64_t j = start; j < end; j++) {
+            uint64_t i = ld(indices, isize, j);
+            if (SC_UNLIKELY(i >= (uint64_t)minor)) return -1;
+            st(out, size, base + i, ld(data, size, j));
+        }
+        start = end;
+    }
+    return 0;
+}
+
+/* csr_scatter(indptr, indices, data, out, major, minor, fill_or_None, per_minor) -> 0 or -1
+ * (a pointer or index out of range). */
+FASTCALL(csr_scatter) {
+    sc_bufs s = {.n = 0};
+    sc_arr indptr = {0}, indices = {0}, data = {0}, out = {0}, fill = {0};
+    int64_t major, minor;
+    PyObject *res = NULL;
+    const char *fn = "csr_scatter";
+    if (sc_nargs(nargs, 8, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
+        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
+        item_ok(&indices, fn, "indices") < 0 || get(&s, args[2], 0, 0, "data", &data) < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+        sc_i64(args[4], &major) < 0 || sc_i64(args[5], &minor) < 0)
+        goto done;
+    if (args[6] != Py_None && get(&s, args[6], 0, 0, "fill", &fill) < 0) goto done;
+    int per_minor = PyObject_IsTrue(args[7]);
+    if (per_minor < 0) goto done;
+    if (major < 0 || minor < 0 || out.n != major * minor || indptr.n != major + 1 ||
+        data.itemsize != out.itemsize || data.n < indices.n) {
+        fail("%s: sizes do not fit (out %zd, indptr %zd, indices %zd, data %zd, major=%lld "
+             "minor=%lld)", fn, out.n, indptr.n, indices.n, data.n, (long long)major,
+             (long long)minor);
+        goto done;
+    }
+    if (fill.p && (fill.n == 0 || check_fill(&fill, &out, per_minor ? minor : major, fn) < 0)) {
+        if (!PyErr_Occurred()) fail("%s: empty fill", fn);
+        goto done;
+    }
+    int rc;
+    Py_ssize_t size = out.itemsize, ps = indptr.itemsize, is = indices.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (!fill.p) {
+        memset(out.p, 0, (size_t)(out.n * size));
+    } else if (fill.n == 1 || !per_minor) {
+        fill_rows_any(out.p, out.n, fill.p, fill.n, minor, size);
+    } else {
+        for (Py_ssize_t i = 0; i < major; i++) memcpy((char *)out.p + i * minor * size, fill.p,
+                                                      (size_t)(minor * size));
+    }
+#define CSR(S, I) csr_body(indptr.p, ps, indices.p, I, indices.n, data.p, out.p, major, minor, S)
+#define CSR_I(S)                              \
+    switch (is) {                             \
+    case 1: rc = CSR(S, 1); break;            \
+    case 2: rc = CSR(S, 2); break;            \
+    case 4: rc = CSR(S, 4); break;            \
+    default: rc = CSR(S, 8); break;           \
+    }
+    switch (size) {
+    case 1: CSR_I(1); break;
+    case 2: CSR_I(2); break;
+    case 4: CSR_I(4); break;
+    default: CSR_I(8); break;
+    }
+#undef CSR_I
+#undef CSR
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+SC_INLINE int rows_increasing_body(const void *indptr, Py_ssize_t psize, Py_ssize_t nptr,
+                                   const void *indices, Py_ssize_t isize, Py_ssize_t nnz) {
+    for (Py_ssize_t r = 0; r + 1 < nptr; r++) {
+        uint64_t a = ld(indptr, psize, r), b = ld(indptr, psize, r + 1);
+        if (b > (uint64_t)nnz || a > b) return -1;
+        for (uint64_t j = a + 1; j < b; j++)
+            if (ld(indices, isize, j) <= ld(indices, isize, j - 1)) return 0;
+    }
+    return 1;
+}
+
+/* csr_rows_increasing(indptr, indices) -> 1 (strictly increasing in each row), 0 (not), -1
+ * (a pointer out of range: the caller checked them, so never). */
+FASTCALL(csr_rows_increasing) {
+    sc_bufs s = {.n = 0};
+    sc_arr indptr = {0}, indices = {0};
+    PyObject *res = NULL;
+    const char *fn = "csr_rows_increasing";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
+        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
+        item_ok(&indices, fn, "indices") < 0)
+        goto done;
+    int rc;
+    Py_ssize_t ps = indptr.itemsize, is = indices.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    switch (is) {
+    case 1: rc = rows_increasing_body(indptr.p, ps, indptr.n, indices.p, 1, indices.n); break;
+    case 2: rc = rows_increasing_body(indptr.p, ps, indptr.n, indices.p, 2, indices.n); break;
+    case 4: rc = rows_increasing_body(indptr.p, ps, indptr.n, indices.p, 4, indices.n); break;
+    default: rc = rows_increasing_body(indptr.p, ps, indptr.n, indices.p, 8, indices.n); break;
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- row modes --------------------------------------------------------------------------- */
+
+/* Most frequent pattern of each row (ties: the smaller), 8/16-bit items, by a counting table
+ * (counts: 2**bits zeroed int64, left zeroed). As the numba kernel: rows at least as long as
+ * the table count then scan it; shorter rows at least half zeros have mode 0, others are
+ * counted and reset through their own items. */
+SC_INLINE void row_modes_table_body(const void *x, Py_ssize_t rows, Py_ssize_t cols,
+                                    int64_t *counts, Py_ssize_t nbins, void *out,
+                                    Py_ssize_t size) {
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        Py_ssize_t base = r * cols;
+        if (nbins <= cols) {
+            for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)]++;
+            uint64_t best = 0;
+            int64_t best_count = counts[0];
+            counts[0] = 0;
+            for (Py_ssize_t v = 1; v < nbins; v++) {
+                int64_t c = counts[v];
+                if (c > best_count) {
+                    best = (uint64_t)v;
+                    best_count = c;
+                }
+                counts[v] = 0;
+            }
+            st(out, size, r, best);
+            continue;
+        }
+        Py_ssize_t zeros = 0;
+        for (Py_ssize_t j = 0; j < cols; j++) zeros += ld(x, size, base + j) == 0;
+        if (2 * zeros >= cols) {
+            st(out, size, r, 0);
+            continue;
+        }
+        for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)]++;
+        uint64_t best_e = ld(x, size, base);
+        int64_t best_count = counts[best_e];
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            uint64_t e = ld(x, size, base + j);
+            int64_t c = counts[e];
+            if (c > best_count || (c == best_count && e < best_e)) {
+                best_e = e;
+                best_count = c;
+            }
+        }
+        for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)] = 0;
+        st(out, size, r, best_e);
+    }
+}
+
+/* row_modes_table(x, rows, cols, counts, out) */
+FASTCALL(row_modes_table) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, counts = {0}, out = {0};
+    int64_t rows, cols;
+    PyObject *res = NULL;
+    const char *fn = "row_modes_table";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || sc_i64(args[1], &rows) < 0 ||
+        sc_i64(args[2], &cols) < 0 || get(&s, args[3], 1, 8, "counts", &counts) < 0 ||
+        get(&s, args[4], 1, 0, "out", &out) < 0)
+        goto done;
+    if ((x.itemsize != 1 && x.itemsize != 2) || out.itemsize != x.itemsize || rows < 0 ||
+        cols < 0 || x.n != rows * cols || out.n < rows ||
+        counts.n != ((Py_ssize_t)1 << (8 * x.itemsize))) {
+        fail("%s: sizes do not fit (x %zd items of %zd bytes, rows=%lld cols=%lld, counts "
+             "%zd, out %zd)", fn, x.n, x.itemsize, (long long)rows, (long long)cols, counts.n,
+             out.n);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (x.itemsize == 1) row_modes_table_body(x.p, rows, cols, counts.p, counts.n, out.p, 1);
+    else row_modes_table_body(x.p, rows, cols, counts.p, counts.n, out.p, 2);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
+#define DEF_SORT(T)                                                                  \
+    static void sort_##T(T *a, Py_ssize_t n) {                                       \
+        while (n > 16) {                                                             \
+            T p0 = a[0], p1 = a[n / 2], p2 = a[n - 1];                               \
+            T pivot = p0 < p1 ? (p1 < p2 ? p1 : (p0 < p2 ? p2 : p0))                 \
+                              : (p0 < p2 ? p0 : (p1 < p2 ? p2 : p1));                \
+            Py_ssize_t i = 0, j = n - 1;                                             \
+            for (;;) {                                                               \
+                while (a[i] < pivot) i++;                                            \
+                while (a[j] > pivot) j--;                                            \
+                if (i >= j) break;                                                   \
+                T t = a[i];                                                          \
+                a[i] = a[j];                                                         \
+                a[j] = t;                                                            \
+                i++;                                                                 \
+                j--;                                                                 \
+            }                                                                        \
+            /* a[0..j] <= pivot <= a[j+1..n): recurse on the smaller side */         \
+            if (j + 1 < n - j - 1) {                                                 \
+                sort_##T(a, j + 1);                                                  \
+                a += j + 1;                                                          \
+                n -= j + 1;                                                          \
+            } else {                                                                 \
+                sort_##T(a + j + 1, n - j - 1);                                      \
+                n = j + 1;                                                           \
+            }                                                                        \
+        }                                                                            \
+        for (Py_ssize_t i = 1; i < n; i++) {                                         \
+            T t = a[i];                                                              \
+            Py_ssize_t j = i;                                                        \
+            for (; j > 0 && a[j - 1] > t; j--) a[j] = a[j - 1];                      \
+            a[j] = t;                                                                \
+        }                                                                            \
+    }                                                                                \
+    static void row_modes_sort_##T(const T *x, Py_ssize_t rows, Py_ssize_t cols, T *out, \
+                                   T *tmp) {                                         \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                      \
+            const T *row = x + r * cols;                                             \
+            Py_ssize_t zeros = 0;                                                    \
+            for (Py_ssize_t j = 0; j < cols; j++) zeros += row[j] == 0;              \
+            if (2 * zeros >= cols) {                                                 \
+                out[r] = 0;                                                          \
+                continue;                                                            \
+            }                                                                        \
+            memcpy(tmp, row, (size_t)cols * sizeof(T));                              \
+            sort_##T(tmp, cols);                                                     \
+            T best = tmp[0];                                                         \
+            Py_ssize_t best_count = 0, run = 0;                                      \
+            for (Py_ssize_t j = 0; j < cols; j++) {                                  \
+                if (j > 0 && tmp[j] != tmp[j - 1]) run = 0;                          \
+                run++;                                                               \
+                if (run > best_count) { /* strictly: ties keep the smaller pattern */ \
+                    best = tmp[j];                                                   \
+                    best_count = run;                                                \
+                }                                                                    \
+            }                                                                        \
+            out[r] = best;                                                           \
+        }                                                                            \
+    }
+DEF_SORT(uint8_t)
+DEF_SORT(uint16_t)
+DEF_SORT(uint32_t)
+DEF_SORT(uint64_t)
+
+/* row_modes_sort(x, rows, cols, out): row modes of any width, by sorting a copy of each row. */
+FASTCALL(row_modes_sort) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, out = {0};
+    int64_t rows, cols;
+    PyObject *res = NULL;
+    const char *fn = "row_modes_sort";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+        sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &cols) < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0)
+        goto done;
+    if (out.itemsize != x.itemsize || rows < 0 || cols < 0 || x.n != rows * cols ||
+        out.n < rows) {
+        fail("%s: sizes do not fit (x %zd items, rows=%lld cols=%lld, out %zd)", fn, x.n,
+             (long long)rows, (long long)cols, out.n);
+        goto done;
+    }
+    void *tmp = PyMem_RawMalloc((size_t)(cols ? cols : 1) * (size_t)x.itemsize);
+    if (!tmp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    switch (x.itemsize) {
+    case 1: row_modes_sort_uint8_t(x.p, rows, cols, out.p, tmp); break;
+    case 2: row_modes_sort_uint16_t(x.p, rows, cols, out.p, tmp); break;
+    case 4: row_modes_sort_uint32_t(x.p, rows, cols, out.p, tmp); break;
+    default: row_modes_sort_uint64_t(x.p, rows, cols, out.p, tmp); break;
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(tmp);
+    res = Py_NewRef(Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* -- method table ---------------------------------------------------------------------------- */
+
+#define M(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
+
 PyMethodDef sc_layout_methods[] = {
+    M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
+    M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
+    M(bitmask_scatter, "bitmask_scatter(mask, values, out) -> values used, -1 too few."),
+    M(bitmask_scatter_fill,
+      "bitmask_scatter_fill(mask, values, out, fill, cols) -> values used, -1 too few."),
+    M(bitmask_split, "bitmask_split(x, mask, values) -> non-zeros kept, -1 values too small."),
+    M(bitmask_split_fill,
+      "bitmask_split_fill(x, mask, values, fill, cols) -> kept, -1 values too small."),
+    M(nm_scatter, "nm_scatter(packed, lut, k, positions, n, values, out, rows, cols, m, fill)"
+                  " -> 0, -1 padding holds a value, -2 bad code."),
+    M(nm_compose, "nm_compose(packed, lut, k, ngroups, word_of, shifts, n, values, out)"
+                  " -> 0, -2 bad code."),
+    M(nm24_compose, "nm24_compose(packed, lut, ngroups, shifts, values, out)."),
+    M(nm2_compose_codes, "nm2_compose_codes(codes, shifts, values, out) -> 0, -2 bad code."),
+    M(nm_split, "nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill)"
+                " -> first bad group or -1."),
+    M(nm_codes_from_mask, "nm_codes_from_mask(mask, m, code_of, codes) -> bool."),
+    M(csr_scatter, "csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor)"
+                   " -> 0, -1 bad pointer or index."),
+    M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
+    M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
+    M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     {NULL, NULL, 0, NULL},
 };
