@@ -477,20 +477,20 @@ static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, in
     memcpy(nxt, c->offset, sizeof(nxt));
     int64_t size = (int64_t)1 << width, mask = size - 1;
     memset(table, 0, (size_t)size * sizeof(uint64_t));
-    /* first: each entry's first symbol (bits 0-15) and its length (bits 48-55) */
+    /* first: each entry's first symbol (bits 16-31) and its length (bits 48-55) */
     for (int64_t s = 0; s < n; s++) {
         int ln = lengths[s];
         if (!ln) continue;
         int64_t code = c->first[ln] + nxt[ln] - c->offset[ln];
         order[nxt[ln]++] = (uint16_t)s;
         if (ln <= width) {
-            uint64_t e = (uint64_t)(s & 0xFFFF) | ((uint64_t)ln << 48);
+            uint64_t e = ((uint64_t)(s & 0xFFFF) << 16) | ((uint64_t)ln << 48);
             int64_t start = code << (width - ln), stop = start + ((int64_t)1 << (width - ln));
             for (int64_t i = start; i < stop; i++) table[i] = e;
         }
     }
-    /* then the count, the bits used and a second symbol where it fits; both passes leave
-     * bits 0-15 and 48-55 as they were, so one array serves */
+    /* then the bits used (0-7), the count (8-15) and a second symbol (32-47) where it fits;
+     * both passes leave bits 16-31 and 48-55 as they were, so one array serves */
     for (int64_t i = 0; i < size; i++) {
         uint64_t t = table[i];
         int a = (int)((t >> 48) & 0xFF);
@@ -498,10 +498,10 @@ static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, in
         uint64_t u = table[(i << a) & mask];
         int b = (int)((u >> 48) & 0xFF);
         if (b && a + b <= width)
-            table[i] = (t & 0xFFFF) | ((u & 0xFFFF) << 16) | ((uint64_t)2 << 32) |
-                       ((uint64_t)(a + b) << 40) | ((uint64_t)a << 48);
+            table[i] = (uint64_t)(a + b) | ((uint64_t)2 << 8) | (t & 0xFFFF0000) |
+                       (((u >> 16) & 0xFFFF) << 32) | ((uint64_t)a << 48);
         else
-            table[i] = (t & 0xFFFF) | ((uint64_t)1 << 32) | ((uint64_t)a << 40) |
+            table[i] = (uint64_t)a | ((uint64_t)1 << 8) | (t & 0xFFFF0000) |
                        ((uint64_t)a << 48);
     }
 }
@@ -575,24 +575,19 @@ SC_INLINE uint64_t window(const uint64_t *words, int64_t p) {
 SC_INLINE void put2(void *out, int64_t o, uint64_t x, int isz) {
     char *b = (char *)out + o * isz;
 #if HUF_LE
-    if (isz == 1) {
-        uint16_t v = (uint16_t)((x & 0xFF) | ((x >> 8) & 0xFF00));
-        memcpy(b, &v, 2);
-        return;
-    }
     if (isz == 2) {
-        uint32_t v = (uint32_t)x;
+        uint32_t v = (uint32_t)(x >> 16);
         memcpy(b, &v, 4);
         return;
     }
     if (isz == 4) {
-        uint64_t v = (x & 0xFFFF) | (((x >> 16) & 0xFFFF) << 32);
+        uint64_t v = ((x >> 16) & 0xFFFF) | (((x >> 32) & 0xFFFF) << 32);
         memcpy(b, &v, 8);
         return;
     }
 #endif
-    st(b, 0, isz, x & 0xFFFF);
-    st(b, 1, isz, (x >> 16) & 0xFFFF);
+    st(b, 0, isz, (x >> 16) & 0xFFFF);
+    st(b, 1, isz, (x >> 32) & 0xFFFF);
 }
 
 /* One code longer than the fast table at bit *p into out[*o]. In a canonical code the codes
@@ -616,6 +611,31 @@ SC_INLINE int long_code(const huf_dec *d, int64_t *p, int64_t *o, void *out, int
     return 0;
 }
 
+/* Four look-ups on one window at bit *p, writing at most 8 symbols at out[*o]: each look-up
+ * consumes at most width <= 16 bits, so the window holds them all. Returns 0 if a code
+ * matches nothing. No bounds check: the caller has the room and checks the stream end. */
+SC_INLINE int batch4(const huf_dec *d, int64_t *pp, int64_t *po, void *out, int isz) {
+    const uint64_t *table = d->table;
+    const unsigned shift = d->shift;
+    int64_t p = *pp, o = *po;
+    uint64_t w = window(d->words, p);
+    for (int r = 0; r < 4; r++) {
+        uint64_t x = table[w >> shift];
+        unsigned c = (x >> 8) & 0xFF;
+        put2(out, o, x, isz);
+        w <<= x & 63; /* the bits used, <= 16: one shift with BMI2 */
+        p += x & 0xFF;
+        o += c;
+        if (SC_UNLIKELY(!c)) {
+            if (!long_code(d, &p, &o, out, isz)) return 0;
+            w = window(d->words, p);
+        }
+    }
+    *pp = p;
+    *po = o;
+    return 1;
+}
+
 /* out[o:e] from one stream starting at bit p, ending at bit limit: 0, -1 (no code) or -2 (the
  * stream ends early). Batches of four look-ups on one window while 8 symbols of room are
  * left, the stream end checked once per batch; then one look-up at a time, each checked. */
@@ -624,34 +644,22 @@ SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o,
     const uint64_t *table = d->table;
     const unsigned shift = d->shift;
     while (e - o >= 8) {
-        uint64_t w = window(d->words, p);
-        for (int r = 0; r < 4; r++) {
-            uint64_t x = table[w >> shift];
-            unsigned c = (x >> 32) & 0xFF, n = (x >> 40) & 0xFF;
-            put2(out, o, x, isz);
-            w <<= n;
-            p += n;
-            o += c;
-            if (SC_UNLIKELY(!c)) {
-                if (!long_code(d, &p, &o, out, isz)) return -1;
-                w = window(d->words, p);
-            }
-        }
+        if (!batch4(d, &p, &o, out, isz)) return -1;
         if (p > limit) return -2;
     }
     while (o < e - 1) {
         uint64_t x = table[window(d->words, p) >> shift];
-        unsigned c = (x >> 32) & 0xFF;
+        unsigned c = (x >> 8) & 0xFF;
         put2(out, o, x, isz);
         o += c;
-        p += (x >> 40) & 0xFF;
+        p += x & 0xFF;
         if (!c && !long_code(d, &p, &o, out, isz)) return -1;
         if (p > limit) return -2;
     }
     if (o < e) { /* the last symbol: exactly one code */
         uint64_t x = table[window(d->words, p) >> shift];
-        if ((x >> 32) & 0xFF) {
-            st(out, o, isz, x & 0xFFFF);
+        if ((x >> 8) & 0xFF) {
+            st(out, o, isz, (x >> 16) & 0xFFFF);
             p += (x >> 48) & 0xFF;
         } else if (!long_code(d, &p, &o, out, isz)) {
             return -1;
@@ -661,85 +669,92 @@ SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o,
     return 0;
 }
 
-#define HUF_LOOKUP(k)                                   \
-    do {                                                \
-        uint64_t x_ = table[w##k >> shift];             \
-        c##k = (unsigned)(x_ >> 32) & 0xFF;             \
-        unsigned n_ = (unsigned)(x_ >> 40) & 0xFF;      \
-        put2(out, o##k, x_, isz);                       \
-        w##k <<= n_;                                    \
-        p##k += n_;                                     \
-        o##k += c##k;                                   \
-    } while (0)
-
-#define HUF_LONG(k)                                              \
-    if (!c##k) {                                                 \
-        if (!long_code(d, &p##k, &o##k, out, isz)) return -1;    \
-        w##k = window(words, p##k);                              \
-    }
-
-#define HUF_ROUND()                                              \
-    HUF_LOOKUP(0);                                               \
-    HUF_LOOKUP(1);                                               \
-    HUF_LOOKUP(2);                                               \
-    HUF_LOOKUP(3);                                               \
-    if (SC_UNLIKELY(!c0 | !c1 | !c2 | !c3)) {                    \
-        HUF_LONG(0) HUF_LONG(1) HUF_LONG(2) HUF_LONG(3)          \
-    }
-
-/* Streams s (bits starts[s] .. limits[s]) into out[bounds[s]:bounds[s+1]], four at a time in
- * lockstep: one window per stream feeds four look-ups (each consumes at most width <= 16
- * bits), room and stream ends checked once per batch; the tails by decode_rest. */
+/* Streams s (bits starts[s] .. limits[s]) into out[bounds[s]:bounds[s+1]], four at a time:
+ * while every stream of the four has room for a batch (8 symbols), one batch of each (four
+ * look-ups on one window, batch4), the stream ends checked after the four; the tails by
+ * decode_rest. The four batches are independent, so the CPU overlaps their look-up chains
+ * (stream-major order keeps one stream's state in registers at a time; the numba version's
+ * look-up-major lockstep spilled them). */
 SC_INLINE int decode_body(const huf_dec *d, const int64_t *starts, const int64_t *limits,
                           const int64_t *bounds, int64_t ns, void *out, int isz) {
-    const uint64_t *words = d->words, *table = d->table;
-    const unsigned shift = d->shift;
     for (int64_t s0 = 0; s0 < ns; s0 += 4) {
-        int64_t k = ns - s0 < 4 ? ns - s0 : 4;
-        if (k < 4) {
+        if (ns - s0 < 4) {
             for (int64_t s = s0; s < ns; s++) {
                 int rc = decode_rest(d, starts[s], limits[s], bounds[s], bounds[s + 1], out, isz);
                 if (rc) return rc;
             }
             continue;
         }
-        int64_t o0 = bounds[s0], o1 = bounds[s0 + 1], o2 = bounds[s0 + 2], o3 = bounds[s0 + 3];
-        const int64_t e0 = o1, e1 = o2, e2 = o3, e3 = bounds[s0 + 4];
-        int64_t p0 = starts[s0], p1 = starts[s0 + 1], p2 = starts[s0 + 2], p3 = starts[s0 + 3];
-        const int64_t l0 = limits[s0], l1 = limits[s0 + 1], l2 = limits[s0 + 2],
-                      l3 = limits[s0 + 3];
+        int64_t p[4], o[4], e[4], lim[4];
+        for (int j = 0; j < 4; j++) {
+            p[j] = starts[s0 + j];
+            o[j] = bounds[s0 + j];
+            e[j] = bounds[s0 + j + 1];
+            lim[j] = limits[s0 + j];
+        }
         for (;;) {
-            int64_t m01 = e0 - o0 < e1 - o1 ? e0 - o0 : e1 - o1;
-            int64_t m23 = e2 - o2 < e3 - o3 ? e2 - o2 : e3 - o3;
-            int64_t batches = (m01 < m23 ? m01 : m23) / 8;
+            int64_t room = e[0] - o[0];
+            for (int j = 1; j < 4; j++) room = e[j] - o[j] < room ? e[j] - o[j] : room;
+            int64_t batches = room / 8;
             if (batches == 0) break;
             for (; batches > 0; batches--) {
-                uint64_t w0 = window(words, p0), w1 = window(words, p1),
-                         w2 = window(words, p2), w3 = window(words, p3);
-                unsigned c0, c1, c2, c3;
-                HUF_ROUND()
-                HUF_ROUND()
-                HUF_ROUND()
-                HUF_ROUND()
-                if ((p0 > l0) | (p1 > l1) | (p2 > l2) | (p3 > l3)) return -2;
+                if (!batch4(d, &p[0], &o[0], out, isz) || !batch4(d, &p[1], &o[1], out, isz) ||
+                    !batch4(d, &p[2], &o[2], out, isz) || !batch4(d, &p[3], &o[3], out, isz))
+                    return -1;
+                if ((p[0] > lim[0]) | (p[1] > lim[1]) | (p[2] > lim[2]) | (p[3] > lim[3]))
+                    return -2;
             }
         }
-        int64_t pos[4] = {p0, p1, p2, p3}, outs[4] = {o0, o1, o2, o3};
         for (int j = 0; j < 4; j++) {
-            int rc = decode_rest(d, pos[j], limits[s0 + j], outs[j], bounds[s0 + j + 1], out, isz);
+            int rc = decode_rest(d, p[j], lim[j], o[j], e[j], out, isz);
             if (rc) return rc;
         }
     }
     return 0;
 }
 
-static int decode_any(const huf_dec *d, const int64_t *starts, const int64_t *limits,
-                      const int64_t *bounds, int64_t ns, void *out, int isz) {
+static int decode_plain(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                        const int64_t *bounds, int64_t ns, void *out, int isz) {
     int rc = 0;
 #define CALL(k) rc = decode_body(d, starts, limits, bounds, ns, out, k)
     HUF_BY_SIZE(isz, CALL)
-#undef CALL
     return rc;
+}
+
+#if SC_X86
+/* The same code compiled for BMI2: shifts by a register other than CL (shlx, shrx), which
+ * the look-up chain (index = w >> shift, w <<= bits used) is made of. */
+SC_TARGET("bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
+                                         const int64_t *limits, const int64_t *bounds,
+                                         int64_t ns, void *out, int isz) {
+    int rc = 0;
+    HUF_BY_SIZE(isz, CALL)
+    return rc;
+}
+#endif
+#undef CALL
+
+/* Whether the BMI2 decoder runs: at SIMD level avx2 (every AVX2 CPU this targets has BMI2,
+ * checked anyway); the plain one is its scalar twin. Read before the GIL is released. */
+static int use_bmi2(void) {
+#if SC_X86
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("bmi2") ? 1 : 0;
+    }
+    return cpu && sc_simd >= SC_SIMD_AVX2;
+#else
+    return 0;
+#endif
+}
+
+static int decode_any(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                      const int64_t *bounds, int64_t ns, void *out, int isz, int bmi2) {
+#if SC_X86
+    if (bmi2) return decode_bmi2(d, starts, limits, bounds, ns, out, isz);
+#endif
+    return decode_plain(d, starts, limits, bounds, ns, out, isz);
 }
 
 /* decode_streams(words u64, starts, limits, bounds (i64), table u64, width, first, count,
@@ -791,14 +806,14 @@ static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ss
     /* the entries' counts and bit counts bound how far a batch moves */
     const uint64_t *t = table.p;
     for (int64_t i = 0; i < ((int64_t)1 << width); i++) {
-        unsigned c = (t[i] >> 32) & 0xFF, n = (t[i] >> 40) & 0xFF;
+        unsigned n = t[i] & 0xFF, c = (t[i] >> 8) & 0xFF;
         if (c > 2 || n > width || (!c && n)) { bad_arg(fn, "invalid table entry"); goto done; }
     }
     huf_dec d = {words.p, table.p, (unsigned)(64 - width), (int)width, (int)full, first.p,
                  count.p, offset.p, order.p, order.n};
-    int rc;
+    int rc, bmi2 = use_bmi2();
     Py_BEGIN_ALLOW_THREADS
-    rc = decode_any(&d, st_, li, bo, ns, out.p, (int)out.itemsize);
+    rc = decode_any(&d, st_, li, bo, ns, out.p, (int)out.itemsize, bmi2);
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
 done:
@@ -819,7 +834,7 @@ SC_INLINE uint64_t le(const uint8_t *b, int n) {
 static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data, int64_t dsize,
                              int64_t count, int64_t alphabet, int64_t nstreams,
                              int64_t max_length, int64_t min_fast, int64_t max_fast, void *out,
-                             int isz) {
+                             int isz, int bmi2) {
     if (n < 5) return BAD_CODEBOOK;
     int fmt = book[0];
     int64_t used = (int64_t)le(book + 1, 4), end;
@@ -897,7 +912,7 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     for (int64_t s = 0; s <= ns; s++) bounds[s] = s * count / ns;
     huf_dec d = {words, table, (unsigned)(64 - width), (int)width, c.full, c.first,
                  c.count, c.offset, order, nused};
-    rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz);
+    rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz, bmi2);
 finish:
     free(lengths);
     free(table);
@@ -926,10 +941,10 @@ static PyObject *huf_decode_coded(PyObject *self, PyObject *const *args, Py_ssiz
         goto done;
     if (!item_size_ok(out.itemsize)) { bad_arg(fn, "out must have 1, 2, 4 or 8-byte items"); goto done; }
     if (out.n < v[0]) { bad_arg(fn, "out is smaller than count"); goto done; }
-    int rc;
+    int rc, bmi2 = use_bmi2();
     Py_BEGIN_ALLOW_THREADS
     rc = decode_coded_impl(book.p, book.n, data.p, data.n, v[0], v[1], v[2], v[3], v[4], v[5],
-                           out.p, (int)out.itemsize);
+                           out.p, (int)out.itemsize, bmi2);
     Py_END_ALLOW_THREADS
     if (rc == NO_MEMORY) PyErr_NoMemory();
     else res = PyLong_FromLong(rc);
