@@ -1,6 +1,1518 @@
-/* Kernels of the huffman room (stub: filled by the port). */
+/* Kernels of the Huffman stage (the Python layer is codecs/_huffman_kernels.py).
+ *
+ * Bit order: a coded stream is a sequence of 64-bit words; codes are written MSB-first, so a
+ * stream's bits read left to right are its symbols' canonical codes in order. Here the words
+ * are native integers (the frame stores them big-endian; decode_coded swaps them).
+ *
+ * Decoding follows the shape of zstd's huf_decompress.c: a table indexed by the next `width`
+ * bits (here up to two symbols per entry), four streams decoded in lockstep so that their
+ * look-ups overlap, a fast loop that checks output room and stream ends once per batch of
+ * look-ups (the words are padded so a batch that overruns stays in bounds) and a careful tail,
+ * one look-up at a time, that checks every step. Codes longer than the table are resolved
+ * canonically from the per-length first codes, with no second table.
+ *
+ * Every function here is METH_FASTCALL and named huf_*; arrays are C-contiguous buffers.
+ * Integer arguments are checked on entry (a caller's mistake raises ValueError); what comes
+ * from a frame is checked as it is read and answered with an error code.
+ */
 #include "native.h"
 
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HUF_LE 1
+#else
+#define HUF_LE 0
+#endif
+
+/* Unsigned item i of a buffer of `isz`-byte items (any alignment). */
+SC_INLINE uint64_t ld(const void *p, int64_t i, int isz) {
+    const char *b = (const char *)p + i * isz;
+    switch (isz) {
+    case 1: return *(const uint8_t *)b;
+    case 2: { uint16_t v; memcpy(&v, b, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, b, 4); return v; }
+    default: { uint64_t v; memcpy(&v, b, 8); return v; }
+    }
+}
+
+/* Store the low 8*isz bits of v as item i. */
+SC_INLINE void st(void *p, int64_t i, int isz, uint64_t v) {
+    char *b = (char *)p + i * isz;
+    switch (isz) {
+    case 1: *(uint8_t *)b = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(b, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(b, &x, 4); break; }
+    default: memcpy(b, &v, 8); break;
+    }
+}
+
+SC_INLINE int64_t ld64s(const void *p, int64_t i) {
+    int64_t v;
+    memcpy(&v, (const char *)p + 8 * i, 8);
+    return v;
+}
+
+/* Rotate the `width`-bit value v left by r (0 <= r < width). */
+SC_INLINE uint64_t rotl(uint64_t v, unsigned r, unsigned width, uint64_t mask) {
+    return r ? ((v << r) | (v >> (width - r))) & mask : v;
+}
+
+SC_INLINE uint64_t rotr(uint64_t v, unsigned r, unsigned width, uint64_t mask) {
+    return r ? ((v >> r) | (v << (width - r))) & mask : v;
+}
+
+static uint64_t width_mask(unsigned width) {
+    return width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1;
+}
+
+/* The instantiations of a body by item size: the always-inline body, called with a constant
+ * item size, compiles to one loop per size. */
+#define HUF_BY_SIZE(isz, CALL) \
+    switch (isz) {             \
+    case 1: CALL(1); break;    \
+    case 2: CALL(2); break;    \
+    case 4: CALL(4); break;    \
+    default: CALL(8); break;   \
+    }
+
+static int item_size_ok(Py_ssize_t isz) { return isz == 1 || isz == 2 || isz == 4 || isz == 8; }
+
+static PyObject *bad_arg(const char *fn, const char *what) {
+    PyErr_Format(PyExc_ValueError, "%s: %s", fn, what);
+    return NULL;
+}
+
+/* The integer arguments of a call, in order. */
+static int ints(PyObject *const *args, Py_ssize_t from, Py_ssize_t n, int64_t *v) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (sc_i64(args[from + i], &v[i]) < 0) return -1;
+    return 0;
+}
+
+static int aligned8(const sc_arr *a) { return ((uintptr_t)a->p & 7) == 0; }
+
+/* ---- encoding ------------------------------------------------------------------------- */
+
+/* encode_streams(symbols, codes u32, lengths u8, bounds i64, word_offsets i64, out u64 (w),
+ * used i64 (w)) -> 0, -1 (a symbol outside the code table), -2 (a stream outgrew its room). */
+SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                          int64_t alphabet, const int64_t *bounds, const int64_t *woff,
+                          int64_t nwoff, uint64_t *out, int64_t nout, int64_t *used,
+                          int64_t ns, int isz) {
+    int check = isz < 8 && alphabet < ((int64_t)1 << (8 * isz));
+    for (int64_t s = 0; s < ns; s++) {
+        int64_t q = woff[s];
+        int64_t hi = s + 1 < nwoff && woff[s + 1] < nout ? woff[s + 1] : nout;
+        uint64_t acc = 0;
+        unsigned nacc = 0;
+        for (int64_t i = bounds[s]; i < bounds[s + 1]; i++) {
+            uint64_t sym = ld(symbols, i, isz);
+            if (check && SC_UNLIKELY(sym >= (uint64_t)alphabet)) return -1;
+            unsigned ln = lengths[sym];
+            uint64_t c = codes[sym];
+            if (nacc + ln <= 64) {
+                acc = (acc << ln) | c;
+                nacc += ln;
+            } else {
+                unsigned rest = ln - (64 - nacc);
+                if (SC_UNLIKELY(q >= hi)) return -2;
+                out[q++] = (acc << (64 - nacc)) | (c >> rest);
+                acc = c & (((uint64_t)1 << rest) - 1);
+                nacc = rest;
+            }
+        }
+        if (nacc > 0) {
+            if (SC_UNLIKELY(q >= hi)) return -2;
+            out[q++] = acc << (64 - nacc);
+        }
+        used[s] = q - woff[s];
+    }
+    return 0;
+}
+
+static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "encode_streams";
+    if (sc_nargs(nargs, 7, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr sym, codes, lens, bounds, woff, out, used;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 0, "symbols", &sym) < 0 ||
+        sc_get(&bufs, args[1], 0, 4, "codes", &codes) < 0 ||
+        sc_get(&bufs, args[2], 0, 1, "lengths", &lens) < 0 ||
+        sc_get(&bufs, args[3], 0, 8, "bounds", &bounds) < 0 ||
+        sc_get(&bufs, args[4], 0, 8, "word_offsets", &woff) < 0 ||
+        sc_get(&bufs, args[5], 1, 8, "out", &out) < 0 ||
+        sc_get(&bufs, args[6], 1, 8, "used", &used) < 0)
+        goto done;
+    if (!item_size_ok(sym.itemsize)) { bad_arg(fn, "symbols must have 1, 2, 4 or 8-byte items"); goto done; }
+    if (!aligned8(&bounds) || !aligned8(&woff) || !aligned8(&out) || !aligned8(&used) ||
+        ((uintptr_t)codes.p & 3)) {
+        bad_arg(fn, "arrays must be aligned");
+        goto done;
+    }
+    int64_t ns = bounds.n - 1;
+    int64_t alphabet = codes.n < lens.n ? codes.n : lens.n;
+    const int64_t *b = bounds.p, *w = woff.p;
+    if (ns < 0 || used.n < ns || woff.n < ns) { bad_arg(fn, "bounds, word_offsets and used disagree"); goto done; }
+    for (int64_t s = 0; s <= ns; s++)
+        if (b[s] < 0 || b[s] > sym.n || (s && b[s] < b[s - 1])) { bad_arg(fn, "bounds out of range"); goto done; }
+    for (int64_t s = 0; s < ns; s++)
+        if (w[s] < 0 || w[s] > out.n) { bad_arg(fn, "word_offsets out of range"); goto done; }
+    for (int64_t i = 0; i < alphabet; i++)
+        if (((const uint8_t *)lens.p)[i] > 32) { bad_arg(fn, "code lengths must be <= 32"); goto done; }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) rc = encode_body(sym.p, codes.p, lens.p, alphabet, b, w, woff.n, out.p, out.n, used.p, ns, k)
+    HUF_BY_SIZE(sym.itemsize, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    if (rc == -1) bad_arg(fn, "a symbol is outside the code table");
+    else if (rc == -2) bad_arg(fn, "a stream outgrew its room in out");
+    else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* canonical_codes(lengths u8, codes u32 (w)) -> None. */
+static int canonical(const uint8_t *lengths, int64_t n, uint32_t *codes) {
+    int64_t count[17] = {0}, nxt[17] = {0};
+    for (int64_t s = 0; s < n; s++) {
+        if (lengths[s] > 16) return -1;
+        count[lengths[s]]++;
+    }
+    count[0] = 0;
+    for (int ln = 2; ln <= 16; ln++) nxt[ln] = (nxt[ln - 1] + count[ln - 1]) << 1;
+    for (int64_t s = 0; s < n; s++) {
+        unsigned ln = lengths[s];
+        codes[s] = ln ? (uint32_t)nxt[ln]++ : 0;
+    }
+    return 0;
+}
+
+static PyObject *huf_canonical_codes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "canonical_codes";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr lens, codes;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 1, "lengths", &lens) < 0 ||
+        sc_get(&bufs, args[1], 1, 4, "codes", &codes) < 0)
+        goto done;
+    if (codes.n < lens.n || ((uintptr_t)codes.p & 3)) { bad_arg(fn, "codes too short or unaligned"); goto done; }
+    if (canonical(lens.p, lens.n, codes.p) < 0) bad_arg(fn, "code lengths must be <= 16");
+    else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- code lengths --------------------------------------------------------------------- */
+
+/* Moffat and Katajainen's in-place minimum-redundancy code lengths of a[0..n) (ascending
+ * frequencies, n >= 2), then JPEG's length limiting (ITU T.81 K.3). Returns 0, or -1 if the
+ * input is not what the algorithm needs (no write outside a[0..n) either way). */
+static int code_lengths_impl(int64_t *a, int64_t n, int64_t limit) {
+    if (n < 2) return -1;
+    a[0] += a[1];
+    int64_t root = 0, leaf = 2;
+    for (int64_t nxt = 1; nxt < n - 1; nxt++) {
+        if (leaf >= n || a[root] < a[leaf]) {
+            a[nxt] = a[root];
+            a[root] = nxt;
+            root++;
+        } else {
+            a[nxt] = a[leaf];
+            leaf++;
+        }
+        if (leaf >= n || (root < nxt && a[root] < a[leaf])) {
+            a[nxt] += a[root];
+            a[root] = nxt;
+            root++;
+        } else {
+            a[nxt] += a[leaf];
+            leaf++;
+        }
+    }
+    a[n - 2] = 0;
+    for (int64_t nxt = n - 3; nxt >= 0; nxt--) {
+        if (a[nxt] <= nxt || a[nxt] >= n - 1) return -1; /* a parent index, after its child */
+        a[nxt] = a[a[nxt]] + 1;
+    }
+    int64_t avbl = 1, used = 0, depth = 0;
+    root = n - 2;
+    int64_t nxt = n - 1;
+    while (avbl > 0) {
+        while (root >= 0 && a[root] == depth) {
+            used++;
+            root--;
+        }
+        while (avbl > used) {
+            if (nxt < 0) return -1;
+            a[nxt--] = depth;
+            avbl--;
+        }
+        avbl = 2 * used;
+        depth++;
+        used = 0;
+    }
+    int64_t longest = a[0];
+    if (longest <= limit) return 0;
+    if (limit < 1 || longest >= n || (limit < 62 && n > ((int64_t)1 << limit))) return -1;
+    int64_t *count = calloc((size_t)longest + 1, sizeof(int64_t));
+    if (!count) return -2;
+    for (int64_t i = 0; i < n; i++) {
+        if (a[i] < 0 || a[i] > longest) { free(count); return -1; }
+        count[a[i]]++;
+    }
+    for (int64_t i = longest; i > limit; i--) {
+        while (count[i] > 0) {
+            int64_t j = i - 2;
+            while (j > 0 && count[j] == 0) j--;
+            if (j <= 0) { free(count); return -1; }
+            count[i] -= 2;
+            count[i - 1] += 1;
+            count[j + 1] += 2;
+            count[j] -= 1;
+        }
+    }
+    int64_t k = 0;
+    for (int64_t length = limit; length > 0; length--)
+        for (int64_t c = 0; c < count[length] && k < n; c++) a[k++] = length;
+    free(count);
+    return 0;
+}
+
+static PyObject *huf_code_lengths(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "code_lengths";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    int64_t limit;
+    if (sc_i64(args[1], &limit) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr a;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 1, 8, "freqs", &a) < 0) goto done;
+    if (!aligned8(&a)) { bad_arg(fn, "freqs must be aligned"); goto done; }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = code_lengths_impl(a.p, a.n, limit);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) PyErr_NoMemory();
+    else if (rc < 0) bad_arg(fn, "needs at least two positive ascending frequencies and at most 2**limit of them");
+    else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* Sort int64 ascending: quicksort (median of three, the smaller side recursed) with an
+ * insertion sort for short runs. */
+static void sort_i64(int64_t *a, int64_t n) {
+    while (n > 16) {
+        int64_t m = n / 2, x = a[0], y = a[m], z = a[n - 1];
+        int64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int64_t i = 0, j = n - 1;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) {
+                int64_t t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (j + 1 < n - i) {
+            sort_i64(a, j + 1);
+            a += i;
+            n -= i;
+        } else {
+            sort_i64(a + i, n - i);
+            n = j + 1;
+        }
+    }
+    for (int64_t i = 1; i < n; i++) {
+        int64_t v = a[i], j = i;
+        while (j > 0 && a[j - 1] > v) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
+}
+
+/* huffman_cost(counts i64, limit) -> (bits, total, used, first, last). */
+static PyObject *huf_huffman_cost(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "huffman_cost";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    int64_t limit;
+    if (sc_i64(args[1], &limit) < 0) return NULL;
+    if (limit < 1 || limit > 32) return bad_arg(fn, "limit must be 1..32");
+    sc_bufs bufs = {.n = 0};
+    sc_arr c;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0) goto done;
+    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0;
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < c.n; i++) {
+        int64_t v = ld64s(c.p, i);
+        if (v < 0) { rc = -1; break; }
+        if (v) {
+            if (!used) first = i;
+            last = i;
+            used++;
+            total += v;
+        }
+    }
+    if (rc == 0) {
+        if (used == 1) bits = total;
+        else if (used > ((int64_t)1 << limit)) bits = -1;
+        else if (used > 1) {
+            int64_t *f = malloc((size_t)used * sizeof(int64_t));
+            if (!f) rc = -2;
+            else {
+                int64_t k = 0;
+                for (int64_t i = first; i <= last; i++) {
+                    int64_t v = ld64s(c.p, i);
+                    if (v) f[k++] = v;
+                }
+                sort_i64(f, used);
+                /* the lengths come back in the same (ascending frequency) order */
+                int64_t *l = malloc((size_t)used * sizeof(int64_t));
+                if (!l) rc = -2;
+                else {
+                    memcpy(l, f, (size_t)used * sizeof(int64_t));
+                    rc = code_lengths_impl(l, used, limit);
+                    for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
+                    free(l);
+                }
+                free(f);
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (rc == -2) PyErr_NoMemory();
+    else if (rc < 0) bad_arg(fn, "counts must be non-negative");
+    else res = Py_BuildValue("(LLLLL)", (long long)bits, (long long)total, (long long)used,
+                             (long long)first, (long long)last);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- decoding tables ------------------------------------------------------------------ */
+
+/* The fast table's width for `count` symbols of these lengths (see decode_coded_width). */
+static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int64_t min_fast,
+                           int64_t max_fast) {
+    double mean = 0.0;
+    for (int64_t s = 0; s < n; s++) {
+        int ln = lengths[s];
+        if (ln) mean += ln * ldexp(1.0, -ln);
+    }
+    int64_t w = (int64_t)ceil(2 * mean);
+    if (w > max_fast) w = max_fast;
+    if (w < min_fast) w = min_fast;
+    int64_t bits = 0;
+    for (int64_t per8 = count / 8; per8; per8 >>= 1) bits++;
+    if (w > bits) w = bits;
+    return w < 1 ? 1 : w;
+}
+
+static PyObject *huf_decode_coded_width(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "decode_coded_width";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    int64_t v[3];
+    if (ints(args, 1, 3, v) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr lens;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 1, "lengths", &lens) < 0) goto done;
+    res = PyLong_FromLongLong(coded_width(lens.p, lens.n, v[0], v[1], v[2]));
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* The tables of a canonical code (see build_decoder in the Python layer): `count`, `first`,
+ * `offset` (17 each), `order` (room for every used symbol), and `table` (1 << width entries,
+ * width already capped at 2 * full). Returns the number of used symbols. */
+typedef struct {
+    int64_t count[17], first[17], offset[17];
+    int full, kraft_ok;
+} huf_code;
+
+/* Pass 1 of the tables: counts, longest code, Kraft check. -1 if a length is above 16. */
+static int code_shape(const uint8_t *lengths, int64_t n, huf_code *c) {
+    memset(c, 0, sizeof(*c));
+    for (int64_t s = 0; s < n; s++) {
+        if (lengths[s] > 16) return -1;
+        c->count[lengths[s]]++;
+    }
+    c->count[0] = 0;
+    c->full = 1;
+    int64_t kraft = 0;
+    for (int ln = 1; ln <= 16; ln++) {
+        if (c->count[ln]) c->full = ln;
+        kraft += c->count[ln] << (16 - ln);
+    }
+    c->kraft_ok = kraft <= (1 << 16);
+    if (!c->kraft_ok) return 0;
+    for (int ln = 2; ln <= 16; ln++) {
+        c->first[ln] = (c->first[ln - 1] + c->count[ln - 1]) << 1;
+        c->offset[ln] = c->offset[ln - 1] + c->count[ln - 1];
+    }
+    c->offset[1] = 0;
+    return 0;
+}
+
+/* Pass 2: order and the fast table (entry layout in build_decoder's docstring). */
+static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, int width,
+                        uint64_t *table, uint16_t *order) {
+    int64_t nxt[17];
+    memcpy(nxt, c->offset, sizeof(nxt));
+    int64_t size = (int64_t)1 << width, mask = size - 1;
+    memset(table, 0, (size_t)size * sizeof(uint64_t));
+    /* first: each entry's first symbol (bits 16-31) and its length (bits 48-55) */
+    for (int64_t s = 0; s < n; s++) {
+        int ln = lengths[s];
+        if (!ln) continue;
+        int64_t code = c->first[ln] + nxt[ln] - c->offset[ln];
+        order[nxt[ln]++] = (uint16_t)s;
+        if (ln <= width) {
+            uint64_t e = ((uint64_t)(s & 0xFFFF) << 16) | ((uint64_t)ln << 48);
+            int64_t start = code << (width - ln), stop = start + ((int64_t)1 << (width - ln));
+            for (int64_t i = start; i < stop; i++) table[i] = e;
+        }
+    }
+    /* then the bits used (0-7), the count (8-15) and a second symbol (32-47) where it fits;
+     * both passes leave bits 16-31 and 48-55 as they were, so one array serves */
+    for (int64_t i = 0; i < size; i++) {
+        uint64_t t = table[i];
+        int a = (int)((t >> 48) & 0xFF);
+        if (!a) continue;
+        uint64_t u = table[(i << a) & mask];
+        int b = (int)((u >> 48) & 0xFF);
+        if (b && a + b <= width)
+            table[i] = (uint64_t)(a + b) | ((uint64_t)2 << 8) | (t & 0xFFFF0000) |
+                       (((u >> 16) & 0xFFFF) << 32) | ((uint64_t)a << 48);
+        else
+            table[i] = (uint64_t)a | ((uint64_t)1 << 8) | (t & 0xFFFF0000) |
+                       ((uint64_t)a << 48);
+    }
+}
+
+/* build_decoder(lengths u8, width, table u64 (w, >= 1 << width), first, count, offset (i64
+ * x 17, w), order u16 (w, >= used symbols)) -> (width, full, used, kraft_ok). */
+static PyObject *huf_build_decoder(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "build_decoder";
+    if (sc_nargs(nargs, 7, fn) < 0) return NULL;
+    int64_t width;
+    if (sc_i64(args[1], &width) < 0) return NULL;
+    if (width < 1 || width > 16) return bad_arg(fn, "width must be 1..16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr lens, table, first, count, offset, order;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 1, "lengths", &lens) < 0 ||
+        sc_get(&bufs, args[2], 1, 8, "table", &table) < 0 ||
+        sc_get(&bufs, args[3], 1, 8, "first", &first) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "count", &count) < 0 ||
+        sc_get(&bufs, args[5], 1, 8, "offset", &offset) < 0 ||
+        sc_get(&bufs, args[6], 1, 2, "order", &order) < 0)
+        goto done;
+    if (first.n < 17 || count.n < 17 || offset.n < 17 || !aligned8(&table) ||
+        ((uintptr_t)order.p & 1)) {
+        bad_arg(fn, "first, count and offset need 17 items; arrays must be aligned");
+        goto done;
+    }
+    huf_code c;
+    if (code_shape(lens.p, lens.n, &c) < 0) { bad_arg(fn, "code lengths must be <= 16"); goto done; }
+    int64_t used = c.offset[16] + c.count[16];
+    if (c.kraft_ok) {
+        if (width > 2 * c.full) width = 2 * c.full;
+        if (table.n < ((int64_t)1 << width) || order.n < used) {
+            bad_arg(fn, "table or order too small");
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        code_tables(lens.p, lens.n, &c, (int)width, table.p, order.p);
+        Py_END_ALLOW_THREADS
+    }
+    memcpy(first.p, c.first, sizeof(c.first));
+    memcpy(count.p, c.count, sizeof(c.count));
+    memcpy(offset.p, c.offset, sizeof(c.offset));
+    res = Py_BuildValue("(LiLO)", (long long)width, c.full, (long long)used,
+                        c.kraft_ok ? Py_True : Py_False);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- decoding ------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint64_t *words;
+    const uint64_t *table;
+    unsigned shift;
+    int width, full;
+    const int64_t *first, *count, *offset;
+    const uint16_t *order;
+    int64_t norder;
+} huf_dec;
+
+/* The 64 bits starting at bit p (reads words p / 64 and the one after). */
+SC_INLINE uint64_t window(const uint64_t *words, int64_t p) {
+    int64_t q = p >> 6;
+    unsigned off = (unsigned)(p & 63);
+    return (words[q] << off) | ((words[q + 1] >> 1) >> (63 - off));
+}
+
+/* Write an entry's two symbols at out[o], out[o + 1] (the caller keeps o + 1 in bounds). */
+SC_INLINE void put2(void *out, int64_t o, uint64_t x, int isz) {
+    char *b = (char *)out + o * isz;
+#if HUF_LE
+    if (isz == 2) {
+        uint32_t v = (uint32_t)(x >> 16);
+        memcpy(b, &v, 4);
+        return;
+    }
+    if (isz == 4) {
+        uint64_t v = ((x >> 16) & 0xFFFF) | (((x >> 32) & 0xFFFF) << 32);
+        memcpy(b, &v, 8);
+        return;
+    }
+#endif
+    st(b, 0, isz, (x >> 16) & 0xFFFF);
+    st(b, 1, isz, (x >> 32) & 0xFFFF);
+}
+
+/* One code longer than the fast table at bit *p into out[*o]. In a canonical code the codes
+ * of length L are first[L] .. first[L] + count[L] - 1, and a prefix beyond them continues at
+ * or after first[L + 1]: the first L whose L-bit prefix is below first[L] + count[L] is the
+ * code's length. Returns 1, or 0 if no code matches (the unused patterns of an incomplete
+ * code). */
+SC_INLINE int long_code(const huf_dec *d, int64_t *p, int64_t *o, void *out, int isz) {
+    uint64_t v = window(d->words, *p) >> (64 - d->full);
+    for (int ln = d->width + 1; ln <= d->full; ln++) {
+        int64_t c = (int64_t)(v >> (d->full - ln));
+        if (c < d->first[ln] + d->count[ln]) {
+            int64_t k = d->offset[ln] + c - d->first[ln];
+            if (SC_UNLIKELY(k < 0 || k >= d->norder)) return 0;
+            st(out, *o, isz, d->order[k]);
+            *o += 1;
+            *p += ln;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Four look-ups on one window at bit *p, writing at most 8 symbols at out[*o]: each look-up
+ * consumes at most width <= 16 bits, so the window holds them all. Returns 0 if a code
+ * matches nothing. No bounds check: the caller has the room and checks the stream end. */
+SC_INLINE int batch4(const huf_dec *d, int64_t *pp, int64_t *po, void *out, int isz) {
+    const uint64_t *table = d->table;
+    const unsigned shift = d->shift;
+    int64_t p = *pp, o = *po;
+    uint64_t w = window(d->words, p);
+    for (int r = 0; r < 4; r++) {
+        uint64_t x = table[w >> shift];
+        unsigned c = (x >> 8) & 0xFF;
+        put2(out, o, x, isz);
+        w <<= x & 63; /* the bits used, <= 16: one shift with BMI2 */
+        p += x & 0xFF;
+        o += c;
+        if (SC_UNLIKELY(!c)) {
+            if (!long_code(d, &p, &o, out, isz)) return 0;
+            w = window(d->words, p);
+        }
+    }
+    *pp = p;
+    *po = o;
+    return 1;
+}
+
+/* out[o:e] from one stream starting at bit p, ending at bit limit: 0, -1 (no code) or -2 (the
+ * stream ends early). Batches of four look-ups on one window while 8 symbols of room are
+ * left, the stream end checked once per batch; then one look-up at a time, each checked. */
+SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o, int64_t e,
+                          void *out, int isz) {
+    const uint64_t *table = d->table;
+    const unsigned shift = d->shift;
+    while (e - o >= 8) {
+        if (!batch4(d, &p, &o, out, isz)) return -1;
+        if (p > limit) return -2;
+    }
+    while (o < e - 1) {
+        uint64_t x = table[window(d->words, p) >> shift];
+        unsigned c = (x >> 8) & 0xFF;
+        put2(out, o, x, isz);
+        o += c;
+        p += x & 0xFF;
+        if (!c && !long_code(d, &p, &o, out, isz)) return -1;
+        if (p > limit) return -2;
+    }
+    if (o < e) { /* the last symbol: exactly one code */
+        uint64_t x = table[window(d->words, p) >> shift];
+        if ((x >> 8) & 0xFF) {
+            st(out, o, isz, (x >> 16) & 0xFFFF);
+            p += (x >> 48) & 0xFF;
+        } else if (!long_code(d, &p, &o, out, isz)) {
+            return -1;
+        }
+        if (p > limit) return -2; /* the last code runs past the stream's end */
+    }
+    return 0;
+}
+
+/* Streams s (bits starts[s] .. limits[s]) into out[bounds[s]:bounds[s+1]], four at a time:
+ * while every stream of the four has room for a batch (8 symbols), one batch of each (four
+ * look-ups on one window, batch4), the stream ends checked after the four; the tails by
+ * decode_rest. The four batches are independent, so the CPU overlaps their look-up chains
+ * (stream-major order keeps one stream's state in registers at a time; the numba version's
+ * look-up-major lockstep spilled them). */
+SC_INLINE int decode_body(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                          const int64_t *bounds, int64_t ns, void *out, int isz) {
+    for (int64_t s0 = 0; s0 < ns; s0 += 4) {
+        if (ns - s0 < 4) {
+            for (int64_t s = s0; s < ns; s++) {
+                int rc = decode_rest(d, starts[s], limits[s], bounds[s], bounds[s + 1], out, isz);
+                if (rc) return rc;
+            }
+            continue;
+        }
+        int64_t p[4], o[4], e[4], lim[4];
+        for (int j = 0; j < 4; j++) {
+            p[j] = starts[s0 + j];
+            o[j] = bounds[s0 + j];
+            e[j] = bounds[s0 + j + 1];
+            lim[j] = limits[s0 + j];
+        }
+        for (;;) {
+            int64_t room = e[0] - o[0];
+            for (int j = 1; j < 4; j++) room = e[j] - o[j] < room ? e[j] - o[j] : room;
+            int64_t batches = room / 8;
+            if (batches == 0) break;
+            for (; batches > 0; batches--) {
+                if (!batch4(d, &p[0], &o[0], out, isz) || !batch4(d, &p[1], &o[1], out, isz) ||
+                    !batch4(d, &p[2], &o[2], out, isz) || !batch4(d, &p[3], &o[3], out, isz))
+                    return -1;
+                if ((p[0] > lim[0]) | (p[1] > lim[1]) | (p[2] > lim[2]) | (p[3] > lim[3]))
+                    return -2;
+            }
+        }
+        for (int j = 0; j < 4; j++) {
+            int rc = decode_rest(d, p[j], lim[j], o[j], e[j], out, isz);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static int decode_plain(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                        const int64_t *bounds, int64_t ns, void *out, int isz) {
+    int rc = 0;
+#define CALL(k) rc = decode_body(d, starts, limits, bounds, ns, out, k)
+    HUF_BY_SIZE(isz, CALL)
+    return rc;
+}
+
+#if SC_X86
+/* The same code compiled for BMI2: shifts by a register other than CL (shlx, shrx), which
+ * the look-up chain (index = w >> shift, w <<= bits used) is made of. */
+SC_TARGET("bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
+                                         const int64_t *limits, const int64_t *bounds,
+                                         int64_t ns, void *out, int isz) {
+    int rc = 0;
+    HUF_BY_SIZE(isz, CALL)
+    return rc;
+}
+#endif
+#undef CALL
+
+/* Whether the BMI2 decoder runs: at SIMD level avx2 (every AVX2 CPU this targets has BMI2,
+ * checked anyway); the plain one is its scalar twin. Read before the GIL is released. */
+static int use_bmi2(void) {
+#if SC_X86
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("bmi2") ? 1 : 0;
+    }
+    return cpu && sc_simd >= SC_SIMD_AVX2;
+#else
+    return 0;
+#endif
+}
+
+static int decode_any(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                      const int64_t *bounds, int64_t ns, void *out, int isz, int bmi2) {
+#if SC_X86
+    if (bmi2) return decode_bmi2(d, starts, limits, bounds, ns, out, isz);
+#endif
+    return decode_plain(d, starts, limits, bounds, ns, out, isz);
+}
+
+/* decode_streams(words u64, starts, limits, bounds (i64), table u64, width, first, count,
+ * offset (i64 x 17), order u16, full, out (w)) -> 0, -1 or -2. Everything is checked on entry:
+ * the tables may come from anywhere, the words must have 4 padding words after the last
+ * limit (what a batch may read past a stream's end before its check). */
+static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "decode_streams";
+    if (sc_nargs(nargs, 12, fn) < 0) return NULL;
+    int64_t width, full;
+    if (sc_i64(args[5], &width) < 0 || sc_i64(args[10], &full) < 0) return NULL;
+    if (width < 1 || width > 16 || full < 1 || full > 16) return bad_arg(fn, "width and full must be 1..16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr words, starts, limits, bounds, table, first, count, offset, order, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 8, "words", &words) < 0 ||
+        sc_get(&bufs, args[1], 0, 8, "starts", &starts) < 0 ||
+        sc_get(&bufs, args[2], 0, 8, "limits", &limits) < 0 ||
+        sc_get(&bufs, args[3], 0, 8, "bounds", &bounds) < 0 ||
+        sc_get(&bufs, args[4], 0, 8, "table", &table) < 0 ||
+        sc_get(&bufs, args[6], 0, 8, "first", &first) < 0 ||
+        sc_get(&bufs, args[7], 0, 8, "count", &count) < 0 ||
+        sc_get(&bufs, args[8], 0, 8, "offset", &offset) < 0 ||
+        sc_get(&bufs, args[9], 0, 2, "order", &order) < 0 ||
+        sc_get(&bufs, args[11], 1, 0, "out", &out) < 0)
+        goto done;
+    if (!item_size_ok(out.itemsize)) { bad_arg(fn, "out must have 1, 2, 4 or 8-byte items"); goto done; }
+    if (!aligned8(&words) || !aligned8(&starts) || !aligned8(&limits) || !aligned8(&bounds) ||
+        !aligned8(&table) || !aligned8(&first) || !aligned8(&count) || !aligned8(&offset) ||
+        ((uintptr_t)order.p & 1)) {
+        bad_arg(fn, "arrays must be aligned");
+        goto done;
+    }
+    int64_t ns = bounds.n - 1;
+    if (ns < 0 || starts.n < ns || limits.n < ns || first.n < 17 || count.n < 17 || offset.n < 17 ||
+        table.n < ((int64_t)1 << width)) {
+        bad_arg(fn, "array sizes disagree");
+        goto done;
+    }
+    const int64_t *st_ = starts.p, *li = limits.p, *bo = bounds.p;
+    int64_t maxbit = 64 * (words.n - 4);
+    for (int64_t s = 0; s < ns; s++)
+        if (st_[s] < 0 || st_[s] > li[s] || li[s] > maxbit) {
+            bad_arg(fn, "stream bits out of range (the words need 4 padding words)");
+            goto done;
+        }
+    for (int64_t s = 0; s <= ns; s++)
+        if (bo[s] < 0 || bo[s] > out.n || (s && bo[s] < bo[s - 1])) { bad_arg(fn, "bounds out of range"); goto done; }
+    /* the entries' counts and bit counts bound how far a batch moves */
+    const uint64_t *t = table.p;
+    for (int64_t i = 0; i < ((int64_t)1 << width); i++) {
+        unsigned n = t[i] & 0xFF, c = (t[i] >> 8) & 0xFF;
+        if (c > 2 || n > width || (!c && n)) { bad_arg(fn, "invalid table entry"); goto done; }
+    }
+    huf_dec d = {words.p, table.p, (unsigned)(64 - width), (int)width, (int)full, first.p,
+                 count.p, offset.p, order.p, order.n};
+    int rc, bmi2 = use_bmi2();
+    Py_BEGIN_ALLOW_THREADS
+    rc = decode_any(&d, st_, li, bo, ns, out.p, (int)out.itemsize, bmi2);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+enum { BAD_CODEBOOK = -3, BAD_KRAFT = -4, NO_MEMORY = -5 };
+
+SC_INLINE uint64_t le(const uint8_t *b, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+/* The codebook (checked as _huffman._parse_codebook checks it, in the same order), the
+ * tables, the byte swap and the decode: 0, -1, -2, BAD_CODEBOOK, BAD_KRAFT or NO_MEMORY. */
+static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data, int64_t dsize,
+                             int64_t count, int64_t alphabet, int64_t nstreams,
+                             int64_t max_length, int64_t min_fast, int64_t max_fast, void *out,
+                             int isz, int bmi2) {
+    if (n < 5) return BAD_CODEBOOK;
+    int fmt = book[0];
+    int64_t used = (int64_t)le(book + 1, 4), end;
+    uint8_t *lengths = calloc((size_t)alphabet, 1);
+    uint64_t *table = NULL, *words = NULL;
+    uint16_t *order = NULL;
+    int rc = BAD_CODEBOOK;
+    if (!lengths) return NO_MEMORY;
+    if (fmt == 0) {
+        if (n < 9) goto finish;
+        int64_t first = used;
+        used = (int64_t)le(book + 5, 4);
+        if (first + used > alphabet) goto finish;
+        end = 9 + (used + 1) / 2;
+        if (n < end) goto finish;
+        for (int64_t i = 0; i < used; i++)
+            lengths[first + i] = (book[9 + (i >> 1)] >> (4 * (i & 1))) & 15;
+    } else if (fmt == 1) {
+        end = 5 + 3 * used;
+        if (used > alphabet || n < end) goto finish;
+        int64_t prev = -1;
+        for (int64_t i = 0; i < used; i++) {
+            int64_t sym = (int64_t)book[5 + 3 * i] | ((int64_t)book[6 + 3 * i] << 8);
+            if (sym <= prev || sym >= alphabet) goto finish;
+            lengths[sym] = book[7 + 3 * i];
+            prev = sym;
+        }
+    } else {
+        goto finish;
+    }
+    int longest = 0;
+    for (int64_t s = 0; s < alphabet; s++)
+        if (lengths[s] > longest) longest = lengths[s];
+    if (longest > max_length || n < end + 1) goto finish;
+    int64_t ns = book[end];
+    if (ns < 1 || ns > 64 || n != end + 1 + 8 * ns) goto finish;
+    int64_t starts[65];
+    starts[0] = 0;
+    for (int64_t s = 0; s < ns; s++) {
+        uint64_t size = le(book + end + 1 + 8 * s, 8);
+        if (size % 8 || size > (uint64_t)(dsize - starts[s] / 8)) goto finish;
+        starts[s + 1] = starts[s] + (int64_t)size * 8;
+    }
+    if (starts[ns] != 8 * dsize || ns != nstreams) goto finish;
+    rc = 0;
+    if (count == 0) goto finish;
+    rc = BAD_CODEBOOK;
+    if (longest == 0) goto finish;
+    int64_t width = coded_width(lengths, alphabet, count, min_fast, max_fast);
+    huf_code c;
+    code_shape(lengths, alphabet, &c); /* lengths <= max_length <= 16: cannot fail */
+    rc = BAD_KRAFT;
+    if (!c.kraft_ok) goto finish;
+    if (width > 2 * c.full) width = 2 * c.full;
+    rc = NO_MEMORY;
+    int64_t nused = c.offset[16] + c.count[16], nwords = dsize / 8;
+    table = malloc(((size_t)1 << width) * sizeof(uint64_t));
+    order = malloc((size_t)nused * sizeof(uint16_t));
+    /* four zero words after the streams: see _huffman._decode_checked */
+    words = malloc((size_t)(nwords + 4) * sizeof(uint64_t));
+    if (!table || !order || !words) goto finish;
+    code_tables(lengths, alphabet, &c, (int)width, table, order);
+    for (int64_t i = 0; i < nwords; i++) {
+        uint64_t v;
+        memcpy(&v, data + 8 * i, 8);
+#if HUF_LE
+        v = __builtin_bswap64(v);
+#else
+        (void)0;
+#endif
+        words[i] = v;
+    }
+    memset(words + nwords, 0, 4 * sizeof(uint64_t));
+    int64_t bounds[65];
+    for (int64_t s = 0; s <= ns; s++) bounds[s] = s * count / ns;
+    huf_dec d = {words, table, (unsigned)(64 - width), (int)width, c.full, c.first,
+                 c.count, c.offset, order, nused};
+    rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz, bmi2);
+finish:
+    free(lengths);
+    free(table);
+    free(order);
+    free(words);
+    return rc;
+}
+
+/* decode_coded(book u8, data u8, count, alphabet, nstreams, max_length, min_fast, max_fast,
+ * out (w)) -> 0, -1, -2, BAD_CODEBOOK, BAD_KRAFT. */
+static PyObject *huf_decode_coded(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "decode_coded";
+    if (sc_nargs(nargs, 9, fn) < 0) return NULL;
+    int64_t v[6]; /* count, alphabet, nstreams, max_length, min_fast, max_fast */
+    if (ints(args, 2, 6, v) < 0) return NULL;
+    if (v[0] < 0 || v[1] < 1 || v[1] > (1 << 16) || v[3] < 0 || v[3] > 16 || v[4] < 1 ||
+        v[5] > 16 || v[4] > v[5])
+        return bad_arg(fn, "count >= 0, alphabet 1..65536, max_length <= 16 and "
+                           "1 <= min_fast <= max_fast <= 16 required");
+    sc_bufs bufs = {.n = 0};
+    sc_arr book, data, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 1, "book", &book) < 0 ||
+        sc_get(&bufs, args[1], 0, 1, "data", &data) < 0 ||
+        sc_get(&bufs, args[8], 1, 0, "out", &out) < 0)
+        goto done;
+    if (!item_size_ok(out.itemsize)) { bad_arg(fn, "out must have 1, 2, 4 or 8-byte items"); goto done; }
+    if (out.n < v[0]) { bad_arg(fn, "out is smaller than count"); goto done; }
+    int rc, bmi2 = use_bmi2();
+    Py_BEGIN_ALLOW_THREADS
+    rc = decode_coded_impl(book.p, book.n, data.p, data.n, v[0], v[1], v[2], v[3], v[4], v[5],
+                           out.p, (int)out.itemsize, bmi2);
+    Py_END_ALLOW_THREADS
+    if (rc == NO_MEMORY) PyErr_NoMemory();
+    else res = PyLong_FromLong(rc);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- histograms ----------------------------------------------------------------------- */
+
+/* histogram(symbols, alphabet, counts i64 (w)) -> 0, or -1 for a symbol >= alphabet (counted
+ * up to there). */
+SC_INLINE int histogram_body(const void *sym, int64_t n, int64_t alphabet, int64_t *counts,
+                             int isz) {
+    if (isz < 8 && alphabet >= ((int64_t)1 << (8 * isz))) {
+        for (int64_t i = 0; i < n; i++) counts[ld(sym, i, isz)]++;
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t s = ld(sym, i, isz);
+        if (SC_UNLIKELY(s >= (uint64_t)alphabet)) return -1;
+        counts[s]++;
+    }
+    return 0;
+}
+
+static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "histogram";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr sym, counts;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 0, "symbols", &sym) < 0 ||
+        sc_get(&bufs, args[1], 1, 8, "counts", &counts) < 0)
+        goto done;
+    if (!item_size_ok(sym.itemsize) || !aligned8(&counts)) { bad_arg(fn, "bad symbols or counts"); goto done; }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) rc = histogram_body(sym.p, sym.n, counts.n, counts.p, k)
+    HUF_BY_SIZE(sym.itemsize, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    if (rc) bad_arg(fn, "a symbol is outside the alphabet");
+    else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* Common arguments of the value kernels: values (any of 1/2/4/8-byte items), rotate. */
+typedef struct {
+    const void *p;
+    int64_t n;
+    int isz;
+    unsigned rot, width;
+    uint64_t mask;
+} huf_vals;
+
+static int get_vals(sc_bufs *bufs, PyObject *o, PyObject *rot, unsigned width, const char *fn,
+                    huf_vals *v) {
+    sc_arr a;
+    int64_t r;
+    if (sc_get(bufs, o, 0, 0, "values", &a) < 0 || sc_i64(rot, &r) < 0) return -1;
+    if (!item_size_ok(a.itemsize)) {
+        bad_arg(fn, "values must have 1, 2, 4 or 8-byte items");
+        return -1;
+    }
+    if (!width) width = 8 * (unsigned)a.itemsize;
+    if (width < 1 || width > 64 || r < 0 || r >= width) {
+        bad_arg(fn, "rotate must be below the value width (<= 64)");
+        return -1;
+    }
+    v->p = a.p;
+    v->n = a.n;
+    v->isz = (int)a.itemsize;
+    v->rot = (unsigned)r;
+    v->width = width;
+    v->mask = width_mask(width);
+    return 0;
+}
+
+SC_INLINE uint64_t val(const huf_vals *v, int64_t i, int isz) {
+    return rotl(ld(v->p, i, isz) & v->mask, v->rot, v->width, v->mask);
+}
+
+/* top_histogram(values, rotate, width, top, counts (w, 1 << top)). */
+SC_INLINE void top_hist_body(const huf_vals *v, unsigned top, int64_t *counts, int isz) {
+    unsigned sh = v->width - top;
+    uint64_t tm = width_mask(top);
+    for (int64_t i = 0; i < v->n; i++) counts[(val(v, i, isz) >> sh) & tm]++;
+}
+
+static PyObject *huf_top_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "top_histogram";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t width, top;
+    if (sc_i64(args[2], &width) < 0 || sc_i64(args[3], &top) < 0) return NULL;
+    if (width < 1 || width > 64 || top < 1 || top > width || top > 24)
+        return bad_arg(fn, "need 1 <= top <= min(width, 24), width <= 64");
+    sc_bufs bufs = {.n = 0};
+    huf_vals v;
+    sc_arr counts;
+    PyObject *res = NULL;
+    if (get_vals(&bufs, args[0], args[1], (unsigned)width, fn, &v) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "counts", &counts) < 0)
+        goto done;
+    if (counts.n < ((int64_t)1 << top) || !aligned8(&counts)) { bad_arg(fn, "counts too small"); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) top_hist_body(&v, (unsigned)top, counts.p, k)
+    HUF_BY_SIZE(v.isz, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* value_histograms(values, rotate, nplanes, top, planes (w, nplanes x 256), fine (w, 1 <<
+ * top)): the byte planes' histograms and the top field's; top 0 for planes only. The top
+ * plane is summed from the fine histogram when there is one. */
+SC_INLINE void value_hist_body(const huf_vals *v, unsigned nplanes, unsigned top,
+                               int64_t *planes, int64_t *fine, int isz) {
+    unsigned sh = v->width - top;
+    uint64_t tm = width_mask(top);
+    for (int64_t i = 0; i < v->n; i++) {
+        uint64_t x = val(v, i, isz);
+        if (top) fine[(x >> sh) & tm]++;
+        for (unsigned p = top ? 1 : 0; p < nplanes; p++)
+            planes[256 * p + ((x >> (8 * (nplanes - 1 - p))) & 0xFF)]++;
+    }
+    if (top)
+        for (int64_t t = 0; t < ((int64_t)1 << top); t++) planes[t >> (top - 8)] += fine[t];
+}
+
+static PyObject *huf_value_histograms(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "value_histograms";
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    int64_t nplanes, top;
+    if (sc_i64(args[2], &nplanes) < 0 || sc_i64(args[3], &top) < 0) return NULL;
+    if (nplanes < 1 || nplanes > 8 || (top && (top < 8 || top > 8 * nplanes || top > 24)))
+        return bad_arg(fn, "need 1 <= nplanes <= 8 and top 0 or 8..min(8 * nplanes, 24)");
+    sc_bufs bufs = {.n = 0};
+    huf_vals v;
+    sc_arr planes, fine;
+    PyObject *res = NULL;
+    if (get_vals(&bufs, args[0], args[1], 8 * (unsigned)nplanes, fn, &v) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "planes", &planes) < 0 ||
+        sc_get(&bufs, args[5], 1, 8, "fine", &fine) < 0)
+        goto done;
+    if (planes.n < 256 * nplanes || fine.n < ((int64_t)1 << top) - (top == 0) ||
+        !aligned8(&planes) || !aligned8(&fine)) {
+        bad_arg(fn, "planes or fine too small");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) value_hist_body(&v, (unsigned)nplanes, (unsigned)top, planes.p, fine.p, k)
+    HUF_BY_SIZE(v.isz, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
+ * values per step, each counted in its own pair of tables, so that equal neighbours do not
+ * wait on each other's counter update. */
+static int value_hist16(const uint16_t *vals, int64_t n, unsigned r, unsigned top,
+                        int64_t *planes, int64_t *fine) {
+    int64_t size = (int64_t)1 << top;
+    int64_t *fine_b = calloc((size_t)size + 512, sizeof(int64_t));
+    if (!fine_b) return -1;
+    int64_t *low_a = fine_b + size, *low_b = low_a + 256;
+    unsigned sh = 16 - top;
+    for (int64_t i = 0; i + 1 < n; i += 2) {
+        uint32_t v = vals[i], u = vals[i + 1];
+        v = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
+        u = r ? ((u << r) | (u >> (16 - r))) & 0xFFFF : u;
+        fine[v >> sh]++;
+        fine_b[u >> sh]++;
+        low_a[v & 0xFF]++;
+        low_b[u & 0xFF]++;
+    }
+    if (n % 2) {
+        uint32_t v = vals[n - 1];
+        v = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
+        fine[v >> sh]++;
+        low_a[v & 0xFF]++;
+    }
+    for (int64_t t = 0; t < size; t++) {
+        fine[t] += fine_b[t];
+        planes[t >> (top - 8)] += fine[t];
+    }
+    for (int b = 0; b < 256; b++) planes[256 + b] += low_a[b] + low_b[b];
+    free(fine_b);
+    return 0;
+}
+
+static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "value_histograms16";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t rot, top;
+    if (sc_i64(args[1], &rot) < 0 || sc_i64(args[2], &top) < 0) return NULL;
+    if (rot < 0 || rot > 15 || top < 8 || top > 16) return bad_arg(fn, "need rotate 0..15, top 8..16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr vals, planes, fine;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 2, "values", &vals) < 0 ||
+        sc_get(&bufs, args[3], 1, 8, "planes", &planes) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "fine", &fine) < 0)
+        goto done;
+    if (planes.n < 512 || fine.n < ((int64_t)1 << top) || !aligned8(&planes) ||
+        !aligned8(&fine) || ((uintptr_t)vals.p & 1)) {
+        bad_arg(fn, "planes or fine too small, or unaligned arrays");
+        goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = value_hist16(vals.p, vals.n, (unsigned)rot, (unsigned)top, planes.p, fine.p);
+    Py_END_ALLOW_THREADS
+    if (rc) PyErr_NoMemory();
+    else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- byte planes ---------------------------------------------------------------------- */
+
+/* split_planes(values, rotate, planes (w, nplanes rows of `stride` bytes), nplanes, stride):
+ * plane p holds byte nplanes - 1 - p (most significant first) of each rotated value. */
+SC_INLINE void split_planes_body(const huf_vals *v, uint8_t *planes, unsigned nplanes,
+                                 int64_t stride, int isz) {
+    for (int64_t i = 0; i < v->n; i++) {
+        uint64_t x = val(v, i, isz);
+        for (unsigned p = 0; p < nplanes; p++)
+            planes[p * stride + i] = (uint8_t)(x >> (8 * (nplanes - 1 - p)));
+    }
+}
+
+SC_INLINE void join_planes_body(const uint8_t *planes, unsigned nplanes, int64_t stride,
+                                unsigned rot, void *out, int64_t n, int isz) {
+    unsigned width = 8 * nplanes;
+    uint64_t mask = width_mask(width);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        for (unsigned p = 0; p < nplanes; p++) x = (x << 8) | planes[p * stride + i];
+        st(out, i, isz, rotr(x, rot, width, mask));
+    }
+}
+
+static PyObject *huf_split_planes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "split_planes";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t nplanes, stride;
+    if (sc_i64(args[3], &nplanes) < 0 || sc_i64(args[4], &stride) < 0) return NULL;
+    if (nplanes < 1 || nplanes > 8) return bad_arg(fn, "nplanes must be 1..8");
+    sc_bufs bufs = {.n = 0};
+    huf_vals v;
+    sc_arr planes;
+    PyObject *res = NULL;
+    if (get_vals(&bufs, args[0], args[1], 8 * (unsigned)nplanes, fn, &v) < 0 ||
+        sc_get(&bufs, args[2], 1, 1, "planes", &planes) < 0)
+        goto done;
+    if (stride < v.n || planes.n < nplanes * stride) { bad_arg(fn, "planes too small"); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) split_planes_body(&v, planes.p, (unsigned)nplanes, stride, k)
+    HUF_BY_SIZE(v.isz, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* join_planes(planes u8, rotate, out (w), nplanes, stride). */
+static PyObject *huf_join_planes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "join_planes";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t rot, nplanes, stride;
+    if (sc_i64(args[1], &rot) < 0 || sc_i64(args[3], &nplanes) < 0 || sc_i64(args[4], &stride) < 0)
+        return NULL;
+    if (nplanes < 1 || nplanes > 8 || rot < 0 || rot >= 8 * nplanes)
+        return bad_arg(fn, "nplanes must be 1..8, rotate below 8 * nplanes");
+    sc_bufs bufs = {.n = 0};
+    sc_arr planes, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 1, "planes", &planes) < 0 ||
+        sc_get(&bufs, args[2], 1, 0, "out", &out) < 0)
+        goto done;
+    if (!item_size_ok(out.itemsize) || stride < out.n || planes.n < nplanes * stride) {
+        bad_arg(fn, "planes too small or out of an unsupported item size");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) join_planes_body(planes.p, (unsigned)nplanes, stride, (unsigned)rot, out.p, out.n, k)
+    HUF_BY_SIZE(out.itemsize, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* ---- top fields and packed low bits --------------------------------------------------- */
+
+/* split_fields(values, rotate, width, top, syms u16 (w), low u64 (w)): the top `top` bits of
+ * each rotated value to syms, the other lb = width - top bits MSB-first at bit i * lb of the
+ * native words `low`. */
+SC_INLINE void split_fields_body(const huf_vals *v, unsigned top, uint16_t *syms,
+                                 uint64_t *low, int isz) {
+    unsigned lb = v->width - top;
+    uint64_t lmask = width_mask(lb), acc = 0;
+    unsigned nacc = 0;
+    int64_t q = 0;
+    for (int64_t i = 0; i < v->n; i++) {
+        uint64_t x = val(v, i, isz);
+        syms[i] = (uint16_t)(lb < 64 ? x >> lb : 0);
+        uint64_t c = x & lmask;
+        if (nacc + lb <= 64) {
+            acc = (acc << lb) | c;
+            nacc += lb;
+        } else {
+            unsigned rest = lb - (64 - nacc);
+            low[q++] = (acc << (64 - nacc)) | (c >> rest);
+            acc = c & (((uint64_t)1 << rest) - 1);
+            nacc = rest;
+        }
+    }
+    if (nacc > 0) low[q] = acc << (64 - nacc);
+}
+
+static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "split_fields";
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    int64_t width, top;
+    if (sc_i64(args[2], &width) < 0 || sc_i64(args[3], &top) < 0) return NULL;
+    if (width < 2 || width > 64 || top < 1 || top > 16 || top >= width)
+        return bad_arg(fn, "need 1 <= top <= 16, top < width <= 64");
+    sc_bufs bufs = {.n = 0};
+    huf_vals v;
+    sc_arr syms, low;
+    PyObject *res = NULL;
+    if (get_vals(&bufs, args[0], args[1], (unsigned)width, fn, &v) < 0 ||
+        sc_get(&bufs, args[4], 1, 2, "syms", &syms) < 0 ||
+        sc_get(&bufs, args[5], 1, 8, "low", &low) < 0)
+        goto done;
+    if (syms.n < v.n || low.n < (v.n * (width - top) + 63) / 64 || !aligned8(&low) ||
+        ((uintptr_t)syms.p & 1)) {
+        bad_arg(fn, "syms or low too small, or unaligned");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) split_fields_body(&v, (unsigned)top, syms.p, low.p, k)
+    HUF_BY_SIZE(v.isz, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* join_fields(syms u16, low u64, rotate, width, top, out (w)): inverse of split_fields. */
+SC_INLINE void join_fields_body(const uint16_t *syms, const uint64_t *low, unsigned rot,
+                                unsigned width, unsigned top, void *out, int64_t n, int isz) {
+    unsigned lb = width - top;
+    uint64_t lmask = width_mask(lb), mask = width_mask(width), acc = 0;
+    unsigned nacc = 0;
+    int64_t q = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t fld;
+        if (nacc >= lb) {
+            nacc -= lb;
+            fld = nacc < 64 ? (acc >> nacc) & lmask : 0;
+        } else {
+            uint64_t nxt = low[q++];
+            unsigned need = lb - nacc;
+            fld = ((acc << need) | (nxt >> (64 - need))) & lmask;
+            acc = nxt;
+            nacc = 64 - need;
+        }
+        uint64_t x = (((uint64_t)syms[i] << lb) | fld) & mask;
+        st(out, i, isz, rotr(x, rot, width, mask));
+    }
+}
+
+static PyObject *huf_join_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "join_fields";
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    int64_t rot, width, top;
+    if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &width) < 0 || sc_i64(args[4], &top) < 0)
+        return NULL;
+    if (width < 2 || width > 64 || top < 1 || top > 16 || top >= width || rot < 0 || rot >= width)
+        return bad_arg(fn, "need 1 <= top <= 16, top < width <= 64, rotate < width");
+    sc_bufs bufs = {.n = 0};
+    sc_arr syms, low, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 2, "syms", &syms) < 0 ||
+        sc_get(&bufs, args[1], 0, 8, "low", &low) < 0 ||
+        sc_get(&bufs, args[5], 1, 0, "out", &out) < 0)
+        goto done;
+    if (!item_size_ok(out.itemsize) || syms.n < out.n ||
+        low.n < (out.n * (width - top) + 63) / 64 || !aligned8(&low) || ((uintptr_t)syms.p & 1)) {
+        bad_arg(fn, "syms or low too small for out, or unaligned");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+#define CALL(k) join_fields_body(syms.p, low.p, (unsigned)rot, (unsigned)width, (unsigned)top, out.p, out.n, k)
+    HUF_BY_SIZE(out.itemsize, CALL)
+#undef CALL
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* join_fields16: 16-bit values whose low field has lb = 16 - top <= 8 bits; `low` is the raw
+ * bytes of the packed fields (MSB-first), `out` may be `syms`. Eight values' fields take lb
+ * whole bytes, so each block of 8 is one vector step with no bit reader carried from value
+ * to value: a 16-byte load at byte 8j*lb/8, a byte shuffle putting each field's two bytes in
+ * its 16-bit lane, a multiply (a per-lane left shift) and a right shift cutting the field
+ * out, the join with the top fields and the rotation. The scalar twin reads byte pairs. */
+
+/* Values [from, n) one at a time. */
+static void join16_scalar(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsigned rot,
+                          unsigned lb, uint16_t *out, int64_t from, int64_t n) {
+    uint32_t lmask = (1u << lb) - 1;
+    for (int64_t i = from; i < n; i++) {
+        int64_t pos = i * lb, at = pos >> 3;
+        uint32_t pair = (uint32_t)low[at] << 8;
+        if (at + 1 < nlow) pair |= low[at + 1];
+        uint32_t fld = (pair >> (16 - lb - (pos & 7))) & lmask;
+        uint32_t v = ((uint32_t)syms[i] << lb) | fld;
+        out[i] = (uint16_t)(((v >> rot) | (v << (16 - rot))) & 0xFFFF);
+    }
+}
+
+#if SC_X86
+/* The shuffle (pairs of bytes, high byte of each field first) and the per-lane multipliers. */
+static void join16_consts(unsigned lb, uint8_t pick[16], uint16_t mul[8]) {
+    for (unsigned k = 0; k < 8; k++) {
+        pick[2 * k] = (uint8_t)(k * lb / 8 + 1);
+        pick[2 * k + 1] = (uint8_t)(k * lb / 8);
+        mul[k] = (uint16_t)(1u << (k * lb % 8));
+    }
+}
+
+SC_TARGET("ssse3") SC_INLINE __m128i join8(__m128i raw, __m128i top, __m128i pick, __m128i mul,
+                                           __m128i cut, __m128i lbv, __m128i rr, __m128i rl) {
+    __m128i fld = _mm_srl_epi16(_mm_mullo_epi16(_mm_shuffle_epi8(raw, pick), mul), cut);
+    __m128i v = _mm_or_si128(_mm_sll_epi16(top, lbv), fld);
+    return _mm_or_si128(_mm_srl_epi16(v, rr), _mm_sll_epi16(v, rl));
+}
+
+/* Blocks of 8 values from block `from`; returns the values done. */
+SC_TARGET("ssse3") static int64_t join16_ssse3(const uint16_t *syms, const uint8_t *low,
+                                               int64_t nlow, unsigned rot, unsigned lb,
+                                               uint16_t *out, int64_t n, int64_t from) {
+    int64_t nblocks = nlow >= 16 ? (nlow - 16) / lb + 1 : 0;
+    if (nblocks > n / 8) nblocks = n / 8;
+    uint8_t pick_b[16];
+    uint16_t mul_b[8];
+    join16_consts(lb, pick_b, mul_b);
+    __m128i pick = _mm_loadu_si128((const __m128i *)pick_b);
+    __m128i mul = _mm_loadu_si128((const __m128i *)mul_b);
+    __m128i cut = _mm_cvtsi32_si128(16 - (int)lb), lbv = _mm_cvtsi32_si128((int)lb);
+    __m128i rr = _mm_cvtsi32_si128((int)rot), rl = _mm_cvtsi32_si128(16 - (int)rot);
+    for (int64_t j = from / 8; j < nblocks; j++) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)(low + j * lb));
+        __m128i top = _mm_loadu_si128((const __m128i *)(syms + 8 * j));
+        _mm_storeu_si128((__m128i *)(out + 8 * j), join8(raw, top, pick, mul, cut, lbv, rr, rl));
+    }
+    return nblocks > from / 8 ? 8 * nblocks : from;
+}
+
+/* Blocks of 16 values (two blocks of 8, one per 128-bit lane), then the SSSE3 step. */
+SC_TARGET("avx2") static int64_t join16_avx2(const uint16_t *syms, const uint8_t *low,
+                                             int64_t nlow, unsigned rot, unsigned lb,
+                                             uint16_t *out, int64_t n) {
+    int64_t nb = nlow >= 16 + (int64_t)lb ? (nlow - 16 - lb) / (2 * lb) + 1 : 0;
+    if (nb > n / 16) nb = n / 16;
+    uint8_t pick_b[16];
+    uint16_t mul_b[8];
+    join16_consts(lb, pick_b, mul_b);
+    __m256i pick = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pick_b));
+    __m256i mul = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mul_b));
+    __m128i cut = _mm_cvtsi32_si128(16 - (int)lb), lbv = _mm_cvtsi32_si128((int)lb);
+    __m128i rr = _mm_cvtsi32_si128((int)rot), rl = _mm_cvtsi32_si128(16 - (int)rot);
+    for (int64_t j = 0; j < nb; j++) {
+        const uint8_t *b = low + 2 * j * lb;
+        __m256i raw = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b)),
+            _mm_loadu_si128((const __m128i *)(b + lb)), 1);
+        __m256i top = _mm256_loadu_si256((const __m256i *)(syms + 16 * j));
+        __m256i fld = _mm256_srl_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(raw, pick), mul), cut);
+        __m256i v = _mm256_or_si256(_mm256_sll_epi16(top, lbv), fld);
+        v = _mm256_or_si256(_mm256_srl_epi16(v, rr), _mm256_sll_epi16(v, rl));
+        _mm256_storeu_si256((__m256i *)(out + 16 * j), v);
+    }
+    return join16_ssse3(syms, low, nlow, rot, lb, out, n, 16 * nb);
+}
+#endif
+
+static void join16(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsigned rot,
+                   unsigned lb, uint16_t *out, int64_t n, int level) {
+    int64_t done = 0;
+#if SC_X86 && HUF_LE
+    if (level >= SC_SIMD_AVX2) done = join16_avx2(syms, low, nlow, rot, lb, out, n);
+    else if (level >= SC_SIMD_SSSE3) done = join16_ssse3(syms, low, nlow, rot, lb, out, n, 0);
+#endif
+    join16_scalar(syms, low, nlow, rot, lb, out, done, n);
+}
+
+/* join_fields16(syms u16, low u8, rotate, top, out u16 (w)). */
+static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "join_fields16";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t rot, top;
+    if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0) return NULL;
+    if (top < 8 || top > 15 || rot < 0 || rot > 15) return bad_arg(fn, "need top 8..15 and rotate 0..15");
+    sc_bufs bufs = {.n = 0};
+    sc_arr syms, low, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 2, "syms", &syms) < 0 ||
+        sc_get(&bufs, args[1], 0, 1, "low", &low) < 0 ||
+        sc_get(&bufs, args[4], 1, 2, "out", &out) < 0)
+        goto done;
+    unsigned lb = 16 - (unsigned)top;
+    if (syms.n < out.n || 8 * low.n < out.n * (int64_t)lb || ((uintptr_t)syms.p & 1) ||
+        ((uintptr_t)out.p & 1)) {
+        bad_arg(fn, "syms or low too small for out, or unaligned");
+        goto done;
+    }
+    int level = sc_simd;
+    Py_BEGIN_ALLOW_THREADS
+    join16(syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+#define HUF_FN(name) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, NULL}
+
 PyMethodDef sc_huffman_methods[] = {
+    HUF_FN(huf_encode_streams),
+    HUF_FN(huf_canonical_codes),
+    HUF_FN(huf_code_lengths),
+    HUF_FN(huf_huffman_cost),
+    HUF_FN(huf_decode_coded_width),
+    HUF_FN(huf_build_decoder),
+    HUF_FN(huf_decode_streams),
+    HUF_FN(huf_decode_coded),
+    HUF_FN(huf_histogram),
+    HUF_FN(huf_top_histogram),
+    HUF_FN(huf_value_histograms),
+    HUF_FN(huf_value_histograms16),
+    HUF_FN(huf_split_planes),
+    HUF_FN(huf_join_planes),
+    HUF_FN(huf_split_fields),
+    HUF_FN(huf_join_fields),
+    HUF_FN(huf_join_fields16),
     {NULL, NULL, 0, NULL},
 };
