@@ -17,9 +17,9 @@ from setuptools import Extension, setup
 HERE = Path(__file__).parent
 KERNELS = Path("src", "sparsecodecs", "kernels")
 
-compile_args = ["-std=c11", "-O3", "-fno-strict-aliasing", "-Wall", "-Wextra",
+compile_args = ["-std=c11", "-O3", "-pthread", "-fno-strict-aliasing", "-Wall", "-Wextra",
                 "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
-link_args: list[str] = []
+link_args: list[str] = ["-pthread"]
 if os.environ.get("SPARSECODECS_SANITIZE") == "address":
     flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
              "-fno-omit-frame-pointer", "-g", "-O1"]

@@ -2,9 +2,38 @@
  * chooses the SIMD level once, at import. */
 #include "native.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 int sc_simd = SC_SIMD_SCALAR;
+
+typedef struct {
+    void (*fn)(void *ctx, int i);
+    void *ctx;
+    int i;
+} sc_part;
+
+static void *sc_run_part(void *arg) {
+    sc_part *p = arg;
+    p->fn(p->ctx, p->i);
+    return NULL;
+}
+
+void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
+    pthread_t tid[SC_MAX_THREADS];
+    sc_part part[SC_MAX_THREADS];
+    int started[SC_MAX_THREADS] = {0};
+    if (n > SC_MAX_THREADS) n = SC_MAX_THREADS;
+    for (int i = 1; i < n; i++) {
+        part[i] = (sc_part){fn, ctx, i};
+        started[i] = pthread_create(&tid[i], NULL, sc_run_part, &part[i]) == 0;
+    }
+    fn(ctx, 0);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(tid[i], NULL);
+        else fn(ctx, i);
+    }
+}
 
 static int cpu_level(void) {
 #if SC_X86
