@@ -120,3 +120,56 @@ def test_checkpoint_threads(tmp_path: Path) -> None:
                      "--threads", "2", "--no-progress"]) == 0
     assert (tmp_path / "cli.safetensors").read_bytes() == (
         tmp_path / "back1.safetensors").read_bytes()
+
+
+# -- the threaded Huffman decoder --------------------------------------------------------------
+
+
+def _coded(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols, codebook bytes, bits bytes) of ``count`` skewed 12-bit symbols."""
+    from sparsecodecs.codecs import _huffman as huff
+
+    rng = np.random.default_rng(seed)
+    syms = np.minimum(rng.geometric(0.02, count), 4095).astype(np.uint16)
+    book, bits = huff.encode_symbols(syms, 4096, "s", "values")
+    as_u8 = [np.frombuffer(memoryview(s.data).cast("B"), np.uint8) for s in (book, bits)]
+    return syms, as_u8[0], as_u8[1].copy()
+
+
+def _decode(book: np.ndarray, bits: np.ndarray, count: int, threads: int) -> tuple[int, bytes]:
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    out = np.zeros(count, np.uint16)
+    rc = hk.decode_coded(book, bits, count, 4096, 4, huff.MAX_LENGTH, huff.FAST_BITS,
+                         huff.MAX_FAST_BITS, out, threads)
+    return rc, out.tobytes()
+
+
+@pytest.mark.parametrize("count", [2 * 65536, 4 * 65536 + 3])
+def test_threaded_streams_decode_the_same_symbols(count: int) -> None:
+    syms, book, bits = _coded(count, count)
+    for threads in (1, 2, 3, 4, 8):
+        rc, got = _decode(book, bits, count, threads)
+        assert rc == 0 and got == syms.tobytes(), threads
+
+
+def test_threaded_streams_refuse_what_one_thread_refuses() -> None:
+    """Mangled streams (bytes overwritten in each stream, the end cut short) are refused with
+    every thread count whenever one thread refuses them, and never decode differently."""
+    count = 4 * 65536
+    _, book, bits = _coded(count, 7)
+    rng = np.random.default_rng(3)
+    refused = 0
+    for trial in range(40):
+        bad = bits.copy()
+        at = rng.integers(0, bad.size, 1 + trial % 3)
+        bad[at] ^= rng.integers(1, 256, at.size).astype(np.uint8)
+        one = _decode(book, bad, count, 1)
+        refused += one[0] != 0
+        for threads in (2, 4):
+            many = _decode(book, bad, count, threads)
+            assert (many[0] != 0) == (one[0] != 0), (trial, threads)
+            if one[0] == 0:
+                assert many[1] == one[1]
+    assert refused  # some mangled streams were refused, so the comparison above meant something

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..registry import FrameLayoutError, Section, SectionReader
+from ..registry import FrameLayoutError, Section, SectionReader, decode_threads
 
 __all__ = [
     "HuffmanTable",
@@ -290,7 +290,7 @@ def decode_symbols(
     if count <= 8 * data.size:  # checked before allocating: every code is at least one bit
         out: np.ndarray = np.empty(count, dtype)
         rc = hk.decode_coded(book, data, count, alphabet, _nstreams(count), MAX_LENGTH,
-                             FAST_BITS, MAX_FAST_BITS, out)
+                             FAST_BITS, MAX_FAST_BITS, out, decode_threads())
         if rc == 0:
             return out
     _decode_checked(sections, name, count, alphabet, dtype)

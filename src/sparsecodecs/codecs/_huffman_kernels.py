@@ -190,7 +190,8 @@ def decode_streams(words: np.ndarray, starts: np.ndarray, limits: np.ndarray,
 
 
 def decode_coded(book: np.ndarray, data: np.ndarray, count: int, alphabet: int, nstreams: int,
-                 max_length: int, min_fast: int, max_fast: int, out: np.ndarray) -> int:
+                 max_length: int, min_fast: int, max_fast: int, out: np.ndarray,
+                 threads: int = 1) -> int:
     """Decode one coded stream, codebook to symbols, in one call: ``out`` (``count`` items).
 
     ``book`` and ``data`` are the raw bytes of the ``.codebook`` and ``.bits`` sections (see
@@ -199,9 +200,12 @@ def decode_coded(book: np.ndarray, data: np.ndarray, count: int, alphabet: int, 
     makes it (``min_fast`` .. ``max_fast`` bits). The caller must have checked
     ``count <= 8 * data.size`` before allocating ``out``. Returns 0, -1 (a bit pattern matches
     no code), -2 (a stream ends early), :data:`BAD_CODEBOOK` or :data:`BAD_KRAFT`.
+
+    ``threads`` > 1 lets a large section (128K symbols and more, four streams) decode in two or
+    four parts side by side, each part a pair of streams or one stream: the same symbols.
     """
     rc: int = _native.huf_decode_coded(book, data, count, alphabet, nstreams, max_length,
-                                       min_fast, max_fast, out)
+                                       min_fast, max_fast, out, threads)
     return rc
 
 

@@ -757,6 +757,120 @@ static int decode_any(const huf_dec *d, const int64_t *starts, const int64_t *li
     return decode_plain(d, starts, limits, bounds, ns, out, isz);
 }
 
+/* Streams s0 and s0 + 1 in lockstep (a batch of each per round), then their tails: what a
+ * thread of a threaded decode runs on its half of a four-stream block (decode_split). Two
+ * independent look-up chains instead of four: each thread runs a little slower than the
+ * one-thread decoder per symbol, but two run at once. */
+SC_INLINE int decode_two(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                         const int64_t *bounds, void *out, int isz) {
+    int64_t p0 = starts[0], p1 = starts[1], o0 = bounds[0], o1 = bounds[1];
+    const int64_t e0 = bounds[1], e1 = bounds[2], l0 = limits[0], l1 = limits[1];
+    for (;;) {
+        int64_t room = e0 - o0 < e1 - o1 ? e0 - o0 : e1 - o1;
+        int64_t batches = room / 8;
+        if (batches == 0) break;
+        for (; batches > 0; batches--) {
+            if (!batch4(d, &p0, &o0, out, isz) || !batch4(d, &p1, &o1, out, isz)) return -1;
+            if ((p0 > l0) | (p1 > l1)) return -2;
+        }
+    }
+    int rc = decode_rest(d, p0, l0, o0, e0, out, isz);
+    return rc ? rc : decode_rest(d, p1, l1, o1, e1, out, isz);
+}
+
+static int decode_two_plain(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                            const int64_t *bounds, void *out, int isz) {
+    int rc = 0;
+#define CALL(k) rc = decode_two(d, starts, limits, bounds, out, k)
+    HUF_BY_SIZE(isz, CALL)
+    return rc;
+}
+
+#if SC_X86
+SC_TARGET("bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t *starts,
+                                             const int64_t *limits, const int64_t *bounds,
+                                             void *out, int isz) {
+    int rc = 0;
+    HUF_BY_SIZE(isz, CALL)
+    return rc;
+}
+#endif
+#undef CALL
+
+/* A threaded decode of one coded section: part i byte-swaps its own streams' words, then
+ * (after every part has) decodes them. With two parts and four streams each part takes two streams in lockstep
+ * (decode_two); with four parts, one stream each. */
+typedef struct {
+    const huf_dec *d;
+    const uint8_t *data;
+    uint64_t *words;
+    const int64_t *starts, *bounds;
+    int64_t ns, per;
+    void *out;
+    int isz, bmi2;
+    int rc[SC_MAX_THREADS];
+} huf_split;
+
+static void swap_words(const uint8_t *data, uint64_t *words, int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; i++) {
+        uint64_t v;
+        memcpy(&v, data + 8 * i, 8);
+#if HUF_LE
+        v = __builtin_bswap64(v);
+#endif
+        words[i] = v;
+    }
+}
+
+/* Part i of the byte swap: its streams' words. All of it is done before any part decodes:
+ * a batch near a stream's end reads the next stream's first words (and ignores their bits,
+ * or the overrun check refuses the stream), which another part would still be writing. */
+static void swap_part(void *ctx, int i) {
+    huf_split *t = ctx;
+    int64_t s0 = i * t->per, s1 = s0 + t->per;
+    swap_words(t->data, t->words, t->starts[s0] / 64, t->starts[s1] / 64);
+}
+
+static void decode_part(void *ctx, int i) {
+    huf_split *t = ctx;
+    int64_t s0 = i * t->per;
+    const int64_t *st_ = t->starts + s0, *li = t->starts + s0 + 1, *bo = t->bounds + s0;
+    int rc;
+    if (t->per == 2) {
+#if SC_X86
+        if (t->bmi2) rc = decode_two_bmi2(t->d, st_, li, bo, t->out, t->isz);
+        else
+#endif
+        rc = decode_two_plain(t->d, st_, li, bo, t->out, t->isz);
+    } else {
+        rc = decode_any(t->d, st_, li, bo, t->per, t->out, t->isz, t->bmi2);
+    }
+    t->rc[i] = rc;
+}
+
+/* The first failure in stream order, or 0. (The Python layer re-reads a refused section with
+ * its checked reader for the message, so which failure is reported does not matter.) */
+static int decode_split(const huf_dec *d, const uint8_t *data, uint64_t *words,
+                        const int64_t *starts, const int64_t *bounds, int64_t ns, void *out,
+                        int isz, int bmi2, int parts) {
+    huf_split t = {d, data, words, starts, bounds, ns, ns / parts, out, isz, bmi2, {0}};
+    sc_parallel(parts, swap_part, &t);
+    sc_parallel(parts, decode_part, &t);
+    for (int i = 0; i < parts; i++)
+        if (t.rc[i]) return t.rc[i];
+    return 0;
+}
+
+/* How many parts a section of `count` symbols in `ns` streams is decoded in: one unless more
+ * threads are allowed, the streams split evenly (2 or 4 parts of a four-stream section) and
+ * each part has enough symbols to pay for a thread (~30 us to start and join, against
+ * ~1 ns a symbol: 64K symbols a part). */
+static int decode_parts_for(int64_t count, int64_t ns, int threads) {
+    if (threads <= 1 || ns < 2 || count < 2 * 65536) return 1;
+    int parts = threads >= 4 && ns % 4 == 0 && count >= 4 * 65536 ? 4 : 2;
+    return ns % parts ? 1 : parts;
+}
+
 /* decode_streams(words u64, starts, limits, bounds (i64), table u64, width, first, count,
  * offset (i64 x 17), order u16, full, out (w)) -> 0, -1 or -2. Everything is checked on entry:
  * the tables may come from anywhere, the words must have 4 padding words after the last
@@ -834,7 +948,7 @@ SC_INLINE uint64_t le(const uint8_t *b, int n) {
 static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data, int64_t dsize,
                              int64_t count, int64_t alphabet, int64_t nstreams,
                              int64_t max_length, int64_t min_fast, int64_t max_fast, void *out,
-                             int isz, int bmi2) {
+                             int isz, int bmi2, int threads) {
     if (n < 5) return BAD_CODEBOOK;
     int fmt = book[0];
     int64_t used = (int64_t)le(book + 1, 4), end;
@@ -897,22 +1011,18 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     words = malloc((size_t)(nwords + 4) * sizeof(uint64_t));
     if (!table || !order || !words) goto finish;
     code_tables(lengths, alphabet, &c, (int)width, table, order);
-    for (int64_t i = 0; i < nwords; i++) {
-        uint64_t v;
-        memcpy(&v, data + 8 * i, 8);
-#if HUF_LE
-        v = __builtin_bswap64(v);
-#else
-        (void)0;
-#endif
-        words[i] = v;
-    }
     memset(words + nwords, 0, 4 * sizeof(uint64_t));
     int64_t bounds[65];
     for (int64_t s = 0; s <= ns; s++) bounds[s] = s * count / ns;
     huf_dec d = {words, table, (unsigned)(64 - width), (int)width, c.full, c.first,
                  c.count, c.offset, order, nused};
-    rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz, bmi2);
+    int parts = decode_parts_for(count, ns, threads);
+    if (parts > 1) {
+        rc = decode_split(&d, data, words, starts, bounds, ns, out, isz, bmi2, parts);
+    } else {
+        swap_words(data, words, 0, nwords);
+        rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz, bmi2);
+    }
 finish:
     free(lengths);
     free(table);
@@ -922,9 +1032,16 @@ finish:
 }
 
 /* decode_coded(book u8, data u8, count, alphabet, nstreams, max_length, min_fast, max_fast,
- * out (w)) -> 0, -1, -2, BAD_CODEBOOK, BAD_KRAFT. */
+ * out (w)[, threads]) -> 0, -1, -2, BAD_CODEBOOK, BAD_KRAFT. */
 static PyObject *huf_decode_coded(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "decode_coded";
+    int64_t threads = 1;
+    if (nargs == 10) {
+        if (sc_i64(args[9], &threads) < 0) return NULL;
+        if (threads < 1) return bad_arg(fn, "threads must be >= 1");
+        if (threads > SC_MAX_THREADS) threads = SC_MAX_THREADS;
+        nargs = 9;
+    }
     if (sc_nargs(nargs, 9, fn) < 0) return NULL;
     int64_t v[6]; /* count, alphabet, nstreams, max_length, min_fast, max_fast */
     if (ints(args, 2, 6, v) < 0) return NULL;
@@ -944,7 +1061,7 @@ static PyObject *huf_decode_coded(PyObject *self, PyObject *const *args, Py_ssiz
     int rc, bmi2 = use_bmi2();
     Py_BEGIN_ALLOW_THREADS
     rc = decode_coded_impl(book.p, book.n, data.p, data.n, v[0], v[1], v[2], v[3], v[4], v[5],
-                           out.p, (int)out.itemsize, bmi2);
+                           out.p, (int)out.itemsize, bmi2, (int)threads);
     Py_END_ALLOW_THREADS
     if (rc == NO_MEMORY) PyErr_NoMemory();
     else res = PyLong_FromLong(rc);
