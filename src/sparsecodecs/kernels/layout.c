@@ -843,25 +843,122 @@ done:
     return res;
 }
 
-/* 2:4, three codes per byte (lut 256 x 3, codes < 6 checked once), one word per group. */
-SC_INLINE void nm24_body(const uint8_t *restrict packed, const uint16_t *restrict lut, Py_ssize_t ngroups,
-                         const uint64_t *restrict sh, const void *restrict v, void *restrict out, Py_ssize_t size,
-                         Py_ssize_t wsize) {
+/* 2:4, three codes per byte (lut 256 x 3, codes < 6 checked once), one word per group, from
+ * packed byte w0 on. */
+SC_INLINE void nm24_body(const uint8_t *restrict packed, const uint16_t *restrict lut,
+                         Py_ssize_t ngroups, const uint64_t *restrict sh, const void *restrict v,
+                         void *restrict out, Py_ssize_t size, Py_ssize_t wsize, Py_ssize_t w0) {
     Py_ssize_t nfull = ngroups / 3;
-    for (Py_ssize_t w = 0; w < nfull; w++) {
+#define NM24_GROUP(g, c) \
+    st(out, wsize, g, (ld(v, size, 2 * (g)) << sh[2 * (c)]) | (ld(v, size, 2 * (g) + 1) << sh[2 * (c) + 1]))
+    for (Py_ssize_t w = w0; w < nfull; w++) {
         const uint16_t *row = lut + 3 * packed[w];
+        unsigned c0 = row[0], c1 = row[1], c2 = row[2];
         Py_ssize_t g = 3 * w;
-        for (int j = 0; j < 3; j++) {
-            unsigned c = row[j];
-            st(out, wsize, g + j, (ld(v, size, 2 * (g + j)) << sh[2 * c]) |
-                                      (ld(v, size, 2 * (g + j) + 1) << sh[2 * c + 1]));
-        }
+        NM24_GROUP(g, c0);
+        NM24_GROUP(g + 1, c1);
+        NM24_GROUP(g + 2, c2);
     }
     for (Py_ssize_t g = 3 * nfull; g < ngroups; g++) {
         unsigned c = lut[3 * packed[nfull] + (g - 3 * nfull)];
-        st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
+        NM24_GROUP(g, c);
     }
+#undef NM24_GROUP
 }
+
+/* Byte-shuffle controls of the 16-bit 2:4 compose kernels. They are built once (under the
+ * GIL) for the library's own tables: lexicographic 2:4 codes (positions (0,1), (0,2), (0,3),
+ * (1,2), (1,3), (2,3)), shifts of 16 bits per position, three base-6 digits per byte. Called
+ * with other tables, the kernels take their scalar path; tables never change once built, so
+ * threads running the kernels without the GIL never see them move. */
+static const uint64_t c24_canon_sh[12] = {0, 16, 0, 32, 0, 48, 16, 32, 16, 48, 32, 48};
+static uint8_t c24_lo[256][16] __attribute__((aligned(16)));
+static uint8_t c24_hi[256][16] __attribute__((aligned(16)));
+static uint8_t c2_ctl[36][16] __attribute__((aligned(16)));
+static uint16_t c24_canon_lut[256 * 3];
+static int c24_built = 0;
+
+static void c24_build(void) {
+    if (c24_built) return;
+    const uint64_t *sh = c24_canon_sh;
+    for (int b = 0; b < 256; b++) {
+        uint8_t ctl[32];
+        memset(ctl, 0x80, sizeof ctl);
+        int digits = b;
+        for (int j = 0; j < 3; j++, digits /= 6) {
+            unsigned c = (unsigned)(digits % 6);
+            c24_canon_lut[3 * b + j] = (uint16_t)c;
+            for (int t = 0; t < 2; t++) {
+                int o = 8 * j + (int)(sh[2 * c + t] / 8);
+                ctl[o] = (uint8_t)(2 * (2 * j + t));
+                ctl[o + 1] = (uint8_t)(2 * (2 * j + t) + 1);
+            }
+        }
+        memcpy(c24_lo[b], ctl, 16);
+        memcpy(c24_hi[b], ctl + 16, 16);
+    }
+    for (int c0 = 0; c0 < 6; c0++)
+        for (int c1 = 0; c1 < 6; c1++) {
+            uint8_t *ctl = c2_ctl[c0 * 6 + c1];
+            memset(ctl, 0x80, 16);
+            for (int h = 0; h < 2; h++)
+                for (int t = 0; t < 2; t++) {
+                    int o = 8 * h + (int)(sh[2 * (h ? c1 : c0) + t] / 8);
+                    ctl[o] = (uint8_t)(2 * (2 * h + t));
+                    ctl[o + 1] = (uint8_t)(2 * (2 * h + t) + 1);
+                }
+        }
+    c24_built = 1;
+}
+
+/* Whether (lut, shifts) are the library's 2:4 tables the shuffle controls were built for. */
+static int c24_tables(const uint16_t *lut, const uint64_t *sh) {
+    c24_build();
+    return !memcmp(sh, c24_canon_sh, sizeof c24_canon_sh) &&
+           !memcmp(lut, c24_canon_lut, sizeof c24_canon_lut);
+}
+
+static int c2_tables(const uint64_t *sh, Py_ssize_t ncodes) {
+    c24_build();
+    return ncodes == 6 && !memcmp(sh, c24_canon_sh, sizeof c24_canon_sh);
+}
+
+#if SC_X86
+/* 2:4 of 16-bit values, three groups (one packed byte, 12 value bytes) by two pshufb: groups
+ * 3w, 3w+1 in one 16-byte store, 3w+2 in an 8-byte one. Loads 16 value bytes, so stops where
+ * fewer are left; returns the packed byte the scalar twin goes on from. */
+SC_TARGET("ssse3") static Py_ssize_t nm24_ssse3(const uint8_t *restrict packed,
+                                                Py_ssize_t ngroups, const uint16_t *restrict v,
+                                                Py_ssize_t nv, uint64_t *restrict out) {
+    Py_ssize_t nfull = ngroups / 3, w = 0;
+    for (; w < nfull && 6 * w + 8 <= nv; w++) {
+        unsigned b = packed[w];
+        __m128i src = _mm_loadu_si128((const __m128i *)(v + 6 * w));
+        __m128i lo = _mm_shuffle_epi8(src, _mm_load_si128((const __m128i *)c24_lo[b]));
+        __m128i hi = _mm_shuffle_epi8(src, _mm_load_si128((const __m128i *)c24_hi[b]));
+        _mm_storeu_si128((__m128i *)(out + 3 * w), lo);
+        _mm_storel_epi64((__m128i *)(out + 3 * w + 2), hi);
+    }
+    return w;
+}
+
+/* 2:m of 16-bit values, one code per group: two groups (8 value bytes) by one pshufb and one
+ * 16-byte store. Returns the group the scalar twin goes on from, or -2 on a bad code. */
+SC_TARGET("ssse3") static Py_ssize_t nm2_ssse3(const void *restrict codes, Py_ssize_t csize,
+                                               Py_ssize_t ngroups, Py_ssize_t ncodes,
+                                               const uint16_t *restrict v,
+                                               uint64_t *restrict out) {
+    Py_ssize_t g = 0;
+    for (; g + 2 <= ngroups; g += 2) {
+        uint64_t c0 = ld(codes, csize, g), c1 = ld(codes, csize, g + 1);
+        if (SC_UNLIKELY(c0 >= (uint64_t)ncodes || c1 >= (uint64_t)ncodes)) return -2;
+        __m128i src = _mm_loadl_epi64((const __m128i *)(v + 2 * g));
+        __m128i ctl = _mm_load_si128((const __m128i *)c2_ctl[c0 * ncodes + c1]);
+        _mm_storeu_si128((__m128i *)(out + g), _mm_shuffle_epi8(src, ctl));
+    }
+    return g;
+}
+#endif
 
 /* nm24_compose(packed, lut, ngroups, shifts, values, out) */
 FASTCALL(nm24_compose) {
@@ -892,10 +989,18 @@ FASTCALL(nm24_compose) {
             goto done;
         }
     Py_ssize_t vs = vals.itemsize, ws = out.itemsize;
+    int level = sc_simd;
+    int simd = level >= SC_SIMD_SSSE3 && vs == 2 && ws == 8 && c24_tables(lp, shifts.p);
     Py_BEGIN_ALLOW_THREADS
-    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8);
-    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4);
-    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws);
+    Py_ssize_t w0 = 0;
+#if SC_X86
+    if (simd) w0 = nm24_ssse3(packed.p, ngroups, vals.p, vals.n, out.p);
+#else
+    (void)simd;
+#endif
+    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8, w0);
+    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4, 0);
+    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws, 0);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -903,11 +1008,12 @@ done:
     return res;
 }
 
-/* 2:m, one code per group, one word per group. Returns -2 on a code >= ncodes. */
+/* 2:m, one code per group, one word per group, from group g0 on. -2 on a code >= ncodes. */
 SC_INLINE int nm2_codes_body(const void *restrict codes, Py_ssize_t csize, Py_ssize_t ngroups,
-                             const uint64_t *restrict sh, Py_ssize_t ncodes, const void *restrict v, void *restrict out,
-                             Py_ssize_t size, Py_ssize_t wsize) {
-    for (Py_ssize_t g = 0; g < ngroups; g++) {
+                             const uint64_t *restrict sh, Py_ssize_t ncodes,
+                             const void *restrict v, void *restrict out, Py_ssize_t size,
+                             Py_ssize_t wsize, Py_ssize_t g0) {
+    for (Py_ssize_t g = g0; g < ngroups; g++) {
         uint64_t c = ld(codes, csize, g);
         if (SC_UNLIKELY(c >= (uint64_t)ncodes)) return -2;
         st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
@@ -934,11 +1040,21 @@ FASTCALL(nm2_compose_codes) {
     }
     if (check_shifts(&shifts, NULL, 1, fn) < 0) goto done;
     Py_ssize_t cs = codes.itemsize, vs = vals.itemsize, ws = out.itemsize, nc = shifts.n / 2;
-    int rc;
+    int rc = 0, level = sc_simd;
     const uint64_t *sh = shifts.p;
+    int simd = level >= SC_SIMD_SSSE3 && vs == 2 && ws == 8 && (cs == 1 || cs == 2) &&
+               c2_tables(sh, nc);
     Py_BEGIN_ALLOW_THREADS
-#define NM2(C, V, W) nm2_codes_body(codes.p, C, codes.n, sh, nc, vals.p, out.p, V, W)
-    if (cs == 1 && vs == 2 && ws == 8) rc = NM2(1, 2, 8);
+    Py_ssize_t g0 = 0;
+#if SC_X86
+    if (simd) g0 = cs == 1 ? nm2_ssse3(codes.p, 1, codes.n, nc, vals.p, out.p)
+                           : nm2_ssse3(codes.p, 2, codes.n, nc, vals.p, out.p);
+#else
+    (void)simd;
+#endif
+#define NM2(C, V, W) nm2_codes_body(codes.p, C, codes.n, sh, nc, vals.p, out.p, V, W, g0)
+    if (g0 < 0) rc = (int)g0;
+    else if (cs == 1 && vs == 2 && ws == 8) rc = NM2(1, 2, 8);
     else if (cs == 2 && vs == 2 && ws == 8) rc = NM2(2, 2, 8);
     else if (cs == 1 && vs == 1 && ws == 4) rc = NM2(1, 1, 4);
     else if (cs == 1 && vs == 1 && ws == 8) rc = NM2(1, 1, 8);
