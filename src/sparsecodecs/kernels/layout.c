@@ -834,8 +834,22 @@ FASTCALL(nm_compose) {
         goto done;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = nm_compose_body(cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg,
-                         vals.itemsize, out.itemsize, cs.psize);
+#define NMC(V, W, P) \
+    nm_compose_body(cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg, V, W, P)
+#define NMC_V(W, P)                      \
+    switch (vals.itemsize) {             \
+    case 1: rc = NMC(1, W, P); break;    \
+    case 2: rc = NMC(2, W, P); break;    \
+    case 4: rc = NMC(4, W, P); break;    \
+    default: rc = NMC(8, W, P); break;   \
+    }
+    if (wpg > 1 && cs.psize == 1) { NMC_V(8, 1) }
+    else if (wpg > 1 && cs.psize == 2) { NMC_V(8, 2) }
+    else if (cs.psize == 1) { NMC_V(out.itemsize, 1) }
+    else if (cs.psize == 2) { NMC_V(out.itemsize, 2) }
+    else rc = NMC(vals.itemsize, out.itemsize, cs.psize);
+#undef NMC_V
+#undef NMC
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
 done:
