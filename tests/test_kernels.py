@@ -607,3 +607,45 @@ STRIDED_CALLS = {
 def test_a_strided_array_is_refused_by_the_c_layer(call: str):
     with pytest.raises(BufferError, match="C-contiguous"):
         STRIDED_CALLS[call](np.arange(32, dtype=np.uint16))
+
+
+@little_endian_only
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("ngroups", [*range(71), 1001])
+def test_simd_compose_writes_the_same_bytes_as_its_scalar_twin(ngroups: int):
+    """nm24_compose (two pshufb per packed byte) and nm2_compose_codes (one per two groups) of
+    2:4 16-bit values with the library's tables, at each SIMD level, against the reference:
+    every tail of the 3- and 2-group steps, values needing their last byte, all codes."""
+    from sparsecodecs.codecs.nm import _byte_lut, _compose_tables
+
+    rng = np.random.default_rng(ngroups)
+    codes = rng.integers(0, 6, ngroups)
+    codes[: min(ngroups, 6)] = np.arange(min(ngroups, 6))
+    values = (rng.integers(1, 256, 2 * ngroups) << 8).astype(np.uint16)
+    values[::3] = rng.integers(1, 1 << 16, values[::3].size)
+    shifts = _compose_tables(2, 4, 2)[1]
+    want = ref_nm(codes, 2, 4, values, ngroups, 4)
+    packed = pack_bytes(codes, 6, 3)
+    for level in LEVELS:
+        with use_simd(level):
+            out = garbage(ngroups, np.dtype(np.uint64))
+            kernels.nm24_compose(packed, _byte_lut(6, 3), ngroups, shifts, values, out)
+            assert_same(out.view(np.uint16), want)
+            for code_dtype in (np.uint8, np.uint16):
+                out = garbage(ngroups, np.dtype(np.uint64))
+                kernels.nm2_compose_codes(codes.astype(code_dtype), shifts, values, out)
+                assert_same(out.view(np.uint16), want)
+
+
+def test_compose_refuses_a_code_out_of_range():
+    from sparsecodecs.codecs.nm import _compose_tables
+    from sparsecodecs.registry import FrameLayoutError
+
+    shifts = _compose_tables(2, 4, 2)[1]
+    for level in LEVELS:
+        for bad_at in (0, 1, 6):
+            codes = np.zeros(7, np.uint8)
+            codes[bad_at] = 6
+            with use_simd(level), pytest.raises(FrameLayoutError, match="out of range"):
+                kernels.nm2_compose_codes(codes, shifts, np.zeros(14, np.uint16),
+                                          np.empty(7, np.uint64))

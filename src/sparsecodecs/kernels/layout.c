@@ -175,7 +175,7 @@ done:
 /* -- fill ------------------------------------------------------------------------------- */
 
 /* out (rows x cols) = fill[0], or fill[r] on row r when nfill > 1 (then rows == nfill). */
-SC_INLINE void fill_body(void *out, Py_ssize_t n, const void *fill, Py_ssize_t nfill,
+SC_INLINE void fill_body(void *restrict out, Py_ssize_t n, const void *restrict fill, Py_ssize_t nfill,
                          Py_ssize_t cols, Py_ssize_t size) {
     if (nfill == 1) {
         uint64_t f = ld(fill, size, 0);
@@ -192,7 +192,7 @@ SC_INLINE void fill_body(void *out, Py_ssize_t n, const void *fill, Py_ssize_t n
     }
 }
 
-static void fill_rows_any(void *out, Py_ssize_t n, const void *fill, Py_ssize_t nfill,
+static void fill_rows_any(void *restrict out, Py_ssize_t n, const void *restrict fill, Py_ssize_t nfill,
                           Py_ssize_t cols, Py_ssize_t size) {
     switch (size) {
     case 1: fill_body(out, n, fill, nfill, cols, 1); break;
@@ -242,7 +242,7 @@ done:
 /* From mask byte b on, with j values used: out[i] = next value if bit i is set, else 0 (or
  * left as it is with `keep`: the fill variant fills first). Returns the values used, or -1
  * if the mask asks for more than nv values (a mask that was not checked against nnz). */
-SC_INLINE Py_ssize_t scatter_from(const uint8_t *mask, const void *v, Py_ssize_t nv, void *out,
+SC_INLINE Py_ssize_t scatter_from(const uint8_t *restrict mask, const void *restrict v, Py_ssize_t nv, void *restrict out,
                                   Py_ssize_t n, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size,
                                   int keep) {
     Py_ssize_t nb = n / 8;
@@ -267,7 +267,7 @@ SC_INLINE Py_ssize_t scatter_from(const uint8_t *mask, const void *v, Py_ssize_t
     return j;
 }
 
-static Py_ssize_t scatter_scalar(const uint8_t *mask, const void *v, Py_ssize_t nv, void *out,
+static Py_ssize_t scatter_scalar(const uint8_t *restrict mask, const void *restrict v, Py_ssize_t nv, void *restrict out,
                                  Py_ssize_t n, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
     switch (size) {
     case 1: return scatter_from(mask, v, nv, out, n, b, j, 1, 0);
@@ -281,8 +281,8 @@ static Py_ssize_t scatter_scalar(const uint8_t *mask, const void *v, Py_ssize_t 
 /* 16-bit items: each mask byte places its values with one pshufb (expand16[byte] moves value
  * r to the r-th set bit, zeroes the rest). Needs 8 values readable at j; the last bytes go to
  * the scalar twin. */
-SC_TARGET("ssse3") static Py_ssize_t scatter16_ssse3(const uint8_t *mask, const uint16_t *v,
-                                                     Py_ssize_t nv, uint16_t *out, Py_ssize_t n) {
+SC_TARGET("ssse3") static Py_ssize_t scatter16_ssse3(const uint8_t *restrict mask, const uint16_t *restrict v,
+                                                     Py_ssize_t nv, uint16_t *restrict out, Py_ssize_t n) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     for (; b < nb && j + 8 <= nv; b++) {
         unsigned byte = mask[b];
@@ -295,8 +295,8 @@ SC_TARGET("ssse3") static Py_ssize_t scatter16_ssse3(const uint8_t *mask, const 
 }
 
 /* 8-bit items: the same with 8-byte loads and stores. */
-SC_TARGET("ssse3") static Py_ssize_t scatter8_ssse3(const uint8_t *mask, const uint8_t *v,
-                                                    Py_ssize_t nv, uint8_t *out, Py_ssize_t n) {
+SC_TARGET("ssse3") static Py_ssize_t scatter8_ssse3(const uint8_t *restrict mask, const uint8_t *restrict v,
+                                                    Py_ssize_t nv, uint8_t *restrict out, Py_ssize_t n) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     for (; b < nb && j + 8 <= nv; b++) {
         unsigned byte = mask[b];
@@ -310,8 +310,8 @@ SC_TARGET("ssse3") static Py_ssize_t scatter8_ssse3(const uint8_t *mask, const u
 
 /* 32-bit items: one vpermd per mask byte, the unset lanes zeroed by a compare of the byte
  * with each lane's bit. */
-SC_TARGET("avx2") static Py_ssize_t scatter32_avx2(const uint8_t *mask, const uint32_t *v,
-                                                   Py_ssize_t nv, uint32_t *out, Py_ssize_t n) {
+SC_TARGET("avx2") static Py_ssize_t scatter32_avx2(const uint8_t *restrict mask, const uint32_t *restrict v,
+                                                   Py_ssize_t nv, uint32_t *restrict out, Py_ssize_t n) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (; b < nb && j + 8 <= nv; b++) {
@@ -328,8 +328,8 @@ SC_TARGET("avx2") static Py_ssize_t scatter32_avx2(const uint8_t *mask, const ui
 }
 #endif
 
-static Py_ssize_t scatter_dispatch(int level, const uint8_t *mask, const void *v, Py_ssize_t nv,
-                                   void *out, Py_ssize_t n, Py_ssize_t size) {
+static Py_ssize_t scatter_dispatch(int level, const uint8_t *restrict mask, const void *restrict v, Py_ssize_t nv,
+                                   void *restrict out, Py_ssize_t n, Py_ssize_t size) {
 #if SC_X86
     if (size == 2 && level >= SC_SIMD_SSSE3) return scatter16_ssse3(mask, v, nv, out, n);
     if (size == 1 && level >= SC_SIMD_SSSE3) return scatter8_ssse3(mask, v, nv, out, n);
@@ -414,7 +414,7 @@ done:
  * non-zero items. A block of 8 writes ahead (every item, the index moving on non-zeros) when
  * 8 slots are free; else it writes only the non-zeros, checked. Returns the count kept, or -1
  * if `values` is too small for the non-zeros. */
-SC_INLINE Py_ssize_t split_from(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
+SC_INLINE Py_ssize_t split_from(const void *restrict x, Py_ssize_t n, uint8_t *restrict mask, void *restrict v,
                                 Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
     Py_ssize_t nbytes = (n + 7) / 8;
     for (; b < nbytes; b++) {
@@ -444,7 +444,7 @@ SC_INLINE Py_ssize_t split_from(const void *x, Py_ssize_t n, uint8_t *mask, void
     return j;
 }
 
-static Py_ssize_t split_scalar(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
+static Py_ssize_t split_scalar(const void *restrict x, Py_ssize_t n, uint8_t *restrict mask, void *restrict v,
                                Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
     switch (size) {
     case 1: return split_from(x, n, mask, v, nv, b, j, 1);
@@ -457,8 +457,8 @@ static Py_ssize_t split_scalar(const void *x, Py_ssize_t n, uint8_t *mask, void 
 #if SC_X86
 /* 16-bit items: per 8 items one compare, one pshufb (compress16[byte] packs the non-zeros to
  * the front) and one 16-byte store at values + j (needs 8 free slots). */
-SC_TARGET("ssse3") static Py_ssize_t split16_ssse3(const uint16_t *x, Py_ssize_t n,
-                                                   uint8_t *mask, uint16_t *v, Py_ssize_t nv) {
+SC_TARGET("ssse3") static Py_ssize_t split16_ssse3(const uint16_t *restrict x, Py_ssize_t n,
+                                                   uint8_t *restrict mask, uint16_t *restrict v, Py_ssize_t nv) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     const __m128i zero = _mm_setzero_si128();
     for (; b < nb && j + 8 <= nv; b++) {
@@ -473,8 +473,8 @@ SC_TARGET("ssse3") static Py_ssize_t split16_ssse3(const uint16_t *x, Py_ssize_t
     return split_from(x, n, mask, v, nv, b, j, 2);
 }
 
-SC_TARGET("ssse3") static Py_ssize_t split8_ssse3(const uint8_t *x, Py_ssize_t n,
-                                                  uint8_t *mask, uint8_t *v, Py_ssize_t nv) {
+SC_TARGET("ssse3") static Py_ssize_t split8_ssse3(const uint8_t *restrict x, Py_ssize_t n,
+                                                  uint8_t *restrict mask, uint8_t *restrict v, Py_ssize_t nv) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     const __m128i zero = _mm_setzero_si128();
     for (; b < nb && j + 8 <= nv; b++) {
@@ -488,8 +488,8 @@ SC_TARGET("ssse3") static Py_ssize_t split8_ssse3(const uint8_t *x, Py_ssize_t n
     return split_from(x, n, mask, v, nv, b, j, 1);
 }
 
-SC_TARGET("avx2") static Py_ssize_t split32_avx2(const uint32_t *x, Py_ssize_t n,
-                                                 uint8_t *mask, uint32_t *v, Py_ssize_t nv) {
+SC_TARGET("avx2") static Py_ssize_t split32_avx2(const uint32_t *restrict x, Py_ssize_t n,
+                                                 uint8_t *restrict mask, uint32_t *restrict v, Py_ssize_t nv) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
     const __m256i zero = _mm256_setzero_si256();
     for (; b < nb && j + 8 <= nv; b++) {
@@ -545,8 +545,8 @@ done:
 }
 
 /* "Non-zero" read as "not the fill of its row" (fill: 1 item or one per row of `cols`). */
-SC_INLINE Py_ssize_t split_fill_body(const void *x, Py_ssize_t n, uint8_t *mask, void *v,
-                                     Py_ssize_t nv, const void *fill, Py_ssize_t nfill,
+SC_INLINE Py_ssize_t split_fill_body(const void *restrict x, Py_ssize_t n, uint8_t *restrict mask, void *restrict v,
+                                     Py_ssize_t nv, const void *restrict fill, Py_ssize_t nfill,
                                      Py_ssize_t cols, Py_ssize_t size) {
     Py_ssize_t j = 0, r = 0, c = 0;
     uint64_t f = ld(fill, size, 0);
@@ -614,9 +614,9 @@ done:
 
 /* Codes are read as lut[packed[g / k], g % k] (lut: rows x k uint16). */
 typedef struct {
-    const void *packed;
+    const void *restrict packed;
     Py_ssize_t psize, npacked;
-    const uint16_t *lut;
+    const uint16_t *restrict lut;
     Py_ssize_t k, lut_rows;
     Py_ssize_t ncodes;
 } code_src;
@@ -660,15 +660,15 @@ static int check_codes(code_src *cs, const sc_arr *packed, const sc_arr *lut, in
     } while (0)
 
 /* nm_scatter(_fill) body: -1 if a padded slot holds anything but the fill, -2 a bad code. */
-SC_INLINE int nm_scatter_body(const code_src *cs, const uint8_t *pos, int n, const void *v,
-                              void *out, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t m,
-                              const void *fill, Py_ssize_t nfill, Py_ssize_t size,
+SC_INLINE int nm_scatter_body(const code_src cs, const uint8_t *restrict pos, int n, const void *restrict v,
+                              void *restrict out, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t m,
+                              const void *restrict fill, Py_ssize_t nfill, Py_ssize_t size,
                               Py_ssize_t psize) {
     Py_ssize_t gpr = (cols + m - 1) / m, full = cols / m;
     Py_ssize_t ngroups = rows * gpr;
     uint64_t f = fill ? ld(fill, size, 0) : 0;
     if (fill) fill_rows_any(out, rows * cols, fill, nfill, cols, size);
-    FOR_CODES(cs, ngroups, psize, {
+    FOR_CODES(&cs, ngroups, psize, {
         Py_ssize_t r = g / gpr, q = g - r * gpr;
         Py_ssize_t base = r * cols + q * m;
         const uint8_t *p = pos + c * n;
@@ -731,7 +731,7 @@ FASTCALL(nm_scatter) {
     Py_ssize_t size = out.itemsize;
     const void *fp = fill.p;
     Py_BEGIN_ALLOW_THREADS
-#define NMS(S, P) nm_scatter_body(&cs, pos.p, (int)n, vals.p, out.p, rows, cols, m, fp, fill.n, S, P)
+#define NMS(S, P) nm_scatter_body(cs, pos.p, (int)n, vals.p, out.p, rows, cols, m, fp, fill.n, S, P)
     if (cs.psize == 1) {
         switch (size) {
         case 1: rc = NMS(1, 1); break;
@@ -782,11 +782,11 @@ static int check_shifts(const sc_arr *shifts, const sc_arr *word_of, Py_ssize_t 
     return 0;
 }
 
-SC_INLINE int nm_compose_body(const code_src *cs, Py_ssize_t ngroups, const uint64_t *word_of,
-                              const uint64_t *shifts, int n, const void *v, void *out,
+SC_INLINE int nm_compose_body(const code_src cs, Py_ssize_t ngroups, const uint64_t *restrict word_of,
+                              const uint64_t *restrict shifts, int n, const void *restrict v, void *restrict out,
                               Py_ssize_t wpg, Py_ssize_t size, Py_ssize_t wsize,
                               Py_ssize_t psize) {
-    FOR_CODES(cs, ngroups, psize, {
+    FOR_CODES(&cs, ngroups, psize, {
         const uint64_t *sh = shifts + c * n;
         if (wpg == 1) {
             uint64_t acc = 0;
@@ -834,8 +834,22 @@ FASTCALL(nm_compose) {
         goto done;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = nm_compose_body(&cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg,
-                         vals.itemsize, out.itemsize, cs.psize);
+#define NMC(V, W, P) \
+    nm_compose_body(cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg, V, W, P)
+#define NMC_V(W, P)                      \
+    switch (vals.itemsize) {             \
+    case 1: rc = NMC(1, W, P); break;    \
+    case 2: rc = NMC(2, W, P); break;    \
+    case 4: rc = NMC(4, W, P); break;    \
+    default: rc = NMC(8, W, P); break;   \
+    }
+    if (wpg > 1 && cs.psize == 1) { NMC_V(8, 1) }
+    else if (wpg > 1 && cs.psize == 2) { NMC_V(8, 2) }
+    else if (cs.psize == 1) { NMC_V(out.itemsize, 1) }
+    else if (cs.psize == 2) { NMC_V(out.itemsize, 2) }
+    else rc = NMC(vals.itemsize, out.itemsize, cs.psize);
+#undef NMC_V
+#undef NMC
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
 done:
@@ -843,25 +857,122 @@ done:
     return res;
 }
 
-/* 2:4, three codes per byte (lut 256 x 3, codes < 6 checked once), one word per group. */
-SC_INLINE void nm24_body(const uint8_t *packed, const uint16_t *lut, Py_ssize_t ngroups,
-                         const uint64_t *sh, const void *v, void *out, Py_ssize_t size,
-                         Py_ssize_t wsize) {
+/* 2:4, three codes per byte (lut 256 x 3, codes < 6 checked once), one word per group, from
+ * packed byte w0 on. */
+SC_INLINE void nm24_body(const uint8_t *restrict packed, const uint16_t *restrict lut,
+                         Py_ssize_t ngroups, const uint64_t *restrict sh, const void *restrict v,
+                         void *restrict out, Py_ssize_t size, Py_ssize_t wsize, Py_ssize_t w0) {
     Py_ssize_t nfull = ngroups / 3;
-    for (Py_ssize_t w = 0; w < nfull; w++) {
+#define NM24_GROUP(g, c) \
+    st(out, wsize, g, (ld(v, size, 2 * (g)) << sh[2 * (c)]) | (ld(v, size, 2 * (g) + 1) << sh[2 * (c) + 1]))
+    for (Py_ssize_t w = w0; w < nfull; w++) {
         const uint16_t *row = lut + 3 * packed[w];
+        unsigned c0 = row[0], c1 = row[1], c2 = row[2];
         Py_ssize_t g = 3 * w;
-        for (int j = 0; j < 3; j++) {
-            unsigned c = row[j];
-            st(out, wsize, g + j, (ld(v, size, 2 * (g + j)) << sh[2 * c]) |
-                                      (ld(v, size, 2 * (g + j) + 1) << sh[2 * c + 1]));
-        }
+        NM24_GROUP(g, c0);
+        NM24_GROUP(g + 1, c1);
+        NM24_GROUP(g + 2, c2);
     }
     for (Py_ssize_t g = 3 * nfull; g < ngroups; g++) {
         unsigned c = lut[3 * packed[nfull] + (g - 3 * nfull)];
-        st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
+        NM24_GROUP(g, c);
     }
+#undef NM24_GROUP
 }
+
+/* Byte-shuffle controls of the 16-bit 2:4 compose kernels. They are built once (under the
+ * GIL) for the library's own tables: lexicographic 2:4 codes (positions (0,1), (0,2), (0,3),
+ * (1,2), (1,3), (2,3)), shifts of 16 bits per position, three base-6 digits per byte. Called
+ * with other tables, the kernels take their scalar path; tables never change once built, so
+ * threads running the kernels without the GIL never see them move. */
+static const uint64_t c24_canon_sh[12] = {0, 16, 0, 32, 0, 48, 16, 32, 16, 48, 32, 48};
+static uint8_t c24_lo[256][16] __attribute__((aligned(16)));
+static uint8_t c24_hi[256][16] __attribute__((aligned(16)));
+static uint8_t c2_ctl[36][16] __attribute__((aligned(16)));
+static uint16_t c24_canon_lut[256 * 3];
+static int c24_built = 0;
+
+static void c24_build(void) {
+    if (c24_built) return;
+    const uint64_t *sh = c24_canon_sh;
+    for (int b = 0; b < 256; b++) {
+        uint8_t ctl[32];
+        memset(ctl, 0x80, sizeof ctl);
+        int digits = b;
+        for (int j = 0; j < 3; j++, digits /= 6) {
+            unsigned c = (unsigned)(digits % 6);
+            c24_canon_lut[3 * b + j] = (uint16_t)c;
+            for (int t = 0; t < 2; t++) {
+                int o = 8 * j + (int)(sh[2 * c + t] / 8);
+                ctl[o] = (uint8_t)(2 * (2 * j + t));
+                ctl[o + 1] = (uint8_t)(2 * (2 * j + t) + 1);
+            }
+        }
+        memcpy(c24_lo[b], ctl, 16);
+        memcpy(c24_hi[b], ctl + 16, 16);
+    }
+    for (int c0 = 0; c0 < 6; c0++)
+        for (int c1 = 0; c1 < 6; c1++) {
+            uint8_t *ctl = c2_ctl[c0 * 6 + c1];
+            memset(ctl, 0x80, 16);
+            for (int h = 0; h < 2; h++)
+                for (int t = 0; t < 2; t++) {
+                    int o = 8 * h + (int)(sh[2 * (h ? c1 : c0) + t] / 8);
+                    ctl[o] = (uint8_t)(2 * (2 * h + t));
+                    ctl[o + 1] = (uint8_t)(2 * (2 * h + t) + 1);
+                }
+        }
+    c24_built = 1;
+}
+
+/* Whether (lut, shifts) are the library's 2:4 tables the shuffle controls were built for. */
+static int c24_tables(const uint16_t *lut, const uint64_t *sh) {
+    c24_build();
+    return !memcmp(sh, c24_canon_sh, sizeof c24_canon_sh) &&
+           !memcmp(lut, c24_canon_lut, sizeof c24_canon_lut);
+}
+
+static int c2_tables(const uint64_t *sh, Py_ssize_t ncodes) {
+    c24_build();
+    return ncodes == 6 && !memcmp(sh, c24_canon_sh, sizeof c24_canon_sh);
+}
+
+#if SC_X86
+/* 2:4 of 16-bit values, three groups (one packed byte, 12 value bytes) by two pshufb: groups
+ * 3w, 3w+1 in one 16-byte store, 3w+2 in an 8-byte one. Loads 16 value bytes, so stops where
+ * fewer are left; returns the packed byte the scalar twin goes on from. */
+SC_TARGET("ssse3") static Py_ssize_t nm24_ssse3(const uint8_t *restrict packed,
+                                                Py_ssize_t ngroups, const uint16_t *restrict v,
+                                                Py_ssize_t nv, uint64_t *restrict out) {
+    Py_ssize_t nfull = ngroups / 3, w = 0;
+    for (; w < nfull && 6 * w + 8 <= nv; w++) {
+        unsigned b = packed[w];
+        __m128i src = _mm_loadu_si128((const __m128i *)(v + 6 * w));
+        __m128i lo = _mm_shuffle_epi8(src, _mm_load_si128((const __m128i *)c24_lo[b]));
+        __m128i hi = _mm_shuffle_epi8(src, _mm_load_si128((const __m128i *)c24_hi[b]));
+        _mm_storeu_si128((__m128i *)(out + 3 * w), lo);
+        _mm_storel_epi64((__m128i *)(out + 3 * w + 2), hi);
+    }
+    return w;
+}
+
+/* 2:m of 16-bit values, one code per group: two groups (8 value bytes) by one pshufb and one
+ * 16-byte store. Returns the group the scalar twin goes on from, or -2 on a bad code. */
+SC_TARGET("ssse3") static Py_ssize_t nm2_ssse3(const void *restrict codes, Py_ssize_t csize,
+                                               Py_ssize_t ngroups, Py_ssize_t ncodes,
+                                               const uint16_t *restrict v,
+                                               uint64_t *restrict out) {
+    Py_ssize_t g = 0;
+    for (; g + 2 <= ngroups; g += 2) {
+        uint64_t c0 = ld(codes, csize, g), c1 = ld(codes, csize, g + 1);
+        if (SC_UNLIKELY(c0 >= (uint64_t)ncodes || c1 >= (uint64_t)ncodes)) return -2;
+        __m128i src = _mm_loadl_epi64((const __m128i *)(v + 2 * g));
+        __m128i ctl = _mm_load_si128((const __m128i *)c2_ctl[c0 * ncodes + c1]);
+        _mm_storeu_si128((__m128i *)(out + g), _mm_shuffle_epi8(src, ctl));
+    }
+    return g;
+}
+#endif
 
 /* nm24_compose(packed, lut, ngroups, shifts, values, out) */
 FASTCALL(nm24_compose) {
@@ -892,10 +1003,18 @@ FASTCALL(nm24_compose) {
             goto done;
         }
     Py_ssize_t vs = vals.itemsize, ws = out.itemsize;
+    int level = sc_simd;
+    int simd = level >= SC_SIMD_SSSE3 && vs == 2 && ws == 8 && c24_tables(lp, shifts.p);
     Py_BEGIN_ALLOW_THREADS
-    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8);
-    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4);
-    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws);
+    Py_ssize_t w0 = 0;
+#if SC_X86
+    if (simd) w0 = nm24_ssse3(packed.p, ngroups, vals.p, vals.n, out.p);
+#else
+    (void)simd;
+#endif
+    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8, w0);
+    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4, 0);
+    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws, 0);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -903,11 +1022,12 @@ done:
     return res;
 }
 
-/* 2:m, one code per group, one word per group. Returns -2 on a code >= ncodes. */
-SC_INLINE int nm2_codes_body(const void *codes, Py_ssize_t csize, Py_ssize_t ngroups,
-                             const uint64_t *sh, Py_ssize_t ncodes, const void *v, void *out,
-                             Py_ssize_t size, Py_ssize_t wsize) {
-    for (Py_ssize_t g = 0; g < ngroups; g++) {
+/* 2:m, one code per group, one word per group, from group g0 on. -2 on a code >= ncodes. */
+SC_INLINE int nm2_codes_body(const void *restrict codes, Py_ssize_t csize, Py_ssize_t ngroups,
+                             const uint64_t *restrict sh, Py_ssize_t ncodes,
+                             const void *restrict v, void *restrict out, Py_ssize_t size,
+                             Py_ssize_t wsize, Py_ssize_t g0) {
+    for (Py_ssize_t g = g0; g < ngroups; g++) {
         uint64_t c = ld(codes, csize, g);
         if (SC_UNLIKELY(c >= (uint64_t)ncodes)) return -2;
         st(out, wsize, g, (ld(v, size, 2 * g) << sh[2 * c]) | (ld(v, size, 2 * g + 1) << sh[2 * c + 1]));
@@ -934,11 +1054,21 @@ FASTCALL(nm2_compose_codes) {
     }
     if (check_shifts(&shifts, NULL, 1, fn) < 0) goto done;
     Py_ssize_t cs = codes.itemsize, vs = vals.itemsize, ws = out.itemsize, nc = shifts.n / 2;
-    int rc;
+    int rc = 0, level = sc_simd;
     const uint64_t *sh = shifts.p;
+    int simd = level >= SC_SIMD_SSSE3 && vs == 2 && ws == 8 && (cs == 1 || cs == 2) &&
+               c2_tables(sh, nc);
     Py_BEGIN_ALLOW_THREADS
-#define NM2(C, V, W) nm2_codes_body(codes.p, C, codes.n, sh, nc, vals.p, out.p, V, W)
-    if (cs == 1 && vs == 2 && ws == 8) rc = NM2(1, 2, 8);
+    Py_ssize_t g0 = 0;
+#if SC_X86
+    if (simd) g0 = cs == 1 ? nm2_ssse3(codes.p, 1, codes.n, nc, vals.p, out.p)
+                           : nm2_ssse3(codes.p, 2, codes.n, nc, vals.p, out.p);
+#else
+    (void)simd;
+#endif
+#define NM2(C, V, W) nm2_codes_body(codes.p, C, codes.n, sh, nc, vals.p, out.p, V, W, g0)
+    if (g0 < 0) rc = (int)g0;
+    else if (cs == 1 && vs == 2 && ws == 8) rc = NM2(1, 2, 8);
     else if (cs == 2 && vs == 2 && ws == 8) rc = NM2(2, 2, 8);
     else if (cs == 1 && vs == 1 && ws == 4) rc = NM2(1, 1, 4);
     else if (cs == 1 && vs == 1 && ws == 8) rc = NM2(1, 1, 8);
@@ -953,9 +1083,9 @@ done:
 
 /* nm_split(_fill) body: the first group with more than n entries other than the fill, or -1
  * (then codes and values are complete). Padding past cols counts as the fill. */
-SC_INLINE Py_ssize_t nm_split_body(const void *x, Py_ssize_t rows, Py_ssize_t cols, int m,
-                                   const int32_t *code_of_mask, const uint8_t *pos, int n,
-                                   uint16_t *codes, void *v, const void *fill,
+SC_INLINE Py_ssize_t nm_split_body(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols, int m,
+                                   const int32_t *restrict code_of_mask, const uint8_t *restrict pos, int n,
+                                   uint16_t *restrict codes, void *restrict v, const void *restrict fill,
                                    Py_ssize_t nfill, Py_ssize_t size) {
     Py_ssize_t gpr = (cols + m - 1) / m, full = cols / m, g = 0;
     uint64_t f = ld(fill, size, 0);
@@ -1046,6 +1176,29 @@ done:
     return res;
 }
 
+/* The codes of groups of m bits (m divides 8) of an LSB-first mask; 0 at the first group
+ * whose bits have no code (not exactly n set). */
+static int codes_from_mask(const uint8_t *restrict mask, int m, int per_byte,
+                           const int32_t *restrict code_of, uint16_t *restrict codes,
+                           Py_ssize_t ngroups) {
+    unsigned gmask = (1u << m) - 1;
+    Py_ssize_t nfull = ngroups / per_byte, g = 0;
+    for (Py_ssize_t b = 0; b < nfull; b++) {
+        unsigned byte = mask[b];
+        for (int j = 0; j < per_byte; j++, g++) {
+            int32_t c = code_of[(byte >> (j * m)) & gmask];
+            if (c < 0 || c > 0xffff) return 0;
+            codes[g] = (uint16_t)c;
+        }
+    }
+    for (int j = 0; g < ngroups; j++, g++) {
+        int32_t c = code_of[(mask[nfull] >> (j * m)) & gmask];
+        if (c < 0 || c > 0xffff) return 0;
+        codes[g] = (uint16_t)c;
+    }
+    return 1;
+}
+
 /* nm_codes_from_mask(mask, m, code_of, codes) -> True if every group has exactly n bits. */
 FASTCALL(nm_codes_from_mask) {
     sc_bufs s = {.n = 0};
@@ -1064,18 +1217,9 @@ FASTCALL(nm_codes_from_mask) {
              (long long)m, code_of.n, mask.n, codes.n);
         goto done;
     }
-    const int32_t *co = code_of.p;
-    const uint8_t *mp = mask.p;
-    uint16_t *cd = codes.p;
-    int per_byte = (int)(8 / m), ok = 1;
-    unsigned gmask = (1u << m) - 1;
-    Py_ssize_t ng = codes.n;
+    int per_byte = (int)(8 / m), ok;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t g = 0; g < ng && ok; g++) {
-        int32_t c = co[(mp[g / per_byte] >> ((g % per_byte) * m)) & gmask];
-        if (c < 0 || c > 0xffff) ok = 0;
-        else cd[g] = (uint16_t)c;
-    }
+    ok = codes_from_mask(mask.p, (int)m, per_byte, code_of.p, codes.p, codes.n);
     Py_END_ALLOW_THREADS
     res = PyBool_FromLong(ok);
 done:
@@ -1087,8 +1231,8 @@ done:
 
 /* Scatter rows r of data/indices (pointers indptr) into out (major x minor). Every pointer
  * and index is checked (frame data; decode_parts also checked them): -1 if one is bad. */
-SC_INLINE int csr_body(const void *indptr, Py_ssize_t psize, const void *indices,
-                       Py_ssize_t isize, Py_ssize_t nnz, const void *data, void *out,
+SC_INLINE int csr_body(const void *restrict indptr, Py_ssize_t psize, const void *restrict indices,
+                       Py_ssize_t isize, Py_ssize_t nnz, const void *restrict data, void *restrict out,
                        Py_ssize_t major, Py_ssize_t minor, Py_ssize_t size) {
     uint64_t start = ld(indptr, psize, 0);
     for (Py_ssize_t r = 0; r < major; r++) {
@@ -1168,8 +1312,8 @@ done:
     return res;
 }
 
-SC_INLINE int rows_increasing_body(const void *indptr, Py_ssize_t psize, Py_ssize_t nptr,
-                                   const void *indices, Py_ssize_t isize, Py_ssize_t nnz) {
+SC_INLINE int rows_increasing_body(const void *restrict indptr, Py_ssize_t psize, Py_ssize_t nptr,
+                                   const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz) {
     for (Py_ssize_t r = 0; r + 1 < nptr; r++) {
         uint64_t a = ld(indptr, psize, r), b = ld(indptr, psize, r + 1);
         if (b > (uint64_t)nnz || a > b) return -1;
@@ -1213,8 +1357,8 @@ done:
  * (counts: 2**bits zeroed int64, left zeroed). As the numba kernel: rows at least as long as
  * the table count then scan it; shorter rows at least half zeros have mode 0, others are
  * counted and reset through their own items. */
-SC_INLINE void row_modes_table_body(const void *x, Py_ssize_t rows, Py_ssize_t cols,
-                                    int64_t *counts, Py_ssize_t nbins, void *out,
+SC_INLINE void row_modes_table_body(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols,
+                                    int64_t *restrict counts, Py_ssize_t nbins, void *restrict out,
                                     Py_ssize_t size) {
     for (Py_ssize_t r = 0; r < rows; r++) {
         Py_ssize_t base = r * cols;
