@@ -512,6 +512,39 @@ def test_hostile_four_streams_one_truncated():
         huff.decode_symbols(reader(codebook(lengths.tolist(), cut), data), "s", symbols.size, 256)
 
 
+def overrun_stream(last_bit: str) -> bytes:
+    """One stream of 4097 symbols of the code 0 -> '0', 1 -> '10', 2 -> '11' in exactly 65
+    words: 63 x '10', 4033 x '0', then the last symbol's code starts in the stream's very last
+    bit. With ``last_bit`` '0' that code is complete (symbol 0); with '1' it is the first bit
+    of '10' or '11', whose second bit lies past the stream's end."""
+    bits = "10" * 63 + "0" * 4033 + last_bit
+    assert len(bits) == 65 * 64
+    return np.packbits(np.array([int(b) for b in bits], np.uint8)).tobytes()
+
+
+@pytest.mark.parametrize("nstreams", [1, 4])
+def test_a_last_code_running_past_its_stream_is_refused(nstreams: int):
+    """Issue 15: a stream whose only fault is its last symbol's overrun (it ends mid-code) is
+    refused, never decoded silently from the zero padding (one stream) or from the next
+    stream's first bits (four streams: stream 1 starts with '0', which would complete '10').
+    The decoders check the stream end once per batch of look-ups and after every look-up of
+    the tail; the symbol count here sends the last symbol down the tail's single look-up, in
+    both layouts, so only the check after it can catch the overrun."""
+    per = 4097
+    count = per * nstreams
+    assert (count >= FOUR_STREAMS) == (nstreams == 4)
+    rest = np.packbits(np.zeros(65 * 64, np.uint8)).tobytes()  # 4097 x '0', zero-padded
+    book = codebook([1, 2, 2], [8 * 65] * nstreams)
+    good = overrun_stream("0") + rest * (nstreams - 1)
+    want = [1] * 63 + [0] * 4034 + [0] * per * (nstreams - 1)
+    assert huff.decode_symbols(reader(book, good), "s", count, 3).tolist() == want
+    bad = overrun_stream("1") + rest * (nstreams - 1)
+    assert reference_decode(np.array([1, 2, 2]), [8 * 65] * nstreams, bad, count) == "truncated"
+    for decode in (huff.decode_symbols, huff._decode_checked):
+        with pytest.raises(FrameLayoutError, match=f"ends before {count} symbols"):
+            decode(reader(book, bad), "s", count, 3)
+
+
 def test_decoding_with_a_smaller_alphabet_is_refused():
     symbols = np.array([0, 1, 2], np.uint8)
     book, bits = encode(symbols, 3)
