@@ -512,6 +512,39 @@ def test_hostile_four_streams_one_truncated():
         huff.decode_symbols(reader(codebook(lengths.tolist(), cut), data), "s", symbols.size, 256)
 
 
+def overrun_stream(last_bit: str) -> bytes:
+    """One stream of 4097 symbols of the code 0 -> '0', 1 -> '10', 2 -> '11' in exactly 65
+    words: 63 x '10', 4033 x '0', then the last symbol's code starts in the stream's very last
+    bit. With ``last_bit`` '0' that code is complete (symbol 0); with '1' it is the first bit
+    of '10' or '11', whose second bit lies past the stream's end."""
+    bits = "10" * 63 + "0" * 4033 + last_bit
+    assert len(bits) == 65 * 64
+    return np.packbits(np.array([int(b) for b in bits], np.uint8)).tobytes()
+
+
+@pytest.mark.parametrize("nstreams", [1, 4])
+def test_a_last_code_running_past_its_stream_is_refused(nstreams: int):
+    """Issue 15: a stream whose only fault is its last symbol's overrun (it ends mid-code) is
+    refused, never decoded silently from the zero padding (one stream) or from the next
+    stream's first bits (four streams: stream 1 starts with '0', which would complete '10').
+    The decoders check the stream end once per batch of look-ups and after every look-up of
+    the tail; the symbol count here sends the last symbol down the tail's single look-up, in
+    both layouts, so only the check after it can catch the overrun."""
+    per = 4097
+    count = per * nstreams
+    assert (count >= FOUR_STREAMS) == (nstreams == 4)
+    rest = np.packbits(np.zeros(65 * 64, np.uint8)).tobytes()  # 4097 x '0', zero-padded
+    book = codebook([1, 2, 2], [8 * 65] * nstreams)
+    good = overrun_stream("0") + rest * (nstreams - 1)
+    want = [1] * 63 + [0] * 4034 + [0] * per * (nstreams - 1)
+    assert huff.decode_symbols(reader(book, good), "s", count, 3).tolist() == want
+    bad = overrun_stream("1") + rest * (nstreams - 1)
+    assert reference_decode(np.array([1, 2, 2]), [8 * 65] * nstreams, bad, count) == "truncated"
+    for decode in (huff.decode_symbols, huff._decode_checked):
+        with pytest.raises(FrameLayoutError, match=f"ends before {count} symbols"):
+            decode(reader(book, bad), "s", count, 3)
+
+
 def test_decoding_with_a_smaller_alphabet_is_refused():
     symbols = np.array([0, 1, 2], np.uint8)
     book, bits = encode(symbols, 3)
@@ -710,3 +743,121 @@ def test_join_fields16_refuses_strided_arrays():
         with pytest.raises((BufferError, ValueError), match="contiguous"):
             hk.join_fields16(args[0], args[1], 1, 11, args[2])
     assert (out == 7).all()  # nothing written
+
+
+# -- SIMD paths against their scalar twins -----------------------------------------------------
+
+
+def simd_levels() -> list[str]:
+    """Every SIMD level this CPU runs, scalar first."""
+    from sparsecodecs import kernels
+
+    names = list(kernels.LEVELS)
+    return names[: names.index(kernels.cpu_simd()) + 1]
+
+
+_GUARDS: list[object] = []  # the mappings stay alive (and their guard pages protected)
+
+
+def guarded(data: bytes) -> np.ndarray:
+    """``data`` as a read-only uint8 array that ends exactly where an inaccessible page starts:
+    a kernel reading one byte past it crashes instead of passing unseen."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    size = (len(data) + page - 1) // page * page + page
+    m = mmap.mmap(-1, size)
+    m[size - page - len(data) : size - page] = data
+    buf = ctypes.c_char.from_buffer(m)
+    addr = ctypes.addressof(buf)
+    del buf
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.mprotect(addr + size - page, page, 0) != 0:  # PROT_NONE
+        pytest.skip("mprotect is not available")
+    _GUARDS.append(m)
+    arr = np.frombuffer(m, np.uint8, len(data), size - page - len(data))
+    arr.flags.writeable = False
+    return arr
+
+
+def join_fields_oracle(syms: np.ndarray, low: bytes, lb: int, rotate: int) -> np.ndarray:
+    """:func:`join_fields` (the general bit reader) on the same fields, as 64-bit words."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    words = np.frombuffer(low + bytes(-len(low) % 8), ">u8").astype(np.uint64)
+    out = np.empty(syms.size, np.uint16)
+    hk.join_fields(syms, words, rotate, np.uint64(0xFFFF), 16, 16 - lb, out)
+    return out
+
+
+@pytest.mark.parametrize("rotate", [0, 1])
+@pytest.mark.parametrize("lb", range(1, 9))
+def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: int):
+    """join_fields16 at every SIMD level this CPU has (AVX2: 16 values a step, SSSE3: 8, then
+    a scalar tail) writes what its scalar twin writes and what join_fields writes, for every
+    count 0..4099, on random fields and on adversarial ones (all ones, all zeros, alternating
+    bits), with the packed fields ending at an inaccessible page (a vector load one byte too
+    far would crash), in place and not."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(lb * 10 + rotate)
+    top = 16 - lb
+    n_max = 4099
+    patterns = {
+        "random": (rng.integers(0, 1 << top, n_max), rng.integers(0, 256, n_max)),
+        "ones": (np.full(n_max, (1 << top) - 1), np.full(n_max, 0xFF)),
+        "zeros": (np.zeros(n_max, np.int64), np.zeros(n_max, np.int64)),
+        "alternating": (np.resize([0, (1 << top) - 1], n_max), np.resize([0xAA, 0x55], n_max)),
+    }
+    levels = simd_levels()
+    assert levels[0] == "scalar"
+    for name, (top_fields, low_bytes) in patterns.items():
+        syms_all = top_fields.astype(np.uint16)
+        low_all = low_bytes.astype(np.uint8).tobytes()
+        counts = range(n_max + 1) if name == "random" else [*range(70), *range(4090, n_max + 1)]
+        for count in counts:
+            low = low_all[: (count * lb + 7) // 8]  # exactly the fields' bytes
+            guard = guarded(low)
+            syms = syms_all[:count]
+            results = []
+            for level in levels:
+                with kernels.use_simd(level):
+                    out = np.full(count + 1, 0x5A5A, np.uint16)
+                    hk.join_fields16(syms, guard, rotate, top, out[:count])
+                    assert out[count] == 0x5A5A, (name, count, level)
+                    inplace = syms.copy()
+                    hk.join_fields16(inplace, guard, rotate, top, inplace)
+                    assert inplace.tobytes() == out[:count].tobytes(), (name, count, level)
+                results.append(out[:count].tobytes())
+            assert all(r == results[0] for r in results), (name, count)
+            if count in (0, 1, 7, 8, 9, 15, 16, 17, 33, 1000, n_max) or name != "random":
+                assert results[0] == join_fields_oracle(syms, low, lb, rotate).tobytes()
+        _GUARDS.clear()
+
+
+@settings(max_examples=60, deadline=None)
+@given(mangled_streams(), st.booleans())
+def test_decoder_simd_build_matches_its_scalar_twin(case, wide: bool):
+    """The decoder compiled for BMI2 (level avx2) and the plain one (its scalar twin) return
+    the same code and write the same symbols, on good and on mangled streams, into 8- and
+    16-bit outputs."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman as huff_mod
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    book, data, count, alphabet = case
+    if count < 0 or count > 8 * len(data):
+        return
+    dtype = np.uint16 if wide or alphabet > 256 else np.uint8
+    results = []
+    for level in simd_levels():
+        with kernels.use_simd(level):
+            out = np.zeros(count, dtype)
+            rc = hk.decode_coded(np.frombuffer(book, np.uint8), np.frombuffer(data, np.uint8),
+                                 count, alphabet, huff_mod._nstreams(count), huff_mod.MAX_LENGTH,
+                                 huff_mod.FAST_BITS, huff_mod.MAX_FAST_BITS, out)
+            results.append((rc, out.tobytes() if rc == 0 else b""))
+    assert all(r == results[0] for r in results)
