@@ -296,6 +296,46 @@ static int row_codes(const nm_job *J, int64_t g0, int64_t count, uint16_t *codes
     return 0;
 }
 
+/* 2:4 codes as bytes: byte b of a "pattern" section holds the base-6 digits of three codes;
+ * nm24_byte[b] has them in its three low bytes (0x80 in every byte for b >= 216). */
+static uint32_t nm24_byte[256];
+
+/* The codes of groups g0 .. g0+count-1 of a 2:4 weight into codes[] (one byte each, count + 4
+ * bytes of room): whole pattern bytes through nm24_byte, one-code-per-item codes copied. */
+static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *codes,
+                       uint16_t *tmp) {
+    if (J->psize == 1 && J->k == 3) {
+        int64_t w = g0 / 3, j = g0 % 3, q = 0;
+        const uint8_t *pk = (const uint8_t *)J->packed;
+        if ((count + j + 2) / 3 + w > J->npacked) return SC_BAD_FRAME;
+        uint32_t bad = 0;
+        if (j) { /* the rest of a byte shared with the previous row */
+            uint32_t t = nm24_byte[pk[w++]];
+            bad |= t;
+            for (; j < 3 && q < count; j++) codes[q++] = (uint8_t)(t >> (8 * j));
+        }
+        for (; q < count; q += 3) { /* 4-byte stores, 3 codes each; the last may overhang */
+            uint32_t t = nm24_byte[pk[w++]];
+            bad |= t;
+            memcpy(codes + q, &t, 4);
+        }
+        return bad & 0x80808080u ? SC_BAD_FRAME : 0;
+    }
+    if (J->psize == 2 && J->k == 1 && J->lutrows == 6) { /* one code per group, identity lut */
+        if (g0 + count > J->npacked) return SC_BAD_FRAME;
+        const uint16_t *c = (const uint16_t *)J->packed + g0;
+        uint16_t bad = 0;
+        for (int64_t q = 0; q < count; q++) {
+            bad |= (uint16_t)(c[q] >= 6);
+            codes[q] = (uint8_t)c[q];
+        }
+        return bad ? SC_BAD_FRAME : 0;
+    }
+    int err = row_codes(J, g0, count, tmp);
+    for (int64_t q = 0; q < count; q++) codes[q] = (uint8_t)tmp[q];
+    return err;
+}
+
 typedef struct {
     int64_t *cidx;
     float *vals, *acc;
@@ -355,6 +395,9 @@ static int32_t nm24_pair[36 * 8];
 static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
 static void nm24_init(void) {
+    for (int b = 0; b < 256; b++)
+        nm24_byte[b] = b >= 216 ? 0x80808080u
+                                : (uint32_t)(b % 6) | (uint32_t)(b / 6 % 6) << 8 | (uint32_t)(b / 36) << 16;
     for (int a = 0; a < 6; a++)
         for (int b = 0; b < 6; b++) {
             int32_t *e = nm24_pair + (a * 6 + b) * 8;
@@ -375,7 +418,7 @@ SC_INLINE float nm24_hsum(const float *a) {
 }
 
 /* The tail of one row from group q0 on, in both twins; -1 for a non-zero padding value. */
-static int nm24_tail(const nm_job *J, const float *x, const float *vals, const uint16_t *codes,
+static int nm24_tail(const nm_job *J, const float *x, const float *vals, const uint8_t *codes,
                      int64_t q0, float *sum) {
     const int64_t cols = J->P.cols;
     float s = *sum;
@@ -398,16 +441,18 @@ static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     const int64_t gpr = J->gpr, nb = P->nb, full = (P->cols / 16) * 4; /* groups in steps */
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
+    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
+    if (!err && !codes) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
         if ((err = convert(P, r * gpr * 2, gpr * 2, s.vals))) break;
         for (int64_t b = 0; b < nb; b++) {
             const float *x = J->xrows + b * P->cols;
             float acc[2][8] = {{0}};
             for (int64_t q = 0; q < full; q += 4) {
                 float *a = acc[(q >> 2) & 1];
-                const int32_t *ia = nm24_pair + (s.codes[q] * 6 + s.codes[q + 1]) * 8;
-                const int32_t *ib = nm24_pair + (s.codes[q + 2] * 6 + s.codes[q + 3]) * 8;
+                const int32_t *ia = nm24_pair + (codes[q] * 6 + codes[q + 1]) * 8;
+                const int32_t *ib = nm24_pair + (codes[q + 2] * 6 + codes[q + 3]) * 8;
                 const float *xa = x + q * 4, *xb = xa + 8, *v = s.vals + q * 2;
                 for (int l = 0; l < 8; l++)
                     a[l] = fmaf(v[l], l < 4 ? xa[ia[l]] : xb[ib[l]], a[l]);
@@ -415,10 +460,11 @@ static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
             float sum8[8];
             for (int l = 0; l < 8; l++) sum8[l] = acc[0][l] + acc[1][l];
             float y = 0.0f;
-            if ((err = nm24_tail(J, x, s.vals, s.codes, full, &y))) break;
+            if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
             P->yt[r * nb + b] = nm24_hsum(sum8) + y;
         }
     }
+    free(codes);
     scratch_free(&s);
     return err ? err : (r1 - r0) * (P->cols / 4 * 2 + (P->cols % 4 < 2 ? P->cols % 4 : 2));
 }
@@ -432,8 +478,10 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const int mode = P->mode;
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
+    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
+    if (!err && !codes) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
         const int64_t v0 = r * gpr * 2;
         if (v0 + gpr * 2 > P->nvals) {
             err = SC_BAD_FRAME;
@@ -463,7 +511,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             int64_t q = 0;
             for (; q + 8 <= full; q += 8) {
-                const uint16_t *c = s.codes + q;
+                const uint8_t *c = codes + q;
                 __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
                 __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
                 __m256i i2 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[4] * 6 + c[5]) * 8));
@@ -479,7 +527,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
             }
             if (q < full) { /* one step of 4 groups left: an even step, into a0 */
-                const uint16_t *c = s.codes + q;
+                const uint8_t *c = codes + q;
                 __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
                 __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
                 const float *xq = x + q * 4;
@@ -491,10 +539,11 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
             float sum8[8];
             _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
             float y = 0.0f;
-            if ((err = nm24_tail(J, x, s.vals, s.codes, full, &y))) break;
+            if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
             P->yt[r * nb + b] = nm24_hsum(sum8) + y;
         }
     }
+    free(codes);
     scratch_free(&s);
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
