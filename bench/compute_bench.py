@@ -177,6 +177,141 @@ def format_row(r: Row) -> str:
     )
 
 
+# -- ratios against torch over a stack of layers larger than the last-level cache -------------
+
+#: name -> (out, in) of the stack runs.
+STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
+#: codecs of the stack runs: ``nm`` frames (one per layer), ``hybrid`` as a CompressedLinear of
+#: 256-row block frames (the layout the products decode block by block).
+STACK_CODECS = ("nm", "hybrid/256")
+
+
+@dataclass
+class Ratio:
+    shape: str
+    codec: str
+    batch: int
+    threads: int
+    layers: int
+    distinct: int
+    stack_bytes_ours: int
+    stack_bytes_bf16: int
+    ms_ours: float  # per layer
+    ms_torch_bf16: float
+    ms_torch_f32: float
+    ratio: float  # ms_ours / min(torch bf16, torch f32)
+    loadavg: str
+
+
+def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> float:
+    """Best time of ``repeat`` passes over the stack (``fn(i)`` multiplies layer ``i``), per
+    layer, in ms."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for i in range(layers):
+            fn(i)
+        best = min(best, time.perf_counter() - start)
+    return 1e3 * best / layers
+
+
+def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
+                 threads: Sequence[int], stack_mib: int, distinct: int, repeat: int,
+                 check: bool = True) -> list[Ratio]:
+    """Time ``sc.matmul`` against torch's dense ``F.linear`` over a stack of layers.
+
+    ``distinct`` pruned 2:4 bf16 weights are drawn and encoded; the stack holds as many copies
+    of them as make the dense bf16 stack ``stack_mib`` MiB, each copy its own buffer (frames
+    copied byte by byte, tensors cloned), so no product finds its weight in the cache. Each
+    pass multiplies every layer once, in order, as a forward pass reads them; times are the
+    best of ``repeat`` passes, per layer. torch runs on the bf16 stack and on a float32 copy of
+    it (allocated in turn, the faster counts), with ``torch.set_num_threads(threads)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out_f, in_f = STACK_SHAPES[shape_name]
+    layers = max(distinct, (stack_mib << 20) // (out_f * in_f * 2))
+    ws = [weight((out_f, in_f), "2:4", seed) for seed in range(distinct)]
+    xs = {b: np.random.default_rng(b).standard_normal((b, in_f)).astype(np.float32)
+          for b in batches}
+    rows: list[Ratio] = []
+    torch_ms: dict[tuple[int, int, str], float] = {}
+    for dt in ("bf16", "f32"):  # one dense stack at a time: the float32 one is 2x the bytes
+        base = [torch.from_numpy(w.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
+                for w in ws]
+        if dt == "f32":
+            base = [t.float() for t in base]
+        stack = [base[i % distinct].clone() for i in range(layers)]
+        del base
+        for b in batches:
+            xt = {d: torch.from_numpy(xs[b]).to(d) for d in (torch.bfloat16, torch.float32)}
+            x = xt[stack[0].dtype]
+            for t in threads:
+                torch.set_num_threads(t)
+                with torch.inference_mode():
+                    torch_ms[(b, t, dt)] = _pass_ms(
+                        lambda i, x=x, stack=stack: F.linear(x, stack[i]), layers, repeat)
+        stack = []
+    for codec in codecs:
+        held = [store(w, codec) for w in ws]
+        if isinstance(held[0], sc.CompressedLinear):
+            ours: list[Any] = [
+                sc.CompressedLinear([bytes(bytearray(f)) for f in held[i % distinct].frames])
+                for i in range(layers)]
+            nbytes = sum(layer.nbytes for layer in ours)
+        else:
+            ours = [bytes(bytearray(held[i % distinct])) for i in range(layers)]
+            nbytes = sum(len(f) for f in ours)
+        for b in batches:
+            x = xs[b]
+            if check:  # the products are right before they are timed
+                for i in range(distinct):
+                    y = sc.matmul(x, ours[i])
+                    w32 = ws[i].astype(np.float32)
+                    bound = (np.abs(x) @ np.abs(w32).T).max(initial=0)
+                    assert np.abs(y - x @ w32.T).max(initial=0) <= 1e-4 * bound + 1e-30
+            for t in threads:
+                ms = _pass_ms(lambda i, x=x, ours=ours, t=t: sc.matmul(x, ours[i], threads=t),
+                              layers, repeat)
+                tb, tf = torch_ms[(b, t, "bf16")], torch_ms[(b, t, "f32")]
+                load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+                rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
+                                  layers * out_f * in_f * 2, ms, tb, tf, ms / min(tb, tf), load))
+                print(format_ratio(rows[-1]), file=sys.stderr, flush=True)
+        ours = []
+    return rows
+
+
+RATIO_HEADER = (
+    "| shape | codec | batch | threads | layers (distinct) | stack: ours / bf16 | ms/layer ours "
+    "| torch bf16 | torch f32 | ratio | load avg |"
+)
+
+
+def format_ratio(r: Ratio) -> str:
+    return (
+        f"| {r.shape} | {r.codec} | {r.batch} | {r.threads} | {r.layers} ({r.distinct}) | "
+        f"{mib(r.stack_bytes_ours)} / {mib(r.stack_bytes_bf16)} | {r.ms_ours:.3f} | "
+        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.loadavg} |"
+    )
+
+
+def ratio_main(args: argparse.Namespace) -> list[Ratio]:
+    rows: list[Ratio] = []
+    for shape_name in args.stack_shapes:
+        rows += stack_ratios(shape_name, args.codecs, args.batches, args.threads,
+                             args.stack_mib, args.distinct, args.repeat)
+    print(RATIO_HEADER)
+    print("|" + "---|" * RATIO_HEADER.count(" | ") + "---|")
+    for r in rows:
+        print(format_ratio(r))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump([asdict(r) for r in rows], fh, indent=1)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
@@ -185,7 +320,19 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tiny", action="store_true", help="smoke run: 64 x 64, one shape")
     parser.add_argument("--json", help="write every row to this JSON file")
+    parser.add_argument("--ratios", action="store_true",
+                        help="time against torch's F.linear over a stack of layers instead")
+    parser.add_argument("--stack-shapes", nargs="+", choices=sorted(STACK_SHAPES),
+                        default=list(STACK_SHAPES))
+    parser.add_argument("--codecs", nargs="+", choices=STACK_CODECS, default=list(STACK_CODECS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--stack-mib", type=int, default=1024,
+                        help="size of the dense bf16 stack (default 1024 MiB)")
+    parser.add_argument("--distinct", type=int, default=2,
+                        help="distinct weights drawn and encoded (the stack holds copies)")
     args = parser.parse_args(argv)
+    if args.ratios:
+        return ratio_main(args)  # type: ignore[return-value]
     shapes = args.shapes[:1] if args.tiny else args.shapes
     rows = run(shapes, args.weights, args.batches, args.repeat, tiny=args.tiny)
     print(HEADER)

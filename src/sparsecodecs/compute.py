@@ -81,6 +81,9 @@ DEFAULT_BLOCK_ROWS = 256
 #: Elements per block of the generic (dense) path: 1 MiB of float32.
 _DENSE_BLOCK_ELEMENTS = 1 << 18
 _NO_FLOATS = np.zeros(0, np.float32)
+#: How the kernels turn values into float32 (kernels/compute.c): a table over every bit pattern,
+#: bfloat16 by a shift, a float32 array, all ones (counts kept entries), float16's table.
+_TABLE, _BFLOAT16, _FLOATS, _ONES, _F16 = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -169,17 +172,18 @@ def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 
 def _float_source(bits: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(vtab, vf, mode)`` for the kernels (see :mod:`._compute_kernels`)."""
-    from . import _compute_kernels as ck
-
+    """``(vtab, vf, mode)``: how the kernels turn the value bit patterns into float32."""
     native = _native(dtype)
     if native.name == "bfloat16":
-        return _NO_FLOATS, _NO_FLOATS, ck.BFLOAT16
+        return _NO_FLOATS, _NO_FLOATS, _BFLOAT16
+    if native == np.float16:
+        return _table(native), _NO_FLOATS, _F16
     if native.itemsize <= 2:
-        return _table(native), _NO_FLOATS, ck.TABLE
+        return _table(native), _NO_FLOATS, _TABLE
     if native == np.float32:
-        return _NO_FLOATS, bits.view(np.float32), ck.FLOATS
-    return _NO_FLOATS, bits.view(native).astype(np.float32), ck.FLOATS
+        return _NO_FLOATS, bits.view(np.float32), _FLOATS
+    with np.errstate(all="ignore"):  # float64 beyond float32's range: inf, as astype gives
+        return _NO_FLOATS, bits.view(native).astype(np.float32), _FLOATS
 
 
 def _to_float32(bits: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
@@ -220,14 +224,87 @@ def _check_limit(parsed: Frame) -> None:
         )
 
 
-def _frame_product(
-    parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None
-) -> None:
-    """One frame's weight W: ``yt = W @ xt`` (``trans`` False) or ``yt += W.T @ xt``."""
-    from . import _compute_kernels as ck
-    from .codecs._kernels import byte_tables
-    from .codecs.nm import nm_tables
+_FRAME_ERRORS = {
+    -1: "section 'values' holds a non-zero value in a padding slot",
+    -3: "the frame's sparse sections index outside the weight (a code, index or count out of "
+        "range)",
+}
 
+
+def _skipping_product(
+    parts: Any, rows: int, cols: int, dtype: np.dtype[Any], xt: np.ndarray, yt: np.ndarray,
+    trans: bool, threads: int, ones: bool = False,
+) -> tuple[str, int]:
+    """One zero-skipping kernel call (kernels/compute.c): ``(path, kept values multiplied)``.
+
+    ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries)."""
+    from .codecs.nm import nm_tables
+    from .kernels import _native as kn
+
+    values = parts.data if isinstance(parts, CompressedParts) else parts.values
+    vtab, vf, mode = _float_source(values, dtype)
+    if ones:
+        vtab, vf, mode = _NO_FLOATS, _NO_FLOATS, _ONES
+    if isinstance(parts, NMParts):
+        path = "nm"
+        lut = np.ascontiguousarray(parts.lut, np.uint16)
+        count = kn.nm_matmul(
+            np.ascontiguousarray(parts.packed), lut, lut.shape[1],
+            nm_tables(parts.n, parts.m).positions, parts.n, parts.m, rows, cols, values,
+            vtab, vf, mode, xt, yt, int(trans), threads,
+        )
+    elif isinstance(parts, MaskParts):
+        path = "bitmask"
+        count = kn.mask_matmul(
+            parts.mask, rows, cols, values, vtab, vf, mode, xt, yt, int(trans), threads
+        )
+    else:
+        indptr = parts.indptr.astype(np.int64)  # small; one kernel for every indptr width
+        if not parts.by_columns:
+            path = "csr"
+            count = kn.csr_matmul(
+                indptr, parts.indices, cols, values, vtab, vf, mode, xt, yt, int(trans), threads
+            )
+        else:
+            # CSC of W is CSR of A = W.T: x @ W.T = x @ A, the other mode of the kernel.
+            path = "csc"
+            out = np.zeros_like(yt)
+            count = kn.csr_matmul(
+                indptr, parts.indices, rows, values, vtab, vf, mode, xt, out, int(not trans),
+                threads,
+            )
+            if trans:
+                yt += out
+            else:
+                yt[...] = out
+    if count < 0:
+        raise FrameLayoutError(_FRAME_ERRORS.get(count, f"corrupt sparse sections ({count})"))
+    return path, int(count)
+
+
+def _non_finite_fixup(
+    parts: Any, rows: int, cols: int, dtype: np.dtype[Any], bad: np.ndarray, yt: np.ndarray,
+    trans: bool, threads: int,
+) -> None:
+    """IEEE for skipped zeros: where a product skipped a zero weight against an inf or NaN of
+    ``x``, the dense product has ``0 * inf = NaN``; set those results to NaN.
+
+    ``bad`` is the float32 indicator (1.0 where ``xt`` is not finite). The same kernel with
+    every kept value 1.0 counts, per result, the non-finite entries of ``x`` it met on a kept
+    weight; fewer than all of them means one met a skipped zero."""
+    met = np.zeros_like(yt)
+    _skipping_product(parts, rows, cols, dtype, bad, met, trans, threads, ones=True)
+    total = bad.sum(axis=0)  # per batch column: exact small integers in float32
+    yt[met < total] = np.nan
+
+
+def _frame_product(
+    parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None,
+    bad: np.ndarray | None = None, threads: int = 1,
+) -> None:
+    """One frame's weight W: ``yt = W @ xt`` (``trans`` False) or ``yt += W.T @ xt``.
+
+    ``bad``: None if ``xt`` is all finite, else its non-finite indicator (float32 0/1)."""
     _check_limit(parsed)
     info = parsed.info
     rows, cols = info.shape
@@ -250,42 +327,19 @@ def _frame_product(
     count = rows * cols
     if isinstance(parts, DenseParts):
         _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans)
-    elif isinstance(parts, NMParts):
-        path = "nm"
-        vtab, vf, mode = _float_source(parts.values, info.dtype)
-        count = ck.nm_matmul(
-            parts.packed, parts.lut, nm_tables(parts.n, parts.m).positions, parts.m, rows, cols,
-            parts.values, vtab, vf, mode, xt, yt, trans,
-        )
-        if count < 0:
-            raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
-    elif isinstance(parts, MaskParts):
-        path = "bitmask"
-        vtab, vf, mode = _float_source(parts.values, info.dtype)
-        count = ck.mask_matmul(
-            parts.mask, rows, cols, *byte_tables(), parts.values, vtab, vf, mode, xt, yt,
-            trans,
-        )
-    elif isinstance(parts, CompressedParts):
-        vtab, vf, mode = _float_source(parts.data, info.dtype)
-        indptr = parts.indptr.astype(np.int64)  # small; one kernel for every indptr width
-        if not parts.by_columns:
-            path = "csr"
-            count = ck.csr_matmul(
-                indptr, parts.indices, cols, parts.data, vtab, vf, mode, xt, yt, trans
-            )
+    elif isinstance(parts, (NMParts, MaskParts, CompressedParts)):
+        if trans:
+            partial = np.zeros_like(yt)
+            path, count = _skipping_product(parts, rows, cols, info.dtype, xt, partial, True,
+                                            threads)
         else:
-            # CSC of W is CSR of A = W.T: x @ W.T = x @ A, the other mode of the kernel.
-            path = "csc"
-            out = np.zeros_like(yt) if not trans else np.empty_like(yt)
-            count = ck.csr_matmul(
-                indptr, parts.indices, rows, parts.data, vtab, vf, mode, xt, out,
-                not trans,
-            )
-            if trans:
-                yt += out
-            else:
-                yt[...] = out
+            path, count = _skipping_product(parts, rows, cols, info.dtype, xt, yt, False,
+                                            threads)
+        if bad is not None:
+            _non_finite_fixup(parts, rows, cols, info.dtype, bad,
+                              partial if trans else yt, trans, threads)
+        if trans:
+            yt += partial
     else:  # pragma: no cover - a plug-in returning parts of its own kind
         raise TypeError(f"codec {parsed.codec_id!r} returned unknown parts {type(parts)}")
     if stats is not None:
@@ -304,12 +358,14 @@ def _product(
     trans: bool,
     stats: MatmulStats | None,
     what: str,
+    threads: int = 1,
 ) -> np.ndarray:
     """``x @ (diag(scale) W).T`` (``trans`` False) or ``x @ diag(scale) W`` over row blocks.
 
     ``frames`` are ``(frame, first row, end row)`` of W, in order, covering ``shape[0]`` rows.
     """
     arr = _as_input(x, "x")
+    threads = check_int("threads", threads, 1, 256)
     rows, cols = shape
     k_in, k_out = (rows, cols) if trans else (cols, rows)
     if arr.ndim == 0 or arr.shape[-1] != k_in:
@@ -328,17 +384,24 @@ def _product(
             f"{what}: the result would be {k_out} x {batch} float32 = {k_out * batch * 4} bytes, "
             f"over the decode limit of {limit} bytes (sparsecodecs.set_decode_limit)"
         )
-    xt = np.ascontiguousarray(arr.reshape(batch, k_in).T, dtype=np.float32)
-    if trans and scale is not None:
-        xt *= scale[:, None]
-    yt = np.zeros((k_out, batch), np.float32) if trans else np.empty((k_out, batch), np.float32)
-    for parsed, r0, r1 in frames:
-        if trans:
-            _frame_product(parsed, xt[r0:r1], yt, True, stats)
-        else:
-            _frame_product(parsed, xt, yt[r0:r1], False, stats)
-    if not trans and scale is not None:
-        yt *= scale[:, None]
+    # IEEE arithmetic throughout (inf and NaN propagate as in the dense product); numpy's
+    # warnings about them (overflow in a cast, inf - inf) are not errors of ours.
+    with np.errstate(all="ignore"):
+        xt = np.ascontiguousarray(arr.reshape(batch, k_in).T, dtype=np.float32)
+        if trans and scale is not None:
+            xt *= scale[:, None]
+        finite = bool(np.isfinite(xt).all())
+        bad = None if finite else (~np.isfinite(xt)).astype(np.float32)
+        yt = (np.zeros((k_out, batch), np.float32) if trans
+              else np.empty((k_out, batch), np.float32))
+        for parsed, r0, r1 in frames:
+            if trans:
+                _frame_product(parsed, xt[r0:r1], yt, True, stats,
+                               None if bad is None else np.ascontiguousarray(bad[r0:r1]), threads)
+            else:
+                _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads)
+        if not trans and scale is not None:
+            yt *= scale[:, None]
     return np.ascontiguousarray(yt.T).reshape(*lead, k_out)
 
 
@@ -348,6 +411,7 @@ def matmul(
     *,
     scale: object = None,
     stats: MatmulStats | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """``x @ W.T`` for a weight ``W`` of shape ``(out, in)`` stored compressed.
 
@@ -364,6 +428,10 @@ def matmul(
         the weight is ``scale[:, None] * W`` (e.g. an int8 weight and its per-channel scale).
     stats
         A :class:`MatmulStats` to add this product's paths, multiply-adds and bytes to.
+    threads
+        Threads the zero-skipping kernels split the rows of each frame over (default 1: the
+        caller decides the parallelism; a product of ``x @ W``, ``trans``, always runs on one).
+        The result does not depend on it.
 
     Returns
     -------
@@ -393,12 +461,12 @@ def matmul(
                 "scale= is for frames; a CompressedLinear carries its own scale (pass it to "
                 "CompressedLinear.from_array)"
             )
-        return weight.matmul(x, stats=stats)
+        return weight.matmul(x, stats=stats, threads=threads)
     parsed = _parse_weight(weight)
     rows, cols = parsed.info.shape
     return _product(
         x, [(parsed, 0, rows)], (rows, cols), _per_row(scale, rows, "scale"), False, stats,
-        "matmul",
+        "matmul", threads,
     )
 
 
@@ -545,13 +613,20 @@ class CompressedLinear:
         o = self._offsets
         return [(p, o[i], o[i + 1]) for i, p in enumerate(self._parsed)]
 
-    def matmul(self, x: object, *, stats: MatmulStats | None = None) -> np.ndarray:
-        """``x @ W.T`` (times ``scale``), no bias; ``x`` of shape ``(..., in)``."""
-        return _product(x, self._blocks(), self._shape, self._scale, False, stats, "matmul")
+    def matmul(
+        self, x: object, *, stats: MatmulStats | None = None, threads: int = 1
+    ) -> np.ndarray:
+        """``x @ W.T`` (times ``scale``), no bias; ``x`` of shape ``(..., in)``; ``threads`` as
+        for :func:`matmul`."""
+        return _product(
+            x, self._blocks(), self._shape, self._scale, False, stats, "matmul", threads
+        )
 
-    def __call__(self, x: object, *, stats: MatmulStats | None = None) -> np.ndarray:
+    def __call__(
+        self, x: object, *, stats: MatmulStats | None = None, threads: int = 1
+    ) -> np.ndarray:
         """``x @ W.T + bias``; ``x`` of shape ``(..., in)``."""
-        y = self.matmul(x, stats=stats)
+        y = self.matmul(x, stats=stats, threads=threads)
         if self._bias is not None:
             y += self._bias
         return y

@@ -1,6 +1,865 @@
-/* Kernels of the compute room (stub: filled by the port). */
+/* Kernels of the compute room: x @ W.T (and x @ W) straight from a sparse layout of W, never
+ * materialising the dense matrix. Called by sparsecodecs.compute, which validated the parts
+ * (codes, indices, counts) with the codec's decode_parts; the kernels still check every index
+ * they read from frame data and return an error code rather than read outside a buffer.
+ *
+ * Shapes: W is (rows, cols). xt is x transposed, (k_in, nb) float32 C-contiguous, and yt the
+ * result transposed, (k_out, nb):
+ *   trans 0:  yt[r, :]  = sum_c W[r, c] * xt[c, :]        (Y.T  = W @ X.T;  yt written)
+ *   trans 1:  yt[c, :] += W[r, c] * xt[r, :]              (Y.T += W.T @ X.T; yt accumulated)
+ * Only kept values are multiplied (the IEEE fix-up for non-finite x is the caller's, see
+ * compute.py). Values arrive as bit patterns and become float32 by `mode`:
+ *   TABLE  vtab[bits] (8/16-bit dtypes: the dtype's own astype), BF16 bits << 16,
+ *   FLOATS vf[i] (a float32 array of the values), ONES 1.0 (counts kept entries),
+ *   F16    like TABLE (vtab is float16's table) but lets the AVX2 path convert with F16C.
+ *
+ * Paths:
+ *   - generic, any layout: a row's kept columns and values go to scratch (cidx, vals), then
+ *     nb == 1: a gather dot product with four sums; nb >= 2, not transposed: the zero-skipping
+ *     SpMM, each kept value times a row of xt (8 lanes a vector, AVX2+FMA or the scalar twin
+ *     with fmaf: the same bytes); transposed: a scatter (yt rows += v * xt row);
+ *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
+ *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
+ *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
+ *     accumulators. Its scalar twin does the same per lane (fmaf), so the two write the same
+ *     bytes.
+ * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by pthreads, each
+ * with its own scratch; a transposed product runs on one thread (its rows scatter into shared
+ * output rows). Every result is independent of the thread count.
+ *
+ * Return: the kept values multiplied (per batch column), or SC_BAD_PAD (-1: a non-zero value
+ * in an N:M padding slot), SC_BAD_FRAME (-3: an index, code or count out of range), SC_NOMEM
+ * (-2). */
 #include "native.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+enum { MODE_TABLE = 0, MODE_BF16 = 1, MODE_FLOATS = 2, MODE_ONES = 3, MODE_F16 = 4 };
+enum { SC_BAD_PAD = -1, SC_NOMEM = -2, SC_BAD_FRAME = -3 };
+#define NM24_MAX_NB 4
+#define MAX_THREADS 64
+
+/* -- helpers ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const void *vbits;
+    int vsize;
+    int64_t nvals;
+    const float *vtab;
+    int64_t ntab;
+    const float *vf;
+    int mode;
+    const float *xt;
+    float *yt;
+    int64_t nb;
+    int trans;
+    int simd; /* read once per call */
+    int64_t rows, cols;
+} prod_t;
+
+SC_INLINE uint64_t rd_uint(const void *p, int size, int64_t i) {
+    switch (size) {
+    case 1: return ((const uint8_t *)p)[i];
+    case 2: return ((const uint16_t *)p)[i];
+    case 4: return ((const uint32_t *)p)[i];
+    default: return ((const uint64_t *)p)[i];
+    }
+}
+
+SC_INLINE float bits_to_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int has_fma(void) {
+#if SC_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+SC_INLINE int use_avx2(void) { return sc_simd >= SC_SIMD_AVX2 && has_fma(); }
+
+/* vals[0:cnt] = values v0 .. v0+cnt-1 as float32; 0, or SC_BAD_FRAME if out of range. */
+static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
+    if (v0 < 0 || cnt < 0 || v0 + cnt > P->nvals) return SC_BAD_FRAME;
+    switch (P->mode) {
+    case MODE_BF16: {
+        const uint16_t *b = (const uint16_t *)P->vbits + v0;
+        for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)b[t] << 16);
+        break;
+    }
+    case MODE_FLOATS: memcpy(vals, P->vf + v0, (size_t)cnt * 4); break;
+    case MODE_ONES:
+        for (int64_t t = 0; t < cnt; t++) vals[t] = 1.0f;
+        break;
+    default: /* TABLE, F16 */
+        if (P->vsize == 1) {
+            const uint8_t *b = (const uint8_t *)P->vbits + v0;
+            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
+        } else {
+            const uint16_t *b = (const uint16_t *)P->vbits + v0;
+            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
+        }
+    }
+    return 0;
+}
+
+/* nb >= 2, not transposed: yt[r, b] = sum_t vals[t] * xt[cidx[t], b], 8 lanes at a time
+ * (4 vectors of accumulators in flight), the lanes past a multiple of 8 one by one; every lane
+ * is a chain of fused multiply-adds in ascending t, in both twins. */
+static void spmm_row_scalar(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,
+                            int64_t cnt, float *acc) {
+    const int64_t nb = P->nb;
+    for (int64_t b = 0; b < nb; b++) acc[b] = 0.0f;
+    for (int64_t t = 0; t < cnt; t++) {
+        const float v = vals[t];
+        const float *xr = P->xt + cidx[t] * nb;
+        for (int64_t b = 0; b < nb; b++) acc[b] = fmaf(v, xr[b], acc[b]);
+    }
+    memcpy(P->yt + r * nb, acc, (size_t)nb * 4);
+}
+
+#if SC_X86
+SC_TARGET("avx2,fma")
+static void spmm_row_avx2(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,
+                          int64_t cnt, float *acc) {
+    const int64_t nb = P->nb;
+    const float *xt = P->xt;
+    float *y = P->yt + r * nb;
+    int64_t b = 0;
+    for (; b + 32 <= nb; b += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t t = 0; t < cnt; t++) {
+            const __m256 v = _mm256_broadcast_ss(vals + t);
+            const float *xr = xt + cidx[t] * nb + b;
+            a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
+            a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
+            a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 16), a2);
+            a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 24), a3);
+        }
+        _mm256_storeu_ps(y + b, a0);
+        _mm256_storeu_ps(y + b + 8, a1);
+        _mm256_storeu_ps(y + b + 16, a2);
+        _mm256_storeu_ps(y + b + 24, a3);
+    }
+    for (; b + 8 <= nb; b += 8) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t t = 0; t < cnt; t++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
+                                 _mm256_loadu_ps(xt + cidx[t] * nb + b), a0);
+        _mm256_storeu_ps(y + b, a0);
+    }
+    if (b < nb) {
+        const int64_t rest = nb - b;
+        for (int64_t l = 0; l < rest; l++) acc[l] = 0.0f;
+        for (int64_t t = 0; t < cnt; t++) {
+            const __m128 v = _mm_set_ss(vals[t]);
+            const float *xr = xt + cidx[t] * nb + b;
+            for (int64_t l = 0; l < rest; l++)
+                acc[l] = _mm_cvtss_f32(_mm_fmadd_ss(v, _mm_set_ss(xr[l]), _mm_set_ss(acc[l])));
+        }
+        memcpy(y + b, acc, (size_t)rest * 4);
+    }
+}
+#endif
+
+/* One row of W (cnt kept values at columns cidx) into the product; see the file comment. */
+static void emit(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,
+                 int64_t cnt, float *acc) {
+    const int64_t nb = P->nb;
+    const float *xt = P->xt;
+    float *yt = P->yt;
+    if (P->trans) {
+        const float *xr = xt + r * nb;
+        for (int64_t t = 0; t < cnt; t++) {
+            const float v = vals[t];
+            float *yr = yt + cidx[t] * nb;
+            for (int64_t b = 0; b < nb; b++) yr[b] += v * xr[b];
+        }
+    } else if (nb == 1) {
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int64_t t = 0;
+        for (; t + 4 <= cnt; t += 4) {
+            s0 += vals[t] * xt[cidx[t]];
+            s1 += vals[t + 1] * xt[cidx[t + 1]];
+            s2 += vals[t + 2] * xt[cidx[t + 2]];
+            s3 += vals[t + 3] * xt[cidx[t + 3]];
+        }
+        for (; t < cnt; t++) s0 += vals[t] * xt[cidx[t]];
+        yt[r] = (s0 + s1) + (s2 + s3);
+    } else {
+#if SC_X86
+        if (P->simd) {
+            spmm_row_avx2(P, r, cidx, vals, cnt, acc);
+            return;
+        }
+#endif
+        spmm_row_scalar(P, r, cidx, vals, cnt, acc);
+    }
+}
+
+/* -- threads ------------------------------------------------------------------------------ */
+
+typedef int64_t (*rows_fn)(const void *job, int64_t r0, int64_t r1);
+
+typedef struct {
+    rows_fn fn;
+    const void *job;
+    int64_t r0, r1, result;
+} task_t;
+
+static void *run_task(void *arg) {
+    task_t *t = (task_t *)arg;
+    t->result = t->fn(t->job, t->r0, t->r1);
+    return NULL;
+}
+
+/* fn over rows [0, rows) in `threads` contiguous ranges; the counts add up, the first error
+ * wins. Falls back to fewer threads if a thread cannot be started. */
+static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t threads) {
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > rows) threads = rows;
+    if (threads <= 1) return fn(job, 0, rows);
+    task_t tasks[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS];
+    for (int64_t i = 0; i < threads; i++) {
+        tasks[i].fn = fn;
+        tasks[i].job = job;
+        tasks[i].r0 = rows * i / threads;
+        tasks[i].r1 = rows * (i + 1) / threads;
+        tasks[i].result = 0;
+        started[i] = i > 0 && pthread_create(&ids[i], NULL, run_task, &tasks[i]) == 0;
+    }
+    for (int64_t i = 0; i < threads; i++)
+        if (!started[i]) run_task(&tasks[i]);
+    int64_t total = 0, err = 0;
+    for (int64_t i = 0; i < threads; i++) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        if (tasks[i].result < 0) {
+            if (!err) err = tasks[i].result;
+        } else {
+            total += tasks[i].result;
+        }
+    }
+    return err ? err : total;
+}
+
+/* -- N:M ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    prod_t P;
+    const void *packed;
+    int psize;
+    int64_t npacked;
+    const uint16_t *lut;
+    int64_t lutrows, k; /* lut: (lutrows, k) */
+    const uint8_t *pos; /* (ncodes, n) */
+    int64_t ncodes, n, m, gpr;
+    const float *xrows; /* nb rows of x (batch, cols), for the 2:4 GEMV */
+} nm_job;
+
+/* The codes of groups g0 .. g0+count-1 into codes[]; SC_BAD_FRAME if a word or code is out of
+ * range. For bytes of three 2:4 codes, whole bytes go through one table look-up each. */
+static int row_codes(const nm_job *J, int64_t g0, int64_t count, uint16_t *codes) {
+    const int64_t k = J->k;
+    int64_t w = g0 / k, j = g0 % k, q = 0;
+    while (q < count) {
+        if (w >= J->npacked) return SC_BAD_FRAME;
+        uint64_t word = rd_uint(J->packed, J->psize, w);
+        if ((int64_t)word >= J->lutrows) return SC_BAD_FRAME;
+        const uint16_t *l = J->lut + word * k;
+        if (j == 0 && q + k <= count) {
+            for (int64_t d = 0; d < k; d++) codes[q + d] = l[d];
+            q += k;
+            w++;
+            continue;
+        }
+        codes[q++] = l[j++];
+        if (j == k) {
+            j = 0;
+            w++;
+        }
+    }
+    for (int64_t t = 0; t < count; t++)
+        if (codes[t] >= J->ncodes) return SC_BAD_FRAME;
+    return 0;
+}
+
+/* 2:4 codes as bytes: byte b of a "pattern" section holds the base-6 digits of three codes;
+ * nm24_byte[b] has them in its three low bytes (0x80 in every byte for b >= 216). */
+static uint32_t nm24_byte[256];
+
+/* The codes of groups g0 .. g0+count-1 of a 2:4 weight into codes[] (one byte each, count + 4
+ * bytes of room): whole pattern bytes through nm24_byte, one-code-per-item codes copied. */
+static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *codes,
+                       uint16_t *tmp) {
+    if (J->psize == 1 && J->k == 3) {
+        int64_t w = g0 / 3, j = g0 % 3, q = 0;
+        const uint8_t *pk = (const uint8_t *)J->packed;
+        if ((count + j + 2) / 3 + w > J->npacked) return SC_BAD_FRAME;
+        uint32_t bad = 0;
+        if (j) { /* the rest of a byte shared with the previous row */
+            uint32_t t = nm24_byte[pk[w++]];
+            bad |= t;
+            for (; j < 3 && q < count; j++) codes[q++] = (uint8_t)(t >> (8 * j));
+        }
+        for (; q < count; q += 3) { /* 4-byte stores, 3 codes each; the last may overhang */
+            uint32_t t = nm24_byte[pk[w++]];
+            bad |= t;
+            memcpy(codes + q, &t, 4);
+        }
+        return bad & 0x80808080u ? SC_BAD_FRAME : 0;
+    }
+    if (J->psize == 2 && J->k == 1 && J->lutrows == 6) { /* one code per group, identity lut */
+        if (g0 + count > J->npacked) return SC_BAD_FRAME;
+        const uint16_t *c = (const uint16_t *)J->packed + g0;
+        uint16_t bad = 0;
+        for (int64_t q = 0; q < count; q++) {
+            bad |= (uint16_t)(c[q] >= 6);
+            codes[q] = (uint8_t)c[q];
+        }
+        return bad ? SC_BAD_FRAME : 0;
+    }
+    int err = row_codes(J, g0, count, tmp);
+    for (int64_t q = 0; q < count; q++) codes[q] = (uint8_t)tmp[q];
+    return err;
+}
+
+typedef struct {
+    int64_t *cidx;
+    float *vals, *acc;
+    uint16_t *codes;
+} scratch_t;
+
+static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
+    s->cidx = malloc((size_t)(slots + 1) * 8);
+    s->vals = malloc((size_t)(slots + 8) * 4);
+    s->acc = malloc((size_t)(nb + 1) * 4);
+    s->codes = malloc((size_t)(ncodes + 1) * 2);
+    if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
+    return 0;
+}
+
+static void scratch_free(scratch_t *s) {
+    free(s->cidx);
+    free(s->vals);
+    free(s->acc);
+    free(s->codes);
+}
+
+/* Generic N:M rows [r0, r1). */
+static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t n = J->n, m = J->m, gpr = J->gpr, cols = P->cols;
+    scratch_t s;
+    int64_t count = 0, err = scratch_alloc(&s, gpr * n, P->nb, gpr);
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
+        for (int64_t q = 0; q < gpr; q++) {
+            const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
+            for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+        }
+        int64_t cnt = gpr * n;
+        const int64_t v0 = r * cnt;
+        if (v0 + cnt > P->nvals) {
+            err = SC_BAD_FRAME;
+            break;
+        }
+        while (cnt && s.cidx[cnt - 1] >= cols) { /* padding slots hold zeros */
+            cnt--;
+            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
+        }
+        if (err || (err = convert(P, v0, cnt, s.vals))) break;
+        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        count += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : count;
+}
+
+/* pair[(c0 * 6 + c1) * 8 + lane]: the x index (0..7, within 8 columns = two groups) of kept
+ * value `lane % 4` of the group pair with codes (c0, c1); lanes 4..7 repeat lanes 0..3. */
+static int32_t nm24_pair[36 * 8];
+static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+static void nm24_init(void) {
+    for (int b = 0; b < 256; b++)
+        nm24_byte[b] = b >= 216 ? 0x80808080u
+                                : (uint32_t)(b % 6) | (uint32_t)(b / 6 % 6) << 8 | (uint32_t)(b / 36) << 16;
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            int32_t *e = nm24_pair + (a * 6 + b) * 8;
+            e[0] = e[4] = nm24_pos[a][0];
+            e[1] = e[5] = nm24_pos[a][1];
+            e[2] = e[6] = 4 + nm24_pos[b][0];
+            e[3] = e[7] = 4 + nm24_pos[b][1];
+        }
+}
+
+/* The 2:4 GEMV, scalar twin: lanes l of two accumulators (even / odd steps of 4 groups), each
+ * a chain of fmaf; then the horizontal sum in the fixed order the AVX2 path uses, plus the
+ * leftover groups (fewer than 4, or padded) one fmaf at a time. */
+SC_INLINE float nm24_hsum(const float *a) {
+    float h[4];
+    for (int l = 0; l < 4; l++) h[l] = a[l] + a[l + 4];
+    return (h[0] + h[2]) + (h[1] + h[3]);
+}
+
+/* The tail of one row from group q0 on, in both twins; -1 for a non-zero padding value. */
+static int nm24_tail(const nm_job *J, const float *x, const float *vals, const uint8_t *codes,
+                     int64_t q0, float *sum) {
+    const int64_t cols = J->P.cols;
+    float s = *sum;
+    for (int64_t q = q0; q < J->gpr; q++)
+        for (int t = 0; t < 2; t++) {
+            int64_t c = q * 4 + nm24_pos[codes[q]][t];
+            if (c < cols) {
+                s = fmaf(vals[2 * q + t], x[c], s);
+            } else if (vals[2 * q + t] != 0.0f || signbit(vals[2 * q + t])) {
+                return SC_BAD_PAD;
+            }
+        }
+    *sum = s;
+    return 0;
+}
+
+static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, nb = P->nb, full = (P->cols / 16) * 4; /* groups in steps */
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
+    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
+    if (!err && !codes) err = SC_NOMEM;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        if ((err = convert(P, r * gpr * 2, gpr * 2, s.vals))) break;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * P->cols;
+            float acc[2][8] = {{0}};
+            for (int64_t q = 0; q < full; q += 4) {
+                float *a = acc[(q >> 2) & 1];
+                const int32_t *ia = nm24_pair + (codes[q] * 6 + codes[q + 1]) * 8;
+                const int32_t *ib = nm24_pair + (codes[q + 2] * 6 + codes[q + 3]) * 8;
+                const float *xa = x + q * 4, *xb = xa + 8, *v = s.vals + q * 2;
+                for (int l = 0; l < 8; l++)
+                    a[l] = fmaf(v[l], l < 4 ? xa[ia[l]] : xb[ib[l]], a[l]);
+            }
+            float sum8[8];
+            for (int l = 0; l < 8; l++) sum8[l] = acc[0][l] + acc[1][l];
+            float y = 0.0f;
+            if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
+            P->yt[r * nb + b] = nm24_hsum(sum8) + y;
+        }
+    }
+    free(codes);
+    scratch_free(&s);
+    return err ? err : (r1 - r0) * (P->cols / 4 * 2 + (P->cols % 4 < 2 ? P->cols % 4 : 2));
+}
+
+#if SC_X86
+SC_TARGET("avx2,fma,f16c")
+static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, nb = P->nb, cols = P->cols, full = (cols / 16) * 4;
+    const int mode = P->mode;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
+    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
+    if (!err && !codes) err = SC_NOMEM;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        const int64_t v0 = r * gpr * 2;
+        if (v0 + gpr * 2 > P->nvals) {
+            err = SC_BAD_FRAME;
+            break;
+        }
+        /* values as float32 in one pass (the row stays in L1 for the nb passes) */
+        if (mode == MODE_BF16) {
+            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            int64_t t = 0;
+            for (; t + 8 <= gpr * 2; t += 8) {
+                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + t)));
+                _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+            }
+            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)src[t] << 16);
+        } else if (mode == MODE_F16) {
+            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            int64_t t = 0;
+            for (; t + 8 <= gpr * 2; t += 8)
+                _mm256_storeu_ps(s.vals + t,
+                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + t))));
+            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[src[t]];
+        } else {
+            memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
+        }
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            int64_t q = 0;
+            for (; q + 8 <= full; q += 8) {
+                const uint8_t *c = codes + q;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
+                __m256i i2 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[4] * 6 + c[5]) * 8));
+                __m256i i3 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[6] * 6 + c[7]) * 8));
+                const float *xq = x + q * 4;
+                __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
+                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
+                                            0xF0);
+                __m256 g1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), i2),
+                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), i3),
+                                            0xF0);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
+            }
+            if (q < full) { /* one step of 4 groups left: an even step, into a0 */
+                const uint8_t *c = codes + q;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
+                const float *xq = x + q * 4;
+                __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
+                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
+                                            0xF0);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
+            }
+            float sum8[8];
+            _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+            float y = 0.0f;
+            if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
+            P->yt[r * nb + b] = nm24_hsum(sum8) + y;
+        }
+    }
+    free(codes);
+    scratch_free(&s);
+    return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
+}
+#endif
+
+/* The buffers shared by the three layouts: the values and the product. */
+typedef struct {
+    sc_arr vbits, vtab, vf, xt, yt;
+} common_arrs;
+
+static int get_common(sc_bufs *B, PyObject *const *a, prod_t *P, common_arrs *A,
+                      int64_t mode, int64_t trans, int64_t k_in, int64_t k_out) {
+    if (sc_get(B, a[0], 0, 0, "vbits", &A->vbits) < 0 || sc_get(B, a[1], 0, 4, "vtab", &A->vtab) < 0 ||
+        sc_get(B, a[2], 0, 4, "vf", &A->vf) < 0 || sc_get(B, a[4], 0, 4, "xt", &A->xt) < 0 ||
+        sc_get(B, a[5], 1, 4, "yt", &A->yt) < 0)
+        return -1;
+    int vs = (int)A->vbits.itemsize;
+    if (mode < MODE_TABLE || mode > MODE_F16 || (vs != 1 && vs != 2 && vs != 4 && vs != 8)) {
+        PyErr_SetString(PyExc_ValueError, "unknown value mode or value item size");
+        return -1;
+    }
+    if (((mode == MODE_TABLE || mode == MODE_F16) && (vs > 2 || A->vtab.n < ((int64_t)1 << (8 * vs)))) ||
+        (mode == MODE_BF16 && vs != 2) || (mode == MODE_FLOATS && A->vf.n != A->vbits.n)) {
+        PyErr_SetString(PyExc_ValueError, "value table or float values do not match the mode");
+        return -1;
+    }
+    const int64_t nb = k_in ? A->xt.n / k_in : (k_out ? A->yt.n / k_out : 0);
+    if (k_in < 0 || k_out < 0 || A->xt.n != k_in * nb || A->yt.n != k_out * nb) {
+        PyErr_Format(PyExc_ValueError, "xt holds %zd items and yt %zd: not (%lld, nb) and (%lld, nb)",
+                     A->xt.n, A->yt.n, (long long)k_in, (long long)k_out);
+        return -1;
+    }
+    P->vbits = A->vbits.p;
+    P->vsize = vs;
+    P->nvals = A->vbits.n;
+    P->vtab = A->vtab.p;
+    P->ntab = A->vtab.n;
+    P->vf = A->vf.p;
+    P->mode = (int)mode;
+    P->xt = A->xt.p;
+    P->yt = A->yt.p;
+    P->nb = nb;
+    P->trans = trans != 0;
+    P->simd = use_avx2();
+    return 0;
+}
+
+static PyObject *result(int64_t count) {
+    if (count == SC_NOMEM) return PyErr_NoMemory();
+    return PyLong_FromLongLong(count);
+}
+
+/* nm_matmul(packed, lut, k, positions, n, m, rows, cols, vbits, vtab, vf, mode, xt, yt,
+ *           trans, threads) -> count. lut is (lutrows, k) uint16: word w of `packed` holds the
+ * codes lut[w, 0..k-1]; positions is (ncodes, n) uint8. */
+static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, nm24_init);
+    if (sc_nargs(nargs, 16, "nm_matmul") < 0) return NULL;
+    int64_t k, n, m, rows, cols, mode, trans, threads;
+    if (sc_i64(a[2], &k) < 0 || sc_i64(a[4], &n) < 0 || sc_i64(a[5], &m) < 0 ||
+        sc_i64(a[6], &rows) < 0 || sc_i64(a[7], &cols) < 0 || sc_i64(a[11], &mode) < 0 ||
+        sc_i64(a[14], &trans) < 0 || sc_i64(a[15], &threads) < 0)
+        return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr packed, lut, pos;
+    common_arrs A;
+    nm_job J;
+    PyObject *vals[6] = {a[8], a[9], a[10], NULL, a[12], a[13]};
+    if (sc_get(&B, a[0], 0, 0, "packed", &packed) < 0 || sc_get(&B, a[1], 0, 2, "lut", &lut) < 0 ||
+        sc_get(&B, a[3], 0, 1, "positions", &pos) < 0 ||
+        get_common(&B, vals, &J.P, &A, mode, trans, trans ? rows : cols, trans ? cols : rows) < 0)
+        goto fail;
+    if (m < 2 || m > 16 || n < 1 || n >= m || k < 1 || lut.n % k || rows < 0 || cols < 0 ||
+        pos.n == 0 || pos.n % n || packed.itemsize > 8 || packed.itemsize == 0 ||
+        (packed.itemsize & (packed.itemsize - 1))) {
+        PyErr_SetString(PyExc_ValueError, "nm_matmul: bad n, m, k, shape, lut or positions");
+        goto fail;
+    }
+    for (int64_t i = 0; i < pos.n; i++)
+        if (((const uint8_t *)pos.p)[i] >= m) {
+            PyErr_SetString(PyExc_ValueError, "nm_matmul: a position >= m");
+            goto fail;
+        }
+    J.packed = packed.p;
+    J.psize = (int)packed.itemsize;
+    J.npacked = packed.n;
+    J.lut = lut.p;
+    J.k = k;
+    J.lutrows = lut.n / k;
+    J.pos = pos.p;
+    J.n = n;
+    J.ncodes = pos.n / n;
+    J.m = m;
+    J.gpr = (cols + m - 1) / m;
+    J.P.rows = rows;
+    J.P.cols = cols;
+    J.xrows = NULL;
+    const prod_t *P = &J.P;
+    const int fast = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb >= 1 &&
+                     P->nb <= NM24_MAX_NB &&
+                     (P->mode == MODE_BF16 || P->mode == MODE_F16 || P->mode == MODE_FLOATS);
+    int64_t count;
+    float *xrows = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (!rows || !cols) {
+        if (!P->trans) memset(P->yt, 0, (size_t)(rows * P->nb) * 4);
+        count = 0;
+    } else if (fast) {
+        if (P->nb == 1) {
+            J.xrows = P->xt;
+        } else {
+            xrows = malloc((size_t)(P->nb * cols) * 4);
+            if (xrows)
+                for (int64_t c = 0; c < cols; c++)
+                    for (int64_t b = 0; b < P->nb; b++) xrows[b * cols + c] = P->xt[c * P->nb + b];
+            J.xrows = xrows;
+        }
+        if (!J.xrows) {
+            count = SC_NOMEM;
+        } else {
+#if SC_X86
+            if (P->simd)
+                count = parallel_rows(nm24_rows_avx2, &J, rows, threads);
+            else
+#endif
+                count = parallel_rows(nm24_rows_scalar, &J, rows, threads);
+        }
+        free(xrows);
+    } else {
+        count = parallel_rows(nm_rows, &J, rows, P->trans ? 1 : threads);
+    }
+    Py_END_ALLOW_THREADS
+    sc_release(&B);
+    return result(count);
+fail:
+    sc_release(&B);
+    return NULL;
+}
+
+/* -- bitmask ------------------------------------------------------------------------------ */
+
+typedef struct {
+    prod_t P;
+    const uint8_t *mask;
+    int64_t nmask;
+} mask_job;
+
+SC_INLINE uint64_t load64(const uint8_t *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* Set bits before element e (a prefix popcount). */
+static int64_t mask_rank(const uint8_t *mask, int64_t e) {
+    int64_t total = 0, i = 0, bytes = e >> 3;
+    for (; i + 8 <= bytes; i += 8) total += __builtin_popcountll(load64(mask + i));
+    for (; i < bytes; i++) total += __builtin_popcount(mask[i]);
+    if (e & 7) total += __builtin_popcount(mask[bytes] & ((1u << (e & 7)) - 1));
+    return total;
+}
+
+static int64_t mask_rows(const void *job, int64_t r0, int64_t r1) {
+    const mask_job *J = (const mask_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t cols = P->cols;
+    if (((r1 * cols) + 7) >> 3 > J->nmask) return SC_BAD_FRAME;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols, P->nb, 0);
+    int64_t j = mask_rank(J->mask, r0 * cols), j0 = j;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const int64_t start = r * cols, end = start + cols;
+        int64_t e = start, cnt = 0;
+        while (e < end) {
+            if ((e & 63) == 0 && e + 64 <= end) {
+                uint64_t w = load64(J->mask + (e >> 3));
+                while (w) {
+                    s.cidx[cnt++] = e - start + __builtin_ctzll(w);
+                    w &= w - 1;
+                }
+                e += 64;
+            } else {
+                if ((J->mask[e >> 3] >> (e & 7)) & 1) s.cidx[cnt++] = e - start;
+                e++;
+            }
+        }
+        if ((err = convert(P, j, cnt, s.vals))) break;
+        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        j += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : j - j0;
+}
+
+/* mask_matmul(mask, rows, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count */
+static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    if (sc_nargs(nargs, 11, "mask_matmul") < 0) return NULL;
+    int64_t rows, cols, mode, trans, threads;
+    if (sc_i64(a[1], &rows) < 0 || sc_i64(a[2], &cols) < 0 || sc_i64(a[6], &mode) < 0 ||
+        sc_i64(a[9], &trans) < 0 || sc_i64(a[10], &threads) < 0)
+        return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr mask;
+    common_arrs A;
+    mask_job J;
+    PyObject *vals[6] = {a[3], a[4], a[5], NULL, a[7], a[8]};
+    if (sc_get(&B, a[0], 0, 1, "mask", &mask) < 0 ||
+        get_common(&B, vals, &J.P, &A, mode, trans, trans ? rows : cols, trans ? cols : rows) < 0)
+        goto fail;
+    if (rows < 0 || cols < 0) {
+        PyErr_SetString(PyExc_ValueError, "mask_matmul: negative shape");
+        goto fail;
+    }
+    J.mask = mask.p;
+    J.nmask = mask.n;
+    J.P.rows = rows;
+    J.P.cols = cols;
+    int64_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = parallel_rows(mask_rows, &J, rows, J.P.trans ? 1 : threads);
+    Py_END_ALLOW_THREADS
+    sc_release(&B);
+    return result(count);
+fail:
+    sc_release(&B);
+    return NULL;
+}
+
+/* -- CSR ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    prod_t P;
+    const int64_t *indptr;
+    const void *indices;
+    int isize;
+    int64_t nindices;
+} csr_job;
+
+static int64_t csr_rows(const void *job, int64_t r0, int64_t r1) {
+    const csr_job *J = (const csr_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t cols = P->cols;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols, P->nb, 0), count = 0;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const int64_t v0 = J->indptr[r], cnt = J->indptr[r + 1] - v0;
+        if (v0 < 0 || cnt < 0 || cnt > cols || v0 + cnt > J->nindices) {
+            err = SC_BAD_FRAME;
+            break;
+        }
+        for (int64_t t = 0; t < cnt; t++) {
+            uint64_t c = rd_uint(J->indices, J->isize, v0 + t);
+            if (c >= (uint64_t)cols) {
+                err = SC_BAD_FRAME;
+                break;
+            }
+            s.cidx[t] = (int64_t)c;
+        }
+        if (err || (err = convert(P, v0, cnt, s.vals))) break;
+        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        count += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : count;
+}
+
+/* csr_matmul(indptr, indices, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count.
+ * indptr is int64 with rows + 1 items. */
+static PyObject *csr_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    if (sc_nargs(nargs, 11, "csr_matmul") < 0) return NULL;
+    int64_t cols, mode, trans, threads;
+    if (sc_i64(a[2], &cols) < 0 || sc_i64(a[6], &mode) < 0 || sc_i64(a[9], &trans) < 0 ||
+        sc_i64(a[10], &threads) < 0)
+        return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr indptr, indices;
+    common_arrs A;
+    csr_job J;
+    PyObject *vals[6] = {a[3], a[4], a[5], NULL, a[7], a[8]};
+    if (sc_get(&B, a[0], 0, 8, "indptr", &indptr) < 0 ||
+        sc_get(&B, a[1], 0, 0, "indices", &indices) < 0)
+        goto fail;
+    const int64_t rows = indptr.n - 1;
+    if (rows < 0 || cols < 0 || indices.itemsize > 8 || indices.itemsize == 0 ||
+        (indices.itemsize & (indices.itemsize - 1))) {
+        PyErr_SetString(PyExc_ValueError, "csr_matmul: empty indptr, bad cols or index items");
+        goto fail;
+    }
+    if (get_common(&B, vals, &J.P, &A, mode, trans, trans ? rows : cols, trans ? cols : rows) < 0)
+        goto fail;
+    J.indptr = indptr.p;
+    J.indices = indices.p;
+    J.isize = (int)indices.itemsize;
+    J.nindices = indices.n;
+    J.P.rows = rows;
+    J.P.cols = cols;
+    int64_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = parallel_rows(csr_rows, &J, rows, J.P.trans ? 1 : threads);
+    Py_END_ALLOW_THREADS
+    sc_release(&B);
+    return result(count);
+fail:
+    sc_release(&B);
+    return NULL;
+}
+
+/* -- table -------------------------------------------------------------------------------- */
+
 PyMethodDef sc_compute_methods[] = {
+    {"nm_matmul", (PyCFunction)(void (*)(void))nm_matmul, METH_FASTCALL,
+     "x @ W.T (or x @ W) from N:M group codes and kept values."},
+    {"mask_matmul", (PyCFunction)(void (*)(void))mask_matmul, METH_FASTCALL,
+     "x @ W.T (or x @ W) from an LSB-first bitmask and the kept values."},
+    {"csr_matmul", (PyCFunction)(void (*)(void))csr_matmul, METH_FASTCALL,
+     "x @ W.T (or x @ W) from CSR indptr (int64), indices and values."},
     {NULL, NULL, 0, NULL},
 };

@@ -1,0 +1,215 @@
+"""The compiled product kernels (kernels/compute.c) beyond what tests/test_compute.py checks:
+
+* every SIMD path writes the same bytes as its scalar twin (the 2:4 GEMV for every metadata
+  form and value dtype, the zero-skipping SpMM of every layout), whatever the thread count;
+* non-finite inputs follow IEEE as the dense product does (a skipped zero times inf is NaN),
+  for every codec and both product directions;
+* hostile frames make ``matmul`` raise library errors only, and no numpy warning (the suite
+  turns warnings into errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import sparsecodecs as sc
+from sparsecodecs.kernels import cpu_simd, use_simd
+from sparsecodecs.testing import hostile_frames
+from test_compute import CODEC_IDS, CODECS, assert_close, encode, reference, weight
+
+AVX2 = pytest.mark.skipif(cpu_simd() != "avx2", reason="the CPU has no AVX2")
+FLOATS = {
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float16": np.dtype(np.float16),
+    "float32": np.dtype(np.float32),
+}
+NM_FORMS = [
+    {"id": "nm"},
+    {"id": "nm", "metadata": "index"},
+    {"id": "nm", "metadata": "bitmask"},
+    {"id": "hybrid", "layout": "nm", "entropy": "none"},
+]
+#: (rows, cols): whole steps of 8 and of 4 groups, leftover groups, a padded last group.
+SHAPES = [(5, 64), (3, 48), (7, 37), (4, 130), (2, 4), (3, 3)]
+
+
+def bits(y: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(y).view(np.uint32)
+
+
+def product(frame: bytes, x: np.ndarray, threads: int = 1, level: str | None = None
+            ) -> tuple[np.ndarray, list[str]]:
+    stats = sc.MatmulStats()
+    if level is None:
+        return sc.matmul(x, frame, stats=stats, threads=threads), stats.paths
+    with use_simd(level):
+        return sc.matmul(x, frame, stats=stats, threads=threads), stats.paths
+
+
+# -- SIMD paths and their scalar twins --------------------------------------------------------
+
+
+@AVX2
+@pytest.mark.parametrize("config", NM_FORMS, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_two_four_gemv_twins_write_the_same_bytes(config, dtype):
+    for shape in SHAPES:
+        w = weight(shape, FLOATS[dtype], 0.9, 1, (2, 4))
+        frame = encode(config, w)
+        for batch in (1, 2, 3, 4, 5, 8, 13):
+            x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
+            y_simd, paths = product(frame, x, level="avx2")
+            y_scalar, _ = product(frame, x, level="scalar")
+            assert paths == [f"{config['id']}:nm"]
+            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{shape} {batch}")
+            assert_close(y_simd, *reference(x, w))
+
+
+@AVX2
+@pytest.mark.parametrize("codec", ["bitmask", "csr", "csc", "nm-4:8"])
+def test_spmm_twins_write_the_same_bytes(codec):
+    config = {"id": "nm", "n": 4, "m": 8} if codec == "nm-4:8" else {"id": codec}
+    for dtype in ("bfloat16", "float32"):
+        w = weight((9, 70), FLOATS[dtype], 0.4, 2, (4, 8) if codec == "nm-4:8" else None)
+        frame = encode(config, w)
+        for batch in (1, 2, 7, 8, 9, 32, 45, 64):
+            x = np.random.default_rng(batch).standard_normal((batch, 70)).astype(np.float32)
+            y_simd, _ = product(frame, x, level="avx2")
+            y_scalar, _ = product(frame, x, level="scalar")
+            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{batch}")
+            assert_close(y_simd, *reference(x, w))
+
+
+@pytest.mark.parametrize("config", [{"id": "nm"}, {"id": "nm", "n": 4, "m": 8},
+                                    {"id": "bitmask"}, {"id": "csr"}, {"id": "csc"}],
+                         ids=lambda c: "-".join(map(str, c.values())))
+def test_threads_do_not_change_a_bit(config):
+    pattern = (config.get("n", 2), config.get("m", 4)) if config["id"] == "nm" else None
+    w = weight((37, 72), FLOATS["bfloat16"], 0.5, 3, pattern)
+    frame = encode(config, w)
+    layer = sc.CompressedLinear.from_array(w, sc.get_codec(config), block_rows=16)
+    for batch in (1, 3, 8, 20):
+        x = np.random.default_rng(batch).standard_normal((batch, 72)).astype(np.float32)
+        one = sc.matmul(x, frame)
+        assert_close(one, *reference(x, w))
+        for threads in (2, 3, 64):
+            np.testing.assert_array_equal(bits(sc.matmul(x, frame, threads=threads)), bits(one))
+            np.testing.assert_array_equal(bits(layer(x, threads=threads)), bits(layer(x)))
+
+
+def test_threads_is_checked():
+    frame = encode({"id": "nm"}, np.zeros((4, 8), np.float32))
+    with pytest.raises(sc.SparseCodecsError, match="threads"):
+        sc.matmul(np.ones(8), frame, threads=0)
+
+
+# -- non-finite values: IEEE, as the dense product ---------------------------------------------
+
+
+def dense_ieee(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ W.T with every product formed (no BLAS shortcut past zeros), in float64."""
+    x64, w64 = x.astype(np.float64), w.astype(np.float32).astype(np.float64)
+    with np.errstate(all="ignore"):
+        return (x64[:, None, :] * w64[None, :, :]).sum(axis=-1)
+
+
+def assert_ieee(y: np.ndarray, x: np.ndarray, w: np.ndarray) -> None:
+    ref = dense_ieee(x, w)
+    y64 = y.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(y64), np.isnan(ref), err_msg="NaN where")
+    np.testing.assert_array_equal(np.isinf(y64), np.isinf(ref), err_msg="inf where")
+    np.testing.assert_array_equal(y64[np.isinf(ref)], ref[np.isinf(ref)], err_msg="inf signs")
+    fin = np.isfinite(ref)
+    finite_x = np.where(np.isfinite(x), x, 0).astype(np.float32)
+    _, tol = reference(finite_x, np.where(np.isfinite(w.astype(np.float32)), w, 0))
+    assert (np.abs(y64[fin] - ref[fin]) <= tol[fin] + 1e-30).all()
+
+
+def non_finite_x(batch: int, cols: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, cols)).astype(np.float32)
+    x[0, cols // 3] = np.inf
+    if batch > 1:
+        x[1, cols // 2] = -np.inf
+        x[1, 1] = np.nan
+    if batch > 2:
+        x[2, :] = 0.0
+    return x
+
+
+@pytest.mark.parametrize(("config", "path", "pattern"), CODECS, ids=CODEC_IDS)
+def test_non_finite_x_gives_what_the_dense_product_gives(config, path, pattern):
+    for dtype in ("bfloat16", "float16", "float32"):
+        w = weight((11, 40), FLOATS[dtype], 0.4, 7, pattern)
+        frame = encode(config, w)
+        for batch in (1, 3, 9):
+            x = non_finite_x(batch, 40, batch)
+            stats = sc.MatmulStats()
+            y = sc.matmul(x, frame, stats=stats)
+            assert stats.paths == [f"{config['id']}:{path}"]
+            assert_ieee(y, x, w)
+            # the other direction: x @ W, through a layer of row blocks
+            layer = sc.CompressedLinear.from_array(w, sc.get_codec(config), block_rows=4)
+            xo = non_finite_x(batch, 11, batch + 1)
+            assert_ieee(xo @ layer, xo, w.T)
+
+
+@pytest.mark.parametrize(("config", "path", "pattern"), CODECS, ids=CODEC_IDS)
+def test_non_finite_weights_give_what_the_dense_product_gives(config, path, pattern):
+    for dtype in ("bfloat16", "float16", "float32"):
+        w = weight((11, 40), FLOATS[dtype], 0.4, 8, pattern)
+        kept = np.flatnonzero(w.reshape(-1))
+        flat = w.reshape(-1)
+        flat[kept[:3]] = [np.inf, -np.inf, np.nan]
+        frame = encode(config, w)
+        for batch in (1, 4, 8):
+            x = np.random.default_rng(batch).standard_normal((batch, 40)).astype(np.float32)
+            x[0, 5] = 0.0  # inf * 0 somewhere, perhaps
+            x[-1, :] = 0.0
+            assert_ieee(sc.matmul(x, frame), x, w)
+            xi = non_finite_x(batch, 40, batch)
+            assert_ieee(sc.matmul(xi, frame), xi, w)
+
+
+def test_the_issue_example():
+    """x = [inf, 1] times W = [[1, 0], [0, 2]] gives [inf, nan] with every codec."""
+    w = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+    x = np.array([np.inf, 1.0], np.float32)
+    for config in ({"id": "raw"}, {"id": "bitmask"}, {"id": "csr"}, {"id": "csc"},
+                   {"id": "hybrid"}, {"id": "nm", "n": 1, "m": 2}):
+        y = sc.matmul(x, encode(config, w))
+        assert y[0] == np.inf and np.isnan(y[1]), config
+
+
+# -- hostile frames --------------------------------------------------------------------------
+
+
+def _seeds() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    out = []
+    for config, _, pattern in CODECS:
+        for dtype in ("bfloat16", "float32"):
+            w = weight((6, 12), FLOATS[dtype], 0.5, int(rng.integers(1 << 16)), pattern)
+            out.append(encode(config, w))
+    return out
+
+
+SEEDS = _seeds()
+
+
+@settings(max_examples=300)
+@given(hostile_frames(SEEDS))
+def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
+    x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
+    x[1, 2] = np.inf
+    for f in (lambda: sc.matmul(x, mutation.frame),
+              lambda: sc.matmul(x[0], mutation.frame, threads=2),
+              lambda: sc.CompressedLinear([mutation.frame]).__rmatmul__(x[:, :6])):
+        with contextlib.suppress(sc.SparseCodecsError):
+            f()
