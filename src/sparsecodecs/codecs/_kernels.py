@@ -18,7 +18,6 @@ Each kernel has a plain numpy reference in the test suite that it must match exa
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
@@ -243,10 +242,3 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
     """:func:`row_modes_table` for any width, by sorting a copy of each row."""
     _native.row_modes_sort(x, rows, cols, out)
 
-
-def c_arrays(*tys: Any) -> bool:
-    """For the numba intrinsics' typers of ``_huffman_kernels`` (until its C port merges): are
-    these numba types all C-contiguous arrays? numba is imported here, not by this module."""
-    from numba import types
-
-    return all(isinstance(t, types.Array) and t.layout == "C" for t in tys)
