@@ -299,5 +299,10 @@ def test_hostile_marks_are_library_errors() -> None:
         codec.decode(codec.encode(np.zeros(3, np.uint8)), out=np.empty(4, np.uint8))
     with pytest.raises(sc.registry.ShapeError, match="contiguous"):
         codec.decode(codec.encode(np.zeros(3, np.uint8)), out=np.empty(6, np.uint8)[::2])
+    readonly = np.zeros(3, np.uint8)
+    readonly.flags.writeable = False
+    with pytest.raises(sc.SparseCodecsError, match="read-only"):
+        codec.decode(codec.encode(np.ones(3, np.uint8)), out=readonly)
+    assert not readonly.any()
     with pytest.raises(sc.registry.FrameHeaderError):
         codec.decode(np.array([b"x"], dtype=object))
