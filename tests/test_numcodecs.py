@@ -73,6 +73,10 @@ def test_dtype_parameter_reads_flat_bytes_and_params_are_validated() -> None:
     assert len(codec.encode(x.tobytes())) < len(plain.encode(x.tobytes()))
     with pytest.raises(sc.CodecConfigError, match="dtype"):
         numcodecs.get_codec({"id": "sparsecodecs.hybrid", "dtype": "complex64"})
+    with pytest.raises(sc.CodecConfigError, match="dtype"):
+        numcodecs.get_codec({"id": "sparsecodecs.hybrid", "dtype": ["float32"]})
+    with pytest.raises(sc.registry.ShapeError, match="not a whole number of bfloat16"):
+        codec.encode(b"abc")
     with pytest.raises(sc.CodecConfigError, match="unknown parameter"):
         numcodecs.get_codec({"id": "sparsecodecs.nm", "k": 3})
     nm = numcodecs.get_codec({"id": "sparsecodecs.nm", "n": 1, "m": 4})
