@@ -15,6 +15,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given
 
 import sparsecodecs as sc
 
@@ -22,6 +23,7 @@ numcodecs = pytest.importorskip("numcodecs")
 zarr = pytest.importorskip("zarr")
 
 from sparsecodecs import numcodecs_compat  # noqa: E402
+from sparsecodecs.testing import hostile_frames  # noqa: E402
 
 BUILTINS = ["raw", "bitmask", "nm", "csr", "csc", "huffman", "centroid", "hybrid"]
 
@@ -310,3 +312,27 @@ def test_hostile_marks_are_library_errors() -> None:
     assert not readonly.any()
     with pytest.raises(sc.registry.FrameHeaderError):
         codec.decode(np.array([b"x"], dtype=object))
+
+
+def _adapter_seeds() -> list[bytes]:
+    raw, hybrid = numcodecs_compat.Raw(), numcodecs_compat.Hybrid()
+    arrays = [sparse(np.float32, (4, 8), "F"), sparse(np.bool_, (4, 8)), sparse("M8[ns]", (8,)),
+              sparse(">M8[D]", (4, 4), "F"), sparse(ml_dtypes.bfloat16, (4, 8), "F")]
+    return [c.encode(a) for c in (raw, hybrid) for a in arrays]
+
+
+@given(mutation=hostile_frames(_adapter_seeds()))
+def test_the_adapter_decodes_or_refuses_hostile_frames(mutation: Any) -> None:
+    """Mutated frames with marks (meta values retyped, dropped, spliced...): the adapter returns
+    an array or raises a library error, also when decoding into ``out``; never warns."""
+    codec = numcodecs_compat.Raw()
+    for out in (None, np.empty(32, np.float32)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                got = codec.decode(mutation.frame, out=out)
+            except sc.SparseCodecsError:
+                continue
+            except Exception as exc:
+                raise AssertionError(f"{mutation.description}: {exc!r}") from exc
+        assert isinstance(got, np.ndarray), mutation.description
