@@ -296,6 +296,25 @@ def test_list_codecs_reports_broken_plugins_without_failing() -> None:
     assert rows["raw"].error is None
 
 
+def test_a_name_two_distributions_declare_is_refused_not_shadowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = tmp_path / "copycat-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: copycat\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[sparsecodecs.codecs]\nrle-zeros = copycat_mod:RleZeros\n"
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    fresh = CodecRegistry()
+    with pytest.raises(PluginError, match="'rle_zeros' is declared by more than one") as exc:
+        fresh.get("rle_zeros")
+    assert "'copycat'" in str(exc.value) and "'sparsecodecs-example-plugin'" in str(exc.value)
+    assert "copycat_mod" not in sys.modules
+    rows = {row.name: row for row in fresh.info()}
+    assert "uninstall all but one" in (rows["rle_zeros"].error or "")
+
+
 def test_the_fake_plugins_are_gone_after_the_test() -> None:
     assert "failing" not in registry.names()
     assert "broken_plugin_mod" not in sys.modules

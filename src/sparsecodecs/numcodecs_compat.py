@@ -100,7 +100,7 @@ class SparseCodecsNumcodec(_Numcodec):  # type: ignore[misc]
     name: ClassVar[str]
 
     def __init__(self, dtype: str | None = None, **params: Any) -> None:
-        if dtype is not None and dtype not in SUPPORTED_DTYPES:
+        if dtype is not None and (not isinstance(dtype, str) or dtype not in SUPPORTED_DTYPES):
             raise CodecConfigError(
                 f"dtype must be None or one of {', '.join(SUPPORTED_DTYPES)}; got dtype={dtype!r}"
             )

@@ -4,8 +4,11 @@ Zarr v3 names a numcodecs codec ``numcodecs.<id>``, so codec ``<name>`` is
 ``numcodecs.sparsecodecs.<name>`` in array metadata. Each class here is an *array-to-bytes*
 codec (the ``serializer=`` of :func:`zarr.create_array`): it is handed each chunk as an ndarray,
 so the frame keeps the chunk's dtype and shape. The classes are declared in zarr's entry-point
-group ``zarr.codecs``, so reading an array needs no import. This module imports zarr, which
-warns (``ZarrUserWarning``) that numcodecs codecs are not in the Zarr v3 specification.
+group ``zarr.codecs``, so reading an array needs no import; a third-party sparsecodecs codec
+gets its class from :func:`serializer_class`, which also registers it with zarr (in the process
+that calls it). Memory order, dtype and shape are kept as ``numcodecs_compat`` describes. This
+module imports zarr, which warns (``ZarrUserWarning``) that numcodecs codecs are not in the Zarr
+v3 specification.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from zarr.codecs.numcodecs import _NumcodecsArrayBytesCodec
+from zarr.registry import register_codec
 
 from .numcodecs_compat import PREFIX, numcodec_class
 
@@ -29,15 +33,23 @@ __all__ = [
 ]
 
 
+_classes: dict[str, Any] = {}
+
+
 def serializer_class(name: str) -> Any:
-    """The Zarr v3 array-to-bytes codec class of sparsecodecs codec ``name``."""
+    """The Zarr v3 array-to-bytes codec class of sparsecodecs codec ``name``, registered with
+    zarr under ``numcodecs.sparsecodecs.<name>``."""
     ncls = numcodec_class(name)  # registers the numcodecs class too
-    return type(
-        ncls.__name__,
-        (_NumcodecsArrayBytesCodec,),
-        {"__module__": __name__, "__doc__": f"Zarr v3 serializer for ``{ncls.codec_id}``."},
-        codec_name=PREFIX + ncls.name,
-    )
+    if ncls.name not in _classes:
+        cls = type(
+            ncls.__name__,
+            (_NumcodecsArrayBytesCodec,),
+            {"__module__": __name__, "__doc__": f"Zarr v3 serializer for ``{ncls.codec_id}``."},
+            codec_name=PREFIX + ncls.name,
+        )
+        register_codec(f"numcodecs.{PREFIX}{ncls.name}", cls)
+        _classes[ncls.name] = cls
+    return _classes[ncls.name]
 
 
 Raw = serializer_class("raw")

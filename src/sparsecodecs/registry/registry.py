@@ -70,6 +70,8 @@ class CodecRegistry:
         self._sources: dict[str, str] = {}
         self._aliases: dict[str, tuple[str, Mapping[str, Any]]] = {}
         self._entry_points: dict[str, EntryPoint] | None = None
+        # names declared by more than one distribution (or twice differently): all of them
+        self._clashes: dict[str, list[EntryPoint]] = {}
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -130,9 +132,13 @@ class CodecRegistry:
 
     def _plugins(self) -> dict[str, EntryPoint]:
         if self._entry_points is None:
-            self._entry_points = {
-                normalize_name(ep.name): ep for ep in entry_points(group=self.group)
-            }
+            found: dict[str, list[EntryPoint]] = {}
+            for ep in entry_points(group=self.group):
+                same = found.setdefault(normalize_name(ep.name), [])
+                if all((e.value, _dist_name(e)) != (ep.value, _dist_name(ep)) for e in same):
+                    same.append(ep)  # the same distribution seen twice on sys.path is one
+            self._clashes = {k: eps for k, eps in found.items() if len(eps) > 1}
+            self._entry_points = {k: eps[0] for k, eps in found.items()}
         return self._entry_points
 
     def refresh_plugins(self) -> None:
@@ -141,8 +147,17 @@ class CodecRegistry:
 
     def _load_plugin(self, key: str) -> type[Codec]:
         ep = self._plugins()[key]
-        dist = getattr(ep.dist, "name", None) or "an unknown distribution"
+        dist = _dist_name(ep) or "an unknown distribution"
         what = f"codec plugin {ep.name!r} ({ep.value}) from distribution {dist!r}"
+        if key in self._clashes:
+            each = "; ".join(
+                f"{e.name!r} = {e.value} in {_dist_name(e) or 'an unknown distribution'!r}"
+                for e in self._clashes[key]
+            )
+            raise PluginError(
+                f"codec plugin name {key!r} is declared by more than one installed entry point "
+                f"({each}); none of them is loaded: uninstall all but one"
+            )
         try:
             obj = ep.load()
         except (Exception, SystemExit) as exc:  # any import-time failure of third-party code
@@ -222,13 +237,19 @@ class CodecRegistry:
         return rows
 
     def _plugin_source(self, key: str) -> str:
-        dist = getattr(self._plugins()[key].dist, "name", None)
+        dist = _dist_name(self._plugins()[key])
         return f"plugin {dist}" if dist else "plugin"
 
     @property
     def codecs(self) -> Mapping[str, type[Codec]]:
         """A read-only view of the registered (already loaded) codec classes."""
         return MappingProxyType(self._classes)
+
+
+def _dist_name(ep: EntryPoint) -> str | None:
+    """The name of the distribution that declares ``ep``, if known."""
+    name = getattr(ep.dist, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
