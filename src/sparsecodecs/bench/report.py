@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli import atomic_write
+from .._atomic import atomic_write
 from . import entropy, harness
 
 __all__ = ["chart_png", "markdown", "print_summary", "summary_rows", "write_all"]

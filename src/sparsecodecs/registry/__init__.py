@@ -28,6 +28,7 @@ from .errors import (
     FrameError,
     FrameHeaderError,
     FrameLayoutError,
+    OutputDirError,
     OutputExistsError,
     PatternError,
     PluginError,
@@ -40,6 +41,7 @@ from .errors import (
     UnknownCodecError,
     UnsupportedDtypeError,
     UnsupportedVersionError,
+    UsageError,
 )
 from .frame import (
     FORMAT_VERSION,
@@ -86,6 +88,7 @@ __all__ = [
     "FrameHeaderError",
     "FrameInfo",
     "FrameLayoutError",
+    "OutputDirError",
     "OutputExistsError",
     "PatternError",
     "PluginError",
@@ -102,6 +105,7 @@ __all__ = [
     "UnknownCodecError",
     "UnsupportedDtypeError",
     "UnsupportedVersionError",
+    "UsageError",
     "as_bits",
     "bits_dtype",
     "check_choice",
