@@ -247,11 +247,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _version() -> str:
+    """``sparsecodecs X.Y.Z`` (the installed distribution's version when it is installed)."""
+    from importlib import metadata
+
+    from sparsecodecs import __version__
+
+    try:
+        installed = metadata.version("sparsecodecs")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        installed = __version__
+    python = ".".join(map(str, sys.version_info[:3]))
+    if installed != __version__:
+        return f"sparsecodecs {__version__} (Python {python}; installed metadata: {installed})"
+    return f"sparsecodecs {__version__} (Python {python})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparsecodecs",
         description="Lossless, accounted compression of sparse neural-network weights.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the available codecs")
