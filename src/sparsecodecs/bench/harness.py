@@ -62,7 +62,7 @@ __all__ = ["OUTPUT_FILES", "BenchOptions", "Method", "main", "run"]
 
 REPEATS = 3
 BUDGET_S = 0.3
-OUTPUT_FILES = ("results.json", "results.md", "results.png")
+OUTPUT_FILES = ("results.json", "results.md", "results.png", "headline.png")
 #: Libraries whose versions results.json records (whether or not they were used).
 VERSIONED = ("sparsecodecs", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy",
              "zipnn", "torch", "safetensors", "matplotlib", "rich", "xxhash")
