@@ -7,8 +7,9 @@ Per page, in order, in one namespace (a page's examples build on each other):
   block's output: what it prints must match it (runs of spaces compared as one).
 - ```` ```bash ```` / ```` ```sh ```` blocks: each ``sparsecodecs ...`` line runs the CLI in
   this process (``cli.main``; a ``/usr/bin/time`` prefix is dropped), and must exit 0 unless the
-  line ends in ``# exits N``; ``cmp A B`` compares two files. Any other command must be skipped in the page with a reason (``<!-- skip: next "installs packages" -->``):
-  an unskipped command this runner cannot run fails.
+  line ends in ``# exits N``; ``cmp A B`` compares two files. Any other command must be
+  skipped in the page with a reason (``<!-- skip: next "installs packages" -->``): an
+  unskipped command this runner cannot run fails.
 - Examples that take more than a few seconds are marked in the page with
   ``<!-- skip: next if(not SLOW, reason="slow") -->``: they run only with
   ``SPARSECODECS_SLOW_DOCS=1`` (then in the ``slow``-marked twin of each page's test).

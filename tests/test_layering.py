@@ -63,9 +63,11 @@ def upward_imports(root: Path) -> list[str]:
         name = module_name(path, root)
         for line, target in imported_modules(path, root):
             where = f"{path.relative_to(root)}:{line}"
-            if within(target, cli) and not within(name, cli):
-                found.setdefault(where, f"{where} imports {target}")
-            elif within(target, bench) and not (within(name, bench) or within(name, cli)):
+            imports_cli = within(target, cli) and not within(name, cli)
+            imports_bench = within(target, bench) and not (
+                within(name, bench) or within(name, cli)
+            )
+            if imports_cli or imports_bench:
                 found.setdefault(where, f"{where} imports {target}")
     return sorted(found.values())
 
