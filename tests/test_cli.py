@@ -333,3 +333,9 @@ def test_version_agrees_with_pyproject():
     tomllib = pytest.importorskip("tomllib")
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     assert sc.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def test_user_errors_live_in_the_error_hierarchy(capsys, tmp_path: Path):
+    assert cli.CLIError is sc.UsageError and issubclass(sc.UsageError, sc.SparseCodecsError)
+    code, out, err = run(capsys, "bench", "--tiny", "--repeats", "0", "--out", str(tmp_path))
+    assert (code, out) == (2, "") and err == "sparsecodecs: error: --repeats must be >= 1, got 0\n"
