@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +315,27 @@ def test_console_script_starts():
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert {line.split()[0] for line in result.stdout.splitlines()} >= set(BUILTINS)
+
+
+# -- --version -----------------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    out, err = capsys.readouterr()
+    assert info.value.code == 0 and err == ""
+    assert re.fullmatch(r"sparsecodecs (\S+) \(Python \d+\.\d+\.\d+\)\n", out), out
+    assert out.split()[1] == sc.__version__
+
+
+def test_version_agrees_with_pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert sc.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def test_user_errors_live_in_the_error_hierarchy(capsys, tmp_path: Path):
+    assert cli.CLIError is sc.UsageError and issubclass(sc.UsageError, sc.SparseCodecsError)
+    code, out, err = run(capsys, "bench", "--tiny", "--repeats", "0", "--out", str(tmp_path))
+    assert (code, out) == (2, "") and err == "sparsecodecs: error: --repeats must be >= 1, got 0\n"

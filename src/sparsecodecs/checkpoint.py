@@ -38,7 +38,6 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,12 +48,13 @@ from typing import IO, Any
 import ml_dtypes
 import numpy as np
 
+from ._atomic import atomic_dir as _atomic_dir  # one atomic writer for the library
+from ._atomic import atomic_file as _atomic_file
 from .registry import (
     ROLES,
     CheckpointError,
     Codec,
     DecodeLimitError,
-    OutputExistsError,
     Report,
     SliceError,
     TensorNotFoundError,
@@ -278,59 +278,6 @@ def _read_tensor(fh: IO[bytes], entry: _Entry, path: str) -> np.ndarray:
     dt = _entry_dtype(entry, path)
     array = np.frombuffer(_read_entry(fh, entry, path), dt).reshape(entry.shape)
     return array.view(np.uint8) if entry.dtype == "BOOL" else array
-
-
-# -- writing atomically -----------------------------------------------------------------------
-
-
-def _check_output(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass force=True (--force) to overwrite it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CheckpointError(f"output directory {parent} does not exist")
-
-
-def _publish(tmp: str, path: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, (0o777 if os.path.isdir(tmp) else 0o666) & ~umask)
-    if path.is_dir() and not path.is_symlink():  # only reached with force
-        old = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old.")
-        os.replace(path, os.path.join(old, "x"))
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path, force: bool) -> Iterator[IO[bytes]]:
-    """A file opened for writing that becomes ``path`` only if the block succeeds."""
-    _check_output(path, force)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def _atomic_dir(path: Path, force: bool) -> Iterator[Path]:
-    """A folder that becomes ``path`` only if the block succeeds."""
-    _check_output(path, force)
-    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        yield Path(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # -- arrays in, arrays out --------------------------------------------------------------------

@@ -12,49 +12,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "main"]
+from ._atomic import atomic_write, check_output
+from .registry.errors import UsageError
+
+__all__ = ["CLIError", "atomic_write", "build_parser", "main"]
 
 
-class CLIError(Exception):
-    """A user error to report in one line (exit code 2)."""
-
-
-def atomic_write(path: Path, data: bytes, *, force: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    Refuses to replace an existing file unless ``force``; a failed write leaves nothing behind.
-    """
-    if path.exists() and not force:
-        raise CLIError(f"{path} exists; pass --force to overwrite it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"output directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+CLIError = UsageError
+"""A user error to report in one line (exit code 2): :class:`sparsecodecs.UsageError`, whose
+old name this is (kept for scripts that import it)."""
 
 
 def _read(path: str) -> bytes:
     p = Path(path)
     if not p.is_file():
-        raise CLIError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     return p.read_bytes()
 
 
@@ -80,15 +57,15 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     if not path.exists():
-        raise CLIError(f"{path}: no such file or folder")
+        raise UsageError(f"{path}: no such file or folder")
     is_frame = path.is_file() and not is_safetensors(path)
     if is_frame:
         if args.tensor is not None:
-            raise CLIError(f"{path} holds a single frame; --tensor is for checkpoints")
+            raise UsageError(f"{path} holds a single frame; --tensor is for checkpoints")
         report: Any = sc.inspect(path.read_bytes())
     elif args.tensor is not None:
         if path.is_dir():
-            raise CLIError("--tensor needs a checkpoint file, not a folder")
+            raise UsageError("--tensor needs a checkpoint file, not a folder")
         with sc.safe_open(path) as f:
             report = f.inspect(args.tensor)
     else:
@@ -133,7 +110,7 @@ def _parse_size(text: str) -> int:
 
     match = re.fullmatch(r"\s*(\d+)\s*(?:([kmg])i?b?|b)?\s*", text, re.IGNORECASE)
     if match is None:
-        raise CLIError(
+        raise UsageError(
             f"--block-bytes must be a size such as 32MiB, 512KiB or 1048576 (0: never split), "
             f"got {text!r}"
         )
@@ -151,8 +128,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         args.block_bytes
     )
     if args.dask is not None:  # check the input and output before waiting for a scheduler
-        if Path(args.output).exists() and not args.force:
-            raise CLIError(f"{args.output} exists; pass --force to overwrite it")
+        check_output(Path(args.output), args.force)
         from sparsecodecs.checkpoint import _layout
 
         _layout(args.input)
@@ -201,7 +177,7 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise CLIError(f"codec parameter {item!r} must look like key=value")
+            raise UsageError(f"codec parameter {item!r} must look like key=value")
         try:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -218,19 +194,19 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     try:
         array = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise CLIError(f"{args.input}: cannot read a .npy array: {exc}") from exc
+        raise UsageError(f"{args.input}: cannot read a .npy array: {exc}") from exc
     if args.dtype is not None:
         target = SUPPORTED_DTYPES.get(args.dtype)
         if target is None:
-            raise CLIError(f"--dtype {args.dtype!r} is not one of {', '.join(SUPPORTED_DTYPES)}")
+            raise UsageError(f"--dtype {args.dtype!r} is not one of {', '.join(SUPPORTED_DTYPES)}")
         if target.itemsize != array.dtype.itemsize:
-            raise CLIError(
+            raise UsageError(
                 f"--dtype {args.dtype} has {target.itemsize}-byte items but {args.input} holds "
                 f"{array.dtype} ({array.dtype.itemsize} bytes)"
             )
         array = array.view(target)
     elif array.dtype.kind == "V":
-        raise CLIError(
+        raise UsageError(
             f"{args.input} holds raw {array.dtype.itemsize}-byte items ({array.dtype}): that is "
             "how np.save writes bfloat16 and float8; say which with --dtype, e.g. --dtype bfloat16"
         )
@@ -268,8 +244,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         from sparsecodecs.bench import run_cli
     except ImportError as exc:  # an optional dependency of the bench is missing
-        raise CLIError(f"the benchmark needs the 'bench' extra: {exc}") from exc
+        raise UsageError(f"the benchmark needs the 'bench' extra: {exc}") from exc
     return run_cli(args)
+
+
+def _version() -> str:
+    """``sparsecodecs X.Y.Z`` (the installed distribution's version when it is installed)."""
+    from importlib import metadata
+
+    from sparsecodecs import __version__
+
+    try:
+        installed = metadata.version("sparsecodecs")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        installed = __version__
+    python = ".".join(map(str, sys.version_info[:3]))
+    if installed != __version__:
+        return f"sparsecodecs {__version__} (Python {python}; installed metadata: {installed})"
+    return f"sparsecodecs {__version__} (Python {python})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sparsecodecs",
         description="Lossless, accounted compression of sparse neural-network weights.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list the available codecs")
@@ -355,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except CLIError as exc:
+    except UsageError as exc:
         print(f"sparsecodecs: error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # SparseCodecsError and friends: user input problems

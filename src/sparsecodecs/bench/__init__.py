@@ -9,11 +9,14 @@ reports the effective size (``len(frame)`` of real frames) in % of dense, the co
 theoretical size and per-role overhead (from :func:`sparsecodecs.inspect`), the order-0 entropy
 bound (:mod:`sparsecodecs.bench.entropy`) and the distance to it, encode and decode throughput
 (median of several single-thread runs, the first call reported separately) and the bit-exact
-round trip of every frame. Results go to ``results.json``, ``results.md`` and ``results.png``.
+round trip of every frame. Results go to ``headline.png`` (the headline figure on the real-model
+cells, :mod:`.figure`), ``results.md`` (opening with its numbers), ``results.json`` and
+``results.png`` (one panel per cell).
 
 The modules: :mod:`.corpus` (tensor sets and variants), :mod:`.peers` (zstd, lz4, scipy.sparse,
 ZipNN, NVIDIA's 2:4 format), :mod:`.harness` (measurement), :mod:`.report` (table, markdown,
-JSON, chart). Only this module is imported by ``sparsecodecs --help``; it imports nothing heavy.
+JSON, chart), :mod:`.figure` (the headline figure). Only this module is imported by
+``sparsecodecs --help``; it imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Benchmark every registered codec and the peers (zstd, lz4, scipy.sparse, ZipNN, "
         "NVIDIA 2:4) on synthetic weights and, when installed, all-MiniLM-L6-v2. Writes "
-        "results.json, results.md and results.png to --out."
+        "headline.png (real-model cells), results.md, results.json and results.png to --out."
     )
     add = parser.add_argument
     add("--model", metavar="PATH",

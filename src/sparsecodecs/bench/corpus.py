@@ -33,8 +33,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ..cli import CLIError
 from ..registry import SUPPORTED_DTYPES
+from ..registry.errors import UsageError
 from ..transforms import QUANT_DTYPES, cluster, parse_pattern, prune, quantize
 
 __all__ = [
@@ -185,7 +185,7 @@ def parse_variants(prune_spec: str | None, clusters: int | None) -> list[Variant
         except ValueError:
             density = math.nan
         if not 0.0 < density <= 1.0:
-            raise CLIError(
+            raise UsageError(
                 f"--prune {prune_spec!r}: unstructured pruning needs a kept fraction in (0, 1], "
                 "e.g. unstructured:0.5"
             )
@@ -193,12 +193,12 @@ def parse_variants(prune_spec: str | None, clusters: int | None) -> list[Variant
         try:
             pattern = parse_pattern(spec)
         except ValueError as exc:
-            raise CLIError(
+            raise UsageError(
                 f"--prune {prune_spec!r}: expected n:m (e.g. 2:4), unstructured:FRACTION or "
                 f"none ({exc})"
             ) from exc
     if clusters is not None and not 1 <= clusters <= 1 << 16:
-        raise CLIError(f"--cluster must be in [1, 65536], got {clusters}")
+        raise UsageError(f"--cluster must be in [1, 65536], got {clusters}")
     parts = []
     if pattern is not None:
         parts.append(f"{pattern[0]}:{pattern[1]}")
@@ -233,12 +233,12 @@ def parse_quant(spec: str | None, default: bool = True) -> list[Variant]:
         if tokens == ["none"]:
             return []
         if not tokens:
-            raise CLIError("--quant needs at least one of int8, uint8, int4, uint4 (or none)")
+            raise UsageError("--quant needs at least one of int8, uint8, int4, uint4 (or none)")
     variants: list[Variant] = []
     for token in tokens:
         kind, _, nm = token.partition("-")
         if kind not in QUANT_KINDS:
-            raise CLIError(
+            raise UsageError(
                 f"--quant {spec!r}: {token!r} is not KIND or KIND-N:M with KIND one of "
                 f"{', '.join(QUANT_KINDS)} (e.g. int8,uint8-2:4), or none"
             )
@@ -247,7 +247,7 @@ def parse_quant(spec: str | None, default: bool = True) -> list[Variant]:
             try:
                 pattern = parse_pattern(nm)
             except ValueError as exc:
-                raise CLIError(f"--quant {spec!r}: {token!r}: {exc}") from exc
+                raise UsageError(f"--quant {spec!r}: {token!r}: {exc}") from exc
         bits, scheme = QUANT_KINDS[kind]
         name = f"{'sym' if scheme == 'symmetric' else 'asym'} " + (
             f"{pattern[0]}:{pattern[1]}" if pattern else "dense"
@@ -263,7 +263,7 @@ def parse_dtypes(text: str) -> list[str]:
     names = [t.strip().lower() for t in text.split(",") if t.strip()]
     bad = [n for n in names if n not in DTYPES]
     if bad or not names:
-        raise CLIError(
+        raise UsageError(
             f"--dtype {text!r}: choose from {', '.join(DTYPES)} (comma-separated)"
         )
     return list(dict.fromkeys(names))
@@ -333,17 +333,17 @@ def _shards(path: Path) -> list[Path]:
     if path.is_dir():
         shards = sorted(path.glob("*.safetensors"))
         if not shards:
-            raise CLIError(f"{path}: folder has no *.safetensors files")
+            raise UsageError(f"{path}: folder has no *.safetensors files")
         return shards
     if path.is_file():
         return [path]
-    raise CLIError(f"{path}: no such file or directory")
+    raise UsageError(f"{path}: no such file or directory")
 
 
 def load_model(path: str | Path, *, name: str | None = None) -> TensorSet:
     """The floating-point tensors of rank >= 2 of a safetensors file or folder of shards.
 
-    Other tensors are listed in ``skipped``. Raises :class:`CLIError` for a missing path, a
+    Other tensors are listed in ``skipped``. Raises :class:`UsageError` for a missing path, a
     file that is not safetensors, a tensor of a dtype sparsecodecs does not support, or no
     tensor to bench.
     """
@@ -360,7 +360,7 @@ def load_model(path: str | Path, *, name: str | None = None) -> TensorSet:
                     st_dtype, shape = piece.get_dtype(), piece.get_shape()
                     np_name = _SAFETENSORS_DTYPES.get(st_dtype)
                     if np_name is None or np_name not in SUPPORTED_DTYPES:
-                        raise CLIError(
+                        raise UsageError(
                             f"{shard}: tensor {key!r} has dtype {st_dtype}, which sparsecodecs "
                             f"does not support (supported: {', '.join(_SAFETENSORS_DTYPES)})"
                         )
@@ -371,7 +371,7 @@ def load_model(path: str | Path, *, name: str | None = None) -> TensorSet:
                     else:
                         tensors.append((key, np.ascontiguousarray(f.get_tensor(key))))
         except (SafetensorError, OSError) as exc:
-            raise CLIError(f"{shard}: not a readable safetensors file ({exc})") from exc
+            raise UsageError(f"{shard}: not a readable safetensors file ({exc})") from exc
     if not tensors:
-        raise CLIError(f"{path}: no floating-point tensor of rank >= 2 to benchmark")
+        raise UsageError(f"{path}: no floating-point tensor of rank >= 2 to benchmark")
     return TensorSet(name or path.stem, str(path), tensors, skipped)

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import CLIError
 from ..registry import (
     Codec,
     SparseCodecsError,
@@ -45,6 +44,7 @@ from ..registry import (
     pack_nibbles,
     storage_nbytes,
 )
+from ..registry.errors import UsageError
 from .corpus import (
     DTYPES,
     TensorSet,
@@ -62,7 +62,7 @@ __all__ = ["OUTPUT_FILES", "BenchOptions", "Method", "main", "run"]
 
 REPEATS = 3
 BUDGET_S = 0.3
-OUTPUT_FILES = ("results.json", "results.md", "results.png")
+OUTPUT_FILES = ("results.json", "results.md", "results.png", "headline.png")
 #: Libraries whose versions results.json records (whether or not they were used).
 VERSIONED = ("sparsecodecs", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy",
              "zipnn", "torch", "safetensors", "matplotlib", "rich", "xxhash")
@@ -118,7 +118,7 @@ def select_codecs(spec: str | None) -> list[Method]:
     else:
         names = list(dict.fromkeys(t.strip() for t in spec.split(",") if t.strip()))
         if not names:
-            raise CLIError("--codecs needs at least one codec name")
+            raise UsageError("--codecs needs at least one codec name")
     methods = []
     for name in names:
         codec = get_codec(name)  # UnknownCodecError: one line, exit code 2
@@ -129,10 +129,10 @@ def select_codecs(spec: str | None) -> list[Method]:
 def check_output(out: Path, force: bool) -> None:
     """Refuse to overwrite result files without ``--force``; fail early, before any work."""
     if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a directory")
+        raise UsageError(f"--out {out} exists and is not a directory")
     existing = [name for name in OUTPUT_FILES if (out / name).exists()]
     if existing and not force:
-        raise CLIError(
+        raise UsageError(
             f"{out}/ already holds {', '.join(existing)}; pass --force to overwrite, or choose "
             "another --out DIR"
         )
@@ -142,14 +142,14 @@ def parse_options(args: argparse.Namespace) -> BenchOptions:
     scope = "full" if args.full else "quick" if args.quick else "tiny" if args.tiny else "default"
     repeats = args.repeats if args.repeats is not None else (REPEATS if scope != "quick" else 1)
     if repeats < 1:
-        raise CLIError(f"--repeats must be >= 1, got {repeats}")
+        raise UsageError(f"--repeats must be >= 1, got {repeats}")
     out = Path(args.out)
     check_output(out, args.force)
     model = None
     if args.model is not None:
         model = Path(args.model)
         if not model.exists():
-            raise CLIError(f"--model {args.model}: no such file or directory")
+            raise UsageError(f"--model {args.model}: no such file or directory")
     options = BenchOptions(
         scope=scope,
         dtypes=parse_dtypes(args.dtype),

@@ -34,8 +34,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..cli import CLIError
 from ..registry.dtypes import dtype_name, is_nibble, storage_nbytes
+from ..registry.errors import UsageError
 
 __all__ = ["PEERS", "NotApplicable", "Peer", "select_peers"]
 
@@ -216,6 +216,6 @@ def select_peers(spec: str | None) -> list[Peer]:
         if not match:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise CLIError(f"unknown peer {name!r}; {hint}available: {', '.join(known)}, none")
+            raise UsageError(f"unknown peer {name!r}; {hint}available: {', '.join(known)}, none")
         chosen.extend(p for p in match if p not in chosen)
     return sorted(chosen, key=PEERS.index)

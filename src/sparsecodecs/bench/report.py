@@ -1,4 +1,5 @@
-"""The bench's outputs: the console summary, results.md, results.json and the PNG chart.
+"""The bench's outputs: the console summary, results.md, results.json, the headline figure
+(:mod:`.figure`, ``headline.png``) and the per-cell PNG grid (``results.png``).
 
 Everything here reads the results document built by :func:`.harness.run`; nothing is measured
 or computed anew except formatting.
@@ -15,12 +16,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli import atomic_write
-from . import entropy, harness
+from .._atomic import atomic_write
+from . import entropy, figure, harness
 
-__all__ = ["chart_png", "markdown", "print_summary", "summary_rows", "write_all"]
+__all__ = ["chart_png", "headline_markdown", "markdown", "print_summary", "summary_rows",
+           "write_all"]
 
 _NA = {"n/a": "n/a", "skipped": "skipped", "FAILED": "FAILED"}
+
+
+def headline_markdown(results: dict[str, Any], files: Sequence[str] = ()) -> list[str]:
+    """The opening of results.md: the headline figure and its numbers (real-model cells)."""
+    header, rows = figure.summary_rows(results)
+    if not rows:
+        return []
+    lines = ["## Headline: the real-model cells", ""]
+    if figure.HEADLINE_FILE in files:
+        lines += [f"![headline figure]({figure.HEADLINE_FILE})", ""]
+    lines += ["Effective size in % of dense (lower is better; `bound`: the order-0 entropy "
+             f"bound), and decode speed in MB/s of dense data, {figure.CODEC} against "
+             f"{figure.SPEED_PEER}, medians of single-thread runs in this one process.", ""]
+    return lines + _md_table(header, rows) + [""]
 
 
 def _cell_label(cell: dict[str, Any]) -> str:
@@ -142,6 +158,7 @@ def markdown(results: dict[str, Any], files: Sequence[str] = ()) -> str:
         f"failures: {len(results['failures'])}",
         "",
     ]
+    out += headline_markdown(results, files)
     if results["failures"]:
         out += ["## Failures", ""]
         out += [f"- **{f['cell']} / {f['method']}**: {f['reason']}" for f in results["failures"]]
@@ -320,12 +337,18 @@ _CHART_MAX = 125.0
 
 
 def write_all(results: dict[str, Any], out: Path, *, force: bool) -> list[Path]:
-    """Write results.json, results.md and results.png (each atomically) into ``out``."""
+    """Write results.json, results.md, results.png and, when there are real-model cells,
+    headline.png (each atomically) into ``out``."""
     harness.check_output(out, force)
     out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = (out / name for name in harness.OUTPUT_FILES)
+    json_path, md_path, png_path = (out / name for name in harness.OUTPUT_FILES[:3])
     files: list[tuple[Path, bytes]] = []
     try:
+        headline = figure.headline_png(results)
+        if headline is None:
+            results["headline"] = "not drawn: no real-model cells (--model, or minilm installed)"
+        else:
+            files.append((out / figure.HEADLINE_FILE, headline))
         files.append((png_path, chart_png(results)))
     except ImportError as exc:
         results["chart"] = f"not drawn: {exc} (pip install matplotlib)"

@@ -37,6 +37,7 @@ from .errors import (
     FrameError,
     FrameHeaderError,
     FrameLayoutError,
+    OutputDirError,
     OutputExistsError,
     PatternError,
     PluginError,
@@ -49,6 +50,7 @@ from .errors import (
     UnknownCodecError,
     UnsupportedDtypeError,
     UnsupportedVersionError,
+    UsageError,
 )
 from .frame import (
     FORMAT_VERSION,
@@ -95,6 +97,7 @@ __all__ = [
     "FrameHeaderError",
     "FrameInfo",
     "FrameLayoutError",
+    "OutputDirError",
     "OutputExistsError",
     "PatternError",
     "PluginError",
@@ -111,6 +114,7 @@ __all__ = [
     "UnknownCodecError",
     "UnsupportedDtypeError",
     "UnsupportedVersionError",
+    "UsageError",
     "as_bits",
     "bits_dtype",
     "check_choice",

@@ -19,6 +19,7 @@ __all__ = [
     "FrameError",
     "FrameHeaderError",
     "FrameLayoutError",
+    "OutputDirError",
     "OutputExistsError",
     "PatternError",
     "PluginError",
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownCodecError",
     "UnsupportedDtypeError",
     "UnsupportedVersionError",
+    "UsageError",
 ]
 
 
@@ -125,3 +127,15 @@ class SliceError(SparseCodecsError, IndexError):
 class ClusterError(SparseCodecsError):
     """The Dask cluster asked for cannot be used: a bad scheduler address, a scheduler that does
     not answer, or ``dask.distributed`` not installed."""
+
+
+class OutputDirError(SparseCodecsError, FileNotFoundError):
+    """The folder an output file or folder should be written into does not exist."""
+
+
+class UsageError(SparseCodecsError):
+    """A command-line option or argument is invalid, inconsistent or names a missing path.
+
+    Raised by the CLI and the bench (``sparsecodecs bench``) for what the user typed; the CLI
+    prints it as one line and exits with code 2. ``sparsecodecs.cli.CLIError`` is this class.
+    """
