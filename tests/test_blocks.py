@@ -194,7 +194,8 @@ def test_get_slice_decodes_only_the_blocks_it_needs(
 ) -> None:
     decoded: list[bytes] = []
     real = checkpoint.decode
-    monkeypatch.setattr(checkpoint, "decode", lambda b: decoded.append(bytes(b)) or real(b))
+    monkeypatch.setattr(checkpoint, "decode",
+                        lambda b, **kw: decoded.append(bytes(b)) or real(b, **kw))
     with sc.safe_open(blocked) as f:
         frames = f.get_block_frames("embed")
         s = f.get_slice("embed")

@@ -94,7 +94,8 @@ def test_safe_open_decodes_only_the_tensor_asked_for(
     sc.save_file(tensors(), path)
     calls: list[int] = []
     real = checkpoint.decode
-    monkeypatch.setattr(checkpoint, "decode", lambda b: calls.append(len(b)) or real(b))
+    monkeypatch.setattr(checkpoint, "decode",
+                        lambda b, **kw: calls.append(len(b)) or real(b, **kw))
     with sc.safe_open(path) as f:
         got = f.get_tensor("ids")
         frame_len = len(f.get_frame("ids"))
