@@ -119,3 +119,28 @@ def test_bfloat16_frame_decodes_in_a_process_that_never_imported_ml_dtypes():
         "print(a.dtype, a.view('u2').tobytes().hex(), 'ml_dtypes' in sys.modules)"
     )
     assert out == f"bfloat16 {w.view(np.uint16).tobytes().hex()} True"
+
+
+def load_script():
+    import importlib.util
+
+    path = SRC.parent / "bench" / "cold_start.py"
+    spec = importlib.util.spec_from_file_location("sparsecodecs_bench_cold_start", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cold_start_script_reads_importtime_and_reports(capsys):
+    script = load_script()
+    log = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |     900000 |   ml_dtypes\n"
+        "import time:       300 |       5000 |     sparsecodecs.registry\n"
+        "import time:      2000 |    1000000 | sparsecodecs\n"
+    )
+    assert script.importtime_top(log, n=1) == [("ml_dtypes", 0.9)]
+    assert script.main(["--repeats", "1", "--no-first-call"]) == 0
+    out = capsys.readouterr().out
+    assert "| import sparsecodecs |" in out and "first encode" not in out
