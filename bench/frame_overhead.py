@@ -10,8 +10,10 @@ which is what to compare across runs on a shared machine.
     python bench/frame_overhead.py            # about 10 s
     python bench/frame_overhead.py --profile  # and cProfile of hybrid's decode (384 float32)
 
-To compare two versions of the library, run it once per version, alternating, with
-``PYTHONPATH`` pointing at each ``src``, and compare the ``x zipnn`` columns.
+``--ab`` measures what the two shortcuts of item 4 save, in one process, with on and off
+batches interleaved (so machine load hits both alike): the codec instance reused for a
+repeated frame config (``registry.codec._config_key``) and the memoised dtype names
+(``registry.dtypes.name_of``). Off means both replaced by the code they replaced.
 """
 
 from __future__ import annotations
@@ -59,11 +61,60 @@ def zipnn_decode(array: np.ndarray) -> Callable[[], Any] | None:
     return lambda: z.decompress(packed)
 
 
+def _shortcuts(on: bool) -> None:
+    from sparsecodecs.codecs import _stages
+    from sparsecodecs.registry import codec as codec_module
+    from sparsecodecs.registry import dtypes as dtypes_module
+
+    real = _ORIGINAL.setdefault("all", (codec_module._config_key, dtypes_module.name_of))
+    key, name_of = real if on else ((lambda cls, config: None), (lambda dtype: dtype.name))
+    codec_module._config_key = key  # type: ignore[assignment]
+    dtypes_module.name_of = name_of
+    _stages.name_of = name_of  # type: ignore[attr-defined]
+
+
+_ORIGINAL: dict[str, Any] = {}
+
+
+def ab(rounds: int, budget_s: float) -> None:
+    """Interleaved on/off batches of ``sc.decode`` on each probe with hybrid and raw."""
+    print("| probe | codec | shortcuts off us | on us | off / on (median of paired rounds) |")
+    print("|---|---|---:|---:|---:|")
+    for label, array in fixed_cost_probes():
+        for name in ("hybrid", "raw"):
+            frame = sc.get_codec(name).encode(array)
+            fn = lambda f=frame: sc.decode(f)  # noqa: E731
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            batch = max(1, int(budget_s / rounds / 2 / max(time.perf_counter() - t0, 1e-7)))
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(rounds):
+                for on in (False, True):
+                    _shortcuts(on)
+                    fn()
+                    t0 = time.perf_counter()
+                    for _ in range(batch):
+                        fn()
+                    times[on].append((time.perf_counter() - t0) / batch)
+            _shortcuts(True)
+            pairs = zip(times[False], times[True], strict=True)
+            paired = statistics.median(a / b for a, b in pairs)
+            off, on_ = (statistics.median(times[k]) for k in (False, True))
+            print(f"| {label} | {name} | {1e6 * off:.1f} | {1e6 * on_:.1f} | {paired:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=0.3, help="seconds per timed function")
     ap.add_argument("--profile", action="store_true", help="cProfile hybrid's decode")
+    ap.add_argument("--ab", action="store_true",
+                    help="only the interleaved on/off comparison of the item-4 shortcuts")
+    ap.add_argument("--rounds", type=int, default=21, help="paired rounds for --ab")
     args = ap.parse_args(argv)
+    if args.ab:
+        ab(args.rounds, 4 * args.budget)
+        return 0
     print("| probe | codec | step | us per call | x zipnn decode |")
     print("|---|---|---|---:|---:|")
     for label, array in fixed_cost_probes():
