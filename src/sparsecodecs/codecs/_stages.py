@@ -42,6 +42,7 @@ from ..registry import (
     unpack_nibbles,
     values_section,
 )
+from ..registry.dtypes import name_of
 from . import _huffman as huff
 from ._common import pack_fields, unpack_fields
 
@@ -69,7 +70,7 @@ MAX_CENTROIDS = 1 << 16
 
 def rotation(dtype: np.dtype[Any]) -> int:
     """Bits to rotate left before splitting into planes: 1 for floats, 0 for integers."""
-    return 1 if dtype.name in FLOAT_LAYOUTS else 0
+    return 1 if name_of(dtype) in FLOAT_LAYOUTS else 0
 
 
 def _mask(dtype: np.dtype[Any]) -> np.uint64:

@@ -133,6 +133,23 @@ def _is_default(f: dataclasses.Field[Any], value: object) -> bool:
     return type(value) is type(default) and bool(value == default)
 
 
+#: Codec instances built from frame configs, by :func:`_config_key` (see ``from_frame``).
+_BUILT: dict[tuple[Any, ...], Codec] = {}
+_BUILT_MAX = 256
+
+
+def _config_key(cls: type[Codec], config: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """A hashable key for ``(cls, config)`` when every value is a str, int, bool or None
+    (kept with its exact type), else None: such configs are not cached."""
+    key: list[Any] = [cls]
+    for name, value in config.items():
+        kind = type(value)
+        if kind is not str and kind is not int and kind is not bool and value is not None:
+            return None
+        key.append((name, kind, value))
+    return tuple(key)
+
+
 @dataclass
 class Encoded:
     """What a codec's ``encode_bits`` returns; the base class frames it."""
@@ -233,11 +250,26 @@ class Codec(ABC):
 
     @classmethod
     def from_frame(cls, frame: Frame) -> Codec:
-        """The codec instance described by a parsed frame's config."""
+        """The codec instance described by a parsed frame's config.
+
+        Codecs are frozen and equal configs make equal codecs, so the instance built for a
+        config of plain scalars is reused by later frames with the same config (type for type:
+        ``2`` and ``2.0`` or ``True`` are different keys); it skips the validation that a
+        small frame's decode would otherwise spend a good part of its time on.
+        """
+        key = _config_key(cls, frame.config)
+        codec = _BUILT.get(key) if key is not None else None
+        if codec is not None:
+            return codec
         try:
-            return cls.from_config(frame.config)
+            codec = cls.from_config(frame.config)
         except CodecConfigError as exc:
             raise FrameHeaderError(f"frame header has an invalid config: {exc}") from exc
+        if key is not None:
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[key] = codec
+        return codec
 
     def decode_frame(
         self, frame: Frame, *, max_bytes: int | None = None, threads: int | None = None

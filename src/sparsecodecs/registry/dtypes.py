@@ -15,9 +15,9 @@ mistake are caught instead of losing half their values.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from .errors import FrameHeaderError, FrameLayoutError, PatternError, UnsupportedDtypeError
@@ -32,34 +32,83 @@ __all__ = [
     "dtype_name",
     "element_bits",
     "is_nibble",
+    "name_of",
     "pack_nibbles",
     "storage_nbytes",
     "unpack_nibbles",
 ]
 
-#: Every dtype a frame can hold, by the name stored in frame headers.
-SUPPORTED_DTYPES: dict[str, np.dtype[Any]] = {
-    name: np.dtype(t)
-    for name, t in [
-        ("float64", np.float64),
-        ("float32", np.float32),
-        ("float16", np.float16),
-        ("bfloat16", ml_dtypes.bfloat16),
-        ("float8_e4m3fn", ml_dtypes.float8_e4m3fn),
-        ("float8_e5m2", ml_dtypes.float8_e5m2),
-        ("int8", np.int8),
-        ("int16", np.int16),
-        ("int32", np.int32),
-        ("int64", np.int64),
-        ("uint8", np.uint8),
-        ("uint16", np.uint16),
-        ("uint32", np.uint32),
-        ("uint64", np.uint64),
-        ("int4", ml_dtypes.int4),
-        ("uint4", ml_dtypes.uint4),
-        ("float4_e2m1fn", ml_dtypes.float4_e2m1fn),
-    ]
+#: The dtypes numpy itself provides, by header name.
+_NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    name: np.dtype(name)
+    for name in (
+        "float64", "float32", "float16", "int8", "int16", "int32", "int64",
+        "uint8", "uint16", "uint32", "uint64",
+    )
 }
+#: The dtypes ml_dtypes provides (header name = ml_dtypes attribute name).
+_ML_NAMES: tuple[str, ...] = (
+    "bfloat16", "float8_e4m3fn", "float8_e5m2", "int4", "uint4", "float4_e2m1fn"
+)
+#: Every header name, in the order :data:`SUPPORTED_DTYPES` lists them.
+_ORDER: tuple[str, ...] = (
+    "float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "int4", "uint4", "float4_e2m1fn",
+)
+_NAMES: frozenset[str] = frozenset(_ORDER)
+_ml_cache: dict[str, np.dtype[Any]] = {}
+
+
+def _ml_dtype(name: str) -> np.dtype[Any]:
+    """The ml_dtypes dtype ``name``; imports ml_dtypes on first use (about 1 s), so that
+    ``import sparsecodecs`` does not pay for it until a frame or array needs one of its types."""
+    if not _ml_cache:
+        import ml_dtypes
+
+        _ml_cache.update((n, np.dtype(getattr(ml_dtypes, n))) for n in _ML_NAMES)
+    return _ml_cache[name]
+
+
+def _lookup(name: str) -> np.dtype[Any] | None:
+    """The supported dtype called ``name`` (loading ml_dtypes only for its names), or None."""
+    dt = _NUMPY_DTYPES.get(name)
+    if dt is None and name in _NAMES:
+        return _ml_dtype(name)
+    return dt
+
+
+class _SupportedDtypes(Mapping[str, "np.dtype[Any]"]):
+    """Read-only mapping of header name -> dtype whose ml_dtypes values load on first lookup.
+
+    Iterating the names, ``len`` and ``in`` never import ml_dtypes; looking up ``bfloat16``
+    (or listing the values) does.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> np.dtype[Any]:
+        dt = _lookup(name)
+        if dt is None:
+            raise KeyError(name)
+        return dt
+
+    def __contains__(self, name: object) -> bool:
+        return name in _NAMES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ORDER)
+
+    def __len__(self) -> int:
+        return len(_ORDER)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: Every dtype a frame can hold, by the name stored in frame headers (a read-only mapping;
+#: the ml_dtypes types are imported on first lookup).
+SUPPORTED_DTYPES: Mapping[str, np.dtype[Any]] = _SupportedDtypes()
 
 #: The 4-bit dtypes: one value per byte in memory (low nibble), two per byte in frames.
 NIBBLE_DTYPES: frozenset[str] = frozenset({"int4", "uint4", "float4_e2m1fn"})
@@ -93,7 +142,9 @@ def dtype_name(dtype: np.dtype[Any]) -> str:
     if not isinstance(native, np.dtype):  # pragma: no cover - defensive
         raise UnsupportedDtypeError(f"not a dtype: {dtype!r}")
     name = native.name
-    if name not in SUPPORTED_DTYPES or SUPPORTED_DTYPES[name] != native:
+    # a dtype named like an ml_dtypes type can only exist once ml_dtypes is imported
+    expected = _lookup(name)
+    if expected is None or expected != native:
         raise UnsupportedDtypeError(
             f"dtype {dtype} is not supported; supported dtypes: {_supported_list()}"
         )
@@ -106,13 +157,28 @@ def dtype_from_name(name: object) -> np.dtype[Any]:
     if not isinstance(name, str):
         raise FrameHeaderError(f"header field 'dtype' must be a string, got {name!r}")
     big = name.startswith(">")
-    base = SUPPORTED_DTYPES.get(name[1:] if big else name)
+    key = name[1:] if big else name
+    base = _lookup(key)
     if base is None:
         raise FrameHeaderError(
             f"header field 'dtype' is {name!r}, not one of: {_supported_list()}"
         )
     result: np.dtype[Any] = base.newbyteorder(">") if big else base
     return result
+
+
+_NAME_OF: dict[np.dtype[Any], str] = {}
+
+
+def name_of(dtype: np.dtype[Any]) -> str:
+    """``dtype.name``, memoised: numpy computes it in Python on every access (about 5 us, a
+    visible part of a small frame's decode)."""
+    name = _NAME_OF.get(dtype)
+    if name is None:
+        name = dtype.name
+        if len(_NAME_OF) < 256:
+            _NAME_OF[dtype] = name
+    return name
 
 
 def bits_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -122,7 +188,7 @@ def bits_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 def is_nibble(dtype: np.dtype[Any]) -> bool:
     """True for the 4-bit dtypes (:data:`NIBBLE_DTYPES`), whose frames pack two values a byte."""
-    return dtype.itemsize == 1 and dtype.name in NIBBLE_DTYPES
+    return dtype.itemsize == 1 and name_of(dtype) in NIBBLE_DTYPES
 
 
 def element_bits(dtype: np.dtype[Any]) -> int:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .codec import Codec
 from .errors import CodecConfigError, PluginError, RegistryError, UnknownCodecError
+
+if TYPE_CHECKING:  # importlib.metadata costs ~40 ms: imported when a plugin is first looked up
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -132,6 +134,8 @@ class CodecRegistry:
 
     def _plugins(self) -> dict[str, EntryPoint]:
         if self._entry_points is None:
+            from importlib.metadata import entry_points
+
             found: dict[str, list[EntryPoint]] = {}
             for ep in entry_points(group=self.group):
                 same = found.setdefault(normalize_name(ep.name), [])
