@@ -86,9 +86,13 @@ def test_the_seeds_read_and_cover_the_container_features(tmp_path: Path) -> None
     assert isinstance(out, dict) and set(out) == set(_reference(SEEDS[1], tmp_path))
 
 
-def test_split_and_build_are_inverse() -> None:
+def test_split_and_build_are_inverse(tmp_path: Path) -> None:
     for data in SEEDS:
-        assert build_checkpoint(*split_checkpoint(data)) == data
+        again = build_checkpoint(*split_checkpoint(data))  # the writer's padding is dropped
+        assert split_checkpoint(again) == split_checkpoint(data)
+        assert len(again) <= len(data) and int.from_bytes(again[:8], "little") % 8 == 0
+        ref, out = _reference(data, tmp_path), _reference(again, tmp_path)
+        assert all(ref[k].tobytes() == out[k].tobytes() for k in ref) and set(ref) == set(out)
 
 
 @_examples(4)
@@ -138,23 +142,24 @@ def test_a_transforms_record_that_is_not_an_object_is_a_checkpoint_error(
     tmp_path: Path, text: str
 ) -> None:
     path = _file(tmp_path, _meta(SEEDS[0], sparsecodecs_transforms=text))
-    with pytest.raises(sc.CheckpointError, match="sparsecodecs.transforms is not an object"):
-        with sc.safe_open(path) as f:
-            str(f.report())  # AttributeError / TypeError in the report before the check
+    with (
+        pytest.raises(sc.CheckpointError, match=r"sparsecodecs\.transforms is not an object"),
+        sc.safe_open(path) as f,
+    ):
+        str(f.report())  # AttributeError / TypeError in the report before the check
 
 
 @pytest.mark.parametrize("text", ['{"a":1}', '{"a":[1]}', '{"a":null}'])
 def test_user_metadata_of_non_strings_is_a_checkpoint_error(tmp_path: Path, text: str) -> None:
     path = _file(tmp_path, _meta(SEEDS[0], sparsecodecs_metadata=text))
-    with pytest.raises(sc.CheckpointError, match="sparsecodecs.metadata is not an object of str"):
+    with pytest.raises(sc.CheckpointError, match=r"sparsecodecs\.metadata is not an object of str"):
         sc.safe_open(path)
 
 
 def test_a_deeply_nested_index_is_a_checkpoint_error(tmp_path: Path) -> None:
     files = {**FOLDER, kit.INDEX: b"[" * 100_000}
-    with written(files, tmp_path) as folder:
-        with pytest.raises(sc.CheckpointError, match="malformed index"):
-            sc.inspect_checkpoint(folder)  # RecursionError before
+    with written(files, tmp_path) as folder, pytest.raises(sc.CheckpointError, match="malformed"):
+        sc.inspect_checkpoint(folder)  # RecursionError before
 
 
 # -- the checker and the runner can fail -------------------------------------------------------
@@ -163,7 +168,7 @@ def test_a_deeply_nested_index_is_a_checkpoint_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("effect", "message"),
     [
-        (lambda a: a.view(np.uint8)[:0], r"read as uint8"),
+        (lambda a: np.asarray(a, np.float64), r"read as float64"),
         (lambda a: [][0], r"IndexError"),
         (lambda a: np.float32(1) / np.float32(0), r"RuntimeWarning|divide by zero"),
     ],
@@ -210,7 +215,15 @@ def test_the_checkpoint_runner_counts_and_saves_failures(
     assert "30 hostile checkpoints" in report and "folder" in report
     assert not out.exists()
 
-    monkeypatch.setattr(sc.checkpoint, "_checkpoint_info", lambda header: {}["injected"])
+    real = sc.checkpoint._checkpoint_info
+
+    def broken(header: Any) -> Any:
+        info = real(header)
+        if header.path.endswith("/model.safetensors"):  # a case, not a seed
+            raise KeyError("injected")  # only reached for files that pass the checks
+        return info
+
+    monkeypatch.setattr(sc.checkpoint, "_checkpoint_info", broken)
     assert runner.main(args) == 1
     report = capsys.readouterr().out
     assert "FAILURE" in report and "KeyError" in report

@@ -23,7 +23,7 @@ raises a :class:`~sparsecodecs.SparseCodecsError` subclass.
 >>> header, body = split_checkpoint(data)
 >>> sorted(header)[:2]
 ['__metadata__', 'b']
->>> build_checkpoint(header, body) == data
+>>> split_checkpoint(build_checkpoint(header, body)) == (header, body)
 True
 """
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import math
 import os
@@ -114,7 +115,7 @@ def _frames(header: Mapping[str, Any], body: bytes) -> dict[str, list[bytes]]:
         a, b = header[name]["data_offsets"]
         entry = body[a:b]
         cuts = blocks.get(name, {}).get("offsets", [0, len(entry)])
-        out[name] = [entry[x:y] for x, y in zip(cuts[:-1], cuts[1:], strict=True)]
+        out[name] = [entry[x:y] for x, y in itertools.pairwise(cuts)]
     return out
 
 
@@ -471,7 +472,7 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
         return done(f"the frames of {a!r} and {b!r} swapped", _rebuild(header, new_frames))
     name = draw(st.sampled_from(names))
     i = draw(st.integers(0, len(frames[name]) - 1))
-    donors = tuple(f for fs in frames.values() for f in fs)
+    donors = tuple(fs[0] for fs in frames.values())[:4]
     mutation = draw(mutated_frames(frames[name][i], donors=donors))
     edited = list(frames[name])
     edited[i] = mutation.frame
