@@ -265,7 +265,8 @@ def _odd(value: Any) -> st.SearchStrategy[Any]:
 
 def _edit_list(draw: st.DrawFn, values: list[Any]) -> tuple[str, Any]:
     """One element of ``values`` changed, or the list replaced."""
-    if values and draw(st.booleans()):
+    one: bool = draw(st.booleans())
+    if values and one:
         i = draw(st.integers(0, len(values) - 1))
         new = list(values)
         new[i] = draw(_odd(values[i]))
@@ -321,7 +322,7 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
             spec["offset"] = 0
             what = "an extra key"
         elif edit == "whole":
-            spec = draw(st.sampled_from([None, [], "x", 0, {}]))  # type: ignore[arg-type]
+            spec = draw(st.sampled_from([None, [], "x", 0, {}]))
             what = f"replaced by {spec!r}"
         elif edit == "remove":
             new = {k: v for k, v in header.items() if k != name}
@@ -339,9 +340,8 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
     if kind == "meta":
         key = draw(st.sampled_from([*sorted(meta), "format", _CONTAINER, _META]))
         if key == _META:
-            value = draw(st.sampled_from([None, [], "x", {}, {"format": "sparsecodecs"}]))
-            return done(f"__metadata__ = {value!r}", build_checkpoint({**header, _META: value},
-                                                                      body))
+            odd: Any = draw(st.sampled_from([None, [], "x", {}, {"format": "sparsecodecs"}]))
+            return done(f"__metadata__ = {odd!r}", build_checkpoint({**header, _META: odd}, body))
         value = draw(st.one_of(
             st.sampled_from([_DELETE, "", "1", "2", "3", "pt", "sparsecodecs", 1, None, ["1"]]),
             _odd(meta.get(key, "")),
@@ -371,7 +371,7 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
             table["zz"] = spec
             return done("tensor table with an extra tensor", with_meta(_TENSORS, json.dumps(table)))
         elif edit == "whole":
-            spec = draw(st.sampled_from([None, [], {}, {"dtype": "F32"}]))  # type: ignore[arg-type]
+            spec = draw(st.sampled_from([None, [], {}, {"dtype": "F32"}]))
             what = f"{name!r} replaced by {spec!r}"
         else:
             text = draw(st.sampled_from(["", "[]", "null", "{", "[" * 100_000, '"x"', "1e999",
@@ -395,7 +395,7 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
             del blocks[name]
             return done(f"block table without {name!r}", with_meta(_BLOCKS, json.dumps(blocks)))
         elif edit == "whole":
-            spec = draw(st.sampled_from([None, [], {}, {"rows": [0]}]))  # type: ignore[arg-type]
+            spec = draw(st.sampled_from([None, [], {}, {"rows": [0]}]))
             what = f"replaced by {spec!r}"
         elif edit == "rename":
             blocks = {(k + "x" if k == name else k): v for k, v in blocks.items()}
@@ -446,7 +446,8 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
             raw[pos] = draw(st.one_of(st.sampled_from(list(b'0123456789-.e[]{},:" \\')),
                                       st.integers(0, 255)))
         elif edit == "insert":
-            raw[pos:pos] = draw(st.sampled_from([b"0", b"1", b"9", b"-", b"\\", b'"', b"e9"]))
+            inserted: bytes = draw(st.sampled_from([b"0", b"1", b"9", b"-", b"\\", b'"', b"e9"]))
+            raw[pos:pos] = inserted
         else:
             del raw[pos : pos + draw(st.integers(1, 4))]
         adjust = draw(st.booleans())
@@ -454,17 +455,17 @@ def mutated_checkpoints(draw: st.DrawFn, seeds: Sequence[bytes]) -> CheckpointMu
             seed[: _LEN.size] + bytes(raw) + body)
         return done(f"header byte {pos} {edit}" + (" (length adjusted)" if adjust else ""), data)
     if kind == "flip":
-        data = bytearray(seed)
-        pos = draw(st.integers(0, len(data) - 1))
+        flipped = bytearray(seed)
+        pos = draw(st.integers(0, len(flipped) - 1))
         bit = draw(st.integers(0, 7))
-        data[pos] ^= 1 << bit
-        return done(f"bit {bit} of byte {pos} flipped", bytes(data))
+        flipped[pos] ^= 1 << bit
+        return done(f"bit {bit} of byte {pos} flipped", bytes(flipped))
     if kind == "truncate":
         cut = draw(st.integers(0, len(seed) - 1))
         return done(f"cut at byte {cut} of {len(seed)}", seed[:cut])
     if kind == "extend":
-        extra = draw(st.binary(min_size=1, max_size=16))
-        return done(f"{extra!r} appended", seed + extra)
+        tail: bytes = draw(st.binary(min_size=1, max_size=16))
+        return done(f"{tail!r} appended", seed + tail)
     frames = _frames(header, body)
     if kind == "swap" and len(names) > 1:
         a, b = draw(st.permutations(names))[:2]
