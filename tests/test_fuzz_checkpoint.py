@@ -10,6 +10,7 @@ gives the commands and counts of the long runs.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import tracemalloc
 from collections.abc import Callable
@@ -152,8 +153,27 @@ def test_a_transforms_record_that_is_not_an_object_is_a_checkpoint_error(
 @pytest.mark.parametrize("text", ['{"a":1}', '{"a":[1]}', '{"a":null}'])
 def test_user_metadata_of_non_strings_is_a_checkpoint_error(tmp_path: Path, text: str) -> None:
     path = _file(tmp_path, _meta(SEEDS[0], sparsecodecs_metadata=text))
-    with pytest.raises(sc.CheckpointError, match=r"sparsecodecs\.metadata is not an object of str"):
-        sc.safe_open(path)
+    with (
+        pytest.raises(sc.CheckpointError, match=r"sparsecodecs\.metadata is not an object of str"),
+        sc.safe_open(path),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("key", ["rows", "offsets"])
+@pytest.mark.parametrize("value", [2**63, 2**64, 2**70])
+def test_a_block_table_integer_past_int64_is_a_checkpoint_error(
+    tmp_path: Path, key: str, value: int
+) -> None:
+    header, body = split_checkpoint(SEEDS[1])
+    meta = dict(header["__metadata__"])
+    blocks = json.loads(meta["sparsecodecs.blocks"])
+    name = sorted(blocks)[0]
+    blocks[name][key][1] = value  # OverflowError from numpy before
+    meta["sparsecodecs.blocks"] = json.dumps(blocks)
+    path = _file(tmp_path, build_checkpoint({**header, "__metadata__": meta}, body))
+    with pytest.raises(sc.CheckpointError, match=r"sparsecodecs\.blocks\[.*\] must be"):
+        sc.load_file(path)
 
 
 def test_a_deeply_nested_index_is_a_checkpoint_error(tmp_path: Path) -> None:
@@ -208,22 +228,22 @@ def test_the_checkpoint_runner_counts_and_saves_failures(
 ) -> None:
     runner = _load("run_checkpoint_mutations")
     out = tmp_path / "out"
-    args = ["--count", "30", "--seed", "5", "--out", str(out), "--memory", "0",
+    args = ["--count", "150", "--seed", "5", "--out", str(out), "--memory", "0",
             "--tmp", str(tmp_path), "--shard-every", "3"]
     assert runner.main(args) == 0
     report = capsys.readouterr().out
-    assert "30 hostile checkpoints" in report and "folder" in report
+    assert "150 hostile checkpoints" in report and "folder" in report
     assert not out.exists()
 
-    real = sc.checkpoint._checkpoint_info
+    real = sc.checkpoint._read_header
 
-    def broken(header: Any) -> Any:
-        info = real(header)
-        if header.path.endswith("/model.safetensors"):  # a case, not a seed
-            raise KeyError("injected")  # only reached for files that pass the checks
-        return info
+    def broken(fh: Any, path: str) -> Any:
+        header = real(fh, path)
+        if path.endswith("/model.safetensors"):  # a case, not a seed
+            raise KeyError("injected")  # only reached for files whose container is valid
+        return header
 
-    monkeypatch.setattr(sc.checkpoint, "_checkpoint_info", broken)
+    monkeypatch.setattr(sc.checkpoint, "_read_header", broken)
     assert runner.main(args) == 1
     report = capsys.readouterr().out
     assert "FAILURE" in report and "KeyError" in report
