@@ -31,6 +31,7 @@ from sparsecodecs import (
 )
 from sparsecodecs.bench.memory import traced_peak
 from sparsecodecs.registry import FrameLayoutError
+from sparsecodecs.testing import examples
 from sparsecodecs.testing.frames import reframe, split_frame
 from sparsecodecs.transforms import prune
 
@@ -128,7 +129,7 @@ def test_output_shapes_follow_x():
 # -- every codec, dtype and shape -----------------------------------------------------------------
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(
     codec=st.sampled_from(range(len(CODECS))),
     dtype=st.sampled_from(sorted(DTYPES)),

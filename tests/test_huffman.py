@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import sparsecodecs as sc
 from sparsecodecs.codecs import _huffman as huff
 from sparsecodecs.registry import FrameLayoutError, Section, SectionReader
+from sparsecodecs.testing import examples
 
 MAX = huff.MAX_LENGTH
 FOUR_STREAMS = 1 << 14  # from this many symbols on, a coded block is split into 4 streams
@@ -409,7 +410,7 @@ def codes(draw: st.DrawFn) -> np.ndarray:
     return lengths
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(lengths=codes(), count=st.integers(1, 400), data=st.data())
 def test_decoder_matches_reference_on_random_bits(lengths: np.ndarray, count: int,
                                                   data: st.DataObject):
@@ -418,7 +419,7 @@ def test_decoder_matches_reference_on_random_bits(lengths: np.ndarray, count: in
     check_against_reference(lengths, [len(bits)], bits, count)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(lengths=codes(), seed=st.integers(0, 2**32 - 1), flips=st.integers(0, 3))
 def test_decoder_matches_reference_on_four_streams(lengths: np.ndarray, seed: int, flips: int):
     rng = np.random.default_rng(seed)
@@ -555,7 +556,7 @@ def test_decoding_with_a_smaller_alphabet_is_refused():
 # -- the planner's one-pass histograms -------------------------------------------------------
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(
     dtype=st.sampled_from(["bfloat16", "float16", "float32", "uint16", "int32"]),
     data=st.data(),
@@ -576,7 +577,7 @@ def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.Dat
     np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(
     alphabet=st.sampled_from([2, 16, 256, 4096]),
     sparse=st.booleans(),
@@ -616,7 +617,7 @@ def test_fast_table_widens_for_long_average_codes():
         assert np.array_equal(sc.decode(frame), v)
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(
     counts=st.lists(st.integers(0, 1 << 20), min_size=1, max_size=300),
     limit=st.integers(8, 15),
@@ -671,7 +672,7 @@ def mangled_streams(draw: st.DrawFn) -> tuple[bytes, bytes, int, int]:
 
 
 @given(mangled_streams())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_compiled_decoder_agrees_with_the_checked_reader(case):
     # The compiled path decides alone whether a stream is good; only on refusal does the
     # Python reader run. Both must accept the same streams with the same symbols.

@@ -24,6 +24,7 @@ from sparsecodecs.codecs import _kernels as kernels
 from sparsecodecs.codecs.nm import nm_tables
 from sparsecodecs.kernels import LEVELS as ALL_LEVELS
 from sparsecodecs.kernels import cpu_simd, use_simd
+from sparsecodecs.testing import examples
 
 UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
 #: The (n, m) the nm codec supports that tests exercise; compose needs m a power of two.
@@ -31,7 +32,7 @@ NM_PAIRS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (3, 5), (8, 16)]
 #: (indptr, indices) dtype pairs: the narrowest and a wide one (each a C variant).
 CSR_INDEX_DTYPES = [(UINTS[0], UINTS[0]), (UINTS[2], UINTS[1])]
 POW2_PAIRS = [(n, m) for n, m in NM_PAIRS if m & (m - 1) == 0]
-SETTINGS = settings(max_examples=25, deadline=None)
+SETTINGS = settings(max_examples=examples(25), deadline=None)
 little_endian_only = pytest.mark.skipif(
     sys.byteorder != "little", reason="the compose kernels assume little-endian words"
 )

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from sparsecodecs import CodecConfigError, UnsupportedDtypeError
 from sparsecodecs.registry import as_bits
+from sparsecodecs.testing import examples
 from sparsecodecs.transforms import ClusterReport, PruneReport, cluster, parse_pattern, prune
 
 FLOATS = [np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16), np.dtype(np.float32),
@@ -115,7 +116,7 @@ def test_nm_integers(dtype):
     check_nm(w, out, 2, 4, -1)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
                elements=st.floats(-4, 4, width=32)),

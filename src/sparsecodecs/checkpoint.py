@@ -455,7 +455,8 @@ def _parse_blocks(
             isinstance(spec, dict)
             and set(spec) == {"rows", "offsets"}
             and all(
-                isinstance(spec[k], list) and all(type(v) is int and v >= 0 for v in spec[k])
+                isinstance(spec[k], list)
+                and all(type(v) is int and 0 <= v < 1 << 63 for v in spec[k])
                 for k in ("rows", "offsets")
             )
         )
@@ -526,8 +527,17 @@ def _checkpoint_info(header: _Header) -> _Info:
     for e in header.entries:
         if e.dtype != "U8" or len(e.shape) != 1:
             raise _fail(path, f"entry {e.name!r} is {e.dtype} {list(e.shape)}, not a U8 frame")
-    if user is not None and not isinstance(user, dict):
-        raise _fail(path, "sparsecodecs.metadata is not an object")
+    if user is not None and (
+        not isinstance(user, dict) or not all(isinstance(v, str) for v in user.values())
+    ):
+        raise _fail(path, f"{_KEY_METADATA} is not an object of strings: {user!r:.200}")
+    if transforms is not None and (
+        not isinstance(transforms, dict)
+        or not isinstance(transforms.get("tensors", []), list)
+        or not all(isinstance(t, str) for t in transforms.get("tensors", []))
+    ):
+        raise _fail(path, f"{_KEY_TRANSFORMS} is not an object with a list of tensor names: "
+                          f"{transforms!r:.200}")
     return _Info(parsed, user, transforms, _parse_blocks(header, blocks, parsed))
 
 
@@ -1297,8 +1307,8 @@ def _layout(src: str | os.PathLike[str]) -> _Layout:
             shards = sorted(set(weight_map.values()))
             if not all(isinstance(s, str) for s in shards):
                 raise TypeError("weight_map values are not file names")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{root / indexes[0]}: malformed index: {exc!r}") from exc
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+            raise CheckpointError(f"{root / indexes[0]}: malformed index: {exc!r:.300}") from exc
         for shard in shards:
             if Path(shard).name != shard or not (root / shard).is_file():
                 raise CheckpointError(

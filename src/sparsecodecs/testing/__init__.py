@@ -11,9 +11,10 @@ A third-party codec is tested with one call::
 or from the command line with ``pytest --sparsecodecs-codec=mycodec``. See ``docs/plugins.md``
 and ``docs/testing.md``.
 
-The public names are those of the submodules ``conformance``, ``frames``, ``profiles`` and
-``strategies``. Those need Hypothesis (the ``test`` extra) and are imported on first use, so
-that the pytest plugin, which pytest loads in every run, costs nothing when it is not used.
+The public names are those of the submodules ``checkpoints``, ``conformance``, ``frames``,
+``profiles`` and ``strategies``. Those need Hypothesis (the ``test`` extra) and are imported on
+first use, so that the pytest plugin, which pytest loads in every run, costs nothing when it is
+not used.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .checkpoints import *  # noqa: F403
     from .conformance import *  # noqa: F403
     from .frames import *  # noqa: F403
     from .profiles import *  # noqa: F403
     from .strategies import *  # noqa: F403
 
-_SUBMODULES = ("conformance", "frames", "profiles", "strategies")
+_SUBMODULES = ("checkpoints", "conformance", "frames", "profiles", "strategies")
 
 
 def _public_names() -> dict[str, Any]:

@@ -3,9 +3,15 @@
 ``default``
     Hypothesis' defaults without a deadline (encoders compile numba kernels on first use).
 ``ci``
-    Derandomised (the same examples on every run), no example database, modest sizes.
+    25 examples a test, new ones on every run: the run draws one seed (:func:`run_seed`:
+    ``$SPARSECODECS_HYPOTHESIS_SEED`` if set, else random), which the test suite's ``conftest.py``
+    passes to Hypothesis as ``--hypothesis-seed`` and prints in the pytest header and after
+    failures, so a failing run is replayed with ``pytest --hypothesis-seed=N``. No example
+    database; failing examples are also printed as ``@reproduce_failure`` blobs.
 ``long``
-    Many examples, for a nightly or a pre-release run.
+    1000 examples a test, for a nightly or a pre-release run. Tests that pin an example count
+    write it as ``settings(max_examples=examples(60))``: :func:`examples` keeps the pin unless
+    the loaded profile asks for more, so no pin caps the long profile.
 
 A test suite loads them once, in its ``conftest.py``::
 
@@ -17,17 +23,25 @@ A test suite loads them once, in its ``conftest.py``::
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["PROFILES", "load_profile", "register_profiles"]
+__all__ = [
+    "PROFILES",
+    "SEED_VARIABLE",
+    "examples",
+    "load_profile",
+    "register_profiles",
+    "run_seed",
+]
 
 #: The settings of each profile, as keyword arguments of :class:`hypothesis.settings`.
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {"deadline": None},
     "ci": {
-        "derandomize": True,
+        "derandomize": False,
         "database": None,
         "max_examples": 25,
         "deadline": None,
@@ -55,3 +69,37 @@ def load_profile(name: str | None = None) -> str:
     settings.get_profile(chosen)  # raises InvalidArgument before any state changes
     settings.load_profile(chosen)
     return chosen
+
+
+#: The environment variable that fixes the seed of a ``ci`` run (e.g. to replay a CI failure).
+SEED_VARIABLE = "SPARSECODECS_HYPOTHESIS_SEED"
+
+
+def run_seed() -> int:
+    """The Hypothesis seed of this run: ``$SPARSECODECS_HYPOTHESIS_SEED``, or a random one.
+
+    A random seed is drawn once per process and kept, so every caller in a run sees the same.
+    """
+    value = os.environ.get(SEED_VARIABLE)
+    if value:
+        return int(value)
+    if not _seed:
+        _seed.append(random.SystemRandom().randrange(1 << 32))
+    return _seed[0]
+
+
+_seed: list[int] = []
+
+
+def examples(pinned: int) -> int:
+    """A test's pinned example count, or the loaded profile's ``max_examples`` if larger.
+
+    Write ``@settings(max_examples=examples(60))`` rather than ``max_examples=60``: the test
+    runs 60 examples under the ``default`` and ``ci`` profiles and 1000 under ``long``. Call it
+    after the profile is loaded (a ``conftest.py`` loads it before test modules are imported).
+
+    >>> from hypothesis import settings
+    >>> examples(60) == max(60, settings().max_examples)
+    True
+    """
+    return max(pinned, settings().max_examples)

@@ -1,0 +1,156 @@
+"""Checks that a planted bug would otherwise slip past: each test here fails if one validation
+step of the frame or checkpoint readers is removed (issue 15, item 5; ``docs/security.md`` lists
+the mutations tried and the test that catches each).
+
+A JSON ``true`` is an ``int`` in Python (``isinstance(True, int)``), so every integer field of a
+header must refuse booleans explicitly; a stored checksum of 0 must be checked like any other
+value (a reader that treats 0 as "no checksum" accepts every corrupted frame whose last 8 bytes
+are zeroed).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import sparsecodecs as sc
+from sparsecodecs.registry import ChecksumError, FrameHeaderError, FrameLayoutError, read_frame
+from sparsecodecs.testing import build_checkpoint, reframe, seal, split_checkpoint
+
+
+def _raw(n: int) -> bytes:
+    return sc.get_codec("raw").encode(np.arange(n, dtype=np.uint8))
+
+
+# -- the checksum ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 16])
+def test_a_zero_stored_checksum_is_checked_like_any_other(n: int) -> None:
+    frame = _raw(n)
+    assert struct.unpack("<Q", frame[-8:])[0] != 0
+    with pytest.raises(ChecksumError, match="frame stores 0x0000000000000000"):
+        sc.decode(frame[:-8] + bytes(8))
+    with pytest.raises(ChecksumError):
+        sc.inspect(frame[:-8] + bytes(8))
+
+
+def test_a_corrupted_frame_with_a_zero_checksum_is_refused() -> None:
+    body = bytearray(_raw(16)[:-8])
+    body[-1] ^= 0x40  # a changed value: without the checksum it would decode as 0x4f
+    with pytest.raises(ChecksumError):
+        sc.decode(bytes(body) + bytes(8))
+
+
+def test_a_frame_whose_checksum_really_is_zero_is_not_special() -> None:
+    """The check compares; it never skips. A body hashing to some value v decodes only with v."""
+    frame = _raw(4)
+    assert seal(frame[:-8]) == frame
+    with pytest.raises(ChecksumError):
+        read_frame(frame[:-8] + struct.pack("<Q", struct.unpack("<Q", frame[-8:])[0] ^ 1))
+
+
+# -- booleans are not integers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "value"), [(1, True), (0, False)])
+def test_a_boolean_section_size_is_a_header_error(n: int, value: bool) -> None:
+    frame = _raw(n)
+    lying = reframe(frame, header={"sections": [["values", "values", value]]})
+    assert json.loads(lying[12 : 12 + struct.unpack_from("<I", lying, 8)[0]])["sections"] == [
+        ["values", "values", value]
+    ]
+    with pytest.raises(FrameHeaderError, match=r"section table entry 0 must be"):
+        sc.decode(lying)
+    with pytest.raises(FrameHeaderError):
+        sc.inspect(lying)
+
+
+def test_a_boolean_section_size_among_others_is_a_header_error() -> None:
+    frame = sc.get_codec("csr").encode(np.eye(1, dtype=np.uint8))  # indices: 1 byte
+    table = [["data", "values", 1], ["indices", "index", True], ["indptr", "index", 2]]
+    with pytest.raises(FrameHeaderError, match="section table entry 1"):
+        sc.decode(reframe(frame, header={"sections": table}))
+
+
+@pytest.mark.parametrize("shape", [[True], [True, True], [1, True]])
+def test_a_boolean_dimension_is_a_header_error(shape: list[Any]) -> None:
+    frame = reframe(_raw(1), header={"shape": shape})
+    with pytest.raises(FrameHeaderError, match="invalid dimension True"):
+        sc.decode(frame)
+
+
+def test_a_boolean_meta_integer_is_a_layout_error() -> None:
+    frame = sc.get_codec("csr").encode(np.eye(1, dtype=np.uint8))
+    with pytest.raises(FrameLayoutError, match="meta field 'nnz' must be an integer, got True"):
+        sc.decode(reframe(frame, header={"meta": {"nnz": True}}))
+
+
+# -- checkpoint headers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blocked(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("ckpt") / "m.safetensors"
+    e = np.arange(40, dtype=np.int32).reshape(10, 4)
+    sc.save_file({"e": e, "one": np.ones(1, np.uint8)}, path, codec="raw", block_bytes=48)
+    return path.read_bytes()
+
+
+def _open(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(data)
+    sc.load_file(path)
+
+
+def _with_table(data: bytes, key: str, edit: Any) -> bytes:
+    header, body = split_checkpoint(data)
+    meta = dict(header["__metadata__"])
+    table = json.loads(meta[key])
+    edit(table)
+    meta[key] = json.dumps(table)
+    return build_checkpoint({**header, "__metadata__": meta}, body)
+
+
+def test_the_checkpoint_edits_below_leave_a_readable_file(tmp_path: Path, blocked: bytes) -> None:
+    _open(tmp_path, blocked)
+    _open(tmp_path, _with_table(blocked, "sparsecodecs.blocks", lambda t: None))
+
+
+def test_a_boolean_data_offset_is_refused(tmp_path: Path, blocked: bytes) -> None:
+    header, body = split_checkpoint(blocked)
+    first = min(("e", "one"), key=lambda k: header[k]["data_offsets"][0])
+    assert header[first]["data_offsets"][0] == 0
+    header[first] = {**header[first], "data_offsets": [False, header[first]["data_offsets"][1]]}
+    with pytest.raises(sc.CheckpointError, match="malformed header entry"):
+        _open(tmp_path, build_checkpoint(header, body))
+
+
+def test_a_boolean_shape_in_the_entry_is_refused(tmp_path: Path, blocked: bytes) -> None:
+    header, body = split_checkpoint(blocked)
+    a, b = header["one"]["data_offsets"]
+    header["one"] = {**header["one"], "shape": [b - a, True]}  # the same number of bytes
+    with pytest.raises(sc.CheckpointError, match="malformed header entry"):
+        _open(tmp_path, build_checkpoint(header, body))
+
+
+def test_a_boolean_in_the_tensor_table_is_refused(tmp_path: Path, blocked: bytes) -> None:
+    def edit(table: dict[str, Any]) -> None:
+        table["one"]["shape"] = [True]
+
+    with pytest.raises(sc.CheckpointError, match="tensor table entry 'one' is malformed"):
+        _open(tmp_path, _with_table(blocked, "sparsecodecs.tensors", edit))
+
+
+def test_a_boolean_in_the_block_table_is_refused(tmp_path: Path, blocked: bytes) -> None:
+    def edit(table: dict[str, Any]) -> None:
+        table["e"]["rows"][1] = True  # rows [0, 3, ...] -> [0, True, ...]: 1 is a valid bound
+        table["e"]["rows"][0] = False
+
+    with pytest.raises(sc.CheckpointError, match=r"sparsecodecs.blocks\['e'\] must be"):
+        _open(tmp_path, _with_table(blocked, "sparsecodecs.blocks", edit))
