@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import struct
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,7 @@ from sparsecodecs.registry import (
     errors,
     read_frame,
 )
-from sparsecodecs.testing import reframe, split_frame
+from sparsecodecs.testing import reframe, seal, split_frame
 
 ARRAY = np.array([[0.5, 0.0, -0.0, 2.0], [0.0, 0.0, 0.0, 7.0]], dtype=np.float32)
 
@@ -54,8 +56,13 @@ def decode_limit() -> Iterator[None]:
 
 def test_the_layout_is_the_documented_one(frame: bytes) -> None:
     magic, version, flags, hlen = struct.unpack_from("<4sHHI", frame)
-    assert (magic, version, flags) == (b"SPCF", 1, 0) == (MAGIC, FORMAT_VERSION, 0)
-    header = json.loads(frame[12 : 12 + hlen])
+    assert (magic, version, flags) == (b"SPCF", 2, 0) == (MAGIC, FORMAT_VERSION, 0)
+    # Version 2: raw DEFLATE against the preset dictionary, whose frozen bytes are checked too.
+    dictionary = (Path(sc.__file__).parent / "registry" / "header_v2.dict").read_bytes()
+    assert xxhash.xxh3_64_intdigest(dictionary) == 0xB0733519A5B5598E
+    inflate = zlib.decompressobj(-15, zdict=dictionary)
+    header = json.loads(inflate.decompress(frame[12 : 12 + hlen]))
+    assert inflate.eof and not inflate.unused_data
     assert header == {
         "codec": "bitmask",
         "config": {},
@@ -97,13 +104,55 @@ def test_wrong_magic(data: bytes) -> None:
         sc.decode(data)
 
 
-@pytest.mark.parametrize("version", [0, 2, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
 def test_unknown_version(frame: bytes, version: int) -> None:
     with pytest.raises(
         UnsupportedVersionError,
-        match=f"version {version} is not supported; this library reads version 1",
+        match=f"version {version} is not supported; this library reads versions 1, 2",
     ):
         sc.decode(reframe(frame, version=version))
+
+
+def test_version_1_frames_still_read(frame: bytes) -> None:
+    """The same frame with its header stored as plain JSON (version 1) decodes the same."""
+    v1 = reframe(frame, version=1)
+    assert struct.unpack_from("<H", v1, 4)[0] == 1 and len(v1) > len(frame)
+    assert json.loads(v1[12 : 12 + struct.unpack_from("<I", v1, 8)[0]]) == split_frame(frame)[0]
+    assert sc.decode(v1).tobytes() == sc.decode(frame).tobytes() == ARRAY.tobytes()
+
+
+def _with_header(frame: bytes, stored: bytes) -> bytes:
+    """``frame`` with ``stored`` as its (version 2) header bytes, checksum recomputed."""
+    hlen = struct.unpack_from("<I", frame, 8)[0]
+    body = frame[:8] + struct.pack("<I", len(stored)) + stored + frame[12 + hlen : -8]
+    return seal(body)
+
+
+def _deflate(data: bytes, zdict: bytes | None = None) -> bytes:
+    c = (zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=zdict)
+         if zdict else zlib.compressobj(9, zlib.DEFLATED, -15))
+    return c.compress(data) + c.flush()
+
+
+def test_compressed_headers_that_lie_are_refused(frame: bytes) -> None:
+    from sparsecodecs.registry.frame import MAX_HEADER_BYTES, header_dictionary
+
+    hlen = struct.unpack_from("<I", frame, 8)[0]
+    stored = frame[12 : 12 + hlen]
+    cases = {
+        "does not inflate": b"\xff" * 8,
+        "is cut short": stored[:-2],
+        "bytes after its end": stored + b"\x00\x01",
+        # a bomb: 2 MiB of spaces in a few kB, refused before the JSON is parsed
+        "inflates past the limit": _deflate(b" " * (MAX_HEADER_BYTES + 4096),
+                                            header_dictionary()),
+    }
+    for message, bad in cases.items():
+        with pytest.raises(FrameHeaderError, match=message):
+            sc.decode(_with_header(frame, bad))
+    # A stream that refers to nothing in the dictionary is a valid header as well.
+    plain = _deflate(json.dumps(split_frame(frame)[0], separators=(",", ":")).encode())
+    assert sc.decode(_with_header(frame, plain)).tobytes() == ARRAY.tobytes()
 
 
 def test_non_zero_flags(frame: bytes) -> None:

@@ -55,6 +55,7 @@ from .errors import (
 from .frame import (
     FORMAT_VERSION,
     MAGIC,
+    READ_VERSIONS,
     ROLES,
     Frame,
     FrameInfo,
@@ -79,6 +80,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "NIBBLE_DTYPES",
+    "READ_VERSIONS",
     "ROLES",
     "SUPPORTED_DTYPES",
     "BadMagicError",

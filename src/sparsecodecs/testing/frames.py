@@ -29,6 +29,7 @@ import xxhash
 from hypothesis import strategies as st
 
 from ..registry import MAGIC, ROLES, SUPPORTED_DTYPES, read_frame, registry
+from ..registry.frame import pack_header, unpack_header
 
 __all__ = ["Mutation", "hostile_frames", "mutated_frames", "reframe", "seal", "split_frame"]
 
@@ -56,8 +57,8 @@ def split_frame(frame: bytes | bytearray | memoryview) -> tuple[dict[str, Any], 
     """
     parsed = read_frame(frame)  # verifies everything, so the parsing below can trust the bytes
     buf = bytes(frame)
-    _, _, _, hlen = _PREFIX.unpack_from(buf, 0)
-    header = json.loads(buf[_PREFIX.size : _PREFIX.size + hlen])
+    _, version, _, hlen = _PREFIX.unpack_from(buf, 0)
+    header = json.loads(unpack_header(buf[_PREFIX.size : _PREFIX.size + hlen], version))
     return header, [bytes(s.data) for s in parsed.sections]
 
 
@@ -84,9 +85,11 @@ def reframe(
         New payloads: a sequence replacing every payload in order (as many as the table has,
         unless ``header`` gives the table), or a mapping from section name to payload.
     raw_header
-        The header's bytes verbatim (e.g. invalid JSON); excludes ``header``.
+        The header's JSON bytes verbatim (e.g. invalid JSON); excludes ``header``. Stored
+        compressed in a version 2 frame, as is in any other.
     version, flags
-        Values for the u16 fields of the prefix.
+        Values for the u16 fields of the prefix. A frame rewritten to another version stores its
+        header as that version does (``version=1``: plain JSON, every byte of it in reach).
 
     Returns
     -------
@@ -116,13 +119,10 @@ def reframe(
         new["sections"] = [[e[0], e[1], len(p)] for e, p in zip(table, payloads, strict=True)]
     if raw_header is None:
         raw_header = json.dumps(new, separators=(",", ":")).encode()
-    prefix = _PREFIX.pack(
-        MAGIC,
-        old_version if version is None else version,
-        old_flags if flags is None else flags,
-        len(raw_header),
-    )
-    return seal(b"".join([prefix, raw_header, *payloads]))
+    version = old_version if version is None else version
+    stored = pack_header(raw_header, version)
+    prefix = _PREFIX.pack(MAGIC, version, old_flags if flags is None else flags, len(stored))
+    return seal(b"".join([prefix, stored, *payloads]))
 
 
 class Mutation(NamedTuple):
@@ -201,8 +201,13 @@ def _byte_edit(draw: st.DrawFn, frame: bytes) -> Mutation:
 
     (The prefix has its own kind of mutation.) Insertions and deletions inside the header adjust
     the prefix's header length, so that an edited number (``"nnz":12`` -> ``"nnz":132``) reaches
-    the header checks; truncations cut the sections only.
+    the header checks; truncations cut the sections only. A version 2 frame (compressed
+    header) is mostly rewritten as version 1 first, so that the edits land in plain JSON and
+    reach the checks behind the header's parsing; otherwise its compressed bytes are edited.
     """
+    plain = ""
+    if _PREFIX.unpack_from(frame, 0)[1] == 2 and draw(st.integers(0, 3)):
+        frame, plain = reframe(frame, version=1), " (as a version 1 frame)"
     body = bytearray(frame[: -_CHECKSUM.size])
     _, _, _, hlen = _PREFIX.unpack_from(body, 0)
     start, sections = _PREFIX.size, _PREFIX.size + hlen
@@ -241,7 +246,7 @@ def _byte_edit(draw: st.DrawFn, frame: bytes) -> Mutation:
     if delta and pos < sections:
         struct.pack_into("<I", body, 8, max(hlen + delta, 0))
         what += " (header length adjusted)"
-    return Mutation(f"{what} (checksum recomputed)", seal(body))
+    return Mutation(f"{what}{plain} (checksum recomputed)", seal(body))
 
 
 def _splice(
