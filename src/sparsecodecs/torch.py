@@ -185,6 +185,11 @@ class SparseLinear(nn.Module):
         if bias is not None:
             self.bias = self._check_bias(bias, layer.shape[0])
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state["_cache"] = None  # views of the frames, rebuilt on demand (copy.deepcopy works)
+        return state
+
     # -- construction -----------------------------------------------------------------------------
 
     @classmethod
@@ -343,7 +348,8 @@ class SparseLinear(nn.Module):
         error_msgs: list[str],
     ) -> None:
         """Take the frames whatever their size (a fresh layer holds other frames), then check
-        them; a bias may appear or disappear with the frames."""
+        them (bad frames raise the library's errors, as decoding would, and leave the layer as
+        it was); a bias may appear or disappear with the frames."""
         names = ("frames", "frame_offsets", "bias")
         got = {n: state_dict[prefix + n] for n in names if prefix + n in state_dict}
         for n in names[:2]:
@@ -358,18 +364,18 @@ class SparseLinear(nn.Module):
         if "frames" not in got or "frame_offsets" not in got:
             return
         frames, offsets = got["frames"], got["frame_offsets"]
-        if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8:
-            error_msgs.append(f"{prefix}frames must be a uint8 tensor")
-            return
+        if not isinstance(frames, torch.Tensor) or not isinstance(offsets, torch.Tensor):
+            raise UnsupportedDtypeError(f"{prefix}frames and {prefix}frame_offsets must be tensors")
+        _check_cpu(frames, f"{prefix}frames")
         old = (self.frames, self.frame_offsets, self.bias, self._cache)
-        self.frames = frames.detach().to("cpu").contiguous().clone()
-        self.frame_offsets = offsets.detach().to("cpu", torch.int64).clone()
+        self.frames = frames.detach().contiguous().clone()
+        self.frame_offsets = offsets.detach().to(torch.int64).clone()
         try:
             rows = self._compressed().shape[0]
             self.bias = None if got.get("bias") is None else self._check_bias(got["bias"], rows)
-        except SparseCodecsError as exc:
+        except BaseException:
             self.frames, self.frame_offsets, self.bias, self._cache = old
-            error_msgs.append(f"{prefix}frames: {exc}")
+            raise
 
 
 # -- compressing a model ----------------------------------------------------------------------
@@ -567,16 +573,23 @@ def compress_model(
             _check_cpu(child.weight, f"the weight of {name}")  # all checked before any change
             targets.append((name, parent, child_name, child))
     layers = []
+    built = []  # every layer is encoded before any is replaced: an error leaves the model as is
     for name, parent, child_name, child in targets:
         layer_pattern = pattern if pattern is not None and in_scope(name) else None
-        new, error = _from_linear(child, codec_obj, layer_pattern, block_bytes, threads, name)
+        try:
+            new, error = _from_linear(child, codec_obj, layer_pattern, block_bytes, threads, name)
+        except SparseCodecsError as exc:
+            why = " (not pruned: outside prune_include/prune_exclude)" if pattern else ""
+            raise type(exc)(f"layer {name!r}{why}: {exc}") from exc
         new.train(child.training)
-        setattr(parent, child_name, new)
+        built.append((parent, child_name, new))
         out, inp = new._compressed().shape
         layers.append(LayerReport(
             name, (out, inp), str(new.weight_dtype), "+".join(new.codecs), new.nbytes,
             new.dense_nbytes, layer_pattern, error,
         ))
+    for parent, child_name, new in built:
+        setattr(parent, child_name, new)
     return ModelReport(layers, skipped)
 
 
