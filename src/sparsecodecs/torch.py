@@ -186,7 +186,7 @@ class SparseLinear(nn.Module):
             self.bias = self._check_bias(bias, layer.shape[0])
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())
+        state = dict(super().__getstate__())  # type: ignore[no-untyped-call]
         state["_cache"] = None  # views of the frames, rebuilt on demand (copy.deepcopy works)
         return state
 
