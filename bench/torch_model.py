@@ -12,10 +12,13 @@ numba kernels):
   built under :func:`~sparsecodecs.torch.empty_weights` (no dense linear weight is ever made).
   The compressing is done once, beforehand, in the parent process.
 
-``base`` is the RSS after the imports and the tokenizer, before any model exists; the peak
+``base`` is the RSS after the imports, the tokenizer and building a throw-away ``meta`` skeleton
+(which imports the model's code), before any weight exists; the peak
 (``VmHWM``) is then reset (``/proc/self/clear_refs``, Linux) and read after the run, so
 ``peak - base`` is what loading and running the model added. ``process peak`` is the whole
-process's ``ru_maxrss``, imports included (transformers' import alone can set it). Times are
+process's ``ru_maxrss``, imports included (transformers' import alone can set it), and
+``tensors MB`` what the model's ``state_dict`` holds (frames included). The compressed row's
+peak also carries the numba runtime and its kernels, which the dense row never loads. Times are
 the best of ``--repeat`` passes.
 
 Usage::
@@ -72,6 +75,9 @@ def child(args: argparse.Namespace) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     batches = [tokenizer(sentences(args.sentences)[i : i + args.batch], padding=True,
                          return_tensors="pt") for i in range(0, args.sentences, args.batch)]
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):  # imports the model's code (~120 MB here) before the baseline
+        AutoModel.from_config(config)
     base = status_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
         fh.write("5")
@@ -80,7 +86,7 @@ def child(args: argparse.Namespace) -> None:
         model = AutoModel.from_pretrained(folder)
     else:
         with sct.empty_weights():
-            model = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+            model = AutoModel.from_config(config)
         sct.load_compressed(model, args.file, threads=args.threads)
     load = time.perf_counter() - t0
     model.eval()
@@ -93,10 +99,12 @@ def child(args: argparse.Namespace) -> None:
                 model(**b)
             best = min(best, time.perf_counter() - t)
     peak = status_mb("VmHWM")  # the peak since the reset: loading and running the model
+    held = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
     whole = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"mode": args.mode, "load_s": load, "seconds": best,
                       "sentences_per_s": args.sentences / best, "base_mb": base,
-                      "peak_mb": peak, "process_peak_mb": whole}))
+                      "peak_mb": peak, "process_peak_mb": whole,
+                      "held_mb": held}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.sentences} sentences, batch {args.batch}, {args.threads} thread(s), best of "
           f"{args.repeat}")
     print(f"{'model':<11} {'sent/s':>8} {'load s':>7} {'base MB':>8} {'peak MB':>8} "
-          f"{'peak-base':>9} {'process peak':>12}")
+          f"{'peak-base':>9} {'process peak':>12} {'tensors MB':>10}")
     for r in rows:
         print(f"{r['mode']:<11} {r['sentences_per_s']:8.1f} {r['load_s']:7.2f} "
               f"{r['base_mb']:8.0f} {r['peak_mb']:8.0f} {r['peak_mb'] - r['base_mb']:9.0f} "
-              f"{r['process_peak_mb']:12.0f}")
+              f"{r['process_peak_mb']:12.0f} {r['held_mb']:10.1f}")
     d, c = rows
     print(f"compressed/dense: speed {c['sentences_per_s'] / d['sentences_per_s']:.2f}x, "
           f"peak-base {(c['peak_mb'] - c['base_mb']) / (d['peak_mb'] - d['base_mb']):.2f}x")
