@@ -202,8 +202,9 @@ def test_compress_model_include_exclude_and_errors() -> None:
     assert [r.name for r in report.layers] == ["up"]
     assert isinstance(model.down, nn.Linear) and isinstance(model.up, sct.SparseLinear)
     everything = Tiny()
-    report = sct.compress_model(everything, prune="2:4", prune_exclude=())
+    report = sct.compress_model(everything, prune="2:4", prune_exclude=(), threads=2)
     assert all(r.pruned == "2:4" for r in report.layers)
+    assert everything.up.threads == everything.lm_head.threads == 2
     with pytest.raises(sc.CodecConfigError, match="not a valid regular expression"):
         sct.compress_model(Tiny(), include=["("])
     with pytest.raises(sc.CodecConfigError, match="pattern"):
@@ -337,3 +338,14 @@ def test_minilm_on_compressed_weights(minilm: tuple, codec: str, tmp_path: Path)
     with torch.no_grad():
         again = skeleton(**tokens).last_hidden_state
     assert again.equal(got)
+    # a checkpoint compressed from the package's safetensors file (as `sparsecodecs compress
+    # --prune 2:4` does: its default scope prunes the same 37 weights) loads the same way
+    cli_file = tmp_path / "cli.sc.safetensors"
+    sc.compress(folder / "model.safetensors", cli_file, "raw", prune="2:4")
+    with sct.empty_weights():
+        skeleton = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    sct.load_compressed(skeleton, cli_file).eval()
+    assert sum(isinstance(m, sct.SparseLinear) for m in skeleton.modules()) == 37
+    with torch.no_grad():
+        from_cli = skeleton(**tokens).last_hidden_state
+    torch.testing.assert_close(from_cli, want, rtol=1e-4, atol=2e-4)

@@ -735,7 +735,8 @@ def load_compressed(
 
     With ``strict`` (default), a tensor of the model missing from the file, or a tensor of the
     file the model has no place for, raises :class:`CheckpointError` before the model is
-    changed. Returns ``model``.
+    changed. File tensors named like the model's non-persistent buffers (which the skeleton
+    builds itself) are skipped. Returns ``model``.
     """
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         if t.device.type not in ("cpu", "meta"):
@@ -760,7 +761,10 @@ def load_compressed(
         used = set(wanted) | {f"{n}.weight" for n in linears} | {
             f"{n}.bias" for n in linears if f"{n}.bias" in keys
         }
-        unexpected = sorted(keys - used)
+        # A file written from a model whose buffers were persistent (e.g. an older
+        # transformers' position_ids) has them; the skeleton rebuilds them itself: skipped.
+        transient = {n for n, _ in model.named_buffers()} - set(model.state_dict())
+        unexpected = sorted(keys - used - transient)
         if strict and (missing or unexpected):
             raise CheckpointError(
                 f"{path}: does not fit the model: missing {sorted(missing)[:10]}"
