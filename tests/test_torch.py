@@ -87,6 +87,9 @@ def test_lossless_without_pruning_special_values_and_bfloat16() -> None:
     assert y.dtype == torch.bfloat16
     want = F.linear(x.float(), w.float(), b16.bias.float())
     torch.testing.assert_close(y.float(), want, rtol=1e-2, atol=1e-2)
+    y16 = layer16(x.to(torch.float16))
+    assert y16.dtype == torch.float16
+    torch.testing.assert_close(y16.float(), want, rtol=1e-2, atol=1e-2)
 
 
 def test_row_blocks_repr_nbytes_and_state_dict_round_trip() -> None:
