@@ -41,8 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as _exc:  # pragma: no cover - exercised without torch installed
+    raise ModuleNotFoundError(
+        "sparsecodecs.torch needs PyTorch, which is not installed: pip install "
+        "'sparsecodecs[torch]'", name=_exc.name
+    ) from _exc
 
 from sparsecodecs.checkpoint import (
     DEFAULT_BLOCK_BYTES,
