@@ -346,24 +346,36 @@ def _to_framework(array: np.ndarray, framework: str) -> Any:
 
 @dataclass(frozen=True)
 class _Transforms:
-    """The lossy steps asked for: applied to floating-point tensors of two or more axes."""
+    """The lossy steps asked for: applied to floating-point tensors of two or more axes (pruning
+    only to those whose names ``prune_include`` / ``prune_exclude`` select, see
+    :func:`sparsecodecs.transforms.prune_scope`)."""
 
     prune: str | None = None
     cluster: int | None = None
+    prune_include: tuple[str, ...] | None = None
+    prune_exclude: tuple[str, ...] | None = None
 
     def __bool__(self) -> bool:
         return self.prune is not None or self.cluster is not None
 
-    def applies(self, dtype: str, shape: tuple[int, ...]) -> bool:
-        return bool(self) and dtype in _FLOAT_ST and len(shape) >= 2
+    def _prunes(self, name: str) -> bool:
+        from .transforms import prune_scope
 
-    def apply(self, array: np.ndarray) -> np.ndarray:
+        return self.prune is not None and prune_scope(self.prune_include, self.prune_exclude)(name)
+
+    def applies(self, name: str, dtype: str, shape: tuple[int, ...]) -> bool:
+        return (
+            (self.cluster is not None or self._prunes(name))
+            and dtype in _FLOAT_ST and len(shape) >= 2
+        )
+
+    def apply(self, array: np.ndarray, name: str) -> np.ndarray:
         """The transformed array (a row block of a tensor is transformed on its own: with
         ``cluster``, each block gets its own centroids)."""
         from .transforms import cluster, prune
 
         out = array
-        if self.prune is not None:
+        if self._prunes(name):
             out, _ = prune(out, self.prune)
         if self.cluster is not None:
             out, _ = cluster(out, self.cluster)
@@ -1149,9 +1161,9 @@ def _encode_task(task: _Task) -> _Result:
     with fh:
         array = _read_tensor(fh, e, task.path)
     sums = None
-    if task.transforms.applies(task.entry.dtype, task.entry.shape):
+    if task.transforms.applies(task.entry.name, task.entry.dtype, task.entry.shape):
         before = array
-        array = task.transforms.apply(array)
+        array = task.transforms.apply(array, task.entry.name)
         sums = _sq_sums(before, array)
     frame = task.codec.encode(array)
     return frame, inspect(frame), sums
@@ -1237,7 +1249,7 @@ def _compress_file(
     run: Callable[[list[_Task]], Iterator[_Result]],
     tick: Callable[[str], None],
 ) -> tuple[dict[str, Report], dict[str, float], dict[str, Any] | None]:
-    lossy = [e.name for e in header.entries if transforms.applies(e.dtype, e.shape)]
+    lossy = [e.name for e in header.entries if transforms.applies(e.name, e.dtype, e.shape)]
     record = transforms.record(lossy) if transforms else None
     table = {e.name: (e.dtype, list(e.shape)) for e in header.entries}
     meta = _checkpoint_metadata(table, header.metadata, record)
@@ -1334,6 +1346,8 @@ def compress(
     *,
     prune: str | None = None,
     cluster: int | None = None,
+    prune_include: Sequence[str] | None = None,
+    prune_exclude: Sequence[str] | None = None,
     workers: int = 1,
     force: bool = False,
     progress: Progress | None = None,
@@ -1357,6 +1371,11 @@ def compress(
         Lossy, off by default: magnitude-prune (``"2:4"``) and/or cluster (``16`` centroids) the
         floating-point tensors of two or more axes before encoding (see
         :mod:`sparsecodecs.transforms`). Recorded in the output's metadata.
+    prune_include, prune_exclude
+        Which tensors ``prune`` touches: regular expressions searched in tensor names. A tensor
+        is pruned if it matches one of ``prune_include`` (``None``: all) and none of
+        ``prune_exclude`` (``None``: :data:`~sparsecodecs.transforms.DEFAULT_PRUNE_EXCLUDE`,
+        i.e. embeddings, norms and the output head are left alone; ``()``: none excluded).
     workers
         Processes encoding in parallel; the output is byte-identical to ``workers=1``.
     force
@@ -1379,7 +1398,7 @@ def compress(
     CheckpointReport
         The accounting of the output, with the input size, the time and any lossy errors.
     """
-    from .transforms import parse_pattern
+    from .transforms import parse_pattern, prune_scope
 
     started = time.perf_counter()
     codec_obj = _codec_of(codec)
@@ -1388,12 +1407,15 @@ def compress(
         if nm is None:
             raise CheckpointError(f"prune must be an N:M pattern such as '2:4', got {prune!r}")
         prune = f"{nm[0]}:{nm[1]}"
+    include, exclude = (None if p is None else (p,) if isinstance(p, str) else tuple(p)
+                        for p in (prune_include, prune_exclude))
+    prune_scope(include, exclude)  # invalid patterns: CodecConfigError before anything is read
     if cluster is not None and (type(cluster) is not int or not 1 <= cluster <= 1 << 16):
         raise CheckpointError(f"cluster must be an integer in [1, 65536], got {cluster!r}")
     if type(workers) is not int or workers < 1:
         raise CheckpointError(f"workers must be an integer >= 1, got {workers!r}")
     block_bytes = _check_block_bytes(block_bytes)
-    transforms = _Transforms(prune, cluster)
+    transforms = _Transforms(prune, cluster, include, exclude)
     layout = _layout(src)
     for h in layout.headers:
         for e in h.entries:

@@ -142,6 +142,10 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         stack.callback(stop)
         report = sc.compress(
             args.input, args.output, codec, prune=args.prune, cluster=args.cluster,
+            prune_include=args.prune_include,
+            prune_exclude=None if args.prune_exclude is None else [
+                p for p in args.prune_exclude if p
+            ],
             workers=args.workers, force=args.force, progress=tick, block_bytes=block_bytes,
             client=client,
         )
@@ -290,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--codec", default="hybrid", help="codec name (default: hybrid)")
     p.add_argument("-p", "--param", action="append", default=[], help="codec parameter key=value")
     p.add_argument("--prune", metavar="N:M", help="LOSSY: N:M magnitude pruning, e.g. 2:4")
+    p.add_argument(
+        "--prune-include", metavar="REGEX", action="append",
+        help="prune only tensors whose names match REGEX (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--prune-exclude", metavar="REGEX", action="append",
+        help="never prune tensors whose names match REGEX (repeatable; replaces the default, "
+             "which leaves embeddings, norms and lm_head alone; '' excludes nothing)",
+    )
     p.add_argument("--cluster", metavar="K", type=int, help="LOSSY: cluster to K values")
     p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
     p.add_argument(

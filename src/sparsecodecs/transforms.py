@@ -25,6 +25,8 @@ array([[ 0. , -2. ,  0. ,  1. ],
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,7 @@ from .registry import (
 from .registry.dtypes import dtype_name
 
 __all__ = [
+    "DEFAULT_PRUNE_EXCLUDE",
     "QUANT_DTYPES",
     "STRUCTURED",
     "ClusterReport",
@@ -54,6 +57,7 @@ __all__ = [
     "pack_int4",
     "parse_pattern",
     "prune",
+    "prune_scope",
     "quantize",
     "unpack_int4",
 ]
@@ -145,6 +149,67 @@ def _nonzero_count(w: np.ndarray) -> int:
 
 
 # -- prune ------------------------------------------------------------------------------------
+
+
+#: Tensor (or module) names that pruning leaves alone unless told otherwise, as pruning tools
+#: do: embeddings (token, position, type; ``wte``/``wpe``), normalisation layers and the output
+#: head. Regular expressions searched (:func:`re.search`) in the name, case-insensitively.
+#: Tensors with fewer than two axes (biases, norm scales) are never pruned in any case.
+DEFAULT_PRUNE_EXCLUDE: tuple[str, ...] = (
+    r"embed",
+    r"norm",
+    r"(^|\.)(wte|wpe|ln_\w*|ln\d*)(\.|$)",
+    r"(^|\.)lm_head(\.|$)",
+)
+
+
+def _compile_patterns(patterns: Sequence[str] | str | None, what: str) -> list[re.Pattern[str]]:
+    if patterns is None:
+        return []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    out = []
+    for p in patterns:
+        if not isinstance(p, str):
+            raise CodecConfigError(f"{what} must be regular expressions (str), got {p!r:.100}")
+        try:
+            out.append(re.compile(p, re.IGNORECASE))
+        except re.error as exc:
+            raise CodecConfigError(
+                f"{what}: {p!r} is not a valid regular expression ({exc})"
+            ) from exc
+    return out
+
+
+def prune_scope(
+    include: Sequence[str] | str | None = None, exclude: Sequence[str] | str | None = None
+) -> Callable[[str], bool]:
+    """A predicate on tensor (or module) names: should pruning touch this one?
+
+    A name is pruned if it matches one of ``include`` (``None``: every name) and none of
+    ``exclude`` (``None``: :data:`DEFAULT_PRUNE_EXCLUDE`; ``()``: exclude nothing). Patterns
+    are regular expressions searched in the name, case-insensitively. Invalid patterns raise
+    :class:`~sparsecodecs.registry.errors.CodecConfigError`.
+
+    >>> keep = prune_scope()
+    >>> names = ["encoder.layer.0.attention.self.query.weight", "lm_head.weight",
+    ...          "embeddings.word_embeddings.weight", "encoder.layer.0.output.LayerNorm.weight"]
+    >>> [keep(n) for n in names]
+    [True, False, False, False]
+    >>> prune_scope(include=[r"[.]mlp[.]"], exclude=())("h.0.mlp.c_fc.weight")
+    True
+    """
+    inc = _compile_patterns(include, "prune include patterns")
+    exc = _compile_patterns(
+        DEFAULT_PRUNE_EXCLUDE if exclude is None else exclude, "prune exclude patterns"
+    )
+
+    def selected(name: str) -> bool:
+        if include is not None and not any(p.search(name) for p in inc):
+            return False
+        return not any(p.search(name) for p in exc)
+
+    return selected
 
 
 def parse_pattern(pattern: object) -> tuple[int, int] | None:

@@ -15,6 +15,7 @@ __all__ = [
     "ClusterError",
     "CodecConfigError",
     "DecodeLimitError",
+    "DeviceError",
     "FillError",
     "FrameError",
     "FrameHeaderError",
@@ -122,6 +123,11 @@ class OutputExistsError(SparseCodecsError, FileExistsError):
 class SliceError(SparseCodecsError, IndexError):
     """A row slice of a checkpoint tensor is out of range, has a step, or is of a kind
     ``safe_open(...).get_slice(name)[...]`` does not support."""
+
+
+class DeviceError(SparseCodecsError):
+    """A tensor or module is not on the CPU: :mod:`sparsecodecs.torch` computes on the CPU only
+    (move it with ``.cpu()``)."""
 
 
 class ClusterError(SparseCodecsError):
