@@ -30,7 +30,6 @@ torch.Size([3, 2])
 from __future__ import annotations
 
 import contextlib
-import inspect as _inspect
 import itertools
 import json
 import math
@@ -51,11 +50,11 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - exercised without torc
         "'sparsecodecs[torch]'", name=_exc.name
     ) from _exc
 
+from sparsecodecs._atomic import atomic_file
 from sparsecodecs.checkpoint import (
     DEFAULT_BLOCK_BYTES,
     CheckpointReport,
     _as_numpy,
-    _atomic_file,
     _check_block_bytes,
     _checkpoint_metadata,
     _codec_of,
@@ -75,6 +74,7 @@ from sparsecodecs.registry import (
     ShapeError,
     SparseCodecsError,
     UnsupportedDtypeError,
+    resolve_threads,
 )
 from sparsecodecs.transforms import parse_pattern, prune, prune_scope
 
@@ -93,7 +93,6 @@ __all__ = [
 METADATA_KEY = "sparsecodecs.torch"
 #: Input dtypes :meth:`SparseLinear.forward` takes (computed in float32, returned in this dtype).
 INPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-_THREADS = "threads" in _inspect.signature(matmul).parameters
 
 
 def _check_cpu(t: torch.Tensor, what: str) -> None:
@@ -312,8 +311,7 @@ class SparseLinear(nn.Module):
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         layer = self._compressed()
         xa = x.detach().to(torch.float32).contiguous().numpy()
-        kwargs: dict[str, Any] = {"threads": self.threads} if _THREADS else {}
-        y = torch.from_numpy(matmul(xa, layer, **kwargs))
+        y = torch.from_numpy(matmul(xa, layer, threads=resolve_threads(self.threads)))
         if self.bias is not None:
             y += self.bias.to(torch.float32)
         return y.to(x.dtype)
@@ -688,7 +686,7 @@ def save_compressed(
                     yield codec_obj.encode(e[a:b])
 
     out = Path(path)
-    with _atomic_file(out, force) as fh:
+    with atomic_file(out, force) as fh:
         _write_checkpoint(fh, plan, meta, frames())
     return inspect_checkpoint(out)
 
