@@ -13,8 +13,8 @@ Two measurements, each in new Python processes so nothing is imported or compile
 
 Targets (issue 13): import <= 0.3 s, the whole first-call process <= 3 s.
 
-    python bench/cold_start.py                  # both, 5 import runs (about a minute while
-                                                # the numba kernels still compile)
+    python bench/cold_start.py                  # both, 5 import runs (minutes while the
+                                                # numba kernels compile: 159 s once, loaded)
     python bench/cold_start.py --no-first-call  # import only (a few seconds)
     python bench/cold_start.py --json out.json
 

@@ -86,6 +86,14 @@ def test_lazy_public_names_resolve_and_are_listed(name):
     assert value is getattr(__import__(f"sparsecodecs.{module}", fromlist=[name]), name)
 
 
+def test_submodules_once_loaded_by_the_import_are_still_attributes():
+    out = run(
+        "import sparsecodecs as sc\n"
+        "print(sc.checkpoint.save_file is sc.save_file, sc.compute.matmul is sc.matmul)"
+    )
+    assert out == "True True"
+
+
 def test_unknown_attribute_is_an_attribute_error():
     import sparsecodecs as sc
 

@@ -72,19 +72,25 @@ _LAZY: dict[str, str] = {
 }
 
 
+#: Submodules that ``import sparsecodecs`` used to load, still reachable as attributes.
+_LAZY_MODULES = frozenset({"checkpoint", "compute"})
+
+
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)  # also binds the attribute
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sparsecodecs' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
 
 __all__ = [
     "CheckpointError",

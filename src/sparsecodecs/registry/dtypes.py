@@ -141,7 +141,7 @@ def dtype_name(dtype: np.dtype[Any]) -> str:
     native = dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype
     if not isinstance(native, np.dtype):  # pragma: no cover - defensive
         raise UnsupportedDtypeError(f"not a dtype: {dtype!r}")
-    name = native.name
+    name = name_of(native)
     # a dtype named like an ml_dtypes type can only exist once ml_dtypes is imported
     expected = _lookup(name)
     if expected is None or expected != native:
