@@ -989,15 +989,16 @@ done:
  * up to there). */
 SC_INLINE int histogram_body(const void *sym, int64_t n, int64_t alphabet, int64_t *counts,
                              int isz) {
-    if (isz < 8 && alphabet >= ((int64_t)1 << (8 * isz))) {
-        for (int64_t i = 0; i < n; i++) counts[ld(sym, i, isz)]++;
-        return 0;
+    if (isz == 8 || alphabet < ((int64_t)1 << (8 * isz))) {
+        /* the largest symbol first (a loop the compiler vectorises), then count unchecked */
+        uint64_t top = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t s = ld(sym, i, isz);
+            top = s > top ? s : top;
+        }
+        if (n && top >= (uint64_t)alphabet) return -1;
     }
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t s = ld(sym, i, isz);
-        if (SC_UNLIKELY(s >= (uint64_t)alphabet)) return -1;
-        counts[s]++;
-    }
+    for (int64_t i = 0; i < n; i++) counts[ld(sym, i, isz)]++;
     return 0;
 }
 
@@ -1068,7 +1069,19 @@ SC_INLINE void top_hist_body(const huf_vals *v0, unsigned top, int64_t *counts, 
     const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     unsigned sh = v->width - top;
     uint64_t tm = width_mask(top);
-    for (int64_t i = 0; i < v->n; i++) counts[(val(v, i, isz) >> sh) & tm]++;
+    int64_t size = (int64_t)1 << top, i = 0;
+    /* two values a step into two tables, so that equal neighbours (exponents repeat) do not
+     * wait on each other's counter update; one table if the second cannot be had */
+    int64_t *second = v->n > 4 * size ? calloc((size_t)size, sizeof(int64_t)) : NULL;
+    if (second) {
+        for (; i + 1 < v->n; i += 2) {
+            counts[(val(v, i, isz) >> sh) & tm]++;
+            second[(val(v, i + 1, isz) >> sh) & tm]++;
+        }
+        for (int64_t t = 0; t < size; t++) counts[t] += second[t];
+        free(second);
+    }
+    for (; i < v->n; i++) counts[(val(v, i, isz) >> sh) & tm]++;
 }
 
 #define CALL(k) top_hist_body(v, top, counts, k)
