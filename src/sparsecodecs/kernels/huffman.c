@@ -79,6 +79,30 @@ static uint64_t width_mask(unsigned width) {
     default: CALL(8); break;   \
     }
 
+/* Scalar kernels come in two builds of the same C: plain (the portable twin) and one compiled
+ * for AVX2 and BMI2 (shifts by any register, wider vectors where the compiler finds them),
+ * chosen at run time by huf_fast() at SIMD level avx2. HUF_TWINS(name, (params), { body })
+ * defines name_plain and name_fast; HUF_RUN calls the chosen one. */
+#define HUF_TWINS(name, PARAMS, ...) \
+    static int name##_plain PARAMS __VA_ARGS__ \
+    SC_TARGET("avx2,bmi2") static int name##_fast PARAMS __VA_ARGS__
+#define HUF_RUN(fast, name, ...) ((fast) ? name##_fast(__VA_ARGS__) : name##_plain(__VA_ARGS__))
+
+/* Whether the AVX2+BMI2 builds run: at SIMD level avx2 on a CPU with BMI2 (read before the
+ * GIL is released). */
+static int huf_fast(void) {
+#if SC_X86
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return cpu && sc_simd >= SC_SIMD_AVX2;
+#else
+    return 0;
+#endif
+}
+
 static int item_size_ok(Py_ssize_t isz) { return isz == 1 || isz == 2 || isz == 4 || isz == 8; }
 
 static PyObject *bad_arg(const char *fn, const char *what) {
@@ -109,7 +133,7 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
         int64_t hi = s + 1 < nwoff && woff[s + 1] < nout ? woff[s + 1] : nout;
         uint64_t acc = 0;
         unsigned nacc = 0;
-        for (int64_t i = bounds[s]; i < bounds[s + 1]; i++) {
+        for (int64_t i = bounds[s], end = bounds[s + 1]; i < end; i++) {
             uint64_t sym = ld(symbols, i, isz);
             if (check && SC_UNLIKELY(sym >= (uint64_t)alphabet)) return -1;
             unsigned ln = lengths[sym];
@@ -133,6 +157,13 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
     }
     return 0;
 }
+
+#define CALL(k) rc = encode_body(symbols, codes, lengths, alphabet, bounds, woff, nwoff, out, nout, used, ns, k)
+HUF_TWINS(encode_k, (const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                     int64_t alphabet, const int64_t *bounds, const int64_t *woff, int64_t nwoff,
+                     uint64_t *out, int64_t nout, int64_t *used, int64_t ns, int isz),
+          { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
+#undef CALL
 
 static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "encode_streams";
@@ -164,11 +195,10 @@ static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ss
         if (w[s] < 0 || w[s] > out.n) { bad_arg(fn, "word_offsets out of range"); goto done; }
     for (int64_t i = 0; i < alphabet; i++)
         if (((const uint8_t *)lens.p)[i] > 32) { bad_arg(fn, "code lengths must be <= 32"); goto done; }
-    int rc = 0;
+    int rc, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) rc = encode_body(sym.p, codes.p, lens.p, alphabet, b, w, woff.n, out.p, out.n, used.p, ns, k)
-    HUF_BY_SIZE(sym.itemsize, CALL)
-#undef CALL
+    rc = HUF_RUN(fast, encode_k, sym.p, codes.p, lens.p, alphabet, b, w, woff.n, out.p, out.n,
+                 used.p, ns, (int)sym.itemsize);
     Py_END_ALLOW_THREADS
     if (rc == -1) bad_arg(fn, "a symbol is outside the code table");
     else if (rc == -2) bad_arg(fn, "a stream outgrew its room in out");
@@ -724,7 +754,7 @@ static int decode_plain(const huf_dec *d, const int64_t *starts, const int64_t *
 #if SC_X86
 /* The same code compiled for BMI2: shifts by a register other than CL (shlx, shrx), which
  * the look-up chain (index = w >> shift, w <<= bits used) is made of. */
-SC_TARGET("bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
+SC_TARGET("avx2,bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
                                          const int64_t *limits, const int64_t *bounds,
                                          int64_t ns, void *out, int isz) {
     int rc = 0;
@@ -1076,17 +1106,23 @@ done:
  * up to there). */
 SC_INLINE int histogram_body(const void *sym, int64_t n, int64_t alphabet, int64_t *counts,
                              int isz) {
-    if (isz < 8 && alphabet >= ((int64_t)1 << (8 * isz))) {
-        for (int64_t i = 0; i < n; i++) counts[ld(sym, i, isz)]++;
-        return 0;
+    if (isz == 8 || alphabet < ((int64_t)1 << (8 * isz))) {
+        /* the largest symbol first (a loop the compiler vectorises), then count unchecked */
+        uint64_t top = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t s = ld(sym, i, isz);
+            top = s > top ? s : top;
+        }
+        if (n && top >= (uint64_t)alphabet) return -1;
     }
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t s = ld(sym, i, isz);
-        if (SC_UNLIKELY(s >= (uint64_t)alphabet)) return -1;
-        counts[s]++;
-    }
+    for (int64_t i = 0; i < n; i++) counts[ld(sym, i, isz)]++;
     return 0;
 }
+
+#define CALL(k) rc = histogram_body(sym, n, alphabet, counts, k)
+HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *counts, int isz),
+          { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
+#undef CALL
 
 static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "histogram";
@@ -1098,11 +1134,9 @@ static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t
         sc_get(&bufs, args[1], 1, 8, "counts", &counts) < 0)
         goto done;
     if (!item_size_ok(sym.itemsize) || !aligned8(&counts)) { bad_arg(fn, "bad symbols or counts"); goto done; }
-    int rc = 0;
+    int rc, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) rc = histogram_body(sym.p, sym.n, counts.n, counts.p, k)
-    HUF_BY_SIZE(sym.itemsize, CALL)
-#undef CALL
+    rc = HUF_RUN(fast, histogram_k, sym.p, sym.n, counts.n, counts.p, (int)sym.itemsize);
     Py_END_ALLOW_THREADS
     if (rc) bad_arg(fn, "a symbol is outside the alphabet");
     else res = (Py_INCREF(Py_None), Py_None);
@@ -1148,11 +1182,29 @@ SC_INLINE uint64_t val(const huf_vals *v, int64_t i, int isz) {
 }
 
 /* top_histogram(values, rotate, width, top, counts (w, 1 << top)). */
-SC_INLINE void top_hist_body(const huf_vals *v, unsigned top, int64_t *counts, int isz) {
+SC_INLINE void top_hist_body(const huf_vals *v0, unsigned top, int64_t *counts, int isz) {
+    const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     unsigned sh = v->width - top;
     uint64_t tm = width_mask(top);
-    for (int64_t i = 0; i < v->n; i++) counts[(val(v, i, isz) >> sh) & tm]++;
+    int64_t size = (int64_t)1 << top, i = 0;
+    /* two values a step into two tables, so that equal neighbours (exponents repeat) do not
+     * wait on each other's counter update; one table if the second cannot be had */
+    int64_t *second = v->n > 4 * size ? calloc((size_t)size, sizeof(int64_t)) : NULL;
+    if (second) {
+        for (; i + 1 < v->n; i += 2) {
+            counts[(val(v, i, isz) >> sh) & tm]++;
+            second[(val(v, i + 1, isz) >> sh) & tm]++;
+        }
+        for (int64_t t = 0; t < size; t++) counts[t] += second[t];
+        free(second);
+    }
+    for (; i < v->n; i++) counts[(val(v, i, isz) >> sh) & tm]++;
 }
+
+#define CALL(k) top_hist_body(v, top, counts, k)
+HUF_TWINS(top_hist_k, (const huf_vals *v, unsigned top, int64_t *counts, int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
 
 static PyObject *huf_top_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "top_histogram";
@@ -1169,10 +1221,9 @@ static PyObject *huf_top_histogram(PyObject *self, PyObject *const *args, Py_ssi
         sc_get(&bufs, args[4], 1, 8, "counts", &counts) < 0)
         goto done;
     if (counts.n < ((int64_t)1 << top) || !aligned8(&counts)) { bad_arg(fn, "counts too small"); goto done; }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) top_hist_body(&v, (unsigned)top, counts.p, k)
-    HUF_BY_SIZE(v.isz, CALL)
-#undef CALL
+    HUF_RUN(fast, top_hist_k, &v, (unsigned)top, counts.p, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -1183,8 +1234,9 @@ done:
 /* value_histograms(values, rotate, nplanes, top, planes (w, nplanes x 256), fine (w, 1 <<
  * top)): the byte planes' histograms and the top field's; top 0 for planes only. The top
  * plane is summed from the fine histogram when there is one. */
-SC_INLINE void value_hist_body(const huf_vals *v, unsigned nplanes, unsigned top,
+SC_INLINE void value_hist_body(const huf_vals *v0, unsigned nplanes, unsigned top,
                                int64_t *planes, int64_t *fine, int isz) {
+    const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     unsigned sh = v->width - top;
     uint64_t tm = width_mask(top);
     for (int64_t i = 0; i < v->n; i++) {
@@ -1196,6 +1248,12 @@ SC_INLINE void value_hist_body(const huf_vals *v, unsigned nplanes, unsigned top
     if (top)
         for (int64_t t = 0; t < ((int64_t)1 << top); t++) planes[t >> (top - 8)] += fine[t];
 }
+
+#define CALL(k) value_hist_body(v, nplanes, top, planes, fine, k)
+HUF_TWINS(value_hist_k, (const huf_vals *v, unsigned nplanes, unsigned top, int64_t *planes,
+                         int64_t *fine, int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
 
 static PyObject *huf_value_histograms(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "value_histograms";
@@ -1217,10 +1275,9 @@ static PyObject *huf_value_histograms(PyObject *self, PyObject *const *args, Py_
         bad_arg(fn, "planes or fine too small");
         goto done;
     }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) value_hist_body(&v, (unsigned)nplanes, (unsigned)top, planes.p, fine.p, k)
-    HUF_BY_SIZE(v.isz, CALL)
-#undef CALL
+    HUF_RUN(fast, value_hist_k, &v, (unsigned)nplanes, (unsigned)top, planes.p, fine.p, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -1231,7 +1288,7 @@ done:
 /* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
  * values per step, each counted in its own pair of tables, so that equal neighbours do not
  * wait on each other's counter update. */
-static int value_hist16(const uint16_t *vals, int64_t n, unsigned r, unsigned top,
+SC_INLINE int value_hist16(const void *vals, int64_t n, unsigned r, unsigned top,
                         int64_t *planes, int64_t *fine) {
     int64_t size = (int64_t)1 << top;
     int64_t *fine_b = calloc((size_t)size + 512, sizeof(int64_t));
@@ -1239,7 +1296,7 @@ static int value_hist16(const uint16_t *vals, int64_t n, unsigned r, unsigned to
     int64_t *low_a = fine_b + size, *low_b = low_a + 256;
     unsigned sh = 16 - top;
     for (int64_t i = 0; i + 1 < n; i += 2) {
-        uint32_t v = vals[i], u = vals[i + 1];
+        uint32_t v = (uint32_t)ld(vals, i, 2), u = (uint32_t)ld(vals, i + 1, 2);
         v = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
         u = r ? ((u << r) | (u >> (16 - r))) & 0xFFFF : u;
         fine[v >> sh]++;
@@ -1248,7 +1305,7 @@ static int value_hist16(const uint16_t *vals, int64_t n, unsigned r, unsigned to
         low_b[u & 0xFF]++;
     }
     if (n % 2) {
-        uint32_t v = vals[n - 1];
+        uint32_t v = (uint32_t)ld(vals, n - 1, 2);
         v = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
         fine[v >> sh]++;
         low_a[v & 0xFF]++;
@@ -1261,6 +1318,10 @@ static int value_hist16(const uint16_t *vals, int64_t n, unsigned r, unsigned to
     free(fine_b);
     return 0;
 }
+
+HUF_TWINS(value_hist16_k, (const void *vals, int64_t n, unsigned r, unsigned top, int64_t *planes,
+                           int64_t *fine),
+          { return value_hist16(vals, n, r, top, planes, fine); })
 
 static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "value_histograms16";
@@ -1276,13 +1337,14 @@ static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, P
         sc_get(&bufs, args[4], 1, 8, "fine", &fine) < 0)
         goto done;
     if (planes.n < 512 || fine.n < ((int64_t)1 << top) || !aligned8(&planes) ||
-        !aligned8(&fine) || ((uintptr_t)vals.p & 1)) {
-        bad_arg(fn, "planes or fine too small, or unaligned arrays");
+        !aligned8(&fine)) { /* the values may sit anywhere: read with unaligned loads */
+        bad_arg(fn, "planes or fine too small, or unaligned");
         goto done;
     }
-    int rc;
+    int rc, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    rc = value_hist16(vals.p, vals.n, (unsigned)rot, (unsigned)top, planes.p, fine.p);
+    rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top, planes.p,
+                 fine.p);
     Py_END_ALLOW_THREADS
     if (rc) PyErr_NoMemory();
     else res = (Py_INCREF(Py_None), Py_None);
@@ -1295,8 +1357,9 @@ done:
 
 /* split_planes(values, rotate, planes (w, nplanes rows of `stride` bytes), nplanes, stride):
  * plane p holds byte nplanes - 1 - p (most significant first) of each rotated value. */
-SC_INLINE void split_planes_body(const huf_vals *v, uint8_t *planes, unsigned nplanes,
+SC_INLINE void split_planes_body(const huf_vals *v0, uint8_t *planes, unsigned nplanes,
                                  int64_t stride, int isz) {
+    const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     for (int64_t i = 0; i < v->n; i++) {
         uint64_t x = val(v, i, isz);
         for (unsigned p = 0; p < nplanes; p++)
@@ -1315,6 +1378,17 @@ SC_INLINE void join_planes_body(const uint8_t *planes, unsigned nplanes, int64_t
     }
 }
 
+#define CALL(k) split_planes_body(v, planes, nplanes, stride, k)
+HUF_TWINS(split_planes_k, (const huf_vals *v, uint8_t *planes, unsigned nplanes, int64_t stride,
+                           int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
+#define CALL(k) join_planes_body(planes, nplanes, stride, rot, out, n, k)
+HUF_TWINS(join_planes_k, (const uint8_t *planes, unsigned nplanes, int64_t stride, unsigned rot,
+                          void *out, int64_t n, int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
+
 static PyObject *huf_split_planes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "split_planes";
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
@@ -1329,10 +1403,9 @@ static PyObject *huf_split_planes(PyObject *self, PyObject *const *args, Py_ssiz
         sc_get(&bufs, args[2], 1, 1, "planes", &planes) < 0)
         goto done;
     if (stride < v.n || planes.n < nplanes * stride) { bad_arg(fn, "planes too small"); goto done; }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) split_planes_body(&v, planes.p, (unsigned)nplanes, stride, k)
-    HUF_BY_SIZE(v.isz, CALL)
-#undef CALL
+    HUF_RUN(fast, split_planes_k, &v, planes.p, (unsigned)nplanes, stride, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -1359,10 +1432,10 @@ static PyObject *huf_join_planes(PyObject *self, PyObject *const *args, Py_ssize
         bad_arg(fn, "planes too small or out of an unsupported item size");
         goto done;
     }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) join_planes_body(planes.p, (unsigned)nplanes, stride, (unsigned)rot, out.p, out.n, k)
-    HUF_BY_SIZE(out.itemsize, CALL)
-#undef CALL
+    HUF_RUN(fast, join_planes_k, planes.p, (unsigned)nplanes, stride, (unsigned)rot, out.p, out.n,
+            (int)out.itemsize);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -1375,8 +1448,9 @@ done:
 /* split_fields(values, rotate, width, top, syms u16 (w), low u64 (w)): the top `top` bits of
  * each rotated value to syms, the other lb = width - top bits MSB-first at bit i * lb of the
  * native words `low`. */
-SC_INLINE void split_fields_body(const huf_vals *v, unsigned top, uint16_t *syms,
+SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *syms,
                                  uint64_t *low, int isz) {
+    const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     unsigned lb = v->width - top;
     uint64_t lmask = width_mask(lb), acc = 0;
     unsigned nacc = 0;
@@ -1398,6 +1472,12 @@ SC_INLINE void split_fields_body(const huf_vals *v, unsigned top, uint16_t *syms
     if (nacc > 0) low[q] = acc << (64 - nacc);
 }
 
+#define CALL(k) split_fields_body(v, top, syms, low, k)
+HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint64_t *low,
+                           int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
+
 static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "split_fields";
     if (sc_nargs(nargs, 6, fn) < 0) return NULL;
@@ -1418,10 +1498,9 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
         bad_arg(fn, "syms or low too small, or unaligned");
         goto done;
     }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) split_fields_body(&v, (unsigned)top, syms.p, low.p, k)
-    HUF_BY_SIZE(v.isz, CALL)
-#undef CALL
+    HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -1453,6 +1532,12 @@ SC_INLINE void join_fields_body(const uint16_t *syms, const uint64_t *low, unsig
     }
 }
 
+#define CALL(k) join_fields_body(syms, low, rot, width, top, out, n, k)
+HUF_TWINS(join_fields_k, (const uint16_t *syms, const uint64_t *low, unsigned rot, unsigned width,
+                          unsigned top, void *out, int64_t n, int isz),
+          { HUF_BY_SIZE(isz, CALL) return 0; })
+#undef CALL
+
 static PyObject *huf_join_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "join_fields";
     if (sc_nargs(nargs, 6, fn) < 0) return NULL;
@@ -1473,10 +1558,10 @@ static PyObject *huf_join_fields(PyObject *self, PyObject *const *args, Py_ssize
         bad_arg(fn, "syms or low too small for out, or unaligned");
         goto done;
     }
+    int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#define CALL(k) join_fields_body(syms.p, low.p, (unsigned)rot, (unsigned)width, (unsigned)top, out.p, out.n, k)
-    HUF_BY_SIZE(out.itemsize, CALL)
-#undef CALL
+    HUF_RUN(fast, join_fields_k, syms.p, low.p, (unsigned)rot, (unsigned)width, (unsigned)top,
+            out.p, out.n, (int)out.itemsize);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
