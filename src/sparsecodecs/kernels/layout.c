@@ -662,22 +662,21 @@ static int check_codes(code_src *cs, const sc_arr *packed, const sc_arr *lut, in
     } while (0)
 
 /* nm_scatter(_fill) body: -1 if a padded slot holds anything but the fill, -2 a bad code. */
-SC_INLINE int nm_scatter_body(const code_src cs, const uint8_t *restrict pos, int n, const void *restrict v,
-                              void *restrict out, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t m,
-                              const void *restrict fill, Py_ssize_t nfill, Py_ssize_t size,
-                              Py_ssize_t psize) {
+SC_INLINE int nm_scatter_body(const code_src cs, const uint8_t *restrict pos, int n,
+                              const void *restrict v, void *restrict out, Py_ssize_t rows,
+                              Py_ssize_t cols, int m, const void *restrict fill,
+                              Py_ssize_t nfill, Py_ssize_t size, Py_ssize_t psize) {
     Py_ssize_t gpr = (cols + m - 1) / m, full = cols / m;
     Py_ssize_t ngroups = rows * gpr;
+    Py_ssize_t r = 0, q = 0, base = 0; /* row and group in row of group g; base its first item */
     uint64_t f = fill ? ld(fill, size, 0) : 0;
     if (fill) fill_rows_any(out, rows * cols, fill, nfill, cols, size);
     FOR_CODES(&cs, ngroups, psize, {
-        Py_ssize_t r = g / gpr, q = g - r * gpr;
-        Py_ssize_t base = r * cols + q * m;
         const uint8_t *p = pos + c * n;
         const Py_ssize_t vb = g * n;
         if (q < full) {
             if (!fill)
-                for (Py_ssize_t i = 0; i < m; i++) st(out, size, base + i, 0);
+                for (int i = 0; i < m; i++) st(out, size, base + i, 0);
             for (int t = 0; t < n; t++) st(out, size, base + p[t], ld(v, size, vb + t));
         } else {
             if (nfill > 1) f = ld(fill, size, r);
@@ -688,6 +687,13 @@ SC_INLINE int nm_scatter_body(const code_src cs, const uint8_t *restrict pos, in
                 if (q * m + p[t] < cols) st(out, size, base + p[t], e);
                 else if (e != f) return -1;
             }
+        }
+        if (++q == gpr) {
+            q = 0;
+            r++;
+            base = r * cols;
+        } else {
+            base += m;
         }
     });
     return 0;
@@ -733,24 +739,21 @@ FASTCALL(nm_scatter) {
     Py_ssize_t size = out.itemsize;
     const void *fp = fill.p;
     Py_BEGIN_ALLOW_THREADS
-#define NMS(S, P) nm_scatter_body(cs, pos.p, (int)n, vals.p, out.p, rows, cols, m, fp, fill.n, S, P)
-    if (cs.psize == 1) {
-        switch (size) {
-        case 1: rc = NMS(1, 1); break;
-        case 2: rc = NMS(2, 1); break;
-        case 4: rc = NMS(4, 1); break;
-        default: rc = NMS(8, 1); break;
-        }
-    } else if (cs.psize == 2) {
-        switch (size) {
-        case 1: rc = NMS(1, 2); break;
-        case 2: rc = NMS(2, 2); break;
-        case 4: rc = NMS(4, 2); break;
-        default: rc = NMS(8, 2); break;
-        }
-    } else {
-        rc = NMS(size, cs.psize);
+#define NMS(S, P, N, M) \
+    nm_scatter_body(cs, pos.p, N, vals.p, out.p, rows, cols, M, fp, fill.n, S, P)
+#define NMS_S(P, N, M)                     \
+    switch (size) {                        \
+    case 1: rc = NMS(1, P, N, M); break;   \
+    case 2: rc = NMS(2, P, N, M); break;   \
+    case 4: rc = NMS(4, P, N, M); break;   \
+    default: rc = NMS(8, P, N, M); break;  \
     }
+    if (n == 2 && m == 4 && cs.psize == 1) { NMS_S(1, 2, 4) }
+    else if (n == 2 && m == 4 && cs.psize == 2) { NMS_S(2, 2, 4) }
+    else if (cs.psize == 1) { NMS_S(1, (int)n, (int)m) }
+    else if (cs.psize == 2) { NMS_S(2, (int)n, (int)m) }
+    else rc = NMS(size, cs.psize, (int)n, (int)m);
+#undef NMS_S
 #undef NMS
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
