@@ -30,21 +30,26 @@
 
 /* -- helpers ---------------------------------------------------------------------------- */
 
+/* Item i of an array of `size`-byte items, by memcpy: data arrays may sit at any address
+ * (a frame's sections are views at any byte offset), and a typed load of a misaligned item is
+ * undefined behaviour. Compiles to one plain (unaligned) load or store. */
 SC_INLINE uint64_t ld(const void *p, Py_ssize_t size, Py_ssize_t i) {
+    const char *q = (const char *)p + i * size;
     switch (size) {
-    case 1: return ((const uint8_t *)p)[i];
-    case 2: return ((const uint16_t *)p)[i];
-    case 4: return ((const uint32_t *)p)[i];
-    default: return ((const uint64_t *)p)[i];
+    case 1: return *(const uint8_t *)q;
+    case 2: { uint16_t x; memcpy(&x, q, 2); return x; }
+    case 4: { uint32_t x; memcpy(&x, q, 4); return x; }
+    default: { uint64_t x; memcpy(&x, q, 8); return x; }
     }
 }
 
 SC_INLINE void st(void *p, Py_ssize_t size, Py_ssize_t i, uint64_t v) {
+    char *q = (char *)p + i * size;
     switch (size) {
-    case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
-    case 4: ((uint32_t *)p)[i] = (uint32_t)v; break;
-    default: ((uint64_t *)p)[i] = v; break;
+    case 1: *(uint8_t *)q = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(q, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(q, &x, 4); break; }
+    default: memcpy(q, &v, 8); break;
     }
 }
 
@@ -61,7 +66,16 @@ static int fail(const char *fmt, ...) {
  * into BufferError, the contract's error (kernels/__init__.py). A candidate for native.h. */
 static int get(sc_bufs *s, PyObject *o, int writable, Py_ssize_t itemsize, const char *what,
                sc_arr *a) {
-    if (sc_get(s, o, writable, itemsize, what, a) == 0) return 0;
+    if (sc_get(s, o, writable, itemsize, what, a) == 0) {
+        /* An argument of a fixed item size (a table, codes, counts) is read through typed
+         * pointers: it must be aligned. Data arrays (itemsize 0: any) go through ld/st. */
+        if (itemsize > 1 && (uintptr_t)a->p % (uintptr_t)itemsize) {
+            PyErr_Format(PyExc_BufferError, "%s: a %zd-byte array must be aligned", what,
+                         itemsize);
+            return -1;
+        }
+        return 0;
+    }
     if (PyErr_ExceptionMatches(PyExc_ValueError)) {
 #if PY_VERSION_HEX >= 0x030C0000
         PyObject *exc = PyErr_GetRaisedException();
@@ -1501,14 +1515,14 @@ done:
             a[j] = t;                                                                \
         }                                                                            \
     }                                                                                \
-    static void row_modes_sort_##T(const T *x, Py_ssize_t rows, Py_ssize_t cols, T *out, \
-                                   T *tmp) {                                         \
+    static void row_modes_sort_##T(const void *x, Py_ssize_t rows, Py_ssize_t cols,  \
+                                   void *out, T *tmp) {                              \
         for (Py_ssize_t r = 0; r < rows; r++) {                                      \
-            const T *row = x + r * cols;                                             \
+            const char *row = (const char *)x + r * cols * (Py_ssize_t)sizeof(T);    \
             Py_ssize_t zeros = 0;                                                    \
-            for (Py_ssize_t j = 0; j < cols; j++) zeros += row[j] == 0;              \
+            for (Py_ssize_t j = 0; j < cols; j++) zeros += ld(row, sizeof(T), j) == 0; \
             if (2 * zeros >= cols) {                                                 \
-                out[r] = 0;                                                          \
+                st(out, sizeof(T), r, 0);                                            \
                 continue;                                                            \
             }                                                                        \
             memcpy(tmp, row, (size_t)cols * sizeof(T));                              \
@@ -1523,7 +1537,7 @@ done:
                     best_count = run;                                                \
                 }                                                                    \
             }                                                                        \
-            out[r] = best;                                                           \
+            st(out, sizeof(T), r, best);                                             \
         }                                                                            \
     }
 DEF_SORT(uint8_t)
