@@ -650,3 +650,27 @@ def test_compose_refuses_a_code_out_of_range():
             with use_simd(level), pytest.raises(FrameLayoutError, match="out of range"):
                 kernels.nm2_compose_codes(codes, shifts, np.zeros(14, np.uint16),
                                           np.empty(7, np.uint64))
+
+
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("size", [*range(0, 71, 7), 4099])
+def test_popcount_and_row_modes_agree_at_every_level(size: int):
+    """popcount (a POPCNT build at level avx2) and row_modes_table (an AVX2 build of its zero
+    count) give the scalar twin's answers: all-zero, all-set, random rows."""
+    rng = np.random.default_rng(size)
+    masks = [np.zeros(size, np.uint8), np.full(size, 0xFF, np.uint8),
+             rng.integers(0, 256, size).astype(np.uint8)]
+    rows = [np.zeros((3, size), np.uint16), np.full((3, size), 0x8000, np.uint16),
+            np.where(rng.random((3, size)) < 0.4, rng.integers(0, 4, (3, size)) << 14,
+                     0).astype(np.uint16)]
+    answers = {}
+    for level in LEVELS:
+        with use_simd(level):
+            got = [kernels.popcount(mask) for mask in masks]
+            for x in rows:
+                out = np.full(3, 0xA5A5, np.uint16)
+                kernels.row_modes_table(x.reshape(-1), 3, size, np.zeros(1 << 16, np.int64), out)
+                got.append(out.tolist())
+        answers[level] = got
+    assert answers["scalar"][:3] == [int(np.unpackbits(m).sum()) for m in masks]
+    assert all(answer == answers["scalar"] for answer in answers.values())

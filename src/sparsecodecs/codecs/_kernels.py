@@ -7,8 +7,8 @@ through the buffer protocol: C-contiguous (a strided array raises ``BufferError`
 unsigned bit patterns of 1, 2, 4 or 8 bytes, index arrays of any integer width (the C side
 dispatches on item size, so no copy is made). The C side checks that the buffers' sizes fit
 each other (``ValueError``: a caller's bug) and checks what a frame could have set (pattern
-codes, CSR pointers and indices, how many values a mask asks for); such a problem comes back
-as a return code, raised here as :class:`~sparsecodecs.FrameLayoutError`. Every kernel runs
+codes, CSR pointers, how many values a mask asks for); such a problem comes back as a return
+code, raised here as :class:`~sparsecodecs.FrameLayoutError`. Every kernel runs
 with the GIL released; the SIMD paths (bitmask scatter and split of 1-, 2- and 4-byte items)
 follow :func:`sparsecodecs.kernels.use_simd`.
 
@@ -189,12 +189,13 @@ def nm_split_fill(x: np.ndarray, rows: int, cols: int, m: int, code_of_mask: np.
 
 def _csr_ok(rc: int) -> None:
     if rc < 0:
-        raise FrameLayoutError("section 'indptr' or 'indices' holds an entry out of range")
+        raise FrameLayoutError("section 'indptr' holds a pointer out of range")
 
 
 def csr_scatter(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, out: np.ndarray,
                 rows: int, cols: int) -> None:
-    """Dense rows from CSR arrays (pointers and indices are checked again: FrameLayoutError)."""
+    """Dense rows from CSR arrays. The pointers are checked again (FrameLayoutError); the
+    indices are trusted to be < ``cols``: ``_compressed.decode_parts`` checked them."""
     _csr_ok(_native.csr_scatter(indptr, indices, data, out, rows, cols, None, False))
 
 
