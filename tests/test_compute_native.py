@@ -20,7 +20,7 @@ from hypothesis import given, settings
 
 import sparsecodecs as sc
 from sparsecodecs.kernels import cpu_simd, use_simd
-from sparsecodecs.testing import hostile_frames
+from sparsecodecs.testing import examples, hostile_frames
 from test_compute import CODEC_IDS, CODECS, assert_close, encode, reference, weight
 
 AVX2 = pytest.mark.skipif(cpu_simd() != "avx2", reason="the CPU has no AVX2")
@@ -203,7 +203,7 @@ def _seeds() -> list[bytes]:
 SEEDS = _seeds()
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(hostile_frames(SEEDS))
 def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
     x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)

@@ -839,7 +839,7 @@ def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: 
         _GUARDS.clear()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(mangled_streams(), st.booleans())
 def test_decoder_simd_build_matches_its_scalar_twin(case, wide: bool):
     """The decoder compiled for BMI2 (level avx2) and the plain one (its scalar twin) return

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from collections.abc import Callable
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import ml_dtypes
@@ -66,8 +68,12 @@ def uint_of(dtype: Any) -> np.dtype:
 
 def frame_sections(frame: bytes) -> dict[str, tuple[int, int]]:
     """{name: (offset, nbytes)} from the section table of the JSON header."""
-    (hlen,) = struct.unpack_from("<I", frame, 8)
-    header = json.loads(frame[12 : 12 + hlen])
+    version, _, hlen = struct.unpack_from("<HHI", frame, 4)
+    stored = frame[12 : 12 + hlen]
+    if version == 2:  # raw DEFLATE against the preset dictionary (docs/format.md)
+        dictionary = (Path(sc.__file__).parent / "registry" / "header_v2.dict").read_bytes()
+        stored = zlib.decompressobj(-15, zdict=dictionary).decompress(stored)
+    header = json.loads(stored)
     offset, table = 12 + hlen, {}
     for name, _role, nbytes in header["sections"]:
         table[name] = (offset, nbytes)

@@ -20,6 +20,7 @@ from sparsecodecs.registry import (
     CodecConfigError,
     Encoded,
     FrameInfo,
+    FrameLayoutError,
     SectionReader,
     decode_threads,
     resolve_threads,
@@ -173,3 +174,54 @@ def test_threaded_streams_refuse_what_one_thread_refuses() -> None:
             if one[0] == 0:
                 assert many[1] == one[1]
     assert refused  # some mangled streams were refused, so the comparison above meant something
+
+
+# -- threaded layout kernels ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("itemsize", [1, 2, 4, 8])
+def test_threaded_bitmask_scatter_writes_the_same_items(itemsize: int) -> None:
+    from sparsecodecs.codecs import _kernels
+
+    rng = np.random.default_rng(itemsize)
+    n = (1 << 19) + 13  # past the threading threshold, with a tail that is no whole byte
+    dense = rng.integers(1, 255, n).astype(f"u{itemsize}") * (rng.random(n) < 0.4)
+    mask = np.packbits(dense != 0, bitorder="little")
+    values = dense[dense != 0]
+    want = np.empty_like(dense)
+    _kernels.bitmask_scatter(mask, values, want)
+    assert want.tobytes() == dense.tobytes()
+    for threads in (2, 3, 7):
+        got = np.full_like(dense, 0xA5)
+        _kernels.bitmask_scatter(mask, values, got, threads)
+        assert got.tobytes() == dense.tobytes(), threads
+
+
+def test_threaded_bitmask_scatter_refuses_a_mask_that_wants_more_values() -> None:
+    from sparsecodecs.codecs import _kernels
+
+    n = 1 << 20
+    mask = np.full(n // 8, 0xFF, np.uint8)  # every bit set
+    values = np.ones(n - 100, np.uint16)  # but fewer values: the last part runs out
+    for threads in (1, 2, 4):
+        with pytest.raises(FrameLayoutError, match="more set bits than there are values"):
+            _kernels.bitmask_scatter(mask, values, np.empty(n, np.uint16), threads)
+
+
+@pytest.mark.parametrize("top", [9, 12, 15])
+@pytest.mark.parametrize("rotate", [0, 1])
+def test_threaded_join_fields16_joins_the_same_values(top: int, rotate: int) -> None:
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(top)
+    n = (1 << 19) + 21
+    values = rng.integers(0, 1 << 16, n).astype(np.uint16)
+    syms = np.empty(n, np.uint16)
+    low = np.empty((n * (16 - top) + 63) // 64, np.uint64)
+    mask = np.uint64(0xFFFF)
+    hk.split_fields(values, rotate, mask, 16, top, syms, low)
+    low_bytes = low.astype(">u8").view(np.uint8)
+    for threads in (1, 2, 3):
+        out = np.zeros(n, np.uint16)
+        hk.join_fields16(syms, low_bytes, rotate, top, out, threads)
+        assert out.tobytes() == values.tobytes(), threads

@@ -303,7 +303,7 @@ def join_fields(syms: np.ndarray, low: np.ndarray, rotate: int, mask: object, wi
 
 
 def join_fields16(syms: np.ndarray, low: np.ndarray, rotate: int, top: int,
-                  out: np.ndarray) -> None:
+                  out: np.ndarray, threads: int = 1) -> None:
     """:func:`join_fields` for 16-bit values whose low field has at most 8 bits (``top`` >= 8).
 
     ``low`` is the raw bytes of the packed low fields (the big-endian words of the section),
@@ -312,6 +312,7 @@ def join_fields16(syms: np.ndarray, low: np.ndarray, rotate: int, top: int,
     a byte shuffle, then per-lane shifts; AVX2: two blocks at once) with no bit reader carried
     from value to value; the last blocks, whose 16-byte load could run past the section, are
     read a byte pair at a time, as the scalar twin reads them all
-    (``kernels.use_simd("scalar")``).
+    (``kernels.use_simd("scalar")``). ``threads`` > 1 joins 512K values or more in runs of
+    whole blocks side by side.
     """
-    _native.huf_join_fields16(syms, low, rotate, top, out)
+    _native.huf_join_fields16(syms, low, rotate, top, out, threads)

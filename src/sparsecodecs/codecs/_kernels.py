@@ -56,14 +56,17 @@ def _too_few(used: int, what: str) -> None:
         raise FrameLayoutError(f"{what}: the mask has more set bits than there are values")
 
 
-def bitmask_scatter(mask: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+def bitmask_scatter(mask: np.ndarray, values: np.ndarray, out: np.ndarray,
+                    threads: int = 1) -> None:
     """Fill ``out`` (flat): the next value where bit i of ``mask`` (LSB first) is set, else 0.
 
     SSSE3 places the values of a mask byte with one byte shuffle for 1- and 2-byte items, AVX2
     with one ``vpermd`` for 4-byte items; the scalar twin writes the same bytes. Raises
-    FrameLayoutError if the mask asks for more values than ``values`` holds.
+    FrameLayoutError if the mask asks for more values than ``values`` holds. ``threads`` > 1
+    splits an ``out`` of 512K items or more into runs of whole mask bytes, each run's first
+    value found by counting the set bits before it.
     """
-    _too_few(_native.bitmask_scatter(mask, values, out), "bitmask decode")
+    _too_few(_native.bitmask_scatter(mask, values, out, threads), "bitmask decode")
 
 
 #: The decode entry point of the bitmask layouts (the kernel picks its SIMD path itself).

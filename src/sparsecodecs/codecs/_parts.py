@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..registry import decode_threads
+
 __all__ = ["CompressedParts", "DenseParts", "MaskParts", "NMParts", "Parts"]
 
 
@@ -44,7 +46,7 @@ class MaskParts:
 
         out = np.empty(int(np.prod(shape, dtype=np.int64)), self.values.dtype)
         if self.fill is None:
-            bitmask_decode(self.mask, self.values, out)
+            bitmask_decode(self.mask, self.values, out, decode_threads())
         else:
             from ._common import as_2d
 

@@ -37,6 +37,7 @@ from ..registry import (
     Section,
     SectionReader,
     bits_dtype,
+    decode_threads,
     is_nibble,
     pack_nibbles,
     unpack_nibbles,
@@ -249,7 +250,7 @@ def decode_fields(
     nwords = _low_words(count, width - top)
     if width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors, in place
         low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
-        hk.join_fields16(syms, low, rotation(dtype), top, syms)
+        hk.join_fields16(syms, low, rotation(dtype), top, syms, decode_threads())
         return syms
     low = sections.array(f"{prefix}.low", ">u8", nwords).astype(np.uint64)
     out = np.empty(count, bits_dtype(dtype))

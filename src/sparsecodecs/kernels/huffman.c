@@ -1666,9 +1666,35 @@ static void join16(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsig
     join16_scalar(syms, low, nlow, rot, lb, out, done, n);
 }
 
-/* join_fields16(syms u16, low u8, rotate, top, out u16 (w)). */
+/* join16 over `parts` threads: part i joins the values of a run of whole blocks of 8 (eight
+ * values' low fields are exactly lb bytes, so a block boundary is a byte boundary). */
+typedef struct {
+    const uint16_t *syms;
+    const uint8_t *low;
+    int64_t nlow, n, per;
+    unsigned rot, lb;
+    uint16_t *out;
+    int level, parts;
+} join16_split;
+
+static void join16_part(void *ctx, int i) {
+    join16_split *t = ctx;
+    int64_t a = i * t->per, b = i == t->parts - 1 ? t->n : a + t->per;
+    int64_t at = a / 8 * t->lb;
+    join16(t->syms + a, t->low + at, t->nlow - at, t->rot, t->lb, t->out + a, b - a, t->level);
+}
+
+/* join_fields16(syms u16, low u8, rotate, top, out u16 (w)[, threads]): with threads > 1 and
+ * 512K values or more, in parts side by side (the same bits). */
 static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "join_fields16";
+    int64_t threads = 1;
+    if (nargs == 6) {
+        if (sc_i64(args[5], &threads) < 0) return NULL;
+        if (threads < 1) return bad_arg(fn, "threads must be >= 1");
+        if (threads > SC_MAX_THREADS) threads = SC_MAX_THREADS;
+        nargs = 5;
+    }
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
     int64_t rot, top;
     if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0) return NULL;
@@ -1687,8 +1713,15 @@ static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssi
         goto done;
     }
     int level = sc_simd;
+    int parts = out.n >= (1 << 19) ? (int)threads : 1;
     Py_BEGIN_ALLOW_THREADS
-    join16(syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
+    if (parts > 1) {
+        join16_split t = {syms.p, low.p, low.n, out.n, out.n / parts / 8 * 8, (unsigned)rot, lb,
+                          out.p, level, parts};
+        sc_parallel(parts, join16_part, &t);
+    } else {
+        join16(syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
+    }
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:

@@ -354,12 +354,54 @@ static Py_ssize_t scatter_dispatch(int level, const uint8_t *restrict mask, cons
     return scatter_scalar(mask, v, nv, out, n, 0, 0, size);
 }
 
-/* bitmask_scatter(mask, values, out) -> values used, or -1 if the mask asks for more values
- * than there are. */
+/* scatter_dispatch over `parts` threads: part i takes a run of whole mask bytes, its first
+ * value found by counting the set bits before it; the parts write disjoint items of out and
+ * only read the values. A part whose values run out returns -1, and so does the whole. */
+typedef struct {
+    const uint8_t *mask;
+    const char *v;
+    Py_ssize_t nv, n, size, per;
+    char *out;
+    int level, parts;
+    Py_ssize_t used[SC_MAX_THREADS];
+} scatter_split;
+
+static void scatter_part(void *ctx, int i) {
+    scatter_split *t = ctx;
+    Py_ssize_t b0 = i * t->per, b1 = i == t->parts - 1 ? (t->n + 7) / 8 : b0 + t->per;
+    Py_ssize_t j0 = popcount_body(t->mask, b0);
+    Py_ssize_t n = (i == t->parts - 1 ? t->n : 8 * b1) - 8 * b0;
+    if (j0 > t->nv) {
+        t->used[i] = -1;
+        return;
+    }
+    Py_ssize_t used = scatter_dispatch(t->level, t->mask + b0, t->v + j0 * t->size, t->nv - j0,
+                                       t->out + 8 * b0 * t->size, n, t->size);
+    t->used[i] = used < 0 ? -1 : j0 + used;
+}
+
+static Py_ssize_t scatter_threads(int level, const uint8_t *mask, const void *v, Py_ssize_t nv,
+                                  void *out, Py_ssize_t n, Py_ssize_t size, int parts) {
+    if (parts <= 1 || n < (1 << 19)) return scatter_dispatch(level, mask, v, nv, out, n, size);
+    scatter_split t = {mask, v, nv, n, size, n / 8 / parts, out, level, parts, {0}};
+    sc_parallel(parts, scatter_part, &t);
+    for (int i = 0; i < parts; i++)
+        if (t.used[i] < 0) return -1;
+    return t.used[parts - 1];
+}
+
+/* bitmask_scatter(mask, values, out[, threads]) -> values used, or -1 if the mask asks for
+ * more values than there are. */
 FASTCALL(bitmask_scatter) {
     sc_bufs s = {.n = 0};
     sc_arr mask = {0}, vals = {0}, out = {0};
     PyObject *res = NULL;
+    int64_t threads = 1;
+    if (nargs == 4) {
+        if (sc_i64(args[3], &threads) < 0) return NULL;
+        if (threads < 1 || threads > SC_MAX_THREADS) threads = threads < 1 ? 1 : SC_MAX_THREADS;
+        nargs = 3;
+    }
     if (sc_nargs(nargs, 3, "bitmask_scatter") < 0) return NULL;
     if (get(&s, args[0], 0, 1, "mask", &mask) < 0 ||
         get(&s, args[1], 0, 0, "values", &vals) < 0 ||
@@ -375,7 +417,8 @@ FASTCALL(bitmask_scatter) {
     int level = sc_simd;
     Py_ssize_t used;
     Py_BEGIN_ALLOW_THREADS
-    used = scatter_dispatch(level, mask.p, vals.p, vals.n, out.p, out.n, out.itemsize);
+    used = scatter_threads(level, mask.p, vals.p, vals.n, out.p, out.n, out.itemsize,
+                           (int)threads);
     Py_END_ALLOW_THREADS
     res = PyLong_FromSsize_t(used);
 done:
