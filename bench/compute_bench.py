@@ -181,8 +181,8 @@ def format_row(r: Row) -> str:
 
 #: name -> (out, in) of the stack runs.
 STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
-#: codecs of the stack runs: ``nm`` frames (one per layer), ``hybrid`` as a CompressedLinear of
-#: 256-row block frames (the layout the products decode block by block).
+#: codecs of the stack runs: ``nm`` (one frame per layer), ``hybrid`` of 256-row block frames
+#: (the layout the products decode block by block); each layer held as a CompressedLinear.
 STACK_CODECS = ("nm", "hybrid/256")
 
 
@@ -196,23 +196,25 @@ class Ratio:
     distinct: int
     stack_bytes_ours: int
     stack_bytes_bf16: int
-    ms_ours: float  # per layer
+    ms_ours: float  # per layer, wall
     ms_torch_bf16: float
     ms_torch_f32: float
-    ratio: float  # ms_ours / min(torch bf16, torch f32)
+    ratio: float  # ms_ours / min(torch bf16, torch f32), wall
+    cpu_ratio: float  # the same with process CPU time (threads 1: less sensitive to load)
     loadavg: str
 
 
-def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> float:
-    """Best time of ``repeat`` passes over the stack (``fn(i)`` multiplies layer ``i``), per
-    layer, in ms."""
-    best = float("inf")
+def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> tuple[float, float]:
+    """Best wall and process-CPU times of ``repeat`` passes over the stack (``fn(i)``
+    multiplies layer ``i``), per layer, in ms."""
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(layers):
             fn(i)
         best = min(best, time.perf_counter() - start)
-    return 1e3 * best / layers
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return 1e3 * best / layers, 1e3 * best_cpu / layers
 
 
 def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
@@ -236,7 +238,7 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
     xs = {b: np.random.default_rng(b).standard_normal((b, in_f)).astype(np.float32)
           for b in batches}
     rows: list[Ratio] = []
-    torch_ms: dict[tuple[int, int, str], float] = {}
+    torch_ms: dict[tuple[int, int, str], tuple[float, float]] = {}
     for dt in ("bf16", "f32"):  # one dense stack at a time: the float32 one is 2x the bytes
         base = [torch.from_numpy(w.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
                 for w in ws]
@@ -254,7 +256,10 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                         lambda i, x=x, stack=stack: F.linear(x, stack[i]), layers, repeat)
         stack = []
     for codec in codecs:
-        held = [store(w, codec) for w in ws]
+        # every layer a CompressedLinear: its frames are parsed and checksummed once, when
+        # loaded, as a model holds its layers (sc.matmul on bytes re-verifies every call)
+        held = [sc.CompressedLinear([f]) if isinstance(f, bytes) else f
+                for f in (store(w, codec) for w in ws)]
         if isinstance(held[0], sc.CompressedLinear):
             ours: list[Any] = [
                 sc.CompressedLinear([bytes(bytearray(f)) for f in held[i % distinct].frames])
@@ -277,7 +282,8 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                 tb, tf = torch_ms[(b, t, "bf16")], torch_ms[(b, t, "f32")]
                 load = " ".join(f"{v:.2f}" for v in os.getloadavg())
                 rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
-                                  layers * out_f * in_f * 2, ms, tb, tf, ms / min(tb, tf), load))
+                                  layers * out_f * in_f * 2, ms[0], tb[0], tf[0],
+                                  ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load))
                 print(format_ratio(rows[-1]), file=sys.stderr, flush=True)
         ours = []
     return rows
@@ -285,7 +291,7 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
 
 RATIO_HEADER = (
     "| shape | codec | batch | threads | layers (distinct) | stack: ours / bf16 | ms/layer ours "
-    "| torch bf16 | torch f32 | ratio | load avg |"
+    "| torch bf16 | torch f32 | ratio (wall) | ratio (CPU) | load avg |"
 )
 
 
@@ -293,7 +299,8 @@ def format_ratio(r: Ratio) -> str:
     return (
         f"| {r.shape} | {r.codec} | {r.batch} | {r.threads} | {r.layers} ({r.distinct}) | "
         f"{mib(r.stack_bytes_ours)} / {mib(r.stack_bytes_bf16)} | {r.ms_ours:.3f} | "
-        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.loadavg} |"
+        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.cpu_ratio:.2f}x | "
+        f"{r.loadavg} |"
     )
 
 

@@ -296,6 +296,29 @@ static int row_codes(const nm_job *J, int64_t g0, int64_t count, uint16_t *codes
     return 0;
 }
 
+typedef struct {
+    int64_t *cidx;
+    float *vals, *acc;
+    uint16_t *codes;
+} scratch_t;
+
+static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
+    s->cidx = malloc((size_t)(slots + 1) * 8);
+    s->vals = malloc((size_t)(slots + 8) * 4);
+    s->acc = malloc((size_t)(nb + 1) * 4);
+    s->codes = malloc((size_t)(ncodes + 1) * 2);
+    if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
+    return 0;
+}
+
+static void scratch_free(scratch_t *s) {
+    free(s->cidx);
+    free(s->vals);
+    free(s->acc);
+    free(s->codes);
+}
+
+static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 /* 2:4 codes as bytes: byte b of a "pattern" section holds the base-6 digits of three codes;
  * nm24_byte[b] has them in its three low bytes (0x80 in every byte for b >= 216). */
 static uint32_t nm24_byte[256];
@@ -336,28 +359,6 @@ static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *code
     return err;
 }
 
-typedef struct {
-    int64_t *cidx;
-    float *vals, *acc;
-    uint16_t *codes;
-} scratch_t;
-
-static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
-    s->cidx = malloc((size_t)(slots + 1) * 8);
-    s->vals = malloc((size_t)(slots + 8) * 4);
-    s->acc = malloc((size_t)(nb + 1) * 4);
-    s->codes = malloc((size_t)(ncodes + 1) * 2);
-    if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
-    return 0;
-}
-
-static void scratch_free(scratch_t *s) {
-    free(s->cidx);
-    free(s->vals);
-    free(s->acc);
-    free(s->codes);
-}
-
 /* Generic N:M rows [r0, r1). */
 static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -365,11 +366,22 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     const int64_t n = J->n, m = J->m, gpr = J->gpr, cols = P->cols;
     scratch_t s;
     int64_t count = 0, err = scratch_alloc(&s, gpr * n, P->nb, gpr);
+    const int two_four = n == 2 && m == 4 && J->ncodes == 6;
+    uint8_t *codes8 = two_four && !err ? malloc((size_t)gpr + 8) : NULL;
+    if (two_four && !err && !codes8) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
-        for (int64_t q = 0; q < gpr; q++) {
-            const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
-            for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+        if (two_four) { /* 2:4: codes a byte at a time, two columns per code */
+            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes))) break;
+            for (int64_t q = 0; q < gpr; q++) {
+                s.cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
+                s.cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
+            }
+        } else {
+            if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
+            for (int64_t q = 0; q < gpr; q++) {
+                const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
+                for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+            }
         }
         int64_t cnt = gpr * n;
         const int64_t v0 = r * cnt;
@@ -385,6 +397,7 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
         emit(P, r, s.cidx, s.vals, cnt, s.acc);
         count += cnt;
     }
+    free(codes8);
     scratch_free(&s);
     return err ? err : count;
 }
@@ -392,7 +405,6 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
 /* pair[(c0 * 6 + c1) * 8 + lane]: the x index (0..7, within 8 columns = two groups) of kept
  * value `lane % 4` of the group pair with codes (c0, c1); lanes 4..7 repeat lanes 0..3. */
 static int32_t nm24_pair[36 * 8];
-static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
 static void nm24_init(void) {
     for (int b = 0; b < 256; b++)
