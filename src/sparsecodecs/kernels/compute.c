@@ -491,9 +491,13 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
     uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
-    if (!err && !codes) err = SC_NOMEM;
+    uint16_t *poff = err ? NULL : malloc(((size_t)gpr / 2 + 8) * 2); /* pair byte offsets */
+    if (!err && (!codes || !poff)) err = SC_NOMEM;
+    const char *pairs = (const char *)nm24_pair;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        for (int64_t i = 0; i < full / 2; i++) /* the table row of each pair, in bytes */
+            poff[i] = (uint16_t)((codes[2 * i] * 6 + codes[2 * i + 1]) * 32);
         const int64_t v0 = r * gpr * 2;
         if (v0 + gpr * 2 > P->nvals) {
             err = SC_BAD_FRAME;
@@ -523,11 +527,11 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             int64_t q = 0;
             for (; q + 8 <= full; q += 8) {
-                const uint8_t *c = codes + q;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
-                __m256i i2 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[4] * 6 + c[5]) * 8));
-                __m256i i3 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[6] * 6 + c[7]) * 8));
+                const uint16_t *o = poff + q / 2;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
+                __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + o[2]));
+                __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + o[3]));
                 const float *xq = x + q * 4;
                 __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
                                             _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
@@ -539,9 +543,9 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
             }
             if (q < full) { /* one step of 4 groups left: an even step, into a0 */
-                const uint8_t *c = codes + q;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
+                const uint16_t *o = poff + q / 2;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
                 const float *xq = x + q * 4;
                 __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
                                             _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
@@ -556,6 +560,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
     }
     free(codes);
+    free(poff);
     scratch_free(&s);
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
