@@ -9,9 +9,9 @@ measures three ways of computing ``x @ W.T`` in float32, single-threaded:
 * ``(a) decode``: ``x @ sc.decode(frame).astype(float32).T``, decode to dense first;
 * ``(b) f32 copy``: ``x @ w32.T`` on a dense float32 copy kept in memory.
 
-Times are the minimum over ``--repeat`` calls (after a warm-up call that also loads the numba
-kernels). Peak memory is what :mod:`tracemalloc` sees allocated during one call (numpy buffers;
-the few kilobytes of numba scratch are not traced), and ``held`` is what each way keeps between
+Times are the minimum over ``--repeat`` calls (after a warm-up call). Peak memory is what
+:mod:`tracemalloc` sees allocated during one call (numpy buffers; the few kilobytes of kernel
+scratch, malloc'd in C, are not traced), and ``held`` is what each way keeps between
 calls: the frame(s), or the float32 copy. ``read`` is the weight bytes one product reads (the
 frame), next to the dense bfloat16 and float32 sizes, and ``MACs`` the multiply-adds the product
 did as a fraction of a dense product's (counted by the kernels, see ``MatmulStats``).
@@ -22,6 +22,12 @@ Usage::
     python bench/compute_bench.py --shapes 4096x4096 --batches 1 --repeat 7
     python bench/compute_bench.py --tiny           # a smoke run on 64 x 64
     python bench/compute_bench.py --json out.json  # also write every row as JSON
+    python bench/compute_bench.py --ratios         # against torch F.linear over a layer stack
+
+``--ratios`` (see :func:`stack_ratios`) is the issue-14 measurement: ``sc.matmul`` against
+torch's dense ``F.linear`` on the same 2:4 bfloat16 weights (the faster of bf16 and a float32
+copy), over a stack of layers much larger than the last-level cache, 4096x4096 and 11008x4096,
+batch 1/8/64, 1 and 2 threads, with the load average of the machine beside every ratio.
 
 Not part of the test suite's timing; ``bench/test_compute_bench.py`` runs ``--tiny`` once.
 """
