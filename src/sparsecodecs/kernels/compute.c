@@ -756,6 +756,121 @@ static int64_t mask_rows(const void *job, int64_t r0, int64_t r1) {
     return err ? err : j - j0;
 }
 
+/* The bitmask GEMV (cols a multiple of 8, batch <= MASK8_MAX_NB): per mask byte (8 columns),
+ * the byte's kept values, read on from the row's value offset, are moved to their columns by
+ * one permutation (mask_perm[byte]) and the other lanes zeroed (mask_keep[byte]): the 8 weights
+ * of those columns, dense, times x as it is, one FMA. The zeros are multiplied, as in the dense
+ * product. Two accumulators (even / odd bytes), then nm24_hsum. The scalar twin does the same
+ * per lane (+0.0 for an empty lane, fmaf). */
+#define MASK8_MAX_NB 8
+static int32_t mask_perm[256 * 8], mask_keep[256 * 8];
+
+static void mask8_init(void) {
+    for (int b = 0; b < 256; b++) {
+        int rank = 0;
+        for (int l = 0; l < 8; l++) {
+            int set = (b >> l) & 1;
+            mask_perm[b * 8 + l] = set ? rank : 0;
+            mask_keep[b * 8 + l] = set ? -1 : 0;
+            rank += set;
+        }
+    }
+}
+
+typedef struct {
+    mask_job M;
+    const float *xrows;
+} mask8_job;
+
+static int64_t mask8_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const mask8_job *J = (const mask8_job *)job;
+    const prod_t *P = &J->M.P;
+    const int64_t cols = P->cols, nb = P->nb, nbytes = cols / 8;
+    if (r1 * nbytes > J->M.nmask) return SC_BAD_FRAME;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols + 8, nb, 0);
+    int64_t j = mask_rank(J->M.mask, r0 * cols), j0 = j;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const uint8_t *mb = J->M.mask + r * nbytes;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < nbytes; i++) cnt += __builtin_popcount(mb[i]);
+        if ((err = convert(P, j, cnt, s.vals))) break;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * cols;
+            float acc[2][8] = {{0}};
+            int64_t t = 0;
+            for (int64_t i = 0; i < nbytes; i++) {
+                const int byte = mb[i];
+                float *a = acc[i & 1];
+                for (int l = 0; l < 8; l++) {
+                    const float wv = (byte >> l) & 1 ? s.vals[t + mask_perm[byte * 8 + l]] : 0.0f;
+                    a[l] = fmaf(wv, x[8 * i + l], a[l]);
+                }
+                t += __builtin_popcount(byte);
+            }
+            float sum8[8];
+            for (int l = 0; l < 8; l++) sum8[l] = acc[0][l] + acc[1][l];
+            P->yt[r * nb + b] = nm24_hsum(sum8);
+        }
+        j += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : j - j0;
+}
+
+#if SC_X86
+SC_TARGET("avx2,fma")
+static int64_t mask8_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const mask8_job *J = (const mask8_job *)job;
+    const prod_t *P = &J->M.P;
+    const int64_t cols = P->cols, nb = P->nb, nbytes = cols / 8;
+    if (r1 * nbytes > J->M.nmask) return SC_BAD_FRAME;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols + 8, nb, 0);
+    int64_t j = mask_rank(J->M.mask, r0 * cols), j0 = j;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const uint8_t *mb = J->M.mask + r * nbytes;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < nbytes; i++) cnt += __builtin_popcount(mb[i]);
+        if ((err = convert(P, j, cnt, s.vals))) break; /* s.vals has 8 spare lanes */
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            int64_t t = 0, i = 0;
+            for (; i + 2 <= nbytes; i += 2) {
+                const int b0 = mb[i], b1 = mb[i + 1];
+                __m256 w0 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b0 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b0 * 8)));
+                t += __builtin_popcount(b0);
+                __m256 w1 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b1 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b1 * 8)));
+                t += __builtin_popcount(b1);
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + 8 * i), a0);
+                a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8 * i + 8), a1);
+            }
+            if (i < nbytes) { /* an even byte left: into a0 */
+                const int b0 = mb[i];
+                __m256 w0 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b0 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b0 * 8)));
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + 8 * i), a0);
+            }
+            float sum8[8];
+            _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+            P->yt[r * nb + b] = nm24_hsum(sum8);
+        }
+        j += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : j - j0;
+}
+#endif
+
 /* mask_matmul(mask, rows, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count */
 static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     if (sc_nargs(nargs, 11, "mask_matmul") < 0) return NULL;
@@ -779,9 +894,37 @@ static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t narg
     J.nmask = mask.n;
     J.P.rows = rows;
     J.P.cols = cols;
+    const prod_t *P = &J.P;
+    const int fast = !P->trans && cols > 0 && cols % 8 == 0 && P->nb >= 1 &&
+                     P->nb <= MASK8_MAX_NB && rows > 0;
     int64_t count;
     Py_BEGIN_ALLOW_THREADS
-    count = parallel_rows(mask_rows, &J, rows, J.P.trans ? 1 : threads);
+    if (fast) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, mask8_init);
+        mask8_job K = {.M = J, .xrows = P->xt};
+        float *xrows = NULL;
+        if (P->nb > 1) {
+            xrows = malloc((size_t)(P->nb * cols) * 4 + 4);
+            if (xrows)
+                for (int64_t c = 0; c < cols; c++)
+                    for (int64_t b = 0; b < P->nb; b++) xrows[b * cols + c] = P->xt[c * P->nb + b];
+            K.xrows = xrows;
+        }
+        if (!K.xrows) {
+            count = SC_NOMEM;
+        } else {
+#if SC_X86
+            if (P->simd)
+                count = parallel_rows(mask8_rows_avx2, &K, rows, threads);
+            else
+#endif
+                count = parallel_rows(mask8_rows_scalar, &K, rows, threads);
+        }
+        free(xrows);
+    } else {
+        count = parallel_rows(mask_rows, &J, rows, J.P.trans ? 1 : threads);
+    }
     Py_END_ALLOW_THREADS
     sc_release(&B);
     return result(count);
