@@ -159,17 +159,17 @@ static void spmm_row_avx2(const prod_t *P, int64_t r, const int64_t *cidx, const
                                  _mm256_loadu_ps(xt + cidx[t] * nb + b), a0);
         _mm256_storeu_ps(y + b, a0);
     }
-    if (b < nb) {
+    if (b < nb) { /* the last nb % 8 lanes: masked loads (masked-off lanes are never read) */
         const int64_t rest = nb - b;
-        for (int64_t l = 0; l < rest; l++) acc[l] = 0.0f;
-        for (int64_t t = 0; t < cnt; t++) {
-            const __m128 v = _mm_set_ss(vals[t]);
-            const float *xr = xt + cidx[t] * nb + b;
-            for (int64_t l = 0; l < rest; l++)
-                acc[l] = _mm_cvtss_f32(_mm_fmadd_ss(v, _mm_set_ss(xr[l]), _mm_set_ss(acc[l])));
-        }
-        memcpy(y + b, acc, (size_t)rest * 4);
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rest),
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t t = 0; t < cnt; t++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
+                                 _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes), a0);
+        _mm256_maskstore_ps(y + b, lanes, a0);
     }
+    (void)acc;
 }
 #endif
 
