@@ -59,12 +59,21 @@ typedef struct {
     int64_t rows, cols;
 } prod_t;
 
+/* Items of frame data may sit at any address (a section's offset in the frame): read them
+ * with memcpy, which compiles to a plain load on x86. */
+SC_INLINE uint16_t ld16(const void *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, (const char *)p + 2 * i, 2);
+    return v;
+}
+
 SC_INLINE uint64_t rd_uint(const void *p, int size, int64_t i) {
+    const char *c = (const char *)p + size * i;
     switch (size) {
-    case 1: return ((const uint8_t *)p)[i];
-    case 2: return ((const uint16_t *)p)[i];
-    case 4: return ((const uint32_t *)p)[i];
-    default: return ((const uint64_t *)p)[i];
+    case 1: return *(const uint8_t *)c;
+    case 2: { uint16_t v; memcpy(&v, c, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, c, 4); return v; }
+    default: { uint64_t v; memcpy(&v, c, 8); return v; }
     }
 }
 
@@ -94,8 +103,8 @@ static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
     if (v0 < 0 || cnt < 0 || v0 + cnt > P->nvals) return SC_BAD_FRAME;
     switch (P->mode) {
     case MODE_BF16: {
-        const uint16_t *b = (const uint16_t *)P->vbits + v0;
-        for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)b[t] << 16);
+        const char *b = (const char *)P->vbits + 2 * v0;
+        for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)ld16(b, t) << 16);
         break;
     }
     case MODE_FLOATS: memcpy(vals, P->vf + v0, (size_t)cnt * 4); break;
@@ -107,8 +116,8 @@ static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
             const uint8_t *b = (const uint8_t *)P->vbits + v0;
             for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
         } else {
-            const uint16_t *b = (const uint16_t *)P->vbits + v0;
-            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
+            const char *b = (const char *)P->vbits + 2 * v0;
+            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[ld16(b, t)];
         }
     }
     return 0;
@@ -346,11 +355,12 @@ static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *code
     }
     if (J->psize == 2 && J->k == 1 && J->lutrows == 6) { /* one code per group, identity lut */
         if (g0 + count > J->npacked) return SC_BAD_FRAME;
-        const uint16_t *c = (const uint16_t *)J->packed + g0;
+        const char *c = (const char *)J->packed + 2 * g0;
         uint16_t bad = 0;
         for (int64_t q = 0; q < count; q++) {
-            bad |= (uint16_t)(c[q] >= 6);
-            codes[q] = (uint8_t)c[q];
+            const uint16_t code = ld16(c, q);
+            bad |= (uint16_t)(code >= 6);
+            codes[q] = (uint8_t)code;
         }
         return bad ? SC_BAD_FRAME : 0;
     }
@@ -505,20 +515,20 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
         /* values as float32 in one pass (the row stays in L1 for the nb passes) */
         if (mode == MODE_BF16) {
-            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            const char *src = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
             for (; t + 8 <= gpr * 2; t += 8) {
-                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + t)));
+                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
                 _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
             }
-            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)src[t] << 16);
+            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
         } else if (mode == MODE_F16) {
-            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            const char *src = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
             for (; t + 8 <= gpr * 2; t += 8)
                 _mm256_storeu_ps(s.vals + t,
-                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + t))));
-            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[src[t]];
+                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * t))));
+            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(src, t)];
         } else {
             memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
         }
