@@ -9,9 +9,9 @@ measures three ways of computing ``x @ W.T`` in float32, single-threaded:
 * ``(a) decode``: ``x @ sc.decode(frame).astype(float32).T``, decode to dense first;
 * ``(b) f32 copy``: ``x @ w32.T`` on a dense float32 copy kept in memory.
 
-Times are the minimum over ``--repeat`` calls (after a warm-up call that also loads the numba
-kernels). Peak memory is what :mod:`tracemalloc` sees allocated during one call (numpy buffers;
-the few kilobytes of numba scratch are not traced), and ``held`` is what each way keeps between
+Times are the minimum over ``--repeat`` calls (after a warm-up call). Peak memory is what
+:mod:`tracemalloc` sees allocated during one call (numpy buffers; the few kilobytes of kernel
+scratch, malloc'd in C, are not traced), and ``held`` is what each way keeps between
 calls: the frame(s), or the float32 copy. ``read`` is the weight bytes one product reads (the
 frame), next to the dense bfloat16 and float32 sizes, and ``MACs`` the multiply-adds the product
 did as a fraction of a dense product's (counted by the kernels, see ``MatmulStats``).
@@ -22,6 +22,12 @@ Usage::
     python bench/compute_bench.py --shapes 4096x4096 --batches 1 --repeat 7
     python bench/compute_bench.py --tiny           # a smoke run on 64 x 64
     python bench/compute_bench.py --json out.json  # also write every row as JSON
+    python bench/compute_bench.py --ratios         # against torch F.linear over a layer stack
+
+``--ratios`` (see :func:`stack_ratios`) is the issue-14 measurement: ``sc.matmul`` against
+torch's dense ``F.linear`` on the same 2:4 bfloat16 weights (the faster of bf16 and a float32
+copy), over a stack of layers much larger than the last-level cache, 4096x4096 and 11008x4096,
+batch 1/8/64, 1 and 2 threads, with the load average of the machine beside every ratio.
 
 Not part of the test suite's timing; ``bench/test_compute_bench.py`` runs ``--tiny`` once.
 """
@@ -181,8 +187,8 @@ def format_row(r: Row) -> str:
 
 #: name -> (out, in) of the stack runs.
 STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
-#: codecs of the stack runs: ``nm`` frames (one per layer), ``hybrid`` as a CompressedLinear of
-#: 256-row block frames (the layout the products decode block by block).
+#: codecs of the stack runs: ``nm`` (one frame per layer), ``hybrid`` of 256-row block frames
+#: (the layout the products decode block by block); each layer held as a CompressedLinear.
 STACK_CODECS = ("nm", "hybrid/256")
 
 
@@ -196,23 +202,25 @@ class Ratio:
     distinct: int
     stack_bytes_ours: int
     stack_bytes_bf16: int
-    ms_ours: float  # per layer
+    ms_ours: float  # per layer, wall
     ms_torch_bf16: float
     ms_torch_f32: float
-    ratio: float  # ms_ours / min(torch bf16, torch f32)
+    ratio: float  # ms_ours / min(torch bf16, torch f32), wall
+    cpu_ratio: float  # the same with process CPU time (threads 1: less sensitive to load)
     loadavg: str
 
 
-def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> float:
-    """Best time of ``repeat`` passes over the stack (``fn(i)`` multiplies layer ``i``), per
-    layer, in ms."""
-    best = float("inf")
+def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> tuple[float, float]:
+    """Best wall and process-CPU times of ``repeat`` passes over the stack (``fn(i)``
+    multiplies layer ``i``), per layer, in ms."""
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(layers):
             fn(i)
         best = min(best, time.perf_counter() - start)
-    return 1e3 * best / layers
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return 1e3 * best / layers, 1e3 * best_cpu / layers
 
 
 def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
@@ -236,7 +244,7 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
     xs = {b: np.random.default_rng(b).standard_normal((b, in_f)).astype(np.float32)
           for b in batches}
     rows: list[Ratio] = []
-    torch_ms: dict[tuple[int, int, str], float] = {}
+    torch_ms: dict[tuple[int, int, str], tuple[float, float]] = {}
     for dt in ("bf16", "f32"):  # one dense stack at a time: the float32 one is 2x the bytes
         base = [torch.from_numpy(w.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
                 for w in ws]
@@ -254,7 +262,10 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                         lambda i, x=x, stack=stack: F.linear(x, stack[i]), layers, repeat)
         stack = []
     for codec in codecs:
-        held = [store(w, codec) for w in ws]
+        # every layer a CompressedLinear: its frames are parsed and checksummed once, when
+        # loaded, as a model holds its layers (sc.matmul on bytes re-verifies every call)
+        held = [sc.CompressedLinear([f]) if isinstance(f, bytes) else f
+                for f in (store(w, codec) for w in ws)]
         if isinstance(held[0], sc.CompressedLinear):
             ours: list[Any] = [
                 sc.CompressedLinear([bytes(bytearray(f)) for f in held[i % distinct].frames])
@@ -277,7 +288,8 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                 tb, tf = torch_ms[(b, t, "bf16")], torch_ms[(b, t, "f32")]
                 load = " ".join(f"{v:.2f}" for v in os.getloadavg())
                 rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
-                                  layers * out_f * in_f * 2, ms, tb, tf, ms / min(tb, tf), load))
+                                  layers * out_f * in_f * 2, ms[0], tb[0], tf[0],
+                                  ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load))
                 print(format_ratio(rows[-1]), file=sys.stderr, flush=True)
         ours = []
     return rows
@@ -285,7 +297,7 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
 
 RATIO_HEADER = (
     "| shape | codec | batch | threads | layers (distinct) | stack: ours / bf16 | ms/layer ours "
-    "| torch bf16 | torch f32 | ratio | load avg |"
+    "| torch bf16 | torch f32 | ratio (wall) | ratio (CPU) | load avg |"
 )
 
 
@@ -293,7 +305,8 @@ def format_ratio(r: Ratio) -> str:
     return (
         f"| {r.shape} | {r.codec} | {r.batch} | {r.threads} | {r.layers} ({r.distinct}) | "
         f"{mib(r.stack_bytes_ours)} / {mib(r.stack_bytes_bf16)} | {r.ms_ours:.3f} | "
-        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.loadavg} |"
+        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.cpu_ratio:.2f}x | "
+        f"{r.loadavg} |"
     )
 
 

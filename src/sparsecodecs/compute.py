@@ -8,12 +8,14 @@ result is float32 and every sum is accumulated in float32; it equals
 **Paths.** What :func:`matmul` does depends on what the frame stores:
 
 * ``nm``, ``bitmask``, ``csr``, ``csc`` and ``hybrid`` frames over an N:M or bitmask layout take
-  a *zero-skipping* path: the codec validates its sections (its ``decode_parts``) and a numba
-  kernel multiplies only the kept values, gathering the matching entries of ``x`` by the stored
-  pattern or indices. 2:4 does half the multiply-adds of a dense product. The values are read
-  where they lie in the frame (8- and 16-bit dtypes go through a float32 look-up table, float32
-  is read as is): nothing dense is ever allocated. A ``hybrid`` frame first decodes its value
-  stage (Huffman), about half the dense size for 2:4.
+  a *zero-skipping* path: the codec validates its sections (its ``decode_parts``) and a compiled
+  kernel (``kernels/compute.c``, GIL released) multiplies only the kept values, gathering the
+  matching entries of ``x`` by the stored pattern or indices; 2:4 with bfloat16, float16 or
+  float32 values takes a fused AVX2 GEMV at batch 1-4 (a permutation of ``x`` per pair of
+  groups), every layout a zero-skipping SpMM at larger batches. 2:4 does half the multiply-adds
+  of a dense product. The values are read where they lie in the frame: nothing dense is ever
+  allocated. A ``hybrid`` frame first decodes its value stage (Huffman), about half the dense
+  size for 2:4.
 * Every other frame (``raw``, ``huffman``, ``centroid``, ``hybrid`` with a dense layout, a
   sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the
   frame is decoded in one go (``raw`` is read in place) and multiplied one block of rows at a
@@ -24,6 +26,10 @@ result is float32 and every sum is accumulated in float32; it equals
 store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
 each block of ``block_rows`` rows as a frame of its own, and every product decodes one block
 frame at a time.
+
+**Non-finite values** follow IEEE as the dense product does: a zero weight the kernels skip
+still turns an inf or NaN of ``x`` into NaN (see docs/compute.md). ``threads=`` splits each
+frame's rows over that many threads inside the kernel (default 1).
 
 Decoding limits apply as for :func:`sparsecodecs.decode`: a frame whose dense size exceeds the
 decode limit is refused with :class:`~sparsecodecs.registry.errors.DecodeLimitError`.

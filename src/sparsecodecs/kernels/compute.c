@@ -59,12 +59,21 @@ typedef struct {
     int64_t rows, cols;
 } prod_t;
 
+/* Items of frame data may sit at any address (a section's offset in the frame): read them
+ * with memcpy, which compiles to a plain load on x86. */
+SC_INLINE uint16_t ld16(const void *p, int64_t i) {
+    uint16_t v;
+    memcpy(&v, (const char *)p + 2 * i, 2);
+    return v;
+}
+
 SC_INLINE uint64_t rd_uint(const void *p, int size, int64_t i) {
+    const char *c = (const char *)p + size * i;
     switch (size) {
-    case 1: return ((const uint8_t *)p)[i];
-    case 2: return ((const uint16_t *)p)[i];
-    case 4: return ((const uint32_t *)p)[i];
-    default: return ((const uint64_t *)p)[i];
+    case 1: return *(const uint8_t *)c;
+    case 2: { uint16_t v; memcpy(&v, c, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, c, 4); return v; }
+    default: { uint64_t v; memcpy(&v, c, 8); return v; }
     }
 }
 
@@ -94,8 +103,8 @@ static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
     if (v0 < 0 || cnt < 0 || v0 + cnt > P->nvals) return SC_BAD_FRAME;
     switch (P->mode) {
     case MODE_BF16: {
-        const uint16_t *b = (const uint16_t *)P->vbits + v0;
-        for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)b[t] << 16);
+        const char *b = (const char *)P->vbits + 2 * v0;
+        for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)ld16(b, t) << 16);
         break;
     }
     case MODE_FLOATS: memcpy(vals, P->vf + v0, (size_t)cnt * 4); break;
@@ -107,8 +116,8 @@ static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
             const uint8_t *b = (const uint8_t *)P->vbits + v0;
             for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
         } else {
-            const uint16_t *b = (const uint16_t *)P->vbits + v0;
-            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[b[t]];
+            const char *b = (const char *)P->vbits + 2 * v0;
+            for (int64_t t = 0; t < cnt; t++) vals[t] = P->vtab[ld16(b, t)];
         }
     }
     return 0;
@@ -159,17 +168,17 @@ static void spmm_row_avx2(const prod_t *P, int64_t r, const int64_t *cidx, const
                                  _mm256_loadu_ps(xt + cidx[t] * nb + b), a0);
         _mm256_storeu_ps(y + b, a0);
     }
-    if (b < nb) {
+    if (b < nb) { /* the last nb % 8 lanes: masked loads (masked-off lanes are never read) */
         const int64_t rest = nb - b;
-        for (int64_t l = 0; l < rest; l++) acc[l] = 0.0f;
-        for (int64_t t = 0; t < cnt; t++) {
-            const __m128 v = _mm_set_ss(vals[t]);
-            const float *xr = xt + cidx[t] * nb + b;
-            for (int64_t l = 0; l < rest; l++)
-                acc[l] = _mm_cvtss_f32(_mm_fmadd_ss(v, _mm_set_ss(xr[l]), _mm_set_ss(acc[l])));
-        }
-        memcpy(y + b, acc, (size_t)rest * 4);
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rest),
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t t = 0; t < cnt; t++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
+                                 _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes), a0);
+        _mm256_maskstore_ps(y + b, lanes, a0);
     }
+    (void)acc;
 }
 #endif
 
@@ -296,6 +305,29 @@ static int row_codes(const nm_job *J, int64_t g0, int64_t count, uint16_t *codes
     return 0;
 }
 
+typedef struct {
+    int64_t *cidx;
+    float *vals, *acc;
+    uint16_t *codes;
+} scratch_t;
+
+static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
+    s->cidx = malloc((size_t)(slots + 1) * 8);
+    s->vals = malloc((size_t)(slots + 8) * 4);
+    s->acc = malloc((size_t)(nb + 1) * 4);
+    s->codes = malloc((size_t)(ncodes + 1) * 2);
+    if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
+    return 0;
+}
+
+static void scratch_free(scratch_t *s) {
+    free(s->cidx);
+    free(s->vals);
+    free(s->acc);
+    free(s->codes);
+}
+
+static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 /* 2:4 codes as bytes: byte b of a "pattern" section holds the base-6 digits of three codes;
  * nm24_byte[b] has them in its three low bytes (0x80 in every byte for b >= 216). */
 static uint32_t nm24_byte[256];
@@ -323,39 +355,18 @@ static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *code
     }
     if (J->psize == 2 && J->k == 1 && J->lutrows == 6) { /* one code per group, identity lut */
         if (g0 + count > J->npacked) return SC_BAD_FRAME;
-        const uint16_t *c = (const uint16_t *)J->packed + g0;
+        const char *c = (const char *)J->packed + 2 * g0;
         uint16_t bad = 0;
         for (int64_t q = 0; q < count; q++) {
-            bad |= (uint16_t)(c[q] >= 6);
-            codes[q] = (uint8_t)c[q];
+            const uint16_t code = ld16(c, q);
+            bad |= (uint16_t)(code >= 6);
+            codes[q] = (uint8_t)code;
         }
         return bad ? SC_BAD_FRAME : 0;
     }
     int err = row_codes(J, g0, count, tmp);
     for (int64_t q = 0; q < count; q++) codes[q] = (uint8_t)tmp[q];
     return err;
-}
-
-typedef struct {
-    int64_t *cidx;
-    float *vals, *acc;
-    uint16_t *codes;
-} scratch_t;
-
-static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
-    s->cidx = malloc((size_t)(slots + 1) * 8);
-    s->vals = malloc((size_t)(slots + 8) * 4);
-    s->acc = malloc((size_t)(nb + 1) * 4);
-    s->codes = malloc((size_t)(ncodes + 1) * 2);
-    if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
-    return 0;
-}
-
-static void scratch_free(scratch_t *s) {
-    free(s->cidx);
-    free(s->vals);
-    free(s->acc);
-    free(s->codes);
 }
 
 /* Generic N:M rows [r0, r1). */
@@ -365,11 +376,22 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     const int64_t n = J->n, m = J->m, gpr = J->gpr, cols = P->cols;
     scratch_t s;
     int64_t count = 0, err = scratch_alloc(&s, gpr * n, P->nb, gpr);
+    const int two_four = n == 2 && m == 4 && J->ncodes == 6;
+    uint8_t *codes8 = two_four && !err ? malloc((size_t)gpr + 8) : NULL;
+    if (two_four && !err && !codes8) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
-        for (int64_t q = 0; q < gpr; q++) {
-            const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
-            for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+        if (two_four) { /* 2:4: codes a byte at a time, two columns per code */
+            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes))) break;
+            for (int64_t q = 0; q < gpr; q++) {
+                s.cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
+                s.cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
+            }
+        } else {
+            if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
+            for (int64_t q = 0; q < gpr; q++) {
+                const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
+                for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+            }
         }
         int64_t cnt = gpr * n;
         const int64_t v0 = r * cnt;
@@ -385,6 +407,7 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
         emit(P, r, s.cidx, s.vals, cnt, s.acc);
         count += cnt;
     }
+    free(codes8);
     scratch_free(&s);
     return err ? err : count;
 }
@@ -392,7 +415,6 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
 /* pair[(c0 * 6 + c1) * 8 + lane]: the x index (0..7, within 8 columns = two groups) of kept
  * value `lane % 4` of the group pair with codes (c0, c1); lanes 4..7 repeat lanes 0..3. */
 static int32_t nm24_pair[36 * 8];
-static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
 static void nm24_init(void) {
     for (int b = 0; b < 256; b++)
@@ -479,9 +501,13 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
     uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
-    if (!err && !codes) err = SC_NOMEM;
+    uint16_t *poff = err ? NULL : malloc(((size_t)gpr / 2 + 8) * 2); /* pair byte offsets */
+    if (!err && (!codes || !poff)) err = SC_NOMEM;
+    const char *pairs = (const char *)nm24_pair;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        for (int64_t i = 0; i < full / 2; i++) /* the table row of each pair, in bytes */
+            poff[i] = (uint16_t)((codes[2 * i] * 6 + codes[2 * i + 1]) * 32);
         const int64_t v0 = r * gpr * 2;
         if (v0 + gpr * 2 > P->nvals) {
             err = SC_BAD_FRAME;
@@ -489,20 +515,20 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
         /* values as float32 in one pass (the row stays in L1 for the nb passes) */
         if (mode == MODE_BF16) {
-            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            const char *src = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
             for (; t + 8 <= gpr * 2; t += 8) {
-                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + t)));
+                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
                 _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
             }
-            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)src[t] << 16);
+            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
         } else if (mode == MODE_F16) {
-            const uint16_t *src = (const uint16_t *)P->vbits + v0;
+            const char *src = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
             for (; t + 8 <= gpr * 2; t += 8)
                 _mm256_storeu_ps(s.vals + t,
-                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + t))));
-            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[src[t]];
+                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * t))));
+            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(src, t)];
         } else {
             memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
         }
@@ -511,11 +537,11 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             int64_t q = 0;
             for (; q + 8 <= full; q += 8) {
-                const uint8_t *c = codes + q;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
-                __m256i i2 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[4] * 6 + c[5]) * 8));
-                __m256i i3 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[6] * 6 + c[7]) * 8));
+                const uint16_t *o = poff + q / 2;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
+                __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + o[2]));
+                __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + o[3]));
                 const float *xq = x + q * 4;
                 __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
                                             _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
@@ -527,9 +553,9 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
             }
             if (q < full) { /* one step of 4 groups left: an even step, into a0 */
-                const uint8_t *c = codes + q;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[0] * 6 + c[1]) * 8));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(nm24_pair + (c[2] * 6 + c[3]) * 8));
+                const uint16_t *o = poff + q / 2;
+                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
+                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
                 const float *xq = x + q * 4;
                 __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
                                             _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
@@ -544,6 +570,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
     }
     free(codes);
+    free(poff);
     scratch_free(&s);
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
@@ -739,6 +766,121 @@ static int64_t mask_rows(const void *job, int64_t r0, int64_t r1) {
     return err ? err : j - j0;
 }
 
+/* The bitmask GEMV (cols a multiple of 8, batch <= MASK8_MAX_NB): per mask byte (8 columns),
+ * the byte's kept values, read on from the row's value offset, are moved to their columns by
+ * one permutation (mask_perm[byte]) and the other lanes zeroed (mask_keep[byte]): the 8 weights
+ * of those columns, dense, times x as it is, one FMA. The zeros are multiplied, as in the dense
+ * product. Two accumulators (even / odd bytes), then nm24_hsum. The scalar twin does the same
+ * per lane (+0.0 for an empty lane, fmaf). */
+#define MASK8_MAX_NB 8
+static int32_t mask_perm[256 * 8], mask_keep[256 * 8];
+
+static void mask8_init(void) {
+    for (int b = 0; b < 256; b++) {
+        int rank = 0;
+        for (int l = 0; l < 8; l++) {
+            int set = (b >> l) & 1;
+            mask_perm[b * 8 + l] = set ? rank : 0;
+            mask_keep[b * 8 + l] = set ? -1 : 0;
+            rank += set;
+        }
+    }
+}
+
+typedef struct {
+    mask_job M;
+    const float *xrows;
+} mask8_job;
+
+static int64_t mask8_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const mask8_job *J = (const mask8_job *)job;
+    const prod_t *P = &J->M.P;
+    const int64_t cols = P->cols, nb = P->nb, nbytes = cols / 8;
+    if (r1 * nbytes > J->M.nmask) return SC_BAD_FRAME;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols + 8, nb, 0);
+    int64_t j = mask_rank(J->M.mask, r0 * cols), j0 = j;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const uint8_t *mb = J->M.mask + r * nbytes;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < nbytes; i++) cnt += __builtin_popcount(mb[i]);
+        if ((err = convert(P, j, cnt, s.vals))) break;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * cols;
+            float acc[2][8] = {{0}};
+            int64_t t = 0;
+            for (int64_t i = 0; i < nbytes; i++) {
+                const int byte = mb[i];
+                float *a = acc[i & 1];
+                for (int l = 0; l < 8; l++) {
+                    const float wv = (byte >> l) & 1 ? s.vals[t + mask_perm[byte * 8 + l]] : 0.0f;
+                    a[l] = fmaf(wv, x[8 * i + l], a[l]);
+                }
+                t += __builtin_popcount(byte);
+            }
+            float sum8[8];
+            for (int l = 0; l < 8; l++) sum8[l] = acc[0][l] + acc[1][l];
+            P->yt[r * nb + b] = nm24_hsum(sum8);
+        }
+        j += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : j - j0;
+}
+
+#if SC_X86
+SC_TARGET("avx2,fma")
+static int64_t mask8_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const mask8_job *J = (const mask8_job *)job;
+    const prod_t *P = &J->M.P;
+    const int64_t cols = P->cols, nb = P->nb, nbytes = cols / 8;
+    if (r1 * nbytes > J->M.nmask) return SC_BAD_FRAME;
+    scratch_t s;
+    int64_t err = scratch_alloc(&s, cols + 8, nb, 0);
+    int64_t j = mask_rank(J->M.mask, r0 * cols), j0 = j;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        const uint8_t *mb = J->M.mask + r * nbytes;
+        int64_t cnt = 0;
+        for (int64_t i = 0; i < nbytes; i++) cnt += __builtin_popcount(mb[i]);
+        if ((err = convert(P, j, cnt, s.vals))) break; /* s.vals has 8 spare lanes */
+        for (int64_t b = 0; b < nb; b++) {
+            const float *x = J->xrows + b * cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            int64_t t = 0, i = 0;
+            for (; i + 2 <= nbytes; i += 2) {
+                const int b0 = mb[i], b1 = mb[i + 1];
+                __m256 w0 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b0 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b0 * 8)));
+                t += __builtin_popcount(b0);
+                __m256 w1 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b1 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b1 * 8)));
+                t += __builtin_popcount(b1);
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + 8 * i), a0);
+                a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8 * i + 8), a1);
+            }
+            if (i < nbytes) { /* an even byte left: into a0 */
+                const int b0 = mb[i];
+                __m256 w0 = _mm256_and_ps(
+                    _mm256_permutevar8x32_ps(_mm256_loadu_ps(s.vals + t),
+                                             _mm256_loadu_si256((const __m256i *)(mask_perm + b0 * 8))),
+                    _mm256_loadu_ps((const float *)(mask_keep + b0 * 8)));
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + 8 * i), a0);
+            }
+            float sum8[8];
+            _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+            P->yt[r * nb + b] = nm24_hsum(sum8);
+        }
+        j += cnt;
+    }
+    scratch_free(&s);
+    return err ? err : j - j0;
+}
+#endif
+
 /* mask_matmul(mask, rows, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count */
 static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     if (sc_nargs(nargs, 11, "mask_matmul") < 0) return NULL;
@@ -762,9 +904,37 @@ static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t narg
     J.nmask = mask.n;
     J.P.rows = rows;
     J.P.cols = cols;
+    const prod_t *P = &J.P;
+    const int fast = !P->trans && cols > 0 && cols % 8 == 0 && P->nb >= 1 &&
+                     P->nb <= MASK8_MAX_NB && rows > 0;
     int64_t count;
     Py_BEGIN_ALLOW_THREADS
-    count = parallel_rows(mask_rows, &J, rows, J.P.trans ? 1 : threads);
+    if (fast) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, mask8_init);
+        mask8_job K = {.M = J, .xrows = P->xt};
+        float *xrows = NULL;
+        if (P->nb > 1) {
+            xrows = malloc((size_t)(P->nb * cols) * 4 + 4);
+            if (xrows)
+                for (int64_t c = 0; c < cols; c++)
+                    for (int64_t b = 0; b < P->nb; b++) xrows[b * cols + c] = P->xt[c * P->nb + b];
+            K.xrows = xrows;
+        }
+        if (!K.xrows) {
+            count = SC_NOMEM;
+        } else {
+#if SC_X86
+            if (P->simd)
+                count = parallel_rows(mask8_rows_avx2, &K, rows, threads);
+            else
+#endif
+                count = parallel_rows(mask8_rows_scalar, &K, rows, threads);
+        }
+        free(xrows);
+    } else {
+        count = parallel_rows(mask_rows, &J, rows, J.P.trans ? 1 : threads);
+    }
     Py_END_ALLOW_THREADS
     sc_release(&B);
     return result(count);
