@@ -896,8 +896,9 @@ FASTCALL(nm_compose) {
         goto done;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-#define NMC(V, W, P) \
-    nm_compose_body(cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg, V, W, P)
+#define NMC(V, W, P)                                                                        \
+    (n == 2 ? nm_compose_body(cs, ngroups, word_of.p, shifts.p, 2, vals.p, out.p, wpg, V, W, P) \
+            : nm_compose_body(cs, ngroups, word_of.p, shifts.p, (int)n, vals.p, out.p, wpg, V, W, P))
 #define NMC_V(W, P)                      \
     switch (vals.itemsize) {             \
     case 1: rc = NMC(1, W, P); break;    \
@@ -1240,7 +1241,7 @@ done:
 
 /* The codes of groups of m bits (m divides 8) of an LSB-first mask; 0 at the first group
  * whose bits have no code (not exactly n set). */
-static int codes_from_mask(const uint8_t *restrict mask, int m, int per_byte,
+SC_INLINE int codes_from_mask_body(const uint8_t *restrict mask, int m, int per_byte,
                            const int32_t *restrict code_of, uint16_t *restrict codes,
                            Py_ssize_t ngroups) {
     unsigned gmask = (1u << m) - 1;
@@ -1281,7 +1282,8 @@ FASTCALL(nm_codes_from_mask) {
     }
     int per_byte = (int)(8 / m), ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = codes_from_mask(mask.p, (int)m, per_byte, code_of.p, codes.p, codes.n);
+    if (m == 4) ok = codes_from_mask_body(mask.p, 4, 2, code_of.p, codes.p, codes.n);
+    else ok = codes_from_mask_body(mask.p, (int)m, per_byte, code_of.p, codes.p, codes.n);
     Py_END_ALLOW_THREADS
     res = PyBool_FromLong(ok);
 done:
