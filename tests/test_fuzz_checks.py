@@ -208,3 +208,13 @@ def test_a_header_too_short_for_a_json_object_is_refused_first(
     data = struct.pack("<Q", length) + b"{" + blocked[9:]
     with pytest.raises(sc.CheckpointError, match=f"header length {length} at offset 0"):
         _open(tmp_path, data)
+
+
+def test_data_offsets_that_run_backwards_are_malformed(tmp_path: Path, blocked: bytes) -> None:
+    """``[end, start]`` is refused as such, also for a dtype whose size cannot be checked."""
+    header, body = split_checkpoint(blocked)
+    first = min(("e", "one"), key=lambda k: header[k]["data_offsets"][0])
+    a, b = header[first]["data_offsets"]
+    header[first] = {"dtype": "C64", "shape": [], "data_offsets": [b, a]}
+    with pytest.raises(sc.CheckpointError, match="malformed header entry"):
+        _open(tmp_path, build_checkpoint(header, body))
