@@ -155,3 +155,67 @@ def test_a_boolean_in_the_block_table_is_refused(tmp_path: Path, blocked: bytes)
 
     with pytest.raises(sc.CheckpointError, match=r"sparsecodecs.blocks\['e'\] must be"):
         _open(tmp_path, _with_table(blocked, "sparsecodecs.blocks", edit))
+
+
+def test_overlapping_entries_are_refused(tmp_path: Path, blocked: bytes) -> None:
+    """Entries must tile the data area: one starting inside another is refused as such, even
+    when the sizes still add up to the file's length."""
+    header, body = split_checkpoint(blocked)
+    second = max(("e", "one"), key=lambda k: header[k]["data_offsets"][0])
+    a, b = header[second]["data_offsets"]
+    header[second] = {**header[second], "shape": [b - a + 1], "data_offsets": [a - 1, b]}
+    with pytest.raises(sc.CheckpointError, match="entries overlap or leave a gap"):
+        _open(tmp_path, build_checkpoint(header, body))
+
+
+# -- codec parameters and codes behind other checks ------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "m"), [(4, 4), (2, 2), (5, 4)])
+def test_an_nm_pattern_needs_n_below_m(n: int, m: int) -> None:
+    with pytest.raises(sc.CodecConfigError, match=f"n must be < m, got n={n}, m={m}"):
+        sc.get_codec("nm", n=n, m=m)
+    frame = sc.get_codec("nm", n=1, m=m).encode(np.eye(m, dtype=np.float32))
+    with pytest.raises(sc.SparseCodecsError, match="n must be < m"):
+        sc.decode(reframe(frame, header={"config": {"n": n, "m": m, "metadata": "pattern"}}))
+
+
+def test_a_pattern_code_of_c_m_n_is_refused_by_the_code_reader() -> None:
+    """The N:M code reader is the last check before the compiled scatter indexes its table with
+    each code; the codes reaching it are already checked by the section decoders (pattern words,
+    masks, positions, Huffman alphabets), so it is tested directly."""
+    from sparsecodecs.codecs.nm import code_reader, nm_tables
+
+    ncodes = nm_tables(2, 4).ncodes  # C(4, 2) = 6
+    assert ncodes == 6
+    packed, lut = code_reader(np.array([0, 5, 3], np.uint16), ncodes)
+    assert packed.tolist() == [0, 5, 3] and len(lut) == ncodes
+    with pytest.raises(FrameLayoutError, match="pattern code 6 >= 6 patterns"):
+        code_reader(np.array([0, 6], np.uint16), ncodes)
+
+
+@pytest.mark.parametrize("extra", [b"\0", b" " * 8, b"SPCF"])
+def test_bytes_after_the_last_tensor_are_refused(
+    tmp_path: Path, blocked: bytes, extra: bytes
+) -> None:
+    with pytest.raises(sc.CheckpointError, match=f"{len(extra)} bytes after the last tensor"):
+        _open(tmp_path, blocked + extra)
+
+
+@pytest.mark.parametrize("length", [0, 1])
+def test_a_header_too_short_for_a_json_object_is_refused_first(
+    tmp_path: Path, blocked: bytes, length: int
+) -> None:
+    data = struct.pack("<Q", length) + b"{" + blocked[9:]
+    with pytest.raises(sc.CheckpointError, match=f"header length {length} at offset 0"):
+        _open(tmp_path, data)
+
+
+def test_data_offsets_that_run_backwards_are_malformed(tmp_path: Path, blocked: bytes) -> None:
+    """``[end, start]`` is refused as such, also for a dtype whose size cannot be checked."""
+    header, body = split_checkpoint(blocked)
+    first = min(("e", "one"), key=lambda k: header[k]["data_offsets"][0])
+    a, b = header[first]["data_offsets"]
+    header[first] = {"dtype": "C64", "shape": [], "data_offsets": [b, a]}
+    with pytest.raises(sc.CheckpointError, match="malformed header entry"):
+        _open(tmp_path, build_checkpoint(header, body))

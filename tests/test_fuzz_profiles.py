@@ -84,8 +84,11 @@ def test_pins_do_not_cap_the_long_profile() -> None:
     try:
         load_profile("long")
         assert examples(60) == 1000 == settings().max_examples
+        assert examples(3000) == 3000
         load_profile("ci")
-        assert examples(60) == 60
+        assert examples(60) == 60 and examples(10) == 10
+        load_profile("default")
+        assert examples(25) == 25  # a pin below Hypothesis' default stays a pin
         assert not settings().derandomize and settings().print_blob
     finally:
         load_profile(current)

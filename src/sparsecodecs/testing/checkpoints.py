@@ -22,7 +22,7 @@ raises a :class:`~sparsecodecs.SparseCodecsError` subclass.
 >>> data = checkpoint_seeds()[0]
 >>> header, body = split_checkpoint(data)
 >>> sorted(header)[:2]
-['__metadata__', 'b']
+['__metadata__', 'bf16']
 >>> split_checkpoint(build_checkpoint(header, body)) == (header, body)
 True
 """

@@ -10,8 +10,8 @@
     database; failing examples are also printed as ``@reproduce_failure`` blobs.
 ``long``
     1000 examples a test, for a nightly or a pre-release run. Tests that pin an example count
-    write it as ``settings(max_examples=examples(60))``: :func:`examples` keeps the pin unless
-    the loaded profile asks for more, so no pin caps the long profile.
+    write it as ``settings(max_examples=examples(60))``: :func:`examples` keeps the pin under
+    ``default`` and ``ci`` and raises it to 1000 under ``long``, so no pin caps the long profile.
 
 A test suite loads them once, in its ``conftest.py``::
 
@@ -91,15 +91,22 @@ def run_seed() -> int:
 _seed: list[int] = []
 
 
+#: Hypothesis' own example count: profiles asking for more than this are "long" runs.
+_BASELINE = 100
+
+
 def examples(pinned: int) -> int:
-    """A test's pinned example count, or the loaded profile's ``max_examples`` if larger.
+    """A test's pinned example count, raised to the loaded profile's ``max_examples`` when that
+    profile asks for more than Hypothesis' default of 100 (the ``long`` profile).
 
     Write ``@settings(max_examples=examples(60))`` rather than ``max_examples=60``: the test
-    runs 60 examples under the ``default`` and ``ci`` profiles and 1000 under ``long``. Call it
-    after the profile is loaded (a ``conftest.py`` loads it before test modules are imported).
+    runs 60 examples under the ``default`` and ``ci`` profiles and 1000 under ``long``, so a pin
+    never caps a long run. Call it after the profile is loaded (a ``conftest.py`` loads it before
+    test modules are imported).
 
     >>> from hypothesis import settings
-    >>> examples(60) == max(60, settings().max_examples)
+    >>> examples(60) == (60 if settings().max_examples <= 100 else settings().max_examples)
     True
     """
-    return max(pinned, settings().max_examples)
+    current = settings().max_examples
+    return pinned if current <= _BASELINE else max(pinned, current)
