@@ -39,7 +39,6 @@
 enum { MODE_TABLE = 0, MODE_BF16 = 1, MODE_FLOATS = 2, MODE_ONES = 3, MODE_F16 = 4 };
 enum { SC_BAD_PAD = -1, SC_NOMEM = -2, SC_BAD_FRAME = -3 };
 #define NM24_MAX_NB 4
-#define MAX_THREADS 64
 
 /* -- helpers ------------------------------------------------------------------------------ */
 
@@ -224,44 +223,40 @@ typedef int64_t (*rows_fn)(const void *job, int64_t r0, int64_t r1);
 typedef struct {
     rows_fn fn;
     const void *job;
-    int64_t r0, r1, result;
-} task_t;
+    int64_t rows;
+    int parts;
+    int64_t result[SC_MAX_THREADS];
+} rows_split;
 
-static void *run_task(void *arg) {
-    task_t *t = (task_t *)arg;
-    t->result = t->fn(t->job, t->r0, t->r1);
-    return NULL;
+static void rows_part(void *ctx, int i) {
+    rows_split *t = ctx;
+    t->result[i] = t->fn(t->job, t->rows * i / t->parts, t->rows * (i + 1) / t->parts);
 }
 
-/* fn over rows [0, rows) in `threads` contiguous ranges; the counts add up, the first error
- * wins. Falls back to fewer threads if a thread cannot be started. */
+/* fn over rows [0, rows) in `threads` contiguous ranges (sc_parallel); the counts add up, the
+ * first error wins. */
 static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t threads) {
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > SC_MAX_THREADS) threads = SC_MAX_THREADS;
     if (threads > rows) threads = rows;
     if (threads <= 1) return fn(job, 0, rows);
-    task_t tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS];
-    for (int64_t i = 0; i < threads; i++) {
-        tasks[i].fn = fn;
-        tasks[i].job = job;
-        tasks[i].r0 = rows * i / threads;
-        tasks[i].r1 = rows * (i + 1) / threads;
-        tasks[i].result = 0;
-        started[i] = i > 0 && pthread_create(&ids[i], NULL, run_task, &tasks[i]) == 0;
+    rows_split t = {fn, job, rows, (int)threads, {0}};
+    sc_parallel((int)threads, rows_part, &t);
+    int64_t total = 0;
+    for (int i = 0; i < t.parts; i++) {
+        if (t.result[i] < 0) return t.result[i];
+        total += t.result[i];
     }
-    for (int64_t i = 0; i < threads; i++)
-        if (!started[i]) run_task(&tasks[i]);
-    int64_t total = 0, err = 0;
-    for (int64_t i = 0; i < threads; i++) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        if (tasks[i].result < 0) {
-            if (!err) err = tasks[i].result;
-        } else {
-            total += tasks[i].result;
-        }
-    }
-    return err ? err : total;
+    return total;
+}
+
+/* x (in, nb) transposed to nb rows of `cols` (malloc'd, `extra` spare bytes; NULL if out of
+ * memory): the GEMV kernels read one batch column of x as a row. */
+static float *x_by_rows(const float *xt, int64_t cols, int64_t nb, size_t extra) {
+    float *xrows = malloc((size_t)(nb * cols) * 4 + extra);
+    if (xrows)
+        for (int64_t c = 0; c < cols; c++)
+            for (int64_t b = 0; b < nb; b++) xrows[b * cols + c] = xt[c * nb + b];
+    return xrows;
 }
 
 /* -- N:M ---------------------------------------------------------------------------------- */
@@ -683,10 +678,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         if (P->nb == 1) {
             J.xrows = P->xt;
         } else {
-            xrows = malloc((size_t)(P->nb * cols) * 4);
-            if (xrows)
-                for (int64_t c = 0; c < cols; c++)
-                    for (int64_t b = 0; b < P->nb; b++) xrows[b * cols + c] = P->xt[c * P->nb + b];
+            xrows = x_by_rows(P->xt, cols, P->nb, 0);
             J.xrows = xrows;
         }
         if (!J.xrows) {
@@ -915,10 +907,7 @@ static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t narg
         mask8_job K = {.M = J, .xrows = P->xt};
         float *xrows = NULL;
         if (P->nb > 1) {
-            xrows = malloc((size_t)(P->nb * cols) * 4 + 4);
-            if (xrows)
-                for (int64_t c = 0; c < cols; c++)
-                    for (int64_t b = 0; b < P->nb; b++) xrows[b * cols + c] = P->xt[c * P->nb + b];
+            xrows = x_by_rows(P->xt, cols, P->nb, 4);
             K.xrows = xrows;
         }
         if (!K.xrows) {
