@@ -6,15 +6,14 @@ Two measurements, each in new Python processes so nothing is imported or compile
    fresh processes, next to ``python -c pass`` and ``python -c "import numpy"`` run in the same
    loop (the floor the library cannot go below), plus the slowest imports by ``-X importtime``.
 2. The first ``encode`` + ``decode`` of one 384x384 2:4 bfloat16 tensor with ``hybrid`` and
-   ``nm`` in a fresh process with an empty numba cache (``NUMBA_CACHE_DIR`` set to a new
-   temporary folder; ``--keep-cache`` uses the normal one): the child times each step with
+   ``nm`` in a fresh process (the kernels are a C extension built at install time: nothing is
+   compiled at run time; the child reports any JIT module loaded): it times each step with
    ``time.perf_counter`` and checks the round trip bit for bit; the parent times the whole
    process. A second call of each step shows the warm time.
 
 Targets (issue 13): import <= 0.3 s, the whole first-call process <= 3 s.
 
-    python bench/cold_start.py                  # both, 5 import runs (minutes while the
-                                                # numba kernels compile: 159 s once, loaded)
+    python bench/cold_start.py                  # both, 5 import runs (a few seconds)
     python bench/cold_start.py --no-first-call  # import only (a few seconds)
     python bench/cold_start.py --json out.json
 
@@ -29,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -128,14 +126,11 @@ def measure_import(repeats: int) -> dict[str, Any]:
     }
 
 
-def measure_first_call(codecs: list[str], keep_cache: bool, timeout: float) -> dict[str, Any]:
+def measure_first_call(codecs: list[str], timeout: float) -> dict[str, Any]:
     code = f"CODECS = {codecs!r}\n{FIRST_CALL}"
-    with tempfile.TemporaryDirectory(prefix="sc-numba-cache-") as cache:
-        env = _env() if keep_cache else _env({"NUMBA_CACHE_DIR": cache})
-        wall, out, _ = _wall(code, env, timeout=timeout)
+    wall, out, _ = _wall(code, _env(), timeout=timeout)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["process_wall_s"] = wall
-    result["numba_cache"] = "kept" if keep_cache else "empty (fresh NUMBA_CACHE_DIR)"
     return result
 
 
@@ -150,7 +145,7 @@ def render(imp: dict[str, Any] | None, first: dict[str, Any] | None) -> str:
         lines += [f"- {name}: {s:.3f}" for name, s in imp["slowest_imports_s"]]
         lines += [f"- third-party top-level modules loaded: {imp['third_party_after_import']}", ""]
     if first is not None:
-        lines += [f"## first encode + decode, 384x384 2:4 bf16, numba cache {first['numba_cache']}",
+        lines += ["## first encode + decode, 384x384 2:4 bf16, in a fresh process",
                   "", "| step | s |", "| --- | ---: |"]
         lines += [f"| {k} | {v:.3f} |" for k, v in first["steps"].items()]
         lines += [f"| **whole process (wall)** | **{first['process_wall_s']:.3f}** |", "",
@@ -163,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="fresh processes per import timing")
     ap.add_argument("--codecs", default="hybrid,nm")
     ap.add_argument("--no-first-call", action="store_true", help="time the import only")
-    ap.add_argument("--keep-cache", action="store_true", help="use the normal numba cache")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds for the first call")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
@@ -173,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     first = None
     if not args.no_first_call:
         codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
-        first = measure_first_call(codecs, args.keep_cache, args.timeout)
+        first = measure_first_call(codecs, args.timeout)
     print(render(imp, first))
     if args.json is not None:
         args.json.write_text(json.dumps({"import": imp, "first_call": first}, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Decode speed of the layout codecs on a 2:4-pruned bfloat16 4096x4096 tensor vs memcpy.
 
 Run: ``python bench/layout_speed.py`` (single thread; best of 9 decodes, after a warm-up call
-that loads or compiles the numba kernels).
+that builds the kernels' tables).
 """
 
 from __future__ import annotations

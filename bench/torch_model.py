@@ -3,8 +3,7 @@
 Each model runs in a fresh Python process (so peak RSS is its own), single-threaded by default
 (``--threads``: torch's intra-op threads, and ``threads=`` for the products when
 :func:`sparsecodecs.matmul` takes it), on the same ``--sentences`` sentences in batches of
-``--batch``, under ``torch.inference_mode()``, after one warm-up batch (which also loads the
-numba kernels):
+``--batch``, under ``torch.inference_mode()``, after one warm-up batch:
 
 * ``dense``: ``AutoModel.from_pretrained`` of the package's folder (float32);
 * ``compressed``: the file written by :func:`sparsecodecs.torch.save_compressed` after
@@ -17,9 +16,8 @@ numba kernels):
 (``VmHWM``) is then reset (``/proc/self/clear_refs``, Linux) and read after the run, so
 ``peak - base`` is what loading and running the model added. ``process peak`` is the whole
 process's ``ru_maxrss``, imports included (transformers' import alone can set it), and
-``tensors MB`` what the model's ``state_dict`` holds (frames included). The compressed row's
-peak also carries the numba runtime and its kernels, which the dense row never loads. Times are
-the best of ``--repeat`` passes.
+``tensors MB`` what the model's ``state_dict`` holds (frames included). Times are the best of
+``--repeat`` passes.
 
 Usage::
 
@@ -91,7 +89,7 @@ def child(args: argparse.Namespace) -> None:
     load = time.perf_counter() - t0
     model.eval()
     with torch.inference_mode():
-        model(**batches[0])  # warm-up (numba kernels)
+        model(**batches[0])  # warm-up
         best = float("inf")
         for _ in range(args.repeat):
             t = time.perf_counter()

@@ -69,7 +69,7 @@ def test_tiny_run_writes_json_markdown_and_chart(tmp_path, capsys):
     assert {c["dtype"] for c in results["cells"]} == {"bf16", "uint8", "int8", "int4"}
     assert results["failures"] == []
     assert results["machine"]["cores"] >= 1
-    for lib in ("python", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy", "zipnn",
+    for lib in ("python", "numpy", "ml_dtypes", "zstandard", "lz4", "scipy", "zipnn",
                 "torch"):
         assert lib in results["versions"]
     assert results["command"].startswith("sparsecodecs bench")

@@ -6,7 +6,7 @@
   input; every peer output is decompressed and compared likewise. Failures are listed, counted
   and make the command exit with code 1;
 * times come from :func:`time.perf_counter`, single thread, per tensor. A codec's first call is
-  timed and reported on its own (numba compiles or loads its kernels then); the throughput is
+  timed and reported on its own (tables, lazy imports, first-touch memory); the throughput is
   the median of up to ``--repeats`` further runs, which stop early once 0.3 s have been spent
   (at least one always runs). Peers compile nothing, so their first call is one of the runs.
   Throughput is MB (10^6 bytes) of dense data per second, the cell's dense bytes over the sum
@@ -75,7 +75,7 @@ BUDGET_S = 0.3
 FIXED_BUDGET_S = 0.2
 OUTPUT_FILES = ("results.json", "results.md", "results.png", "headline.png")
 #: Libraries whose versions results.json records (whether or not they were used).
-VERSIONED = ("sparsecodecs", "numpy", "numba", "ml_dtypes", "zstandard", "lz4", "scipy",
+VERSIONED = ("sparsecodecs", "numpy", "ml_dtypes", "zstandard", "lz4", "scipy",
              "zipnn", "torch", "safetensors", "matplotlib", "rich", "xxhash")
 
 

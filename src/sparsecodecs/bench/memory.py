@@ -13,7 +13,7 @@ def traced_peak(fn: Callable[[], Any]) -> int:
     """Bytes allocated at the peak of ``fn()``, above what was allocated before it.
 
     numpy registers its buffers with :mod:`tracemalloc`, so this counts every array ``fn``
-    creates; memory numba kernels allocate for themselves (small scratch buffers) is not seen.
+    creates; memory the C kernels allocate for themselves (small scratch buffers) is not seen.
     Tracing slows allocation down: time the call separately.
     """
     was_tracing = tracemalloc.is_tracing()

@@ -244,7 +244,8 @@ def markdown(results: dict[str, Any], files: Sequence[str] = ()) -> str:
         out.append("")
     out += ["## Throughput and first call", "",
             "MB/s of dense data, median over cells of the per-cell throughput. First call: "
-            "the method's very first call in the process (numba compiles or loads kernels), "
+            "the method's very first call in the process (nothing is compiled at run time: it "
+            "shows first-touch costs), "
             "against the warm median on the same tensor.", ""]
     out += _md_table(*_throughput_rows(results))
     out += _comparison_md(results)

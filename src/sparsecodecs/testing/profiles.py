@@ -1,7 +1,7 @@
 """Hypothesis profiles for sparsecodecs test suites, chosen by ``HYPOTHESIS_PROFILE``.
 
 ``default``
-    Hypothesis' defaults without a deadline (encoders compile numba kernels on first use).
+    Hypothesis' defaults without a deadline (a first call may be slow on a loaded machine).
 ``ci``
     25 examples a test, new ones on every run: the run draws one seed (:func:`run_seed`:
     ``$SPARSECODECS_HYPOTHESIS_SEED`` if set, else random), which the test suite's ``conftest.py``
