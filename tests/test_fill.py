@@ -442,7 +442,7 @@ def _ref_codes(x_rows: np.ndarray, fill: np.ndarray, n: int, m: int):
 @pytest.mark.parametrize(("n", "m"), [(2, 4), (1, 3), (3, 8)])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 8), (4, 10), (2, 17)])
 def test_nm_fill_kernels(n: int, m: int, shape: tuple[int, int]) -> None:
-    from sparsecodecs.codecs.nm import _identity_lut, nm_tables
+    from sparsecodecs.codecs._nm import _identity_lut, nm_tables
 
     rng = np.random.default_rng(n * m + sum(shape))
     rows, cols = shape

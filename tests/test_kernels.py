@@ -617,7 +617,7 @@ def test_simd_compose_writes_the_same_bytes_as_its_scalar_twin(ngroups: int):
     """nm24_compose (two pshufb per packed byte) and nm2_compose_codes (one per two groups) of
     2:4 16-bit values with the library's tables, at each SIMD level, against the reference:
     every tail of the 3- and 2-group steps, values needing their last byte, all codes."""
-    from sparsecodecs.codecs.nm import _byte_lut, _compose_tables
+    from sparsecodecs.codecs._nm import _byte_lut, _compose_tables
 
     rng = np.random.default_rng(ngroups)
     codes = rng.integers(0, 6, ngroups)
@@ -639,7 +639,7 @@ def test_simd_compose_writes_the_same_bytes_as_its_scalar_twin(ngroups: int):
 
 
 def test_compose_refuses_a_code_out_of_range():
-    from sparsecodecs.codecs.nm import _compose_tables
+    from sparsecodecs.codecs._nm import _compose_tables
     from sparsecodecs.registry import FrameLayoutError
 
     shifts = _compose_tables(2, 4, 2)[1]

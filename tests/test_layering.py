@@ -95,9 +95,6 @@ def test_library_never_imports_the_cli_or_the_bench() -> None:
     assert upward_imports(SRC) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="hybrid imports nm internals until the shared N:M module lands"
-)
 def test_no_codec_imports_another_codecs_module() -> None:
     assert codec_cross_imports(SRC) == []
 

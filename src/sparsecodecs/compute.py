@@ -244,7 +244,7 @@ def _skipping_product(
     """One zero-skipping kernel call (kernels/compute.c): ``(path, kept values multiplied)``.
 
     ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries)."""
-    from .codecs.nm import nm_tables
+    from .codecs._nm import nm_tables
     from .kernels import _native as kn
 
     values = parts.data if isinstance(parts, CompressedParts) else parts.values

@@ -60,7 +60,7 @@ class NMParts:
     """N:M groups along the last axis: group codes and ``n`` value slots per group.
 
     The code of group ``g`` is ``lut[packed[g // k], g % k]`` with ``k = lut.shape[1]`` (see
-    :func:`sparsecodecs.codecs.nm.scatter_groups`); its slots sit at the ascending positions
+    :func:`sparsecodecs.codecs._nm.scatter_groups`); its slots sit at the ascending positions
     ``nm_tables(n, m).positions[code]`` of the group. Slots past the end of a row (padding) must
     hold the fill (zeros); :meth:`to_bits` checks that.
     """
@@ -73,7 +73,7 @@ class NMParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from .nm import scatter_groups
+        from ._nm import scatter_groups
 
         return scatter_groups(
             self.packed, self.lut, self.values, shape, self.n, self.m, fill=self.fill

@@ -36,6 +36,16 @@ from ._fill import (
     row_modes,
     tensor_mode,
 )
+from ._nm import (
+    MAX_M,
+    code_reader,
+    geometry,
+    nm_tables,
+    pack_codes,
+    packed_code_reader,
+    pattern_packing,
+    split_groups,
+)
 from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     MAX_CENTROIDS,
@@ -50,16 +60,6 @@ from ._stages import (
     plan_fields,
     plan_planes,
     value_histograms,
-)
-from .nm import (
-    MAX_M,
-    code_reader,
-    geometry,
-    nm_tables,
-    pack_codes,
-    packed_code_reader,
-    pattern_packing,
-    split_groups,
 )
 
 __all__ = ["Hybrid"]

@@ -1,0 +1,279 @@
+"""N:M primitives shared by the ``nm`` and ``hybrid`` codecs (and the products of
+:mod:`sparsecodecs.compute`): the pattern tables of an N:M layout, the packing of pattern codes,
+the geometry of the groups, splitting an array into groups and scattering them back.
+
+No codec's module: codecs import these from here, never from one another (as scipy.sparse
+keeps what CSR and CSC share in ``_compressed.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+
+from ..registry import FrameLayoutError, PatternError
+from ._common import as_2d
+
+__all__ = [
+    "MAX_M",
+    "NMTables",
+    "code_reader",
+    "geometry",
+    "nm_tables",
+    "pack_codes",
+    "packed_code_reader",
+    "pattern_packing",
+    "scatter_groups",
+    "split_groups",
+]
+
+MAX_M = 16
+
+
+@dataclass(frozen=True)
+class NMTables:
+    """Lookup tables for one (n, m)."""
+
+    n: int
+    m: int
+    positions: np.ndarray  # (C, n) uint8: the kept positions of each pattern code, ascending
+    code_of: np.ndarray  # (2**m,) int32: pattern code of a mask with exactly n bits, else -1
+    canon: np.ndarray  # (2**m,) int32: mask filled up to n bits with its lowest zeros; -1 if > n
+    index_bits: int  # ceil(log2 m): bits per kept position in "index" metadata
+
+    @property
+    def code_of_mask(self) -> np.ndarray:
+        """(2**m,) int32: pattern code for any non-zero mask with <= n bits (filled), else -1."""
+        return np.where(self.canon >= 0, self.code_of[np.maximum(self.canon, 0)], -1).astype(
+            np.int32)
+
+    @property
+    def code_masks(self) -> np.ndarray:
+        """(C,) int64: the m-bit mask of each pattern code."""
+        return (np.int64(1) << self.positions.astype(np.int64)).sum(axis=1)
+
+    @property
+    def ncodes(self) -> int:
+        return int(self.positions.shape[0])
+
+
+@lru_cache(maxsize=32)
+def nm_tables(n: int, m: int) -> NMTables:
+    """The pattern tables for N:M; patterns are numbered in lexicographic order."""
+    combos = list(combinations(range(m), n))
+    positions = np.array(combos, dtype=np.uint8).reshape(len(combos), n)
+    code_of = np.full(1 << m, -1, np.int32)
+    for code, combo in enumerate(combos):
+        code_of[sum(1 << p for p in combo)] = code
+    canon = np.full(1 << m, -1, np.int32)
+    for mask in range(1 << m):
+        missing = n - bin(mask).count("1")
+        if missing < 0:
+            continue
+        filled = mask
+        for p in range(m):
+            if missing == 0:
+                break
+            if not (filled >> p) & 1:
+                filled |= 1 << p
+                missing -= 1
+        canon[mask] = filled
+    return NMTables(n, m, positions, code_of, canon, max(1, math.ceil(math.log2(m))))
+
+
+@lru_cache(maxsize=64)
+def pattern_packing(ncodes: int) -> tuple[int, int]:
+    """(word_bits, codes_per_word) that packs codes of a ``ncodes`` alphabet most densely.
+
+    Codes are packed as base-``ncodes`` digits into little-endian words of 8, 16, 32 or 64 bits;
+    the densest choice wins, ties going to the smaller word (2:4: 3 codes per byte).
+    """
+    best = (8, 1)
+    best_bits = float("inf")
+    for word in (8, 16, 32, 64):
+        k = 0
+        while ncodes ** (k + 1) <= 1 << word:
+            k += 1
+        if k and word / k < best_bits - 1e-12:
+            best, best_bits = (word, k), word / k
+    return best
+
+
+_LITTLE = sys.byteorder == "little"
+
+
+@lru_cache(maxsize=64)
+def _compose_tables(n: int, m: int, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
+    """(word_of, shifts): where each kept value of each pattern lands in its group's words."""
+    bit = nm_tables(n, m).positions.astype(np.int64) * itemsize * 8
+    return (bit // 64).astype(np.int64), (bit % 64).astype(np.uint64)
+
+
+@lru_cache(maxsize=32)
+def _identity_lut(ncodes: int) -> np.ndarray:
+    return np.arange(ncodes, dtype=np.uint16).reshape(ncodes, 1)
+
+
+@lru_cache(maxsize=32)
+def _byte_lut(ncodes: int, k: int) -> np.ndarray:
+    """lut[b, j] = j-th base-``ncodes`` digit of byte b (only for 8-bit words)."""
+    b = np.arange(256, dtype=np.int64)
+    return np.stack([(b // ncodes**j) % ncodes for j in range(k)], axis=1).astype(np.uint16)
+
+
+def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
+    """Pattern codes packed as base-``ncodes`` digits into words (see :func:`pattern_packing`)."""
+    word, k = pattern_packing(ncodes)
+    nwords = -(-codes.size // k)
+    padded = np.zeros(nwords * k, np.uint64)
+    padded[: codes.size] = codes
+    digits = padded.reshape(nwords, k)
+    acc = np.zeros(nwords, np.uint64)
+    for j in range(k - 1, -1, -1):
+        acc = acc * np.uint64(ncodes) + digits[:, j]
+    return acc.astype(f"<u{word // 8}")
+
+
+def _unpack_codes(words: np.ndarray, ncodes: int, count: int) -> np.ndarray:
+    _, k = pattern_packing(ncodes)
+    top = ncodes**k
+    if words.size and int(words.max()) >= top:
+        raise FrameLayoutError(
+            f"section 'pattern' holds a word >= {top}, which is no valid pattern word"
+        )
+    w = words.astype(np.uint64)
+    digits = np.empty((words.size, k), np.uint16)
+    for j in range(k):
+        digits[:, j] = w % np.uint64(ncodes)
+        w //= np.uint64(ncodes)
+    codes = digits.reshape(-1)
+    if codes[count:].any():
+        raise FrameLayoutError("section 'pattern' has non-zero codes after the last group")
+    return codes[:count]
+
+
+def geometry(shape: tuple[int, ...], m: int) -> tuple[int, int, int, int]:
+    """(rows, cols, groups per row, groups) of the N:M view of ``shape``."""
+    rows, cols = as_2d(shape)
+    gpr = -(-cols // m)
+    return rows, cols, gpr, rows * gpr
+
+
+def split_groups(
+    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pattern codes, kept values) of an N:M-sparse bit-pattern array along its last axis.
+
+    ``fill`` (None: 0) is the bit pattern that counts as empty, one item or one per row of the
+    2-D view. Raises PatternError naming the first group with more than ``n`` other entries.
+    """
+    from ._kernels import nm_split, nm_split_fill
+
+    tables = nm_tables(n, m)
+    rows, cols, gpr, ngroups = geometry(bits.shape, m)
+    codes = np.empty(ngroups, np.uint16)
+    values = np.empty(ngroups * n, bits.dtype)
+    if fill is None:
+        bad = nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions,
+                       codes, values)
+    else:
+        bad = nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                            tables.positions, codes, values, fill)
+    if bad >= 0:
+        row, q = divmod(bad, gpr)
+        where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
+        x = bits.reshape(rows, cols)
+        empty = 0 if fill is None else fill[row if fill.size > 1 else 0]
+        group = x[row, q * m : q * m + m]
+        violations = _count_violations(x, n, m, fill)
+        what = "non-zeros" if fill is None else f"entries other than the fill {int(empty):#x}"
+        raise PatternError(
+            f"input is not {n}:{m} sparse along the last axis: group {bad} (row index "
+            f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
+            f"{int(np.count_nonzero(group != empty))} {what}, more than n={n}; "
+            f"{violations} of {ngroups} groups violate the pattern. Prune first with "
+            "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
+        )
+    return codes, values
+
+
+def _count_violations(x: np.ndarray, n: int, m: int, fill: np.ndarray | None = None) -> int:
+    pad = -x.shape[1] % m
+    kept = x != 0 if fill is None else x != (fill[:, None] if fill.size > 1 else fill[0])
+    nonzero = np.pad(kept, ((0, 0), (0, pad))).reshape(-1, m)
+    return int((nonzero.sum(axis=1) > n).sum())
+
+
+def packed_code_reader(
+    words: np.ndarray, ncodes: int, ngroups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate packed pattern words; return ``(packed, lut)`` for :func:`scatter_groups`."""
+    word, k = pattern_packing(ncodes)
+    if word == 8:
+        top = ncodes**k
+        if words.size and int(words.max()) >= top:
+            raise FrameLayoutError(
+                f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
+            )
+        _unpack_codes(words[-1:], ncodes, ngroups - (words.size - 1) * k)
+        return words, _byte_lut(ncodes, k)
+    return _unpack_codes(words, ncodes, ngroups), _identity_lut(ncodes)
+
+
+def code_reader(codes: np.ndarray, ncodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(packed, lut)`` for :func:`scatter_groups` from one code per group (validated)."""
+    if codes.size and int(codes.max()) >= ncodes:
+        raise FrameLayoutError(f"pattern code {int(codes.max())} >= {ncodes} patterns")
+    return codes, _identity_lut(ncodes)
+
+
+def scatter_groups(
+    packed: np.ndarray,
+    lut: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, ...],
+    n: int,
+    m: int,
+    fill: np.ndarray | None = None,
+) -> np.ndarray:
+    """The dense bit-pattern array of ``shape`` from group codes and kept values.
+
+    ``fill`` (None: 0) is what the unkept positions hold, one item or one per row.
+    """
+    from . import _kernels
+
+    tables = nm_tables(n, m)
+    rows, cols, _, ngroups = geometry(shape, m)
+    udt = values.dtype
+    if ngroups == 0:  # no element; but rows may be huge when cols is 0: loop over none of them
+        return np.zeros(shape, udt)
+    if fill is not None:
+        out = np.empty(rows * cols, udt)
+        if _kernels.nm_scatter_fill(packed, lut, tables.positions, values, out, rows, cols, m,
+                                    fill):
+            raise FrameLayoutError(
+                "section 'values' holds a value other than the fill in a padding slot"
+            )
+        return out.reshape(shape)
+    group_bytes = m * udt.itemsize
+    if cols % m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
+        # Whole groups map to whole words: assemble each group in registers.
+        word_of, shifts = _compose_tables(n, m, udt.itemsize)
+        wdt = np.dtype(f"u{min(group_bytes, 8)}")
+        out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
+        if (n, m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
+            _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
+        elif (n, lut.shape[1], out.size) == (2, 1, ngroups):
+            _kernels.nm2_compose_codes(packed, shifts, values, out)
+        else:
+            _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
+        return out.view(udt).reshape(shape)
+    out = np.empty(rows * cols, udt)
+    if _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m):
+        raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
+    return out.reshape(shape)
