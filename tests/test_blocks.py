@@ -19,6 +19,7 @@ import pytest
 
 import sparsecodecs as sc
 from sparsecodecs import checkpoint, cli
+from sparsecodecs.io.checkpoint import reading
 from test_checkpoint import assert_same  # tests/ is on sys.path: pytest's default rootdir import
 
 st_numpy = pytest.importorskip("safetensors.numpy")
@@ -193,8 +194,8 @@ def test_get_slice_decodes_only_the_blocks_it_needs(
     blocked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[bytes] = []
-    real = checkpoint.decode
-    monkeypatch.setattr(checkpoint, "decode",
+    real = reading.decode
+    monkeypatch.setattr(reading, "decode",
                         lambda b, **kw: decoded.append(bytes(b)) or real(b, **kw))
     with sc.safe_open(blocked) as f:
         frames = f.get_block_frames("embed")

@@ -17,6 +17,7 @@ import pytest
 
 import sparsecodecs as sc
 from sparsecodecs import checkpoint, cli
+from sparsecodecs.io.checkpoint import reading
 
 st_numpy = pytest.importorskip("safetensors.numpy")
 safetensors = pytest.importorskip("safetensors")
@@ -93,8 +94,8 @@ def test_safe_open_decodes_only_the_tensor_asked_for(
     path = tmp_path / "m.safetensors"
     sc.save_file(tensors(), path)
     calls: list[int] = []
-    real = checkpoint.decode
-    monkeypatch.setattr(checkpoint, "decode",
+    real = reading.decode
+    monkeypatch.setattr(reading, "decode",
                         lambda b, **kw: calls.append(len(b)) or real(b, **kw))
     with sc.safe_open(path) as f:
         got = f.get_tensor("ids")

@@ -235,7 +235,9 @@ def test_the_checkpoint_runner_counts_and_saves_failures(
     assert "150 hostile checkpoints" in report and "folder" in report
     assert not out.exists()
 
-    real = sc.checkpoint._read_header
+    from sparsecodecs.io.checkpoint import container, files, reading
+
+    real = container._read_header
 
     def broken(fh: Any, path: str) -> Any:
         header = real(fh, path)
@@ -243,7 +245,8 @@ def test_the_checkpoint_runner_counts_and_saves_failures(
             raise KeyError("injected")  # only reached for files whose container is valid
         return header
 
-    monkeypatch.setattr(sc.checkpoint, "_read_header", broken)
+    for module in (reading, files):  # the modules that call it
+        monkeypatch.setattr(module, "_read_header", broken)
     assert runner.main(args) == 1
     report = capsys.readouterr().out
     assert "FAILURE" in report and "KeyError" in report

@@ -129,7 +129,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     )
     if args.dask is not None:  # check the input and output before waiting for a scheduler
         check_output(Path(args.output), args.force)
-        from sparsecodecs.checkpoint import _layout
+        from sparsecodecs.io.checkpoint.files import _layout
 
         _layout(args.input)
     with contextlib.ExitStack() as stack:

@@ -51,21 +51,25 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - exercised without torc
     ) from _exc
 
 from sparsecodecs._atomic import atomic_file
-from sparsecodecs.checkpoint import (
+from sparsecodecs.compute import CompressedLinear, matmul
+from sparsecodecs.io.checkpoint.container import (
     DEFAULT_BLOCK_BYTES,
-    CheckpointReport,
     _as_numpy,
-    _check_block_bytes,
     _checkpoint_metadata,
+    _st_dtype,
+)
+from sparsecodecs.io.checkpoint.files import (
+    _check_block_bytes,
     _codec_of,
     _row_bounds,
     _sq_sums,
-    _st_dtype,
     _write_checkpoint,
     inspect_checkpoint,
+)
+from sparsecodecs.io.checkpoint.reading import (
+    CheckpointReport,
     safe_open,
 )
-from sparsecodecs.compute import CompressedLinear, matmul
 from sparsecodecs.registry import (
     CheckpointError,
     Codec,

@@ -46,8 +46,9 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
-from ..checkpoint import ST_DTYPES, compress, decompress, inspect_checkpoint, load_file, safe_open
-from ..checkpoint import save_file as _save_file
+from ..io.checkpoint import compress, decompress, inspect_checkpoint, load_file, safe_open
+from ..io.checkpoint import save_file as _save_file
+from ..io.checkpoint.container import ST_DTYPES
 from ..registry import SparseCodecsError
 from .frames import mutated_frames
 
