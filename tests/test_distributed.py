@@ -248,7 +248,7 @@ def test_a_cluster_without_workers_times_out(
     idle_client: Any, src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from sparsecodecs import distributed as scd
+    from sparsecodecs.io import dask as scd
 
     monkeypatch.setattr(scd, "WORKER_TIMEOUT", 1.0, raising=False)
     kind, exc = _within(20, lambda: sc.compress(src, tmp_path / "out", client=idle_client))

@@ -135,7 +135,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         client = None
         if args.dask is not None:
-            from sparsecodecs.distributed import connect
+            from sparsecodecs.io.dask import connect
 
             client = stack.enter_context(connect(args.dask, timeout=args.dask_timeout))
         tick, stop = _progress(not args.no_progress)

@@ -283,7 +283,7 @@ def _windowed(
 def _run(tasks: list[_Task], workers: int, client: Any = None) -> Iterator[_Result]:
     """Results in task order: here, in ``workers`` processes, or on a Dask cluster."""
     if client is not None:
-        from ...distributed import submitter
+        from ..dask import submitter
 
         submit, window = submitter(client, _encode_task)
         yield from _windowed(tasks, submit, window)
@@ -505,7 +505,7 @@ def compress(
             _entry_dtype(e, h.path)  # refuse unsupported dtypes before writing anything
     with contextlib.ExitStack() as stack:
         if isinstance(client, str):
-            from ...distributed import connect
+            from ..dask import connect
 
             client = stack.enter_context(connect(client))
         report = _compress(layout, src, dst, codec_obj, transforms, block_bytes, force,
