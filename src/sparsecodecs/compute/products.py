@@ -58,8 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from .codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts
-from .registry import (
+from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts
+from ..registry import (
     FLOAT_LAYOUTS,
     Codec,
     CodecConfigError,
@@ -244,8 +244,8 @@ def _skipping_product(
     """One zero-skipping kernel call (kernels/compute.c): ``(path, kept values multiplied)``.
 
     ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries)."""
-    from .codecs._nm import nm_tables
-    from .kernels import _native as kn
+    from ..codecs._nm import nm_tables
+    from ..kernels import _native as kn
 
     values = parts.data if isinstance(parts, CompressedParts) else parts.values
     vtab, vf, mode = _float_source(values, dtype)
@@ -600,7 +600,7 @@ class CompressedLinear:
 
     def decode(self) -> np.ndarray:
         """``W`` as a dense array of its dtype (without the scale)."""
-        from .registry import decode
+        from ..registry import decode
 
         return np.concatenate([decode(f) for f in self._frames], axis=0).reshape(self._shape)
 
