@@ -9,13 +9,10 @@ gives the commands and counts of the long runs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -35,21 +32,12 @@ from sparsecodecs.testing import (
     written,
 )
 from sparsecodecs.testing import checkpoints as kit
+from test_fuzz import _load  # tests/ is on sys.path: pytest's default rootdir import
 
-FUZZ = Path(__file__).parent / "fuzz"
 GOLDEN = Path(__file__).parent / "golden" / "checkpoint" / "container-v1.sc.safetensors"
 SEEDS: tuple[bytes, ...] = (*checkpoint_seeds(), GOLDEN.read_bytes())
 FOLDER = sharded_seed(SEEDS[1])
 LIMIT = 1 << 26
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sparsecodecs_fuzz_{name}", FUZZ / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _examples(factor: int) -> settings:

@@ -559,6 +559,24 @@ def _bits(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).view(np.uint8).tobytes()
 
 
+def _read_like(what: str, read: Callable[[], Any], reference: Any) -> Any:
+    """``read()`` under :func:`_guarded`: the tensors, or the library error it raised; with a
+    ``reference`` (a mutation that cannot change the content), it must read exactly that."""
+    try:
+        out: dict[str, np.ndarray] = _guarded(what, read)
+    except SparseCodecsError as exc:
+        if reference is not None:
+            raise AssertionError(f"{what} should read like its seed but was refused: {exc}") \
+                from exc
+        return exc
+    if reference is not None and (
+        sorted(out) != sorted(reference)
+        or any(_bits(out[k]) != _bits(np.asarray(reference[k])) for k in out)
+    ):
+        raise AssertionError(f"{what} should read exactly like its seed, but differs")
+    return out
+
+
 def _guarded(what: str, call: Callable[[], Any]) -> Any:
     """``call()`` with warnings as errors; any exception but a SparseCodecsError becomes an
     AssertionError naming ``what``."""
@@ -629,19 +647,7 @@ def assert_reads_or_refuses(
         The tensors read, or the error that refused the file.
     """
     p = os.fspath(path)
-    try:
-        out: dict[str, np.ndarray] = _guarded(what, lambda: _read_everything(p))
-    except SparseCodecsError as exc:
-        if reference is not None:
-            raise AssertionError(f"{what} should read like its seed but was refused: {exc}") \
-                from exc
-        return exc
-    if reference is not None and (
-        sorted(out) != sorted(reference)
-        or any(_bits(out[k]) != _bits(np.asarray(reference[k])) for k in out)
-    ):
-        raise AssertionError(f"{what} should read exactly like its seed, but differs")
-    return out
+    return _read_like(what, lambda: _read_everything(p), reference)
 
 
 def assert_folder_reads_or_refuses(
@@ -669,19 +675,7 @@ def assert_folder_reads_or_refuses(
             raise AssertionError("decompress wrote other tensors than inspect_checkpoint lists")
         return tensors
 
-    try:
-        out: dict[str, np.ndarray] = _guarded(what, run)
-    except SparseCodecsError as exc:
-        if reference is not None:
-            raise AssertionError(f"{what} should read like its seed but was refused: {exc}") \
-                from exc
-        return exc
-    if reference is not None and (
-        sorted(out) != sorted(reference)
-        or any(_bits(out[k]) != _bits(np.asarray(reference[k])) for k in out)
-    ):
-        raise AssertionError(f"{what} should read exactly like its seed, but differs")
-    return out
+    return _read_like(what, run, reference)
 
 
 def _plain_tensors(data: bytes) -> dict[str, np.ndarray]:
