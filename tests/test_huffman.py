@@ -783,42 +783,44 @@ def guarded(data: bytes) -> np.ndarray:
     return arr
 
 
-def join_fields_oracle(syms: np.ndarray, low: bytes, lb: int, rotate: int) -> np.ndarray:
+def join_fields_oracle(syms: np.ndarray, low: bytes, lb: int, rotate: int,
+                       width: int = 16) -> np.ndarray:
     """:func:`join_fields` (the general bit reader) on the same fields, as 64-bit words."""
     from sparsecodecs.codecs import _huffman_kernels as hk
 
     words = np.frombuffer(low + bytes(-len(low) % 8), ">u8").astype(np.uint64)
-    out = np.empty(syms.size, np.uint16)
-    hk.join_fields(syms, words, rotate, np.uint64(0xFFFF), 16, 16 - lb, out)
+    out = np.empty(syms.size, f"u{width // 8}")
+    hk.join_fields(syms, words, rotate, np.uint64((1 << width) - 1), width, width - lb, out)
     return out
 
 
-@pytest.mark.parametrize("rotate", [0, 1])
-@pytest.mark.parametrize("lb", range(1, 9))
-def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: int):
-    """join_fields16 at every SIMD level this CPU has (AVX2: 16 values a step, SSSE3: 8, then
-    a scalar tail) writes what its scalar twin writes and what join_fields writes, for every
-    count 0..4099, on random fields and on adversarial ones (all ones, all zeros, alternating
-    bits), with the packed fields ending at an inaccessible page (a vector load one byte too
-    far would crash), in place and not."""
+def check_join_twins(width: int, lb: int, rotate: int, n_max: int, edge: int) -> None:
+    """join_fields16/32 at every SIMD level this CPU has writes what its scalar twin writes and
+    what join_fields writes, for every count 0..n_max on random fields and the first and last
+    ``edge`` counts on adversarial ones (all ones, all zeros, alternating bits), with the
+    packed fields ending at an inaccessible page (a vector load one byte too far would crash);
+    16-bit joins also in place."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
+    join = hk.join_fields16 if width == 16 else hk.join_fields32
     rng = np.random.default_rng(lb * 10 + rotate)
-    top = 16 - lb
-    n_max = 4099
+    top = width - lb
+    nlow = n_max * width // 8
     patterns = {
-        "random": (rng.integers(0, 1 << top, n_max), rng.integers(0, 256, n_max)),
-        "ones": (np.full(n_max, (1 << top) - 1), np.full(n_max, 0xFF)),
-        "zeros": (np.zeros(n_max, np.int64), np.zeros(n_max, np.int64)),
-        "alternating": (np.resize([0, (1 << top) - 1], n_max), np.resize([0xAA, 0x55], n_max)),
+        "random": (rng.integers(0, 1 << top, n_max), rng.integers(0, 256, nlow)),
+        "ones": (np.full(n_max, (1 << top) - 1), np.full(nlow, 0xFF)),
+        "zeros": (np.zeros(n_max, np.int64), np.zeros(nlow, np.int64)),
+        "alternating": (np.resize([0, (1 << top) - 1], n_max), np.resize([0xAA, 0x55], nlow)),
     }
     levels = simd_levels()
     assert levels[0] == "scalar"
+    sentinel = 0x5A5A5A5A & ((1 << width) - 1)
     for name, (top_fields, low_bytes) in patterns.items():
         syms_all = top_fields.astype(np.uint16)
         low_all = low_bytes.astype(np.uint8).tobytes()
-        counts = range(n_max + 1) if name == "random" else [*range(70), *range(4090, n_max + 1)]
+        counts = (range(n_max + 1) if name == "random"
+                  else [*range(edge), *range(n_max - edge, n_max + 1)])
         for count in counts:
             low = low_all[: (count * lb + 7) // 8]  # exactly the fields' bytes
             guard = guarded(low)
@@ -826,17 +828,45 @@ def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: 
             results = []
             for level in levels:
                 with kernels.use_simd(level):
-                    out = np.full(count + 1, 0x5A5A, np.uint16)
-                    hk.join_fields16(syms, guard, rotate, top, out[:count])
-                    assert out[count] == 0x5A5A, (name, count, level)
-                    inplace = syms.copy()
-                    hk.join_fields16(inplace, guard, rotate, top, inplace)
-                    assert inplace.tobytes() == out[:count].tobytes(), (name, count, level)
+                    out = np.full(count + 1, sentinel, f"u{width // 8}")
+                    join(syms, guard, rotate, top, out[:count])
+                    assert out[count] == sentinel, (name, count, level)
+                    if width == 16:
+                        inplace = syms.copy()
+                        join(inplace, guard, rotate, top, inplace)
+                        assert inplace.tobytes() == out[:count].tobytes(), (name, count, level)
                 results.append(out[:count].tobytes())
             assert all(r == results[0] for r in results), (name, count)
             if count in (0, 1, 7, 8, 9, 15, 16, 17, 33, 1000, n_max) or name != "random":
-                assert results[0] == join_fields_oracle(syms, low, lb, rotate).tobytes()
+                want = join_fields_oracle(syms, low, lb, rotate, width)
+                assert results[0] == want.tobytes()
         _GUARDS.clear()
+
+
+@pytest.mark.parametrize("rotate", [0, 1])
+@pytest.mark.parametrize("lb", range(1, 9))
+def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: int):
+    """AVX2: 16 values a step, SSSE3: 8, then a scalar tail."""
+    check_join_twins(16, lb, rotate, 4099, 70)
+
+
+@pytest.mark.parametrize("rotate", [0, 1, 31])
+@pytest.mark.parametrize("lb", [16, 19, 20, 21, 23, 24])
+def test_join_fields32_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: int):
+    """AVX2: 8 values a step, then a scalar tail."""
+    check_join_twins(32, lb, rotate, 2051, 40)
+
+
+def test_join_fields32_refuses_short_or_strided_input():
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    syms = np.zeros(64, np.uint16)
+    out = np.full(64, 7, np.uint32)
+    with pytest.raises(ValueError, match="too small"):
+        hk.join_fields32(syms, np.zeros(64 * 21 // 8 - 1, np.uint8), 0, 11, out)
+    with pytest.raises((BufferError, ValueError), match="contiguous"):
+        hk.join_fields32(syms, np.zeros(400, np.uint8), 0, 11, np.zeros(128, np.uint32)[::2])
+    assert (out == 7).all()
 
 
 @settings(max_examples=examples(60), deadline=None)

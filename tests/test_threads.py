@@ -225,3 +225,21 @@ def test_threaded_join_fields16_joins_the_same_values(top: int, rotate: int) -> 
         out = np.zeros(n, np.uint16)
         hk.join_fields16(syms, low_bytes, rotate, top, out, threads)
         assert out.tobytes() == values.tobytes(), threads
+
+
+@pytest.mark.parametrize("top", [9, 11, 12])
+@pytest.mark.parametrize("rotate", [0, 1])
+def test_threaded_join_fields32_joins_the_same_values(top: int, rotate: int) -> None:
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(top)
+    n = (1 << 18) + 13
+    values = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    syms = np.empty(n, np.uint16)
+    low = np.empty((n * (32 - top) + 63) // 64, np.uint64)
+    hk.split_fields(values, rotate, np.uint64(0xFFFFFFFF), 32, top, syms, low)
+    low_bytes = low.astype(">u8").view(np.uint8)
+    for threads in (1, 2, 3):
+        out = np.zeros(n, np.uint32)
+        hk.join_fields32(syms, low_bytes, rotate, top, out, threads)
+        assert out.tobytes() == values.tobytes(), threads

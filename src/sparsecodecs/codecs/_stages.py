@@ -254,6 +254,11 @@ def decode_fields(
         low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
         hk.join_fields16(syms, low, rotation(dtype), top, syms, decode_threads())
         return syms
+    if sys.byteorder == "little":  # 20-23 low bits: blocks of 8 values, read as bytes
+        raw = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
+        out = np.empty(count, np.uint32)
+        hk.join_fields32(syms, raw, rotation(dtype), top, out, decode_threads())
+        return out
     low = sections.array(f"{prefix}.low", ">u8", nwords).astype(np.uint64)
     out = np.empty(count, bits_dtype(dtype))
     hk.join_fields(syms, low, rotation(dtype), _mask(dtype), width, top, out)

@@ -1656,38 +1656,110 @@ SC_TARGET("avx2") static int64_t join16_avx2(const uint16_t *syms, const uint8_t
 }
 #endif
 
-static void join16(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsigned rot,
-                   unsigned lb, uint16_t *out, int64_t n, int level) {
+/* join_fields32: 32-bit values whose low field has lb = 32 - top bits, 16 <= lb <= 24 (the
+ * float32 fields split, top 8..16); `low` is the raw bytes of the packed fields (MSB-first).
+ * Eight values' fields take lb whole bytes; the AVX2 step reads a block's first four fields
+ * from a 16-byte load at its start and the last four from one at byte 4*lb/8, puts each
+ * field's four bytes big-endian in its 32-bit lane by a byte shuffle, shifts each lane left
+ * by its bit offset and right by 32 - lb, joins the top fields and rotates. The scalar twin
+ * reads four bytes per value (fewer at the end of the section). */
+
+SC_INLINE uint32_t rotr32(uint32_t v, unsigned r) { return r ? (v >> r) | (v << (32 - r)) : v; }
+
+/* Values [from, n) one at a time. */
+static void join32_scalar(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsigned rot,
+                          unsigned lb, uint32_t *out, int64_t from, int64_t n) {
+    uint32_t lmask = (1u << lb) - 1;
+    for (int64_t i = from; i < n; i++) {
+        int64_t pos = i * lb, at = pos >> 3;
+        uint32_t quad = 0;
+        if (SC_LIKELY(at + 4 <= nlow)) {
+            quad = ((uint32_t)low[at] << 24) | ((uint32_t)low[at + 1] << 16) |
+                   ((uint32_t)low[at + 2] << 8) | low[at + 3];
+        } else {
+            for (int k = 0; k < 4; k++) quad |= at + k < nlow ? (uint32_t)low[at + k] << (24 - 8 * k) : 0;
+        }
+        uint32_t fld = (quad >> (32 - lb - (unsigned)(pos & 7))) & lmask;
+        out[i] = rotr32(((uint32_t)syms[i] << lb) | fld, rot);
+    }
+}
+
+#if SC_X86
+/* Returns the values done (whole blocks of 8 from the start). */
+SC_TARGET("avx2") static int64_t join32_avx2(const uint16_t *syms, const uint8_t *low,
+                                             int64_t nlow, unsigned rot, unsigned lb,
+                                             uint32_t *out, int64_t n) {
+    int64_t half = 4 * lb / 8; /* the byte where the second load starts */
+    int64_t nb = nlow >= half + 16 ? (nlow - half - 16) / lb + 1 : 0;
+    if (nb > n / 8) nb = n / 8;
+    uint8_t pick_b[32];
+    uint32_t sh_b[8];
+    for (unsigned k = 0; k < 8; k++) {
+        unsigned bit = k * lb, rel = bit / 8 - (k >= 4 ? (unsigned)half : 0);
+        for (unsigned b = 0; b < 4; b++) pick_b[4 * k + b] = (uint8_t)(rel + 3 - b);
+        sh_b[k] = bit % 8;
+    }
+    __m256i pick = _mm256_loadu_si256((const __m256i *)pick_b);
+    __m256i sh = _mm256_loadu_si256((const __m256i *)sh_b);
+    __m128i cut = _mm_cvtsi32_si128(32 - (int)lb), lbv = _mm_cvtsi32_si128((int)lb);
+    __m128i rr = _mm_cvtsi32_si128((int)rot), rl = _mm_cvtsi32_si128(rot ? 32 - (int)rot : 32);
+    for (int64_t j = 0; j < nb; j++) {
+        const uint8_t *b = low + j * lb;
+        __m256i raw = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b)),
+            _mm_loadu_si128((const __m128i *)(b + half)), 1);
+        __m256i fld = _mm256_srl_epi32(_mm256_sllv_epi32(_mm256_shuffle_epi8(raw, pick), sh), cut);
+        __m256i top = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(syms + 8 * j)));
+        __m256i v = _mm256_or_si256(_mm256_sll_epi32(top, lbv), fld);
+        v = _mm256_or_si256(_mm256_srl_epi32(v, rr), _mm256_sll_epi32(v, rl));
+        _mm256_storeu_si256((__m256i *)(out + 8 * j), v);
+    }
+    return 8 * nb;
+}
+#endif
+
+/* Join `n` values of `width` bits (16 or 32): the SIMD steps, then the scalar twin's tail. */
+static void join_values(unsigned width, const uint16_t *syms, const uint8_t *low, int64_t nlow,
+                        unsigned rot, unsigned lb, void *out, int64_t n, int level) {
     int64_t done = 0;
 #if SC_X86 && HUF_LE
-    if (level >= SC_SIMD_AVX2) done = join16_avx2(syms, low, nlow, rot, lb, out, n);
-    else if (level >= SC_SIMD_SSSE3) done = join16_ssse3(syms, low, nlow, rot, lb, out, n, 0);
+    if (width == 16 && level >= SC_SIMD_AVX2) done = join16_avx2(syms, low, nlow, rot, lb, out, n);
+    else if (width == 16 && level >= SC_SIMD_SSSE3)
+        done = join16_ssse3(syms, low, nlow, rot, lb, out, n, 0);
+    else if (width == 32 && level >= SC_SIMD_AVX2)
+        done = join32_avx2(syms, low, nlow, rot, lb, out, n);
+#else
+    (void)level;
 #endif
-    join16_scalar(syms, low, nlow, rot, lb, out, done, n);
+    if (width == 16) join16_scalar(syms, low, nlow, rot, lb, out, done, n);
+    else join32_scalar(syms, low, nlow, rot, lb, out, done, n);
 }
 
-/* join16 over `parts` threads: part i joins the values of a run of whole blocks of 8 (eight
+/* A join over `parts` threads: part i joins the values of a run of whole blocks of 8 (eight
  * values' low fields are exactly lb bytes, so a block boundary is a byte boundary). */
 typedef struct {
+    unsigned width;
     const uint16_t *syms;
     const uint8_t *low;
-    int64_t nlow, n, per;
+    int64_t nlow, n, per, isz;
     unsigned rot, lb;
-    uint16_t *out;
+    char *out;
     int level, parts;
-} join16_split;
+} join_split;
 
-static void join16_part(void *ctx, int i) {
-    join16_split *t = ctx;
+static void join_part(void *ctx, int i) {
+    join_split *t = ctx;
     int64_t a = i * t->per, b = i == t->parts - 1 ? t->n : a + t->per;
     int64_t at = a / 8 * t->lb;
-    join16(t->syms + a, t->low + at, t->nlow - at, t->rot, t->lb, t->out + a, b - a, t->level);
+    join_values(t->width, t->syms + a, t->low + at, t->nlow - at, t->rot, t->lb,
+                t->out + a * t->isz, b - a, t->level);
 }
 
-/* join_fields16(syms u16, low u8, rotate, top, out u16 (w)[, threads]): with threads > 1 and
- * 512K values or more, in parts side by side (the same bits). */
-static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    const char *fn = "join_fields16";
+/* join_fields16 / join_fields32 (syms u16, low u8, rotate, top, out (w)[, threads]): values of
+ * `width` bits (16: top 8..15, out u16, may be syms; 32: top 8..16, out u32). With threads > 1
+ * and enough values (16: 512K, 32: 256K), in parts side by side (the same bits). */
+static PyObject *join_fields_call(const char *fn, unsigned width, PyObject *const *args,
+                                  Py_ssize_t nargs) {
     int64_t threads = 1;
     if (nargs == 6) {
         if (sc_i64(args[5], &threads) < 0) return NULL;
@@ -1696,37 +1768,48 @@ static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssi
         nargs = 5;
     }
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
-    int64_t rot, top;
+    int64_t rot, top, top_max = width == 16 ? 15 : 16;
     if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0) return NULL;
-    if (top < 8 || top > 15 || rot < 0 || rot > 15) return bad_arg(fn, "need top 8..15 and rotate 0..15");
+    if (top < 8 || top > top_max || rot < 0 || rot >= (int64_t)width)
+        return bad_arg(fn, width == 16 ? "need top 8..15 and rotate 0..15"
+                                       : "need top 8..16 and rotate 0..31");
+    int64_t isz = width / 8;
     sc_bufs bufs = {.n = 0};
     sc_arr syms, low, out;
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 2, "syms", &syms) < 0 ||
         sc_get(&bufs, args[1], 0, 1, "low", &low) < 0 ||
-        sc_get(&bufs, args[4], 1, 2, "out", &out) < 0)
+        sc_get(&bufs, args[4], 1, isz, "out", &out) < 0)
         goto done;
-    unsigned lb = 16 - (unsigned)top;
+    unsigned lb = width - (unsigned)top;
     if (syms.n < out.n || 8 * low.n < out.n * (int64_t)lb || ((uintptr_t)syms.p & 1) ||
-        ((uintptr_t)out.p & 1)) {
+        ((uintptr_t)out.p & (isz - 1))) {
         bad_arg(fn, "syms or low too small for out, or unaligned");
         goto done;
     }
     int level = sc_simd;
-    int parts = out.n >= (1 << 19) ? (int)threads : 1;
+    int parts = out.n >= (width == 16 ? 1 << 19 : 1 << 18) ? (int)threads : 1;
     Py_BEGIN_ALLOW_THREADS
     if (parts > 1) {
-        join16_split t = {syms.p, low.p, low.n, out.n, out.n / parts / 8 * 8, (unsigned)rot, lb,
-                          out.p, level, parts};
-        sc_parallel(parts, join16_part, &t);
+        join_split t = {width, syms.p, low.p, low.n, out.n, out.n / parts / 8 * 8, isz,
+                        (unsigned)rot, lb, out.p, level, parts};
+        sc_parallel(parts, join_part, &t);
     } else {
-        join16(syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
+        join_values(width, syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
     }
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
     sc_release(&bufs);
     return res;
+}
+
+static PyObject *huf_join_fields16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return join_fields_call("join_fields16", 16, args, nargs);
+}
+
+static PyObject *huf_join_fields32(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return join_fields_call("join_fields32", 32, args, nargs);
 }
 
 #define HUF_FN(name) {#name, (PyCFunction)(void (*)(void))name, METH_FASTCALL, NULL}
@@ -1749,5 +1832,6 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_split_fields),
     HUF_FN(huf_join_fields),
     HUF_FN(huf_join_fields16),
+    HUF_FN(huf_join_fields32),
     {NULL, NULL, 0, NULL},
 };
