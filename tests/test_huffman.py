@@ -598,7 +598,8 @@ def test_coded_size_bounds_the_encoded_size(alphabet: int, sparse: bool, count: 
 
 def test_fast_table_widens_for_long_average_codes():
     """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
-    decode two symbols; short codes keep the 12-bit one; decoding agrees either way."""
+    decode two symbols; short codes and ~8-bit ones keep the 12-bit one; decoding agrees
+    either way."""
     from sparsecodecs.codecs._huffman import FAST_BITS, MAX_FAST_BITS
     from sparsecodecs.codecs._huffman_kernels import decode_coded_width
 
@@ -608,6 +609,10 @@ def test_fast_table_widens_for_long_average_codes():
     assert width(np.full(128, 7, np.uint8)) == MAX_FAST_BITS == 14
     assert width(np.array([1, 2, 3, 3], np.uint8)) == FAST_BITS == 12
     assert width(np.full(64, 6, np.uint8)) == 12
+    # ~8-bit codes: two do not fit 14 bits, one look-up decodes one symbol anyway: the narrow
+    # table, which stays in L1.
+    assert width(np.full(256, 8, np.uint8)) == FAST_BITS
+    assert width(np.array([7] * 2 + [8] * 252 + [9] * 4, np.uint8)) == FAST_BITS
     # About one entry per 8 symbols: 100 symbols, 100 // 8 = 12, a table of its bit length, 4.
     assert width(np.full(128, 7, np.uint8), 100) == 4
     rng = np.random.default_rng(0)
@@ -926,3 +931,34 @@ def test_value_kernels_read_unaligned_arrays(dtype: type):
     hk.split_fields(v, 1, mask, width, 12, *fields[0])
     hk.split_fields(a, 1, mask, width, 12, *fields[1])
     assert all((x == y).all() for x, y in zip(fields[0], fields[1], strict=True))
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_join_planes_inverts_split_planes_at_every_level_and_thread_count(size: int):
+    """join_planes (the AVX2 build, whose 2- and 4-plane bodies the compiler vectorizes, and
+    its plain twin; one thread and several) rebuilds exactly the values split_planes split, at
+    every rotation, from the rows of one array or from separate arrays, and refuses a plane
+    shorter than the output."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    width = 8 * size
+    rng = np.random.default_rng(size)
+    n = (1 << 20) + 37 if size in (2, 4) else 4099
+    values = rng.integers(0, 1 << 63, n, dtype=np.uint64).astype(f"u{size}")
+    values[:64] = np.array([0, (1 << width) - 1] * 32, np.uint64).astype(f"u{size}")
+    mask = np.uint64((1 << width) - 1)
+    for rotate in sorted({0, 1, width - 1}):
+        planes = np.empty((size, n), np.uint8)
+        hk.split_planes(values, rotate, mask, planes)
+        separate = [row.copy() for row in planes]
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                for source, threads in ((planes, 1), (separate, 1), (separate, 3)):
+                    out = np.zeros(n + 1, f"u{size}")
+                    hk.join_planes(source, rotate, mask, out[:n], threads)
+                    assert out[:n].tobytes() == values.tobytes(), (level, rotate, threads)
+                    assert out[n] == 0
+    with pytest.raises(ValueError, match="shorter"):
+        hk.join_planes([np.zeros(n, np.uint8)] * (size - 1) + [np.zeros(n - 1, np.uint8)], 0,
+                       mask, np.zeros(n, f"u{size}"))

@@ -15,6 +15,8 @@ checked by :func:`decode_coded` and answered with an error code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..kernels import _native
@@ -123,7 +125,10 @@ def decode_coded_width(lengths: np.ndarray, count: int, min_fast: int, max_fast:
     ``min_fast`` (``_huffman.FAST_BITS``), or wider up to ``max_fast`` when two codes of the
     average length, under the code's own implied probabilities ``2**-len``, do not fit in
     ``min_fast`` bits: then each look-up can still decode two symbols (e.g. int8 values with
-    ~7-bit codes), which is worth the larger table. And no wider than the bit length of
+    ~7-bit codes), which is worth the larger table. If two average codes do not fit even
+    ``max_fast`` bits (near-uniform byte planes, ~8-bit codes), a look-up decodes one symbol
+    whatever the width and the ``min_fast`` table, which stays in L1 cache, is the faster one
+    (``python bench/huffman_speed.py``). And no wider than the bit length of
     ``count // 8``, about one entry per 8 symbols to decode: an entry costs about as much to
     build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints both), so the
     build stays well below the decoding, while a narrower table only sends more codes down the
@@ -278,11 +283,15 @@ def split_planes(values: np.ndarray, rotate: int, mask: object, planes: np.ndarr
     _native.huf_split_planes(values, rotate, planes, nplanes, stride)
 
 
-def join_planes(planes: np.ndarray, rotate: int, mask: object, out: np.ndarray) -> None:
-    """Inverse of :func:`split_planes`."""
-    nplanes, stride = planes.shape
-    _check_mask(mask, 8 * nplanes)
-    _native.huf_join_planes(planes, rotate, out, nplanes, stride)
+def join_planes(planes: Sequence[np.ndarray], rotate: int, mask: object, out: np.ndarray,
+                threads: int = 1) -> None:
+    """Inverse of :func:`split_planes`: ``out[i]`` from byte ``i`` of each plane (the most
+    significant first), rotated right by ``rotate``. ``planes`` are 1..8 uint8 arrays of at
+    least ``out.size`` bytes each (the rows of a 2-D array, or separate arrays: a decoded
+    plane is joined where it lies). ``threads`` > 1 joins 1M values or more in ranges side by
+    side."""
+    _check_mask(mask, 8 * len(planes))
+    _native.huf_join_planes(rotate, out, threads, *planes)
 
 
 def split_fields(values: np.ndarray, rotate: int, mask: object, width: int, top: int,

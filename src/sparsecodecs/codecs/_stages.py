@@ -299,13 +299,10 @@ def decode_planes(
         return plane if modes[0] == "h" else plane.copy()  # a raw plane is a read-only view
     # The first plane is checked against ``count`` before ``itemsize * count`` bytes are
     # allocated: a hostile shape can claim far more values than the sections hold.
-    first = _decode_plane(sections, f"{prefix}.plane0", modes[0], count)
-    planes = np.empty((dtype.itemsize, count), np.uint8)
-    planes[0] = first
-    for i in range(1, dtype.itemsize):
-        planes[i] = _decode_plane(sections, f"{prefix}.plane{i}", modes[i], count)
+    planes = [_decode_plane(sections, f"{prefix}.plane{i}", modes[i], count)
+              for i in range(dtype.itemsize)]
     out = np.empty(count, bits_dtype(dtype))
-    hk.join_planes(planes, rotation(dtype), _mask(dtype), out)
+    hk.join_planes(planes, rotation(dtype), _mask(dtype), out, decode_threads())
     return out
 
 
