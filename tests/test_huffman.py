@@ -613,6 +613,11 @@ def test_fast_table_widens_for_long_average_codes():
     # table, which stays in L1.
     assert width(np.full(256, 8, np.uint8)) == FAST_BITS
     assert width(np.array([7] * 2 + [8] * 252 + [9] * 4, np.uint8)) == FAST_BITS
+    # Half the values one short code, the rest thousands of 12-15-bit codes (a value stage of
+    # 5,000 distinct float16 values, half of them zero): a third of the codes would be longer
+    # than 12 bits, so the table widens to keep them on the fast path.
+    bimodal = np.array([2, 2] + [12] * 667 + [13] * 2137 + [14] * 83 + [15] * 2334, np.uint8)
+    assert width(bimodal) == MAX_FAST_BITS
     # About one entry per 8 symbols: 100 symbols, 100 // 8 = 12, a table of its bit length, 4.
     assert width(np.full(128, 7, np.uint8), 100) == 4
     rng = np.random.default_rng(0)

@@ -122,17 +122,17 @@ def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, in
 def decode_coded_width(lengths: np.ndarray, count: int, min_fast: int, max_fast: int) -> int:
     """The fast table's width for decoding ``count`` symbols with these code lengths.
 
-    ``min_fast`` (``_huffman.FAST_BITS``), or wider up to ``max_fast`` when two codes of the
-    average length, under the code's own implied probabilities ``2**-len``, do not fit in
-    ``min_fast`` bits: then each look-up can still decode two symbols (e.g. int8 values with
-    ~7-bit codes), which is worth the larger table. If two average codes do not fit even
-    ``max_fast`` bits (near-uniform byte planes, ~8-bit codes), a look-up decodes one symbol
-    whatever the width and the ``min_fast`` table, which stays in L1 cache, is the faster one
-    (``python bench/huffman_speed.py``). And no wider than the bit length of
-    ``count // 8``, about one entry per 8 symbols to decode: an entry costs about as much to
-    build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints both), so the
-    build stays well below the decoding, while a narrower table only sends more codes down the
-    slower long-code path. (:func:`build_decoder` also caps it at twice the longest code.)
+    Under the code's own implied probabilities ``2**-len``: at least ``min_fast``
+    (``_huffman.FAST_BITS``) and wide enough, up to ``max_fast``, that at most 1/64 of the
+    codes are longer than the table (they take the slower canonical long-code path: a value
+    stage with thousands of distinct values, codes of 12-15 bits, decodes 2.6x faster at 14
+    bits than at 12); then wider still, up to ``max_fast``, if two codes of the average length
+    fit, so that each look-up can decode two symbols (e.g. int8 values with ~7-bit codes).
+    Near-uniform byte planes (~8-bit codes, two never fit) keep the narrow table, which stays
+    in L1 cache. And no wider than the bit length of ``count // 8``, about one entry per 8
+    symbols to decode: an entry costs about as much to build as 4-5 symbols take to decode
+    (``python bench/huffman_speed.py`` prints both), so the build stays well below the
+    decoding. (:func:`build_decoder` also caps it at twice the longest code.)
     """
     width: int = _native.huf_decode_coded_width(_lengths8(lengths), int(count), int(min_fast),
                                                 int(max_fast))

@@ -412,4 +412,5 @@ def decode_centroids(
             )
     else:
         raise FrameLayoutError(f"meta index mode must be 'h' or 'p', got {mode!r:.50}")
-    return centroids[idx]
+    return centroids.take(idx)  # every index is < k (checked above or by the decoder); take
+    # gathers 2-3x faster than fancy indexing

@@ -436,19 +436,25 @@ done:
 
 /* ---- decoding tables ------------------------------------------------------------------ */
 
-/* The fast table's width for `count` symbols of these lengths (see decode_coded_width). */
+/* The fast table's width for `count` symbols of these lengths (see decode_coded_width):
+ * under the code's implied probabilities 2**-len, wide enough that at most 1/64 of the codes
+ * are longer than the table (those take the slower long-code path), and wider still, up to
+ * max_fast, if two codes of the average length then fit (a look-up decodes both). */
 static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int64_t min_fast,
                            int64_t max_fast) {
-    double mean = 0.0;
+    double mean = 0.0, mass[17] = {0.0};
     for (int64_t s = 0; s < n; s++) {
         int ln = lengths[s];
-        if (ln) mean += ln * ldexp(1.0, -ln);
+        if (ln && ln <= 16) {
+            mean += ln * ldexp(1.0, -ln);
+            mass[ln] += ldexp(1.0, -ln);
+        }
     }
-    int64_t w = (int64_t)ceil(2 * mean);
-    /* Two average codes do not fit the widest table: a look-up mostly decodes one symbol
-     * either way, and the narrow table stays in L1 (near-uniform byte planes: 1.3-1.8x). */
-    if (w > max_fast) w = min_fast;
-    if (w < min_fast) w = min_fast;
+    int64_t w = min_fast, pair = (int64_t)ceil(2 * mean);
+    double longer = 0.0; /* the mass of codes longer than w */
+    for (int ln = (int)min_fast + 1; ln <= 16; ln++) longer += mass[ln];
+    while (w < max_fast && longer > 1.0 / 64) longer -= mass[++w];
+    if (pair > w && pair <= max_fast) w = pair;
     int64_t bits = 0;
     for (int64_t per8 = count / 8; per8; per8 >>= 1) bits++;
     if (w > bits) w = bits;
