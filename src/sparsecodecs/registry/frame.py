@@ -233,7 +233,7 @@ def pack_header(head: bytes, version: int = FORMAT_VERSION) -> bytes:
     """The header bytes a frame of ``version`` stores for the JSON ``head``."""
     if version != 2:
         return head
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 1, zlib.Z_DEFAULT_STRATEGY,
                          zdict=header_dictionary())
     return c.compress(head) + c.flush()
 
