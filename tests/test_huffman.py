@@ -967,3 +967,39 @@ def test_join_planes_inverts_split_planes_at_every_level_and_thread_count(size: 
     with pytest.raises(ValueError, match="shorter"):
         hk.join_planes([np.zeros(n, np.uint8)] * (size - 1) + [np.zeros(n - 1, np.uint8)], 0,
                        mask, np.zeros(n, f"u{size}"))
+
+
+@settings(max_examples=examples(100))
+@given(
+    counts=st.lists(st.integers(0, 1 << 40), min_size=1, max_size=600),
+    limit=st.integers(8, 15),
+)
+def test_build_code_is_huffman_lengths_and_canonical_codes(counts: list[int], limit: int):
+    """The encoder's one-call code: the lengths huffman_lengths assigns (ties in symbol
+    order), their canonical codes and the used range; the same refusal past 2**limit."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    c = np.array(counts, np.int64)
+    lengths = np.full(c.size, 99, np.uint8)
+    codes = np.full(c.size, 7, np.uint32)
+    used = np.flatnonzero(c)
+    if used.size > 1 << limit:
+        with pytest.raises(ValueError, match="more symbols"):
+            hk.build_code(c, limit, lengths, codes)
+        return
+    got = hk.build_code(c, limit, lengths, codes)
+    want = huff.huffman_lengths(c, limit)
+    assert lengths.tobytes() == want.tobytes()
+    assert codes.tobytes() == huff.canonical_codes(want).tobytes()
+    assert got == ((used.size, int(used[0]), int(used[-1])) if used.size else (0, 0, 0))
+
+
+def test_build_code_refuses_bad_counts():
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    lengths, codes = np.empty(3, np.uint8), np.empty(3, np.uint32)
+    for bad in ([1, -1, 2], [1, 1 << 50, 2]):
+        with pytest.raises(ValueError, match="counts must be"):
+            hk.build_code(np.array(bad, np.int64), 15, lengths, codes)
+    with pytest.raises(ValueError, match="as long"):
+        hk.build_code(np.ones(4, np.int64), 15, lengths, codes)

@@ -132,17 +132,22 @@ class HuffmanTable:
         return cls(width, table, full, first, count, offset, order)
 
 
-def _serialize_lengths(lengths: np.ndarray) -> bytes:
-    used = np.flatnonzero(lengths)
-    first = int(used[0]) if used.size else 0
-    span = int(used[-1]) + 1 - first if used.size else 0
+def _serialize_lengths(lengths: np.ndarray, span_of: tuple[int, int, int] | None = None) -> bytes:
+    """The codebook's lengths part. ``span_of``: ``(used, first, last)`` of the symbols with a
+    code, when known (:func:`_huffman_kernels.build_code` returns them)."""
+    if span_of is None:
+        nz = np.flatnonzero(lengths)
+        span_of = (nz.size, int(nz[0]), int(nz[-1])) if nz.size else (0, 0, 0)
+    nused, first, last = span_of
+    span = last + 1 - first if nused else 0
     dense = 1 + 8 + (span + 1) // 2
-    sparse = 1 + 4 + 3 * used.size
+    sparse = 1 + 4 + 3 * nused
     if dense <= sparse:
         ln = np.zeros(span + span % 2, np.uint8)
         ln[:span] = lengths[first : first + span]
         packed = ln[0::2] | (ln[1::2] << 4)
         return b"\x00" + _U32.pack(first) + _U32.pack(span) + packed.tobytes()
+    used = np.flatnonzero(lengths)
     pairs = np.zeros(used.size, dtype=[("s", "<u2"), ("l", "u1")])
     pairs["s"] = used
     pairs["l"] = lengths[used]
@@ -219,8 +224,16 @@ def encode_symbols(
     symbols = np.ascontiguousarray(symbols.reshape(-1))
     if counts is None:
         counts = histogram(symbols, alphabet)
-    lengths = huffman_lengths(counts, max_length)
-    codes = canonical_codes(lengths)
+    counts = np.ascontiguousarray(counts, np.int64)
+    if counts.size <= 1 << 16:  # lengths, codes and the used range in one compiled call
+        lengths = np.empty(counts.size, np.uint8)
+        codes = np.empty(counts.size, np.uint32)
+        used, first, last = hk.build_code(counts, max_length, lengths, codes)
+        book = _serialize_lengths(lengths, (used, first, last))
+    else:
+        lengths = huffman_lengths(counts, max_length)
+        codes = canonical_codes(lengths)
+        book = _serialize_lengths(lengths)
     nstreams = _nstreams(symbols.size)
     bounds = _stream_bounds(symbols.size, nstreams)
     # Each stream is written into room for its symbols at the longest code, then the streams
@@ -233,9 +246,7 @@ def encode_symbols(
     hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, words)
     out = buf[: words[0]] if nstreams == 1 else np.concatenate(
         [buf[offsets[s] : offsets[s] + words[s]] for s in range(nstreams)])
-    codebook = (
-        _serialize_lengths(lengths) + bytes([nstreams]) + (words * 8).astype("<u8").tobytes()
-    )
+    codebook = book + bytes([nstreams]) + (words * 8).astype("<u8").tobytes()
     return [
         Section(f"{name}.codebook", "codebook", codebook),
         Section(f"{name}.bits", role, out.astype(">u8")),

@@ -24,6 +24,7 @@ from ..kernels import _native
 __all__ = [
     "BAD_CODEBOOK",
     "BAD_KRAFT",
+    "build_code",
     "build_decoder",
     "canonical_codes",
     "code_lengths",
@@ -102,6 +103,17 @@ def code_lengths(freqs: np.ndarray, limit: int) -> np.ndarray:
     a = np.array(freqs, np.int64)
     _native.huf_code_lengths(a, int(limit))
     return a
+
+
+def build_code(counts: np.ndarray, limit: int, lengths: np.ndarray,
+               codes: np.ndarray) -> tuple[int, int, int]:
+    """The encoder's code for ``counts`` (int64, at most 2**16 symbols) in one call: writes
+    the code lengths (uint8, as :func:`_huffman.huffman_lengths` assigns them: symbols in
+    ascending (count, symbol) order, a lone symbol length 1) and the canonical codes (uint32)
+    of every symbol; returns ``(used, first, last)``, the symbols that occur and the first and
+    last of them. ValueError if more than ``2**limit`` symbols occur."""
+    result: tuple[int, int, int] = _native.huf_build_code(counts, int(limit), lengths, codes)
+    return result
 
 
 def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, int]:

@@ -375,6 +375,73 @@ static void sort_i64(int64_t *a, int64_t n) {
 }
 
 /* huffman_cost(counts i64, limit) -> (bits, total, used, first, last). */
+/* build_code(counts i64, limit, lengths u8 (w), codes u32 (w)) -> (used, first, last): the
+ * code lengths the encoder assigns (symbols in ascending (count, symbol) order, as a stable
+ * sort of the counts would put them; one symbol gets length 1) and their canonical codes, in
+ * one call; the symbols that occur, and the first and last of them. At most 2**16 symbols in
+ * the alphabet; ValueError if more than 2**limit occur. */
+static PyObject *huf_build_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "build_code";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    int64_t limit;
+    if (sc_i64(args[1], &limit) < 0) return NULL;
+    if (limit < 1 || limit > 16) return bad_arg(fn, "limit must be 1..16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr c, lens, codes;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0 ||
+        sc_get(&bufs, args[2], 1, 1, "lengths", &lens) < 0 ||
+        sc_get(&bufs, args[3], 1, 4, "codes", &codes) < 0)
+        goto done;
+    if (c.n > (1 << 16) || lens.n != c.n || codes.n != c.n || ((uintptr_t)codes.p & 3)) {
+        bad_arg(fn, "at most 2**16 counts, lengths and codes as long, codes aligned");
+        goto done;
+    }
+    int64_t used = 0, first = 0, last = 0;
+    int rc = 0;
+    uint8_t *ln = lens.p;
+    Py_BEGIN_ALLOW_THREADS
+    memset(ln, 0, (size_t)lens.n);
+    for (int64_t i = 0; i < c.n; i++) {
+        int64_t v = ld64s(c.p, i);
+        if (v < 0 || v >= ((int64_t)1 << 46)) { rc = -1; break; }
+        if (v) {
+            if (!used) first = i;
+            last = i;
+            used++;
+        }
+    }
+    if (rc == 0 && used > ((int64_t)1 << limit)) rc = -3;
+    if (rc == 0 && used == 1) ln[first] = 1;
+    if (rc == 0 && used > 1) {
+        int64_t *key = malloc((size_t)used * sizeof(int64_t));
+        int64_t *l = malloc((size_t)used * sizeof(int64_t));
+        if (!key || !l) rc = -2;
+        else {
+            int64_t k = 0;
+            for (int64_t i = first; i <= last; i++) {
+                int64_t v = ld64s(c.p, i);
+                if (v) key[k++] = (v << 16) | i; /* (count, symbol) order */
+            }
+            sort_i64(key, used);
+            for (int64_t i = 0; i < used; i++) l[i] = key[i] >> 16;
+            rc = code_lengths_impl(l, used, limit);
+            for (int64_t i = 0; rc == 0 && i < used; i++) ln[key[i] & 0xFFFF] = (uint8_t)l[i];
+        }
+        free(key);
+        free(l);
+    }
+    if (rc == 0) canonical(ln, lens.n, codes.p);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) PyErr_NoMemory();
+    else if (rc == -3) bad_arg(fn, "more symbols occur than codes of at most limit bits");
+    else if (rc < 0) bad_arg(fn, "counts must be 0 .. 2**46 - 1");
+    else res = Py_BuildValue("(LLL)", (long long)used, (long long)first, (long long)last);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
 static PyObject *huf_huffman_cost(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "huffman_cost";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
@@ -1878,6 +1945,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_canonical_codes),
     HUF_FN(huf_code_lengths),
     HUF_FN(huf_huffman_cost),
+    HUF_FN(huf_build_code),
     HUF_FN(huf_decode_coded_width),
     HUF_FN(huf_build_decoder),
     HUF_FN(huf_decode_streams),
