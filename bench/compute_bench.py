@@ -187,9 +187,10 @@ def format_row(r: Row) -> str:
 
 #: name -> (out, in) of the stack runs.
 STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
-#: codecs of the stack runs: ``nm`` (one frame per layer), ``hybrid`` of 256-row block frames
-#: (the layout the products decode block by block); each layer held as a CompressedLinear.
-STACK_CODECS = ("nm", "hybrid/256")
+#: codecs of the stack runs: ``nm`` and ``window`` (one frame per layer), ``hybrid`` of 256-row
+#: block frames (the layout the products decode block by block); each layer held as a
+#: CompressedLinear.
+STACK_CODECS = ("nm", "window", "hybrid/256")
 
 
 @dataclass

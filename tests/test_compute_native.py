@@ -172,7 +172,7 @@ def test_non_finite_x_gives_what_the_dense_product_gives(config, path, pattern):
             x = non_finite_x(batch, 40, batch)
             stats = sc.MatmulStats()
             y = sc.matmul(x, frame, stats=stats)
-            assert stats.paths == [f"{config['id']}:{path}"]
+            assert stats.paths == [f"{config['id']}:{path.split('|')[-1]}"]  # never fused
             assert_ieee(y, x, w)
             # the other direction: x @ W, through a layer of row blocks
             layer = sc.CompressedLinear.from_array(w, sc.get_codec(config), block_rows=4)

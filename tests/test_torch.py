@@ -54,7 +54,7 @@ def test_import_sparsecodecs_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-@pytest.mark.parametrize("codec", ["nm", "hybrid", "bitmask", "csr", "raw"])
+@pytest.mark.parametrize("codec", ["nm", "hybrid", "bitmask", "csr", "raw", "window"])
 def test_forward_equals_dense_linear_any_leading_dims(codec: str) -> None:
     dense = linear()
     layer = sct.SparseLinear.from_linear(dense, codec, prune="2:4")
@@ -67,6 +67,17 @@ def test_forward_equals_dense_linear_any_leading_dims(codec: str) -> None:
     xt = torch.randn(64, 5).T  # not contiguous
     torch.testing.assert_close(layer(xt), F.linear(xt, w, dense.bias), rtol=1e-5, atol=1e-5)
     assert layer(torch.randn(64)).shape == (48,)
+
+
+def test_a_bfloat16_window_layer_multiplies_in_its_fused_kernel() -> None:
+    dense = linear(dtype=torch.bfloat16)
+    layer = sct.SparseLinear.from_linear(dense, "window", prune="2:4")
+    w = pruned_weight(dense).float()
+    assert layer.nbytes < 0.5 * dense.weight.numel() * 2
+    for batch in (1, 4, 9):  # fused up to 4, then through the kept values
+        x = torch.randn(batch, 64)
+        torch.testing.assert_close(layer(x), F.linear(x, w, dense.bias.float()),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_lossless_without_pruning_special_values_and_bfloat16() -> None:
@@ -310,7 +321,7 @@ def pruned_reference(dense: nn.Module) -> nn.Module:
     return ref
 
 
-@pytest.mark.parametrize("codec", ["nm", "hybrid"])
+@pytest.mark.parametrize("codec", ["nm", "hybrid", "window"])
 def test_minilm_on_compressed_weights(minilm: tuple, codec: str, tmp_path: Path) -> None:
     folder, dense, tokens = minilm
     model = copy.deepcopy(dense)

@@ -186,6 +186,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("nm-1of3-pattern", {"id": "nm", "n": 1, "m": 3}, Data((5, 16), "nm", nm=(1, 3))),
     Variant("nm-3of8-pattern", {"id": "nm", "n": 3, "m": 8}, Data((4, 24), "nm", nm=(3, 8))),
     Variant("huffman", {"id": "huffman"}, DENSE),
+    Variant("window", {"id": "window"}, NM24),
+    # a whole block of 32 columns, then 17 groups: an odd count (a missing pair member) and a
+    # padded last group
+    Variant("window-blocks", {"id": "window"}, Data((4, 98), "nm"),
+            lambda dt: dt.name == "bfloat16"),
     # Skewed planes whose optimal codes are longer than 8 bits: pins the length limiting.
     Variant(
         "huffman-maxlen8",
@@ -292,6 +297,7 @@ BIG_ENDIAN: tuple[tuple[str, str], ...] = (
     ("nm-2of4-pattern", ">int16"),
     ("hybrid-auto", ">bfloat16"),
     ("csr", ">float64"),
+    ("window", ">bfloat16"),
 )
 
 

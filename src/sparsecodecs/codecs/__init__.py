@@ -10,5 +10,6 @@ from .huffman import Huffman
 from .hybrid import Hybrid
 from .nm import NM
 from .raw import Raw
+from .window import Window
 
-__all__ = ["CSC", "CSR", "NM", "Bitmask", "Centroid", "Huffman", "Hybrid", "Raw"]
+__all__ = ["CSC", "CSR", "NM", "Bitmask", "Centroid", "Huffman", "Hybrid", "Raw", "Window"]

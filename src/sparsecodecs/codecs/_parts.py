@@ -112,4 +112,4 @@ class CompressedParts:
         return out.reshape(shape)
 
 
-Parts = DenseParts | MaskParts | NMParts | CompressedParts
+Parts = DenseParts | MaskParts | NMParts | CompressedParts  # and _window.WindowParts

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts
+from ..codecs._window import WindowParts
 from ..registry import (
     FLOAT_LAYOUTS,
     Codec,
@@ -288,6 +289,26 @@ def _skipping_product(
     return path, int(count)
 
 
+def _window_product(parts: WindowParts, xt: np.ndarray, yt: np.ndarray, threads: int) -> int:
+    """``yt = W @ xt`` straight from a bfloat16 ``window`` frame (kernels/compute.c; batches
+    of more than 4 in passes of 4)."""
+    from ..kernels import _native as kn
+
+    if yt.size == 0 or xt.size == 0:  # no output, or W has no columns: W @ xt is zeros
+        yt[...] = 0
+        return 0
+    etab = np.ones(8, np.uint32)  # 1 marks a code the window does not have
+    etab[: len(parts.window)] = np.array(parts.window, np.uint32) << np.uint32(23)
+    etab[7] = 0
+    count = kn.window_matmul(
+        parts.pattern, parts.exponents, parts.rest, parts.escapes, parts.escaped, etab,
+        parts.rows, parts.cols, xt, yt, threads,
+    )
+    if count < 0:
+        raise FrameLayoutError(_FRAME_ERRORS.get(count, f"corrupt window sections ({count})"))
+    return int(count)
+
+
 def _non_finite_fixup(
     parts: Any, rows: int, cols: int, dtype: np.dtype[Any], bad: np.ndarray, yt: np.ndarray,
     trans: bool, threads: int,
@@ -331,7 +352,15 @@ def _frame_product(
             path = "decoded"
     nb = xt.shape[1]
     count = rows * cols
-    if isinstance(parts, DenseParts):
+    if isinstance(parts, WindowParts):
+        if _native(info.dtype).name == "bfloat16" and not trans and bad is None:
+            path, count = "window", _window_product(parts, xt, yt, threads)
+            parts = None
+        else:  # the kept values decoded (half the dense size), then nm's kernels
+            parts = parts.nm_parts()
+    if parts is None:
+        pass
+    elif isinstance(parts, DenseParts):
         _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans)
     elif isinstance(parts, (NMParts, MaskParts, CompressedParts)):
         if trans:

@@ -487,6 +487,13 @@ static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
 }
 
 #if SC_X86
+/* The x entries of the 8 kept values of 4 groups (16 columns from xq): lanes 0-3 from the
+ * first 8 columns by the index vector ia, lanes 4-7 from the next 8 by ib (nm24_pair rows). */
+SC_TARGET("avx2,fma") SC_INLINE __m256 nm24_gather(const float *xq, __m256i ia, __m256i ib) {
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), ia),
+                           _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), ib), 0xF0);
+}
+
 SC_TARGET("avx2,fma,f16c")
 static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -538,12 +545,8 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                 __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + o[2]));
                 __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + o[3]));
                 const float *xq = x + q * 4;
-                __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
-                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
-                                            0xF0);
-                __m256 g1 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 16), i2),
-                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 24), i3),
-                                            0xF0);
+                __m256 g0 = nm24_gather(xq, i0, i1);
+                __m256 g1 = nm24_gather(xq + 16, i2, i3);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
                 a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
             }
@@ -552,9 +555,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                 __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
                 __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
                 const float *xq = x + q * 4;
-                __m256 g0 = _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), i0),
-                                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), i1),
-                                            0xF0);
+                __m256 g0 = nm24_gather(xq, i0, i1);
                 a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
             }
             float sum8[8];
@@ -1011,6 +1012,361 @@ fail:
     return NULL;
 }
 
+/* -- window: 2:4 with fixed-length values, bfloat16 ---------------------------------------- */
+
+/* The layout (codecs/window.py): per row, `pb` bytes of 6-bit pair codes (6 * c0 + c1 of two
+ * groups' 2:4 codes), `eb` bytes of 3-bit exponent codes (one per kept value), and one `rest`
+ * byte per kept value (sign << 7 | 7 mantissa bits); all LSB first, rows padded to bytes. A
+ * kept value is the float32 (rest & 0x80) << 24 | (rest & 0x7f) << 16 | etab[code], where etab
+ * holds field << 23 for the window's codes, 0 for code 7 and 1 (a marker no valid value has:
+ * bfloat16's low 16 bits are zero) for codes the window does not have; an escape's field (a
+ * sorted list of kept-value indices) is or-ed in afterwards. Per block of 8 groups (32 columns,
+ * 16 kept values) everything is byte-aligned: 3 pattern bytes, 6 exponent bytes, 16 rest bytes.
+ * The AVX2 path decodes a block in registers (the rest bytes by one shuffle into the top half of
+ * each lane, the exponents by a variable shift and a permute of etab) and multiplies it by x
+ * permuted per pair of groups, as the 2:4 GEMV does; its scalar twin keeps the same 16 lanes and
+ * the same fmaf order. Columns past the last whole block go one fmaf at a time in both. */
+
+#define WIN_MAX_NB 4
+
+typedef struct {
+    prod_t P;
+    const uint8_t *pattern, *exps, *rest;
+    int64_t pb, eb, gpr;
+    uint32_t etab[8];
+    const int64_t *esc; /* ascending kept-value indices */
+    const uint8_t *escf;
+    int64_t nesc;
+    const float *xrows;
+    int64_t ystride; /* the batch: P.yt points at this call's first column of yt */
+} win_job;
+
+/* win_pair[code * 8 + lane]: as nm24_pair for pair codes 0..35; 8 in every lane for 36..63
+ * (a frame's bad code reads x lane 0, and bit 3, which no valid index has, reports it). */
+static int32_t win_pair[64 * 8];
+
+static void win_init(void) {
+    nm24_init();
+    memcpy(win_pair, nm24_pair, sizeof nm24_pair);
+    for (int i = 36 * 8; i < 64 * 8; i++) win_pair[i] = 8;
+}
+
+/* First escape at or after kept value v (binary search). */
+static int64_t win_first_escape(const win_job *J, int64_t v) {
+    int64_t lo = 0, hi = J->nesc;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (J->esc[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+/* 24 bits at p, `end` the end of the buffer: one 4-byte load where a byte follows. */
+SC_INLINE uint32_t win_ld24(const uint8_t *p, const uint8_t *end) {
+    uint32_t w;
+    if (end - p >= 4) {
+        memcpy(&w, p, 4);
+        return w & 0xFFFFFFu;
+    }
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+}
+
+SC_INLINE uint32_t win_bits(uint32_t code_bits, int64_t t) { /* 3-bit field t of a word */
+    return (code_bits >> (3 * t)) & 7;
+}
+
+/* Bits [bit, bit + n) (n <= 24) of a byte row of `len` bytes, never reading past it. */
+static uint32_t win_field(const uint8_t *row, int64_t len, int64_t bit, int n) {
+    uint32_t w = 0;
+    int64_t byte = bit >> 3;
+    for (int i = 0; i < 4 && byte + i < len; i++) w |= (uint32_t)row[byte + i] << (8 * i);
+    return (w >> (bit & 7)) & ((1u << n) - 1);
+}
+
+/* The row checks both twins make first: padding bits zero, the missing last group's code 0. */
+static int win_row_check(const win_job *J, const uint8_t *prow, const uint8_t *erow) {
+    const int64_t gpr = J->gpr, pairs = (gpr + 1) / 2;
+    if ((pairs * 6) % 8 && prow[J->pb - 1] >> ((pairs * 6) % 8)) return SC_BAD_FRAME;
+    if ((gpr * 6) % 8 && erow[J->eb - 1] >> ((gpr * 6) % 8)) return SC_BAD_FRAME;
+    if (gpr % 2 && win_field(prow, J->pb, (pairs - 1) * 6, 6) % 6) return SC_BAD_FRAME;
+    return 0;
+}
+
+/* One kept value (index t of row r, exponent code `code`) as float32 bits; escapes advance *e. */
+SC_INLINE uint32_t win_value(const win_job *J, int64_t v, uint8_t rest, uint32_t code,
+                             int64_t *e, int *bad) {
+    uint32_t bits = (uint32_t)(rest & 0x80) << 24 | (uint32_t)(rest & 0x7f) << 16 | J->etab[code];
+    if (*e < J->nesc && J->esc[*e] == v) {
+        if (code != 7) *bad = 1;
+        bits |= (uint32_t)J->escf[*e] << 23;
+        ++*e;
+    }
+    if (bits & 1) *bad = 1;
+    return bits;
+}
+
+/* The columns past the last whole block of row r (groups q0 .. gpr-1), one fmaf at a time into
+ * sum[b]; SC_BAD_PAD for a non-zero value in a padding slot. */
+static int win_tail(const win_job *J, int64_t r, int64_t q0, int64_t *e, float *sum) {
+    const int64_t gpr = J->gpr, cols = J->P.cols, nb = J->P.nb;
+    const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
+    int bad = 0;
+    for (int64_t q = q0; q < gpr; q++) {
+        uint32_t pair = win_field(prow, J->pb, (q / 2) * 6, 6);
+        if (pair >= 36) return SC_BAD_FRAME;
+        const uint32_t code = q % 2 ? pair % 6 : pair / 6;
+        for (int t = 0; t < 2; t++) {
+            const int64_t slot = 2 * q + t, v = r * gpr * 2 + slot;
+            uint32_t ec = win_field(erow, J->eb, slot * 3, 3);
+            uint32_t bits = win_value(J, v, J->rest[v], ec, e, &bad);
+            const int64_t c = q * 4 + nm24_pos[code][t];
+            if (c >= cols) {
+                if (bits) return SC_BAD_PAD;
+                continue;
+            }
+            for (int64_t b = 0; b < nb; b++)
+                sum[b] = fmaf(bits_to_f(bits), J->xrows[b * cols + c], sum[b]);
+        }
+    }
+    return bad ? SC_BAD_FRAME : 0;
+}
+
+static int64_t win_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const win_job *J = (const win_job *)job;
+    const int64_t gpr = J->gpr, nb = J->P.nb, cols = J->P.cols, nblk = cols / 32;
+    int64_t e = win_first_escape(J, r0 * gpr * 2);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
+        int err = win_row_check(J, prow, erow), bad = 0;
+        if (err) return err;
+        float acc[WIN_MAX_NB][2][8] = {{{0}}};
+        for (int64_t k = 0; k < nblk; k++) {
+            const uint32_t pw = win_field(prow, J->pb, 24 * k, 24);
+            float val[16];
+            for (int h = 0; h < 2; h++) {
+                const uint32_t cw = win_field(erow, J->eb, 48 * k + 24 * h, 24);
+                for (int l = 0; l < 8; l++) {
+                    const int64_t v = r * gpr * 2 + 16 * k + 8 * h + l;
+                    val[8 * h + l] = bits_to_f(win_value(J, v, J->rest[v], win_bits(cw, l), &e,
+                                                         &bad));
+                }
+            }
+            for (int j = 0; j < 4; j++)
+                if (((pw >> (6 * j)) & 63) >= 36) return SC_BAD_FRAME;
+            for (int64_t b = 0; b < nb; b++) {
+                const float *x = J->xrows + b * cols + 32 * k;
+                for (int h = 0; h < 2; h++)
+                    for (int l = 0; l < 8; l++) {
+                        const int j = 2 * h + l / 4; /* the pair: 8 columns of x */
+                        const int32_t idx = win_pair[((pw >> (6 * j)) & 63) * 8 + l];
+                        acc[b][h][l] = fmaf(val[8 * h + l], x[8 * j + idx], acc[b][h][l]);
+                    }
+            }
+        }
+        if (bad) return SC_BAD_FRAME;
+        float tail[WIN_MAX_NB] = {0};
+        if ((err = win_tail(J, r, 8 * nblk, &e, tail))) return err;
+        for (int64_t b = 0; b < nb; b++) {
+            float sum8[8];
+            for (int l = 0; l < 8; l++) sum8[l] = acc[b][0][l] + acc[b][1][l];
+            J->P.yt[r * J->ystride + b] = nm24_hsum(sum8) + tail[b];
+        }
+    }
+    return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
+}
+
+#if SC_X86
+/* Rows [r0, r1) with NB (1..4) columns of x; see the section comment. */
+SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64_t r0,
+                                                          int64_t r1, const int NB) {
+    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
+    const __m256i etab = _mm256_loadu_si256((const __m256i *)J->etab);
+    const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    const __m256i seven = _mm256_set1_epi32(7), keep = _mm256_set1_epi32((int)0x807F0000u);
+    /* rest byte i of 16 into the top two bytes of its lane: values 0-7, then 8-15 */
+    const __m256i spread_a = _mm256_setr_epi8(-1, -1, 0, 0, -1, -1, 1, 1, -1, -1, 2, 2, -1, -1, 3, 3,
+                                              -1, -1, 4, 4, -1, -1, 5, 5, -1, -1, 6, 6, -1, -1, 7, 7);
+    const __m256i spread_b = _mm256_add_epi8(spread_a, _mm256_setr_epi8(
+        0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8));
+    const char *pairs = (const char *)win_pair;
+    const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
+    const int64_t nesc = J->nesc, *esc = J->esc;
+    int64_t e = win_first_escape(J, r0 * gpr * 2);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
+        const uint8_t *rrow = J->rest + r * gpr * 2;
+        int err = win_row_check(J, prow, erow);
+        if (err) return err;
+        __m256i badv = _mm256_setzero_si256(), badi = badv;
+        __m256 acc[WIN_MAX_NB][2];
+        for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+        const int64_t vrow = r * gpr * 2;
+        int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX; /* next escape, in this row's slots */
+        for (int64_t k = 0; k < nblk; k++) {
+            const uint32_t pw = win_ld24(prow + 3 * k, pend);
+            uint32_t ca, cb; /* bits 24+ are never read: no mask */
+            if (eend - (erow + 6 * k) >= 7) {
+                memcpy(&ca, erow + 6 * k, 4);
+                memcpy(&cb, erow + 6 * k + 3, 4);
+            } else {
+                ca = win_ld24(erow + 6 * k, eend);
+                cb = win_ld24(erow + 6 * k + 3, eend);
+            }
+            /* byte offsets of the four pairs' rows of win_pair (32 bytes each) */
+            const uint32_t p0 = (pw << 5) & 0x7E0, p1 = (pw >> 1) & 0x7E0, p2 = (pw >> 7) & 0x7E0,
+                           p3 = (pw >> 13) & 0x7E0;
+            const __m128i rb = _mm_loadu_si128((const __m128i *)(rrow + 16 * k));
+            const __m256i rr = _mm256_broadcastsi128_si256(rb);
+            const __m256i ea = _mm256_permutevar8x32_epi32(
+                etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)ca), shifts), seven));
+            const __m256i eb = _mm256_permutevar8x32_epi32(
+                etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)cb), shifts), seven));
+            __m256i va = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_a), keep), ea);
+            __m256i vb = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_b), keep), eb);
+            badv = _mm256_or_si256(badv, _mm256_or_si256(ea, eb));
+            if (next < 16 * k + 16) { /* an escape in this block (rare) */
+                uint32_t tmp[16];
+                int bad = 0;
+                _mm256_storeu_si256((__m256i *)tmp, va);
+                _mm256_storeu_si256((__m256i *)(tmp + 8), vb);
+                while (e < nesc && esc[e] - vrow < 16 * k + 16) {
+                    const int64_t l = esc[e] - vrow - 16 * k;
+                    if (l < 0 || win_bits(l < 8 ? ca : cb, l % 8) != 7) bad = 1;
+                    else tmp[l] |= (uint32_t)J->escf[e] << 23;
+                    e++;
+                }
+                if (bad) return SC_BAD_FRAME;
+                next = e < nesc ? esc[e] - vrow : INT64_MAX;
+                va = _mm256_loadu_si256((const __m256i *)tmp);
+                vb = _mm256_loadu_si256((const __m256i *)(tmp + 8));
+            }
+            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + p0));
+            const __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + p1));
+            const __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + p2));
+            const __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + p3));
+            badi = _mm256_or_si256(badi, _mm256_or_si256(_mm256_or_si256(i0, i1), _mm256_or_si256(i2, i3)));
+            for (int b = 0; b < NB; b++) {
+                const float *xq = J->xrows + b * cols + 32 * k;
+                const __m256 g0 = nm24_gather(xq, i0, i1);
+                const __m256 g1 = nm24_gather(xq + 16, i2, i3);
+                acc[b][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(va), g0, acc[b][0]);
+                acc[b][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(vb), g1, acc[b][1]);
+            }
+        }
+        if (!_mm256_testz_si256(badi, _mm256_set1_epi32(8)) ||
+            !_mm256_testz_si256(badv, _mm256_set1_epi32(1)))
+            return SC_BAD_FRAME;
+        float tail[WIN_MAX_NB] = {0};
+        if ((err = win_tail(J, r, 8 * nblk, &e, tail))) return err;
+        for (int b = 0; b < NB; b++) {
+            float sum8[8];
+            _mm256_storeu_ps(sum8, _mm256_add_ps(acc[b][0], acc[b][1]));
+            J->P.yt[r * J->ystride + b] = nm24_hsum(sum8) + tail[b];
+        }
+    }
+    return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
+}
+
+SC_TARGET("avx2,fma") static int64_t win_rows_avx2_1(const void *j, int64_t r0, int64_t r1) {
+    return win_rows_avx2_nb(j, r0, r1, 1);
+}
+SC_TARGET("avx2,fma") static int64_t win_rows_avx2_2(const void *j, int64_t r0, int64_t r1) {
+    return win_rows_avx2_nb(j, r0, r1, 2);
+}
+SC_TARGET("avx2,fma") static int64_t win_rows_avx2_3(const void *j, int64_t r0, int64_t r1) {
+    return win_rows_avx2_nb(j, r0, r1, 3);
+}
+SC_TARGET("avx2,fma") static int64_t win_rows_avx2_4(const void *j, int64_t r0, int64_t r1) {
+    return win_rows_avx2_nb(j, r0, r1, 4);
+}
+#endif
+
+/* window_matmul(pattern, exps, rest, escapes, escaped, etab, rows, cols, xt, yt, threads)
+ * -> count: y = x @ W.T for a bfloat16 window frame, nb >= 1 columns of x in passes of up to
+ * WIN_MAX_NB (each pass reads the weight once: 39% of its dense bytes). pattern, exps,
+ * rest: uint8, sized as the layout says; escapes int64 ascending below rows * gpr * 2 (checked
+ * by the codec), escaped uint8; etab 8 uint32 (see above). */
+static PyObject *window_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, win_init);
+    if (sc_nargs(nargs, 11, "window_matmul") < 0) return NULL;
+    int64_t rows, cols, threads;
+    if (sc_i64(a[6], &rows) < 0 || sc_i64(a[7], &cols) < 0 || sc_i64(a[10], &threads) < 0)
+        return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr pat, exps, rest, esc, escf, etab, xt, yt;
+    if (sc_get(&B, a[0], 0, 1, "pattern", &pat) < 0 || sc_get(&B, a[1], 0, 1, "exps", &exps) < 0 ||
+        sc_get(&B, a[2], 0, 1, "rest", &rest) < 0 || sc_get(&B, a[3], 0, 8, "escapes", &esc) < 0 ||
+        sc_get(&B, a[4], 0, 1, "escaped", &escf) < 0 || sc_get(&B, a[5], 0, 4, "etab", &etab) < 0 ||
+        sc_get(&B, a[8], 0, 4, "xt", &xt) < 0 || sc_get(&B, a[9], 1, 4, "yt", &yt) < 0)
+        goto fail;
+    win_job J;
+    memset(&J, 0, sizeof J);
+    const int64_t gpr = cols > 0 ? (cols + 3) / 4 : 0;
+    const int64_t nb = cols > 0 ? xt.n / cols : (rows > 0 ? yt.n / rows : 0);
+    J.pb = ((gpr + 1) / 2 * 6 + 7) / 8;
+    J.eb = (gpr * 6 + 7) / 8;
+    if (rows < 0 || cols < 0 || etab.n != 8 || escf.n != esc.n || nb < 1 ||
+        xt.n != cols * nb || yt.n != rows * nb || pat.n != rows * J.pb || exps.n != rows * J.eb ||
+        rest.n != rows * gpr * 2) {
+        PyErr_SetString(PyExc_ValueError, "window_matmul: buffer sizes do not match the shape");
+        goto fail;
+    }
+    const int64_t *ev = esc.p;
+    for (int64_t i = 0; i < esc.n; i++)
+        if (ev[i] < 0 || ev[i] >= rows * gpr * 2 || (i && ev[i] <= ev[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "window_matmul: escapes not ascending in range");
+            goto fail;
+        }
+    J.P.xt = xt.p;
+    J.P.yt = yt.p;
+    J.P.nb = nb;
+    J.P.rows = rows;
+    J.P.cols = cols;
+    J.P.simd = use_avx2();
+    J.pattern = pat.p;
+    J.exps = exps.p;
+    J.rest = rest.p;
+    J.gpr = gpr;
+    memcpy(J.etab, etab.p, 32);
+    J.esc = ev;
+    J.escf = escf.p;
+    J.nesc = esc.n;
+    int64_t count;
+    float *xrows = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (!rows || !cols) {
+        memset(J.P.yt, 0, (size_t)(rows * nb) * 4);
+        count = 0;
+    } else {
+        xrows = nb == 1 ? NULL : x_by_rows(J.P.xt, cols, nb, 0);
+        const float *xbase = nb == 1 ? J.P.xt : xrows;
+        float *ybase = J.P.yt;
+        J.ystride = nb;
+        count = xbase ? 0 : SC_NOMEM;
+        for (int64_t c0 = 0; xbase && c0 < nb && count >= 0; c0 += WIN_MAX_NB) {
+            const int64_t part = nb - c0 < WIN_MAX_NB ? nb - c0 : WIN_MAX_NB;
+            J.xrows = xbase + c0 * cols;
+            J.P.yt = ybase + c0;
+            J.P.nb = part;
+            rows_fn fn = win_rows_scalar;
+#if SC_X86
+            if (J.P.simd)
+                fn = part == 1 ? win_rows_avx2_1 : part == 2 ? win_rows_avx2_2
+                   : part == 3 ? win_rows_avx2_3 : win_rows_avx2_4;
+#endif
+            count = parallel_rows(fn, &J, rows, threads);
+        }
+        free(xrows);
+    }
+    Py_END_ALLOW_THREADS
+    sc_release(&B);
+    return result(count);
+fail:
+    sc_release(&B);
+    return NULL;
+}
+
 /* -- table -------------------------------------------------------------------------------- */
 
 PyMethodDef sc_compute_methods[] = {
@@ -1020,5 +1376,7 @@ PyMethodDef sc_compute_methods[] = {
      "x @ W.T (or x @ W) from an LSB-first bitmask and the kept values."},
     {"csr_matmul", (PyCFunction)(void (*)(void))csr_matmul, METH_FASTCALL,
      "x @ W.T (or x @ W) from CSR indptr (int64), indices and values."},
+    {"window_matmul", (PyCFunction)(void (*)(void))window_matmul, METH_FASTCALL,
+     "x @ W.T (batch 1-4) from a bfloat16 window frame's sections, decoded in registers."},
     {NULL, NULL, 0, NULL},
 };

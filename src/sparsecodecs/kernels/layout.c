@@ -1628,6 +1628,158 @@ done:
     return res;
 }
 
+/* -- window ---------------------------------------------------------------------------------- */
+
+/* The window layout (codecs/window.py, docs/codecs/window.md) decoded straight into the dense
+ * output: per row, the 6-bit pair codes and the 3-bit exponent codes are unpacked into scratch
+ * 24 bits at a time, then each group's two kept values are rebuilt
+ *   x = (rest >> shift) << (shift + width) | F << shift | rest & (2**shift - 1)
+ * and stored at their positions; the row is zeroed first. Checks (-3): pair codes < 36, the
+ * missing last group's code 0, zero padding bits, codes < ntab or 7, an escape's code 7, rests
+ * within their bits; -1: a non-zero value in a padding slot. */
+static const uint8_t win_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+/* n fields of `bits` (<= 8) bits from a byte row of `len` bytes into out[0..n). */
+static void win_unpack(const uint8_t *row, int64_t len, int bits, int64_t n, uint8_t *out) {
+    const uint32_t mask = (1u << bits) - 1;
+    const int per = 24 / bits; /* fields per 3 bytes: 8 codes or 4 pair codes */
+    int64_t f = 0, byte = 0;
+    for (; f + per <= n && byte + 3 <= len; f += per, byte += 3) {
+        const uint32_t w = (uint32_t)row[byte] | (uint32_t)row[byte + 1] << 8 |
+                           (uint32_t)row[byte + 2] << 16;
+        for (int j = 0; j < per; j++) out[f + j] = (uint8_t)((w >> (bits * j)) & mask);
+    }
+    for (; f < n; f++) {
+        const int64_t bit = f * bits;
+        uint32_t w = 0;
+        for (int i = 0; i < 2 && (bit >> 3) + i < len; i++) w |= (uint32_t)row[(bit >> 3) + i] << (8 * i);
+        out[f] = (uint8_t)((w >> (bit & 7)) & mask);
+    }
+}
+
+SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uint8_t *rest,
+                          const int64_t *esc, int64_t nesc, const uint8_t *escf,
+                          const uint8_t *win, int ntab, int64_t rows, int64_t cols, int shift,
+                          int width, int rbytes, int rbits, void *out, const int osize,
+                          uint8_t *scratch, uint8_t *codes) {
+    const int64_t gpr = (cols + 3) / 4, pairs = (gpr + 1) / 2;
+    const int64_t pb = (pairs * 6 + 7) / 8, eb = (gpr * 6 + 7) / 8;
+    const uint64_t low = ((uint64_t)1 << shift) - 1;
+    uint8_t *pc = scratch, *ec = scratch + pairs + 8;
+    uint32_t table[8] = {0};
+    for (int c = 0; c < ntab; c++) table[c] = win[c];
+    int64_t e = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *prow = pattern + r * pb, *erow = exps + r * eb;
+        if ((pairs * 6) % 8 && prow[pb - 1] >> ((pairs * 6) % 8)) return -3;
+        if ((gpr * 6) % 8 && erow[eb - 1] >> ((gpr * 6) % 8)) return -3;
+        win_unpack(prow, pb, 6, pairs, pc);
+        win_unpack(erow, eb, 3, 2 * gpr, ec);
+        if (gpr % 2 && pc[pairs - 1] % 6) return -3;
+        /* dense: the row of out; kept (codes != NULL): out holds the kept values, codes the
+         * groups' pattern codes */
+        char *orow = (char *)out + (codes ? r * gpr * 2 : r * cols) * osize;
+        if (!codes) memset(orow, 0, (size_t)(cols * osize));
+        for (int64_t q = 0; q < gpr; q++) {
+            const uint8_t pair = pc[q / 2];
+            if (pair >= 36) return -3;
+            const uint8_t code = q % 2 ? pair % 6 : pair / 6;
+            if (codes) codes[r * gpr + q] = code;
+            for (int t = 0; t < 2; t++) {
+                const int64_t slot = 2 * q + t, v = r * gpr * 2 + slot;
+                const uint8_t c = ec[slot];
+                uint64_t field = table[c & 7];
+                if (c != 7 && c >= ntab) return -3;
+                if (e < nesc && esc[e] == v) {
+                    if (c != 7) return -3;
+                    field = escf[e++];
+                }
+                uint64_t rv = 0;
+                for (int i = 0; i < rbytes; i++) rv |= (uint64_t)rest[v * rbytes + i] << (8 * i);
+                if (rbits < 64 && rv >> rbits) return -3;
+                const uint64_t x = (rv >> shift) << (shift + width) | field << shift | (rv & low);
+                const int64_t col = codes ? slot : 4 * q + win_pos[code][t];
+                if (!codes && col >= cols) {
+                    if (x) return -1;
+                    continue;
+                }
+                if (osize == 2) {
+                    const uint16_t y = (uint16_t)x;
+                    memcpy(orow + col * 2, &y, 2);
+                } else {
+                    const uint32_t y = (uint32_t)x;
+                    memcpy(orow + col * 4, &y, 4);
+                }
+            }
+        }
+    }
+    return e == nesc ? 0 : -3;
+}
+
+/* window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols, shift, width,
+ *               rbits, out, codes) -> 0, -1 padding slot, -3 bad frame. out: 2- or 4-byte
+ * items, the dense array (codes None) or the kept values (codes: a uint8 per group, written);
+ * escapes int64, checked ascending and below rows * gpr * 2 by the caller (re-checked). */
+FASTCALL(window_decode) {
+    const char *fn = "window_decode";
+    sc_bufs s = {.n = 0};
+    PyObject *res = NULL;
+    sc_arr pat, exps, rest, esc, escf, win, out, codes = {0};
+    int64_t rows, cols, shift, width, rbits;
+    if (sc_nargs(nargs, 13, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "pattern", &pat) < 0 || get(&s, args[1], 0, 1, "exps", &exps) < 0 ||
+        get(&s, args[2], 0, 1, "rest", &rest) < 0 || get(&s, args[3], 0, 8, "escapes", &esc) < 0 ||
+        get(&s, args[4], 0, 1, "escaped", &escf) < 0 || get(&s, args[5], 0, 1, "window", &win) < 0 ||
+        sc_i64(args[6], &rows) < 0 || sc_i64(args[7], &cols) < 0 || sc_i64(args[8], &shift) < 0 ||
+        sc_i64(args[9], &width) < 0 || sc_i64(args[10], &rbits) < 0 ||
+        get(&s, args[11], 1, 0, "out", &out) < 0 ||
+        (args[12] != Py_None && get(&s, args[12], 1, 1, "codes", &codes) < 0))
+        goto done;
+    const int64_t gpr = cols > 0 ? (cols + 3) / 4 : 0, pairs = (gpr + 1) / 2;
+    const int kept = args[12] != Py_None;
+    const int64_t rbytes = (rbits + 7) / 8;
+    if (rows < 0 || cols < 0 || (out.itemsize != 2 && out.itemsize != 4) ||
+        shift < 0 || width < 1 || width > 8 || rbits < 0 || rbits > 32 ||
+        shift + width > 8 * out.itemsize || win.n > 7 || esc.n != escf.n ||
+        out.n != (kept ? rows * gpr * 2 : rows * cols) || (kept && codes.n != rows * gpr) ||
+        pat.n != rows * ((pairs * 6 + 7) / 8) ||
+        exps.n != rows * ((gpr * 6 + 7) / 8) || rest.n != rows * gpr * 2 * rbytes) {
+        fail("%s: sizes or parameters do not fit", fn);
+        goto done;
+    }
+    const int64_t *ev = esc.p;
+    for (int64_t i = 0; i < esc.n; i++)
+        if (ev[i] < 0 || ev[i] >= rows * gpr * 2 || (i && ev[i] <= ev[i - 1])) {
+            fail("%s: escapes not ascending in range", fn);
+            goto done;
+        }
+    uint8_t *scratch = PyMem_RawMalloc((size_t)(pairs + 2 * gpr + 16));
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (out.itemsize == 2 && rbits == 8 && shift == 7 && width == 8) /* bfloat16 */
+        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
+                         7, 8, 1, 8, out.p, 2, scratch, kept ? codes.p : NULL);
+    else if (out.itemsize == 2)
+        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
+                         (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 2, scratch,
+                         kept ? codes.p : NULL);
+    else
+        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
+                         (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 4, scratch,
+                         kept ? codes.p : NULL);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+
 /* -- method table ---------------------------------------------------------------------------- */
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
@@ -1655,5 +1807,7 @@ PyMethodDef sc_layout_methods[] = {
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
+    M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
+                     " shift, width, rest_bits, out, codes) -> 0, -1 padding slot, -3 bad frame."),
     {NULL, NULL, 0, NULL},
 };

@@ -1,0 +1,289 @@
+"""The ``window`` codec: its layout, its fused product (kernels/compute.c) and the checks both
+make on a frame. The conformance suite (tests/test_conformance.py) covers the round trip of
+every dtype and shape; tests/test_compute.py the products against the float32 reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparsecodecs as sc
+from sparsecodecs.codecs._window import escape_index_dtype, pack_rows, unpack_rows
+from sparsecodecs.kernels import cpu_simd, use_simd
+from sparsecodecs.registry import FrameLayoutError, Section, read_frame
+from sparsecodecs.registry.frame import write_frame
+from sparsecodecs.testing import examples
+from sparsecodecs.transforms import prune
+from test_compute import assert_close, reference
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+AVX2 = pytest.mark.skipif(cpu_simd() != "avx2", reason="the CPU has no AVX2")
+
+
+def weight(shape: tuple[int, int], seed: int, spread: bool = False) -> np.ndarray:
+    """A 2:4-pruned bfloat16 weight; ``spread``: magnitudes over 60 binades (many escapes)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(shape) * 0.05
+    if spread:
+        w *= 2.0 ** rng.integers(-30, 30, shape)
+    return prune(w.astype(BF16), "2:4")[0]
+
+
+def bits32(y: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(y).view(np.uint32)
+
+
+def rebuilt(frame: bytes, **sections: np.ndarray) -> bytes:
+    """``frame`` with the named sections replaced (and a valid checksum)."""
+    parsed = read_frame(frame)
+    new = [Section(s.name, s.role, sections.get(s.name, s.data)) for s in parsed.sections]
+    return write_frame(parsed.codec_id, parsed.config, parsed.info.dtype, parsed.info.shape, new,
+                       dict(parsed.info.meta))
+
+
+def section(frame: bytes, name: str) -> np.ndarray:
+    data = next(s.data for s in read_frame(frame).sections if s.name == name)
+    return np.frombuffer(bytes(data), np.uint8).copy()
+
+
+# -- the layout -------------------------------------------------------------------------------
+
+
+@settings(max_examples=examples(50))
+@given(rows=st.integers(0, 5), k=st.integers(0, 40), bits=st.sampled_from([3, 6]),
+       seed=st.integers(0, 2**16))
+def test_pack_rows_round_trips_and_pads_each_row(rows, k, bits, seed):
+    fields = np.random.default_rng(seed).integers(0, 1 << bits, (rows, k)).astype(np.uint8)
+    packed = pack_rows(fields, bits)
+    assert packed.shape == (rows, -(-k * bits // 8))
+    np.testing.assert_array_equal(unpack_rows(packed, bits, k, "x"), fields)
+    if rows and k:  # LSB first: field 0 in the low bits of byte 0
+        assert packed[0, 0] & ((1 << min(bits, 8)) - 1) == fields[0, 0]
+
+
+def test_bfloat16_2_4_takes_about_39_percent_and_pays_escapes_only_where_they_are():
+    w = weight((256, 512), 0)
+    frame = sc.get_codec("window").encode(w)
+    report = sc.inspect(frame)
+    sizes = {s.name: s.nbytes for s in report.sections}
+    values = w.size // 2
+    assert sizes["rest"] == values and sizes["exponents"] == values * 3 // 8
+    assert sizes["pattern"] == w.size // 4 * 3 // 8
+    assert len(frame) / w.nbytes < 0.40
+    spread = sc.get_codec("window").encode(weight((256, 512), 0, spread=True))
+    assert read_frame(spread).info.meta["window"] and len(spread) > len(frame) + values
+
+
+def test_an_escape_only_costs_its_index_and_its_exponent():
+    w = np.zeros((1, 8), BF16)
+    w[0, ::2] = np.array([1.0, 2.0**-100, -0.0, 3.0], np.float32).astype(BF16)
+    frame = sc.get_codec("window").encode(w)
+    sizes = {s.name: s.nbytes for s in sc.inspect(frame).sections}
+    # 4 kept values; -0.0 has exponent field 0 (code 7, no escape); 2**-100 is the 3rd exponent
+    assert sizes["escapes"] == 0 and sizes["escaped"] == 0
+    assert len(read_frame(frame).info.meta["window"]) == 3
+    np.testing.assert_array_equal(sc.decode(frame).view(np.uint16), w.view(np.uint16))
+
+
+def test_more_than_seven_exponents_escape_the_rarest():
+    w = np.zeros((1, 40), np.float32)
+    w[0, ::2] = 2.0 ** np.arange(20)  # 20 distinct exponents, once each
+    w[0, 2] = 1.0  # then 2**0 twice: in the window, with the 6 lowest of the rest (ties)
+    frame = sc.get_codec("window").encode(w.astype(BF16))
+    sizes = {s.name: s.nbytes for s in sc.inspect(frame).sections}
+    assert sizes["escapes"] == 12 and sizes["escaped"] == 12  # 2**8 .. 2**19
+    assert read_frame(frame).info.meta["window"] == [127 + e for e in (0, 2, 3, 4, 5, 6, 7)]
+    np.testing.assert_array_equal(sc.decode(frame).view(np.uint16), w.astype(BF16).view(np.uint16))
+
+
+# -- the fused product ------------------------------------------------------------------------
+
+#: (rows, cols): whole blocks of 32 columns, a tail of whole groups, a padded last group, an odd
+#: number of groups (a missing last pair member), fewer columns than a block.
+SHAPES = [(5, 64), (3, 96), (4, 100), (7, 37), (2, 30), (6, 4), (3, 1), (9, 130)]
+
+
+@AVX2
+@pytest.mark.parametrize("spread", [False, True], ids=["plain", "escapes"])
+def test_fused_twins_write_the_same_bytes_on_any_thread_count(spread):
+    for shape in SHAPES:
+        frame = sc.get_codec("window").encode(weight(shape, shape[1], spread))
+        for batch in (1, 2, 3, 4):
+            x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
+            out = []
+            for level in ("avx2", "scalar"):
+                for threads in (1, 2, 3):
+                    stats = sc.MatmulStats()
+                    with use_simd(level):
+                        out.append(sc.matmul(x, frame, threads=threads, stats=stats))
+                    assert stats.paths == ["window:window"]
+            for y in out[1:]:
+                np.testing.assert_array_equal(bits32(y), bits32(out[0]), err_msg=f"{shape}")
+
+
+def test_fused_product_equals_nms_fused_product_bit_for_bit():
+    """On whole blocks both kernels sum the same lanes in the same order: the same bytes."""
+    for shape in [(8, 64), (5, 128), (3, 4096)]:
+        w = weight(shape, 7, spread=True)
+        x = np.random.default_rng(1).standard_normal((2, shape[1])).astype(np.float32)
+        stats = sc.MatmulStats()
+        y = sc.matmul(x, sc.get_codec("window").encode(w), stats=stats)
+        assert stats.paths == ["window:window"]
+        np.testing.assert_array_equal(bits32(y), bits32(sc.matmul(x, sc.get_codec("nm").encode(w))))
+
+
+def test_a_batch_over_four_runs_in_passes_of_four():
+    w = weight((9, 100), 3, spread=True)
+    frame = sc.get_codec("window").encode(w)
+    x = np.random.default_rng(0).standard_normal((11, 100)).astype(np.float32)
+    stats = sc.MatmulStats()
+    y = sc.matmul(x, frame, stats=stats, threads=2)
+    assert stats.paths == ["window:window"]
+    for i in range(0, 11, 4):  # each pass equals the product of its own columns
+        np.testing.assert_array_equal(bits32(y[i:i + 4]), bits32(sc.matmul(x[i:i + 4], frame)))
+    ref, tol = reference(x, w)
+    assert_close(y, ref, tol)
+    for shape in [(0, 8), (3, 0), (0, 0)]:  # empty weights, and an empty batch
+        empty = sc.get_codec("window").encode(np.zeros(shape, BF16))
+        assert (sc.matmul(np.ones((2, shape[1]), np.float32), empty) == 0).all()
+    assert sc.matmul(np.ones((0, 100), np.float32), frame).shape == (0, 9)
+
+
+def test_other_dtypes_directions_and_non_finite_x_go_through_the_kept_values():
+    w = weight((6, 40), 3)
+    frame = sc.get_codec("window").encode(w)
+    x = np.random.default_rng(0).standard_normal((6, 40)).astype(np.float32)
+    stats = sc.MatmulStats()
+    layer = sc.CompressedLinear([frame])
+    layer.matmul(x, stats=stats)  # fused
+    assert stats.paths == ["window:window"]
+    stats = sc.MatmulStats()
+    xo = x[:, :6]  # x @ W: the kept values, nm's transposed kernel
+    np.testing.assert_allclose(xo @ layer, xo @ w.astype(np.float32), rtol=1e-5, atol=1e-5)
+    f32 = sc.get_codec("window").encode(w.astype(np.float32))
+    sc.matmul(x[0], f32, stats=stats)  # float32 values
+    x[0, 3] = np.inf
+    y = sc.matmul(x[0], frame, stats=stats)  # a non-finite x: the IEEE fix-up
+    assert stats.paths == ["window:nm"] * 2
+    zero = w[:, 3].astype(np.float32) == 0  # 0 * inf: NaN, as the dense product has it
+    assert (np.isnan(y) == zero).all() and np.isinf(y[~zero]).all()
+
+
+# -- hostile frames: the same errors from the product and from decode -------------------------
+
+
+def _frame_and_x(shape: tuple[int, int] = (4, 64)) -> tuple[bytes, np.ndarray]:
+    frame = sc.get_codec("window").encode(weight(shape, 1, spread=True))
+    return frame, np.ones(shape[1], np.float32)
+
+
+def _both_raise(frame: bytes, x: np.ndarray, match: str) -> None:
+    with pytest.raises(FrameLayoutError, match=match):
+        sc.decode(frame)
+    for level in ("scalar", cpu_simd()):
+        with use_simd(level), pytest.raises(FrameLayoutError):
+            sc.matmul(x, frame)
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_pair_code_above_35_is_refused(where):
+    frame, x = _frame_and_x()
+    pattern = section(frame, "pattern")
+    i = 0 if where == "first" else pattern.size - 1
+    pattern[i] |= 0xFC if where == "last" else 0x3F  # a code of 63 in the byte's top / low bits
+    _both_raise(rebuilt(frame, pattern=pattern), x, "pair code")
+
+
+def test_an_exponent_code_outside_a_short_window_is_refused():
+    w = np.zeros((2, 64), np.float32)
+    w[:, ::2] = 1.0
+    frame = sc.get_codec("window").encode(w.astype(BF16))
+    assert len(read_frame(frame).info.meta["window"]) == 1
+    exps = section(frame, "exponents")
+    exps[5] = (exps[5] & 0xF8) | 3  # code 3: the window has 1 value
+    _both_raise(rebuilt(frame, exponents=exps), np.ones(64, np.float32), "window of 1")
+
+
+def test_an_escape_on_a_value_with_a_window_code_is_refused():
+    frame, x = _frame_and_x()
+    parsed = read_frame(frame)
+    escapes = next(s.data for s in parsed.sections if s.name == "escapes")
+    idt = escape_index_dtype(128)
+    where = np.frombuffer(bytes(escapes), idt).astype(np.int64)
+    exps = section(frame, "exponents").reshape(4, -1)
+    codes = unpack_rows(exps, 3, 32, "x").reshape(-1)
+    victim = int(np.flatnonzero(codes != 7)[0])
+    assert where.size > 1 and victim not in where
+    moved = np.sort(np.append(where[:-1], victim)).astype(idt)
+    _both_raise(rebuilt(frame, escapes=moved), x, "exponent code is not 7")
+
+
+def test_non_zero_padding_bits_and_a_missing_groups_code_are_refused():
+    frame, x = _frame_and_x((3, 40))  # 10 groups: 5 pairs = 30 bits in 4 bytes; 60 bits in 8
+    pattern = section(frame, "pattern").reshape(3, 4)
+    pattern[1, 3] |= 0x80
+    _both_raise(rebuilt(frame, pattern=pattern.reshape(-1)), x, "padding bits")
+    exps = section(frame, "exponents").reshape(3, 8)
+    exps[2, 7] |= 0x40
+    _both_raise(rebuilt(frame, exponents=exps.reshape(-1)), x, "padding bits")
+    frame, x = _frame_and_x((2, 36))  # 9 groups: the 5th pair has no second group
+    pattern = section(frame, "pattern").reshape(2, 4)
+    pair = int(pattern[0, 3]) & 63  # pair 4: bits 24-29
+    pattern[0, 3] = (int(pattern[0, 3]) & 0xC0) | (pair // 6 * 6 + 1)  # its missing c1 = 1
+    _both_raise(rebuilt(frame, pattern=pattern.reshape(-1)), x, "missing last group")
+
+
+def test_a_value_in_a_padding_slot_is_refused():
+    w = np.zeros((2, 6), np.float32)
+    w[:, 0] = 1.0  # the second group (columns 4, 5 and padding 6, 7) keeps slots (0, 1)
+    frame = sc.get_codec("window").encode(w.astype(BF16))
+    pattern = section(frame, "pattern")
+    assert pattern.tolist() == [0, 0]
+    pattern[0] = 5  # group 1 of row 0 keeps positions (2, 3): both padding
+    rest = section(frame, "rest")
+    rest[3] = 0x11  # and its second slot holds a non-zero value
+    frame = rebuilt(frame, pattern=pattern, rest=rest)
+    with pytest.raises(FrameLayoutError, match="padding slot"):
+        sc.decode(frame)
+    for level in ("scalar", cpu_simd()):
+        with use_simd(level), pytest.raises(FrameLayoutError, match="padding slot"):
+            sc.matmul(np.ones(6, np.float32), frame)
+
+
+@settings(max_examples=examples(200))
+@given(seed=st.integers(0, 2**32 - 1), flips=st.integers(1, 4))
+def test_a_product_decodes_what_decode_decodes_and_refuses_what_it_refuses(seed, flips):
+    """Random byte flips in the sections (a valid checksum): either both raise a library error,
+    or the product equals the product of the decoded weight."""
+    frame, x = _frame_and_x((3, 72))
+    rng = np.random.default_rng(seed)
+    parsed = read_frame(frame)
+    names = [s.name for s in parsed.sections if s.name in ("pattern", "exponents", "rest")]
+    changed: dict[str, Any] = {}
+    for _ in range(flips):
+        name = names[int(rng.integers(len(names)))]
+        data = changed.get(name, section(frame, name))
+        data[int(rng.integers(data.size))] ^= np.uint8(1 << int(rng.integers(8)))
+        changed[name] = data
+    hostile = rebuilt(frame, **changed)
+    try:
+        w = sc.decode(hostile)
+    except sc.SparseCodecsError:
+        for level in ("scalar", cpu_simd()):
+            with use_simd(level), pytest.raises(sc.SparseCodecsError):
+                sc.matmul(x, hostile)
+        return
+    ys = []
+    for level in ("scalar", cpu_simd()):
+        with use_simd(level), np.errstate(all="ignore"):
+            ys.append(sc.matmul(x, hostile))
+    np.testing.assert_array_equal(bits32(ys[0]), bits32(ys[1]))
+    w32 = w.astype(np.float32)
+    if np.isfinite(w32).all():
+        ref, tol = reference(x[None], w)
+        assert_close(ys[0][None], ref, tol)
