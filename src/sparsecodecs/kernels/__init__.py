@@ -9,9 +9,11 @@ The contract every kernel keeps (``native.h`` says it for the C side):
   the outputs; a kernel still checks whatever it reads from frame data and returns an error
   code, never writes outside its buffers;
 * the work runs with the GIL released, so several threads can run kernels at once;
-* every SIMD path (SSSE3, AVX2 on x86-64) has a portable scalar twin that writes the same
-  bytes. The level is chosen once at import from the CPU; ``SPARSECODECS_SIMD=scalar``
-  (or ``ssse3``) caps it for a process, :func:`use_simd` for a block of code (tests).
+* every SIMD path (SSSE3, AVX2, AVX-512 on x86-64) has a portable scalar twin that writes the
+  same bytes. The level is chosen once at import from the CPU (``avx512`` needs AVX-512 F, BW
+  and VL; only the ``window`` product has an AVX-512 path so far, every other kernel runs its
+  AVX2 path there); ``SPARSECODECS_SIMD=scalar`` (or ``ssse3``, ``avx2``) caps it for a
+  process, :func:`use_simd` for a block of code (tests).
 
 Each kernel has a plain-numpy or pure-Python reference in the test suite that it must match
 bit for bit.
@@ -27,11 +29,12 @@ from . import _native
 __all__ = ["LEVELS", "cpu_simd", "simd", "use_simd"]
 
 #: SIMD levels by name, in increasing order.
-LEVELS = {"scalar": _native.SCALAR, "ssse3": _native.SSSE3, "avx2": _native.AVX2}
+LEVELS = {"scalar": _native.SCALAR, "ssse3": _native.SSSE3, "avx2": _native.AVX2,
+          "avx512": _native.AVX512}
 
 
 def simd() -> str:
-    """The SIMD level in force: ``"scalar"``, ``"ssse3"`` or ``"avx2"``."""
+    """The SIMD level in force: ``"scalar"``, ``"ssse3"``, ``"avx2"`` or ``"avx512"``."""
     level = _native.get_simd()
     return next(name for name, v in LEVELS.items() if v == level)
 
@@ -44,7 +47,7 @@ def cpu_simd() -> str:
 
 @contextmanager
 def use_simd(level: str) -> Iterator[None]:
-    """Run the block at SIMD ``level`` (``"scalar"``, ``"ssse3"``, ``"avx2"``), then restore.
+    """Run the block at SIMD ``level`` (``"scalar"`` ... ``"avx512"``), then restore.
 
     Raises ValueError for an unknown level or one this CPU does not have. Not thread-safe:
     the level is process-wide (meant for tests comparing a SIMD path with its scalar twin).

@@ -4,6 +4,7 @@ from typing import Any
 SCALAR: int
 SSSE3: int
 AVX2: int
+AVX512: int
 
 def cpu_simd() -> int: ...
 def get_simd() -> int: ...

@@ -1024,8 +1024,9 @@ fail:
  * 16 kept values) everything is byte-aligned: 3 pattern bytes, 6 exponent bytes, 16 rest bytes.
  * The AVX2 path decodes a block in registers (the rest bytes by one shuffle into the top half of
  * each lane, the exponents by a variable shift and a permute of etab) and multiplies it by x
- * permuted per pair of groups, as the 2:4 GEMV does; its scalar twin keeps the same 16 lanes and
- * the same fmaf order. Columns past the last whole block go one fmaf at a time in both. */
+ * permuted per pair of groups, as the 2:4 GEMV does; the AVX-512 path (below it) does a block
+ * in one 16-lane vector; the scalar twin keeps the same 16 lanes and the same fmaf order.
+ * Columns past the last whole block go one fmaf at a time in all three. */
 
 #define WIN_MAX_NB 4
 
@@ -1045,10 +1046,15 @@ typedef struct {
  * (a frame's bad code reads x lane 0, and bit 3, which no valid index has, reports it). */
 static int32_t win_pair[64 * 8];
 
+static void win_quad_init(void);
+
 static void win_init(void) {
     nm24_init();
     memcpy(win_pair, nm24_pair, sizeof nm24_pair);
     for (int i = 36 * 8; i < 64 * 8; i++) win_pair[i] = 8;
+#if SC_X86
+    win_quad_init();
+#endif
 }
 
 /* First escape at or after kept value v (binary search). */
@@ -1092,6 +1098,20 @@ static int win_row_check(const win_job *J, const uint8_t *prow, const uint8_t *e
     return 0;
 }
 
+/* Row r's three byte streams and its first kept value, after the row checks. */
+typedef struct {
+    const uint8_t *p, *e, *rest;
+    int64_t v0;
+} win_row_t;
+
+SC_INLINE int win_row(const win_job *J, int64_t r, win_row_t *w) {
+    w->p = J->pattern + r * J->pb;
+    w->e = J->exps + r * J->eb;
+    w->v0 = r * J->gpr * 2;
+    w->rest = J->rest + w->v0;
+    return win_row_check(J, w->p, w->e);
+}
+
 /* One kept value (index t of row r, exponent code `code`) as float32 bits; escapes advance *e. */
 SC_INLINE uint32_t win_value(const win_job *J, int64_t v, uint8_t rest, uint32_t code,
                              int64_t *e, int *bad) {
@@ -1131,46 +1151,83 @@ static int win_tail(const win_job *J, int64_t r, int64_t q0, int64_t *e, float *
     return bad ? SC_BAD_FRAME : 0;
 }
 
+/* The two 24-bit exponent-code words of block k (codes 0-7, 8-15); bits 24+ are never read. */
+SC_INLINE void win_codes(const uint8_t *erow, const uint8_t *eend, int64_t k, uint32_t *ca,
+                         uint32_t *cb) {
+    const uint8_t *p = erow + 6 * k;
+    if (eend - p >= 7) {
+        memcpy(ca, p, 4);
+        memcpy(cb, p + 3, 4);
+    } else {
+        *ca = win_ld24(p, eend);
+        *cb = win_ld24(p + 3, eend);
+    }
+}
+
+/* OR the fields of the escapes in block k (kept values v0 .. v0+15) into its 16 float32 bit
+ * patterns; *e advances past them. SC_BAD_FRAME if one has a code other than 7. */
+static int win_patch(const win_job *J, uint32_t *bits, uint32_t ca, uint32_t cb, int64_t v0,
+                     int64_t *e) {
+    int bad = 0;
+    for (; *e < J->nesc && J->esc[*e] < v0 + 16; ++*e) {
+        const int64_t l = J->esc[*e] - v0;
+        if (l < 0 || win_bits(l < 8 ? ca : cb, l % 8) != 7) bad = 1;
+        else bits[l] |= (uint32_t)J->escf[*e] << 23;
+    }
+    return bad ? SC_BAD_FRAME : 0;
+}
+
+/* The end of row r in every twin: the columns after the whole blocks, then per batch column
+ * the 16 lanes (a[b]) summed as nm24_hsum sums two 8-lane accumulators, plus that tail. */
+static int win_finish(const win_job *J, int64_t r, int64_t nblk, int64_t *e,
+                      float a[][16]) {
+    float tail[WIN_MAX_NB] = {0};
+    int err = win_tail(J, r, 8 * nblk, e, tail);
+    if (err) return err;
+    for (int64_t b = 0; b < J->P.nb; b++) {
+        float sum8[8];
+        for (int l = 0; l < 8; l++) sum8[l] = a[b][l] + a[b][l + 8];
+        J->P.yt[r * J->ystride + b] = nm24_hsum(sum8) + tail[b];
+    }
+    return 0;
+}
+
 static int64_t win_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     const win_job *J = (const win_job *)job;
     const int64_t gpr = J->gpr, nb = J->P.nb, cols = J->P.cols, nblk = cols / 32;
+    const uint8_t *eend = J->exps + J->P.rows * J->eb;
     int64_t e = win_first_escape(J, r0 * gpr * 2);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
         int err = win_row_check(J, prow, erow), bad = 0;
         if (err) return err;
-        float acc[WIN_MAX_NB][2][8] = {{{0}}};
+        float acc[WIN_MAX_NB][16] = {{0}};
         for (int64_t k = 0; k < nblk; k++) {
             const uint32_t pw = win_field(prow, J->pb, 24 * k, 24);
-            float val[16];
-            for (int h = 0; h < 2; h++) {
-                const uint32_t cw = win_field(erow, J->eb, 48 * k + 24 * h, 24);
-                for (int l = 0; l < 8; l++) {
-                    const int64_t v = r * gpr * 2 + 16 * k + 8 * h + l;
-                    val[8 * h + l] = bits_to_f(win_value(J, v, J->rest[v], win_bits(cw, l), &e,
-                                                         &bad));
-                }
+            const int64_t v0 = r * gpr * 2 + 16 * k;
+            uint32_t ca, cb, bits[16];
+            win_codes(erow, eend, k, &ca, &cb);
+            for (int l = 0; l < 16; l++) {
+                const uint8_t rest = J->rest[v0 + l];
+                const uint32_t code = win_bits(l < 8 ? ca : cb, l % 8);
+                bits[l] = (uint32_t)(rest & 0x80) << 24 | (uint32_t)(rest & 0x7f) << 16 |
+                          J->etab[code];
+                bad |= (int)(bits[l] & 1);
             }
+            if ((err = win_patch(J, bits, ca, cb, v0, &e))) return err;
             for (int j = 0; j < 4; j++)
                 if (((pw >> (6 * j)) & 63) >= 36) return SC_BAD_FRAME;
             for (int64_t b = 0; b < nb; b++) {
                 const float *x = J->xrows + b * cols + 32 * k;
-                for (int h = 0; h < 2; h++)
-                    for (int l = 0; l < 8; l++) {
-                        const int j = 2 * h + l / 4; /* the pair: 8 columns of x */
-                        const int32_t idx = win_pair[((pw >> (6 * j)) & 63) * 8 + l];
-                        acc[b][h][l] = fmaf(val[8 * h + l], x[8 * j + idx], acc[b][h][l]);
-                    }
+                for (int l = 0; l < 16; l++) {
+                    const int j = l / 4; /* the pair: 8 columns of x */
+                    const int32_t idx = win_pair[((pw >> (6 * j)) & 63) * 8 + l % 8];
+                    acc[b][l] = fmaf(bits_to_f(bits[l]), x[8 * j + idx], acc[b][l]);
+                }
             }
         }
         if (bad) return SC_BAD_FRAME;
-        float tail[WIN_MAX_NB] = {0};
-        if ((err = win_tail(J, r, 8 * nblk, &e, tail))) return err;
-        for (int64_t b = 0; b < nb; b++) {
-            float sum8[8];
-            for (int l = 0; l < 8; l++) sum8[l] = acc[b][0][l] + acc[b][1][l];
-            J->P.yt[r * J->ystride + b] = nm24_hsum(sum8) + tail[b];
-        }
+        if ((err = win_finish(J, r, nblk, &e, acc))) return err;
     }
     return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
@@ -1193,10 +1250,10 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
     const int64_t nesc = J->nesc, *esc = J->esc;
     int64_t e = win_first_escape(J, r0 * gpr * 2);
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
-        const uint8_t *rrow = J->rest + r * gpr * 2;
-        int err = win_row_check(J, prow, erow);
+        win_row_t w;
+        int err = win_row(J, r, &w);
         if (err) return err;
+        const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
         __m256i badv = _mm256_setzero_si256(), badi = badv;
         __m256 acc[WIN_MAX_NB][2];
         for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
@@ -1204,14 +1261,8 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
         int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX; /* next escape, in this row's slots */
         for (int64_t k = 0; k < nblk; k++) {
             const uint32_t pw = win_ld24(prow + 3 * k, pend);
-            uint32_t ca, cb; /* bits 24+ are never read: no mask */
-            if (eend - (erow + 6 * k) >= 7) {
-                memcpy(&ca, erow + 6 * k, 4);
-                memcpy(&cb, erow + 6 * k + 3, 4);
-            } else {
-                ca = win_ld24(erow + 6 * k, eend);
-                cb = win_ld24(erow + 6 * k + 3, eend);
-            }
+            uint32_t ca, cb;
+            win_codes(erow, eend, k, &ca, &cb);
             /* byte offsets of the four pairs' rows of win_pair (32 bytes each) */
             const uint32_t p0 = (pw << 5) & 0x7E0, p1 = (pw >> 1) & 0x7E0, p2 = (pw >> 7) & 0x7E0,
                            p3 = (pw >> 13) & 0x7E0;
@@ -1226,16 +1277,9 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
             badv = _mm256_or_si256(badv, _mm256_or_si256(ea, eb));
             if (next < 16 * k + 16) { /* an escape in this block (rare) */
                 uint32_t tmp[16];
-                int bad = 0;
                 _mm256_storeu_si256((__m256i *)tmp, va);
                 _mm256_storeu_si256((__m256i *)(tmp + 8), vb);
-                while (e < nesc && esc[e] - vrow < 16 * k + 16) {
-                    const int64_t l = esc[e] - vrow - 16 * k;
-                    if (l < 0 || win_bits(l < 8 ? ca : cb, l % 8) != 7) bad = 1;
-                    else tmp[l] |= (uint32_t)J->escf[e] << 23;
-                    e++;
-                }
-                if (bad) return SC_BAD_FRAME;
+                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
                 next = e < nesc ? esc[e] - vrow : INT64_MAX;
                 va = _mm256_loadu_si256((const __m256i *)tmp);
                 vb = _mm256_loadu_si256((const __m256i *)(tmp + 8));
@@ -1256,13 +1300,12 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
         if (!_mm256_testz_si256(badi, _mm256_set1_epi32(8)) ||
             !_mm256_testz_si256(badv, _mm256_set1_epi32(1)))
             return SC_BAD_FRAME;
-        float tail[WIN_MAX_NB] = {0};
-        if ((err = win_tail(J, r, 8 * nblk, &e, tail))) return err;
+        float a16[WIN_MAX_NB][16];
         for (int b = 0; b < NB; b++) {
-            float sum8[8];
-            _mm256_storeu_ps(sum8, _mm256_add_ps(acc[b][0], acc[b][1]));
-            J->P.yt[r * J->ystride + b] = nm24_hsum(sum8) + tail[b];
+            _mm256_storeu_ps(a16[b], acc[b][0]);
+            _mm256_storeu_ps(a16[b] + 8, acc[b][1]);
         }
+        if ((err = win_finish(J, r, nblk, &e, a16))) return err;
     }
     return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
@@ -1279,6 +1322,95 @@ SC_TARGET("avx2,fma") static int64_t win_rows_avx2_3(const void *j, int64_t r0, 
 SC_TARGET("avx2,fma") static int64_t win_rows_avx2_4(const void *j, int64_t r0, int64_t r1) {
     return win_rows_avx2_nb(j, r0, r1, 4);
 }
+/* AVX-512 (F, BW, VL): one block of 32 columns is one 16-lane vector. The x entries of its 16
+ * kept values come from the block's 32 columns by one vpermt2ps, whose indices are two rows of
+ * win_quad (a row per two pair codes, p0 | p1 << 6: lanes 0-3 from p0, 4-7 from p1 + 8; 32 in
+ * every lane of a row with a code above 35, a bit the permute ignores and the row check sees).
+ * Lanes 0-7 and 8-15 hold what the AVX2 path's two accumulators hold, in the same fmaf order:
+ * the same bytes. */
+static int32_t win_quad[4096 * 8];
+
+static void win_quad_init(void) {
+    for (int a = 0; a < 64; a++)
+        for (int b = 0; b < 64; b++) {
+            int32_t *e = win_quad + (a | b << 6) * 8;
+            for (int l = 0; l < 8; l++)
+                e[l] = a >= 36 || b >= 36 ? 32 : l < 4 ? nm24_pair[a * 8 + l]
+                                                        : 8 + nm24_pair[b * 8 + l];
+        }
+}
+
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx512_nb(
+    const win_job *J, int64_t r0, int64_t r1, const int NB) {
+    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
+    const __m512i etab = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)J->etab));
+    const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
+    const __m512i seven = _mm512_set1_epi32(7), keep = _mm512_set1_epi32((int)0x807F0000u);
+    const __m512i high = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
+    /* rest byte 4q + i of 16 into the top two bytes of lane 4q + i (q: the 128-bit lane) */
+    const __m512i spread = _mm512_set_epi8(
+        15, 15, -1, -1, 14, 14, -1, -1, 13, 13, -1, -1, 12, 12, -1, -1,
+        11, 11, -1, -1, 10, 10, -1, -1, 9, 9, -1, -1, 8, 8, -1, -1,
+        7, 7, -1, -1, 6, 6, -1, -1, 5, 5, -1, -1, 4, 4, -1, -1,
+        3, 3, -1, -1, 2, 2, -1, -1, 1, 1, -1, -1, 0, 0, -1, -1);
+    const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
+    const int64_t nesc = J->nesc, *esc = J->esc;
+    int64_t e = win_first_escape(J, r0 * gpr * 2);
+    for (int64_t r = r0; r < r1; r++) {
+        win_row_t w;
+        int err = win_row(J, r, &w);
+        if (err) return err;
+        const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
+        __m512i badv = _mm512_setzero_si512(), badi = badv;
+        __m512 acc[WIN_MAX_NB];
+        for (int b = 0; b < NB; b++) acc[b] = _mm512_setzero_ps();
+        const int64_t vrow = r * gpr * 2;
+        int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX;
+        for (int64_t k = 0; k < nblk; k++) {
+            const uint32_t pw = win_ld24(prow + 3 * k, pend);
+            uint32_t ca, cb;
+            win_codes(erow, eend, k, &ca, &cb);
+            const __m512i idx = _mm512_add_epi32(_mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(win_quad + (pw & 0xFFF) * 8))),
+                _mm256_loadu_si256((const __m256i *)(win_quad + (pw >> 12) * 8)), 1), high);
+            badi = _mm512_or_si512(badi, idx);
+            const __m512i codes = _mm512_and_si512(_mm512_srlv_epi32(_mm512_inserti64x4(
+                _mm512_set1_epi32((int)ca), _mm256_set1_epi32((int)cb), 1), shifts), seven);
+            const __m512i ex = _mm512_permutexvar_epi32(codes, etab);
+            const __m512i rr = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
+            __m512i v = _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(rr, spread), keep, ex, 0xEA);
+            badv = _mm512_or_si512(badv, ex);
+            if (next < 16 * k + 16) { /* an escape in this block (rare) */
+                uint32_t tmp[16];
+                _mm512_storeu_si512(tmp, v);
+                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
+                next = e < nesc ? esc[e] - vrow : INT64_MAX;
+                v = _mm512_loadu_si512(tmp);
+            }
+            for (int b = 0; b < NB; b++) {
+                const float *xq = J->xrows + b * cols + 32 * k;
+                const __m512 g = _mm512_permutex2var_ps(_mm512_loadu_ps(xq), idx,
+                                                        _mm512_loadu_ps(xq + 16));
+                acc[b] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), g, acc[b]);
+            }
+        }
+        if (_mm512_test_epi32_mask(badi, _mm512_set1_epi32(32)) ||
+            _mm512_test_epi32_mask(badv, _mm512_set1_epi32(1)))
+            return SC_BAD_FRAME;
+        float a16[WIN_MAX_NB][16];
+        for (int b = 0; b < NB; b++) _mm512_storeu_ps(a16[b], acc[b]);
+        if ((err = win_finish(J, r, nblk, &e, a16))) return err;
+    }
+    return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
+}
+
+#define WIN512(n) \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t win_rows_avx512_##n( \
+        const void *j, int64_t r0, int64_t r1) { return win_rows_avx512_nb(j, r0, r1, n); }
+WIN512(1)
+WIN512(2)
+WIN512(3)
+WIN512(4)
 #endif
 
 /* window_matmul(pattern, exps, rest, escapes, escaped, etab, rows, cols, xt, yt, threads)
@@ -1324,6 +1456,7 @@ static PyObject *window_matmul(PyObject *self, PyObject *const *a, Py_ssize_t na
     J.P.rows = rows;
     J.P.cols = cols;
     J.P.simd = use_avx2();
+    const int avx512 = sc_simd >= SC_SIMD_AVX512; /* read once, before the GIL is released */
     J.pattern = pat.p;
     J.exps = exps.p;
     J.rest = rest.p;
@@ -1354,6 +1487,9 @@ static PyObject *window_matmul(PyObject *self, PyObject *const *a, Py_ssize_t na
             if (J.P.simd)
                 fn = part == 1 ? win_rows_avx2_1 : part == 2 ? win_rows_avx2_2
                    : part == 3 ? win_rows_avx2_3 : win_rows_avx2_4;
+            if (J.P.simd && avx512)
+                fn = part == 1 ? win_rows_avx512_1 : part == 2 ? win_rows_avx512_2
+                   : part == 3 ? win_rows_avx512_3 : win_rows_avx512_4;
 #endif
             count = parallel_rows(fn, &J, rows, threads);
         }

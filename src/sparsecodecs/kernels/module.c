@@ -38,16 +38,22 @@ void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
 static int cpu_level(void) {
 #if SC_X86
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return SC_SIMD_AVX512;
     if (__builtin_cpu_supports("avx2")) return SC_SIMD_AVX2;
     if (__builtin_cpu_supports("ssse3")) return SC_SIMD_SSSE3;
 #endif
     return SC_SIMD_SCALAR;
 }
 
-/* SPARSECODECS_SIMD=scalar|ssse3|avx2 caps the level (unknown words: scalar, the safe one). */
+/* SPARSECODECS_SIMD=scalar|ssse3|avx2|avx512 caps the level (unknown words: scalar, the safe
+ * one). */
 static int env_cap(void) {
     const char *e = getenv("SPARSECODECS_SIMD");
-    if (!e || !*e) return SC_SIMD_AVX2;
+    if (!e || !*e) return SC_SIMD_AVX512;
+    if (!strcmp(e, "avx512")) return SC_SIMD_AVX512;
     if (!strcmp(e, "avx2")) return SC_SIMD_AVX2;
     if (!strcmp(e, "ssse3")) return SC_SIMD_SSSE3;
     return SC_SIMD_SCALAR;
@@ -107,7 +113,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         add_methods(m, sc_compute_methods) < 0 ||
         PyModule_AddIntConstant(m, "SCALAR", SC_SIMD_SCALAR) < 0 ||
         PyModule_AddIntConstant(m, "SSSE3", SC_SIMD_SSSE3) < 0 ||
-        PyModule_AddIntConstant(m, "AVX2", SC_SIMD_AVX2) < 0) {
+        PyModule_AddIntConstant(m, "AVX2", SC_SIMD_AVX2) < 0 ||
+        PyModule_AddIntConstant(m, "AVX512", SC_SIMD_AVX512) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -33,7 +33,7 @@
 #define SC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* SIMD levels, ordered: a level implies every level below it. */
-enum { SC_SIMD_SCALAR = 0, SC_SIMD_SSSE3 = 1, SC_SIMD_AVX2 = 2 };
+enum { SC_SIMD_SCALAR = 0, SC_SIMD_SSSE3 = 1, SC_SIMD_AVX2 = 2, SC_SIMD_AVX512 = 3 };
 /* The level in force (module.c). Read once per kernel call, never mid-loop. */
 extern int sc_simd;
 
