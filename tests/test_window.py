@@ -288,3 +288,16 @@ def test_a_product_decodes_what_decode_decodes_and_refuses_what_it_refuses(seed,
     if np.isfinite(w32).all():
         ref, tol = reference(x[None], w)
         assert_close(ys[0][None], ref, tol)
+
+
+@pytest.mark.parametrize("dtype", [BF16, np.dtype(">f4"), np.dtype(np.int8)])
+def test_a_claimed_2_to_the_40_rows_of_nothing_decode_at_once(dtype):
+    """The fuzz runner's hang (seed 17): a frame of shape (4, 0) re-headed to (2**40, 0) has no
+    group to read, and decodes to the empty array at once instead of looping over its rows."""
+    from sparsecodecs.testing import reframe, split_frame
+
+    frame = sc.get_codec("window").encode(np.zeros((4, 0), dtype))
+    header = dict(split_frame(frame)[0])
+    header["shape"] = [2**40, 0]
+    out = sc.decode(reframe(frame, header=header))
+    assert out.shape == (2**40, 0)

@@ -199,6 +199,9 @@ class WindowParts:
 
     def nm_parts(self) -> NMParts:
         """The same weight as ``nm``'s parts (kept values decoded: half the dense size)."""
+        if self.nvals == 0:  # no group (cols 0, or rows 0): however many rows, nothing to read
+            packed, lut = code_reader(np.zeros(0, np.uint8), 6)
+            return NMParts(2, 4, packed, lut, np.zeros(0, bits_dtype(self.dtype)))
         native = self._native(kept=True)
         if native is not None:
             values, codes = native
@@ -209,6 +212,8 @@ class WindowParts:
         return NMParts(2, 4, packed, lut, self.values())
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.nvals == 0:
+            return np.zeros(shape, bits_dtype(self.dtype))
         native = self._native(kept=False)
         if native is None:
             return self.nm_parts().to_bits(shape)

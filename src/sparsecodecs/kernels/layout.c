@@ -1668,6 +1668,7 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
     uint8_t *pc = scratch, *ec = scratch + pairs + 8;
     uint32_t table[8] = {0};
     for (int c = 0; c < ntab; c++) table[c] = win[c];
+    if (gpr == 0) return nesc ? -3 : 0; /* no group: however many rows, nothing to do */
     int64_t e = 0;
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *prow = pattern + r * pb, *erow = exps + r * eb;
