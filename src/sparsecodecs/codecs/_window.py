@@ -63,11 +63,17 @@ def pack_rows(fields: np.ndarray, bits: int) -> np.ndarray:
     """``(rows, k)`` fields of ``bits`` <= 8 bits, LSB first, each row padded to whole bytes."""
     rows, k = fields.shape
     k8 = -(-k // 8) * 8
-    padded = np.zeros((rows, k8), np.uint64)
-    padded[:, :k] = fields
-    words = (padded.reshape(-1, 8) << (np.arange(8, dtype=np.uint64) * np.uint64(bits))).sum(
-        axis=1, dtype=np.uint64)
-    packed = words.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :bits]
+    if k8 == k and fields.dtype == np.uint8:
+        groups = np.ascontiguousarray(fields).reshape(-1, 8)
+    else:
+        padded = np.zeros((rows, k8), np.uint8)
+        padded[:, :k] = fields
+        groups = padded.reshape(-1, 8)
+    wdt = np.dtype("<u4" if 8 * bits <= 32 else "<u8")  # 8 fields of a group in one word
+    word = groups[:, 0].astype(wdt)
+    for j in range(1, 8):
+        word |= groups[:, j].astype(wdt) << wdt.type(bits * j)
+    packed = word.view(np.uint8).reshape(-1, wdt.itemsize)[:, :bits]
     return np.ascontiguousarray(packed.reshape(rows, k8 // 8 * bits)[:, : -(-k * bits // 8)])
 
 

@@ -36,6 +36,7 @@ from ..registry import (
     storage_nbytes,
 )
 from ._common import builtin
+from ._huffman import histogram
 from ._nm import geometry, split_groups
 from ._window import (
     CODE_BITS,
@@ -85,13 +86,13 @@ class Window(Codec):
         codes, values = split_groups(bits, 2, 4)
         udt = values.dtype
         field = (values >> udt.type(shift)) & udt.type((1 << width) - 1)
-        counts = np.bincount(field.reshape(-1), minlength=1 << width)
+        counts = histogram(field, 1 << width)
         counts[0] = 0
         ranked = np.argsort(-counts, kind="stable")[:WINDOW]
         window = np.sort(ranked[counts[ranked] > 0])
         lut = np.full(1 << width, ESCAPE, np.uint8)
         lut[window] = np.arange(window.size, dtype=np.uint8)
-        vcodes = lut[field]
+        vcodes = np.take(lut, field)
         escaped = (vcodes == ESCAPE) & (field != 0)
         low = values & udt.type((1 << shift) - 1)
         if nbits > shift + width:  # floats: the sign bit above the exponent
