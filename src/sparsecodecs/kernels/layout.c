@@ -1677,15 +1677,14 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
         win_unpack(prow, pb, 6, pairs, pc);
         win_unpack(erow, eb, 3, 2 * gpr, ec);
         if (gpr % 2 && pc[pairs - 1] % 6) return -3;
-        /* dense: the row of out; kept (codes != NULL): out holds the kept values, codes the
-         * groups' pattern codes */
+        /* dense: the row of out, written a whole group (4 items) at a time; kept (codes !=
+         * NULL): out holds the kept values, codes the groups' pattern codes */
         char *orow = (char *)out + (codes ? r * gpr * 2 : r * cols) * osize;
-        if (!codes) memset(orow, 0, (size_t)(cols * osize));
         for (int64_t q = 0; q < gpr; q++) {
             const uint8_t pair = pc[q / 2];
             if (pair >= 36) return -3;
             const uint8_t code = q % 2 ? pair % 6 : pair / 6;
-            if (codes) codes[r * gpr + q] = code;
+            uint64_t x[2];
             for (int t = 0; t < 2; t++) {
                 const int64_t slot = 2 * q + t, v = r * gpr * 2 + slot;
                 const uint8_t c = ec[slot];
@@ -1698,18 +1697,44 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
                 uint64_t rv = 0;
                 for (int i = 0; i < rbytes; i++) rv |= (uint64_t)rest[v * rbytes + i] << (8 * i);
                 if (rbits < 64 && rv >> rbits) return -3;
-                const uint64_t x = (rv >> shift) << (shift + width) | field << shift | (rv & low);
-                const int64_t col = codes ? slot : 4 * q + win_pos[code][t];
-                if (!codes && col >= cols) {
-                    if (x) return -1;
-                    continue;
+                x[t] = (rv >> shift) << (shift + width) | field << shift | (rv & low);
+            }
+            if (codes) {
+                codes[r * gpr + q] = code;
+                for (int t = 0; t < 2; t++) {
+                    if (osize == 2) {
+                        const uint16_t y = (uint16_t)x[t];
+                        memcpy(orow + (2 * q + t) * 2, &y, 2);
+                    } else {
+                        const uint32_t y = (uint32_t)x[t];
+                        memcpy(orow + (2 * q + t) * 4, &y, 4);
+                    }
                 }
-                if (osize == 2) {
-                    const uint16_t y = (uint16_t)x;
-                    memcpy(orow + col * 2, &y, 2);
-                } else {
-                    const uint32_t y = (uint32_t)x;
-                    memcpy(orow + col * 4, &y, 4);
+                continue;
+            }
+            const int p0 = win_pos[code][0], p1 = win_pos[code][1];
+            if (4 * q + 4 <= cols && osize == 2) { /* the group as one 8-byte word */
+                const uint64_t word = x[0] << (16 * p0) | x[1] << (16 * p1);
+                memcpy(orow + 8 * q, &word, 8);
+            } else if (4 * q + 4 <= cols) { /* two 8-byte words */
+                const uint64_t a = x[0] << (32 * (p0 & 1)), b = x[1] << (32 * (p1 & 1));
+                const uint64_t lo = (p0 < 2 ? a : 0) | (p1 < 2 ? b : 0);
+                const uint64_t hi = (p0 < 2 ? 0 : a) | (p1 < 2 ? 0 : b);
+                memcpy(orow + 16 * q, &lo, 8);
+                memcpy(orow + 16 * q + 8, &hi, 8);
+            } else { /* the padded last group: columns past the end must decode to zero */
+                for (int64_t col = 4 * q; col < cols; col++) memset(orow + col * osize, 0, (size_t)osize);
+                for (int t = 0; t < 2; t++) {
+                    const int64_t col = 4 * q + win_pos[code][t];
+                    if (col >= cols) {
+                        if (x[t]) return -1;
+                    } else if (osize == 2) {
+                        const uint16_t y = (uint16_t)x[t];
+                        memcpy(orow + col * 2, &y, 2);
+                    } else {
+                        const uint32_t y = (uint32_t)x[t];
+                        memcpy(orow + col * 4, &y, 4);
+                    }
                 }
             }
         }
