@@ -47,12 +47,21 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
-import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sparsecodecs as sc  # noqa: E402
 from sparsecodecs.bench.memory import traced_peak  # noqa: E402
-from sparsecodecs.transforms import prune  # noqa: E402
+from sparsecodecs.bench.products import (  # noqa: E402
+    RATIO_HEADER,
+    STACK_CODECS,
+    STACK_SHAPES,
+    Ratio,
+    format_ratio,
+    mib,
+    stack_ratios,
+    store,
+    weight,
+)
 
 #: name -> (out, in): a square 4096 weight and the MiniLM-L6 layer shapes.
 SHAPES = {
@@ -87,12 +96,6 @@ class Row:
     peak_f32: int
 
 
-def weight(shape: tuple[int, int], kind: str, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    w = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
-    return prune(w, "2:4")[0] if kind == "2:4" else w
-
-
 def best_ms(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -100,17 +103,6 @@ def best_ms(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1e3 * min(times)
-
-
-def store(w: np.ndarray, codec: str) -> sc.CompressedLinear | bytes:
-    """``codec``: a codec name, ``hybrid-nm`` (hybrid forced to its N:M layout; on these
-    weights ``auto`` picks the bitmask layout) or ``<codec>/256`` (a CompressedLinear of
-    256-row block frames)."""
-    if codec.endswith("/256"):
-        return sc.CompressedLinear.from_array(w, codec.split("/")[0], block_rows=256)
-    if codec == "hybrid-nm":
-        return sc.get_codec("hybrid", layout="nm").encode(w)
-    return sc.get_codec(codec).encode(w)
 
 
 def measure(w: np.ndarray, held: sc.CompressedLinear | bytes, kind: str, shape_name: str,
@@ -169,10 +161,6 @@ HEADER = (
 )
 
 
-def mib(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB"
-
-
 def format_row(r: Row) -> str:
     f32_held = r.dense_bf16_bytes * 2
     return (
@@ -180,134 +168,6 @@ def format_row(r: Row) -> str:
         f"{100 * r.read_bytes / r.dense_bf16_bytes:.1f}% | {100 * r.mac_fraction:.0f}% | "
         f"{r.ms_matmul:.2f} | {r.ms_decode:.2f} | {r.ms_f32:.2f} | {mib(r.peak_matmul)} | "
         f"{mib(r.peak_decode)} | {mib(r.peak_f32)} + {mib(f32_held)} |"
-    )
-
-
-# -- ratios against torch over a stack of layers larger than the last-level cache -------------
-
-#: name -> (out, in) of the stack runs.
-STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
-#: codecs of the stack runs: ``nm`` and ``window`` (one frame per layer), ``hybrid`` of 256-row
-#: block frames (the layout the products decode block by block); each layer held as a
-#: CompressedLinear.
-STACK_CODECS = ("nm", "window", "hybrid/256")
-
-
-@dataclass
-class Ratio:
-    shape: str
-    codec: str
-    batch: int
-    threads: int
-    layers: int
-    distinct: int
-    stack_bytes_ours: int
-    stack_bytes_bf16: int
-    ms_ours: float  # per layer, wall
-    ms_torch_bf16: float
-    ms_torch_f32: float
-    ratio: float  # ms_ours / min(torch bf16, torch f32), wall
-    cpu_ratio: float  # the same with process CPU time (threads 1: less sensitive to load)
-    loadavg: str
-
-
-def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> tuple[float, float]:
-    """Best wall and process-CPU times of ``repeat`` passes over the stack (``fn(i)``
-    multiplies layer ``i``), per layer, in ms."""
-    best, best_cpu = float("inf"), float("inf")
-    for _ in range(repeat):
-        start, cpu = time.perf_counter(), time.process_time()
-        for i in range(layers):
-            fn(i)
-        best = min(best, time.perf_counter() - start)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    return 1e3 * best / layers, 1e3 * best_cpu / layers
-
-
-def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
-                 threads: Sequence[int], stack_mib: int, distinct: int, repeat: int,
-                 check: bool = True) -> list[Ratio]:
-    """Time ``sc.matmul`` against torch's dense ``F.linear`` over a stack of layers.
-
-    ``distinct`` pruned 2:4 bf16 weights are drawn and encoded; the stack holds as many copies
-    of them as make the dense bf16 stack ``stack_mib`` MiB, each copy its own buffer (frames
-    copied byte by byte, tensors cloned), so no product finds its weight in the cache. Each
-    pass multiplies every layer once, in order, as a forward pass reads them; times are the
-    best of ``repeat`` passes, per layer. torch runs on the bf16 stack and on a float32 copy of
-    it (allocated in turn, the faster counts), with ``torch.set_num_threads(threads)``.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    out_f, in_f = STACK_SHAPES[shape_name]
-    layers = max(distinct, (stack_mib << 20) // (out_f * in_f * 2))
-    ws = [weight((out_f, in_f), "2:4", seed) for seed in range(distinct)]
-    xs = {b: np.random.default_rng(b).standard_normal((b, in_f)).astype(np.float32)
-          for b in batches}
-    rows: list[Ratio] = []
-    torch_ms: dict[tuple[int, int, str], tuple[float, float]] = {}
-    for dt in ("bf16", "f32"):  # one dense stack at a time: the float32 one is 2x the bytes
-        base = [torch.from_numpy(w.view(np.uint16).astype(np.int16)).view(torch.bfloat16)
-                for w in ws]
-        if dt == "f32":
-            base = [t.float() for t in base]
-        stack = [base[i % distinct].clone() for i in range(layers)]
-        del base
-        for b in batches:
-            xt = {d: torch.from_numpy(xs[b]).to(d) for d in (torch.bfloat16, torch.float32)}
-            x = xt[stack[0].dtype]
-            for t in threads:
-                torch.set_num_threads(t)
-                with torch.inference_mode():
-                    torch_ms[(b, t, dt)] = _pass_ms(
-                        lambda i, x=x, stack=stack: F.linear(x, stack[i]), layers, repeat)
-        stack = []
-    for codec in codecs:
-        # every layer a CompressedLinear: its frames are parsed and checksummed once, when
-        # loaded, as a model holds its layers (sc.matmul on bytes re-verifies every call)
-        held = [sc.CompressedLinear([f]) if isinstance(f, bytes) else f
-                for f in (store(w, codec) for w in ws)]
-        if isinstance(held[0], sc.CompressedLinear):
-            ours: list[Any] = [
-                sc.CompressedLinear([bytes(bytearray(f)) for f in held[i % distinct].frames])
-                for i in range(layers)]
-            nbytes = sum(layer.nbytes for layer in ours)
-        else:
-            ours = [bytes(bytearray(held[i % distinct])) for i in range(layers)]
-            nbytes = sum(len(f) for f in ours)
-        for b in batches:
-            x = xs[b]
-            if check:  # the products are right before they are timed
-                for i in range(distinct):
-                    y = sc.matmul(x, ours[i])
-                    w32 = ws[i].astype(np.float32)
-                    bound = (np.abs(x) @ np.abs(w32).T).max(initial=0)
-                    assert np.abs(y - x @ w32.T).max(initial=0) <= 1e-4 * bound + 1e-30
-            for t in threads:
-                ms = _pass_ms(lambda i, x=x, ours=ours, t=t: sc.matmul(x, ours[i], threads=t),
-                              layers, repeat)
-                tb, tf = torch_ms[(b, t, "bf16")], torch_ms[(b, t, "f32")]
-                load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-                rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
-                                  layers * out_f * in_f * 2, ms[0], tb[0], tf[0],
-                                  ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load))
-                print(format_ratio(rows[-1]), file=sys.stderr, flush=True)
-        ours = []
-    return rows
-
-
-RATIO_HEADER = (
-    "| shape | codec | batch | threads | layers (distinct) | stack: ours / bf16 | ms/layer ours "
-    "| torch bf16 | torch f32 | ratio (wall) | ratio (CPU) | load avg |"
-)
-
-
-def format_ratio(r: Ratio) -> str:
-    return (
-        f"| {r.shape} | {r.codec} | {r.batch} | {r.threads} | {r.layers} ({r.distinct}) | "
-        f"{mib(r.stack_bytes_ours)} / {mib(r.stack_bytes_bf16)} | {r.ms_ours:.3f} | "
-        f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.cpu_ratio:.2f}x | "
-        f"{r.loadavg} |"
     )
 
 

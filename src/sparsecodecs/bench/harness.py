@@ -561,7 +561,8 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
             + [("keep", v) for v in quants]]
     cells = []
     cold: dict[str, dict[str, Any]] = {}
-    with _progress(len(plan) * (len(methods) + 1) + 1) as step:
+    products_too = options.scope in ("default", "full")
+    with _progress(len(plan) * (len(methods) + 1) + 1 + products_too) as step:
         for tset, dtype_key, variant in plan:
             label = f"{tset.name} {variant.quant_dtype or dtype_key} {variant.name}"
             step(f"{label}: preparing")
@@ -584,6 +585,13 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
         step("per-frame fixed cost")
         fixed = measure_fixed_cost(methods, fixed_cost_probes(),
                                    0.01 if options.scope == "tiny" else FIXED_BUDGET_S)
+        products: dict[str, Any] = {"status": "skipped",
+                                    "reason": f"not measured in the {options.scope} scope"}
+        if products_too:
+            step("products on compressed weights (a layer stack against torch)")
+            from .products import products_section
+
+            products = products_section()
     failures = [
         {"cell": f"{c['set']} {c['dtype']} {c['variant']}", "method": name,
          "reason": r.get("reason") or f"round trip differs: {', '.join(r['failures'])}"}
@@ -612,6 +620,7 @@ def run(options: BenchOptions, command: str = "") -> dict[str, Any]:
         "cells": cells,
         "cold_start": cold,
         "fixed_cost": fixed,
+        "products": products,
         "verified_outputs": frames,
         "failures": failures,
         "duration_s": time.perf_counter() - started,
