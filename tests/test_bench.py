@@ -405,3 +405,12 @@ def test_the_products_section_times_every_compute_codec_against_torch():
     assert "## Products on compressed weights" in text and "| 128x256 | window |" in text
     skipped = "\n".join(_products_md({"status": "skipped", "reason": "no torch"}))
     assert skipped.endswith("Skipped: no torch")
+
+
+def test_the_products_section_steps_aside_when_memory_is_short(monkeypatch):
+    pytest.importorskip("torch")
+    from sparsecodecs.bench import products
+
+    monkeypatch.setattr(products, "_available_mib", lambda: 600)  # < 4 x the 256 MiB floor
+    section = products.products_section()
+    assert section["status"] == "skipped" and "600 MiB of memory available" in section["reason"]
