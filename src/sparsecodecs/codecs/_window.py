@@ -93,8 +93,6 @@ def unpack_rows(packed: np.ndarray, bits: int, k: int, what: str) -> np.ndarray:
     return fields[:, :k].astype(np.uint8)
 
 
-
-
 def rest_values(rest: np.ndarray, count: int, rest_bits: int) -> np.ndarray:
     """The ``count`` rest fields of section ``rest`` as uint64 (their top bits checked)."""
     nbytes = -(-rest_bits // 8)
