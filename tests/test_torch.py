@@ -69,15 +69,22 @@ def test_forward_equals_dense_linear_any_leading_dims(codec: str) -> None:
     assert layer(torch.randn(64)).shape == (48,)
 
 
-def test_a_bfloat16_window_layer_multiplies_in_its_fused_kernel() -> None:
+def test_a_bfloat16_window_layer_multiplies_in_its_fused_kernel(monkeypatch) -> None:
+    from sparsecodecs.compute import products
+
+    fused = []
+    window_product = products._window_product
+    monkeypatch.setattr(products, "_window_product",
+                        lambda *a: fused.append(1) or window_product(*a))
     dense = linear(dtype=torch.bfloat16)
     layer = sct.SparseLinear.from_linear(dense, "window", prune="2:4")
     w = pruned_weight(dense).float()
     assert layer.nbytes < 0.5 * dense.weight.numel() * 2
-    for batch in (1, 4, 9):  # fused up to 4, then through the kept values
+    for batch in (1, 4, 9):  # batches over 4 in passes of 4
         x = torch.randn(batch, 64)
         torch.testing.assert_close(layer(x), F.linear(x, w, dense.bias.float()),
                                    rtol=1e-5, atol=1e-5)
+    assert len(fused) == 3  # every product in the fused kernel
 
 
 def test_lossless_without_pruning_special_values_and_bfloat16() -> None:
