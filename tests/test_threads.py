@@ -197,6 +197,27 @@ def test_threaded_bitmask_scatter_writes_the_same_items(itemsize: int) -> None:
         assert got.tobytes() == dense.tobytes(), threads
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "uint8"])
+def test_threaded_nm_decode_writes_the_same_array(dtype: str) -> None:
+    """nm 2:4 frames whose rows are whole groups are composed in whole pattern bytes per
+    thread, 3 * 65536 groups or more each: 2, 3 and 7 threads give the array one thread gives."""
+    from sparsecodecs.transforms import prune
+
+    rng = np.random.default_rng(5)
+    dt = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    cols = 4 * 7  # whole groups (the compose path), 7 a row
+    rows = (3 * 65536 * 3) // 7 + 2  # 589,834 groups: 3 parts, and a tail short of a byte
+    dense = rng.standard_normal((rows, cols)) * (40 if dt.kind == "u" else 0.1) + (
+        100 if dt.kind == "u" else 0)
+    w = prune(dense.astype(np.float32), "2:4")[0].astype(dt)
+    frame = sc.get_codec("nm").encode(w)
+    one = sc.decode(frame, threads=1)
+    assert one.view(f"u{dt.itemsize}").tobytes() == w.view(f"u{dt.itemsize}").tobytes()
+    for threads in (2, 3, 7):
+        many = sc.decode(frame, threads=threads)
+        assert many.view(f"u{dt.itemsize}").tobytes() == one.view(f"u{dt.itemsize}").tobytes()
+
+
 def test_threaded_bitmask_scatter_refuses_a_mask_that_wants_more_values() -> None:
     from sparsecodecs.codecs import _kernels
 

@@ -154,9 +154,10 @@ def nm_compose(packed: np.ndarray, lut: np.ndarray, ngroups: int, word_of: np.nd
 
 
 def nm24_compose(packed: np.ndarray, lut: np.ndarray, ngroups: int, shifts: np.ndarray,
-                 values: np.ndarray, out: np.ndarray) -> None:
-    """:func:`nm_compose` for the hot case: 2:4, 3 codes per byte, 1 word per group."""
-    _native.nm24_compose(packed, lut, ngroups, shifts, values, out)
+                 values: np.ndarray, out: np.ndarray, threads: int = 1) -> None:
+    """:func:`nm_compose` for the hot case: 2:4, 3 codes per byte, 1 word per group; split
+    over ``threads`` (whole pattern bytes each) when there are 3 * 65536 groups per thread."""
+    _native.nm24_compose(packed, lut, ngroups, shifts, values, out, threads)
 
 
 def nm2_compose_codes(codes: np.ndarray, shifts: np.ndarray, values: np.ndarray,

@@ -16,7 +16,7 @@ from itertools import combinations
 
 import numpy as np
 
-from ..registry import FrameLayoutError, PatternError
+from ..registry import FrameLayoutError, PatternError, decode_threads
 from ._common import as_2d
 
 __all__ = [
@@ -267,7 +267,7 @@ def scatter_groups(
         wdt = np.dtype(f"u{min(group_bytes, 8)}")
         out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
         if (n, m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
-            _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out)
+            _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out, decode_threads())
         elif (n, lut.shape[1], out.size) == (2, 1, ngroups):
             _kernels.nm2_compose_codes(packed, shifts, values, out)
         else:

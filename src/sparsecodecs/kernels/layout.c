@@ -1038,18 +1038,53 @@ SC_TARGET("ssse3") static Py_ssize_t nm2_ssse3(const void *restrict codes, Py_ss
 #endif
 
 /* nm24_compose(packed, lut, ngroups, shifts, values, out) */
+/* One thread's share of nm24_compose: whole pattern bytes [b0, b1) (3 groups each). */
+typedef struct {
+    const uint8_t *packed;
+    const uint16_t *lut;
+    Py_ssize_t ngroups, nv, vs, ws;
+    const uint64_t *sh;
+    const char *v;
+    char *out;
+    int simd, parts;
+} nm24_job;
+
+static void nm24_part(void *ctx, int i) {
+    const nm24_job *J = ctx;
+    const Py_ssize_t nbytes = (J->ngroups + 2) / 3;
+    const Py_ssize_t b0 = nbytes * i / J->parts, b1 = nbytes * (i + 1) / J->parts;
+    const Py_ssize_t g0 = 3 * b0, g1 = 3 * b1 < J->ngroups ? 3 * b1 : J->ngroups;
+    if (g1 <= g0) return;
+    const uint8_t *pk = J->packed + b0;
+    const char *v = J->v + 2 * g0 * J->vs;
+    char *out = J->out + g0 * J->ws;
+    const Py_ssize_t n = g1 - g0;
+    Py_ssize_t w0 = 0;
+#if SC_X86
+    if (J->simd) w0 = nm24_ssse3(pk, n, (const uint16_t *)(const void *)v, J->nv - 2 * g0,
+                                 (uint64_t *)(void *)out);
+#endif
+    if (J->vs == 2 && J->ws == 8) nm24_body(pk, J->lut, n, J->sh, v, out, 2, 8, w0);
+    else if (J->vs == 1 && J->ws == 4) nm24_body(pk, J->lut, n, J->sh, v, out, 1, 4, 0);
+    else nm24_body(pk, J->lut, n, J->sh, v, out, J->vs, J->ws, 0);
+}
+
+/* Groups per thread below which a split does not pay for the thread. */
+#define NM24_SPLIT (3 * 65536)
+
 FASTCALL(nm24_compose) {
     sc_bufs s = {.n = 0};
     sc_arr packed = {0}, lut = {0}, shifts = {0}, vals = {0}, out = {0};
-    int64_t ngroups;
+    int64_t ngroups, threads;
     PyObject *res = NULL;
     const char *fn = "nm24_compose";
-    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    if (sc_nargs(nargs, 7, fn) < 0) return NULL;
     if (get(&s, args[0], 0, 1, "packed", &packed) < 0 ||
         get(&s, args[1], 0, 2, "lut", &lut) < 0 || sc_i64(args[2], &ngroups) < 0 ||
         get(&s, args[3], 0, 8, "shifts", &shifts) < 0 ||
         get(&s, args[4], 0, 0, "values", &vals) < 0 || item_ok(&vals, fn, "values") < 0 ||
-        get(&s, args[5], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        get(&s, args[5], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+        sc_i64(args[6], &threads) < 0)
         goto done;
     if (ngroups < 0 || lut.n != 256 * 3 || shifts.n != 12 || packed.n < (ngroups + 2) / 3 ||
         vals.n < 2 * ngroups || out.n != ngroups) {
@@ -1068,16 +1103,15 @@ FASTCALL(nm24_compose) {
     Py_ssize_t vs = vals.itemsize, ws = out.itemsize;
     int level = sc_simd;
     int simd = level >= SC_SIMD_SSSE3 && vs == 2 && ws == 8 && c24_tables(lp, shifts.p);
+    int64_t parts = ngroups / NM24_SPLIT;
+    if (parts > threads) parts = threads;
+    if (parts > SC_MAX_THREADS) parts = SC_MAX_THREADS;
+    if (parts < 1) parts = 1;
+    nm24_job job = {packed.p, lp, ngroups, vals.n, vs, ws, shifts.p, vals.p, out.p, simd,
+                    (int)parts};
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t w0 = 0;
-#if SC_X86
-    if (simd) w0 = nm24_ssse3(packed.p, ngroups, vals.p, vals.n, out.p);
-#else
-    (void)simd;
-#endif
-    if (vs == 2 && ws == 8) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 2, 8, w0);
-    else if (vs == 1 && ws == 4) nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, 1, 4, 0);
-    else nm24_body(packed.p, lp, ngroups, shifts.p, vals.p, out.p, vs, ws, 0);
+    if (parts == 1) nm24_part(&job, 0);
+    else sc_parallel((int)parts, nm24_part, &job);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1823,7 +1857,7 @@ PyMethodDef sc_layout_methods[] = {
                   " -> 0, -1 padding holds a value, -2 bad code."),
     M(nm_compose, "nm_compose(packed, lut, k, ngroups, word_of, shifts, n, values, out)"
                   " -> 0, -2 bad code."),
-    M(nm24_compose, "nm24_compose(packed, lut, ngroups, shifts, values, out)."),
+    M(nm24_compose, "nm24_compose(packed, lut, ngroups, shifts, values, out, threads)."),
     M(nm2_compose_codes, "nm2_compose_codes(codes, shifts, values, out) -> 0, -2 bad code."),
     M(nm_split, "nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill)"
                 " -> first bad group or -1."),
