@@ -79,7 +79,7 @@ def test_bfloat16_2_4_takes_about_39_percent_and_pays_escapes_only_where_they_ar
     assert read_frame(spread).info.meta["window"] and len(spread) > len(frame) + values
 
 
-def test_an_escape_only_costs_its_index_and_its_exponent():
+def test_minus_zero_and_a_rare_exponent_need_no_escape_while_the_window_has_room():
     w = np.zeros((1, 8), BF16)
     w[0, ::2] = np.array([1.0, 2.0**-100, -0.0, 3.0], np.float32).astype(BF16)
     frame = sc.get_codec("window").encode(w)

@@ -15,12 +15,14 @@ entries, one item for the whole array or one per row of the 2-D view.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..registry import decode_threads
+from ..registry import FrameLayoutError, bits_dtype, decode_threads
+from ._common import as_2d
 
-__all__ = ["CompressedParts", "DenseParts", "MaskParts", "NMParts", "Parts"]
+__all__ = ["CompressedParts", "DenseParts", "MaskParts", "NMParts", "Parts", "WindowParts"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,6 @@ class MaskParts:
         if self.fill is None:
             bitmask_decode(self.mask, self.values, out, decode_threads())
         else:
-            from ._common import as_2d
-
             cols = as_2d(shape)[1]
             bitmask_scatter_fill(self.mask, self.values, out, self.fill, cols)
         return out.reshape(shape)
@@ -94,7 +94,6 @@ class CompressedParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._common import as_2d
         from ._kernels import csr_scatter, csr_scatter_fill
 
         rows, cols = as_2d(shape)
@@ -112,4 +111,142 @@ class CompressedParts:
         return out.reshape(shape)
 
 
-Parts = DenseParts | MaskParts | NMParts | CompressedParts  # and _window.WindowParts
+@dataclass(frozen=True)
+class WindowParts:
+    """A ``window`` frame's sections, size-checked (see :mod:`sparsecodecs.codecs.window`):
+    ``window`` the field values of codes 0, 1, ...; ``escapes`` ascending kept-value indices
+    (int64) and ``escaped`` their fields. Geometry and field come from ``shape`` and ``dtype``.
+
+    The per-value checks (pattern codes, exponent codes, padding) happen where the values are
+    read: in :meth:`values` and :meth:`group_codes`, or in the fused product's kernel."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    window: tuple[int, ...]
+    pattern: np.ndarray
+    exponents: np.ndarray
+    rest: np.ndarray
+    escapes: np.ndarray
+    escaped: np.ndarray
+    fill: None = None
+
+    @property
+    def rows(self) -> int:
+        return as_2d(self.shape)[0]
+
+    @property
+    def cols(self) -> int:
+        return as_2d(self.shape)[1]
+
+    @property
+    def gpr(self) -> int:
+        """Groups of 4 per row."""
+        return -(-self.cols // 4)
+
+    @property
+    def nvals(self) -> int:
+        return self.rows * self.gpr * 2
+
+    @property
+    def field(self) -> tuple[int, int, int]:
+        """``(shift, width, element bits)`` of the window's field (``window_field``)."""
+        from ._window import window_field
+
+        return window_field(self.dtype)
+
+    def group_codes(self) -> np.ndarray:
+        """The 2:4 pattern code of every group (uint8, C order), validated."""
+        from ._window import PAIR_BITS, unpack_rows
+
+        rows, gpr = self.rows, self.gpr
+        pairs = -(-gpr // 2)
+        codes = unpack_rows(self.pattern.reshape(rows, -1), PAIR_BITS, pairs, "section 'pattern'")
+        if codes.size and int(codes.max()) >= 36:
+            raise FrameLayoutError(
+                f"section 'pattern' holds pair code {int(codes.max())}; pair codes are 0..35"
+            )
+        groups = np.empty((rows, 2 * pairs), np.uint8)
+        groups[:, 0::2] = codes // 6
+        groups[:, 1::2] = codes % 6
+        if gpr % 2 and groups[:, -1].any():
+            raise FrameLayoutError(
+                "section 'pattern': the missing last group of a row has a code other than 0"
+            )
+        return np.ascontiguousarray(groups[:, :gpr]).reshape(-1)
+
+    def values(self) -> np.ndarray:
+        """The kept values' bit patterns (``bits_dtype``; 2 per group), validated."""
+        from ._window import CODE_BITS, ESCAPE, WINDOW, rest_values, unpack_rows
+
+        shift, width, nbits = self.field
+        codes = unpack_rows(self.exponents.reshape(self.rows, -1), CODE_BITS, 2 * self.gpr,
+                            "section 'exponents'").reshape(-1)
+        ntab = len(self.window)
+        if ntab < WINDOW and codes.size and ((codes >= ntab) & (codes != ESCAPE)).any():
+            raise FrameLayoutError(
+                f"section 'exponents' holds a code the window of {ntab} values does not have"
+            )
+        table = np.zeros(8, np.uint64)
+        table[:ntab] = self.window
+        field = table[codes]
+        if self.escapes.size:
+            if (codes[self.escapes] != ESCAPE).any():
+                raise FrameLayoutError(
+                    f"section 'escapes' lists a value whose exponent code is not {ESCAPE}"
+                )
+            field[self.escapes] = self.escaped
+        rest = rest_values(self.rest, self.nvals, nbits - width)
+        out = ((rest >> np.uint64(shift)) << np.uint64(shift + width)) | (
+            field << np.uint64(shift)) | (rest & np.uint64((1 << shift) - 1))
+        return out.astype(bits_dtype(self.dtype))
+
+    def _native(self, kept: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The compiled decode (2- and 4-byte dtypes): the dense bits, or the kept values and
+        the group codes; None where it does not apply."""
+        udt = bits_dtype(self.dtype)
+        shift, width, nbits = self.field
+        if udt.itemsize not in (2, 4) or width > 8:
+            return None
+        from ..kernels import _native
+
+        out = np.empty(self.nvals if kept else self.rows * self.cols, udt)
+        codes = np.empty(self.rows * self.gpr, np.uint8) if kept else None
+        rc = _native.window_decode(
+            self.pattern, self.exponents, self.rest, self.escapes, self.escaped,
+            np.array(self.window, np.uint8), self.rows, self.cols, shift, width, nbits - width,
+            out, codes,
+        )
+        if rc == -1:
+            raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
+        if rc:  # the same checks in numpy, for their message
+            self.group_codes()
+            self.values()
+            raise FrameLayoutError("corrupt window sections")  # pragma: no cover
+        return out, codes
+
+    def nm_parts(self) -> NMParts:
+        """The same weight as ``nm``'s parts (kept values decoded: half the dense size)."""
+        from ._nm import code_reader
+
+        if self.nvals == 0:  # no group (cols 0, or rows 0): however many rows, nothing to read
+            packed, lut = code_reader(np.zeros(0, np.uint8), 6)
+            return NMParts(2, 4, packed, lut, np.zeros(0, bits_dtype(self.dtype)))
+        native = self._native(kept=True)
+        if native is not None:
+            values, codes = native
+            assert codes is not None  # kept=True returns them
+            packed, lut = code_reader(codes, 6)
+            return NMParts(2, 4, packed, lut, values)
+        packed, lut = code_reader(self.group_codes(), 6)
+        return NMParts(2, 4, packed, lut, self.values())
+
+    def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.nvals == 0:
+            return np.zeros(shape, bits_dtype(self.dtype))
+        native = self._native(kept=False)
+        if native is None:
+            return self.nm_parts().to_bits(shape)
+        return native[0].reshape(shape)
+
+
+Parts = DenseParts | MaskParts | NMParts | CompressedParts | WindowParts

@@ -1,29 +1,26 @@
-"""The ``window`` layout's pieces, shared by its codec and the products of
-:mod:`sparsecodecs.compute`: the field a window codes, row-padded packing of small fields, and
-:class:`WindowParts` (the validated sections of a frame, decoded to kept values on demand).
+"""The ``window`` layout's pieces, shared by its codec and its parts
+(:class:`~._parts.WindowParts`): the field a window codes, row-padded packing of small fields,
+and the dtypes of the escape sections.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..registry import FLOAT_LAYOUTS, FrameLayoutError, bits_dtype, element_bits
+from ..registry import FLOAT_LAYOUTS, FrameLayoutError, element_bits
 from ..registry.dtypes import name_of
 from ._common import narrowest_uint
-from ._nm import code_reader
-from ._parts import NMParts
 
 __all__ = [
     "CODE_BITS",
     "ESCAPE",
     "PAIR_BITS",
     "WINDOW",
-    "WindowParts",
     "escape_index_dtype",
+    "escaped_dtype",
     "pack_rows",
     "rest_values",
     "unpack_rows",
@@ -40,6 +37,11 @@ PAIR_BITS = 6
 def escape_index_dtype(nvals: int) -> np.dtype[Any]:
     """Little-endian dtype of section ``escapes``: the narrowest that holds index ``nvals - 1``."""
     return narrowest_uint(max(nvals - 1, 0)).newbyteorder("<")
+
+
+def escaped_dtype(width: int) -> np.dtype[Any]:
+    """Dtype of section ``escaped``: uint8 for fields of up to 8 bits, else little-endian uint16."""
+    return np.dtype("<u1" if width <= 8 else "<u2")
 
 
 @lru_cache(maxsize=64)
@@ -104,121 +106,3 @@ def rest_values(rest: np.ndarray, count: int, rest_bits: int) -> np.ndarray:
     if rest_bits < 64 and count and int(out.max()) >> rest_bits:
         raise FrameLayoutError(f"section 'rest' holds a value wider than {rest_bits} bits")
     return out
-
-
-@dataclass(frozen=True)
-class WindowParts:
-    """A ``window`` frame's sections, size-checked, with the 2-D geometry (see the codec).
-
-    The per-value checks (pattern codes, exponent codes, padding) happen where the values are
-    read: in :meth:`values` and :meth:`group_codes`, or in the fused product's kernel."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-    shift: int
-    width: int
-    nbits: int
-    window: tuple[int, ...]
-    pattern: np.ndarray
-    exponents: np.ndarray
-    rest: np.ndarray
-    escapes: np.ndarray
-    escaped: np.ndarray
-    rows: int
-    cols: int
-    gpr: int
-    fill: None = None
-
-    @property
-    def nvals(self) -> int:
-        return self.rows * self.gpr * 2
-
-    def group_codes(self) -> np.ndarray:
-        """The 2:4 pattern code of every group (uint8, C order), validated."""
-        rows, gpr = self.rows, self.gpr
-        pairs = -(-gpr // 2)
-        codes = unpack_rows(self.pattern.reshape(rows, -1) if rows else
-                            self.pattern.reshape(0, 0), PAIR_BITS, pairs, "section 'pattern'")
-        if codes.size and int(codes.max()) >= 36:
-            raise FrameLayoutError(
-                f"section 'pattern' holds pair code {int(codes.max())}; pair codes are 0..35"
-            )
-        groups = np.empty((rows, 2 * pairs), np.uint8)
-        groups[:, 0::2] = codes // 6
-        groups[:, 1::2] = codes % 6
-        if gpr % 2 and groups[:, -1].any():
-            raise FrameLayoutError(
-                "section 'pattern': the missing last group of a row has a code other than 0"
-            )
-        return np.ascontiguousarray(groups[:, :gpr]).reshape(-1)
-
-    def values(self) -> np.ndarray:
-        """The kept values' bit patterns (``bits_dtype``; 2 per group), validated."""
-        rows, nvals = self.rows, self.nvals
-        codes = unpack_rows(self.exponents.reshape(rows, -1) if rows else
-                            self.exponents.reshape(0, 0), CODE_BITS, 2 * self.gpr,
-                            "section 'exponents'").reshape(-1)
-        ntab = len(self.window)
-        if ntab < WINDOW and codes.size and ((codes >= ntab) & (codes != ESCAPE)).any():
-            raise FrameLayoutError(
-                f"section 'exponents' holds a code the window of {ntab} values does not have"
-            )
-        table = np.zeros(8, np.uint64)
-        table[:ntab] = self.window
-        field = table[codes]
-        if self.escapes.size:
-            if (codes[self.escapes] != ESCAPE).any():
-                raise FrameLayoutError(
-                    f"section 'escapes' lists a value whose exponent code is not {ESCAPE}"
-                )
-            field[self.escapes] = self.escaped
-        rest = rest_values(self.rest, nvals, self.nbits - self.width)
-        shift = np.uint64(self.shift)
-        out = ((rest >> shift) << np.uint64(self.shift + self.width)) | (field << shift) | (
-            rest & np.uint64((1 << self.shift) - 1))
-        return out.astype(bits_dtype(self.dtype))
-
-    def _native(self, kept: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """The compiled decode (2- and 4-byte dtypes): the dense bits, or the kept values and
-        the group codes; None where it does not apply."""
-        udt = bits_dtype(self.dtype)
-        if udt.itemsize not in (2, 4) or self.width > 8:
-            return None
-        from ..kernels import _native
-
-        out = np.empty(self.nvals if kept else self.rows * self.cols, udt)
-        codes = np.empty(self.rows * self.gpr, np.uint8) if kept else None
-        rc = _native.window_decode(
-            self.pattern, self.exponents, self.rest, self.escapes, self.escaped,
-            np.array(self.window, np.uint8), self.rows, self.cols, self.shift, self.width,
-            self.nbits - self.width, out, codes,
-        )
-        if rc == -1:
-            raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
-        if rc:  # the same checks in numpy, for their message
-            self.group_codes()
-            self.values()
-            raise FrameLayoutError("corrupt window sections")  # pragma: no cover
-        return out, codes
-
-    def nm_parts(self) -> NMParts:
-        """The same weight as ``nm``'s parts (kept values decoded: half the dense size)."""
-        if self.nvals == 0:  # no group (cols 0, or rows 0): however many rows, nothing to read
-            packed, lut = code_reader(np.zeros(0, np.uint8), 6)
-            return NMParts(2, 4, packed, lut, np.zeros(0, bits_dtype(self.dtype)))
-        native = self._native(kept=True)
-        if native is not None:
-            values, codes = native
-            assert codes is not None  # kept=True returns them
-            packed, lut = code_reader(codes, 6)
-            return NMParts(2, 4, packed, lut, values)
-        packed, lut = code_reader(self.group_codes(), 6)
-        return NMParts(2, 4, packed, lut, self.values())
-
-    def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self.nvals == 0:
-            return np.zeros(shape, bits_dtype(self.dtype))
-        native = self._native(kept=False)
-        if native is None:
-            return self.nm_parts().to_bits(shape)
-        return native[0].reshape(shape)

@@ -38,13 +38,14 @@ from ..registry import (
 from ._common import builtin
 from ._huffman import histogram
 from ._nm import geometry, split_groups
+from ._parts import WindowParts
 from ._window import (
     CODE_BITS,
     ESCAPE,
     PAIR_BITS,
     WINDOW,
-    WindowParts,
     escape_index_dtype,
+    escaped_dtype,
     pack_rows,
     window_field,
 )
@@ -105,10 +106,9 @@ class Window(Codec):
             Section("rest", "values", _rest_bytes(rest, nbits - width)),
         ]
         where = np.flatnonzero(escaped)
-        fdt = np.dtype("<u1" if width <= 8 else "<u2")
         sections += [
             Section("escapes", "index", where.astype(escape_index_dtype(values.size))),
-            Section("escaped", "values", field[escaped].astype(fdt)),
+            Section("escaped", "values", field[escaped].astype(escaped_dtype(width))),
         ]
         return Encoded(sections, meta={"window": [int(f) for f in window]})
 
@@ -122,8 +122,8 @@ class Window(Codec):
     def decode_parts(self, sections: SectionReader, info: FrameInfo) -> WindowParts:
         """The sections, size-checked, and the window (see :mod:`._parts`); per-value checks are
         left to :meth:`WindowParts.values` and the fused product."""
-        shift, width, nbits = window_field(info.dtype)
-        rows, cols, gpr, _ = geometry(info.shape, 4)
+        _, width, nbits = window_field(info.dtype)
+        rows, _, gpr, _ = geometry(info.shape, 4)
         pairs = -(-gpr // 2)
         nvals = rows * gpr * 2
         window = info.meta.get("window")
@@ -144,8 +144,7 @@ class Window(Codec):
             raise FrameLayoutError(
                 f"section 'escapes' must hold ascending kept-value indices below {nvals}"
             )
-        fdt = np.dtype("<u1" if width <= 8 else "<u2")
-        escaped = sections.array("escaped", fdt, escapes.size)
+        escaped = sections.array("escaped", escaped_dtype(width), escapes.size)
         if escaped.size and (not escaped.all() or int(escaped.max()) >= 1 << width
                              or np.isin(escaped, window).any()):
             raise FrameLayoutError(
@@ -153,9 +152,8 @@ class Window(Codec):
                 f"{width} bits"
             )
         return WindowParts(
-            shape=info.shape, dtype=info.dtype, shift=shift, width=width, nbits=nbits,
-            window=tuple(window), pattern=pattern, exponents=exponents, rest=rest,
-            escapes=escapes, escaped=escaped, rows=rows, cols=cols, gpr=gpr,
+            shape=info.shape, dtype=info.dtype, window=tuple(window), pattern=pattern,
+            exponents=exponents, rest=rest, escapes=escapes, escaped=escaped,
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:

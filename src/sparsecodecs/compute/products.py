@@ -58,8 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts
-from ..codecs._window import WindowParts
+from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts, WindowParts
 from ..registry import (
     FLOAT_LAYOUTS,
     Codec,
@@ -352,14 +351,12 @@ def _frame_product(
             path = "decoded"
     nb = xt.shape[1]
     count = rows * cols
-    if isinstance(parts, WindowParts):
-        if _native(info.dtype).name == "bfloat16" and not trans and bad is None:
-            path, count = "window", _window_product(parts, xt, yt, threads)
-            parts = None
-        else:  # the kept values decoded (half the dense size), then nm's kernels
-            parts = parts.nm_parts()
-    if parts is None:
-        pass
+    fused = (isinstance(parts, WindowParts) and not trans and bad is None
+             and _native(info.dtype).name == "bfloat16")
+    if isinstance(parts, WindowParts) and not fused:
+        parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
+    if fused:
+        path, count = "window", _window_product(parts, xt, yt, threads)
     elif isinstance(parts, DenseParts):
         _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans)
     elif isinstance(parts, (NMParts, MaskParts, CompressedParts)):
