@@ -31,6 +31,7 @@
  * in an N:M padding slot), SC_BAD_FRAME (-3: an index, code or count out of range), SC_NOMEM
  * (-2). */
 #include "native.h"
+#include "window.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -1081,24 +1082,8 @@ SC_INLINE uint32_t win_bits(uint32_t code_bits, int64_t t) { /* 3-bit field t of
     return (code_bits >> (3 * t)) & 7;
 }
 
-/* Bits [bit, bit + n) (n <= 24) of a byte row of `len` bytes, never reading past it. */
-static uint32_t win_field(const uint8_t *row, int64_t len, int64_t bit, int n) {
-    uint32_t w = 0;
-    int64_t byte = bit >> 3;
-    for (int i = 0; i < 4 && byte + i < len; i++) w |= (uint32_t)row[byte + i] << (8 * i);
-    return (w >> (bit & 7)) & ((1u << n) - 1);
-}
 
-/* The row checks both twins make first: padding bits zero, the missing last group's code 0. */
-static int win_row_check(const win_job *J, const uint8_t *prow, const uint8_t *erow) {
-    const int64_t gpr = J->gpr, pairs = (gpr + 1) / 2;
-    if ((pairs * 6) % 8 && prow[J->pb - 1] >> ((pairs * 6) % 8)) return SC_BAD_FRAME;
-    if ((gpr * 6) % 8 && erow[J->eb - 1] >> ((gpr * 6) % 8)) return SC_BAD_FRAME;
-    if (gpr % 2 && win_field(prow, J->pb, (pairs - 1) * 6, 6) % 6) return SC_BAD_FRAME;
-    return 0;
-}
-
-/* Row r's three byte streams and its first kept value, after the row checks. */
+/* Row r's three byte streams and its first kept value, after the row checks (window.h). */
 typedef struct {
     const uint8_t *p, *e, *rest;
     int64_t v0;
@@ -1109,7 +1094,7 @@ SC_INLINE int win_row(const win_job *J, int64_t r, win_row_t *w) {
     w->e = J->exps + r * J->eb;
     w->v0 = r * J->gpr * 2;
     w->rest = J->rest + w->v0;
-    return win_row_check(J, w->p, w->e);
+    return win_row_ok(w->p, w->e, J->gpr) ? 0 : SC_BAD_FRAME;
 }
 
 /* One kept value (index t of row r, exponent code `code`) as float32 bits; escapes advance *e. */
@@ -1198,9 +1183,10 @@ static int64_t win_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     const uint8_t *eend = J->exps + J->P.rows * J->eb;
     int64_t e = win_first_escape(J, r0 * gpr * 2);
     for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *prow = J->pattern + r * J->pb, *erow = J->exps + r * J->eb;
-        int err = win_row_check(J, prow, erow), bad = 0;
+        win_row_t w;
+        int err = win_row(J, r, &w), bad = 0;
         if (err) return err;
+        const uint8_t *prow = w.p, *erow = w.e;
         float acc[WIN_MAX_NB][16] = {{0}};
         for (int64_t k = 0; k < nblk; k++) {
             const uint32_t pw = win_field(prow, J->pb, 24 * k, 24);
@@ -1436,8 +1422,8 @@ static PyObject *window_matmul(PyObject *self, PyObject *const *a, Py_ssize_t na
     memset(&J, 0, sizeof J);
     const int64_t gpr = cols > 0 ? (cols + 3) / 4 : 0;
     const int64_t nb = cols > 0 ? xt.n / cols : (rows > 0 ? yt.n / rows : 0);
-    J.pb = ((gpr + 1) / 2 * 6 + 7) / 8;
-    J.eb = (gpr * 6 + 7) / 8;
+    J.pb = win_pattern_bytes(gpr);
+    J.eb = win_code_bytes(gpr);
     if (rows < 0 || cols < 0 || etab.n != 8 || escf.n != esc.n || nb < 1 ||
         xt.n != cols * nb || yt.n != rows * nb || pat.n != rows * J.pb || exps.n != rows * J.eb ||
         rest.n != rows * gpr * 2) {

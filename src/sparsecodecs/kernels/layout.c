@@ -24,6 +24,7 @@
  * the top of this file, to keep native.h mergeable.
  */
 #include "native.h"
+#include "window.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1683,12 +1684,7 @@ static void win_unpack(const uint8_t *row, int64_t len, int bits, int64_t n, uin
                            (uint32_t)row[byte + 2] << 16;
         for (int j = 0; j < per; j++) out[f + j] = (uint8_t)((w >> (bits * j)) & mask);
     }
-    for (; f < n; f++) {
-        const int64_t bit = f * bits;
-        uint32_t w = 0;
-        for (int i = 0; i < 2 && (bit >> 3) + i < len; i++) w |= (uint32_t)row[(bit >> 3) + i] << (8 * i);
-        out[f] = (uint8_t)((w >> (bit & 7)) & mask);
-    }
+    for (; f < n; f++) out[f] = (uint8_t)win_field(row, len, f * bits, bits);
 }
 
 SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uint8_t *rest,
@@ -1697,7 +1693,7 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
                           int width, int rbytes, int rbits, void *out, const int osize,
                           uint8_t *scratch, uint8_t *codes) {
     const int64_t gpr = (cols + 3) / 4, pairs = (gpr + 1) / 2;
-    const int64_t pb = (pairs * 6 + 7) / 8, eb = (gpr * 6 + 7) / 8;
+    const int64_t pb = win_pattern_bytes(gpr), eb = win_code_bytes(gpr);
     const uint64_t low = ((uint64_t)1 << shift) - 1;
     uint8_t *pc = scratch, *ec = scratch + pairs + 8;
     uint32_t table[8] = {0};
@@ -1706,11 +1702,9 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
     int64_t e = 0;
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *prow = pattern + r * pb, *erow = exps + r * eb;
-        if ((pairs * 6) % 8 && prow[pb - 1] >> ((pairs * 6) % 8)) return -3;
-        if ((gpr * 6) % 8 && erow[eb - 1] >> ((gpr * 6) % 8)) return -3;
+        if (!win_row_ok(prow, erow, gpr)) return -3;
         win_unpack(prow, pb, 6, pairs, pc);
         win_unpack(erow, eb, 3, 2 * gpr, ec);
-        if (gpr % 2 && pc[pairs - 1] % 6) return -3;
         /* dense: the row of out, written a whole group (4 items) at a time; kept (codes !=
          * NULL): out holds the kept values, codes the groups' pattern codes */
         char *orow = (char *)out + (codes ? r * gpr * 2 : r * cols) * osize;
@@ -1802,8 +1796,8 @@ FASTCALL(window_decode) {
         shift < 0 || width < 1 || width > 8 || rbits < 0 || rbits > 32 ||
         shift + width > 8 * out.itemsize || win.n > 7 || esc.n != escf.n ||
         out.n != (kept ? rows * gpr * 2 : rows * cols) || (kept && codes.n != rows * gpr) ||
-        pat.n != rows * ((pairs * 6 + 7) / 8) ||
-        exps.n != rows * ((gpr * 6 + 7) / 8) || rest.n != rows * gpr * 2 * rbytes) {
+        pat.n != rows * win_pattern_bytes(gpr) ||
+        exps.n != rows * win_code_bytes(gpr) || rest.n != rows * gpr * 2 * rbytes) {
         fail("%s: sizes or parameters do not fit", fn);
         goto done;
     }
