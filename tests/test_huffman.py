@@ -770,16 +770,14 @@ def simd_levels() -> list[str]:
 _GUARDS: list[object] = []  # the mappings stay alive (and their guard pages protected)
 
 
-def guarded(data: bytes) -> np.ndarray:
-    """``data`` as a read-only uint8 array that ends exactly where an inaccessible page starts:
-    a kernel reading one byte past it crashes instead of passing unseen."""
+def _before_guard_page(n: int) -> np.ndarray:
+    """``n`` writable bytes ending exactly where an inaccessible page starts."""
     import ctypes
     import mmap
 
     page = mmap.PAGESIZE
-    size = (len(data) + page - 1) // page * page + page
+    size = (n + page - 1) // page * page + page
     m = mmap.mmap(-1, size)
-    m[size - page - len(data) : size - page] = data
     buf = ctypes.c_char.from_buffer(m)
     addr = ctypes.addressof(buf)
     del buf
@@ -788,7 +786,14 @@ def guarded(data: bytes) -> np.ndarray:
     if libc.mprotect(addr + size - page, page, 0) != 0:  # PROT_NONE
         pytest.skip("mprotect is not available")
     _GUARDS.append(m)
-    arr = np.frombuffer(m, np.uint8, len(data), size - page - len(data))
+    return np.frombuffer(m, np.uint8, n, size - page - n)
+
+
+def guarded(data: bytes) -> np.ndarray:
+    """``data`` as a read-only uint8 array that ends exactly where an inaccessible page starts:
+    a kernel reading one byte past it crashes instead of passing unseen."""
+    arr = _before_guard_page(len(data))
+    arr[:] = np.frombuffer(data, np.uint8)
     arr.flags.writeable = False
     return arr
 
@@ -931,8 +936,8 @@ def test_value_kernels_read_unaligned_arrays(dtype: type):
     hk.split_planes(v, 1, mask, planes[0])
     hk.split_planes(a, 1, mask, planes[1])
     assert (planes[0] == planes[1]).all()
-    fields = [(np.empty(v.size, np.uint16), np.empty((v.size * (width - 12) + 63) // 64, np.uint64))
-              for _ in range(2)]
+    fields = [(np.empty(v.size, np.uint16), np.empty((v.size * (width - 12) + 63) // 64 * 8,
+                                                     np.uint8)) for _ in range(2)]
     hk.split_fields(v, 1, mask, width, 12, *fields[0])
     hk.split_fields(a, 1, mask, width, 12, *fields[1])
     assert all((x == y).all() for x, y in zip(fields[0], fields[1], strict=True))
@@ -1003,3 +1008,133 @@ def test_build_code_refuses_bad_counts():
             hk.build_code(np.array(bad, np.int64), 15, lengths, codes)
     with pytest.raises(ValueError, match="as long"):
         hk.build_code(np.ones(4, np.int64), 15, lengths, codes)
+
+
+def writable_guarded(n: int) -> np.ndarray:
+    """``n`` writable bytes (0xEE) ending exactly where an inaccessible page starts: a kernel
+    writing one byte past them crashes instead of passing unseen."""
+    arr = _before_guard_page(n)
+    arr[:] = 0xEE
+    return arr
+
+
+def msb_first_bytes(fields: list[tuple[int, int]]) -> bytes:
+    """(value, bits) fields written MSB-first, zero-padded to whole 64-bit words."""
+    bits = "".join(format(v, f"0{b}b") if b else "" for v, b in fields)
+    bits += "0" * (-len(bits) % 64)
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+
+
+def check_encode_streams(symbols: np.ndarray, lengths: np.ndarray, bounds: np.ndarray) -> None:
+    """encode_streams at every SIMD level writes each stream's codes MSB-first, padded to
+    whole words, into regions of exactly the room the caller gives, the last one ending at an
+    inaccessible page."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    codes = hk.canonical_codes(lengths)
+    nstreams = bounds.size - 1
+    room = (np.diff(bounds) * int(lengths.max()) + 63) // 64 * 8
+    offsets = np.zeros(nstreams + 1, np.int64)
+    np.cumsum(room, out=offsets[1:])
+    want = [msb_first_bytes([(int(codes[s]), int(lengths[s]))
+                             for s in symbols[bounds[i] : bounds[i + 1]]])
+            for i in range(nstreams)]
+    for level in simd_levels():
+        with kernels.use_simd(level):
+            out = writable_guarded(int(offsets[-1]))
+            used = np.full(nstreams, -1, np.int64)
+            hk.encode_streams(symbols, codes, lengths, bounds, offsets, out, used)
+            for i in range(nstreams):
+                assert used[i] == len(want[i]), (level, i)
+                got = out[offsets[i] : offsets[i] + used[i]].tobytes()
+                assert got == want[i], (level, i)
+        _GUARDS.clear()
+
+
+@settings(max_examples=examples(120), deadline=None)
+@given(st.integers(1, 9), st.integers(0, 700), st.integers(2, 4096), st.integers(8, 16),
+       st.integers(0, 2**32 - 1))
+def test_encode_streams_writes_the_bit_strings_at_every_level(
+    nstreams: int, count: int, alphabet: int, limit: int, seed: int
+):
+    """The lockstep loop over four streams, the one-stream tail and the byte-by-byte flush at
+    the end of a region, on skewed codes (long and short), uneven and empty streams."""
+    from sparsecodecs.codecs import _huffman as huff_mod
+
+    rng = np.random.default_rng(seed)
+    skew = rng.exponential(1.0, alphabet) ** 4
+    symbols = rng.choice(alphabet, count, p=skew / skew.sum()).astype(
+        np.uint8 if alphabet <= 256 else np.uint16)
+    counts = np.bincount(symbols, minlength=alphabet).astype(np.int64)
+    counts[rng.integers(0, alphabet)] += 1  # at least one symbol has a code
+    lengths = huff_mod.huffman_lengths(counts, limit).astype(np.uint8)
+    cuts = np.sort(rng.integers(0, count + 1, nstreams - 1))
+    check_encode_streams(symbols, lengths, np.array([0, *cuts, count], np.int64))
+
+
+@pytest.mark.parametrize("nstreams", [1, 4, 5])
+@pytest.mark.parametrize("alphabet", [6000, 20000, 40000])
+def test_encode_streams_of_long_codes_only(nstreams: int, alphabet: int):
+    """Runs of mixed long codes (12-16 bits) fill the bit writer most between flushes."""
+    from sparsecodecs.codecs import _huffman as huff_mod
+
+    rng = np.random.default_rng(alphabet)
+    lengths = huff_mod.huffman_lengths(rng.integers(1, 4, alphabet), 16).astype(np.uint8)
+    assert lengths.min() >= 12
+    symbols = rng.integers(0, alphabet, 3001).astype(np.uint16)
+    check_encode_streams(symbols, lengths, np.arange(nstreams + 1, dtype=np.int64) * 3001
+                         // nstreams)
+
+
+def test_encode_streams_refuses_too_little_room_and_foreign_symbols():
+    """A region smaller than its stream's bits is refused (never written past: it ends at an
+    inaccessible page), and so is a symbol the code table does not have."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    lengths = np.array([1, 2, 2], np.uint8)
+    codes = hk.canonical_codes(lengths)
+    symbols = np.full(4096, 2, np.uint16)  # 8192 bits: 1024 bytes
+    bounds = np.array([0, 1024, 2048, 3072, 4096], np.int64)
+    for level in simd_levels():
+        with kernels.use_simd(level):
+            out = writable_guarded(4 * 256 - 8)  # the last stream is 8 bytes short
+            with pytest.raises(ValueError, match="outgrew"):
+                hk.encode_streams(symbols, codes, lengths, bounds,
+                                  np.array([0, 256, 512, 768], np.int64), out,
+                                  np.zeros(4, np.int64))
+            _GUARDS.clear()
+            bad = symbols.copy()
+            bad[3000] = 3
+            with pytest.raises(ValueError, match="outside the code table"):
+                hk.encode_streams(bad, codes, lengths, bounds,
+                                  np.array([0, 256, 512, 768, 1024], np.int64),
+                                  np.zeros(1024, np.uint8), np.zeros(4, np.int64))
+
+
+@pytest.mark.parametrize("width,top", [(16, 9), (16, 15), (32, 3), (32, 9), (32, 12), (64, 16)])
+def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int):
+    """split_fields packs the low ``width - top`` bits MSB-first, zero-padded to whole words,
+    into exactly the bytes they need (ending at an inaccessible page) and the top bits into
+    syms, at every SIMD level and count (blocks between flushes, the one-value tail, fields
+    wider than 28 bits in halves)."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(width + top)
+    lb = width - top
+    mask = (1 << width) - 1
+    values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
+    for count in [*range(40), 299, 300]:
+        v = values[:count]
+        rot = [((int(x) << 1) | (int(x) >> (width - 1))) & mask for x in v]
+        want = msb_first_bytes([(x & ((1 << lb) - 1), lb) for x in rot])
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                syms = np.zeros(count, np.uint16)
+                low = writable_guarded((count * lb + 63) // 64 * 8)
+                hk.split_fields(v, 1, np.uint64(mask), width, top, syms, low)
+                assert low.tobytes() == want, (count, level)
+                assert syms.tolist() == [x >> lb for x in rot], (count, level)
+        _GUARDS.clear()

@@ -238,10 +238,9 @@ def test_threaded_join_fields16_joins_the_same_values(top: int, rotate: int) -> 
     n = (1 << 19) + 21
     values = rng.integers(0, 1 << 16, n).astype(np.uint16)
     syms = np.empty(n, np.uint16)
-    low = np.empty((n * (16 - top) + 63) // 64, np.uint64)
+    low_bytes = np.empty((n * (16 - top) + 63) // 64 * 8, np.uint8)
     mask = np.uint64(0xFFFF)
-    hk.split_fields(values, rotate, mask, 16, top, syms, low)
-    low_bytes = low.astype(">u8").view(np.uint8)
+    hk.split_fields(values, rotate, mask, 16, top, syms, low_bytes)
     for threads in (1, 2, 3):
         out = np.zeros(n, np.uint16)
         hk.join_fields16(syms, low_bytes, rotate, top, out, threads)
@@ -257,9 +256,8 @@ def test_threaded_join_fields32_joins_the_same_values(top: int, rotate: int) -> 
     n = (1 << 18) + 13
     values = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
     syms = np.empty(n, np.uint16)
-    low = np.empty((n * (32 - top) + 63) // 64, np.uint64)
-    hk.split_fields(values, rotate, np.uint64(0xFFFFFFFF), 32, top, syms, low)
-    low_bytes = low.astype(">u8").view(np.uint8)
+    low_bytes = np.empty((n * (32 - top) + 63) // 64 * 8, np.uint8)
+    hk.split_fields(values, rotate, np.uint64(0xFFFFFFFF), 32, top, syms, low_bytes)
     for threads in (1, 2, 3):
         out = np.zeros(n, np.uint32)
         hk.join_fields32(syms, low_bytes, rotate, top, out, threads)

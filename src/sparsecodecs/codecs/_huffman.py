@@ -238,18 +238,18 @@ def encode_symbols(
     bounds = _stream_bounds(symbols.size, nstreams)
     # Each stream is written into room for its symbols at the longest code, then the streams
     # are packed together: one pass over the symbols instead of sizing the streams first.
-    room = (np.diff(bounds) * int(lengths.max(initial=1)) + 63) // 64
+    room = (np.diff(bounds) * int(lengths.max(initial=1)) + 63) // 64 * 8
     offsets = np.zeros(nstreams + 1, np.int64)
     np.cumsum(room, out=offsets[1:])
-    buf = np.empty(int(offsets[-1]), np.uint64)
-    words = np.empty(nstreams, np.int64)
-    hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, words)
-    out = buf[: words[0]] if nstreams == 1 else np.concatenate(
-        [buf[offsets[s] : offsets[s] + words[s]] for s in range(nstreams)])
-    codebook = book + bytes([nstreams]) + (words * 8).astype("<u8").tobytes()
+    buf = np.empty(int(offsets[-1]), np.uint8)
+    sizes = np.empty(nstreams, np.int64)
+    hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, sizes)
+    out = buf[: sizes[0]] if nstreams == 1 else np.concatenate(
+        [buf[offsets[s] : offsets[s] + sizes[s]] for s in range(nstreams)])
+    codebook = book + bytes([nstreams]) + sizes.astype("<u8").tobytes()
     return [
         Section(f"{name}.codebook", "codebook", codebook),
-        Section(f"{name}.bits", role, out.astype(">u8")),
+        Section(f"{name}.bits", role, out),
     ]
 
 

@@ -1,8 +1,8 @@
 """Kernels of the Huffman stage: a thin layer over the compiled ``kernels/huffman.c``.
 
 Bit order: each stream is a sequence of 64-bit words; codes are written MSB-first, so a
-stream's bits read left to right are its symbols' canonical codes in order. The words are
-native integers here; ``_huffman.py`` stores them big-endian, so the byte stream is MSB-first.
+stream's bits read left to right are its symbols' canonical codes in order. The encoders
+write the bytes the frame holds (big-endian words); the decoders read them.
 Decoding keeps four streams in flight at once: their table look-ups are independent, which
 hides the latency of each look-up.
 
@@ -71,15 +71,18 @@ def _lengths8(lengths: np.ndarray) -> np.ndarray:
 
 
 def encode_streams(symbols: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
-                   bounds: np.ndarray, word_offsets: np.ndarray, out: np.ndarray,
+                   bounds: np.ndarray, byte_offsets: np.ndarray, out: np.ndarray,
                    used: np.ndarray) -> None:
-    """Encode ``symbols[bounds[s]:bounds[s+1]]`` into words ``out[word_offsets[s]:...]``.
+    """Encode ``symbols[bounds[s]:bounds[s+1]]`` into the bytes
+    ``out[byte_offsets[s]:byte_offsets[s+1]]`` (uint8; the last stream runs to the end).
 
-    Each stream's region must have room for its symbols at the longest code length; the words
-    stream s used are written to ``used[s]``. ``symbols`` may have 1-, 2-, 4- or 8-byte items;
-    a symbol outside ``codes`` or a stream outgrowing its region raises ValueError.
+    Each stream is written MSB-first and zero-padded to whole 64-bit words: the bytes a frame
+    holds. Its region must have room for its symbols at the longest code length, rounded up to
+    words; the bytes stream s used are written to ``used[s]``. ``symbols`` may have 1-, 2-, 4-
+    or 8-byte items; a symbol outside ``codes`` or a stream outgrowing its region raises
+    ValueError.
     """
-    _native.huf_encode_streams(symbols, codes, lengths, bounds, word_offsets, out, used)
+    _native.huf_encode_streams(symbols, codes, lengths, bounds, byte_offsets, out, used)
 
 
 def canonical_codes(lengths: np.ndarray) -> np.ndarray:
@@ -311,7 +314,8 @@ def split_fields(values: np.ndarray, rotate: int, mask: object, width: int, top:
     """Split each rotated value into its top ``top`` bits (``syms``) and the rest.
 
     The remaining ``lb = width - top`` bits of value i are written MSB-first at bit ``i * lb``
-    of the native uint64 words ``low`` (stored big-endian by the caller).
+    of the bytes ``low`` (uint8, at least ``8 * ceil(n * lb / 64)``), zero-padded to whole
+    64-bit words: the bytes the frame holds.
     """
     _check_mask(mask, width)
     _native.huf_split_fields(values, rotate, width, top, syms, low)

@@ -226,12 +226,12 @@ def encode_fields(
 
     width = 8 * dtype.itemsize
     syms = np.empty(values.size, np.uint16)
-    low = np.empty(_low_words(values.size, width - plan.top), np.uint64)
+    low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
     hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width, plan.top,
                     syms, low)
     sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
                                    counts=plan.counts, max_length=max_length)
-    return [*sections, Section(f"{prefix}.low", "values", low.astype(">u8"))]
+    return [*sections, Section(f"{prefix}.low", "values", low)]
 
 
 def _low_words(count: int, bits: int) -> int:

@@ -121,47 +121,121 @@ static int aligned8(const sc_arr *a) { return ((uintptr_t)a->p & 7) == 0; }
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-/* encode_streams(symbols, codes u32, lengths u8, bounds i64, word_offsets i64, out u64 (w),
- * used i64 (w)) -> 0, -1 (a symbol outside the code table), -2 (a stream outgrew its room). */
-SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
-                          int64_t alphabet, const int64_t *bounds, const int64_t *woff,
-                          int64_t nwoff, uint64_t *out, int64_t nout, int64_t *used,
-                          int64_t ns, int isz) {
-    int check = isz < 8 && alphabet < ((int64_t)1 << (8 * isz));
-    for (int64_t s = 0; s < ns; s++) {
-        int64_t q = woff[s];
-        int64_t hi = s + 1 < nwoff && woff[s + 1] < nout ? woff[s + 1] : nout;
-        uint64_t acc = 0;
-        unsigned nacc = 0;
-        for (int64_t i = bounds[s], end = bounds[s + 1]; i < end; i++) {
-            uint64_t sym = ld(symbols, i, isz);
-            if (check && SC_UNLIKELY(sym >= (uint64_t)alphabet)) return -1;
-            unsigned ln = lengths[sym];
-            uint64_t c = codes[sym];
-            if (nacc + ln <= 64) {
-                acc = (acc << ln) | c;
-                nacc += ln;
-            } else {
-                unsigned rest = ln - (64 - nacc);
-                if (SC_UNLIKELY(q >= hi)) return -2;
-                out[q++] = (acc << (64 - nacc)) | (c >> rest);
-                acc = c & (((uint64_t)1 << rest) - 1);
-                nacc = rest;
-            }
-        }
-        if (nacc > 0) {
-            if (SC_UNLIKELY(q >= hi)) return -2;
-            out[q++] = acc << (64 - nacc);
-        }
-        used[s] = q - woff[s];
+/* A big-endian bit writer, as zstd's BIT_CStream but MSB-first: `acc` holds `n` pending bits
+ * in its low end (stale bits above them are shifted out), and a flush stores all of them
+ * MSB-first in one 8-byte window at `p`, then moves `p` past the whole bytes. The partial byte
+ * left (n < 8 after a flush) is in memory already, zero-padded, from that window. The caller
+ * keeps n <= 63 between flushes. Near the end of the buffer the window is stored byte by byte,
+ * never past `lim`; a flush whose whole bytes pass `lim` fails. */
+typedef struct {
+    uint8_t *p, *lim;
+    uint64_t acc;
+    unsigned n;
+} huf_bitw;
+
+SC_INLINE void bw_put(huf_bitw *w, uint64_t code, unsigned len) {
+    w->acc = (w->acc << len) | code;
+    w->n += len;
+}
+
+SC_INLINE int bw_flush(huf_bitw *w) {
+    uint64_t v = w->n ? w->acc << (64 - w->n) : 0;
+    unsigned whole = w->n >> 3;
+    if (SC_LIKELY(w->lim - w->p >= 8)) {
+        uint64_t be = HUF_LE ? __builtin_bswap64(v) : v;
+        memcpy(w->p, &be, 8);
+    } else {
+        if ((size_t)(w->lim - w->p) < whole + ((w->n & 7) != 0)) return -1;
+        for (int b = 0; b < 8 && w->p + b < w->lim; b++) w->p[b] = (uint8_t)(v >> (56 - 8 * b));
     }
+    w->p += whole;
+    w->n &= 7;
     return 0;
 }
 
-#define CALL(k) rc = encode_body(symbols, codes, lengths, alphabet, bounds, woff, nwoff, out, nout, used, ns, k)
+/* Close a stream that began at `start`: the last partial byte is counted and zero bytes pad
+ * the stream to whole 64-bit words. Returns the stream's bytes, or -1 past `lim`. */
+SC_INLINE int64_t bw_close(huf_bitw *w, const uint8_t *start) {
+    if (bw_flush(w) < 0) return -1;
+    uint8_t *end = w->p + (w->n != 0);
+    int64_t nbytes = (end - start + 7) / 8 * 8;
+    if (w->lim - start < nbytes) return -1;
+    memset(end, 0, (size_t)(start + nbytes - end));
+    return nbytes;
+}
+
+/* Symbols a stream takes between flushes: k codes of at most `maxlen` bits on top of the 7
+ * bits a flush may leave must fit in 63. */
+SC_INLINE unsigned codes_per_flush(unsigned maxlen) {
+    unsigned k = maxlen ? 56 / maxlen : 56;
+    return k < 1 ? 1 : k > 4 ? 4 : k;
+}
+
+/* encode_streams(symbols, codes u32, lengths u8, bounds i64, byte_offsets i64, out u8 (w),
+ * used i64 (w)) -> 0, -1 (a symbol outside the code table), -2 (a stream outgrew its room).
+ * Stream s goes to out[byte_offsets[s]:byte_offsets[s + 1]] as MSB-first bytes, zero-padded
+ * to whole 64-bit words (the bytes the frame holds); used[s] is its byte count. Four streams
+ * are written in lockstep, so that their shift-and-or chains overlap. */
+#define HUF_PUT(w, i)                                                               \
+    do {                                                                            \
+        uint64_t sym_ = ld(symbols, (i), isz);                                      \
+        if (check && SC_UNLIKELY(sym_ >= (uint64_t)alphabet)) return -1;            \
+        bw_put((w), codes[sym_], lengths[sym_]);                                    \
+    } while (0)
+
+SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                          int64_t alphabet, unsigned maxlen, const int64_t *bounds,
+                          const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
+                          int64_t *used, int64_t ns, int isz) {
+    int check = isz < 8 && alphabet < ((int64_t)1 << (8 * isz));
+    if (isz == 8) check = 1;
+    unsigned k = codes_per_flush(maxlen);
+    huf_bitw w[4];
+    for (int64_t s0 = 0; s0 < ns; s0 += 4) {
+        int lanes = ns - s0 < 4 ? (int)(ns - s0) : 4;
+        int64_t common = INT64_MAX;
+        for (int l = 0; l < lanes; l++) {
+            int64_t s = s0 + l, hi = s + 1 < nboff && boff[s + 1] < nout ? boff[s + 1] : nout;
+            w[l] = (huf_bitw){out + boff[s], out + hi, 0, 0};
+            int64_t len = bounds[s + 1] - bounds[s];
+            common = len < common ? len : common;
+        }
+        int64_t j = 0;
+        if (lanes == 4) {
+            const int64_t b0 = bounds[s0], b1 = bounds[s0 + 1], b2 = bounds[s0 + 2],
+                          b3 = bounds[s0 + 3];
+            for (; j + k <= common; j += k) {
+                for (unsigned t = 0; t < k; t++) {
+                    HUF_PUT(&w[0], b0 + j + t);
+                    HUF_PUT(&w[1], b1 + j + t);
+                    HUF_PUT(&w[2], b2 + j + t);
+                    HUF_PUT(&w[3], b3 + j + t);
+                }
+                if (SC_UNLIKELY((bw_flush(&w[0]) | bw_flush(&w[1]) | bw_flush(&w[2]) |
+                                 bw_flush(&w[3])) < 0))
+                    return -2;
+            }
+        }
+        for (int l = 0; l < lanes; l++) {
+            int64_t s = s0 + l;
+            for (int64_t i = bounds[s] + j, end = bounds[s + 1]; i < end; i++) {
+                HUF_PUT(&w[l], i);
+                if (SC_UNLIKELY(bw_flush(&w[l]) < 0)) return -2;
+            }
+            int64_t nbytes = bw_close(&w[l], out + boff[s]);
+            if (nbytes < 0) return -2;
+            used[s] = nbytes;
+        }
+    }
+    return 0;
+}
+#undef HUF_PUT
+
+#define CALL(k) rc = encode_body(symbols, codes, lengths, alphabet, maxlen, bounds, boff, nboff, out, nout, used, ns, k)
 HUF_TWINS(encode_k, (const void *symbols, const uint32_t *codes, const uint8_t *lengths,
-                     int64_t alphabet, const int64_t *bounds, const int64_t *woff, int64_t nwoff,
-                     uint64_t *out, int64_t nout, int64_t *used, int64_t ns, int isz),
+                     int64_t alphabet, unsigned maxlen, const int64_t *bounds,
+                     const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
+                     int64_t *used, int64_t ns, int isz),
           { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
@@ -169,36 +243,39 @@ static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ss
     const char *fn = "encode_streams";
     if (sc_nargs(nargs, 7, fn) < 0) return NULL;
     sc_bufs bufs = {.n = 0};
-    sc_arr sym, codes, lens, bounds, woff, out, used;
+    sc_arr sym, codes, lens, bounds, boff, out, used;
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 0, "symbols", &sym) < 0 ||
         sc_get(&bufs, args[1], 0, 4, "codes", &codes) < 0 ||
         sc_get(&bufs, args[2], 0, 1, "lengths", &lens) < 0 ||
         sc_get(&bufs, args[3], 0, 8, "bounds", &bounds) < 0 ||
-        sc_get(&bufs, args[4], 0, 8, "word_offsets", &woff) < 0 ||
-        sc_get(&bufs, args[5], 1, 8, "out", &out) < 0 ||
+        sc_get(&bufs, args[4], 0, 8, "byte_offsets", &boff) < 0 ||
+        sc_get(&bufs, args[5], 1, 1, "out", &out) < 0 ||
         sc_get(&bufs, args[6], 1, 8, "used", &used) < 0)
         goto done;
     if (!item_size_ok(sym.itemsize)) { bad_arg(fn, "symbols must have 1, 2, 4 or 8-byte items"); goto done; }
-    if (!aligned8(&bounds) || !aligned8(&woff) || !aligned8(&out) || !aligned8(&used) ||
-        ((uintptr_t)codes.p & 3)) {
+    if (!aligned8(&bounds) || !aligned8(&boff) || !aligned8(&used) || ((uintptr_t)codes.p & 3)) {
         bad_arg(fn, "arrays must be aligned");
         goto done;
     }
     int64_t ns = bounds.n - 1;
     int64_t alphabet = codes.n < lens.n ? codes.n : lens.n;
-    const int64_t *b = bounds.p, *w = woff.p;
-    if (ns < 0 || used.n < ns || woff.n < ns) { bad_arg(fn, "bounds, word_offsets and used disagree"); goto done; }
+    const int64_t *b = bounds.p, *o = boff.p;
+    if (ns < 0 || used.n < ns || boff.n < ns) { bad_arg(fn, "bounds, byte_offsets and used disagree"); goto done; }
     for (int64_t s = 0; s <= ns; s++)
         if (b[s] < 0 || b[s] > sym.n || (s && b[s] < b[s - 1])) { bad_arg(fn, "bounds out of range"); goto done; }
     for (int64_t s = 0; s < ns; s++)
-        if (w[s] < 0 || w[s] > out.n) { bad_arg(fn, "word_offsets out of range"); goto done; }
-    for (int64_t i = 0; i < alphabet; i++)
-        if (((const uint8_t *)lens.p)[i] > 32) { bad_arg(fn, "code lengths must be <= 32"); goto done; }
+        if (o[s] < 0 || o[s] > out.n || (s && o[s] < o[s - 1])) { bad_arg(fn, "byte_offsets out of range"); goto done; }
+    unsigned maxlen = 0;
+    for (int64_t i = 0; i < alphabet; i++) {
+        unsigned ln = ((const uint8_t *)lens.p)[i];
+        if (ln > 32) { bad_arg(fn, "code lengths must be <= 32"); goto done; }
+        maxlen = ln > maxlen ? ln : maxlen;
+    }
     int rc, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    rc = HUF_RUN(fast, encode_k, sym.p, codes.p, lens.p, alphabet, b, w, woff.n, out.p, out.n,
-                 used.p, ns, (int)sym.itemsize);
+    rc = HUF_RUN(fast, encode_k, sym.p, codes.p, lens.p, alphabet, maxlen, b, o, boff.n, out.p,
+                 out.n, used.p, ns, (int)sym.itemsize);
     Py_END_ALLOW_THREADS
     if (rc == -1) bad_arg(fn, "a symbol is outside the code table");
     else if (rc == -2) bad_arg(fn, "a stream outgrew its room in out");
@@ -1571,36 +1648,48 @@ done:
 
 /* ---- top fields and packed low bits --------------------------------------------------- */
 
-/* split_fields(values, rotate, width, top, syms u16 (w), low u64 (w)): the top `top` bits of
- * each rotated value to syms, the other lb = width - top bits MSB-first at bit i * lb of the
- * native words `low`. */
+/* split_fields(values, rotate, width, top, syms u16 (w), low u8 (w)): the top `top` bits of
+ * each rotated value to syms, the other lb = width - top bits MSB-first into the bytes `low`,
+ * zero-padded to whole 64-bit words (the bytes the frame holds). Blocks of k values go
+ * between flushes of the bit writer (k * lb <= 56); fields wider than 28 bits go in halves. */
 SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *syms,
-                                 uint64_t *low, int isz) {
+                                 uint8_t *low, int64_t nlow, int isz) {
     const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
     unsigned lb = v->width - top;
-    uint64_t lmask = width_mask(lb), acc = 0;
-    unsigned nacc = 0;
-    int64_t q = 0;
-    for (int64_t i = 0; i < v->n; i++) {
+    uint64_t lmask = width_mask(lb);
+    huf_bitw w = {low, low + nlow, 0, 0};
+    int64_t i = 0;
+    if (lb <= 28) {
+        int64_t k = 56 / lb;
+        for (; i + k <= v->n; i += k) {
+            for (int64_t t = 0; t < k; t++) {
+                uint64_t x = val(v, i + t, isz);
+                syms[i + t] = (uint16_t)(x >> lb);
+                bw_put(&w, x & lmask, lb);
+            }
+            (void)bw_flush(&w); /* the caller sized low: every flush fits */
+        }
+    }
+    unsigned half = lb / 2;
+    for (; i < v->n; i++) {
         uint64_t x = val(v, i, isz);
         syms[i] = (uint16_t)(lb < 64 ? x >> lb : 0);
         uint64_t c = x & lmask;
-        if (nacc + lb <= 64) {
-            acc = (acc << lb) | c;
-            nacc += lb;
+        if (lb > 28) {
+            bw_put(&w, c >> half, lb - half);
+            (void)bw_flush(&w);
+            bw_put(&w, c & width_mask(half), half);
         } else {
-            unsigned rest = lb - (64 - nacc);
-            low[q++] = (acc << (64 - nacc)) | (c >> rest);
-            acc = c & (((uint64_t)1 << rest) - 1);
-            nacc = rest;
+            bw_put(&w, c, lb);
         }
+        (void)bw_flush(&w);
     }
-    if (nacc > 0) low[q] = acc << (64 - nacc);
+    (void)bw_close(&w, low);
 }
 
-#define CALL(k) split_fields_body(v, top, syms, low, k)
-HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint64_t *low,
-                           int isz),
+#define CALL(k) split_fields_body(v, top, syms, low, nlow, k)
+HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint8_t *low,
+                           int64_t nlow, int isz),
           { HUF_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
@@ -1617,16 +1706,15 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
     PyObject *res = NULL;
     if (get_vals(&bufs, args[0], args[1], (unsigned)width, fn, &v) < 0 ||
         sc_get(&bufs, args[4], 1, 2, "syms", &syms) < 0 ||
-        sc_get(&bufs, args[5], 1, 8, "low", &low) < 0)
+        sc_get(&bufs, args[5], 1, 1, "low", &low) < 0)
         goto done;
-    if (syms.n < v.n || low.n < (v.n * (width - top) + 63) / 64 || !aligned8(&low) ||
-        ((uintptr_t)syms.p & 1)) {
+    if (syms.n < v.n || low.n < (v.n * (width - top) + 63) / 64 * 8 || ((uintptr_t)syms.p & 1)) {
         bad_arg(fn, "syms or low too small, or unaligned");
         goto done;
     }
     int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, v.isz);
+    HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
