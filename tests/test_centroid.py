@@ -12,10 +12,12 @@ import struct
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.registry import FrameLayoutError, PatternError
-from sparsecodecs.testing import assert_bits_equal, reframe, split_frame
+from sparsecodecs.testing import assert_bits_equal, examples, reframe, split_frame
 
 K_VALUES = [1, 2, 255, 256, 257, 4096, 65535, 65536]
 DTYPES = [np.uint8, np.uint16, ml_dtypes.bfloat16, np.float32]
@@ -240,3 +242,17 @@ def test_hostile_coded_stream_truncated():
                                  "c.idx.bits": sections(frame)["c.idx.bits"][1][:8]}),
         "8 bytes of streams cannot hold 4000 symbols",
     )
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=300), st.booleans(),
+       st.sampled_from([8, 12, 15]))
+def test_centroid_floor_never_exceeds_the_plan(counts: list[int], entropy: bool, limit: int):
+    """The entropy bound the hybrid planner uses to skip a centroid plan is a lower bound on
+    that plan's bytes, Huffman-coded or packed, for one centroid or many."""
+    from sparsecodecs.codecs._stages import centroid_floor, plan_centroids
+
+    c = np.array(counts, np.int64)
+    distinct = (np.arange(c.size, dtype=np.uint16), c)
+    plan = plan_centroids(int(c.sum()), distinct, limit, entropy=entropy)
+    assert centroid_floor(distinct) <= plan.nbytes

@@ -44,6 +44,7 @@ __all__ = [
     "top_histogram",
     "value_histograms",
     "value_histograms16",
+    "value_histograms16_counts",
 ]
 
 #: What :func:`decode_coded` returns for a codebook or stream table that fails a check; the
@@ -280,6 +281,16 @@ def value_histograms16(values: np.ndarray, rotate: int,
     planes = np.zeros((2, 256), np.int64)
     fine = np.zeros(1 << top, np.int64)
     _native.huf_value_histograms16(values, rotate, top, planes, fine)
+    return planes, fine
+
+
+def value_histograms16_counts(counts: np.ndarray, rotate: int,
+                              top: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`value_histograms16` from the histogram of the 16-bit values themselves
+    (``counts``, int64, 2**16 items): 2**16 steps instead of a pass over the values."""
+    planes = np.zeros((2, 256), np.int64)
+    fine = np.zeros(1 << top, np.int64)
+    _native.huf_value_histograms16_counts(counts, rotate, top, planes, fine)
     return planes, fine
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "CentroidPlan",
     "FieldsPlan",
     "PlanesPlan",
+    "centroid_floor",
     "decode_centroids",
     "decode_fields",
     "decode_planes",
@@ -63,6 +64,7 @@ __all__ = [
     "plan_fields",
     "plan_planes",
     "rotation",
+    "value_counts",
     "value_histograms",
 ]
 
@@ -100,13 +102,35 @@ class PlanesPlan:
     nbytes: int  # estimated section bytes (exact to 8 bytes per coded stream)
 
 
-def value_histograms(values: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+#: From this many values on, a planner of 8- and 16-bit values counts every bit pattern once
+#: (:func:`value_counts`) and derives the rest from those counts: below it, a pass over the
+#: values costs less than the 2**16 histogram bins.
+COUNT_PATTERNS_FROM = 4096
+
+
+def value_counts(values: np.ndarray) -> np.ndarray | None:
+    """How often each bit pattern of 8- or 16-bit ``values`` occurs (int64, 2**bits items), or
+    None for wider values and for fewer than :data:`COUNT_PATTERNS_FROM`: one pass that
+    :func:`value_histograms`, :func:`distinct_values` and a mode need not repeat."""
+    if values.dtype.itemsize > 2 or values.size < COUNT_PATTERNS_FROM:
+        return None
+    from . import _huffman_kernels as hk
+
+    return hk.histogram(np.ascontiguousarray(values).reshape(-1), 1 << (8 * values.dtype.itemsize))
+
+
+def value_histograms(
+    values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(byte-plane histograms, top-field histogram) of 16- or 32-bit ``values`` in one pass:
-    what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both."""
+    what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both.
+    ``counts``: :func:`value_counts` of 16-bit values, when known (no pass over the values)."""
     from . import _huffman_kernels as hk
 
     tmax = min(MAX_TOP_BITS, 8 * dtype.itemsize - 1)
     if dtype.itemsize == 2:
+        if counts is not None:
+            return hk.value_histograms16_counts(counts, rotation(dtype), tmax)
         return hk.value_histograms16(np.ascontiguousarray(values), rotation(dtype), tmax)
     planes, fine = hk.value_histograms(np.ascontiguousarray(values), rotation(dtype),
                                        _mask(dtype), dtype.itemsize, tmax)
@@ -307,17 +331,21 @@ def decode_planes(
 
 
 def distinct_values(
-    values: np.ndarray, limit: int = MAX_CENTROIDS, *, give_up_early: bool = True
+    values: np.ndarray,
+    limit: int = MAX_CENTROIDS,
+    *,
+    give_up_early: bool = True,
+    counts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``(sorted distinct values, their counts)``, or None if there are more than ``limit``.
 
     With ``give_up_early``, also None when a sample shows the values are mostly distinct (no
     codebook would pay off); the ``centroid`` codec, which must take any k <= limit, passes False.
+    ``counts``: :func:`value_counts` of ``values``, when known.
     """
-    if values.dtype.itemsize <= 2 and values.size >= 4096:
-        from . import _huffman_kernels as hk
-
-        counts = hk.histogram(values, 1 << (8 * values.dtype.itemsize))
+    if counts is None:
+        counts = value_counts(values)
+    if counts is not None:
         uniq = np.flatnonzero(counts)
         if uniq.size > limit:
             return None
@@ -361,6 +389,18 @@ class CentroidPlan:
 
 def _index_bits(k: int) -> int:
     return max(1, math.ceil(math.log2(k))) if k > 1 else 0
+
+
+def centroid_floor(distinct: tuple[np.ndarray, np.ndarray]) -> int:
+    """A lower bound on :func:`plan_centroids`'s bytes for these ``(centroids, counts)``: the
+    codebook plus the indices at their order-0 entropy, which neither a prefix code nor packed
+    indices beat. A planner skips the exact plan (a code over up to 2**16 symbols) when this
+    already loses."""
+    centroids, counts = distinct
+    c = counts[counts > 0].astype(np.float64)
+    n = float(c.sum())
+    bits = n * math.log2(n) - float(np.dot(c, np.log2(c))) if n else 0.0
+    return int(centroids.nbytes) + max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
 
 
 def plan_centroids(

@@ -49,6 +49,7 @@ from ._nm import (
 from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     MAX_CENTROIDS,
+    centroid_floor,
     decode_centroids,
     decode_fields,
     decode_planes,
@@ -59,6 +60,7 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
+    value_counts,
     value_histograms,
 )
 
@@ -79,6 +81,7 @@ class _Layout:
     index_sections: Any  # () -> tuple[list[Section], dict]
     fill: np.ndarray | None = None  # the bit patterns of the empty entries (None: zero)
     fill_label: str | int | float = "zero"  # what the frame config records
+    counts: np.ndarray | None = None  # value_counts of ``values``, when known
 
 
 def _worth_counting(x: np.ndarray) -> bool:
@@ -218,8 +221,11 @@ class Hybrid(Codec):
 
         return raw_nbytes, build_raw
 
-    def _fills(self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int) -> list[tuple[Any, Any]]:
-        """``(label, fill)`` of each fill to try; fill None is zero, listed first if tried."""
+    def _fills(
+        self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int, counts: np.ndarray | None
+    ) -> list[tuple[Any, Any]]:
+        """``(label, fill)`` of each fill to try; fill None is zero, listed first if tried.
+        ``counts``: :func:`value_counts` of ``bits``, when known."""
         if self.fill != "auto":
             return [(fill_config(self.fill), resolve_fill(self.fill, bits, dtype))]
         fills: list[tuple[Any, Any]] = [("zero", None)]
@@ -228,7 +234,8 @@ class Hybrid(Codec):
         if 2 * zeros >= flat.size or (flat.dtype.itemsize > 2 and not _worth_counting(flat)):
             mode = None
         else:
-            mode = compact_fill(np.array([tensor_mode(flat, zeros)], flat.dtype))
+            top = int(np.argmax(counts)) if counts is not None else tensor_mode(flat, zeros)
+            mode = compact_fill(np.array([top], flat.dtype))
         if mode is not None:
             fills.append(("mode", mode))
         rows, cols = as_2d(bits.shape)
@@ -242,7 +249,11 @@ class Hybrid(Codec):
                 fills.append(("row-mode", per_row))
         return fills
 
-    def _candidates(self, bits: np.ndarray, dtype: np.dtype[Any]) -> list[_Layout]:
+    def _candidates(
+        self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+    ) -> list[_Layout]:
+        """The layouts worth planning; ``counts``: :func:`value_counts` of ``bits``, when known
+        (then the kept values' counts follow for a scalar fill)."""
         from ._kernels import bitmask_split_fill, split_mask
 
         flat = bits.reshape(-1)
@@ -253,12 +264,14 @@ class Hybrid(Codec):
         # dense only competes when most values are non-zero: below that a mask is cheaper
         # than coding every zero as a value.
         if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
-            out.append(_Layout("dense", flat, 0, lambda: ([], {})))
+            out.append(_Layout("dense", flat, 0, lambda: ([], {}), counts=counts))
         ngroups = geometry(bits.shape, self.m)[3]
         fills = []
-        for label, fill in self._fills(bits, dtype, flat.size - nnz0):
+        for label, fill in self._fills(bits, dtype, flat.size - nnz0, counts):
             if fill is None:
                 nnz = nnz0
+            elif counts is not None and fill.size == 1:
+                nnz = flat.size - int(counts[fill[0]])
             else:
                 empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
                 nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
@@ -276,6 +289,10 @@ class Hybrid(Codec):
         for label, fill, nnz in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
             mask = kept = mask_counts = None
+            kept_counts = None  # the counts of the entries that are not the (scalar) fill
+            if counts is not None and (fill is None or fill.size == 1):
+                kept_counts = counts.copy()
+                kept_counts[0 if fill is None else fill[0]] = 0
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
             ):
@@ -297,10 +314,11 @@ class Hybrid(Codec):
                     sections, meta = build()
                     return sections, {**meta, "nnz": nnz}
 
-                out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label))
+                out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label,
+                                   kept_counts))
             if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
                 codes: Any = None
-                values = code_counts = None
+                values = code_counts = nm_counts = None
                 whole_groups = 8 % self.m == 0 and cols % self.m == 0 and ngroups * self.m % 8 == 0
                 if mask is not None and mask_counts is not None and whole_groups and (
                     nnz == ngroups * self.n
@@ -311,7 +329,7 @@ class Hybrid(Codec):
                     # chosen, and the kept values are the mask's, in the same order.
                     code_counts = _nm_code_counts(mask_counts, nm_tables(self.n, self.m))
                     if code_counts is not None:
-                        values = kept
+                        values, nm_counts = kept, kept_counts
                         codes = partial(_nm_codes, mask, ngroups, self.m,
                                         nm_tables(self.n, self.m).code_of)
                 try:
@@ -330,13 +348,17 @@ class Hybrid(Codec):
                             codes() if callable(codes) else codes, c),
                         codes, ncodes, code_counts,
                     )
-                    out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label))
+                    out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label,
+                                       nm_counts))
         if not out and self.layout == "nm":
             split_groups(bits, self.n, self.m)  # raises the PatternError of the zero fill
         return out
 
-    def _value_stages(self, values: np.ndarray, dtype: np.dtype[Any]) -> list[tuple[str, int, Any]]:
-        """(stage, estimated bytes, plan) for each value stage worth trying on ``values``.
+    def _value_stages(
+        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+    ) -> list[tuple[str, int, Any]]:
+        """(stage, estimated bytes, plan) for each value stage worth trying on ``values``
+        (``counts``: their :func:`value_counts`, when known; else counted here once).
 
         With ``values="auto"`` every stage is tried, except ``centroid`` when a sample shows
         the values are mostly distinct. ``planes`` and ``centroid`` are not pruned further:
@@ -348,8 +370,10 @@ class Hybrid(Codec):
         stages: list[tuple[str, int, Any]] = []
         fplan = None
         plane_counts = fine = None
+        if counts is None and (auto or self.values == "centroid"):
+            counts = value_counts(values)
         if auto and self._coded() and dtype.itemsize in (2, 4):
-            plane_counts, fine = value_histograms(values, dtype)  # both plans, one pass
+            plane_counts, fine = value_histograms(values, dtype, counts)  # both plans, one pass
         if self.values in ("auto", "fields") and self._coded():
             fplan = plan_fields(values, dtype, self.max_code_length, fine)
             if fplan is None and self.values == "fields":
@@ -371,13 +395,17 @@ class Hybrid(Codec):
             stages.append(("planes", plan.nbytes, plan))
         if self.values in ("auto", "centroid"):
             # explicit values='centroid' must take any k <= MAX_CENTROIDS, however distinct
-            distinct = distinct_values(values, give_up_early=auto)
+            distinct = distinct_values(values, give_up_early=auto, counts=counts)
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
                     "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
                 )
-            if distinct is not None:
+            # Under values="auto", centroids that cannot beat a stage planned already (their
+            # entropy bound loses) are not planned: the exact plan codes up to 2**16 symbols.
+            if distinct is not None and not (
+                auto and stages and centroid_floor(distinct) >= min(st[1] for st in stages)
+            ):
                 cplan = plan_centroids(values.size, distinct, self.max_code_length,
                                        entropy=self._coded())
                 stages.append(("centroid", cplan.nbytes, cplan))
@@ -386,12 +414,12 @@ class Hybrid(Codec):
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
-        for cand in self._candidates(bits, dtype):
+        for cand in self._candidates(bits, dtype, value_counts(bits)):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
                 v.size == cand.values.size and np.array_equal(v, cand.values))]
-            stages = same[0] if same else self._value_stages(cand.values, dtype)
+            stages = same[0] if same else self._value_stages(cand.values, dtype, cand.counts)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size

@@ -1491,18 +1491,17 @@ SC_INLINE void row_modes_table_body(const void *restrict x, Py_ssize_t rows, Py_
             continue;
         }
         for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)]++;
-        uint64_t best_e = ld(x, size, base);
-        int64_t best_count = counts[best_e];
+        /* the largest key (count, then the complement of the pattern) is the most frequent
+         * pattern, ties the smaller: a max without branches (random rows mispredict them) */
+        const uint64_t ones = size == 1 ? 0xFF : 0xFFFF;
+        uint64_t best = 0;
         for (Py_ssize_t j = 0; j < cols; j++) {
             uint64_t e = ld(x, size, base + j);
-            int64_t c = counts[e];
-            if (c > best_count || (c == best_count && e < best_e)) {
-                best_e = e;
-                best_count = c;
-            }
+            uint64_t key = ((uint64_t)counts[e] << (8 * size)) | (ones - e);
+            best = key > best ? key : best;
         }
         for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)] = 0;
-        st(out, size, r, best_e);
+        st(out, size, r, ones - (best & ones));
     }
 }
 
