@@ -1138,3 +1138,21 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
                 assert low.tobytes() == want, (count, level)
                 assert syms.tolist() == [x >> lb for x in rot], (count, level)
         _GUARDS.clear()
+
+
+@pytest.mark.parametrize("rotate", [0, 1, 15])
+@pytest.mark.parametrize("top", [8, 11, 12, 16])
+def test_value_histograms16_from_counts_equal_the_pass_over_the_values(rotate: int, top: int):
+    """The planner's histograms summed from the counts of every pattern are the ones a pass
+    over the values counts; counts of the wrong size are refused."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(top * 16 + rotate)
+    values = np.concatenate([rng.integers(0, 1 << 16, 5000), rng.integers(0x3F00, 0x3F20, 5000),
+                             [0, 0xFFFF, 0x8000]]).astype(np.uint16)
+    counts = hk.histogram(values, 1 << 16)
+    for got, want in zip(hk.value_histograms16_counts(counts, rotate, top),
+                         hk.value_histograms16(values, rotate, top), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="2\\*\\*16"):
+        hk.value_histograms16_counts(counts[:-1].copy(), rotate, top)

@@ -280,7 +280,7 @@ def value_histograms16(values: np.ndarray, rotate: int,
     weights repeat) do not wait on each other's counter update."""
     planes = np.zeros((2, 256), np.int64)
     fine = np.zeros(1 << top, np.int64)
-    _native.huf_value_histograms16(values, rotate, top, planes, fine)
+    _native.huf_value_histograms16(values, rotate, top, planes, fine, 0)
     return planes, fine
 
 
@@ -290,7 +290,7 @@ def value_histograms16_counts(counts: np.ndarray, rotate: int,
     (``counts``, int64, 2**16 items): 2**16 steps instead of a pass over the values."""
     planes = np.zeros((2, 256), np.int64)
     fine = np.zeros(1 << top, np.int64)
-    _native.huf_value_histograms16_counts(counts, rotate, top, planes, fine)
+    _native.huf_value_histograms16(counts, rotate, top, planes, fine, 1)
     return planes, fine
 
 

@@ -1437,46 +1437,19 @@ done:
     return res;
 }
 
-/* value_histograms16_counts(counts i64 (2**16), rotate, top, planes (w, 2 x 256), fine (w,
- * 1 << top)): what value_histograms16 counts, summed from the histogram of the values
- * themselves (a planner that has it skips a pass over the values). Patterns that do not occur
- * are skipped. */
-static PyObject *huf_value_histograms16_counts(PyObject *self, PyObject *const *args,
-                                               Py_ssize_t nargs) {
-    const char *fn = "value_histograms16_counts";
-    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
-    int64_t rot, top;
-    if (sc_i64(args[1], &rot) < 0 || sc_i64(args[2], &top) < 0) return NULL;
-    if (rot < 0 || rot > 15 || top < 8 || top > 16) return bad_arg(fn, "need rotate 0..15, top 8..16");
-    sc_bufs bufs = {.n = 0};
-    sc_arr counts, planes, fine;
-    PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0 ||
-        sc_get(&bufs, args[3], 1, 8, "planes", &planes) < 0 ||
-        sc_get(&bufs, args[4], 1, 8, "fine", &fine) < 0)
-        goto done;
-    if (counts.n != 1 << 16 || planes.n < 512 || fine.n < ((int64_t)1 << top) ||
-        !aligned8(&counts) || !aligned8(&planes) || !aligned8(&fine)) {
-        bad_arg(fn, "counts must have 2**16 items; planes or fine too small, or unaligned");
-        goto done;
-    }
-    const int64_t *c = counts.p;
-    int64_t *pl = planes.p, *fi = fine.p;
-    unsigned r = (unsigned)rot, sh = 16 - (unsigned)top;
-    Py_BEGIN_ALLOW_THREADS
+/* What value_hist16 counts, summed from the histogram of the values themselves (2**16
+ * counts; patterns that do not occur are skipped). */
+static void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top, int64_t *planes,
+                                     int64_t *fine) {
+    unsigned sh = 16 - top;
     for (uint32_t v = 0; v < 1u << 16; v++) {
         int64_t k = c[v];
         if (!k) continue;
         uint32_t x = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
-        fi[x >> sh] += k;
-        pl[x >> 8] += k;
-        pl[256 + (x & 0xFF)] += k;
+        fine[x >> sh] += k;
+        planes[x >> 8] += k;
+        planes[256 + (x & 0xFF)] += k;
     }
-    Py_END_ALLOW_THREADS
-    res = Py_NewRef(Py_None);
-done:
-    sc_release(&bufs);
-    return res;
 }
 
 /* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
@@ -1519,26 +1492,31 @@ HUF_TWINS(value_hist16_k, (const void *vals, int64_t n, unsigned r, unsigned top
 
 static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "value_histograms16";
-    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
-    int64_t rot, top;
-    if (sc_i64(args[1], &rot) < 0 || sc_i64(args[2], &top) < 0) return NULL;
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    int64_t rot, top, counted;
+    if (sc_i64(args[1], &rot) < 0 || sc_i64(args[2], &top) < 0 || sc_i64(args[5], &counted) < 0)
+        return NULL;
     if (rot < 0 || rot > 15 || top < 8 || top > 16) return bad_arg(fn, "need rotate 0..15, top 8..16");
     sc_bufs bufs = {.n = 0};
     sc_arr vals, planes, fine;
     PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 2, "values", &vals) < 0 ||
+    if (sc_get(&bufs, args[0], 0, counted ? 8 : 2, counted ? "counts" : "values", &vals) < 0 ||
         sc_get(&bufs, args[3], 1, 8, "planes", &planes) < 0 ||
         sc_get(&bufs, args[4], 1, 8, "fine", &fine) < 0)
         goto done;
     if (planes.n < 512 || fine.n < ((int64_t)1 << top) || !aligned8(&planes) ||
-        !aligned8(&fine)) { /* the values may sit anywhere: read with unaligned loads */
-        bad_arg(fn, "planes or fine too small, or unaligned");
+        !aligned8(&fine) || (counted && (vals.n != 1 << 16 || !aligned8(&vals)))) {
+        /* values may sit anywhere: they are read with unaligned loads */
+        bad_arg(fn, "counts not 2**16 aligned items, or planes or fine too small or unaligned");
         goto done;
     }
-    int rc, fast = huf_fast();
+    int rc = 0, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top, planes.p,
-                 fine.p);
+    if (counted)
+        value_hist16_from_counts(vals.p, (unsigned)rot, (unsigned)top, planes.p, fine.p);
+    else
+        rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top,
+                     planes.p, fine.p);
     Py_END_ALLOW_THREADS
     if (rc) PyErr_NoMemory();
     else res = (Py_INCREF(Py_None), Py_None);
@@ -2084,7 +2062,6 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_top_histogram),
     HUF_FN(huf_value_histograms),
     HUF_FN(huf_value_histograms16),
-    HUF_FN(huf_value_histograms16_counts),
     HUF_FN(huf_split_planes),
     HUF_FN(huf_join_planes),
     HUF_FN(huf_split_fields),
