@@ -496,6 +496,41 @@ def test_row_modes_against_numpy(dt: Any, cols: int) -> None:
     assert tensor_mode(x[:0].reshape(-1)) == 0
 
 
+def _numpy_row_modes(x: np.ndarray) -> np.ndarray:
+    want = []
+    for row in x:
+        patterns, counts = np.unique(row, return_counts=True)
+        want.append(patterns[np.argmax(counts)])  # argmax: the first, i.e. smallest, of ties
+    return np.array(want, x.dtype)
+
+
+@pytest.mark.parametrize("dt", [np.uint32, np.uint64])
+@pytest.mark.parametrize("cols", [1, 2, 64, 383, 4096, 4097])
+def test_row_modes_of_wide_values_against_numpy(dt: Any, cols: int) -> None:
+    """Wide values: short rows counted in a hash table, long ones (over 4096) sorted; rows of
+    distinct values (ties everywhere: the smallest wins), of few values, and mostly zeros."""
+    rng = np.random.default_rng(cols)
+    info = np.iinfo(dt)
+    x = rng.integers(1, info.max, (6, cols), dtype=dt, endpoint=True)
+    x[1] = rng.integers(info.max - 3, info.max, cols, dtype=dt, endpoint=True)
+    x[2, : cols // 2 + 1] = 0
+    x[3, ::3] = 12345
+    x[4] = info.max
+    np.testing.assert_array_equal(row_modes(x), _numpy_row_modes(x))
+
+
+def test_row_modes_of_colliding_values_fall_back_to_sorting() -> None:
+    """Values chosen so that every one hashes to the same slot (t / K mod 2**64, K the
+    multiplier of the hash) run past the probe limit: the row is sorted instead, with the same
+    mode, and no row takes quadratic time."""
+    k = 0x9E3779B97F4A7C15
+    inv = pow(k, -1, 1 << 64)
+    colliding = np.array([(t * inv) % (1 << 64) for t in range(1, 2001)], np.uint64)
+    x = np.stack([colliding, colliding[::-1].copy(), colliding.copy()])
+    x[2, 100:200] = colliding[7]  # a mode among the collisions
+    np.testing.assert_array_equal(row_modes(x), _numpy_row_modes(x))
+
+
 # -- conformance ---------------------------------------------------------------------------------
 
 

@@ -1560,6 +1560,12 @@ done:
     return res;
 }
 
+/* Row modes of rows up to RM_HASH_COLS long are counted in a hash table (4x the row, linear
+ * probing, at most RM_PROBES steps a value; a row whose values collide more is sorted, so no
+ * input is slow); longer rows are sorted. */
+#define RM_HASH_COLS 4096
+#define RM_PROBES 64
+
 #define DEF_SORT(T)                                                                  \
     static void sort_##T(T *a, Py_ssize_t n) {                                       \
         while (n > 16) {                                                             \
@@ -1594,14 +1600,61 @@ done:
             a[j] = t;                                                                \
         }                                                                            \
     }                                                                                \
+    /* The mode of a short row by counting in a hash table of `1 << bits` slots (keys,     \
+     * counts; a count of 0 is an empty slot, and every slot is left empty again; `used`   \
+     * lists the slots taken): 0 and the mode in *mode, or -1 when a probe runs past       \
+     * RM_PROBES slots (the caller sorts instead, so no input makes it slow). */           \
+    static int row_mode_hash_##T(const char *row, Py_ssize_t cols, unsigned bits,       \
+                                 T *keys, uint32_t *counts, uint32_t *used, T *mode) {  \
+        const size_t m = ((size_t)1 << bits) - 1;                                       \
+        Py_ssize_t nused = 0;                                                           \
+        int rc = 0;                                                                     \
+        for (Py_ssize_t j = 0; j < cols; j++) {                                         \
+            T v = (T)ld(row, sizeof(T), j);                                             \
+            size_t h = (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15ull) >> (64 - bits));   \
+            int probes = 0;                                                             \
+            while (counts[h] && keys[h] != v) {                                         \
+                h = (h + 1) & m;                                                        \
+                if (++probes > RM_PROBES) break;                                        \
+            }                                                                           \
+            if (probes > RM_PROBES) {                                                   \
+                rc = -1;                                                                \
+                break;                                                                  \
+            }                                                                           \
+            if (!counts[h]) {                                                           \
+                keys[h] = v;                                                            \
+                used[nused++] = (uint32_t)h;                                            \
+            }                                                                           \
+            counts[h]++;                                                                \
+        }                                                                               \
+        T best = 0;                                                                     \
+        uint32_t best_count = 0;                                                        \
+        for (Py_ssize_t i = 0; i < nused; i++) {                                        \
+            size_t h = used[i];                                                         \
+            uint32_t c = counts[h];                                                     \
+            T k = keys[h];                                                              \
+            int better = c > best_count || (c == best_count && k < best);               \
+            best = better ? k : best;                                                   \
+            best_count = better ? c : best_count;                                       \
+            counts[h] = 0;                                                              \
+        }                                                                               \
+        *mode = best;                                                                   \
+        return rc;                                                                      \
+    }                                                                                   \
     static void row_modes_sort_##T(const void *x, Py_ssize_t rows, Py_ssize_t cols,  \
-                                   void *out, T *tmp) {                              \
+                                   void *out, T *tmp, T *keys, uint32_t *counts,     \
+                                   uint32_t *used, unsigned bits) {                  \
         for (Py_ssize_t r = 0; r < rows; r++) {                                      \
             const char *row = (const char *)x + r * cols * (Py_ssize_t)sizeof(T);    \
             Py_ssize_t zeros = 0;                                                    \
             for (Py_ssize_t j = 0; j < cols; j++) zeros += ld(row, sizeof(T), j) == 0; \
             if (2 * zeros >= cols) {                                                 \
                 st(out, sizeof(T), r, 0);                                            \
+                continue;                                                            \
+            }                                                                        \
+            T hashed;                                                                \
+            if (bits && row_mode_hash_##T(row, cols, bits, keys, counts, used, &hashed) == 0) { \
+                st(out, sizeof(T), r, hashed);                                       \
                 continue;                                                            \
             }                                                                        \
             memcpy(tmp, row, (size_t)cols * sizeof(T));                              \
@@ -1624,7 +1677,8 @@ DEF_SORT(uint16_t)
 DEF_SORT(uint32_t)
 DEF_SORT(uint64_t)
 
-/* row_modes_sort(x, rows, cols, out): row modes of any width, by sorting a copy of each row. */
+/* row_modes_sort(x, rows, cols, out): row modes of any width, by counting short rows in a hash
+ * table and sorting a copy of the others. */
 FASTCALL(row_modes_sort) {
     sc_bufs s = {.n = 0};
     sc_arr x = {0}, out = {0};
@@ -1642,20 +1696,34 @@ FASTCALL(row_modes_sort) {
              (long long)rows, (long long)cols, out.n);
         goto done;
     }
+    unsigned bits = 0; /* hash slots: the power of two at least 4x the row (0: no hashing) */
+    if (cols > 0 && cols <= RM_HASH_COLS)
+        while (((Py_ssize_t)1 << bits) < 4 * cols) bits++;
+    size_t slots = (size_t)1 << bits;
     void *tmp = PyMem_RawMalloc((size_t)(cols ? cols : 1) * (size_t)x.itemsize);
-    if (!tmp) {
+    void *keys = PyMem_RawMalloc(slots * (size_t)x.itemsize);
+    uint32_t *counts = PyMem_RawCalloc(slots, sizeof(uint32_t));
+    uint32_t *used = PyMem_RawMalloc((size_t)(cols ? cols : 1) * sizeof(uint32_t));
+    if (!tmp || !keys || !counts || !used) {
+        PyMem_RawFree(tmp);
+        PyMem_RawFree(keys);
+        PyMem_RawFree(counts);
+        PyMem_RawFree(used);
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     switch (x.itemsize) {
-    case 1: row_modes_sort_uint8_t(x.p, rows, cols, out.p, tmp); break;
-    case 2: row_modes_sort_uint16_t(x.p, rows, cols, out.p, tmp); break;
-    case 4: row_modes_sort_uint32_t(x.p, rows, cols, out.p, tmp); break;
-    default: row_modes_sort_uint64_t(x.p, rows, cols, out.p, tmp); break;
+    case 1: row_modes_sort_uint8_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
+    case 2: row_modes_sort_uint16_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
+    case 4: row_modes_sort_uint32_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
+    default: row_modes_sort_uint64_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
     }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(tmp);
+    PyMem_RawFree(keys);
+    PyMem_RawFree(counts);
+    PyMem_RawFree(used);
     res = Py_NewRef(Py_None);
 done:
     sc_release(&s);
