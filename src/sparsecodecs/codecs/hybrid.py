@@ -394,17 +394,22 @@ class Hybrid(Codec):
                                counts=plane_counts)
             stages.append(("planes", plan.nbytes, plan))
         if self.values in ("auto", "centroid"):
-            # explicit values='centroid' must take any k <= MAX_CENTROIDS, however distinct
+            # Under values="auto", centroids whose entropy bound cannot beat a stage planned
+            # already are neither listed nor planned (the exact plan codes up to 2**16
+            # symbols). Explicit values='centroid' must take any k <= MAX_CENTROIDS, however
+            # distinct.
+            best = min((st[1] for st in stages), default=None) if auto else None
+            if best is not None and counts is not None and centroid_floor(
+                    counts, values.itemsize) >= best:
+                return stages
             distinct = distinct_values(values, give_up_early=auto, counts=counts)
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
                     "cluster first (sparsecodecs.transforms.cluster) or use values='auto'"
                 )
-            # Under values="auto", centroids that cannot beat a stage planned already (their
-            # entropy bound loses) are not planned: the exact plan codes up to 2**16 symbols.
-            if distinct is not None and not (
-                auto and stages and centroid_floor(distinct) >= min(st[1] for st in stages)
+            if distinct is not None and (
+                best is None or centroid_floor(distinct[1], values.itemsize) < best
             ):
                 cplan = plan_centroids(values.size, distinct, self.max_code_length,
                                        entropy=self._coded())

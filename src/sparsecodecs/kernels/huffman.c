@@ -1438,17 +1438,28 @@ done:
 }
 
 /* What value_hist16 counts, summed from the histogram of the values themselves (2**16
- * counts; patterns that do not occur are skipped). */
+ * counts), in the order of the rotated patterns x: a top field and a top byte are runs of x,
+ * summed in registers, and the low bytes' bins are 256 apart (no chain of adds through one
+ * bin, and no test for empty counts to mispredict). */
 static void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top, int64_t *planes,
                                      int64_t *fine) {
-    unsigned sh = 16 - top;
-    for (uint32_t v = 0; v < 1u << 16; v++) {
-        int64_t k = c[v];
-        if (!k) continue;
-        uint32_t x = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
-        fine[x >> sh] += k;
-        planes[x >> 8] += k;
-        planes[256 + (x & 0xFF)] += k;
+    const uint32_t run = 1u << (16 - top); /* patterns per top field: 1..256 */
+    int64_t *low = planes + 256;
+    for (uint32_t hi = 0; hi < 256; hi++) {
+        int64_t hsum = 0;
+        for (uint32_t f0 = 0; f0 < 256; f0 += run) {
+            int64_t fsum = 0;
+            for (uint32_t lo = f0; lo < f0 + run; lo++) {
+                uint32_t x = hi << 8 | lo;
+                uint32_t v = r ? ((x >> r) | (x << (16 - r))) & 0xFFFF : x;
+                int64_t k = c[v];
+                fsum += k;
+                low[lo] += k;
+            }
+            fine[(hi << 8 | f0) >> (16 - top)] += fsum;
+            hsum += fsum;
+        }
+        planes[hi] += hsum;
     }
 }
 
