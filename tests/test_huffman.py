@@ -1113,12 +1113,14 @@ def test_encode_streams_refuses_too_little_room_and_foreign_symbols():
                                   np.zeros(1024, np.uint8), np.zeros(4, np.int64))
 
 
-@pytest.mark.parametrize("width,top", [(16, 9), (16, 15), (32, 3), (32, 9), (32, 12), (64, 16)])
+@pytest.mark.parametrize(
+    "width,top", [(16, 9), (16, 12), (16, 15), (32, 3), (32, 9), (32, 12), (64, 16)]
+)
 def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int):
     """split_fields packs the low ``width - top`` bits MSB-first, zero-padded to whole words,
     into exactly the bytes they need (ending at an inaccessible page) and the top bits into
     syms, at every SIMD level and count (blocks between flushes, the one-value tail, fields
-    wider than 28 bits in halves)."""
+    wider than 28 bits in halves; 16-bit values with pext, four a word)."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
@@ -1126,17 +1128,17 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
     lb = width - top
     mask = (1 << width) - 1
     values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
-    for count in [*range(40), 299, 300]:
+    for count, rotate in itertools.product([*range(40), 299, 300], [0, 1]):
         v = values[:count]
-        rot = [((int(x) << 1) | (int(x) >> (width - 1))) & mask for x in v]
+        rot = [((int(x) << rotate) | (int(x) >> (width - rotate))) & mask for x in v]
         want = msb_first_bytes([(x & ((1 << lb) - 1), lb) for x in rot])
         for level in simd_levels():
             with kernels.use_simd(level):
                 syms = np.zeros(count, np.uint16)
                 low = writable_guarded((count * lb + 63) // 64 * 8)
-                hk.split_fields(v, 1, np.uint64(mask), width, top, syms, low)
-                assert low.tobytes() == want, (count, level)
-                assert syms.tolist() == [x >> lb for x in rot], (count, level)
+                hk.split_fields(v, rotate, np.uint64(mask), width, top, syms, low)
+                assert low.tobytes() == want, (count, rotate, level)
+                assert syms.tolist() == [x >> lb for x in rot], (count, rotate, level)
         _GUARDS.clear()
 
 

@@ -1718,6 +1718,45 @@ SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *sym
     (void)bw_close(&w, low);
 }
 
+#if SC_X86
+/* split_fields of 16-bit values with at most 7 low bits (top 9..15), four values a 64-bit
+ * word: the lanes rotated and their top fields stored with shifts and masks, the low fields
+ * gathered by one pext from the word with its lanes reversed (value 0's bits first, as the
+ * stream is MSB-first); eight values between flushes. The tail goes value by value. */
+SC_TARGET("avx2,bmi2") static void split16_pext(const uint8_t *vals, int64_t n, unsigned r,
+                                                unsigned top, uint16_t *syms, uint8_t *low,
+                                                int64_t nlow) {
+    const unsigned lb = 16 - top;
+    const uint64_t lane = 0x0001000100010001ull, rmask = lane * ((1u << r) - 1);
+    const uint64_t lowm = lane * ((1u << lb) - 1), topm = lane * ((1u << top) - 1);
+    huf_bitw w = {low, low + nlow, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int h = 0; h < 8; h += 4) {
+            uint64_t x;
+            memcpy(&x, vals + 2 * (i + h), 8);
+            if (r) x = ((x << r) & ~rmask) | ((x >> (16 - r)) & rmask);
+            uint64_t t = (x >> lb) & topm;
+            memcpy(syms + i + h, &t, 8);
+            uint64_t y = (x >> 32) | (x << 32);
+            y = ((y >> 16) & 0x0000FFFF0000FFFFull) | ((y & 0x0000FFFF0000FFFFull) << 16);
+            bw_put(&w, _pext_u64(y, lowm), 4 * lb);
+        }
+        (void)bw_flush(&w); /* the caller sized low: every flush fits */
+    }
+    for (; i < n; i++) {
+        uint32_t x;
+        uint16_t u;
+        memcpy(&u, vals + 2 * i, 2);
+        x = r ? ((u << r) | (u >> (16 - r))) & 0xFFFF : u;
+        syms[i] = (uint16_t)(x >> lb);
+        bw_put(&w, x & ((1u << lb) - 1), lb);
+        (void)bw_flush(&w);
+    }
+    (void)bw_close(&w, low);
+}
+#endif
+
 #define CALL(k) split_fields_body(v, top, syms, low, nlow, k)
 HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint8_t *low,
                            int64_t nlow, int isz),
@@ -1745,7 +1784,12 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
     }
     int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);
+#if SC_X86
+    if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
+        split16_pext(v.p, v.n, v.rot, (unsigned)top, syms.p, low.p, low.n);
+    else
+#endif
+        HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
