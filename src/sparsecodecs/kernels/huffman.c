@@ -1407,6 +1407,51 @@ HUF_TWINS(value_hist_k, (const huf_vals *v, unsigned nplanes, unsigned top, int6
           { HUF_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
+/* value_hist_body for 32-bit values, four planes and a top field of 8..24 bits: two values a
+ * step, each counted in its own set of tables (fine, planes 1-3), so that equal neighbours
+ * (exponents repeat) do not wait on each other's counter updates; the sets are added at the
+ * end and plane 0 summed from the top field. -1 if the second set cannot be had. */
+SC_INLINE int value_hist32(const huf_vals *v0, unsigned top, int64_t *planes, int64_t *fine) {
+    const huf_vals vv = *v0, *v = &vv;
+    const int64_t size = (int64_t)1 << top;
+    int64_t *b = calloc((size_t)size + 3 * 256, sizeof(int64_t));
+    if (!b) return -1;
+    int64_t *fb = b, *pb = b + size; /* the second set: fine, then planes 1..3 */
+    const unsigned sh = 32 - top, r = v->rot;
+    int64_t i = 0;
+    for (; i + 1 < v->n; i += 2) {
+        uint32_t x = (uint32_t)ld(v->p, i, 4), y = (uint32_t)ld(v->p, i + 1, 4);
+        x = r ? (x << r) | (x >> (32 - r)) : x;
+        y = r ? (y << r) | (y >> (32 - r)) : y;
+        fine[x >> sh]++;
+        fb[y >> sh]++;
+        planes[256 + ((x >> 16) & 0xFF)]++;
+        pb[(y >> 16) & 0xFF]++;
+        planes[512 + ((x >> 8) & 0xFF)]++;
+        pb[256 + ((y >> 8) & 0xFF)]++;
+        planes[768 + (x & 0xFF)]++;
+        pb[512 + (y & 0xFF)]++;
+    }
+    if (i < v->n) {
+        uint32_t x = (uint32_t)ld(v->p, i, 4);
+        x = r ? (x << r) | (x >> (32 - r)) : x;
+        fine[x >> sh]++;
+        planes[256 + ((x >> 16) & 0xFF)]++;
+        planes[512 + ((x >> 8) & 0xFF)]++;
+        planes[768 + (x & 0xFF)]++;
+    }
+    for (int64_t t = 0; t < size; t++) {
+        fine[t] += fb[t];
+        planes[t >> (top - 8)] += fine[t];
+    }
+    for (int k = 0; k < 3 * 256; k++) planes[256 + k] += pb[k];
+    free(b);
+    return 0;
+}
+
+HUF_TWINS(value_hist32_k, (const huf_vals *v, unsigned top, int64_t *planes, int64_t *fine),
+          { return value_hist32(v, top, planes, fine); })
+
 static PyObject *huf_value_histograms(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "value_histograms";
     if (sc_nargs(nargs, 6, fn) < 0) return NULL;
@@ -1427,9 +1472,12 @@ static PyObject *huf_value_histograms(PyObject *self, PyObject *const *args, Py_
         bad_arg(fn, "planes or fine too small");
         goto done;
     }
-    int fast = huf_fast();
+    int rc = -1, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    HUF_RUN(fast, value_hist_k, &v, (unsigned)nplanes, (unsigned)top, planes.p, fine.p, v.isz);
+    if (v.isz == 4 && nplanes == 4 && top >= 8) /* the float32 planner's case */
+        rc = HUF_RUN(fast, value_hist32_k, &v, (unsigned)top, planes.p, fine.p);
+    if (rc)
+        HUF_RUN(fast, value_hist_k, &v, (unsigned)nplanes, (unsigned)top, planes.p, fine.p, v.isz);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
