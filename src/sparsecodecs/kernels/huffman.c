@@ -1805,6 +1805,36 @@ SC_TARGET("avx2,bmi2") static void split16_pext(const uint8_t *vals, int64_t n, 
 }
 #endif
 
+#if SC_X86
+/* split_fields of 32-bit values with top 9..16 (low fields of 16..23 bits), two values a
+ * step: their low fields joined into one put of 2 * lb bits, one flush a pair. */
+SC_TARGET("avx2,bmi2") static void split32_pairs(const uint8_t *vals, int64_t n, unsigned r,
+                                                 unsigned top, uint16_t *syms, uint8_t *low,
+                                                 int64_t nlow) {
+    const unsigned lb = 32 - top;
+    const uint32_t lm = (1u << lb) - 1;
+    huf_bitw w = {low, low + nlow, 0, 0};
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        uint32_t x[2];
+        memcpy(x, vals + 4 * i, 8);
+        for (int j = 0; j < 2; j++) x[j] = r ? (x[j] << r) | (x[j] >> (32 - r)) : x[j];
+        uint32_t t = (x[0] >> lb) | (x[1] >> lb) << 16;
+        memcpy(syms + i, &t, 4);
+        bw_put(&w, (uint64_t)(x[0] & lm) << lb | (x[1] & lm), 2 * lb);
+        (void)bw_flush(&w); /* the caller sized low: every flush fits */
+    }
+    if (i < n) {
+        uint32_t x;
+        memcpy(&x, vals + 4 * i, 4);
+        x = r ? (x << r) | (x >> (32 - r)) : x;
+        syms[i] = (uint16_t)(x >> lb);
+        bw_put(&w, x & lm, lb);
+    }
+    (void)bw_close(&w, low);
+}
+#endif
+
 #define CALL(k) split_fields_body(v, top, syms, low, nlow, k)
 HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint8_t *low,
                            int64_t nlow, int isz),
@@ -1835,6 +1865,8 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
 #if SC_X86
     if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
         split16_pext(v.p, v.n, v.rot, (unsigned)top, syms.p, low.p, low.n);
+    else if (fast && v.isz == 4 && v.width == 32 && top >= 9 && HUF_LE)
+        split32_pairs(v.p, v.n, v.rot, (unsigned)top, syms.p, low.p, low.n);
     else
 #endif
         HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);
