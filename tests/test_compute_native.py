@@ -24,6 +24,9 @@ from sparsecodecs.testing import examples, hostile_frames
 from test_compute import CODEC_IDS, CODECS, assert_close, encode, reference, weight
 
 AVX2 = pytest.mark.skipif(LEVELS[cpu_simd()] < LEVELS["avx2"], reason="the CPU has no AVX2")
+#: The SIMD levels from AVX2 up that this CPU runs (the SpMM has an AVX-512 build).
+SIMD_LEVELS = [name for name, rank in LEVELS.items()
+               if LEVELS["avx2"] <= rank <= LEVELS[cpu_simd()]]
 FLOATS = {
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float16": np.dtype(np.float16),
@@ -74,16 +77,20 @@ def test_two_four_gemv_twins_write_the_same_bytes(config, dtype):
 @AVX2
 @pytest.mark.parametrize("codec", ["bitmask", "csr", "csc", "nm-4:8"])
 def test_spmm_twins_write_the_same_bytes(codec):
+    """The zero-skipping SpMM (batch >= 2, and nm batch > 4) writes the scalar twin's bytes at
+    AVX2 and AVX-512: blocks of 32 lanes, 64 at once, and the four-chain lanes after them."""
     config = {"id": "nm", "n": 4, "m": 8} if codec == "nm-4:8" else {"id": codec}
     for dtype in ("bfloat16", "float32"):
         w = weight((9, 70), FLOATS[dtype], 0.4, 2, (4, 8) if codec == "nm-4:8" else None)
         frame = encode(config, w)
-        for batch in (1, 2, 7, 8, 9, 32, 45, 64):
+        for batch in (1, 2, 7, 8, 9, 32, 45, 64, 100, 130):
             x = np.random.default_rng(batch).standard_normal((batch, 70)).astype(np.float32)
-            y_simd, _ = product(frame, x, level="avx2")
             y_scalar, _ = product(frame, x, level="scalar")
-            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{batch}")
-            assert_close(y_simd, *reference(x, w))
+            for level in SIMD_LEVELS:
+                y_simd, _ = product(frame, x, level=level)
+                np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                              err_msg=f"{batch} {level}")
+            assert_close(y_scalar, *reference(x, w))
 
 
 @AVX2

@@ -16,8 +16,11 @@
  * Paths:
  *   - generic, any layout: a row's kept columns and values go to scratch (cidx, vals), then
  *     nb == 1: a gather dot product with four sums; nb >= 2, not transposed: the zero-skipping
- *     SpMM, each kept value times a row of xt (8 lanes a vector, AVX2+FMA or the scalar twin
- *     with fmaf: the same bytes); transposed: a scatter (yt rows += v * xt row);
+ *     SpMM, each kept value times a row of xt (blocks of 32 lanes one chain a lane; the nb % 32
+ *     lanes after them four chains, t mod 4; AVX2+FMA, AVX-512 64 lanes at once, or the scalar
+ *     twin with fmaf: the same bytes); transposed: a scatter (yt rows += v * xt row);
+ *   - 2:4, 4 < nb <= 8, not transposed: that SpMM fused with the pattern codes (AVX2; the
+ *     generic path is its twin): each kept value's row of xt found from its code, no scratch;
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
@@ -55,7 +58,7 @@ typedef struct {
     float *yt;
     int64_t nb;
     int trans;
-    int simd; /* read once per call */
+    int simd; /* read once per call: 0 scalar, 1 AVX2+FMA, 2 and AVX-512 */
     int64_t rows, cols;
 } prod_t;
 
@@ -123,63 +126,102 @@ static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
     return 0;
 }
 
-/* nb >= 2, not transposed: yt[r, b] = sum_t vals[t] * xt[cidx[t], b], 8 lanes at a time
- * (4 vectors of accumulators in flight), the lanes past a multiple of 8 one by one; every lane
- * is a chain of fused multiply-adds in ascending t, in both twins. */
+/* nb >= 2, not transposed: yt[r, b] = sum_t vals[t] * xt[cidx[t], b]. The lanes of whole
+ * blocks of 32 are each one chain of fused multiply-adds in ascending t (a block is four
+ * vectors of independent chains already); the lanes after them (nb % 32) are four chains each,
+ * of the kept values t = 0, 1, 2, 3 (mod 4), added as (c0 + c1) + (c2 + c3), so that a short
+ * batch does not wait on one chain's latency. Every twin computes exactly this. */
 static void spmm_row_scalar(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,
                             int64_t cnt, float *acc) {
-    const int64_t nb = P->nb;
-    for (int64_t b = 0; b < nb; b++) acc[b] = 0.0f;
+    const int64_t nb = P->nb, b32 = nb / 32 * 32, rest = nb - b32;
+    float *y = P->yt + r * nb;
+    for (int64_t b = 0; b < b32; b++) acc[b] = 0.0f;
+    for (int64_t b = 0; b < 4 * rest; b++) acc[nb + b] = 0.0f;
     for (int64_t t = 0; t < cnt; t++) {
         const float v = vals[t];
         const float *xr = P->xt + cidx[t] * nb;
-        for (int64_t b = 0; b < nb; b++) acc[b] = fmaf(v, xr[b], acc[b]);
+        for (int64_t b = 0; b < b32; b++) acc[b] = fmaf(v, xr[b], acc[b]);
+        float *c = acc + nb + (t & 3) * rest;
+        for (int64_t b = 0; b < rest; b++) c[b] = fmaf(v, xr[b32 + b], c[b]);
     }
-    memcpy(P->yt + r * nb, acc, (size_t)nb * 4);
+    memcpy(y, acc, (size_t)b32 * 4);
+    const float *c = acc + nb;
+    for (int64_t b = 0; b < rest; b++)
+        y[b32 + b] = (c[b] + c[rest + b]) + (c[2 * rest + b] + c[3 * rest + b]);
 }
 
 #if SC_X86
+/* The lanes after the whole blocks of 32, from b = b32 on: four chains of 8 lanes a vector
+ * (the last nb % 8 by masked loads; masked-off lanes are never read). */
 SC_TARGET("avx2,fma")
-static void spmm_row_avx2(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,
-                          int64_t cnt, float *acc) {
+static void spmm_rest_avx2(const prod_t *P, int64_t b32, const int64_t *cidx, const float *vals,
+                           int64_t cnt, float *y) {
     const int64_t nb = P->nb;
     const float *xt = P->xt;
-    float *y = P->yt + r * nb;
-    int64_t b = 0;
-    for (; b + 32 <= nb; b += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t t = 0; t < cnt; t++) {
-            const __m256 v = _mm256_broadcast_ss(vals + t);
-            const float *xr = xt + cidx[t] * nb + b;
-            a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr), a0);
-            a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 8), a1);
-            a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 16), a2);
-            a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xr + 24), a3);
-        }
-        _mm256_storeu_ps(y + b, a0);
-        _mm256_storeu_ps(y + b + 8, a1);
-        _mm256_storeu_ps(y + b + 16, a2);
-        _mm256_storeu_ps(y + b + 24, a3);
-    }
-    for (; b + 8 <= nb; b += 8) {
-        __m256 a0 = _mm256_setzero_ps();
-        for (int64_t t = 0; t < cnt; t++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
-                                 _mm256_loadu_ps(xt + cidx[t] * nb + b), a0);
-        _mm256_storeu_ps(y + b, a0);
-    }
-    if (b < nb) { /* the last nb % 8 lanes: masked loads (masked-off lanes are never read) */
-        const int64_t rest = nb - b;
-        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rest),
+    for (int64_t b = b32; b < nb; b += 8) {
+        const int64_t left = nb - b;
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(left < 8 ? (int)left : 8),
                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 a0 = _mm256_setzero_ps();
-        for (int64_t t = 0; t < cnt; t++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
-                                 _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes), a0);
-        _mm256_maskstore_ps(y + b, lanes, a0);
+        __m256 c[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                       _mm256_setzero_ps()};
+        int64_t t = 0;
+        for (; t + 4 <= cnt; t += 4)
+            for (int k = 0; k < 4; k++)
+                c[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t + k),
+                                       _mm256_maskload_ps(xt + cidx[t + k] * nb + b, lanes),
+                                       c[k]);
+        for (int k = 0; t < cnt; t++, k++)
+            c[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
+                                   _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes), c[k]);
+        _mm256_maskstore_ps(y + b, lanes,
+                            _mm256_add_ps(_mm256_add_ps(c[0], c[1]), _mm256_add_ps(c[2], c[3])));
     }
-    (void)acc;
 }
+
+/* Lanes b .. b + 4 W of the SpMM: four vectors of W lanes, each lane one chain (vector type V
+ * and its intrinsics: the AVX2 and AVX-512 builds share the body). */
+#define SPMM_BLOCK(V, zero, set1, load, fma, store, W)                                        \
+    do {                                                                                      \
+        V a0 = zero(), a1 = a0, a2 = a0, a3 = a0;                                             \
+        for (int64_t t = 0; t < cnt; t++) {                                                   \
+            const V v = set1(vals[t]);                                                        \
+            const float *xr = xt + cidx[t] * nb + b;                                          \
+            a0 = fma(v, load(xr), a0);                                                        \
+            a1 = fma(v, load(xr + (W)), a1);                                                  \
+            a2 = fma(v, load(xr + 2 * (W)), a2);                                              \
+            a3 = fma(v, load(xr + 3 * (W)), a3);                                              \
+        }                                                                                     \
+        store(y + b, a0);                                                                     \
+        store(y + b + (W), a1);                                                               \
+        store(y + b + 2 * (W), a2);                                                           \
+        store(y + b + 3 * (W), a3);                                                           \
+    } while (0)
+/* A row of the SpMM: the blocks of 32 lanes (after those a WIDE loop took), then the rest. */
+#define SPMM_ROW(name, target, WIDE)                                                          \
+    SC_TARGET(target)                                                                         \
+    static void name(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,      \
+                     int64_t cnt, float *acc) {                                               \
+        const int64_t nb = P->nb;                                                             \
+        const float *xt = P->xt;                                                              \
+        float *y = P->yt + r * nb;                                                            \
+        int64_t b = 0;                                                                        \
+        WIDE;                                                                                 \
+        for (; b + 32 <= nb; b += 32)                                                         \
+            SPMM_BLOCK(__m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,            \
+                       _mm256_fmadd_ps, _mm256_storeu_ps, 8);                                 \
+        spmm_rest_avx2(P, b, cidx, vals, cnt, y);                                             \
+        (void)acc;                                                                            \
+    }
+
+SPMM_ROW(spmm_row_avx2, "avx2,fma", (void)0)
+/* The same with 16 lanes a vector: blocks of 32 lanes two at a time (four vectors of chains,
+ * as the AVX2 twin's four) first. */
+SPMM_ROW(spmm_row_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
+         for (; b + 64 <= nb; b += 64) SPMM_BLOCK(__m512, _mm512_setzero_ps, _mm512_set1_ps,
+                                                  _mm512_loadu_ps, _mm512_fmadd_ps,
+                                                  _mm512_storeu_ps, 16))
+#undef SPMM_ROW
+#undef SPMM_BLOCK
 #endif
 
 /* One row of W (cnt kept values at columns cidx) into the product; see the file comment. */
@@ -208,6 +250,10 @@ static void emit(const prod_t *P, int64_t r, const int64_t *cidx, const float *v
         yt[r] = (s0 + s1) + (s2 + s3);
     } else {
 #if SC_X86
+        if (P->simd >= 2) {
+            spmm_row_avx512(P, r, cidx, vals, cnt, acc);
+            return;
+        }
         if (P->simd) {
             spmm_row_avx2(P, r, cidx, vals, cnt, acc);
             return;
@@ -310,7 +356,7 @@ typedef struct {
 static int scratch_alloc(scratch_t *s, int64_t slots, int64_t nb, int64_t ncodes) {
     s->cidx = malloc((size_t)(slots + 1) * 8);
     s->vals = malloc((size_t)(slots + 8) * 4);
-    s->acc = malloc((size_t)(nb + 1) * 4);
+    s->acc = malloc((size_t)(5 * nb + 1) * 4); /* nb lanes + 4 chains of nb % 32 */
     s->codes = malloc((size_t)(ncodes + 1) * 2);
     if (!s->cidx || !s->vals || !s->acc || !s->codes) return SC_NOMEM;
     return 0;
@@ -573,6 +619,87 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
 }
 #endif
 
+#if SC_X86
+/* 2:4, 5 <= nb <= 8, not transposed: nm_rows and the SpMM fused (AVX2 only; the generic path
+ * is its scalar twin). The row's codes give each kept value's column directly, with no column
+ * scratch: kept value t (of group t / 2) times row cidx(t) of xt into chain t % 4, the chains
+ * added as (c0 + c1) + (c2 + c3), exactly as spmm_rest_avx2 and spmm_row_scalar do, and the
+ * trailing padding slots dropped (and checked zero) as nm_rows drops them. */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_row(const float *xt, int64_t nb, const float *v,
+                                                     const uint8_t *codes, int64_t cnt,
+                                                     __m256i lanes, int full, float *y) {
+    /* offsets (floats) of a group's two kept columns' rows of xt, by code */
+    int32_t off[2][6];
+    for (int c = 0; c < 6; c++)
+        for (int j = 0; j < 2; j++) off[j][c] = (int32_t)(nm24_pos[c][j] * nb);
+#define NM24_LOAD(p) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), lanes))
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    const float *xq = xt; /* group q's first row: xt + 4 q nb */
+    int64_t t = 0;
+    for (; t + 4 <= cnt; t += 4, xq += 8 * nb) {
+        const unsigned a = codes[t / 2], b = codes[t / 2 + 1];
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t), NM24_LOAD(xq + off[0][a]), c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 1), NM24_LOAD(xq + off[1][a]), c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 2), NM24_LOAD(xq + 4 * nb + off[0][b]),
+                             c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 3), NM24_LOAD(xq + 4 * nb + off[1][b]),
+                             c3);
+    }
+    /* the last 1-3 kept values: chains 0, 1, 2 */
+    if (t < cnt) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t), NM24_LOAD(xq + off[0][codes[t / 2]]), c0);
+    if (t + 1 < cnt) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 1), NM24_LOAD(xq + off[1][codes[t / 2]]), c1);
+    if (t + 2 < cnt) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 2), NM24_LOAD(xq + 4 * nb + off[0][codes[t / 2 + 1]]), c2);
+#undef NM24_LOAD
+    _mm256_maskstore_ps(y, lanes, _mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+}
+
+SC_TARGET("avx2,fma")
+static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, nb = P->nb, cols = P->cols;
+    scratch_t s;
+    int64_t count = 0, err = scratch_alloc(&s, gpr * 2, nb, gpr);
+    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
+    if (!err && !codes) err = SC_NOMEM;
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        const int64_t v0 = r * gpr * 2;
+        int64_t cnt = gpr * 2;
+        if (v0 + cnt > P->nvals) {
+            err = SC_BAD_FRAME;
+            break;
+        }
+        while (cnt && 4 * ((cnt - 1) / 2) + nm24_pos[codes[(cnt - 1) / 2]][(cnt - 1) & 1] >= cols) {
+            cnt--; /* padding slots hold zeros */
+            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
+        }
+        if (err) break;
+        if (P->mode == MODE_BF16) { /* bf16 to float32 by a shift, 8 at a time */
+            const char *src = (const char *)P->vbits + 2 * v0;
+            int64_t t = 0;
+            for (; t + 8 <= cnt; t += 8) {
+                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
+                _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+            }
+            for (; t < cnt; t++) s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+        } else if ((err = convert(P, v0, cnt, s.vals))) {
+            break;
+        }
+        if (nb == 8)
+            nm24_spmm8_row(P->xt, 8, s.vals, codes, cnt, lanes, 1, P->yt + r * nb);
+        else
+            nm24_spmm8_row(P->xt, nb, s.vals, codes, cnt, lanes, 0, P->yt + r * nb);
+        count += cnt;
+    }
+    free(codes);
+    scratch_free(&s);
+    return err ? err : count;
+}
+#endif
+
 /* The buffers shared by the three layouts: the values and the product. */
 typedef struct {
     sc_arr vbits, vtab, vf, xt, yt;
@@ -611,7 +738,7 @@ static int get_common(sc_bufs *B, PyObject *const *a, prod_t *P, common_arrs *A,
     P->yt = A->yt.p;
     P->nb = nb;
     P->trans = trans != 0;
-    P->simd = use_avx2();
+    P->simd = use_avx2() ? (sc_simd >= SC_SIMD_AVX512 ? 2 : 1) : 0;
     return 0;
 }
 
@@ -670,6 +797,8 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
     const int fast = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb >= 1 &&
                      P->nb <= NM24_MAX_NB &&
                      (P->mode == MODE_BF16 || P->mode == MODE_F16 || P->mode == MODE_FLOATS);
+    const int spmm8 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb > NM24_MAX_NB &&
+                      P->nb <= 8 && P->simd;
     int64_t count;
     float *xrows = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -694,6 +823,10 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
                 count = parallel_rows(nm24_rows_scalar, &J, rows, threads);
         }
         free(xrows);
+#if SC_X86
+    } else if (spmm8) {
+        count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
+#endif
     } else {
         count = parallel_rows(nm_rows, &J, rows, P->trans ? 1 : threads);
     }
