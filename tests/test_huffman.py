@@ -1068,6 +1068,7 @@ def test_encode_streams_writes_the_bit_strings_at_every_level(
         np.uint8 if alphabet <= 256 else np.uint16)
     counts = np.bincount(symbols, minlength=alphabet).astype(np.int64)
     counts[rng.integers(0, alphabet)] += 1  # at least one symbol has a code
+    limit = max(limit, (int(np.count_nonzero(counts)) - 1).bit_length())  # room for them all
     lengths = huff_mod.huffman_lengths(counts, limit).astype(np.uint8)
     cuts = np.sort(rng.integers(0, count + 1, nstreams - 1))
     check_encode_streams(symbols, lengths, np.array([0, *cuts, count], np.int64))
