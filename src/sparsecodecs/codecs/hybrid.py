@@ -332,11 +332,12 @@ class Hybrid(Codec):
                         values, nm_counts = kept, kept_counts
                         codes = partial(_nm_codes, mask, ngroups, self.m,
                                         nm_tables(self.n, self.m).code_of)
+                explicit = self.layout == "nm" and self.fill != "auto"  # its error is the user's
                 try:
                     if values is None:
-                        codes, values = split_groups(bits, self.n, self.m, fill)
+                        codes, values = split_groups(bits, self.n, self.m, fill, count=explicit)
                 except PatternError:
-                    if self.layout == "nm" and self.fill != "auto":
+                    if explicit:
                         raise
                 else:
                     assert codes is not None
