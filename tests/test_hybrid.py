@@ -225,12 +225,12 @@ def test_explicit_centroids_refuse_more_than_65536_distinct_values():
 def test_explicit_nm_refuses_a_dense_tensor():
     """The error counts the groups that break the pattern (8 of 8 here); the planner's own
     tries of N:M under layout='auto' skip that count (a pass over the whole tensor)."""
-    with pytest.raises(PatternError, match="not 2:4 sparse.* 8 of 8 groups violate"):
+    with pytest.raises(PatternError, match=r"not 2:4 sparse.* 8 of 8 groups violate"):
         hybrid(layout="nm").encode(np.arange(1, 33, dtype=np.float32).reshape(4, 8))
     # All ones is 2:4 sparse around its mode, which fill="auto" tries; not around zero.
     ones = np.ones((4, 8), np.float32)
     assert_bits_equal(sc.decode(hybrid(layout="nm").encode(ones)), ones)
-    with pytest.raises(PatternError, match="not 2:4 sparse.* 8 of 8 groups violate"):
+    with pytest.raises(PatternError, match=r"not 2:4 sparse.* 8 of 8 groups violate"):
         hybrid(layout="nm", fill="zero").encode(ones)
 
 
