@@ -420,7 +420,10 @@ class Hybrid(Codec):
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
-        for cand in self._candidates(bits, dtype, value_counts(bits)):
+        # every pattern counted once, for the mode fill and the value stages' histograms
+        wanted = self.fill == "auto" or self.values in ("auto", "centroid")
+        counts = value_counts(bits) if wanted else None
+        for cand in self._candidates(bits, dtype, counts):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
