@@ -1159,3 +1159,21 @@ def test_value_histograms16_from_counts_equal_the_pass_over_the_values(rotate: i
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="2\\*\\*16"):
         hk.value_histograms16_counts(counts[:-1].copy(), rotate, top)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.integers(0, 10**7), max_size=70), st.integers(0, 40))
+def test_entropy_bits_is_the_order0_entropy(counts: list[int], zeros: int):
+    """entropy_bits: sum c * log2(total / c) over the counts that are not 0 (small ones from a
+    table, large ones by log2; runs of zeros skipped), and how many those are."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    c = np.array([0] * zeros + counts, np.int64)
+    bits, used = hk.entropy_bits(c)
+    nz = c[c > 0].astype(np.float64)
+    n = nz.sum()
+    want = n * math.log2(n) - float(np.dot(nz, np.log2(nz))) if n else 0.0
+    assert used == nz.size
+    assert bits == pytest.approx(want, rel=1e-9, abs=1e-6)
+    with pytest.raises(ValueError, match="negative"):
+        hk.entropy_bits(np.array([5, -1], np.int64))

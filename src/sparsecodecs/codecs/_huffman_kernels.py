@@ -32,6 +32,7 @@ __all__ = [
     "decode_coded_width",
     "decode_streams",
     "encode_streams",
+    "entropy_bits",
     "histogram",
     "huffman_cost",
     "join_fields",
@@ -239,6 +240,13 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     counts = np.zeros(alphabet, np.int64)
     _native.huf_histogram(symbols, counts)
     return counts
+
+
+def entropy_bits(counts: np.ndarray) -> tuple[float, int]:
+    """``(bits, used)``: the order-0 entropy of int64 ``counts`` in bits (sum of
+    ``c * log2(total / c)`` over the counts that are not 0) and how many those are."""
+    bits, used = _native.huf_entropy_bits(np.ascontiguousarray(counts, np.int64))
+    return float(bits), int(used)
 
 
 def top_histogram(values: np.ndarray, rotate: int, mask: object, width: int,

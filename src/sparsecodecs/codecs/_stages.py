@@ -397,10 +397,10 @@ def centroid_floor(counts: np.ndarray, itemsize: int) -> int:
     codebook plus the indices at their order-0 entropy, which neither a prefix code nor packed
     indices beat. A planner skips listing the distinct values and the exact plan (a code over
     up to 2**16 symbols) when this already loses."""
-    c = counts[counts > 0].astype(np.float64)
-    n = float(c.sum())
-    bits = n * math.log2(n) - float(np.dot(c, np.log2(c))) if n else 0.0
-    return c.size * itemsize + max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
+    from . import _huffman_kernels as hk
+
+    bits, used = hk.entropy_bits(counts)
+    return used * itemsize + max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
 
 
 def plan_centroids(

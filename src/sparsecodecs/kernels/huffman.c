@@ -18,6 +18,7 @@
 #include "native.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -1276,6 +1277,53 @@ HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *c
           { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
+/* entropy_bits(counts i64) -> (bits, used): the order-0 entropy of the counts in bits,
+ * sum c * log2(total / c) over the counts that are not 0, and how many those are. c log2 c of
+ * small counts comes from a table; runs of eight zero counts are skipped at once. */
+#define ENT_TAB 4096
+static double ent_tab[ENT_TAB];
+static void ent_init(void) {
+    for (int c = 1; c < ENT_TAB; c++) ent_tab[c] = c * log2((double)c);
+}
+
+static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const char *fn = "entropy_bits";
+    if (sc_nargs(nargs, 1, fn) < 0) return NULL;
+    pthread_once(&once, ent_init);
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
+    if (!aligned8(&counts)) { bad_arg(fn, "counts must be aligned"); goto done; }
+    const int64_t *c = counts.p;
+    double sum = 0.0, total = 0.0;
+    int64_t used = 0, bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < counts.n; i += 8) {
+        int64_t end = counts.n - i < 8 ? counts.n : i + 8, any = 0;
+        for (int64_t j = i; j < end; j++) any |= c[j];
+        if (!any) continue;
+        for (int64_t j = i; j < end; j++) {
+            int64_t k = c[j];
+            if (k <= 0) {
+                bad |= k < 0;
+                continue;
+            }
+            used++;
+            total += (double)k;
+            sum += k < ENT_TAB ? ent_tab[k] : (double)k * log2((double)k);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) bad_arg(fn, "counts must not be negative");
+    else res = Py_BuildValue("(dL)", total > 0 ? total * log2(total) - sum : 0.0,
+                             (long long)used);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
 static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "histogram";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
@@ -2194,6 +2242,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_decode_streams),
     HUF_FN(huf_decode_coded),
     HUF_FN(huf_histogram),
+    HUF_FN(huf_entropy_bits),
     HUF_FN(huf_top_histogram),
     HUF_FN(huf_value_histograms),
     HUF_FN(huf_value_histograms16),
