@@ -1,8 +1,9 @@
 /* Kernels of the Huffman stage (the Python layer is codecs/_huffman_kernels.py).
  *
  * Bit order: a coded stream is a sequence of 64-bit words; codes are written MSB-first, so a
- * stream's bits read left to right are its symbols' canonical codes in order. Here the words
- * are native integers (the frame stores them big-endian; decode_coded swaps them).
+ * stream's bits read left to right are its symbols' canonical codes in order. The frame stores
+ * the words big-endian: the encoders write those bytes directly (a big-endian bit writer), and
+ * decode_coded swaps them into native words before decoding.
  *
  * Decoding follows the shape of zstd's huf_decompress.c: a table indexed by the next `width`
  * bits (here up to two symbols per entry), four streams decoded in lockstep so that their
