@@ -1537,11 +1537,31 @@ done:
 /* What value_hist16 counts, summed from the histogram of the values themselves (2**16
  * counts), in the order of the rotated patterns x: a top field and a top byte are runs of x,
  * summed in registers, and the low bytes' bins are 256 apart (no chain of adds through one
- * bin, and no test for empty counts to mispredict). */
+ * bin, and no test for empty counts to mispredict). Rotation by 1 (every float) reads the
+ * counts as two contiguous halves instead: the even x of a top byte are values hi*128 + j,
+ * the odd ones 32768 + hi*128 + j, j = 0..127, so the loops vectorise. */
 static void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top, int64_t *planes,
                                      int64_t *fine) {
     const uint32_t run = 1u << (16 - top); /* patterns per top field: 1..256 */
     int64_t *low = planes + 256;
+    if (r == 1 && run >= 2) {
+        for (uint32_t hi = 0; hi < 256; hi++) {
+            const int64_t *even = c + hi * 128, *odd = c + 32768 + hi * 128;
+            int64_t hsum = 0;
+            for (uint32_t j = 0; j < 128; j++) {
+                low[2 * j] += even[j];
+                low[2 * j + 1] += odd[j];
+            }
+            for (uint32_t f0 = 0; f0 < 256; f0 += run) { /* x = hi*256 + f0 .. + run - 1 */
+                int64_t fsum = 0;
+                for (uint32_t j = f0 / 2; j < (f0 + run) / 2; j++) fsum += even[j] + odd[j];
+                fine[(hi << 8 | f0) >> (16 - top)] += fsum;
+                hsum += fsum;
+            }
+            planes[hi] += hsum;
+        }
+        return;
+    }
     for (uint32_t hi = 0; hi < 256; hi++) {
         int64_t hsum = 0;
         for (uint32_t f0 = 0; f0 < 256; f0 += run) {
