@@ -164,10 +164,11 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
         zeros = flat.size - int(np.count_nonzero(flat))
     if 2 * zeros >= flat.size:
         return 0
-    if flat.dtype.itemsize <= 2:
+    if flat.dtype.itemsize <= 2 and flat.size >= 4096:
         from ._huffman import histogram  # compiled, and no int64 copy as np.bincount makes
 
         return int(np.argmax(histogram(flat, 1 << (8 * flat.dtype.itemsize))))
+    # wider values, or a few: a sort beats 2**16 histogram bins (argmax: ties the smaller)
     patterns, counts = np.unique(flat, return_counts=True)
     return int(patterns[np.argmax(counts)])
 

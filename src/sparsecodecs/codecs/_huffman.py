@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import FrameLayoutError, Section, SectionReader, decode_threads
+from . import _huffman_kernels as hk
 
 __all__ = [
     "HuffmanTable",
@@ -52,8 +53,6 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     Encode side only. The compiled kernel does not check its indices, so a symbol >= alphabet
     (a caller's bug, never frame data) raises ValueError here instead of writing out of bounds.
     """
-    from . import _huffman_kernels as hk
-
     flat = np.ascontiguousarray(symbols).reshape(-1)
     if flat.size and np.iinfo(flat.dtype).max >= alphabet and int(flat.max()) >= alphabet:
         raise ValueError(f"symbol {int(flat.max())} is outside the alphabet of {alphabet}")
@@ -62,8 +61,6 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
 
 def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
     """Code length of each symbol (0 for symbols that never occur), at most ``max_length``."""
-    from . import _huffman_kernels as hk
-
     lengths = np.zeros(counts.size, np.uint8)
     used = np.flatnonzero(counts)
     if used.size == 0:
@@ -84,8 +81,6 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     The first code of each length is ``(first[len-1] + count[len-1]) << 1`` (RFC 1951, 3.2.2);
     a symbol's code is its length's first code plus its rank among the symbols of that length.
     """
-    from . import _huffman_kernels as hk
-
     return hk.canonical_codes(np.ascontiguousarray(lengths, np.uint8))
 
 
@@ -121,8 +116,6 @@ class HuffmanTable:
         The fast table's width is ``_huffman_kernels.decode_coded_width``'s, the compiled
         decoder's own rule.
         """
-        from . import _huffman_kernels as hk
-
         width = hk.decode_coded_width(np.ascontiguousarray(lengths, np.uint8), int(symbols),
                                       FAST_BITS, MAX_FAST_BITS)
         table, width, first, count, offset, order, full, kraft_ok = hk.build_decoder(lengths,
@@ -219,8 +212,6 @@ def encode_symbols(
     counts: np.ndarray | None = None,
 ) -> list[Section]:
     """Huffman-code ``symbols`` (uint8/uint16 < alphabet) into a codebook and a bits section."""
-    from . import _huffman_kernels as hk
-
     symbols = np.ascontiguousarray(symbols.reshape(-1))
     if counts is None:
         counts = histogram(symbols, alphabet)
@@ -271,8 +262,6 @@ def codable(counts: np.ndarray, max_length: int = MAX_LENGTH) -> bool:
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    from . import _huffman_kernels as hk
-
     bits, total, used, first, last = hk.huffman_cost(
         np.ascontiguousarray(counts, np.int64), max_length)
     if bits < 0:  # more symbols than codes of max_length bits (Kraft)
@@ -294,8 +283,6 @@ def decode_symbols(
     (``_huffman_kernels.decode_coded``); when it finds anything wrong, the frame is read again
     by :func:`_decode_checked`, whose error says what and where.
     """
-    from . import _huffman_kernels as hk
-
     book = sections.array(f"{name}.codebook", np.uint8)
     data = sections.array(f"{name}.bits", np.uint8)
     if count <= 8 * data.size:  # checked before allocating: every code is at least one bit
@@ -315,8 +302,6 @@ def _decode_checked(
 ) -> np.ndarray:
     """:func:`decode_symbols` with every check in Python, each with its own message: the
     reference the compiled path is tested against, and its error reporter."""
-    from . import _huffman_kernels as hk
-
     what = f"section '{name}'"
     lengths, sizes = _parse_codebook(sections.raw(f"{name}.codebook"), alphabet, what)
     data = sections.array(f"{name}.bits", np.uint8)

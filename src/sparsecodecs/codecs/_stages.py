@@ -45,6 +45,7 @@ from ..registry import (
 )
 from ..registry.dtypes import name_of
 from . import _huffman as huff
+from . import _huffman_kernels as hk
 from ._common import pack_fields, unpack_fields
 
 __all__ = [
@@ -81,8 +82,6 @@ def _mask(dtype: np.dtype[Any]) -> np.uint64:
 
 
 def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
-    from . import _huffman_kernels as hk
-
     if is_nibble(dtype):
         return pack_nibbles(values).reshape(1, -1)
     if dtype.itemsize == 1 and not rotation(dtype):  # int8/uint8: the values are the plane
@@ -114,8 +113,6 @@ def value_counts(values: np.ndarray) -> np.ndarray | None:
     :func:`value_histograms`, :func:`distinct_values` and a mode need not repeat."""
     if values.dtype.itemsize > 2 or values.size < COUNT_PATTERNS_FROM:
         return None
-    from . import _huffman_kernels as hk
-
     return hk.histogram(np.ascontiguousarray(values).reshape(-1), 1 << (8 * values.dtype.itemsize))
 
 
@@ -125,8 +122,6 @@ def value_histograms(
     """(byte-plane histograms, top-field histogram) of 16- or 32-bit ``values`` in one pass:
     what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both.
     ``counts``: :func:`value_counts` of 16-bit values, when known (no pass over the values)."""
-    from . import _huffman_kernels as hk
-
     tmax = min(MAX_TOP_BITS, 8 * dtype.itemsize - 1)
     if dtype.itemsize == 2:
         if counts is not None:
@@ -149,8 +144,6 @@ def plan_planes(
 
     ``counts``: the planes' histograms when already known (:func:`value_histograms`).
     """
-    from . import _huffman_kernels as hk
-
     raw = values.size
     if is_nibble(dtype):  # one plane: the packed nibble pairs
         plane = pack_nibbles(values)
@@ -221,8 +214,6 @@ def plan_fields(
     top fields than codes of ``max_length`` bits). ``fine``: the histogram of the top 12 bits
     when already known (:func:`value_histograms`).
     """
-    from . import _huffman_kernels as hk
-
     width = 8 * dtype.itemsize
     if dtype.itemsize not in (2, 4):
         return None
@@ -246,8 +237,6 @@ def plan_fields(
 def encode_fields(
     values: np.ndarray, dtype: np.dtype[Any], prefix: str, plan: FieldsPlan, max_length: int
 ) -> list[Section]:
-    from . import _huffman_kernels as hk
-
     width = 8 * dtype.itemsize
     syms = np.empty(values.size, np.uint16)
     low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
@@ -265,8 +254,6 @@ def _low_words(count: int, bits: int) -> int:
 def decode_fields(
     sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object
 ) -> np.ndarray:
-    from . import _huffman_kernels as hk
-
     width = 8 * dtype.itemsize
     if dtype.itemsize not in (2, 4) or not isinstance(top, int) or not 9 <= top <= min(
         MAX_TOP_BITS, width - 1
@@ -311,8 +298,6 @@ def decode_planes(
     sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], modes: object
 ) -> np.ndarray:
     """Inverse of :func:`encode_planes`: ``count`` values as unsigned bit patterns."""
-    from . import _huffman_kernels as hk
-
     modes = check_modes(modes, dtype)
     if is_nibble(dtype):
         name = f"{prefix}.plane0"
@@ -397,8 +382,6 @@ def centroid_floor(counts: np.ndarray, itemsize: int) -> int:
     codebook plus the indices at their order-0 entropy, which neither a prefix code nor packed
     indices beat. A planner skips listing the distinct values and the exact plan (a code over
     up to 2**16 symbols) when this already loses."""
-    from . import _huffman_kernels as hk
-
     bits, used = hk.entropy_bits(counts)
     return used * itemsize + max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
 

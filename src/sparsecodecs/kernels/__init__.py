@@ -11,9 +11,9 @@ The contract every kernel keeps (``native.h`` says it for the C side):
 * the work runs with the GIL released, so several threads can run kernels at once;
 * every SIMD path (SSSE3, AVX2, AVX-512 on x86-64) has a portable scalar twin that writes the
   same bytes. The level is chosen once at import from the CPU (``avx512`` needs AVX-512 F, BW
-  and VL; only the ``window`` product has an AVX-512 path so far, every other kernel runs its
-  AVX2 path there); ``SPARSECODECS_SIMD=scalar`` (or ``ssse3``, ``avx2``) caps it for a
-  process, :func:`use_simd` for a block of code (tests).
+  and VL; the ``window`` product and the zero-skipping SpMM have AVX-512 paths, every other
+  kernel runs its AVX2 path there); ``SPARSECODECS_SIMD=scalar`` (or ``ssse3``, ``avx2``)
+  caps it for a process, :func:`use_simd` for a block of code (tests).
 
 Each kernel has a plain-numpy or pure-Python reference in the test suite that it must match
 bit for bit.
