@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.registry import (
@@ -31,6 +33,7 @@ from sparsecodecs.registry import (
     PatternError,
     UnsupportedDtypeError,
 )
+from sparsecodecs.testing import examples
 
 LAYOUT_CODECS = ["raw", "bitmask", "nm", "nm-index", "nm-mask", "csr", "csc"]
 NM_PAIRS = [(1, 2), (1, 4), (2, 4), (2, 8), (4, 8), (3, 5), (8, 16)]
@@ -490,3 +493,25 @@ def test_unsupported_input_is_a_type_error(value: Any, match: str):
         with pytest.raises(UnsupportedDtypeError, match=match) as info:
             codec(name).encode(value)
         assert isinstance(info.value, TypeError)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.integers(1, 16), st.integers(0, 70), st.integers(0, 2**32 - 1))
+def test_pack_fields_is_the_lsb_first_bit_string(bits: int, count: int, seed: int):
+    """pack_fields (eight fields a word up to 8 bits, bit by bit above) writes the fields' bits
+    LSB first as np.packbits does, unpack_fields inverts it, and a set padding bit is refused."""
+    from sparsecodecs.codecs._common import pack_fields, unpack_fields
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 1 << bits, count, dtype=np.uint64).astype(
+        np.uint8 if bits <= 8 else np.uint16)
+    bit_string = ((values.astype(np.uint64)[:, None] >> np.arange(bits, dtype=np.uint64)) & 1)
+    want = np.packbits(bit_string.astype(np.uint8).reshape(-1), bitorder="little")
+    packed = pack_fields(values, bits)
+    assert packed.tobytes() == want.tobytes()
+    assert unpack_fields(packed, bits, count, "x").tolist() == values.tolist()
+    if count * bits % 8:
+        bad = packed.copy()
+        bad[-1] |= 0x80
+        with pytest.raises(FrameLayoutError, match="padding bits"):
+            unpack_fields(bad, bits, count, "x")

@@ -36,12 +36,30 @@ def as_2d(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
-    """Pack unsigned integers of ``bits`` bits each, LSB first, into bytes."""
+    """Pack unsigned integers of ``bits`` bits each, LSB first, into bytes.
+
+    Fields of up to 8 bits go eight at a time into one little-endian word (8 * bits bits, i.e.
+    ``bits`` whole bytes); wider ones bit by bit."""
     if values.size == 0 or bits == 0:
         return np.zeros(0, np.uint8)
-    v = values.astype(np.uint64, copy=False).reshape(-1, 1)
-    planes = ((v >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(planes.reshape(-1), bitorder="little")
+    if bits > 8:
+        v = values.astype(np.uint64, copy=False).reshape(-1, 1)
+        planes = ((v >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+        return np.packbits(planes.reshape(-1), bitorder="little")
+    flat = values.reshape(-1)
+    n8 = -(-flat.size // 8) * 8
+    if n8 == flat.size and flat.dtype == np.uint8:
+        groups = np.ascontiguousarray(flat).reshape(-1, 8)
+    else:
+        padded = np.zeros(n8, np.uint8)
+        padded[: flat.size] = flat
+        groups = padded.reshape(-1, 8)
+    wdt = np.dtype("<u4" if 8 * bits <= 32 else "<u8")
+    word = groups[:, 0].astype(wdt)
+    for j in range(1, 8):
+        word |= groups[:, j].astype(wdt) << wdt.type(bits * j)
+    packed = word.view(np.uint8).reshape(-1, wdt.itemsize)[:, :bits].reshape(-1)
+    return np.ascontiguousarray(packed[: -(-flat.size * bits // 8)])
 
 
 def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.ndarray:
@@ -53,8 +71,20 @@ def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.nd
         )
     if count == 0 or bits == 0:
         return np.zeros(count, np.uint64)
-    flat = np.unpackbits(packed, bitorder="little")
-    if flat[count * bits :].any():
+    if bits > 8:
+        flat = np.unpackbits(packed, bitorder="little")
+        if flat[count * bits :].any():
+            raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+        planes = flat[: count * bits].reshape(count, bits).astype(np.uint64)
+        return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    n8 = -(-count // 8) * 8  # eight fields a group of `bits` bytes, read as one word
+    words = np.zeros((n8 // 8, 8), np.uint8)
+    full = np.zeros(n8 // 8 * bits, np.uint8)
+    full[:expected] = packed
+    words[:, :bits] = full.reshape(-1, bits)
+    w = words.view("<u8").reshape(-1, 1).astype(np.uint64)
+    fields = ((w >> (np.arange(8, dtype=np.uint64) * np.uint64(bits)))
+              & np.uint64((1 << bits) - 1)).reshape(-1)
+    if fields[count:].any():  # the last byte's padding bits (the bytes after it are zeros)
         raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
-    planes = flat[: count * bits].reshape(count, bits).astype(np.uint64)
-    return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    return fields[:count]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..registry import FLOAT_LAYOUTS, FrameLayoutError, element_bits
 from ..registry.dtypes import name_of
-from ._common import narrowest_uint
+from ._common import narrowest_uint, pack_fields, unpack_fields
 
 __all__ = [
     "CODE_BITS",
@@ -62,21 +62,16 @@ def window_field(dtype: np.dtype[Any]) -> tuple[int, int, int]:
 
 
 def pack_rows(fields: np.ndarray, bits: int) -> np.ndarray:
-    """``(rows, k)`` fields of ``bits`` <= 8 bits, LSB first, each row padded to whole bytes."""
+    """``(rows, k)`` fields of ``bits`` <= 8 bits, LSB first, each row padded to whole bytes:
+    :func:`~._common.pack_fields` of the rows padded to a multiple of 8 fields, trimmed."""
     rows, k = fields.shape
     k8 = -(-k // 8) * 8
-    if k8 == k and fields.dtype == np.uint8:
-        groups = np.ascontiguousarray(fields).reshape(-1, 8)
-    else:
+    if k8 != k:
         padded = np.zeros((rows, k8), np.uint8)
         padded[:, :k] = fields
-        groups = padded.reshape(-1, 8)
-    wdt = np.dtype("<u4" if 8 * bits <= 32 else "<u8")  # 8 fields of a group in one word
-    word = groups[:, 0].astype(wdt)
-    for j in range(1, 8):
-        word |= groups[:, j].astype(wdt) << wdt.type(bits * j)
-    packed = word.view(np.uint8).reshape(-1, wdt.itemsize)[:, :bits]
-    return np.ascontiguousarray(packed.reshape(rows, k8 // 8 * bits)[:, : -(-k * bits // 8)])
+        fields = padded
+    packed = pack_fields(fields.reshape(-1), bits).reshape(rows, k8 // 8 * bits)
+    return np.ascontiguousarray(packed[:, : -(-k * bits // 8)])
 
 
 def unpack_rows(packed: np.ndarray, bits: int, k: int, what: str) -> np.ndarray:
@@ -85,11 +80,7 @@ def unpack_rows(packed: np.ndarray, bits: int, k: int, what: str) -> np.ndarray:
     k8 = -(-k // 8) * 8
     full = np.zeros((rows, k8 // 8 * bits), np.uint8)
     full[:, :nbytes] = packed
-    words = np.zeros((rows * k8 // 8, 8), np.uint8)
-    words[:, :bits] = full.reshape(-1, bits)
-    w = words.view("<u8").reshape(-1, 1).astype(np.uint64)
-    fields = ((w >> (np.arange(8, dtype=np.uint64) * np.uint64(bits))) & np.uint64((1 << bits) - 1))
-    fields = fields.reshape(rows, k8)
+    fields = unpack_fields(full.reshape(-1), bits, rows * k8, what).reshape(rows, k8)
     if fields[:, k:].any():
         raise FrameLayoutError(f"{what}: padding bits after a row's last field are not zero")
     return fields[:, :k].astype(np.uint8)

@@ -534,6 +534,17 @@ static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
 }
 
 #if SC_X86
+/* cnt bfloat16 bit patterns at src (any alignment) as float32, by a shift, 8 at a time: what
+ * convert() writes for MODE_BF16. */
+SC_TARGET("avx2") static void bf16_to_f32_avx2(const char *src, int64_t cnt, float *vals) {
+    int64_t t = 0;
+    for (; t + 8 <= cnt; t += 8) {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
+        _mm256_storeu_ps(vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; t < cnt; t++) vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+}
+
 /* The x entries of the 8 kept values of 4 groups (16 columns from xq): lanes 0-3 from the
  * first 8 columns by the index vector ia, lanes 4-7 from the next 8 by ib (nm24_pair rows). */
 SC_TARGET("avx2,fma") SC_INLINE __m256 nm24_gather(const float *xq, __m256i ia, __m256i ib) {
@@ -564,13 +575,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
         /* values as float32 in one pass (the row stays in L1 for the nb passes) */
         if (mode == MODE_BF16) {
-            const char *src = (const char *)P->vbits + 2 * v0;
-            int64_t t = 0;
-            for (; t + 8 <= gpr * 2; t += 8) {
-                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
-                _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-            }
-            for (; t < gpr * 2; t++) s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+            bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, gpr * 2, s.vals);
         } else if (mode == MODE_F16) {
             const char *src = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
@@ -677,14 +682,8 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
             if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
         }
         if (err) break;
-        if (P->mode == MODE_BF16) { /* bf16 to float32 by a shift, 8 at a time */
-            const char *src = (const char *)P->vbits + 2 * v0;
-            int64_t t = 0;
-            for (; t + 8 <= cnt; t += 8) {
-                __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + 2 * t)));
-                _mm256_storeu_ps(s.vals + t, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-            }
-            for (; t < cnt; t++) s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+        if (P->mode == MODE_BF16) {
+            bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, cnt, s.vals);
         } else if ((err = convert(P, v0, cnt, s.vals))) {
             break;
         }

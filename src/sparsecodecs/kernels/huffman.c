@@ -189,8 +189,7 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
                           int64_t alphabet, unsigned maxlen, const int64_t *bounds,
                           const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
                           int64_t *used, int64_t ns, int isz) {
-    int check = isz < 8 && alphabet < ((int64_t)1 << (8 * isz));
-    if (isz == 8) check = 1;
+    const int check = isz == 8 || alphabet < ((int64_t)1 << (8 * isz));
     unsigned k = codes_per_flush(maxlen);
     huf_bitw w[4];
     for (int64_t s0 = 0; s0 < ns; s0 += 4) {
@@ -1800,6 +1799,27 @@ done:
  * each rotated value to syms, the other lb = width - top bits MSB-first into the bytes `low`,
  * zero-padded to whole 64-bit words (the bytes the frame holds). Blocks of k values go
  * between flushes of the bit writer (k * lb <= 56); fields wider than 28 bits go in halves. */
+/* Values i .. n-1 one at a time into syms and the writer (fields wider than 28 bits in
+ * halves), flushing after each: the tail every split_fields build ends with. */
+SC_INLINE void split_fields_tail(const huf_vals *v, unsigned top, uint16_t *syms, huf_bitw *w,
+                                 int64_t i, int isz) {
+    const unsigned lb = v->width - top, half = lb / 2;
+    const uint64_t lmask = width_mask(lb);
+    for (; i < v->n; i++) {
+        uint64_t x = val(v, i, isz);
+        syms[i] = (uint16_t)(lb < 64 ? x >> lb : 0);
+        uint64_t c = x & lmask;
+        if (lb > 28) {
+            bw_put(w, c >> half, lb - half);
+            (void)bw_flush(w);
+            bw_put(w, c & width_mask(half), half);
+        } else {
+            bw_put(w, c, lb);
+        }
+        (void)bw_flush(w); /* the caller sized low: every flush fits */
+    }
+}
+
 SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *syms,
                                  uint8_t *low, int64_t nlow, int isz) {
     const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
@@ -1815,23 +1835,10 @@ SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *sym
                 syms[i + t] = (uint16_t)(x >> lb);
                 bw_put(&w, x & lmask, lb);
             }
-            (void)bw_flush(&w); /* the caller sized low: every flush fits */
-        }
-    }
-    unsigned half = lb / 2;
-    for (; i < v->n; i++) {
-        uint64_t x = val(v, i, isz);
-        syms[i] = (uint16_t)(lb < 64 ? x >> lb : 0);
-        uint64_t c = x & lmask;
-        if (lb > 28) {
-            bw_put(&w, c >> half, lb - half);
             (void)bw_flush(&w);
-            bw_put(&w, c & width_mask(half), half);
-        } else {
-            bw_put(&w, c, lb);
         }
-        (void)bw_flush(&w);
     }
+    split_fields_tail(v, top, syms, &w, i, isz);
     (void)bw_close(&w, low);
 }
 
@@ -1839,16 +1846,16 @@ SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *sym
 /* split_fields of 16-bit values with at most 7 low bits (top 9..15), four values a 64-bit
  * word: the lanes rotated and their top fields stored with shifts and masks, the low fields
  * gathered by one pext from the word with its lanes reversed (value 0's bits first, as the
- * stream is MSB-first); eight values between flushes. The tail goes value by value. */
-SC_TARGET("avx2,bmi2") static void split16_pext(const uint8_t *vals, int64_t n, unsigned r,
-                                                unsigned top, uint16_t *syms, uint8_t *low,
-                                                int64_t nlow) {
-    const unsigned lb = 16 - top;
+ * stream is MSB-first); eight values between flushes. */
+SC_TARGET("avx2,bmi2") static void split16_pext(const huf_vals *v, unsigned top, uint16_t *syms,
+                                                uint8_t *low, int64_t nlow) {
+    const uint8_t *vals = v->p;
+    const unsigned lb = 16 - top, r = v->rot;
     const uint64_t lane = 0x0001000100010001ull, rmask = lane * ((1u << r) - 1);
     const uint64_t lowm = lane * ((1u << lb) - 1), topm = lane * ((1u << top) - 1);
     huf_bitw w = {low, low + nlow, 0, 0};
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    for (; i + 8 <= v->n; i += 8) {
         for (int h = 0; h < 8; h += 4) {
             uint64_t x;
             memcpy(&x, vals + 2 * (i + h), 8);
@@ -1861,30 +1868,20 @@ SC_TARGET("avx2,bmi2") static void split16_pext(const uint8_t *vals, int64_t n, 
         }
         (void)bw_flush(&w); /* the caller sized low: every flush fits */
     }
-    for (; i < n; i++) {
-        uint32_t x;
-        uint16_t u;
-        memcpy(&u, vals + 2 * i, 2);
-        x = r ? ((u << r) | (u >> (16 - r))) & 0xFFFF : u;
-        syms[i] = (uint16_t)(x >> lb);
-        bw_put(&w, x & ((1u << lb) - 1), lb);
-        (void)bw_flush(&w);
-    }
+    split_fields_tail(v, top, syms, &w, i, 2);
     (void)bw_close(&w, low);
 }
-#endif
 
-#if SC_X86
 /* split_fields of 32-bit values with top 9..16 (low fields of 16..23 bits), two values a
  * step: their low fields joined into one put of 2 * lb bits, one flush a pair. */
-SC_TARGET("avx2,bmi2") static void split32_pairs(const uint8_t *vals, int64_t n, unsigned r,
-                                                 unsigned top, uint16_t *syms, uint8_t *low,
-                                                 int64_t nlow) {
-    const unsigned lb = 32 - top;
+SC_TARGET("avx2,bmi2") static void split32_pairs(const huf_vals *v, unsigned top, uint16_t *syms,
+                                                 uint8_t *low, int64_t nlow) {
+    const uint8_t *vals = v->p;
+    const unsigned lb = 32 - top, r = v->rot;
     const uint32_t lm = (1u << lb) - 1;
     huf_bitw w = {low, low + nlow, 0, 0};
     int64_t i = 0;
-    for (; i + 2 <= n; i += 2) {
+    for (; i + 2 <= v->n; i += 2) {
         uint32_t x[2];
         memcpy(x, vals + 4 * i, 8);
         for (int j = 0; j < 2; j++) x[j] = r ? (x[j] << r) | (x[j] >> (32 - r)) : x[j];
@@ -1893,13 +1890,7 @@ SC_TARGET("avx2,bmi2") static void split32_pairs(const uint8_t *vals, int64_t n,
         bw_put(&w, (uint64_t)(x[0] & lm) << lb | (x[1] & lm), 2 * lb);
         (void)bw_flush(&w); /* the caller sized low: every flush fits */
     }
-    if (i < n) {
-        uint32_t x;
-        memcpy(&x, vals + 4 * i, 4);
-        x = r ? (x << r) | (x >> (32 - r)) : x;
-        syms[i] = (uint16_t)(x >> lb);
-        bw_put(&w, x & lm, lb);
-    }
+    split_fields_tail(v, top, syms, &w, i, 4);
     (void)bw_close(&w, low);
 }
 #endif
@@ -1933,9 +1924,9 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
     Py_BEGIN_ALLOW_THREADS
 #if SC_X86
     if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
-        split16_pext(v.p, v.n, v.rot, (unsigned)top, syms.p, low.p, low.n);
+        split16_pext(&v, (unsigned)top, syms.p, low.p, low.n);
     else if (fast && v.isz == 4 && v.width == 32 && top >= 9 && HUF_LE)
-        split32_pairs(v.p, v.n, v.rot, (unsigned)top, syms.p, low.p, low.n);
+        split32_pairs(&v, (unsigned)top, syms.p, low.p, low.n);
     else
 #endif
         HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);

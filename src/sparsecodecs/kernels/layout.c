@@ -1038,7 +1038,6 @@ SC_TARGET("ssse3") static Py_ssize_t nm2_ssse3(const void *restrict codes, Py_ss
 }
 #endif
 
-/* nm24_compose(packed, lut, ngroups, shifts, values, out) */
 /* One thread's share of nm24_compose: whole pattern bytes [b0, b1) (3 groups each). */
 typedef struct {
     const uint8_t *packed;
@@ -1073,6 +1072,8 @@ static void nm24_part(void *ctx, int i) {
 /* Groups per thread below which a split does not pay for the thread. */
 #define NM24_SPLIT (3 * 65536)
 
+/* nm24_compose(packed, lut, ngroups, shifts, values, out, threads): split over up to `threads`
+ * threads, NM24_SPLIT groups a part at least. */
 FASTCALL(nm24_compose) {
     sc_bufs s = {.n = 0};
     sc_arr packed = {0}, lut = {0}, shifts = {0}, vals = {0}, out = {0};
