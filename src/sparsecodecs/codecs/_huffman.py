@@ -324,17 +324,17 @@ def _decode_checked(
     if not lengths.any():
         raise FrameLayoutError(f"{what}: empty codebook for {count} symbols")
     table = HuffmanTable.from_lengths(lengths, count)
-    # Four zero words after the streams: the decoder reads up to two words ahead of a position
-    # that may itself overshoot the end by one batch of look-ups (at most 4 codes of at most 15
-    # bits) before the overrun check catches it.
-    words = np.zeros(data.size // 8 + 4, np.uint64)
-    words[:-4] = data.view(">u8")
+    # 32 zero bytes after the streams: the decoder reads 8 bytes from a position that may
+    # itself overshoot the end by one batch of look-ups (4 of at most 14 bits) before the
+    # overrun check catches it.
+    padded = np.zeros(data.size + 32, np.uint8)
+    padded[: data.size] = data
     starts = np.zeros(sizes.size + 1, np.int64)
     np.cumsum(sizes.astype(np.int64) * 8, out=starts[1:])
     bounds = _stream_bounds(count, sizes.size)
     t = table
     rc = hk.decode_streams(
-        words, starts[:-1], starts[1:], bounds, t.table, t.width, t.first, t.count, t.offset,
+        padded, starts[:-1], starts[1:], bounds, t.table, t.width, t.first, t.count, t.offset,
         t.order, t.full, out,
     )
     if rc == -1:

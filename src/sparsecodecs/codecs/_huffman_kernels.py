@@ -165,9 +165,9 @@ def build_decoder(lengths: np.ndarray, width: int) -> tuple[
 
     * ``table``: the fast table, one uint64 entry per ``width``-bit prefix with up to two
       symbols: bits 0-15 the first symbol, 16-31 the second (when the code after the first also
-      fits in ``width`` bits), 32-39 the count, 0 (no code of at most ``width`` bits: a long
-      code, resolved canonically), 1 or 2, 40-47 the bits the counted symbols use and 48-55
-      the length of the first symbol's code;
+      fits in ``width`` bits), 32-39 the bits the counted symbols use, 40-47 the length of the
+      first symbol's code, 56-63 the count: 0 (no code of at most ``width`` bits: a long code,
+      resolved canonically), 1 or 2;
     * ``first[L]``, ``count[L]``: the first canonical code of length L and how many there are
       (RFC 1951, 3.2.2); ``offset[L]``: the index in ``order`` of the first symbol of length L;
       ``order``: the symbols sorted by (length, symbol). Long codes decode from these, with no
@@ -175,8 +175,9 @@ def build_decoder(lengths: np.ndarray, width: int) -> tuple[
     * ``full``: the longest code (at least 1); ``kraft_ok``: False if the lengths over-subscribe
       the code space (Kraft sum > 1), when no table can be trusted.
 
-    ``width`` (1..16; the returned one is at most twice ``full``: an entry holds two symbols)
-    may be narrower than ``full``; ``lengths`` must be at most 16.
+    ``width`` (1..16, capped at 14 and at twice ``full``: an entry holds two symbols; the
+    returned one is the table's) may be narrower than ``full``; ``lengths`` must be at most
+    16.
     """
     lengths = _lengths8(lengths)
     table = np.empty(1 << min(max(int(width), 1), 16), np.uint64)
@@ -192,22 +193,23 @@ def build_decoder(lengths: np.ndarray, width: int) -> tuple[
     return table[: 1 << width], width, first, count, offset, order[: max(used, 1)], full, True
 
 
-def decode_streams(words: np.ndarray, starts: np.ndarray, limits: np.ndarray,
+def decode_streams(data: np.ndarray, starts: np.ndarray, limits: np.ndarray,
                    bounds: np.ndarray, table: np.ndarray, width: int, first: np.ndarray,
                    count: np.ndarray, offset: np.ndarray, order: np.ndarray, full: int,
                    out: np.ndarray) -> int:
-    """Decode stream s (bits from ``starts[s]`` to ``limits[s]``) into ``out[bounds[s]:...]``.
+    """Decode stream s (bits from ``starts[s]`` to ``limits[s]`` of the bytes ``data``) into
+    ``out[bounds[s]:...]``.
 
-    Four streams are decoded in lockstep with a ``width``-bit table giving up to two symbols
-    per look-up (:func:`build_decoder`); the rare codes longer than ``width`` (at most ``full``
-    bits) are resolved canonically. The lockstep loop works in batches: one 64-bit window per
-    stream feeds four look-ups (each consumes at most ``width`` <= 16 bits), and output room
-    and stream ends are checked once per batch, not per symbol; ``words`` must have 4 zero
-    words after the last stream, so that a batch that overruns a stream's end stays in
-    bounds (checked, as are the tables). Returns 0, -1 if a bit pattern matches no code, or -2
-    if a stream's symbols run past its end.
+    Four streams are decoded in lockstep with a ``width``-bit table (at most 14) giving up to
+    two symbols per look-up (:func:`build_decoder`); the rare codes longer than ``width`` (at
+    most ``full`` bits) are resolved canonically. The lockstep loop works in batches: one
+    64-bit window per stream, read from the bytes at its bit position, feeds four look-ups,
+    and output room and stream ends are checked once per batch, not per symbol; ``data``
+    must have 32 zero bytes after the last stream, so that a batch that overruns a stream's
+    end stays in bounds (checked, as are the tables). Returns 0, -1 if a bit pattern matches
+    no code, or -2 if a stream's symbols run past its end.
     """
-    rc: int = _native.huf_decode_streams(words, starts, limits, bounds, table, int(width), first,
+    rc: int = _native.huf_decode_streams(data, starts, limits, bounds, table, int(width), first,
                                          count, offset, order, int(full), out)
     return rc
 

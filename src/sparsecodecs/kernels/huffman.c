@@ -3,12 +3,13 @@
  * Bit order: a coded stream is a sequence of 64-bit words; codes are written MSB-first, so a
  * stream's bits read left to right are its symbols' canonical codes in order. The frame stores
  * the words big-endian: the encoders write those bytes directly (a big-endian bit writer), and
- * decode_coded swaps them into native words before decoding.
+ * the decoder reads 64-bit windows from the bytes at any bit position (one unaligned load and
+ * a byte swap).
  *
  * Decoding follows the shape of zstd's huf_decompress.c: a table indexed by the next `width`
  * bits (here up to two symbols per entry), four streams decoded in lockstep so that their
  * look-ups overlap, a fast loop that checks output room and stream ends once per batch of
- * look-ups (the words are padded so a batch that overruns stays in bounds) and a careful tail,
+ * look-ups (the bytes are padded so a batch that overruns stays in bounds) and a careful tail,
  * one look-up at a time, that checks every step. Codes longer than the table are resolved
  * canonically from the per-length first codes, with no second table.
  *
@@ -629,6 +630,22 @@ typedef struct {
     int full, kraft_ok;
 } huf_code;
 
+/* A fast-table entry (uint64): bits 0-5 the bits the counted symbols use, 8-15 the length
+ * of the first symbol's code, 16-31 the first symbol, 32-47 the second (when the code after
+ * the first also fits in the table's width), 62-63 the count: 0 (no code of at most `width`
+ * bits starts here: a long code, resolved canonically), 1 or 2. The bits used sit at the
+ * bottom so that the window shifts by the entry itself (a shift takes its count modulo 64):
+ * the look-up chain is an index, a load and a shift; the count is one shift. */
+#define HUF_USED(x) ((x) & 63)
+#define HUF_COUNT(x) ((x) >> 62)
+#define HUF_FIRST_LEN(x) (((x) >> 8) & 0xFF)
+#define HUF_ENTRY(used, count, first_len, s1, s2)                                              \
+    ((uint64_t)(used) | ((uint64_t)(count) << 62) | ((uint64_t)(first_len) << 8) |             \
+     ((uint64_t)(s1) << 16) | ((uint64_t)(s2) << 32))
+/* The widest fast table the decoder takes: a batch of four look-ups consumes at most 4 x 14 =
+ * 56 bits, and a window holds at least 57 (see window). */
+#define HUF_MAX_WIDTH 14
+
 /* Pass 1 of the tables: counts, longest code, Kraft check. -1 if a length is above 16. */
 static int code_shape(const uint8_t *lengths, int64_t n, huf_code *c) {
     memset(c, 0, sizeof(*c));
@@ -660,32 +677,28 @@ static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, in
     memcpy(nxt, c->offset, sizeof(nxt));
     int64_t size = (int64_t)1 << width, mask = size - 1;
     memset(table, 0, (size_t)size * sizeof(uint64_t));
-    /* first: each entry's first symbol (bits 16-31) and its length (bits 48-55) */
+    /* first: each entry's first symbol and its length */
     for (int64_t s = 0; s < n; s++) {
         int ln = lengths[s];
         if (!ln) continue;
         int64_t code = c->first[ln] + nxt[ln] - c->offset[ln];
         order[nxt[ln]++] = (uint16_t)s;
         if (ln <= width) {
-            uint64_t e = ((uint64_t)(s & 0xFFFF) << 16) | ((uint64_t)ln << 48);
+            uint64_t e = HUF_ENTRY(0, 0, ln, s & 0xFFFF, 0);
             int64_t start = code << (width - ln), stop = start + ((int64_t)1 << (width - ln));
             for (int64_t i = start; i < stop; i++) table[i] = e;
         }
     }
-    /* then the bits used (0-7), the count (8-15) and a second symbol (32-47) where it fits;
-     * both passes leave bits 16-31 and 48-55 as they were, so one array serves */
+    /* then a second symbol where it fits, the bits used and the count; both passes leave
+     * the first symbol and its length as they were, so one array serves */
     for (int64_t i = 0; i < size; i++) {
         uint64_t t = table[i];
-        int a = (int)((t >> 48) & 0xFF);
+        int a = (int)HUF_FIRST_LEN(t);
         if (!a) continue;
         uint64_t u = table[(i << a) & mask];
-        int b = (int)((u >> 48) & 0xFF);
-        if (b && a + b <= width)
-            table[i] = (uint64_t)(a + b) | ((uint64_t)2 << 8) | (t & 0xFFFF0000) |
-                       (((u >> 16) & 0xFFFF) << 32) | ((uint64_t)a << 48);
-        else
-            table[i] = (uint64_t)a | ((uint64_t)1 << 8) | (t & 0xFFFF0000) |
-                       ((uint64_t)a << 48);
+        int b = (int)HUF_FIRST_LEN(u);
+        uint64_t s1 = (t >> 16) & 0xFFFF, s2 = (u >> 16) & 0xFFFF;
+        table[i] = b && a + b <= width ? HUF_ENTRY(a + b, 2, a, s1, s2) : HUF_ENTRY(a, 1, a, s1, 0);
     }
 }
 
@@ -697,6 +710,7 @@ static PyObject *huf_build_decoder(PyObject *self, PyObject *const *args, Py_ssi
     int64_t width;
     if (sc_i64(args[1], &width) < 0) return NULL;
     if (width < 1 || width > 16) return bad_arg(fn, "width must be 1..16");
+    if (width > HUF_MAX_WIDTH) width = HUF_MAX_WIDTH;
     sc_bufs bufs = {.n = 0};
     sc_arr lens, table, first, count, offset, order;
     PyObject *res = NULL;
@@ -738,7 +752,7 @@ done:
 /* ---- decoding ------------------------------------------------------------------------- */
 
 typedef struct {
-    const uint64_t *words;
+    const uint8_t *bytes; /* the streams, followed by HUF_PAD zero bytes */
     const uint64_t *table;
     unsigned shift;
     int width, full;
@@ -747,11 +761,19 @@ typedef struct {
     int64_t norder;
 } huf_dec;
 
-/* The 64 bits starting at bit p (reads words p / 64 and the one after). */
-SC_INLINE uint64_t window(const uint64_t *words, int64_t p) {
-    int64_t q = p >> 6;
-    unsigned off = (unsigned)(p & 63);
-    return (words[q] << off) | ((words[q + 1] >> 1) >> (63 - off));
+/* The zero bytes after the streams: a batch reads up to 8 bytes from a position that may
+ * itself overshoot a stream's end by one batch (4 x 14 bits) before the overrun check. */
+#define HUF_PAD 32
+
+/* The 64 bits starting at bit p, of which the top 57 or more are the stream's (one unaligned
+ * load of bytes p / 8 .. p / 8 + 7, big-endian): four look-ups of at most 14 bits. */
+SC_INLINE uint64_t window(const uint8_t *bytes, int64_t p) {
+    uint64_t v;
+    memcpy(&v, bytes + (p >> 3), 8);
+#if HUF_LE
+    v = __builtin_bswap64(v);
+#endif
+    return v << (p & 7);
 }
 
 /* Write an entry's two symbols at out[o], out[o + 1] (the caller keeps o + 1 in bounds). */
@@ -764,7 +786,7 @@ SC_INLINE void put2(void *out, int64_t o, uint64_t x, int isz) {
         return;
     }
     if (isz == 4) {
-        uint64_t v = ((x >> 16) & 0xFFFF) | (((x >> 32) & 0xFFFF) << 32);
+        uint64_t v = ((x >> 16) & 0xFFFF) | (x & 0xFFFF00000000);
         memcpy(b, &v, 8);
         return;
     }
@@ -779,7 +801,7 @@ SC_INLINE void put2(void *out, int64_t o, uint64_t x, int isz) {
  * code's length. Returns 1, or 0 if no code matches (the unused patterns of an incomplete
  * code). */
 SC_INLINE int long_code(const huf_dec *d, int64_t *p, int64_t *o, void *out, int isz) {
-    uint64_t v = window(d->words, *p) >> (64 - d->full);
+    uint64_t v = window(d->bytes, *p) >> (64 - d->full);
     for (int ln = d->width + 1; ln <= d->full; ln++) {
         int64_t c = (int64_t)(v >> (d->full - ln));
         if (c < d->first[ln] + d->count[ln]) {
@@ -794,29 +816,59 @@ SC_INLINE int long_code(const huf_dec *d, int64_t *p, int64_t *o, void *out, int
     return 0;
 }
 
-/* Four look-ups on one window at bit *p, writing at most 8 symbols at out[*o]: each look-up
- * consumes at most width <= 16 bits, so the window holds them all. Returns 0 if a code
- * matches nothing. No bounds check: the caller has the room and checks the stream end. */
-SC_INLINE int batch4(const huf_dec *d, int64_t *pp, int64_t *po, void *out, int isz) {
-    const uint64_t *table = d->table;
+/* long_code for a stream whose output position is the pointer *q: 0, or -1 if no code
+ * matches. Out of line: the batches call it rarely, and inlined it crowded their registers. */
+static __attribute__((noinline)) int long_at(const huf_dec *d, int64_t *p, char **q, void *out,
+                                             int isz) {
+    int64_t o = (*q - (char *)out) / isz;
+    if (!long_code(d, p, &o, out, isz)) return -1;
+    *q = (char *)out + o * isz;
+    return 0;
+}
+
+/* `batches` batches of k (1, 2 or 4) streams in lockstep, the stream ends checked once per
+ * batch. A batch: four look-ups of each stream on one window per stream, at most 8 symbols a
+ * stream. A look-up: the entry x[j] for the next `width` bits of w[j], its symbols at q[j] (a
+ * pointer into out), the window and the position p[j] moved past the bits they use; the
+ * look-up chain is an index, a load and a shift. No branch: an entry for a long code (count
+ * 0) uses no bits and writes no symbol, so the stream stands still on it for the rest of the
+ * batch (at most 3 look-ups of 2 symbols before it and the long code's 1 make 7), and the
+ * long code is decoded after the batch. Look-up-major order puts the streams' look-up chains
+ * next to each other, so the CPU overlaps them; k is a constant where this is inlined, so
+ * the arrays become registers. (In stream-major order, with a branch per look-up, the same
+ * loop ran 6-12% slower.) Returns 0, -1 (no code) or -2 (a stream overran its end). */
+SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int64_t *lim,
+                           int64_t batches, void *out, int isz, int k) {
+    const uint64_t *const table = d->table;
+    const uint8_t *const bytes = d->bytes;
     const unsigned shift = d->shift;
-    int64_t p = *pp, o = *po;
-    uint64_t w = window(d->words, p);
-    for (int r = 0; r < 4; r++) {
-        uint64_t x = table[w >> shift];
-        unsigned c = (x >> 8) & 0xFF;
-        put2(out, o, x, isz);
-        w <<= x & 63; /* the bits used, <= 16: one shift with BMI2 */
-        p += x & 0xFF;
-        o += c;
-        if (SC_UNLIKELY(!c)) {
-            if (!long_code(d, &p, &o, out, isz)) return 0;
-            w = window(d->words, p);
+    char *q[4];
+    int64_t p[4];
+    uint64_t w[4], x[4];
+    for (int j = 0; j < k; j++) q[j] = (char *)out + o[j] * isz, p[j] = pos[j];
+    for (; batches > 0; batches--) {
+        for (int j = 0; j < k; j++) w[j] = window(bytes, p[j]);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+#pragma GCC unroll 4
+            for (int j = 0; j < k; j++) {
+                x[j] = table[w[j] >> shift];
+                put2(q[j], 0, x[j], isz);
+                w[j] <<= x[j] & 63; /* HUF_USED(x): the entry is the shift count */
+                q[j] += HUF_COUNT(x[j]) * isz;
+                p[j] += HUF_USED(x[j]);
+            }
         }
+        int stand = 0, over = 0;
+        for (int j = 0; j < k; j++) stand |= !HUF_COUNT(x[j]);
+        if (SC_UNLIKELY(stand))
+            for (int j = 0; j < k; j++)
+                if (!HUF_COUNT(x[j]) && long_at(d, &p[j], &q[j], out, isz)) return -1;
+        for (int j = 0; j < k; j++) over |= p[j] > lim[j];
+        if (over) return -2;
     }
-    *pp = p;
-    *po = o;
-    return 1;
+    for (int j = 0; j < k; j++) pos[j] = p[j], o[j] = (q[j] - (char *)out) / isz;
+    return 0;
 }
 
 /* out[o:e] from one stream starting at bit p, ending at bit limit: 0, -1 (no code) or -2 (the
@@ -827,23 +879,22 @@ SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o,
     const uint64_t *table = d->table;
     const unsigned shift = d->shift;
     while (e - o >= 8) {
-        if (!batch4(d, &p, &o, out, isz)) return -1;
-        if (p > limit) return -2;
+        int rc = decode_lanes(d, &p, &o, &limit, (e - o) / 8, out, isz, 1);
+        if (rc) return rc;
     }
     while (o < e - 1) {
-        uint64_t x = table[window(d->words, p) >> shift];
-        unsigned c = (x >> 8) & 0xFF;
+        uint64_t x = table[window(d->bytes, p) >> shift];
         put2(out, o, x, isz);
-        o += c;
-        p += x & 0xFF;
-        if (!c && !long_code(d, &p, &o, out, isz)) return -1;
+        o += HUF_COUNT(x);
+        p += HUF_USED(x);
+        if (!HUF_COUNT(x) && !long_code(d, &p, &o, out, isz)) return -1;
         if (p > limit) return -2;
     }
     if (o < e) { /* the last symbol: exactly one code */
-        uint64_t x = table[window(d->words, p) >> shift];
-        if ((x >> 8) & 0xFF) {
+        uint64_t x = table[window(d->bytes, p) >> shift];
+        if (HUF_COUNT(x)) {
             st(out, o, isz, (x >> 16) & 0xFFFF);
-            p += (x >> 48) & 0xFF;
+            p += HUF_FIRST_LEN(x);
         } else if (!long_code(d, &p, &o, out, isz)) {
             return -1;
         }
@@ -853,11 +904,8 @@ SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o,
 }
 
 /* Streams s (bits starts[s] .. limits[s]) into out[bounds[s]:bounds[s+1]], four at a time:
- * while every stream of the four has room for a batch (8 symbols), one batch of each (four
- * look-ups on one window, batch4), the stream ends checked after the four; the tails by
- * decode_rest. The four batches are independent, so the CPU overlaps their look-up chains
- * (stream-major order keeps one stream's state in registers at a time; the numba version's
- * look-up-major lockstep spilled them). */
+ * while every stream of the four has room for a batch (8 symbols), batches of the four in
+ * lockstep (decode_lanes); the tails by decode_rest. */
 SC_INLINE int decode_body(const huf_dec *d, const int64_t *starts, const int64_t *limits,
                           const int64_t *bounds, int64_t ns, void *out, int isz) {
     for (int64_t s0 = 0; s0 < ns; s0 += 4) {
@@ -878,15 +926,9 @@ SC_INLINE int decode_body(const huf_dec *d, const int64_t *starts, const int64_t
         for (;;) {
             int64_t room = e[0] - o[0];
             for (int j = 1; j < 4; j++) room = e[j] - o[j] < room ? e[j] - o[j] : room;
-            int64_t batches = room / 8;
-            if (batches == 0) break;
-            for (; batches > 0; batches--) {
-                if (!batch4(d, &p[0], &o[0], out, isz) || !batch4(d, &p[1], &o[1], out, isz) ||
-                    !batch4(d, &p[2], &o[2], out, isz) || !batch4(d, &p[3], &o[3], out, isz))
-                    return -1;
-                if ((p[0] > lim[0]) | (p[1] > lim[1]) | (p[2] > lim[2]) | (p[3] > lim[3]))
-                    return -2;
-            }
+            if (room < 8) break;
+            int rc = decode_lanes(d, p, o, lim, room / 8, out, isz, 4);
+            if (rc) return rc;
         }
         for (int j = 0; j < 4; j++) {
             int rc = decode_rest(d, p[j], lim[j], o[j], e[j], out, isz);
@@ -946,19 +988,16 @@ static int decode_any(const huf_dec *d, const int64_t *starts, const int64_t *li
  * one-thread decoder per symbol, but two run at once. */
 SC_INLINE int decode_two(const huf_dec *d, const int64_t *starts, const int64_t *limits,
                          const int64_t *bounds, void *out, int isz) {
-    int64_t p0 = starts[0], p1 = starts[1], o0 = bounds[0], o1 = bounds[1];
-    const int64_t e0 = bounds[1], e1 = bounds[2], l0 = limits[0], l1 = limits[1];
+    int64_t p[2] = {starts[0], starts[1]}, o[2] = {bounds[0], bounds[1]};
+    const int64_t e0 = bounds[1], e1 = bounds[2], lim[2] = {limits[0], limits[1]};
     for (;;) {
-        int64_t room = e0 - o0 < e1 - o1 ? e0 - o0 : e1 - o1;
-        int64_t batches = room / 8;
-        if (batches == 0) break;
-        for (; batches > 0; batches--) {
-            if (!batch4(d, &p0, &o0, out, isz) || !batch4(d, &p1, &o1, out, isz)) return -1;
-            if ((p0 > l0) | (p1 > l1)) return -2;
-        }
+        int64_t room = e0 - o[0] < e1 - o[1] ? e0 - o[0] : e1 - o[1];
+        if (room < 8) break;
+        int rc = decode_lanes(d, p, o, lim, room / 8, out, isz, 2);
+        if (rc) return rc;
     }
-    int rc = decode_rest(d, p0, l0, o0, e0, out, isz);
-    return rc ? rc : decode_rest(d, p1, l1, o1, e1, out, isz);
+    int rc = decode_rest(d, p[0], lim[0], o[0], e0, out, isz);
+    return rc ? rc : decode_rest(d, p[1], lim[1], o[1], e1, out, isz);
 }
 
 static int decode_two_plain(const huf_dec *d, const int64_t *starts, const int64_t *limits,
@@ -980,13 +1019,13 @@ SC_TARGET("bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t *st
 #endif
 #undef CALL
 
-/* A threaded decode of one coded section: part i byte-swaps its own streams' words, then
- * (after every part has) decodes them. With two parts and four streams each part takes two streams in lockstep
- * (decode_two); with four parts, one stream each. */
+/* A threaded decode of one coded section: part i copies its own streams' bytes into the
+ * padded buffer, then (after every part has) decodes them. With two parts and four streams
+ * each part takes two streams in lockstep (decode_two); with four parts, one stream each. */
 typedef struct {
     const huf_dec *d;
     const uint8_t *data;
-    uint64_t *words;
+    uint8_t *bytes;
     const int64_t *starts, *bounds;
     int64_t ns, per;
     void *out;
@@ -994,24 +1033,13 @@ typedef struct {
     int rc[SC_MAX_THREADS];
 } huf_split;
 
-static void swap_words(const uint8_t *data, uint64_t *words, int64_t from, int64_t to) {
-    for (int64_t i = from; i < to; i++) {
-        uint64_t v;
-        memcpy(&v, data + 8 * i, 8);
-#if HUF_LE
-        v = __builtin_bswap64(v);
-#endif
-        words[i] = v;
-    }
-}
-
-/* Part i of the byte swap: its streams' words. All of it is done before any part decodes:
- * a batch near a stream's end reads the next stream's first words (and ignores their bits,
- * or the overrun check refuses the stream), which another part would still be writing. */
-static void swap_part(void *ctx, int i) {
+/* Part i of the copy: its streams' bytes. All of it is done before any part decodes: a batch
+ * near a stream's end reads the next stream's first bytes (and ignores their bits, or the
+ * overrun check refuses the stream), which another part would still be writing. */
+static void copy_part(void *ctx, int i) {
     huf_split *t = ctx;
-    int64_t s0 = i * t->per, s1 = s0 + t->per;
-    swap_words(t->data, t->words, t->starts[s0] / 64, t->starts[s1] / 64);
+    int64_t from = t->starts[i * t->per] / 8, to = t->starts[(i + 1) * t->per] / 8;
+    memcpy(t->bytes + from, t->data + from, (size_t)(to - from));
 }
 
 static void decode_part(void *ctx, int i) {
@@ -1033,11 +1061,11 @@ static void decode_part(void *ctx, int i) {
 
 /* The first failure in stream order, or 0. (The Python layer re-reads a refused section with
  * its checked reader for the message, so which failure is reported does not matter.) */
-static int decode_split(const huf_dec *d, const uint8_t *data, uint64_t *words,
+static int decode_split(const huf_dec *d, const uint8_t *data, uint8_t *bytes,
                         const int64_t *starts, const int64_t *bounds, int64_t ns, void *out,
                         int isz, int bmi2, int parts) {
-    huf_split t = {d, data, words, starts, bounds, ns, ns / parts, out, isz, bmi2, {0}};
-    sc_parallel(parts, swap_part, &t);
+    huf_split t = {d, data, bytes, starts, bounds, ns, ns / parts, out, isz, bmi2, {0}};
+    sc_parallel(parts, copy_part, &t);
     sc_parallel(parts, decode_part, &t);
     for (int i = 0; i < parts; i++)
         if (t.rc[i]) return t.rc[i];
@@ -1054,20 +1082,21 @@ static int decode_parts_for(int64_t count, int64_t ns, int threads) {
     return ns % parts ? 1 : parts;
 }
 
-/* decode_streams(words u64, starts, limits, bounds (i64), table u64, width, first, count,
+/* decode_streams(bytes u8, starts, limits, bounds (i64), table u64, width, first, count,
  * offset (i64 x 17), order u16, full, out (w)) -> 0, -1 or -2. Everything is checked on entry:
- * the tables may come from anywhere, the words must have 4 padding words after the last
- * limit (what a batch may read past a stream's end before its check). */
+ * the tables may come from anywhere, the bytes must have HUF_PAD (32) padding bytes after
+ * the last limit (what a batch may read past a stream's end before its check). */
 static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "decode_streams";
     if (sc_nargs(nargs, 12, fn) < 0) return NULL;
     int64_t width, full;
     if (sc_i64(args[5], &width) < 0 || sc_i64(args[10], &full) < 0) return NULL;
-    if (width < 1 || width > 16 || full < 1 || full > 16) return bad_arg(fn, "width and full must be 1..16");
+    if (width < 1 || width > HUF_MAX_WIDTH || full < 1 || full > 16)
+        return bad_arg(fn, "width must be 1..14 and full 1..16");
     sc_bufs bufs = {.n = 0};
-    sc_arr words, starts, limits, bounds, table, first, count, offset, order, out;
+    sc_arr bytes, starts, limits, bounds, table, first, count, offset, order, out;
     PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 8, "words", &words) < 0 ||
+    if (sc_get(&bufs, args[0], 0, 1, "bytes", &bytes) < 0 ||
         sc_get(&bufs, args[1], 0, 8, "starts", &starts) < 0 ||
         sc_get(&bufs, args[2], 0, 8, "limits", &limits) < 0 ||
         sc_get(&bufs, args[3], 0, 8, "bounds", &bounds) < 0 ||
@@ -1079,7 +1108,7 @@ static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ss
         sc_get(&bufs, args[11], 1, 0, "out", &out) < 0)
         goto done;
     if (!item_size_ok(out.itemsize)) { bad_arg(fn, "out must have 1, 2, 4 or 8-byte items"); goto done; }
-    if (!aligned8(&words) || !aligned8(&starts) || !aligned8(&limits) || !aligned8(&bounds) ||
+    if (!aligned8(&starts) || !aligned8(&limits) || !aligned8(&bounds) ||
         !aligned8(&table) || !aligned8(&first) || !aligned8(&count) || !aligned8(&offset) ||
         ((uintptr_t)order.p & 1)) {
         bad_arg(fn, "arrays must be aligned");
@@ -1092,10 +1121,10 @@ static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ss
         goto done;
     }
     const int64_t *st_ = starts.p, *li = limits.p, *bo = bounds.p;
-    int64_t maxbit = 64 * (words.n - 4);
+    int64_t maxbit = 8 * (bytes.n - HUF_PAD);
     for (int64_t s = 0; s < ns; s++)
         if (st_[s] < 0 || st_[s] > li[s] || li[s] > maxbit) {
-            bad_arg(fn, "stream bits out of range (the words need 4 padding words)");
+            bad_arg(fn, "stream bits out of range (the bytes need 32 padding bytes)");
             goto done;
         }
     for (int64_t s = 0; s <= ns; s++)
@@ -1103,10 +1132,13 @@ static PyObject *huf_decode_streams(PyObject *self, PyObject *const *args, Py_ss
     /* the entries' counts and bit counts bound how far a batch moves */
     const uint64_t *t = table.p;
     for (int64_t i = 0; i < ((int64_t)1 << width); i++) {
-        unsigned n = t[i] & 0xFF, c = (t[i] >> 8) & 0xFF;
-        if (c > 2 || n > width || (!c && n)) { bad_arg(fn, "invalid table entry"); goto done; }
+        uint64_t n = HUF_USED(t[i]), c = HUF_COUNT(t[i]), f = HUF_FIRST_LEN(t[i]);
+        if (c > 2 || n > (uint64_t)width || f > n || (!c && n) || (c && !f)) {
+            bad_arg(fn, "invalid table entry");
+            goto done;
+        }
     }
-    huf_dec d = {words.p, table.p, (unsigned)(64 - width), (int)width, (int)full, first.p,
+    huf_dec d = {bytes.p, table.p, (unsigned)(64 - width), (int)width, (int)full, first.p,
                  count.p, offset.p, order.p, order.n};
     int rc, bmi2 = use_bmi2();
     Py_BEGIN_ALLOW_THREADS
@@ -1136,7 +1168,8 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     int fmt = book[0];
     int64_t used = (int64_t)le(book + 1, 4), end;
     uint8_t *lengths = calloc((size_t)alphabet, 1);
-    uint64_t *table = NULL, *words = NULL;
+    uint64_t *table = NULL;
+    uint8_t *bytes = NULL;
     uint16_t *order = NULL;
     int rc = BAD_CODEBOOK;
     if (!lengths) return NO_MEMORY;
@@ -1187,30 +1220,29 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     if (!c.kraft_ok) goto finish;
     if (width > 2 * c.full) width = 2 * c.full;
     rc = NO_MEMORY;
-    int64_t nused = c.offset[16] + c.count[16], nwords = dsize / 8;
+    int64_t nused = c.offset[16] + c.count[16];
     table = malloc(((size_t)1 << width) * sizeof(uint64_t));
     order = malloc((size_t)nused * sizeof(uint16_t));
-    /* four zero words after the streams: see _huffman._decode_checked */
-    words = malloc((size_t)(nwords + 4) * sizeof(uint64_t));
-    if (!table || !order || !words) goto finish;
+    bytes = malloc((size_t)dsize + HUF_PAD);
+    if (!table || !order || !bytes) goto finish;
     code_tables(lengths, alphabet, &c, (int)width, table, order);
-    memset(words + nwords, 0, 4 * sizeof(uint64_t));
+    memset(bytes + dsize, 0, HUF_PAD);
     int64_t bounds[65];
     for (int64_t s = 0; s <= ns; s++) bounds[s] = s * count / ns;
-    huf_dec d = {words, table, (unsigned)(64 - width), (int)width, c.full, c.first,
+    huf_dec d = {bytes, table, (unsigned)(64 - width), (int)width, c.full, c.first,
                  c.count, c.offset, order, nused};
     int parts = decode_parts_for(count, ns, threads);
     if (parts > 1) {
-        rc = decode_split(&d, data, words, starts, bounds, ns, out, isz, bmi2, parts);
+        rc = decode_split(&d, data, bytes, starts, bounds, ns, out, isz, bmi2, parts);
     } else {
-        swap_words(data, words, 0, nwords);
+        memcpy(bytes, data, (size_t)dsize);
         rc = decode_any(&d, starts, starts + 1, bounds, ns, out, isz, bmi2);
     }
 finish:
     free(lengths);
     free(table);
     free(order);
-    free(words);
+    free(bytes);
     return rc;
 }
 
@@ -1229,9 +1261,9 @@ static PyObject *huf_decode_coded(PyObject *self, PyObject *const *args, Py_ssiz
     int64_t v[6]; /* count, alphabet, nstreams, max_length, min_fast, max_fast */
     if (ints(args, 2, 6, v) < 0) return NULL;
     if (v[0] < 0 || v[1] < 1 || v[1] > (1 << 16) || v[3] < 0 || v[3] > 16 || v[4] < 1 ||
-        v[5] > 16 || v[4] > v[5])
+        v[5] > HUF_MAX_WIDTH || v[4] > v[5])
         return bad_arg(fn, "count >= 0, alphabet 1..65536, max_length <= 16 and "
-                           "1 <= min_fast <= max_fast <= 16 required");
+                           "1 <= min_fast <= max_fast <= 14 required");
     sc_bufs bufs = {.n = 0};
     sc_arr book, data, out;
     PyObject *res = NULL;
