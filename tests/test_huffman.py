@@ -596,6 +596,28 @@ def test_coded_size_bounds_the_encoded_size(alphabet: int, sparse: bool, count: 
     assert actual <= estimate < actual + 8 * nstreams
 
 
+def test_fast_table_entries_follow_the_documented_layout():
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    # Code 0 -> "0", 1 -> "10", 2 -> "11"; a 4-bit table (build_decoder's docstring).
+    table, width, *_ = hk.build_decoder(np.array([1, 2, 2], np.uint8), 4)
+    assert width == 4
+
+    def entry(prefix: int) -> tuple[int, int, int, int, int]:
+        x = int(table[prefix])
+        return x & 63, (x >> 8) & 0xFF, (x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF, x >> 62
+
+    # (bits used, first code's length, first symbol, second symbol, count)
+    assert entry(0b0000) == (2, 1, 0, 0, 2)  # "0" "0"
+    assert entry(0b0100) == (3, 1, 0, 1, 2)  # "0" "10"
+    assert entry(0b1000) == (3, 2, 1, 0, 2)  # "10" "0"
+    assert entry(0b1011) == (4, 2, 1, 2, 2)  # "10" "11"
+    assert entry(0b0111) == (3, 1, 0, 2, 2)  # "0" "11"
+    narrow, _, *_ = hk.build_decoder(np.array([1, 2, 2], np.uint8), 2)
+    # "0" "0"; "0" and a second code not within the 2 bits; "10"; "11"
+    assert [int(x) >> 62 for x in narrow] == [2, 1, 1, 1]
+
+
 def test_fast_table_widens_for_long_average_codes():
     """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
     decode two symbols; short codes and ~8-bit ones keep the 12-bit one; decoding agrees

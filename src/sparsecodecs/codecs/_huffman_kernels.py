@@ -164,10 +164,10 @@ def build_decoder(lengths: np.ndarray, width: int) -> tuple[
     Returns ``(table, width, first, count, offset, order, full, kraft_ok)``:
 
     * ``table``: the fast table, one uint64 entry per ``width``-bit prefix with up to two
-      symbols: bits 0-15 the first symbol, 16-31 the second (when the code after the first also
-      fits in ``width`` bits), 32-39 the bits the counted symbols use, 40-47 the length of the
-      first symbol's code, 56-63 the count: 0 (no code of at most ``width`` bits: a long code,
-      resolved canonically), 1 or 2;
+      symbols: bits 0-5 the bits the counted symbols use, 8-15 the length of the first
+      symbol's code, 16-31 the first symbol, 32-47 the second (when the code after the first
+      also fits in ``width`` bits), 62-63 the count: 0 (no code of at most ``width`` bits: a
+      long code, resolved canonically), 1 or 2 (``HUF_ENTRY`` in ``kernels/huffman.c``);
     * ``first[L]``, ``count[L]``: the first canonical code of length L and how many there are
       (RFC 1951, 3.2.2); ``offset[L]``: the index in ``order`` of the first symbol of length L;
       ``order``: the symbols sorted by (length, symbol). Long codes decode from these, with no
