@@ -967,7 +967,8 @@ def test_value_kernels_read_unaligned_arrays(dtype: type):
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
 def test_join_planes_inverts_split_planes_at_every_level_and_thread_count(size: int):
-    """join_planes (the AVX2 build, whose 2- and 4-plane bodies the compiler vectorizes, and
+    """split_planes writes each rotated value's bytes, most significant first (against numpy);
+    join_planes (the AVX2 build, whose 2- and 4-plane bodies the compiler vectorizes, and
     its plain twin; one thread and several) rebuilds exactly the values split_planes split, at
     every rotation, from the rows of one array or from separate arrays, and refuses a plane
     shorter than the output."""
@@ -983,6 +984,12 @@ def test_join_planes_inverts_split_planes_at_every_level_and_thread_count(size: 
     for rotate in sorted({0, 1, width - 1}):
         planes = np.empty((size, n), np.uint8)
         hk.split_planes(values, rotate, mask, planes)
+        rotated = values.astype(np.uint64)
+        if rotate:
+            r = np.uint64(rotate)
+            rotated = ((rotated << r) | (rotated >> (np.uint64(width) - r))) & mask
+        want = [(rotated >> np.uint64(8 * (size - 1 - p))).astype(np.uint8) for p in range(size)]
+        assert all((row == w).all() for row, w in zip(planes, want, strict=True)), rotate
         separate = [row.copy() for row in planes]
         for level in simd_levels():
             with kernels.use_simd(level):

@@ -1687,10 +1687,37 @@ done:
 /* ---- byte planes ---------------------------------------------------------------------- */
 
 /* split_planes(values, rotate, planes (w, nplanes rows of `stride` bytes), nplanes, stride):
- * plane p holds byte nplanes - 1 - p (most significant first) of each rotated value. */
+ * plane p holds byte nplanes - 1 - p (most significant first) of each rotated value. Two and
+ * four planes of 16- and 32-bit values have fixed-width bodies the compiler vectorizes (the
+ * mirror of join_planes_body's); the general one serves the rest. */
 SC_INLINE void split_planes_body(const huf_vals *v0, uint8_t *planes, unsigned nplanes,
                                  int64_t stride, int isz) {
     const huf_vals vv = *v0, *v = &vv; /* locals: the stores below cannot alias them */
+    const unsigned rot = v->rot;
+    if (nplanes == 2 && isz == 2) {
+        uint8_t *p0 = planes, *p1 = planes + stride;
+        for (int64_t i = 0; i < v->n; i++) {
+            uint32_t x = (uint32_t)ld(v->p, i, 2);
+            x = (x << rot) | (x >> (16 - rot)); /* rot < 16: bits above 15 are dropped below */
+            p0[i] = (uint8_t)(x >> 8);
+            p1[i] = (uint8_t)x;
+        }
+        return;
+    }
+    if (nplanes == 4 && isz == 4) {
+        uint8_t *p0 = planes, *p1 = planes + stride, *p2 = planes + 2 * stride,
+                *p3 = planes + 3 * stride;
+        unsigned rr = (32 - rot) & 31;
+        for (int64_t i = 0; i < v->n; i++) {
+            uint32_t x = (uint32_t)ld(v->p, i, 4);
+            x = rot ? (x << rot) | (x >> rr) : x;
+            p0[i] = (uint8_t)(x >> 24);
+            p1[i] = (uint8_t)(x >> 16);
+            p2[i] = (uint8_t)(x >> 8);
+            p3[i] = (uint8_t)x;
+        }
+        return;
+    }
     for (int64_t i = 0; i < v->n; i++) {
         uint64_t x = val(v, i, isz);
         for (unsigned p = 0; p < nplanes; p++)
