@@ -280,8 +280,11 @@ def write_frame(
     head = pack_header(json.dumps(header, separators=(",", ":"), default=_json_default).encode())
     parts: list[Any] = [_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head)), head]
     parts.extend(s.data for s in sections)
-    body = b"".join(parts)
-    return body + _CHECKSUM.pack(xxhash.xxh3_64_intdigest(body))
+    digest = xxhash.xxh3_64()  # over the parts as they are: the frame is copied once, by join
+    for part in parts:
+        digest.update(part)
+    parts.append(_CHECKSUM.pack(digest.intdigest()))
+    return b"".join(parts)
 
 
 def _field(header: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
