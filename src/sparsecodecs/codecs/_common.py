@@ -79,10 +79,13 @@ def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.nd
         return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
     n8 = -(-count // 8) * 8  # eight fields a group of `bits` bytes, read as one word
     words = np.zeros((n8 // 8, 8), np.uint8)
-    full = np.zeros(n8 // 8 * bits, np.uint8)
-    full[:expected] = packed
+    if expected == n8 // 8 * bits:  # whole groups (window rows come padded): no copy to pad
+        full = packed
+    else:
+        full = np.zeros(n8 // 8 * bits, np.uint8)
+        full[:expected] = packed
     words[:, :bits] = full.reshape(-1, bits)
-    w = words.view("<u8").reshape(-1, 1).astype(np.uint64)
+    w = words.view("<u8").reshape(-1, 1).astype(np.uint64, copy=False)
     fields = ((w >> (np.arange(8, dtype=np.uint64) * np.uint64(bits)))
               & np.uint64((1 << bits) - 1)).reshape(-1)
     if fields[count:].any():  # the last byte's padding bits (the bytes after it are zeros)
