@@ -20,7 +20,9 @@ from hypothesis import given, settings
 
 import sparsecodecs as sc
 from sparsecodecs.kernels import LEVELS, cpu_simd, use_simd
+from sparsecodecs.registry import FrameLayoutError
 from sparsecodecs.testing import examples, hostile_frames
+from sparsecodecs.testing.frames import reframe, split_frame
 from test_compute import CODEC_IDS, CODECS, assert_close, encode, reference, weight
 
 AVX2 = pytest.mark.skipif(LEVELS[cpu_simd()] < LEVELS["avx2"], reason="the CPU has no AVX2")
@@ -38,8 +40,10 @@ NM_FORMS = [
     {"id": "nm", "metadata": "bitmask"},
     {"id": "hybrid", "layout": "nm", "entropy": "none"},
 ]
-#: (rows, cols): whole steps of 8 and of 4 groups, leftover groups, a padded last group.
-SHAPES = [(5, 64), (3, 48), (7, 37), (4, 130), (2, 4), (3, 3)]
+#: (rows, cols): whole steps of 8 and of 4 groups, leftover groups, a padded last group; rows
+#: of 100 and 194 groups, whose pattern bytes (three codes each) the AVX2 path decodes 48 codes
+#: at a time, rows starting at every position within a byte.
+SHAPES = [(5, 64), (3, 48), (7, 37), (4, 130), (2, 4), (3, 3), (5, 400), (4, 776)]
 
 
 def bits(y: np.ndarray) -> np.ndarray:
@@ -72,6 +76,36 @@ def test_two_four_gemv_twins_write_the_same_bytes(config, dtype):
             assert paths == [f"{config['id']}:nm"]
             np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{shape} {batch}")
             assert_close(y_simd, *reference(x, w))
+
+
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+@pytest.mark.parametrize("at", [0, 33, 40, 49, 66])
+def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypatch):
+    """A 2:4 pattern byte holds three base-6 codes (0..215). A larger one is refused by the
+    reader before any kernel runs, and by the kernel itself if it gets one: in a run of 16
+    bytes the AVX2 path decodes at once, or in the bytes around it."""
+    from sparsecodecs.kernels import _native
+
+    w = weight((3, 400), FLOATS["bfloat16"], 0.9, 5, (2, 4))  # 100 groups a row: 33.3 bytes
+    frame = encode({"id": "nm"}, w)
+    header, payloads = split_frame(frame)
+    names = [name for name, _, _ in header["sections"]]
+    pattern = bytearray(payloads[names.index("pattern")])
+    pattern[at] = 216 + at % 40
+    bad = reframe(frame, sections={"pattern": bytes(pattern)})
+    calls: list[tuple[Any, ...]] = []
+    kernel = _native.nm_matmul
+    monkeypatch.setattr(_native, "nm_matmul", lambda *a: calls.append(a) or kernel(*a))
+    for batch in (1, 3, 8):
+        x = np.ones((batch, 400), np.float32)
+        with use_simd(level):
+            with pytest.raises(FrameLayoutError, match="byte >= 216"):
+                sc.matmul(x, bad)
+            calls.clear()
+            sc.matmul(x, frame)
+            args = list(calls[0])
+            args[0] = np.frombuffer(bytes(pattern), np.uint8)  # what the reader refused
+            assert kernel(*args) == -3  # the kernel's "index outside the weight"
 
 
 @AVX2

@@ -374,10 +374,46 @@ static const uint8_t nm24_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {
  * nm24_byte[b] has them in its three low bytes (0x80 in every byte for b >= 216). */
 static uint32_t nm24_byte[256];
 
+/* Sixteen pattern bytes at pk as their 48 codes at out (byte b holds b % 6, b / 6 % 6, b / 36):
+ * the digits by multiplying by 2**16 / 6 (exact for bytes), then two byte shuffles a half. The
+ * same codes as nm24_byte; non-zero if a byte is past 215, which is not three codes. */
+typedef int (*codes48_fn)(const uint8_t *pk, uint8_t *out);
+
+#if SC_X86
+SC_TARGET("avx2") static int nm24_codes48_avx2(const uint8_t *pk, uint8_t *out) {
+    const __m256i inv6 = _mm256_set1_epi16(10923), six = _mm256_set1_epi16(6);
+    __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pk));
+    __m256i q1 = _mm256_mulhi_epu16(b, inv6), q2 = _mm256_mulhi_epu16(q1, inv6);
+    __m256i d0 = _mm256_sub_epi16(b, _mm256_mullo_epi16(q1, six));
+    __m256i d1 = _mm256_sub_epi16(q1, _mm256_mullo_epi16(q2, six));
+    __m256i d01 = _mm256_or_si256(d0, _mm256_slli_epi16(d1, 8)); /* bytes d0 d1 per value */
+    /* output byte k of a half (8 values, 24 bytes) is digit k % 3 of value k / 3: digits 0, 1
+     * from byte 2 (k / 3) + k % 3 of d01, digit 2 from byte 2 (k / 3) of q2 */
+    const __m256i a01 = _mm256_setr_epi8(0, 1, -1, 2, 3, -1, 4, 5, -1, 6, 7, -1, 8, 9, -1, 10,
+                                         0, 1, -1, 2, 3, -1, 4, 5, -1, 6, 7, -1, 8, 9, -1, 10);
+    const __m256i a2 = _mm256_setr_epi8(-1, -1, 0, -1, -1, 2, -1, -1, 4, -1, -1, 6, -1, -1, 8, -1,
+                                        -1, -1, 0, -1, -1, 2, -1, -1, 4, -1, -1, 6, -1, -1, 8, -1);
+    const __m256i b01 = _mm256_setr_epi8(11, -1, 12, 13, -1, 14, 15, -1, -1, -1, -1, -1, -1, -1,
+                                         -1, -1, 11, -1, 12, 13, -1, 14, 15, -1, -1, -1, -1, -1,
+                                         -1, -1, -1, -1);
+    const __m256i b2 = _mm256_setr_epi8(-1, 10, -1, -1, 12, -1, -1, 14, -1, -1, -1, -1, -1, -1,
+                                        -1, -1, -1, 10, -1, -1, 12, -1, -1, 14, -1, -1, -1, -1, -1,
+                                        -1, -1, -1);
+    __m256i lo = _mm256_or_si256(_mm256_shuffle_epi8(d01, a01), _mm256_shuffle_epi8(q2, a2));
+    __m256i hi = _mm256_or_si256(_mm256_shuffle_epi8(d01, b01), _mm256_shuffle_epi8(q2, b2));
+    _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(lo));
+    _mm_storel_epi64((__m128i *)(out + 16), _mm256_castsi256_si128(hi));
+    _mm_storeu_si128((__m128i *)(out + 24), _mm256_extracti128_si256(lo, 1));
+    _mm_storel_epi64((__m128i *)(out + 40), _mm256_extracti128_si256(hi, 1));
+    return _mm256_movemask_epi8(_mm256_cmpgt_epi16(q2, _mm256_set1_epi16(5)));
+}
+#endif
+
 /* The codes of groups g0 .. g0+count-1 of a 2:4 weight into codes[] (one byte each, count + 4
- * bytes of room): whole pattern bytes through nm24_byte, one-code-per-item codes copied. */
+ * bytes of room): whole pattern bytes through nm24_byte (48 codes at a time through codes48 if
+ * not NULL), one-code-per-item codes copied. */
 static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *codes,
-                       uint16_t *tmp) {
+                       uint16_t *tmp, codes48_fn codes48) {
     if (J->psize == 1 && J->k == 3) {
         int64_t w = g0 / 3, j = g0 % 3, q = 0;
         const uint8_t *pk = (const uint8_t *)J->packed;
@@ -388,6 +424,9 @@ static int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *code
             bad |= t;
             for (; j < 3 && q < count; j++) codes[q++] = (uint8_t)(t >> (8 * j));
         }
+        if (codes48) /* the bytes of codes q .. q+47 all belong to this row */
+            for (; q + 48 <= count; q += 48, w += 16)
+                if (codes48(pk + w, codes + q)) return SC_BAD_FRAME;
         for (; q < count; q += 3) { /* 4-byte stores, 3 codes each; the last may overhang */
             uint32_t t = nm24_byte[pk[w++]];
             bad |= t;
@@ -423,7 +462,7 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     if (two_four && !err && !codes8) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if (two_four) { /* 2:4: codes a byte at a time, two columns per code */
-            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes))) break;
+            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes, NULL))) break;
             for (int64_t q = 0; q < gpr; q++) {
                 s.cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
                 s.cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
@@ -508,7 +547,7 @@ static int64_t nm24_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
     if (!err && !codes) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, NULL))) break;
         if ((err = convert(P, r * gpr * 2, gpr * 2, s.vals))) break;
         for (int64_t b = 0; b < nb; b++) {
             const float *x = J->xrows + b * P->cols;
@@ -557,6 +596,47 @@ SC_TARGET("avx2,fma") SC_INLINE __m256 nm24_gather(const float *xq, __m256i ia, 
                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), ib), 0xF0);
 }
 
+/* 8 bfloat16 bit patterns at src as float32 (a shift). */
+SC_TARGET("avx2") SC_INLINE __m256 bf16x8(const char *src) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+/* The whole steps of one 2:4 row at batch 1 (groups 0 .. full-1, pair offsets poff), the
+ * bfloat16 values read and widened in registers, never stored as float32 (a quarter fewer
+ * loads and stores than converting the row first): the same two accumulators, the same order
+ * of additions, so the same sum as the converting path and the scalar twin. */
+SC_TARGET("avx2,fma") static float nm24_bf16_gemv(const float *x, const uint16_t *poff,
+                                                  const char *src, int64_t full) {
+    const char *pairs = (const char *)nm24_pair;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int64_t q = 0;
+    for (; q + 8 <= full; q += 8) {
+        if (!(q & 15)) /* 64 bytes of values every other step; see bf16_to_f32_avx2 */
+            __builtin_prefetch((const void *)((uintptr_t)src + 4 * (uintptr_t)q + BF16_AHEAD));
+        uint64_t o; /* four pair offsets in one load */
+        memcpy(&o, poff + q / 2, 8);
+        __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + (o & 0xFFFF)));
+        __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + (o >> 16 & 0xFFFF)));
+        __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + (o >> 32 & 0xFFFF)));
+        __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + (o >> 48)));
+        const float *xq = x + q * 4;
+        __m256 g0 = nm24_gather(xq, i0, i1);
+        __m256 g1 = nm24_gather(xq + 16, i2, i3);
+        a0 = _mm256_fmadd_ps(bf16x8(src + 4 * q), g0, a0);
+        a1 = _mm256_fmadd_ps(bf16x8(src + 4 * q + 16), g1, a1);
+    }
+    if (q < full) { /* one step of 4 groups left: an even step, into a0 */
+        const uint16_t *o = poff + q / 2;
+        __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
+        __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
+        a0 = _mm256_fmadd_ps(bf16x8(src + 4 * q), nm24_gather(x + q * 4, i0, i1), a0);
+    }
+    float sum8[8];
+    _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+    return nm24_hsum(sum8);
+}
+
 SC_TARGET("avx2,fma,f16c")
 static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -570,7 +650,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     if (!err && (!codes || !poff)) err = SC_NOMEM;
     const char *pairs = (const char *)nm24_pair;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, nm24_codes48_avx2))) break;
         /* the table row of each pair, in bytes: (6 a + b) * 32 for codes a, b; sixteen pairs
          * a step by one multiply-add of byte pairs (maddubs), the rest one by one */
         int64_t i = 0;
@@ -586,6 +666,16 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         if (v0 + gpr * 2 > P->nvals) {
             err = SC_BAD_FRAME;
             break;
+        }
+        if (mode == MODE_BF16 && nb == 1) { /* one pass: no float32 copy of the row */
+            const char *src = (const char *)P->vbits + 2 * v0;
+            for (int64_t t = full * 2; t < gpr * 2; t++) /* the tail's values, for nm24_tail */
+                s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+            const float h = nm24_bf16_gemv(J->xrows, poff, src, full);
+            float y = 0.0f;
+            if ((err = nm24_tail(J, J->xrows, s.vals, codes, full, &y))) break;
+            P->yt[r] = h + y;
+            continue;
         }
         /* values as float32 in one pass (the row stays in L1 for the nb passes) */
         if (mode == MODE_BF16) {
@@ -684,7 +774,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb),
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes))) break;
+        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, nm24_codes48_avx2))) break;
         const int64_t v0 = r * gpr * 2;
         int64_t cnt = gpr * 2;
         if (v0 + cnt > P->nvals) {
