@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any
 
 import ml_dtypes
@@ -78,6 +79,23 @@ def test_two_four_gemv_twins_write_the_same_bytes(config, dtype):
             assert_close(y_simd, *reference(x, w))
 
 
+@pytest.mark.parametrize("batch", [8, 64, 100])
+def test_x_and_the_result_start_on_a_cache_line_from_batch_8(batch, monkeypatch):
+    """The SpMM reads a kept value's row of x in 64-byte vectors: x (and y) must not start
+    16 bytes into a line, as large numpy arrays do, or every read straddles two lines."""
+    from sparsecodecs.kernels import _native
+
+    calls: list[tuple[Any, ...]] = []
+    kernel = _native.nm_matmul
+    monkeypatch.setattr(_native, "nm_matmul", lambda *a: calls.append(a) or kernel(*a))
+    w = weight((40, 4096), FLOATS["bfloat16"], 0.9, 6, (2, 4))
+    x = np.random.default_rng(0).standard_normal((batch, 4096)).astype(np.float32)
+    y = sc.matmul(x, encode({"id": "nm"}, w))
+    assert_close(y, *reference(x, w))
+    (args,) = calls
+    assert args[12].ctypes.data % 64 == 0 and args[13].ctypes.data % 64 == 0
+
+
 @pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
 @pytest.mark.parametrize("at", [0, 33, 40, 49, 66])
 def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypatch):
@@ -109,21 +127,25 @@ def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypa
 
 
 @AVX2
-@pytest.mark.parametrize("codec", ["bitmask", "csr", "csc", "nm-4:8"])
+@pytest.mark.parametrize("codec", ["bitmask", "csr", "csc", "nm-4:8", "nm-2:4"])
 def test_spmm_twins_write_the_same_bytes(codec):
     """The zero-skipping SpMM (batch >= 2, and nm batch > 4) writes the scalar twin's bytes at
-    AVX2 and AVX-512: blocks of 32 lanes, 64 at once, and the four-chain lanes after them."""
-    config = {"id": "nm", "n": 4, "m": 8} if codec == "nm-4:8" else {"id": codec}
-    for dtype in ("bfloat16", "float32"):
-        w = weight((9, 70), FLOATS[dtype], 0.4, 2, (4, 8) if codec == "nm-4:8" else None)
+    AVX2 and AVX-512: blocks of 32 lanes, 64 at once, and the four-chain lanes after them; and
+    where x is larger than 64 KB (70 rows of 300 columns, batch >= 32), in column blocks over
+    stashes of 32 rows, rows in pairs and the last one alone."""
+    n, m = (4, 8) if codec == "nm-4:8" else (2, 4)
+    config = {"id": "nm", "n": n, "m": m} if codec.startswith("nm") else {"id": codec}
+    cases = [((9, 70), (1, 2, 7, 8, 9, 32, 45, 64, 100, 130)), ((70, 300), (32, 64, 130))]
+    for dtype, ((rows, cols), batches) in itertools.product(("bfloat16", "float32"), cases):
+        w = weight((rows, cols), FLOATS[dtype], 0.4, 2, (n, m) if "nm" in config["id"] else None)
         frame = encode(config, w)
-        for batch in (1, 2, 7, 8, 9, 32, 45, 64, 100, 130):
-            x = np.random.default_rng(batch).standard_normal((batch, 70)).astype(np.float32)
+        for batch in batches:
+            x = np.random.default_rng(batch).standard_normal((batch, cols)).astype(np.float32)
             y_scalar, _ = product(frame, x, level="scalar")
-            for level in SIMD_LEVELS:
-                y_simd, _ = product(frame, x, level=level)
+            for level, threads in itertools.product(SIMD_LEVELS, (1, 3) if rows > 32 else (1,)):
+                y_simd, _ = product(frame, x, threads, level)
                 np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
-                                              err_msg=f"{batch} {level}")
+                                              err_msg=f"{batch} {level} {threads}")
             assert_close(y_scalar, *reference(x, w))
 
 

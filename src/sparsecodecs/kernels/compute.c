@@ -18,7 +18,8 @@
  *     nb == 1: a gather dot product with four sums; nb >= 2, not transposed: the zero-skipping
  *     SpMM, each kept value times a row of xt (blocks of 32 lanes one chain a lane; the nb % 32
  *     lanes after them four chains, t mod 4; AVX2+FMA, AVX-512 64 lanes at once, or the scalar
- *     twin with fmaf: the same bytes); transposed: a scatter (yt rows += v * xt row);
+ *     twin with fmaf: the same bytes; from 32 lanes and 64 KB of xt, SIMD only, in column
+ *     blocks over a stash of 32 rows, see stash_t); transposed: a scatter (yt rows += v * xt row);
  *   - 2:4, 4 < nb <= 8, not transposed: that SpMM fused with the pattern codes (AVX2; the
  *     generic path is its twin): each kept value's row of xt found from its code, no scratch;
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
@@ -101,11 +102,21 @@ static int has_fma(void) {
 
 SC_INLINE int use_avx2(void) { return sc_simd >= SC_SIMD_AVX2 && has_fma(); }
 
+#if SC_X86
+static void bf16_to_f32_avx2(const char *src, int64_t cnt, float *vals);
+#endif
+
 /* vals[0:cnt] = values v0 .. v0+cnt-1 as float32; 0, or SC_BAD_FRAME if out of range. */
 static int convert(const prod_t *P, int64_t v0, int64_t cnt, float *vals) {
     if (v0 < 0 || cnt < 0 || v0 + cnt > P->nvals) return SC_BAD_FRAME;
     switch (P->mode) {
     case MODE_BF16: {
+#if SC_X86
+        if (P->simd) { /* the same floats, 8 at a time */
+            bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, cnt, vals);
+            break;
+        }
+#endif
         const char *b = (const char *)P->vbits + 2 * v0;
         for (int64_t t = 0; t < cnt; t++) vals[t] = bits_to_f((uint32_t)ld16(b, t) << 16);
         break;
@@ -178,11 +189,18 @@ static void spmm_rest_avx2(const prod_t *P, int64_t b32, const int64_t *cidx, co
     }
 }
 
-/* Lanes b .. b + 4 W of the SpMM: four vectors of W lanes, each lane one chain (vector type V
- * and its intrinsics: the AVX2 and AVX-512 builds share the body). */
+/* Lanes b .. b + 4 W of the SpMM over kept values 0 .. cnt-1: four vectors of W lanes, each
+ * lane one chain, started at zero if `first`, else continued from y (vector type V and its
+ * intrinsics: the AVX2 and AVX-512 builds share the body). */
 #define SPMM_BLOCK(V, zero, set1, load, fma, store, W)                                        \
     do {                                                                                      \
         V a0 = zero(), a1 = a0, a2 = a0, a3 = a0;                                             \
+        if (!first) {                                                                         \
+            a0 = load(y + b);                                                                 \
+            a1 = load(y + b + (W));                                                           \
+            a2 = load(y + b + 2 * (W));                                                       \
+            a3 = load(y + b + 3 * (W));                                                       \
+        }                                                                                     \
         for (int64_t t = 0; t < cnt; t++) {                                                   \
             const V v = set1(vals[t]);                                                        \
             const float *xr = xt + cidx[t] * nb + b;                                          \
@@ -196,32 +214,121 @@ static void spmm_rest_avx2(const prod_t *P, int64_t b32, const int64_t *cidx, co
         store(y + b + 2 * (W), a2);                                                           \
         store(y + b + 3 * (W), a3);                                                           \
     } while (0)
-/* A row of the SpMM: the blocks of 32 lanes (after those a WIDE loop took), then the rest. */
-#define SPMM_ROW(name, target, WIDE)                                                          \
+/* The same for two rows at once (y, cidx, vals, cnt and y2, cidx2, vals2, cnt2): eight chains
+ * in flight instead of four, each lane still its own row's chain in ascending t. */
+#define SPMM_BLOCK2(V, zero, set1, load, fma, store, W)                                       \
+    do {                                                                                      \
+        V a0 = zero(), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;         \
+        if (!first) {                                                                         \
+            a0 = load(y + b);                                                                 \
+            a1 = load(y + b + (W));                                                           \
+            a2 = load(y + b + 2 * (W));                                                       \
+            a3 = load(y + b + 3 * (W));                                                       \
+            e0 = load(y2 + b);                                                                \
+            e1 = load(y2 + b + (W));                                                          \
+            e2 = load(y2 + b + 2 * (W));                                                      \
+            e3 = load(y2 + b + 3 * (W));                                                      \
+        }                                                                                     \
+        const int64_t both = cnt < cnt2 ? cnt : cnt2;                                         \
+        int64_t t = 0;                                                                        \
+        for (; t < both; t++) {                                                               \
+            const V v = set1(vals[t]), u = set1(vals2[t]);                                    \
+            const float *xr = xt + cidx[t] * nb + b, *xs = xt + cidx2[t] * nb + b;            \
+            a0 = fma(v, load(xr), a0);                                                        \
+            e0 = fma(u, load(xs), e0);                                                        \
+            a1 = fma(v, load(xr + (W)), a1);                                                  \
+            e1 = fma(u, load(xs + (W)), e1);                                                  \
+            a2 = fma(v, load(xr + 2 * (W)), a2);                                              \
+            e2 = fma(u, load(xs + 2 * (W)), e2);                                              \
+            a3 = fma(v, load(xr + 3 * (W)), a3);                                              \
+            e3 = fma(u, load(xs + 3 * (W)), e3);                                              \
+        }                                                                                     \
+        for (int64_t k = t; k < cnt; k++) {                                                   \
+            const V v = set1(vals[k]);                                                        \
+            const float *xr = xt + cidx[k] * nb + b;                                          \
+            a0 = fma(v, load(xr), a0);                                                        \
+            a1 = fma(v, load(xr + (W)), a1);                                                  \
+            a2 = fma(v, load(xr + 2 * (W)), a2);                                              \
+            a3 = fma(v, load(xr + 3 * (W)), a3);                                              \
+        }                                                                                     \
+        for (int64_t k = t; k < cnt2; k++) {                                                  \
+            const V u = set1(vals2[k]);                                                       \
+            const float *xs = xt + cidx2[k] * nb + b;                                         \
+            e0 = fma(u, load(xs), e0);                                                        \
+            e1 = fma(u, load(xs + (W)), e1);                                                  \
+            e2 = fma(u, load(xs + 2 * (W)), e2);                                              \
+            e3 = fma(u, load(xs + 3 * (W)), e3);                                              \
+        }                                                                                     \
+        store(y + b, a0);                                                                     \
+        store(y + b + (W), a1);                                                               \
+        store(y + b + 2 * (W), a2);                                                           \
+        store(y + b + 3 * (W), a3);                                                           \
+        store(y2 + b, e0);                                                                    \
+        store(y2 + b + (W), e1);                                                              \
+        store(y2 + b + 2 * (W), e2);                                                          \
+        store(y2 + b + 3 * (W), e3);                                                          \
+    } while (0)
+#define SPMM_SPAN2(name, target, WIDE)                                                        \
     SC_TARGET(target)                                                                         \
-    static void name(const prod_t *P, int64_t r, const int64_t *cidx, const float *vals,      \
-                     int64_t cnt, float *acc) {                                               \
+    static void name(const prod_t *P, float *y, const int64_t *cidx, const float *vals,       \
+                     int64_t cnt, float *y2, const int64_t *cidx2, const float *vals2,        \
+                     int64_t cnt2, int first) {                                               \
         const int64_t nb = P->nb;                                                             \
         const float *xt = P->xt;                                                              \
-        float *y = P->yt + r * nb;                                                            \
+        int64_t b = 0;                                                                        \
+        WIDE;                                                                                 \
+        for (; b + 32 <= nb; b += 32)                                                         \
+            SPMM_BLOCK2(__m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,           \
+                        _mm256_fmadd_ps, _mm256_storeu_ps, 8);                                \
+    }
+SPMM_SPAN2(spmm_span2_avx2, "avx2,fma", (void)0)
+SPMM_SPAN2(spmm_span2_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
+           for (; b + 64 <= nb; b += 64) SPMM_BLOCK2(__m512, _mm512_setzero_ps, _mm512_set1_ps,
+                                                     _mm512_loadu_ps, _mm512_fmadd_ps,
+                                                     _mm512_storeu_ps, 16))
+#undef SPMM_SPAN2
+#undef SPMM_BLOCK2
+
+/* The blocks of 32 lanes of a row's y (b from 0 to nb / 32 * 32; a WIDE loop first). */
+#define SPMM_SPAN(name, target, WIDE)                                                         \
+    SC_TARGET(target)                                                                         \
+    static void name(const prod_t *P, float *y, const int64_t *cidx, const float *vals,       \
+                     int64_t cnt, int first) {                                                \
+        const int64_t nb = P->nb;                                                             \
+        const float *xt = P->xt;                                                              \
         int64_t b = 0;                                                                        \
         WIDE;                                                                                 \
         for (; b + 32 <= nb; b += 32)                                                         \
             SPMM_BLOCK(__m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,            \
                        _mm256_fmadd_ps, _mm256_storeu_ps, 8);                                 \
-        spmm_rest_avx2(P, b, cidx, vals, cnt, y);                                             \
-        (void)acc;                                                                            \
     }
 
-SPMM_ROW(spmm_row_avx2, "avx2,fma", (void)0)
+SPMM_SPAN(spmm_span_avx2, "avx2,fma", (void)0)
 /* The same with 16 lanes a vector: blocks of 32 lanes two at a time (four vectors of chains,
  * as the AVX2 twin's four) first. */
-SPMM_ROW(spmm_row_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
-         for (; b + 64 <= nb; b += 64) SPMM_BLOCK(__m512, _mm512_setzero_ps, _mm512_set1_ps,
-                                                  _mm512_loadu_ps, _mm512_fmadd_ps,
-                                                  _mm512_storeu_ps, 16))
-#undef SPMM_ROW
+SPMM_SPAN(spmm_span_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
+          for (; b + 64 <= nb; b += 64) SPMM_BLOCK(__m512, _mm512_setzero_ps, _mm512_set1_ps,
+                                                   _mm512_loadu_ps, _mm512_fmadd_ps,
+                                                   _mm512_storeu_ps, 16))
+#undef SPMM_SPAN
 #undef SPMM_BLOCK
+
+SC_INLINE void spmm_span2(const prod_t *P, float *y, const int64_t *cidx, const float *vals,
+                          int64_t cnt, float *y2, const int64_t *cidx2, const float *vals2,
+                          int64_t cnt2, int first) {
+    if (P->simd >= 2)
+        spmm_span2_avx512(P, y, cidx, vals, cnt, y2, cidx2, vals2, cnt2, first);
+    else
+        spmm_span2_avx2(P, y, cidx, vals, cnt, y2, cidx2, vals2, cnt2, first);
+}
+
+SC_INLINE void spmm_span(const prod_t *P, float *y, const int64_t *cidx, const float *vals,
+                         int64_t cnt, int first) {
+    if (P->simd >= 2)
+        spmm_span_avx512(P, y, cidx, vals, cnt, first);
+    else
+        spmm_span_avx2(P, y, cidx, vals, cnt, first);
+}
 #endif
 
 /* One row of W (cnt kept values at columns cidx) into the product; see the file comment. */
@@ -250,17 +357,100 @@ static void emit(const prod_t *P, int64_t r, const int64_t *cidx, const float *v
         yt[r] = (s0 + s1) + (s2 + s3);
     } else {
 #if SC_X86
-        if (P->simd >= 2) {
-            spmm_row_avx512(P, r, cidx, vals, cnt, acc);
-            return;
-        }
         if (P->simd) {
-            spmm_row_avx2(P, r, cidx, vals, cnt, acc);
+            float *y = yt + r * nb;
+            spmm_span(P, y, cidx, vals, cnt, 1);
+            spmm_rest_avx2(P, nb / 32 * 32, cidx, vals, cnt, y);
             return;
         }
 #endif
         spmm_row_scalar(P, r, cidx, vals, cnt, acc);
     }
+}
+
+/* -- the SpMM in column blocks ------------------------------------------------------------ */
+
+/* From 32 lanes on, a kept value's row of xt is nb * 4 bytes, and row by row each output row
+ * reads all of xt (cols * nb * 4 bytes: 1 MB at 4096 columns and batch 64), from L2 at best:
+ * 4 multiply-adds per 256 bytes from L2 is what held the 2:4 SpMM at batch 64 to ~1.5x dense
+ * time. So the row loops stash the kept values of up to STASH_ROWS rows and run them column
+ * block by column block, a block of xt (about 32 KB) read from L1 by every stashed row. Each
+ * lane is still one chain of FMAs in ascending t, stored into y and reloaded between blocks:
+ * the same bytes as row by row (the nb % 32 lanes after the blocks go row by row, as before). */
+#define STASH_ROWS 32
+#define STASH_VALS 65536     /* kept values a stash holds (12 bytes each), or one row's */
+#define STASH_XT_BYTES 65536 /* xt at most this size is left to the row-by-row SpMM */
+
+typedef struct {
+    int64_t r0, rows, used, cap, cb;
+    int64_t start[STASH_ROWS + 1], cur[STASH_ROWS];
+    int64_t *cidx;
+    float *vals;
+} stash_t;
+
+/* A stash for rows of up to `slots` kept values, or none (cap 0: rows go straight to emit)
+ * when the product is not an SpMM the blocks help; SC_NOMEM if out of memory. */
+static int stash_init(const prod_t *P, stash_t *st, int64_t slots) {
+    memset(st, 0, sizeof *st);
+    if (!P->simd || P->trans || P->nb < 32 || P->cols * P->nb * 4 <= STASH_XT_BYTES) return 0;
+    st->cap = slots > STASH_VALS ? slots : STASH_VALS;
+    st->cb = 32768 / (P->nb * 4) < 16 ? 16 : 32768 / (P->nb * 4);
+    st->cidx = malloc((size_t)st->cap * 8);
+    st->vals = malloc((size_t)st->cap * 4);
+    return st->cidx && st->vals ? 0 : SC_NOMEM;
+}
+
+static void stash_free(stash_t *st) {
+    free(st->cidx);
+    free(st->vals);
+}
+
+/* The stashed rows into the product, column block by column block; the stash is then empty. */
+static void stash_flush(const prod_t *P, stash_t *st) {
+    if (!st->rows) return;
+#if SC_X86
+    const int64_t nb = P->nb, cb = st->cb;
+    for (int64_t i = 0; i < st->rows; i++) st->cur[i] = st->start[i];
+    for (int64_t c0 = 0; c0 < P->cols; c0 += cb) {
+        int64_t t0[2], t1[2];
+        for (int64_t i = 0; i < st->rows; i++) { /* rows in pairs: eight chains in flight */
+            const int64_t end = st->start[i + 1];
+            t0[i & 1] = t1[i & 1] = st->cur[i];
+            while (t1[i & 1] < end && st->cidx[t1[i & 1]] < c0 + cb) t1[i & 1]++;
+            st->cur[i] = t1[i & 1];
+            if (i & 1)
+                spmm_span2(P, P->yt + (st->r0 + i - 1) * nb, st->cidx + t0[0], st->vals + t0[0],
+                           t1[0] - t0[0], P->yt + (st->r0 + i) * nb, st->cidx + t0[1],
+                           st->vals + t0[1], t1[1] - t0[1], c0 == 0);
+            else if (i == st->rows - 1)
+                spmm_span(P, P->yt + (st->r0 + i) * nb, st->cidx + t0[0], st->vals + t0[0],
+                          t1[0] - t0[0], c0 == 0);
+        }
+    }
+    if (nb % 32)
+        for (int64_t i = 0; i < st->rows; i++)
+            spmm_rest_avx2(P, nb / 32 * 32, st->cidx + st->start[i], st->vals + st->start[i],
+                           st->start[i + 1] - st->start[i], P->yt + (st->r0 + i) * nb);
+#else
+    (void)P;
+#endif
+    st->rows = st->used = 0;
+}
+
+/* Row r (cnt kept values at ascending columns cidx) into the product: stashed, or at once. */
+static void put_row(const prod_t *P, stash_t *st, int64_t r, const int64_t *cidx,
+                    const float *vals, int64_t cnt, float *acc) {
+    if (!st->cap) {
+        emit(P, r, cidx, vals, cnt, acc);
+        return;
+    }
+    if (st->rows && (st->rows == STASH_ROWS || st->used + cnt > st->cap || r != st->r0 + st->rows))
+        stash_flush(P, st);
+    if (!st->rows) st->r0 = r;
+    memcpy(st->cidx + st->used, cidx, (size_t)cnt * 8);
+    memcpy(st->vals + st->used, vals, (size_t)cnt * 4);
+    st->used += cnt;
+    st->start[++st->rows] = st->used;
 }
 
 /* -- threads ------------------------------------------------------------------------------ */
@@ -456,13 +646,20 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     const prod_t *P = &J->P;
     const int64_t n = J->n, m = J->m, gpr = J->gpr, cols = P->cols;
     scratch_t s;
+    stash_t st = {0}; /* freed even if never set up */
     int64_t count = 0, err = scratch_alloc(&s, gpr * n, P->nb, gpr);
+    if (!err) err = stash_init(P, &st, gpr * n);
     const int two_four = n == 2 && m == 4 && J->ncodes == 6;
+#if SC_X86
+    const codes48_fn codes48 = P->simd ? nm24_codes48_avx2 : NULL;
+#else
+    const codes48_fn codes48 = NULL;
+#endif
     uint8_t *codes8 = two_four && !err ? malloc((size_t)gpr + 8) : NULL;
     if (two_four && !err && !codes8) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if (two_four) { /* 2:4: codes a byte at a time, two columns per code */
-            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes, NULL))) break;
+            if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes, codes48))) break;
             for (int64_t q = 0; q < gpr; q++) {
                 s.cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
                 s.cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
@@ -485,9 +682,11 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
             if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
         }
         if (err || (err = convert(P, v0, cnt, s.vals))) break;
-        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        put_row(P, &st, r, s.cidx, s.vals, cnt, s.acc);
         count += cnt;
     }
+    if (!err) stash_flush(P, &st);
+    stash_free(&st);
     free(codes8);
     scratch_free(&s);
     return err ? err : count;
@@ -970,7 +1169,9 @@ static int64_t mask_rows(const void *job, int64_t r0, int64_t r1) {
     const int64_t cols = P->cols;
     if (((r1 * cols) + 7) >> 3 > J->nmask) return SC_BAD_FRAME;
     scratch_t s;
+    stash_t st = {0}; /* freed even if never set up */
     int64_t err = scratch_alloc(&s, cols, P->nb, 0);
+    if (!err) err = stash_init(P, &st, cols);
     int64_t j = mask_rank(J->mask, r0 * cols), j0 = j;
     for (int64_t r = r0; r < r1 && !err; r++) {
         const int64_t start = r * cols, end = start + cols;
@@ -989,9 +1190,11 @@ static int64_t mask_rows(const void *job, int64_t r0, int64_t r1) {
             }
         }
         if ((err = convert(P, j, cnt, s.vals))) break;
-        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        put_row(P, &st, r, s.cidx, s.vals, cnt, s.acc);
         j += cnt;
     }
+    if (!err) stash_flush(P, &st);
+    stash_free(&st);
     scratch_free(&s);
     return err ? err : j - j0;
 }
@@ -1185,7 +1388,9 @@ static int64_t csr_rows(const void *job, int64_t r0, int64_t r1) {
     const prod_t *P = &J->P;
     const int64_t cols = P->cols;
     scratch_t s;
+    stash_t st = {0}; /* freed even if never set up */
     int64_t err = scratch_alloc(&s, cols, P->nb, 0), count = 0;
+    if (!err) err = stash_init(P, &st, cols);
     for (int64_t r = r0; r < r1 && !err; r++) {
         const int64_t v0 = J->indptr[r], cnt = J->indptr[r + 1] - v0;
         if (v0 < 0 || cnt < 0 || cnt > cols || v0 + cnt > J->nindices) {
@@ -1201,9 +1406,11 @@ static int64_t csr_rows(const void *job, int64_t r0, int64_t r1) {
             s.cidx[t] = (int64_t)c;
         }
         if (err || (err = convert(P, v0, cnt, s.vals))) break;
-        emit(P, r, s.cidx, s.vals, cnt, s.acc);
+        put_row(P, &st, r, s.cidx, s.vals, cnt, s.acc);
         count += cnt;
     }
+    if (!err) stash_flush(P, &st);
+    stash_free(&st);
     scratch_free(&s);
     return err ? err : count;
 }
