@@ -214,81 +214,6 @@ static void spmm_rest_avx2(const prod_t *P, int64_t b32, const int64_t *cidx, co
         store(y + b + 2 * (W), a2);                                                           \
         store(y + b + 3 * (W), a3);                                                           \
     } while (0)
-/* The same for two rows at once (y, cidx, vals, cnt and y2, cidx2, vals2, cnt2): eight chains
- * in flight instead of four, each lane still its own row's chain in ascending t. */
-#define SPMM_BLOCK2(V, zero, set1, load, fma, store, W)                                       \
-    do {                                                                                      \
-        V a0 = zero(), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;         \
-        if (!first) {                                                                         \
-            a0 = load(y + b);                                                                 \
-            a1 = load(y + b + (W));                                                           \
-            a2 = load(y + b + 2 * (W));                                                       \
-            a3 = load(y + b + 3 * (W));                                                       \
-            e0 = load(y2 + b);                                                                \
-            e1 = load(y2 + b + (W));                                                          \
-            e2 = load(y2 + b + 2 * (W));                                                      \
-            e3 = load(y2 + b + 3 * (W));                                                      \
-        }                                                                                     \
-        const int64_t both = cnt < cnt2 ? cnt : cnt2;                                         \
-        int64_t t = 0;                                                                        \
-        for (; t < both; t++) {                                                               \
-            const V v = set1(vals[t]), u = set1(vals2[t]);                                    \
-            const float *xr = xt + cidx[t] * nb + b, *xs = xt + cidx2[t] * nb + b;            \
-            a0 = fma(v, load(xr), a0);                                                        \
-            e0 = fma(u, load(xs), e0);                                                        \
-            a1 = fma(v, load(xr + (W)), a1);                                                  \
-            e1 = fma(u, load(xs + (W)), e1);                                                  \
-            a2 = fma(v, load(xr + 2 * (W)), a2);                                              \
-            e2 = fma(u, load(xs + 2 * (W)), e2);                                              \
-            a3 = fma(v, load(xr + 3 * (W)), a3);                                              \
-            e3 = fma(u, load(xs + 3 * (W)), e3);                                              \
-        }                                                                                     \
-        for (int64_t k = t; k < cnt; k++) {                                                   \
-            const V v = set1(vals[k]);                                                        \
-            const float *xr = xt + cidx[k] * nb + b;                                          \
-            a0 = fma(v, load(xr), a0);                                                        \
-            a1 = fma(v, load(xr + (W)), a1);                                                  \
-            a2 = fma(v, load(xr + 2 * (W)), a2);                                              \
-            a3 = fma(v, load(xr + 3 * (W)), a3);                                              \
-        }                                                                                     \
-        for (int64_t k = t; k < cnt2; k++) {                                                  \
-            const V u = set1(vals2[k]);                                                       \
-            const float *xs = xt + cidx2[k] * nb + b;                                         \
-            e0 = fma(u, load(xs), e0);                                                        \
-            e1 = fma(u, load(xs + (W)), e1);                                                  \
-            e2 = fma(u, load(xs + 2 * (W)), e2);                                              \
-            e3 = fma(u, load(xs + 3 * (W)), e3);                                              \
-        }                                                                                     \
-        store(y + b, a0);                                                                     \
-        store(y + b + (W), a1);                                                               \
-        store(y + b + 2 * (W), a2);                                                           \
-        store(y + b + 3 * (W), a3);                                                           \
-        store(y2 + b, e0);                                                                    \
-        store(y2 + b + (W), e1);                                                              \
-        store(y2 + b + 2 * (W), e2);                                                          \
-        store(y2 + b + 3 * (W), e3);                                                          \
-    } while (0)
-#define SPMM_SPAN2(name, target, WIDE)                                                        \
-    SC_TARGET(target)                                                                         \
-    static void name(const prod_t *P, float *y, const int64_t *cidx, const float *vals,       \
-                     int64_t cnt, float *y2, const int64_t *cidx2, const float *vals2,        \
-                     int64_t cnt2, int first) {                                               \
-        const int64_t nb = P->nb;                                                             \
-        const float *xt = P->xt;                                                              \
-        int64_t b = 0;                                                                        \
-        WIDE;                                                                                 \
-        for (; b + 32 <= nb; b += 32)                                                         \
-            SPMM_BLOCK2(__m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,           \
-                        _mm256_fmadd_ps, _mm256_storeu_ps, 8);                                \
-    }
-SPMM_SPAN2(spmm_span2_avx2, "avx2,fma", (void)0)
-SPMM_SPAN2(spmm_span2_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
-           for (; b + 64 <= nb; b += 64) SPMM_BLOCK2(__m512, _mm512_setzero_ps, _mm512_set1_ps,
-                                                     _mm512_loadu_ps, _mm512_fmadd_ps,
-                                                     _mm512_storeu_ps, 16))
-#undef SPMM_SPAN2
-#undef SPMM_BLOCK2
-
 /* The blocks of 32 lanes of a row's y (b from 0 to nb / 32 * 32; a WIDE loop first). */
 #define SPMM_SPAN(name, target, WIDE)                                                         \
     SC_TARGET(target)                                                                         \
@@ -312,15 +237,6 @@ SPMM_SPAN(spmm_span_avx512, "avx512f,avx512bw,avx512vl,avx2,fma",
                                                    _mm512_storeu_ps, 16))
 #undef SPMM_SPAN
 #undef SPMM_BLOCK
-
-SC_INLINE void spmm_span2(const prod_t *P, float *y, const int64_t *cidx, const float *vals,
-                          int64_t cnt, float *y2, const int64_t *cidx2, const float *vals2,
-                          int64_t cnt2, int first) {
-    if (P->simd >= 2)
-        spmm_span2_avx512(P, y, cidx, vals, cnt, y2, cidx2, vals2, cnt2, first);
-    else
-        spmm_span2_avx2(P, y, cidx, vals, cnt, y2, cidx2, vals2, cnt2, first);
-}
 
 SC_INLINE void spmm_span(const prod_t *P, float *y, const int64_t *cidx, const float *vals,
                          int64_t cnt, int first) {
@@ -411,22 +327,15 @@ static void stash_flush(const prod_t *P, stash_t *st) {
 #if SC_X86
     const int64_t nb = P->nb, cb = st->cb;
     for (int64_t i = 0; i < st->rows; i++) st->cur[i] = st->start[i];
-    for (int64_t c0 = 0; c0 < P->cols; c0 += cb) {
-        int64_t t0[2], t1[2];
-        for (int64_t i = 0; i < st->rows; i++) { /* rows in pairs: eight chains in flight */
-            const int64_t end = st->start[i + 1];
-            t0[i & 1] = t1[i & 1] = st->cur[i];
-            while (t1[i & 1] < end && st->cidx[t1[i & 1]] < c0 + cb) t1[i & 1]++;
-            st->cur[i] = t1[i & 1];
-            if (i & 1)
-                spmm_span2(P, P->yt + (st->r0 + i - 1) * nb, st->cidx + t0[0], st->vals + t0[0],
-                           t1[0] - t0[0], P->yt + (st->r0 + i) * nb, st->cidx + t0[1],
-                           st->vals + t0[1], t1[1] - t0[1], c0 == 0);
-            else if (i == st->rows - 1)
-                spmm_span(P, P->yt + (st->r0 + i) * nb, st->cidx + t0[0], st->vals + t0[0],
-                          t1[0] - t0[0], c0 == 0);
+    for (int64_t c0 = 0; c0 < P->cols; c0 += cb)
+        for (int64_t i = 0; i < st->rows; i++) {
+            const int64_t t0 = st->cur[i], end = st->start[i + 1];
+            int64_t t1 = t0;
+            while (t1 < end && st->cidx[t1] < c0 + cb) t1++;
+            spmm_span(P, P->yt + (st->r0 + i) * nb, st->cidx + t0, st->vals + t0, t1 - t0,
+                      c0 == 0);
+            st->cur[i] = t1;
         }
-    }
     if (nb % 32)
         for (int64_t i = 0; i < st->rows; i++)
             spmm_rest_avx2(P, nb / 32 * 32, st->cidx + st->start[i], st->vals + st->start[i],
