@@ -400,3 +400,44 @@ def test_nm_codes_and_their_histogram_from_the_mask(n: int, m: int, exact: bool)
     assert counts is not None
     np.testing.assert_array_equal(counts, np.bincount(codes, minlength=tables.ncodes))
     np.testing.assert_array_equal(_nm_codes(mask, codes.size, m, tables.code_of), codes)
+
+
+# -- the planner's shortcuts --------------------------------------------------------------------
+
+
+def _worth_counting_by_unique(sample: np.ndarray) -> bool:
+    """The test the planner made before it had a sorted sample: by np.unique's counts."""
+    patterns, counts = np.unique(sample, return_counts=True)
+    zeros = int(counts[0]) if patterns[0] == 0 else 0
+    return (int(counts.max()) - zeros) * 64 * sample.itemsize > sample.size
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
+    from sparsecodecs.codecs._stages import sorted_sample
+    from sparsecodecs.codecs.hybrid import _worth_counting
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    x = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    # a mode around the threshold (n / 256 beyond the zeros), zeros around it too
+    x[rng.random(n) < rng.choice([0.0, 0.01, 0.3, 0.6])] = 0
+    zeros = int(np.count_nonzero(x == 0))
+    extra = zeros + n // 256 + int(rng.integers(-2, 3))
+    if 0 < extra < n:
+        x[rng.choice(n, extra, replace=False)] = 7
+    sample = sorted_sample(x)
+    assert _worth_counting(sample) == _worth_counting_by_unique(sample)
+
+
+def test_rows_of_distinct_values_plan_no_row_mode_fill():
+    """A row's mode fill stores one value a row: on rows of distinct values (float32 weights)
+    it spares nothing, and the planner must not lay out (mask, value plan) a candidate for it."""
+    w = np.random.default_rng(0).standard_normal((768, 80)).astype(np.float32)
+    bits = w.view(np.uint32)
+    planned = [c.name for c in sc.get_codec("hybrid")._candidates(bits, w.dtype)]
+    assert planned == ["dense"]
+    w[:, :3] = 0.5  # a repeated value in every row: now worth a look
+    planned = [(c.name, c.fill_label) for c in sc.get_codec("hybrid")._candidates(
+        w.view(np.uint32), w.dtype)]
+    assert ("bitmask", "mode") in planned or ("bitmask", "row-mode") in planned

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
+    sorted_sample,
     value_counts,
     value_histograms,
 )
@@ -84,28 +86,34 @@ class _Layout:
     counts: np.ndarray | None = None  # value_counts of ``values``, when known
 
 
-def _worth_counting(x: np.ndarray) -> bool:
-    """For 32/64-bit values, whose exact mode takes a sort: does a sample of ``x`` repeat a
-    non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the zeros, the
-    margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth computing?"""
-    flat = x.reshape(-1)
-    step = max(1, flat.size // 65536)
-    sample = flat[::step]
-    if sample.size == 0:
+def _worth_counting(sample: np.ndarray) -> bool:
+    """For 32/64-bit values, whose exact mode takes a sort: does their :func:`sorted_sample`
+    repeat a non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the
+    zeros, the margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth
+    computing? A pattern occurring ``run`` times or more is one equal to the pattern ``run - 1``
+    places on in the sorted sample."""
+    zeros = int(np.searchsorted(sample, 0, "right")) if sample.size and sample[0] == 0 else 0
+    run = zeros + sample.size // (64 * sample.itemsize) + 1
+    if run > sample.size:
         return False
-    patterns, counts = np.unique(sample, return_counts=True)
-    sample_zeros = int(counts[0]) if patterns[0] == 0 else 0
-    return (int(counts.max()) - sample_zeros) * 64 * flat.dtype.itemsize > sample.size
+    hits = sample[run - 1 :] == sample[: sample.size - run + 1]
+    return bool(np.any(hits & (sample[: sample.size - run + 1] != 0)))
 
 
-def _rows_worth_counting(x: np.ndarray, zeros: int) -> bool:
+def _rows_worth_counting(x: np.ndarray, zeros: int, sample: np.ndarray | None = None) -> bool:
     """:func:`_worth_counting` per row: the modes of <= 64 sampled columns of each row, counted
-    over the whole rows, must beat the zeros by the same margin."""
+    over the whole rows, must beat the zeros by the same margin, less one entry a row (each
+    row's fill is stored: a row whose mode occurs once spares nothing). ``sample``: the
+    :func:`sorted_sample` of ``x`` if known; when it holds every entry and no non-zero pattern
+    repeats in it, no row's mode can spare anything, and no row is counted."""
+    if sample is not None and sample.size == x.size and not np.any(
+            (sample[1:] == sample[:-1]) & (sample[1:] != 0)):
+        return False
     sampled = row_modes(np.ascontiguousarray(x[:, :: max(1, x.shape[1] // 64)]))
     if not sampled.any():
         return False
     matches = int(np.count_nonzero(x == sampled[:, None]))
-    return (matches - zeros) * 64 * x.dtype.itemsize > x.size
+    return (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize > x.size
 
 
 def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
@@ -222,16 +230,19 @@ class Hybrid(Codec):
         return raw_nbytes, build_raw
 
     def _fills(
-        self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int, counts: np.ndarray | None
+        self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int, counts: np.ndarray | None,
+        sample: Callable[[], np.ndarray],
     ) -> list[tuple[Any, Any]]:
         """``(label, fill)`` of each fill to try; fill None is zero, listed first if tried.
-        ``counts``: :func:`value_counts` of ``bits``, when known."""
+        ``counts``: :func:`value_counts` of ``bits``, when known; ``sample()``: their
+        :func:`sorted_sample` (computed once)."""
         if self.fill != "auto":
             return [(fill_config(self.fill), resolve_fill(self.fill, bits, dtype))]
         fills: list[tuple[Any, Any]] = [("zero", None)]
         flat = bits.reshape(-1)
         # At least half zeros: zero is the mode. Wide values: a sample must show a repeat first.
-        if 2 * zeros >= flat.size or (flat.dtype.itemsize > 2 and not _worth_counting(flat)):
+        wide = flat.dtype.itemsize > 2
+        if 2 * zeros >= flat.size or (wide and not _worth_counting(sample())):
             mode = None
         else:
             top = int(np.argmax(counts)) if counts is not None else tensor_mode(flat, zeros)
@@ -241,7 +252,8 @@ class Hybrid(Codec):
         rows, cols = as_2d(bits.shape)
         if rows > 1:
             x = bits.reshape(rows, cols)
-            if flat.dtype.itemsize > 1 and not _rows_worth_counting(x, zeros):
+            if flat.dtype.itemsize > 1 and not _rows_worth_counting(
+                    x, zeros, sample() if wide else None):
                 per_row = None
             else:
                 per_row = compact_fill(row_modes(x))
@@ -250,10 +262,12 @@ class Hybrid(Codec):
         return fills
 
     def _candidates(
-        self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+        self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
+        sample: Callable[[], np.ndarray] | None = None,
     ) -> list[_Layout]:
         """The layouts worth planning; ``counts``: :func:`value_counts` of ``bits``, when known
-        (then the kept values' counts follow for a scalar fill)."""
+        (then the kept values' counts follow for a scalar fill); ``sample()``: their
+        :func:`sorted_sample`, computed once."""
         from ._kernels import bitmask_split_fill, split_mask
 
         flat = bits.reshape(-1)
@@ -267,7 +281,9 @@ class Hybrid(Codec):
             out.append(_Layout("dense", flat, 0, lambda: ([], {}), counts=counts))
         ngroups = geometry(bits.shape, self.m)[3]
         fills = []
-        for label, fill in self._fills(bits, dtype, flat.size - nnz0, counts):
+        if sample is None:
+            sample = cache(partial(sorted_sample, flat))
+        for label, fill in self._fills(bits, dtype, flat.size - nnz0, counts, sample):
             if fill is None:
                 nnz = nnz0
             elif counts is not None and fill.size == 1:
@@ -276,9 +292,12 @@ class Hybrid(Codec):
                 empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
                 nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
             # Under fill="auto", a fill must spare at least one value in 64 * itemsize over
-            # zero (1/8 bit per element) to be worth planning: a dense bfloat16 tensor's most
-            # frequent value does not pay for a layout of its own.
-            if fill is None or self.fill != "auto" or (nnz0 - nnz) * 64 * flat.itemsize > flat.size:
+            # zero (1/8 bit per element, the least a Huffman-coded mask can cost) beyond the
+            # fill values it stores, to be worth planning: a dense bfloat16 tensor's most
+            # frequent value does not pay for a layout of its own, nor do the modes of rows
+            # of distinct values (each occurs once: one value spared per row, one stored).
+            spared = nnz0 - nnz - (0 if fill is None else fill.size)
+            if fill is None or self.fill != "auto" or spared * 64 * flat.itemsize > flat.size:
                 fills.append((label, fill, nnz))
         if len(fills) == 3:
             # "mode" and "row-mode" keep the same kinds of values; the per-row modes keep fewer
@@ -356,10 +375,12 @@ class Hybrid(Codec):
         return out
 
     def _value_stages(
-        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
+        sample: Callable[[], np.ndarray] | None = None,
     ) -> list[tuple[str, int, Any]]:
         """(stage, estimated bytes, plan) for each value stage worth trying on ``values``
-        (``counts``: their :func:`value_counts`, when known; else counted here once).
+        (``counts``: their :func:`value_counts`, when known, else counted here once;
+        ``sample()``: their :func:`sorted_sample`, when it is at hand).
 
         With ``values="auto"`` every stage is tried, except ``centroid`` when a sample shows
         the values are mostly distinct. ``planes`` and ``centroid`` are not pruned further:
@@ -403,7 +424,8 @@ class Hybrid(Codec):
             if best is not None and counts is not None and centroid_floor(
                     counts, values.itemsize) >= best:
                 return stages
-            distinct = distinct_values(values, give_up_early=auto, counts=counts)
+            distinct = distinct_values(values, give_up_early=auto, counts=counts,
+                                       sample=None if sample is None else sample())
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
@@ -423,12 +445,14 @@ class Hybrid(Codec):
         # every pattern counted once, for the mode fill and the value stages' histograms
         wanted = self.fill == "auto" or self.values in ("auto", "centroid")
         counts = value_counts(bits) if wanted else None
-        for cand in self._candidates(bits, dtype, counts):
+        sample = cache(partial(sorted_sample, bits))  # sorted once, if a question needs it
+        for cand in self._candidates(bits, dtype, counts, sample):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
                 v.size == cand.values.size and np.array_equal(v, cand.values))]
-            stages = same[0] if same else self._value_stages(cand.values, dtype, cand.counts)
+            stages = same[0] if same else self._value_stages(
+                cand.values, dtype, cand.counts, sample if cand.name == "dense" else None)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size
