@@ -252,8 +252,9 @@ class Hybrid(Codec):
         rows, cols = as_2d(bits.shape)
         if rows > 1:
             x = bits.reshape(rows, cols)
+            whole = wide and flat.size < 2 * 65536  # sorted_sample takes every value
             if flat.dtype.itemsize > 1 and not _rows_worth_counting(
-                    x, zeros, sample() if wide else None):
+                    x, zeros, sample() if whole else None):
                 per_row = None
             else:
                 per_row = compact_fill(row_modes(x))
