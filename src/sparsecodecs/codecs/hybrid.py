@@ -426,7 +426,7 @@ class Hybrid(Codec):
                     counts, values.itemsize) >= best:
                 return stages
             distinct = distinct_values(values, give_up_early=auto, counts=counts,
-                                       sample=None if sample is None else sample())
+                                       sample=sample)
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
