@@ -330,9 +330,16 @@ static void stash_flush(const prod_t *P, stash_t *st) {
     for (int64_t i = 0; i < st->rows; i++) st->cur[i] = st->start[i];
     for (int64_t c0 = 0; c0 < P->cols; c0 += cb)
         for (int64_t i = 0; i < st->rows; i++) {
-            const int64_t t0 = st->cur[i], end = st->start[i + 1];
+            /* the row's kept values in this block: columns ascend, so eight, then four, two
+             * and one at a time (were a row's columns out of order, a block would take a
+             * value early or late, and every value would still be added once, in order) */
+            const int64_t t0 = st->cur[i], end = st->start[i + 1], lim = c0 + cb;
+            const int64_t *c = st->cidx;
             int64_t t1 = t0;
-            while (t1 < end && st->cidx[t1] < c0 + cb) t1++;
+            while (t1 + 8 <= end && c[t1 + 7] < lim) t1 += 8;
+            if (t1 + 4 <= end && c[t1 + 3] < lim) t1 += 4;
+            if (t1 + 2 <= end && c[t1 + 1] < lim) t1 += 2;
+            if (t1 < end && c[t1] < lim) t1++;
             spmm_span(P, P->yt + (st->r0 + i) * nb, st->cidx + t0, st->vals + t0, t1 - t0,
                       c0 == 0);
             st->cur[i] = t1;
