@@ -189,56 +189,6 @@ static void spmm_rest_avx2(const prod_t *P, int64_t b32, const int64_t *cidx, co
     }
 }
 
-/* spmm_rest_avx2 in parts: kept values t0 .. t1-1 of a row (t counted from the row's first,
- * cidx and vals its arrays) into the four chains of its lanes from b32 on, kept in racc (per 8
- * lanes, chains 0-3 of 8 floats; zero before the first part), chain t mod 4 as there. The
- * column blocks carry a row's chains through racc from block to block; rest_sum then writes
- * y = (c0 + c1) + (c2 + c3): the same bytes as spmm_rest_avx2 on the whole row. */
-SC_TARGET("avx2,fma")
-static void spmm_rest_part(const prod_t *P, int64_t b32, const int64_t *cidx, const float *vals,
-                           int64_t t0, int64_t t1, float *racc) {
-    const int64_t nb = P->nb;
-    const float *xt = P->xt;
-    for (int64_t b = b32; b < nb; b += 8, racc += 32) {
-        const int64_t left = nb - b;
-        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(left < 8 ? (int)left : 8),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        int64_t t = t0;
-        for (; t < t1 && ((t & 3) || t + 4 > t1); t++) { /* a chain at a time, in racc */
-            float *c = racc + 8 * (t & 3);
-            _mm256_storeu_ps(c, _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
-                                                _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes),
-                                                _mm256_loadu_ps(c)));
-        }
-        if (t + 4 > t1) continue;
-        __m256 c[4] = {_mm256_loadu_ps(racc), _mm256_loadu_ps(racc + 8),
-                       _mm256_loadu_ps(racc + 16), _mm256_loadu_ps(racc + 24)};
-        for (; t + 4 <= t1; t += 4)
-            for (int k = 0; k < 4; k++)
-                c[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t + k),
-                                       _mm256_maskload_ps(xt + cidx[t + k] * nb + b, lanes),
-                                       c[k]);
-        for (int k = 0; t < t1; t++, k++)
-            c[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(vals + t),
-                                   _mm256_maskload_ps(xt + cidx[t] * nb + b, lanes), c[k]);
-        for (int k = 0; k < 4; k++) _mm256_storeu_ps(racc + 8 * k, c[k]);
-    }
-}
-
-SC_TARGET("avx2,fma")
-static void spmm_rest_sum(const prod_t *P, int64_t b32, const float *racc, float *y) {
-    for (int64_t b = b32; b < P->nb; b += 8, racc += 32) {
-        const int64_t left = P->nb - b;
-        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(left < 8 ? (int)left : 8),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        _mm256_maskstore_ps(y + b, lanes,
-                            _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(racc),
-                                                        _mm256_loadu_ps(racc + 8)),
-                                          _mm256_add_ps(_mm256_loadu_ps(racc + 16),
-                                                        _mm256_loadu_ps(racc + 24))));
-    }
-}
-
 /* Lanes b .. b + 4 W of the SpMM over kept values 0 .. cnt-1: four vectors of W lanes, each
  * lane one chain, started at zero if `first`, else continued from y (vector type V and its
  * intrinsics: the AVX2 and AVX-512 builds share the body). */
@@ -342,20 +292,17 @@ static void emit(const prod_t *P, int64_t r, const int64_t *cidx, const float *v
  * column block, a block of xt (about 32 KB) read from L1 by every stashed row: 2:4 at batch 64,
  * 4096x4096, 27.7-28.1 -> 24.2-24.7 ms a layer with xt on 64-byte lines (matmul allocates it
  * so; straddling lines cost more than this saves). Each lane is still one chain of FMAs in
- * ascending t, stored into y and reloaded between blocks, and the four chains of the nb % 32
- * lanes after the blocks are carried the same way (spmm_rest_part): the same bytes as row by
- * row. */
+ * ascending t, stored into y and reloaded between blocks: the same bytes as row by row (the
+ * nb % 32 lanes after the blocks go row by row, as before). */
 #define STASH_ROWS 32
 #define STASH_VALS 65536     /* kept values a stash holds (12 bytes each), or one row's */
 #define STASH_XT_BYTES 65536 /* xt at most this size is left to the row-by-row SpMM */
-#define RACC_FLOATS 128      /* 4 chains x up to 32 lanes after the blocks of 32 */
 
 typedef struct {
     int64_t r0, rows, used, cap, cb;
     int64_t start[STASH_ROWS + 1], cur[STASH_ROWS];
     int64_t *cidx;
     float *vals;
-    float *racc; /* per row, the chains of the lanes after the blocks of 32 (spmm_rest_part) */
 } stash_t;
 
 /* A stash for rows of up to `slots` kept values, or none (cap 0: rows go straight to emit)
@@ -367,14 +314,12 @@ static int stash_init(const prod_t *P, stash_t *st, int64_t slots) {
     st->cb = 32768 / (P->nb * 4) < 16 ? 16 : 32768 / (P->nb * 4);
     st->cidx = malloc((size_t)st->cap * 8);
     st->vals = malloc((size_t)st->cap * 4);
-    st->racc = malloc(STASH_ROWS * RACC_FLOATS * 4);
-    return st->cidx && st->vals && st->racc ? 0 : SC_NOMEM;
+    return st->cidx && st->vals ? 0 : SC_NOMEM;
 }
 
 static void stash_free(stash_t *st) {
     free(st->cidx);
     free(st->vals);
-    free(st->racc);
 }
 
 /* The stashed rows into the product, column block by column block; the stash is then empty. */
@@ -397,14 +342,12 @@ static void stash_flush(const prod_t *P, stash_t *st) {
             if (t1 < end && c[t1] < lim) t1++;
             spmm_span(P, P->yt + (st->r0 + i) * nb, st->cidx + t0, st->vals + t0, t1 - t0,
                       c0 == 0);
-            if (nb % 32)
-                spmm_rest_part(P, nb / 32 * 32, st->cidx + st->start[i], st->vals + st->start[i],
-                               t0 - st->start[i], t1 - st->start[i], st->racc + i * RACC_FLOATS);
             st->cur[i] = t1;
         }
     if (nb % 32)
         for (int64_t i = 0; i < st->rows; i++)
-            spmm_rest_sum(P, nb / 32 * 32, st->racc + i * RACC_FLOATS, P->yt + (st->r0 + i) * nb);
+            spmm_rest_avx2(P, nb / 32 * 32, st->cidx + st->start[i], st->vals + st->start[i],
+                           st->start[i + 1] - st->start[i], P->yt + (st->r0 + i) * nb);
 #else
     (void)P;
 #endif
@@ -421,7 +364,6 @@ static void put_row(const prod_t *P, stash_t *st, int64_t r, const int64_t *cidx
     if (st->rows && (st->rows == STASH_ROWS || st->used + cnt > st->cap || r != st->r0 + st->rows))
         stash_flush(P, st);
     if (!st->rows) st->r0 = r;
-    memset(st->racc + st->rows * RACC_FLOATS, 0, RACC_FLOATS * 4);
     memcpy(st->cidx + st->used, cidx, (size_t)cnt * 8);
     memcpy(st->vals + st->used, vals, (size_t)cnt * 4);
     st->used += cnt;
