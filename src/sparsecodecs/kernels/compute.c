@@ -376,7 +376,7 @@ static void stash_flush(const prod_t *P, stash_t *st) {
     if (nb % 32)
         for (int64_t i = 0; i < st->rows; i++)
             spmm_rest(P, nb / 32 * 32, st->cidx + st->start[i], st->vals + st->start[i],
-                           st->start[i + 1] - st->start[i], P->yt + (st->r0 + i) * nb);
+                      st->start[i + 1] - st->start[i], P->yt + (st->r0 + i) * nb);
 #else
     (void)P;
 #endif
@@ -438,7 +438,7 @@ static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t 
  * nb lanes: the SpMM then runs whole blocks of 32 lanes (one chain a lane) on aligned rows of
  * xt, where the nb % 32 lanes after the blocks (four chains, masked loads) on rows straddling
  * lines cost more than the padding's extra multiply-adds (nm 2:4 4096x4096, sc.matmul: batch
- * 100 60 -> 41 ms, 33 37 -> 22 ms, 24 33 -> 17 ms; 16 lanes, 12 ms as they are, stay). The
+ * 100 60 -> 39-41 ms, 33 37 -> 21-22 ms, 24 33 -> 17 ms; 16 lanes, 12 ms as they are, stay). The
  * scalar twin pads the same. Not for a transposed product, nor past PAD_MAX_BYTES of copies. */
 #define PAD_MAX_BYTES ((int64_t)256 << 20)
 
