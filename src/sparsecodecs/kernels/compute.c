@@ -383,6 +383,24 @@ static void stash_flush(const prod_t *P, stash_t *st) {
     st->rows = st->used = 0;
 }
 
+/* Room in the stash for row r's up to `slots` kept values (flushing it first if full):
+ * *cidx and *vals point there, for the row loop to decode into, then stash_commit. */
+static void stash_reserve(const prod_t *P, stash_t *st, int64_t r, int64_t slots,
+                          int64_t **cidx, float **vals) {
+    if (st->rows && (st->rows == STASH_ROWS || st->used + slots > st->cap ||
+                     r != st->r0 + st->rows))
+        stash_flush(P, st);
+    if (!st->rows) st->r0 = r;
+    *cidx = st->cidx + st->used;
+    *vals = st->vals + st->used;
+}
+
+/* The row stash_reserve made room for, with its cnt kept values. */
+static void stash_commit(stash_t *st, int64_t cnt) {
+    st->used += cnt;
+    st->start[++st->rows] = st->used;
+}
+
 /* Row r (cnt kept values at ascending columns cidx) into the product: stashed, or at once. */
 static void put_row(const prod_t *P, stash_t *st, int64_t r, const int64_t *cidx,
                     const float *vals, int64_t cnt, float *acc) {
@@ -390,13 +408,12 @@ static void put_row(const prod_t *P, stash_t *st, int64_t r, const int64_t *cidx
         emit(P, r, cidx, vals, cnt, acc);
         return;
     }
-    if (st->rows && (st->rows == STASH_ROWS || st->used + cnt > st->cap || r != st->r0 + st->rows))
-        stash_flush(P, st);
-    if (!st->rows) st->r0 = r;
-    memcpy(st->cidx + st->used, cidx, (size_t)cnt * 8);
-    memcpy(st->vals + st->used, vals, (size_t)cnt * 4);
-    st->used += cnt;
-    st->start[++st->rows] = st->used;
+    int64_t *c;
+    float *v;
+    stash_reserve(P, st, r, cnt, &c, &v);
+    memcpy(c, cidx, (size_t)cnt * 8);
+    memcpy(v, vals, (size_t)cnt * 4);
+    stash_commit(st, cnt);
 }
 
 /* -- threads ------------------------------------------------------------------------------ */
@@ -646,17 +663,20 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
     uint8_t *codes8 = two_four && !err ? malloc((size_t)gpr + 8) : NULL;
     if (two_four && !err && !codes8) err = SC_NOMEM;
     for (int64_t r = r0; r < r1 && !err; r++) {
+        int64_t *cidx = s.cidx; /* the row's columns and values: in scratch, or in the stash */
+        float *vals = s.vals;
+        if (st.cap) stash_reserve(P, &st, r, gpr * n, &cidx, &vals);
         if (two_four) { /* 2:4: codes a byte at a time, two columns per code */
             if ((err = row_codes24(J, r * gpr, gpr, codes8, s.codes, codes48))) break;
             for (int64_t q = 0; q < gpr; q++) {
-                s.cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
-                s.cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
+                cidx[2 * q] = 4 * q + nm24_pos[codes8[q]][0];
+                cidx[2 * q + 1] = 4 * q + nm24_pos[codes8[q]][1];
             }
         } else {
             if ((err = row_codes(J, r * gpr, gpr, s.codes))) break;
             for (int64_t q = 0; q < gpr; q++) {
                 const uint8_t *p = J->pos + (int64_t)s.codes[q] * n;
-                for (int64_t t = 0; t < n; t++) s.cidx[q * n + t] = q * m + p[t];
+                for (int64_t t = 0; t < n; t++) cidx[q * n + t] = q * m + p[t];
             }
         }
         int64_t cnt = gpr * n;
@@ -665,12 +685,15 @@ static int64_t nm_rows(const void *job, int64_t r0, int64_t r1) {
             err = SC_BAD_FRAME;
             break;
         }
-        while (cnt && s.cidx[cnt - 1] >= cols) { /* padding slots hold zeros */
+        while (cnt && cidx[cnt - 1] >= cols) { /* padding slots hold zeros */
             cnt--;
             if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
         }
-        if (err || (err = convert(P, v0, cnt, s.vals))) break;
-        put_row(P, &st, r, s.cidx, s.vals, cnt, s.acc);
+        if (err || (err = convert(P, v0, cnt, vals))) break;
+        if (st.cap)
+            stash_commit(&st, cnt);
+        else
+            emit(P, r, cidx, vals, cnt, s.acc);
         count += cnt;
     }
     if (!err) stash_flush(P, &st);
