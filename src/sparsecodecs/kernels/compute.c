@@ -812,17 +812,20 @@ SC_TARGET("avx2") SC_INLINE __m256 bf16x8(const char *src) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* The whole steps of one 2:4 row at batch 1 (groups 0 .. full-1, pair offsets poff), the
- * bfloat16 values read and widened in registers, never stored as float32 (a quarter fewer
- * loads and stores than converting the row first): the same two accumulators, the same order
- * of additions, so the same sum as the converting path and the scalar twin. */
-SC_TARGET("avx2,fma") static float nm24_bf16_gemv(const float *x, const uint16_t *poff,
-                                                  const char *src, int64_t full) {
+/* The whole steps of one 2:4 row against one row of x (groups 0 .. full-1, pair offsets
+ * poff): two accumulators, even and odd steps of 4 groups, the leftover step into the first,
+ * summed as nm24_hsum sums (the scalar twin's order). The values are float32 (vals), or, with
+ * src not NULL, bfloat16 read and widened in registers, never stored as float32: batch 1
+ * reads them once, so a converting pass would be a quarter more loads and stores. Inlined
+ * with src a constant NULL or not, one loop serves both. */
+SC_TARGET("avx2,fma") SC_INLINE float nm24_dot(const float *x, const uint16_t *poff,
+                                               int64_t full, const char *src,
+                                               const float *vals) {
     const char *pairs = (const char *)nm24_pair;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     int64_t q = 0;
     for (; q + 8 <= full; q += 8) {
-        if (!(q & 15)) /* 64 bytes of values every other step; see bf16_to_f32_avx2 */
+        if (src && !(q & 15)) /* 64 bytes of values every other step; see bf16_to_f32_avx2 */
             __builtin_prefetch((const void *)((uintptr_t)src + 4 * (uintptr_t)q + BF16_AHEAD));
         uint64_t o; /* four pair offsets in one load */
         memcpy(&o, poff + q / 2, 8);
@@ -833,14 +836,16 @@ SC_TARGET("avx2,fma") static float nm24_bf16_gemv(const float *x, const uint16_t
         const float *xq = x + q * 4;
         __m256 g0 = nm24_gather(xq, i0, i1);
         __m256 g1 = nm24_gather(xq + 16, i2, i3);
-        a0 = _mm256_fmadd_ps(bf16x8(src + 4 * q), g0, a0);
-        a1 = _mm256_fmadd_ps(bf16x8(src + 4 * q + 16), g1, a1);
+        a0 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2), g0, a0);
+        a1 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8),
+                             g1, a1);
     }
     if (q < full) { /* one step of 4 groups left: an even step, into a0 */
         const uint16_t *o = poff + q / 2;
         __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
         __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
-        a0 = _mm256_fmadd_ps(bf16x8(src + 4 * q), nm24_gather(x + q * 4, i0, i1), a0);
+        a0 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2),
+                             nm24_gather(x + q * 4, i0, i1), a0);
     }
     float sum8[8];
     _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
@@ -858,7 +863,6 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
     uint16_t *poff = err ? NULL : malloc(((size_t)gpr / 2 + 8) * 2); /* pair byte offsets */
     if (!err && (!codes || !poff)) err = SC_NOMEM;
-    const char *pairs = (const char *)nm24_pair;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, nm24_codes48_avx2))) break;
         /* the table row of each pair, in bytes: (6 a + b) * 32 for codes a, b; sixteen pairs
@@ -881,7 +885,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
             const char *src = (const char *)P->vbits + 2 * v0;
             for (int64_t t = full * 2; t < gpr * 2; t++) /* the tail's values, for nm24_tail */
                 s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
-            const float h = nm24_bf16_gemv(J->xrows, poff, src, full);
+            const float h = nm24_dot(J->xrows, poff, full, src, NULL);
             float y = 0.0f;
             if ((err = nm24_tail(J, J->xrows, s.vals, codes, full, &y))) break;
             P->yt[r] = h + y;
@@ -902,33 +906,10 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
         for (int64_t b = 0; b < nb; b++) {
             const float *x = J->xrows + b * cols;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-            int64_t q = 0;
-            for (; q + 8 <= full; q += 8) {
-                const uint16_t *o = poff + q / 2;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
-                __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + o[2]));
-                __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + o[3]));
-                const float *xq = x + q * 4;
-                __m256 g0 = nm24_gather(xq, i0, i1);
-                __m256 g1 = nm24_gather(xq + 16, i2, i3);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2 + 8), g1, a1);
-            }
-            if (q < full) { /* one step of 4 groups left: an even step, into a0 */
-                const uint16_t *o = poff + q / 2;
-                __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
-                __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
-                const float *xq = x + q * 4;
-                __m256 g0 = nm24_gather(xq, i0, i1);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(s.vals + q * 2), g0, a0);
-            }
-            float sum8[8];
-            _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+            const float h = nm24_dot(x, poff, full, NULL, s.vals);
             float y = 0.0f;
             if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
-            P->yt[r * nb + b] = nm24_hsum(sum8) + y;
+            P->yt[r * nb + b] = h + y;
         }
     }
     free(codes);
