@@ -222,7 +222,10 @@ def packed_code_reader(
             raise FrameLayoutError(
                 f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
             )
-        _unpack_codes(words[-1:], ncodes, ngroups - (words.size - 1) * k)
+        # the last word's digits past the last group must be 0: they are the word // ncodes**used
+        used = ngroups - (words.size - 1) * k
+        if words.size and 0 <= used < k and int(words[-1]) // ncodes**used:
+            raise FrameLayoutError("section 'pattern' has non-zero codes after the last group")
         return words, _byte_lut(ncodes, k)
     return _unpack_codes(words, ncodes, ngroups), _identity_lut(ncodes)
 
