@@ -278,6 +278,25 @@ def test_save_load_round_trip_into_an_empty_skeleton(tmp_path: Path) -> None:
         assert plain(ids).equal(model(ids))
 
 
+def test_save_splits_other_tensors_into_small_row_blocks(tmp_path: Path) -> None:
+    """An embedding over SAVE_BLOCK_BYTES is stored in row blocks (loading then decodes one
+    block at a time) and loads back bit for bit; block_bytes=0 keeps it one frame."""
+    rows = sct.SAVE_BLOCK_BYTES // (64 * 4) + 5  # just over one block of float32 rows of 64
+    model = nn.Sequential(nn.Embedding(rows, 64), nn.Linear(64, 8))
+    sct.compress_model(model, codec="hybrid")
+    path = tmp_path / "emb.sc.safetensors"
+    sct.save_compressed(model, path)
+    with sc.safe_open(path) as f:
+        assert f.blocks("0.weight") == [(0, rows - 5), (rows - 5, rows)]
+    with sct.empty_weights():
+        skeleton = nn.Sequential(nn.Embedding(rows, 64), nn.Linear(64, 8))
+    sct.load_compressed(skeleton, path)
+    assert bits(skeleton[0].weight) == bits(model[0].weight)
+    sct.save_compressed(model, path, force=True, block_bytes=0)
+    with sc.safe_open(path) as f:
+        assert f.blocks("0.weight") is None
+
+
 def test_load_refuses_a_file_that_does_not_fit(tmp_path: Path) -> None:
     model = Tiny()
     sct.compress_model(model, codec="hybrid")

@@ -83,6 +83,7 @@ from sparsecodecs.registry import (
 from sparsecodecs.transforms import parse_pattern, prune, prune_scope
 
 __all__ = [
+    "SAVE_BLOCK_BYTES",
     "LayerReport",
     "ModelReport",
     "SparseLinear",
@@ -95,6 +96,15 @@ __all__ = [
 #: The metadata key of a checkpoint written by :func:`save_compressed` (JSON: the weight entries
 #: that are :class:`SparseLinear` frames).
 METADATA_KEY = "sparsecodecs.torch"
+
+#: The row blocks :func:`save_compressed` splits a model's other tensors into (4 MiB, where
+#: checkpoints use :data:`~sparsecodecs.checkpoint.DEFAULT_BLOCK_BYTES`, 32 MiB).
+#: :func:`load_compressed` decodes such a tensor into the model block by block, and while a
+#: block decodes its frame, its top fields and its output exist beside the tensor: about three
+#: blocks more than the model holds (measured in docs/torch.md). Each block has entropy tables
+#: of its own, which costs a few hundred bytes a block and can save more.
+SAVE_BLOCK_BYTES = 4 << 20
+
 #: Input dtypes :meth:`SparseLinear.forward` takes (computed in float32, returned in this dtype).
 INPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -615,14 +625,16 @@ def save_compressed(
     *,
     codec: str | Mapping[str, Any] | Codec = "hybrid",
     force: bool = False,
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    block_bytes: int = SAVE_BLOCK_BYTES,
     metadata: Mapping[str, str] | None = None,
 ) -> CheckpointReport:
     """Write ``model`` (after :func:`compress_model`) as one compressed safetensors checkpoint.
 
     Each :class:`SparseLinear` weight is written as its frames, untouched, under the name the
     ``nn.Linear`` weight had (``<module>.weight``); every other tensor of the ``state_dict``
-    (embeddings, norms, biases, buffers) is encoded losslessly with ``codec``. The file is a
+    (embeddings, norms, biases, buffers) is encoded losslessly with ``codec``, in row blocks of
+    at most ``block_bytes`` dense bytes (default :data:`SAVE_BLOCK_BYTES`, 4 MiB: see there).
+    The file is a
     normal compressed checkpoint (:func:`sparsecodecs.safe_open`, ``sparsecodecs decompress``
     turns it into a plain safetensors file of the same, possibly pruned, weights), written
     atomically; an existing ``path`` is replaced only with ``force=True``. A pruned model is
