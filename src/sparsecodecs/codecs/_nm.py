@@ -266,18 +266,25 @@ def scatter_groups(
             )
         return out.reshape(shape)
     group_bytes = m * udt.itemsize
-    if cols % m == 0 and group_bytes & (group_bytes - 1) == 0 and _LITTLE:
+    if group_bytes & (group_bytes - 1) == 0 and _LITTLE:
         # Whole groups map to whole words: assemble each group in registers.
         word_of, shifts = _compose_tables(n, m, udt.itemsize)
         wdt = np.dtype(f"u{min(group_bytes, 8)}")
-        out = np.empty(rows * cols * udt.itemsize // wdt.itemsize, wdt)
+        out = np.empty(ngroups * group_bytes // wdt.itemsize, wdt)
         if (n, m, lut.shape[1], out.size) == (2, 4, 3, ngroups):
             _kernels.nm24_compose(packed, lut, ngroups, shifts, values, out, decode_threads())
         elif (n, lut.shape[1], out.size) == (2, 1, ngroups):
             _kernels.nm2_compose_codes(packed, shifts, values, out)
         else:
             _kernels.nm_compose(packed, lut, ngroups, word_of, shifts, values, out)
-        return out.view(udt).reshape(shape)
+        if cols % m == 0:
+            return out.view(udt).reshape(shape)
+        # Rows of whole groups, padded past cols: the padding slots must be empty, then the
+        # rows are cut to cols (a copy, ~10x faster than scattering group by group).
+        padded = out.view(udt).reshape(rows, ngroups // rows * m)
+        if padded[:, cols:].any():
+            raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
+        return np.ascontiguousarray(padded[:, :cols]).reshape(shape)
     out = np.empty(rows * cols, udt)
     if _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m):
         raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
