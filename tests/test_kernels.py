@@ -24,6 +24,7 @@ from sparsecodecs.codecs import _kernels as kernels
 from sparsecodecs.codecs.nm import nm_tables
 from sparsecodecs.kernels import LEVELS as ALL_LEVELS
 from sparsecodecs.kernels import cpu_simd, use_simd
+from sparsecodecs.registry import FrameLayoutError
 from sparsecodecs.testing import examples
 
 UINTS = [np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)]
@@ -674,3 +675,52 @@ def test_popcount_and_row_modes_agree_at_every_level(size: int):
         answers[level] = got
     assert answers["scalar"][:3] == [int(np.unpackbits(m).sum()) for m in masks]
     assert all(answer == answers["scalar"] for answer in answers.values())
+
+
+# -- gather_fields: packed indices into a table ---------------------------------------------------
+
+
+def gather_reference(packed: np.ndarray, bits: int, count: int, table: np.ndarray) -> np.ndarray:
+    """``table[field i]`` for the LSB-first bit stream ``packed``, bit by bit."""
+    stream = np.unpackbits(packed, bitorder="little")[: count * bits].reshape(count, bits)
+    idx = (stream.astype(np.int64) << np.arange(bits)).sum(axis=1)
+    return table[idx]
+
+
+@SETTINGS
+@given(data=st.data(), bits=st.integers(1, 16), count=st.sampled_from([0, 1, 7, 8, 9, 33, 1000]),
+       dtype=st.sampled_from(UINTS))
+def test_gather_fields_matches_reference(data: st.DataObject, bits: int, count: int,
+                                         dtype: np.dtype):
+    k = data.draw(st.integers(1, 1 << bits))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    idx = rng.integers(0, k, count)
+    packed = np.packbits(((idx[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1),
+                         bitorder="little")
+    table = rng.integers(0, np.iinfo(dtype).max, k, dtype=dtype, endpoint=True)
+    got = kernels.gather_fields(packed, bits, count, table, "x")
+    assert got.dtype == dtype and got.tobytes() == gather_reference(packed, bits, count,
+                                                                    table).tobytes()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 4, 7, 12, 16])
+def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
+    count = 13  # 13 x bits bits: padding bits in the last byte unless bits is 16
+    table = np.arange(1 << bits, dtype=np.uint16)[: max(2, (1 << bits) - 1)]
+    packed = np.zeros((count * bits + 7) // 8, np.uint8)
+    assert kernels.gather_fields(packed, bits, count, table, "x").tobytes() == bytes(2 * count)
+    with pytest.raises(FrameLayoutError, match="x: 1 bytes, expected"):
+        kernels.gather_fields(packed[:1], bits, count, table, "x")
+    if count * bits % 8:
+        pad = packed.copy()
+        pad[-1] |= 0x80
+        with pytest.raises(FrameLayoutError, match="x: padding bits after the last field"):
+            kernels.gather_fields(pad, bits, count, table, "x")
+    if table.size < 1 << bits:  # the last field set to the first index past the table
+        high = packed.copy()
+        bit = (count - 1) * bits
+        for i in range(bits):
+            if (table.size >> i) & 1:
+                high[(bit + i) // 8] |= 1 << ((bit + i) % 8)
+        with pytest.raises(FrameLayoutError, match=f"x holds index {table.size} >= "):
+            kernels.gather_fields(high, bits, count, table, "x")

@@ -247,3 +247,21 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
     """:func:`row_modes_table` for any width, by sorting a copy of each row."""
     _native.row_modes_sort(x, rows, cols, out)
 
+
+def gather_fields(packed: np.ndarray, bits: int, count: int, table: np.ndarray,
+                  what: str) -> np.ndarray:
+    """``table[unpack_fields(packed, bits, count, what)]`` in one pass, for fields of 1 to 16
+    bits; the same checks and messages as :func:`~._common.unpack_fields`, then a field past
+    the table (``FrameLayoutError``)."""
+    expected = (count * bits + 7) // 8
+    if packed.size != expected:
+        raise FrameLayoutError(
+            f"{what}: {packed.size} bytes, expected {expected} for {count} x {bits}-bit fields"
+        )
+    out = np.empty(count, table.dtype)
+    top = _native.gather_fields(packed, bits, count, table, out)
+    if top < 0:
+        raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+    if count and top >= table.size:
+        raise FrameLayoutError(f"{what} holds index {top} >= {table.size} centroids")
+    return out

@@ -48,6 +48,7 @@ from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
 from ._common import pack_fields, unpack_fields
+from ._kernels import gather_fields
 
 __all__ = [
     "MAX_CENTROIDS",
@@ -438,11 +439,10 @@ def decode_centroids(
     elif mode == "p":
         bits = _index_bits(k)
         raw = sections.array(f"{prefix}.idx", np.uint8)
-        idx = unpack_fields(raw, bits, count, f"section '{prefix}.idx'")
-        if count and int(idx.max()) >= k:
-            raise FrameLayoutError(
-                f"section '{prefix}.idx' holds index {int(idx.max())} >= {k} centroids"
-            )
+        what = f"section '{prefix}.idx'"
+        if bits:  # unpack and gather in one pass
+            return gather_fields(raw, bits, count, centroids, what)
+        idx = unpack_fields(raw, bits, count, what)  # one centroid: no bits, every index 0
     else:
         raise FrameLayoutError(f"meta index mode must be 'h' or 'p', got {mode!r:.50}")
     return centroids.take(idx)  # every index is < k (checked above or by the decoder); take

@@ -1902,6 +1902,79 @@ done:
 }
 
 
+/* -- packed indices ---------------------------------------------------------------------- */
+
+/* Field i (bits <= 16) of an LSB-first bit stream of nbytes bytes: the 1-3 bytes holding it. */
+SC_INLINE uint32_t field_at(const uint8_t *p, Py_ssize_t nbytes, Py_ssize_t i, int bits) {
+    const Py_ssize_t bit = i * bits, b = bit >> 3;
+    uint32_t w;
+    if (SC_LIKELY(b + 4 <= nbytes)) {
+        memcpy(&w, p + b, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap32(w); /* the stream is LSB first: byte b is the low byte */
+#endif
+    } else {
+        w = p[b];
+        if (b + 1 < nbytes) w |= (uint32_t)p[b + 1] << 8;
+        if (b + 2 < nbytes) w |= (uint32_t)p[b + 2] << 16;
+    }
+    return (w >> (bit & 7)) & ((1u << bits) - 1);
+}
+
+/* out[i] = table[field i] for count fields of bits (1..16) bits packed LSB first (pack_fields).
+ * The bytes hold exactly the fields; the stream's bits after the last field must be 0. */
+SC_INLINE int64_t gather_fields_body(const uint8_t *restrict p, Py_ssize_t nbytes, int bits,
+                                     Py_ssize_t count, const void *restrict table,
+                                     Py_ssize_t k, void *restrict out, Py_ssize_t size) {
+    uint32_t top = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t f = field_at(p, nbytes, i, bits);
+        top = f > top ? f : top;
+        st(out, size, i, (Py_ssize_t)f < k ? ld(table, size, f) : 0);
+    }
+    const int used = (int)((count * bits) & 7);
+    if (used && (p[nbytes - 1] >> used)) return -1;
+    return (int64_t)top;
+}
+
+/* gather_fields(packed, bits, count, table, out) -> the largest field (every field >= the
+ * table's length gives 0), or -1: padding bits after the last field are set. */
+FASTCALL(gather_fields) {
+    sc_bufs s = {.n = 0};
+    sc_arr packed = {0}, table = {0}, out = {0};
+    int64_t bits, count;
+    PyObject *res = NULL;
+    const char *fn = "gather_fields";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 1, "packed", &packed) < 0 || sc_i64(args[1], &bits) < 0 ||
+        sc_i64(args[2], &count) < 0 || get(&s, args[3], 0, 0, "table", &table) < 0 ||
+        get(&s, args[4], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        goto done;
+    if (bits < 1 || bits > 16 || count < 0 || out.n != count ||
+        table.itemsize != out.itemsize || packed.n != (count * bits + 7) / 8) {
+        fail("%s: sizes do not fit (bits=%lld, count=%lld, packed %zd bytes, out %zd items of "
+             "%zd bytes, table items of %zd)", fn, (long long)bits, (long long)count, packed.n,
+             out.n, out.itemsize, table.itemsize);
+        goto done;
+    }
+    int64_t rc;
+    Py_BEGIN_ALLOW_THREADS
+#define GF(S) gather_fields_body(packed.p, packed.n, (int)bits, count, table.p, table.n, out.p, S)
+    switch (out.itemsize) {
+    case 1: rc = GF(1); break;
+    case 2: rc = GF(2); break;
+    case 4: rc = GF(4); break;
+    default: rc = GF(8); break;
+    }
+#undef GF
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLongLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+
 /* -- method table ---------------------------------------------------------------------------- */
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
@@ -1929,6 +2002,8 @@ PyMethodDef sc_layout_methods[] = {
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
+    M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
+                     " padding bits set."),
     M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
                      " shift, width, rest_bits, out, codes) -> 0, -1 padding slot, -3 bad frame."),
     {NULL, NULL, 0, NULL},
