@@ -810,14 +810,6 @@ SC_TARGET("avx2") static void bf16_to_f32_avx2(const char *src, int64_t cnt, flo
     for (; t < cnt; t++) vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
 }
 
-/* The x of 8 kept values from 16 columns by lane-crossing permutes (ia, ib: nm24_pair-style
- * indices of columns 0..7 and 8..15): what the window kernel's tables index. */
-SC_TARGET("avx2,fma") SC_INLINE __m256 nm24_gather_cross(const float *xq, __m256i ia,
-                                                         __m256i ib) {
-    return _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xq), ia),
-                           _mm256_permutevar8x32_ps(_mm256_loadu_ps(xq + 8), ib), 0xF0);
-}
-
 /* x reordered for nm24_gather: in every step of 4 groups q .. q+3 (16 columns), the columns
  * of groups q, q+2, q+1, q+3, so that one 32-byte load holds groups q and q+2 (one per
  * 128-bit lane) and the next q+1 and q+3. The first `full` groups of each of the nb rows. */
@@ -834,8 +826,8 @@ SC_TARGET("avx2") static void nm24_lane_order(const float *x, int64_t cols, int6
 /* The x of the 8 kept values of groups q .. q+3 in the values' order, from xp = the step's
  * 16 columns in nm24_lane_order: each 128-bit lane's two kept columns moved to its front by
  * an in-lane shuffle (ia: lane_pair of codes q, q+2; ib: of q+1, q+3), then the fronts
- * interleaved: [q | q+1 || q+2 | q+3]. In-lane shuffles, not the lane-crossing permutes of
- * nm24_gather_cross: on an AMD Zen 3 core those made batch 1 10-20% slower. */
+ * interleaved: [q | q+1 || q+2 | q+3]. In-lane shuffles, not lane-crossing permutes
+ * (vpermps), which on an AMD Zen 3 core made the 2:4 GEMV 10-20% slower. */
 SC_TARGET("avx2,fma") SC_INLINE __m256 nm24_gather(const float *xp, __m256i ia, __m256i ib) {
     return _mm256_shuffle_ps(_mm256_permutevar_ps(_mm256_loadu_ps(xp), ia),
                              _mm256_permutevar_ps(_mm256_loadu_ps(xp + 8), ib), 0x44);
@@ -1509,7 +1501,8 @@ fail:
  * 16 kept values) everything is byte-aligned: 3 pattern bytes, 6 exponent bytes, 16 rest bytes.
  * The AVX2 path decodes a block in registers (the rest bytes by one shuffle into the top half of
  * each lane, the exponents by a variable shift and a permute of etab) and multiplies it by x
- * permuted per pair of groups, as the 2:4 GEMV does; the AVX-512 path (below it) does a block
+ * gathered per step of 4 groups, as the 2:4 GEMV does (win_lane: the pair codes of the frame
+ * regrouped into the GEMV's lane pairs); the AVX-512 path (below it) does a block
  * in one 16-lane vector; the scalar twin keeps the same 16 lanes and the same fmaf order.
  * Columns past the last whole block go one fmaf at a time in all three. */
 
@@ -1531,12 +1524,22 @@ typedef struct {
  * (a frame's bad code reads x lane 0, and bit 3, which no valid index has, reports it). */
 static int32_t win_pair[64 * 8];
 
+/* win_lane[p * 36 + p']: for the pair codes p = 6 a + b of groups (q, q+1) and p' = 6 c + d
+ * of (q+2, q+3), the byte offsets in nm24_lane_pair of the code pairs (a, c) (low half) and
+ * (b, d) (high half), as nm24_gather takes them. Sized for any two 6-bit codes; an entry with a
+ * code above 35 is 0 (and the row loop reports the code). */
+static uint32_t win_lane[63 * 36 + 64];
+
 static void win_quad_init(void);
 
 static void win_init(void) {
     nm24_init();
     memcpy(win_pair, nm24_pair, sizeof nm24_pair);
     for (int i = 36 * 8; i < 64 * 8; i++) win_pair[i] = 8;
+    for (int p = 0; p < 36; p++)
+        for (int p2 = 0; p2 < 36; p2++)
+            win_lane[p * 36 + p2] = (uint32_t)((p / 6 * 6 + p2 / 6) * 32) |
+                                    (uint32_t)((p % 6 * 6 + p2 % 6) * 32) << 16;
 #if SC_X86
     win_quad_init();
 #endif
@@ -1715,16 +1718,20 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
                                               -1, -1, 4, 4, -1, -1, 5, 5, -1, -1, 6, 6, -1, -1, 7, 7);
     const __m256i spread_b = _mm256_add_epi8(spread_a, _mm256_setr_epi8(
         0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8));
-    const char *pairs = (const char *)win_pair;
+    const char *pairs = (const char *)nm24_lane_pair;
     const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
     const int64_t nesc = J->nesc, *esc = J->esc;
-    int64_t e = win_first_escape(J, r0 * gpr * 2);
-    for (int64_t r = r0; r < r1; r++) {
+    float *xp = malloc(((size_t)NB * nblk * 32 + 1) * 4); /* x in nm24_lane_order */
+    if (!xp) return SC_NOMEM;
+    for (int b = 0; b < NB; b++)
+        nm24_lane_order(J->xrows + b * cols, cols, 1, nblk * 8, xp + b * nblk * 32);
+    int64_t e = win_first_escape(J, r0 * gpr * 2), err = 0;
+    for (int64_t r = r0; r < r1 && !err; r++) {
         win_row_t w;
-        int err = win_row(J, r, &w);
-        if (err) return err;
+        if ((err = win_row(J, r, &w))) break;
         const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
-        __m256i badv = _mm256_setzero_si256(), badi = badv;
+        __m256i badv = _mm256_setzero_si256();
+        uint32_t badp = 0; /* bit 6 set: a pair code above 35 (code + 28 >= 64) */
         __m256 acc[WIN_MAX_NB][2];
         for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
         const int64_t vrow = r * gpr * 2;
@@ -1733,9 +1740,9 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
             const uint32_t pw = win_ld24(prow + 3 * k, pend);
             uint32_t ca, cb;
             win_codes(erow, eend, k, &ca, &cb);
-            /* byte offsets of the four pairs' rows of win_pair (32 bytes each) */
-            const uint32_t p0 = (pw << 5) & 0x7E0, p1 = (pw >> 1) & 0x7E0, p2 = (pw >> 7) & 0x7E0,
-                           p3 = (pw >> 13) & 0x7E0;
+            /* the four pair codes (groups 8k, 8k+1 | 8k+2, 8k+3 || 8k+4, .. ) */
+            const uint32_t p0 = pw & 63, p1 = (pw >> 6) & 63, p2 = (pw >> 12) & 63, p3 = pw >> 18;
+            badp |= (p0 + 28) | (p1 + 28) | (p2 + 28) | (p3 + 28);
             const __m128i rb = _mm_loadu_si128((const __m128i *)(rrow + 16 * k));
             const __m256i rr = _mm256_broadcastsi128_si256(rb);
             const __m256i ea = _mm256_permutevar8x32_epi32(
@@ -1749,35 +1756,38 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
                 uint32_t tmp[16];
                 _mm256_storeu_si256((__m256i *)tmp, va);
                 _mm256_storeu_si256((__m256i *)(tmp + 8), vb);
-                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
+                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) break;
                 next = e < nesc ? esc[e] - vrow : INT64_MAX;
                 va = _mm256_loadu_si256((const __m256i *)tmp);
                 vb = _mm256_loadu_si256((const __m256i *)(tmp + 8));
             }
-            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + p0));
-            const __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + p1));
-            const __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + p2));
-            const __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + p3));
-            badi = _mm256_or_si256(badi, _mm256_or_si256(_mm256_or_si256(i0, i1), _mm256_or_si256(i2, i3)));
+            const uint32_t o01 = win_lane[p0 * 36 + p1], o23 = win_lane[p2 * 36 + p3];
+            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + (o01 & 0xFFFF)));
+            const __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + (o01 >> 16)));
+            const __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + (o23 & 0xFFFF)));
+            const __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + (o23 >> 16)));
             for (int b = 0; b < NB; b++) {
-                const float *xq = J->xrows + b * cols + 32 * k;
-                const __m256 g0 = nm24_gather_cross(xq, i0, i1);
-                const __m256 g1 = nm24_gather_cross(xq + 16, i2, i3);
+                const float *xq = xp + b * nblk * 32 + 32 * k;
+                const __m256 g0 = nm24_gather(xq, i0, i1);
+                const __m256 g1 = nm24_gather(xq + 16, i2, i3);
                 acc[b][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(va), g0, acc[b][0]);
                 acc[b][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(vb), g1, acc[b][1]);
             }
         }
-        if (!_mm256_testz_si256(badi, _mm256_set1_epi32(8)) ||
-            !_mm256_testz_si256(badv, _mm256_set1_epi32(1)))
-            return SC_BAD_FRAME;
+        if (err) break;
+        if ((badp & 64) || !_mm256_testz_si256(badv, _mm256_set1_epi32(1))) {
+            err = SC_BAD_FRAME;
+            break;
+        }
         float a16[WIN_MAX_NB][16];
         for (int b = 0; b < NB; b++) {
             _mm256_storeu_ps(a16[b], acc[b][0]);
             _mm256_storeu_ps(a16[b] + 8, acc[b][1]);
         }
-        if ((err = win_finish(J, r, nblk, &e, a16))) return err;
+        err = win_finish(J, r, nblk, &e, a16);
     }
-    return (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
+    free(xp);
+    return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
 
 SC_TARGET("avx2,fma") static int64_t win_rows_avx2_1(const void *j, int64_t r0, int64_t r1) {
@@ -1853,7 +1863,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
             if (next < 16 * k + 16) { /* an escape in this block (rare) */
                 uint32_t tmp[16];
                 _mm512_storeu_si512(tmp, v);
-                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
+                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) break;
                 next = e < nesc ? esc[e] - vrow : INT64_MAX;
                 v = _mm512_loadu_si512(tmp);
             }
