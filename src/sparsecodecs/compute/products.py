@@ -77,6 +77,7 @@ from ..registry import (
     get_decode_limit,
     read_frame,
 )
+from ..registry.dtypes import name_of
 
 __all__ = ["DEFAULT_BLOCK_ROWS", "CompressedLinear", "MatmulStats", "matmul"]
 
@@ -180,7 +181,7 @@ def _native(dtype: np.dtype[Any]) -> np.dtype[Any]:
 def _float_source(bits: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray, int]:
     """``(vtab, vf, mode)``: how the kernels turn the value bit patterns into float32."""
     native = _native(dtype)
-    if native.name == "bfloat16":
+    if name_of(native) == "bfloat16":
         return _NO_FLOATS, _NO_FLOATS, _BFLOAT16
     if native == np.float16:
         return _table(native), _NO_FLOATS, _F16
@@ -195,7 +196,7 @@ def _float_source(bits: np.ndarray, dtype: np.dtype[Any]) -> tuple[np.ndarray, n
 def _to_float32(bits: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     """A block of bit patterns as float32 values (a view for float32)."""
     native = _native(dtype)
-    if native.name == "bfloat16":  # the top half of a float32: a shift, exact
+    if name_of(native) == "bfloat16":  # the top half of a float32: a shift, exact
         return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
     if native == np.float32:
         return bits.view(np.float32)
@@ -352,7 +353,7 @@ def _frame_product(
     nb = xt.shape[1]
     count = rows * cols
     fused = (isinstance(parts, WindowParts) and not trans and bad is None
-             and _native(info.dtype).name == "bfloat16")
+             and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
         parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
     if fused:
