@@ -251,8 +251,8 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
 def gather_fields(packed: np.ndarray, bits: int, count: int, table: np.ndarray,
                   what: str) -> np.ndarray:
     """``table[unpack_fields(packed, bits, count, what)]`` in one pass, for fields of 1 to 16
-    bits; the same checks and messages as :func:`~._common.unpack_fields`, then a field past
-    the table (``FrameLayoutError``)."""
+    bits: centroid indices into their table. The same checks and messages as
+    :func:`~._common.unpack_fields`, then an index past the table (``FrameLayoutError``)."""
     expected = (count * bits + 7) // 8
     if packed.size != expected:
         raise FrameLayoutError(

