@@ -262,3 +262,53 @@ def test_threaded_join_fields32_joins_the_same_values(top: int, rotate: int) -> 
         out = np.zeros(n, np.uint32)
         hk.join_fields32(syms, low_bytes, rotate, top, out, threads)
         assert out.tobytes() == values.tobytes(), threads
+
+
+# -- the kernels' thread pool (kernels/module.c) --------------------------------------------------
+
+
+def _product_bits(frame: bytes, x: np.ndarray, threads: int) -> bytes:
+    return sc.matmul(x, frame, threads=threads).tobytes()
+
+
+def test_pool_serves_concurrent_callers_the_same_bits() -> None:
+    """Python threads calling threaded kernels at once: one owns the pool, the others start
+    threads of their own; every result is the one-thread result, bit for bit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    w = weights((512, 384), ml_dtypes.bfloat16)
+    frames = [sc.get_codec(c).encode(w) for c in ("nm", "hybrid", "bitmask")]
+    x = np.random.default_rng(1).standard_normal((3, 384)).astype(np.float32)
+    want = [_product_bits(f, x, 1) for f in frames]
+    decoded = w.tobytes()
+    jobs = [(i % 3, 2 + i % 3) for i in range(150)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda j: _product_bits(frames[j[0]], x, j[1]), jobs))
+        dec = list(pool.map(lambda j: sc.decode(frames[j[0]], threads=j[1]).tobytes(), jobs))
+    assert got == [want[i] for i, _ in jobs]
+    assert dec == [decoded] * len(jobs)
+
+
+def _child_product(conn: Any, frame: bytes, x: np.ndarray) -> None:
+    conn.send(_product_bits(frame, x, 3))
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_pool_works_in_a_forked_child() -> None:
+    """A child forked after the parent's pool started (whose workers do not exist in the child)
+    computes the same bits, and does not hang."""
+    import multiprocessing
+
+    w = weights((512, 384), ml_dtypes.bfloat16)
+    frame = sc.get_codec("nm").encode(w)
+    x = np.random.default_rng(2).standard_normal((2, 384)).astype(np.float32)
+    want = _product_bits(frame, x, 2)  # the parent's pool now has workers
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_product, args=(child, frame, x))
+    proc.start()
+    assert parent.poll(60), "the forked child did not answer (a hang in the pool?)"
+    got = parent.recv()
+    proc.join(30)
+    assert proc.exitcode == 0 and got == want

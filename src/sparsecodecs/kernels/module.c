@@ -19,11 +19,12 @@ static void *sc_run_part(void *arg) {
     return NULL;
 }
 
-void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
+/* Parts 1 .. n-1 on threads started for this call (parts whose thread cannot start run on the
+ * caller): what sc_parallel does when its pool is busy or cannot grow. */
+static void sc_spawn(int n, void (*fn)(void *ctx, int i), void *ctx) {
     pthread_t tid[SC_MAX_THREADS];
     sc_part part[SC_MAX_THREADS];
     int started[SC_MAX_THREADS] = {0};
-    if (n > SC_MAX_THREADS) n = SC_MAX_THREADS;
     for (int i = 1; i < n; i++) {
         part[i] = (sc_part){fn, ctx, i};
         started[i] = pthread_create(&tid[i], NULL, sc_run_part, &part[i]) == 0;
@@ -33,6 +34,91 @@ void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
         if (started[i]) pthread_join(tid[i], NULL);
         else fn(ctx, i);
     }
+}
+
+/* The pool: worker threads kept between calls (starting one costs tens of microseconds, as
+ * much as a small product). One caller at a time owns it (`owner`, taken by trylock: a second
+ * concurrent caller spawns its own threads instead of waiting). A job is published under `mu`
+ * with a new generation; workers and the caller take its parts by index until none is left,
+ * and the caller waits until every taken part has finished. After fork() the child has no
+ * workers: pool_reset (pthread_atfork) empties the pool and re-creates its locks. */
+static pthread_mutex_t pool_owner = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
+static int pool_size;      /* workers started (and waiting for work), under pool_mu */
+static unsigned long pool_gen; /* the job's generation, under pool_mu */
+static void (*pool_fn)(void *ctx, int i);
+static void *pool_ctx;
+static int pool_next, pool_n, pool_busy; /* next part to take, parts, parts running */
+
+/* Take and run parts of the current job until none is left; called with pool_mu held, returns
+ * with it held. */
+static void pool_drain(void) {
+    while (pool_next < pool_n) {
+        int i = pool_next++;
+        void (*fn)(void *, int) = pool_fn;
+        void *ctx = pool_ctx;
+        pool_busy++;
+        pthread_mutex_unlock(&pool_mu);
+        fn(ctx, i);
+        pthread_mutex_lock(&pool_mu);
+        if (--pool_busy == 0 && pool_next >= pool_n) pthread_cond_broadcast(&pool_done);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&pool_mu);
+    unsigned long seen = pool_gen;
+    for (;;) {
+        while (pool_gen == seen) pthread_cond_wait(&pool_work, &pool_mu);
+        seen = pool_gen;
+        pool_drain();
+    }
+    return NULL; /* not reached: workers live as long as the process */
+}
+
+static void pool_reset(void) {
+    pthread_mutex_init(&pool_owner, NULL);
+    pthread_mutex_init(&pool_mu, NULL);
+    pthread_cond_init(&pool_work, NULL);
+    pthread_cond_init(&pool_done, NULL);
+    pool_size = pool_next = pool_n = pool_busy = 0;
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_init(void) { pthread_atfork(NULL, NULL, pool_reset); }
+
+void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
+    if (n > SC_MAX_THREADS) n = SC_MAX_THREADS;
+    if (n <= 1) {
+        if (n == 1) fn(ctx, 0);
+        return;
+    }
+    pthread_once(&pool_once, pool_init);
+    if (pthread_mutex_trylock(&pool_owner) != 0) { /* another caller has the pool */
+        sc_spawn(n, fn, ctx);
+        return;
+    }
+    pthread_mutex_lock(&pool_mu);
+    while (pool_size < n - 1) { /* grow to n - 1 workers; if one cannot start, fewer help */
+        pthread_t t;
+        if (pthread_create(&t, NULL, pool_worker, NULL) != 0) break;
+        pthread_detach(t);
+        pool_size++;
+    }
+    pool_fn = fn;
+    pool_ctx = ctx;
+    pool_next = 0;
+    pool_n = n;
+    pool_gen++;
+    pthread_cond_broadcast(&pool_work);
+    pool_drain(); /* the caller takes parts too: every part runs even with no worker */
+    while (pool_busy) pthread_cond_wait(&pool_done, &pool_mu);
+    pool_n = 0;
+    pthread_mutex_unlock(&pool_mu);
+    pthread_mutex_unlock(&pool_owner);
 }
 
 static int cpu_level(void) {

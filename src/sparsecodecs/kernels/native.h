@@ -95,10 +95,12 @@ static inline int sc_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name) 
     return 0;
 }
 
-/* Run fn(ctx, i) for i in 0 .. n-1, each on its own thread (i = 0 on the calling one), and
- * wait for all. For kernels splitting one job into independent parts (streams, row ranges);
- * called with the GIL released. If a thread cannot be started its part runs on the caller,
- * so the result never depends on how many threads ran. n is at most SC_MAX_THREADS. */
+/* Run fn(ctx, i) for i in 0 .. n-1 on up to n threads (the calling one and workers of a pool
+ * kept between calls, module.c), and wait for all. For kernels splitting one job into
+ * independent parts (streams, row ranges); called with the GIL released, fn touching no
+ * Python object. Which thread runs which part varies, and a part may run on the caller, so
+ * parts must write disjoint outputs: then the result never depends on the threads. n is at
+ * most SC_MAX_THREADS. */
 #define SC_MAX_THREADS 64
 void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx);
 
