@@ -29,8 +29,8 @@
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
  *     accumulators. Its scalar twin does the same per lane (fmaf), so the two write the same
  *     bytes.
- * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by pthreads, each
- * with its own scratch; a transposed product runs on one thread (its rows scatter into shared
+ * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by sc_parallel
+ * (the caller and a pool of workers), each with its own scratch; a transposed product runs on one thread (its rows scatter into shared
  * output rows). Every result is independent of the thread count.
  *
  * Return: the kept values multiplied (per batch column), or SC_BAD_PAD (-1: a non-zero value
