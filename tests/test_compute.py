@@ -390,3 +390,41 @@ def test_a_claimed_huge_weight_cannot_size_a_huge_result():
     hostile = reframe(frame, header=header)
     with pytest.raises(sc.DecodeLimitError, match="over the decode limit"):
         sc.matmul(np.ones((1, 0), np.float32), hostile)
+
+
+def _count_decode_parts(monkeypatch: pytest.MonkeyPatch, codec: str) -> list[int]:
+    """A counter of ``decode_parts`` calls on ``codec``'s class."""
+    cls = type(sc.get_codec(codec))
+    calls = [0]
+    original = cls.decode_parts
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "decode_parts", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("codec", "kept"), [("nm", True), ("bitmask", True), ("hybrid", False)])
+def test_a_layer_keeps_parts_that_are_views_of_its_frames(
+    monkeypatch: pytest.MonkeyPatch, codec: str, kept: bool
+) -> None:
+    """A CompressedLinear validates a frame's parts once when they are views of the frame (nm,
+    bitmask); decoded values (hybrid's Huffman-coded ones, 128 KiB here) are decoded for every
+    product. The results are the same bits either way, and the same as a product on the
+    bytes."""
+    w = (np.random.default_rng(3).standard_normal((256, 512)) * 0.02).astype(ml_dtypes.bfloat16)
+    w, _ = prune(w, "2:4")
+    frame = sc.get_codec(codec).encode(w)
+    layer = sc.CompressedLinear([frame])
+    x = np.random.default_rng(4).standard_normal((3, 512)).astype(np.float32)
+    v = np.random.default_rng(5).standard_normal(512).astype(np.float32)
+    xr = np.random.default_rng(6).standard_normal((2, 256)).astype(np.float32)
+    want = [sc.matmul(x, frame).tobytes(), sc.matmul(v[None], frame).reshape(-1).tobytes(),
+            (xr @ sc.CompressedLinear([frame])).tobytes()]  # each parsed and validated anew
+    calls = _count_decode_parts(monkeypatch, codec)
+    got = [layer.matmul(x).tobytes(), (layer @ v).tobytes(), (xr @ layer).tobytes(),
+           layer.matmul(x).tobytes()]
+    assert got == [*want, want[0]]
+    assert calls[0] == (1 if kept else 4)

@@ -52,7 +52,7 @@ array([ 1., -1.,  3.,  2.], dtype=float32)
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -325,21 +325,51 @@ def _non_finite_fixup(
     yt[met < total] = np.nan
 
 
+#: What the parts kept between products may hold of their own, beyond views of the frame:
+#: this many bytes, or an eighth of the frame if more (lookup tables, row pointers).
+_SMALL_OWNED = 1 << 16
+
+
+def _views_of_the_frame(parts: Any, frame_nbytes: int) -> bool:
+    """Whether ``parts`` holds views of the frame's bytes and little of its own: then keeping
+    them between products costs (almost) no memory. Decoded values (``hybrid``'s
+    entropy-coded ones, codes unpacked one per group) are arrays that own their memory; those
+    are decoded again for every product, as the memory target of a product asks."""
+    if not is_dataclass(parts):
+        return False
+    owned = 0
+    for f in fields(parts):
+        a = getattr(parts, f.name)
+        if not isinstance(a, np.ndarray):
+            continue
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        if a.base is None:
+            owned += a.nbytes
+    return owned <= max(_SMALL_OWNED, frame_nbytes // 8)
+
+
 def _frame_product(
     parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None,
-    bad: np.ndarray | None = None, threads: int = 1,
+    bad: np.ndarray | None = None, threads: int = 1, slot: list[Any] | None = None,
 ) -> None:
     """One frame's weight W: ``yt = W @ xt`` (``trans`` False) or ``yt += W.T @ xt``.
 
-    ``bad``: None if ``xt`` is all finite, else its non-finite indicator (float32 0/1)."""
+    ``bad``: None if ``xt`` is all finite, else its non-finite indicator (float32 0/1).
+    ``slot``: a one-item list that keeps the frame's validated parts between products (a
+    :class:`CompressedLinear`'s), when they are views of the frame (see
+    :func:`_views_of_the_frame`); None: parse them for this product only."""
     _check_limit(parsed)
     info = parsed.info
     rows, cols = info.shape
     codec = codec_for_frame(parsed)
     decode_parts = getattr(codec, "decode_parts", None)
-    if decode_parts is None:
+    parts: Any
+    if slot is not None and slot[0] is not None:
+        parts, path = slot[0]
+    elif decode_parts is None:
         bits = as_bits(codec.decode_frame(parsed))[0]
-        parts: Any = DenseParts(bits.reshape(-1))
+        parts = DenseParts(bits.reshape(-1))
         path = "decoded"
     else:
         reader = SectionReader(parsed.sections)
@@ -350,6 +380,8 @@ def _frame_product(
             # A non-zero fill: the empty entries are not zeros to skip. Decode, multiply dense.
             parts = DenseParts(parts.to_bits(info.shape).reshape(-1))
             path = "decoded"
+        elif slot is not None and _views_of_the_frame(parts, parsed.nbytes):
+            slot[0] = (parts, path)
     nb = xt.shape[1]
     count = rows * cols
     fused = (isinstance(parts, WindowParts) and not trans and bad is None
@@ -392,10 +424,12 @@ def _product(
     stats: MatmulStats | None,
     what: str,
     threads: int = 1,
+    slots: Sequence[list[Any]] | None = None,
 ) -> np.ndarray:
     """``x @ (diag(scale) W).T`` (``trans`` False) or ``x @ diag(scale) W`` over row blocks.
 
-    ``frames`` are ``(frame, first row, end row)`` of W, in order, covering ``shape[0]`` rows.
+    ``frames`` are ``(frame, first row, end row)`` of W, in order, covering ``shape[0]`` rows;
+    ``slots``, one per frame, keep their parts between products (see :func:`_frame_product`).
     """
     arr = _as_input(x, "x")
     threads = check_int("threads", threads, 1, 256)
@@ -436,12 +470,14 @@ def _product(
         else:
             yt = (np.zeros((k_out, batch), np.float32) if trans
                   else np.empty((k_out, batch), np.float32))
-        for parsed, r0, r1 in frames:
+        for i, (parsed, r0, r1) in enumerate(frames):
+            slot = None if slots is None else slots[i]
             if trans:
                 _frame_product(parsed, xt[r0:r1], yt, True, stats,
-                               None if bad is None else np.ascontiguousarray(bad[r0:r1]), threads)
+                               None if bad is None else np.ascontiguousarray(bad[r0:r1]), threads,
+                               slot)
             else:
-                _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads)
+                _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads, slot)
         if not trans and scale is not None:
             yt *= scale[:, None]
     return np.ascontiguousarray(yt.T).reshape(*lead, k_out)
@@ -568,6 +604,8 @@ class CompressedLinear:
         if not self._frames:
             raise ShapeError("a CompressedLinear needs at least one frame")
         self._parsed = tuple(_parse_weight(f) for f in self._frames)
+        # per frame, its validated parts once a product has made them (_frame_product)
+        self._slots: tuple[list[Any], ...] = tuple([None] for _ in self._parsed)
         first = self._parsed[0].info
         offsets = [0]
         for i, p in enumerate(self._parsed):
@@ -680,7 +718,8 @@ class CompressedLinear:
         """``x @ W.T`` (times ``scale``), no bias; ``x`` of shape ``(..., in)``; ``threads`` as
         for :func:`matmul`."""
         return _product(
-            x, self._blocks(), self._shape, self._scale, False, stats, "matmul", threads
+            x, self._blocks(), self._shape, self._scale, False, stats, "matmul", threads,
+            self._slots,
         )
 
     def __call__(
@@ -705,10 +744,11 @@ class CompressedLinear:
             return self.matmul(arr)
         y = _product(
             np.swapaxes(arr, -1, -2), self._blocks(), self._shape, self._scale, False, None,
-            "layer @ v",
+            "layer @ v", slots=self._slots,
         )
         return np.ascontiguousarray(np.swapaxes(y, -1, -2))
 
     def __rmatmul__(self, x: object) -> np.ndarray:
         """``x @ W``; ``x`` of shape ``(..., out)``."""
-        return _product(x, self._blocks(), self._shape, self._scale, True, None, "x @ layer")
+        return _product(x, self._blocks(), self._shape, self._scale, True, None, "x @ layer",
+                        slots=self._slots)
