@@ -62,32 +62,43 @@ def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
     return np.ascontiguousarray(packed[: -(-flat.size * bits // 8)])
 
 
-def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.ndarray:
-    """Inverse of :func:`pack_fields`; checks the byte count and that padding bits are zero."""
+#: What unpack_fields (and the compiled gather of packed centroid indices) say about set bits
+#: past the last field.
+PADDING_BITS_SET = "padding bits after the last field are not zero"
+
+
+def check_field_bytes(packed: np.ndarray, bits: int, count: int, what: str) -> None:
+    """FrameLayoutError unless ``packed`` is exactly the bytes of ``count`` ``bits``-bit fields
+    (:func:`pack_fields`)."""
     expected = (count * bits + 7) // 8
     if packed.size != expected:
         raise FrameLayoutError(
             f"{what}: {packed.size} bytes, expected {expected} for {count} x {bits}-bit fields"
         )
+
+
+def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.ndarray:
+    """Inverse of :func:`pack_fields`; checks the byte count and that padding bits are zero."""
+    check_field_bytes(packed, bits, count, what)
     if count == 0 or bits == 0:
         return np.zeros(count, np.uint64)
     if bits > 8:
         flat = np.unpackbits(packed, bitorder="little")
         if flat[count * bits :].any():
-            raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+            raise FrameLayoutError(f"{what}: {PADDING_BITS_SET}")
         planes = flat[: count * bits].reshape(count, bits).astype(np.uint64)
         return (planes << np.arange(bits, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
     n8 = -(-count // 8) * 8  # eight fields a group of `bits` bytes, read as one word
     words = np.zeros((n8 // 8, 8), np.uint8)
-    if expected == n8 // 8 * bits:  # whole groups (window rows come padded): no copy to pad
+    if packed.size == n8 // 8 * bits:  # whole groups (window rows come padded): no copy to pad
         full = packed
     else:
         full = np.zeros(n8 // 8 * bits, np.uint8)
-        full[:expected] = packed
+        full[: packed.size] = packed
     words[:, :bits] = full.reshape(-1, bits)
     w = words.view("<u8").reshape(-1, 1).astype(np.uint64, copy=False)
     fields = ((w >> (np.arange(8, dtype=np.uint64) * np.uint64(bits)))
               & np.uint64((1 << bits) - 1)).reshape(-1)
     if fields[count:].any():  # the last byte's padding bits (the bytes after it are zeros)
-        raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+        raise FrameLayoutError(f"{what}: {PADDING_BITS_SET}")
     return fields[:count]

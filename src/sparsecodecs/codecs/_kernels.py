@@ -23,6 +23,7 @@ import numpy as np
 
 from ..kernels import _native
 from ..registry import FrameLayoutError
+from ._common import PADDING_BITS_SET, check_field_bytes
 
 
 @lru_cache(maxsize=1)
@@ -253,15 +254,11 @@ def gather_fields(packed: np.ndarray, bits: int, count: int, table: np.ndarray,
     """``table[unpack_fields(packed, bits, count, what)]`` in one pass, for fields of 1 to 16
     bits: centroid indices into their table. The same checks and messages as
     :func:`~._common.unpack_fields`, then an index past the table (``FrameLayoutError``)."""
-    expected = (count * bits + 7) // 8
-    if packed.size != expected:
-        raise FrameLayoutError(
-            f"{what}: {packed.size} bytes, expected {expected} for {count} x {bits}-bit fields"
-        )
+    check_field_bytes(packed, bits, count, what)
     out = np.empty(count, table.dtype)
     top = _native.gather_fields(packed, bits, count, table, out)
     if top < 0:
-        raise FrameLayoutError(f"{what}: padding bits after the last field are not zero")
+        raise FrameLayoutError(f"{what}: {PADDING_BITS_SET}")
     if count and top >= table.size:
         raise FrameLayoutError(f"{what} holds index {top} >= {table.size} centroids")
     return out

@@ -349,6 +349,22 @@ def _views_of_the_frame(parts: Any, frame_nbytes: int) -> bool:
     return owned <= max(_SMALL_OWNED, frame_nbytes // 8)
 
 
+def _frame_parts(parsed: Frame) -> tuple[Any, str]:
+    """``(parts, path)`` of a frame: its codec's validated parts (path "dense"), or its decoded
+    bits as DenseParts (path "decoded": a codec without ``decode_parts``, or a non-zero fill,
+    whose empty entries are not zeros to skip)."""
+    codec = codec_for_frame(parsed)
+    decode_parts = getattr(codec, "decode_parts", None)
+    if decode_parts is None:
+        return DenseParts(as_bits(codec.decode_frame(parsed))[0].reshape(-1)), "decoded"
+    reader = SectionReader(parsed.sections)
+    parts = decode_parts(reader, parsed.info)
+    reader.check_all_used()
+    if getattr(parts, "fill", None) is not None:
+        return DenseParts(parts.to_bits(parsed.info.shape).reshape(-1)), "decoded"
+    return parts, "dense"
+
+
 def _frame_product(
     parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None,
     bad: np.ndarray | None = None, threads: int = 1, slot: list[Any] | None = None,
@@ -362,25 +378,11 @@ def _frame_product(
     _check_limit(parsed)
     info = parsed.info
     rows, cols = info.shape
-    codec = codec_for_frame(parsed)
-    decode_parts = getattr(codec, "decode_parts", None)
-    parts: Any
     if slot is not None and slot[0] is not None:
         parts, path = slot[0]
-    elif decode_parts is None:
-        bits = as_bits(codec.decode_frame(parsed))[0]
-        parts = DenseParts(bits.reshape(-1))
-        path = "decoded"
     else:
-        reader = SectionReader(parsed.sections)
-        parts = decode_parts(reader, info)
-        reader.check_all_used()
-        path = "dense"
-        if getattr(parts, "fill", None) is not None:
-            # A non-zero fill: the empty entries are not zeros to skip. Decode, multiply dense.
-            parts = DenseParts(parts.to_bits(info.shape).reshape(-1))
-            path = "decoded"
-        elif slot is not None and _views_of_the_frame(parts, parsed.nbytes):
+        parts, path = _frame_parts(parsed)
+        if slot is not None and path == "dense" and _views_of_the_frame(parts, parsed.nbytes):
             slot[0] = (parts, path)
     nb = xt.shape[1]
     count = rows * cols
