@@ -158,7 +158,7 @@ def encode(symbols: np.ndarray, alphabet: int, **kwargs) -> tuple[bytes, bytes]:
     assert (book.name, book.role, bits.name, bits.role) == (
         "s.codebook", "codebook", "s.bits", "values"
     )
-    return bytes(book.data), np.asarray(bits.data).tobytes()
+    return bytes(book.data), bytes(memoryview(bits.data).cast("B"))
 
 
 def skewed(rng: np.random.Generator, alphabet: int, count: int, spread: int = 1) -> np.ndarray:
@@ -1005,38 +1005,57 @@ def test_join_planes_inverts_split_planes_at_every_level_and_thread_count(size: 
 
 @settings(max_examples=examples(100))
 @given(
-    counts=st.lists(st.integers(0, 1 << 40), min_size=1, max_size=600),
+    symbols=st.lists(st.integers(0, 599), max_size=400),
+    alphabet_extra=st.integers(0, 70000),
     limit=st.integers(8, 15),
+    dtype=st.sampled_from([np.uint8, np.uint16]),
 )
-def test_build_code_is_huffman_lengths_and_canonical_codes(counts: list[int], limit: int):
-    """The encoder's one-call code: the lengths huffman_lengths assigns (ties in symbol
-    order), their canonical codes and the used range; the same refusal past 2**limit."""
-    from sparsecodecs.codecs import _huffman_kernels as hk
-
-    c = np.array(counts, np.int64)
-    lengths = np.full(c.size, 99, np.uint8)
-    codes = np.full(c.size, 7, np.uint32)
-    used = np.flatnonzero(c)
-    if used.size > 1 << limit:
+def test_encode_coded_is_its_pieces(symbols: list[int], alphabet_extra: int, limit: int, dtype):
+    """The one-call encoder writes the bytes the composed reference writes (huffman_lengths,
+    canonical codes, the codebook writer, the stream encoder), dense and sparse codebooks
+    alike; the same refusal past 2**limit symbols."""
+    syms = np.array(symbols, np.int64)
+    if dtype is np.uint8:
+        syms %= 256
+    alphabet = int(syms.max(initial=0)) + 1 + alphabet_extra % (256 if dtype is np.uint8 else 65536)
+    alphabet = min(alphabet, 256 if dtype is np.uint8 else 65536)
+    syms = syms.astype(dtype)
+    if np.unique(syms).size > 1 << limit:
         with pytest.raises(ValueError, match="more symbols"):
-            hk.build_code(c, limit, lengths, codes)
+            huff.encode_symbols(syms, alphabet, "s", "values", max_length=limit)
         return
-    got = hk.build_code(c, limit, lengths, codes)
-    want = huff.huffman_lengths(c, limit)
-    assert lengths.tobytes() == want.tobytes()
-    assert codes.tobytes() == huff.canonical_codes(want).tobytes()
-    assert got == ((used.size, int(used[0]), int(used[-1])) if used.size else (0, 0, 0))
+    got = huff.encode_symbols(syms, alphabet, "s", "values", max_length=limit)
+    want = huff.encode_symbols_reference(syms, alphabet, "s", "values", max_length=limit)
+    assert [(x.name, x.role, bytes(memoryview(x.data).cast("B"))) for x in got] == [
+        (x.name, x.role, bytes(memoryview(x.data).cast("B"))) for x in want]
 
 
-def test_build_code_refuses_bad_counts():
+@pytest.mark.parametrize("count", [0, 1, 16383, 16384, 16387, 70001])
+@pytest.mark.parametrize("limit", [8, 15])
+def test_encode_coded_streams_and_long_codes(count: int, limit: int):
+    """Four streams from 2**14 symbols, codes up to the limit (a geometric alphabet), lengths
+    at the limit after limiting: the reference's bytes."""
+    rng = np.random.default_rng(count + limit)
+    syms = np.minimum(rng.geometric(0.3, count) - 1, 4095).astype(np.uint16)
+    got = huff.encode_symbols(syms, 4096, "s", "values", max_length=limit)
+    want = huff.encode_symbols_reference(syms, 4096, "s", "values", max_length=limit)
+    assert [bytes(memoryview(x.data).cast("B")) for x in got] == [
+        bytes(memoryview(x.data).cast("B")) for x in want]
+
+
+def test_encode_coded_refuses_bad_input():
     from sparsecodecs.codecs import _huffman_kernels as hk
 
-    lengths, codes = np.empty(3, np.uint8), np.empty(3, np.uint32)
+    syms = np.zeros(4, np.uint8)
     for bad in ([1, -1, 2], [1, 1 << 50, 2]):
         with pytest.raises(ValueError, match="counts must be"):
-            hk.build_code(np.array(bad, np.int64), 15, lengths, codes)
-    with pytest.raises(ValueError, match="as long"):
-        hk.build_code(np.ones(4, np.int64), 15, lengths, codes)
+            hk.encode_coded(syms, np.array(bad, np.int64), 15, 1)
+    with pytest.raises(ValueError, match="outside the code table"):
+        hk.encode_coded(np.array([0, 3], np.uint8), np.array([1, 1], np.int64), 15, 1)
+    with pytest.raises(ValueError, match="nstreams"):
+        hk.encode_coded(syms, np.array([4], np.int64), 15, 0)
+    with pytest.raises(ValueError, match="2\\*\\*16 counts"):
+        hk.encode_coded(syms, np.ones((1 << 16) + 1, np.int64), 15, 1)
 
 
 def writable_guarded(n: int) -> np.ndarray:

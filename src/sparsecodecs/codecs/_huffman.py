@@ -125,13 +125,11 @@ class HuffmanTable:
         return cls(width, table, full, first, count, offset, order)
 
 
-def _serialize_lengths(lengths: np.ndarray, span_of: tuple[int, int, int] | None = None) -> bytes:
-    """The codebook's lengths part. ``span_of``: ``(used, first, last)`` of the symbols with a
-    code, when known (:func:`_huffman_kernels.build_code` returns them)."""
-    if span_of is None:
-        nz = np.flatnonzero(lengths)
-        span_of = (nz.size, int(nz[0]), int(nz[-1])) if nz.size else (0, 0, 0)
-    nused, first, last = span_of
+def _serialize_lengths(lengths: np.ndarray) -> bytes:
+    """The codebook's lengths part (the oracle of the compiled encoder's): the smaller of a
+    dense run of 4-bit lengths and a list of (symbol, length) pairs."""
+    nz = np.flatnonzero(lengths)
+    nused, first, last = (nz.size, int(nz[0]), int(nz[-1])) if nz.size else (0, 0, 0)
     span = last + 1 - first if nused else 0
     dense = 1 + 8 + (span + 1) // 2
     sparse = 1 + 4 + 3 * nused
@@ -216,32 +214,34 @@ def encode_symbols(
     if counts is None:
         counts = histogram(symbols, alphabet)
     counts = np.ascontiguousarray(counts, np.int64)
-    if counts.size <= 1 << 16:  # lengths, codes and the used range in one compiled call
-        lengths = np.empty(counts.size, np.uint8)
-        codes = np.empty(counts.size, np.uint32)
-        used, first, last = hk.build_code(counts, max_length, lengths, codes)
-        book = _serialize_lengths(lengths, (used, first, last))
-    else:
-        lengths = huffman_lengths(counts, max_length)
-        codes = canonical_codes(lengths)
-        book = _serialize_lengths(lengths)
+    if counts.size > 1 << 16:
+        raise ValueError(f"an alphabet of at most 2**16 symbols, got {counts.size} counts")
+    codebook, bits = hk.encode_coded(symbols, counts, max_length, _nstreams(symbols.size))
+    return [Section(f"{name}.codebook", "codebook", codebook), Section(f"{name}.bits", role, bits)]
+
+
+def encode_symbols_reference(
+    symbols: np.ndarray, alphabet: int, name: str, role: str, *, max_length: int = MAX_LENGTH,
+) -> list[Section]:
+    """:func:`encode_symbols` composed of its pieces (:func:`huffman_lengths`,
+    :func:`canonical_codes`, the codebook's writer, one stream encoder call): the test oracle
+    of the one compiled call that :func:`encode_symbols` makes."""
+    symbols = np.ascontiguousarray(symbols.reshape(-1))
+    lengths = huffman_lengths(histogram(symbols, alphabet), max_length)
+    codes = canonical_codes(lengths)
     nstreams = _nstreams(symbols.size)
     bounds = _stream_bounds(symbols.size, nstreams)
-    # Each stream is written into room for its symbols at the longest code, then the streams
-    # are packed together: one pass over the symbols instead of sizing the streams first.
+    # Each stream is written into room for its symbols at the longest code length, then the
+    # streams are packed together.
     room = (np.diff(bounds) * int(lengths.max(initial=1)) + 63) // 64 * 8
     offsets = np.zeros(nstreams + 1, np.int64)
     np.cumsum(room, out=offsets[1:])
     buf = np.empty(int(offsets[-1]), np.uint8)
     sizes = np.empty(nstreams, np.int64)
     hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, sizes)
-    out = buf[: sizes[0]] if nstreams == 1 else np.concatenate(
-        [buf[offsets[s] : offsets[s] + sizes[s]] for s in range(nstreams)])
-    codebook = book + bytes([nstreams]) + sizes.astype("<u8").tobytes()
-    return [
-        Section(f"{name}.codebook", "codebook", codebook),
-        Section(f"{name}.bits", role, out),
-    ]
+    out = np.concatenate([buf[offsets[s] : offsets[s] + sizes[s]] for s in range(nstreams)])
+    codebook = _serialize_lengths(lengths) + bytes([nstreams]) + sizes.astype("<u8").tobytes()
+    return [Section(f"{name}.codebook", "codebook", codebook), Section(f"{name}.bits", role, out)]
 
 
 def _nstreams(count: int) -> int:

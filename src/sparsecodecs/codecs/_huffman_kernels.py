@@ -24,13 +24,13 @@ from ..kernels import _native
 __all__ = [
     "BAD_CODEBOOK",
     "BAD_KRAFT",
-    "build_code",
     "build_decoder",
     "canonical_codes",
     "code_lengths",
     "decode_coded",
     "decode_coded_width",
     "decode_streams",
+    "encode_coded",
     "encode_streams",
     "entropy_bits",
     "histogram",
@@ -110,14 +110,18 @@ def code_lengths(freqs: np.ndarray, limit: int) -> np.ndarray:
     return a
 
 
-def build_code(counts: np.ndarray, limit: int, lengths: np.ndarray,
-               codes: np.ndarray) -> tuple[int, int, int]:
-    """The encoder's code for ``counts`` (int64, at most 2**16 symbols) in one call: writes
-    the code lengths (uint8, as :func:`_huffman.huffman_lengths` assigns them: symbols in
-    ascending (count, symbol) order, a lone symbol length 1) and the canonical codes (uint32)
-    of every symbol; returns ``(used, first, last)``, the symbols that occur and the first and
-    last of them. ValueError if more than ``2**limit`` symbols occur."""
-    result: tuple[int, int, int] = _native.huf_build_code(counts, int(limit), lengths, codes)
+def encode_coded(symbols: np.ndarray, counts: np.ndarray, limit: int,
+                 nstreams: int) -> tuple[bytes, bytes]:
+    """What :func:`_huffman.encode_symbols` stores, in one call: ``(codebook, bits)``.
+
+    The code of ``counts`` (int64, at most 2**16 symbols; lengths as
+    :func:`_huffman.huffman_lengths` assigns them: symbols in ascending (count, symbol) order,
+    a lone symbol length 1; canonical codes), the codebook (its lengths, the stream count and
+    each stream's bytes) and ``symbols`` coded in ``nstreams`` streams packed one after
+    another. ValueError if more than ``2**limit`` symbols occur or a symbol has no count slot.
+    """
+    result: tuple[bytes, bytes] = _native.huf_encode_coded(symbols, counts, int(limit),
+                                                           int(nstreams))
     return result
 
 

@@ -453,53 +453,34 @@ static void sort_i64(int64_t *a, int64_t n) {
     }
 }
 
-/* huffman_cost(counts i64, limit) -> (bits, total, used, first, last). */
-/* build_code(counts i64, limit, lengths u8 (w), codes u32 (w)) -> (used, first, last): the
- * code lengths the encoder assigns (symbols in ascending (count, symbol) order, as a stable
- * sort of the counts would put them; one symbol gets length 1) and their canonical codes, in
- * one call; the symbols that occur, and the first and last of them. At most 2**16 symbols in
- * the alphabet; ValueError if more than 2**limit occur. */
-static PyObject *huf_build_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    const char *fn = "build_code";
-    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
-    int64_t limit;
-    if (sc_i64(args[1], &limit) < 0) return NULL;
-    if (limit < 1 || limit > 16) return bad_arg(fn, "limit must be 1..16");
-    sc_bufs bufs = {.n = 0};
-    sc_arr c, lens, codes;
-    PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0 ||
-        sc_get(&bufs, args[2], 1, 1, "lengths", &lens) < 0 ||
-        sc_get(&bufs, args[3], 1, 4, "codes", &codes) < 0)
-        goto done;
-    if (c.n > (1 << 16) || lens.n != c.n || codes.n != c.n || ((uintptr_t)codes.p & 3)) {
-        bad_arg(fn, "at most 2**16 counts, lengths and codes as long, codes aligned");
-        goto done;
-    }
+/* The encoder's code for counts[0..n) (n <= 2**16): lengths (ln) and canonical codes; the
+ * symbols that occur, and the first and last of them. 0, -1 (a count outside 0 .. 2**46 - 1),
+ * -2 (no memory), -3 (more than 2**limit symbols occur). No Python calls: runs without the GIL. */
+static int build_code_impl(const void *counts, int64_t n, int64_t limit, uint8_t *ln,
+                           uint32_t *codes, int64_t *used_out, int64_t *first_out,
+                           int64_t *last_out) {
     int64_t used = 0, first = 0, last = 0;
     int rc = 0;
-    uint8_t *ln = lens.p;
-    Py_BEGIN_ALLOW_THREADS
-    memset(ln, 0, (size_t)lens.n);
-    for (int64_t i = 0; i < c.n; i++) {
-        int64_t v = ld64s(c.p, i);
-        if (v < 0 || v >= ((int64_t)1 << 46)) { rc = -1; break; }
+    memset(ln, 0, (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = ld64s(counts, i);
+        if (v < 0 || v >= ((int64_t)1 << 46)) return -1;
         if (v) {
             if (!used) first = i;
             last = i;
             used++;
         }
     }
-    if (rc == 0 && used > ((int64_t)1 << limit)) rc = -3;
-    if (rc == 0 && used == 1) ln[first] = 1;
-    if (rc == 0 && used > 1) {
+    if (used > ((int64_t)1 << limit)) return -3;
+    if (used == 1) ln[first] = 1;
+    if (used > 1) {
         int64_t *key = malloc((size_t)used * sizeof(int64_t));
         int64_t *l = malloc((size_t)used * sizeof(int64_t));
         if (!key || !l) rc = -2;
         else {
             int64_t k = 0;
             for (int64_t i = first; i <= last; i++) {
-                int64_t v = ld64s(c.p, i);
+                int64_t v = ld64s(counts, i);
                 if (v) key[k++] = (v << 16) | i; /* (count, symbol) order */
             }
             sort_i64(key, used);
@@ -510,17 +491,126 @@ static PyObject *huf_build_code(PyObject *self, PyObject *const *args, Py_ssize_
         free(key);
         free(l);
     }
-    if (rc == 0) canonical(ln, lens.n, codes.p);
+    if (rc == 0) canonical(ln, n, codes);
+    *used_out = used;
+    *first_out = first;
+    *last_out = last;
+    return rc;
+}
+
+static PyObject *code_error(const char *fn, int rc) {
+    if (rc == -2) return PyErr_NoMemory();
+    if (rc == -3) return bad_arg(fn, "more symbols occur than codes of at most limit bits");
+    return bad_arg(fn, "counts must be 0 .. 2**46 - 1");
+}
+
+SC_INLINE void put_u32le(uint8_t *p, uint32_t v) {
+    for (int b = 0; b < 4; b++) p[b] = (uint8_t)(v >> (8 * b));
+}
+
+/* The lengths part of a codebook (as _huffman._serialize_lengths writes it) into `out` (room
+ * for the larger format: 9 + (n + 1) / 2 and 5 + 3 * used bytes); returns its bytes. Dense:
+ * 0, first u32, span u32, then the span's lengths two to a byte (low nibble first); sparse: 1,
+ * used u32, then (symbol u16, length u8) of each symbol with a code. */
+static int64_t serialize_lengths(const uint8_t *ln, int64_t used, int64_t first, int64_t last,
+                                 uint8_t *out) {
+    int64_t span = used ? last + 1 - first : 0;
+    if (1 + 8 + (span + 1) / 2 <= 1 + 4 + 3 * used) {
+        out[0] = 0;
+        put_u32le(out + 1, (uint32_t)first);
+        put_u32le(out + 5, (uint32_t)span);
+        for (int64_t i = 0; i < span; i += 2)
+            out[9 + i / 2] = (uint8_t)(ln[first + i] | (i + 1 < span ? ln[first + i + 1] << 4 : 0));
+        return 9 + (span + 1) / 2;
+    }
+    out[0] = 1;
+    put_u32le(out + 1, (uint32_t)used);
+    int64_t k = 5;
+    for (int64_t s = first; s <= last; s++)
+        if (ln[s]) {
+            out[k] = (uint8_t)s;
+            out[k + 1] = (uint8_t)(s >> 8);
+            out[k + 2] = ln[s];
+            k += 3;
+        }
+    return k;
+}
+
+/* encode_coded(symbols, counts i64, limit, nstreams) -> (codebook: bytes, bits: bytes): what
+ * _huffman.encode_symbols stores, in one call: the code of `counts` (at most 2**16 symbols;
+ * lengths in ascending (count, symbol) order, a lone symbol length 1; canonical codes), the
+ * codebook (lengths, the stream count, each stream's bytes as u64) and the symbols coded in
+ * `nstreams` streams, stream s holding symbols (s * n) / nstreams onwards, packed one after
+ * another. ValueError for a symbol outside the counts, a count outside 0 .. 2**46 - 1, or more
+ * than 2**limit symbols that occur. */
+static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "encode_coded";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    int64_t limit, ns;
+    if (sc_i64(args[2], &limit) < 0 || sc_i64(args[3], &ns) < 0) return NULL;
+    if (limit < 1 || limit > 16) return bad_arg(fn, "limit must be 1..16");
+    if (ns < 1 || ns > 255) return bad_arg(fn, "nstreams must be 1..255");
+    sc_bufs bufs = {.n = 0};
+    sc_arr sym, c;
+    PyObject *res = NULL, *book = NULL, *bits = NULL;
+    uint8_t *ln = NULL;
+    uint32_t *codes = NULL;
+    int64_t bounds[256], boff[256], sizes[255], used, first, last, total = 0, nbook;
+    int rc;
+    if (sc_get(&bufs, args[0], 0, 0, "symbols", &sym) < 0 ||
+        sc_get(&bufs, args[1], 0, 8, "counts", &c) < 0)
+        goto done;
+    if (!item_size_ok(sym.itemsize)) { bad_arg(fn, "symbols must have 1, 2, 4 or 8-byte items"); goto done; }
+    if (c.n < 1 || c.n > (1 << 16)) { bad_arg(fn, "1 .. 2**16 counts"); goto done; }
+    ln = malloc((size_t)c.n);
+    codes = malloc((size_t)c.n * sizeof(uint32_t));
+    if (!ln || !codes) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    rc = build_code_impl(c.p, c.n, limit, ln, codes, &used, &first, &last);
     Py_END_ALLOW_THREADS
-    if (rc == -2) PyErr_NoMemory();
-    else if (rc == -3) bad_arg(fn, "more symbols occur than codes of at most limit bits");
-    else if (rc < 0) bad_arg(fn, "counts must be 0 .. 2**46 - 1");
-    else res = Py_BuildValue("(LLL)", (long long)used, (long long)first, (long long)last);
+    if (rc < 0) { code_error(fn, rc); goto done; }
+    unsigned maxlen = 1;
+    for (int64_t i = 0; i < c.n; i++) maxlen = ln[i] > maxlen ? ln[i] : maxlen;
+    /* each stream is written into room for its symbols at the longest code, then packed */
+    boff[0] = 0;
+    for (int64_t s = 0; s <= ns; s++) bounds[s] = (int64_t)(((__int128)s * sym.n) / ns);
+    for (int64_t s = 0; s < ns; s++)
+        boff[s + 1] = boff[s] + ((bounds[s + 1] - bounds[s]) * (int64_t)maxlen + 63) / 64 * 8;
+    int64_t lmax = 9 + (c.n + 1) / 2 > 5 + 3 * used ? 9 + (c.n + 1) / 2 : 5 + 3 * used;
+    book = PyBytes_FromStringAndSize(NULL, lmax + 1 + 8 * ns);
+    bits = PyBytes_FromStringAndSize(NULL, boff[ns] > 0 ? boff[ns] : 0);
+    if (!book || !bits) goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(bits), *bk = (uint8_t *)PyBytes_AS_STRING(book);
+    int fast = huf_fast();
+    Py_BEGIN_ALLOW_THREADS
+    rc = HUF_RUN(fast, encode_k, sym.p, codes, ln, c.n, maxlen, bounds, boff, ns + 1, out,
+                 boff[ns], sizes, ns, (int)sym.itemsize);
+    if (rc == 0)
+        for (int64_t s = 0; s < ns; s++) {
+            memmove(out + total, out + boff[s], (size_t)sizes[s]);
+            total += sizes[s];
+        }
+    nbook = serialize_lengths(ln, used, first, last, bk);
+    bk[nbook++] = (uint8_t)ns;
+    for (int64_t s = 0; s < ns; s++, nbook += 8) {
+        uint64_t v = rc == 0 ? (uint64_t)sizes[s] : 0;
+        for (int b = 0; b < 8; b++) bk[nbook + b] = (uint8_t)(v >> (8 * b));
+    }
+    Py_END_ALLOW_THREADS
+    if (rc == -1) { bad_arg(fn, "a symbol is outside the code table"); goto done; }
+    if (rc < 0) { bad_arg(fn, "a stream outgrew its room"); goto done; }
+    if (_PyBytes_Resize(&book, nbook) < 0 || _PyBytes_Resize(&bits, total) < 0) goto done;
+    res = PyTuple_Pack(2, book, bits);
 done:
+    Py_XDECREF(book);
+    Py_XDECREF(bits);
+    free(ln);
+    free(codes);
     sc_release(&bufs);
     return res;
 }
 
+/* huffman_cost(counts i64, limit) -> (bits, total, used, first, last). */
 static PyObject *huf_huffman_cost(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "huffman_cost";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
@@ -2307,7 +2397,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_canonical_codes),
     HUF_FN(huf_code_lengths),
     HUF_FN(huf_huffman_cost),
-    HUF_FN(huf_build_code),
+    HUF_FN(huf_encode_coded),
     HUF_FN(huf_decode_coded_width),
     HUF_FN(huf_build_decoder),
     HUF_FN(huf_decode_streams),
