@@ -381,3 +381,22 @@ def test_read_frame_reports_what_it_parsed(frame: bytes) -> None:
         ("values", "values", 16),
     ]
     assert parsed.header_nbytes + 17 == len(frame)
+
+
+def test_header_deflate_is_a_fresh_primed_compressor_every_time():
+    """pack_header copies one primed compressor: every header, from any thread, gets the bytes
+    a freshly primed compressor writes (fails if the primed state is used, not copied)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sparsecodecs.registry.frame import header_dictionary, pack_header
+
+    def fresh(head: bytes) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15, 1, zlib.Z_DEFAULT_STRATEGY,
+                             zdict=header_dictionary())
+        return c.compress(head) + c.flush()
+
+    heads = [json.dumps({"codec": "hybrid", "shape": [i, 3 * i], "meta": {"k": "x" * i}}).encode()
+             for i in range(40)]
+    assert [pack_header(h) for h in heads] == [fresh(h) for h in heads]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(pack_header, heads * 5)) == [fresh(h) for h in heads] * 5
