@@ -100,20 +100,27 @@ def _worth_counting(sample: np.ndarray) -> bool:
     return bool(np.any(hits & (sample[: sample.size - run + 1] != 0)))
 
 
-def _rows_worth_counting(x: np.ndarray, zeros: int, sample: np.ndarray | None = None) -> bool:
-    """:func:`_worth_counting` per row: the modes of <= 64 sampled columns of each row, counted
-    over the whole rows, must beat the zeros by the same margin, less one entry a row (each
-    row's fill is stored: a row whose mode occurs once spares nothing). ``sample``: the
-    :func:`sorted_sample` of ``x`` if known; when it holds every entry and no non-zero pattern
-    repeats in it, no row's mode can spare anything, and no row is counted."""
+def _row_modes_worth_counting(
+    x: np.ndarray, zeros: int, sample: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The modes of the rows of ``x`` if :func:`_worth_counting` holds per row, else None: the
+    modes of <= 64 sampled columns of each row, counted over the whole rows, must beat the
+    zeros by the same margin, less one entry a row (each row's fill is stored: a row whose mode
+    occurs once spares nothing). ``sample``: the :func:`sorted_sample` of ``x`` if known; when
+    it holds every entry and no non-zero pattern repeats in it, no row's mode can spare
+    anything, and no row is counted. Rows of at most 127 entries are sampled whole, so their
+    sampled modes are the modes."""
     if sample is not None and sample.size == x.size and not np.any(
             (sample[1:] == sample[:-1]) & (sample[1:] != 0)):
-        return False
-    sampled = row_modes(np.ascontiguousarray(x[:, :: max(1, x.shape[1] // 64)]))
+        return None
+    step = max(1, x.shape[1] // 64)
+    sampled = row_modes(np.ascontiguousarray(x[:, ::step]))
     if not sampled.any():
-        return False
+        return None
     matches = int(np.count_nonzero(x == sampled[:, None]))
-    return (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize > x.size
+    if (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize <= x.size:
+        return None
+    return sampled if step == 1 else row_modes(x)
 
 
 def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
@@ -253,9 +260,9 @@ class Hybrid(Codec):
         if rows > 1:
             x = bits.reshape(rows, cols)
             whole = wide and flat.size < 2 * 65536  # sorted_sample takes every value
-            if flat.dtype.itemsize > 1 and not _rows_worth_counting(
-                    x, zeros, sample() if whole else None):
-                per_row = None
+            if flat.dtype.itemsize > 1:
+                modes = _row_modes_worth_counting(x, zeros, sample() if whole else None)
+                per_row = None if modes is None else compact_fill(modes)
             else:
                 per_row = compact_fill(row_modes(x))
             if per_row is not None and (mode is None or not np.array_equal(per_row, mode)):
