@@ -1030,6 +1030,46 @@ def test_encode_coded_is_its_pieces(symbols: list[int], alphabet_extra: int, lim
         (x.name, x.role, bytes(memoryview(x.data).cast("B"))) for x in want]
 
 
+@settings(max_examples=examples(100))
+@given(
+    counts=st.lists(st.integers(0, 1 << 40), min_size=1, max_size=600),
+    limit=st.integers(8, 15),
+)
+def test_encode_coded_lengths_are_huffman_lengths(counts: list[int], limit: int):
+    """The code the one-call encoder writes into its codebook, for any counts (up to 2**40,
+    several bytes of radix-sort keys): the lengths huffman_lengths assigns, ties in symbol
+    order; the same refusal past 2**limit symbols."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    c = np.array(counts, np.int64)
+    none = np.zeros(0, np.uint16)
+    if np.count_nonzero(c) > 1 << limit:
+        with pytest.raises(ValueError, match="more symbols"):
+            hk.encode_coded(none, c, limit, 1)
+        return
+    book, bits = hk.encode_coded(none, c, limit, 1)
+    lengths = huff.huffman_lengths(c, limit)
+    assert book == huff._serialize_lengths(lengths) + bytes([1]) + bytes(8)
+    assert bits == b""
+
+
+@pytest.mark.parametrize("used", [65, 300, 1621, 4096])
+@pytest.mark.parametrize("top", [1 << 8, 1 << 20, 1 << 40])
+def test_many_symbols_cost_and_code(used: int, top: int):
+    """Hundreds to thousands of symbols (the compiled sort's radix path, keys of one to six
+    bytes): huffman_cost's bits and the encoder's lengths are the reference's."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(used + top)
+    c = np.zeros(6000, np.int64)
+    c[rng.choice(6000, used, replace=False)] = rng.integers(1, top, used)
+    c[rng.integers(0, 6000, 50)] = 7  # ties
+    lengths = huff.huffman_lengths(c, 15)
+    assert hk.huffman_cost(c, 15)[0] == huff.coded_bits(c, lengths)
+    book, _ = hk.encode_coded(np.zeros(0, np.uint16), c, 15, 1)
+    assert book == huff._serialize_lengths(lengths) + bytes([1]) + bytes(8)
+
+
 @pytest.mark.parametrize("count", [0, 1, 16383, 16384, 16387, 70001])
 @pytest.mark.parametrize("limit", [8, 15])
 def test_encode_coded_streams_and_long_codes(count: int, limit: int):
