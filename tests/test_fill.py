@@ -569,3 +569,22 @@ def test_fills_of_the_4bit_dtypes(codec: str):
                           u.view(np.uint8))
     with pytest.raises(FillError, match=r"\[0, 15\]"):
         sc.get_codec(codec, fill=-1).encode(u)
+
+
+def test_row_modes_reuse_their_table_across_calls_and_threads() -> None:
+    """row_modes keeps one zeroed counting table per thread between calls: call after call,
+    short rows and long, 8- and 16-bit, on four threads, each answer is numpy's (fails if a
+    call leaves counts behind in the table)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for i in range(12):
+            dt = (np.uint8, np.uint16)[i % 2]
+            cols = (7, 33, 300)[i % 3]
+            x = rng.integers(1, 4 + 40 * (i % 4), (25, cols)).astype(dt)
+            np.testing.assert_array_equal(row_modes(x), _numpy_row_modes(x))
+
+    check(0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(check, range(1, 9)))

@@ -19,6 +19,7 @@ A zero fill writes nothing. Any other writes a section ``fill`` (role ``codebook
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -173,6 +174,9 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
     return int(patterns[np.argmax(counts)])
 
 
+_TABLES = threading.local()  # row_modes' zeroed counting tables, by item size
+
+
 def row_modes(x: np.ndarray) -> np.ndarray:
     """The most frequent bit pattern of each row of the 2-D ``x`` (ties: the smaller)."""
     from ._kernels import row_modes_sort, row_modes_table
@@ -181,8 +185,14 @@ def row_modes(x: np.ndarray) -> np.ndarray:
     out = np.zeros(rows, x.dtype)
     flat = np.ascontiguousarray(x).reshape(-1)
     if x.dtype.itemsize <= 2:
-        counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
+        # the kernel leaves its table zeroed: this thread's table serves every call, not a
+        # fresh 512 KiB one (zeroed, and in a process of small tensors faulted in, each time)
+        tables = _TABLES.__dict__
+        counts = tables.pop(x.dtype.itemsize, None)  # taken while in use: a re-entrant call
+        if counts is None:                              # (none today) gets a table of its own
+            counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
         row_modes_table(flat, rows, cols, counts, out)
+        tables[x.dtype.itemsize] = counts
     else:
         row_modes_sort(flat, rows, cols, out)
     return out
