@@ -187,7 +187,7 @@ def row_modes(x: np.ndarray) -> np.ndarray:
     if x.dtype.itemsize <= 2:
         # the kernel leaves its table zeroed: this thread's table serves every call, not a
         # fresh 512 KiB one (zeroed, and in a process of small tensors faulted in, each time)
-        tables = _TABLES.__dict__
+        tables: dict[int, np.ndarray] = _TABLES.__dict__.setdefault("by_size", {})
         counts = tables.pop(x.dtype.itemsize, None)  # taken while in use: a re-entrant call
         if counts is None:                              # (none today) gets a table of its own
             counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
