@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any
@@ -83,7 +84,10 @@ class _Layout:
     index_sections: Any  # () -> tuple[list[Section], dict]
     fill: np.ndarray | None = None  # the bit patterns of the empty entries (None: zero)
     fill_label: str | int | float = "zero"  # what the frame config records
-    counts: np.ndarray | None = None  # value_counts of ``values``, when known
+    # value_counts of ``values``, when known: the tensor's counts with bin ``unfilled`` (the
+    # scalar fill's pattern) taken as 0, so that no candidate copies the 2**16 bins
+    counts: np.ndarray | None = None
+    unfilled: int | None = None
 
 
 def _worth_counting(sample: np.ndarray) -> bool:
@@ -121,6 +125,21 @@ def _row_modes_worth_counting(
     if (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize <= x.size:
         return None
     return sampled if step == 1 else row_modes(x)
+
+
+@contextmanager
+def _without_bin(counts: np.ndarray | None, unfilled: int | None) -> Iterator[None]:
+    """``counts[unfilled]`` taken as 0 for the duration (an encode's own histogram, planned
+    one candidate at a time; nothing planned keeps ``counts`` itself), then restored."""
+    if counts is None or unfilled is None:
+        yield
+        return
+    kept = counts[unfilled]
+    counts[unfilled] = 0
+    try:
+        yield
+    finally:
+        counts[unfilled] = kept
 
 
 def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
@@ -316,10 +335,9 @@ class Hybrid(Codec):
         for label, fill, nnz in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
             mask = kept = mask_counts = None
-            kept_counts = None  # the counts of the entries that are not the (scalar) fill
+            kept_counts = unfilled = None  # the counts of the entries that are not the fill
             if counts is not None and (fill is None or fill.size == 1):
-                kept_counts = counts.copy()
-                kept_counts[0 if fill is None else fill[0]] = 0
+                kept_counts, unfilled = counts, 0 if fill is None else int(fill[0])
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
             ):
@@ -342,10 +360,10 @@ class Hybrid(Codec):
                     return sections, {**meta, "nnz": nnz}
 
                 out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label,
-                                   kept_counts))
+                                   kept_counts, unfilled))
             if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
                 codes: Any = None
-                values = code_counts = nm_counts = None
+                values = code_counts = nm_counts = nm_unfilled = None
                 whole_groups = 8 % self.m == 0 and cols % self.m == 0 and ngroups * self.m % 8 == 0
                 if mask is not None and mask_counts is not None and whole_groups and (
                     nnz == ngroups * self.n
@@ -356,7 +374,7 @@ class Hybrid(Codec):
                     # chosen, and the kept values are the mask's, in the same order.
                     code_counts = _nm_code_counts(mask_counts, nm_tables(self.n, self.m))
                     if code_counts is not None:
-                        values, nm_counts = kept, kept_counts
+                        values, nm_counts, nm_unfilled = kept, kept_counts, unfilled
                         codes = partial(_nm_codes, mask, ngroups, self.m,
                                         nm_tables(self.n, self.m).code_of)
                 explicit = self.layout == "nm" and self.fill != "auto"  # its error is the user's
@@ -377,7 +395,7 @@ class Hybrid(Codec):
                         codes, ncodes, code_counts,
                     )
                     out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label,
-                                       nm_counts))
+                                       nm_counts, nm_unfilled))
         if not out and self.layout == "nm":
             split_groups(bits, self.n, self.m)  # raises the PatternError of the zero fill
         return out
@@ -459,8 +477,12 @@ class Hybrid(Codec):
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
                 v.size == cand.values.size and np.array_equal(v, cand.values))]
-            stages = same[0] if same else self._value_stages(
-                cand.values, dtype, cand.counts, sample if cand.name == "dense" else None)
+            if same:
+                stages = same[0]
+            else:
+                with _without_bin(cand.counts, cand.unfilled):
+                    stages = self._value_stages(cand.values, dtype, cand.counts,
+                                                sample if cand.name == "dense" else None)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size
