@@ -474,3 +474,30 @@ def test_a_candidates_bin_is_put_back():
     assert counts.tolist() == [10, 11, 12, 13, 14]
     with _without_bin(counts, None), _without_bin(None, 2):
         assert counts.tolist() == [10, 11, 12, 13, 14]
+
+
+def test_lent_value_counts_are_value_counts_call_after_call():
+    """The planner's pattern counts come from tables each thread keeps: every block's table
+    holds exactly value_counts of its values (fails if a kept table is not cleared), nested
+    blocks get different tables, and wide or small inputs get None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sparsecodecs.codecs._stages import lent_value_counts, value_counts
+
+    def check(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for i in range(6):
+            dt = (np.uint8, np.uint16)[i % 2]
+            v = rng.integers(0, 1 << (8 * np.dtype(dt).itemsize), 5000 + i).astype(dt)
+            w = rng.integers(0, 9, 6000).astype(np.uint16)
+            with lent_value_counts(v) as a, lent_value_counts(w) as b:
+                assert a is not None and b is not None and a is not b
+                np.testing.assert_array_equal(a, value_counts(v))
+                np.testing.assert_array_equal(b, value_counts(w))
+
+    check(0)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(check, range(1, 9)))
+    for v in (np.zeros(5000, np.uint32), np.zeros(100, np.uint16)):
+        with lent_value_counts(v) as c:
+            assert c is None

@@ -34,6 +34,7 @@ __all__ = [
     "encode_streams",
     "entropy_bits",
     "histogram",
+    "histogram_into",
     "huffman_cost",
     "join_fields",
     "join_fields16",
@@ -246,6 +247,12 @@ def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     counts = np.zeros(alphabet, np.int64)
     _native.huf_histogram(symbols, counts)
     return counts
+
+
+def histogram_into(symbols: np.ndarray, counts: np.ndarray) -> None:
+    """Add the counts of ``symbols`` to int64 ``counts`` (its size is the alphabet); a symbol
+    outside raises ValueError."""
+    _native.huf_histogram(symbols, counts)
 
 
 def entropy_bits(counts: np.ndarray) -> tuple[float, int]:

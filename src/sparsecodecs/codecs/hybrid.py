@@ -59,11 +59,11 @@ from ._stages import (
     encode_centroids,
     encode_fields,
     encode_planes,
+    lent_value_counts,
     plan_centroids,
     plan_fields,
     plan_planes,
     sorted_sample,
-    value_counts,
     value_histograms,
 )
 
@@ -414,12 +414,20 @@ class Hybrid(Codec):
         (float16 weights upcast to float32: 2x), and a tensor of a few thousand distinct
         float32 values is 2x smaller as centroids than as fields.
         """
+        if counts is None and self.values in ("auto", "centroid"):
+            with lent_value_counts(values) as lent:
+                return self._planned_stages(values, dtype, lent, sample)
+        return self._planned_stages(values, dtype, counts, sample)
+
+    def _planned_stages(
+        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None,
+        sample: Callable[[], np.ndarray] | None,
+    ) -> list[tuple[str, int, Any]]:
+        """:meth:`_value_stages` once ``values``' counts are known (or None: not counted)."""
         auto = self.values == "auto"
         stages: list[tuple[str, int, Any]] = []
         fplan = None
         plane_counts = fine = None
-        if counts is None and (auto or self.values == "centroid"):
-            counts = value_counts(values)
         if auto and self._coded() and dtype.itemsize in (2, 4):
             plane_counts, fine = value_histograms(values, dtype, counts)  # both plans, one pass
         if self.values in ("auto", "fields") and self._coded():
@@ -466,11 +474,18 @@ class Hybrid(Codec):
         return stages
 
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        # every pattern counted once, for the mode fill and the value stages' histograms
+        if self.fill == "auto" or self.values in ("auto", "centroid"):
+            with lent_value_counts(bits) as counts:
+                return self._encode_planned(bits, dtype, counts)
+        return self._encode_planned(bits, dtype, None)
+
+    def _encode_planned(
+        self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None
+    ) -> Encoded:
+        """:meth:`encode_bits` once the patterns are counted (``counts``: None if not)."""
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
-        # every pattern counted once, for the mode fill and the value stages' histograms
-        wanted = self.fill == "auto" or self.values in ("auto", "centroid")
-        counts = value_counts(bits) if wanted else None
         sample = cache(partial(sorted_sample, bits))  # sorted once, if a question needs it
         for cand in self._candidates(bits, dtype, counts, sample):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
