@@ -185,11 +185,13 @@ def row_modes(x: np.ndarray) -> np.ndarray:
     out = np.zeros(rows, x.dtype)
     flat = np.ascontiguousarray(x).reshape(-1)
     if x.dtype.itemsize <= 2:
-        # the kernel leaves its table zeroed: this thread's table serves every call, not a
-        # fresh 512 KiB one (zeroed, and in a process of small tensors faulted in, each time)
+        # The kernel leaves its table zeroed, so this thread's table serves every call, not a
+        # fresh 512 KiB one (zeroed, and in a process of mid-size tensors faulted in, each
+        # time). It is taken while in use: a nested call would get a table of its own, and a
+        # call that fails drops it.
         tables: dict[int, np.ndarray] = _TABLES.__dict__.setdefault("by_size", {})
-        counts = tables.pop(x.dtype.itemsize, None)  # taken while in use: a re-entrant call
-        if counts is None:                              # (none today) gets a table of its own
+        counts = tables.pop(x.dtype.itemsize, None)
+        if counts is None:
             counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
         row_modes_table(flat, rows, cols, counts, out)
         tables[x.dtype.itemsize] = counts

@@ -127,9 +127,9 @@ _LENT = threading.local()  # value_counts tables kept between encodes, per threa
 @contextmanager
 def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
     """:func:`value_counts` of ``values`` in a table this thread keeps between calls, for the
-    block only (nothing made in it may keep the table). A fresh 512 KiB table per encode made
-    glibc trim and fault the heap's top in again on every encode of a 256x256 chunk: half its
-    time."""
+    block only (nothing made in it may keep the table). With a fresh 512 KiB table per
+    encode, glibc trimmed the heap's top and faulted it in again on every encode of a 256x256
+    16-bit chunk (see docs/benchmarks.md, seventh pass)."""
     if values.dtype.itemsize > 2 or values.size < COUNT_PATTERNS_FROM:
         yield None
         return

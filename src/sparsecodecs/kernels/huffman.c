@@ -454,9 +454,9 @@ static void quicksort_i64(int64_t *a, int64_t n) {
 }
 
 /* Sort non-negative int64 ascending: an LSD radix sort by bytes, as many passes as the
- * largest key has bytes (counts of a tensor's symbols take 2-3; build_code's (count, symbol)
- * keys 4-5), 3-4x faster than the quicksort on the 1000-2000 symbols of a 12-bit field;
- * short or unallocatable runs go to the quicksort. */
+ * largest key has bytes (counts of a tensor's symbols take 2-3; build_code_impl's (count,
+ * symbol) keys 4-5). huffman_cost on the 1621 symbols of a 12-bit field went from 42-62 to
+ * 27-42 us with it. Short or unallocatable runs go to the quicksort. */
 static void sort_i64(int64_t *a, int64_t n) {
     int64_t *tmp = n > 64 ? malloc((size_t)n * sizeof(int64_t)) : NULL;
     if (!tmp) {
