@@ -501,3 +501,31 @@ def test_lent_value_counts_are_value_counts_call_after_call():
     for v in (np.zeros(5000, np.uint32), np.zeros(100, np.uint16)):
         with lent_value_counts(v) as c:
             assert c is None
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 4), (1, 2), (1, 4), (3, 4), (4, 8), (2, 8)])
+def test_nm_code_counts_from_mask_bytes(n: int, m: int):
+    """The N:M code histogram from a mask's byte histogram is the group-by-group count (the
+    groups of every byte that occurs, each counted as often as the byte): None as soon as a
+    group does not hold n bits; counts up to 2**40 a byte stay exact."""
+    from sparsecodecs.codecs._nm import nm_tables
+    from sparsecodecs.codecs.hybrid import _nm_code_counts
+
+    tables = nm_tables(n, m)
+    rng = np.random.default_rng(n * 10 + m)
+    groups = [[(b >> (j * m)) & ((1 << m) - 1) for j in range(8 // m)] for b in range(256)]
+    valid = [b for b in range(256) if all(tables.code_of[g] >= 0 for g in groups[b])]
+    for trial in range(40):
+        pool = valid if trial % 2 else range(256)
+        mask_counts = np.zeros(256, np.int64)
+        picked = rng.choice(list(pool), int(rng.integers(1, len(pool))))
+        mask_counts[picked] = rng.integers(1, 1 << 40, picked.size)
+        want = np.zeros(tables.ncodes, np.int64)
+        ok = True
+        for b in np.flatnonzero(mask_counts):
+            for g in groups[b]:
+                if tables.code_of[g] < 0:
+                    ok = False
+                want[max(int(tables.code_of[g]), 0)] += mask_counts[b]
+        got = _nm_code_counts(mask_counts, tables)
+        assert (got is None) if not ok else np.array_equal(got, want)

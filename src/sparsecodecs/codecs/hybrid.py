@@ -147,13 +147,12 @@ def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
     8), from the histogram of its bytes; None if some group does not hold exactly n bits."""
     m = tables.m
     used = np.flatnonzero(mask_counts)
-    counts = np.zeros(tables.ncodes, np.int64)
-    for j in range(8 // m):
-        codes = tables.code_of[(used >> (j * m)) & ((1 << m) - 1)]
-        if (codes < 0).any():
-            return None
-        np.add.at(counts, codes, mask_counts[used])
-    return counts
+    # the code of every group of every byte that occurs, each weighted by the byte's count
+    codes = tables.code_of[(used[:, None] >> (np.arange(8 // m) * m)) & ((1 << m) - 1)]
+    if (codes < 0).any():
+        return None
+    weights = np.repeat(mask_counts[used], 8 // m).astype(np.float64)  # exact below 2**53
+    return np.bincount(codes.reshape(-1), weights, tables.ncodes).astype(np.int64)
 
 
 def _nm_codes(mask: np.ndarray, ngroups: int, m: int, code_of: np.ndarray) -> np.ndarray:
