@@ -529,3 +529,22 @@ def test_nm_code_counts_from_mask_bytes(n: int, m: int):
                 want[max(int(tables.code_of[g]), 0)] += mask_counts[b]
         got = _nm_code_counts(mask_counts, tables)
         assert (got is None) if not ok else np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("size", [0, 1, 7, 4095, 70000, 131071, 131072, 200000])
+def test_unique_counts_is_np_unique(dt: Any, size: int):
+    """The planner's distinct values and counts (from the sorted sample's runs while it holds
+    every value, else numpy's) are np.unique's, with a sample given or not."""
+    from functools import cache, partial
+
+    from sparsecodecs.codecs._stages import sorted_sample, unique_counts
+
+    rng = np.random.default_rng(size)
+    v = rng.integers(0, 50 if size % 2 else 1 << 20, size).astype(dt)
+    want_u, want_c = np.unique(v, return_counts=True)
+    for sample in (None, cache(partial(sorted_sample, v))):
+        u, c = unique_counts(v, sample)
+        assert u.dtype == v.dtype and c.dtype == np.int64
+        np.testing.assert_array_equal(u, want_u)
+        np.testing.assert_array_equal(c, want_c)

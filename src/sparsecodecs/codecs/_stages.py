@@ -354,6 +354,21 @@ def sorted_sample(values: np.ndarray) -> np.ndarray:
     return np.sort(flat[:: max(1, flat.size // 65536)])
 
 
+def unique_counts(
+    values: np.ndarray, sample: Callable[[], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` (counts int64). When :func:`sorted_sample`
+    holds every value (up to 131071 of them) the runs of the sorted sample give it: the caller's
+    ``sample()``, sorted once for several questions, or sorted here."""
+    flat = values.reshape(-1)
+    if flat.size // 65536 > 1:  # the sample skips values
+        uniq, counts = np.unique(flat, return_counts=True)
+        return uniq, counts.astype(np.int64)
+    s = sorted_sample(flat) if sample is None else sample()
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1]))) if s.size else s[:0]
+    return s[starts], np.diff(np.append(starts, s.size)).astype(np.int64)
+
+
 def distinct_values(
     values: np.ndarray,
     limit: int = MAX_CENTROIDS,
@@ -377,7 +392,7 @@ def distinct_values(
             return None
         return uniq.astype(values.dtype), counts[uniq]
     if values.size < 4096:  # small: a sort beats a scan of 2**16 histogram bins (67 us)
-        uniq, counts = np.unique(values, return_counts=True)
+        uniq, counts = unique_counts(values, sample)
         if give_up_early and values.dtype.itemsize > 2 and uniq.size > min(limit,
                                                                           values.size // 2):
             return None  # the sample test below, with the whole array as the sample
@@ -389,8 +404,8 @@ def distinct_values(
         s = sorted_sample(values) if sample is None else sample()
         if s.size and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > min(limit, s.size // 2):
             return None  # mostly distinct: no codebook will pay off
-    uniq, counts = np.unique(values, return_counts=True)
-    return (uniq, counts.astype(np.int64)) if uniq.size <= limit else None
+    uniq, counts = unique_counts(values, sample)
+    return (uniq, counts) if uniq.size <= limit else None
 
 
 def _indices(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:

@@ -36,7 +36,6 @@ from ._fill import (
     read_fill,
     resolve_fill,
     row_modes,
-    tensor_mode,
 )
 from ._nm import (
     MAX_M,
@@ -64,6 +63,7 @@ from ._stages import (
     plan_fields,
     plan_planes,
     sorted_sample,
+    unique_counts,
     value_histograms,
 )
 
@@ -270,7 +270,11 @@ class Hybrid(Codec):
         if 2 * zeros >= flat.size or (wide and not _worth_counting(sample())):
             mode = None
         else:
-            top = int(np.argmax(counts)) if counts is not None else tensor_mode(flat, zeros)
+            if counts is not None:
+                top = int(np.argmax(counts))
+            else:  # the sorted sample's runs, when it holds every value (argmax: ties the smaller)
+                patterns, pattern_counts = unique_counts(flat, sample)
+                top = int(patterns[np.argmax(pattern_counts)])
             mode = compact_fill(np.array([top], flat.dtype))
         if mode is not None:
             fills.append(("mode", mode))
