@@ -30,8 +30,9 @@
  *     accumulators. Its scalar twin does the same per lane (fmaf), so the two write the same
  *     bytes.
  * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by sc_parallel
- * (the caller and a pool of workers), each with its own scratch; a transposed product runs on one thread (its rows scatter into shared
- * output rows). Every result is independent of the thread count.
+ * (the caller and a pool of workers), each with its own scratch; a transposed product runs on
+ * one thread (its rows scatter into shared output rows). Every result is independent of the
+ * thread count.
  *
  * Return: the kept values multiplied (per batch column), or SC_BAD_PAD (-1: a non-zero value
  * in an N:M padding slot), SC_BAD_FRAME (-3: an index, code or count out of range), SC_NOMEM
@@ -1863,7 +1864,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
             if (next < 16 * k + 16) { /* an escape in this block (rare) */
                 uint32_t tmp[16];
                 _mm512_storeu_si512(tmp, v);
-                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) break;
+                if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
                 next = e < nesc ? esc[e] - vrow : INT64_MAX;
                 v = _mm512_loadu_si512(tmp);
             }
