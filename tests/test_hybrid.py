@@ -447,8 +447,9 @@ def test_rows_of_distinct_values_plan_no_row_mode_fill():
 def test_fill_candidates_share_one_histogram(dt: Any):
     """A 16-bit tensor with zeros, a frequent non-zero value and noise: the zero, mode and
     dense candidates are planned from one histogram, each with its own fill's bin taken out
-    and put back. The auto frame is bit-exact and no larger than any fill asked for by name
-    (fails if a candidate's bin stays out for the next one)."""
+    and put back. The auto frame is bit-exact and no larger than any fill asked for by name.
+    (A bin left out stays unseen here, the chosen frame being the same; the put-back itself is
+    test_a_candidates_bin_is_put_back's.)"""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 128)).astype(np.float32)
     x[rng.random(x.shape) < 0.35] = 0.25  # the mode

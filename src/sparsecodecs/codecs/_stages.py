@@ -116,9 +116,14 @@ def value_counts(values: np.ndarray) -> np.ndarray | None:
     """How often each bit pattern of 8- or 16-bit ``values`` occurs (int64, 2**bits items), or
     None for wider values and for fewer than :data:`COUNT_PATTERNS_FROM`: one pass that
     :func:`value_histograms`, :func:`distinct_values` and a mode need not repeat."""
-    if values.dtype.itemsize > 2 or values.size < COUNT_PATTERNS_FROM:
+    if not _counted(values):
         return None
     return hk.histogram(np.ascontiguousarray(values).reshape(-1), 1 << (8 * values.dtype.itemsize))
+
+
+def _counted(values: np.ndarray) -> bool:
+    """Whether a planner counts every bit pattern of ``values`` (:func:`value_counts`)."""
+    return values.dtype.itemsize <= 2 and values.size >= COUNT_PATTERNS_FROM
 
 
 _LENT = threading.local()  # value_counts tables kept between encodes, per thread
@@ -130,7 +135,7 @@ def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
     block only (nothing made in it may keep the table). With a fresh 512 KiB table per
     encode, glibc trimmed the heap's top and faulted it in again on every encode of a 256x256
     16-bit chunk (see docs/benchmarks.md, seventh pass)."""
-    if values.dtype.itemsize > 2 or values.size < COUNT_PATTERNS_FROM:
+    if not _counted(values):
         yield None
         return
     free: list[np.ndarray] = _LENT.__dict__.setdefault("free", [])

@@ -634,11 +634,10 @@ def save_compressed(
     ``nn.Linear`` weight had (``<module>.weight``); every other tensor of the ``state_dict``
     (embeddings, norms, biases, buffers) is encoded losslessly with ``codec``, in row blocks of
     at most ``block_bytes`` dense bytes (default :data:`SAVE_BLOCK_BYTES`, 4 MiB: see there).
-    The file is a
-    normal compressed checkpoint (:func:`sparsecodecs.safe_open`, ``sparsecodecs decompress``
-    turns it into a plain safetensors file of the same, possibly pruned, weights), written
-    atomically; an existing ``path`` is replaced only with ``force=True``. A pruned model is
-    recorded as lossy in the metadata.
+    The file is a normal compressed checkpoint (:func:`sparsecodecs.safe_open`, ``sparsecodecs
+    decompress`` turns it into a plain safetensors file of the same, possibly pruned, weights),
+    written atomically; an existing ``path`` is replaced only with ``force=True``. A pruned
+    model is recorded as lossy in the metadata.
 
     Returns the checkpoint's accounting (:func:`sparsecodecs.inspect_checkpoint`).
     """

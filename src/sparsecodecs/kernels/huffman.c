@@ -609,7 +609,7 @@ static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssiz
         boff[s + 1] = boff[s] + ((bounds[s + 1] - bounds[s]) * (int64_t)maxlen + 63) / 64 * 8;
     int64_t lmax = 9 + (c.n + 1) / 2 > 5 + 3 * used ? 9 + (c.n + 1) / 2 : 5 + 3 * used;
     book = PyBytes_FromStringAndSize(NULL, lmax + 1 + 8 * ns);
-    bits = PyBytes_FromStringAndSize(NULL, boff[ns] > 0 ? boff[ns] : 0);
+    bits = PyBytes_FromStringAndSize(NULL, boff[ns]);
     if (!book || !bits) goto done;
     uint8_t *out = (uint8_t *)PyBytes_AS_STRING(bits), *bk = (uint8_t *)PyBytes_AS_STRING(book);
     int fast = huf_fast();
