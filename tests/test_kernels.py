@@ -703,6 +703,44 @@ def test_gather_fields_matches_reference(data: st.DataObject, bits: int, count: 
                                                                     table).tobytes()
 
 
+# -- gather_index: decoded centroid indices into their table -----------------------------------
+
+
+@pytest.mark.parametrize("wide, k", [(False, 1), (False, 2), (False, 7), (False, 16),
+                                     (False, 17), (False, 200), (False, 256), (True, 16),
+                                     (True, 4097), (True, 65536)])
+@pytest.mark.parametrize("dtype", UINTS)
+def test_gather_index_matches_take_at_every_level(wide: bool, k: int, dtype: np.dtype):
+    """``table[idx]`` at every SIMD level: 1-byte indices into tables of 1 to 256 entries (up
+    to 16: the pshufb path for 1-, 2- and 4-byte items) and 2-byte ones into up to 65536, for
+    counts around the 16-index step."""
+    rng = np.random.default_rng(k)
+    table = rng.integers(0, np.iinfo(dtype).max, k, dtype=dtype, endpoint=True)
+    for count in (0, 1, 15, 16, 17, 33, 1000):
+        idx = rng.integers(0, k, count).astype(np.uint16 if wide else np.uint8)
+        want = table[idx.astype(np.int64)].tobytes()
+        for level in LEVELS:
+            with use_simd(level):
+                got = kernels.gather_index(idx, table, "x")
+            assert got.dtype == dtype and got.tobytes() == want, (level, count)
+
+
+@pytest.mark.parametrize("k, bad", [(1, 1), (16, 16), (16, 255), (5, 128), (100, 200),
+                                    (300, 300), (300, 65535)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_gather_index_refuses_an_index_past_the_table(k: int, bad: int, dtype: type):
+    """An index past the table is a FrameLayoutError at every level, wherever it sits (in a
+    SIMD step or in the scalar tail), and the kernel never reads past the table."""
+    table = np.arange(1, k + 1, dtype=dtype)
+    for level in LEVELS:
+        for at in (0, 17, 32):
+            idx = np.zeros(33, np.uint8 if bad < 256 else np.uint16)
+            idx[at] = bad
+            with use_simd(level), pytest.raises(FrameLayoutError,
+                                                match=f"x holds index {bad} >= {k} centroids"):
+                kernels.gather_index(idx, table, "x")
+
+
 @pytest.mark.parametrize("bits", [1, 3, 4, 7, 12, 16])
 def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
     count = 13  # 13 x bits bits: padding bits in the last byte unless bits is 16

@@ -9,8 +9,8 @@ dispatches on item size, so no copy is made). The C side checks that the buffers
 each other (``ValueError``: a caller's bug) and checks what a frame could have set (pattern
 codes, CSR pointers, how many values a mask asks for); such a problem comes back as a return
 code, raised here as :class:`~sparsecodecs.FrameLayoutError`. Every kernel runs
-with the GIL released; the SIMD paths (bitmask scatter and split of 1-, 2- and 4-byte items)
-follow :func:`sparsecodecs.kernels.use_simd`.
+with the GIL released; the SIMD paths (bitmask scatter and split of 1-, 2- and 4-byte items,
+byte indices into small tables) follow :func:`sparsecodecs.kernels.use_simd`.
 
 Each kernel has a plain numpy reference in the test suite that it must match exactly.
 """
@@ -247,6 +247,17 @@ def row_modes_table(x: np.ndarray, rows: int, cols: int, counts: np.ndarray,
 def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None:
     """:func:`row_modes_table` for any width, by sorting a copy of each row."""
     _native.row_modes_sort(x, rows, cols, out)
+
+
+def gather_index(idx: np.ndarray, table: np.ndarray, what: str) -> np.ndarray:
+    """``table[idx]`` for unsigned indices of 1 or 2 bytes (at most 256 entries for 1-byte
+    ones): centroid indices into their table, in one compiled pass (16-entry tables of 1-, 2-
+    and 4-byte items by pshufb). An index past the table raises ``FrameLayoutError``."""
+    out = np.empty(idx.size, table.dtype)
+    top = _native.gather_index(idx, table, out)
+    if idx.size and top >= table.size:
+        raise FrameLayoutError(f"{what} holds index {top} >= {table.size} centroids")
+    return out
 
 
 def gather_fields(packed: np.ndarray, bits: int, count: int, table: np.ndarray,

@@ -16,8 +16,9 @@
  * specialised loop per combination (what numba did per dtype signature).
  *
  * SIMD: bitmask scatter/split of 1-, 2- (SSSE3 pshufb per mask byte) and 4-byte items (AVX2
- * vpermd); the 2:4 compose of 16-bit values (SSSE3 pshufb); popcount (POPCNT) and the row
- * modes' zero count compiled for AVX2. Each has the scalar twin that `use_simd("scalar")`
+ * vpermd); the 2:4 compose of 16-bit values (SSSE3 pshufb); byte indices into tables of up to
+ * 16 entries (SSSE3 pshufb); popcount (POPCNT) and the row modes' zero count compiled for
+ * AVX2. Each has the scalar twin that `use_simd("scalar")`
  * selects; sc_simd is read once per call, before the GIL is released.
  *
  * Helpers that would belong in native.h (ld/st by item size, the error helper) sit here, at
@@ -1975,6 +1976,144 @@ done:
 }
 
 
+/* -- indices into a table ----------------------------------------------------------------- */
+
+/* out[i] = table[idx[i]] for byte indices (k <= 256 entries of `size` bytes), through a copy of
+ * the table padded with zeros to 256 entries, so no index reads outside it; returns the largest
+ * index, which the caller checks against k. */
+SC_INLINE int64_t gather8_scalar(const uint8_t *restrict idx, Py_ssize_t n,
+                                 const void *restrict table, Py_ssize_t k,
+                                 void *restrict out, Py_ssize_t size) {
+    uint64_t pad[256] = {0};
+    for (Py_ssize_t j = 0; j < k && j < 256; j++) pad[j] = ld(table, size, j);
+    uint8_t top = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t f = idx[i];
+        top = f > top ? f : top;
+        st(out, size, i, pad[f]);
+    }
+    return top;
+}
+
+/* The same for 16-bit indices (k <= 65536): an index past the table writes 0. */
+SC_INLINE int64_t gather16_scalar(const void *restrict idx, Py_ssize_t n,
+                                  const void *restrict table, Py_ssize_t k,
+                                  void *restrict out, Py_ssize_t size) {
+    uint16_t top = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint16_t f = (uint16_t)ld(idx, 2, i);
+        top = f > top ? f : top;
+        st(out, size, i, (Py_ssize_t)f < k ? ld(table, size, f) : 0);
+    }
+    return top;
+}
+
+#if SC_X86
+/* Byte indices into a table of at most 16 entries of 1, 2 or 4 bytes, 16 indices a step: one
+ * pshufb per byte of the entries (byte b of every entry in one 16-byte register, zeros past
+ * k), the bytes interleaved back into entries; the largest index by pmaxub. An index of 16 or
+ * more selects some entry or zero: the caller refuses the result by the largest index. */
+SC_TARGET("ssse3") static int64_t gather8_small_ssse3(const uint8_t *restrict idx, Py_ssize_t n,
+                                                     const void *restrict table, Py_ssize_t k,
+                                                     void *restrict out, Py_ssize_t size) {
+    uint8_t planes[4][16] = {{0}};
+    for (Py_ssize_t j = 0; j < k; j++) {
+        const uint64_t v = ld(table, size, j);
+        for (Py_ssize_t b = 0; b < size; b++) planes[b][j] = (uint8_t)(v >> (8 * b));
+    }
+    const __m128i t0 = _mm_loadu_si128((const __m128i *)planes[0]);
+    const __m128i t1 = _mm_loadu_si128((const __m128i *)planes[1]);
+    const __m128i t2 = _mm_loadu_si128((const __m128i *)planes[2]);
+    const __m128i t3 = _mm_loadu_si128((const __m128i *)planes[3]);
+    __m128i top = _mm_setzero_si128();
+    char *o = (char *)out;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16, o += 16 * size) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(idx + i));
+        top = _mm_max_epu8(top, v);
+        const __m128i b0 = _mm_shuffle_epi8(t0, v);
+        if (size == 1) {
+            _mm_storeu_si128((__m128i *)o, b0);
+            continue;
+        }
+        const __m128i b1 = _mm_shuffle_epi8(t1, v);
+        const __m128i w0 = _mm_unpacklo_epi8(b0, b1), w1 = _mm_unpackhi_epi8(b0, b1);
+        if (size == 2) {
+            _mm_storeu_si128((__m128i *)o, w0);
+            _mm_storeu_si128((__m128i *)(o + 16), w1);
+            continue;
+        }
+        const __m128i b2 = _mm_shuffle_epi8(t2, v), b3 = _mm_shuffle_epi8(t3, v);
+        const __m128i h0 = _mm_unpacklo_epi8(b2, b3), h1 = _mm_unpackhi_epi8(b2, b3);
+        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(w0, h0));
+        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(w0, h0));
+        _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(w1, h1));
+        _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(w1, h1));
+    }
+    uint8_t lanes[16];
+    _mm_storeu_si128((__m128i *)lanes, top);
+    int64_t best = i < n ? gather8_scalar(idx + i, n - i, table, k, o, size) : 0;
+    for (int j = 0; j < 16; j++) best = lanes[j] > best ? lanes[j] : best;
+    return best;
+}
+#endif
+
+/* gather_index(idx, table, out) -> the largest index (an index past the table gives some
+ * entry or 0: the caller refuses the result when the largest index is >= the table's length).
+ * idx: 1- or 2-byte unsigned indices; table and out: items of one size (1, 2, 4 or 8 bytes). */
+FASTCALL(gather_index) {
+    sc_bufs s = {.n = 0};
+    sc_arr idx = {0}, table = {0}, out = {0};
+    PyObject *res = NULL;
+    const char *fn = "gather_index";
+    if (sc_nargs(nargs, 3, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "idx", &idx) < 0 || get(&s, args[1], 0, 0, "table", &table) < 0 ||
+        get(&s, args[2], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+        goto done;
+    if ((idx.itemsize != 1 && idx.itemsize != 2) || table.itemsize != out.itemsize ||
+        out.n != idx.n || (idx.itemsize == 1 && table.n > 256)) {
+        fail("%s: sizes do not fit (idx %zd items of %zd bytes, table %zd of %zd, out %zd of "
+             "%zd)", fn, idx.n, idx.itemsize, table.n, table.itemsize, out.n, out.itemsize);
+        goto done;
+    }
+    int64_t rc;
+    const int level = sc_simd;
+    Py_BEGIN_ALLOW_THREADS
+#if SC_X86
+    if (idx.itemsize == 1 && table.n <= 16 && out.itemsize <= 4 && level >= SC_SIMD_SSSE3)
+        rc = gather8_small_ssse3(idx.p, idx.n, table.p, table.n, out.p, out.itemsize);
+    else
+#endif
+    {
+        (void)level;
+#define G8(S) gather8_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
+#define G16(S) gather16_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
+        if (idx.itemsize == 1) {
+            switch (out.itemsize) {
+            case 1: rc = G8(1); break;
+            case 2: rc = G8(2); break;
+            case 4: rc = G8(4); break;
+            default: rc = G8(8); break;
+            }
+        } else {
+            switch (out.itemsize) {
+            case 1: rc = G16(1); break;
+            case 2: rc = G16(2); break;
+            case 4: rc = G16(4); break;
+            default: rc = G16(8); break;
+            }
+        }
+#undef G8
+#undef G16
+    }
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLongLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+
 /* -- method table ---------------------------------------------------------------------------- */
 
 #define M(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, doc}
@@ -2004,6 +2143,7 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
+    M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
     M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
                      " shift, width, rest_bits, out, codes) -> 0, -1 padding slot, -3 bad frame."),
     {NULL, NULL, 0, NULL},
