@@ -72,15 +72,6 @@ static uint64_t width_mask(unsigned width) {
     return width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1;
 }
 
-/* The instantiations of a body by item size: the always-inline body, called with a constant
- * item size, compiles to one loop per size. */
-#define HUF_BY_SIZE(isz, CALL) \
-    switch (isz) {             \
-    case 1: CALL(1); break;    \
-    case 2: CALL(2); break;    \
-    case 4: CALL(4); break;    \
-    default: CALL(8); break;   \
-    }
 
 /* Scalar kernels come in two builds of the same C: plain (the portable twin) and one compiled
  * for AVX2 and BMI2 (shifts by any register, wider vectors where the compiler finds them),
@@ -238,7 +229,7 @@ HUF_TWINS(encode_k, (const void *symbols, const uint32_t *codes, const uint8_t *
                      int64_t alphabet, unsigned maxlen, const int64_t *bounds,
                      const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
                      int64_t *used, int64_t ns, int isz),
-          { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
+          { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
 static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1063,7 +1054,7 @@ static int decode_plain(const huf_dec *d, const int64_t *starts, const int64_t *
                         const int64_t *bounds, int64_t ns, void *out, int isz) {
     int rc = 0;
 #define CALL(k) rc = decode_body(d, starts, limits, bounds, ns, out, k)
-    HUF_BY_SIZE(isz, CALL)
+    SC_BY_SIZE(isz, CALL)
     return rc;
 }
 
@@ -1074,7 +1065,7 @@ SC_TARGET("avx2,bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *s
                                          const int64_t *limits, const int64_t *bounds,
                                          int64_t ns, void *out, int isz) {
     int rc = 0;
-    HUF_BY_SIZE(isz, CALL)
+    SC_BY_SIZE(isz, CALL)
     return rc;
 }
 #endif
@@ -1125,7 +1116,7 @@ static int decode_two_plain(const huf_dec *d, const int64_t *starts, const int64
                             const int64_t *bounds, void *out, int isz) {
     int rc = 0;
 #define CALL(k) rc = decode_two(d, starts, limits, bounds, out, k)
-    HUF_BY_SIZE(isz, CALL)
+    SC_BY_SIZE(isz, CALL)
     return rc;
 }
 
@@ -1134,7 +1125,7 @@ SC_TARGET("bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t *st
                                              const int64_t *limits, const int64_t *bounds,
                                              void *out, int isz) {
     int rc = 0;
-    HUF_BY_SIZE(isz, CALL)
+    SC_BY_SIZE(isz, CALL)
     return rc;
 }
 #endif
@@ -1427,7 +1418,7 @@ SC_INLINE int histogram_body(const void *sym, int64_t n, int64_t alphabet, int64
 
 #define CALL(k) rc = histogram_body(sym, n, alphabet, counts, k)
 HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *counts, int isz),
-          { int rc = 0; HUF_BY_SIZE(isz, CALL) return rc; })
+          { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
 /* entropy_bits(counts i64) -> (bits, used): the order-0 entropy of the counts in bits,
@@ -1556,7 +1547,7 @@ SC_INLINE void top_hist_body(const huf_vals *v0, unsigned top, int64_t *counts, 
 
 #define CALL(k) top_hist_body(v, top, counts, k)
 HUF_TWINS(top_hist_k, (const huf_vals *v, unsigned top, int64_t *counts, int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
 static PyObject *huf_top_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1605,7 +1596,7 @@ SC_INLINE void value_hist_body(const huf_vals *v0, unsigned nplanes, unsigned to
 #define CALL(k) value_hist_body(v, nplanes, top, planes, fine, k)
 HUF_TWINS(value_hist_k, (const huf_vals *v, unsigned nplanes, unsigned top, int64_t *planes,
                          int64_t *fine, int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
 /* value_hist_body for 32-bit values, four planes and a top field of 8..24 bits: two values a
@@ -1883,12 +1874,12 @@ SC_INLINE void join_planes_body(const uint8_t *const *pl, unsigned nplanes, unsi
 #define CALL(k) split_planes_body(v, planes, nplanes, stride, k)
 HUF_TWINS(split_planes_k, (const huf_vals *v, uint8_t *planes, unsigned nplanes, int64_t stride,
                            int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 #define CALL(k) join_planes_body(pl, nplanes, rot, out, a, b, k)
 HUF_TWINS(join_planes_k, (const uint8_t *const *pl, unsigned nplanes, unsigned rot, void *out,
                           int64_t a, int64_t b, int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
 static PyObject *huf_split_planes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -2078,7 +2069,7 @@ SC_TARGET("avx2,bmi2") static void split32_pairs(const huf_vals *v, unsigned top
 #define CALL(k) split_fields_body(v, top, syms, low, nlow, k)
 HUF_TWINS(split_fields_k, (const huf_vals *v, unsigned top, uint16_t *syms, uint8_t *low,
                            int64_t nlow, int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
 static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -2144,7 +2135,7 @@ SC_INLINE void join_fields_body(const uint16_t *syms, const uint64_t *low, unsig
 #define CALL(k) join_fields_body(syms, low, rot, width, top, out, n, k)
 HUF_TWINS(join_fields_k, (const uint16_t *syms, const uint64_t *low, unsigned rot, unsigned width,
                           unsigned top, void *out, int64_t n, int isz),
-          { HUF_BY_SIZE(isz, CALL) return 0; })
+          { SC_BY_SIZE(isz, CALL) return 0; })
 #undef CALL
 
 static PyObject *huf_join_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {

@@ -1960,13 +1960,9 @@ FASTCALL(gather_fields) {
     }
     int64_t rc;
     Py_BEGIN_ALLOW_THREADS
-#define GF(S) gather_fields_body(packed.p, packed.n, (int)bits, count, table.p, table.n, out.p, S)
-    switch (out.itemsize) {
-    case 1: rc = GF(1); break;
-    case 2: rc = GF(2); break;
-    case 4: rc = GF(4); break;
-    default: rc = GF(8); break;
-    }
+#define GF(S) rc = gather_fields_body(packed.p, packed.n, (int)bits, count, table.p, table.n, \
+                                     out.p, S)
+    SC_BY_SIZE(out.itemsize, GF)
 #undef GF
     Py_END_ALLOW_THREADS
     res = PyLong_FromLongLong(rc);
@@ -2086,22 +2082,12 @@ FASTCALL(gather_index) {
 #endif
     {
         (void)level;
-#define G8(S) gather8_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
-#define G16(S) gather16_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
+#define G8(S) rc = gather8_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
+#define G16(S) rc = gather16_scalar(idx.p, idx.n, table.p, table.n, out.p, S)
         if (idx.itemsize == 1) {
-            switch (out.itemsize) {
-            case 1: rc = G8(1); break;
-            case 2: rc = G8(2); break;
-            case 4: rc = G8(4); break;
-            default: rc = G8(8); break;
-            }
+            SC_BY_SIZE(out.itemsize, G8)
         } else {
-            switch (out.itemsize) {
-            case 1: rc = G16(1); break;
-            case 2: rc = G16(2); break;
-            case 4: rc = G16(4); break;
-            default: rc = G16(8); break;
-            }
+            SC_BY_SIZE(out.itemsize, G16)
         }
 #undef G8
 #undef G16

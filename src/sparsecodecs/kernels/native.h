@@ -29,6 +29,16 @@
 #endif
 
 #define SC_INLINE static inline __attribute__((always_inline))
+
+/* A body instantiated by item size (1, 2, 4, else 8): CALL(S) with S a constant, so an
+ * always-inline body compiles to one loop per size. */
+#define SC_BY_SIZE(size, CALL) \
+    switch (size) {            \
+    case 1: CALL(1); break;    \
+    case 2: CALL(2); break;    \
+    case 4: CALL(4); break;    \
+    default: CALL(8); break;   \
+    }
 #define SC_LIKELY(x) __builtin_expect(!!(x), 1)
 #define SC_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
