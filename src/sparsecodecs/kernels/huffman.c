@@ -72,7 +72,6 @@ static uint64_t width_mask(unsigned width) {
     return width >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << width) - 1;
 }
 
-
 /* Scalar kernels come in two builds of the same C: plain (the portable twin) and one compiled
  * for AVX2 and BMI2 (shifts by any register, wider vectors where the compiler finds them),
  * chosen at run time by huf_fast() at SIMD level avx2. HUF_TWINS(name, (params), { body })
