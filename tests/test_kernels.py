@@ -725,6 +725,56 @@ def test_gather_index_matches_take_at_every_level(wide: bool, k: int, dtype: np.
             assert got.dtype == dtype and got.tobytes() == want, (level, count)
 
 
+def distinct_sorted(rng: np.random.Generator, dtype: np.dtype, k: int) -> np.ndarray:
+    """k distinct bit patterns of dtype, ascending, drawn over the whole range (top bits set
+    and clear: an unsigned compare done as a signed one gets them wrong)."""
+    info = np.iinfo(dtype)
+    c = np.unique(rng.integers(0, info.max, 2 * k + 8, dtype=dtype, endpoint=True))
+    while c.size < k:  # 1-byte values and k near 256: top up with the patterns not drawn
+        c = np.union1d(c, np.setdiff1d(np.arange(1 << (8 * dtype.itemsize), dtype=dtype), c))
+    return np.sort(rng.choice(c, k, replace=False))
+
+
+@pytest.mark.parametrize("k", [1, 2, 16, 17, 32, 33, 256, 4097])
+@pytest.mark.parametrize("dtype", UINTS)
+def test_centroid_index_matches_searchsorted_at_every_level(k: int, dtype: np.dtype):
+    """The index of every value among the centroids (what searchsorted gives for values that
+    are centroids) at every SIMD level: tables for 1- and 2-byte values, the AVX2 count for
+    4-byte values and up to 32 centroids, the binary search otherwise; counts around the
+    8-value step."""
+    if dtype.itemsize == 1 and k > 256:
+        return
+    rng = np.random.default_rng(k * 8 + dtype.itemsize)
+    c = distinct_sorted(rng, dtype, k)
+    for count in (0, 1, 7, 8, 9, 1000):
+        values = c[rng.integers(0, k, count)]
+        want = np.searchsorted(c, values)
+        for level in LEVELS:
+            with use_simd(level):
+                got = kernels.centroid_index(values, c)
+            assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
+            assert np.array_equal(got, want), (level, count)
+
+
+@pytest.mark.parametrize("k", [1, 16, 33])
+@pytest.mark.parametrize("dtype", UINTS)
+def test_centroid_index_refuses_a_value_that_is_not_a_centroid(k: int, dtype: np.dtype):
+    """A value below, between or above the centroids, in an 8-value step or in the tail, is a
+    ValueError at every level (a caller's bug: the encoder's centroids are its values')."""
+    rng = np.random.default_rng(k)
+    c = distinct_sorted(rng, dtype, k)
+    top, known = int(np.iinfo(dtype).max), set(c.tolist())
+    near = [int(c[0]) - 1, int(c[-1]) + 1, *(int(x) + 1 for x in c)]
+    outside = [x for x in near if 0 <= x <= top and x not in known]
+    for x in outside[:3]:
+        for at in (0, 5, 16):
+            values = np.repeat(c[:1], 17)
+            values[at] = x
+            for level in LEVELS:
+                with use_simd(level), pytest.raises(ValueError, match="not among the centroids"):
+                    kernels.centroid_index(values, c)
+
+
 @pytest.mark.parametrize("k, bad", [(1, 1), (16, 16), (16, 255), (5, 128), (100, 200),
                                     (300, 300), (300, 65535)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])

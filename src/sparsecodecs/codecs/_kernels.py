@@ -249,6 +249,16 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
     _native.row_modes_sort(x, rows, cols, out)
 
 
+def centroid_index(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """The index of every value among ``centroids`` (distinct, ascending, the values' dtype):
+    uint8 for up to 256 centroids, else uint16 (up to 65536). Every value must be a centroid
+    (the encoder's centroids are the values' distinct ones): ``ValueError`` if one is not."""
+    out = np.empty(values.size, np.uint8 if centroids.size <= 256 else np.uint16)
+    if _native.centroid_index(values.reshape(-1), centroids, out) < 0:
+        raise ValueError("centroid_index: a value is not among the centroids")
+    return out
+
+
 def gather_index(idx: np.ndarray, table: np.ndarray, what: str) -> np.ndarray:
     """``table[idx]`` for unsigned indices of 1 or 2 bytes (at most 256 entries for 1-byte
     ones): centroid indices into their table, in one compiled pass (16-entry tables of 1-, 2-

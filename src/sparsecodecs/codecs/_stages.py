@@ -50,7 +50,7 @@ from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
 from ._common import pack_fields, unpack_fields
-from ._kernels import gather_fields, gather_index
+from ._kernels import centroid_index, gather_fields, gather_index
 
 __all__ = [
     "MAX_CENTROIDS",
@@ -413,16 +413,6 @@ def distinct_values(
     return (uniq, counts) if uniq.size <= limit else None
 
 
-def _indices(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Index of each value in the sorted ``centroids`` (every value must be a centroid)."""
-    idt = np.uint8 if centroids.size <= 256 else np.uint16
-    if values.dtype.itemsize <= 2:  # a direct look-up table over every bit pattern
-        lut = np.zeros(1 << (8 * values.dtype.itemsize), idt)
-        lut[centroids] = np.arange(centroids.size, dtype=idt)
-        return lut[values]
-    return np.searchsorted(centroids, values).astype(idt)
-
-
 @dataclass
 class CentroidPlan:
     """Centroids, how often each occurs, and the chosen index coding."""
@@ -465,7 +455,7 @@ def encode_centroids(
 ) -> tuple[list[Section], str]:
     """Sections and the index mode (``h`` Huffman, ``p`` packed)."""
     k = plan.centroids.size
-    idx = _indices(values, plan.centroids)
+    idx = centroid_index(values, plan.centroids)
     sections = [values_section(f"{prefix}.centroids", plan.centroids, dtype, "codebook")]
     if plan.coded:
         sections += huff.encode_symbols(idx, k, f"{prefix}.idx", "values", counts=plan.counts,

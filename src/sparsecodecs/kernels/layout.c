@@ -103,6 +103,16 @@ static int item_ok(const sc_arr *a, const char *fn, const char *what) {
     return fail("%s: %s must have items of 1, 2, 4 or 8 bytes, got %zd", fn, what, s);
 }
 
+/* The arguments of a kernel taking three arrays, two read and the last written. */
+static int get_two_one(sc_bufs *s, PyObject *const *args, Py_ssize_t nargs, const char *fn,
+                       const char *n0, sc_arr *a0, const char *n1, sc_arr *a1, const char *n2,
+                       sc_arr *a2) {
+    if (sc_nargs(nargs, 3, fn) < 0 || get(s, args[0], 0, 0, n0, a0) < 0 ||
+        get(s, args[1], 0, 0, n1, a1) < 0 || get(s, args[2], 1, 0, n2, a2) < 0)
+        return -1;
+    return 0;
+}
+
 #define FASTCALL(name) \
     static PyObject *py_##name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
@@ -2054,6 +2064,153 @@ SC_TARGET("ssse3") static int64_t gather8_small_ssse3(const uint8_t *restrict id
 }
 #endif
 
+/* The index of each value among k sorted distinct centroids (the encoder's inverse of
+ * gather_index): for values of 1 or 2 bytes through a table over every bit pattern, for wider
+ * ones by a branchless binary search, eight values side by side (their searches are
+ * independent chains of loads the CPU overlaps; one search after another ran 3x slower). Each
+ * index is checked (centroid[index] == value); returns 0, or -1 at the first value that is not
+ * a centroid. `isz`: the index size (1 or 2). */
+SC_INLINE int centroid_check(const void *restrict c, Py_ssize_t k, Py_ssize_t at, uint64_t x,
+                             void *restrict out, int isz, Py_ssize_t i, Py_ssize_t size) {
+    if (SC_UNLIKELY(at >= k || ld(c, size, at) != x)) return -1;
+    st(out, isz, i, (uint64_t)at);
+    return 0;
+}
+
+SC_INLINE int centroid_index_body(const void *restrict v, Py_ssize_t n,
+                                  const void *restrict c, Py_ssize_t k, void *restrict out,
+                                  int isz, uint16_t *restrict lut, Py_ssize_t size) {
+    Py_ssize_t i = 0;
+    if (lut) {
+        for (Py_ssize_t j = 0; j < k; j++) lut[ld(c, size, j)] = (uint16_t)j;
+        for (; i < n; i++) {
+            const uint64_t x = ld(v, size, i);
+            if (centroid_check(c, k, lut[x], x, out, isz, i, size)) return -1;
+        }
+        return 0;
+    }
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x[8];
+        Py_ssize_t base[8];
+        for (int j = 0; j < 8; j++) x[j] = ld(v, size, i + j), base[j] = 0;
+        for (Py_ssize_t len = k; len > 1;) { /* masks, not branches: unpredictable compares */
+            const Py_ssize_t half = len / 2;
+            for (int j = 0; j < 8; j++)
+                base[j] += half & -(Py_ssize_t)(ld(c, size, base[j] + half - 1) < x[j]);
+            len -= half;
+        }
+        for (int j = 0; j < 8; j++)
+            if (centroid_check(c, k, base[j], x[j], out, isz, i + j, size)) return -1;
+    }
+    for (; i < n; i++) {
+        const uint64_t x = ld(v, size, i);
+        Py_ssize_t base = 0;
+        for (Py_ssize_t len = k; len > 1;) {
+            const Py_ssize_t half = len / 2;
+            base += half & -(Py_ssize_t)(ld(c, size, base + half - 1) < x);
+            len -= half;
+        }
+        if (centroid_check(c, k, base, x, out, isz, i, size)) return -1;
+    }
+    return 0;
+}
+
+#if SC_X86
+/* 4-byte values and at most 32 centroids, eight values a step: the index of a centroid is the
+ * number of centroids below it, counted by one compare per centroid (unsigned, by flipping the
+ * sign bits), and one more compare per centroid finds each value among them. The counts of
+ * values that are not centroids are never stored: the step returns -1 first. */
+SC_TARGET("avx2") static int centroid_index_avx2(const uint8_t *restrict v, Py_ssize_t n,
+                                                const void *restrict c, Py_ssize_t k,
+                                                void *restrict out, int isz) {
+    __m256i cs[32], cr[32];
+    const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
+    for (Py_ssize_t j = 0; j < k; j++) {
+        cr[j] = _mm256_set1_epi32((int)(uint32_t)ld(c, 4, j));
+        cs[j] = _mm256_xor_si256(cr[j], flip);
+    }
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(v + 4 * i));
+        const __m256i xs = _mm256_xor_si256(x, flip);
+        __m256i below = _mm256_setzero_si256(), found = below;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            below = _mm256_sub_epi32(below, _mm256_cmpgt_epi32(xs, cs[j]));
+            found = _mm256_or_si256(found, _mm256_cmpeq_epi32(x, cr[j]));
+        }
+        if (_mm256_movemask_epi8(found) != -1) return -1;
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(below),
+                                           _mm256_extracti128_si256(below, 1));
+        if (isz == 1)
+            _mm_storel_epi64((__m128i *)((uint8_t *)out + i), _mm_packus_epi16(w, w));
+        else
+            _mm_storeu_si128((__m128i *)((uint8_t *)out + 2 * i), w);
+    }
+    return i < n ? centroid_index_body(v + 4 * i, n - i, c, k, (uint8_t *)out + isz * i, isz,
+                                       NULL, 4)
+                 : 0;
+}
+#endif
+
+/* centroid_index_body or its AVX2 path, by SIMD level, index size and value size. */
+static int centroid_index_any(int level, const void *restrict v, Py_ssize_t n,
+                              const void *restrict c, Py_ssize_t k, void *restrict out, int isz,
+                              uint16_t *restrict lut, Py_ssize_t size) {
+#if SC_X86
+    if (size == 4 && k <= 32 && level >= SC_SIMD_AVX2)
+        return centroid_index_avx2(v, n, c, k, out, isz);
+#endif
+    (void)level;
+    int rc;
+#define CI1(S) rc = centroid_index_body(v, n, c, k, out, 1, lut, S)
+#define CI2(S) rc = centroid_index_body(v, n, c, k, out, 2, lut, S)
+    if (isz == 1) {
+        SC_BY_SIZE(size, CI1)
+    } else {
+        SC_BY_SIZE(size, CI2)
+    }
+#undef CI1
+#undef CI2
+    return rc;
+}
+
+/* centroid_index(values, centroids, out) -> 0, or -1 (a value is not a centroid). centroids:
+ * k distinct bit patterns, ascending, items of the values' size; out: 1-byte indices (k
+ * <= 256) or 2-byte ones (k <= 65536), one per value. */
+FASTCALL(centroid_index) {
+    sc_bufs s = {.n = 0};
+    sc_arr v = {0}, c = {0}, out = {0};
+    PyObject *res = NULL;
+    const char *fn = "centroid_index";
+    if (get_two_one(&s, args, nargs, fn, "values", &v, "centroids", &c, "out", &out) < 0 ||
+        item_ok(&v, fn, "values") < 0)
+        goto done;
+    if (c.itemsize != v.itemsize || out.n != v.n ||
+        !((out.itemsize == 1 && c.n <= 256) || (out.itemsize == 2 && c.n <= 65536))) {
+        fail("%s: sizes do not fit (values %zd items of %zd bytes, centroids %zd of %zd, out "
+             "%zd of %zd)", fn, v.n, v.itemsize, c.n, c.itemsize, out.n, out.itemsize);
+        goto done;
+    }
+    uint16_t *lut = NULL;
+    if (v.itemsize <= 2) { /* every pattern not a centroid looks up 0, which the check refuses */
+        lut = calloc((size_t)1 << (8 * v.itemsize), sizeof(uint16_t));
+        if (!lut) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    int rc;
+    const int level = sc_simd;
+    Py_BEGIN_ALLOW_THREADS
+    rc = centroid_index_any(level, v.p, v.n, c.p, c.n, out.p, (int)out.itemsize, lut, v.itemsize);
+    Py_END_ALLOW_THREADS
+    free(lut);
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* gather_index(idx, table, out) -> the largest index (an index past the table gives some
  * entry or 0: the caller refuses the result when the largest index is >= the table's length).
  * idx: 1- or 2-byte unsigned indices; table and out: items of one size (1, 2, 4 or 8 bytes). */
@@ -2062,9 +2219,8 @@ FASTCALL(gather_index) {
     sc_arr idx = {0}, table = {0}, out = {0};
     PyObject *res = NULL;
     const char *fn = "gather_index";
-    if (sc_nargs(nargs, 3, fn) < 0) return NULL;
-    if (get(&s, args[0], 0, 0, "idx", &idx) < 0 || get(&s, args[1], 0, 0, "table", &table) < 0 ||
-        get(&s, args[2], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0)
+    if (get_two_one(&s, args, nargs, fn, "idx", &idx, "table", &table, "out", &out) < 0 ||
+        item_ok(&out, fn, "out") < 0)
         goto done;
     if ((idx.itemsize != 1 && idx.itemsize != 2) || table.itemsize != out.itemsize ||
         out.n != idx.n || (idx.itemsize == 1 && table.n > 256)) {
@@ -2130,6 +2286,7 @@ PyMethodDef sc_layout_methods[] = {
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
+    M(centroid_index, "centroid_index(values, centroids, out) -> 0, -1 not a centroid."),
     M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
                      " shift, width, rest_bits, out, codes) -> 0, -1 padding slot, -3 bad frame."),
     {NULL, NULL, 0, NULL},
