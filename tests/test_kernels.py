@@ -677,6 +677,29 @@ def test_popcount_and_row_modes_agree_at_every_level(size: int):
     assert all(answer == answers["scalar"] for answer in answers.values())
 
 
+# -- count_fill: what a fill spares ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", UINTS)
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 7), (5, 64), (17, 33)])
+def test_count_fill_counts_the_entries_equal_to_their_rows_fill(dtype: np.dtype, rows: int,
+                                                                cols: int):
+    """Against ``np.count_nonzero(x == fill)`` for one fill item and for one per row (rows
+    drawn from a few patterns, so that a row's fill matches some of its entries and not all)."""
+    rng = np.random.default_rng(rows * 100 + cols)
+    x = rng.choice(np.array([0, 1, 7, np.iinfo(dtype).max], dtype), (rows, cols))
+    per_row = rng.choice(np.array([1, 7, np.iinfo(dtype).max], dtype), rows)
+    x[0, 0] = x[-1, -1] = per_row[0]  # the first and last entries count, for a single fill
+    flat = x.reshape(-1)
+    assert kernels.count_fill(flat, per_row, cols) == np.count_nonzero(x == per_row[:, None])
+    assert kernels.count_fill(flat, per_row[:1], cols) == np.count_nonzero(x == per_row[0])
+    for wrong in (rows + 2, 0):
+        with pytest.raises(ValueError, match="fill items do not fit"):
+            kernels.count_fill(flat, np.ones(wrong, dtype), cols)
+    with pytest.raises(ValueError, match="fill has"):
+        kernels.count_fill(flat, np.ones(1, np.uint8 if dtype.itemsize > 1 else np.uint16), cols)
+
+
 # -- gather_fields: packed indices into a table ---------------------------------------------------
 
 

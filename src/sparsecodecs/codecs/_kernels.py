@@ -237,6 +237,13 @@ def fill_rows(out: np.ndarray, fill: np.ndarray, cols: int) -> None:
     _native.fill_rows(out, fill, cols)
 
 
+def count_fill(x: np.ndarray, fill: np.ndarray, cols: int) -> int:
+    """How many entries of the flat (rows x cols) ``x`` equal ``fill[0]``, or ``fill[r]`` on
+    row r: ``np.count_nonzero(x == fill)`` without its temporary array."""
+    count: int = _native.count_fill(x, fill, cols)
+    return count
+
+
 def row_modes_table(x: np.ndarray, rows: int, cols: int, counts: np.ndarray,
                     out: np.ndarray) -> None:
     """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties

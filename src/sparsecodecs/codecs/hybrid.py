@@ -37,6 +37,7 @@ from ._fill import (
     resolve_fill,
     row_modes,
 )
+from ._kernels import count_fill
 from ._nm import (
     MAX_M,
     code_reader,
@@ -121,7 +122,7 @@ def _row_modes_worth_counting(
     sampled = row_modes(np.ascontiguousarray(x[:, ::step]))
     if not sampled.any():
         return None
-    matches = int(np.count_nonzero(x == sampled[:, None]))
+    matches = count_fill(np.ascontiguousarray(x).reshape(-1), sampled, x.shape[1])
     if (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize <= x.size:
         return None
     return sampled if step == 1 else row_modes(x)
@@ -301,7 +302,7 @@ class Hybrid(Codec):
         from ._kernels import bitmask_split_fill, split_mask
 
         flat = bits.reshape(-1)
-        rows, cols = as_2d(bits.shape)
+        cols = as_2d(bits.shape)[1]
         nnz0 = int(np.count_nonzero(flat))
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
         out = []
@@ -319,8 +320,7 @@ class Hybrid(Codec):
             elif counts is not None and fill.size == 1:
                 nnz = flat.size - int(counts[fill[0]])
             else:
-                empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
-                nnz = int(np.count_nonzero(bits.reshape(rows, cols) != empty))
+                nnz = flat.size - count_fill(flat, fill, cols)
             # Under fill="auto", a fill must spare at least one value in 64 * itemsize over
             # zero (1/8 bit per element, the least a Huffman-coded mask can cost) beyond the
             # fill values it stores, to be worth planning: a dense bfloat16 tensor's most

@@ -240,26 +240,75 @@ static int check_fill(const sc_arr *fill, const sc_arr *like, Py_ssize_t rows, c
     return 0;
 }
 
+/* The arguments (data, fill, cols) of fill_rows and count_fill, checked: the data in rows of
+ * cols, the fill 1 item or one per row, of the data's item size. */
+static int get_fill_args(sc_bufs *s, PyObject *const *args, Py_ssize_t nargs, const char *fn,
+                         int writable, sc_arr *data, sc_arr *fill, int64_t *cols) {
+    if (sc_nargs(nargs, 3, fn) < 0 || get(s, args[0], writable, 0, "data", data) < 0 ||
+        item_ok(data, fn, "data") < 0 || get(s, args[1], 0, 0, "fill", fill) < 0 ||
+        sc_i64(args[2], cols) < 0)
+        return -1;
+    if (fill->n == 0 || (fill->n > 1 && (*cols < 0 || data->n != fill->n * *cols)))
+        return fail("%s: %zd fill items do not fit %zd items in rows of %lld", fn, fill->n,
+                    data->n, (long long)*cols);
+    return check_fill(fill, data, fill->n, fn);
+}
+
 /* fill_rows(out, fill, cols) */
 FASTCALL(fill_rows) {
     sc_bufs s = {.n = 0};
     sc_arr out = {0}, fill = {0};
     int64_t cols;
     PyObject *res = NULL;
-    if (sc_nargs(nargs, 3, "fill_rows") < 0) return NULL;
-    if (get(&s, args[0], 1, 0, "out", &out) < 0 || item_ok(&out, "fill_rows", "out") < 0 ||
-        get(&s, args[1], 0, 0, "fill", &fill) < 0 || sc_i64(args[2], &cols) < 0)
-        goto done;
-    if (fill.n == 0 || (fill.n > 1 && (cols < 0 || out.n != fill.n * cols))) {
-        fail("fill_rows: %zd fill items do not fit %zd items in rows of %lld", fill.n, out.n,
-             (long long)cols);
-        goto done;
-    }
-    if (check_fill(&fill, &out, fill.n, "fill_rows") < 0) goto done;
+    if (get_fill_args(&s, args, nargs, "fill_rows", 1, &out, &fill, &cols) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
     fill_rows_any(out.p, out.n, fill.p, fill.n, cols, out.itemsize);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* How many of the n items of x (rows of cols) equal their row's fill item (fill: 1 item, or
+ * one per row): what a fill spares, counted in one pass without a temporary. */
+SC_INLINE int64_t count_fill_body(const void *restrict x, Py_ssize_t n,
+                                  const void *restrict fill, Py_ssize_t nf, Py_ssize_t cols,
+                                  Py_ssize_t size) {
+    int64_t count = 0;
+    if (nf == 1) {
+        const uint64_t f = ld(fill, size, 0);
+        for (Py_ssize_t i = 0; i < n; i++) count += ld(x, size, i) == f;
+        return count;
+    }
+    for (Py_ssize_t r = 0; r < nf; r++) {
+        const uint64_t f = ld(fill, size, r);
+        const char *row = (const char *)x + r * cols * size;
+        for (Py_ssize_t c = 0; c < cols; c++) count += ld(row, size, c) == f;
+    }
+    return count;
+}
+
+static int64_t count_fill_any(const void *restrict x, Py_ssize_t n, const void *restrict fill,
+                              Py_ssize_t nf, Py_ssize_t cols, Py_ssize_t size) {
+    int64_t count;
+#define CF(S) count = count_fill_body(x, n, fill, nf, cols, S)
+    SC_BY_SIZE(size, CF)
+#undef CF
+    return count;
+}
+
+/* count_fill(x, fill, cols) -> the items of x equal to their row's fill item */
+FASTCALL(count_fill) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, fill = {0};
+    int64_t cols, count = 0;
+    PyObject *res = NULL;
+    if (get_fill_args(&s, args, nargs, "count_fill", 0, &x, &fill, &cols) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    count = count_fill_any(x.p, x.n, fill.p, fill.n, cols, x.itemsize);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLongLong(count);
 done:
     sc_release(&s);
     return res;
@@ -2263,6 +2312,7 @@ done:
 PyMethodDef sc_layout_methods[] = {
     M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
     M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
+    M(count_fill, "count_fill(x, fill, cols) -> items equal to their row's fill item."),
     M(bitmask_scatter, "bitmask_scatter(mask, values, out) -> values used, -1 too few."),
     M(bitmask_scatter_fill,
       "bitmask_scatter_fill(mask, values, out, fill, cols) -> values used, -1 too few."),
