@@ -153,6 +153,30 @@ def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
         free.append(table)
 
 
+#: The largest scratch buffer a thread keeps between encodes (larger ones are made and
+#: dropped each time).
+KEEP_SCRATCH_BYTES = 64 << 20
+
+
+@contextmanager
+def lent_scratch(nbytes: int) -> Iterator[np.ndarray]:
+    """``nbytes`` of uint8 scratch that this thread keeps between calls, for the block only
+    (nothing made in it may keep the buffer). Why: the planner's large temporaries (the top
+    fields of a tensor, 2 bytes a value), made and freed on every encode, left glibc a free
+    top of heap it trimmed and faulted in again next time: a process encoding 1536x384
+    bfloat16 tensors took ~500 page faults an encode."""
+    free: list[np.ndarray] = _LENT.__dict__.setdefault("scratch", [])
+    at = next((i for i, b in enumerate(free) if b.size >= nbytes), None)
+    buf = free.pop(at) if at is not None else np.empty(max(nbytes, 1 << 16), np.uint8)
+    try:
+        yield buf[:nbytes]
+    finally:
+        if buf.size <= KEEP_SCRATCH_BYTES:
+            free.append(buf)
+            free.sort(key=lambda b: b.size)
+            del free[:-2]  # the two largest
+
+
 def value_histograms(
     values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,12 +299,13 @@ def encode_fields(
     values: np.ndarray, dtype: np.dtype[Any], prefix: str, plan: FieldsPlan, max_length: int
 ) -> list[Section]:
     width = 8 * dtype.itemsize
-    syms = np.empty(values.size, np.uint16)
     low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
-    hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width, plan.top,
-                    syms, low)
-    sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
-                                   counts=plan.counts, max_length=max_length)
+    with lent_scratch(2 * values.size) as scratch:  # the top fields, coded in the block
+        syms = scratch.view(np.uint16)
+        hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
+                        plan.top, syms, low)
+        sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
+                                       counts=plan.counts, max_length=max_length)
     return [*sections, Section(f"{prefix}.low", "values", low)]
 
 
