@@ -779,6 +779,13 @@ def test_centroid_index_matches_searchsorted_at_every_level(k: int, dtype: np.dt
             assert np.array_equal(got, want), (level, count)
 
 
+def test_centroid_index_takes_strided_values():
+    """Values that are a strided view (a column slice) are indexed as a copy would be."""
+    c = np.array([3, 9, 200], np.uint32)
+    v = np.repeat(c, 4).reshape(3, 4)[:, ::2]
+    np.testing.assert_array_equal(kernels.centroid_index(v, c), [0, 0, 1, 1, 2, 2])
+
+
 @pytest.mark.parametrize("k", [1, 16, 33])
 @pytest.mark.parametrize("dtype", UINTS)
 def test_centroid_index_refuses_a_value_that_is_not_a_centroid(k: int, dtype: np.dtype):

@@ -261,7 +261,8 @@ def centroid_index(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     uint8 for up to 256 centroids, else uint16 (up to 65536). Every value must be a centroid
     (the encoder's centroids are the values' distinct ones): ``ValueError`` if one is not."""
     out = np.empty(values.size, np.uint8 if centroids.size <= 256 else np.uint16)
-    if _native.centroid_index(values.reshape(-1), centroids, out) < 0:
+    if _native.centroid_index(np.ascontiguousarray(values).reshape(-1),
+                              np.ascontiguousarray(centroids), out) < 0:
         raise ValueError("centroid_index: a value is not among the centroids")
     return out
 
