@@ -766,7 +766,7 @@ def test_centroid_index_matches_searchsorted_at_every_level(k: int, dtype: np.dt
     4-byte values and up to 32 centroids, the binary search otherwise; counts around the
     8-value step."""
     if dtype.itemsize == 1 and k > 256:
-        return
+        pytest.skip("1-byte values have 256 patterns")
     rng = np.random.default_rng(k * 8 + dtype.itemsize)
     c = distinct_sorted(rng, dtype, k)
     for count in (0, 1, 7, 8, 9, 1000):
