@@ -821,6 +821,44 @@ def test_gather_index_refuses_an_index_past_the_table(k: int, bad: int, dtype: t
                 kernels.gather_index(idx, table, "x")
 
 
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+@pytest.mark.parametrize("dtype", UINTS)
+def test_gather_fields_of_whole_bytes_at_every_level(bits: int, dtype: np.dtype):
+    """Fields that divide a byte (the table look-ups, pshufb for 4- and 8-bit fields into up
+    to 16 entries of 1, 2 or 4 bytes) against the bit-by-bit reference at every SIMD level,
+    counts around the 16-field step; a field past the table, in a step or in the tail, and a
+    set padding bit are refused at every level."""
+    rng = np.random.default_rng(bits * 10 + dtype.itemsize)
+    for k in sorted({1, min(5, 1 << bits), min(16, 1 << bits), 1 << bits}):
+        table = rng.integers(0, np.iinfo(dtype).max, k, dtype=dtype, endpoint=True)
+        for count in (0, 1, 15, 16, 17, 33, 1000):
+            idx = rng.integers(0, k, count)
+            packed = np.packbits(((idx[:, None] >> np.arange(bits)) & 1).astype(np.uint8)
+                                 .reshape(-1), bitorder="little")
+            want = gather_reference(packed, bits, count, table).tobytes()
+            for level in LEVELS:
+                with use_simd(level):
+                    got = kernels.gather_fields(packed, bits, count, table, "x")
+                assert got.tobytes() == want, (level, k, count)
+    if bits == 1:
+        return  # every 1-bit field is an index of a two-entry table
+    table = np.arange(1, 4, dtype=dtype)  # 3 entries: field value 3 is past the table
+    for at in (0, 17, 32):
+        idx = np.zeros(33, np.int64)
+        idx[at] = 3
+        packed = np.packbits(((idx[:, None] >> np.arange(bits)) & 1).astype(np.uint8)
+                             .reshape(-1), bitorder="little")
+        for level in LEVELS:
+            with use_simd(level), pytest.raises(FrameLayoutError, match="holds index 3 >= 3"):
+                kernels.gather_fields(packed, bits, 33, table, "x")
+    if bits < 8:
+        pad = np.zeros((33 * bits + 7) // 8, np.uint8)
+        pad[-1] = 0x80
+        for level in LEVELS:
+            with use_simd(level), pytest.raises(FrameLayoutError, match="padding bits"):
+                kernels.gather_fields(pad, bits, 33, table, "x")
+
+
 @pytest.mark.parametrize("bits", [1, 3, 4, 7, 12, 16])
 def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
     count = 13  # 13 x bits bits: padding bits in the last byte unless bits is 16

@@ -1997,6 +1997,10 @@ SC_INLINE int64_t gather_fields_body(const uint8_t *restrict p, Py_ssize_t nbyte
     return (int64_t)top;
 }
 
+static int64_t gather_byte_fields(int level, const uint8_t *restrict p, Py_ssize_t n, int bits,
+                                  const void *restrict table, Py_ssize_t k, void *restrict out,
+                                  Py_ssize_t size);
+
 /* gather_fields(packed, bits, count, table, out) -> the largest field (every field >= the
  * table's length gives 0), or -1: padding bits after the last field are set. */
 FASTCALL(gather_fields) {
@@ -2018,11 +2022,19 @@ FASTCALL(gather_fields) {
         goto done;
     }
     int64_t rc;
+    const int level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
+    if (8 % bits == 0) { /* whole bytes of fields: the table look-ups of gather_index */
+        rc = gather_byte_fields(level, packed.p, count, (int)bits, table.p, table.n, out.p,
+                                out.itemsize);
+        const int used = (int)((count * bits) & 7);
+        if (used && (((const uint8_t *)packed.p)[packed.n - 1] >> used)) rc = -1;
+    } else {
 #define GF(S) rc = gather_fields_body(packed.p, packed.n, (int)bits, count, table.p, table.n, \
                                      out.p, S)
-    SC_BY_SIZE(out.itemsize, GF)
+        SC_BY_SIZE(out.itemsize, GF)
 #undef GF
+    }
     Py_END_ALLOW_THREADS
     res = PyLong_FromLongLong(rc);
 done:
@@ -2064,54 +2076,140 @@ SC_INLINE int64_t gather16_scalar(const void *restrict idx, Py_ssize_t n,
 }
 
 #if SC_X86
-/* Byte indices into a table of at most 16 entries of 1, 2 or 4 bytes, 16 indices a step: one
- * pshufb per byte of the entries (byte b of every entry in one 16-byte register, zeros past
- * k), the bytes interleaved back into entries; the largest index by pmaxub. An index of 16 or
- * more selects some entry or zero: the caller refuses the result by the largest index. */
-SC_TARGET("ssse3") static int64_t gather8_small_ssse3(const uint8_t *restrict idx, Py_ssize_t n,
-                                                     const void *restrict table, Py_ssize_t k,
-                                                     void *restrict out, Py_ssize_t size) {
+/* Tables of at most 16 entries of 1, 2 or 4 bytes, for lookup16: byte b of every entry in
+ * t[b] (zeros past k). */
+SC_TARGET("ssse3") static void small_table_ssse3(const void *restrict table, Py_ssize_t k,
+                                                 Py_ssize_t size, __m128i t[4]) {
     uint8_t planes[4][16] = {{0}};
     for (Py_ssize_t j = 0; j < k; j++) {
         const uint64_t v = ld(table, size, j);
         for (Py_ssize_t b = 0; b < size; b++) planes[b][j] = (uint8_t)(v >> (8 * b));
     }
-    const __m128i t0 = _mm_loadu_si128((const __m128i *)planes[0]);
-    const __m128i t1 = _mm_loadu_si128((const __m128i *)planes[1]);
-    const __m128i t2 = _mm_loadu_si128((const __m128i *)planes[2]);
-    const __m128i t3 = _mm_loadu_si128((const __m128i *)planes[3]);
-    __m128i top = _mm_setzero_si128();
+    for (int b = 0; b < 4; b++) t[b] = _mm_loadu_si128((const __m128i *)planes[b]);
+}
+
+/* The entries of 16 indices (bytes of v, each < 16) stored at o: one pshufb per byte of the
+ * entries, the bytes interleaved back into entries. An index of 16 or more selects some entry
+ * or zero: callers refuse such a result by the largest index. */
+SC_TARGET("ssse3") SC_INLINE void lookup16_ssse3(__m128i v, const __m128i t[4], char *o,
+                                                 Py_ssize_t size) {
+    const __m128i b0 = _mm_shuffle_epi8(t[0], v);
+    if (size == 1) {
+        _mm_storeu_si128((__m128i *)o, b0);
+        return;
+    }
+    const __m128i b1 = _mm_shuffle_epi8(t[1], v);
+    const __m128i w0 = _mm_unpacklo_epi8(b0, b1), w1 = _mm_unpackhi_epi8(b0, b1);
+    if (size == 2) {
+        _mm_storeu_si128((__m128i *)o, w0);
+        _mm_storeu_si128((__m128i *)(o + 16), w1);
+        return;
+    }
+    const __m128i b2 = _mm_shuffle_epi8(t[2], v), b3 = _mm_shuffle_epi8(t[3], v);
+    const __m128i h0 = _mm_unpacklo_epi8(b2, b3), h1 = _mm_unpackhi_epi8(b2, b3);
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(w0, h0));
+    _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(w0, h0));
+    _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(w1, h1));
+    _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(w1, h1));
+}
+
+SC_TARGET("ssse3") static int64_t max_lane_ssse3(__m128i top) {
+    uint8_t lanes[16];
+    _mm_storeu_si128((__m128i *)lanes, top);
+    int64_t best = 0;
+    for (int j = 0; j < 16; j++) best = lanes[j] > best ? lanes[j] : best;
+    return best;
+}
+
+/* Byte indices into a table of at most 16 entries of 1, 2 or 4 bytes, 16 indices a step
+ * (lookup16_ssse3); the largest index by pmaxub. */
+SC_TARGET("ssse3") static int64_t gather8_small_ssse3(const uint8_t *restrict idx, Py_ssize_t n,
+                                                     const void *restrict table, Py_ssize_t k,
+                                                     void *restrict out, Py_ssize_t size) {
+    __m128i t[4], top = _mm_setzero_si128();
+    small_table_ssse3(table, k, size, t);
     char *o = (char *)out;
     Py_ssize_t i = 0;
     for (; i + 16 <= n; i += 16, o += 16 * size) {
         const __m128i v = _mm_loadu_si128((const __m128i *)(idx + i));
         top = _mm_max_epu8(top, v);
-        const __m128i b0 = _mm_shuffle_epi8(t0, v);
-        if (size == 1) {
-            _mm_storeu_si128((__m128i *)o, b0);
-            continue;
-        }
-        const __m128i b1 = _mm_shuffle_epi8(t1, v);
-        const __m128i w0 = _mm_unpacklo_epi8(b0, b1), w1 = _mm_unpackhi_epi8(b0, b1);
-        if (size == 2) {
-            _mm_storeu_si128((__m128i *)o, w0);
-            _mm_storeu_si128((__m128i *)(o + 16), w1);
-            continue;
-        }
-        const __m128i b2 = _mm_shuffle_epi8(t2, v), b3 = _mm_shuffle_epi8(t3, v);
-        const __m128i h0 = _mm_unpacklo_epi8(b2, b3), h1 = _mm_unpackhi_epi8(b2, b3);
-        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(w0, h0));
-        _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(w0, h0));
-        _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(w1, h1));
-        _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(w1, h1));
+        lookup16_ssse3(v, t, o, size);
     }
-    uint8_t lanes[16];
-    _mm_storeu_si128((__m128i *)lanes, top);
-    int64_t best = i < n ? gather8_scalar(idx + i, n - i, table, k, o, size) : 0;
-    for (int j = 0; j < 16; j++) best = lanes[j] > best ? lanes[j] : best;
-    return best;
+    const int64_t tail = i < n ? gather8_scalar(idx + i, n - i, table, k, o, size) : 0;
+    const int64_t best = max_lane_ssse3(top);
+    return tail > best ? tail : best;
 }
 #endif
+
+/* Fields of 1, 2 or 4 bits packed LSB first (whole bytes of 8 / bits fields), looked up as
+ * gather8_scalar looks up bytes. */
+SC_INLINE int64_t gather_sub8_scalar(const uint8_t *restrict p, Py_ssize_t n, int bits,
+                                     const void *restrict table, Py_ssize_t k,
+                                     void *restrict out, Py_ssize_t size) {
+    uint64_t pad[16] = {0};
+    for (Py_ssize_t j = 0; j < k && j < 16; j++) pad[j] = ld(table, size, j);
+    const int per = 8 / bits;
+    const unsigned mask = (1u << bits) - 1;
+    unsigned top = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned f = (p[i / per] >> ((i % per) * bits)) & mask;
+        top = f > top ? f : top;
+        st(out, size, i, pad[f]);
+    }
+    return top;
+}
+
+#if SC_X86
+/* 4-bit fields into a table of at most 16 entries of 1, 2 or 4 bytes: 8 bytes, 16 fields a
+ * step, the low nibble of each byte first. */
+SC_TARGET("ssse3") static int64_t gather4_small_ssse3(const uint8_t *restrict p, Py_ssize_t n,
+                                                     const void *restrict table, Py_ssize_t k,
+                                                     void *restrict out, Py_ssize_t size) {
+    __m128i t[4], top = _mm_setzero_si128();
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    small_table_ssse3(table, k, size, t);
+    char *o = (char *)out;
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16, o += 16 * size) {
+        const __m128i b = _mm_loadl_epi64((const __m128i *)(p + i / 2));
+        const __m128i v = _mm_unpacklo_epi8(_mm_and_si128(b, low4),
+                                            _mm_and_si128(_mm_srli_epi16(b, 4), low4));
+        top = _mm_max_epu8(top, v);
+        lookup16_ssse3(v, t, o, size);
+    }
+    const int64_t tail = i < n ? gather_sub8_scalar(p + i / 2, n - i, 4, table, k, o, size) : 0;
+    const int64_t best = max_lane_ssse3(top);
+    return tail > best ? tail : best;
+}
+#endif
+
+/* gather_fields for fields that divide a byte (1, 2, 4 or 8 bits): the largest field. */
+static int64_t gather_byte_fields(int level, const uint8_t *restrict p, Py_ssize_t n, int bits,
+                                  const void *restrict table, Py_ssize_t k, void *restrict out,
+                                  Py_ssize_t size) {
+#if SC_X86
+    if (k <= 16 && size <= 4 && level >= SC_SIMD_SSSE3 && (bits == 8 || bits == 4))
+        return bits == 8 ? gather8_small_ssse3(p, n, table, k, out, size)
+                         : gather4_small_ssse3(p, n, table, k, out, size);
+#endif
+    (void)level;
+    int64_t top;
+#define G8(S) top = gather8_scalar(p, n, table, k, out, S)
+#define G1(S) top = gather_sub8_scalar(p, n, 1, table, k, out, S)
+#define G2(S) top = gather_sub8_scalar(p, n, 2, table, k, out, S)
+#define G4(S) top = gather_sub8_scalar(p, n, 4, table, k, out, S)
+    switch (bits) {
+    case 8: SC_BY_SIZE(size, G8) break;
+    case 4: SC_BY_SIZE(size, G4) break;
+    case 2: SC_BY_SIZE(size, G2) break;
+    default: SC_BY_SIZE(size, G1) break;
+    }
+#undef G8
+#undef G1
+#undef G2
+#undef G4
+    return top;
+}
 
 /* The index of each value among k sorted distinct centroids (the encoder's inverse of
  * gather_index): for values of 1 or 2 bytes through a table over every bit pattern, for wider
