@@ -779,6 +779,16 @@ def test_centroid_index_matches_searchsorted_at_every_level(k: int, dtype: np.dt
             assert np.array_equal(got, want), (level, count)
 
 
+@pytest.mark.parametrize("dtype", UINTS)
+def test_centroid_index_refuses_centroids_out_of_order(dtype: np.dtype):
+    """The searches and the AVX2 count assume ascending, distinct centroids: unsorted or
+    repeated ones are refused, not answered wrongly (the count would give a wrong index)."""
+    values = np.array([1, 2, 3] * 6, dtype)
+    for bad in ([2, 1, 3], [1, 2, 2, 3], [3, 2, 1]):
+        with pytest.raises(ValueError, match="distinct bit patterns in ascending order"):
+            kernels.centroid_index(values, np.array(bad, dtype))
+
+
 def test_centroid_index_takes_strided_values():
     """Values that are a strided view (a column slice) are indexed as a copy would be."""
     c = np.array([3, 9, 200], np.uint32)

@@ -257,9 +257,10 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
 
 
 def centroid_index(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """The index of every value among ``centroids`` (distinct, ascending, the values' dtype):
-    uint8 for up to 256 centroids, else uint16 (up to 65536). Every value must be a centroid
-    (the encoder's centroids are the values' distinct ones): ``ValueError`` if one is not."""
+    """The index of every value among ``centroids`` (distinct bit patterns, ascending, the
+    values' dtype; ``ValueError`` if not): uint8 for up to 256 centroids, else uint16 (up to
+    65536). Every value must be a centroid (the encoder's centroids are the values' distinct
+    ones): ``ValueError`` if one is not."""
     out = np.empty(values.size, np.uint8 if centroids.size <= 256 else np.uint16)
     if _native.centroid_index(np.ascontiguousarray(values).reshape(-1),
                               np.ascontiguousarray(centroids), out) < 0:

@@ -2338,6 +2338,12 @@ FASTCALL(centroid_index) {
              "%zd of %zd)", fn, v.n, v.itemsize, c.n, c.itemsize, out.n, out.itemsize);
         goto done;
     }
+    for (Py_ssize_t j = 1; j < c.n; j++) /* the searches and the AVX2 count rely on it */
+        if (ld(c.p, c.itemsize, j - 1) >= ld(c.p, c.itemsize, j)) {
+            fail("%s: centroids must be distinct bit patterns in ascending order (%zd and %zd "
+                 "are not)", fn, j - 1, j);
+            goto done;
+        }
     uint16_t *lut = NULL;
     if (v.itemsize <= 2) { /* every pattern not a centroid looks up 0, which the check refuses */
         lut = calloc((size_t)1 << (8 * v.itemsize), sizeof(uint16_t));
