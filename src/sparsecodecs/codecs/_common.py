@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -14,6 +17,35 @@ C = TypeVar("C", bound=type[Codec])
 def builtin(cls: C) -> C:
     """Register a built-in codec class."""
     return registry.register(cls, source="builtin")
+
+
+_POOLS = threading.local()  # lent_buffer's buffers, by pool name, per thread
+
+
+@contextmanager
+def lent_buffer(pool: str, size: int, dtype: Any, *, keep: int, zeroed: bool = False,
+                keep_on_error: bool = True, max_bytes: int = 64 << 20) -> Iterator[np.ndarray]:
+    """``size`` items of ``dtype`` from a buffer this thread keeps in ``pool`` between calls,
+    for the block only (nothing made in it may keep the buffer; a nested block gets another).
+
+    The smallest kept buffer that is large enough, else a new one (zeroed with ``zeroed``;
+    kept buffers hold what their last block left). Afterwards the buffer goes back unless it
+    is over ``max_bytes``, or the block raised and not ``keep_on_error``; a pool keeps its
+    ``keep`` largest. Why: the planner's large temporaries, made and freed on every encode,
+    left glibc a free top of heap that it trimmed and faulted in again on the next encode
+    (docs/benchmarks.md, seventh and eighth passes)."""
+    free: list[np.ndarray] = _POOLS.__dict__.setdefault(pool, [])
+    at = next((i for i, b in enumerate(free) if b.size >= size), None)
+    buf = free.pop(at) if at is not None else (np.zeros if zeroed else np.empty)(size, dtype)
+    give_back = keep_on_error
+    try:
+        yield buf[:size]
+        give_back = True
+    finally:
+        if give_back and buf.nbytes <= max_bytes:
+            free.append(buf)
+            free.sort(key=lambda b: b.size)
+            del free[:-keep]
 
 
 def narrowest_uint(max_value: int) -> np.dtype[Any]:

@@ -19,7 +19,6 @@ A zero fill writes nothing. Any other writes a section ``fill`` (role ``codebook
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from ..registry import (
     SectionReader,
     bits_dtype,
 )
-from ._common import as_2d
+from ._common import as_2d, lent_buffer
 
 __all__ = [
     "FILL_WORDS",
@@ -174,9 +173,6 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
     return int(patterns[np.argmax(counts)])
 
 
-_TABLES = threading.local()  # row_modes' zeroed counting tables, by item size
-
-
 def row_modes(x: np.ndarray) -> np.ndarray:
     """The most frequent bit pattern of each row of the 2-D ``x`` (ties: the smaller)."""
     from ._kernels import row_modes_sort, row_modes_table
@@ -187,14 +183,10 @@ def row_modes(x: np.ndarray) -> np.ndarray:
     if x.dtype.itemsize <= 2:
         # The kernel leaves its table zeroed, so this thread's table serves every call, not a
         # fresh 512 KiB one (zeroed, and in a process of mid-size tensors faulted in, each
-        # time). It is taken while in use: a nested call would get a table of its own, and a
-        # call that fails drops it.
-        tables: dict[int, np.ndarray] = _TABLES.__dict__.setdefault("by_size", {})
-        counts = tables.pop(x.dtype.itemsize, None)
-        if counts is None:
-            counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
-        row_modes_table(flat, rows, cols, counts, out)
-        tables[x.dtype.itemsize] = counts
+        # time). A call that fails drops it.
+        with lent_buffer("row_modes", 1 << (8 * x.dtype.itemsize), np.int64, keep=2,
+                         zeroed=True, keep_on_error=False) as counts:
+            row_modes_table(flat, rows, cols, counts, out)
     else:
         row_modes_sort(flat, rows, cols, out)
     return out

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from ..registry import (
 from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
-from ._common import pack_fields, unpack_fields
+from ._common import lent_buffer, pack_fields, unpack_fields
 from ._kernels import centroid_index, gather_fields, gather_index
 
 __all__ = [
@@ -126,31 +125,20 @@ def _counted(values: np.ndarray) -> bool:
     return values.dtype.itemsize <= 2 and values.size >= COUNT_PATTERNS_FROM
 
 
-_LENT = threading.local()  # value_counts tables kept between encodes, per thread
-
-
 @contextmanager
 def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
-    """:func:`value_counts` of ``values`` in a table this thread keeps between calls, for the
-    block only (nothing made in it may keep the table). With a fresh 512 KiB table per
+    """:func:`value_counts` of ``values`` in a table this thread keeps between calls
+    (:func:`~._common.lent_buffer`), for the block only. With a fresh 512 KiB table per
     encode, glibc trimmed the heap's top and faulted it in again on every encode of a 256x256
     16-bit chunk (see docs/benchmarks.md, seventh pass)."""
     if not _counted(values):
         yield None
         return
-    free: list[np.ndarray] = _LENT.__dict__.setdefault("free", [])
-    size = 1 << (8 * values.dtype.itemsize)
-    at = next((i for i, t in enumerate(free) if t.size == size), None)
-    if at is None:
-        table = np.zeros(size, np.int64)
-    else:
-        table = free.pop(at)  # taken: a nested block gets another table
+    with lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize), np.int64,
+                     keep=3) as table:
         table.fill(0)
-    hk.histogram_into(np.ascontiguousarray(values).reshape(-1), table)
-    try:
+        hk.histogram_into(np.ascontiguousarray(values).reshape(-1), table)
         yield table
-    finally:
-        free.append(table)
 
 
 #: The largest scratch buffer a thread keeps between encodes (larger ones are made and
@@ -160,21 +148,12 @@ KEEP_SCRATCH_BYTES = 64 << 20
 
 @contextmanager
 def lent_scratch(nbytes: int) -> Iterator[np.ndarray]:
-    """``nbytes`` of uint8 scratch that this thread keeps between calls, for the block only
-    (nothing made in it may keep the buffer). Why: the planner's large temporaries (the top
-    fields of a tensor, 2 bytes a value), made and freed on every encode, left glibc a free
-    top of heap it trimmed and faulted in again next time: a process encoding 1536x384
-    bfloat16 tensors took ~500 page faults an encode."""
-    free: list[np.ndarray] = _LENT.__dict__.setdefault("scratch", [])
-    at = next((i for i, b in enumerate(free) if b.size >= nbytes), None)
-    buf = free.pop(at) if at is not None else np.empty(max(nbytes, 1 << 16), np.uint8)
-    try:
-        yield buf[:nbytes]
-    finally:
-        if buf.size <= KEEP_SCRATCH_BYTES:
-            free.append(buf)
-            free.sort(key=lambda b: b.size)
-            del free[:-2]  # the two largest
+    """``nbytes`` of uint8 scratch that this thread keeps between calls
+    (:func:`~._common.lent_buffer`, its two largest), for the block only: the planner's large
+    temporaries (the top fields of a tensor, 2 bytes a value). A process encoding 1536x384
+    bfloat16 tensors took ~500 page faults an encode while they were made and freed each time."""
+    with lent_buffer("scratch", nbytes, np.uint8, keep=2, max_bytes=KEEP_SCRATCH_BYTES) as buf:
+        yield buf
 
 
 def value_histograms(
