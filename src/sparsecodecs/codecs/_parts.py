@@ -14,6 +14,7 @@ entries, one item for the whole array or one per row of the 2-D view.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ class MaskParts:
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         from ._kernels import bitmask_decode, bitmask_scatter_fill
 
-        out = np.empty(int(np.prod(shape, dtype=np.int64)), self.values.dtype)
+        out = np.empty(math.prod(shape), self.values.dtype)  # np.prod: ~10 us on a tuple
         if self.fill is None:
             bitmask_decode(self.mask, self.values, out, decode_threads())
         else:

@@ -51,6 +51,7 @@ array([ 1., -1.,  3.,  2.], dtype=float32)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
@@ -446,7 +447,7 @@ def _product(
             f"got x of {got}"
         )
     lead = arr.shape[:-1]
-    batch = int(np.prod(lead, dtype=np.int64))
+    batch = math.prod(lead)
     limit = get_decode_limit()
     if k_out * batch * 4 > limit:  # the frame's claimed shape sizes the result: bound it
         raise DecodeLimitError(
