@@ -72,10 +72,12 @@ def test_two_four_gemv_twins_write_the_same_bytes(config, dtype):
         frame = encode(config, w)
         for batch in (1, 2, 3, 4, 5, 8, 13):
             x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
-            y_simd, paths = product(frame, x, level="avx2")
             y_scalar, _ = product(frame, x, level="scalar")
-            assert paths == [f"{config['id']}:nm"]
-            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{shape} {batch}")
+            for threads in (1, 2, 3) if batch == 1 else (1,):  # rows two at a time, split
+                y_simd, paths = product(frame, x, threads, level="avx2")
+                assert paths == [f"{config['id']}:nm"]
+                np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                              err_msg=f"{shape} {batch} {threads}")
             assert_close(y_simd, *reference(x, w))
 
 
@@ -124,6 +126,34 @@ def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypa
             args = list(calls[0])
             args[0] = np.frombuffer(bytes(pattern), np.uint8)  # what the reader refused
             assert kernel(*args) == -3  # the kernel's "index outside the weight"
+
+
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+def test_a_2_4_gemv_reports_the_first_bad_row_first(level, monkeypatch):
+    """Batch 1 on bfloat16 2:4 runs two rows at a time at AVX2. Row 0 with a non-zero padding
+    slot and row 1 with a pattern byte past 215: the kernel reports row 0's error (-1), as the
+    scalar twin, which goes row by row, does; each fault alone gives its own code."""
+    from sparsecodecs.kernels import _native
+
+    w = weight((3, 37), FLOATS["bfloat16"], 0.9, 3, (2, 4))  # 10 groups a row, the last padded
+    frame = encode({"id": "nm"}, w)
+    calls: list[tuple[Any, ...]] = []
+    kernel = _native.nm_matmul
+    monkeypatch.setattr(_native, "nm_matmul", lambda *a: calls.append(a) or kernel(*a))
+    x = np.ones((1, 37), np.float32)
+    sc.matmul(x, frame)
+    args = list(calls[0])
+    packed, values = args[0].copy(), args[8].copy()
+    assert packed.dtype == np.uint8 and values.dtype.itemsize == 2
+    assert values[19] == 0  # row 0, group 9, second slot: past column 36, padding
+    bad_pattern, bad_values = packed.copy(), values.copy()
+    bad_pattern[4] = 250  # groups 12-14: row 1
+    bad_values[19] = 0x3F80  # bfloat16 1.0
+    with use_simd(level):
+        for p, v, code in [(bad_pattern, values, -3), (packed, bad_values, -1),
+                           (bad_pattern, bad_values, -1), (packed, values, 3 * 19)]:
+            args[0], args[8] = p, v
+            assert kernel(*args) == code, (level, code)  # the clean frame: 3 x 19 products
 
 
 @AVX2

@@ -28,7 +28,8 @@
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
  *     accumulators. Its scalar twin does the same per lane (fmaf), so the two write the same
- *     bytes.
+ *     bytes. At batch 1 on bf16 values, rows two at a time (nm24_dot2: the same sums per row,
+ *     interleaved; the two rows share x's loads).
  * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by sc_parallel
  * (the caller and a pool of workers), each with its own scratch; a transposed product runs on
  * one thread (its rows scatter into shared output rows). Every result is independent of the
@@ -880,6 +881,89 @@ SC_TARGET("avx2,fma") SC_INLINE float nm24_dot(const float *xp, const uint32_t *
     return nm24_hsum(sum8);
 }
 
+/* Two rows of 2:4 against one row of x: nm24_dot of (pa, sa) and of (pb, sb), interleaved.
+ * Each row's sums are those nm24_dot makes, in the same order; the two rows share the loads of
+ * x and give the core two independent chains of loads and multiply-adds. */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *pa,
+                                               const uint32_t *pb, int64_t full, const char *sa,
+                                               const char *sb, float *h) {
+    const char *pairs = (const char *)nm24_lane_pair;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+#define NM24_LANES(o, k) _mm256_loadu_si256((const __m256i *)(pairs + (o)[k]))
+#define NM24_PAIR(x0, x1, o, k)                                                               \
+    _mm256_shuffle_ps(_mm256_permutevar_ps(x0, NM24_LANES(o, k)),                               \
+                      _mm256_permutevar_ps(x1, NM24_LANES(o, (k) + 1)), 0x44)
+    int64_t q = 0;
+    for (; q + 8 <= full; q += 8) {
+        if (!(q & 15)) { /* see nm24_dot */
+            __builtin_prefetch((const void *)((uintptr_t)sa + 4 * (uintptr_t)q + BF16_AHEAD));
+            __builtin_prefetch((const void *)((uintptr_t)sb + 4 * (uintptr_t)q + BF16_AHEAD));
+        }
+        const uint32_t *o = pa + q / 2, *p = pb + q / 2;
+        const float *xq = xp + q * 4;
+        const __m256 x0 = _mm256_loadu_ps(xq), x1 = _mm256_loadu_ps(xq + 8);
+        const __m256 x2 = _mm256_loadu_ps(xq + 16), x3 = _mm256_loadu_ps(xq + 24);
+        a0 = _mm256_fmadd_ps(bf16x8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
+        b0 = _mm256_fmadd_ps(bf16x8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
+        a1 = _mm256_fmadd_ps(bf16x8(sa + 4 * q + 16), NM24_PAIR(x2, x3, o, 2), a1);
+        b1 = _mm256_fmadd_ps(bf16x8(sb + 4 * q + 16), NM24_PAIR(x2, x3, p, 2), b1);
+    }
+    if (q < full) { /* one step of 4 groups left: an even step, into a0 and b0 */
+        const uint32_t *o = pa + q / 2, *p = pb + q / 2;
+        const __m256 x0 = _mm256_loadu_ps(xp + q * 4), x1 = _mm256_loadu_ps(xp + q * 4 + 8);
+        a0 = _mm256_fmadd_ps(bf16x8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
+        b0 = _mm256_fmadd_ps(bf16x8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
+    }
+#undef NM24_PAIR
+#undef NM24_LANES
+    float sum8[8];
+    _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+    h[0] = nm24_hsum(sum8);
+    _mm256_storeu_ps(sum8, _mm256_add_ps(b0, b1));
+    h[1] = nm24_hsum(sum8);
+}
+
+/* Row r's codes (codes, count gpr + 8) and the byte offsets in nm24_lane_pair of its code
+ * pairs (poff), then the check that its values lie in the section: SC_BAD_FRAME if not. */
+SC_TARGET("avx2") static int nm24_row_prep(const nm_job *J, int64_t r, uint8_t *codes,
+                                           uint16_t *tmp, uint32_t *poff) {
+    const int64_t gpr = J->gpr, full = (J->P.cols / 16) * 4;
+    int err = row_codes24(J, r * gpr, gpr, codes, tmp, nm24_codes48_avx2);
+    if (err) return err;
+    /* the table row of each pair (a, b) = codes (q, q+2) and (q+1, q+3) of a step of 4 groups
+     * q, in bytes: (6 a + b) * 32; sixteen pairs at once by reordering the codes of each step
+     * (pshufb) and one multiply-add of byte pairs (maddubs), the rest one by one */
+    int64_t i = 0;
+    const __m256i six_one = _mm256_set1_epi16(0x0106); /* bytes 6, 1: 6 a + b per pair */
+    const __m256i order = _mm256_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15,
+                                           0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+    for (; i + 16 <= full / 2; i += 16) {
+        __m256i c = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(codes + 2 * i)),
+                                        order);
+        __m256i row = _mm256_slli_epi16(_mm256_maddubs_epi16(c, six_one), 5);
+        _mm256_storeu_si256((__m256i *)(poff + i),
+                            _mm256_cvtepu16_epi32(_mm256_castsi256_si128(row)));
+        _mm256_storeu_si256((__m256i *)(poff + i + 8),
+                            _mm256_cvtepu16_epi32(_mm256_extracti128_si256(row, 1)));
+    }
+    for (; i < full / 2; i++) { /* pair i: codes 2i and 2i+2 (even i), 2i-1 and 2i+1 */
+        const int64_t a = i & 1 ? 2 * i - 1 : 2 * i;
+        poff[i] = (uint32_t)((codes[a] * 6 + codes[a + 2]) * 32);
+    }
+    return r * gpr * 2 + gpr * 2 > J->P.nvals ? SC_BAD_FRAME : 0;
+}
+
+/* y = h + the tail of bfloat16 row src (codes: its codes; vals: scratch), as nm24_tail. */
+SC_INLINE int nm24_finish_bf16(const nm_job *J, const char *src, const uint8_t *codes,
+                               float *vals, int64_t full, float h, float *y) {
+    for (int64_t t = full * 2; t < J->gpr * 2; t++)
+        vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+    float tail = 0.0f;
+    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
+    *y = h + tail;
+    return err;
+}
+
 SC_TARGET("avx2,fma,f16c")
 static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -888,48 +972,31 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const int mode = P->mode;
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, nb, gpr);
-    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
-    uint32_t *poff = err ? NULL : malloc(((size_t)gpr / 2 + 16) * 4); /* pair byte offsets */
+    uint8_t *codes = err ? NULL : malloc(2 * ((size_t)gpr + 8)); /* two rows' */
+    uint32_t *poff = err ? NULL : malloc(2 * ((size_t)gpr / 2 + 16) * 4); /* pair offsets */
     float *xp = err ? NULL : malloc(((size_t)nb * full * 4 + 1) * 4); /* x in lane order */
     if (!err && (!codes || !poff || !xp)) err = SC_NOMEM;
     if (!err) nm24_lane_order(J->xrows, cols, nb, full, xp);
+    uint8_t *codes2 = codes + gpr + 8;
+    uint32_t *poff2 = poff + gpr / 2 + 16;
     for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, nm24_codes48_avx2))) break;
-        /* the table row of each pair (a, b) = codes (q, q+2) and (q+1, q+3) of a step of 4
-         * groups q, in bytes: (6 a + b) * 32; sixteen pairs at once by reordering the codes
-         * of each step (pshufb) and one multiply-add of byte pairs (maddubs), the rest one by
-         * one */
-        int64_t i = 0;
-        const __m256i six_one = _mm256_set1_epi16(0x0106); /* bytes 6, 1: 6 a + b per pair */
-        const __m256i order = _mm256_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13,
-                                               15, 0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14,
-                                               13, 15);
-        for (; i + 16 <= full / 2; i += 16) {
-            __m256i c = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(codes + 2 * i)),
-                                            order);
-            __m256i row = _mm256_slli_epi16(_mm256_maddubs_epi16(c, six_one), 5);
-            _mm256_storeu_si256((__m256i *)(poff + i),
-                                _mm256_cvtepu16_epi32(_mm256_castsi256_si128(row)));
-            _mm256_storeu_si256((__m256i *)(poff + i + 8),
-                                _mm256_cvtepu16_epi32(_mm256_extracti128_si256(row, 1)));
-        }
-        for (; i < full / 2; i++) { /* pair i: codes 2i and 2i+2 (even i), 2i-1 and 2i+1 */
-            const int64_t a = i & 1 ? 2 * i - 1 : 2 * i;
-            poff[i] = (uint32_t)((codes[a] * 6 + codes[a + 2]) * 32);
-        }
+        if ((err = nm24_row_prep(J, r, codes, s.codes, poff))) break;
         const int64_t v0 = r * gpr * 2;
-        if (v0 + gpr * 2 > P->nvals) {
-            err = SC_BAD_FRAME;
-            break;
-        }
         if (mode == MODE_BF16 && nb == 1) { /* one pass: no float32 copy of the row */
             const char *src = (const char *)P->vbits + 2 * v0;
-            for (int64_t t = full * 2; t < gpr * 2; t++) /* the tail's values, for nm24_tail */
-                s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
-            const float h = nm24_dot(xp, poff, full, src, NULL);
-            float y = 0.0f;
-            if ((err = nm24_tail(J, J->xrows, s.vals, codes, full, &y))) break;
-            P->yt[r] = h + y;
+            /* two rows at a time; a next row that does not check out is done on its own turn,
+             * after this one, so errors come in row order */
+            if (r + 1 < r1 && !nm24_row_prep(J, r + 1, codes2, s.codes, poff2)) {
+                float h[2];
+                nm24_dot2(xp, poff, poff2, full, src, src + 4 * gpr, h);
+                if ((err = nm24_finish_bf16(J, src, codes, s.vals, full, h[0], P->yt + r)))
+                    break;
+                r++;
+                err = nm24_finish_bf16(J, src + 4 * gpr, codes2, s.vals, full, h[1], P->yt + r);
+                continue;
+            }
+            err = nm24_finish_bf16(J, src, codes, s.vals, full,
+                                   nm24_dot(xp, poff, full, src, NULL), P->yt + r);
             continue;
         }
         /* values as float32 in one pass (the row stays in L1 for the nb passes) */
