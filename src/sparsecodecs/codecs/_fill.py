@@ -35,6 +35,8 @@ from ..registry import (
     bits_dtype,
 )
 from ._common import as_2d, lent_buffer
+from ._huffman import histogram
+from ._kernels import row_modes_sort, row_modes_table
 
 __all__ = [
     "FILL_WORDS",
@@ -165,8 +167,7 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
     if 2 * zeros >= flat.size:
         return 0
     if flat.dtype.itemsize <= 2 and flat.size >= 4096:
-        from ._huffman import histogram  # compiled, and no int64 copy as np.bincount makes
-
+        # compiled, and no int64 copy as np.bincount makes
         return int(np.argmax(histogram(flat, 1 << (8 * flat.dtype.itemsize))))
     # wider values, or a few: a sort beats 2**16 histogram bins (argmax: ties the smaller)
     patterns, counts = np.unique(flat, return_counts=True)
@@ -175,8 +176,6 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
 
 def row_modes(x: np.ndarray) -> np.ndarray:
     """The most frequent bit pattern of each row of the 2-D ``x`` (ties: the smaller)."""
-    from ._kernels import row_modes_sort, row_modes_table
-
     rows, cols = x.shape
     out = np.zeros(rows, x.dtype)
     flat = np.ascontiguousarray(x).reshape(-1)

@@ -17,6 +17,7 @@ from itertools import combinations
 import numpy as np
 
 from ..registry import FrameLayoutError, PatternError, decode_threads
+from . import _kernels
 from ._common import as_2d
 
 __all__ = [
@@ -174,18 +175,16 @@ def split_groups(
     and, with ``count``, how many groups violate the pattern (a pass over the whole array: a
     planner that only tries N:M passes False).
     """
-    from ._kernels import nm_split, nm_split_fill
-
     tables = nm_tables(n, m)
     rows, cols, gpr, ngroups = geometry(bits.shape, m)
     codes = np.empty(ngroups, np.uint16)
     values = np.empty(ngroups * n, bits.dtype)
     if fill is None:
-        bad = nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask, tables.positions,
-                       codes, values)
+        bad = _kernels.nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                                tables.positions, codes, values)
     else:
-        bad = nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
-                            tables.positions, codes, values, fill)
+        bad = _kernels.nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                                     tables.positions, codes, values, fill)
     if bad >= 0:
         row, q = divmod(bad, gpr)
         where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
@@ -250,8 +249,6 @@ def scatter_groups(
 
     ``fill`` (None: 0) is what the unkept positions hold, one item or one per row.
     """
-    from . import _kernels
-
     tables = nm_tables(n, m)
     rows, cols, _, ngroups = geometry(shape, m)
     udt = values.dtype

@@ -20,8 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import _native as kn
 from ..registry import FrameLayoutError, bits_dtype, decode_threads
 from ._common import as_2d
+from ._kernels import bitmask_decode, bitmask_scatter_fill, csr_scatter, csr_scatter_fill
+from ._nm import code_reader, scatter_groups
+from ._window import CODE_BITS, ESCAPE, PAIR_BITS, WINDOW, rest_values, unpack_rows, window_field
 
 __all__ = ["CompressedParts", "DenseParts", "MaskParts", "NMParts", "Parts", "WindowParts"]
 
@@ -45,8 +49,6 @@ class MaskParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._kernels import bitmask_decode, bitmask_scatter_fill
-
         out = np.empty(math.prod(shape), self.values.dtype)  # np.prod: ~10 us on a tuple
         if self.fill is None:
             bitmask_decode(self.mask, self.values, out, decode_threads())
@@ -74,8 +76,6 @@ class NMParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._nm import scatter_groups
-
         return scatter_groups(
             self.packed, self.lut, self.values, shape, self.n, self.m, fill=self.fill
         )
@@ -95,8 +95,6 @@ class CompressedParts:
     fill: np.ndarray | None = None
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
-        from ._kernels import csr_scatter, csr_scatter_fill
-
         rows, cols = as_2d(shape)
         major, minor = (cols, rows) if self.by_columns else (rows, cols)
         out = np.empty(major * minor, self.data.dtype)
@@ -151,14 +149,10 @@ class WindowParts:
     @property
     def field(self) -> tuple[int, int, int]:
         """``(shift, width, element bits)`` of the window's field (``window_field``)."""
-        from ._window import window_field
-
         return window_field(self.dtype)
 
     def group_codes(self) -> np.ndarray:
         """The 2:4 pattern code of every group (uint8, C order), validated."""
-        from ._window import PAIR_BITS, unpack_rows
-
         rows, gpr = self.rows, self.gpr
         pairs = -(-gpr // 2)
         codes = unpack_rows(self.pattern.reshape(rows, -1), PAIR_BITS, pairs, "section 'pattern'")
@@ -177,8 +171,6 @@ class WindowParts:
 
     def values(self) -> np.ndarray:
         """The kept values' bit patterns (``bits_dtype``; 2 per group), validated."""
-        from ._window import CODE_BITS, ESCAPE, WINDOW, rest_values, unpack_rows
-
         shift, width, nbits = self.field
         codes = unpack_rows(self.exponents.reshape(self.rows, -1), CODE_BITS, 2 * self.gpr,
                             "section 'exponents'").reshape(-1)
@@ -208,11 +200,9 @@ class WindowParts:
         shift, width, nbits = self.field
         if udt.itemsize not in (2, 4) or width > 8:
             return None
-        from ..kernels import _native
-
         out = np.empty(self.nvals if kept else self.rows * self.cols, udt)
         codes = np.empty(self.rows * self.gpr, np.uint8) if kept else None
-        rc = _native.window_decode(
+        rc = kn.window_decode(
             self.pattern, self.exponents, self.rest, self.escapes, self.escaped,
             np.array(self.window, np.uint8), self.rows, self.cols, shift, width, nbits - width,
             out, codes,
@@ -227,8 +217,6 @@ class WindowParts:
 
     def nm_parts(self) -> NMParts:
         """The same weight as ``nm``'s parts (kept values decoded: half the dense size)."""
-        from ._nm import code_reader
-
         if self.nvals == 0:  # no group (cols 0, or rows 0): however many rows, nothing to read
             packed, lut = code_reader(np.zeros(0, np.uint8), 6)
             return NMParts(2, 4, packed, lut, np.zeros(0, bits_dtype(self.dtype)))

@@ -26,6 +26,7 @@ from ._fill import (
     read_fill,
     resolve_fill,
 )
+from ._kernels import check_mask
 from ._parts import MaskParts
 
 __all__ = ["Bitmask"]
@@ -82,8 +83,6 @@ class Bitmask(Codec):
         nnz = info.meta_int("nnz", 0, size)
         mask = sections.array("mask", np.uint8, (size + 7) // 8)
         values = sections.values("values", info.dtype, nnz)
-        from ._kernels import check_mask
-
         check_mask(mask, size, nnz, "section 'mask'")
         return MaskParts(mask, values, read_fill(sections, info))
 

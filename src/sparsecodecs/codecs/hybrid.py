@@ -37,7 +37,7 @@ from ._fill import (
     resolve_fill,
     row_modes,
 )
-from ._kernels import count_fill
+from ._kernels import bitmask_split_fill, check_mask, count_fill, nm_codes_from_mask, split_mask
 from ._nm import (
     MAX_M,
     code_reader,
@@ -158,8 +158,6 @@ def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
 
 def _nm_codes(mask: np.ndarray, ngroups: int, m: int, code_of: np.ndarray) -> np.ndarray:
     """The pattern codes of a mask :func:`_nm_code_counts` accepted."""
-    from ._kernels import nm_codes_from_mask
-
     codes = np.empty(ngroups, np.uint16)
     ok = nm_codes_from_mask(mask, m, code_of, codes)
     assert ok  # every group was checked through the byte histogram
@@ -299,8 +297,6 @@ class Hybrid(Codec):
         """The layouts worth planning; ``counts``: :func:`value_counts` of ``bits``, when known
         (then the kept values' counts follow for a scalar fill); ``sample()``: their
         :func:`sorted_sample`, computed once."""
-        from ._kernels import bitmask_split_fill, split_mask
-
         flat = bits.reshape(-1)
         cols = as_2d(bits.shape)[1]
         nnz0 = int(np.count_nonzero(flat))
@@ -594,8 +590,6 @@ class Hybrid(Codec):
         self, sections: SectionReader, info: FrameInfo, values: np.ndarray,
         fill: np.ndarray | None,
     ) -> MaskParts:
-        from ._kernels import check_mask
-
         size = info.size
         nbytes = (size + 7) // 8
         mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
