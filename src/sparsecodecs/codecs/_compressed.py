@@ -27,6 +27,7 @@ from ._fill import (
     read_fill,
     resolve_fill,
 )
+from ._kernels import csr_rows_increasing
 from ._parts import CompressedParts
 
 __all__ = ["CompressedSparse"]
@@ -117,8 +118,6 @@ class CompressedSparse(Codec):
                     f"section 'indices' holds {int(indices.max())}, out of range for an axis of "
                     f"length {minor}"
                 )
-            from ._kernels import csr_rows_increasing
-
             if not csr_rows_increasing(indptr, indices):
                 raise FrameLayoutError(
                     "section 'indices' is not strictly increasing within each row"

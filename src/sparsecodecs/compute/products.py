@@ -59,7 +59,9 @@ from typing import Any
 
 import numpy as np
 
+from ..codecs._nm import nm_tables
 from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts, WindowParts
+from ..kernels import _native as kn
 from ..registry import (
     FLOAT_LAYOUTS,
     Codec,
@@ -246,9 +248,6 @@ def _skipping_product(
     """One zero-skipping kernel call (kernels/compute.c): ``(path, kept values multiplied)``.
 
     ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries)."""
-    from ..codecs._nm import nm_tables
-    from ..kernels import _native as kn
-
     values = parts.data if isinstance(parts, CompressedParts) else parts.values
     vtab, vf, mode = _float_source(values, dtype)
     if ones:
@@ -293,8 +292,6 @@ def _skipping_product(
 def _window_product(parts: WindowParts, xt: np.ndarray, yt: np.ndarray, threads: int) -> int:
     """``yt = W @ xt`` straight from a bfloat16 ``window`` frame (kernels/compute.c; batches
     of more than 4 in passes of 4)."""
-    from ..kernels import _native as kn
-
     if yt.size == 0 or xt.size == 0:  # no output, or W has no columns: W @ xt is zeros
         yt[...] = 0
         return 0
