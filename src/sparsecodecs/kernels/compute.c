@@ -977,8 +977,8 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     float *xp = err ? NULL : malloc(((size_t)nb * full * 4 + 1) * 4); /* x in lane order */
     if (!err && (!codes || !poff || !xp)) err = SC_NOMEM;
     if (!err) nm24_lane_order(J->xrows, cols, nb, full, xp);
-    uint8_t *codes2 = codes + gpr + 8;
-    uint32_t *poff2 = poff + gpr / 2 + 16;
+    uint8_t *codes2 = err ? NULL : codes + gpr + 8;        /* the second row's */
+    uint32_t *poff2 = err ? NULL : poff + gpr / 2 + 16;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = nm24_row_prep(J, r, codes, s.codes, poff))) break;
         const int64_t v0 = r * gpr * 2;
