@@ -163,11 +163,12 @@ def test_spmm_twins_write_the_same_bytes(codec):
     AVX2 and AVX-512: blocks of 32 lanes, 64 at once, and the four-chain lanes after them; and
     where x is larger than 64 KB (70 rows of 300 columns, batch >= 32), in column blocks over
     stashes of 32 rows (and with a padded last group: 301 columns); batches of 9 and more but
-    16 on x padded to a multiple of 32 lanes, 16 on masked 16-lane vectors."""
+    16 on x padded to a multiple of 32 lanes (9-15 on x of at most 768 columns to 16 lanes;
+    800 columns: to 32), 16 on masked 16-lane vectors."""
     n, m = (4, 8) if codec == "nm-4:8" else (2, 4)
     config = {"id": "nm", "n": n, "m": m} if codec.startswith("nm") else {"id": codec}
-    cases = [((9, 70), (1, 2, 7, 8, 9, 16, 32, 45, 64, 100, 130)), ((70, 300), (16, 32, 64, 130)),
-             ((70, 301), (64,))]
+    cases = [((9, 70), (1, 2, 7, 8, 9, 13, 16, 32, 45, 64, 100, 130)),
+             ((70, 300), (13, 16, 32, 64, 130)), ((70, 301), (64,)), ((5, 800), (13,))]
     for dtype, ((rows, cols), batches) in itertools.product(("bfloat16", "float32"), cases):
         w = weight((rows, cols), FLOATS[dtype], 0.4, 2, (n, m) if "nm" in config["id"] else None)
         frame = encode(config, w)

@@ -457,13 +457,19 @@ static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t 
  * nb lanes: the SpMM then runs whole blocks of 32 lanes (one chain a lane) on aligned rows of
  * xt, where the nb % 32 lanes after the blocks (four chains, masked loads) on rows straddling
  * lines cost more than the padding's extra multiply-adds (nm 2:4 4096x4096, sc.matmul: batch
- * 100 60 -> 39-41 ms, 33 37 -> 21-22 ms, 24 33 -> 17 ms; 16 lanes, 12 ms as they are, stay). The
+ * 100 60 -> 39-41 ms, 33 37 -> 21-22 ms, 24 33 -> 17 ms; 16 lanes, 12 ms as they are, stay).
+ * Under 16 lanes with x of at most PAD16_MAX_COLS columns, 16 lanes instead: x padded to 16
+ * lanes is at most 48 KB and stays in L1 or near it, where 32 lanes would not (nm 2:4 at batch
+ * 13, AVX2 on a Zen 3 core: 384 columns 232 -> 162 us (384 rows), 832 -> 549 us (1536 rows);
+ * 512 and 768 columns 35% and 16% faster; from 1024 columns no faster, at 4096 slower). The
  * scalar twin pads the same. Not for a transposed product, nor past PAD_MAX_BYTES of copies. */
 #define PAD_MAX_BYTES ((int64_t)256 << 20)
+#define PAD16_MAX_COLS 768
 
 static int64_t padded_rows(rows_fn fn, const void *job, prod_t *P, int64_t rows,
                            int64_t threads) {
-    const int64_t nb = P->nb, nbp = (nb + 31) / 32 * 32, cols = P->cols;
+    const int64_t nb = P->nb, cols = P->cols;
+    const int64_t nbp = nb < 16 && cols <= PAD16_MAX_COLS ? 16 : (nb + 31) / 32 * 32;
     if (P->trans || nb < 9 || nb == 16 || nb == nbp || (cols + rows) * nbp * 4 > PAD_MAX_BYTES)
         return parallel_rows(fn, job, rows, P->trans ? 1 : threads);
     const size_t xbytes = (size_t)(cols * nbp * 4 + 63) / 64 * 64;
