@@ -161,7 +161,7 @@ def test_a_2_4_gemv_reports_the_first_bad_row_first(level, monkeypatch):
 def test_spmm_twins_write_the_same_bytes(codec):
     """The zero-skipping SpMM (batch >= 2, and nm batch > 4) writes the scalar twin's bytes at
     AVX2 and AVX-512: blocks of 32 lanes, 64 at once, and the four-chain lanes after them; and
-    where x is larger than 64 KB (70 rows of 300 columns, batch >= 32), in column blocks over
+    where x is larger than 32 KB (70 rows of 300 columns, batch >= 32), in column blocks over
     stashes of 32 rows (and with a padded last group: 301 columns); batches of 9 and more but
     16 on x padded to a multiple of 32 lanes (9-15 on x of at most 768 columns to 16 lanes;
     800 columns: to 32), 16 on masked 16-lane vectors."""
