@@ -781,9 +781,10 @@ static int code_shape(const uint8_t *lengths, int64_t n, huf_code *c) {
     return 0;
 }
 
-/* Pass 2: order and the fast table (entry layout in build_decoder's docstring). */
-static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, int width,
-                        uint64_t *table, uint16_t *order) {
+/* Pass 2: order and the fast table (entry layout in build_decoder's docstring). lengths[i]
+ * is symbol base + i's (symbols below base have no code). */
+static void code_tables(const uint8_t *lengths, int64_t n, int64_t base, const huf_code *c,
+                        int width, uint64_t *table, uint16_t *order) {
     int64_t nxt[17];
     memcpy(nxt, c->offset, sizeof(nxt));
     int64_t size = (int64_t)1 << width, mask = size - 1;
@@ -793,9 +794,9 @@ static void code_tables(const uint8_t *lengths, int64_t n, const huf_code *c, in
         int ln = lengths[s];
         if (!ln) continue;
         int64_t code = c->first[ln] + nxt[ln] - c->offset[ln];
-        order[nxt[ln]++] = (uint16_t)s;
+        order[nxt[ln]++] = (uint16_t)(s + base);
         if (ln <= width) {
-            uint64_t e = HUF_ENTRY(0, 0, ln, s & 0xFFFF, 0);
+            uint64_t e = HUF_ENTRY(0, 0, ln, (s + base) & 0xFFFF, 0);
             int64_t start = code << (width - ln), stop = start + ((int64_t)1 << (width - ln));
             for (int64_t i = start; i < stop; i++) table[i] = e;
         }
@@ -847,7 +848,7 @@ static PyObject *huf_build_decoder(PyObject *self, PyObject *const *args, Py_ssi
             goto done;
         }
         Py_BEGIN_ALLOW_THREADS
-        code_tables(lens.p, lens.n, &c, (int)width, table.p, order.p);
+        code_tables(lens.p, lens.n, 0, &c, (int)width, table.p, order.p);
         Py_END_ALLOW_THREADS
     }
     memcpy(first.p, c.first, sizeof(c.first));
@@ -1277,7 +1278,7 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
                              int isz, int bmi2, int threads) {
     if (n < 5) return BAD_CODEBOOK;
     int fmt = book[0];
-    int64_t used = (int64_t)le(book + 1, 4), end;
+    int64_t used = (int64_t)le(book + 1, 4), end, lo = 0, hi = 0; /* symbols lo..hi-1 have codes */
     uint8_t *lengths = calloc((size_t)alphabet, 1);
     uint64_t *table = NULL;
     uint8_t *bytes = NULL;
@@ -1293,6 +1294,7 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
         if (n < end) goto finish;
         for (int64_t i = 0; i < used; i++)
             lengths[first + i] = (book[9 + (i >> 1)] >> (4 * (i & 1))) & 15;
+        lo = first, hi = first + used;
     } else if (fmt == 1) {
         end = 5 + 3 * used;
         if (used > alphabet || n < end) goto finish;
@@ -1303,12 +1305,17 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
             lengths[sym] = book[7 + 3 * i];
             prev = sym;
         }
+        lo = used ? (int64_t)book[5] | ((int64_t)book[6] << 8) : 0, hi = prev + 1;
     } else {
         goto finish;
     }
+    /* the passes below run over symbols lo..hi-1 only: a 12-bit top field's codebook lists
+     * a few hundred of 4096, and a small frame's decode was mostly passes over the rest */
+    const uint8_t *ln = lengths + lo;
+    const int64_t span = hi - lo;
     int longest = 0;
-    for (int64_t s = 0; s < alphabet; s++)
-        if (lengths[s] > longest) longest = lengths[s];
+    for (int64_t s = 0; s < span; s++)
+        if (ln[s] > longest) longest = ln[s];
     if (longest > max_length || n < end + 1) goto finish;
     int64_t ns = book[end];
     if (ns < 1 || ns > 64 || n != end + 1 + 8 * ns) goto finish;
@@ -1324,9 +1331,9 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     if (count == 0) goto finish;
     rc = BAD_CODEBOOK;
     if (longest == 0) goto finish;
-    int64_t width = coded_width(lengths, alphabet, count, min_fast, max_fast);
+    int64_t width = coded_width(ln, span, count, min_fast, max_fast);
     huf_code c;
-    code_shape(lengths, alphabet, &c); /* lengths <= max_length <= 16: cannot fail */
+    code_shape(ln, span, &c); /* lengths <= max_length <= 16: cannot fail */
     rc = BAD_KRAFT;
     if (!c.kraft_ok) goto finish;
     if (width > 2 * c.full) width = 2 * c.full;
@@ -1336,7 +1343,7 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     order = malloc((size_t)nused * sizeof(uint16_t));
     bytes = malloc((size_t)dsize + HUF_PAD);
     if (!table || !order || !bytes) goto finish;
-    code_tables(lengths, alphabet, &c, (int)width, table, order);
+    code_tables(ln, span, lo, &c, (int)width, table, order);
     memset(bytes + dsize, 0, HUF_PAD);
     int64_t bounds[65];
     for (int64_t s = 0; s <= ns; s++) bounds[s] = s * count / ns;
