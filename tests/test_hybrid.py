@@ -461,6 +461,43 @@ def test_fill_candidates_share_one_histogram(dt: Any):
     assert len(frame) <= min(named)
 
 
+@pytest.mark.parametrize("dt", [ml_dtypes.bfloat16, np.float16, np.int8])
+@pytest.mark.parametrize("kind", ["2:4", "2:4 ragged", "unstructured", "just half", "clustered"])
+def test_half_zero_tensors_plan_as_from_the_whole_tensors_counts(dt: Any, kind: str):
+    """A tensor at least half zeros (at least COUNT_PATTERNS_FROM non-zeros) is planned
+    without counting its own patterns: the value stages count the kept values instead. The
+    frame must be the one planned from the whole tensor's counts (each candidate's fill bin
+    taken out), byte for byte: fails if the shortcut plans anything else."""
+    from sparsecodecs.codecs._stages import COUNT_PATTERNS_FROM, lent_value_counts
+
+    rng = np.random.default_rng(len(kind))
+    cols = 126 if kind == "2:4 ragged" else 128  # ragged: groups cross rows, no byte maths
+    x = rng.standard_normal((160, cols)).astype(np.float32) * 4
+    if kind == "clustered":
+        x = rng.choice(x.reshape(-1)[:16], x.shape)
+    if kind.startswith("2:4") or kind == "clustered":
+        x = prune_24(x[:, :cols - cols % 4]) if cols % 4 == 0 else np.concatenate(
+            [prune_24(x[:, :124]), np.zeros((160, 2), np.float32)], axis=1)
+    else:
+        x[rng.random(x.shape) < (0.6 if kind == "unstructured" else 0.5)] = 0
+    if kind == "just half":  # exactly half zeros: the boundary
+        flat = x.reshape(-1)
+        flat[:] = np.where(np.arange(flat.size) % 2 == 0, 0, np.where(flat == 0, 1.5, flat))
+    a = x.astype(dt)
+    bits = a.view(np.uint16 if a.itemsize == 2 else np.uint8)
+    nnz = int(np.count_nonzero(bits))
+    assert 2 * nnz <= bits.size and nnz >= COUNT_PATTERNS_FROM  # the shortcut's case
+    codec = sc.get_codec("hybrid")
+    got = codec.encode_bits(bits, a.dtype)
+    with lent_value_counts(bits) as counts:
+        assert counts is not None
+        want = codec._encode_planned(bits, a.dtype, counts)
+    assert (got.meta, got.config) == (want.meta, want.config)
+    assert [(s.name, s.role, bytes(np.asarray(s.data).reshape(-1).view(np.uint8)))
+            for s in got.sections] == [(s.name, s.role, bytes(
+                np.asarray(s.data).reshape(-1).view(np.uint8))) for s in want.sections]
+
+
 def test_a_candidates_bin_is_put_back():
     """The planner takes a fill's bin out of the shared histogram only while it plans that
     candidate: back afterwards, and after an error too."""
