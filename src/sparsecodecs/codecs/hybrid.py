@@ -482,8 +482,8 @@ class Hybrid(Codec):
                 # the kept values' counts (the tensor's less its zeros), which the value stage
                 # counts from the kept values themselves (at least COUNT_PATTERNS_FROM of
                 # them: the same counted plan). Counting the zeros too is slow: one counter
-                # incremented back to back waits on its own store (0.95 ns a value on a
-                # 1536x384 bfloat16 tensor at 2:4, 0.37 on the dense one).
+                # incremented back to back waits on its own store (1536x384 bfloat16: 582 us
+                # at 2:4, 236 us dense; docs/benchmarks.md, issue 13's tenth pass).
                 return self._encode_planned(bits, dtype, None, nnz)
             with lent_value_counts(bits) as counts:
                 return self._encode_planned(bits, dtype, counts, nnz)
