@@ -170,6 +170,13 @@ def test_bad_input_raises_library_errors() -> None:
     with pytest.raises(sc.FrameError):
         layer.load_state_dict(state)
     assert bits(layer.frames) == before  # unchanged
+    emptied = copy.deepcopy(layer)
+    emptied.frames = None  # a registered buffer can be set to None
+    with pytest.raises(sc.UnsupportedDtypeError, match="must be tensors, got NoneType"):
+        emptied(torch.randn(3, 64))
+    emptied.frames = layer.frames.to(torch.int16)  # a new buffer: checked before it is used
+    with pytest.raises(sc.UnsupportedDtypeError, match="1-D uint8"):
+        emptied(torch.randn(3, 64))
 
 
 # -- compress_model -----------------------------------------------------------------------------

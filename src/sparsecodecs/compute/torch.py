@@ -110,7 +110,7 @@ INPUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _check_cpu(t: torch.Tensor, what: str) -> None:
-    if t.device.type != "cpu":
+    if not t.is_cpu:  # not t.device.type: that builds a torch.device, 0.5 us on every forward
         raise DeviceError(
             f"{what} is on device {t.device}; sparsecodecs computes on the CPU only: call "
             ".cpu() first"
@@ -138,7 +138,7 @@ class _Product(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, layer: SparseLinear) -> torch.Tensor:
         ctx.layer = layer
         ctx.dtype = x.dtype
-        return layer._matmul(x)
+        return layer._matmul(x, layer._compressed())
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -246,17 +246,26 @@ class SparseLinear(nn.Module):
     def _compressed(self) -> CompressedLinear:
         """The frames parsed (and checked) as a :class:`CompressedLinear`, rebuilt when the
         buffers change (``load_state_dict``, ``.to()``)."""
-        key = (self.frames.data_ptr(), self.frame_offsets.data_ptr(), self.frames.numel())
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        _check_cpu(self.frames, "SparseLinear frames")
-        if self.frames.dtype != torch.uint8 or self.frames.dim() != 1:
+        # the buffers read from _buffers: through nn.Module.__getattr__ each name costs about
+        # a microsecond, and this runs on every forward
+        frames, frame_offsets = self._buffers["frames"], self._buffers["frame_offsets"]
+        if not isinstance(frames, torch.Tensor) or not isinstance(frame_offsets, torch.Tensor):
             raise UnsupportedDtypeError(
-                f"SparseLinear frames must be a 1-D uint8 tensor, got {self.frames.dtype} "
-                f"{tuple(self.frames.shape)}"
+                "SparseLinear frames and frame_offsets must be tensors, got "
+                f"{type(frames).__name__} and {type(frame_offsets).__name__}"
             )
-        offsets = self.frame_offsets.tolist()
-        n = self.frames.numel()
+        key = (frames.data_ptr(), frame_offsets.data_ptr(), frames.numel())
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        _check_cpu(frames, "SparseLinear frames")
+        if frames.dtype != torch.uint8 or frames.dim() != 1:
+            raise UnsupportedDtypeError(
+                f"SparseLinear frames must be a 1-D uint8 tensor, got {frames.dtype} "
+                f"{tuple(frames.shape)}"
+            )
+        offsets = frame_offsets.tolist()
+        n = frames.numel()
         if (
             len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != n
             or any(b <= a for a, b in itertools.pairwise(offsets))
@@ -265,7 +274,7 @@ class SparseLinear(nn.Module):
                 f"SparseLinear frame_offsets must rise strictly from 0 to {n} (the frame bytes), "
                 f"got {offsets[:8]}{'...' if len(offsets) > 8 else ''}"
             )
-        mv = self.frames.numpy().data
+        mv = frames.numpy().data
         layer = CompressedLinear([mv[a:b] for a, b in itertools.pairwise(offsets)])
         self._cache = (key, layer)
         return layer
@@ -322,13 +331,13 @@ class SparseLinear(nn.Module):
 
     # -- products ---------------------------------------------------------------------------------
 
-    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self._compressed()
+    def _matmul(self, x: torch.Tensor, layer: CompressedLinear) -> torch.Tensor:
         xa = x.detach().to(torch.float32).contiguous().numpy()
         y = torch.from_numpy(matmul(xa, layer, threads=resolve_threads(self.threads)))
-        if self.bias is not None:
-            y += self.bias.to(torch.float32)
-        return y.to(x.dtype)
+        bias = self._buffers["bias"]
+        if bias is not None:
+            y += bias if bias.dtype == torch.float32 else bias.to(torch.float32)
+        return y if x.dtype == torch.float32 else y.to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W.T + b`` for ``x`` of shape ``(..., in_features)`` (float32, bfloat16 or
@@ -338,12 +347,11 @@ class SparseLinear(nn.Module):
                 f"SparseLinear takes a torch tensor, got {type(x).__name__}"
             )
         _check_cpu(x, "SparseLinear input")
-        _check_cpu(self.frames, "SparseLinear frames")
         if x.dtype not in INPUT_DTYPES:
             raise UnsupportedDtypeError(
                 f"SparseLinear input must be float32, bfloat16 or float16, got {x.dtype}"
             )
-        layer = self._compressed()
+        layer = self._compressed()  # checks the frames (device, dtype) whenever they change
         if x.dim() == 0 or x.shape[-1] != layer.shape[1]:
             raise ShapeError(
                 f"SparseLinear(in_features={layer.shape[1]}, out_features={layer.shape[0]}) "
@@ -352,7 +360,7 @@ class SparseLinear(nn.Module):
         if torch.is_grad_enabled() and x.requires_grad:
             out: torch.Tensor = _Product.apply(x, self)  # type: ignore[no-untyped-call]
             return out
-        return self._matmul(x)
+        return self._matmul(x, layer)
 
     # -- state_dict -------------------------------------------------------------------------------
 
