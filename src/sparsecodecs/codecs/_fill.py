@@ -36,7 +36,7 @@ from ..registry import (
 )
 from ._common import as_2d, lent_buffer
 from ._huffman import histogram
-from ._kernels import row_modes_sort, row_modes_table
+from ._kernels import row_modes_sort, row_modes_table, unique_bits
 
 __all__ = [
     "FILL_WORDS",
@@ -170,7 +170,7 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
         # compiled, and no int64 copy as np.bincount makes
         return int(np.argmax(histogram(flat, 1 << (8 * flat.dtype.itemsize))))
     # wider values, or a few: a sort beats 2**16 histogram bins (argmax: ties the smaller)
-    patterns, counts = np.unique(flat, return_counts=True)
+    patterns, counts = unique_bits(flat)
     return int(patterns[np.argmax(counts)])
 
 

@@ -256,6 +256,27 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
     _native.row_modes_sort(x, rows, cols, out)
 
 
+def sorted_bits(values: np.ndarray) -> np.ndarray:
+    """``np.sort`` of the 1-D ``values`` (a new array). Unsigned 4- and 8-byte bit patterns go
+    to a compiled radix sort: numpy sorts them by comparisons, ~5x slower on 65536 float32
+    patterns. numpy radix-sorts narrower ones itself."""
+    if values.dtype.kind != "u" or values.dtype.itemsize < 4:
+        return np.sort(values)
+    out = np.array(values, order="C")  # a contiguous copy, sorted in place
+    _native.sort_bits(out)
+    return out
+
+
+def unique_bits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` of the 1-D ``values``, counts as int64, by
+    :func:`sorted_bits`."""
+    s = sorted_bits(values)
+    if not s.size:
+        return s, np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    return s[starts], np.diff(np.append(starts, s.size)).astype(np.int64)
+
+
 def centroid_index(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """The index of every value among ``centroids`` (distinct bit patterns, ascending, the
     values' dtype; ``ValueError`` if not): uint8 for up to 256 centroids, else uint16 (up to

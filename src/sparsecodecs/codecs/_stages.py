@@ -49,7 +49,7 @@ from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
 from ._common import lent_buffer, pack_fields, unpack_fields
-from ._kernels import centroid_index, gather_fields, gather_index
+from ._kernels import centroid_index, gather_fields, gather_index, sorted_bits, unique_bits
 
 __all__ = [
     "MAX_CENTROIDS",
@@ -360,7 +360,7 @@ def sorted_sample(values: np.ndarray) -> np.ndarray:
     """Every ``size // 65536``-th value of ``values`` (all of them up to 131071), sorted: what
     :func:`distinct_values` judges wide values by, and the planner's mode tests."""
     flat = values.reshape(-1)
-    return np.sort(flat[:: max(1, flat.size // 65536)])
+    return sorted_bits(flat[:: max(1, flat.size // 65536)])
 
 
 def unique_counts(
@@ -370,10 +370,9 @@ def unique_counts(
     holds every value (up to 131071 of them) the runs of the sorted sample give it: the caller's
     ``sample()``, sorted once for several questions, or sorted here."""
     flat = values.reshape(-1)
-    if flat.size // 65536 > 1:  # the sample skips values
-        uniq, counts = np.unique(flat, return_counts=True)
-        return uniq, counts.astype(np.int64)
-    s = sorted_sample(flat) if sample is None else sample()
+    if flat.size // 65536 > 1 or sample is None:  # the sample skips values, or is not sorted
+        return unique_bits(flat)
+    s = sample()
     starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1]))) if s.size else s[:0]
     return s[starts], np.diff(np.append(starts, s.size)).astype(np.int64)
 

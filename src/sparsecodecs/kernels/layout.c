@@ -1738,6 +1738,83 @@ DEF_SORT(uint16_t)
 DEF_SORT(uint32_t)
 DEF_SORT(uint64_t)
 
+/* Sort unsigned keys ascending in place: an LSD radix sort by bytes. One pass over the keys
+ * counts the bytes of every position; then one stable scatter a position, skipping a position
+ * where every key has the same byte. `tmp` holds n keys. numpy sorts 4- and 8-byte keys by
+ * comparisons (np.sort of 65536 float32 patterns: 1.33 ms on this project's machine). */
+#define DEF_RADIX(T)                                                                  \
+    static void radix_sort_##T(T *a, T *tmp, Py_ssize_t n) {                          \
+        enum { B = (int)sizeof(T) };                                                  \
+        Py_ssize_t count[B][256];                                                     \
+        memset(count, 0, sizeof count);                                               \
+        for (Py_ssize_t i = 0; i < n; i++) {                                          \
+            T v = a[i];                                                               \
+            for (int b = 0; b < B; b++) count[b][(v >> (8 * b)) & 255]++;             \
+        }                                                                             \
+        const T first = a[0];                                                         \
+        T *src = a, *dst = tmp;                                                       \
+        for (int b = 0; b < B; b++) {                                                 \
+            Py_ssize_t *at = count[b];                                                \
+            if (at[(first >> (8 * b)) & 255] == n) continue; /* one byte value */     \
+            Py_ssize_t sum = 0;                                                       \
+            for (int d = 0; d < 256; d++) {                                           \
+                Py_ssize_t c = at[d];                                                 \
+                at[d] = sum;                                                          \
+                sum += c;                                                             \
+            }                                                                         \
+            for (Py_ssize_t i = 0; i < n; i++) {                                      \
+                T v = src[i];                                                         \
+                dst[at[(v >> (8 * b)) & 255]++] = v;                                  \
+            }                                                                         \
+            T *t = src;                                                               \
+            src = dst;                                                                \
+            dst = t;                                                                  \
+        }                                                                             \
+        if (src != a) memcpy(a, src, (size_t)n * sizeof(T));                          \
+    }
+DEF_RADIX(uint32_t)
+DEF_RADIX(uint64_t)
+
+/* n keys of 4 or 8 bytes sorted: by the radix sort with scratch `tmp`, or by the quicksort
+ * without (tmp NULL). */
+static void sort_keys(void *a, void *tmp, Py_ssize_t n, Py_ssize_t itemsize) {
+    if (itemsize == 4) {
+        if (tmp) radix_sort_uint32_t(a, tmp, n);
+        else sort_uint32_t(a, n);
+    } else {
+        if (tmp) radix_sort_uint64_t(a, tmp, n);
+        else sort_uint64_t(a, n);
+    }
+}
+
+/* sort_bits(a): the 4- or 8-byte unsigned keys of the 1-D `a` sorted ascending, in place (a
+ * short array by the quicksort above, the rest by radix_sort). */
+FASTCALL(sort_bits) {
+    sc_bufs s = {.n = 0};
+    sc_arr a = {0};
+    void *tmp = NULL;
+    PyObject *res = NULL;
+    const char *fn = "sort_bits";
+    if (sc_nargs(nargs, 1, fn) < 0) return NULL;
+    if (get(&s, args[0], 1, 0, "a", &a) < 0) goto done;
+    if (a.itemsize != 4 && a.itemsize != 8) {
+        fail("%s: expected items of 4 or 8 bytes, got %zd", fn, a.itemsize);
+        goto done;
+    }
+    if (a.n > 256 && !(tmp = PyMem_RawMalloc((size_t)a.n * (size_t)a.itemsize))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    sort_keys(a.p, tmp, a.n, a.itemsize);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    PyMem_RawFree(tmp);
+    sc_release(&s);
+    return res;
+}
+
 /* row_modes_sort(x, rows, cols, out): row modes of any width, by counting short rows in a hash
  * table and sorting a copy of the others. */
 FASTCALL(row_modes_sort) {
@@ -2437,6 +2514,7 @@ PyMethodDef sc_layout_methods[] = {
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
+    M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
