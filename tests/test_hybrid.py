@@ -430,6 +430,33 @@ def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
     assert _worth_counting(sample) == _worth_counting_by_unique(sample)
 
 
+@pytest.mark.parametrize("seed", range(60))
+def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
+    """With a sorted sample that holds every entry, the row-mode test skips counting the rows
+    when the tensor's non-zero repeats cannot pass its margin: the answer must be the one the
+    counted rows give. Repeats are planted around the margin (size / 256 for 4-byte values)
+    up to twice it, in one row or spread over rows, with zeros and rows whose mode is zero."""
+    from sparsecodecs.codecs._stages import sorted_sample
+    from sparsecodecs.codecs.hybrid import _row_modes_worth_counting
+
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(1, 40)), int(rng.integers(1, 300))
+    x = rng.integers(1, 1 << 32, (rows, cols), dtype=np.uint64).astype(np.uint32)
+    x[rng.random(x.shape) < rng.choice([0.0, 0.0, 0.05, 0.6])] = 0
+    margin = x.size // 256
+    planted = max(0, margin + int(rng.integers(-3, margin + 4)))  # up to twice the margin
+    spread = bool(rng.integers(0, 2))
+    for k in range(planted):
+        r = int(rng.integers(0, rows)) if spread else 0
+        x[r, int(rng.integers(0, cols))] = 5 + (k % 3 if spread else 0)
+    zeros = int(np.count_nonzero(x == 0))
+    shortcut = _row_modes_worth_counting(x, zeros, sorted_sample(x))
+    counted = _row_modes_worth_counting(x, zeros, None)
+    assert (shortcut is None) == (counted is None)
+    if counted is not None:
+        np.testing.assert_array_equal(shortcut, counted)
+
+
 def test_rows_of_distinct_values_plan_no_row_mode_fill():
     """A row's mode fill stores one value a row: on rows of distinct values (float32 weights)
     it spares nothing, and the planner must not lay out (mask, value plan) a candidate for it."""

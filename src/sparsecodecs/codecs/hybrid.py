@@ -113,12 +113,14 @@ def _row_modes_worth_counting(
     modes of <= 64 sampled columns of each row, counted over the whole rows, must beat the
     zeros by the same margin, less one entry a row (each row's fill is stored: a row whose mode
     occurs once spares nothing). ``sample``: the :func:`sorted_sample` of ``x`` if known; when
-    it holds every entry and no non-zero pattern repeats in it, no row's mode can spare
-    anything, and no row is counted. Rows of at most 127 entries are sampled whole, so their
-    sampled modes are the modes."""
-    if sample is not None and sample.size == x.size and not np.any(
-            (sample[1:] == sample[:-1]) & (sample[1:] != 0)):
-        return None
+    it holds every entry, no row is counted unless the tensor's repeats pass the margin: a
+    row's mode spares its count less one, and the count of a non-zero pattern summed over the
+    rows it is the mode of, less one a row, is at most its count in the tensor less one. Rows
+    of at most 127 entries are sampled whole, so their sampled modes are the modes."""
+    if sample is not None and sample.size == x.size:
+        repeats = int(np.count_nonzero((sample[1:] == sample[:-1]) & (sample[1:] != 0)))
+        if repeats * 64 * x.dtype.itemsize <= x.size:
+            return None
     step = max(1, x.shape[1] // 64)
     sampled = row_modes(np.ascontiguousarray(x[:, ::step]))
     if not sampled.any():
