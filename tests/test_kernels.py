@@ -894,7 +894,7 @@ def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
 
 @settings(max_examples=examples(60), deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
-       size=st.sampled_from([0, 1, 2, 17, 256, 257, 300, 4099]))
+       size=st.sampled_from([0, 1, 2, 17, 1025, 1031, 4099]))
 def test_sorted_bits_matches_np_sort(data: st.DataObject, dtype: type, size: int):
     """The radix sort of 4- and 8-byte keys (a quicksort up to 256 keys) against np.sort: keys
     drawn from few values (a byte position the same in every key: a skipped pass), from a wide
@@ -918,6 +918,20 @@ def test_sorted_bits_matches_np_sort(data: st.DataObject, dtype: type, size: int
     np.testing.assert_array_equal(uniq, want_uniq)
     np.testing.assert_array_equal(counts, want_counts)
     assert counts.dtype == np.int64
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 17, 256, 257, 300])
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+def test_sort_bits_sorts_short_arrays(size: int, dtype: type):
+    """The kernel's quicksort (up to 256 keys) and its radix sort just above, called directly:
+    sorted_bits hands arrays this short to numpy."""
+    from sparsecodecs.kernels import _native
+
+    keys = np.random.default_rng(size).integers(0, np.iinfo(dtype).max, size, dtype=dtype,
+                                                  endpoint=True)
+    out = keys.copy()
+    _native.sort_bits(out)
+    np.testing.assert_array_equal(out, np.sort(keys))
 
 
 def test_sort_bits_refuses_narrow_keys():

@@ -257,10 +257,11 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
 
 
 def sorted_bits(values: np.ndarray) -> np.ndarray:
-    """``np.sort`` of the 1-D ``values`` (a new array). Unsigned 4- and 8-byte bit patterns go
-    to a compiled radix sort: numpy sorts them by comparisons, ~5x slower on 65536 float32
-    patterns. numpy radix-sorts narrower ones itself."""
-    if values.dtype.kind != "u" or values.dtype.itemsize < 4:
+    """``np.sort`` of the 1-D ``values`` (a new array). Over 1024 unsigned 4- and 8-byte bit
+    patterns go to a compiled radix sort: numpy sorts them by comparisons, ~6x slower on 65536
+    float32 patterns, and faster only up to about 1024 of them (docs/benchmarks.md, issue 13's
+    eleventh pass). numpy radix-sorts narrower ones itself."""
+    if values.dtype.kind != "u" or values.dtype.itemsize < 4 or values.size <= 1024:
         return np.sort(values)
     out = np.array(values, order="C")  # a contiguous copy, sorted in place
     _native.sort_bits(out)
