@@ -312,3 +312,49 @@ def test_pool_works_in_a_forked_child() -> None:
     got = parent.recv()
     proc.join(30)
     assert proc.exitcode == 0 and got == want
+
+
+@pytest.mark.parametrize("codec", ["hybrid", "nm", "bitmask"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_row_blocks_on_threads_give_the_same_bits_and_stats(codec: str, batch: int) -> None:
+    """A weight of many row blocks, multiplied with threads: each thread takes whole blocks.
+    The result's bytes and the stats (paths in block order) are those of one thread."""
+    from sparsecodecs.transforms import prune
+
+    rng = np.random.default_rng(batch)
+    w = prune((rng.standard_normal((90, 64)) * 0.05).astype(np.float32), "2:4")[0]
+    layer = sc.CompressedLinear.from_array(w.astype(ml_dtypes.bfloat16), codec, block_rows=8)
+    x = rng.standard_normal((batch, 64)).astype(np.float32)
+    x[0, 3] = np.inf  # the non-finite fix-up runs per block too
+    one, many = sc.MatmulStats(), sc.MatmulStats()
+    want = layer.matmul(x, stats=one, threads=1)
+    for threads in (2, 3, 5):
+        got = layer.matmul(x, stats=many, threads=threads)
+        assert got.tobytes() == want.tobytes()
+        assert many.paths == one.paths and many.macs == one.macs
+        assert many.weight_bytes == one.weight_bytes and many.dense_bytes == one.dense_bytes
+        many = sc.MatmulStats()
+
+
+def test_row_blocks_on_threads_raise_the_first_bad_blocks_error() -> None:
+    """Blocks 3 and 9 are damaged differently: with threads, block 3's error is raised, the
+    one a single thread meets first."""
+    from sparsecodecs.testing import reframe, split_frame
+
+    w = np.arange(12 * 16, dtype=np.float32).reshape(12, 16) % 7
+    frames = [sc.get_codec("bitmask").encode(w[r : r + 1]) for r in range(w.shape[0])]
+
+    def damaged(frame: bytes, nnz: int) -> bytes:
+        header, _ = split_frame(frame)
+        header["meta"]["nnz"] = nnz  # the values section no longer fits: says nnz * 4 bytes
+        return reframe(frame, header=header)
+
+    frames[3] = damaged(frames[3], 1)
+    frames[9] = damaged(frames[9], 2)
+    layer = sc.CompressedLinear(frames)
+    errors = []
+    for threads in (1, 2, 4):
+        with pytest.raises(sc.SparseCodecsError) as info:
+            layer.matmul(np.ones(16, np.float32), threads=threads)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1] == errors[2]

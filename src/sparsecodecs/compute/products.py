@@ -28,8 +28,10 @@ each block of ``block_rows`` rows as a frame of its own, and every product decod
 frame at a time.
 
 **Non-finite values** follow IEEE as the dense product does: a zero weight the kernels skip
-still turns an inf or NaN of ``x`` into NaN (see docs/compute.md). ``threads=`` splits each
-frame's rows over that many threads inside the kernel (default 1).
+still turns an inf or NaN of ``x`` into NaN (see docs/compute.md). ``threads=`` (default 1)
+splits each frame's rows over that many threads inside the kernel; a :class:`CompressedLinear`
+of at least two row blocks a thread gives each thread whole blocks instead (``x @ W.T`` only:
+the blocks of the transposed product add into the same result, and run in order).
 
 Decoding limits apply as for :func:`sparsecodecs.decode`: a frame whose dense size exceeds the
 decode limit is refused with :class:`~sparsecodecs.registry.errors.DecodeLimitError`.
@@ -470,17 +472,57 @@ def _product(
         else:
             yt = (np.zeros((k_out, batch), np.float32) if trans
                   else np.empty((k_out, batch), np.float32))
-        for i, (parsed, r0, r1) in enumerate(frames):
-            slot = None if slots is None else slots[i]
-            if trans:
-                _frame_product(parsed, xt[r0:r1], yt, True, stats,
-                               None if bad is None else np.ascontiguousarray(bad[r0:r1]), threads,
-                               slot)
-            else:
-                _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads, slot)
+        if not trans and threads > 1 and len(frames) >= 2 * threads:
+            _blocks_in_parallel(frames, xt, yt, stats, bad, threads, slots)
+        else:
+            for i, (parsed, r0, r1) in enumerate(frames):
+                slot = None if slots is None else slots[i]
+                if trans:
+                    _frame_product(parsed, xt[r0:r1], yt, True, stats,
+                                   None if bad is None else np.ascontiguousarray(bad[r0:r1]),
+                                   threads, slot)
+                else:
+                    _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads, slot)
         if not trans and scale is not None:
             yt *= scale[:, None]
     return np.ascontiguousarray(yt.T).reshape(*lead, k_out)
+
+
+def _blocks_in_parallel(
+    frames: Sequence[tuple[Frame, int, int]], xt: np.ndarray, yt: np.ndarray,
+    stats: MatmulStats | None, bad: np.ndarray | None, threads: int,
+    slots: Sequence[list[Any]] | None,
+) -> None:
+    """``yt[r0:r1] = W_block @ xt`` for each row block, ``threads`` blocks at a time, each
+    decoded and multiplied on one thread (its kernels release the GIL); for at least two blocks
+    a thread, so that they share out evenly. Splitting each block's rows over the threads
+    instead synchronised them once a block: on 256-row blocks of a 4096x4096 hybrid weight at
+    batch 1 that made two threads slower than one (docs/compute.md, "Row blocks on threads").
+    The blocks write disjoint rows of ``yt``; each block's stats are kept apart and added in
+    block order, and the first block that fails, in block order, raises its error, as one
+    thread would."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> MatmulStats:
+        parsed, r0, r1 = frames[i]
+        own = MatmulStats()
+        _frame_product(parsed, xt, yt[r0:r1], False, own, bad, 1,
+                       None if slots is None else slots[i])
+        return own
+
+    pool = ThreadPoolExecutor(min(threads, len(frames)))
+    try:
+        done = [pool.submit(one, i) for i in range(len(frames))]
+        results = [f.result() for f in done]  # in block order: the first failure raises
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a failure, blocks not started are dropped
+    if stats is not None:
+        for own in results:
+            stats.paths += own.paths
+            stats.macs += own.macs
+            stats.dense_macs += own.dense_macs
+            stats.weight_bytes += own.weight_bytes
+            stats.dense_bytes += own.dense_bytes
 
 
 #: From this batch on, xt and yt start on a 64-byte line (:func:`_aligned`).
@@ -528,7 +570,9 @@ def matmul(
     threads
         Threads the zero-skipping kernels split the rows of each frame over (default 1: the
         caller decides the parallelism; a product of ``x @ W``, ``trans``, always runs on one).
-        The result does not depend on it.
+        A :class:`CompressedLinear` of at least two row blocks a thread gives each thread
+        whole blocks, each decoded and multiplied on that thread. The result does not depend
+        on it.
 
     Returns
     -------
