@@ -502,6 +502,7 @@ def _blocks_in_parallel(
     block order, and the first block that fails, in block order, raises its error, as one
     thread would."""
     from concurrent.futures import ThreadPoolExecutor
+    from contextvars import copy_context
 
     def one(i: int) -> MatmulStats:
         parsed, r0, r1 = frames[i]
@@ -512,7 +513,8 @@ def _blocks_in_parallel(
 
     pool = ThreadPoolExecutor(min(threads, len(frames)))
     try:
-        done = [pool.submit(one, i) for i in range(len(frames))]
+        # each block in a copy of the caller's context (decode_threads and the like)
+        done = [pool.submit(copy_context().run, one, i) for i in range(len(frames))]
         results = [f.result() for f in done]  # in block order: the first failure raises
     finally:
         pool.shutdown(cancel_futures=True)  # after a failure, blocks not started are dropped
