@@ -457,6 +457,28 @@ def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
         np.testing.assert_array_equal(shortcut, counted)
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_kept_values_sample_read_off_the_whole_tensors_is_the_one_they_sort(seed, monkeypatch):
+    """A zero-fill layout's kept values take their sorted sample from the whole tensor's
+    (its non-zero tail) when that holds every entry: the frame must be the one planned with
+    the kept values sorted on their own. 32-bit tensors, 2:4 or unstructured, with few or many
+    distinct values (the centroid stage reads the sample), some small enough for the
+    distinct values' short path."""
+    from sparsecodecs.codecs import hybrid as hy
+    from sparsecodecs.transforms import prune
+
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.choice([2, 7, 40, 96])), int(rng.choice([8, 64, 300]))
+    w = (rng.standard_normal((rows, cols)) * 0.05).astype(np.float32)
+    if seed % 3 == 0:
+        w = np.round(w * 40) / 40  # a few distinct values: centroids compete
+    w = prune(w, "2:4")[0] if seed % 2 else prune(w, None, density=0.5)[0]
+    codec = sc.get_codec("hybrid")
+    frame = codec.encode(w)
+    monkeypatch.setattr(hy, "_kept_sample", lambda whole, cand, size: None)
+    assert codec.encode(w) == frame
+
+
 def test_rows_of_distinct_values_plan_no_row_mode_fill():
     """A row's mode fill stores one value a row: on rows of distinct values (float32 weights)
     it spares nothing, and the planner must not lay out (mask, value plan) a candidate for it."""

@@ -131,6 +131,26 @@ def _row_modes_worth_counting(
     return sampled if step == 1 else row_modes(x)
 
 
+def _kept_sample(whole: Any, cand: _Layout, size: int) -> Callable[[], np.ndarray] | None:
+    """The :func:`sorted_sample` of a zero-fill layout's kept values, when it can be read off
+    the whole tensor's (``whole``, a cached :func:`sorted_sample` of ``size`` entries) without
+    a sort of its own: that one sorted already and holding every entry, and the kept values
+    being exactly the non-zero entries (no N:M padding slots). Zero sorts first, so they are
+    its tail, every value of which the kept values' own sample would take too (fewer than
+    131072 of them).
+    Else None."""
+    if cand.fill is not None or whole.cache_info().currsize == 0:
+        return None
+    s = whole()
+    if s.size != size:
+        return None
+    zeros = int(np.searchsorted(s, 0, "right")) if s.size and s[0] == 0 else 0
+    if cand.values.size != s.size - zeros:
+        return None
+    tail = s[zeros:]
+    return lambda: tail
+
+
 @contextmanager
 def _without_bin(counts: np.ndarray | None, unfilled: int | None) -> Iterator[None]:
     """``counts[unfilled]`` taken as 0 for the duration (an encode's own histogram, planned
@@ -508,9 +528,9 @@ class Hybrid(Codec):
             if same:
                 stages = same[0]
             else:
+                vsample = sample if cand.name == "dense" else _kept_sample(sample, cand, bits.size)
                 with _without_bin(cand.counts, cand.unfilled):
-                    stages = self._value_stages(cand.values, dtype, cand.counts,
-                                                sample if cand.name == "dense" else None)
+                    stages = self._value_stages(cand.values, dtype, cand.counts, vsample)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size
