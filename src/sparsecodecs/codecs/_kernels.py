@@ -268,14 +268,26 @@ def sorted_bits(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def sorted_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of the sorted 1-D ``s`` and how often each occurs (int64): its
+    runs, found into preallocated arrays (a mask, then the starts' differences) rather than
+    through ``concatenate``, ``diff`` and ``append``'s temporaries."""
+    if not s.size:
+        return s, np.zeros(0, np.int64)
+    first = np.empty(s.size, bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.empty(starts.size, np.int64)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = s.size - starts[-1]
+    return s[starts], counts
+
+
 def unique_bits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_counts=True)`` of the 1-D ``values``, counts as int64, by
     :func:`sorted_bits`."""
-    s = sorted_bits(values)
-    if not s.size:
-        return s, np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    return s[starts], np.diff(np.append(starts, s.size)).astype(np.int64)
+    return sorted_runs(sorted_bits(values))
 
 
 def centroid_index(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:

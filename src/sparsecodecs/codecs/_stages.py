@@ -49,7 +49,14 @@ from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
 from ._common import lent_buffer, pack_fields, unpack_fields
-from ._kernels import centroid_index, gather_fields, gather_index, sorted_bits, unique_bits
+from ._kernels import (
+    centroid_index,
+    gather_fields,
+    gather_index,
+    sorted_bits,
+    sorted_runs,
+    unique_bits,
+)
 
 __all__ = [
     "MAX_CENTROIDS",
@@ -372,9 +379,7 @@ def unique_counts(
     flat = values.reshape(-1)
     if flat.size // 65536 > 1 or sample is None:  # the sample skips values, or is not sorted
         return unique_bits(flat)
-    s = sample()
-    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1]))) if s.size else s[:0]
-    return s[starts], np.diff(np.append(starts, s.size)).astype(np.int64)
+    return sorted_runs(sample())
 
 
 def distinct_values(
