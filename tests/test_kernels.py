@@ -896,9 +896,10 @@ def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
 @given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
        size=st.sampled_from([0, 1, 2, 17, 1025, 1031, 4099]))
 def test_sorted_bits_matches_np_sort(data: st.DataObject, dtype: type, size: int):
-    """The radix sort of 4- and 8-byte keys (a quicksort up to 256 keys) against np.sort: keys
-    drawn from few values (a byte position the same in every key: a skipped pass), from a wide
-    range, and made of single bytes at each position."""
+    """sorted_bits (the radix sort above 1024 4- and 8-byte keys, numpy's sort below) and
+    unique_bits against np.sort and np.unique: keys drawn from few values (a digit the same in
+    every key: a skipped pass), from a wide range, and made of single bytes at each position;
+    the input strided, and left as it was."""
     kind = data.draw(st.sampled_from(["wide", "few", "one byte"]))
     bits = 8 * np.dtype(dtype).itemsize
     if kind == "wide":
