@@ -92,13 +92,18 @@ class _Layout:
     unfilled: int | None = None
 
 
+def _leading_zeros(sample: np.ndarray) -> int:
+    """How many zero patterns a sorted sample holds (they sort first)."""
+    return int(np.searchsorted(sample, 0, "right")) if sample.size and sample[0] == 0 else 0
+
+
 def _worth_counting(sample: np.ndarray) -> bool:
     """For 32/64-bit values, whose exact mode takes a sort: does their :func:`sorted_sample`
     repeat a non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the
     zeros, the margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth
     computing? A pattern occurring ``run`` times or more is one equal to the pattern ``run - 1``
     places on in the sorted sample."""
-    zeros = int(np.searchsorted(sample, 0, "right")) if sample.size and sample[0] == 0 else 0
+    zeros = _leading_zeros(sample)
     run = zeros + sample.size // (64 * sample.itemsize) + 1
     if run > sample.size:
         return False
@@ -144,7 +149,7 @@ def _kept_sample(whole: Any, cand: _Layout, size: int) -> Callable[[], np.ndarra
     s = whole()
     if s.size != size:
         return None
-    zeros = int(np.searchsorted(s, 0, "right")) if s.size and s[0] == 0 else 0
+    zeros = _leading_zeros(s)
     if cand.values.size != s.size - zeros:
         return None
     tail = s[zeros:]

@@ -520,11 +520,12 @@ def _blocks_in_parallel(
         pool.shutdown(cancel_futures=True)  # after a failure, blocks not started are dropped
     if stats is not None:
         for own in results:
-            stats.paths += own.paths
-            stats.macs += own.macs
-            stats.dense_macs += own.dense_macs
-            stats.weight_bytes += own.weight_bytes
-            stats.dense_bytes += own.dense_bytes
+            for f in fields(MatmulStats):  # every field, as the one-thread product adds it
+                mine, theirs = getattr(stats, f.name), getattr(own, f.name)
+                if isinstance(mine, list):
+                    mine.extend(theirs)
+                else:
+                    setattr(stats, f.name, mine + theirs)
 
 
 #: From this batch on, xt and yt start on a 64-byte line (:func:`_aligned`).

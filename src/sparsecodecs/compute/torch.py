@@ -135,17 +135,18 @@ class _Product(torch.autograd.Function):
     """``y = x @ W.T`` with a backward for ``x`` only (``grad @ W``, from the frames)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, layer: SparseLinear) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, layer: SparseLinear,
+                compressed: CompressedLinear) -> torch.Tensor:
         ctx.layer = layer
         ctx.dtype = x.dtype
-        return layer._matmul(x, layer._compressed())
+        return layer._matmul(x, compressed)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         layer: SparseLinear = ctx.layer
         g = grad.detach().to(torch.float32).contiguous().numpy()
         gx = g @ layer._compressed()  # x @ W, the matrix W read from the frames
-        return torch.from_numpy(gx).to(ctx.dtype), None
+        return torch.from_numpy(gx).to(ctx.dtype), None, None
 
 
 class SparseLinear(nn.Module):
@@ -358,7 +359,7 @@ class SparseLinear(nn.Module):
                 f"needs an input of shape (..., {layer.shape[1]}), got {tuple(x.shape)}"
             )
         if torch.is_grad_enabled() and x.requires_grad:
-            out: torch.Tensor = _Product.apply(x, self)  # type: ignore[no-untyped-call]
+            out: torch.Tensor = _Product.apply(x, self, layer)  # type: ignore[no-untyped-call]
             return out
         return self._matmul(x, layer)
 
