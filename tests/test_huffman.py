@@ -1209,7 +1209,8 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
     """split_fields packs the low ``width - top`` bits MSB-first, zero-padded to whole words,
     into exactly the bytes they need (ending at an inaccessible page) and the top bits into
     syms, at every SIMD level and count (blocks between flushes, the one-value tail, fields
-    wider than 28 bits in halves; 16-bit values with pext, four a word)."""
+    wider than 28 bits in halves; 16-bit values sixteen a vector step, up to the last whole
+    step whose 8-byte stores stay inside ``low``)."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
@@ -1217,7 +1218,7 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
     lb = width - top
     mask = (1 << width) - 1
     values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
-    for count, rotate in itertools.product([*range(40), 299, 300], [0, 1]):
+    for count, rotate in itertools.product([*range(40), 299, 300], [0, 1, width - 1]):
         v = values[:count]
         rot = [((int(x) << rotate) | (int(x) >> (width - rotate))) & mask for x in v]
         want = msb_first_bytes([(x & ((1 << lb) - 1), lb) for x in rot])

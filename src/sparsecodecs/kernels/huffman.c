@@ -2020,31 +2020,43 @@ SC_INLINE void split_fields_body(const huf_vals *v0, unsigned top, uint16_t *sym
 }
 
 #if SC_X86
-/* split_fields of 16-bit values with at most 7 low bits (top 9..15), four values a 64-bit
- * word: the lanes rotated and their top fields stored with shifts and masks, the low fields
- * gathered by one pext from the word with its lanes reversed (value 0's bits first, as the
- * stream is MSB-first); eight values between flushes. */
-SC_TARGET("avx2,bmi2") static void split16_pext(const huf_vals *v, unsigned top, uint16_t *syms,
-                                                uint8_t *low, int64_t nlow) {
-    const uint8_t *vals = v->p;
+/* split_fields of 16-bit values with at most 7 low bits (top 9..15), sixteen values a step in
+ * AVX2 lanes. The rotated values' top fields are stored as they are; the low fields are joined
+ * MSB-first by halving: pairs by one multiply-add (f0 << lb | f1 in 32 bits), pairs of pairs and
+ * then eights by shifts (8 * lb <= 56 bits in the low qword of each 128-bit lane), whose bytes
+ * one shuffle reverses into stream order. Eight values fill exactly lb bytes, so each eight is
+ * one 8-byte store at a byte boundary (the next store overwrites the bytes past lb); the scalar
+ * tail takes the last values, or those whose store would pass the end of `low`. */
+SC_TARGET("avx2") static void split16_avx2(const huf_vals *v, unsigned top, uint16_t *syms,
+                                           uint8_t *low, int64_t nlow) {
+    const uint16_t *vals = v->p;
     const unsigned lb = 16 - top, r = v->rot;
-    const uint64_t lane = 0x0001000100010001ull, rmask = lane * ((1u << r) - 1);
-    const uint64_t lowm = lane * ((1u << lb) - 1), topm = lane * ((1u << top) - 1);
-    huf_bitw w = {low, low + nlow, 0, 0};
+    const __m128i rl = _mm_cvtsi32_si128((int)r), rr = _mm_cvtsi32_si128((int)(16 - r)),
+                  sl = _mm_cvtsi32_si128((int)lb), s2 = _mm_cvtsi32_si128((int)(2 * lb)),
+                  s4 = _mm_cvtsi32_si128((int)(4 * lb));
+    const __m256i lowm = _mm256_set1_epi16((short)((1 << lb) - 1)),
+                  lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    /* multiply-add weights: the first value of each pair by 1 << lb, the second by 1 */
+    const __m256i mul = _mm256_set1_epi32((int)((1u << 16) | (1u << lb)));
+    /* byte t < lb of the stream takes byte lb - 1 - t of the lane's low qword */
+    uint8_t idx[16];
+    for (unsigned t = 0; t < 16; t++) idx[t] = t < lb ? (uint8_t)(lb - 1 - t) : 0x80;
+    const __m256i rev = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)idx));
     int64_t i = 0;
-    for (; i + 8 <= v->n; i += 8) {
-        for (int h = 0; h < 8; h += 4) {
-            uint64_t x;
-            memcpy(&x, vals + 2 * (i + h), 8);
-            if (r) x = ((x << r) & ~rmask) | ((x >> (16 - r)) & rmask);
-            uint64_t t = (x >> lb) & topm;
-            memcpy(syms + i + h, &t, 8);
-            uint64_t y = (x >> 32) | (x << 32);
-            y = ((y >> 16) & 0x0000FFFF0000FFFFull) | ((y & 0x0000FFFF0000FFFFull) << 16);
-            bw_put(&w, _pext_u64(y, lowm), 4 * lb);
-        }
-        (void)bw_flush(&w); /* the caller sized low: every flush fits */
+    uint8_t *out = low;
+    for (; i + 16 <= v->n && (out - low) + (int64_t)lb + 8 <= nlow; i += 16, out += 2 * lb) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(vals + i));
+        x = _mm256_or_si256(_mm256_sll_epi16(x, rl), _mm256_srl_epi16(x, rr));
+        _mm256_storeu_si256((__m256i *)(syms + i), _mm256_srl_epi16(x, sl));
+        __m256i p = _mm256_madd_epi16(_mm256_and_si256(x, lowm), mul);
+        p = _mm256_or_si256(_mm256_sll_epi64(_mm256_and_si256(p, lo32), s2),
+                            _mm256_srli_epi64(p, 32));
+        p = _mm256_or_si256(_mm256_sll_epi64(p, s4), _mm256_srli_si256(p, 8));
+        p = _mm256_shuffle_epi8(p, rev);
+        _mm_storel_epi64((__m128i *)out, _mm256_castsi256_si128(p));
+        _mm_storel_epi64((__m128i *)(out + lb), _mm256_extracti128_si256(p, 1));
     }
+    huf_bitw w = {out, low + nlow, 0, 0};
     split_fields_tail(v, top, syms, &w, i, 2);
     (void)bw_close(&w, low);
 }
@@ -2101,7 +2113,7 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
     Py_BEGIN_ALLOW_THREADS
 #if SC_X86
     if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
-        split16_pext(&v, (unsigned)top, syms.p, low.p, low.n);
+        split16_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
     else if (fast && v.isz == 4 && v.width == 32 && top >= 9 && HUF_LE)
         split32_pairs(&v, (unsigned)top, syms.p, low.p, low.n);
     else
