@@ -176,10 +176,91 @@ SC_INLINE unsigned codes_per_flush(unsigned maxlen) {
         bw_put((w), codes[sym_], lengths[sym_]);                                    \
     } while (0)
 
+/* A flush the caller has proven fits (at least 8 bytes of room at p): no bounds test. */
+SC_INLINE void bw_flush_room(huf_bitw *w) {
+    uint64_t v = w->n ? w->acc << (64 - w->n) : 0;
+    uint64_t be = HUF_LE ? __builtin_bswap64(v) : v;
+    memcpy(w->p, &be, 8);
+    w->p += w->n >> 3;
+    w->n &= 7;
+}
+
+/* Steps of K codes a lane that has `room` bytes left can take with unchecked flushes: a step
+ * adds at most K * maxlen <= 56 bits to the < 8 pending, so moves p by at most 7 bytes, and its
+ * flush stores 8 bytes at p. */
+SC_INLINE int64_t safe_steps(const huf_bitw *w) {
+    int64_t room = w->lim - w->p;
+    return room < 8 ? 0 : (room - 8) / 7 + 1;
+}
+
+/* Two streams in lockstep from symbol j of each, K codes each between flushes (K a constant,
+ * so the puts unroll), for `steps` steps whose flushes fit in both (safe_steps). A function of
+ * its own, so that both lanes' state stays in registers (inlined, four lanes or two, they
+ * spilled). Returns 0, or -1 at a symbol outside the code table. */
+#define HUF_STEPS(K)                                                                        \
+    do {                                                                                    \
+        for (int64_t e = j + steps * (K); j < e; j += (K)) {                                \
+            for (unsigned t = 0; t < (K); t++) {                                            \
+                HUF_PUT(&a, ja + j + t);                                                    \
+                HUF_PUT(&b, jb + j + t);                                                    \
+            }                                                                               \
+            bw_flush_room(&a);                                                              \
+            bw_flush_room(&b);                                                              \
+        }                                                                                   \
+    } while (0)
+SC_INLINE int lockstep_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                            int64_t alphabet, unsigned k, int64_t ja, int64_t jb, int64_t j,
+                            int64_t steps, huf_bitw *wa, huf_bitw *wb, int isz) {
+    const int check = isz == 8 || alphabet < ((int64_t)1 << (8 * isz));
+    huf_bitw a = *wa, b = *wb;
+    switch (k) {
+    case 4: HUF_STEPS(4); break;
+    case 3: HUF_STEPS(3); break;
+    case 2: HUF_STEPS(2); break;
+    default: HUF_STEPS(1); break;
+    }
+    *wa = a, *wb = b;
+    return 0;
+}
+#undef HUF_STEPS
+#define CALL(s) rc = lockstep_body(symbols, codes, lengths, alphabet, k, ja, jb, j, steps, wa, wb, s)
+__attribute__((noinline)) static int lockstep_plain(
+    const void *symbols, const uint32_t *codes, const uint8_t *lengths, int64_t alphabet,
+    unsigned k, int64_t ja, int64_t jb, int64_t j, int64_t steps, huf_bitw *wa, huf_bitw *wb,
+    int isz) { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; }
+#if SC_X86
+__attribute__((noinline)) SC_TARGET("avx2,bmi2") static int lockstep_fast(
+    const void *symbols, const uint32_t *codes, const uint8_t *lengths, int64_t alphabet,
+    unsigned k, int64_t ja, int64_t jb, int64_t j, int64_t steps, huf_bitw *wa, huf_bitw *wb,
+    int isz) { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; }
+#else
+#define lockstep_fast lockstep_plain
+#endif
+#undef CALL
+
+/* Streams A and B in lockstep from symbol 0 while both have symbols and room: done[A] and
+ * done[B] get the symbols written, -1 returns from encode_body at a bad symbol. */
+#define HUF_LOCKSTEP_K(A, B)                                                                \
+    do {                                                                                    \
+        int64_t j = 0;                                                                      \
+        for (;;) {                                                                          \
+            int64_t steps = (common - j) / k, sa = safe_steps(&w[A]), sb = safe_steps(&w[B]); \
+            steps = sa < steps ? sa : steps;                                                \
+            steps = sb < steps ? sb : steps;                                                \
+            if (steps <= 0) break;                                                          \
+            if ((fast ? lockstep_fast : lockstep_plain)(                                    \
+                    symbols, codes, lengths, alphabet, k, bounds[s0 + (A)],                 \
+                    bounds[s0 + (B)], j, steps, &w[A], &w[B], isz) < 0)                     \
+                return -1;                                                                  \
+            j += steps * k;                                                                 \
+        }                                                                                   \
+        done[A] = done[B] = j;                                                              \
+    } while (0)
+
 SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
                           int64_t alphabet, unsigned maxlen, const int64_t *bounds,
                           const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
-                          int64_t *used, int64_t ns, int isz) {
+                          int64_t *used, int64_t ns, int isz, int fast) {
     const int check = isz == 8 || alphabet < ((int64_t)1 << (8 * isz));
     unsigned k = codes_per_flush(maxlen);
     huf_bitw w[4];
@@ -192,25 +273,14 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
             int64_t len = bounds[s + 1] - bounds[s];
             common = len < common ? len : common;
         }
-        int64_t j = 0;
+        int64_t done[4] = {0, 0, 0, 0};
         if (lanes == 4) {
-            const int64_t b0 = bounds[s0], b1 = bounds[s0 + 1], b2 = bounds[s0 + 2],
-                          b3 = bounds[s0 + 3];
-            for (; j + k <= common; j += k) {
-                for (unsigned t = 0; t < k; t++) {
-                    HUF_PUT(&w[0], b0 + j + t);
-                    HUF_PUT(&w[1], b1 + j + t);
-                    HUF_PUT(&w[2], b2 + j + t);
-                    HUF_PUT(&w[3], b3 + j + t);
-                }
-                if (SC_UNLIKELY((bw_flush(&w[0]) | bw_flush(&w[1]) | bw_flush(&w[2]) |
-                                 bw_flush(&w[3])) < 0))
-                    return -2;
-            }
+            HUF_LOCKSTEP_K(0, 1);
+            HUF_LOCKSTEP_K(2, 3);
         }
         for (int l = 0; l < lanes; l++) {
             int64_t s = s0 + l;
-            for (int64_t i = bounds[s] + j, end = bounds[s + 1]; i < end; i++) {
+            for (int64_t i = bounds[s] + done[l], end = bounds[s + 1]; i < end; i++) {
                 HUF_PUT(&w[l], i);
                 if (SC_UNLIKELY(bw_flush(&w[l]) < 0)) return -2;
             }
@@ -221,13 +291,14 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
     }
     return 0;
 }
+#undef HUF_LOCKSTEP_K
 #undef HUF_PUT
 
-#define CALL(k) rc = encode_body(symbols, codes, lengths, alphabet, maxlen, bounds, boff, nboff, out, nout, used, ns, k)
+#define CALL(k) rc = encode_body(symbols, codes, lengths, alphabet, maxlen, bounds, boff, nboff, out, nout, used, ns, k, fast)
 HUF_TWINS(encode_k, (const void *symbols, const uint32_t *codes, const uint8_t *lengths,
                      int64_t alphabet, unsigned maxlen, const int64_t *bounds,
                      const int64_t *boff, int64_t nboff, uint8_t *out, int64_t nout,
-                     int64_t *used, int64_t ns, int isz),
+                     int64_t *used, int64_t ns, int isz, int fast),
           { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
@@ -267,7 +338,7 @@ static PyObject *huf_encode_streams(PyObject *self, PyObject *const *args, Py_ss
     int rc, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
     rc = HUF_RUN(fast, encode_k, sym.p, codes.p, lens.p, alphabet, maxlen, b, o, boff.n, out.p,
-                 out.n, used.p, ns, (int)sym.itemsize);
+                 out.n, used.p, ns, (int)sym.itemsize, fast);
     Py_END_ALLOW_THREADS
     if (rc == -1) bad_arg(fn, "a symbol is outside the code table");
     else if (rc == -2) bad_arg(fn, "a stream outgrew its room in out");
@@ -605,7 +676,7 @@ static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssiz
     int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
     rc = HUF_RUN(fast, encode_k, sym.p, codes, ln, c.n, maxlen, bounds, boff, ns + 1, out,
-                 boff[ns], sizes, ns, (int)sym.itemsize);
+                 boff[ns], sizes, ns, (int)sym.itemsize, fast);
     if (rc == 0)
         for (int64_t s = 0; s < ns; s++) {
             memmove(out + total, out + boff[s], (size_t)sizes[s]);
