@@ -680,3 +680,36 @@ def test_unique_counts_is_np_unique(dt: Any, size: int):
         assert u.dtype == v.dtype and c.dtype == np.int64
         np.testing.assert_array_equal(u, want_u)
         np.testing.assert_array_equal(c, want_c)
+
+
+@pytest.mark.parametrize("dt", [ml_dtypes.bfloat16, np.float16])
+def test_a_mask_pruned_by_its_least_size_would_not_have_won(dt: Any, monkeypatch):
+    """A bitmask layout is not built when its least size (a bit per mask byte, the kept
+    values' entropy) loses to the plan at hand: the frames are the ones planned with every
+    mask built, from a dense tensor with no zeros through one with a few percent zeros or
+    copies of one value, where the mask starts to win. (Float32 patterns are not counted
+    whole, so they have no entropy to prune by.)"""
+    from sparsecodecs.codecs import hybrid as hy
+
+    rng = np.random.default_rng(7)
+    base = (rng.standard_normal((768, 384)) * 0.05).astype(dt).reshape(-1)
+    codec = sc.get_codec("hybrid")
+    calls: list[bool] = []
+    loses = hy._mask_loses
+
+    def spy(*args: Any) -> bool:
+        calls.append(loses(*args))
+        return calls[-1]
+
+    layouts = set()
+    counts = [0, 1, 30, 300, 1000, 3000, 4000, 5000, 6000]
+    for fill_value, count in itertools.product([0.0, 0.25], counts):
+        w = base.copy()
+        w[rng.choice(w.size, count, replace=False)] = fill_value
+        monkeypatch.setattr(hy, "_mask_loses", spy)
+        frame = codec.encode(w)
+        monkeypatch.setattr(hy, "_mask_loses", lambda *args: False)
+        assert codec.encode(w) == frame, (fill_value, count)
+        layouts.add(sc.inspect(frame).config["layout"])
+    assert any(calls) and not all(calls)  # pruned some masks, built others
+    assert layouts == {"dense", "bitmask"}

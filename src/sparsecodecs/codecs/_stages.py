@@ -442,7 +442,20 @@ def centroid_floor(counts: np.ndarray, itemsize: int) -> int:
     indices beat. A planner skips listing the distinct values and the exact plan (a code over
     up to 2**16 symbols) when this already loses."""
     bits, used = hk.entropy_bits(counts)
-    return used * itemsize + max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
+    return used * itemsize + _entropy_bytes(bits)
+
+
+def values_floor(counts: np.ndarray) -> int:
+    """A lower bound on the bytes of any value stage (``fields``, ``planes``, ``centroid``)
+    of values whose distinct values occur ``counts`` times: their order-0 entropy, which a
+    prefix code of the top fields plus raw low bits, of each byte plane, or of centroid
+    indices does not beat."""
+    return _entropy_bytes(hk.entropy_bits(counts)[0])
+
+
+def _entropy_bytes(bits: float) -> int:
+    """``bits`` of entropy in whole bytes, rounded down past float error."""
+    return max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)
 
 
 def plan_centroids(

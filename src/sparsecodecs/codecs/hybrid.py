@@ -67,6 +67,7 @@ from ._stages import (
     sorted_sample,
     unique_counts,
     value_histograms,
+    values_floor,
 )
 
 __all__ = ["Hybrid"]
@@ -169,6 +170,21 @@ def _without_bin(counts: np.ndarray | None, unfilled: int | None) -> Iterator[No
         yield
     finally:
         counts[unfilled] = kept
+
+
+def _mask_loses(size: int, fill_nbytes: int, kept_counts: np.ndarray, unfilled: int | None,
+                best: int | None) -> bool:
+    """Whether a bitmask layout of ``size`` entries, storing ``fill_nbytes`` of fill, cannot
+    beat a plan of ``best`` bytes whatever its stages: its mask costs at least one bit a byte
+    (coded) and its kept values (``kept_counts`` less the bin ``unfilled``) at least their
+    order-0 entropy (:func:`values_floor`)."""
+    if best is None:
+        return False
+    least = (size + 7) // 8 // 8 + fill_nbytes
+    if least >= best:
+        return True
+    with _without_bin(kept_counts, unfilled):
+        return least + values_floor(kept_counts) >= best
 
 
 def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
@@ -321,19 +337,23 @@ class Hybrid(Codec):
     def _candidates(
         self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
         sample: Callable[[], np.ndarray] | None = None, nnz: int | None = None,
-    ) -> list[_Layout]:
-        """The layouts worth planning; ``counts``: :func:`value_counts` of ``bits``, when known
-        (then the kept values' counts follow for a scalar fill); ``sample()``: their
-        :func:`sorted_sample`, computed once; ``nnz``: their non-zero count, when known."""
+        bound: Callable[[], int | None] | None = None,
+    ) -> Iterator[_Layout]:
+        """The layouts worth planning, one at a time; ``counts``: :func:`value_counts` of
+        ``bits``, when known (then the kept values' counts follow for a scalar fill);
+        ``sample()``: their :func:`sorted_sample`, computed once; ``nnz``: their non-zero
+        count, when known; ``bound()``: the smallest total planned so far (None: none yet),
+        which a layout's least possible size must beat for it to be built."""
         flat = bits.reshape(-1)
         cols = as_2d(bits.shape)[1]
         nnz0 = int(np.count_nonzero(flat)) if nnz is None else nnz
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
-        out = []
+        listed = False
         # dense only competes when most values are non-zero: below that a mask is cheaper
         # than coding every zero as a value.
         if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
-            out.append(_Layout("dense", flat, 0, lambda: ([], {}), counts=counts))
+            listed = True
+            yield _Layout("dense", flat, 0, lambda: ([], {}), counts=counts)
         ngroups = geometry(bits.shape, self.m)[3]
         fills = []
         if sample is None:
@@ -367,6 +387,13 @@ class Hybrid(Codec):
                 kept_counts, unfilled = counts, 0 if fill is None else int(fill[0])
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
+            ) and not (
+                # a mask whose least size (1 bit a mask byte) and the kept values' entropy
+                # already lose to a plan at hand is not split: a dense tensor with a few zeros
+                # (N:M, which would reuse the mask, needs half of the values to be the fill)
+                self.layout == "auto" and kept_counts is not None and bound is not None
+                and nnz > ngroups * self.n
+                and _mask_loses(flat.size, fill_nbytes, kept_counts, unfilled, bound())
             ):
                 mask = np.empty((flat.size + 7) // 8, np.uint8)
                 spare = np.empty(nnz + 8, flat.dtype)  # spare slots: the kernels write ahead
@@ -386,8 +413,9 @@ class Hybrid(Codec):
                     sections, meta = build()
                     return sections, {**meta, "nnz": nnz}
 
-                out.append(_Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label,
-                                   kept_counts, unfilled))
+                listed = True
+                yield _Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label,
+                              kept_counts, unfilled)
             if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
                 codes: Any = None
                 values = code_counts = nm_counts = nm_unfilled = None
@@ -421,11 +449,11 @@ class Hybrid(Codec):
                             codes() if callable(codes) else codes, c),
                         codes, ncodes, code_counts,
                     )
-                    out.append(_Layout("nm", values, size + fill_nbytes, build, fill, label,
-                                       nm_counts, nm_unfilled))
-        if not out and self.layout == "nm":
+                    listed = True
+                    yield _Layout("nm", values, size + fill_nbytes, build, fill, label,
+                                  nm_counts, nm_unfilled)
+        if not listed and self.layout == "nm":
             split_groups(bits, self.n, self.m)  # raises the PatternError of the zero fill
-        return out
 
     def _value_stages(
         self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
@@ -525,7 +553,11 @@ class Hybrid(Codec):
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         sample = cache(partial(sorted_sample, bits))  # sorted once, if a question needs it
-        for cand in self._candidates(bits, dtype, counts, sample, nnz):
+
+        def smallest() -> int | None:  # the best total so far, read as candidates are listed
+            return None if best is None else best[0]
+
+        for cand in self._candidates(bits, dtype, counts, sample, nnz, smallest):
             # Layouts that keep the very same values (e.g. bitmask and nm on an exact 2:4
             # tensor) share one plan.
             same = [st for v, st in planned if v is cand.values or (
