@@ -670,6 +670,47 @@ def test_huffman_cost_equals_the_lengths_the_encoder_assigns(counts: list[int], 
     assert bits == huff.coded_bits(c, huff.huffman_lengths(c, limit))
 
 
+@settings(max_examples=examples(40))
+@given(
+    rows=st.integers(1, 4),
+    levels=st.integers(1, 4),
+    width=st.integers(1, 64),
+    limit=st.integers(2, 15),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_huffman_costs_are_each_level_and_rows_huffman_cost(
+    rows: int, levels: int, width: int, limit: int, seed: int
+):
+    """The planner's batched cost: row by row, the histogram and its pair-summed coarser
+    levels, each answered as huffman_cost answers it (uncodable levels included: small
+    limits); bad shapes and negative counts are refused."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(seed)
+    n = width << (levels - 1)
+    counts = rng.integers(0, 50, (rows, n)) * (rng.random((rows, n)) < 0.7)
+    each = _levels(counts, levels)
+    assert hk.huffman_costs(counts, levels, limit).tolist() == [
+        list(hk.huffman_cost(c, limit)) for c in each]
+    assert huff.coded_sizes(counts, limit, levels) == [huff.coded_size(c, limit) for c in each]
+    with pytest.raises(ValueError, match="rows of a length"):
+        hk.huffman_costs(np.zeros((1, 6), np.int64), 3, limit)
+    with pytest.raises(ValueError, match="non-negative"):
+        hk.huffman_costs(-np.ones((rows, n), np.int64), levels, limit)
+
+
+def _levels(counts: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Each row of ``counts`` and its ``levels - 1`` pair-summed coarser histograms."""
+    out = []
+    for row in counts:
+        level = row.astype(np.int64)
+        for lv in range(levels):
+            if lv:
+                level = level[0::2] + level[1::2]
+            out.append(level)
+    return out
+
+
 # -- the one-call compiled decoder against the checked Python reader ---------------------------
 
 

@@ -253,17 +253,20 @@ def _nstreams(count: int) -> int:
 UNCODABLE = 1 << 62
 
 
-def codable(counts: np.ndarray, max_length: int = MAX_LENGTH) -> bool:
-    """Whether codes of at most ``max_length`` bits exist for these counts: at most
-    ``2**max_length`` symbols occur (Kraft's inequality)."""
-    return int(np.count_nonzero(counts)) <= 1 << max_length
-
-
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    bits, total, used, first, last = hk.huffman_cost(
-        np.ascontiguousarray(counts, np.int64), max_length)
+    return _coded_bytes(*hk.huffman_cost(np.ascontiguousarray(counts, np.int64), max_length))
+
+
+def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1) -> list[int]:
+    """:func:`coded_size` of each row of the 2-D ``counts`` and, with ``levels`` > 1, of the
+    coarser histograms summing adjacent pairs (row by row, finest first), in one call."""
+    return [_coded_bytes(*cost) for cost in hk.huffman_costs(counts, levels, max_length).tolist()]
+
+
+def _coded_bytes(bits: int, total: int, used: int, first: int, last: int) -> int:
+    """:func:`coded_size` from :func:`~._huffman_kernels.huffman_cost`'s answer."""
     if bits < 0:  # more symbols than codes of max_length bits (Kraft)
         return UNCODABLE
     nstreams = _nstreams(int(total))

@@ -134,8 +134,18 @@ def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, in
     symbols occur (no such code exists). The sum does not depend on how equal counts are
     ordered, so an unstable sort is fine here (unlike when the lengths are assigned).
     """
-    result: tuple[int, int, int, int, int] = _native.huf_huffman_cost(counts, int(limit))
-    return result
+    row = huffman_costs(np.reshape(counts, (1, -1)), 1, limit)[0].tolist()
+    return row[0], row[1], row[2], row[3], row[4]
+
+
+def huffman_costs(counts: np.ndarray, levels: int, limit: int) -> np.ndarray:
+    """:func:`huffman_cost` of each row of the 2-D ``counts`` and of ``levels - 1`` coarser
+    histograms of it, each summing adjacent pairs of the one before, in one call: rows of
+    ``(bits, total, used, first, last)``, row by row and finest first."""
+    counts = np.ascontiguousarray(counts, np.int64)
+    out = np.empty((counts.shape[0] * levels, 5), np.int64)
+    _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out)
+    return out
 
 
 # -- decoding ----------------------------------------------------------------------------------

@@ -204,8 +204,8 @@ def plan_planes(
         counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
                                      dtype.itemsize)
     coded, total = [], 0
-    for c in counts:
-        size = huff.coded_size(c, max_length) if entropy else raw + 1
+    sizes = huff.coded_sizes(counts, max_length) if entropy else [raw + 1] * len(counts)
+    for size in sizes:
         coded.append(size < raw)
         total += min(size, raw)
     return PlanesPlan(counts, coded, total)
@@ -268,17 +268,21 @@ def plan_fields(
     if fine is None:
         fine = hk.top_histogram(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
                                 width, tmax)
-    best: FieldsPlan | None = None
-    counts = fine
-    for top in range(tmax, 8, -1):
-        if top < tmax:  # pairs of the finer histogram (a reshape-and-sum took 27 us a call)
-            counts = counts[0::2] + counts[1::2]
-        if not huff.codable(counts, max_length):  # more top fields than codes of max_length
+    # every top field width's coded size in one call (each histogram sums pairs of the finer)
+    coded = huff.coded_sizes(fine.reshape(1, -1), max_length, levels=tmax - 8)
+    best: tuple[int, int] | None = None  # (bytes, top)
+    for top, size in zip(range(tmax, 8, -1), coded, strict=True):
+        if size >= huff.UNCODABLE:  # more top fields than codes of max_length
             continue
-        size = huff.coded_size(counts, max_length) + 8 * _low_words(values.size, width - top)
-        if best is None or size < best.nbytes:
-            best = FieldsPlan(top, counts, size)
-    return best
+        size += 8 * _low_words(values.size, width - top)
+        if best is None or size < best[0]:
+            best = (size, top)
+    if best is None:
+        return None
+    counts = fine
+    for _ in range(tmax - best[1]):  # pairs of the finer histogram (reshape-and-sum: 27 us)
+        counts = counts[0::2] + counts[1::2]
+    return FieldsPlan(best[1], counts, best[0])
 
 
 def encode_fields(

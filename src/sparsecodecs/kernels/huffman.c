@@ -703,22 +703,15 @@ done:
 }
 
 /* huffman_cost(counts i64, limit) -> (bits, total, used, first, last). */
-static PyObject *huf_huffman_cost(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    const char *fn = "huffman_cost";
-    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
-    int64_t limit;
-    if (sc_i64(args[1], &limit) < 0) return NULL;
-    if (limit < 1 || limit > 32) return bad_arg(fn, "limit must be 1..32");
-    sc_bufs bufs = {.n = 0};
-    sc_arr c;
-    PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0) goto done;
+/* What coding counts c[0..n) with codes of at most `limit` bits costs: r = {bits, total,
+ * used, first, last} (bits -1 when more than 2**limit symbols occur). Returns 0, -1 for a
+ * negative count, -2 out of memory. */
+static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t r[5]) {
     int64_t bits = 0, total = 0, used = 0, first = 0, last = 0;
     int rc = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (int64_t i = 0; i < c.n; i++) {
-        int64_t v = ld64s(c.p, i);
-        if (v < 0) { rc = -1; break; }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = ld64s(c, i);
+        if (v < 0) return -1;
         if (v) {
             if (!used) first = i;
             last = i;
@@ -726,37 +719,77 @@ static PyObject *huf_huffman_cost(PyObject *self, PyObject *const *args, Py_ssiz
             total += v;
         }
     }
-    if (rc == 0) {
-        if (used == 1) bits = total;
-        else if (used > ((int64_t)1 << limit)) bits = -1;
-        else if (used > 1) {
-            int64_t *f = malloc((size_t)used * sizeof(int64_t));
-            if (!f) rc = -2;
-            else {
-                int64_t k = 0;
-                for (int64_t i = first; i <= last; i++) {
-                    int64_t v = ld64s(c.p, i);
-                    if (v) f[k++] = v;
-                }
-                sort_i64(f, used);
-                /* the lengths come back in the same (ascending frequency) order */
-                int64_t *l = malloc((size_t)used * sizeof(int64_t));
-                if (!l) rc = -2;
-                else {
-                    memcpy(l, f, (size_t)used * sizeof(int64_t));
-                    rc = code_lengths_impl(l, used, limit);
-                    for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
-                    free(l);
-                }
-                free(f);
+    if (used == 1) bits = total;
+    else if (used > ((int64_t)1 << limit)) bits = -1;
+    else if (used > 1) {
+        int64_t *f = malloc((size_t)used * sizeof(int64_t));
+        if (!f) return -2;
+        int64_t k = 0;
+        for (int64_t i = first; i <= last; i++) {
+            int64_t v = ld64s(c, i);
+            if (v) f[k++] = v;
+        }
+        sort_i64(f, used);
+        /* the lengths come back in the same (ascending frequency) order */
+        int64_t *l = malloc((size_t)used * sizeof(int64_t));
+        if (!l) rc = -2;
+        else {
+            memcpy(l, f, (size_t)used * sizeof(int64_t));
+            rc = code_lengths_impl(l, used, limit);
+            for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
+            free(l);
+        }
+        free(f);
+    }
+    r[0] = bits, r[1] = total, r[2] = used, r[3] = first, r[4] = last;
+    return rc;
+}
+
+/* huffman_costs(counts i64 (rows x n), rows, levels, limit, out i64 (w, rows x levels x 5)):
+ * huffman_cost of each row's counts and of `levels - 1` coarser histograms, each summing
+ * adjacent pairs of the one before (n even at every level but the last): one call for what a
+ * planner compares (the top fields of 12..9 bits, the byte planes). */
+static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "huffman_costs";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t v[3]; /* rows, levels, limit */
+    if (ints(args, 1, 3, v) < 0) return NULL;
+    const int64_t rows = v[0], levels = v[1], limit = v[2];
+    if (limit < 1 || limit > 32) return bad_arg(fn, "limit must be 1..32");
+    if (rows < 1 || levels < 1 || levels > 16) return bad_arg(fn, "need rows >= 1, 1 <= levels <= 16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr c, out;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "out", &out) < 0)
+        goto done;
+    const int64_t n = c.n / rows;
+    if (n * rows != c.n || (n >> (levels - 1)) << (levels - 1) != n || out.n != rows * levels * 5 ||
+        !aligned8(&c) || !aligned8(&out)) {
+        bad_arg(fn, "counts must be rows of a length 2**(levels - 1) divides; out rows x levels x 5");
+        goto done;
+    }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t *half = n >= 2 ? malloc((size_t)(n / 2) * sizeof(int64_t)) : NULL;
+    if (levels > 1 && !half) rc = -2;
+    for (int64_t row = 0; rc == 0 && row < rows; row++) {
+        const int64_t *cur = (const int64_t *)c.p + row * n;
+        int64_t len = n;
+        for (int64_t lv = 0; rc == 0 && lv < levels; lv++) {
+            if (lv) { /* in place from the second coarsening on: half[j] reads 2j, 2j + 1 >= j */
+                for (int64_t j = 0; j < len / 2; j++) half[j] = cur[2 * j] + cur[2 * j + 1];
+                cur = half;
+                len /= 2;
             }
+            rc = huffman_cost_impl(cur, len, limit, (int64_t *)out.p + (row * levels + lv) * 5);
         }
     }
+    free(half);
     Py_END_ALLOW_THREADS
     if (rc == -2) PyErr_NoMemory();
     else if (rc < 0) bad_arg(fn, "counts must be non-negative");
-    else res = Py_BuildValue("(LLLLL)", (long long)bits, (long long)total, (long long)used,
-                             (long long)first, (long long)last);
+    else res = (Py_INCREF(Py_None), Py_None);
 done:
     sc_release(&bufs);
     return res;
@@ -2507,7 +2540,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_encode_streams),
     HUF_FN(huf_canonical_codes),
     HUF_FN(huf_code_lengths),
-    HUF_FN(huf_huffman_cost),
+    HUF_FN(huf_huffman_costs),
     HUF_FN(huf_encode_coded),
     HUF_FN(huf_decode_coded_width),
     HUF_FN(huf_build_decoder),
