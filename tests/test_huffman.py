@@ -697,6 +697,8 @@ def test_huffman_costs_are_each_level_and_rows_huffman_cost(
         hk.huffman_costs(np.zeros((1, 6), np.int64), 3, limit)
     with pytest.raises(ValueError, match="non-negative"):
         hk.huffman_costs(-np.ones((rows, n), np.int64), levels, limit)
+    empty = hk.huffman_costs(np.zeros((rows, 0), np.int64), levels, limit)
+    assert empty.tolist() == [[0] * 5] * (rows * levels)  # no symbols, at every level
 
 
 def _levels(counts: np.ndarray, levels: int) -> list[np.ndarray]:

@@ -772,7 +772,7 @@ static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssi
     int rc = 0;
     Py_BEGIN_ALLOW_THREADS
     int64_t *half = n >= 2 ? malloc((size_t)(n / 2) * sizeof(int64_t)) : NULL;
-    if (levels > 1 && !half) rc = -2;
+    if (levels > 1 && n > 0 && !half) rc = -2;
     for (int64_t row = 0; rc == 0 && row < rows; row++) {
         const int64_t *cur = (const int64_t *)c.p + row * n;
         int64_t len = n;
