@@ -1041,70 +1041,120 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
  * is its scalar twin). The row's codes give each kept value's column directly, with no column
  * scratch: kept value t (of group t / 2) times row cidx(t) of xt into chain t % 4, the chains
  * added as (c0 + c1) + (c2 + c3), exactly as spmm_rest_avx2 and spmm_row_scalar do, and the
- * trailing padding slots dropped (and checked zero) as nm_rows drops them. */
-SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_row(const float *xt, int64_t nb, const float *v,
-                                                     const uint8_t *codes, int64_t cnt,
-                                                     __m256i lanes, int full, float *y) {
-    /* offsets (floats) of a group's two kept columns' rows of xt, by code */
-    int32_t off[2][6];
-    for (int c = 0; c < 6; c++)
-        for (int j = 0; j < 2; j++) off[j][c] = (int32_t)(nm24_pos[c][j] * nb);
+ * trailing padding slots dropped (and checked zero) as nm_rows drops them.
+ *
+ * Row by row, every row read all of xt (cols x nb floats: 128 KiB at 4096 columns), from L2:
+ * that bandwidth, not the multiply-adds, bounded the product. So rows are decoded
+ * SPMM8_ROWS at a time and run column block by column block (SPMM8_COLS columns of xt, 16 KiB
+ * at nb 8, read from L1 by every row of the block), each row's four chains kept in memory
+ * between blocks. A block starts at an even group, so a chain takes the same kept values in the
+ * same order as row by row: the same bytes. */
+#define SPMM8_ROWS 16
+#define SPMM8_COLS 512 /* a multiple of 8: blocks start at even groups (t % 4 == 0) */
+
+/* Kept values t .. e - 1 of a row (t % 4 == 0, e <= cnt; vb holds them, from t on) into its
+ * chains c[0..3]; with e == cnt, the row's last 1-3 values too. */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb,
+                                                      const float *vb, const uint8_t *codes,
+                                                      int64_t t, int64_t e, int64_t cnt,
+                                                      const int32_t off[2][6], __m256i lanes,
+                                                      int full, float *c) {
 #define NM24_LOAD(p) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), lanes))
-    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-    const float *xq = xt; /* group q's first row: xt + 4 q nb */
-    int64_t t = 0;
-    for (; t + 4 <= cnt; t += 4, xq += 8 * nb) {
+    __m256 c0 = _mm256_loadu_ps(c), c1 = _mm256_loadu_ps(c + 8), c2 = _mm256_loadu_ps(c + 16),
+           c3 = _mm256_loadu_ps(c + 24);
+    const float *xq = xt + 2 * t * nb; /* group t / 2's first row: xt + 4 (t / 2) nb */
+    const float *v = vb;              /* value t */
+    for (; t + 4 <= e; t += 4, xq += 8 * nb, v += 4) {
         const unsigned a = codes[t / 2], b = codes[t / 2 + 1];
-        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t), NM24_LOAD(xq + off[0][a]), c0);
-        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 1), NM24_LOAD(xq + off[1][a]), c1);
-        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 2), NM24_LOAD(xq + 4 * nb + off[0][b]),
-                             c2);
-        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 3), NM24_LOAD(xq + 4 * nb + off[1][b]),
-                             c3);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + off[0][a]), c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + off[1][a]), c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + 4 * nb + off[0][b]), c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 3), NM24_LOAD(xq + 4 * nb + off[1][b]), c3);
     }
-    /* the last 1-3 kept values: chains 0, 1, 2 */
-    if (t < cnt) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t), NM24_LOAD(xq + off[0][codes[t / 2]]), c0);
-    if (t + 1 < cnt) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 1), NM24_LOAD(xq + off[1][codes[t / 2]]), c1);
-    if (t + 2 < cnt) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + t + 2), NM24_LOAD(xq + 4 * nb + off[0][codes[t / 2 + 1]]), c2);
+    if (e == cnt) { /* the last 1-3 kept values: chains 0, 1, 2 */
+        if (t < cnt) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + off[0][codes[t / 2]]), c0);
+        if (t + 1 < cnt) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + off[1][codes[t / 2]]), c1);
+        if (t + 2 < cnt) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + 4 * nb + off[0][codes[t / 2 + 1]]), c2);
+    }
 #undef NM24_LOAD
-    _mm256_maskstore_ps(y, lanes, _mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+    _mm256_storeu_ps(c, c0);
+    _mm256_storeu_ps(c + 8, c1);
+    _mm256_storeu_ps(c + 16, c2);
+    _mm256_storeu_ps(c + 24, c3);
+}
+
+/* The rows [r0, r0 + n) of the block: their codes (gpr + 8 bytes a row) and kept counts less
+ * trailing padding (checked zero); 0 or an error, row by row as nm_rows reports them. */
+SC_TARGET("avx2,fma") static int nm24_spmm8_codes(const nm_job *J, scratch_t *s, int64_t r0,
+                                                  int64_t n, uint8_t *codes, int64_t *cnts) {
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, cols = P->cols;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t r = r0 + i;
+        uint8_t *rc = codes + i * (gpr + 8);
+        int err = row_codes24(J, r * gpr, gpr, rc, s->codes, nm24_codes48_avx2);
+        if (err) return err;
+        const int64_t v0 = r * gpr * 2;
+        int64_t cnt = gpr * 2;
+        if (v0 + cnt > P->nvals) return SC_BAD_FRAME;
+        while (cnt && 4 * ((cnt - 1) / 2) + nm24_pos[rc[(cnt - 1) / 2]][(cnt - 1) & 1] >= cols) {
+            cnt--; /* padding slots hold zeros */
+            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
+        }
+        if (err) return err;
+        cnts[i] = cnt;
+    }
+    return 0;
 }
 
 SC_TARGET("avx2,fma")
 static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
     const prod_t *P = &J->P;
-    const int64_t gpr = J->gpr, nb = P->nb, cols = P->cols;
+    const int64_t gpr = J->gpr, nb = P->nb, step = SPMM8_COLS / 2; /* kept values a block */
     scratch_t s;
-    int64_t count = 0, err = scratch_alloc(&s, gpr * 2, nb, gpr);
-    uint8_t *codes = err ? NULL : malloc((size_t)gpr + 8);
-    if (!err && !codes) err = SC_NOMEM;
+    int64_t count = 0, err = scratch_alloc(&s, step, nb, gpr); /* s.vals: a block's values */
+    uint8_t *codes = err ? NULL : malloc((size_t)SPMM8_ROWS * (size_t)(gpr + 8));
+    float *chains = err ? NULL : malloc((size_t)SPMM8_ROWS * 32 * 4); /* 4 chains of 8 a row */
+    int64_t cnts[SPMM8_ROWS];
+    if (!err && (!codes || !chains)) err = SC_NOMEM;
     const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb),
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    for (int64_t r = r0; r < r1 && !err; r++) {
-        if ((err = row_codes24(J, r * gpr, gpr, codes, s.codes, nm24_codes48_avx2))) break;
-        const int64_t v0 = r * gpr * 2;
-        int64_t cnt = gpr * 2;
-        if (v0 + cnt > P->nvals) {
-            err = SC_BAD_FRAME;
-            break;
+    /* offsets (floats) of a group's two kept columns' rows of xt, by code */
+    int32_t off[2][6];
+    for (int c = 0; c < 6; c++)
+        for (int j = 0; j < 2; j++) off[j][c] = (int32_t)(nm24_pos[c][j] * nb);
+    for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM8_ROWS) {
+        const int64_t n = r1 - b0 < SPMM8_ROWS ? r1 - b0 : SPMM8_ROWS;
+        if ((err = nm24_spmm8_codes(J, &s, b0, n, codes, cnts))) break;
+        memset(chains, 0, (size_t)n * 32 * 4);
+        /* kept values t0 .. t0 + step - 1 of every row, a block of SPMM8_COLS columns; each
+         * row's values converted into s.vals as its turn comes, so they are read from L1 */
+        for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step)
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t cnt = cnts[i], e = t0 + step < cnt ? t0 + step : cnt;
+                if (t0 >= cnt) continue;
+                const int64_t v0 = (b0 + i) * gpr * 2 + t0;
+                if (P->mode == MODE_BF16) {
+                    bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, e - t0, s.vals);
+                } else if ((err = convert(P, v0, e - t0, s.vals))) {
+                    break;
+                }
+                const uint8_t *rc = codes + i * (gpr + 8);
+                if (nb == 8) /* the lane mask folded away */
+                    nm24_spmm8_span(P->xt, 8, s.vals, rc, t0, e, cnt, off, lanes, 1, chains + 32 * i);
+                else
+                    nm24_spmm8_span(P->xt, nb, s.vals, rc, t0, e, cnt, off, lanes, 0, chains + 32 * i);
+            }
+        for (int64_t i = 0; i < n && !err; i++) {
+            const float *c = chains + 32 * i;
+            const __m256 c01 = _mm256_add_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(c + 8)),
+                         c23 = _mm256_add_ps(_mm256_loadu_ps(c + 16), _mm256_loadu_ps(c + 24));
+            _mm256_maskstore_ps(P->yt + (b0 + i) * nb, lanes, _mm256_add_ps(c01, c23));
+            count += cnts[i];
         }
-        while (cnt && 4 * ((cnt - 1) / 2) + nm24_pos[codes[(cnt - 1) / 2]][(cnt - 1) & 1] >= cols) {
-            cnt--; /* padding slots hold zeros */
-            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
-        }
-        if (err) break;
-        if (P->mode == MODE_BF16) {
-            bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, cnt, s.vals);
-        } else if ((err = convert(P, v0, cnt, s.vals))) {
-            break;
-        }
-        if (nb == 8)
-            nm24_spmm8_row(P->xt, 8, s.vals, codes, cnt, lanes, 1, P->yt + r * nb);
-        else
-            nm24_spmm8_row(P->xt, nb, s.vals, codes, cnt, lanes, 0, P->yt + r * nb);
-        count += cnt;
     }
+    free(chains);
     free(codes);
     scratch_free(&s);
     return err ? err : count;
