@@ -23,7 +23,8 @@
  *     zero lanes to a multiple of 32, see padded_rows); transposed: a scatter (yt rows += v *
  *     xt row);
  *   - 2:4, 4 < nb <= 8, not transposed: that SpMM fused with the pattern codes (AVX2; the
- *     generic path is its twin): each kept value's row of xt found from its code, no scratch;
+ *     generic path is its twin): each kept value's row of xt found from its code, no column
+ *     list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
