@@ -668,14 +668,12 @@ def test_nm_code_counts_from_mask_bytes(n: int, m: int):
 def test_unique_counts_is_np_unique(dt: Any, size: int):
     """The planner's distinct values and counts (from the sorted sample's runs while it holds
     every value, else numpy's) are np.unique's, with a sample given or not."""
-    from functools import cache, partial
-
-    from sparsecodecs.codecs._stages import sorted_sample, unique_counts
+    from sparsecodecs.codecs._stages import SortedSample, unique_counts
 
     rng = np.random.default_rng(size)
     v = rng.integers(0, 50 if size % 2 else 1 << 20, size).astype(dt)
     want_u, want_c = np.unique(v, return_counts=True)
-    for sample in (None, cache(partial(sorted_sample, v))):
+    for sample in (None, SortedSample(v)):
         u, c = unique_counts(v, sample)
         assert u.dtype == v.dtype and c.dtype == np.int64
         np.testing.assert_array_equal(u, want_u)

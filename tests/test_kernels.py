@@ -965,8 +965,6 @@ def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
     """The planner's test of a sample (more than half distinct: no codebook) gives the same
     answer by the early-stopping hash count as off the sorted sample, on either side of the
     half, for a whole array and a strided sample; only a sample not sorted yet is hashed."""
-    from functools import cache, partial
-
     from sparsecodecs.codecs import _stages
 
     rng = np.random.default_rng(0)
@@ -978,11 +976,11 @@ def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
             values = pool[rng.integers(0, distinct, size)]
             sample = values[::step]
             values[::step] = np.resize(pool, sample.size)  # the sample holds exactly them
-            sorted_first = cache(partial(_stages.sorted_sample, values))
+            sorted_first = _stages.SortedSample(values)
             sorted_first()
-            hashed = cache(partial(_stages.sorted_sample, values))
+            hashed = _stages.SortedSample(values)
             a = _stages.distinct_values(values, sample=sorted_first)
             b = _stages.distinct_values(values, sample=hashed)
             assert (a is None) is (b is None) is (distinct > half), (size, distinct)
             if b is None:  # told without a sort
-                assert hashed.cache_info().currsize == 0
+                assert not hashed.ready

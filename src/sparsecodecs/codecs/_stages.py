@@ -64,6 +64,7 @@ __all__ = [
     "CentroidPlan",
     "FieldsPlan",
     "PlanesPlan",
+    "SortedSample",
     "centroid_floor",
     "decode_centroids",
     "decode_fields",
@@ -368,6 +369,26 @@ def decode_planes(
     return out
 
 
+class SortedSample:
+    """:func:`sorted_sample` of ``values``, sorted at the first call and kept (a planner asks
+    several questions of it); ``ready`` once it is sorted."""
+
+    __slots__ = ("_sorted", "_values")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+        self._sorted: np.ndarray | None = None
+
+    def __call__(self) -> np.ndarray:
+        if self._sorted is None:
+            self._sorted = sorted_sample(self._values)
+        return self._sorted
+
+    @property
+    def ready(self) -> bool:
+        return self._sorted is not None
+
+
 def sorted_sample(values: np.ndarray) -> np.ndarray:
     """Every ``size // 65536``-th value of ``values`` (all of them up to 131071), sorted: what
     :func:`distinct_values` judges wide values by, and the planner's mode tests."""
@@ -438,12 +459,9 @@ def distinct_values(
 
 
 def _sorted_at_hand(sample: Callable[[], np.ndarray] | None) -> bool:
-    """Whether ``sample()`` returns a sorted sample without sorting: one a cached call has
-    sorted already, or one that was read off another (a plain function returning it)."""
-    if sample is None:
-        return False
-    info = getattr(sample, "cache_info", None)
-    return info is None or info().currsize > 0
+    """Whether ``sample()`` returns a sorted sample without sorting: a :class:`SortedSample`
+    sorted already, or another callable (one read off a sorted sample, returning it)."""
+    return sample is not None and getattr(sample, "ready", True)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
+    SortedSample,
     centroid_floor,
     decode_centroids,
     decode_fields,
@@ -64,7 +65,6 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
-    sorted_sample,
     unique_counts,
     value_histograms,
     values_floor,
@@ -139,13 +139,13 @@ def _row_modes_worth_counting(
 
 def _kept_sample(whole: Any, cand: _Layout, size: int) -> Callable[[], np.ndarray] | None:
     """The :func:`sorted_sample` of a zero-fill layout's kept values, when it can be read off
-    the whole tensor's (``whole``, a cached :func:`sorted_sample` of ``size`` entries) without
+    the whole tensor's (``whole``, a :class:`SortedSample` of ``size`` entries) without
     a sort of its own: that one sorted already and holding every entry, and the kept values
     being exactly the non-zero entries (no N:M padding slots). Zero sorts first, so they are
     its tail, every value of which the kept values' own sample would take too (fewer than
     131072 of them).
     Else None."""
-    if cand.fill is not None or whole.cache_info().currsize == 0:
+    if cand.fill is not None or not whole.ready:
         return None
     s = whole()
     if s.size != size:
@@ -352,7 +352,7 @@ class Hybrid(Codec):
         ngroups = geometry(bits.shape, self.m)[3]
         fills = []
         if sample is None:
-            sample = cache(partial(sorted_sample, flat))
+            sample = SortedSample(flat)
         for label, fill in self._fills(bits, dtype, flat.size - nnz0, counts, sample):
             if fill is None:
                 nnz = nnz0
@@ -554,7 +554,7 @@ class Hybrid(Codec):
         ``nnz``: the non-zero count, when known)."""
         best: tuple[int, _Layout, str, Any] | None = None
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
-        sample = cache(partial(sorted_sample, bits))  # sorted once, if a question needs it
+        sample = SortedSample(bits)  # sorted once, if a question needs it
 
         def smallest() -> int | None:  # the best total so far, read as candidates are listed
             return None if best is None else best[0]
