@@ -158,6 +158,28 @@ def test_codecs_are_equal_exactly_when_their_configs_are() -> None:
     assert sc.get_codec(json.loads(json.dumps(config))) == NM(n=1, m=8, metadata="bitmask")
 
 
+def test_a_kept_config_is_a_new_dict_every_call() -> None:
+    """get_config is worked out once for a frozen codec of immutable values and kept; every
+    call returns a dict of its own, so a caller that edits one (as encoders do) changes no
+    other; a list value is not kept (a copy would share it)."""
+    codec = NM(n=1, m=8, fill=(3, 4))
+    first = codec.get_config()
+    first["n"] = 99
+    first["fill"].append(5)
+    assert codec.get_config() == {"id": "nm", "n": 1, "m": 8, "metadata": "pattern", "fill": [3, 4]}
+    assert codec.get_config() is not codec.get_config()
+    assert sc.get_codec(codec.get_config()) == codec
+
+    @dataclass(frozen=True, kw_only=True)
+    class Listed(Raw):
+        levels: Any = None
+
+    listed = Listed(levels=[1, 2])
+    listed.get_config()["levels"].append(3)
+    assert listed.get_config()["levels"] == [1, 2, 3]  # the codec's own list: not a kept copy
+    assert "_sc_config" not in vars(listed)
+
+
 # -- registration ----------------------------------------------------------------------------
 
 

@@ -161,6 +161,10 @@ class Encoded:
     config: dict[str, Any] | None = None
 
 
+#: Config values a kept config may hold (a caller's copy of the dict cannot change them).
+_IMMUTABLE = (str, int, float, bool, type(None), tuple)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Codec(ABC):
     """Abstract base of every codec. See the module docstring for the contract."""
@@ -173,13 +177,24 @@ class Codec(ABC):
     # -- configuration -------------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        """The codec's id and parameters as a JSON-native dict."""
+        """The codec's id and parameters as a JSON-native dict (a new dict every call)."""
+        kept = self.__dict__.get("_sc_config") if hasattr(self, "__dict__") else None
+        if kept is not None:
+            return dict(kept)
         config: dict[str, Any] = {"id": self.codec_id}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("omit_default") and _is_default(f, value):
                 continue
             config[f.name] = value
+        # A frozen codec's config cannot change: kept for the next call (every encode asks),
+        # when its values are immutable too (a shallow copy then gives a caller its own).
+        params = getattr(type(self), "__dataclass_params__", None)
+        if params is not None and params.frozen and hasattr(self, "__dict__") and all(
+            isinstance(v, _IMMUTABLE) for v in config.values()
+        ):
+            object.__setattr__(self, "_sc_config", config)
+            return dict(config)
         return config
 
     @classmethod
