@@ -274,7 +274,7 @@ def distinct_above(values: np.ndarray, limit: int) -> bool:
     (mostly distinct float32 weights answer in a fifth of the time a sort takes); others are
     sorted."""
     if values.dtype.kind != "u" or values.dtype.itemsize < 4:
-        return sorted_runs(np.sort(values))[0].size > limit
+        return unique_bits(values)[0].size > limit
     return bool(_native.distinct_above(np.ascontiguousarray(values), int(limit)))
 
 

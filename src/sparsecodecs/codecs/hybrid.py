@@ -137,14 +137,14 @@ def _row_modes_worth_counting(
     return sampled if step == 1 else row_modes(x)
 
 
-def _kept_sample(whole: Any, cand: _Layout, size: int) -> Callable[[], np.ndarray] | None:
+def _kept_sample(
+    whole: SortedSample, cand: _Layout, size: int
+) -> Callable[[], np.ndarray] | None:
     """The :func:`sorted_sample` of a zero-fill layout's kept values, when it can be read off
-    the whole tensor's (``whole``, a :class:`SortedSample` of ``size`` entries) without
-    a sort of its own: that one sorted already and holding every entry, and the kept values
-    being exactly the non-zero entries (no N:M padding slots). Zero sorts first, so they are
-    its tail, every value of which the kept values' own sample would take too (fewer than
-    131072 of them).
-    Else None."""
+    the whole tensor's (``whole``, of ``size`` entries) without a sort of its own: that one
+    sorted already and holding every entry, and the kept values being exactly the non-zero
+    entries (no N:M padding slots). Zero sorts first, so they are its tail, every value of
+    which the kept values' own sample would take too (fewer than 131072 of them). Else None."""
     if cand.fill is not None or not whole.ready:
         return None
     s = whole()

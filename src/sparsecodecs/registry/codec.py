@@ -178,9 +178,9 @@ class Codec(ABC):
 
     def get_config(self) -> dict[str, Any]:
         """The codec's id and parameters as a JSON-native dict (a new dict every call)."""
-        kept = self.__dict__.get("_sc_config") if hasattr(self, "__dict__") else None
-        if kept is not None:
-            return dict(kept)
+        attrs = getattr(self, "__dict__", None)  # None for a codec with __slots__
+        if attrs is not None and "_sc_config" in attrs:
+            return dict(attrs["_sc_config"])
         config: dict[str, Any] = {"id": self.codec_id}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -190,7 +190,7 @@ class Codec(ABC):
         # A frozen codec's config cannot change: kept for the next call (every encode asks),
         # when its values are immutable too (a shallow copy then gives a caller its own).
         params = getattr(type(self), "__dataclass_params__", None)
-        if params is not None and params.frozen and hasattr(self, "__dict__") and all(
+        if attrs is not None and params is not None and params.frozen and all(
             isinstance(v, _IMMUTABLE) for v in config.values()
         ):
             object.__setattr__(self, "_sc_config", config)
