@@ -23,11 +23,14 @@ Usage::
     python bench/compute_bench.py --tiny           # a smoke run on 64 x 64
     python bench/compute_bench.py --json out.json  # also write every row as JSON
     python bench/compute_bench.py --ratios         # against torch F.linear over a layer stack
+    python bench/compute_bench.py --ratios --codecs nm --batches 8 64 --x float32 bfloat16
 
 ``--ratios`` (see :func:`stack_ratios`) is the issue-14 measurement: ``sc.matmul`` against
 torch's dense ``F.linear`` on the same 2:4 bfloat16 weights (the faster of bf16 and a float32
 copy), over a stack of layers much larger than the last-level cache, 4096x4096 and 11008x4096,
 batch 1/8/64, 1 and 2 threads, with the load average of the machine beside every ratio.
+``--x bfloat16`` gives our products x in bfloat16, as torch's bfloat16 run gets it (2:4
+bfloat16 weights then take pair products from batch 5; see ``sparsecodecs.matmul``).
 
 Not part of the test suite's timing; ``bench/test_compute_bench.py`` runs ``--tiny`` once.
 """
@@ -175,7 +178,7 @@ def ratio_main(args: argparse.Namespace) -> list[Ratio]:
     rows: list[Ratio] = []
     for shape_name in args.stack_shapes:
         rows += stack_ratios(shape_name, args.codecs, args.batches, args.threads,
-                             args.stack_mib, args.distinct, args.repeat)
+                             args.stack_mib, args.distinct, args.repeat, x_dtypes=args.x)
     print(RATIO_HEADER)
     print("|" + "---|" * RATIO_HEADER.count(" | ") + "---|")
     for r in rows:
@@ -204,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                         help="size of the dense bf16 stack (default 1024 MiB)")
     parser.add_argument("--distinct", type=int, default=2,
                         help="distinct weights drawn and encoded (the stack holds copies)")
+    parser.add_argument("--x", nargs="+", choices=["float32", "bfloat16"], default=["float32"],
+                        help="dtypes of x for our products (bfloat16: 2:4 bfloat16 weights "
+                             "take pair products from batch 5, as torch's bfloat16 run does)")
     args = parser.parse_args(argv)
     if args.ratios:
         return ratio_main(args)  # type: ignore[return-value]

@@ -331,3 +331,97 @@ def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
               lambda: sc.CompressedLinear([mutation.frame]).__rmatmul__(x[:, :6])):
         with contextlib.suppress(sc.SparseCodecsError):
             f()
+
+
+# -- bfloat16 x on 2:4 bfloat16 weights: pair products ----------------------------------------
+
+BF16 = FLOATS["bfloat16"]
+
+
+def pair_chains(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The documented order, in numpy: each output lane one float32 chain over the row's groups,
+    each group's second kept value's product first, then its first's (a product of two
+    bfloat16 values is exact in float32, so ``acc + p`` rounds as the fused multiply-add does);
+    results under 2**-126 flushed (data here never comes near the tie the C twin decides)."""
+    rows, cols = w.shape
+    w32 = np.zeros((rows, -(-cols // 4) * 4), np.float32)
+    w32[:, :cols] = w.astype(np.float32)
+    x32 = np.zeros((x.shape[0], w32.shape[1]), np.float32)
+    x32[:, :cols] = x.astype(np.float32)
+    acc = np.zeros((x.shape[0], rows), np.float32)
+    with np.errstate(all="ignore"):
+        for g in range(w32.shape[1] // 4):
+            grp = w32[:, 4 * g:4 * g + 4]
+            kept = np.argsort(grp == 0, axis=1, kind="stable")[:, :2]  # first two non-zeros
+            kept.sort(axis=1)
+            for t in (1, 0):
+                col = 4 * g + kept[:, t]
+                acc = acc + x32[:, col] * w32[np.arange(rows), col][None, :]
+                acc[np.abs(acc) < np.float32(2.0**-126)] = 0
+    return acc
+
+
+@pytest.mark.parametrize("shape", [(5, 64), (7, 37), (37, 1102), (20, 512)])
+def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(shape):
+    """x of dtype bfloat16 on a 2:4 bfloat16 weight from batch 5: the scalar twin, the AVX2 twin
+    (FMAs under DAZ and FTZ) and, on a CPU with AVX512-BF16, vdpbf16ps write the same bytes, in
+    the documented order (pair_chains), on 8-lane tables (batch 5-8), 16-lane vectors and 64-lane
+    chunks (batch 100: two of them), with leftover rows one at a time and a padded last group."""
+    w = weight(shape, BF16, 0.9, 3, (2, 4))
+    frame = encode({"id": "nm"}, w)
+    for batch in (5, 8, 9, 16, 33, 64, 100):
+        x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(BF16)
+        y_scalar, paths = product(frame, x, level="scalar")
+        assert paths == ["nm:nm"]
+        np.testing.assert_array_equal(bits(y_scalar), bits(pair_chains(x, w)), err_msg=f"{batch}")
+        for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
+            y_simd, _ = product(frame, x, threads, level)
+            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                          err_msg=f"{batch} {level} {threads}")
+
+
+def _tiny(v: float) -> np.ndarray:
+    return np.array(v, np.float32).astype(BF16)
+
+
+#: (w's four columns, x's four columns, the expected result): each checked on every path, as
+#: vdpbf16ps computes it (tried on the hardware). Column 3 (the pair's high half) goes first.
+TINY_CASES = {
+    # 2**-126, then - 2**-151: a tie between 2**-126 and the largest subnormal's neighbour
+    # 2**-126 - 2**-150 on the 24-bit grid, rounded to even: 2**-126, a normal
+    "tie-under-normal": ([0, 2.0**-75, 0, 2.0**-63], [1, -(2.0**-76), 1, 2.0**-63], 2.0**-126),
+    # - 1.5 * 2**-151: rounds to 2**-126 - 2**-150 on that grid: tiny, 0 (fmaf alone: 2**-126)
+    "just-tiny": ([0, 1.5 * 2.0**-76, 0, 2.0**-63], [1, -(2.0**-75), 1, 2.0**-63], 0.0),
+    # - 2**-150: exactly 2**-126 - 2**-150, tiny
+    "exactly-tiny": ([0, 2.0**-75, 0, 2.0**-63], [1, -(2.0**-75), 1, 2.0**-63], 0.0),
+    # a subnormal weight reads as zero (else 2**-33)
+    "subnormal-weight": ([0, 0, 0, 2.0**-133], [1, 1, 1, 2.0**100], 0.0),
+    # a subnormal x reads as zero
+    "subnormal-x": ([0, 0, 0, 2.0**100], [1, 1, 1, 2.0**-133], 0.0),
+    # a product under 2**-126 is not flushed on its own: 2**-120 + 2**-140 is exact
+    "fused-tiny-product": ([0, 2.0**-70, 0, 2.0**-60], [1, 2.0**-70, 1, 2.0**-60],
+                           2.0**-120 + 2.0**-140),
+    # a result under 2**-126 is: 2**-130 -> 0
+    "tiny-result": ([0, 0, 0, 2.0**-65], [1, 1, 1, 2.0**-65], 0.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TINY_CASES))
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+def test_bfloat16_pair_products_flush_as_vdpbf16ps_does(case, level):
+    wv, xv, want = TINY_CASES[case]
+    w = np.array([wv], np.float32).astype(BF16)
+    assert [float(v) for v in w[0]] == [float(v) for v in wv]  # every value a bfloat16
+    x = np.tile(np.array(xv, np.float32).astype(BF16), (5, 1))
+    y, _ = product(encode({"id": "nm"}, w), x, level=level)
+    np.testing.assert_array_equal(bits(y), bits(np.full((5, 1), want, np.float32)))
+
+
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+def test_bfloat16_pairs_add_the_high_product_first(level):
+    """Two groups: 1.0 from the first; then 2**-24 (the high half) and 2**-24 (1 + 2**-7). High
+    first: 1 (a tie to even), then 1 + 2**-23. Low first would give 1 + 2**-22."""
+    w = np.array([[1, 0, 0, 0, 0, 1.0 + 2.0**-7, 0, 1]], np.float32).astype(BF16)
+    x = np.tile(np.array([1, 1, 1, 1, 1, 2.0**-24, 1, 2.0**-24], np.float32).astype(BF16), (6, 1))
+    y, _ = product(encode({"id": "nm"}, w), x, level=level)
+    np.testing.assert_array_equal(bits(y), bits(np.full((6, 1), 1 + 2.0**-23, np.float32)))

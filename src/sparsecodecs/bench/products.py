@@ -88,6 +88,7 @@ class Ratio:
     ratio: float  # ms_ours / min(torch bf16, torch f32), wall
     cpu_ratio: float  # the same with process CPU time (threads 1: less sensitive to load)
     loadavg: str
+    x: str = "float32"  # the dtype of x given to sc.matmul (bfloat16: pair products, batch >= 5)
 
 
 def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> tuple[float, float]:
@@ -105,7 +106,8 @@ def _pass_ms(fn: Callable[[int], Any], layers: int, repeat: int) -> tuple[float,
 
 def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                  threads: Sequence[int], stack_mib: int, distinct: int, repeat: int,
-                 check: bool = True, echo: bool = True) -> list[Ratio]:
+                 check: bool = True, echo: bool = True,
+                 x_dtypes: Sequence[str] = ("float32",)) -> list[Ratio]:
     """Time ``sc.matmul`` against torch's dense ``F.linear`` over a stack of layers.
 
     ``distinct`` pruned 2:4 bf16 weights are drawn and encoded; the stack holds as many copies
@@ -114,6 +116,8 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
     pass multiplies every layer once, in order, as a forward pass reads them; times are the
     best of ``repeat`` passes, per layer. torch runs on the bf16 stack and on a float32 copy of
     it (allocated in turn, the faster counts), with ``torch.set_num_threads(threads)``.
+    ``x_dtypes``: ours runs on x in each of these (``float32``, ``bfloat16``: the same values,
+    x drawn in float32 and rounded to bfloat16 once, as torch's bfloat16 run gets it).
     """
     import torch
     import torch.nn.functional as F
@@ -153,14 +157,15 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
             sc.CompressedLinear([bytes(bytearray(f)) for f in held[i % distinct].frames])
             for i in range(layers)]
         nbytes = sum(layer.nbytes for layer in ours)
-        for b in batches:
-            x = xs[b]
+        for b, xd_name in ((b, d) for b in batches for d in x_dtypes):
+            x = xs[b] if xd_name == "float32" else xs[b].astype(ml_dtypes.bfloat16)
             if check:  # the products are right before they are timed
+                x32 = x.astype(np.float32)
                 for i in range(distinct):
                     y = sc.matmul(x, ours[i])
                     w32 = ws[i].astype(np.float32)
-                    bound = (np.abs(x) @ np.abs(w32).T).max(initial=0)
-                    assert np.abs(y - x @ w32.T).max(initial=0) <= 1e-4 * bound + 1e-30
+                    bound = (np.abs(x32) @ np.abs(w32).T).max(initial=0)
+                    assert np.abs(y - x32 @ w32.T).max(initial=0) <= 1e-4 * bound + 1e-30
             for t in threads:
 
                 def product(i: int, x: np.ndarray = x, ours: list[Any] = ours, t: int = t) -> Any:
@@ -171,7 +176,8 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                 load = " ".join(f"{v:.2f}" for v in os.getloadavg())
                 rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
                                   layers * out_f * in_f * 2, ms[0], tb[0], tf[0],
-                                  ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load))
+                                  ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load,
+                                  xd_name))
                 if echo:
                     print(format_ratio(rows[-1]), file=sys.stderr, flush=True)
         ours = []
@@ -186,7 +192,8 @@ RATIO_HEADER = (
 
 def format_ratio(r: Ratio) -> str:
     return (
-        f"| {r.shape} | {r.codec} | {r.batch} | {r.threads} | {r.layers} ({r.distinct}) | "
+        f"| {r.shape} | {r.codec}{', x bf16' if r.x == 'bfloat16' else ''} | {r.batch} | "
+        f"{r.threads} | {r.layers} ({r.distinct}) | "
         f"{mib(r.stack_bytes_ours)} / {mib(r.stack_bytes_bf16)} | {r.ms_ours:.3f} | "
         f"{r.ms_torch_bf16:.3f} | {r.ms_torch_f32:.3f} | **{r.ratio:.2f}x** | {r.cpu_ratio:.2f}x | "
         f"{r.loadavg} |"

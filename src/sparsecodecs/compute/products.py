@@ -245,11 +245,13 @@ _FRAME_ERRORS = {
 
 def _skipping_product(
     parts: Any, rows: int, cols: int, dtype: np.dtype[Any], xt: np.ndarray, yt: np.ndarray,
-    trans: bool, threads: int, ones: bool = False,
+    trans: bool, threads: int, ones: bool = False, xbf16: bool = False,
 ) -> tuple[str, int]:
     """One zero-skipping kernel call (kernels/compute.c): ``(path, kept values multiplied)``.
 
-    ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries)."""
+    ``ones``: every kept value counts as 1.0 (the non-finite fix-up counts kept entries).
+    ``xbf16``: ``xt`` holds bfloat16 values (2:4 bfloat16 weights from batch 5 then take
+    bfloat16 pair products, see :func:`matmul`)."""
     values = parts.data if isinstance(parts, CompressedParts) else parts.values
     vtab, vf, mode = _float_source(values, dtype)
     if ones:
@@ -260,7 +262,7 @@ def _skipping_product(
         count = kn.nm_matmul(
             np.ascontiguousarray(parts.packed), lut, lut.shape[1],
             nm_tables(parts.n, parts.m).positions, parts.n, parts.m, rows, cols, values,
-            vtab, vf, mode, xt, yt, int(trans), threads,
+            vtab, vf, mode, xt, yt, int(trans), threads, int(xbf16 and not ones),
         )
     elif isinstance(parts, MaskParts):
         path = "bitmask"
@@ -368,6 +370,7 @@ def _frame_parts(parsed: Frame) -> tuple[Any, str]:
 def _frame_product(
     parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None,
     bad: np.ndarray | None = None, threads: int = 1, slot: list[Any] | None = None,
+    xbf16: bool = False,
 ) -> None:
     """One frame's weight W: ``yt = W @ xt`` (``trans`` False) or ``yt += W.T @ xt``.
 
@@ -401,7 +404,7 @@ def _frame_product(
                                             threads)
         else:
             path, count = _skipping_product(parts, rows, cols, info.dtype, xt, yt, False,
-                                            threads)
+                                            threads, xbf16=xbf16)
         if bad is not None:
             _non_finite_fixup(parts, rows, cols, info.dtype, bad,
                               partial if trans else yt, trans, threads)
@@ -472,8 +475,9 @@ def _product(
         else:
             yt = (np.zeros((k_out, batch), np.float32) if trans
                   else np.empty((k_out, batch), np.float32))
+        xbf16 = arr.dtype.name == "bfloat16"
         if not trans and threads > 1 and len(frames) >= 2 * threads:
-            _blocks_in_parallel(frames, xt, yt, stats, bad, threads, slots)
+            _blocks_in_parallel(frames, xt, yt, stats, bad, threads, slots, xbf16)
         else:
             for i, (parsed, r0, r1) in enumerate(frames):
                 slot = None if slots is None else slots[i]
@@ -482,7 +486,8 @@ def _product(
                                    None if bad is None else np.ascontiguousarray(bad[r0:r1]),
                                    threads, slot)
                 else:
-                    _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads, slot)
+                    _frame_product(parsed, xt, yt[r0:r1], False, stats, bad, threads, slot,
+                                   xbf16)
         if not trans and scale is not None:
             yt *= scale[:, None]
     return np.ascontiguousarray(yt.T).reshape(*lead, k_out)
@@ -491,7 +496,7 @@ def _product(
 def _blocks_in_parallel(
     frames: Sequence[tuple[Frame, int, int]], xt: np.ndarray, yt: np.ndarray,
     stats: MatmulStats | None, bad: np.ndarray | None, threads: int,
-    slots: Sequence[list[Any]] | None,
+    slots: Sequence[list[Any]] | None, xbf16: bool,
 ) -> None:
     """``yt[r0:r1] = W_block @ xt`` for each row block, ``threads`` blocks at a time, each
     decoded and multiplied on one thread (its kernels release the GIL); for at least two blocks
@@ -508,7 +513,7 @@ def _blocks_in_parallel(
         parsed, r0, r1 = frames[i]
         own = MatmulStats()
         _frame_product(parsed, xt, yt[r0:r1], False, own, bad, 1,
-                       None if slots is None else slots[i])
+                       None if slots is None else slots[i], xbf16)
         return own
 
     pool = ThreadPoolExecutor(min(threads, len(frames)))
@@ -561,7 +566,13 @@ def matmul(
     ----------
     x
         The input, shape ``(..., in)``: a vector, a batch of rows or any stack of them; any
-        real dtype (converted to float32).
+        real dtype (converted to float32). A bfloat16 ``x`` (ml_dtypes) on a 2:4 bfloat16 weight
+        (``nm``, or ``hybrid``'s N:M layout without entropy coding) at a batch of 5 or more
+        takes pairs of bfloat16 products, as torch's bfloat16 product does on a CPU with
+        AVX512-BF16: each output one float32 chain over the row's groups of four, a group's
+        second kept value's product added first, subnormal inputs read as zero and results under
+        2**-126 flushed to zero (the rules of the ``vdpbf16ps`` instruction, which runs it
+        where the CPU has it; elsewhere its AVX2 and scalar twins write the same bytes).
     weight
         A frame of a 2-D weight, from any codec, or a :class:`CompressedLinear` (then its own
         ``scale`` applies and its bias does not: call the layer for that).

@@ -333,7 +333,12 @@ class SparseLinear(nn.Module):
     # -- products ---------------------------------------------------------------------------------
 
     def _matmul(self, x: torch.Tensor, layer: CompressedLinear) -> torch.Tensor:
-        xa = x.detach().to(torch.float32).contiguous().numpy()
+        if x.dtype == torch.bfloat16:  # as bfloat16: 2:4 bfloat16 weights take pair products
+            import ml_dtypes
+
+            xa = x.detach().contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        else:
+            xa = x.detach().to(torch.float32).contiguous().numpy()
         y = torch.from_numpy(matmul(xa, layer, threads=resolve_threads(self.threads)))
         bias = self._buffers["bias"]
         if bias is not None:
@@ -342,7 +347,9 @@ class SparseLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W.T + b`` for ``x`` of shape ``(..., in_features)`` (float32, bfloat16 or
-        float16, CPU), computed in float32 from the frames and returned in ``x``'s dtype."""
+        float16, CPU), computed in float32 from the frames and returned in ``x``'s dtype (a
+        bfloat16 ``x`` on 2:4 bfloat16 frames: pairs of bfloat16 products, see
+        :func:`sparsecodecs.matmul`)."""
         if not isinstance(x, torch.Tensor):
             raise UnsupportedDtypeError(
                 f"SparseLinear takes a torch tensor, got {type(x).__name__}"

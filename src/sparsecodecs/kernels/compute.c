@@ -524,6 +524,8 @@ typedef struct {
     const uint8_t *pos; /* (ncodes, n) */
     int64_t ncodes, n, m, gpr;
     const float *xrows; /* nb rows of x (batch, cols), for the 2:4 GEMV */
+    const uint32_t *xpairs; /* x's pairs by group and code, for the bfloat16 SpMM (bdot) */
+    int64_t nbp, bgroups;   /* that table's lanes a row, and groups a column block */
 } nm_job;
 
 /* The codes of groups g0 .. g0+count-1 into codes[]; SC_BAD_FRAME if a word or code is out of
@@ -1037,6 +1039,30 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
 }
 #endif
 
+/* The rows [r0, r0 + n) of the block: their codes (gpr + 8 bytes a row) and kept counts less
+ * trailing padding (checked zero); 0 or an error, row by row as nm_rows reports them. */
+SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_t n,
+                            uint8_t *codes, int64_t *cnts, codes48_fn codes48) {
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, cols = P->cols;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t r = r0 + i;
+        uint8_t *rc = codes + i * (gpr + 8);
+        int err = row_codes24(J, r * gpr, gpr, rc, s->codes, codes48);
+        if (err) return err;
+        const int64_t v0 = r * gpr * 2;
+        int64_t cnt = gpr * 2;
+        if (v0 + cnt > P->nvals) return SC_BAD_FRAME;
+        while (cnt && 4 * ((cnt - 1) / 2) + nm24_pos[rc[(cnt - 1) / 2]][(cnt - 1) & 1] >= cols) {
+            cnt--; /* padding slots hold zeros */
+            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
+        }
+        if (err) return err;
+        cnts[i] = cnt;
+    }
+    return 0;
+}
+
 #if SC_X86
 /* 2:4, 5 <= nb <= 8, not transposed: nm_rows and the SpMM fused (AVX2 only; the generic path
  * is its scalar twin). The row's codes give each kept value's column directly, with no column
@@ -1084,30 +1110,6 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb
     _mm256_storeu_ps(c + 24, c3);
 }
 
-/* The rows [r0, r0 + n) of the block: their codes (gpr + 8 bytes a row) and kept counts less
- * trailing padding (checked zero); 0 or an error, row by row as nm_rows reports them. */
-SC_TARGET("avx2,fma") static int nm24_spmm8_codes(const nm_job *J, scratch_t *s, int64_t r0,
-                                                  int64_t n, uint8_t *codes, int64_t *cnts) {
-    const prod_t *P = &J->P;
-    const int64_t gpr = J->gpr, cols = P->cols;
-    for (int64_t i = 0; i < n; i++) {
-        const int64_t r = r0 + i;
-        uint8_t *rc = codes + i * (gpr + 8);
-        int err = row_codes24(J, r * gpr, gpr, rc, s->codes, nm24_codes48_avx2);
-        if (err) return err;
-        const int64_t v0 = r * gpr * 2;
-        int64_t cnt = gpr * 2;
-        if (v0 + cnt > P->nvals) return SC_BAD_FRAME;
-        while (cnt && 4 * ((cnt - 1) / 2) + nm24_pos[rc[(cnt - 1) / 2]][(cnt - 1) & 1] >= cols) {
-            cnt--; /* padding slots hold zeros */
-            if (rd_uint(P->vbits, P->vsize, v0 + cnt) != 0) err = SC_BAD_PAD;
-        }
-        if (err) return err;
-        cnts[i] = cnt;
-    }
-    return 0;
-}
-
 SC_TARGET("avx2,fma")
 static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -1127,7 +1129,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
         for (int j = 0; j < 2; j++) off[j][c] = (int32_t)(nm24_pos[c][j] * nb);
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM8_ROWS) {
         const int64_t n = r1 - b0 < SPMM8_ROWS ? r1 - b0 : SPMM8_ROWS;
-        if ((err = nm24_spmm8_codes(J, &s, b0, n, codes, cnts))) break;
+        if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
         memset(chains, 0, (size_t)n * 32 * 4);
         /* kept values t0 .. t0 + step - 1 of every row, a block of SPMM8_COLS columns; each
          * row's values converted into s.vals as its turn comes, so they are read from L1 */
@@ -1159,6 +1161,269 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     free(codes);
     scratch_free(&s);
     return err ? err : count;
+}
+#endif
+
+/* -- 2:4 bfloat16 weights times bfloat16 x: pairs of products --------------------------------
+ *
+ * When x is bfloat16 (the caller says so; xt then holds bfloat16 values widened, exactly) and
+ * the weight is 2:4 bfloat16, nb >= 5, not transposed, each output lane is one chain over the
+ * row's groups in order, and each group's two kept values (lo, hi: the values of its first and
+ * second kept column, one 32-bit word of the values section) go in as AVX512-BF16's
+ * vdpbf16ps takes a pair of bfloat16 products:
+ *     acc = ftz(fma(hi, x[second], acc));  acc = ftz(fma(lo, x[first], acc))
+ * with subnormal inputs read as zero and results below the smallest normal flushed to zero
+ * (DAZ and FTZ, which the instruction applies whatever MXCSR says). Three twins write these
+ * bytes: vdpbf16ps itself (AVX-512 with BF16; 32 multiply-adds an instruction, twice a float32
+ * FMA's), FMAs under MXCSR's DAZ and FTZ (AVX2), and bdot_fma (scalar, any CPU). A product of
+ * two bfloat16 values is exact in float32, so this differs from the float32 SpMM only in the
+ * order of the sums and the flushing: what torch's bfloat16 product on such a CPU does too.
+ *
+ * x comes in pairs from a table built once a call (bdot_table): for group q and pattern code c
+ * (kept columns i < j), xpairs[(q * 6 + c) * nbp + b] holds x[b, 4q + i] in its low half and
+ * x[b, 4q + j] in its high half (zero past the last column and in lanes b >= nb), so one load
+ * gives every lane's pair, matched with the broadcast word of the group's two values. Rows go
+ * BDOT_ROWS at a time over column blocks of `bgroups` groups, whose part of the table (24 nbp
+ * bytes a group) stays in L1 while every row of the block reads it. */
+#define BDOT_ROWS 16
+#define BDOT_TABLE_BYTES 196608 /* a column block's part of the table */
+
+/* nbp: lanes a row of the table (8, or a multiple of 16), and the column block; then the table
+ * (64-byte aligned, free()d by the caller; NULL if out of memory). */
+static uint32_t *bdot_table(nm_job *J) {
+    const prod_t *P = &J->P;
+    const int64_t nb = P->nb, cols = P->cols, gpr = J->gpr;
+    const int64_t nbp = nb <= 8 ? 8 : (nb + 15) / 16 * 16;
+    J->nbp = nbp;
+    J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
+    const size_t bytes = (size_t)(gpr * 6 * nbp) * 4;
+    uint32_t *tab = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!tab) return NULL;
+    const uint32_t *xt = (const uint32_t *)P->xt;
+    for (int64_t q = 0; q < gpr; q++)
+        for (int c = 0; c < 6; c++) {
+            const int64_t i = 4 * q + nm24_pos[c][0], j = 4 * q + nm24_pos[c][1];
+            uint32_t *t = tab + (q * 6 + c) * nbp;
+            const uint32_t *xi = xt + i * nb, *xj = xt + j * nb;
+            if (j < cols)
+                for (int64_t b = 0; b < nb; b++) t[b] = xi[b] >> 16 | (xj[b] & 0xFFFF0000u);
+            else if (i < cols)
+                for (int64_t b = 0; b < nb; b++) t[b] = xi[b] >> 16;
+            else
+                for (int64_t b = 0; b < nb; b++) t[b] = 0;
+            for (int64_t b = nb; b < nbp; b++) t[b] = 0;
+        }
+    return tab;
+}
+
+/* bfloat16 half of a word (0 low, 1 high) as float32, a subnormal read as a signed zero. */
+SC_INLINE float bdot_half(uint32_t w, int hi) {
+    uint32_t u = hi ? w & 0xFFFF0000u : w << 16;
+    if (!(u & 0x7F800000u)) u &= 0x80000000u;
+    return bits_to_f(u);
+}
+
+/* fma(a, b, c) as x86 does it with FTZ: a tiny result is a zero of its sign. "Tiny" is
+ * decided on the exact result rounded to 24 bits with an unbounded exponent (IEEE's "after
+ * rounding"; tried on the hardware: 2**-126 - 1.5 * 2**-151 flushes, the tie 2**-126 -
+ * 2**-151 rounds to even, 2**-126, and does not). fmaf rounds to the subnormal grid, so its
+ * result 2**-126 may come from an exact value that is tiny: then the exact sum in double
+ * decides (a and b hold 8 significant bits each, so a * b is exact, and the sum is exact
+ * wherever it is that close to 2**-126). */
+static float bdot_fma(float a, float b, float c) {
+    const float r = fmaf(a, b, c);
+    if (!(fabsf(r) <= 0x1p-126f)) return r; /* normal, inf or NaN */
+    if (fabsf(r) < 0x1p-126f) return copysignf(0.0f, r);
+    return fabs(fma((double)a, (double)b, (double)c)) < 0x1p-126 - 0x1p-151 ? copysignf(0.0f, r)
+                                                                            : r;
+}
+
+typedef struct {
+    scratch_t s;
+    uint8_t *codes;
+    float *acc;
+} bdot_scratch;
+
+static int bdot_alloc(const nm_job *J, bdot_scratch *b) {
+    const int64_t gpr = J->gpr;
+    b->codes = malloc((size_t)BDOT_ROWS * (size_t)(gpr + 8));
+    b->acc = aligned_alloc(64, (size_t)(BDOT_ROWS * J->nbp) * 4);
+    int err = scratch_alloc(&b->s, 2, 1, gpr);
+    return err || !b->codes || !b->acc ? SC_NOMEM : 0;
+}
+
+static void bdot_free(bdot_scratch *b) {
+    free(b->codes);
+    free(b->acc);
+    scratch_free(&b->s);
+}
+
+/* The rows' results: the first nb lanes of each row's accumulators. */
+static void bdot_store(const nm_job *J, int64_t r0, int64_t n, const float *acc) {
+    const int64_t nb = J->P.nb;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(J->P.yt + (r0 + i) * nb, acc + i * J->nbp, (size_t)nb * 4);
+}
+
+static int64_t bdot_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, nb = P->nb, nbp = J->nbp;
+    bdot_scratch w;
+    int64_t count = 0, cnt, err = bdot_alloc(J, &w);
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        if ((err = nm24_block_codes(J, &w.s, r, 1, w.codes, &cnt, NULL))) break;
+        const char *v = (const char *)P->vbits + 4 * r * gpr;
+        for (int64_t b = 0; b < nb; b++) {
+            float acc = 0.0f;
+            for (int64_t q = 0; q < gpr; q++) {
+                uint32_t vw;
+                memcpy(&vw, v + 4 * q, 4);
+                const uint32_t xw = J->xpairs[(q * 6 + w.codes[q]) * nbp + b];
+                acc = bdot_fma(bdot_half(vw, 1), bdot_half(xw, 1), acc);
+                acc = bdot_fma(bdot_half(vw, 0), bdot_half(xw, 0), acc);
+            }
+            w.acc[b] = acc;
+        }
+        bdot_store(J, r, 1, w.acc);
+        count += cnt;
+    }
+    bdot_free(&w);
+    return err ? err : count;
+}
+
+#if SC_X86
+/* The loop both SIMD twins share: rows BDOT_ROWS at a time (codes checked first), column block
+ * by column block, `ri` rows of it together (independent chains), lanes 64 at a time; SPAN(ri,
+ * kv, ...) runs groups [g0, g1) of rows rc/rv/ra on kv vectors of lanes. */
+#define BDOT_LOOP(SPAN, W)                                                                     \
+    const nm_job *J = (const nm_job *)job;                                                     \
+    const int64_t gpr = J->gpr, nbp = J->nbp, G = J->bgroups;                                  \
+    bdot_scratch w;                                                                            \
+    int64_t count = 0, err = bdot_alloc(J, &w), cnts[BDOT_ROWS];                               \
+    for (int64_t b0 = r0; b0 < r1 && !err; b0 += BDOT_ROWS) {                                  \
+        const int64_t n = r1 - b0 < BDOT_ROWS ? r1 - b0 : BDOT_ROWS;                           \
+        if ((err = nm24_block_codes(J, &w.s, b0, n, w.codes, cnts, nm24_codes48_avx2))) break; \
+        memset(w.acc, 0, (size_t)(n * nbp) * 4);                                               \
+        for (int64_t g0 = 0; g0 < gpr; g0 += G) {                                              \
+            const int64_t g1 = g0 + G < gpr ? g0 + G : gpr;                                    \
+            for (int64_t lc = 0; lc < nbp; lc += 4 * (W)) {                                    \
+                const int kv = (int)((nbp - lc < 4 * (W) ? nbp - lc : 4 * (W)) / (W));         \
+                const uint32_t *tab = J->xpairs + lc;                                          \
+                for (int64_t i = 0; i < n;) {                                                  \
+                    const uint8_t *rc[8];                                                      \
+                    const char *rv[8];                                                         \
+                    float *ra[8];                                                              \
+                    const int many = kv == 1 ? 8 : 4, ri = n - i >= many ? many : 1;           \
+                    for (int k = 0; k < ri; k++) {                                             \
+                        rc[k] = w.codes + (i + k) * (gpr + 8);                                 \
+                        rv[k] = (const char *)J->P.vbits + 4 * (b0 + i + k) * gpr;             \
+                        ra[k] = w.acc + (i + k) * nbp + lc;                                    \
+                    }                                                                          \
+                    switch (ri * 8 + kv) {                                                     \
+                    case 8 * 8 + 1: SPAN(8, 1, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 4 * 8 + 2: SPAN(4, 2, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 4 * 8 + 3: SPAN(4, 3, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 4 * 8 + 4: SPAN(4, 4, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 1 * 8 + 1: SPAN(1, 1, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 1 * 8 + 2: SPAN(1, 2, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    case 1 * 8 + 3: SPAN(1, 3, tab, nbp, rc, rv, ra, g0, g1); break;           \
+                    default: SPAN(1, 4, tab, nbp, rc, rv, ra, g0, g1);                         \
+                    }                                                                          \
+                    i += ri;                                                                   \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        bdot_store(J, b0, n, w.acc);                                                           \
+        for (int64_t i = 0; i < n; i++) count += cnts[i];                                      \
+    }                                                                                          \
+    bdot_free(&w)
+
+/* Groups [g0, g1) of rows rc/rv/ra (ri of them, kv vectors of W lanes each, type V):
+ * a[k][j] = STEP(a[k][j], the row's value word vw, its table vector at t). */
+#define BDOT_SPAN(V, LOAD, STORE, W, STEP)                                                      \
+    do {                                                                                      \
+        V a[8][4];                                                                            \
+        for (int k = 0; k < ri; k++)                                                          \
+            for (int j = 0; j < kv; j++) a[k][j] = LOAD(ra[k] + (W) * j);                     \
+        for (int64_t q = g0; q < g1; q++) {                                                   \
+            const uint32_t *tq = tab + q * 6 * nbp;                                           \
+            for (int k = 0; k < ri; k++) {                                                    \
+                const uint32_t *t = tq + rc[k][q] * nbp;                                      \
+                uint32_t vw;                                                                  \
+                memcpy(&vw, rv[k] + 4 * q, 4);                                                \
+                for (int j = 0; j < kv; j++) a[k][j] = STEP(a[k][j], vw, t + (W) * j);        \
+            }                                                                                 \
+        }                                                                                     \
+        for (int k = 0; k < ri; k++)                                                          \
+            for (int j = 0; j < kv; j++) STORE(ra[k] + (W) * j, a[k][j]);                     \
+    } while (0)
+
+/* AVX2 twin, 8 lanes a vector: the pair's high products, then its low ones, each an FMA under
+ * DAZ and FTZ (set by the caller). */
+SC_TARGET("avx2,fma") SC_INLINE __m256 bdot_step_avx2(__m256 a, uint32_t vw, const uint32_t *t) {
+    const __m256i x = _mm256_load_si256((const __m256i *)t);
+    const __m256 vh = _mm256_castsi256_ps(_mm256_set1_epi32((int)(vw & 0xFFFF0000u)));
+    const __m256 vl = _mm256_castsi256_ps(_mm256_set1_epi32((int)(vw << 16)));
+    a = _mm256_fmadd_ps(
+        vh, _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32((int)0xFFFF0000u))), a);
+    return _mm256_fmadd_ps(vl, _mm256_castsi256_ps(_mm256_slli_epi32(x, 16)), a);
+}
+
+SC_TARGET("avx2,fma")
+SC_INLINE void bdot_span_avx2(const int ri, const int kv, const uint32_t *tab, int64_t nbp,
+                              const uint8_t *const *rc, const char *const *rv,
+                              float *const *ra, int64_t g0, int64_t g1) {
+    BDOT_SPAN(__m256, _mm256_load_ps, _mm256_store_ps, 8, bdot_step_avx2);
+}
+
+SC_TARGET("avx2,fma")
+static int64_t bdot_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040); /* FTZ (bit 15) and DAZ (bit 6), for this thread's loop */
+    BDOT_LOOP(bdot_span_avx2, 8);
+    _mm_setcsr(csr);
+    return err ? err : count;
+}
+
+#define BF16_TARGET "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma"
+
+/* vdpbf16ps: 8 lanes a vector (nbp 8) or 16. */
+SC_TARGET(BF16_TARGET) SC_INLINE __m256 bdot_step_ymm(__m256 a, uint32_t vw, const uint32_t *t) {
+    return _mm256_dpbf16_ps(a, (__m256bh)_mm256_set1_epi32((int)vw),
+                            (__m256bh)_mm256_load_si256((const __m256i *)t));
+}
+
+SC_TARGET(BF16_TARGET) SC_INLINE __m512 bdot_step_zmm(__m512 a, uint32_t vw, const uint32_t *t) {
+    return _mm512_dpbf16_ps(a, (__m512bh)_mm512_set1_epi32((int)vw),
+                            (__m512bh)_mm512_load_si512(t));
+}
+
+SC_TARGET(BF16_TARGET)
+SC_INLINE void bdot_span_bf16(const int ri, const int kv, const uint32_t *tab, int64_t nbp,
+                              const uint8_t *const *rc, const char *const *rv,
+                              float *const *ra, int64_t g0, int64_t g1) {
+    if (nbp == 8)
+        BDOT_SPAN(__m256, _mm256_load_ps, _mm256_store_ps, 8, bdot_step_ymm);
+    else
+        BDOT_SPAN(__m512, _mm512_load_ps, _mm512_store_ps, 16, bdot_step_zmm);
+}
+
+SC_TARGET(BF16_TARGET)
+static int64_t bdot_rows_bf16(const void *job, int64_t r0, int64_t r1) {
+    BDOT_LOOP(bdot_span_bf16, (J->nbp == 8 ? 8 : 16)); /* nbp 8: one 8-lane vector */
+    return err ? err : count;
+}
+#undef BDOT_LOOP
+#undef BDOT_SPAN
+
+static int has_bf16(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512bf16");
+    }
+    return cached;
 }
 #endif
 
@@ -1210,16 +1475,17 @@ static PyObject *result(int64_t count) {
 }
 
 /* nm_matmul(packed, lut, k, positions, n, m, rows, cols, vbits, vtab, vf, mode, xt, yt,
- *           trans, threads) -> count. lut is (lutrows, k) uint16: word w of `packed` holds the
- * codes lut[w, 0..k-1]; positions is (ncodes, n) uint8. */
+ *           trans, threads, xbf16) -> count. lut is (lutrows, k) uint16: word w of `packed`
+ * holds the codes lut[w, 0..k-1]; positions is (ncodes, n) uint8. xbf16: xt holds bfloat16
+ * values (widened), and 2:4 bfloat16 weights from batch 5 take the pair products (bdot). */
 static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, nm24_init);
-    if (sc_nargs(nargs, 16, "nm_matmul") < 0) return NULL;
-    int64_t k, n, m, rows, cols, mode, trans, threads;
+    if (sc_nargs(nargs, 17, "nm_matmul") < 0) return NULL;
+    int64_t k, n, m, rows, cols, mode, trans, threads, xbf16;
     if (sc_i64(a[2], &k) < 0 || sc_i64(a[4], &n) < 0 || sc_i64(a[5], &m) < 0 ||
         sc_i64(a[6], &rows) < 0 || sc_i64(a[7], &cols) < 0 || sc_i64(a[11], &mode) < 0 ||
-        sc_i64(a[14], &trans) < 0 || sc_i64(a[15], &threads) < 0)
+        sc_i64(a[14], &trans) < 0 || sc_i64(a[15], &threads) < 0 || sc_i64(a[16], &xbf16) < 0)
         return NULL;
     sc_bufs B = {.n = 0};
     sc_arr packed, lut, pos;
@@ -1259,6 +1525,8 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
     const int fast = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb >= 1 &&
                      P->nb <= NM24_MAX_NB &&
                      (P->mode == MODE_BF16 || P->mode == MODE_F16 || P->mode == MODE_FLOATS);
+    const int bdot = xbf16 && n == 2 && m == 4 && J.ncodes == 6 && !P->trans &&
+                     P->nb > NM24_MAX_NB && P->mode == MODE_BF16;
     const int spmm8 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb > NM24_MAX_NB &&
                       P->nb <= 8 && P->simd;
     int64_t count;
@@ -1285,6 +1553,18 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
                 count = parallel_rows(nm24_rows_scalar, &J, rows, threads);
         }
         free(xrows);
+    } else if (bdot) {
+        uint32_t *tab = bdot_table(&J);
+        J.xpairs = tab;
+        rows_fn fn = bdot_rows_scalar;
+#if SC_X86
+        if (P->simd >= 2 && has_bf16())
+            fn = bdot_rows_bf16;
+        else if (P->simd)
+            fn = bdot_rows_avx2;
+#endif
+        count = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
+        free(tab);
 #if SC_X86
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
