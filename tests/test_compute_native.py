@@ -361,12 +361,14 @@ def pair_chains(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return acc
 
 
-@pytest.mark.parametrize("shape", [(5, 64), (7, 37), (37, 1102), (20, 512)])
+@pytest.mark.parametrize("shape", [(5, 64), (7, 37), (130, 1102), (20, 512)])
 def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(shape):
     """x of dtype bfloat16 on a 2:4 bfloat16 weight from batch 5: the scalar twin, the AVX2 twin
     (FMAs under DAZ and FTZ) and, on a CPU with AVX512-BF16, vdpbf16ps write the same bytes, in
     the documented order (pair_chains), on 8-lane tables (batch 5-8), 16-lane vectors and 64-lane
-    chunks (batch 100: two of them), with leftover rows one at a time and a padded last group."""
+    chunks (batch 100: two of them), with leftover rows one at a time and a padded last group;
+    130 x 1102: three blocks of 64 rows (the last of 2), and from batch 33 several column
+    blocks."""
     w = weight(shape, BF16, 0.9, 3, (2, 4))
     frame = encode({"id": "nm"}, w)
     for batch in (5, 8, 9, 16, 33, 64, 100):

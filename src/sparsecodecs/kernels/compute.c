@@ -1184,20 +1184,61 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * x[b, 4q + j] in its high half (zero past the last column and in lanes b >= nb), so one load
  * gives every lane's pair, matched with the broadcast word of the group's two values. Rows go
  * BDOT_ROWS at a time over column blocks of `bgroups` groups, whose part of the table (24 nbp
- * bytes a group) stays in L1 while every row of the block reads it. */
-#define BDOT_ROWS 16
+ * bytes a group: 192 KB, from L2) every row of the block reads. The table's traffic bounds
+ * the product (with every code read as 0, so that one vector in six is read, 4096x4096 at
+ * batch 64 ran in 6.7-7.4 ms against 12.6-13.2); 16 rows a block read the whole table (1.5 MB
+ * at batch 64) from L3 for every 16 rows, 64 rows a block: 12.6-13.2 -> 9.9-10.1 ms (the
+ * kernel alone, hot weight; 128 or 256 rows no faster). Blocks of 24 and 48 KB of the table
+ * (L1) were slower, 13.2-13.5 and 12.4 ms; 384 and 768 KB the same as 192. Tried and dropped:
+ * the lanes of a vector over 16 rows instead of the batch, the rows' values and codes
+ * transposed to vectors by group and x's pairs picked by a byte shuffle per group and 16 rows:
+ * 19.3-19.5 ms, bound by the shuffles. */
+#define BDOT_ROWS 64
 #define BDOT_TABLE_BYTES 196608 /* a column block's part of the table */
 
+/* The table's memory: one buffer kept between calls (up to BDOT_KEEP_BYTES), lent to one call
+ * at a time; a call that finds it lent, or needs more, allocates its own. A fresh buffer of
+ * 1.5 MB (batch 64, 4096 columns) costs its page faults every call: 4096x4096 at batch 64,
+ * kernel alone, 13.4 -> 11.2 ms a call. */
+#define BDOT_KEEP_BYTES ((size_t)32 << 20)
+static pthread_mutex_t bdot_keep_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *bdot_keep;
+static size_t bdot_keep_bytes;
+
+static void *bdot_borrow(size_t bytes, int *kept) {
+    *kept = 0;
+    if (bytes <= BDOT_KEEP_BYTES && !pthread_mutex_trylock(&bdot_keep_lock)) {
+        if (bdot_keep_bytes < bytes) {
+            free(bdot_keep);
+            bdot_keep = aligned_alloc(64, bytes);
+            bdot_keep_bytes = bdot_keep ? bytes : 0;
+        }
+        if (bdot_keep) {
+            *kept = 1;
+            return bdot_keep;
+        }
+        pthread_mutex_unlock(&bdot_keep_lock);
+    }
+    return aligned_alloc(64, bytes);
+}
+
+static void bdot_return(void *p, int kept) {
+    if (kept)
+        pthread_mutex_unlock(&bdot_keep_lock);
+    else
+        free(p);
+}
+
 /* nbp: lanes a row of the table (8, or a multiple of 16), and the column block; then the table
- * (64-byte aligned, free()d by the caller; NULL if out of memory). */
-static uint32_t *bdot_table(nm_job *J) {
+ * (64-byte aligned, from bdot_borrow; NULL if out of memory). */
+static uint32_t *bdot_table(nm_job *J, int *kept) {
     const prod_t *P = &J->P;
     const int64_t nb = P->nb, cols = P->cols, gpr = J->gpr;
     const int64_t nbp = nb <= 8 ? 8 : (nb + 15) / 16 * 16;
     J->nbp = nbp;
     J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
     const size_t bytes = (size_t)(gpr * 6 * nbp) * 4;
-    uint32_t *tab = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    uint32_t *tab = bdot_borrow((bytes + 63) / 64 * 64, kept);
     if (!tab) return NULL;
     const uint32_t *xt = (const uint32_t *)P->xt;
     for (int64_t q = 0; q < gpr; q++)
@@ -1554,7 +1595,8 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         }
         free(xrows);
     } else if (bdot) {
-        uint32_t *tab = bdot_table(&J);
+        int kept;
+        uint32_t *tab = bdot_table(&J, &kept);
         J.xpairs = tab;
         rows_fn fn = bdot_rows_scalar;
 #if SC_X86
@@ -1564,7 +1606,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
             fn = bdot_rows_avx2;
 #endif
         count = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
-        free(tab);
+        if (tab) bdot_return(tab, kept);
 #if SC_X86
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
