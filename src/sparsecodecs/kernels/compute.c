@@ -524,7 +524,7 @@ typedef struct {
     const uint8_t *pos; /* (ncodes, n) */
     int64_t ncodes, n, m, gpr;
     const float *xrows; /* nb rows of x (batch, cols), for the 2:4 GEMV */
-    const uint32_t *xpairs; /* x's pairs by group and code, for the bfloat16 SpMM (bdot) */
+    uint32_t *xpairs;       /* x's pairs by group and code, for the bfloat16 SpMM (bdot) */
     int64_t nbp, bgroups;   /* that table's lanes a row, and groups a column block */
 } nm_job;
 
@@ -1229,22 +1229,15 @@ static void bdot_return(void *p, int kept) {
         free(p);
 }
 
-/* nbp: lanes a row of the table (8, or a multiple of 16), and the column block; then the table
- * (64-byte aligned, from bdot_borrow; NULL if out of memory). */
-static uint32_t *bdot_table(nm_job *J, int *kept) {
-    const prod_t *P = &J->P;
-    const int64_t nb = P->nb, cols = P->cols, gpr = J->gpr;
-    const int64_t nbp = nb <= 8 ? 8 : (nb + 15) / 16 * 16;
-    J->nbp = nbp;
-    J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
-    const size_t bytes = (size_t)(gpr * 6 * nbp) * 4;
-    uint32_t *tab = bdot_borrow((bytes + 63) / 64 * 64, kept);
-    if (!tab) return NULL;
-    const uint32_t *xt = (const uint32_t *)P->xt;
-    for (int64_t q = 0; q < gpr; q++)
+/* Groups [q0, q1) of the table (a rows_fn over groups: 0). */
+static int64_t bdot_fill(const void *job, int64_t q0, int64_t q1) {
+    const nm_job *J = (const nm_job *)job;
+    const int64_t nb = J->P.nb, nbp = J->nbp, cols = J->P.cols;
+    const uint32_t *xt = (const uint32_t *)J->P.xt;
+    for (int64_t q = q0; q < q1; q++)
         for (int c = 0; c < 6; c++) {
             const int64_t i = 4 * q + nm24_pos[c][0], j = 4 * q + nm24_pos[c][1];
-            uint32_t *t = tab + (q * 6 + c) * nbp;
+            uint32_t *t = J->xpairs + (q * 6 + c) * nbp;
             const uint32_t *xi = xt + i * nb, *xj = xt + j * nb;
             if (j < cols)
                 for (int64_t b = 0; b < nb; b++) t[b] = xi[b] >> 16 | (xj[b] & 0xFFFF0000u);
@@ -1254,7 +1247,21 @@ static uint32_t *bdot_table(nm_job *J, int *kept) {
                 for (int64_t b = 0; b < nb; b++) t[b] = 0;
             for (int64_t b = nb; b < nbp; b++) t[b] = 0;
         }
-    return tab;
+    return 0;
+}
+
+/* J's table (J->xpairs, 64-byte aligned, from bdot_borrow; NULL if out of memory), filled on
+ * `threads` threads, with nbp (lanes a row of it: 8, or a multiple of 16) and the column
+ * block. */
+static uint32_t *bdot_table(nm_job *J, int *kept, int64_t threads) {
+    const int64_t nb = J->P.nb, gpr = J->gpr;
+    const int64_t nbp = nb <= 8 ? 8 : (nb + 15) / 16 * 16;
+    J->nbp = nbp;
+    J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
+    const size_t bytes = (size_t)(gpr * 6 * nbp) * 4;
+    J->xpairs = bdot_borrow((bytes + 63) / 64 * 64, kept);
+    if (J->xpairs) parallel_rows(bdot_fill, J, gpr, threads);
+    return J->xpairs;
 }
 
 /* bfloat16 half of a word (0 low, 1 high) as float32, a subnormal read as a signed zero. */
@@ -1596,8 +1603,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         free(xrows);
     } else if (bdot) {
         int kept;
-        uint32_t *tab = bdot_table(&J, &kept);
-        J.xpairs = tab;
+        uint32_t *tab = bdot_table(&J, &kept, threads);
         rows_fn fn = bdot_rows_scalar;
 #if SC_X86
         if (P->simd >= 2 && has_bf16())
