@@ -35,6 +35,7 @@ FLOATS = {
     "float16": np.dtype(np.float16),
     "float32": np.dtype(np.float32),
 }
+BF16 = FLOATS["bfloat16"]
 NM_FORMS = [
     {"id": "nm"},
     {"id": "nm", "metadata": "index"},
@@ -326,16 +327,16 @@ SEEDS = _seeds()
 def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
     x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
     x[1, 2] = np.inf
+    x8 = np.random.default_rng(1).standard_normal((8, 12)).astype(BF16)  # 2:4 pair products
     for f in (lambda: sc.matmul(x, mutation.frame),
               lambda: sc.matmul(x[0], mutation.frame, threads=2),
+              lambda: sc.matmul(x8, mutation.frame, threads=2),
               lambda: sc.CompressedLinear([mutation.frame]).__rmatmul__(x[:, :6])):
         with contextlib.suppress(sc.SparseCodecsError):
             f()
 
 
 # -- bfloat16 x on 2:4 bfloat16 weights: pair products ----------------------------------------
-
-BF16 = FLOATS["bfloat16"]
 
 
 def pair_chains(x: np.ndarray, w: np.ndarray) -> np.ndarray:
