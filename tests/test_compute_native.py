@@ -362,20 +362,21 @@ def pair_chains(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return acc
 
 
+@pytest.mark.parametrize("config", NM_FORMS, ids=lambda c: "-".join(map(str, c.values())))
 @pytest.mark.parametrize("shape", [(5, 64), (7, 37), (130, 1102), (20, 512)])
-def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(shape):
+def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(config, shape):
     """x of dtype bfloat16 on a 2:4 bfloat16 weight from batch 5: the scalar twin, the AVX2 twin
     (FMAs under DAZ and FTZ) and, on a CPU with AVX512-BF16, vdpbf16ps write the same bytes, in
     the documented order (pair_chains), on 8-lane tables (batch 5-8), 16-lane vectors and 64-lane
     chunks (batch 100: two of them), with leftover rows one at a time and a padded last group;
     130 x 1102: three blocks of 64 rows (the last of 2), and from batch 33 several column
-    blocks."""
+    blocks. Every metadata form of ``nm``, and ``hybrid``'s N:M layout stored plain."""
     w = weight(shape, BF16, 0.9, 3, (2, 4))
-    frame = encode({"id": "nm"}, w)
+    frame = encode(config, w)
     for batch in (5, 8, 9, 16, 33, 64, 100):
         x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(BF16)
         y_scalar, paths = product(frame, x, level="scalar")
-        assert paths == ["nm:nm"]
+        assert paths == [f"{config['id']}:nm"]
         np.testing.assert_array_equal(bits(y_scalar), bits(pair_chains(x, w)), err_msg=f"{batch}")
         for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
             y_simd, _ = product(frame, x, threads, level)
