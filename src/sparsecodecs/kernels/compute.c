@@ -1187,10 +1187,10 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * bytes a group: 192 KB, from L2) every row of the block reads. The table's traffic bounds
  * the product (with every code read as 0, so that one vector in six is read, 4096x4096 at
  * batch 64 ran in 6.7-7.4 ms against 12.6-13.2); 16 rows a block read the whole table (1.5 MB
- * at batch 64) from L3 for every 16 rows, 64 rows a block: 12.6-13.2 -> 9.9-10.1 ms (the
- * kernel alone, hot weight; 128 or 256 rows no faster). Blocks of 24 and 48 KB of the table
- * (L1) were slower, 13.2-13.5 and 12.4 ms; 384 and 768 KB the same as 192. Tried and dropped:
- * the lanes of a vector over 16 rows instead of the batch, the rows' values and codes
+ * at batch 64) from L3 for every 16 rows, 64 rows a block: 12.6-13.7 -> 9.9-10.1 ms (the
+ * kernel alone, hot weight; 128 or 256 rows no faster). Blocks of 24, 48 and 96 KB of the
+ * table were slower, 13.2-13.5, 12.4 and 11.2 ms; 384 and 768 KB the same as 192. Tried and
+ * dropped: the lanes of a vector over 16 rows instead of the batch, the rows' values and codes
  * transposed to vectors by group and x's pairs picked by a byte shuffle per group and 16 rows:
  * 19.3-19.5 ms, bound by the shuffles. */
 #define BDOT_ROWS 64
@@ -1199,7 +1199,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
 /* The table's memory: one buffer kept between calls (up to BDOT_KEEP_BYTES), lent to one call
  * at a time; a call that finds it lent, or needs more, allocates its own. A fresh buffer of
  * 1.5 MB (batch 64, 4096 columns) costs its page faults every call: 4096x4096 at batch 64,
- * kernel alone, 13.4 -> 11.2 ms a call. */
+ * kernel alone, 13.4 -> 12.3, 12.7 ms a call. */
 #define BDOT_KEEP_BYTES ((size_t)8 << 20)
 static pthread_mutex_t bdot_keep_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *bdot_keep;
