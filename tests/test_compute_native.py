@@ -370,14 +370,19 @@ def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(config, sha
     the documented order (pair_chains), on 8-lane tables (batch 5-8), 16-lane vectors and 64-lane
     chunks (batch 100: two of them), with leftover rows one at a time and a padded last group;
     130 x 1102: three blocks of 64 rows (the last of 2), and from batch 33 several column
-    blocks. Every metadata form of ``nm``, and ``hybrid``'s N:M layout stored plain."""
+    blocks; batch 300 on the small weights: lanes in two tables of 256 and 44. Every metadata
+    form of ``nm``, and ``hybrid``'s N:M layout stored plain."""
     w = weight(shape, BF16, 0.9, 3, (2, 4))
     frame = encode(config, w)
-    for batch in (5, 8, 9, 16, 33, 64, 100):
+    for batch in (5, 8, 9, 16, 33, 64, 100, *((300,) if shape[0] < 100 else ())):
         x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(BF16)
         y_scalar, paths = product(frame, x, level="scalar")
         assert paths == [f"{config['id']}:nm"]
         np.testing.assert_array_equal(bits(y_scalar), bits(pair_chains(x, w)), err_msg=f"{batch}")
+        kept, dense = sc.MatmulStats(), sc.MatmulStats()
+        sc.matmul(x, frame, stats=kept)
+        sc.matmul(x.astype(np.float32), frame, stats=dense)
+        assert kept.macs == dense.macs  # kept values a lane, times the batch, once
         for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
             y_simd, _ = product(frame, x, threads, level)
             np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),

@@ -25,6 +25,9 @@
  *   - 2:4, 4 < nb <= 8, not transposed: that SpMM fused with the pattern codes (AVX2; the
  *     generic path is its twin): each kept value's row of xt found from its code, no column
  *     list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
+ *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), 4 < nb, not transposed: pairs of
+ *     bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16 weights
+ *     times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar twin);
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
@@ -524,7 +527,8 @@ typedef struct {
     const uint8_t *pos; /* (ncodes, n) */
     int64_t ncodes, n, m, gpr;
     const float *xrows; /* nb rows of x (batch, cols), for the 2:4 GEMV */
-    uint32_t *xpairs;       /* x's pairs by group and code, for the bfloat16 SpMM (bdot) */
+    uint32_t *xpairs;       /* x's pairs by group and code, for the bfloat16 SpMM (bdot), */
+    int64_t lane0, lanes;   /* of batch lanes lane0 .. lane0 + lanes - 1 */
     int64_t nbp, bgroups;   /* that table's lanes a row, and groups a column block */
 } nm_job;
 
@@ -1195,6 +1199,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * 19.3-19.5 ms, bound by the shuffles. */
 #define BDOT_ROWS 64
 #define BDOT_TABLE_BYTES 196608 /* a column block's part of the table */
+#define BDOT_MAX_LANES 256      /* lanes a table holds (a larger batch goes in chunks) */
 
 /* The table's memory: one buffer kept between calls (up to BDOT_KEEP_BYTES), lent to one call
  * at a time; a call that finds it lent, or needs more, allocates its own. A fresh buffer of
@@ -1232,13 +1237,13 @@ static void bdot_return(void *p, int kept) {
 /* Groups [q0, q1) of the table (a rows_fn over groups: 0). */
 static int64_t bdot_fill(const void *job, int64_t q0, int64_t q1) {
     const nm_job *J = (const nm_job *)job;
-    const int64_t nb = J->P.nb, nbp = J->nbp, cols = J->P.cols;
-    const uint32_t *xt = (const uint32_t *)J->P.xt;
+    const int64_t stride = J->P.nb, nb = J->lanes, nbp = J->nbp, cols = J->P.cols;
+    const uint32_t *xt = (const uint32_t *)J->P.xt + J->lane0;
     for (int64_t q = q0; q < q1; q++)
         for (int c = 0; c < 6; c++) {
             const int64_t i = 4 * q + nm24_pos[c][0], j = 4 * q + nm24_pos[c][1];
             uint32_t *t = J->xpairs + (q * 6 + c) * nbp;
-            const uint32_t *xi = xt + i * nb, *xj = xt + j * nb;
+            const uint32_t *xi = xt + i * stride, *xj = xt + j * stride;
             if (j < cols)
                 for (int64_t b = 0; b < nb; b++) t[b] = xi[b] >> 16 | (xj[b] & 0xFFFF0000u);
             else if (i < cols)
@@ -1250,11 +1255,11 @@ static int64_t bdot_fill(const void *job, int64_t q0, int64_t q1) {
     return 0;
 }
 
-/* J's table (J->xpairs, 64-byte aligned, from bdot_borrow; NULL if out of memory), filled on
- * `threads` threads, with nbp (lanes a row of it: 8, or a multiple of 16) and the column
- * block. */
+/* J's table for lanes J->lane0 .. + J->lanes (J->xpairs, 64-byte aligned, from bdot_borrow;
+ * NULL if out of memory), filled on `threads` threads, with nbp (lanes a row of it: 8, or a
+ * multiple of 16) and the column block. */
 static uint32_t *bdot_table(nm_job *J, int *kept, int64_t threads) {
-    const int64_t nb = J->P.nb, gpr = J->gpr;
+    const int64_t nb = J->lanes, gpr = J->gpr;
     const int64_t nbp = nb <= 8 ? 8 : (nb + 15) / 16 * 16;
     J->nbp = nbp;
     J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
@@ -1306,17 +1311,17 @@ static void bdot_free(bdot_scratch *b) {
     scratch_free(&b->s);
 }
 
-/* The rows' results: the first nb lanes of each row's accumulators. */
+/* The rows' results: the first J->lanes lanes of each row's accumulators. */
 static void bdot_store(const nm_job *J, int64_t r0, int64_t n, const float *acc) {
     const int64_t nb = J->P.nb;
     for (int64_t i = 0; i < n; i++)
-        memcpy(J->P.yt + (r0 + i) * nb, acc + i * J->nbp, (size_t)nb * 4);
+        memcpy(J->P.yt + (r0 + i) * nb + J->lane0, acc + i * J->nbp, (size_t)J->lanes * 4);
 }
 
 static int64_t bdot_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
     const prod_t *P = &J->P;
-    const int64_t gpr = J->gpr, nb = P->nb, nbp = J->nbp;
+    const int64_t gpr = J->gpr, nb = J->lanes, nbp = J->nbp;
     bdot_scratch w;
     int64_t count = 0, cnt, err = bdot_alloc(J, &w);
     for (int64_t r = r0; r < r1 && !err; r++) {
@@ -1602,17 +1607,25 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         }
         free(xrows);
     } else if (bdot) {
-        int kept;
-        uint32_t *tab = bdot_table(&J, &kept, threads);
-        rows_fn fn = bdot_rows_scalar;
+        /* lanes in chunks of at most BDOT_MAX_LANES, each its own table: every lane's chain
+         * is the same; the first chunk's count (kept values a lane) is the product's */
+        count = 0;
+        for (int64_t l0 = 0; l0 < P->nb && count >= 0; l0 += BDOT_MAX_LANES) {
+            J.lane0 = l0;
+            J.lanes = P->nb - l0 < BDOT_MAX_LANES ? P->nb - l0 : BDOT_MAX_LANES;
+            int kept;
+            uint32_t *tab = bdot_table(&J, &kept, threads);
+            rows_fn fn = bdot_rows_scalar;
 #if SC_X86
-        if (P->simd >= 2 && has_bf16())
-            fn = bdot_rows_bf16;
-        else if (P->simd)
-            fn = bdot_rows_avx2;
+            if (P->simd >= 2 && has_bf16())
+                fn = bdot_rows_bf16;
+            else if (P->simd)
+                fn = bdot_rows_avx2;
 #endif
-        count = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
-        if (tab) bdot_return(tab, kept);
+            const int64_t c = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
+            if (tab) bdot_return(tab, kept);
+            if (c < 0 || l0 == 0) count = c;
+        }
 #if SC_X86
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
