@@ -371,7 +371,8 @@ def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(config, sha
     chunks (batch 100: two of them), with leftover rows one at a time and a padded last group;
     130 x 1102: three blocks of 64 rows (the last of 2), and from batch 33 several column
     blocks; batch 300 on the small weights: lanes in two tables of 256 and 44. Every metadata
-    form of ``nm``, and ``hybrid``'s N:M layout stored plain."""
+    form of ``nm``, and ``hybrid``'s N:M layout (stored plain here; its values are decoded first
+    whatever their stage)."""
     w = weight(shape, BF16, 0.9, 3, (2, 4))
     frame = encode(config, w)
     for batch in (5, 8, 9, 16, 33, 64, 100, *((300,) if shape[0] < 100 else ())):

@@ -583,8 +583,8 @@ def matmul(
     x
         The input, shape ``(..., in)``: a vector, a batch of rows or any stack of them; any
         real dtype (converted to float32). A bfloat16 ``x`` (ml_dtypes) on a 2:4 bfloat16 weight
-        (``nm``, or ``hybrid``'s N:M layout without entropy coding) at a batch of 5 or more
-        takes pairs of bfloat16 products, as torch's bfloat16 product does on a CPU with
+        (``nm``, or ``hybrid`` over its N:M layout, its values decoded first) at a batch of 5
+        or more takes pairs of bfloat16 products, as torch's bfloat16 product does on a CPU with
         AVX512-BF16: each output one float32 chain over the row's groups of four, a group's
         second kept value's product added first, subnormal inputs read as zero and results under
         2**-126 flushed to zero (the rules of the ``vdpbf16ps`` instruction, which runs it
