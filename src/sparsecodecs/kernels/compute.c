@@ -1439,6 +1439,10 @@ static int64_t bdot_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     return err ? err : count;
 }
 
+/* AVX512-BF16's intrinsics came with GCC 10 and clang 9; an older compiler builds the twins
+ * only (the AVX2 one runs instead, the same bytes). */
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 10)
+#define SC_HAVE_BF16 1
 #define BF16_TARGET "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma"
 
 /* vdpbf16ps: 8 lanes a vector (nbp 8) or 16. */
@@ -1467,8 +1471,6 @@ static int64_t bdot_rows_bf16(const void *job, int64_t r0, int64_t r1) {
     BDOT_LOOP(bdot_span_bf16, (J->nbp == 8 ? 8 : 16)); /* nbp 8: one 8-lane vector */
     return err ? err : count;
 }
-#undef BDOT_LOOP
-#undef BDOT_SPAN
 
 static int has_bf16(void) {
     static int cached = -1;
@@ -1478,6 +1480,15 @@ static int has_bf16(void) {
     }
     return cached;
 }
+#else
+#define SC_HAVE_BF16 0
+SC_INLINE int has_bf16(void) { return 0; }
+static int64_t bdot_rows_bf16(const void *job, int64_t r0, int64_t r1) { /* never called */
+    return bdot_rows_avx2(job, r0, r1);
+}
+#endif
+#undef BDOT_LOOP
+#undef BDOT_SPAN
 #endif
 
 /* The buffers shared by the three layouts: the values and the product. */
