@@ -87,6 +87,33 @@ def test_a_bfloat16_window_layer_multiplies_in_its_fused_kernel(monkeypatch) -> 
     assert len(fused) == 3  # every product in the fused kernel
 
 
+@pytest.mark.parametrize("codec", ["nm", "hybrid-nm"])
+def test_a_bfloat16_input_reaches_the_pair_products(codec: str, monkeypatch) -> None:
+    """A bfloat16 input goes to sparsecodecs.matmul as bfloat16 (not widened first): from 5
+    rows on, 2:4 bfloat16 frames take the pair products, so the layer's result is matmul's on
+    the same bfloat16 x, plus the bias, rounded to bfloat16 once."""
+    import ml_dtypes
+
+    from sparsecodecs.compute import torch as sc_torch
+
+    seen: list[str] = []
+    matmul = sc_torch.matmul
+    monkeypatch.setattr(sc_torch, "matmul",
+                        lambda x, *a, **k: seen.append(x.dtype.name) or matmul(x, *a, **k))
+    dense = linear(dtype=torch.bfloat16)
+    kind, layout = ("hybrid", {"layout": "nm"}) if codec == "hybrid-nm" else (codec, {})
+    layer = sct.SparseLinear.from_linear(dense, sc.get_codec(kind, **layout), prune="2:4")
+    x = torch.randn(2, 4, 64).to(torch.bfloat16)
+    xb = x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    stats = sc.MatmulStats()
+    want = matmul(xb, layer._compressed(), stats=stats) + dense.bias.detach().float().numpy()
+    assert stats.paths == [f"{kind}:nm"]
+    y = layer(x)
+    assert seen == ["bfloat16"]
+    assert y.dtype == torch.bfloat16
+    assert bits(y) == bits(torch.from_numpy(want).to(torch.bfloat16))
+
+
 def test_lossless_without_pruning_special_values_and_bfloat16() -> None:
     dense = linear(bias=False)
     with torch.no_grad():
