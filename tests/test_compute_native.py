@@ -273,6 +273,8 @@ def test_non_finite_x_gives_what_the_dense_product_gives(config, path, pattern):
             y = sc.matmul(x, frame, stats=stats)
             assert stats.paths == [f"{config['id']}:{path.split('|')[-1]}"]  # never fused
             assert_ieee(y, x, w)
+            xb = x.astype(BF16)  # batch 9 of 2:4 bfloat16: the pair products
+            assert_ieee(sc.matmul(xb, frame), xb.astype(np.float32), w)
             # the other direction: x @ W, through a layer of row blocks
             layer = sc.CompressedLinear.from_array(w, sc.get_codec(config), block_rows=4)
             xo = non_finite_x(batch, 11, batch + 1)
@@ -294,6 +296,8 @@ def test_non_finite_weights_give_what_the_dense_product_gives(config, path, patt
             assert_ieee(sc.matmul(x, frame), x, w)
             xi = non_finite_x(batch, 40, batch)
             assert_ieee(sc.matmul(xi, frame), xi, w)
+            xb = xi.astype(BF16)  # batch 8 of 2:4 bfloat16: the pair products
+            assert_ieee(sc.matmul(xb, frame), xb.astype(np.float32), w)
 
 
 def test_the_issue_example():
