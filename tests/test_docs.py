@@ -163,7 +163,7 @@ def run_page(page: str, slow: bool) -> list[str]:
     document = parse(page)
     skipped = []
     cwd = os.getcwd()
-    with _tmp_cwd() as tmp, warnings.catch_warnings():
+    with _tmp_cwd() as tmp, warnings.catch_warnings(), _registry_kept():
         # a warning an example's code causes is the user's to see, not a test failure
         # (pytest runs with filterwarnings=error); docs mention the ones that matter
         warnings.simplefilter("ignore")
@@ -184,6 +184,20 @@ def run_page(page: str, slow: bool) -> list[str]:
         finally:
             os.chdir(cwd)
     return skipped
+
+
+@contextlib.contextmanager
+def _registry_kept() -> Iterator[None]:
+    """The codec registry as it was before the page: docs/plugins.md registers an example
+    codec (an abstract one), which ``sparsecodecs bench`` in a later test would then try to
+    make and fail on (tests/test_bench.py run after this file)."""
+    from sparsecodecs.registry.registry import registry
+
+    saved = dict(registry._classes), dict(registry._sources), dict(registry._aliases)
+    try:
+        yield
+    finally:
+        registry._classes, registry._sources, registry._aliases = saved
 
 
 @contextlib.contextmanager
