@@ -394,15 +394,18 @@ def test_the_products_section_times_every_compute_codec_against_torch():
     section = products_section(shape="128x256", stack_mib=2, repeat=1)
     assert section["status"] == "ok"
     rows = section["rows"]
-    assert [r["codec"] for r in rows] == ["nm", "window", "hybrid/256"]
+    assert [(r["codec"], r["batch"], r["x"]) for r in rows] == [
+        ("nm", 1, "float32"), ("window", 1, "float32"), ("hybrid/256", 1, "float32"),
+        ("nm", 8, "bfloat16"), ("nm", 64, "bfloat16")]
     for r in rows:  # 2 MiB of 64 KiB layers: 32 of them, 2 distinct
-        assert r["layers"] == 32 and r["distinct"] == 2 and r["batch"] == 1
+        assert r["layers"] == 32 and r["distinct"] == 2
         assert r["ms_ours"] > 0 and r["ratio"] == pytest.approx(
             r["ms_ours"] / min(r["ms_torch_bf16"], r["ms_torch_f32"]))
     window = next(r for r in rows if r["codec"] == "window")
     assert window["stack_bytes_ours"] < 0.45 * window["stack_bytes_bf16"]
     text = "\n".join(_products_md(section))
-    assert "## Products on compressed weights" in text and "| 128x256 | window |" in text
+    assert "## Products on compressed weights" in text and "| 128x256 | window | 1 |" in text
+    assert "| 128x256 | nm | 64 | bfloat16 |" in text
     skipped = "\n".join(_products_md({"status": "skipped", "reason": "no torch"}))
     assert skipped.endswith("Skipped: no torch")
 

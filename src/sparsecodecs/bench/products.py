@@ -232,17 +232,21 @@ def _available_mib() -> int | None:
         return None
 
 
-#: What ``sparsecodecs bench`` measures: one shape, the compute codecs, batch 1, one thread.
+#: What ``sparsecodecs bench`` measures: one shape, the compute codecs, batch 1, one thread;
+#: then ``nm`` at these batches on a bfloat16 x (the pair products), one thread.
 SECTION_SHAPE = "4096x4096"
 SECTION_CODECS = ("nm", "window", "hybrid/256")
+SECTION_BATCHES = (8, 64)
 #: The dense bf16 stack: four times the last-level cache, at least 256 MiB, at most 1 GiB.
 SECTION_STACK = (256, 1024)
 
 
 def products_section(*, shape: str = SECTION_SHAPE, codecs: Sequence[str] = SECTION_CODECS,
-                     stack_mib: int | None = None, repeat: int = 2) -> dict[str, Any]:
+                     stack_mib: int | None = None, repeat: int = 2,
+                     batches: Sequence[int] = SECTION_BATCHES) -> dict[str, Any]:
     """The ``products`` section of the bench results: ratios against torch at batch 1 on one
-    thread, or ``{"status": "skipped", "reason": ...}`` without torch."""
+    thread, then ``nm`` at ``batches`` on a bfloat16 x, or ``{"status": "skipped", "reason":
+    ...}`` without torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -259,6 +263,9 @@ def products_section(*, shape: str = SECTION_SHAPE, codecs: Sequence[str] = SECT
                                   f"about {4 * stack_mib} MiB"}
     try:
         rows = stack_ratios(shape, codecs, [1], [1], stack_mib, 2, repeat, echo=False)
+        if batches:
+            rows += stack_ratios(shape, ["nm"], batches, [1], stack_mib, 2, repeat, echo=False,
+                                 x_dtypes=("bfloat16",))
     except MemoryError:
         return {"status": "skipped", "reason": f"out of memory for a {stack_mib} MiB stack"}
     return {"status": "ok", "l3_bytes": l3_bytes(), "stack_mib": stack_mib,

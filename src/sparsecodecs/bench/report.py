@@ -320,14 +320,17 @@ def _products_md(products: dict[str, Any] | None) -> list[str]:
            "`sc.matmul` at batch 1 on one thread against torch's dense `F.linear` on the same "
            "2:4-pruned bfloat16 weights (the faster of bf16 and a float32 copy), over a stack "
            "of distinct layers about four times the last-level cache, as a forward pass reads "
-           "them (`sparsecodecs.bench.products`; `python bench/compute_bench.py --ratios` for "
-           "more shapes, batches and threads). *ratio*: our time over torch's (below 1: "
-           "faster than dense).", ""]
+           "them; then `nm` at larger batches on a bfloat16 x, as torch's bfloat16 run gets it "
+           "(the pair products; `sparsecodecs.bench.products`; `python bench/compute_bench.py "
+           "--ratios` for more shapes, batches and threads). *ratio*: our time over torch's "
+           "(below 1: faster than dense).", ""]
     if products.get("status") != "ok":
         return [*out, f"Skipped: {products.get('reason', '')}"]
-    header = ["shape", "codec", "layers (distinct)", "stack ours / bf16", "ms/layer ours",
-              "torch bf16", "torch f32", "ratio (wall)", "ratio (CPU)", "load avg"]
-    rows = [[r["shape"], r["codec"], f"{r['layers']} ({r['distinct']})",
+    header = ["shape", "codec", "batch", "x", "layers (distinct)", "stack ours / bf16",
+              "ms/layer ours", "torch bf16", "torch f32", "ratio (wall)", "ratio (CPU)",
+              "load avg"]
+    rows = [[r["shape"], r["codec"], str(r["batch"]), r.get("x", "float32"),
+             f"{r['layers']} ({r['distinct']})",
              f"{r['stack_bytes_ours'] / 2**20:.0f} / {r['stack_bytes_bf16'] / 2**20:.0f} MiB",
              f"{r['ms_ours']:.3f}", f"{r['ms_torch_bf16']:.3f}", f"{r['ms_torch_f32']:.3f}",
              f"**{r['ratio']:.2f}x**", f"{r['cpu_ratio']:.2f}x", r["loadavg"]]
