@@ -394,15 +394,11 @@ def test_bfloat16_x_takes_pair_products_the_same_bytes_on_every_path(config, sha
                                           err_msg=f"{batch} {level} {threads}")
 
 
-def _tiny(v: float) -> np.ndarray:
-    return np.array(v, np.float32).astype(BF16)
-
-
 #: (w's four columns, x's four columns, the expected result): each checked on every path, as
 #: vdpbf16ps computes it (tried on the hardware). Column 3 (the pair's high half) goes first.
 TINY_CASES = {
-    # 2**-126, then - 2**-151: a tie between 2**-126 and the largest subnormal's neighbour
-    # 2**-126 - 2**-150 on the 24-bit grid, rounded to even: 2**-126, a normal
+    # 2**-126, then - 2**-151: halfway between 2**-126 and 2**-126 - 2**-150 (the 24-bit grid
+    # just under it), rounded to even: 2**-126, a normal
     "tie-under-normal": ([0, 2.0**-75, 0, 2.0**-63], [1, -(2.0**-76), 1, 2.0**-63], 2.0**-126),
     # - 1.5 * 2**-151: rounds to 2**-126 - 2**-150 on that grid: tiny, 0 (fmaf alone: 2**-126)
     "just-tiny": ([0, 1.5 * 2.0**-76, 0, 2.0**-63], [1, -(2.0**-75), 1, 2.0**-63], 0.0),
