@@ -18,6 +18,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.kernels import LEVELS, cpu_simd, use_simd
@@ -414,6 +415,21 @@ TINY_CASES = {
     # a result under 2**-126 is: 2**-130 -> 0
     "tiny-result": ([0, 0, 0, 2.0**-65], [1, 1, 1, 2.0**-65], 0.0),
 }
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 300), batch=st.integers(5, 40),
+       seed=st.integers(0, 2**16))
+def test_bfloat16_pair_products_on_any_shape(rows: int, cols: int, batch: int, seed: int):
+    """Any shape (rows and columns of 1 to 3, a padded last group, leftover rows of every
+    count), batch 5-40, at every level and on 1 and 2 threads: the documented order."""
+    w = weight((rows, cols), BF16, 0.9, seed, (2, 4))
+    frame = encode({"id": "nm"}, w)
+    x = np.random.default_rng(seed).standard_normal((batch, cols)).astype(BF16)
+    want = bits(pair_chains(x, w))
+    for level, threads in itertools.product(["scalar", *SIMD_LEVELS], (1, 2)):
+        y, _ = product(frame, x, threads, level)
+        np.testing.assert_array_equal(bits(y), want, err_msg=f"{level} {threads}")
 
 
 @pytest.mark.parametrize("case", sorted(TINY_CASES))
