@@ -262,7 +262,7 @@ def _skipping_product(
         count = kn.nm_matmul(
             np.ascontiguousarray(parts.packed), lut, lut.shape[1],
             nm_tables(parts.n, parts.m).positions, parts.n, parts.m, rows, cols, values,
-            vtab, vf, mode, xt, yt, int(trans), threads, int(xbf16 and not ones),
+            vtab, vf, mode, xt, yt, int(trans), threads, int(xbf16),
         )
     elif isinstance(parts, MaskParts):
         path = "bitmask"

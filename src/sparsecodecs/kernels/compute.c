@@ -1480,12 +1480,6 @@ static int has_bf16(void) {
     }
     return cached;
 }
-#else
-#define SC_HAVE_BF16 0
-SC_INLINE int has_bf16(void) { return 0; }
-static int64_t bdot_rows_bf16(const void *job, int64_t r0, int64_t r1) { /* never called */
-    return bdot_rows_avx2(job, r0, r1);
-}
 #endif
 #undef BDOT_LOOP
 #undef BDOT_SPAN
@@ -1628,10 +1622,11 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
             uint32_t *tab = bdot_table(&J, &kept, threads);
             rows_fn fn = bdot_rows_scalar;
 #if SC_X86
-            if (P->simd >= 2 && has_bf16())
-                fn = bdot_rows_bf16;
-            else if (P->simd)
+            if (P->simd)
                 fn = bdot_rows_avx2;
+#endif
+#ifdef SC_HAVE_BF16
+            if (P->simd >= 2 && has_bf16()) fn = bdot_rows_bf16;
 #endif
             const int64_t c = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
             if (tab) bdot_return(tab, kept);
