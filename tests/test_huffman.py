@@ -618,6 +618,49 @@ def test_fast_table_entries_follow_the_documented_layout():
     assert [int(x) >> 62 for x in narrow] == [2, 1, 1, 1]
 
 
+@settings(max_examples=examples(60))
+@given(lengths=codes(), width=st.integers(1, 14), lead=st.integers(0, 3))
+def test_fast_table_matches_a_prefix_by_prefix_reading(lengths: np.ndarray, width: int,
+                                                       lead: int):
+    """Every entry of the fast table against reading its prefix code by code: the canonical
+    codes assigned from scratch, the first code of at most ``width`` bits that starts the
+    prefix, then a second one within the bits left. Complete and incomplete codes, long
+    codes, leading symbols with no code (the table is built over the used span)."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    lengths = np.concatenate([np.zeros(lead, np.uint8), lengths.astype(np.uint8)])
+    table, w, *_ = hk.build_decoder(lengths, width)
+    assert w == min(width, 2 * int(lengths.max()))
+    code_of: dict[tuple[int, int], int] = {}  # (length, code) -> symbol
+    code = 0
+    previous = 0
+    for length, symbol in sorted((int(n), s) for s, n in enumerate(lengths) if n):
+        code <<= length - previous
+        code_of[length, code] = symbol
+        code, previous = code + 1, length
+
+    def first_code(bits: int, nbits: int) -> tuple[int, int] | None:
+        for length in range(1, nbits + 1):
+            symbol = code_of.get((length, bits >> (nbits - length)))
+            if symbol is not None:
+                return length, symbol
+        return None
+
+    for prefix in range(1 << w):
+        x = int(table[prefix])
+        got = (x & 63, x >> 62, (x >> 8) & 0xFF, (x >> 16) & 0xFFFF, (x >> 32) & 0xFFFF)
+        first = first_code(prefix, w)
+        if first is None:
+            assert x == 0, prefix
+            continue
+        a, s1 = first
+        second = first_code(prefix & ((1 << (w - a)) - 1), w - a)
+        if second is None:
+            assert got == (a, 1, a, s1, 0), prefix
+        else:
+            assert got == (a + second[0], 2, a, s1, second[1]), prefix
+
+
 def test_fast_table_widens_for_long_average_codes():
     """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
     decode two symbols; short codes and ~8-bit ones keep the 12-bit one; decoding agrees

@@ -886,36 +886,39 @@ static int code_shape(const uint8_t *lengths, int64_t n, huf_code *c) {
 }
 
 /* Pass 2: order and the fast table (entry layout in build_decoder's docstring). lengths[i]
- * is symbol base + i's (symbols below base have no code). */
+ * is symbol base + i's (symbols below base have no code).
+ *
+ * The table is written once, left to right, with no reads (huff0's HUF_fillDTableX2 builds its
+ * two-symbol table the same way): a canonical code's codes of at most `width` bits cover a
+ * prefix of the table, one run each, in `order`; within the run of a first code of length a,
+ * the codes of at most width - a bits again cover a prefix of the run, in `order`, one
+ * two-symbol entry each, and the rest of the run (a longer second code, or none) holds the
+ * first symbol alone. The entries past the short codes (long codes' prefixes, and the unused
+ * end of an incomplete code) stay 0. */
 static void code_tables(const uint8_t *lengths, int64_t n, int64_t base, const huf_code *c,
                         int width, uint64_t *table, uint16_t *order) {
     int64_t nxt[17];
     memcpy(nxt, c->offset, sizeof(nxt));
-    int64_t size = (int64_t)1 << width, mask = size - 1;
-    memset(table, 0, (size_t)size * sizeof(uint64_t));
-    /* first: each entry's first symbol and its length */
-    for (int64_t s = 0; s < n; s++) {
-        int ln = lengths[s];
-        if (!ln) continue;
-        int64_t code = c->first[ln] + nxt[ln] - c->offset[ln];
-        order[nxt[ln]++] = (uint16_t)(s + base);
-        if (ln <= width) {
-            uint64_t e = HUF_ENTRY(0, 0, ln, (s + base) & 0xFFFF, 0);
-            int64_t start = code << (width - ln), stop = start + ((int64_t)1 << (width - ln));
-            for (int64_t i = start; i < stop; i++) table[i] = e;
+    for (int64_t s = 0; s < n; s++)
+        if (lengths[s]) order[nxt[lengths[s]]++] = (uint16_t)(s + base);
+    int64_t upto[17]; /* upto[L]: how many codes are at most L bits long */
+    upto[0] = 0;
+    for (int ln = 1; ln <= 16; ln++) upto[ln] = upto[ln - 1] + c->count[ln];
+    uint64_t *t = table;
+    for (int64_t k = 0; k < upto[width]; k++) {
+        const uint64_t s1 = order[k];
+        const int a = lengths[s1 - base], rest = width - a;
+        uint64_t *const end = t + ((int64_t)1 << rest);
+        for (int64_t k2 = 0; k2 < upto[rest]; k2++) {
+            const uint64_t s2 = order[k2];
+            const int b = lengths[s2 - base];
+            const uint64_t e = HUF_ENTRY(a + b, 2, a, s1, s2);
+            for (int64_t i = (int64_t)1 << (rest - b); i > 0; i--) *t++ = e;
         }
+        const uint64_t e = HUF_ENTRY(a, 1, a, s1, 0);
+        while (t < end) *t++ = e;
     }
-    /* then a second symbol where it fits, the bits used and the count; both passes leave
-     * the first symbol and its length as they were, so one array serves */
-    for (int64_t i = 0; i < size; i++) {
-        uint64_t t = table[i];
-        int a = (int)HUF_FIRST_LEN(t);
-        if (!a) continue;
-        uint64_t u = table[(i << a) & mask];
-        int b = (int)HUF_FIRST_LEN(u);
-        uint64_t s1 = (t >> 16) & 0xFFFF, s2 = (u >> 16) & 0xFFFF;
-        table[i] = b && a + b <= width ? HUF_ENTRY(a + b, 2, a, s1, s2) : HUF_ENTRY(a, 1, a, s1, 0);
-    }
+    memset(t, 0, (size_t)(table + ((int64_t)1 << width) - t) * sizeof(uint64_t));
 }
 
 /* build_decoder(lengths u8, width, table u64 (w, >= 1 << width), first, count, offset (i64
