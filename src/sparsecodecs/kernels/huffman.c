@@ -986,13 +986,17 @@ typedef struct {
 
 /* The 64 bits starting at bit p, of which the top 57 or more are the stream's (one unaligned
  * load of bytes p / 8 .. p / 8 + 7, big-endian): four look-ups of at most 14 bits. */
-SC_INLINE uint64_t window(const uint8_t *bytes, int64_t p) {
+SC_INLINE uint64_t load_be64(const uint8_t *b) {
     uint64_t v;
-    memcpy(&v, bytes + (p >> 3), 8);
+    memcpy(&v, b, 8);
 #if HUF_LE
     v = __builtin_bswap64(v);
 #endif
-    return v << (p & 7);
+    return v;
+}
+
+SC_INLINE uint64_t window(const uint8_t *bytes, int64_t p) {
+    return load_be64(bytes + (p >> 3)) << (p & 7);
 }
 
 /* Write an entry's two symbols at out[o], out[o + 1] (the caller keeps o + 1 in bounds). */
@@ -1045,28 +1049,45 @@ static __attribute__((noinline)) int long_at(const huf_dec *d, int64_t *p, char 
     return 0;
 }
 
+/* The window at bit p with a sentinel: window(p) with its last bit (the stream's bit p - (p & 7)
+ * + 63, which no batch reads) set before the shift. As look-ups shift the window left by the
+ * bits they use, the sentinel rises with them, so the window itself says where the stream is:
+ * p moved by c bits is (p & ~7) + ctz(w) (zstd's huf fast loop keeps its position the same
+ * way). The bits a batch reads: at most 4 x 14 = 56 from the top, and the sentinel sits at
+ * bit 63 - (p & 7) >= 56 from the top. */
+SC_INLINE uint64_t window_s(const uint8_t *bytes, int64_t p) {
+    return (load_be64(bytes + (p >> 3)) | 1) << (p & 7);
+}
+
 /* `batches` batches of k (1, 2 or 4) streams in lockstep, the stream ends checked once per
  * batch. A batch: four look-ups of each stream on one window per stream, at most 8 symbols a
  * stream. A look-up: the entry x[j] for the next `width` bits of w[j], its symbols at q[j] (a
- * pointer into out), the window and the position p[j] moved past the bits they use; the
- * look-up chain is an index, a load and a shift. No branch: an entry for a long code (count
- * 0) uses no bits and writes no symbol, so the stream stands still on it for the rest of the
- * batch (at most 3 look-ups of 2 symbols before it and the long code's 1 make 7), and the
- * long code is decoded after the batch. Look-up-major order puts the streams' look-up chains
- * next to each other, so the CPU overlaps them; k is a constant where this is inlined, so
- * the arrays become registers. (In stream-major order, with a branch per look-up, the same
- * loop ran 6-12% slower.) Returns 0, -1 (no code) or -2 (a stream overran its end). */
+ * pointer into out), the window moved past the bits they use; the look-up chain is an index,
+ * a load and a shift. The stream's position is not counted per look-up: after the batch it is
+ * read off the window's sentinel (window_s), so a stream's state is three registers (window,
+ * byte position, output), and four streams' fit in the registers (counting the position per
+ * look-up as well spilled the windows to the stack, on the look-up chain). No branch: an
+ * entry for a long code (count 0) uses no bits and writes no symbol, so the stream stands
+ * still on it for the rest of the batch (at most 3 look-ups of 2 symbols before it and the
+ * long code's 1 make 7), and the long code is decoded after the batch. Look-up-major order
+ * puts the streams' look-up chains next to each other, so the CPU overlaps them; k is a
+ * constant where this is inlined, so the arrays become registers. (In stream-major order,
+ * with a branch per look-up, the same loop ran 6-12% slower.) Returns 0, -1 (no code) or -2
+ * (a stream overran its end). */
 SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int64_t *lim,
                            int64_t batches, void *out, int isz, int k) {
     const uint64_t *const table = d->table;
     const uint8_t *const bytes = d->bytes;
     const unsigned shift = d->shift;
     char *q[4];
-    int64_t p[4];
+    int64_t pb[4]; /* the bit position of the window's first byte */
     uint64_t w[4], x[4];
-    for (int j = 0; j < k; j++) q[j] = (char *)out + o[j] * isz, p[j] = pos[j];
+    for (int j = 0; j < k; j++) {
+        q[j] = (char *)out + o[j] * isz;
+        pb[j] = pos[j] & ~(int64_t)7;
+        w[j] = window_s(bytes, pos[j]);
+    }
     for (; batches > 0; batches--) {
-        for (int j = 0; j < k; j++) w[j] = window(bytes, p[j]);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
 #pragma GCC unroll 4
@@ -1075,18 +1096,23 @@ SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int
                 put2(q[j], 0, x[j], isz);
                 w[j] <<= x[j] & 63; /* HUF_USED(x): the entry is the shift count */
                 q[j] += HUF_COUNT(x[j]) * isz;
-                p[j] += HUF_USED(x[j]);
             }
         }
         int stand = 0, over = 0;
+        int64_t p[4];
+        for (int j = 0; j < k; j++) p[j] = pb[j] + __builtin_ctzll(w[j]);
         for (int j = 0; j < k; j++) stand |= !HUF_COUNT(x[j]);
         if (SC_UNLIKELY(stand))
             for (int j = 0; j < k; j++)
                 if (!HUF_COUNT(x[j]) && long_at(d, &p[j], &q[j], out, isz)) return -1;
         for (int j = 0; j < k; j++) over |= p[j] > lim[j];
         if (over) return -2;
+        for (int j = 0; j < k; j++) {
+            pb[j] = p[j] & ~(int64_t)7;
+            w[j] = window_s(bytes, p[j]);
+        }
     }
-    for (int j = 0; j < k; j++) pos[j] = p[j], o[j] = (q[j] - (char *)out) / isz;
+    for (int j = 0; j < k; j++) pos[j] = pb[j] + __builtin_ctzll(w[j]), o[j] = (q[j] - (char *)out) / isz;
     return 0;
 }
 
@@ -1168,7 +1194,7 @@ static int decode_plain(const huf_dec *d, const int64_t *starts, const int64_t *
 #if SC_X86
 /* The same code compiled for BMI2: shifts by a register other than CL (shlx, shrx), which
  * the look-up chain (index = w >> shift, w <<= bits used) is made of. */
-SC_TARGET("avx2,bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
+SC_TARGET("bmi,bmi2") static int decode_bmi2(const huf_dec *d, const int64_t *starts,
                                          const int64_t *limits, const int64_t *bounds,
                                          int64_t ns, void *out, int isz) {
     int rc = 0;
@@ -1228,7 +1254,7 @@ static int decode_two_plain(const huf_dec *d, const int64_t *starts, const int64
 }
 
 #if SC_X86
-SC_TARGET("bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t *starts,
+SC_TARGET("bmi,bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t *starts,
                                              const int64_t *limits, const int64_t *bounds,
                                              void *out, int isz) {
     int rc = 0;
