@@ -358,3 +358,111 @@ def test_row_blocks_on_threads_raise_the_first_bad_blocks_error() -> None:
             layer.matmul(np.ones(16, np.float32), threads=threads)
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1] == errors[2]
+
+
+# -- a large bitmask frame's values and mask side by side ------------------------------------
+
+
+def _side_by_side_frames() -> dict[str, bytes]:
+    """hybrid bitmask frames of 1024 x 1024 (the size from which threads >= 2 decode their
+    values and mask side by side): fields, planes and centroid values, and a mode fill."""
+    w = weights((1024, 1024), ml_dtypes.bfloat16)
+    clustered = np.round(w.astype(np.float32) * 20).astype(ml_dtypes.bfloat16)
+    filled = w.copy()
+    filled[filled == 0] = ml_dtypes.bfloat16(0.5)  # the mode (half the entries) is not zero
+    bitmask = sc.get_codec("hybrid", layout="bitmask")
+    frames = {
+        "fields": bitmask.encode(w),
+        "planes": sc.get_codec("hybrid", layout="bitmask", values="planes").encode(w),
+        "centroid": bitmask.encode(clustered),
+        "fill": bitmask.encode(filled),
+        "float32": bitmask.encode(weights((1024, 1024), np.float32)),
+    }
+    from sparsecodecs.registry.frame import read_frame
+
+    for frame in frames.values():
+        assert read_frame(frame).config["layout"] == "bitmask"
+    assert read_frame(frames["fill"]).info.meta.get("fill") == "scalar"
+    return frames
+
+
+def test_side_by_side_bitmask_decode_gives_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecodecs.codecs import hybrid
+
+    ran: list[int] = []
+    touch = hybrid.touch_pages
+    monkeypatch.setattr(hybrid, "touch_pages", lambda out: ran.append(out.size) or touch(out))
+    for name, frame in _side_by_side_frames().items():
+        one = sc.decode(frame)
+        for threads in (2, 3):
+            ran.clear()
+            assert sc.decode(frame, threads=threads).tobytes() == one.tobytes(), (name, threads)
+            assert ran == [one.size], name  # the side-by-side path, not the split one
+    small = sc.get_codec("hybrid", layout="bitmask").encode(weights((512, 1024), np.float32))
+    ran.clear()
+    assert sc.decode(small, threads=2).tobytes() == sc.decode(small).tobytes()
+    assert ran == []  # under SIDE_BY_SIDE elements: each step split over the threads
+
+
+def _replaced(frame: bytes, **sections: bytes) -> bytes:
+    from sparsecodecs.registry import Section
+    from sparsecodecs.registry.frame import read_frame, write_frame
+
+    parsed = read_frame(frame)
+    new = [Section(s.name, s.role, sections.get(s.name.replace(".", "_"), s.data))
+           for s in parsed.sections]
+    return write_frame(parsed.codec_id, parsed.config, parsed.info.dtype, parsed.info.shape,
+                       new, dict(parsed.info.meta))
+
+
+def test_side_by_side_bitmask_decode_raises_what_one_thread_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A damaged mask, damaged values, both, a fill that does not parse, a mask with a bit
+    too many: threads=2 raises the error threads=1 raises (the values' first, as the
+    one-thread decode reads them first), and a frame whose sections cannot hold its values
+    is refused before the output is allocated."""
+    from sparsecodecs.registry.frame import read_frame
+
+    frame = _side_by_side_frames()["fields"]
+    parts = {s.name: bytes(s.data) for s in read_frame(frame).sections}
+
+    def flipped(name: str, at: float) -> bytes:
+        data = bytearray(parts[name])
+        data[int(at * len(data))] ^= 0xFF
+        return bytes(data)
+
+    def cut(name: str) -> bytes:
+        return parts[name][: len(parts[name]) // 2]
+
+    damaged = {
+        "mask": _replaced(frame, mask_bits=flipped("mask.bits", 0.5)),
+        "mask cut": _replaced(frame, mask_bits=cut("mask.bits")),
+        "values": _replaced(frame, v_top_bits=flipped("v.top.bits", 0.5)),
+        "values cut": _replaced(frame, v_top_bits=cut("v.top.bits")),
+        "both": _replaced(frame, mask_bits=cut("mask.bits"), v_top_bits=cut("v.top.bits")),
+        "low": _replaced(frame, v_low=cut("v.low")),
+        "tiny": _replaced(frame, mask_bits=b"", v_top_bits=b"", v_low=b""),
+        "fill": _replaced(_side_by_side_frames()["fill"], fill=b"\x00"),
+    }
+    def outcome(bad: bytes, threads: int) -> tuple[str, str]:
+        try:
+            return "decoded", sc.decode(bad, threads=threads).tobytes().hex()[:64]
+        except FrameLayoutError as exc:
+            return "refused", str(exc)
+
+    from sparsecodecs.codecs import hybrid
+
+    ran: list[str] = []
+    beside = hybrid.beside
+    refused = set()
+    for name, bad in damaged.items():
+        one = outcome(bad, 1)
+        monkeypatch.setattr(hybrid, "beside",
+                            lambda work, name=name: ran.append(name) or beside(work))
+        assert outcome(bad, 2) == one, name
+        if one[0] == "refused":
+            refused.add(name)
+    assert "tiny" not in ran and "values" in ran  # allocated only when the sections can hold it
+    # a flipped byte may still decode (to other values); cut sections never do
+    assert refused >= {"mask cut", "values cut", "both", "low", "tiny", "fill"}, refused

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..registry import Codec, FrameLayoutError, registry
+from ..registry import Codec, FrameLayoutError, decoding_threads, registry
 
 C = TypeVar("C", bound=type[Codec])
+T = TypeVar("T")
 
 
 def builtin(cls: C) -> C:
@@ -20,6 +22,34 @@ def builtin(cls: C) -> C:
 
 
 _POOLS = threading.local()  # lent_buffer's buffers, by pool name, per thread
+
+
+def beside(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` on a thread of its own, in a copy of the caller's context where
+    :func:`~sparsecodecs.registry.decode_threads` is 1 (its kernels run on that thread only);
+    the function returned waits for it and returns its result, or raises what it raised.
+    Call it on every path (a ``finally``): the work may be using buffers the caller owns."""
+    context = contextvars.copy_context()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            with decoding_threads(1):
+                box.append((True, work()))
+        except BaseException as exc:  # handed to the caller, who raises it
+            box.append((False, exc))
+
+    thread = threading.Thread(target=context.run, args=(run,), name="sparsecodecs-beside")
+    thread.start()
+
+    def join() -> T:
+        thread.join()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    return join
 
 
 @contextmanager

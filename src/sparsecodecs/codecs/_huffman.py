@@ -25,6 +25,9 @@ least costly codes, so decoding tables stay at most 2**15 entries.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,6 +280,21 @@ def _coded_bytes(bits: int, total: int, used: int, first: int, last: int) -> int
     return book + (int(bits) + 63) // 64 * 8 + 8 * (nstreams - 1)
 
 
+_ONE_THREAD: ContextVar[bool] = ContextVar("sparsecodecs_streams_one_thread", default=False)
+
+
+@contextmanager
+def streams_on_one_thread() -> Iterator[None]:
+    """Within the block, :func:`decode_symbols` decodes on one thread (its streams in
+    lockstep) whatever :func:`~sparsecodecs.registry.decode_threads` says, while the steps
+    around it keep their threads: for a decode that runs another part beside it."""
+    token = _ONE_THREAD.set(True)
+    try:
+        yield
+    finally:
+        _ONE_THREAD.reset(token)
+
+
 def decode_symbols(
     sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8
 ) -> np.ndarray:
@@ -291,7 +309,8 @@ def decode_symbols(
     if count <= 8 * data.size:  # checked before allocating: every code is at least one bit
         out: np.ndarray = np.empty(count, dtype)
         rc = hk.decode_coded(book, data, count, alphabet, _nstreams(count), MAX_LENGTH,
-                             FAST_BITS, MAX_FAST_BITS, out, decode_threads())
+                             FAST_BITS, MAX_FAST_BITS, out,
+                             1 if _ONE_THREAD.get() else decode_threads())
         if rc == 0:
             return out
     _decode_checked(sections, name, count, alphabet, dtype)

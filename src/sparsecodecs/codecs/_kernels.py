@@ -38,6 +38,12 @@ def byte_tables() -> tuple[np.ndarray, np.ndarray]:
     return pos, cnt
 
 
+def touch_pages(buf: np.ndarray) -> None:
+    """Write a zero byte every 4096 bytes of the writable C-contiguous ``buf`` (its pages
+    faulted in: the first touch of a fresh output, on a thread of its own)."""
+    _native.touch_pages(buf)
+
+
 def popcount(mask: np.ndarray) -> int:
     """Set bits in the byte array ``mask``."""
     return int(_native.mask_popcount(mask))

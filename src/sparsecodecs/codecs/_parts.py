@@ -50,12 +50,16 @@ class MaskParts:
 
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         out = np.empty(math.prod(shape), self.values.dtype)  # np.prod: ~10 us on a tuple
+        self.scatter_into(out, shape)
+        return out.reshape(shape)
+
+    def scatter_into(self, out: np.ndarray, shape: tuple[int, ...]) -> None:
+        """:meth:`to_bits` into ``out`` (1-D, every element of ``shape``, the values' dtype)."""
         if self.fill is None:
             bitmask_decode(self.mask, self.values, out, decode_threads())
         else:
             cols = as_2d(shape)[1]
             bitmask_scatter_fill(self.mask, self.values, out, self.fill, cols)
-        return out.reshape(shape)
 
 
 @dataclass(frozen=True)

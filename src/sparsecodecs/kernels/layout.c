@@ -254,6 +254,26 @@ static int get_fill_args(sc_bufs *s, PyObject *const *args, Py_ssize_t nargs, co
     return check_fill(fill, data, fill->n, fn);
 }
 
+/* touch_pages(buf): a zero byte written every 4096 bytes of a writable buffer (its pages
+ * faulted in, the kernel zeroing them) with the GIL released: a fresh output's first touch,
+ * done on one thread while another decodes (codecs/hybrid.py). */
+FASTCALL(touch_pages) {
+    sc_bufs s = {.n = 0};
+    sc_arr buf = {0};
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 1, "touch_pages") < 0) return NULL;
+    if (get(&s, args[0], 1, 0, "buf", &buf) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    volatile uint8_t *p = (volatile uint8_t *)buf.p;
+    const Py_ssize_t n = buf.n * buf.itemsize;
+    for (Py_ssize_t i = 0; i < n; i += 4096) p[i] = 0;
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* fill_rows(out, fill, cols) */
 FASTCALL(fill_rows) {
     sc_bufs s = {.n = 0};
@@ -2568,6 +2588,7 @@ done:
 
 PyMethodDef sc_layout_methods[] = {
     M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
+    M(touch_pages, "touch_pages(buf): one zero byte a 4096 bytes (the pages faulted in)."),
     M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
     M(count_fill, "count_fill(x, fill, cols) -> items equal to their row's fill item."),
     M(bitmask_scatter, "bitmask_scatter(mask, values, out) -> values used, -1 too few."),

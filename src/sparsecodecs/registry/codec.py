@@ -38,7 +38,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -89,6 +90,17 @@ def check_int(name: str, value: object, lo: int | None = None, hi: int | None = 
 
 #: The threads the kernels may use for the frame being decoded (see :func:`decode_threads`).
 _THREADS: ContextVar[int] = ContextVar("sparsecodecs_decode_threads", default=1)
+
+
+@contextmanager
+def decoding_threads(threads: int) -> Iterator[None]:
+    """Within the block, :func:`decode_threads` is ``threads``: a codec that runs parts of a
+    decode side by side on threads of its own gives each part one thread this way."""
+    token = _THREADS.set(threads)
+    try:
+        yield
+    finally:
+        _THREADS.reset(token)
 
 
 def resolve_threads(threads: int | None) -> int:

@@ -146,6 +146,12 @@ class SectionReader:
     def names(self) -> list[str]:
         return list(self._sections)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of every section together (what a decoder can check a claimed size
+        against before it allocates)."""
+        return sum(s.nbytes for s in self._sections.values())
+
     def raw(self, name: str) -> memoryview:
         """The bytes of section ``name``; FrameLayoutError if there is no such section."""
         section = self._sections.get(name)
