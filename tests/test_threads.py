@@ -365,7 +365,8 @@ def test_row_blocks_on_threads_raise_the_first_bad_blocks_error() -> None:
 
 def _side_by_side_frames() -> dict[str, bytes]:
     """hybrid bitmask frames of 1024 x 1024 (the size from which threads >= 2 decode their
-    values and mask side by side): fields, planes and centroid values, and a mode fill."""
+    values and mask side by side): fields, planes and centroid values, a mode fill, 8-byte
+    and 4-bit items."""
     w = weights((1024, 1024), ml_dtypes.bfloat16)
     clustered = np.round(w.astype(np.float32) * 20).astype(ml_dtypes.bfloat16)
     filled = w.copy()
@@ -377,6 +378,9 @@ def _side_by_side_frames() -> dict[str, bytes]:
         "centroid": bitmask.encode(clustered),
         "fill": bitmask.encode(filled),
         "float32": bitmask.encode(weights((1024, 1024), np.float32)),
+        "float64": bitmask.encode(weights((1024, 1024), np.float64)),
+        "int4": bitmask.encode(
+            np.clip(np.round(w.astype(np.float32) * 40), -8, 7).astype(ml_dtypes.int4)),
     }
     from sparsecodecs.registry.frame import read_frame
 

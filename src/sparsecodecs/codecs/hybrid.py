@@ -666,7 +666,7 @@ class Hybrid(Codec):
             with huff.streams_on_one_thread():
                 values = self._values(sections, info, count)
             fill = read_fill(sections, info)
-        except Exception:
+        except BaseException:
             with suppress(Exception):  # the values' error comes first, as in decode_parts
                 join()
             raise
