@@ -304,11 +304,8 @@ class Codec(ABC):
         """Decode an already parsed and verified frame (``threads``: as
         :func:`~sparsecodecs.decode`)."""
         limit = get_decode_limit() if max_bytes is None else check_int("max_bytes", max_bytes, 0)
-        token = _THREADS.set(resolve_threads(threads))
-        try:
+        with decoding_threads(resolve_threads(threads)):
             return self._decode_frame(frame, limit)
-        finally:
-            _THREADS.reset(token)
 
     def _decode_frame(self, frame: Frame, limit: int) -> np.ndarray:
         info = frame.info
