@@ -155,6 +155,44 @@ def test_threaded_streams_decode_the_same_symbols(count: int) -> None:
         assert rc == 0 and got == syms.tobytes(), threads
 
 
+@pytest.mark.parametrize("shape", ["skewed", "long codes", "fixed 7 bits", "bytes", "1 bit"])
+def test_threaded_streams_from_their_middles_decode_the_same_symbols(shape: str) -> None:
+    """Two threads decode each of their streams from its start and, speculatively, from the
+    middle of its bits (streams of 65,536 symbols or more): the symbols are the stream's
+    whether the second part falls into step with the codes (variable-length codes, 8-bit
+    codes read from a byte boundary) or never does (7-bit codes only, read from a bit that is
+    not a code's start), with long codes, one-byte symbols and one-bit codes."""
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(7)
+    count = 4 * 70001
+    alphabet, dtype = 4096, np.uint16
+    if shape == "skewed":
+        syms = np.minimum(rng.geometric(0.02, count), 4095)
+    elif shape == "long codes":
+        syms = np.minimum(rng.geometric(0.4, count), 40) * 97
+    elif shape == "fixed 7 bits":
+        syms = rng.integers(0, 128, count)
+    elif shape == "bytes":
+        syms, alphabet, dtype = rng.integers(0, 256, count), 256, np.uint8
+    else:
+        syms = rng.integers(0, 2, count)
+    syms = syms.astype(dtype)
+    book_s, bits_s = huff.encode_symbols(syms, alphabet, "s", "values")
+    book, bits = (np.frombuffer(memoryview(x.data).cast("B"), np.uint8) for x in (book_s, bits_s))
+    sizes = np.frombuffer(book[-32:].tobytes(), "<u8")
+    if shape == "fixed 7 bits":  # the middle of a stream is 4 * size bits on: not a code's start
+        assert (sizes * 4 % 7 != 0).any()
+    if shape == "long codes":
+        assert huff._parse_codebook(memoryview(book), alphabet, "s")[0].max() > huff.FAST_BITS
+    for threads in (1, 2, 3):
+        out = np.zeros(count, dtype)
+        rc = hk.decode_coded(book, bits, count, alphabet, 4, huff.MAX_LENGTH, huff.FAST_BITS,
+                             huff.MAX_FAST_BITS, out, threads)
+        assert rc == 0 and out.tobytes() == syms.tobytes(), (shape, threads)
+
+
 def test_threaded_streams_refuse_what_one_thread_refuses() -> None:
     """Mangled streams (bytes overwritten in each stream, the end cut short) are refused with
     every thread count whenever one thread refuses them, and never decode differently."""

@@ -1201,38 +1201,11 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
 #define BDOT_TABLE_BYTES 196608 /* a column block's part of the table */
 #define BDOT_MAX_LANES 256      /* lanes a table holds (a larger batch goes in chunks) */
 
-/* The table's memory: one buffer kept between calls (up to BDOT_KEEP_BYTES), lent to one call
+/* The table's memory: one buffer kept between calls (up to 8 MiB, sc_kept), lent to one call
  * at a time; a call that finds it lent, or needs more, allocates its own. A fresh buffer of
  * 1.5 MB (batch 64, 4096 columns) costs its page faults every call: 4096x4096 at batch 64,
  * kernel alone, 13.4 -> 12.3, 12.7 ms a call. */
-#define BDOT_KEEP_BYTES ((size_t)8 << 20)
-static pthread_mutex_t bdot_keep_lock = PTHREAD_MUTEX_INITIALIZER;
-static void *bdot_keep;
-static size_t bdot_keep_bytes;
-
-static void *bdot_borrow(size_t bytes, int *kept) {
-    *kept = 0;
-    if (bytes <= BDOT_KEEP_BYTES && !pthread_mutex_trylock(&bdot_keep_lock)) {
-        if (bdot_keep_bytes < bytes) {
-            free(bdot_keep);
-            bdot_keep = aligned_alloc(64, bytes);
-            bdot_keep_bytes = bdot_keep ? bytes : 0;
-        }
-        if (bdot_keep) {
-            *kept = 1;
-            return bdot_keep;
-        }
-        pthread_mutex_unlock(&bdot_keep_lock);
-    }
-    return aligned_alloc(64, bytes);
-}
-
-static void bdot_return(void *p, int kept) {
-    if (kept)
-        pthread_mutex_unlock(&bdot_keep_lock);
-    else
-        free(p);
-}
+static sc_kept bdot_kept = SC_KEPT((size_t)8 << 20);
 
 /* Groups [q0, q1) of the table (a rows_fn over groups: 0). */
 static int64_t bdot_fill(const void *job, int64_t q0, int64_t q1) {
@@ -1255,7 +1228,7 @@ static int64_t bdot_fill(const void *job, int64_t q0, int64_t q1) {
     return 0;
 }
 
-/* J's table for lanes J->lane0 .. + J->lanes (J->xpairs, 64-byte aligned, from bdot_borrow;
+/* J's table for lanes J->lane0 .. + J->lanes (J->xpairs, 64-byte aligned, from sc_borrow;
  * NULL if out of memory), filled on `threads` threads, with nbp (lanes a row of it: 8, or a
  * multiple of 16) and the column block. */
 static uint32_t *bdot_table(nm_job *J, int *kept, int64_t threads) {
@@ -1264,7 +1237,7 @@ static uint32_t *bdot_table(nm_job *J, int *kept, int64_t threads) {
     J->nbp = nbp;
     J->bgroups = BDOT_TABLE_BYTES / (24 * nbp) < 4 ? 4 : BDOT_TABLE_BYTES / (24 * nbp);
     const size_t bytes = (size_t)(gpr * 6 * nbp) * 4;
-    J->xpairs = bdot_borrow((bytes + 63) / 64 * 64, kept);
+    J->xpairs = sc_borrow(&bdot_kept, bytes, kept);
     if (J->xpairs) parallel_rows(bdot_fill, J, gpr, threads);
     return J->xpairs;
 }
@@ -1629,7 +1602,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
             if (P->simd >= 2 && has_bf16()) fn = bdot_rows_bf16;
 #endif
             const int64_t c = tab ? parallel_rows(fn, &J, rows, threads) : SC_NOMEM;
-            if (tab) bdot_return(tab, kept);
+            if (tab) sc_giveback(&bdot_kept, tab, kept);
             if (c < 0 || l0 == 0) count = c;
         }
 #if SC_X86

@@ -1093,11 +1093,10 @@ SC_INLINE int long_code(const huf_dec *d, int64_t *p, int64_t *o, void *out, int
 
 /* long_code for a stream whose output position is the pointer *q: 0, or -1 if no code
  * matches. Out of line: the batches call it rarely, and inlined it crowded their registers. */
-static __attribute__((noinline)) int long_at(const huf_dec *d, int64_t *p, char **q, void *out,
-                                             int isz) {
-    int64_t o = (*q - (char *)out) / isz;
-    if (!long_code(d, p, &o, out, isz)) return -1;
-    *q = (char *)out + o * isz;
+static __attribute__((noinline)) int long_at(const huf_dec *d, int64_t *p, char **q, int isz) {
+    int64_t o = 0;
+    if (!long_code(d, p, &o, *q, isz)) return -1;
+    *q += o * isz;
     return 0;
 }
 
@@ -1126,8 +1125,8 @@ SC_INLINE uint64_t window_s(const uint8_t *bytes, int64_t p) {
  * constant where this is inlined, so the arrays become registers. (In stream-major order,
  * with a branch per look-up, the same loop ran 6-12% slower.) Returns 0, -1 (no code) or -2
  * (a stream overran its end). */
-SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int64_t *lim,
-                           int64_t batches, void *out, int isz, int k) {
+SC_INLINE int decode_lanes_q(const huf_dec *d, int64_t *pos, char **qs, const int64_t *lim,
+                             int64_t batches, int isz, int k) {
     const void *const table = d->table;
     const uint8_t *const bytes = d->bytes;
     const unsigned shift = d->shift;
@@ -1135,7 +1134,7 @@ SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int
     int64_t pb[4]; /* the bit position of the window's first byte */
     uint64_t w[4], x[4];
     for (int j = 0; j < k; j++) {
-        q[j] = (char *)out + o[j] * isz;
+        q[j] = qs[j];
         pb[j] = pos[j] & ~(int64_t)7;
         w[j] = window_s(bytes, pos[j]);
     }
@@ -1156,7 +1155,7 @@ SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int
         for (int j = 0; j < k; j++) stand |= !ent_count(x[j], isz);
         if (SC_UNLIKELY(stand))
             for (int j = 0; j < k; j++)
-                if (!ent_count(x[j], isz) && long_at(d, &p[j], &q[j], out, isz)) return -1;
+                if (!ent_count(x[j], isz) && long_at(d, &p[j], &q[j], isz)) return -1;
         for (int j = 0; j < k; j++) over |= p[j] > lim[j];
         if (over) return -2;
         for (int j = 0; j < k; j++) {
@@ -1164,8 +1163,19 @@ SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int
             w[j] = window_s(bytes, p[j]);
         }
     }
-    for (int j = 0; j < k; j++) pos[j] = pb[j] + __builtin_ctzll(w[j]), o[j] = (q[j] - (char *)out) / isz;
+    for (int j = 0; j < k; j++) pos[j] = pb[j] + __builtin_ctzll(w[j]), qs[j] = q[j];
     return 0;
+}
+
+/* decode_lanes_q with each lane's output as an index o[j] into out. */
+SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int64_t *lim,
+                           int64_t batches, void *out, int isz, int k) {
+    char *q[4];
+    for (int j = 0; j < k; j++) q[j] = (char *)out + o[j] * isz;
+    int rc = decode_lanes_q(d, pos, q, lim, batches, isz, k);
+    if (!rc)
+        for (int j = 0; j < k; j++) o[j] = (q[j] - (char *)out) / isz;
+    return rc;
 }
 
 /* out[o:e] from one stream starting at bit p, ending at bit limit: 0, -1 (no code) or -2 (the
@@ -1316,6 +1326,132 @@ SC_TARGET("bmi,bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t
 #endif
 #undef CALL
 
+/* ---- a thread's two streams as four lanes: each also from its middle ------------------ */
+
+/* A thread of a two-thread decode has two of a section's four streams: two look-up chains,
+ * where one thread runs four. So each stream is also decoded from the middle of its bits
+ * (lane B, into a buffer), while lane A decodes it from its start; the four lanes run in
+ * lockstep. A Huffman code read from a bit that is not a code's start soon falls back into
+ * step with the codes ("resynchronises"): B's first SPEC_K symbols are decoded one at a time
+ * and the bit position after each recorded; A, once near the middle, goes on one symbol at a
+ * time until its position is one of those, and from there B's symbols are the stream's. A
+ * stream whose A never meets a recorded position (a code that does not resynchronise there,
+ * such as one of codes all the same length) goes on from A's position as one lane. The lanes'
+ * budgets keep A before the middle and B within its stream and its buffer, so neither reads
+ * past what a batch may; anything refused along the way (B's symbols before it is in step are
+ * not the stream's) sends the two streams to decode_two, whose answer is the answer. */
+#define SPEC_K 64
+
+/* One symbol at bit *p into *sym: 1, or 0 if no code matches or it ends past `limit`. */
+SC_INLINE int one_symbol(const huf_dec *d, int64_t *p, int64_t limit, uint64_t *sym, int isz) {
+    const uint64_t x = ent(d->table, window(d->bytes, *p) >> d->shift, isz);
+    if (ent_count(x, isz)) {
+        *sym = ent_first(x, isz);
+        *p += ent_first_len(x, isz);
+    } else {
+        char one[8];
+        int64_t o = 0;
+        if (!long_code(d, p, &o, one, isz)) return 0;
+        *sym = ld(one, 0, isz);
+    }
+    return *p <= limit;
+}
+
+/* Batches lane j may run: A (even j) stays at most `stop[j]` bits and within its output, B
+ * (odd) within its stream and its buffer; a batch moves at most 56 bits and 8 symbols. */
+SC_INLINE int64_t spec_budget(const int64_t *p, char *const *q, const int64_t *stop,
+                              char *const *end, int j, int isz) {
+    const int64_t bits = (stop[j] - p[j]) / 56, room = (end[j] - q[j]) / isz / 8;
+    const int64_t b = bits < room ? bits : room;
+    return b > 0 ? b : 0;
+}
+
+/* Streams starts/limits/bounds[0..1] as four lanes, B's symbols in tmp (cap items a stream):
+ * 0, or 1 if the streams must go to decode_two. */
+SC_INLINE int spec_two(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                       const int64_t *bounds, void *out, int isz, char *tmp, int64_t cap) {
+    int64_t rec[2][SPEC_K], p[4], stop[4], lim[4];
+    char *q[4], *end[4];
+    for (int s = 0; s < 2; s++) {
+        char *buf = tmp + s * cap * isz;
+        int64_t m = starts[s] + (limits[s] - starts[s]) / 2;
+        for (int k = 0; k < SPEC_K; k++) {
+            uint64_t sym;
+            if (!one_symbol(d, &m, limits[s], &sym, isz)) return 1;
+            st(buf, k, isz, sym);
+            rec[s][k] = m;
+        }
+        p[2 * s] = starts[s], q[2 * s] = (char *)out + bounds[s] * isz;
+        stop[2 * s] = rec[s][0], end[2 * s] = (char *)out + bounds[s + 1] * isz;
+        p[2 * s + 1] = m, q[2 * s + 1] = buf + SPEC_K * isz;
+        stop[2 * s + 1] = limits[s], end[2 * s + 1] = buf + cap * isz;
+        lim[2 * s] = lim[2 * s + 1] = limits[s];
+    }
+    for (;;) { /* the four lanes in lockstep, then each alone to the end of its budget */
+        int64_t b = spec_budget(p, q, stop, end, 0, isz);
+        for (int j = 1; j < 4; j++) {
+            const int64_t bj = spec_budget(p, q, stop, end, j, isz);
+            b = bj < b ? bj : b;
+        }
+        if (b < 1) break;
+        if (decode_lanes_q(d, p, q, lim, b, isz, 4)) return 1;
+    }
+    for (int j = 0; j < 4; j++)
+        for (int64_t b; (b = spec_budget(p, q, stop, end, j, isz)) > 0;)
+            if (decode_lanes_q(d, p + j, q + j, lim + j, b, isz, 1)) return 1;
+    for (int s = 0; s < 2; s++) { /* A into step with B, then B's symbols */
+        int64_t pa = p[2 * s];
+        char *qa = q[2 * s], *const ea = end[2 * s], *const buf = tmp + s * cap * isz;
+        int k = 0;
+        for (;;) {
+            while (k < SPEC_K && rec[s][k] < pa) k++;
+            if (k == SPEC_K || qa == ea || rec[s][k] == pa) break;
+            uint64_t sym;
+            if (!one_symbol(d, &pa, limits[s], &sym, isz)) return 1;
+            st(qa, 0, isz, sym);
+            qa += isz;
+        }
+        if (k < SPEC_K && qa < ea) { /* (the loop stopped on a match) */
+            const int64_t have = (q[2 * s + 1] - buf) / isz - (k + 1), need = (ea - qa) / isz;
+            const int64_t take = have < need ? have : need;
+            memcpy(qa, buf + (k + 1) * isz, (size_t)(take * isz));
+            qa += take * isz;
+            pa = p[2 * s + 1]; /* where B stopped: only read if B fell short */
+        }
+        if (qa < ea && decode_rest(d, pa, limits[s], (qa - (char *)out) / isz, bounds[s + 1], out,
+                                   isz))
+            return 1;
+    }
+    return 0;
+}
+
+static int spec_two_plain(const huf_dec *d, const int64_t *starts, const int64_t *limits,
+                          const int64_t *bounds, void *out, int isz, char *tmp, int64_t cap) {
+    int rc = 0;
+#define CALL(k) rc = spec_two(d, starts, limits, bounds, out, k, tmp, cap)
+    SC_BY_SIZE(isz, CALL)
+    return rc;
+}
+
+#if SC_X86
+SC_TARGET("bmi,bmi2") static int spec_two_bmi2(const huf_dec *d, const int64_t *starts,
+                                              const int64_t *limits, const int64_t *bounds,
+                                              void *out, int isz, char *tmp, int64_t cap) {
+    int rc = 0;
+    SC_BY_SIZE(isz, CALL)
+    return rc;
+}
+#endif
+#undef CALL
+
+/* Streams from this many symbols take the four lanes (spec_two) on two threads. */
+#define SPEC_MIN 65536
+
+/* spec_two's buffers: one kept between calls (up to 32 MiB, sc_kept), lent to one decode at a
+ * time; a decode that finds it lent, or needs more, allocates its own (a fresh buffer pays
+ * its page faults, about 0.1 ms a MiB here). */
+static sc_kept spec_kept = SC_KEPT((size_t)32 << 20);
+
 /* A threaded decode of one coded section: part i copies its own streams' bytes into the
  * padded buffer, then (after every part has) decodes them. With two parts and four streams
  * each part takes two streams in lockstep (decode_two); with four parts, one stream each. */
@@ -1327,6 +1463,8 @@ typedef struct {
     int64_t ns, per;
     void *out;
     int isz, bmi2;
+    char *tmp;   /* spec_two's buffers (two streams a part), or NULL: decode_two */
+    int64_t cap; /* items a stream */
     int rc[SC_MAX_THREADS];
 } huf_split;
 
@@ -1345,11 +1483,22 @@ static void decode_part(void *ctx, int i) {
     const int64_t *st_ = t->starts + s0, *li = t->starts + s0 + 1, *bo = t->bounds + s0;
     int rc;
     if (t->per == 2) {
+        rc = 1;
+        if (t->tmp) {
+            char *tmp = t->tmp + 2 * i * t->cap * t->isz;
 #if SC_X86
-        if (t->bmi2) rc = decode_two_bmi2(t->d, st_, li, bo, t->out, t->isz);
-        else
+            if (t->bmi2) rc = spec_two_bmi2(t->d, st_, li, bo, t->out, t->isz, tmp, t->cap);
+            else
 #endif
-        rc = decode_two_plain(t->d, st_, li, bo, t->out, t->isz);
+            rc = spec_two_plain(t->d, st_, li, bo, t->out, t->isz, tmp, t->cap);
+        }
+        if (rc) {
+#if SC_X86
+            if (t->bmi2) rc = decode_two_bmi2(t->d, st_, li, bo, t->out, t->isz);
+            else
+#endif
+            rc = decode_two_plain(t->d, st_, li, bo, t->out, t->isz);
+        }
     } else {
         rc = decode_any(t->d, st_, li, bo, t->per, t->out, t->isz, t->bmi2);
     }
@@ -1361,9 +1510,18 @@ static void decode_part(void *ctx, int i) {
 static int decode_split(const huf_dec *d, const uint8_t *data, uint8_t *bytes,
                         const int64_t *starts, const int64_t *bounds, int64_t ns, void *out,
                         int isz, int bmi2, int parts) {
-    huf_split t = {d, data, bytes, starts, bounds, ns, ns / parts, out, isz, bmi2, {0}};
+    huf_split t = {d, data, bytes, starts, bounds, ns, ns / parts, out, isz, bmi2, NULL, 0, {0}};
+    int kept = 0;
+    if (t.per == 2) { /* B's buffers: a little over half a stream each (spec_two) */
+        int64_t most = 0;
+        for (int64_t s = 0; s < ns; s++)
+            if (bounds[s + 1] - bounds[s] > most) most = bounds[s + 1] - bounds[s];
+        t.cap = most / 2 + most / 16 + SPEC_K + 16;
+        if (most >= SPEC_MIN) t.tmp = sc_borrow(&spec_kept, (size_t)(ns * t.cap * isz), &kept);
+    }
     sc_parallel(parts, copy_part, &t);
     sc_parallel(parts, decode_part, &t);
+    if (t.tmp) sc_giveback(&spec_kept, t.tmp, kept);
     for (int i = 0; i < parts; i++)
         if (t.rc[i]) return t.rc[i];
     return 0;

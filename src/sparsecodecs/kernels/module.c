@@ -90,6 +90,31 @@ static void pool_reset(void) {
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static void pool_init(void) { pthread_atfork(NULL, NULL, pool_reset); }
 
+void *sc_borrow(sc_kept *k, size_t bytes, int *kept) {
+    bytes = (bytes + 63) / 64 * 64;
+    *kept = 0;
+    if (bytes <= k->limit && !pthread_mutex_trylock(&k->lock)) {
+        if (k->bytes < bytes) {
+            free(k->p);
+            k->p = aligned_alloc(64, bytes);
+            k->bytes = k->p ? bytes : 0;
+        }
+        if (k->p) {
+            *kept = 1;
+            return k->p;
+        }
+        pthread_mutex_unlock(&k->lock);
+    }
+    return aligned_alloc(64, bytes);
+}
+
+void sc_giveback(sc_kept *k, void *p, int kept) {
+    if (kept)
+        pthread_mutex_unlock(&k->lock);
+    else
+        free(p);
+}
+
 void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx) {
     if (n > SC_MAX_THREADS) n = SC_MAX_THREADS;
     if (n <= 1) {

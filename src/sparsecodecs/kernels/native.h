@@ -16,6 +16,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -113,6 +114,20 @@ static inline int sc_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name) 
  * most SC_MAX_THREADS. */
 #define SC_MAX_THREADS 64
 void sc_parallel(int n, void (*fn)(void *ctx, int i), void *ctx);
+
+/* A buffer kept between calls (of at most `limit` bytes) and lent to one call at a time:
+ * sc_borrow returns it (grown if need be) or, when it is lent or too small a limit, a buffer
+ * of the call's own; 64-byte aligned, NULL if out of memory. sc_giveback takes either back.
+ * For kernels' large scratch that a fresh allocation would pay page faults for on every
+ * call. Declared with SC_KEPT(limit). */
+typedef struct {
+    pthread_mutex_t lock;
+    void *p;
+    size_t bytes, limit;
+} sc_kept;
+#define SC_KEPT(limit) {PTHREAD_MUTEX_INITIALIZER, NULL, 0, (limit)}
+void *sc_borrow(sc_kept *k, size_t bytes, int *kept);
+void sc_giveback(sc_kept *k, void *p, int kept);
 
 /* The method tables of each C file, joined by module.c. */
 extern PyMethodDef sc_layout_methods[];
