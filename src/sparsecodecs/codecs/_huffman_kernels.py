@@ -242,7 +242,9 @@ def decode_coded(book: np.ndarray, data: np.ndarray, count: int, alphabet: int, 
     no code), -2 (a stream ends early), :data:`BAD_CODEBOOK` or :data:`BAD_KRAFT`.
 
     ``threads`` > 1 lets a large section (128K symbols and more, four streams) decode in two or
-    four parts side by side, each part a pair of streams or one stream: the same symbols.
+    four parts side by side, each part a pair of streams or one stream: the same symbols. A
+    pair of streams of 65,536 symbols or more is decoded from their starts and, speculatively,
+    from their middles, as four lanes (``spec_two`` in ``kernels/huffman.c``).
     """
     rc: int = _native.huf_decode_coded(book, data, count, alphabet, nstreams, max_length,
                                        min_fast, max_fast, out, threads)

@@ -1454,7 +1454,9 @@ static sc_kept spec_kept = SC_KEPT((size_t)32 << 20);
 
 /* A threaded decode of one coded section: part i copies its own streams' bytes into the
  * padded buffer, then (after every part has) decodes them. With two parts and four streams
- * each part takes two streams in lockstep (decode_two); with four parts, one stream each. */
+ * each part takes two streams, as four lanes from their starts and middles (spec_two) when
+ * they have SPEC_MIN symbols, else (or if that refuses) in lockstep (decode_two); with four
+ * parts, one stream each. */
 typedef struct {
     const huf_dec *d;
     const uint8_t *data;
