@@ -1178,6 +1178,22 @@ SC_INLINE int decode_lanes(const huf_dec *d, int64_t *pos, int64_t *o, const int
     return rc;
 }
 
+/* One symbol at bit *p into *sym, *p moved past its code: 0, -1 (no code matches) or -2 (the
+ * code ends past `limit`). */
+SC_INLINE int one_symbol(const huf_dec *d, int64_t *p, int64_t limit, uint64_t *sym, int isz) {
+    const uint64_t x = ent(d->table, window(d->bytes, *p) >> d->shift, isz);
+    if (ent_count(x, isz)) {
+        *sym = ent_first(x, isz);
+        *p += ent_first_len(x, isz);
+    } else {
+        char one[8];
+        int64_t o = 0;
+        if (!long_code(d, p, &o, one, isz)) return -1;
+        *sym = ld(one, 0, isz);
+    }
+    return *p <= limit ? 0 : -2;
+}
+
 /* out[o:e] from one stream starting at bit p, ending at bit limit: 0, -1 (no code) or -2 (the
  * stream ends early). Batches of four look-ups on one window while 8 symbols of room are
  * left, the stream end checked once per batch; then one look-up at a time, each checked. */
@@ -1197,15 +1213,11 @@ SC_INLINE int decode_rest(const huf_dec *d, int64_t p, int64_t limit, int64_t o,
         if (!ent_count(x, isz) && !long_code(d, &p, &o, out, isz)) return -1;
         if (p > limit) return -2;
     }
-    if (o < e) { /* the last symbol: exactly one code */
-        uint64_t x = ent(table, window(d->bytes, p) >> shift, isz);
-        if (ent_count(x, isz)) {
-            st(out, o, isz, ent_first(x, isz));
-            p += ent_first_len(x, isz);
-        } else if (!long_code(d, &p, &o, out, isz)) {
-            return -1;
-        }
-        if (p > limit) return -2; /* the last code runs past the stream's end */
+    if (o < e) { /* the last symbol: exactly one code, which must end by the stream's end */
+        uint64_t sym;
+        const int rc = one_symbol(d, &p, limit, &sym, isz);
+        if (rc) return rc;
+        st(out, o, isz, sym);
     }
     return 0;
 }
@@ -1342,21 +1354,6 @@ SC_TARGET("bmi,bmi2") static int decode_two_bmi2(const huf_dec *d, const int64_t
  * not the stream's) sends the two streams to decode_two, whose answer is the answer. */
 #define SPEC_K 64
 
-/* One symbol at bit *p into *sym: 1, or 0 if no code matches or it ends past `limit`. */
-SC_INLINE int one_symbol(const huf_dec *d, int64_t *p, int64_t limit, uint64_t *sym, int isz) {
-    const uint64_t x = ent(d->table, window(d->bytes, *p) >> d->shift, isz);
-    if (ent_count(x, isz)) {
-        *sym = ent_first(x, isz);
-        *p += ent_first_len(x, isz);
-    } else {
-        char one[8];
-        int64_t o = 0;
-        if (!long_code(d, p, &o, one, isz)) return 0;
-        *sym = ld(one, 0, isz);
-    }
-    return *p <= limit;
-}
-
 /* Batches lane j may run: A (even j) stays at most `stop[j]` bits and within its output, B
  * (odd) within its stream and its buffer; a batch moves at most 56 bits and 8 symbols. */
 SC_INLINE int64_t spec_budget(const int64_t *p, char *const *q, const int64_t *stop,
@@ -1377,7 +1374,7 @@ SC_INLINE int spec_two(const huf_dec *d, const int64_t *starts, const int64_t *l
         int64_t m = starts[s] + (limits[s] - starts[s]) / 2;
         for (int k = 0; k < SPEC_K; k++) {
             uint64_t sym;
-            if (!one_symbol(d, &m, limits[s], &sym, isz)) return 1;
+            if (one_symbol(d, &m, limits[s], &sym, isz)) return 1;
             st(buf, k, isz, sym);
             rec[s][k] = m;
         }
@@ -1407,7 +1404,7 @@ SC_INLINE int spec_two(const huf_dec *d, const int64_t *starts, const int64_t *l
             while (k < SPEC_K && rec[s][k] < pa) k++;
             if (k == SPEC_K || qa == ea || rec[s][k] == pa) break;
             uint64_t sym;
-            if (!one_symbol(d, &pa, limits[s], &sym, isz)) return 1;
+            if (one_symbol(d, &pa, limits[s], &sym, isz)) return 1;
             st(qa, 0, isz, sym);
             qa += isz;
         }
