@@ -1781,7 +1781,7 @@ HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *c
 
 /* entropy_bits(counts i64) -> (bits, used): the order-0 entropy of the counts in bits,
  * sum c * log2(total / c) over the counts that are not 0, and how many those are. c log2 c of
- * small counts comes from a table; runs of eight zero counts are skipped at once. */
+ * small counts comes from a table. */
 #define ENT_TAB 4096
 static double ent_tab[ENT_TAB];
 static void ent_init(void) {
@@ -1799,27 +1799,34 @@ static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssiz
     if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
     if (!aligned8(&counts)) { bad_arg(fn, "counts must be aligned"); goto done; }
     const int64_t *c = counts.p;
-    double sum = 0.0, total = 0.0;
-    int64_t used = 0, bad = 0;
+    /* four sums, so that the adds do not wait on each other; runs of eight zero counts are
+     * skipped at once, and counts below the table (zero among them: ent_tab[0] is 0) take no
+     * branch */
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t used = 0, bad = 0, n = counts.n, i = 0;
+    uint64_t total = 0; /* unsigned: garbage counts wrap, never overflow */
+#define ENT_ADD(acc, k)                                                                          \
+    do {                                                                                         \
+        int64_t k_ = (k);                                                                        \
+        bad |= k_;                                                                               \
+        total += (uint64_t)k_;                                                                   \
+        used += k_ != 0;                                                                         \
+        acc += (uint64_t)k_ < ENT_TAB ? ent_tab[k_] : k_ > 0 ? (double)k_ * log2((double)k_) : 0;\
+    } while (0)
     Py_BEGIN_ALLOW_THREADS
-    for (int64_t i = 0; i < counts.n; i += 8) {
-        int64_t end = counts.n - i < 8 ? counts.n : i + 8, any = 0;
-        for (int64_t j = i; j < end; j++) any |= c[j];
-        if (!any) continue;
-        for (int64_t j = i; j < end; j++) {
-            int64_t k = c[j];
-            if (k <= 0) {
-                bad |= k < 0;
-                continue;
-            }
-            used++;
-            total += (double)k;
-            sum += k < ENT_TAB ? ent_tab[k] : (double)k * log2((double)k);
-        }
+    for (; i + 8 <= n; i += 8) {
+        const int64_t *g = c + i;
+        if (!(g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7])) continue;
+        ENT_ADD(s0, g[0]); ENT_ADD(s1, g[1]); ENT_ADD(s2, g[2]); ENT_ADD(s3, g[3]);
+        ENT_ADD(s0, g[4]); ENT_ADD(s1, g[5]); ENT_ADD(s2, g[6]); ENT_ADD(s3, g[7]);
     }
+    for (; i < n; i++) ENT_ADD(s0, c[i]);
+#undef ENT_ADD
     Py_END_ALLOW_THREADS
+    double sum = (s0 + s1) + (s2 + s3);
+    bad = bad < 0;
     if (bad) bad_arg(fn, "counts must not be negative");
-    else res = Py_BuildValue("(dL)", total > 0 ? total * log2(total) - sum : 0.0,
+    else res = Py_BuildValue("(dL)", total > 0 ? (double)total * log2((double)total) - sum : 0.0,
                              (long long)used);
 done:
     sc_release(&bufs);

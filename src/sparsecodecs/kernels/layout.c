@@ -1571,14 +1571,15 @@ SC_INLINE void row_modes_table_body(const void *restrict x, Py_ssize_t rows, Py_
             st(out, size, r, 0);
             continue;
         }
-        for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)]++;
         /* the largest key (count, then the complement of the pattern) is the most frequent
-         * pattern, ties the smaller: a max without branches (random rows mispredict them) */
+         * pattern, ties the smaller: a max without branches (random rows mispredict them),
+         * taken as the counts grow (a pattern's largest key is the one at its last
+         * occurrence, with its final count) */
         const uint64_t ones = size == 1 ? 0xFF : 0xFFFF;
         uint64_t best = 0;
         for (Py_ssize_t j = 0; j < cols; j++) {
             uint64_t e = ld(x, size, base + j);
-            uint64_t key = ((uint64_t)counts[e] << (8 * size)) | (ones - e);
+            uint64_t key = ((uint64_t)++counts[e] << (8 * size)) | (ones - e);
             best = key > best ? key : best;
         }
         for (Py_ssize_t j = 0; j < cols; j++) counts[ld(x, size, base + j)] = 0;
