@@ -991,12 +991,12 @@ def test_distinct_count_refuses_a_table_that_does_not_fit():
     from sparsecodecs.kernels import _native
 
     keys = np.arange(100, dtype=np.uint32)
-    for table in (np.zeros(128, np.uint32), np.zeros(256, np.uint64), np.zeros(300, np.uint32),
-                  np.zeros(256, np.uint16)):
+    for table in (np.zeros(129, np.uint32), np.zeros(257, np.uint64), np.zeros(256, np.uint32),
+                  np.zeros(300, np.uint32), np.zeros(257, np.uint16)):
         with pytest.raises(ValueError, match="table"):
             _native.distinct_count(keys, table)
     with pytest.raises(ValueError, match="4- or 8-byte"):
-        _native.distinct_count(keys.astype(np.uint16), np.zeros(256, np.uint16))
+        _native.distinct_count(keys.astype(np.uint16), np.zeros(257, np.uint16))
 
 
 def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():

@@ -266,7 +266,11 @@ def sorted_bits(values: np.ndarray) -> np.ndarray:
     """``np.sort`` of the 1-D ``values`` (a new array). Over 1024 unsigned 4- and 8-byte bit
     patterns go to a compiled radix sort: numpy sorts them by comparisons, ~6x slower on 65536
     float32 patterns, and faster only up to about 1024 of them (docs/benchmarks.md, issue 13's
-    eleventh pass). numpy radix-sorts narrower ones itself."""
+    eleventh pass). numpy radix-sorts narrower ones itself when asked for a stable sort, and
+    over 1024 of them that pays (its default sorts by comparisons too: 147,456 float16
+    patterns 2.47 ms, radix-sorted 0.33 ms; 300 of them 0.9 against 1.9 us)."""
+    if values.dtype.kind in "ui" and values.dtype.itemsize <= 2 and values.size > 1024:
+        return np.sort(values, kind="stable")
     if values.dtype.kind != "u" or values.dtype.itemsize < 4 or values.size <= 1024:
         return np.sort(values)
     out = np.array(values, order="C")  # a contiguous copy, sorted in place
@@ -290,7 +294,7 @@ def distinct_count(values: np.ndarray) -> tuple[int, int]:
     slots = 16
     while slots < 2 * values.size:
         slots *= 2
-    with lent_buffer(f"distinct{values.itemsize}", slots, values.dtype, keep=1, zeroed=True,
+    with lent_buffer(f"distinct{values.itemsize}", slots + 1, values.dtype, keep=1, zeroed=True,
                      keep_on_error=False) as table:
         return _native.distinct_count(np.ascontiguousarray(values), table)
 

@@ -1847,9 +1847,9 @@ done:
 
 /* How many distinct keys are among n 4- or 8-byte keys (any alignment), counting up to one
  * more than `limit`: keys go into an open-addressing table (linear probing, at most half full,
- * `slots` a power of two) until one more than `limit` distinct ones are in, so a mostly
- * distinct array answers after about `limit` keys, without the sort a count of them takes. Key
- * 0 marks an empty slot, so it is counted aside (*zeros: the zero keys seen). */
+ * 2**bits slots and one past them) until one more than `limit` distinct ones are in, so a
+ * mostly distinct array answers after about `limit` keys, without the sort a count of them
+ * takes. Key 0 marks an empty slot, so it is counted aside (*zeros: the zero keys seen). */
 #define DEF_DISTINCT(T)                                                                     \
     static Py_ssize_t distinct_upto_##T(const char *keys, Py_ssize_t n, Py_ssize_t limit,  \
                                         T *table, unsigned bits, Py_ssize_t *zeros) {      \
@@ -1858,8 +1858,12 @@ done:
         for (Py_ssize_t i = 0; i < n; i++) {                                               \
             T k;                                                                           \
             memcpy(&k, keys + i * (Py_ssize_t)sizeof(T), sizeof(T));                       \
-            z += !k; /* no branch on zero: sparse arrays would mispredict it */            \
+            /* no branch on zero (sparse arrays would mispredict it): a zero key goes to   \
+             * the slot past the table, always empty, which no other key reaches */        \
+            size_t zero = !k;                                                              \
+            z += (Py_ssize_t)zero;                                                         \
             size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> (64 - bits));     \
+            h = (h & (zero - 1)) | (zero << bits);                                         \
             while (table[h] && table[h] != k) h = (h + 1) & mask;                          \
             if (table[h]) continue;                                                        \
             table[h] = k;                                                                  \
@@ -1876,7 +1880,7 @@ DEF_DISTINCT(uint64_t)
 static Py_ssize_t count_distinct(const sc_arr *a, Py_ssize_t limit, Py_ssize_t *zeros) {
     unsigned bits = 4; /* slots: a power of two at least twice limit + 1 */
     while (((Py_ssize_t)1 << bits) < 2 * (limit + 1)) bits++;
-    void *table = PyMem_RawCalloc((size_t)1 << bits, (size_t)a->itemsize);
+    void *table = PyMem_RawCalloc(((size_t)1 << bits) + 1, (size_t)a->itemsize); /* + zero's */
     if (!table) {
         PyErr_NoMemory();
         return -1;
@@ -1918,8 +1922,8 @@ done:
 /* distinct_count(a, table) -> (distinct, zeros): how many distinct keys the 1-D `a` of 4- or
  * 8-byte keys holds (zero among them, if there), and how many of its keys are zero; by the
  * hash count of DEF_DISTINCT, without a sort. `table`: zeroed scratch of keys of a's size,
- * a power of two of them at least twice a's (the caller keeps it between calls: a fresh
- * one faulted in cost more than the count), left zeroed. */
+ * one more than a power of two of them at least twice a's (the caller keeps it between
+ * calls: a fresh one faulted in cost more than the count), left zeroed. */
 FASTCALL(distinct_count) {
     sc_bufs s = {.n = 0};
     sc_arr a = {0}, t = {0};
@@ -1927,15 +1931,16 @@ FASTCALL(distinct_count) {
     const char *fn = "distinct_count";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
     if (get(&s, args[0], 0, 0, "a", &a) < 0 || get(&s, args[1], 1, 0, "table", &t) < 0) goto done;
-    if ((a.itemsize != 4 && a.itemsize != 8) || t.itemsize != a.itemsize || t.n < 16 ||
-        (t.n & (t.n - 1)) || t.n < 2 * a.n || ((uintptr_t)t.p % (size_t)t.itemsize)) {
-        fail("%s: need 4- or 8-byte keys and an aligned table of them, a power of two at least "
-             "twice their count (got %zd keys of %zd bytes, a table of %zd of %zd)", fn, a.n,
+    const Py_ssize_t slots = t.n - 1; /* and one for zero */
+    if ((a.itemsize != 4 && a.itemsize != 8) || t.itemsize != a.itemsize || slots < 16 ||
+        (slots & (slots - 1)) || slots < 2 * a.n || ((uintptr_t)t.p % (size_t)t.itemsize)) {
+        fail("%s: need 4- or 8-byte keys and an aligned table of them, one more than a power "
+             "of two at least twice their count (got %zd keys of %zd bytes, a table of %zd of %zd)", fn, a.n,
              a.itemsize, t.n, t.itemsize);
         goto done;
     }
     unsigned bits = 0;
-    while (((Py_ssize_t)1 << bits) < t.n) bits++;
+    while (((Py_ssize_t)1 << bits) < slots) bits++;
     Py_ssize_t zeros = 0, d = 0;
     Py_BEGIN_ALLOW_THREADS
     if (a.n)
