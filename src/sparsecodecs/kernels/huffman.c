@@ -2048,25 +2048,33 @@ done:
  * bin, and no test for empty counts to mispredict). Rotation by 1 (every float) reads the
  * counts as two contiguous halves instead: the even x of a top byte are values hi*128 + j,
  * the odd ones 32768 + hi*128 + j, j = 0..127, so the loops vectorise. */
-static void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top, int64_t *planes,
-                                     int64_t *fine) {
+SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top,
+                                        int64_t *planes, int64_t *fine) {
     const uint32_t run = 1u << (16 - top); /* patterns per top field: 1..256 */
     int64_t *low = planes + 256;
     if (r == 1 && run >= 2) {
+        /* the low bytes' counts in two runs of 128 (even and odd bytes: contiguous, so the
+         * adds vectorise), interleaved once at the end */
+        int64_t low_even[128] = {0}, low_odd[128] = {0};
+        const uint32_t half = run / 2;
         for (uint32_t hi = 0; hi < 256; hi++) {
-            const int64_t *even = c + hi * 128, *odd = c + 32768 + hi * 128;
+            const int64_t *restrict even = c + hi * 128, *restrict odd = c + 32768 + hi * 128;
             int64_t hsum = 0;
             for (uint32_t j = 0; j < 128; j++) {
-                low[2 * j] += even[j];
-                low[2 * j + 1] += odd[j];
+                low_even[j] += even[j];
+                low_odd[j] += odd[j];
             }
-            for (uint32_t f0 = 0; f0 < 256; f0 += run) { /* x = hi*256 + f0 .. + run - 1 */
+            for (uint32_t j0 = 0; j0 < 128; j0 += half) { /* x = hi*256 + 2*j0 .. + run - 1 */
                 int64_t fsum = 0;
-                for (uint32_t j = f0 / 2; j < (f0 + run) / 2; j++) fsum += even[j] + odd[j];
-                fine[(hi << 8 | f0) >> (16 - top)] += fsum;
+                for (uint32_t j = j0; j < j0 + half; j++) fsum += even[j] + odd[j];
+                fine[(hi << 8 | 2 * j0) >> (16 - top)] += fsum;
                 hsum += fsum;
             }
             planes[hi] += hsum;
+        }
+        for (uint32_t j = 0; j < 128; j++) {
+            low[2 * j] += low_even[j];
+            low[2 * j + 1] += low_odd[j];
         }
         return;
     }
@@ -2087,6 +2095,10 @@ static void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top,
         planes[hi] += hsum;
     }
 }
+
+HUF_TWINS(value_hist16_counts_k, (const int64_t *c, unsigned r, unsigned top, int64_t *planes,
+                                  int64_t *fine),
+          { value_hist16_from_counts(c, r, top, planes, fine); return 0; })
 
 /* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
  * values per step, each counted in its own pair of tables, so that equal neighbours do not
@@ -2149,7 +2161,8 @@ static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, P
     int rc = 0, fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
     if (counted)
-        value_hist16_from_counts(vals.p, (unsigned)rot, (unsigned)top, planes.p, fine.p);
+        HUF_RUN(fast, value_hist16_counts_k, vals.p, (unsigned)rot, (unsigned)top, planes.p,
+                fine.p);
     else
         rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top,
                      planes.p, fine.p);
