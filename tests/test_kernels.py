@@ -961,44 +961,6 @@ def test_distinct_above_counts_as_np_unique(data: st.DataObject, dtype: type, si
         assert kernels.distinct_above(keys, limit) is (distinct > limit), (limit, distinct)
 
 
-@settings(max_examples=examples(80), deadline=None)
-@given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
-       size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
-def test_distinct_count_counts_as_np_unique(data: st.DataObject, dtype: type, size: int):
-    """distinct_count against np.unique: the distinct keys (zero among them) and the zero
-    keys, for keys from a few values with zero among them (zeros take no branch of their own
-    in the hash count), from a wide range, all distinct, and half zeros at random; the kept
-    table comes back zeroed for the next call."""
-    from sparsecodecs.codecs._common import _POOLS
-    from sparsecodecs.codecs._kernels import distinct_count
-
-    kind = data.draw(st.sampled_from(["wide", "few", "distinct", "half zeros"]))
-    if kind == "wide":
-        keys = data.draw(hnp.arrays(dtype, size))
-    elif kind == "few":
-        keys = data.draw(hnp.arrays(dtype, size, elements=st.sampled_from([0, 5, 1 << 12])))
-    else:
-        keys = np.random.default_rng(size).permutation(size).astype(dtype) + 1
-        if kind == "half zeros":
-            keys[np.random.default_rng(size + 1).random(size) < 0.5] = 0
-    assert distinct_count(keys) == (np.unique(keys).size, int(np.count_nonzero(keys == 0)))
-    assert distinct_count(keys[::-1]) == (np.unique(keys).size, int(np.count_nonzero(keys == 0)))
-    for table in _POOLS.__dict__.get(f"distinct{np.dtype(dtype).itemsize}", []):
-        assert not table.any()
-
-
-def test_distinct_count_refuses_a_table_that_does_not_fit():
-    from sparsecodecs.kernels import _native
-
-    keys = np.arange(100, dtype=np.uint32)
-    for table in (np.zeros(129, np.uint32), np.zeros(257, np.uint64), np.zeros(256, np.uint32),
-                  np.zeros(300, np.uint32), np.zeros(257, np.uint16)):
-        with pytest.raises(ValueError, match="table"):
-            _native.distinct_count(keys, table)
-    with pytest.raises(ValueError, match="4- or 8-byte"):
-        _native.distinct_count(keys.astype(np.uint16), np.zeros(257, np.uint16))
-
-
 def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
     """The planner's test of a sample (more than half distinct: no codebook) gives the same
     answer by the early-stopping hash count as off the sorted sample, on either side of the

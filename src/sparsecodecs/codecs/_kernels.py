@@ -23,7 +23,7 @@ import numpy as np
 
 from ..kernels import _native
 from ..registry import FrameLayoutError
-from ._common import PADDING_BITS_SET, check_field_bytes, lent_buffer
+from ._common import PADDING_BITS_SET, check_field_bytes
 
 
 @lru_cache(maxsize=1)
@@ -286,17 +286,6 @@ def distinct_above(values: np.ndarray, limit: int) -> bool:
     if values.dtype.kind != "u" or values.dtype.itemsize < 4:
         return unique_bits(values)[0].size > limit
     return bool(_native.distinct_above(np.ascontiguousarray(values), int(limit)))
-
-
-def distinct_count(values: np.ndarray) -> tuple[int, int]:
-    """(distinct patterns, zero patterns) of the 1-D unsigned 4- or 8-byte ``values``, by a
-    compiled hash count (no sort) in a table this thread keeps zeroed between calls."""
-    slots = 16
-    while slots < 2 * values.size:
-        slots *= 2
-    with lent_buffer(f"distinct{values.itemsize}", slots + 1, values.dtype, keep=1, zeroed=True,
-                     keep_on_error=False) as table:
-        return _native.distinct_count(np.ascontiguousarray(values), table)
 
 
 def sorted_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

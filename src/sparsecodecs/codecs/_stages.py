@@ -52,7 +52,6 @@ from ._common import lent_buffer, pack_fields, unpack_fields
 from ._kernels import (
     centroid_index,
     distinct_above,
-    distinct_count,
     gather_fields,
     gather_index,
     sorted_bits,
@@ -372,15 +371,13 @@ def decode_planes(
 
 class SortedSample:
     """:func:`sorted_sample` of ``values``, sorted at the first call and kept (a planner asks
-    several questions of it); ``ready`` once it is sorted. :meth:`distinct` counts its
-    distinct values without sorting it."""
+    several questions of it); ``ready`` once it is sorted."""
 
-    __slots__ = ("_distinct", "_sorted", "_values")
+    __slots__ = ("_sorted", "_values")
 
     def __init__(self, values: np.ndarray) -> None:
         self._values = values
         self._sorted: np.ndarray | None = None
-        self._distinct: tuple[int, int] | None = None
 
     def __call__(self) -> np.ndarray:
         if self._sorted is None:
@@ -391,44 +388,12 @@ class SortedSample:
     def ready(self) -> bool:
         return self._sorted is not None
 
-    @property
-    def size(self) -> int:
-        """How many values the sample holds."""
-        flat = self._values.reshape(-1)
-        return -(-flat.size // _sample_step(flat.size))
-
-    @property
-    def counted(self) -> bool:
-        """Whether :meth:`distinct` is known without a pass over the sample."""
-        return self._distinct is not None or self.ready
-
-    def distinct(self) -> tuple[int, int]:
-        """(distinct non-zero patterns, zero patterns) of the sample: off the sorted sample if
-        it is at hand, else by a hash count (4- and 8-byte patterns: 65536 float32 ones in
-        ~0.1 ms, a sort ~0.24 ms) or a sort."""
-        if self._distinct is None:
-            if self._sorted is None and self._values.dtype.itemsize >= 4:
-                flat = self._values.reshape(-1)
-                raw = np.ascontiguousarray(flat[:: _sample_step(flat.size)])
-                d, zeros = distinct_count(raw)
-                self._distinct = (d - (zeros > 0), zeros)
-            else:
-                s = self()
-                zeros = int(np.searchsorted(s, 0, "right")) if s.size and s[0] == 0 else 0
-                runs = int(np.count_nonzero(s[zeros + 1 :] != s[zeros:-1])) + 1
-                self._distinct = (runs if zeros < s.size else 0, zeros)
-        return self._distinct
-
-
-def _sample_step(size: int) -> int:
-    return max(1, size // 65536)
-
 
 def sorted_sample(values: np.ndarray) -> np.ndarray:
     """Every ``size // 65536``-th value of ``values`` (all of them up to 131071), sorted: what
     :func:`distinct_values` judges wide values by, and the planner's mode tests."""
     flat = values.reshape(-1)
-    return sorted_bits(flat[:: _sample_step(flat.size)])
+    return sorted_bits(flat[:: max(1, flat.size // 65536)])
 
 
 def unique_counts(
@@ -479,10 +444,7 @@ def distinct_values(
     # (numpy's hashing np.unique took 12 ms on 65536 float32 patterns, a sort 0.3 ms, the
     # hash count that stops at half of them 0.04 ms: docs/benchmarks.md, issue 13).
     if give_up_early:
-        if isinstance(sample, SortedSample) and sample.counted:  # counted for the fills
-            distinct, zeros = sample.distinct()
-            above = distinct + (zeros > 0) > min(limit, sample.size // 2)
-        elif _sorted_at_hand(sample):
+        if _sorted_at_hand(sample):
             assert sample is not None
             s = sample()
             above = s.size > 0 and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > min(

@@ -111,21 +111,12 @@ def _leading_zeros(sample: np.ndarray) -> int:
     return int(np.searchsorted(sample, 0, "right")) if sample.size and sample[0] == 0 else 0
 
 
-def _worth_counting(whole: SortedSample, itemsize: int) -> bool:
+def _worth_counting(sample: np.ndarray) -> bool:
     """For 32/64-bit values, whose exact mode takes a sort: does their :func:`sorted_sample`
-    (``whole``) repeat a non-zero pattern often enough (more than 1 in 64 * itemsize entries
-    beyond the zeros, the margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to
-    be worth computing? A pattern occurring ``run`` times or more is one equal to the pattern
-    ``run - 1`` places on in the sorted sample. Mostly distinct values answer without the sort:
-    ``d`` distinct non-zero patterns among ``n - zeros`` non-zero ones leave no pattern
-    ``run`` of them when ``d > n - zeros - run + 1``."""
-    n = whole.size
-    if not whole.ready:
-        d, zeros = whole.distinct()
-        run = zeros + n // (64 * itemsize) + 1
-        if run > n or d > n - zeros - run + 1:
-            return False
-    sample = whole()
+    repeat a non-zero pattern often enough (more than 1 in 64 * itemsize entries beyond the
+    zeros, the margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to be worth
+    computing? A pattern occurring ``run`` times or more is one equal to the pattern ``run - 1``
+    places on in the sorted sample."""
     zeros = _leading_zeros(sample)
     run = zeros + sample.size // (64 * sample.itemsize) + 1
     if run > sample.size:
@@ -135,20 +126,18 @@ def _worth_counting(whole: SortedSample, itemsize: int) -> bool:
 
 
 def _row_modes_worth_counting(
-    x: np.ndarray, zeros: int, whole: SortedSample | None = None
+    x: np.ndarray, zeros: int, sample: np.ndarray | None = None
 ) -> np.ndarray | None:
     """The modes of the rows of ``x`` if :func:`_worth_counting` holds per row, else None: the
     modes of <= 64 sampled columns of each row, counted over the whole rows, must beat the
     zeros by the same margin, less one entry a row (each row's fill is stored: a row whose mode
-    occurs once spares nothing). ``whole``: the :class:`SortedSample` of ``x`` if known; when
+    occurs once spares nothing). ``sample``: the :func:`sorted_sample` of ``x`` if known; when
     it holds every entry, no row is counted unless the tensor's repeats pass the margin: a
     row's mode spares its count less one, and the count of a non-zero pattern summed over the
-    rows it is the mode of, less one a row, is at most its count in the tensor less one (the
-    repeats: the non-zero entries less their distinct patterns, counted without a sort). Rows
+    rows it is the mode of, less one a row, is at most its count in the tensor less one. Rows
     of at most 127 entries are sampled whole, so their sampled modes are the modes."""
-    if whole is not None and whole.size == x.size:
-        distinct, zero_patterns = whole.distinct()
-        repeats = x.size - zero_patterns - distinct
+    if sample is not None and sample.size == x.size:
+        repeats = int(np.count_nonzero((sample[1:] == sample[:-1]) & (sample[1:] != 0)))
         if repeats * 64 * x.dtype.itemsize <= x.size:
             return None
     step = max(1, x.shape[1] // 64)
@@ -323,7 +312,7 @@ class Hybrid(Codec):
 
     def _fills(
         self, bits: np.ndarray, dtype: np.dtype[Any], zeros: int, counts: np.ndarray | None,
-        sample: SortedSample,
+        sample: Callable[[], np.ndarray],
     ) -> list[tuple[Any, Any]]:
         """``(label, fill)`` of each fill to try; fill None is zero, listed first if tried.
         ``counts``: :func:`value_counts` of ``bits``, when known; ``sample()``: their
@@ -334,7 +323,7 @@ class Hybrid(Codec):
         flat = bits.reshape(-1)
         # At least half zeros: zero is the mode. Wide values: a sample must show a repeat first.
         wide = flat.dtype.itemsize > 2
-        if 2 * zeros >= flat.size or (wide and not _worth_counting(sample, flat.itemsize)):
+        if 2 * zeros >= flat.size or (wide and not _worth_counting(sample())):
             mode = None
         else:
             if counts is not None:
@@ -349,12 +338,8 @@ class Hybrid(Codec):
         if rows > 1:
             x = bits.reshape(rows, cols)
             whole = wide and flat.size < 2 * 65536  # sorted_sample takes every value
-            if whole and 2 * zeros >= flat.size:
-                # sorted now rather than hash-counted: the kept values' own sample is read off
-                # it (_kept_sample)
-                sample()
             if flat.dtype.itemsize > 1:
-                modes = _row_modes_worth_counting(x, zeros, sample if whole else None)
+                modes = _row_modes_worth_counting(x, zeros, sample() if whole else None)
                 per_row = None if modes is None else compact_fill(modes)
             else:
                 per_row = compact_fill(row_modes(x))
@@ -364,7 +349,7 @@ class Hybrid(Codec):
 
     def _candidates(
         self, bits: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
-        sample: SortedSample | None = None, nnz: int | None = None,
+        sample: Callable[[], np.ndarray] | None = None, nnz: int | None = None,
         bound: Callable[[], int | None] | None = None,
     ) -> Iterator[_Layout]:
         """The layouts worth planning, one at a time; ``counts``: :func:`value_counts` of

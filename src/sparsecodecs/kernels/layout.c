@@ -1845,54 +1845,35 @@ done:
     return res;
 }
 
-/* How many distinct keys are among n 4- or 8-byte keys (any alignment), counting up to one
- * more than `limit`: keys go into an open-addressing table (linear probing, at most half full,
- * 2**bits slots and one past them) until one more than `limit` distinct ones are in, so a
- * mostly distinct array answers after about `limit` keys, without the sort a count of them
- * takes. Key 0 marks an empty slot, so it is counted aside (*zeros: the zero keys seen). */
+/* Whether more than `limit` distinct keys are among n 4- or 8-byte keys (any alignment): keys
+ * go into an open-addressing table (linear probing, at most half full, `slots` a power of two)
+ * until one more than `limit` distinct ones are in, so a mostly distinct array answers after
+ * about `limit` keys, without the sort a count of them takes. Key 0 marks an empty slot, so it
+ * is counted aside. */
 #define DEF_DISTINCT(T)                                                                     \
-    static Py_ssize_t distinct_upto_##T(const char *keys, Py_ssize_t n, Py_ssize_t limit,  \
-                                        T *table, unsigned bits, Py_ssize_t *zeros) {      \
+    static int distinct_above_##T(const char *keys, Py_ssize_t n, Py_ssize_t limit,        \
+                                  T *table, unsigned bits) {                               \
         const size_t mask = ((size_t)1 << bits) - 1;                                       \
-        Py_ssize_t added = 0, z = 0; /* every zero key is "added": stored as an empty slot */ \
+        Py_ssize_t distinct = 0;                                                           \
+        int zero = 0;                                                                      \
         for (Py_ssize_t i = 0; i < n; i++) {                                               \
             T k;                                                                           \
             memcpy(&k, keys + i * (Py_ssize_t)sizeof(T), sizeof(T));                       \
-            /* no branch on zero (sparse arrays would mispredict it): a zero key goes to   \
-             * the slot past the table, always empty, which no other key reaches */        \
-            size_t zero = !k;                                                              \
-            z += (Py_ssize_t)zero;                                                         \
-            size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> (64 - bits));     \
-            h = (h & (zero - 1)) | (zero << bits);                                         \
-            while (table[h] && table[h] != k) h = (h + 1) & mask;                          \
-            if (table[h]) continue;                                                        \
-            table[h] = k;                                                                  \
-            if (++added - z + (z > 0) > limit) break;                                      \
+            if (!k) {                                                                      \
+                if (zero) continue;                                                        \
+                zero = 1;                                                                  \
+            } else {                                                                       \
+                size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> (64 - bits)); \
+                while (table[h] && table[h] != k) h = (h + 1) & mask;                      \
+                if (table[h]) continue;                                                    \
+                table[h] = k;                                                              \
+            }                                                                              \
+            if (++distinct > limit) return 1;                                              \
         }                                                                                  \
-        *zeros = z;                                                                        \
-        return added - z + (z > 0);                                                        \
+        return 0;                                                                          \
     }
 DEF_DISTINCT(uint32_t)
 DEF_DISTINCT(uint64_t)
-
-/* The distinct keys of the 4- or 8-byte `a`, counted up to one more than `limit` (>= 0, < n):
- * -1 (an error set) or the count; *zeros as distinct_upto's. */
-static Py_ssize_t count_distinct(const sc_arr *a, Py_ssize_t limit, Py_ssize_t *zeros) {
-    unsigned bits = 4; /* slots: a power of two at least twice limit + 1 */
-    while (((Py_ssize_t)1 << bits) < 2 * (limit + 1)) bits++;
-    void *table = PyMem_RawCalloc(((size_t)1 << bits) + 1, (size_t)a->itemsize); /* + zero's */
-    if (!table) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t d;
-    Py_BEGIN_ALLOW_THREADS
-    d = a->itemsize == 4 ? distinct_upto_uint32_t(a->p, a->n, limit, table, bits, zeros)
-                         : distinct_upto_uint64_t(a->p, a->n, limit, table, bits, zeros);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(table);
-    return d;
-}
 
 /* distinct_above(a, limit) -> bool: whether the 1-D `a` of 4- or 8-byte keys holds more than
  * `limit` distinct ones (see DEF_DISTINCT). */
@@ -1912,43 +1893,20 @@ FASTCALL(distinct_above) {
         res = Py_NewRef(limit < 0 ? Py_True : Py_False);
         goto done;
     }
-    Py_ssize_t zeros, d = count_distinct(&a, limit, &zeros);
-    if (d >= 0) res = Py_NewRef(d > limit ? Py_True : Py_False);
-done:
-    sc_release(&s);
-    return res;
-}
-
-/* distinct_count(a, table) -> (distinct, zeros): how many distinct keys the 1-D `a` of 4- or
- * 8-byte keys holds (zero among them, if there), and how many of its keys are zero; by the
- * hash count of DEF_DISTINCT, without a sort. `table`: zeroed scratch of keys of a's size,
- * one more than a power of two of them at least twice a's (the caller keeps it between
- * calls: a fresh one faulted in cost more than the count), left zeroed. */
-FASTCALL(distinct_count) {
-    sc_bufs s = {.n = 0};
-    sc_arr a = {0}, t = {0};
-    PyObject *res = NULL;
-    const char *fn = "distinct_count";
-    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
-    if (get(&s, args[0], 0, 0, "a", &a) < 0 || get(&s, args[1], 1, 0, "table", &t) < 0) goto done;
-    const Py_ssize_t slots = t.n - 1; /* and one for zero */
-    if ((a.itemsize != 4 && a.itemsize != 8) || t.itemsize != a.itemsize || slots < 16 ||
-        (slots & (slots - 1)) || slots < 2 * a.n || ((uintptr_t)t.p % (size_t)t.itemsize)) {
-        fail("%s: need 4- or 8-byte keys and an aligned table of them, one more than a power "
-             "of two at least twice their count (got %zd keys of %zd bytes, a table of %zd of %zd)", fn, a.n,
-             a.itemsize, t.n, t.itemsize);
+    unsigned bits = 4; /* slots: a power of two at least twice limit + 1 */
+    while (((Py_ssize_t)1 << bits) < 2 * (limit + 1)) bits++;
+    void *table = PyMem_RawCalloc((size_t)1 << bits, (size_t)a.itemsize);
+    if (!table) {
+        PyErr_NoMemory();
         goto done;
     }
-    unsigned bits = 0;
-    while (((Py_ssize_t)1 << bits) < slots) bits++;
-    Py_ssize_t zeros = 0, d = 0;
+    int above;
     Py_BEGIN_ALLOW_THREADS
-    if (a.n)
-        d = a.itemsize == 4 ? distinct_upto_uint32_t(a.p, a.n, a.n, t.p, bits, &zeros)
-                            : distinct_upto_uint64_t(a.p, a.n, a.n, t.p, bits, &zeros);
-    memset(t.p, 0, (size_t)t.n * (size_t)t.itemsize);
+    above = a.itemsize == 4 ? distinct_above_uint32_t(a.p, a.n, limit, table, bits)
+                            : distinct_above_uint64_t(a.p, a.n, limit, table, bits);
     Py_END_ALLOW_THREADS
-    res = Py_BuildValue("(nn)", d, zeros);
+    PyMem_RawFree(table);
+    res = Py_NewRef(above ? Py_True : Py_False);
 done:
     sc_release(&s);
     return res;
@@ -2656,7 +2614,6 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
     M(distinct_above, "distinct_above(a, limit): more than limit distinct 4- or 8-byte keys?"),
-    M(distinct_count, "distinct_count(a, table) -> (distinct, zeros) of 4- or 8-byte keys"),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
