@@ -713,6 +713,32 @@ def test_huffman_cost_equals_the_lengths_the_encoder_assigns(counts: list[int], 
     assert bits == huff.coded_bits(c, huff.huffman_lengths(c, limit))
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 63, 64, 65, 4096])
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.1, 0.5])
+def test_huffman_cost_of_sparse_counts(size: int, density: float):
+    """Sparse histograms (runs of eight zero counts are skipped at once): the same total,
+    symbols, first and last symbol, and bits as counted one by one, at and around the
+    eight-count boundaries; a negative count anywhere is refused."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(size * 100 + int(density * 100))
+    c = np.where(rng.random(size) < density, rng.integers(1, 1 << 20, size), 0).astype(np.int64)
+    if density and not c.any():
+        c[rng.integers(0, size)] = 3
+    bits, total, used, first, last = hk.huffman_cost(c, 15)
+    nz = np.flatnonzero(c)
+    assert (total, used) == (c.sum(), nz.size)
+    if nz.size:
+        assert (first, last) == (nz[0], nz[-1])
+        lengths_bits = huff.coded_bits(c, huff.huffman_lengths(c, 15)) if nz.size > 1 else c.sum()
+        assert bits == lengths_bits
+    for at in {0, size // 2, size - 1}:
+        bad = c.copy()
+        bad[at] = -1
+        with pytest.raises(ValueError, match="non-negative"):
+            hk.huffman_cost(bad, 15)
+
+
 @settings(max_examples=examples(40))
 @given(
     rows=st.integers(1, 4),

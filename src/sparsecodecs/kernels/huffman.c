@@ -707,18 +707,37 @@ done:
  * used, first, last} (bits -1 when more than 2**limit symbols occur). Returns 0, -1 for a
  * negative count, -2 out of memory. */
 static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t r[5]) {
-    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0;
+    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0, neg = 0, i = 0;
+    uint64_t sum = 0; /* unsigned: a negative count (refused below) wraps, never overflows */
     int rc = 0;
-    for (int64_t i = 0; i < n; i++) {
+    /* runs of eight zero counts (most bins of a sparse histogram) are skipped at once */
+    for (; i + 8 <= n; i += 8) {
+        int64_t any = 0;
+        for (int j = 0; j < 8; j++) any |= ld64s(c, i + j);
+        if (!any) continue;
+        neg |= any;
+        for (int64_t j = i; j < i + 8; j++) {
+            int64_t v = ld64s(c, j);
+            if (v) {
+                if (!used) first = j;
+                last = j;
+                used++;
+                sum += (uint64_t)v;
+            }
+        }
+    }
+    for (; i < n; i++) {
         int64_t v = ld64s(c, i);
-        if (v < 0) return -1;
+        neg |= v;
         if (v) {
             if (!used) first = i;
             last = i;
             used++;
-            total += v;
+            sum += (uint64_t)v;
         }
     }
+    if (neg < 0) return -1;
+    total = (int64_t)sum;
     if (used == 1) bits = total;
     else if (used > ((int64_t)1 << limit)) bits = -1;
     else if (used > 1) {
