@@ -273,6 +273,22 @@ def test_canonical_codes_are_rfc1951_prefix_free_and_ordered(counts: np.ndarray,
     assert all(h <= nxt for h, nxt in zip(hi, lo[1:], strict=False))
 
 
+@pytest.mark.parametrize("size", [7, 8, 9, 64, 65, 4096])
+@pytest.mark.parametrize("used", [1, 2, 5, 40])
+def test_canonical_codes_of_sparse_alphabets(size: int, used: int):
+    """Canonical codes where most symbols are unused (runs of eight unused ones are passed over
+    at once): the codes RFC 1951 assigns, unused symbols code 0, in tables whose size is at
+    and around multiples of eight."""
+    rng = np.random.default_rng(size * 7 + used)
+    counts = np.zeros(size, np.int64)
+    k = min(used, size)
+    counts[rng.choice(size, k, replace=False)] = rng.integers(1, 1000, k)
+    lengths = huff.huffman_lengths(counts, MAX)
+    codes = huff.canonical_codes(lengths)
+    assert codes.tolist() == rfc1951_codes(lengths)
+    assert not codes[lengths == 0].any()
+
+
 def test_canonical_codes_of_a_known_code():
     # RFC 1951's example: lengths (3, 3, 3, 3, 3, 2, 4, 4) for symbols A..H
     lengths = np.array([3, 3, 3, 3, 3, 2, 4, 4], np.uint8)

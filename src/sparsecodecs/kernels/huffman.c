@@ -350,14 +350,36 @@ done:
 
 /* canonical_codes(lengths u8, codes u32 (w)) -> None. */
 static int canonical(const uint8_t *lengths, int64_t n, uint32_t *codes) {
-    int64_t count[17] = {0}, nxt[17] = {0};
-    for (int64_t s = 0; s < n; s++) {
+    int64_t count[17] = {0}, nxt[17] = {0}, s = 0;
+    /* eight lengths at a time: runs of unused symbols (most of a sparse alphabet) at once */
+    for (; s + 8 <= n; s += 8) {
+        uint64_t eight;
+        memcpy(&eight, lengths + s, 8);
+        if (!eight) continue;
+        for (int64_t t = s; t < s + 8; t++) {
+            if (lengths[t] > 16) return -1;
+            count[lengths[t]]++;
+        }
+    }
+    for (; s < n; s++) {
         if (lengths[s] > 16) return -1;
         count[lengths[s]]++;
     }
     count[0] = 0;
     for (int ln = 2; ln <= 16; ln++) nxt[ln] = (nxt[ln - 1] + count[ln - 1]) << 1;
-    for (int64_t s = 0; s < n; s++) {
+    for (s = 0; s + 8 <= n; s += 8) {
+        uint64_t eight;
+        memcpy(&eight, lengths + s, 8);
+        if (!eight) {
+            memset(codes + s, 0, 8 * sizeof(uint32_t));
+            continue;
+        }
+        for (int64_t t = s; t < s + 8; t++) {
+            unsigned ln = lengths[t];
+            codes[t] = ln ? (uint32_t)nxt[ln]++ : 0;
+        }
+    }
+    for (; s < n; s++) {
         unsigned ln = lengths[s];
         codes[s] = ln ? (uint32_t)nxt[ln]++ : 0;
     }
@@ -554,15 +576,29 @@ static int build_code_impl(const void *counts, int64_t n, int64_t limit, uint8_t
     int64_t used = 0, first = 0, last = 0;
     int rc = 0;
     memset(ln, 0, (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v = ld64s(counts, i);
-        if (v < 0 || v >= ((int64_t)1 << 46)) return -1;
+    uint64_t any_bits = 0, i = 0; /* a count outside 0 .. 2**46 - 1 sets a bit from 46 up */
+    for (; (int64_t)i + 8 <= n; i += 8) { /* runs of eight zero counts at once */
+        uint64_t any = 0;
+        for (int j = 0; j < 8; j++) any |= (uint64_t)ld64s(counts, (int64_t)i + j);
+        if (!any) continue;
+        any_bits |= any;
+        for (int64_t j = (int64_t)i; j < (int64_t)i + 8; j++)
+            if (ld64s(counts, j)) {
+                if (!used) first = j;
+                last = j;
+                used++;
+            }
+    }
+    for (; (int64_t)i < n; i++) {
+        int64_t v = ld64s(counts, (int64_t)i);
+        any_bits |= (uint64_t)v;
         if (v) {
-            if (!used) first = i;
-            last = i;
+            if (!used) first = (int64_t)i;
+            last = (int64_t)i;
             used++;
         }
     }
+    if (any_bits >> 46) return -1;
     if (used > ((int64_t)1 << limit)) return -3;
     if (used == 1) ln[first] = 1;
     if (used > 1) {
