@@ -337,7 +337,11 @@ class Hybrid(Codec):
         rows, cols = as_2d(bits.shape)
         if rows > 1:
             x = bits.reshape(rows, cols)
-            whole = wide and flat.size < 2 * 65536  # sorted_sample takes every value
+            # sorted_sample takes every value: its repeats may settle the rows without
+            # counting them. Not for a tensor at least half zeros, whose rows the row-mode
+            # kernel settles by their zero counts alone (a row at least half zeros has mode
+            # 0): sorting it cost more than the rows (768x80 float32 at 2:4, a sort of 61,440)
+            whole = wide and flat.size < 2 * 65536 and 2 * zeros < flat.size
             if flat.dtype.itemsize > 1:
                 modes = _row_modes_worth_counting(x, zeros, sample() if whole else None)
                 per_row = None if modes is None else compact_fill(modes)
