@@ -576,25 +576,26 @@ static int build_code_impl(const void *counts, int64_t n, int64_t limit, uint8_t
     int64_t used = 0, first = 0, last = 0;
     int rc = 0;
     memset(ln, 0, (size_t)n);
-    uint64_t any_bits = 0, i = 0; /* a count outside 0 .. 2**46 - 1 sets a bit from 46 up */
-    for (; (int64_t)i + 8 <= n; i += 8) { /* runs of eight zero counts at once */
+    uint64_t any_bits = 0; /* a count outside 0 .. 2**46 - 1 sets a bit from 46 up */
+    int64_t at = 0;
+    for (; at + 8 <= n; at += 8) { /* runs of eight zero counts at once */
         uint64_t any = 0;
-        for (int j = 0; j < 8; j++) any |= (uint64_t)ld64s(counts, (int64_t)i + j);
+        for (int j = 0; j < 8; j++) any |= (uint64_t)ld64s(counts, at + j);
         if (!any) continue;
         any_bits |= any;
-        for (int64_t j = (int64_t)i; j < (int64_t)i + 8; j++)
+        for (int64_t j = at; j < at + 8; j++)
             if (ld64s(counts, j)) {
                 if (!used) first = j;
                 last = j;
                 used++;
             }
     }
-    for (; (int64_t)i < n; i++) {
-        int64_t v = ld64s(counts, (int64_t)i);
+    for (; at < n; at++) {
+        int64_t v = ld64s(counts, at);
         any_bits |= (uint64_t)v;
         if (v) {
-            if (!used) first = (int64_t)i;
-            last = (int64_t)i;
+            if (!used) first = at;
+            last = at;
             used++;
         }
     }
@@ -743,16 +744,16 @@ done:
  * used, first, last} (bits -1 when more than 2**limit symbols occur). Returns 0, -1 for a
  * negative count, -2 out of memory. */
 static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t r[5]) {
-    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0, neg = 0, i = 0;
+    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0, neg = 0, at = 0;
     uint64_t sum = 0; /* unsigned: a negative count (refused below) wraps, never overflows */
     int rc = 0;
     /* runs of eight zero counts (most bins of a sparse histogram) are skipped at once */
-    for (; i + 8 <= n; i += 8) {
+    for (; at + 8 <= n; at += 8) {
         int64_t any = 0;
-        for (int j = 0; j < 8; j++) any |= ld64s(c, i + j);
+        for (int j = 0; j < 8; j++) any |= ld64s(c, at + j);
         if (!any) continue;
         neg |= any;
-        for (int64_t j = i; j < i + 8; j++) {
+        for (int64_t j = at; j < at + 8; j++) {
             int64_t v = ld64s(c, j);
             if (v) {
                 if (!used) first = j;
@@ -762,12 +763,12 @@ static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t
             }
         }
     }
-    for (; i < n; i++) {
-        int64_t v = ld64s(c, i);
+    for (; at < n; at++) {
+        int64_t v = ld64s(c, at);
         neg |= v;
         if (v) {
-            if (!used) first = i;
-            last = i;
+            if (!used) first = at;
+            last = at;
             used++;
             sum += (uint64_t)v;
         }
