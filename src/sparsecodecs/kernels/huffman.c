@@ -567,39 +567,57 @@ static void sort_i64(int64_t *a, int64_t n) {
     free(tmp);
 }
 
+/* One pass over counts c[0..n) (any alignment): how many are not 0 (*used), the first and
+ * last of those, their sum (wrapping: the caller refuses a negative count before using it)
+ * and the OR of every count, whose bits tell a count out of range (the sign bit: negative).
+ * Runs of eight zero counts (most of a sparse histogram) are passed over at once. */
+typedef struct {
+    int64_t used, first, last;
+    uint64_t sum, any;
+} huf_scan;
+
+SC_INLINE huf_scan scan_counts(const void *c, int64_t n) {
+    huf_scan r = {0, 0, 0, 0, 0};
+    int64_t at = 0;
+    for (; at + 8 <= n; at += 8) {
+        uint64_t any = 0;
+        for (int j = 0; j < 8; j++) any |= (uint64_t)ld64s(c, at + j);
+        if (!any) continue;
+        r.any |= any;
+        for (int64_t j = at; j < at + 8; j++) {
+            int64_t v = ld64s(c, j);
+            if (v) {
+                if (!r.used) r.first = j;
+                r.last = j;
+                r.used++;
+                r.sum += (uint64_t)v;
+            }
+        }
+    }
+    for (; at < n; at++) {
+        int64_t v = ld64s(c, at);
+        r.any |= (uint64_t)v;
+        if (v) {
+            if (!r.used) r.first = at;
+            r.last = at;
+            r.used++;
+            r.sum += (uint64_t)v;
+        }
+    }
+    return r;
+}
+
 /* The encoder's code for counts[0..n) (n <= 2**16): lengths (ln) and canonical codes; the
  * symbols that occur, and the first and last of them. 0, -1 (a count outside 0 .. 2**46 - 1),
  * -2 (no memory), -3 (more than 2**limit symbols occur). No Python calls: runs without the GIL. */
 static int build_code_impl(const void *counts, int64_t n, int64_t limit, uint8_t *ln,
                            uint32_t *codes, int64_t *used_out, int64_t *first_out,
                            int64_t *last_out) {
-    int64_t used = 0, first = 0, last = 0;
     int rc = 0;
     memset(ln, 0, (size_t)n);
-    uint64_t any_bits = 0; /* a count outside 0 .. 2**46 - 1 sets a bit from 46 up */
-    int64_t at = 0;
-    for (; at + 8 <= n; at += 8) { /* runs of eight zero counts at once */
-        uint64_t any = 0;
-        for (int j = 0; j < 8; j++) any |= (uint64_t)ld64s(counts, at + j);
-        if (!any) continue;
-        any_bits |= any;
-        for (int64_t j = at; j < at + 8; j++)
-            if (ld64s(counts, j)) {
-                if (!used) first = j;
-                last = j;
-                used++;
-            }
-    }
-    for (; at < n; at++) {
-        int64_t v = ld64s(counts, at);
-        any_bits |= (uint64_t)v;
-        if (v) {
-            if (!used) first = at;
-            last = at;
-            used++;
-        }
-    }
-    if (any_bits >> 46) return -1;
+    const huf_scan scan = scan_counts(counts, n);
+    const int64_t used = scan.used, first = scan.first, last = scan.last;
+    if (scan.any >> 46) return -1; /* a count outside 0 .. 2**46 - 1 sets a bit from 46 up */
     if (used > ((int64_t)1 << limit)) return -3;
     if (used == 1) ln[first] = 1;
     if (used > 1) {
@@ -744,37 +762,12 @@ done:
  * used, first, last} (bits -1 when more than 2**limit symbols occur). Returns 0, -1 for a
  * negative count, -2 out of memory. */
 static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t r[5]) {
-    int64_t bits = 0, total = 0, used = 0, first = 0, last = 0, neg = 0, at = 0;
-    uint64_t sum = 0; /* unsigned: a negative count (refused below) wraps, never overflows */
+    int64_t bits = 0;
     int rc = 0;
-    /* runs of eight zero counts (most bins of a sparse histogram) are skipped at once */
-    for (; at + 8 <= n; at += 8) {
-        int64_t any = 0;
-        for (int j = 0; j < 8; j++) any |= ld64s(c, at + j);
-        if (!any) continue;
-        neg |= any;
-        for (int64_t j = at; j < at + 8; j++) {
-            int64_t v = ld64s(c, j);
-            if (v) {
-                if (!used) first = j;
-                last = j;
-                used++;
-                sum += (uint64_t)v;
-            }
-        }
-    }
-    for (; at < n; at++) {
-        int64_t v = ld64s(c, at);
-        neg |= v;
-        if (v) {
-            if (!used) first = at;
-            last = at;
-            used++;
-            sum += (uint64_t)v;
-        }
-    }
-    if (neg < 0) return -1;
-    total = (int64_t)sum;
+    const huf_scan scan = scan_counts(c, n);
+    if ((int64_t)scan.any < 0) return -1; /* a negative count */
+    const int64_t total = (int64_t)scan.sum, used = scan.used, first = scan.first,
+                  last = scan.last;
     if (used == 1) bits = total;
     else if (used > ((int64_t)1 << limit)) bits = -1;
     else if (used > 1) {
