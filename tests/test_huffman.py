@@ -1360,6 +1360,33 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
         _GUARDS.clear()
 
 
+@pytest.mark.parametrize("zeros", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_histograms_of_16_bit_symbols_count_zeros_alike_at_every_simd_level(zeros: float):
+    """16-bit symbols, however many are zeros (a block more than a quarter zeros has its other
+    symbols packed and counted apart), are counted as numpy counts them at every SIMD level, for
+    lengths around the 512-symbol blocks and the 8-symbol steps, blocks exactly a quarter zeros
+    among them; a symbol outside the alphabet, anywhere, is refused at every level."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(int(zeros * 10))
+    base = rng.integers(1, 1 << 16, 4200).astype(np.uint16)
+    base[rng.random(base.size) < zeros] = 0
+    quarter = rng.integers(1, 1 << 16, 1024).astype(np.uint16)
+    quarter[rng.permutation(512)[:128]] = 0  # the first block exactly a quarter zeros
+    quarter[512 + rng.permutation(512)[:129]] = 0  # the second one zero over
+    cases = [base[:n] for n in (*range(20), 511, 512, 513, 519, 520, 1030, 4200)] + [quarter]
+    for symbols in cases:
+        want = np.bincount(symbols, minlength=1 << 16)
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                assert np.array_equal(hk.histogram(symbols, 1 << 16), want), (symbols.size, level)
+                top = int(symbols.max(initial=0))
+                if symbols.size and top:
+                    with pytest.raises(ValueError, match="outside the alphabet"):
+                        hk.histogram(symbols, top)
+
+
 @pytest.mark.parametrize("rotate", [0, 1, 15])
 @pytest.mark.parametrize("top", [8, 11, 12, 16])
 def test_value_histograms16_from_counts_equal_the_pass_over_the_values(rotate: int, top: int):
