@@ -436,6 +436,64 @@ def test_nm_split_edges(dtype: np.dtype, rows: list[int]):
     check_nm_split(np.repeat(x, 3, axis=0), 2, 4)
 
 
+def split_at_level(level: str, x: np.ndarray, fill: np.ndarray) -> tuple[int, bytes, bytes]:
+    """(first bad group or -1, codes, values) of nm_split_fill at 2:4 on ``x`` at ``level``
+    (codes and values up to the bad group: the rest is incomplete by contract)."""
+    rows, cols = x.shape
+    ngroups = rows * -(-cols // 4)
+    tables = nm_tables(2, 4)
+    with use_simd(level):
+        codes = garbage(ngroups, np.dtype(np.uint16))
+        values = garbage(2 * ngroups, x.dtype)
+        bad = kernels.nm_split_fill(x.reshape(-1), rows, cols, 4, tables.code_of_mask,
+                                    tables.positions, codes, values, fill)
+        assert_guard_intact(codes)
+        assert_guard_intact(values)
+    done = ngroups if bad < 0 else bad
+    return bad, codes[:done].tobytes(), values[: 2 * done].tobytes()
+
+
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+def test_nm_split_simd_path_writes_the_same_bytes_as_its_scalar_twin(dtype: np.dtype):
+    """2:4 splits of 2- and 4-byte entries (SSSE3: two groups or one a vector step; a row's last
+    whole group and its padded one as the scalar body) give the scalar twin's codes, values and
+    first bad group, at every row length up to 21 and an odd one of 1531: zero, one and per-row
+    fills; groups with fewer than two entries; a third entry in the first or second group of a
+    step, in the last whole group or in the padded one. The input ends at an inaccessible page
+    (a vector load past the last row would crash)."""
+    from test_huffman import guarded  # tests/ is on sys.path: pytest's default rootdir import
+
+    rng = np.random.default_rng(dtype.itemsize)
+    for cols in [*range(22), 1531]:
+        for rows in (1, 3):
+            ngroups = rows * -(-cols // 4)
+            fills = [np.zeros(1, dtype), np.array([7], dtype),
+                     rng.integers(1, 50, rows).astype(dtype)]
+            for fill in fills:
+                row_fill = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
+                x = np.zeros((rows, cols), dtype) + row_fill
+                for r in range(rows):  # 0 to 2 entries at random positions of each group
+                    for g0 in range(0, cols, 4):
+                        width = min(4, cols - g0)
+                        pos = rng.choice(width, rng.integers(0, min(2, width) + 1), replace=False)
+                        x[r, g0 + pos] = rng.integers(100, 250, pos.size)
+                groups = {0, 1, ngroups - 1, ngroups - 2, ngroups // 2} & set(range(ngroups))
+                for g in [None, *sorted(groups)]:
+                    y = x.copy()
+                    if g is not None:
+                        r, q = divmod(g, -(-cols // 4))
+                        width = min(4, cols - 4 * q)
+                        if width < 3:
+                            continue
+                        y[r, 4 * q : 4 * q + 3] = 99  # three entries: breaks 2:4
+                    z = guarded(y.tobytes()).view(dtype).reshape(rows, cols)
+                    scalar = split_at_level("scalar", z, fill)
+                    assert (scalar[0] >= 0) == (g is not None), (cols, rows, g)
+                    for level in LEVELS[1:]:
+                        assert split_at_level(level, z, fill) == scalar, (level, cols, rows, g)
+
+
 # -- csr_scatter -----------------------------------------------------------------------------
 
 

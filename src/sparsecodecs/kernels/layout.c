@@ -1298,6 +1298,77 @@ SC_INLINE Py_ssize_t nm_split_body(const void *restrict x, Py_ssize_t rows, Py_s
     return -1;
 }
 
+#if SC_X86
+/* nm_split_body for 2:4 over 2- and 4-byte entries (S), a vector of 16 bytes a step: two groups
+ * of 2-byte entries, one of 4-byte. The lanes equal to the row's fill give each group's mask,
+ * its code comes from code_of_mask and its n = 2 kept entries from a byte shuffle chosen by the
+ * mask (a mask whose code is -1 stops the split there, as in the scalar body; positions of a
+ * group with fewer than n entries point at fill entries, which the shuffle copies as the body
+ * does). A row's last whole group (2-byte entries) and its padded group go as the body's. */
+SC_TARGET("ssse3") static Py_ssize_t nm24_split_ssse3(const void *restrict x, Py_ssize_t rows,
+                                                      Py_ssize_t cols,
+                                                      const int32_t *restrict code_of_mask,
+                                                      const uint8_t *restrict pos,
+                                                      uint16_t *restrict codes, void *restrict v,
+                                                      const void *restrict fill, Py_ssize_t nfill,
+                                                      int S) {
+    uint64_t pick[16]; /* mask -> the shuffle's low 8 bytes: entries p0 and p1 of the group */
+    for (int mk = 0; mk < 16; mk++) {
+        const int32_t c = code_of_mask[mk];
+        const uint8_t *p = pos + 2 * (c < 0 ? 0 : c);
+        uint64_t sel = 0;
+        for (int t = 0; t < 2; t++)
+            for (int b = 0; b < S; b++) sel |= (uint64_t)(p[t] * S + b) << 8 * (t * S + b);
+        pick[mk] = sel;
+    }
+    const Py_ssize_t gpr = (cols + 3) / 4, full = cols / 4, step = S == 2 ? 2 : 1;
+    const uint8_t *xb = x;
+    uint8_t *vb = v;
+    Py_ssize_t g = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint64_t f = ld(fill, S, nfill > 1 ? r : 0);
+        const __m128i fv = S == 2 ? _mm_set1_epi16((short)f) : _mm_set1_epi32((int)f);
+        const uint8_t *row = xb + r * cols * S;
+        Py_ssize_t q = 0;
+        for (; q + step <= full; q += step, g += step) {
+            const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(row + 4 * q * S));
+            unsigned ne;
+            if (S == 2)
+                ne = ~(unsigned)_mm_movemask_epi8(
+                         _mm_packs_epi16(_mm_cmpeq_epi16(a, fv), _mm_setzero_si128())) & 0xffu;
+            else
+                ne = ~(unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(a, fv))) & 0xfu;
+            /* the step's values are stored first (a bad group's are inside the output too):
+             * a bad second group leaves the first one complete, as the body does */
+            uint64_t sel = pick[ne & 15];
+            if (S == 2) sel |= (pick[ne >> 4] + 0x08080808u) << 32;
+            const __m128i kept = _mm_shuffle_epi8(a, _mm_loadl_epi64((const __m128i *)(const void *)&sel));
+            _mm_storel_epi64((__m128i *)(void *)(vb + 2 * g * S), kept);
+            const int32_t c0 = code_of_mask[ne & 15];
+            if (SC_UNLIKELY(c0 < 0)) return g;
+            codes[g] = (uint16_t)c0;
+            if (S == 2) {
+                const int32_t c1 = code_of_mask[ne >> 4];
+                if (SC_UNLIKELY(c1 < 0)) return g + 1;
+                codes[g + 1] = (uint16_t)c1;
+            }
+        }
+        for (; q < gpr; q++, g++) {
+            const Py_ssize_t base = r * cols + 4 * q, width = cols - 4 * q < 4 ? cols - 4 * q : 4;
+            unsigned mk = 0;
+            for (Py_ssize_t i = 0; i < width; i++) mk |= (unsigned)(ld(x, S, base + i) != f) << i;
+            const int32_t c = code_of_mask[mk];
+            if (c < 0) return g;
+            codes[g] = (uint16_t)c;
+            const uint8_t *p = pos + 2 * c;
+            for (int t = 0; t < 2; t++)
+                st(v, S, 2 * g + t, p[t] < width ? ld(x, S, base + p[t]) : f);
+        }
+    }
+    return -1;
+}
+#endif
+
 /* nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill) */
 FASTCALL(nm_split) {
     sc_bufs s = {.n = 0};
@@ -1328,8 +1399,17 @@ FASTCALL(nm_split) {
             goto done;
         }
     Py_ssize_t bad, size = x.itemsize;
+    const int simd = sc_simd >= SC_SIMD_SSSE3;
     Py_BEGIN_ALLOW_THREADS
 #define NSP(S, M, N) nm_split_body(x.p, rows, cols, M, cp, pos.p, N, codes.p, vals.p, fill.p, fill.n, S)
+#if SC_X86
+    if (m == 4 && n == 2 && (size == 2 || size == 4) && simd)
+        bad = size == 2 ? nm24_split_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
+                                           fill.n, 2)
+                        : nm24_split_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
+                                           fill.n, 4);
+    else
+#endif
     if (m == 4 && n == 2 && size == 2) bad = NSP(2, 4, 2);
     else if (m == 4 && n == 2 && size == 1) bad = NSP(1, 4, 2);
     else if (m == 4 && n == 2 && size == 4) bad = NSP(4, 4, 2);
