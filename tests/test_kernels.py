@@ -1042,3 +1042,35 @@ def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
             assert (a is None) is (b is None) is (distinct > half), (size, distinct)
             if b is None:  # told without a sort
                 assert not hashed.ready
+
+
+def _pack_codes_reference(codes: np.ndarray, ncodes: int) -> bytes:
+    """Base-``ncodes`` words the slow way: one Python integer per word."""
+    from sparsecodecs.codecs._nm import pattern_packing
+
+    word, k = pattern_packing(ncodes)
+    words = []
+    for start in range(0, codes.size, k):
+        words.append(sum(int(c) * ncodes**j for j, c in enumerate(codes[start:start + k])))
+    return np.array(words, f"<u{word // 8}").tobytes()
+
+
+@pytest.mark.parametrize("ncodes", [2, 3, 6, 7, 70, 255, 256, 257, 4096, 65536])
+def test_pack_codes_writes_the_words_a_python_reference_writes(ncodes: int) -> None:
+    from sparsecodecs.codecs._nm import pack_codes
+
+    rng = np.random.default_rng(ncodes)
+    for n in [0, 1, 2, 3, 5, 8, 9, 17, 64, 1001]:  # ragged and whole last words
+        codes = rng.integers(0, ncodes, n).astype(np.uint16)
+        codes[-1:] = ncodes - 1  # the largest digit, where there is one
+        assert pack_codes(codes, ncodes).tobytes() == _pack_codes_reference(codes, ncodes)
+
+
+def test_pack_codes_rejects_a_code_outside_its_alphabet() -> None:
+    from sparsecodecs.codecs._nm import pack_codes
+    from sparsecodecs.registry import PatternError
+
+    codes = np.zeros(10, np.uint16)
+    codes[7] = 6
+    with pytest.raises(PatternError, match="below ncodes=6, got 6"):
+        pack_codes(codes, 6)

@@ -226,6 +226,13 @@ def csr_rows_increasing(indptr: np.ndarray, indices: np.ndarray) -> bool:
     return bool(rc)
 
 
+def nm_pack_codes(codes: np.ndarray, ncodes: int, k: int, out: np.ndarray) -> bool:
+    """uint16 ``codes`` as base-``ncodes`` digits, ``k`` a word of ``out`` (code i is digit
+    ``i % k`` of word ``i // k``; a last word's missing digits 0). False if a code is
+    ``>= ncodes`` (``out`` incomplete)."""
+    return bool(_native.nm_pack_codes(codes, ncodes, k, out))
+
+
 def nm_codes_from_mask(mask: np.ndarray, m: int, code_of: np.ndarray,
                        codes: np.ndarray) -> bool:
     """Pattern codes of N:M groups read straight from an LSB-first non-zero mask.

@@ -130,14 +130,10 @@ def _byte_lut(ncodes: int, k: int) -> np.ndarray:
 def pack_codes(codes: np.ndarray, ncodes: int) -> np.ndarray:
     """Pattern codes packed as base-``ncodes`` digits into words (see :func:`pattern_packing`)."""
     word, k = pattern_packing(ncodes)
-    nwords = -(-codes.size // k)
-    padded = np.zeros(nwords * k, np.uint64)
-    padded[: codes.size] = codes
-    digits = padded.reshape(nwords, k)
-    acc = np.zeros(nwords, np.uint64)
-    for j in range(k - 1, -1, -1):
-        acc = acc * np.uint64(ncodes) + digits[:, j]
-    return acc.astype(f"<u{word // 8}")
+    out = np.empty(-(-codes.size // k), f"u{word // 8}")  # native words, as the kernel writes
+    if not _kernels.nm_pack_codes(np.ascontiguousarray(codes, np.uint16), ncodes, k, out):
+        raise PatternError(f"pattern codes must be below ncodes={ncodes}, got {int(codes.max())}")
+    return out.astype(f"<u{word // 8}", copy=False)
 
 
 def _unpack_codes(words: np.ndarray, ncodes: int, count: int) -> np.ndarray:

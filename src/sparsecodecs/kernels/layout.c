@@ -1487,6 +1487,69 @@ done:
     return res;
 }
 
+/* Pack codes[0..n) as base-nc digits, k a word (the first code the lowest digit, a last
+ * word's missing digits 0) into words of S bytes; returns whether every code is < nc. */
+SC_INLINE int pack_codes_body(const uint16_t *restrict c, Py_ssize_t n, uint64_t nc, Py_ssize_t k,
+                              void *restrict out, Py_ssize_t S) {
+    uint64_t over = 0; /* any code >= nc */
+    Py_ssize_t w = 0;
+    for (; (w + 1) * k <= n; w++) {
+        const uint16_t *d = c + w * k;
+        uint64_t acc = 0;
+        for (Py_ssize_t j = k - 1; j >= 0; j--) {
+            over |= d[j] >= nc;
+            acc = acc * nc + d[j];
+        }
+        st(out, S, w, acc);
+    }
+    if (w * k < n) {
+        uint64_t acc = 0;
+        for (Py_ssize_t j = n - 1; j >= w * k; j--) {
+            over |= c[j] >= nc;
+            acc = acc * nc + c[j];
+        }
+        st(out, S, w, acc);
+    }
+    return !over;
+}
+
+/* nm_pack_codes(codes u16, ncodes, k, out) -> whether every code is < ncodes (out is complete
+ * then): codes[i] is digit i % k of word i // k of out (1-, 2-, 4- or 8-byte words, which
+ * must hold ncodes**k values). */
+FASTCALL(nm_pack_codes) {
+    sc_bufs s = {.n = 0};
+    sc_arr codes = {0}, out = {0};
+    int64_t nc, k;
+    PyObject *res = NULL;
+    const char *fn = "nm_pack_codes";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 2, "codes", &codes) < 0 || sc_i64(args[1], &nc) < 0 ||
+        sc_i64(args[2], &k) < 0 || get(&s, args[3], 1, 0, "out", &out) < 0 ||
+        item_ok(&out, fn, "out") < 0)
+        goto done;
+    int fits = nc >= 1 && nc <= 0x10000 && k >= 1 && k <= 64;
+    uint64_t top = 1; /* ncodes**k, up to the word's range */
+    for (int64_t i = 0; fits && i < k; i++) {
+        if (out.itemsize < 8 && top * (uint64_t)nc > ((uint64_t)1 << (8 * out.itemsize))) fits = 0;
+        else if (out.itemsize == 8 && top > UINT64_MAX / (uint64_t)nc) fits = 0;
+        else top *= (uint64_t)nc;
+    }
+    if (!fits || out.n != (codes.n + k - 1) / k) {
+        fail("%s: sizes do not fit (%zd codes, ncodes %lld, k %lld, %zd words of %zd bytes)", fn,
+             codes.n, (long long)nc, (long long)k, out.n, out.itemsize);
+        goto done;
+    }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    if (nc == 6 && k == 3 && out.itemsize == 1) ok = pack_codes_body(codes.p, codes.n, 6, 3, out.p, 1);
+    else ok = pack_codes_body(codes.p, codes.n, (uint64_t)nc, k, out.p, out.itemsize);
+    Py_END_ALLOW_THREADS
+    res = PyBool_FromLong(ok);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* -- CSR / CSC ------------------------------------------------------------------------------ */
 
 /* Scatter rows r of data/indices (pointers indptr) into out (major x minor). The pointers
@@ -2684,6 +2747,7 @@ PyMethodDef sc_layout_methods[] = {
                   " -> 0, -2 bad code."),
     M(nm24_compose, "nm24_compose(packed, lut, ngroups, shifts, values, out, threads)."),
     M(nm2_compose_codes, "nm2_compose_codes(codes, shifts, values, out) -> 0, -2 bad code."),
+    M(nm_pack_codes, "nm_pack_codes(codes, ncodes, k, out) -> every code < ncodes: base-ncodes words."),
     M(nm_split, "nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill)"
                 " -> first bad group or -1."),
     M(nm_codes_from_mask, "nm_codes_from_mask(mask, m, code_of, codes) -> bool."),
