@@ -1074,3 +1074,12 @@ def test_pack_codes_rejects_a_code_outside_its_alphabet() -> None:
     codes[7] = 6
     with pytest.raises(PatternError, match="below ncodes=6, got 6"):
         pack_codes(codes, 6)
+
+
+@pytest.mark.parametrize("ncodes", [0, 1])
+def test_pattern_packing_refuses_an_alphabet_of_fewer_than_two_codes(ncodes: int) -> None:
+    from sparsecodecs.codecs._nm import pattern_packing
+    from sparsecodecs.registry import PatternError
+
+    with pytest.raises(PatternError, match="at least 2 codes"):
+        pattern_packing(ncodes)

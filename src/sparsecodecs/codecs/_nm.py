@@ -93,7 +93,10 @@ def pattern_packing(ncodes: int) -> tuple[int, int]:
 
     Codes are packed as base-``ncodes`` digits into little-endian words of 8, 16, 32 or 64 bits;
     the densest choice wins, ties going to the smaller word (2:4: 3 codes per byte).
+    Raises PatternError for an alphabet of fewer than two codes (n:m with n >= m).
     """
+    if ncodes < 2:
+        raise PatternError(f"an N:M pattern alphabet needs at least 2 codes, got {ncodes}")
     best = (8, 1)
     best_bits = float("inf")
     for word in (8, 16, 32, 64):
