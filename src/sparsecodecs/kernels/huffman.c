@@ -1838,7 +1838,8 @@ HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *c
  * chosen by the lanes that are not zero) and counted from there, the zeros added once (~64
  * us; below a quarter the packing cost more than it saved). */
 #define HIST_BLOCK 512
-static uint8_t hist_pack[256][16]; /* lanes not zero (a bit each) -> the shuffle packing them */
+/* lanes not zero (a bit each) -> the shuffle packing them (read by aligned loads) */
+static uint8_t hist_pack[256][16] __attribute__((aligned(16)));
 static void hist_pack_init(void) {
     for (int m = 0; m < 256; m++) {
         int k = 0;
