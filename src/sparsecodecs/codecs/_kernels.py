@@ -229,7 +229,7 @@ def csr_rows_increasing(indptr: np.ndarray, indices: np.ndarray) -> bool:
 def nm_pack_codes(codes: np.ndarray, ncodes: int, k: int, out: np.ndarray) -> bool:
     """uint16 ``codes`` as base-``ncodes`` digits, ``k`` a word of ``out`` (code i is digit
     ``i % k`` of word ``i // k``; a last word's missing digits 0). False if a code is
-    ``>= ncodes`` (``out`` incomplete)."""
+    ``>= ncodes`` (then ``out`` holds no valid words)."""
     return bool(_native.nm_pack_codes(codes, ncodes, k, out))
 
 

