@@ -127,6 +127,32 @@ def test_fused_twins_write_the_same_bytes_on_any_thread_count(spread):
                 np.testing.assert_array_equal(bits32(y), bits32(out[0]), err_msg=f"{shape}")
 
 
+@pytest.mark.parametrize("spread", [False, True], ids=["plain", "escapes"])
+def test_the_fused_product_reads_nothing_past_its_sections(monkeypatch, spread):
+    """Every section handed to the kernel ends where an inaccessible page starts: a load of the
+    last block's pattern or exponent bytes past its row's end (the AVX-512 level takes whole
+    words unchecked before the last ones) crashes instead of passing unseen."""
+    from sparsecodecs.compute import products
+    from test_huffman import guarded
+
+    real = products.kn.window_matmul
+
+    def at_page_ends(*args: Any) -> int:
+        moved = [guarded(a.tobytes()).view(a.dtype) for a in args[:5]]
+        return int(real(*moved, *args[5:]))
+
+    for shape in [*SHAPES, (3, 256), (2, 4096)]:
+        frame = sc.get_codec("window").encode(weight(shape, shape[1], spread))
+        x = np.random.default_rng(2).standard_normal((2, shape[1])).astype(np.float32)
+        for level in [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]:
+            with use_simd(level):
+                want = sc.matmul(x, frame)
+                with monkeypatch.context() as m:
+                    m.setattr(products.kn, "window_matmul", at_page_ends)
+                    got = sc.matmul(x, frame)
+            np.testing.assert_array_equal(bits32(got), bits32(want), err_msg=f"{shape} {level}")
+
+
 def test_fused_product_equals_nms_fused_product_bit_for_bit():
     """On whole blocks both kernels sum the same lanes in the same order: the same bytes."""
     for shape in [(8, 64), (5, 128), (3, 4096)]:

@@ -2267,10 +2267,13 @@ static void win_quad_init(void) {
         }
 }
 
-SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx512_nb(
-    const win_job *J, int64_t r0, int64_t r1, const int NB) {
-    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
-    const __m512i etab = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)J->etab));
+/* Block k of a row on the AVX-512 level: its 16 kept values as float32 bit patterns (the
+ * result) and their x gather indices (*idx). FAST: the block's loads (4 pattern bytes at 3k,
+ * the exponent codes' 4-byte words at 6k and 6k + 3) stay inside the buffers and are taken
+ * unchecked, the words broadcast from memory. */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512i win_block512(
+    const uint8_t *prow, const uint8_t *erow, const uint8_t *rrow, const uint8_t *pend,
+    const uint8_t *eend, int64_t k, __m512i etab, __m512i *idx, const int FAST) {
     const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
     const __m512i seven = _mm512_set1_epi32(7), keep = _mm512_set1_epi32((int)0x807F0000u);
     const __m512i high = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
@@ -2280,46 +2283,92 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
         11, 11, -1, -1, 10, 10, -1, -1, 9, 9, -1, -1, 8, 8, -1, -1,
         7, 7, -1, -1, 6, 6, -1, -1, 5, 5, -1, -1, 4, 4, -1, -1,
         3, 3, -1, -1, 2, 2, -1, -1, 1, 1, -1, -1, 0, 0, -1, -1);
+    uint32_t pw;
+    __m512i words;
+    if (FAST) {
+        memcpy(&pw, prow + 3 * k, 4);
+        pw &= 0xFFFFFFu;
+        int32_t ca, cb; /* bits 24+ are shifted out of the 3-bit fields read */
+        memcpy(&ca, erow + 6 * k, 4);
+        memcpy(&cb, erow + 6 * k + 3, 4);
+        words = _mm512_mask_set1_epi32(_mm512_set1_epi32(ca), 0xFF00, cb);
+    } else {
+        uint32_t ca, cb;
+        pw = win_ld24(prow + 3 * k, pend);
+        win_codes(erow, eend, k, &ca, &cb);
+        words = _mm512_mask_set1_epi32(_mm512_set1_epi32((int)ca), 0xFF00, (int)cb);
+    }
+    *idx = _mm512_add_epi32(_mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(win_quad + (pw & 0xFFF) * 8))),
+        _mm256_loadu_si256((const __m256i *)(win_quad + (pw >> 12) * 8)), 1), high);
+    const __m512i codes = _mm512_and_si512(_mm512_srlv_epi32(words, shifts), seven);
+    const __m512i ex = _mm512_permutexvar_epi32(codes, etab);
+    const __m512i rr = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
+    return _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(rr, spread), keep, ex, 0xEA);
+}
+
+/* Block k's product into acc[0..NB) (x: the batch's rows, `cols` apart). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void win_fma512(
+    const float *xrows, int64_t cols, int64_t k, __m512i v, __m512i idx, __m512 *acc,
+    const int NB) {
+    for (int b = 0; b < NB; b++) {
+        const float *xq = xrows + b * cols + 32 * k;
+        const __m512 g = _mm512_permutex2var_ps(_mm512_loadu_ps(xq), idx, _mm512_loadu_ps(xq + 16));
+        acc[b] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), g, acc[b]);
+    }
+}
+
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx512_nb(
+    const win_job *J, int64_t r0, int64_t r1, const int NB) {
+    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
+    const __m512i etab = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)J->etab));
     const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
     const int64_t nesc = J->nesc, *esc = J->esc;
+    const float *const xrows = J->xrows;
     int64_t e = win_first_escape(J, r0 * gpr * 2);
     for (int64_t r = r0; r < r1; r++) {
         win_row_t w;
         int err = win_row(J, r, &w);
         if (err) return err;
         const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
+        /* blocks below kfast take their loads unchecked (win_block512's FAST) */
+        int64_t kfast = nblk;
+        if (pend - prow < 4) kfast = 0;
+        else if ((pend - prow - 4) / 3 + 1 < kfast) kfast = (pend - prow - 4) / 3 + 1;
+        if (eend - erow < 7) kfast = 0;
+        else if ((eend - erow - 7) / 6 + 1 < kfast) kfast = (eend - erow - 7) / 6 + 1;
         __m512i badv = _mm512_setzero_si512(), badi = badv;
         __m512 acc[WIN_MAX_NB];
         for (int b = 0; b < NB; b++) acc[b] = _mm512_setzero_ps();
         const int64_t vrow = r * gpr * 2;
-        int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX;
-        for (int64_t k = 0; k < nblk; k++) {
-            const uint32_t pw = win_ld24(prow + 3 * k, pend);
-            uint32_t ca, cb;
-            win_codes(erow, eend, k, &ca, &cb);
-            const __m512i idx = _mm512_add_epi32(_mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(win_quad + (pw & 0xFFF) * 8))),
-                _mm256_loadu_si256((const __m256i *)(win_quad + (pw >> 12) * 8)), 1), high);
+        for (int64_t k = 0; k < nblk;) {
+            /* the block of the next escape (rare): blocks before it, and before kfast, run
+             * the plain loop; that block, or one past kfast, the checked step below */
+            const int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX;
+            const int64_t kesc = next < 0 ? 0 : next / 16 < nblk ? next / 16 : nblk;
+            const int64_t kend = kesc < kfast ? kesc : kfast;
+            for (; k < kend; k++) {
+                __m512i idx;
+                const __m512i v = win_block512(prow, erow, rrow, pend, eend, k, etab, &idx, 1);
+                badi = _mm512_or_si512(badi, idx);
+                badv = _mm512_or_si512(badv, v);
+                win_fma512(xrows, cols, k, v, idx, acc, NB);
+            }
+            if (k == nblk) break;
+            __m512i idx;
+            __m512i v = k < kfast ? win_block512(prow, erow, rrow, pend, eend, k, etab, &idx, 1)
+                                  : win_block512(prow, erow, rrow, pend, eend, k, etab, &idx, 0);
             badi = _mm512_or_si512(badi, idx);
-            const __m512i codes = _mm512_and_si512(_mm512_srlv_epi32(_mm512_inserti64x4(
-                _mm512_set1_epi32((int)ca), _mm256_set1_epi32((int)cb), 1), shifts), seven);
-            const __m512i ex = _mm512_permutexvar_epi32(codes, etab);
-            const __m512i rr = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
-            __m512i v = _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(rr, spread), keep, ex, 0xEA);
-            badv = _mm512_or_si512(badv, ex);
-            if (next < 16 * k + 16) { /* an escape in this block (rare) */
-                uint32_t tmp[16];
+            badv = _mm512_or_si512(badv, v);
+            if (k == kesc) {
+                uint32_t tmp[16], ca, cb;
+                win_codes(erow, eend, k, &ca, &cb);
                 _mm512_storeu_si512(tmp, v);
                 if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) return err;
-                next = e < nesc ? esc[e] - vrow : INT64_MAX;
                 v = _mm512_loadu_si512(tmp);
             }
-            for (int b = 0; b < NB; b++) {
-                const float *xq = J->xrows + b * cols + 32 * k;
-                const __m512 g = _mm512_permutex2var_ps(_mm512_loadu_ps(xq), idx,
-                                                        _mm512_loadu_ps(xq + 16));
-                acc[b] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), g, acc[b]);
-            }
+            win_fma512(xrows, cols, k, v, idx, acc, NB);
+            k++;
         }
         if (_mm512_test_epi32_mask(badi, _mm512_set1_epi32(32)) ||
             _mm512_test_epi32_mask(badv, _mm512_set1_epi32(1)))
