@@ -1971,11 +1971,12 @@ typedef struct {
  * (a frame's bad code reads x lane 0, and bit 3, which no valid index has, reports it). */
 static int32_t win_pair[64 * 8];
 
-/* win_lane[p * 36 + p']: for the pair codes p = 6 a + b of groups (q, q+1) and p' = 6 c + d
- * of (q+2, q+3), the byte offsets in nm24_lane_pair of the code pairs (a, c) (low half) and
- * (b, d) (high half), as nm24_gather takes them. Sized for any two 6-bit codes; an entry with a
- * code above 35 is 0 (and the row loop reports the code). */
-static uint32_t win_lane[63 * 36 + 64];
+/* win_lane[p | p' << 6]: for the pair codes p = 6 a + b of groups (q, q+1) and p' = 6 c + d
+ * of (q+2, q+3) (12 bits of the pattern, as stored), the byte offsets in nm24_lane_pair of the
+ * code pairs (a, c) (bits 0-14) and (b, d) (bits 16-30), as nm24_gather takes them. An entry
+ * with a code above 35 has offsets 0 and bit 15 set (WIN_LANE_BAD), which the row loop reports. */
+#define WIN_LANE_BAD 0x8000u
+static uint32_t win_lane[4096];
 
 static void win_quad_init(void);
 
@@ -1983,10 +1984,11 @@ static void win_init(void) {
     nm24_init();
     memcpy(win_pair, nm24_pair, sizeof nm24_pair);
     for (int i = 36 * 8; i < 64 * 8; i++) win_pair[i] = 8;
-    for (int p = 0; p < 36; p++)
-        for (int p2 = 0; p2 < 36; p2++)
-            win_lane[p * 36 + p2] = (uint32_t)((p / 6 * 6 + p2 / 6) * 32) |
-                                    (uint32_t)((p % 6 * 6 + p2 % 6) * 32) << 16;
+    for (int p = 0; p < 64; p++)
+        for (int p2 = 0; p2 < 64; p2++)
+            win_lane[p | p2 << 6] = p >= 36 || p2 >= 36 ? WIN_LANE_BAD
+                                    : (uint32_t)((p / 6 * 6 + p2 / 6) * 32) |
+                                      (uint32_t)((p % 6 * 6 + p2 % 6) * 32) << 16;
 #if SC_X86
     win_quad_init();
 #endif
@@ -2153,11 +2155,18 @@ static int64_t win_rows_scalar(const void *job, int64_t r0, int64_t r1) {
 }
 
 #if SC_X86
-/* Rows [r0, r1) with NB (1..4) columns of x; see the section comment. */
-SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64_t r0,
-                                                          int64_t r1, const int NB) {
-    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
-    const __m256i etab = _mm256_loadu_si256((const __m256i *)J->etab);
+/* Block k of a row on the AVX2 level: its 16 kept values as float32 bit patterns (va: values
+ * 0-7, vb: 8-15) and the win_lane entries of its two pairs of pair codes (o01, o23). FAST:
+ * the block's loads (4 pattern bytes at 3k, the exponent codes' 4-byte words at 6k and
+ * 6k + 3) stay inside the buffers and are taken unchecked. */
+typedef struct {
+    __m256i va, vb;
+    uint32_t o01, o23;
+} win_blk2_t;
+
+SC_TARGET("avx2,fma") SC_INLINE win_blk2_t win_block256(
+    const uint8_t *prow, const uint8_t *erow, const uint8_t *rrow, const uint8_t *pend,
+    const uint8_t *eend, int64_t k, __m256i etab, const int FAST) {
     const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
     const __m256i seven = _mm256_set1_epi32(7), keep = _mm256_set1_epi32((int)0x807F0000u);
     /* rest byte i of 16 into the top two bytes of its lane: values 0-7, then 8-15 */
@@ -2165,7 +2174,76 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
                                               -1, -1, 4, 4, -1, -1, 5, 5, -1, -1, 6, 6, -1, -1, 7, 7);
     const __m256i spread_b = _mm256_add_epi8(spread_a, _mm256_setr_epi8(
         0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8, 0, 0, 8, 8));
+    uint32_t pw;
+    int32_t ca, cb; /* bits 24+ are shifted out of the 3-bit fields read */
+    if (FAST) {
+        memcpy(&pw, prow + 3 * k, 4);
+        pw &= 0xFFFFFFu;
+        memcpy(&ca, erow + 6 * k, 4);
+        memcpy(&cb, erow + 6 * k + 3, 4);
+    } else {
+        uint32_t ua, ub;
+        pw = win_ld24(prow + 3 * k, pend);
+        win_codes(erow, eend, k, &ua, &ub);
+        ca = (int32_t)ua, cb = (int32_t)ub;
+    }
+    win_blk2_t h;
+    h.o01 = win_lane[pw & 0xFFF], h.o23 = win_lane[pw >> 12];
+    const __m256i rr = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
+    const __m256i ea = _mm256_permutevar8x32_epi32(
+        etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(ca), shifts), seven));
+    const __m256i eb = _mm256_permutevar8x32_epi32(
+        etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(cb), shifts), seven));
+    h.va = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_a), keep), ea);
+    h.vb = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_b), keep), eb);
+    return h;
+}
+
+/* Block k's product into acc[0..NB) (xp: the batch's rows in nm24_lane_order, nblk * 32
+ * apart). */
+SC_TARGET("avx2,fma") SC_INLINE void win_fma256(const float *xp, int64_t nblk, int64_t k,
+                                                const win_blk2_t *h, __m256 acc[][2],
+                                                const int NB) {
     const char *pairs = (const char *)nm24_lane_pair;
+    const uint32_t lo = ~WIN_LANE_BAD & 0xFFFF;
+    const __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + (h->o01 & lo)));
+    const __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + (h->o01 >> 16)));
+    const __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + (h->o23 & lo)));
+    const __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + (h->o23 >> 16)));
+    for (int b = 0; b < NB; b++) {
+        const float *xq = xp + b * nblk * 32 + 32 * k;
+        const __m256 g0 = nm24_gather(xq, i0, i1);
+        const __m256 g1 = nm24_gather(xq + 16, i2, i3);
+        acc[b][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(h->va), g0, acc[b][0]);
+        acc[b][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(h->vb), g1, acc[b][1]);
+    }
+}
+
+/* Row r's first block that win_block's FAST may not take: its 4 pattern bytes at 3k or its
+ * exponent words' 7 bytes at 6k would reach past the buffers (pend, eend). */
+SC_INLINE int64_t win_fast_blocks(const uint8_t *prow, const uint8_t *erow, const uint8_t *pend,
+                                  const uint8_t *eend, int64_t nblk) {
+    int64_t kfast = nblk;
+    if (pend - prow < 4) kfast = 0;
+    else if ((pend - prow - 4) / 3 + 1 < kfast) kfast = (pend - prow - 4) / 3 + 1;
+    if (eend - erow < 7) kfast = 0;
+    else if ((eend - erow - 7) / 6 + 1 < kfast) kfast = (eend - erow - 7) / 6 + 1;
+    return kfast;
+}
+
+/* The block of row r's next escape (kept value `next` of the row, INT64_MAX: none), at most
+ * nblk; 0 for an escape before the row's values (win_patch refuses it there). */
+SC_INLINE int64_t win_escape_block(int64_t next, int64_t nblk) {
+    return next < 0 ? 0 : next / 16 < nblk ? next / 16 : nblk;
+}
+
+/* Rows [r0, r1) with NB (1..4) columns of x; see the section comment. A row's blocks run in a
+ * plain loop up to the next escape's block and up to its last blocks (whose loads are
+ * checked); those take the step after it, one at a time. */
+SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64_t r0,
+                                                          int64_t r1, const int NB) {
+    const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
+    const __m256i etab = _mm256_loadu_si256((const __m256i *)J->etab);
     const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
     const int64_t nesc = J->nesc, *esc = J->esc;
     float *xp = malloc(((size_t)NB * nblk * 32 + 1) * 4); /* x in nm24_lane_order */
@@ -2177,52 +2255,39 @@ SC_TARGET("avx2,fma") SC_INLINE int64_t win_rows_avx2_nb(const win_job *J, int64
         win_row_t w;
         if ((err = win_row(J, r, &w))) break;
         const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
+        const int64_t kfast = win_fast_blocks(prow, erow, pend, eend, nblk), vrow = r * gpr * 2;
         __m256i badv = _mm256_setzero_si256();
-        uint32_t badp = 0; /* bit 6 set: a pair code above 35 (code + 28 >= 64) */
+        uint32_t badp = 0; /* WIN_LANE_BAD: a pair code above 35 */
         __m256 acc[WIN_MAX_NB][2];
         for (int b = 0; b < NB; b++) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
-        const int64_t vrow = r * gpr * 2;
-        int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX; /* next escape, in this row's slots */
-        for (int64_t k = 0; k < nblk; k++) {
-            const uint32_t pw = win_ld24(prow + 3 * k, pend);
-            uint32_t ca, cb;
-            win_codes(erow, eend, k, &ca, &cb);
-            /* the four pair codes (groups 8k, 8k+1 | 8k+2, 8k+3 || 8k+4, .. ) */
-            const uint32_t p0 = pw & 63, p1 = (pw >> 6) & 63, p2 = (pw >> 12) & 63, p3 = pw >> 18;
-            badp |= (p0 + 28) | (p1 + 28) | (p2 + 28) | (p3 + 28);
-            const __m128i rb = _mm_loadu_si128((const __m128i *)(rrow + 16 * k));
-            const __m256i rr = _mm256_broadcastsi128_si256(rb);
-            const __m256i ea = _mm256_permutevar8x32_epi32(
-                etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)ca), shifts), seven));
-            const __m256i eb = _mm256_permutevar8x32_epi32(
-                etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)cb), shifts), seven));
-            __m256i va = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_a), keep), ea);
-            __m256i vb = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_b), keep), eb);
-            badv = _mm256_or_si256(badv, _mm256_or_si256(ea, eb));
-            if (next < 16 * k + 16) { /* an escape in this block (rare) */
-                uint32_t tmp[16];
-                _mm256_storeu_si256((__m256i *)tmp, va);
-                _mm256_storeu_si256((__m256i *)(tmp + 8), vb);
+        for (int64_t k = 0; k < nblk && !err;) {
+            const int64_t kesc = win_escape_block(e < nesc ? esc[e] - vrow : INT64_MAX, nblk);
+            const int64_t kend = kesc < kfast ? kesc : kfast;
+            for (; k < kend; k++) {
+                const win_blk2_t h = win_block256(prow, erow, rrow, pend, eend, k, etab, 1);
+                badp |= h.o01 | h.o23;
+                badv = _mm256_or_si256(badv, _mm256_or_si256(h.va, h.vb));
+                win_fma256(xp, nblk, k, &h, acc, NB);
+            }
+            if (k == nblk) break;
+            win_blk2_t h = k < kfast ? win_block256(prow, erow, rrow, pend, eend, k, etab, 1)
+                                     : win_block256(prow, erow, rrow, pend, eend, k, etab, 0);
+            badp |= h.o01 | h.o23;
+            badv = _mm256_or_si256(badv, _mm256_or_si256(h.va, h.vb));
+            if (k == kesc) { /* an escape in this block (rare) */
+                uint32_t tmp[16], ca, cb;
+                win_codes(erow, eend, k, &ca, &cb);
+                _mm256_storeu_si256((__m256i *)tmp, h.va);
+                _mm256_storeu_si256((__m256i *)(tmp + 8), h.vb);
                 if ((err = win_patch(J, tmp, ca, cb, vrow + 16 * k, &e))) break;
-                next = e < nesc ? esc[e] - vrow : INT64_MAX;
-                va = _mm256_loadu_si256((const __m256i *)tmp);
-                vb = _mm256_loadu_si256((const __m256i *)(tmp + 8));
+                h.va = _mm256_loadu_si256((const __m256i *)tmp);
+                h.vb = _mm256_loadu_si256((const __m256i *)(tmp + 8));
             }
-            const uint32_t o01 = win_lane[p0 * 36 + p1], o23 = win_lane[p2 * 36 + p3];
-            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + (o01 & 0xFFFF)));
-            const __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + (o01 >> 16)));
-            const __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + (o23 & 0xFFFF)));
-            const __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + (o23 >> 16)));
-            for (int b = 0; b < NB; b++) {
-                const float *xq = xp + b * nblk * 32 + 32 * k;
-                const __m256 g0 = nm24_gather(xq, i0, i1);
-                const __m256 g1 = nm24_gather(xq + 16, i2, i3);
-                acc[b][0] = _mm256_fmadd_ps(_mm256_castsi256_ps(va), g0, acc[b][0]);
-                acc[b][1] = _mm256_fmadd_ps(_mm256_castsi256_ps(vb), g1, acc[b][1]);
-            }
+            win_fma256(xp, nblk, k, &h, acc, NB);
+            k++;
         }
         if (err) break;
-        if ((badp & 64) || !_mm256_testz_si256(badv, _mm256_set1_epi32(1))) {
+        if ((badp & WIN_LANE_BAD) || !_mm256_testz_si256(badv, _mm256_set1_epi32(1))) {
             err = SC_BAD_FRAME;
             break;
         }
@@ -2331,12 +2396,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
         int err = win_row(J, r, &w);
         if (err) return err;
         const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
-        /* blocks below kfast take their loads unchecked (win_block512's FAST) */
-        int64_t kfast = nblk;
-        if (pend - prow < 4) kfast = 0;
-        else if ((pend - prow - 4) / 3 + 1 < kfast) kfast = (pend - prow - 4) / 3 + 1;
-        if (eend - erow < 7) kfast = 0;
-        else if ((eend - erow - 7) / 6 + 1 < kfast) kfast = (eend - erow - 7) / 6 + 1;
+        const int64_t kfast = win_fast_blocks(prow, erow, pend, eend, nblk);
         __m512i badv = _mm512_setzero_si512(), badi = badv;
         __m512 acc[WIN_MAX_NB];
         for (int b = 0; b < NB; b++) acc[b] = _mm512_setzero_ps();
@@ -2344,8 +2404,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
         for (int64_t k = 0; k < nblk;) {
             /* the block of the next escape (rare): blocks before it, and before kfast, run
              * the plain loop; that block, or one past kfast, the checked step below */
-            const int64_t next = e < nesc ? esc[e] - vrow : INT64_MAX;
-            const int64_t kesc = next < 0 ? 0 : next / 16 < nblk ? next / 16 : nblk;
+            const int64_t kesc = win_escape_block(e < nesc ? esc[e] - vrow : INT64_MAX, nblk);
             const int64_t kend = kesc < kfast ? kesc : kfast;
             for (; k < kend; k++) {
                 __m512i idx;
