@@ -2396,7 +2396,13 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx51
         int err = win_row(J, r, &w);
         if (err) return err;
         const uint8_t *prow = w.p, *erow = w.e, *rrow = w.rest;
-        const int64_t kfast = win_fast_blocks(prow, erow, pend, eend, nblk);
+        /* From 3 columns of x the loop is bound by vector loads (two 64-byte loads of x a
+         * column), and the unchecked blocks' broadcasts from memory add to them: with 3 and 4
+         * columns every block takes the checked step (its words through integer registers),
+         * 2.80-2.85 and 3.52-3.55 ms a hot 4096x4096 layer against 3.5-3.6 and 3.7-4.0 through
+         * the plain loop; with 1 and 2 the plain loop is the faster (1.42-1.44 against 2.20-2.34
+         * ms, 2.13-2.24 against 2.45-2.49). */
+        const int64_t kfast = NB >= 3 ? 0 : win_fast_blocks(prow, erow, pend, eend, nblk);
         __m512i badv = _mm512_setzero_si512(), badi = badv;
         __m512 acc[WIN_MAX_NB];
         for (int b = 0; b < NB; b++) acc[b] = _mm512_setzero_ps();
