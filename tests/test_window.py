@@ -4,6 +4,7 @@ every dtype and shape; tests/test_compute.py the products against the float32 re
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import ml_dtypes
@@ -143,14 +144,16 @@ def test_the_fused_product_reads_nothing_past_its_sections(monkeypatch, spread):
 
     for shape in [*SHAPES, (3, 256), (2, 4096)]:
         frame = sc.get_codec("window").encode(weight(shape, shape[1], spread))
-        x = np.random.default_rng(2).standard_normal((2, shape[1])).astype(np.float32)
-        for level in [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]:
+        for batch, level in itertools.product(
+                (1, 2, 4), [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]):
+            x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
             with use_simd(level):
                 want = sc.matmul(x, frame)
                 with monkeypatch.context() as m:
                     m.setattr(products.kn, "window_matmul", at_page_ends)
                     got = sc.matmul(x, frame)
-            np.testing.assert_array_equal(bits32(got), bits32(want), err_msg=f"{shape} {level}")
+            np.testing.assert_array_equal(bits32(got), bits32(want),
+                                          err_msg=f"{shape} {batch} {level}")
 
 
 def test_fused_product_equals_nms_fused_product_bit_for_bit():
