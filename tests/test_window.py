@@ -137,15 +137,18 @@ def test_the_fused_product_reads_nothing_past_its_sections(monkeypatch, spread):
     from test_huffman import guarded
 
     real = products.kn.window_matmul
+    calls: list[int] = []
 
     def at_page_ends(*args: Any) -> int:
         moved = [guarded(a.tobytes()).view(a.dtype) for a in args[:5]]
+        calls.append(1)
         return int(real(*moved, *args[5:]))
 
-    for shape in [*SHAPES, (3, 256), (2, 4096)]:
+    shapes = [*SHAPES, (3, 256), (2, 4096)]
+    levels = [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]
+    for shape in shapes:
         frame = sc.get_codec("window").encode(weight(shape, shape[1], spread))
-        for batch, level in itertools.product(
-                (1, 2, 4), [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]):
+        for batch, level in itertools.product((1, 2, 4), levels):
             x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
             with use_simd(level):
                 want = sc.matmul(x, frame)
@@ -154,6 +157,7 @@ def test_the_fused_product_reads_nothing_past_its_sections(monkeypatch, spread):
                     got = sc.matmul(x, frame)
             np.testing.assert_array_equal(bits32(got), bits32(want),
                                           err_msg=f"{shape} {batch} {level}")
+    assert len(calls) == len(shapes) * 3 * len(levels)  # every product ran the fused kernel
 
 
 def test_fused_product_equals_nms_fused_product_bit_for_bit():
