@@ -2168,7 +2168,7 @@ SC_TARGET("avx2,fma") SC_INLINE win_blk2_t win_block256(
     const uint8_t *prow, const uint8_t *erow, const uint8_t *rrow, const uint8_t *pend,
     const uint8_t *eend, int64_t k, __m256i etab, const int FAST) {
     const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
-    const __m256i seven = _mm256_set1_epi32(7), keep = _mm256_set1_epi32((int)0x807F0000u);
+    const __m256i keep = _mm256_set1_epi32((int)0x807F0000u);
     /* rest byte i of 16 into the top two bytes of its lane: values 0-7, then 8-15 */
     const __m256i spread_a = _mm256_setr_epi8(-1, -1, 0, 0, -1, -1, 1, 1, -1, -1, 2, 2, -1, -1, 3, 3,
                                               -1, -1, 4, 4, -1, -1, 5, 5, -1, -1, 6, 6, -1, -1, 7, 7);
@@ -2190,10 +2190,11 @@ SC_TARGET("avx2,fma") SC_INLINE win_blk2_t win_block256(
     win_blk2_t h;
     h.o01 = win_lane[pw & 0xFFF], h.o23 = win_lane[pw >> 12];
     const __m256i rr = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
+    /* vpermd reads an index's low 3 bits: the shifted codes need no mask */
     const __m256i ea = _mm256_permutevar8x32_epi32(
-        etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(ca), shifts), seven));
+        etab, _mm256_srlv_epi32(_mm256_set1_epi32(ca), shifts));
     const __m256i eb = _mm256_permutevar8x32_epi32(
-        etab, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(cb), shifts), seven));
+        etab, _mm256_srlv_epi32(_mm256_set1_epi32(cb), shifts));
     h.va = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_a), keep), ea);
     h.vb = _mm256_or_si256(_mm256_and_si256(_mm256_shuffle_epi8(rr, spread_b), keep), eb);
     return h;
@@ -2340,7 +2341,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512i win_block512(
     const uint8_t *prow, const uint8_t *erow, const uint8_t *rrow, const uint8_t *pend,
     const uint8_t *eend, int64_t k, __m512i etab, __m512i *idx, const int FAST) {
     const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
-    const __m512i seven = _mm512_set1_epi32(7), keep = _mm512_set1_epi32((int)0x807F0000u);
+    const __m512i keep = _mm512_set1_epi32((int)0x807F0000u);
     const __m512i high = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
     /* rest byte 4q + i of 16 into the top two bytes of lane 4q + i (q: the 128-bit lane) */
     const __m512i spread = _mm512_set_epi8(
@@ -2366,7 +2367,7 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512i win_block512(
     *idx = _mm512_add_epi32(_mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(win_quad + (pw & 0xFFF) * 8))),
         _mm256_loadu_si256((const __m256i *)(win_quad + (pw >> 12) * 8)), 1), high);
-    const __m512i codes = _mm512_and_si512(_mm512_srlv_epi32(words, shifts), seven);
+    const __m512i codes = _mm512_srlv_epi32(words, shifts);
     const __m512i ex = _mm512_permutexvar_epi32(codes, etab);
     const __m512i rr = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(rrow + 16 * k)));
     return _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(rr, spread), keep, ex, 0xEA);
@@ -2386,7 +2387,9 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void win_fma512(
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t win_rows_avx512_nb(
     const win_job *J, int64_t r0, int64_t r1, const int NB) {
     const int64_t gpr = J->gpr, cols = J->P.cols, nblk = cols / 32;
-    const __m512i etab = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)J->etab));
+    /* the window in both halves: the permute reads an index's low 4 bits, and the shifted
+     * exponent codes are not masked to 3 (bit 3 is the next code's) */
+    const __m512i etab = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)J->etab));
     const uint8_t *pend = J->pattern + J->P.rows * J->pb, *eend = J->exps + J->P.rows * J->eb;
     const int64_t nesc = J->nesc, *esc = J->esc;
     const float *const xrows = J->xrows;
