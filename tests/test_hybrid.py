@@ -14,6 +14,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.registry import CodecConfigError, FrameLayoutError, PatternError
@@ -680,6 +682,26 @@ def test_unique_counts_is_np_unique(dt: Any, size: int):
         np.testing.assert_array_equal(c, want_c)
 
 
+def _pruned_as_unpruned(w: np.ndarray, calls: list[bool], monkeypatch: Any) -> bytes:
+    """``w``'s hybrid frame, with each answer of ``_mask_loses`` appended to ``calls``,
+    checked to be the frame planned with every mask built."""
+    from sparsecodecs.codecs import hybrid as hy
+
+    loses = hy._mask_loses
+
+    def spy(*args: Any) -> bool:
+        calls.append(loses(*args))
+        return calls[-1]
+
+    codec = sc.get_codec("hybrid")
+    monkeypatch.setattr(hy, "_mask_loses", spy)
+    frame = codec.encode(w)
+    monkeypatch.setattr(hy, "_mask_loses", lambda *args: False)
+    assert codec.encode(w) == frame
+    monkeypatch.setattr(hy, "_mask_loses", loses)
+    return frame
+
+
 @pytest.mark.parametrize("dt", [ml_dtypes.bfloat16, np.float16])
 def test_a_mask_pruned_by_its_least_size_would_not_have_won(dt: Any, monkeypatch):
     """A bitmask layout is not built when its least size (a bit per mask byte, the kept
@@ -687,27 +709,95 @@ def test_a_mask_pruned_by_its_least_size_would_not_have_won(dt: Any, monkeypatch
     mask built, from a dense tensor with no zeros through one with a few percent zeros or
     copies of one value, where the mask starts to win. (Float32 patterns are not counted
     whole, so they have no entropy to prune by.)"""
-    from sparsecodecs.codecs import hybrid as hy
 
     rng = np.random.default_rng(7)
     base = (rng.standard_normal((768, 384)) * 0.05).astype(dt).reshape(-1)
-    codec = sc.get_codec("hybrid")
     calls: list[bool] = []
-    loses = hy._mask_loses
-
-    def spy(*args: Any) -> bool:
-        calls.append(loses(*args))
-        return calls[-1]
-
     layouts = set()
     counts = [0, 1, 30, 300, 1000, 3000, 4000, 5000, 6000]
     for fill_value, count in itertools.product([0.0, 0.25], counts):
         w = base.copy()
         w[rng.choice(w.size, count, replace=False)] = fill_value
-        monkeypatch.setattr(hy, "_mask_loses", spy)
-        frame = codec.encode(w)
-        monkeypatch.setattr(hy, "_mask_loses", lambda *args: False)
-        assert codec.encode(w) == frame, (fill_value, count)
+        frame = _pruned_as_unpruned(w, calls, monkeypatch)
         layouts.add(sc.inspect(frame).config["layout"])
     assert any(calls) and not all(calls)  # pruned some masks, built others
     assert layouts == {"dense", "bitmask"}
+
+
+def test_a_row_mode_mask_pruned_by_its_least_size_would_not_have_won(monkeypatch):
+    """The same for a per-row fill: rows of 80 bfloat16 values, as an LSTM's gates, with each
+    row's first value copied into none to many of its other entries. The rows' modes of the
+    random rows, and of one copy, spare enough values to be planned but lose: those masks are
+    pruned; from three copies a row-mode mask wins."""
+
+    rng = np.random.default_rng(8)
+    base = (rng.standard_normal((768, 80)) * 0.05).astype(ml_dtypes.bfloat16)
+    calls: list[bool] = []
+    fills = set()
+    for copies in [0, 1, 2, 3, 6, 16]:
+        w = base.copy()
+        for r in range(w.shape[0]):
+            w[r, rng.choice(np.arange(1, w.shape[1]), copies, replace=False)] = w[r, 0]
+        fills.add(sc.inspect(_pruned_as_unpruned(w, calls, monkeypatch)).config.get("fill"))
+    assert any(calls) and not all(calls)
+    assert fills == {None, "row-mode"}
+
+
+@pytest.mark.parametrize("dt", [ml_dtypes.bfloat16, np.float16])
+def test_the_stages_floor_is_the_least_of_the_stages_entropies(dt: Any):
+    """stages_floor against the entropies computed here from the rotated bit patterns (the
+    sign bit moved to the bottom): top fields of 9-12 bits plus the raw low bits, the two byte
+    planes, the centroid codebook plus the values' entropy; the least of them, in bytes."""
+    from sparsecodecs.codecs._stages import stages_floor
+
+    bits = (np.random.default_rng(3).standard_normal(20000) * 0.05).astype(dt).view(np.uint16)
+    rot = ((bits.astype(np.int64) << 1) | (bits >> 15)) & 0xFFFF
+
+    def entropy(x: np.ndarray) -> float:
+        c = np.bincount(x)
+        c = c[c > 0].astype(np.float64)
+        return float(c.sum() * np.log2(c.sum()) - (c * np.log2(c)).sum())
+
+    n = bits.size
+    fields = min(entropy(rot >> (16 - t)) + n * (16 - t) for t in range(9, 13))
+    planes = entropy(rot >> 8) + entropy(rot & 0xFF)
+    centroid = 2 * np.unique(bits).size * 8 + entropy(bits)
+    want = min(fields, planes, centroid) / 8
+    got = stages_floor(np.bincount(bits, minlength=1 << 16).astype(np.int64), np.dtype(dt), n)
+    assert want - 3 <= got <= want  # the floor rounds down, a byte or two past float error
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool=st.lists(st.integers(0, 65535), min_size=1, max_size=300, unique=True),
+       picks=st.lists(st.integers(0, 299), min_size=1, max_size=3000),
+       normal=st.integers(0, 20000), seed=st.integers(0, 2**32 - 1),
+       dt=st.sampled_from([ml_dtypes.bfloat16, np.float16, np.int16]))
+def test_the_stages_floor_never_exceeds_a_planned_stage(pool: list[int], picks: list[int],
+                                                        normal: int, seed: int, dt: Any):
+    """stages_floor (what prunes a mask) is at most every value stage's planned size, on
+    values drawn unevenly from a pool of bit patterns (some top fields, planes and values
+    repeat, others do not) followed by ``normal`` values of a bell curve (thousands of
+    distinct values: the fields' floor is the least)."""
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs._stages import (
+        distinct_values,
+        plan_centroids,
+        plan_fields,
+        plan_planes,
+        stages_floor,
+    )
+
+    bell = (np.random.default_rng(seed).standard_normal(normal) * 0.05).astype(dt)
+    bits = np.concatenate([np.array([pool[p % len(pool)] for p in picks], np.uint16),
+                           bell.view(np.uint16)])
+    v = bits  # the planners take the bit patterns, as hybrid hands them over
+    dtype = np.dtype(dt)
+    floor = stages_floor(np.bincount(bits, minlength=1 << 16).astype(np.int64), dtype, v.size)
+    sizes = [plan_planes(v, dtype, huff.MAX_LENGTH).nbytes]
+    fields = plan_fields(v, dtype, huff.MAX_LENGTH)
+    if fields is not None:
+        sizes.append(fields.nbytes)
+    distinct = distinct_values(v, give_up_early=False)
+    assert distinct is not None
+    sizes.append(plan_centroids(v.size, distinct, huff.MAX_LENGTH).nbytes)
+    assert floor <= min(sizes)

@@ -23,7 +23,7 @@ from hypothesis.extra import numpy as hnp
 from sparsecodecs.codecs import _kernels as kernels
 from sparsecodecs.codecs.nm import nm_tables
 from sparsecodecs.kernels import LEVELS as ALL_LEVELS
-from sparsecodecs.kernels import cpu_simd, use_simd
+from sparsecodecs.kernels import _native, cpu_simd, use_simd
 from sparsecodecs.registry import FrameLayoutError
 from sparsecodecs.testing import examples
 
@@ -751,6 +751,11 @@ def test_count_fill_counts_the_entries_equal_to_their_rows_fill(dtype: np.dtype,
     flat = x.reshape(-1)
     assert kernels.count_fill(flat, per_row, cols) == np.count_nonzero(x == per_row[:, None])
     assert kernels.count_fill(flat, per_row[:1], cols) == np.count_nonzero(x == per_row[0])
+    if rows > 1:
+        np.testing.assert_array_equal(kernels.count_fill_rows(flat, per_row, cols),
+                                      np.count_nonzero(x == per_row[:, None], axis=1))
+        with pytest.raises(ValueError, match="per_row takes one count a row's fill item"):
+            _native.count_fill(flat, per_row, cols, np.empty(rows - 1, np.int64))
     for wrong in (rows + 2, 0):
         with pytest.raises(ValueError, match="fill items do not fit"):
             kernels.count_fill(flat, np.ones(wrong, dtype), cols)

@@ -257,6 +257,14 @@ def count_fill(x: np.ndarray, fill: np.ndarray, cols: int) -> int:
     return count
 
 
+def count_fill_rows(x: np.ndarray, fill: np.ndarray, cols: int) -> np.ndarray:
+    """:func:`count_fill` row by row, for a fill of one item a row (at least two rows): the
+    count of each row's entries equal to its fill item, as int64."""
+    per_row = np.empty(fill.size, np.int64)
+    _native.count_fill(x, fill, cols, per_row)
+    return per_row
+
+
 def row_modes_table(x: np.ndarray, rows: int, cols: int, counts: np.ndarray,
                     out: np.ndarray) -> None:
     """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties

@@ -496,6 +496,27 @@ def values_floor(counts: np.ndarray) -> int:
     return _entropy_bytes(hk.entropy_bits(counts)[0])
 
 
+def stages_floor(counts: np.ndarray, dtype: np.dtype[Any], count: int) -> int:
+    """:func:`values_floor` for ``count`` 16-bit values whose bit patterns occur ``counts``
+    times (:func:`value_counts`' 65536 bins), tighter: each stage at the order-0 entropy of
+    what it codes. ``fields`` of ``t`` top bits cost at least the top fields' entropy plus
+    their raw low bits, ``planes`` at least the sum of the planes' entropies (a raw plane
+    costs more), ``centroid`` at least :func:`centroid_floor`. The values' entropy alone sits
+    about as far below ``fields`` as a mask of a few fill entries costs (the low bits are
+    near uniform but not quite), so it cannot rule out a fill that does not pay."""
+    width = 8 * dtype.itemsize
+    if width != 16 or counts.size != 1 << 16:
+        raise ValueError(f"stages_floor takes 16-bit values' counts, got {dtype} / {counts.size}")
+    tmax = min(MAX_TOP_BITS, width - 1)
+    planes, top = hk.value_histograms16_counts(counts, rotation(dtype), tmax)
+    bits = sum(hk.entropy_bits(plane)[0] for plane in planes)
+    for t in range(tmax, 8, -1):  # the widths plan_fields tries, each from the next finer
+        if t < tmax:
+            top = top[0::2] + top[1::2]
+        bits = min(bits, hk.entropy_bits(top)[0] + count * (width - t))
+    return min(_entropy_bytes(bits), centroid_floor(counts, dtype.itemsize))
+
+
 def _entropy_bytes(bits: float) -> int:
     """``bits`` of entropy in whole bytes, rounded down past float error."""
     return max(0, math.floor(bits * (1 - 1e-9) / 8) - 1)

@@ -43,6 +43,7 @@ from ._kernels import (
     bitmask_split_fill,
     check_mask,
     count_fill,
+    count_fill_rows,
     nm_codes_from_mask,
     split_mask,
     touch_pages,
@@ -74,6 +75,7 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
+    stages_floor,
     unique_counts,
     value_histograms,
     values_floor,
@@ -185,19 +187,42 @@ def _without_bin(counts: np.ndarray | None, unfilled: int | None) -> Iterator[No
         counts[unfilled] = kept
 
 
-def _mask_loses(size: int, fill_nbytes: int, kept_counts: np.ndarray, unfilled: int | None,
-                best: int | None) -> bool:
+@contextmanager
+def _without_rows(counts: np.ndarray | None, rows: tuple[np.ndarray, np.ndarray] | None
+                  ) -> Iterator[None]:
+    """``counts`` less a per-row fill's entries for the duration (``rows``: the fill, one
+    item a row, and the count of each row's entries equal to it), then restored."""
+    if counts is None or rows is None:
+        yield
+        return
+    fill, hits = rows
+    bins = fill.astype(np.intp)
+    np.subtract.at(counts, bins, hits)
+    try:
+        yield
+    finally:
+        np.add.at(counts, bins, hits)
+
+
+def _mask_loses(size: int, fill_nbytes: int, kept_counts: np.ndarray, kept: int,
+                dtype: np.dtype[Any], best: int | None, unfilled: int | None = None,
+                rows: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """Whether a bitmask layout of ``size`` entries, storing ``fill_nbytes`` of fill, cannot
     beat a plan of ``best`` bytes whatever its stages: its mask costs at least one bit a byte
-    (coded) and its kept values (``kept_counts`` less the bin ``unfilled``) at least their
-    order-0 entropy (:func:`values_floor`)."""
+    (coded) and its ``kept`` values (``kept_counts`` less the bin ``unfilled``, or less a
+    per-row fill's entries, ``rows`` as :func:`_without_rows` takes them) at least
+    :func:`stages_floor` (16-bit values), else their order-0 entropy (:func:`values_floor`)."""
     if best is None:
         return False
     least = (size + 7) // 8 // 8 + fill_nbytes
     if least >= best:
         return True
-    with _without_bin(kept_counts, unfilled):
-        return least + values_floor(kept_counts) >= best
+    with _without_bin(kept_counts, unfilled), _without_rows(kept_counts, rows):
+        if dtype.itemsize == 2 and kept_counts.size == 1 << 16:
+            floor = stages_floor(kept_counts, dtype, kept)
+        else:
+            floor = values_floor(kept_counts)
+    return least + floor >= best
 
 
 def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
@@ -371,10 +396,14 @@ class Hybrid(Codec):
         if sample is None:
             sample = SortedSample(flat)
         for label, fill in self._fills(bits, dtype, flat.size - nnz0, counts, sample):
+            rows = None  # a per-row fill and each row's entries equal to it, when counted
             if fill is None:
                 nnz = nnz0
             elif counts is not None and fill.size == 1:
                 nnz = flat.size - int(counts[fill[0]])
+            elif counts is not None:  # the kept values' counts follow: see _mask_loses below
+                rows = (fill, count_fill_rows(flat, fill, cols))
+                nnz = flat.size - int(rows[1].sum())
             else:
                 nnz = flat.size - count_fill(flat, fill, cols)
             # Under fill="auto", a fill must spare at least one value in 64 * itemsize over
@@ -384,11 +413,11 @@ class Hybrid(Codec):
             # of distinct values (each occurs once: one value spared per row, one stored).
             spared = nnz0 - nnz - (0 if fill is None else fill.size)
             if fill is None or self.fill != "auto" or spared * 64 * flat.itemsize > flat.size:
-                fills.append((label, fill, nnz))
+                fills.append((label, fill, nnz, rows))
         if len(fills) == 3:
             # "mode" and "row-mode" keep the same kinds of values; the per-row modes keep fewer
             # (never more) and store rows - 1 more fill patterns. Plan only the cheaper one.
-            (_, mode, n_mode), (_, per_row, n_rows) = fills[1], fills[2]
+            (_, mode, n_mode, _), (_, per_row, n_rows, _) = fills[1], fills[2]
             del fills[1 if n_mode * mode.itemsize + mode.nbytes > n_rows * per_row.itemsize
                       + per_row.nbytes else 2]
         # dense only competes when most values are non-zero: below that a mask is cheaper
@@ -398,7 +427,7 @@ class Hybrid(Codec):
         if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
             listed = True
             yield _Layout("dense", flat, 0, lambda: ([], {}), counts=counts)
-        for label, fill, nnz in fills:
+        for label, fill, nnz, rows in fills:
             fill_nbytes = 0 if fill is None else fill.nbytes
             mask = kept = mask_counts = None
             kept_counts = unfilled = None  # the counts of the entries that are not the fill
@@ -407,12 +436,15 @@ class Hybrid(Codec):
             if "bitmask" in wanted and (
                 self.layout == "bitmask" or 0 < nnz < flat.size or (fill is not None and nnz == 0)
             ) and not (
-                # a mask whose least size (1 bit a mask byte) and the kept values' entropy
-                # already lose to a plan at hand is not split: a dense tensor with a few zeros
-                # (N:M, which would reuse the mask, needs half of the values to be the fill)
-                self.layout == "auto" and kept_counts is not None and bound is not None
+                # a mask whose least size (1 bit a mask byte) and the kept values' floor
+                # already lose to a plan at hand is not split: a dense tensor with a few zeros,
+                # or a few entries equal to its (rows') mode (N:M, which would reuse the mask,
+                # needs half of the values to be the fill)
+                self.layout == "auto" and counts is not None and bound is not None
+                and (kept_counts is not None or rows is not None)
                 and nnz > ngroups * self.n
-                and _mask_loses(flat.size, fill_nbytes, kept_counts, unfilled, bound())
+                and _mask_loses(flat.size, fill_nbytes, counts, nnz, dtype, bound(),
+                                unfilled, rows)
             ):
                 mask = np.empty((flat.size + 7) // 8, np.uint8)
                 spare = np.empty(nnz + 8, flat.dtype)  # spare slots: the kernels write ahead

@@ -291,10 +291,11 @@ done:
 }
 
 /* How many of the n items of x (rows of cols) equal their row's fill item (fill: 1 item, or
- * one per row): what a fill spares, counted in one pass without a temporary. */
+ * one per row): what a fill spares, counted in one pass without a temporary; with one fill
+ * item a row, each row's count also goes to per_row when it is not NULL. */
 SC_INLINE int64_t count_fill_body(const void *restrict x, Py_ssize_t n,
                                   const void *restrict fill, Py_ssize_t nf, Py_ssize_t cols,
-                                  Py_ssize_t size) {
+                                  int64_t *restrict per_row, Py_ssize_t size) {
     int64_t count = 0;
     if (nf == 1) {
         const uint64_t f = ld(fill, size, 0);
@@ -304,29 +305,45 @@ SC_INLINE int64_t count_fill_body(const void *restrict x, Py_ssize_t n,
     for (Py_ssize_t r = 0; r < nf; r++) {
         const uint64_t f = ld(fill, size, r);
         const char *row = (const char *)x + r * cols * size;
-        for (Py_ssize_t c = 0; c < cols; c++) count += ld(row, size, c) == f;
+        int64_t in_row = 0;
+        for (Py_ssize_t c = 0; c < cols; c++) in_row += ld(row, size, c) == f;
+        if (per_row) per_row[r] = in_row;
+        count += in_row;
     }
     return count;
 }
 
 static int64_t count_fill_any(const void *restrict x, Py_ssize_t n, const void *restrict fill,
-                              Py_ssize_t nf, Py_ssize_t cols, Py_ssize_t size) {
+                              Py_ssize_t nf, Py_ssize_t cols, int64_t *restrict per_row,
+                              Py_ssize_t size) {
     int64_t count;
-#define CF(S) count = count_fill_body(x, n, fill, nf, cols, S)
+#define CF(S) count = count_fill_body(x, n, fill, nf, cols, per_row, S)
     SC_BY_SIZE(size, CF)
 #undef CF
     return count;
 }
 
-/* count_fill(x, fill, cols) -> the items of x equal to their row's fill item */
+/* count_fill(x, fill, cols[, per_row]) -> the items of x equal to their row's fill item;
+ * per_row (int64, one item a fill item, fill one item a row) takes each row's count */
 FASTCALL(count_fill) {
     sc_bufs s = {.n = 0};
-    sc_arr x = {0}, fill = {0};
+    sc_arr x = {0}, fill = {0}, rows = {0};
     int64_t cols, count = 0;
     PyObject *res = NULL;
-    if (get_fill_args(&s, args, nargs, "count_fill", 0, &x, &fill, &cols) < 0) goto done;
+    const int with_rows = nargs == 4;
+    if (get_fill_args(&s, args, nargs - with_rows, "count_fill", 0, &x, &fill, &cols) < 0)
+        goto done;
+    if (with_rows) {
+        if (get(&s, args[3], 1, 8, "per_row", &rows) < 0) goto done;
+        if (fill.n < 2 || rows.n != fill.n) {
+            fail("count_fill: per_row takes one count a row's fill item: %zd slots, %zd fill "
+                 "items", rows.n, fill.n);
+            goto done;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    count = count_fill_any(x.p, x.n, fill.p, fill.n, cols, x.itemsize);
+    count = count_fill_any(x.p, x.n, fill.p, fill.n, cols, with_rows ? (int64_t *)rows.p : NULL,
+                           x.itemsize);
     Py_END_ALLOW_THREADS
     res = PyLong_FromLongLong(count);
 done:
@@ -2736,7 +2753,7 @@ PyMethodDef sc_layout_methods[] = {
     M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
     M(touch_pages, "touch_pages(buf): one zero byte a 4096 bytes (the pages faulted in)."),
     M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
-    M(count_fill, "count_fill(x, fill, cols) -> items equal to their row's fill item."),
+    M(count_fill, "count_fill(x, fill, cols[, per_row]) -> items equal to their row's fill item."),
     M(bitmask_scatter, "bitmask_scatter(mask, values, out) -> values used, -1 too few."),
     M(bitmask_scatter_fill,
       "bitmask_scatter_fill(mask, values, out, fill, cols) -> values used, -1 too few."),
