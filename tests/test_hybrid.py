@@ -416,11 +416,14 @@ def _worth_counting_by_unique(sample: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
-    from sparsecodecs.codecs._stages import sorted_sample
+    """_worth_counting off the sorted sample, and by hash first (a sample not sorted yet:
+    a "no" there is final), answer as np.unique's counts of the sample; every fifth case has
+    a strided sample (over 131,071 values)."""
+    from sparsecodecs.codecs._stages import SortedSample, sorted_sample
     from sparsecodecs.codecs.hybrid import _worth_counting
 
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 3000))
+    n = int(rng.integers(1, 3000)) if seed % 5 else int(rng.integers(131072, 200000))
     x = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
     # a mode around the threshold (n / 256 beyond the zeros), zeros around it too
     x[rng.random(n) < rng.choice([0.0, 0.01, 0.3, 0.6])] = 0
@@ -429,7 +432,10 @@ def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
     if 0 < extra < n:
         x[rng.choice(n, extra, replace=False)] = 7
     sample = sorted_sample(x)
-    assert _worth_counting(sample) == _worth_counting_by_unique(sample)
+    want = _worth_counting_by_unique(sample)
+    assert _worth_counting(lambda: sample) == want
+    assert _worth_counting(SortedSample(x)) == want
+    assert _worth_counting(SortedSample(x), hash_first=False) == want
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -11,6 +11,7 @@ end fails too.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from itertools import combinations
 
@@ -1005,6 +1006,17 @@ def test_sort_bits_refuses_narrow_keys():
         _native.sort_bits(np.zeros(4, np.uint16))
 
 
+def _draw_keys(data: st.DataObject, dtype: type, size: int) -> np.ndarray:
+    """``size`` keys drawn from a few values with zero among them, from a wide range, or all
+    distinct."""
+    kind = data.draw(st.sampled_from(["wide", "few", "distinct"]))
+    if kind == "wide":
+        return data.draw(hnp.arrays(dtype, size))
+    if kind == "few":
+        return data.draw(hnp.arrays(dtype, size, elements=st.sampled_from([0, 5, 1 << 12])))
+    return np.random.default_rng(size).permutation(size).astype(dtype)
+
+
 @settings(max_examples=examples(80), deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64, np.uint16]),
        size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
@@ -1012,30 +1024,58 @@ def test_distinct_above_counts_as_np_unique(data: st.DataObject, dtype: type, si
     """distinct_above against np.unique, with limits just below, at and above the distinct
     count (and past the ends): keys drawn from a few values with zero among them (the key
     the hash table counts aside), from a wide range, and all distinct; 2-byte keys go to a sort."""
-    kind = data.draw(st.sampled_from(["wide", "few", "distinct"]))
-    if kind == "wide":
-        keys = data.draw(hnp.arrays(dtype, size))
-    elif kind == "few":
-        keys = data.draw(hnp.arrays(dtype, size, elements=st.sampled_from([0, 5, 1 << 12])))
-    else:
-        keys = np.random.default_rng(size).permutation(size).astype(dtype)
+    keys = _draw_keys(data, dtype, size)
     distinct = np.unique(keys).size
     for limit in {-1, 0, distinct - 1, distinct, distinct + 1, size, size + 1}:
         assert kernels.distinct_above(keys, limit) is (distinct > limit), (limit, distinct)
 
 
+@settings(max_examples=examples(80), deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
+       size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
+def test_hash_bins_counts_as_numpy_does(data: st.DataObject, dtype: type, size: int):
+    """hash_bins against the same Fibonacci hash's bins counted by numpy (zeros skipped): the
+    fullest bin and the bins in use, for keys drawn from a few values with zero among them,
+    from a wide range, and all distinct; with a table left dirty by the call before. And what
+    the planner reads off them holds: no pattern occurs more often than the fullest bin, and
+    at least as many distinct non-zero patterns as bins in use occur."""
+    keys = _draw_keys(data, dtype, size)
+    nonzero = keys[keys != 0].astype(np.uint64)
+    with np.errstate(over="ignore"):
+        bins = np.bincount((nonzero * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(48),
+                           minlength=1 << 16)
+    table = np.full(1 << 16, 7, np.uint32)  # what a call before may have left
+    most, occupied = _native.hash_bins(keys, table)
+    assert (most, occupied) == (int(bins.max(initial=0)), int(np.count_nonzero(bins)))
+    assert kernels.hash_bins(keys) == (most, occupied)
+    _, counts = np.unique(nonzero, return_counts=True)
+    assert counts.max(initial=0) <= most and counts.size >= occupied
+
+
+def test_hash_bins_refuses_narrow_keys_and_a_short_table():
+    with pytest.raises(ValueError, match="4 or 8 bytes"):
+        _native.hash_bins(np.zeros(4, np.uint16), np.zeros(1 << 16, np.uint32))
+    with pytest.raises(ValueError, match="2\\*\\*16 bins"):
+        _native.hash_bins(np.zeros(4, np.uint32), np.zeros(1 << 15, np.uint32))
+
+
 def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
     """The planner's test of a sample (more than half distinct: no codebook) gives the same
     answer by the early-stopping hash count as off the sorted sample, on either side of the
-    half, for a whole array and a strided sample; only a sample not sorted yet is hashed."""
+    half, for a whole array and a strided sample; only a sample not sorted yet is hashed. The
+    pools of distinct values are drawn with no two in one hash bin as well as freely: then
+    the bins in use (what tells the count without the hash table) are exactly the values."""
     from sparsecodecs.codecs import _stages
 
     rng = np.random.default_rng(0)
-    for size in (3000, 70000, 300000):
+    keys = rng.permutation(1 << 24)[:200_000].astype(np.uint32) + 1
+    bins = (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(48)
+    keys_apart = keys[np.sort(np.unique(bins, return_index=True)[1])]  # each bin's first
+    for size, apart in itertools.product((3000, 70000, 300000), (False, True)):
         step = max(1, size // 65536)
         half = size // step // 2
         for distinct in (half - 3, half, half + 1, half + 40):
-            pool = rng.permutation(1 << 24)[:distinct].astype(np.uint32) + 1
+            pool = rng.permutation(keys_apart if apart else keys)[:distinct]
             values = pool[rng.integers(0, distinct, size)]
             sample = values[::step]
             values[::step] = np.resize(pool, sample.size)  # the sample holds exactly them

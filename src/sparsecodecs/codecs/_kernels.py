@@ -23,7 +23,7 @@ import numpy as np
 
 from ..kernels import _native
 from ..registry import FrameLayoutError
-from ._common import PADDING_BITS_SET, check_field_bytes
+from ._common import PADDING_BITS_SET, check_field_bytes, lent_buffer
 
 
 @lru_cache(maxsize=1)
@@ -301,6 +301,15 @@ def distinct_above(values: np.ndarray, limit: int) -> bool:
     if values.dtype.kind != "u" or values.dtype.itemsize < 4:
         return unique_bits(values)[0].size > limit
     return bool(_native.distinct_above(np.ascontiguousarray(values), int(limit)))
+
+
+def hash_bins(values: np.ndarray) -> tuple[int, int]:
+    """The non-zero entries of the 1-D unsigned 4- or 8-byte ``values`` counted by their hash
+    into 2**16 bins, in one pass: (the fullest bin's count, the bins not empty). No non-zero
+    pattern occurs more often than the first; at least the second distinct ones do."""
+    with lent_buffer("hash_bins", 1 << 16, np.uint32, keep=1) as bins:
+        most, occupied = _native.hash_bins(np.ascontiguousarray(values), bins)
+    return most, occupied
 
 
 def sorted_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,7 @@ from ._kernels import (
     distinct_above,
     gather_fields,
     gather_index,
+    hash_bins,
     sorted_bits,
     sorted_runs,
     unique_bits,
@@ -373,11 +374,12 @@ class SortedSample:
     """:func:`sorted_sample` of ``values``, sorted at the first call and kept (a planner asks
     several questions of it); ``ready`` once it is sorted."""
 
-    __slots__ = ("_sorted", "_values")
+    __slots__ = ("_hashed", "_sorted", "_values")
 
     def __init__(self, values: np.ndarray) -> None:
         self._values = values
         self._sorted: np.ndarray | None = None
+        self._hashed: tuple[int, int, int] | None = None
 
     def __call__(self) -> np.ndarray:
         if self._sorted is None:
@@ -388,12 +390,37 @@ class SortedSample:
     def ready(self) -> bool:
         return self._sorted is not None
 
+    @property
+    def size(self) -> int:
+        """The sample's entries."""
+        return _sample_of(self._values).size
+
+    @property
+    def itemsize(self) -> int:
+        """The bytes of one entry."""
+        return int(self._values.dtype.itemsize)
+
+    def hashed(self) -> tuple[int, int, int]:
+        """(the most entries of one non-zero pattern at most, the distinct non-zero patterns
+        at least, the zeros) of the sample, unsorted, from :func:`~._kernels.hash_bins` (4-
+        and 8-byte patterns; computed once): what settles the planner's questions of a sample
+        of mostly distinct float32 weights without sorting it."""
+        if self._hashed is None:
+            raw = _sample_of(self._values)
+            most, occupied = hash_bins(raw)
+            self._hashed = (most, occupied, raw.size - int(np.count_nonzero(raw)))
+        return self._hashed
+
+
+def _sample_of(values: np.ndarray) -> np.ndarray:
+    flat = values.reshape(-1)
+    return flat[:: max(1, flat.size // 65536)]
+
 
 def sorted_sample(values: np.ndarray) -> np.ndarray:
     """Every ``size // 65536``-th value of ``values`` (all of them up to 131071), sorted: what
     :func:`distinct_values` judges wide values by, and the planner's mode tests."""
-    flat = values.reshape(-1)
-    return sorted_bits(flat[:: max(1, flat.size // 65536)])
+    return sorted_bits(_sample_of(values))
 
 
 def unique_counts(
@@ -450,8 +477,14 @@ def distinct_values(
             above = s.size > 0 and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > min(
                 limit, s.size // 2)
         else:
-            raw = values.reshape(-1)[:: max(1, values.size // 65536)]  # sorted_sample's
-            above = distinct_above(raw, min(limit, raw.size // 2))
+            raw = _sample_of(values)  # sorted_sample's
+            cap = min(limit, raw.size // 2)
+            above = None
+            if isinstance(sample, SortedSample) and values.dtype.itemsize in (4, 8):
+                _, occupied, zeros = sample.hashed()  # the same sample's, counted by hash
+                above = True if occupied + (zeros > 0) > cap else None
+            if above is None:
+                above = distinct_above(raw, cap)
         if above:
             return None
     uniq, counts = unique_counts(values, sample)

@@ -2074,6 +2074,62 @@ done:
     return res;
 }
 
+/* The n 4- or 8-byte keys' non-zero ones counted by hash (the key's Fibonacci hash, 2**16
+ * bins, zeroed first): most = the fullest bin, occupied = the bins not empty. A pattern
+ * occurring r times fills its bin to r or more, and the distinct non-zero patterns are at
+ * least the occupied bins, so both questions of a planner's sample (a pattern repeating often
+ * enough to fill, mostly distinct values) are settled in one pass when the answer is no / yes,
+ * without the sort an exact count takes. */
+#define DEF_HASH_BINS(T)                                                                    \
+    static void hash_bins_##T(const char *keys, Py_ssize_t n, uint32_t *bins,              \
+                              int64_t *most, int64_t *occupied) {                          \
+        uint32_t top = 0;                                                                  \
+        int64_t used = 0;                                                                  \
+        memset(bins, 0, ((size_t)1 << 16) * sizeof(uint32_t));                             \
+        for (Py_ssize_t i = 0; i < n; i++) {                                               \
+            T k;                                                                           \
+            memcpy(&k, keys + i * (Py_ssize_t)sizeof(T), sizeof(T));                       \
+            if (!k) continue;                                                              \
+            size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> 48);              \
+            uint32_t c = ++bins[h];                                                        \
+            used += c == 1;                                                                \
+            top = c > top ? c : top;                                                       \
+        }                                                                                  \
+        *most = top;                                                                       \
+        *occupied = used;                                                                  \
+    }
+DEF_HASH_BINS(uint32_t)
+DEF_HASH_BINS(uint64_t)
+
+/* hash_bins(a, bins) -> (most, occupied): the 1-D `a` of 4- or 8-byte keys counted by hash
+ * into `bins` (2**16 uint32, overwritten; see DEF_HASH_BINS). */
+FASTCALL(hash_bins) {
+    sc_bufs s = {.n = 0};
+    sc_arr a = {0}, bins = {0};
+    int64_t most = 0, occupied = 0;
+    PyObject *res = NULL;
+    const char *fn = "hash_bins";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "a", &a) < 0 || get(&s, args[1], 1, 4, "bins", &bins) < 0)
+        goto done;
+    if (a.itemsize != 4 && a.itemsize != 8) {
+        fail("%s: expected items of 4 or 8 bytes, got %zd", fn, a.itemsize);
+        goto done;
+    }
+    if (bins.n != (Py_ssize_t)1 << 16 || a.n > UINT32_MAX) {
+        fail("%s: %zd bins for %zd keys (2**16 bins, fewer than 2**32 keys)", fn, bins.n, a.n);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (a.itemsize == 4) hash_bins_uint32_t(a.p, a.n, bins.p, &most, &occupied);
+    else hash_bins_uint64_t(a.p, a.n, bins.p, &most, &occupied);
+    Py_END_ALLOW_THREADS
+    res = Py_BuildValue("(LL)", (long long)most, (long long)occupied);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* row_modes_sort(x, rows, cols, out): row modes of any width, by counting short rows in a hash
  * table and sorting a copy of the others. */
 FASTCALL(row_modes_sort) {
@@ -2776,6 +2832,7 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
+    M(hash_bins, "hash_bins(a, bins) -> (most, occupied): non-zero keys counted by hash."),
     M(distinct_above, "distinct_above(a, limit): more than limit distinct 4- or 8-byte keys?"),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
                      " padding bits set."),
