@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.registry import CodecConfigError, FrameLayoutError, PatternError
-from sparsecodecs.testing import assert_bits_equal, reframe, split_frame
+from sparsecodecs.testing import assert_bits_equal, examples, reframe, split_frame
 
 LAYOUTS = ["dense", "bitmask", "nm"]
 VALUES = ["planes", "fields", "centroid"]
@@ -773,7 +773,7 @@ def test_the_stages_floor_is_the_least_of_the_stages_entropies(dt: Any):
     assert want - 3 <= got <= want  # the floor rounds down, a byte or two past float error
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(pool=st.lists(st.integers(0, 65535), min_size=1, max_size=300, unique=True),
        picks=st.lists(st.integers(0, 299), min_size=1, max_size=3000),
        normal=st.integers(0, 20000), seed=st.integers(0, 2**32 - 1),
