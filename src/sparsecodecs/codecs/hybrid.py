@@ -450,7 +450,6 @@ class Hybrid(Codec):
                 # or a few entries equal to its (rows') mode (N:M, which would reuse the mask,
                 # needs half of the values to be the fill)
                 self.layout == "auto" and counts is not None and bound is not None
-                and (kept_counts is not None or rows is not None)
                 and nnz > ngroups * self.n
                 and _mask_loses(flat.size, fill_nbytes, counts, nnz, dtype, bound(),
                                 unfilled, rows)
