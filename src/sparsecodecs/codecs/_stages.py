@@ -374,12 +374,13 @@ class SortedSample:
     """:func:`sorted_sample` of ``values``, sorted at the first call and kept (a planner asks
     several questions of it); ``ready`` once it is sorted."""
 
-    __slots__ = ("_hashed", "_sorted", "_values")
+    __slots__ = ("_hashed", "_runs", "_sorted", "_values")
 
     def __init__(self, values: np.ndarray) -> None:
         self._values = values
         self._sorted: np.ndarray | None = None
         self._hashed: tuple[int, int, int] | None = None
+        self._runs: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self) -> np.ndarray:
         if self._sorted is None:
@@ -389,6 +390,15 @@ class SortedSample:
     @property
     def ready(self) -> bool:
         return self._sorted is not None
+
+    def runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~._kernels.sorted_runs` of the sorted sample, found once (the mode fill and
+        the centroid planner both ask for them), read-only."""
+        if self._runs is None:
+            uniq, counts = sorted_runs(self())
+            uniq.flags.writeable = counts.flags.writeable = False
+            self._runs = (uniq, counts)
+        return self._runs
 
     @property
     def size(self) -> int:
@@ -432,6 +442,8 @@ def unique_counts(
     flat = values.reshape(-1)
     if flat.size // 65536 > 1 or sample is None:  # the sample skips values, or is not sorted
         return unique_bits(flat)
+    if isinstance(sample, SortedSample):
+        return sample.runs()
     return sorted_runs(sample())
 
 
