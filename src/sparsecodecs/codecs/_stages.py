@@ -393,11 +393,10 @@ class SortedSample:
 
     def runs(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~._kernels.sorted_runs` of the sorted sample, found once (the mode fill and
-        the centroid planner both ask for them), read-only."""
+        the centroid planner both ask for them): the same arrays to every caller, which reads
+        them only (marking them read-only cost more than the runs saved, 64x27 float32)."""
         if self._runs is None:
-            uniq, counts = sorted_runs(self())
-            uniq.flags.writeable = counts.flags.writeable = False
-            self._runs = (uniq, counts)
+            self._runs = sorted_runs(self())
         return self._runs
 
     @property
