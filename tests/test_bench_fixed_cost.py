@@ -10,7 +10,7 @@ import pytest
 import sparsecodecs as sc
 from sparsecodecs.registry import codec as codec_module
 from sparsecodecs.registry.accounting import codec_for_frame
-from sparsecodecs.registry.dtypes import name_of
+from sparsecodecs.registry.dtypes import SUPPORTED_DTYPES, name_of
 from sparsecodecs.registry.frame import read_frame
 from sparsecodecs.testing.frames import reframe, split_frame
 
@@ -70,3 +70,23 @@ def test_name_of_is_the_dtype_name(dtype):
     dt = np.dtype(dtype)
     assert name_of(dt) == dt.name
     assert name_of(dt) == dt.name  # memoised answer too
+
+
+def test_the_header_name_is_remembered_per_byte_order(monkeypatch):
+    """dtype_name's remembered answers: a supported dtype's in either byte order, asked in
+    either order, the same as computed afresh (a native and a swapped dtype are different
+    keys); an unsupported dtype still raises, every time."""
+    from sparsecodecs.registry import dtypes
+
+    for first in ("=", ">"):
+        monkeypatch.setattr(dtypes, "_HEADER_NAME", {})
+        for name in SUPPORTED_DTYPES:
+            base = SUPPORTED_DTYPES[name]
+            order = (first, ">" if first == "=" else "=")
+            for byteorder in order * 2:
+                dt = base.newbyteorder(byteorder)
+                want = (">" if byteorder == ">" and dt.itemsize > 1 else "") + name
+                assert dtypes.dtype_name(dt) == want == dtypes._dtype_name(dt), (name, byteorder)
+    for _ in range(2):
+        with pytest.raises(sc.UnsupportedDtypeError):
+            dtypes.dtype_name(np.dtype([("a", "<f4")]))

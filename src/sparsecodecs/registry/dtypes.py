@@ -136,8 +136,24 @@ def _supported_list() -> str:
     return ", ".join(SUPPORTED_DTYPES)
 
 
+#: dtype_name's answers so far (every encode asks twice; its checks took 3 us a time), at
+#: most 256, as name_of keeps its own
+_HEADER_NAME: dict[np.dtype[Any], str] = {}
+
+
 def dtype_name(dtype: np.dtype[Any]) -> str:
     """The header name of ``dtype``: e.g. ``"bfloat16"``, or ``">float32"`` for big-endian."""
+    try:
+        return _HEADER_NAME[dtype]
+    except (KeyError, TypeError):  # TypeError: not a dtype, unhashable (checked below)
+        pass
+    name = _dtype_name(dtype)
+    if len(_HEADER_NAME) < 256:
+        _HEADER_NAME[dtype] = name
+    return name
+
+
+def _dtype_name(dtype: np.dtype[Any]) -> str:
     native = dtype.newbyteorder("=") if dtype.byteorder in "<>" else dtype
     if not isinstance(native, np.dtype):  # pragma: no cover - defensive
         raise UnsupportedDtypeError(f"not a dtype: {dtype!r}")
