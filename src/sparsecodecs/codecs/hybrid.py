@@ -215,24 +215,24 @@ def _without_rows(counts: np.ndarray | None, rows: tuple[np.ndarray, np.ndarray]
         np.add.at(counts, bins, hits)
 
 
-def _mask_loses(size: int, fill_nbytes: int, kept_counts: np.ndarray, kept: int,
+def _mask_loses(size: int, fill_nbytes: int, counts: np.ndarray, kept: int,
                 dtype: np.dtype[Any], best: int | None, unfilled: int | None = None,
                 rows: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
     """Whether a bitmask layout of ``size`` entries, storing ``fill_nbytes`` of fill, cannot
     beat a plan of ``best`` bytes whatever its stages: its mask costs at least one bit a byte
-    (coded) and its ``kept`` values (``kept_counts`` less the bin ``unfilled``, or less a
-    per-row fill's entries, ``rows`` as :func:`_without_rows` takes them) at least
+    (coded) and its ``kept`` values (the tensor's ``counts`` less the bin ``unfilled``, or less
+    a per-row fill's entries, ``rows`` as :func:`_without_rows` takes them) at least
     :func:`stages_floor` (16-bit values), else their order-0 entropy (:func:`values_floor`)."""
     if best is None:
         return False
     least = (size + 7) // 8 // 8 + fill_nbytes
     if least >= best:
         return True
-    with _without_bin(kept_counts, unfilled), _without_rows(kept_counts, rows):
-        if dtype.itemsize == 2 and kept_counts.size == 1 << 16:
-            floor = stages_floor(kept_counts, dtype, kept)
+    with _without_bin(counts, unfilled), _without_rows(counts, rows):
+        if dtype.itemsize == 2 and counts.size == 1 << 16:
+            floor = stages_floor(counts, dtype, kept)
         else:
-            floor = values_floor(kept_counts)
+            floor = values_floor(counts)
     return least + floor >= best
 
 
