@@ -304,9 +304,11 @@ def decode_symbols(
     (``_huffman_kernels.decode_coded``); when it finds anything wrong, the frame is read again
     by :func:`_decode_checked`, whose error says what and where.
     """
-    book = sections.array(f"{name}.codebook", np.uint8)
-    data = sections.array(f"{name}.bits", np.uint8)
-    if count <= 8 * data.size:  # checked before allocating: every code is at least one bit
+    # the sections' bytes as they are (memoryviews: the kernel reads any buffer; two numpy
+    # views an encoded stream were a few microseconds of a small frame's decode)
+    book = sections.raw(f"{name}.codebook")
+    data = sections.raw(f"{name}.bits")
+    if count <= 8 * data.nbytes:  # checked before allocating: every code is at least one bit
         out: np.ndarray = np.empty(count, dtype)
         rc = hk.decode_coded(book, data, count, alphabet, _nstreams(count), MAX_LENGTH,
                              FAST_BITS, MAX_FAST_BITS, out,

@@ -229,9 +229,9 @@ def decode_streams(data: np.ndarray, starts: np.ndarray, limits: np.ndarray,
     return rc
 
 
-def decode_coded(book: np.ndarray, data: np.ndarray, count: int, alphabet: int, nstreams: int,
-                 max_length: int, min_fast: int, max_fast: int, out: np.ndarray,
-                 threads: int = 1) -> int:
+def decode_coded(book: np.ndarray | memoryview, data: np.ndarray | memoryview, count: int,
+                 alphabet: int, nstreams: int, max_length: int, min_fast: int, max_fast: int,
+                 out: np.ndarray, threads: int = 1) -> int:
     """Decode one coded stream, codebook to symbols, in one call: ``out`` (``count`` items).
 
     ``book`` and ``data`` are the raw bytes of the ``.codebook`` and ``.bits`` sections (see
