@@ -304,7 +304,10 @@ class Codec(ABC):
         """Decode an already parsed and verified frame (``threads``: as
         :func:`~sparsecodecs.decode`)."""
         limit = get_decode_limit() if max_bytes is None else check_int("max_bytes", max_bytes, 0)
-        with decoding_threads(resolve_threads(threads)):
+        wanted = resolve_threads(threads)
+        if wanted == _THREADS.get():  # already so (one thread, the default): no context to set
+            return self._decode_frame(frame, limit)
+        with decoding_threads(wanted):
             return self._decode_frame(frame, limit)
 
     def _decode_frame(self, frame: Frame, limit: int) -> np.ndarray:
