@@ -679,8 +679,8 @@ def test_fast_table_matches_a_prefix_by_prefix_reading(lengths: np.ndarray, widt
 
 def test_fast_table_widens_for_long_average_codes():
     """~7-bit average codes (int8 values) get a 14-bit fast table, so that a look-up can still
-    decode two symbols; short codes and ~8-bit ones keep the 12-bit one; decoding agrees
-    either way."""
+    decode two symbols, if the alphabet is of bytes and the symbols many; short codes and
+    ~8-bit ones keep the 12-bit one; decoding agrees either way."""
     from sparsecodecs.codecs._huffman import FAST_BITS, MAX_FAST_BITS
     from sparsecodecs.codecs._huffman_kernels import decode_coded_width
 
@@ -688,6 +688,12 @@ def test_fast_table_widens_for_long_average_codes():
         return decode_coded_width(lengths, count, FAST_BITS, MAX_FAST_BITS)
 
     assert width(np.full(128, 7, np.uint8)) == MAX_FAST_BITS == 14
+    # ... for byte alphabets only, with at least 64 symbols to decode an entry of the table
+    assert width(np.full(128, 7, np.uint8), 64 << 14) == 14
+    assert width(np.full(128, 7, np.uint8), (64 << 14) - 1) == FAST_BITS
+    seven = np.zeros(512, np.uint8)
+    seven[:128] = 7  # the same code, in a 512-symbol alphabet: a table of uint64 entries
+    assert width(seven) == FAST_BITS
     assert width(np.array([1, 2, 3, 3], np.uint8)) == FAST_BITS == 12
     assert width(np.full(64, 6, np.uint8)) == 12
     # ~8-bit codes: two do not fit 14 bits, one look-up decodes one symbol anyway: the narrow

@@ -159,12 +159,16 @@ def decode_coded_width(lengths: np.ndarray, count: int, min_fast: int, max_fast:
     codes are longer than the table (they take the slower canonical long-code path: a value
     stage with thousands of distinct values, codes of 12-15 bits, decodes 2.6x faster at 14
     bits than at 12); then wider still, up to ``max_fast``, if two codes of the average length
-    fit, so that each look-up can decode two symbols (e.g. int8 values with ~7-bit codes).
-    Near-uniform byte planes (~8-bit codes, two never fit) keep the narrow table, which stays
-    in L1 cache. And no wider than the bit length of ``count // 8``, about one entry per 8
-    symbols to decode: an entry costs about as much to build as 4-5 symbols take to decode
-    (``python bench/huffman_speed.py`` prints both), so the build stays well below the
-    decoding. (:func:`build_decoder` also caps it at twice the longest code.)
+    fit, so that each look-up can decode two symbols (e.g. int8 values with ~7-bit codes),
+    but only for byte alphabets (``len(lengths) <= 256``: the compiled decoder's table of
+    uint32 entries) and at least 64 symbols an entry of that table: a wider table of uint64
+    entries (float16 fields, ~6.4-bit codes) or one built for fewer symbols decoded slower
+    (docs/benchmarks.md, issue 13's eighteenth pass). Near-uniform byte planes (~8-bit codes,
+    two never fit) keep the narrow table, which stays in L1 cache. And no wider than the bit
+    length of ``count // 8``, about one entry per 8 symbols to decode: an entry costs about as
+    much to build as 4-5 symbols take to decode (``python bench/huffman_speed.py`` prints
+    both), so the build stays below the decoding. (:func:`build_decoder` also caps it at
+    twice the longest code.)
     """
     width: int = _native.huf_decode_coded_width(_lengths8(lengths), int(count), int(min_fast),
                                                 int(max_fast))
