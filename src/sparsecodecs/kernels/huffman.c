@@ -853,8 +853,9 @@ done:
  * byte alphabets (`bytes`: the table's uint32 entries) and when there are at least 64
  * symbols to decode for each entry built (HUF_PAIR_SYMBOLS). Where they did not hold, the
  * wider table decoded slower: a 64 KiB table of uint64 entries (float16 fields of 9 bits,
- * ~6.4-bit codes: 0.91 ns a symbol at 13 bits, 0.84 at 12) and a byte table built for too few
- * symbols (a 70%-sparse mask of 73,728 bytes: 1.02 ns at 14 bits, 0.88 at 12). */
+ * ~6.4-bit codes, 1536x384: 0.82 ns a symbol at 13 bits, 0.78 at 12) and a byte table built
+ * for too few symbols (a 70%-sparse mask of 73,728 bytes: 1.03 ns at 14 bits, 0.88 at 12;
+ * docs/benchmarks.md, issue 13's eighteenth pass). */
 #define HUF_PAIR_SYMBOLS 64
 static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int64_t min_fast,
                            int64_t max_fast, int bytes) {
