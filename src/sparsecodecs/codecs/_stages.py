@@ -155,6 +155,11 @@ def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
 #: dropped each time).
 KEEP_SCRATCH_BYTES = 64 << 20
 
+#: Scratch of fewer bytes is made fresh instead of lent: malloc serves it from the heap's free
+#: lists, with no page faults to spare, in less time than a kept buffer's bookkeeping (0.2 us
+#: against 3.4 for the 768 bytes of a 384-value tensor's top fields).
+LEND_SCRATCH_FROM = 64 << 10
+
 
 @contextmanager
 def lent_scratch(nbytes: int) -> Iterator[np.ndarray]:
@@ -291,14 +296,25 @@ def plan_fields(
 def encode_fields(
     values: np.ndarray, dtype: np.dtype[Any], prefix: str, plan: FieldsPlan, max_length: int
 ) -> list[Section]:
+    if 2 * values.size < LEND_SCRATCH_FROM:
+        return _encode_fields_with(np.empty(values.size, np.uint16), values, dtype, prefix,
+                                   plan, max_length)
+    with lent_scratch(2 * values.size) as scratch:  # the top fields, coded in the block
+        return _encode_fields_with(scratch.view(np.uint16), values, dtype, prefix, plan,
+                                   max_length)
+
+
+def _encode_fields_with(
+    syms: np.ndarray, values: np.ndarray, dtype: np.dtype[Any], prefix: str, plan: FieldsPlan,
+    max_length: int,
+) -> list[Section]:
+    """:func:`encode_fields` with ``syms`` (a uint16 per value) to hold the top fields."""
     width = 8 * dtype.itemsize
     low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
-    with lent_scratch(2 * values.size) as scratch:  # the top fields, coded in the block
-        syms = scratch.view(np.uint16)
-        hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
-                        plan.top, syms, low)
-        sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
-                                       counts=plan.counts, max_length=max_length)
+    hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
+                    plan.top, syms, low)
+    sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
+                                   counts=plan.counts, max_length=max_length)
     return [*sections, Section(f"{prefix}.low", "values", low)]
 
 
