@@ -259,7 +259,7 @@ UNCODABLE = 1 << 62
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    return _coded_bytes(*hk.huffman_cost(np.ascontiguousarray(counts, np.int64), max_length))
+    return coded_sizes(counts.reshape(1, -1), max_length)[0]
 
 
 def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1) -> list[int]:
@@ -269,15 +269,15 @@ def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 
 
 
 def _coded_bytes(bits: int, total: int, used: int, first: int, last: int) -> int:
-    """:func:`coded_size` from :func:`~._huffman_kernels.huffman_cost`'s answer."""
+    """:func:`coded_size` from :func:`~._huffman_kernels.huffman_cost`'s answer (ints)."""
     if bits < 0:  # more symbols than codes of max_length bits (Kraft)
         return UNCODABLE
-    nstreams = _nstreams(int(total))
+    nstreams = _nstreams(total)
     # What _serialize_lengths would write, without writing it: the smaller of the two formats.
-    span = int(last) + 1 - int(first) if used else 0
-    book = min(9 + (span + 1) // 2, 5 + 3 * int(used)) + 1 + 8 * nstreams
+    span = last + 1 - first if used else 0
+    book = min(9 + (span + 1) // 2, 5 + 3 * used) + 1 + 8 * nstreams
     # Each stream is padded to whole 64-bit words: an upper bound, exact to 8 * nstreams bytes.
-    return book + (int(bits) + 63) // 64 * 8 + 8 * (nstreams - 1)
+    return book + (bits + 63) // 64 * 8 + 8 * (nstreams - 1)
 
 
 _ONE_THREAD: ContextVar[bool] = ContextVar("sparsecodecs_streams_one_thread", default=False)

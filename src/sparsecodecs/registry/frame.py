@@ -226,6 +226,10 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON-serialisable in a frame header: {obj!r}")
 
 
+#: The header's JSON writer, made once (``json.dumps`` with options builds one per call).
+_HEADER_JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+
+
 @lru_cache(maxsize=1)
 def header_dictionary() -> bytes:
     """The preset DEFLATE dictionary of version 2 headers (checked against its hash)."""
@@ -290,7 +294,7 @@ def write_frame(
         "sections": [[s.name, s.role, s.nbytes] for s in sections],
         "meta": dict(meta or {}),
     }
-    head = pack_header(json.dumps(header, separators=(",", ":"), default=_json_default).encode())
+    head = pack_header(_HEADER_JSON.encode(header).encode())
     parts: list[Any] = [_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head)), head]
     parts.extend(s.data for s in sections)
     digest = xxhash.xxh3_64()  # over the parts as they are: the frame is copied once, by join
