@@ -1327,6 +1327,10 @@ def test_encode_streams_refuses_too_little_room_and_foreign_symbols():
                 hk.encode_streams(symbols, codes, lengths, bounds,
                                   np.array([0, 256, 512, 768], np.int64), out,
                                   np.zeros(4, np.int64))
+            out = writable_guarded(1024 - 8)  # one stream (batches of codes), 8 bytes short
+            with pytest.raises(ValueError, match="outgrew"):
+                hk.encode_streams(symbols, codes, lengths, np.array([0, 4096], np.int64),
+                                  np.array([0], np.int64), out, np.zeros(1, np.int64))
             _GUARDS.clear()
             bad = symbols.copy()
             bad[3000] = 3
@@ -1334,6 +1338,10 @@ def test_encode_streams_refuses_too_little_room_and_foreign_symbols():
                 hk.encode_streams(bad, codes, lengths, bounds,
                                   np.array([0, 256, 512, 768, 1024], np.int64),
                                   np.zeros(1024, np.uint8), np.zeros(4, np.int64))
+            with pytest.raises(ValueError, match="outside the code table"):  # one stream
+                hk.encode_streams(bad, codes, lengths, np.array([0, 4096], np.int64),
+                                  np.array([0, 1024], np.int64), np.zeros(1024, np.uint8),
+                                  np.zeros(1, np.int64))
 
 
 @pytest.mark.parametrize(
