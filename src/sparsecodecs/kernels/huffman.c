@@ -266,20 +266,10 @@ SC_INLINE int one_lane_body(const void *symbols, const uint32_t *codes, const ui
 }
 #undef HUF_STEPS1
 #define CALL(s) rc = one_lane_body(symbols, codes, lengths, alphabet, k, i, steps, wa, s)
-__attribute__((noinline)) static int one_lane_plain(
-    const void *symbols, const uint32_t *codes, const uint8_t *lengths, int64_t alphabet,
-    unsigned k, int64_t i, int64_t steps, huf_bitw *wa, int isz) {
-    int rc = 0; SC_BY_SIZE(isz, CALL) return rc;
-}
-#if SC_X86
-__attribute__((noinline)) SC_TARGET("avx2,bmi2") static int one_lane_fast(
-    const void *symbols, const uint32_t *codes, const uint8_t *lengths, int64_t alphabet,
-    unsigned k, int64_t i, int64_t steps, huf_bitw *wa, int isz) {
-    int rc = 0; SC_BY_SIZE(isz, CALL) return rc;
-}
-#else
-#define one_lane_fast one_lane_plain
-#endif
+HUF_TWINS(one_lane, (const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                     int64_t alphabet, unsigned k, int64_t i, int64_t steps, huf_bitw *wa,
+                     int isz),
+          { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
 /* Streams A and B in lockstep from symbol 0 while both have symbols and room: done[A] and
@@ -328,8 +318,8 @@ SC_INLINE int encode_body(const void *symbols, const uint32_t *codes, const uint
                 int64_t steps = (end - i) / k, room = safe_steps(&w[l]);
                 steps = room < steps ? room : steps;
                 if (steps <= 0) break;
-                if ((fast ? one_lane_fast : one_lane_plain)(symbols, codes, lengths, alphabet, k,
-                                                            i, steps, &w[l], isz) < 0)
+                if (HUF_RUN(fast, one_lane, symbols, codes, lengths, alphabet, k, i, steps, &w[l],
+                            isz) < 0)
                     return -1;
                 i += steps * k;
             }
