@@ -593,6 +593,35 @@ def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.Dat
     np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))
 
 
+@pytest.mark.parametrize("top", [8, 12, 16])
+@pytest.mark.parametrize("count", [0, 1, 383, 4095, 4096, 9001])
+def test_value_histograms_either_side_of_the_direct_count(top: int, count: int):
+    """16- and 32-bit values fewer than the 2**top bins are counted straight into the tables,
+    more through a pair of table sets summed after: the same histograms as the separate passes
+    either way, at every SIMD level, rotated or not."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(count + top)
+    values = np.where(rng.random(count) < 0.5, rng.integers(0, 1 << 16, count),
+                      rng.integers(0x3F00, 0x3F08, count)).astype(np.uint16)
+    mask = np.uint64(0xFFFF)
+    wide = (values.astype(np.uint32) << 16 | rng.integers(0, 1 << 16, count)).astype(np.uint32)
+    mask32 = np.uint64(0xFFFFFFFF)
+    for rotate in (0, 1):
+        want = (hk.plane_histograms(values, rotate, mask, 2),
+                hk.top_histogram(values, rotate, mask, 16, top))
+        want32 = (hk.plane_histograms(wide, rotate, mask32, 4),
+                  hk.top_histogram(wide, rotate, mask32, 32, top))
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                for got, w in zip(hk.value_histograms16(values, rotate, top), want, strict=True):
+                    np.testing.assert_array_equal(got, w)
+                for got, w in zip(hk.value_histograms(wide, rotate, mask32, 4, top), want32,
+                                  strict=True):
+                    np.testing.assert_array_equal(got, w)
+
+
 @settings(max_examples=examples(40))
 @given(
     alphabet=st.sampled_from([2, 16, 256, 4096]),

@@ -2144,6 +2144,19 @@ HUF_TWINS(value_hist_k, (const huf_vals *v, unsigned nplanes, unsigned top, int6
 SC_INLINE int value_hist32(const huf_vals *v0, unsigned top, int64_t *planes, int64_t *fine) {
     const huf_vals vv = *v0, *v = &vv;
     const int64_t size = (int64_t)1 << top;
+    if (v->n < size) { /* fewer values than bins: as value_hist16, straight into the tables */
+        const unsigned sh = 32 - top, r = v->rot;
+        for (int64_t i = 0; i < v->n; i++) {
+            uint32_t x = (uint32_t)ld(v->p, i, 4);
+            x = r ? (x << r) | (x >> (32 - r)) : x;
+            fine[x >> sh]++;
+            planes[x >> 24]++;
+            planes[256 + ((x >> 16) & 0xFF)]++;
+            planes[512 + ((x >> 8) & 0xFF)]++;
+            planes[768 + (x & 0xFF)]++;
+        }
+        return 0;
+    }
     int64_t *b = calloc((size_t)size + 3 * 256, sizeof(int64_t));
     if (!b) return -1;
     int64_t *fb = b, *pb = b + size; /* the second set: fine, then planes 1..3 */
@@ -2279,6 +2292,18 @@ HUF_TWINS(value_hist16_counts_k, (const int64_t *c, unsigned r, unsigned top, in
 SC_INLINE int value_hist16(const void *vals, int64_t n, unsigned r, unsigned top,
                         int64_t *planes, int64_t *fine) {
     int64_t size = (int64_t)1 << top;
+    if (n < size) { /* fewer values than bins: each counted straight into the three tables,
+                     * where the pair of tables and the pass summing 2**top bins cost more
+                     * than the values (384 of them: 6.2 us as below) */
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t v = (uint32_t)ld(vals, i, 2);
+            v = r ? ((v << r) | (v >> (16 - r))) & 0xFFFF : v;
+            fine[v >> (16 - top)]++;
+            planes[v >> 8]++;
+            planes[256 + (v & 0xFF)]++;
+        }
+        return 0;
+    }
     int64_t *fine_b = calloc((size_t)size + 512, sizeof(int64_t));
     if (!fine_b) return -1;
     int64_t *low_a = fine_b + size, *low_b = low_a + 256;
