@@ -250,8 +250,17 @@ class FieldsPlan:
     """Top ``top`` bits of each (rotated) value Huffman-coded, the low bits packed raw."""
 
     top: int
-    counts: np.ndarray
+    fine: np.ndarray  # the histogram of a top field at least ``top`` bits wide
     nbytes: int  # estimated section bytes
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The histogram of the ``top``-bit fields: pairs of ``fine`` summed down to them, when
+        the plan is encoded (a planner builds plans it does not use)."""
+        counts = self.fine
+        while counts.size > 1 << self.top:  # pairs (a reshape-and-sum took 27 us)
+            counts = counts[0::2] + counts[1::2]
+        return counts
 
 
 #: Largest top field: 12 bits, so the alphabet (4096) stays small and so does its codebook.
@@ -285,12 +294,7 @@ def plan_fields(
         size += 8 * _low_words(values.size, width - top)
         if best is None or size < best[0]:
             best = (size, top)
-    if best is None:
-        return None
-    counts = fine
-    for _ in range(tmax - best[1]):  # pairs of the finer histogram (reshape-and-sum: 27 us)
-        counts = counts[0::2] + counts[1::2]
-    return FieldsPlan(best[1], counts, best[0])
+    return None if best is None else FieldsPlan(best[1], fine, best[0])
 
 
 def encode_fields(
