@@ -53,13 +53,19 @@ _U32 = struct.Struct("<I")
 def histogram(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     """Symbol counts (int64) over ``range(alphabet)`` of unsigned integer ``symbols``.
 
-    Encode side only. The compiled kernel does not check its indices, so a symbol >= alphabet
-    (a caller's bug, never frame data) raises ValueError here instead of writing out of bounds.
+    Encode side only. A symbol >= alphabet (a caller's bug, never frame data) raises
+    ValueError: the compiled kernel checks them all before it counts (the largest is named
+    here, once it has refused them).
     """
     flat = np.ascontiguousarray(symbols).reshape(-1)
-    if flat.size and np.iinfo(flat.dtype).max >= alphabet and int(flat.max()) >= alphabet:
-        raise ValueError(f"symbol {int(flat.max())} is outside the alphabet of {alphabet}")
-    return hk.histogram(flat, alphabet)
+    try:
+        return hk.histogram(flat, alphabet)
+    except ValueError:
+        if flat.size and int(flat.max()) >= alphabet:
+            raise ValueError(
+                f"symbol {int(flat.max())} is outside the alphabet of {alphabet}"
+            ) from None
+        raise
 
 
 def huffman_lengths(counts: np.ndarray, max_length: int = MAX_LENGTH) -> np.ndarray:
