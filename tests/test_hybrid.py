@@ -671,6 +671,21 @@ def test_nm_code_counts_from_mask_bytes(n: int, m: int):
         assert (got is None) if not ok else np.array_equal(got, want)
 
 
+def test_sorted_runs_kernel_refuses_outputs_too_small():
+    """The compiled runs write one value and one count per run, up to one per item: outputs
+    shorter than the input, or of another item size, are refused before it writes."""
+    from sparsecodecs.kernels import _native
+
+    s = np.arange(10, dtype=np.uint16)
+    for values, counts in [(np.empty(9, np.uint16), np.empty(10, np.int64)),
+                           (np.empty(10, np.uint16), np.empty(9, np.int64)),
+                           (np.empty(10, np.uint32), np.empty(10, np.int64))]:
+        with pytest.raises(ValueError, match="sorted_runs"):
+            _native.sorted_runs(s, values, counts)
+    values, counts = np.empty(10, np.uint16), np.empty(10, np.int64)
+    assert _native.sorted_runs(s, values, counts) == 10
+
+
 @pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32, np.uint64])
 @pytest.mark.parametrize("size", [0, 1, 7, 4095, 70000, 131071, 131072, 200000])
 def test_unique_counts_is_np_unique(dt: Any, size: int):

@@ -312,12 +312,22 @@ def hash_bins(values: np.ndarray) -> tuple[int, int]:
     return most, occupied
 
 
+#: Up to this many sorted values, their runs are found by the compiled pass (arrays of their
+#: length made for it); beyond, by numpy (arrays the size of the runs).
+COMPILED_RUNS_UP_TO = 4096
+
+
 def sorted_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of the sorted 1-D ``s`` and how often each occurs (int64): its
-    runs, found into preallocated arrays (a mask, then the starts' differences) rather than
-    through ``concatenate``, ``diff`` and ``append``'s temporaries."""
+    runs, by one compiled pass for a few (numpy's six calls took ~3 us on 384 values, most of a
+    small tensor's), else found into preallocated arrays (a mask, then the starts'
+    differences) rather than through ``concatenate``, ``diff`` and ``append``'s temporaries."""
     if not s.size:
         return s, np.zeros(0, np.int64)
+    if s.size <= COMPILED_RUNS_UP_TO and s.dtype.itemsize in (1, 2, 4, 8):
+        values, counts = np.empty_like(s), np.empty(s.size, np.int64)
+        k = _native.sorted_runs(np.ascontiguousarray(s), values, counts)
+        return values[:k], counts[:k]
     first = np.empty(s.size, bool)
     first[0] = True
     np.not_equal(s[1:], s[:-1], out=first[1:])

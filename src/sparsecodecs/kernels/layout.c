@@ -2007,6 +2007,48 @@ done:
     return res;
 }
 
+/* sorted_runs(s, values, counts) -> k: the k runs of the sorted 1-D `s` (1/2/4/8-byte
+ * items): each run's item into values[0:k] (s's item size) and its length into counts[0:k]
+ * (int64); both hold at least len(s) items. A planner asks this of a small tensor's sorted
+ * values, where numpy's six calls cost several times the pass. */
+SC_INLINE Py_ssize_t sorted_runs_body(const void *restrict x, Py_ssize_t n, void *restrict values,
+                                      int64_t *restrict counts, Py_ssize_t size) {
+    Py_ssize_t k = 0, start = 0;
+    for (Py_ssize_t i = 1; i <= n; i++)
+        if (i == n || ld(x, size, i) != ld(x, size, i - 1)) {
+            st(values, size, k, ld(x, size, start));
+            counts[k++] = (int64_t)(i - start);
+            start = i;
+        }
+    return k;
+}
+
+FASTCALL(sorted_runs) {
+    const char *fn = "sorted_runs";
+    sc_arr x = {0}, values = {0}, counts = {0};
+    sc_bufs s = {.n = 0};
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 3, fn) < 0 || get(&s, args[0], 0, 0, "s", &x) < 0 ||
+        get(&s, args[1], 1, 0, "values", &values) < 0 ||
+        get(&s, args[2], 1, 8, "counts", &counts) < 0 || item_ok(&x, fn, "s") < 0)
+        goto done;
+    if (values.itemsize != x.itemsize || values.n < x.n || counts.n < x.n) {
+        fail("%s: values (%zd bytes an item) and counts need the %zd items of s", fn,
+             values.itemsize, x.n);
+        goto done;
+    }
+    Py_ssize_t k = 0;
+#define RUNS(S) k = sorted_runs_body(x.p, x.n, values.p, counts.p, S)
+    Py_BEGIN_ALLOW_THREADS
+    SC_BY_SIZE(x.itemsize, RUNS)
+    Py_END_ALLOW_THREADS
+#undef RUNS
+    res = PyLong_FromSsize_t(k);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* Whether more than `limit` distinct keys are among n 4- or 8-byte keys (any alignment): keys
  * go into an open-addressing table (linear probing, at most half full, `slots` a power of two)
  * until one more than `limit` distinct ones are in, so a mostly distinct array answers after
@@ -2832,6 +2874,7 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
+    M(sorted_runs, "sorted_runs(s, values, counts) -> k: the runs of a sorted 1-D array."),
     M(hash_bins, "hash_bins(a, bins) -> (most, occupied): non-zero keys counted by hash."),
     M(distinct_above, "distinct_above(a, limit): more than limit distinct 4- or 8-byte keys?"),
     M(gather_fields, "gather_fields(packed, bits, count, table, out) -> largest field, -1"
