@@ -710,11 +710,12 @@ def test_compose_refuses_a_code_out_of_range():
             with use_simd(level), pytest.raises(FrameLayoutError, match="out of range"):
                 kernels.nm2_compose_codes(codes, shifts, np.zeros(14, np.uint16),
                                           np.empty(7, np.uint64))
-            # two words a group (2:4 of 32-bit values), codes one per group or byte-packed
+            # two words a group (2:4 of 32-bit values): codes as they are (the identity
+            # table), and through a table that is not the identity (the general path)
             word_of, shifts32 = _compose_tables(2, 4, 4)
+            swap = np.array([1, 0, 2, 3, 4, 5, 6], np.uint16).reshape(-1, 1)
             for packed, lut in ((codes.astype(np.uint16), np.arange(6, dtype=np.uint16)
-                                 .reshape(-1, 1)), (codes, np.arange(7, dtype=np.uint16)
-                                                    .reshape(-1, 1))):
+                                 .reshape(-1, 1)), (codes, swap)):
                 with use_simd(level), pytest.raises(FrameLayoutError, match="out of range"):
                     kernels.nm_compose(packed, lut, 7, word_of, shifts32,
                                        np.zeros(14, np.uint32), np.empty(14, np.uint64))
