@@ -257,9 +257,9 @@ def _codes_per_byte(n: int, m: int) -> np.ndarray:
     codes = tables.code_of[groups]
     foreign = (codes < 0).any(axis=1)
     table = np.zeros((256, tables.ncodes + 1), np.int64)
-    for g in range(codes.shape[1]):
-        ok = ~foreign
-        np.add.at(table, (np.flatnonzero(ok), codes[ok, g]), 1)
+    ok = np.flatnonzero(~foreign)
+    for g in range(codes.shape[1]):  # each group of the bytes whose groups all hold n bits
+        np.add.at(table, (ok, codes[ok, g]), 1)
     table[:, -1] = foreign
     table.flags.writeable = False
     return table
