@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -47,16 +47,21 @@ class NMTables:
     canon: np.ndarray  # (2**m,) int32: mask filled up to n bits with its lowest zeros; -1 if > n
     index_bits: int  # ceil(log2 m): bits per kept position in "index" metadata
 
-    @property
+    @cached_property
     def code_of_mask(self) -> np.ndarray:
-        """(2**m,) int32: pattern code for any non-zero mask with <= n bits (filled), else -1."""
-        return np.where(self.canon >= 0, self.code_of[np.maximum(self.canon, 0)], -1).astype(
+        """(2**m,) int32: pattern code for any non-zero mask with <= n bits (filled), else -1.
+        Made once per tables (every N:M split reads it: 3.6 us made each time). Read-only."""
+        table = np.where(self.canon >= 0, self.code_of[np.maximum(self.canon, 0)], -1).astype(
             np.int32)
+        table.flags.writeable = False
+        return table
 
-    @property
+    @cached_property
     def code_masks(self) -> np.ndarray:
-        """(C,) int64: the m-bit mask of each pattern code."""
-        return (np.int64(1) << self.positions.astype(np.int64)).sum(axis=1)
+        """(C,) int64: the m-bit mask of each pattern code (made once per tables; read-only)."""
+        masks = (np.int64(1) << self.positions.astype(np.int64)).sum(axis=1)
+        masks.flags.writeable = False
+        return masks
 
     @property
     def ncodes(self) -> int:
