@@ -193,37 +193,44 @@ SC_INLINE int64_t safe_steps(const huf_bitw *w) {
     return room < 8 ? 0 : (room - 8) / 7 + 1;
 }
 
-/* Two streams in lockstep from symbol j of each, K codes each between flushes (K a constant,
- * so the puts unroll), for `steps` steps whose flushes fit in both (safe_steps). A function of
- * its own, so that both lanes' state stays in registers (inlined, four lanes or two, they
- * spilled). Returns 0, or -1 at a symbol outside the code table. */
+/* `lanes` (1 or 2, a constant where this is inlined) streams in lockstep from symbol j of
+ * each, K codes each between flushes (K a constant, so the puts unroll), for `steps` steps
+ * whose flushes fit in every lane (safe_steps). Functions of their own, so that the lanes'
+ * state stays in registers (inlined, four lanes or two, they spilled). Two lanes are four
+ * streams' pairs; one lane is the lone stream of a small input (under 2**14 symbols) or a tail
+ * lane, which wrote code by code with a checked flush after each: 30,720 11-bit fields took 84
+ * us as one stream that way (27 as four in lockstep), 27 in batches. The same bytes: a flush
+ * with room stores the same window either way. Returns 0, or -1 at a symbol outside the code
+ * table. */
 #define HUF_STEPS(K)                                                                        \
     do {                                                                                    \
         for (int64_t e = j + steps * (K); j < e; j += (K)) {                                \
             for (unsigned t = 0; t < (K); t++) {                                            \
                 HUF_PUT(&a, ja + j + t);                                                    \
-                HUF_PUT(&b, jb + j + t);                                                    \
+                if (lanes == 2) HUF_PUT(&b, jb + j + t);                                    \
             }                                                                               \
             bw_flush_room(&a);                                                              \
-            bw_flush_room(&b);                                                              \
+            if (lanes == 2) bw_flush_room(&b);                                              \
         }                                                                                   \
     } while (0)
-SC_INLINE int lockstep_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
-                            int64_t alphabet, unsigned k, int64_t ja, int64_t jb, int64_t j,
-                            int64_t steps, huf_bitw *wa, huf_bitw *wb, int isz) {
+SC_INLINE int lanes_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
+                         int64_t alphabet, unsigned k, int64_t ja, int64_t jb, int64_t j,
+                         int64_t steps, huf_bitw *wa, huf_bitw *wb, int isz, int lanes) {
     const int check = isz == 8 || alphabet < ((int64_t)1 << (8 * isz));
-    huf_bitw a = *wa, b = *wb;
+    huf_bitw a = *wa, b = lanes == 2 ? *wb : a;
     switch (k) {
     case 4: HUF_STEPS(4); break;
     case 3: HUF_STEPS(3); break;
     case 2: HUF_STEPS(2); break;
     default: HUF_STEPS(1); break;
     }
-    *wa = a, *wb = b;
+    *wa = a;
+    if (lanes == 2) *wb = b;
     return 0;
 }
 #undef HUF_STEPS
-#define CALL(s) rc = lockstep_body(symbols, codes, lengths, alphabet, k, ja, jb, j, steps, wa, wb, s)
+#define CALL(s) \
+    rc = lanes_body(symbols, codes, lengths, alphabet, k, ja, jb, j, steps, wa, wb, s, 2)
 __attribute__((noinline)) static int lockstep_plain(
     const void *symbols, const uint32_t *codes, const uint8_t *lengths, int64_t alphabet,
     unsigned k, int64_t ja, int64_t jb, int64_t j, int64_t steps, huf_bitw *wa, huf_bitw *wb,
@@ -237,35 +244,9 @@ __attribute__((noinline)) SC_TARGET("avx2,bmi2") static int lockstep_fast(
 #define lockstep_fast lockstep_plain
 #endif
 #undef CALL
-
-/* One stream from symbol i, K codes between unchecked flushes, for `steps` steps that fit
- * (safe_steps): the lone stream of a small input (under 2**14 symbols) and a tail lane. Code
- * by code, with a checked flush after each, 30,720 11-bit fields took 84 us as one stream (27
- * as four in lockstep); in batches, 27. The same bytes: a flush with room stores the same
- * window either way. */
-#define HUF_STEPS1(K)                                                                       \
-    do {                                                                                    \
-        for (int64_t e = i + steps * (K); i < e; i += (K)) {                                \
-            for (unsigned t = 0; t < (K); t++) HUF_PUT(&a, i + t);                          \
-            bw_flush_room(&a);                                                              \
-        }                                                                                   \
-    } while (0)
-SC_INLINE int one_lane_body(const void *symbols, const uint32_t *codes, const uint8_t *lengths,
-                            int64_t alphabet, unsigned k, int64_t i, int64_t steps,
-                            huf_bitw *wa, int isz) {
-    const int check = isz == 8 || alphabet < ((int64_t)1 << (8 * isz));
-    huf_bitw a = *wa;
-    switch (k) {
-    case 4: HUF_STEPS1(4); break;
-    case 3: HUF_STEPS1(3); break;
-    case 2: HUF_STEPS1(2); break;
-    default: HUF_STEPS1(1); break;
-    }
-    *wa = a;
-    return 0;
-}
-#undef HUF_STEPS1
-#define CALL(s) rc = one_lane_body(symbols, codes, lengths, alphabet, k, i, steps, wa, s)
+/* One lane from symbol i (lanes_body with one stream). */
+#define CALL(s) \
+    rc = lanes_body(symbols, codes, lengths, alphabet, k, i, 0, 0, steps, wa, NULL, s, 1)
 HUF_TWINS(one_lane, (const void *symbols, const uint32_t *codes, const uint8_t *lengths,
                      int64_t alphabet, unsigned k, int64_t i, int64_t steps, huf_bitw *wa,
                      int isz),
