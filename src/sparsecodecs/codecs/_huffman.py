@@ -265,7 +265,7 @@ UNCODABLE = 1 << 62
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`."""
-    return coded_sizes(counts.reshape(1, -1), max_length)[0]
+    return _coded_bytes(*hk.huffman_cost(counts, max_length))
 
 
 def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1) -> list[int]:

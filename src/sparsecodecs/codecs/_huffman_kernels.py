@@ -134,7 +134,7 @@ def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, in
     symbols occur (no such code exists). The sum does not depend on how equal counts are
     ordered, so an unstable sort is fine here (unlike when the lengths are assigned).
     """
-    row = huffman_costs(np.reshape(counts, (1, -1)), 1, limit)[0].tolist()
+    row = huffman_costs(counts.reshape(1, -1), 1, limit)[0].tolist()  # not np.reshape: 0.8 us
     return row[0], row[1], row[2], row[3], row[4]
 
 
