@@ -31,6 +31,7 @@ __all__ = [
     "pattern_packing",
     "scatter_groups",
     "split_groups",
+    "try_split_groups",
 ]
 
 MAX_M = 16
@@ -179,17 +180,9 @@ def split_groups(
     and, with ``count``, how many groups violate the pattern (a pass over the whole array: a
     planner that only tries N:M passes False).
     """
-    tables = nm_tables(n, m)
-    rows, cols, gpr, ngroups = geometry(bits.shape, m)
-    codes = np.empty(ngroups, np.uint16)
-    values = np.empty(ngroups * n, bits.dtype)
-    if fill is None:
-        bad = _kernels.nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
-                                tables.positions, codes, values)
-    else:
-        bad = _kernels.nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
-                                     tables.positions, codes, values, fill)
+    codes, values, bad = _split(bits, n, m, fill)
     if bad >= 0:
+        rows, cols, gpr, ngroups = geometry(bits.shape, m)
         row, q = divmod(bad, gpr)
         where = np.unravel_index(row, bits.shape[:-1]) if bits.ndim > 1 else ()
         x = bits.reshape(rows, cols)
@@ -205,6 +198,33 @@ def split_groups(
             "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
         )
     return codes, values
+
+
+def try_split_groups(
+    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`split_groups`, or None where it would raise PatternError: for a planner, which
+    only asks whether N:M holds (no message built: 7 us an N:M attempt on unstructured
+    weights)."""
+    codes, values, bad = _split(bits, n, m, fill)
+    return None if bad >= 0 else (codes, values)
+
+
+def _split(
+    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(codes, values, the first group breaking the pattern or -1) of :func:`split_groups`."""
+    tables = nm_tables(n, m)
+    rows, cols, _, ngroups = geometry(bits.shape, m)
+    codes = np.empty(ngroups, np.uint16)
+    values = np.empty(ngroups * n, bits.dtype)
+    if fill is None:
+        bad = _kernels.nm_split(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                                tables.positions, codes, values)
+    else:
+        bad = _kernels.nm_split_fill(bits.reshape(-1), rows, cols, m, tables.code_of_mask,
+                                     tables.positions, codes, values, fill)
+    return codes, values, bad
 
 
 def _count_violations(x: np.ndarray, n: int, m: int, fill: np.ndarray | None = None) -> int:

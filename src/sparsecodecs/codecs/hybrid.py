@@ -57,6 +57,7 @@ from ._nm import (
     packed_code_reader,
     pattern_packing,
     split_groups,
+    try_split_groups,
 )
 from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
@@ -509,14 +510,14 @@ class Hybrid(Codec):
                         values, nm_counts, nm_unfilled = kept, kept_counts, unfilled
                         codes = partial(_nm_codes, mask, ngroups, self.m,
                                         nm_tables(self.n, self.m).code_of)
-                explicit = self.layout == "nm" and self.fill != "auto"  # its error is the user's
-                try:
-                    if values is None:
-                        codes, values = split_groups(bits, self.n, self.m, fill, count=explicit)
-                except PatternError:
-                    if explicit:
-                        raise
-                else:
+                if values is None:
+                    if self.layout == "nm" and self.fill != "auto":  # its error is the user's
+                        codes, values = split_groups(bits, self.n, self.m, fill)
+                    else:
+                        split = try_split_groups(bits, self.n, self.m, fill)
+                        if split is not None:
+                            codes, values = split
+                if values is not None:
                     assert codes is not None
                     ncodes = nm_tables(self.n, self.m).ncodes
                     word, k = pattern_packing(ncodes)
