@@ -1464,3 +1464,33 @@ def test_entropy_bits_is_the_order0_entropy(counts: list[int], zeros: int):
     assert bits == pytest.approx(want, rel=1e-9, abs=1e-6)
     with pytest.raises(ValueError, match="negative"):
         hk.entropy_bits(np.array([5, -1], np.int64))
+
+
+@pytest.mark.parametrize("n", [1 << 16, 1 << 16 | 13, 23, 15, 16, 8, 0])
+def test_entropy_bits_scan_is_the_same_at_every_simd_level(n: int) -> None:
+    """The AVX2 scan tests 16 counts at a time for zero runs, the scalar one 8: the same sums
+    bit for bit (the same adds in the same order), on tables mostly zero runs with counts
+    scattered at every offset of a run, one count from the log2 path, and any length; and a
+    negative count is found in either half of a 16-count run and in the tail."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(n)
+    c = np.zeros(n, np.int64)
+    if n:
+        at = rng.choice(n, size=min(n, 3000), replace=False)
+        c[at] = rng.integers(1, 5000, at.size)
+        c[at[0]] = 10**9  # past the c log2 c table
+        c[-1] = 7
+    results = []
+    for level in simd_levels():
+        with kernels.use_simd(level):
+            results.append(hk.entropy_bits(c))
+    assert all(r == results[0] for r in results), results
+    assert results[0][1] == np.count_nonzero(c)
+    for bad_at in {i for i in (3, 12, 17, n - 1) if 0 <= i < n}:
+        d = c.copy()
+        d[bad_at] = -2
+        for level in simd_levels():
+            with kernels.use_simd(level), pytest.raises(ValueError, match="negative"):
+                hk.entropy_bits(d)

@@ -1931,6 +1931,66 @@ static void ent_init(void) {
     for (int c = 1; c < ENT_TAB; c++) ent_tab[c] = c * log2((double)c);
 }
 
+/* The sums of entropy_bits over c[0..n): count i adds c log2 c to sum i % 4 (four sums, so
+ * that the adds do not wait on each other), and to the total, the used count and the OR that
+ * shows a negative count. Runs of eight zero counts are skipped at once (adding zero changes no
+ * sum, so which runs are skipped does not change the result); counts below the table (zero
+ * among them: ent_tab[0] is 0) take no branch. The sums live in locals of each scan (in a
+ * struct behind a pointer, which the counts might alias, every add went through memory). */
+typedef struct {
+    double s[4];
+    int64_t used, bad;
+    uint64_t total; /* unsigned: garbage counts wrap, never overflow */
+} ent_sums;
+
+#define ENT_ADD(acc, k)                                                                          \
+    do {                                                                                         \
+        const int64_t k_ = (k);                                                                  \
+        bad |= k_;                                                                               \
+        total += (uint64_t)k_;                                                                   \
+        used += k_ != 0;                                                                         \
+        acc += (uint64_t)k_ < ENT_TAB ? ent_tab[k_] : k_ > 0 ? (double)k_ * log2((double)k_) : 0;\
+    } while (0)
+#define ENT_ADD8(g)                                                                              \
+    do {                                                                                         \
+        ENT_ADD(s0, (g)[0]); ENT_ADD(s1, (g)[1]); ENT_ADD(s2, (g)[2]); ENT_ADD(s3, (g)[3]);      \
+        ENT_ADD(s0, (g)[4]); ENT_ADD(s1, (g)[5]); ENT_ADD(s2, (g)[6]); ENT_ADD(s3, (g)[7]);      \
+    } while (0)
+#define ENT_SCAN(SKIP16)                                                                         \
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;                                              \
+    int64_t used = 0, bad = 0, i = 0;                                                            \
+    uint64_t total = 0;                                                                          \
+    SKIP16                                                                                       \
+    for (; i + 8 <= n; i += 8) {                                                                 \
+        const int64_t *g = c + i;                                                                \
+        if (!(g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7])) continue;                  \
+        ENT_ADD8(g);                                                                             \
+    }                                                                                            \
+    for (; i < n; i++) ENT_ADD(s0, c[i]); /* fewer than 8 left (i a multiple of 8) */            \
+    *e = (ent_sums){{s0, s1, s2, s3}, used, bad, total};
+
+static void ent_scan_plain(const int64_t *c, int64_t n, ent_sums *e) { ENT_SCAN() }
+
+#if SC_X86
+/* ent_scan_plain with the zero test on 16 counts at a time in two vector ORs: a 2**16-bin
+ * table of 16-bit patterns (a planner's floors) is mostly zero runs, where the scalar test
+ * took 12.7 us on an all-zero table. */
+SC_TARGET("avx2") static void ent_scan_avx2(const int64_t *c, int64_t n, ent_sums *e) {
+    ENT_SCAN(
+    for (; i + 16 <= n; i += 16) {
+        const __m256i a = _mm256_or_si256(_mm256_loadu_si256((const void *)(c + i)),
+                                          _mm256_loadu_si256((const void *)(c + i + 4)));
+        const __m256i b = _mm256_or_si256(_mm256_loadu_si256((const void *)(c + i + 8)),
+                                          _mm256_loadu_si256((const void *)(c + i + 12)));
+        if (!_mm256_testz_si256(a, a)) ENT_ADD8(c + i);
+        if (!_mm256_testz_si256(b, b)) ENT_ADD8(c + i + 8);
+    })
+}
+#endif
+#undef ENT_SCAN
+#undef ENT_ADD8
+#undef ENT_ADD
+
 static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     const char *fn = "entropy_bits";
@@ -1941,36 +2001,21 @@ static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssiz
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
     if (!aligned8(&counts)) { bad_arg(fn, "counts must be aligned"); goto done; }
-    const int64_t *c = counts.p;
-    /* four sums, so that the adds do not wait on each other; runs of eight zero counts are
-     * skipped at once, and counts below the table (zero among them: ent_tab[0] is 0) take no
-     * branch */
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t used = 0, bad = 0, n = counts.n, i = 0;
-    uint64_t total = 0; /* unsigned: garbage counts wrap, never overflow */
-#define ENT_ADD(acc, k)                                                                          \
-    do {                                                                                         \
-        int64_t k_ = (k);                                                                        \
-        bad |= k_;                                                                               \
-        total += (uint64_t)k_;                                                                   \
-        used += k_ != 0;                                                                         \
-        acc += (uint64_t)k_ < ENT_TAB ? ent_tab[k_] : k_ > 0 ? (double)k_ * log2((double)k_) : 0;\
-    } while (0)
+    ent_sums e = {{0.0, 0.0, 0.0, 0.0}, 0, 0, 0};
+    const int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-    for (; i + 8 <= n; i += 8) {
-        const int64_t *g = c + i;
-        if (!(g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7])) continue;
-        ENT_ADD(s0, g[0]); ENT_ADD(s1, g[1]); ENT_ADD(s2, g[2]); ENT_ADD(s3, g[3]);
-        ENT_ADD(s0, g[4]); ENT_ADD(s1, g[5]); ENT_ADD(s2, g[6]); ENT_ADD(s3, g[7]);
-    }
-    for (; i < n; i++) ENT_ADD(s0, c[i]);
-#undef ENT_ADD
+#if SC_X86
+    if (fast) ent_scan_avx2(counts.p, counts.n, &e);
+    else
+#endif
+    ent_scan_plain(counts.p, counts.n, &e);
     Py_END_ALLOW_THREADS
-    double sum = (s0 + s1) + (s2 + s3);
-    bad = bad < 0;
-    if (bad) bad_arg(fn, "counts must not be negative");
-    else res = Py_BuildValue("(dL)", total > 0 ? (double)total * log2((double)total) - sum : 0.0,
-                             (long long)used);
+    (void)fast;
+    const double sum = (e.s[0] + e.s[1]) + (e.s[2] + e.s[3]);
+    if (e.bad < 0) bad_arg(fn, "counts must not be negative");
+    else res = Py_BuildValue("(dL)", e.total > 0 ? (double)e.total * log2((double)e.total) - sum
+                                                 : 0.0,
+                             (long long)e.used);
 done:
     sc_release(&bufs);
     return res;
