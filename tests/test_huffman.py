@@ -1435,15 +1435,24 @@ def test_histograms_of_16_bit_symbols_count_zeros_alike_at_every_simd_level(zero
 def test_value_histograms16_from_counts_equal_the_pass_over_the_values(rotate: int, top: int):
     """The planner's histograms summed from the counts of every pattern are the ones a pass
     over the values counts; counts of the wrong size are refused."""
+    from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
     rng = np.random.default_rng(top * 16 + rotate)
-    values = np.concatenate([rng.integers(0, 1 << 16, 5000), rng.integers(0x3F00, 0x3F20, 5000),
+    spread = np.concatenate([rng.integers(0, 1 << 16, 5000), rng.integers(0x3F00, 0x3F20, 5000),
                              [0, 0xFFFF, 0x8000]]).astype(np.uint16)
-    counts = hk.histogram(values, 1 << 16)
-    for got, want in zip(hk.value_histograms16_counts(counts, rotate, top),
-                         hk.value_histograms16(values, rotate, top), strict=True):
-        np.testing.assert_array_equal(got, want)
+    # a few exponents, as weights have (most top bytes empty: the runs the counts' pass skips),
+    # of one sign and of both, and a lone pattern in the last run
+    weights = rng.integers(0x3C00, 0x3E80, 3000).astype(np.uint16)
+    for values in (spread, weights, weights | 0x8000, np.concatenate([weights, weights | 0x8000]),
+                   np.array([0xFFFE], np.uint16)):
+        counts = hk.histogram(values, 1 << 16)
+        want = hk.value_histograms16(values, rotate, top)
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                got = hk.value_histograms16_counts(counts, rotate, top)
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)
     with pytest.raises(ValueError, match="2\\*\\*16"):
         hk.value_histograms16_counts(counts[:-1].copy(), rotate, top)
 

@@ -2271,6 +2271,11 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
         const uint32_t half = run / 2;
         for (uint32_t hi = 0; hi < 256; hi++) {
             const int64_t *restrict even = c + hi * 128, *restrict odd = c + 32768 + hi * 128;
+            /* a top byte no value has (most: a tensor's floats span a few exponents) adds
+             * nothing: one OR over its counts instead of its sums (16 -> ~6 us a bfloat16 table) */
+            int64_t any = 0;
+            for (uint32_t j = 0; j < 128; j++) any |= even[j] | odd[j];
+            if (!any) continue;
             int64_t hsum = 0;
             for (uint32_t j = 0; j < 128; j++) {
                 low_even[j] += even[j];
