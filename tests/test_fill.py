@@ -519,6 +519,62 @@ def test_row_modes_of_wide_values_against_numpy(dt: Any, cols: int) -> None:
     np.testing.assert_array_equal(row_modes(x), _numpy_row_modes(x))
 
 
+@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32])
+@pytest.mark.parametrize("cols", [1, 31, 32, 33, 63, 64, 65, 80, 127, 128, 300, 384])
+def test_row_modes_of_sampled_columns_at_every_level(dt: Any, cols: int) -> None:
+    """``row_modes(x, step)``: the modes of columns 0, step, 2 * step, ... read in place, at
+    every SIMD level (16-bit samples of up to 64 items take the AVX-512 level's registers,
+    longer ones and other widths the counting table or the sort): as numpy finds them on a copy
+    of those columns. Rows of distinct values (ties: the smallest), of few values, at least half
+    zeros and just under, a mode only in the last lane, and the largest pattern."""
+    from sparsecodecs import kernels
+
+    rng = np.random.default_rng(cols * 7 + np.dtype(dt).itemsize)
+    top = np.iinfo(dt).max
+    x = rng.integers(1, top, (9, cols), dtype=dt, endpoint=True)
+    x[1] = rng.integers(0, 4, cols)
+    x[2, : cols // 2 + 1] = 0
+    x[3, : (cols - 1) // 2] = 0
+    x[4] = top
+    x[5, -2:] = 7  # a pair at the end of the row
+    x[6] = np.arange(cols) % 3 + top - 2
+    x[7, ::2] = 5
+    for step in sorted({1, 2, 3, 6, max(1, cols // 64), cols + 1}):
+        # row 7's sample: a tie of 8s and 9s (8 wins), where any item read past the sample
+        # (the row's next column, the next row's first) is a 9 that would break it
+        x[7] = 9
+        n = len(range(0, cols, step))
+        x[7, ::step] = np.where(np.arange(n) < n // 2, 8, 9) if n % 2 == 0 else np.where(
+            np.arange(n) < n // 2, 8, np.where(np.arange(n) < n - 1, 9, 3))
+        x[8, 0] = 9
+        want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
+        for level in kernels.LEVELS:
+            if kernels.LEVELS[level] > kernels.LEVELS[kernels.cpu_simd()]:
+                continue
+            with kernels.use_simd(level):
+                np.testing.assert_array_equal(row_modes(x, step), want, err_msg=f"{step} {level}")
+
+
+@pytest.mark.parametrize("cols", [1, 31, 33, 63, 64, 80])
+def test_row_modes_read_nothing_past_the_rows(cols: int) -> None:
+    """16-bit rows ending exactly where an inaccessible page starts, whole and sampled, at every
+    SIMD level: a kernel loading a lane past the last row crashes here (the registers' lanes
+    past a row are masked off)."""
+    from sparsecodecs import kernels
+    from test_huffman import guarded
+
+    rng = np.random.default_rng(cols)
+    x = rng.integers(0, 5, (3, cols)).astype(np.uint16)
+    at_edge = guarded(x.tobytes()).view(np.uint16).reshape(3, cols)
+    for step in (1, 2):
+        want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
+        for level in kernels.LEVELS:
+            if kernels.LEVELS[level] > kernels.LEVELS[kernels.cpu_simd()]:
+                continue
+            with kernels.use_simd(level):
+                np.testing.assert_array_equal(row_modes(at_edge, step), want)
+
+
 def test_row_modes_of_colliding_values_fall_back_to_sorting() -> None:
     """Values chosen so that every one hashes to the same slot (t / K mod 2**64, K the
     multiplier of the hash) run past the probe limit: the row is sorted instead, with the same

@@ -174,20 +174,22 @@ def tensor_mode(flat: np.ndarray, zeros: int | None = None) -> int:
     return int(patterns[np.argmax(counts)])
 
 
-def row_modes(x: np.ndarray) -> np.ndarray:
-    """The most frequent bit pattern of each row of the 2-D ``x`` (ties: the smaller)."""
+def row_modes(x: np.ndarray, step: int = 1) -> np.ndarray:
+    """The most frequent bit pattern of each row of the 2-D ``x`` (ties: the smaller), over
+    its columns ``0, step, 2 * step, ...`` (8/16-bit items read in place; wider ones copied)."""
     rows, cols = x.shape
     out = np.zeros(rows, x.dtype)
-    flat = np.ascontiguousarray(x).reshape(-1)
     if x.dtype.itemsize <= 2:
+        flat = np.ascontiguousarray(x).reshape(-1)
         # The kernel leaves its table zeroed, so this thread's table serves every call, not a
         # fresh 512 KiB one (zeroed, and in a process of mid-size tensors faulted in, each
         # time). A call that fails drops it.
         with lent_buffer("row_modes", 1 << (8 * x.dtype.itemsize), np.int64, keep=2,
                          zeroed=True, keep_on_error=False) as counts:
-            row_modes_table(flat, rows, cols, counts, out)
+            row_modes_table(flat, rows, cols, counts, out, step)
     else:
-        row_modes_sort(flat, rows, cols, out)
+        sampled = np.ascontiguousarray(x[:, ::step])
+        row_modes_sort(sampled.reshape(-1), rows, sampled.shape[1], out)
     return out
 
 

@@ -266,10 +266,11 @@ def count_fill_rows(x: np.ndarray, fill: np.ndarray, cols: int) -> np.ndarray:
 
 
 def row_modes_table(x: np.ndarray, rows: int, cols: int, counts: np.ndarray,
-                    out: np.ndarray) -> None:
+                    out: np.ndarray, step: int = 1) -> None:
     """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties
-    to the smaller pattern; ``counts`` is a zeroed table of ``2**bits`` int64 (left zeroed)."""
-    _native.row_modes_table(x, rows, cols, counts, out)
+    to the smaller pattern, over the columns ``0, step, 2 * step, ...`` (read in place);
+    ``counts`` is a zeroed table of ``2**bits`` int64 (left zeroed)."""
+    _native.row_modes_table(x, rows, cols, counts, out, step)
 
 
 def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None:

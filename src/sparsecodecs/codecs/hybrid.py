@@ -155,7 +155,7 @@ def _row_modes_worth_counting(
         if repeats * 64 * x.dtype.itemsize <= x.size:
             return None
     step = max(1, x.shape[1] // 64)
-    sampled = row_modes(np.ascontiguousarray(x[:, ::step]))
+    sampled = row_modes(x, step)
     if not sampled.any():
         return None
     matches = count_fill(np.ascontiguousarray(x).reshape(-1), sampled, x.shape[1])
