@@ -522,11 +522,12 @@ def test_row_modes_of_wide_values_against_numpy(dt: Any, cols: int) -> None:
 @pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32])
 @pytest.mark.parametrize("cols", [1, 31, 32, 33, 63, 64, 65, 80, 127, 128, 300, 384])
 def test_row_modes_of_sampled_columns_at_every_level(dt: Any, cols: int) -> None:
-    """``row_modes(x, step)``: the modes of columns 0, step, 2 * step, ... read in place, at
-    every SIMD level (16-bit samples of up to 64 items take the AVX-512 level's registers,
-    longer ones and other widths the counting table or the sort): as numpy finds them on a copy
-    of those columns. Rows of distinct values (ties: the smallest), of few values, at least half
-    zeros and just under, a mode only in the last lane, and the largest pattern."""
+    """``row_modes(x, step)``: the modes of columns 0, step, 2 * step, ... read in place (also
+    from items off their alignment), at every SIMD level (16-bit samples of up to 64 items take
+    the AVX-512 level's registers, longer ones and other widths the counting table or the
+    sort): as numpy finds them on a copy of those columns. Rows of distinct values (ties: the
+    smallest), of few values, at least half zeros and just under, a mode only in the last lane,
+    and the largest pattern."""
     from sparsecodecs import kernels
 
     rng = np.random.default_rng(cols * 7 + np.dtype(dt).itemsize)
@@ -548,11 +549,14 @@ def test_row_modes_of_sampled_columns_at_every_level(dt: Any, cols: int) -> None
             np.arange(n) < n // 2, 8, np.where(np.arange(n) < n - 1, 9, 3))
         x[8, 0] = 9
         want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
+        # and the same items one byte off their alignment (a view into a byte buffer)
+        odd = np.frombuffer(b"\0" + x.tobytes(), dt, offset=1).reshape(x.shape)
         for level in kernels.LEVELS:
             if kernels.LEVELS[level] > kernels.LEVELS[kernels.cpu_simd()]:
                 continue
             with kernels.use_simd(level):
                 np.testing.assert_array_equal(row_modes(x, step), want, err_msg=f"{step} {level}")
+                np.testing.assert_array_equal(row_modes(odd, step), want)
 
 
 @pytest.mark.parametrize("cols", [1, 31, 33, 63, 64, 80])

@@ -1825,7 +1825,8 @@ SC_TARGET("avx2") static void row_modes_table_avx2(const void *restrict x, Py_ss
  * resets cost 1.3 ns an item on the planner's 64-item samples; this 17-25% less. (Rows of 65-128
  * in three or four registers ran slower than the table on this AMD machine, whose 512-bit
  * operations take two 256-bit steps: they keep the table.) Masked loads never touch past the
- * row; a sample is gathered into a buffer first; lanes past the row count nothing. */
+ * row; a sample is gathered into a buffer first; lanes past the row count nothing; items are
+ * read and written whatever their alignment (ld, st, unaligned loads). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
 SC_INLINE unsigned hmax16(__m512i v) { /* the largest of 32 unsigned 16-bit lanes */
     __m256i h = _mm256_max_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
@@ -1841,34 +1842,34 @@ SC_INLINE unsigned hmin16(__m512i v) { /* the smallest of 32 unsigned 16-bit lan
 }
 #define RM_SHORT 64
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
-static void row_modes_short16_avx512(const uint16_t *restrict x, Py_ssize_t rows,
+static void row_modes_short16_avx512(const void *restrict x, Py_ssize_t rows,
                                      Py_ssize_t rowlen, Py_ssize_t step, Py_ssize_t cols,
-                                     uint16_t *restrict out) {
+                                     void *restrict out) {
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi16(1);
     const __mmask32 live0 = cols >= 32 ? (__mmask32)0xFFFFFFFFu
                                        : (__mmask32)_bzhi_u32(0xFFFFFFFFu, (unsigned)cols),
                     live1 = cols >= 64 ? (__mmask32)0xFFFFFFFFu
                             : cols > 32 ? (__mmask32)_bzhi_u32(0xFFFFFFFFu, (unsigned)(cols - 32))
                                         : (__mmask32)0;
-    uint16_t buf[RM_SHORT];
+    uint16_t buf[RM_SHORT]; /* the row's items, aligned (the input need not be) */
     for (Py_ssize_t r = 0; r < rows; r++) {
-        const uint16_t *row = x + r * rowlen;
+        const void *row = (const char *)x + 2 * r * rowlen;
         if (step != 1) {
-            for (Py_ssize_t j = 0; j < cols; j++) buf[j] = row[j * step];
+            for (Py_ssize_t j = 0; j < cols; j++) buf[j] = (uint16_t)ld(row, 2, j * step);
             row = buf;
         }
         const __m512i v0 = _mm512_maskz_loadu_epi16(live0, row),
-                      v1 = _mm512_maskz_loadu_epi16(live1, row + 32);
+                      v1 = _mm512_maskz_loadu_epi16(live1, (const char *)row + 64);
         const unsigned zeros =
             (unsigned)__builtin_popcount(_mm512_mask_cmpeq_epi16_mask(live0, v0, zero)) +
             (unsigned)__builtin_popcount(_mm512_mask_cmpeq_epi16_mask(live1, v1, zero));
         if (2 * (Py_ssize_t)zeros >= cols) {
-            out[r] = 0;
+            st(out, 2, r, 0);
             continue;
         }
         __m512i c0 = zero, c1 = zero;
         for (Py_ssize_t j = 0; j < cols; j++) {
-            const __m512i b = _mm512_set1_epi16((short)row[j]);
+            const __m512i b = _mm512_set1_epi16((short)ld(row, 2, j));
             c0 = _mm512_mask_add_epi16(c0, _mm512_mask_cmpeq_epi16_mask(live0, v0, b), c0, one);
             c1 = _mm512_mask_add_epi16(c1, _mm512_mask_cmpeq_epi16_mask(live1, v1, b), c1, one);
         }
@@ -1878,7 +1879,7 @@ static void row_modes_short16_avx512(const uint16_t *restrict x, Py_ssize_t rows
                                       v0);
         least = _mm512_mask_min_epu16(least, _mm512_mask_cmpeq_epi16_mask(live1, c1, top), least,
                                       v1);
-        out[r] = (uint16_t)hmin16(least);
+        st(out, 2, r, hmin16(least));
     }
 }
 #endif
