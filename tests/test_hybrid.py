@@ -598,6 +598,42 @@ def test_lent_value_counts_are_value_counts_call_after_call():
             assert c is None
 
 
+def test_lent_buffer_gives_back_what_it_lent_unless_told_not_to():
+    """lent_buffer: a block that raises gives its buffer back only with keep_on_error (the
+    row-mode table, whose kernel leaves it zeroed, says no: a failed call may have left counts
+    in it); a pool keeps its ``keep`` largest; a buffer over max_bytes is never kept; zeroed
+    asks for a zeroed new buffer (a kept one holds what its block left)."""
+    from sparsecodecs.codecs._common import _POOLS, lent_buffer
+
+    def pool(name: str) -> list[np.ndarray]:
+        return _POOLS.__dict__.setdefault(name, [])
+
+    pool("t_err").clear()
+    with pytest.raises(KeyError), lent_buffer("t_err", 8, np.int64, keep=2,
+                                              keep_on_error=False) as a:
+        a[:] = 5
+        raise KeyError("x")
+    assert pool("t_err") == []
+    with pytest.raises(KeyError), lent_buffer("t_err", 8, np.int64, keep=2) as a:
+        raise KeyError("x")
+    kept = a.base if a.base is not None else a
+    assert len(pool("t_err")) == 1 and pool("t_err")[0] is kept
+    with lent_buffer("t_err", 4, np.int64, keep=2, zeroed=True) as b:  # the kept one, lent
+        assert b.base is kept and pool("t_err") == []
+    assert pool("t_err")[0] is kept
+    # three taken at once, three given back: the two largest stay
+    with lent_buffer("t_keep", 16, np.uint8, keep=2) as x, lent_buffer(
+            "t_keep", 32, np.uint8, keep=2) as y, lent_buffer("t_keep", 64, np.uint8, keep=2) as z:
+        assert x.size == 16 and y.size == 32 and z.size == 64
+    assert sorted(b.size for b in pool("t_keep")) == [32, 64]
+    with lent_buffer("t_big", 100, np.uint8, keep=2, max_bytes=99):
+        pass
+    assert pool("t_big") == []
+    pool("t_zero").clear()
+    with lent_buffer("t_zero", 10, np.int64, keep=1, zeroed=True) as fresh:
+        assert not fresh.any()
+
+
 def test_lent_scratch_is_kept_per_thread_and_never_shared(monkeypatch):
     """The planner's scratch: the block gets exactly the bytes asked for; a later block reuses
     the buffer (no new allocation), a nested block gets another one, threads get their own,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -52,9 +51,7 @@ def beside(work: Callable[[], T]) -> Callable[[], T]:
     return join
 
 
-@contextmanager
-def lent_buffer(pool: str, size: int, dtype: Any, *, keep: int, zeroed: bool = False,
-                keep_on_error: bool = True, max_bytes: int = 64 << 20) -> Iterator[np.ndarray]:
+class lent_buffer:  # used as a function: ``with lent_buffer(...) as buf``
     """``size`` items of ``dtype`` from a buffer this thread keeps in ``pool`` between calls,
     for the block only (nothing made in it may keep the buffer; a nested block gets another).
 
@@ -63,19 +60,39 @@ def lent_buffer(pool: str, size: int, dtype: Any, *, keep: int, zeroed: bool = F
     is over ``max_bytes``, or the block raised and not ``keep_on_error``; a pool keeps its
     ``keep`` largest. Why: the planner's large temporaries, made and freed on every encode,
     left glibc a free top of heap that it trimmed and faulted in again on the next encode
-    (docs/benchmarks.md, seventh and eighth passes)."""
-    free: list[np.ndarray] = _POOLS.__dict__.setdefault(pool, [])
-    at = next((i for i, b in enumerate(free) if b.size >= size), None)
-    buf = free.pop(at) if at is not None else (np.zeros if zeroed else np.empty)(size, dtype)
-    give_back = keep_on_error
-    try:
-        yield buf[:size]
-        give_back = True
-    finally:
-        if give_back and buf.nbytes <= max_bytes:
+    (docs/benchmarks.md, seventh and eighth passes). A class, not a generator: an encode
+    enters several, and ``contextlib.contextmanager`` cost ~1 us each (this ~0.3)."""
+
+    __slots__ = ("_buf", "_dtype", "_keep", "_keep_on_error", "_max_bytes", "_pool", "_size",
+                 "_zeroed")
+
+    def __init__(self, pool: str, size: int, dtype: Any, *, keep: int, zeroed: bool = False,
+                 keep_on_error: bool = True, max_bytes: int = 64 << 20) -> None:
+        self._pool, self._size, self._dtype, self._keep = pool, size, dtype, keep
+        self._zeroed, self._keep_on_error, self._max_bytes = zeroed, keep_on_error, max_bytes
+        self._buf: np.ndarray | None = None
+
+    def __enter__(self) -> np.ndarray:
+        free: list[np.ndarray] = _POOLS.__dict__.setdefault(self._pool, [])
+        size = self._size
+        at = next((i for i, b in enumerate(free) if b.size >= size), None)
+        if at is not None:
+            buf = free.pop(at)
+        else:
+            buf = (np.zeros if self._zeroed else np.empty)(size, self._dtype)
+        self._buf = buf
+        return buf[:size]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        buf, self._buf = self._buf, None
+        if buf is None or (exc_type is not None and not self._keep_on_error):
+            return
+        if buf.nbytes <= self._max_bytes:
+            free: list[np.ndarray] = _POOLS.__dict__.setdefault(self._pool, [])
             free.append(buf)
             free.sort(key=lambda b: b.size)
-            del free[:-keep]
+            del free[: -self._keep]
 
 
 def narrowest_uint(max_value: int) -> np.dtype[Any]:

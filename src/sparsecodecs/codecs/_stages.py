@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,20 +134,35 @@ def _counted(values: np.ndarray) -> bool:
     return values.dtype.itemsize <= 2 and values.size >= COUNT_PATTERNS_FROM
 
 
-@contextmanager
-def lent_value_counts(values: np.ndarray) -> Iterator[np.ndarray | None]:
+class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
     """:func:`value_counts` of ``values`` in a table this thread keeps between calls
-    (:func:`~._common.lent_buffer`), for the block only. With a fresh 512 KiB table per
-    encode, glibc trimmed the heap's top and faulted it in again on every encode of a 256x256
-    16-bit chunk (see docs/benchmarks.md, seventh pass)."""
-    if not _counted(values):
-        yield None
-        return
-    with lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize), np.int64,
-                     keep=3) as table:
-        table.fill(0)
-        hk.histogram_into(np.ascontiguousarray(values).reshape(-1), table)
-        yield table
+    (:func:`~._common.lent_buffer`), for the block only (None for values it does not count).
+    With a fresh 512 KiB table per encode, glibc trimmed the heap's top and faulted it in
+    again on every encode of a 256x256 16-bit chunk (see docs/benchmarks.md, seventh pass)."""
+
+    __slots__ = ("_lend", "_values")
+
+    def __init__(self, values: np.ndarray) -> None:
+        self._values = values
+        self._lend = (lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize), np.int64,
+                                  keep=3) if _counted(values) else None)
+
+    def __enter__(self) -> np.ndarray | None:
+        if self._lend is None:
+            return None
+        table = self._lend.__enter__()
+        try:
+            table.fill(0)
+            hk.histogram_into(np.ascontiguousarray(self._values).reshape(-1), table)
+        except BaseException as exc:
+            self._lend.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return table
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> None:
+        if self._lend is not None:
+            self._lend.__exit__(exc_type, exc, tb)
 
 
 #: The largest scratch buffer a thread keeps between encodes (larger ones are made and
@@ -161,14 +175,13 @@ KEEP_SCRATCH_BYTES = 64 << 20
 LEND_SCRATCH_FROM = 64 << 10
 
 
-@contextmanager
-def lent_scratch(nbytes: int) -> Iterator[np.ndarray]:
+def lent_scratch(nbytes: int) -> lent_buffer:
     """``nbytes`` of uint8 scratch that this thread keeps between calls
-    (:func:`~._common.lent_buffer`, its two largest), for the block only: the planner's large
-    temporaries (the top fields of a tensor, 2 bytes a value). A process encoding 1536x384
-    bfloat16 tensors took ~500 page faults an encode while they were made and freed each time."""
-    with lent_buffer("scratch", nbytes, np.uint8, keep=2, max_bytes=KEEP_SCRATCH_BYTES) as buf:
-        yield buf
+    (:func:`~._common.lent_buffer`, its two largest), for a ``with`` block only: the planner's
+    large temporaries (the top fields of a tensor, 2 bytes a value). A process encoding
+    1536x384 bfloat16 tensors took ~500 page faults an encode while they were made and freed
+    each time."""
+    return lent_buffer("scratch", nbytes, np.uint8, keep=2, max_bytes=KEEP_SCRATCH_BYTES)
 
 
 def value_histograms(

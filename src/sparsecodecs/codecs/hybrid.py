@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any
@@ -184,36 +184,45 @@ def _kept_sample(
     return lambda: tail
 
 
-@contextmanager
-def _without_bin(counts: np.ndarray | None, unfilled: int | None) -> Iterator[None]:
-    """``counts[unfilled]`` taken as 0 for the duration (an encode's own histogram, planned
-    one candidate at a time; nothing planned keeps ``counts`` itself), then restored."""
-    if counts is None or unfilled is None:
-        yield
-        return
-    kept = counts[unfilled]
-    counts[unfilled] = 0
-    try:
-        yield
-    finally:
-        counts[unfilled] = kept
+class _without_bin:
+    """``counts[unfilled]`` taken as 0 for a ``with`` block (an encode's own histogram,
+    planned one candidate at a time; nothing planned keeps ``counts`` itself), then restored.
+    A class: every candidate enters one, and a generator's context manager cost ~1 us."""
+
+    __slots__ = ("_counts", "_kept", "_unfilled")
+
+    def __init__(self, counts: np.ndarray | None, unfilled: int | None) -> None:
+        self._counts, self._unfilled = counts, unfilled
+        self._kept: Any = None
+
+    def __enter__(self) -> None:
+        if self._counts is not None and self._unfilled is not None:
+            self._kept = self._counts[self._unfilled]
+            self._counts[self._unfilled] = 0
+
+    def __exit__(self, *exc: object) -> None:
+        if self._counts is not None and self._unfilled is not None:
+            self._counts[self._unfilled] = self._kept
 
 
-@contextmanager
-def _without_rows(counts: np.ndarray | None, rows: tuple[np.ndarray, np.ndarray] | None
-                  ) -> Iterator[None]:
-    """``counts`` less a per-row fill's entries for the duration (``rows``: the fill, one
+class _without_rows:
+    """``counts`` less a per-row fill's entries for a ``with`` block (``rows``: the fill, one
     item a row, and the count of each row's entries equal to it), then restored."""
-    if counts is None or rows is None:
-        yield
-        return
-    fill, hits = rows
-    bins = fill.astype(np.intp)
-    np.subtract.at(counts, bins, hits)
-    try:
-        yield
-    finally:
-        np.add.at(counts, bins, hits)
+
+    __slots__ = ("_counts", "_rows")
+
+    def __init__(self, counts: np.ndarray | None,
+                 rows: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self._counts = counts
+        self._rows = None if rows is None else (rows[0].astype(np.intp), rows[1])
+
+    def __enter__(self) -> None:
+        if self._counts is not None and self._rows is not None:
+            np.subtract.at(self._counts, *self._rows)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._counts is not None and self._rows is not None:
+            np.add.at(self._counts, *self._rows)
 
 
 def _mask_loses(size: int, fill_nbytes: int, counts: np.ndarray, kept: int,
