@@ -790,6 +790,43 @@ def test_huffman_cost_of_sparse_counts(size: int, density: float):
             hk.huffman_cost(bad, 15)
 
 
+
+def _coded_bytes_reference(bits: int, total: int, used: int, first: int, last: int) -> int:
+    """What the compiled coded_bytes computes, stated plainly: the codebook as
+    _serialize_lengths writes it (the smaller format), the stream count and sizes, each stream
+    padded to whole 64-bit words; UNCODABLE where no code exists."""
+    if bits < 0:
+        return huff.UNCODABLE
+    nstreams = 4 if total >= 1 << 14 else 1
+    span = last + 1 - first if used else 0
+    book = min(9 + (span + 1) // 2, 5 + 3 * used) + 1 + 8 * nstreams
+    return book + (bits + 63) // 64 * 8 + 8 * (nstreams - 1)
+
+
+@pytest.mark.parametrize("total", [0, 1, 5, (1 << 14) - 1, 1 << 14, 10**7])
+def test_coded_sizes_are_the_plain_formula(total: int) -> None:
+    """Histograms of every shape the codebook formats care about (one symbol, a few spread
+    wide: the sparse format, many together: the dense one), totals on both sides of the four
+    streams' threshold, and a histogram no 2-bit code covers."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(total)
+    rows = []
+    for used in (0, 1, 2, 3, 40, 700):
+        c = np.zeros(4096, np.int64)
+        if used:
+            at = rng.choice(4096, used, replace=False) if used < 40 else np.arange(100, 100 + used)
+            c[at] = 1
+            c[at[0]] += max(0, total - used)
+        rows.append(c)
+    counts = np.stack(rows)
+    for limit in (2, 15):
+        want = [_coded_bytes_reference(*hk.huffman_cost(c, limit)) for c in counts]
+        assert huff.coded_sizes(counts, limit) == want
+        assert [huff.coded_size(c, limit) for c in counts] == want
+    assert huff.UNCODABLE in huff.coded_sizes(counts, 2)
+
+
 @settings(max_examples=examples(40))
 @given(
     rows=st.integers(1, 4),
@@ -813,6 +850,8 @@ def test_huffman_costs_are_each_level_and_rows_huffman_cost(
     assert hk.huffman_costs(counts, levels, limit).tolist() == [
         list(hk.huffman_cost(c, limit)) for c in each]
     assert huff.coded_sizes(counts, limit, levels) == [huff.coded_size(c, limit) for c in each]
+    assert huff.coded_sizes(counts, limit, levels) == [
+        _coded_bytes_reference(*hk.huffman_cost(c, limit)) for c in each]
     with pytest.raises(ValueError, match="rows of a length"):
         hk.huffman_costs(np.zeros((1, 6), np.int64), 3, limit)
     with pytest.raises(ValueError, match="non-negative"):

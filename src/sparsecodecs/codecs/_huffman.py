@@ -264,26 +264,17 @@ UNCODABLE = 1 << 62
 
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
-    :data:`UNCODABLE`."""
-    return _coded_bytes(*hk.huffman_cost(counts, max_length))
+    :data:`UNCODABLE`. The codebook is what :func:`_serialize_lengths` would write, in the
+    smaller of its two formats, with the stream count and sizes (:func:`_nstreams` streams);
+    each stream is padded to whole 64-bit words, so four streams are an upper bound, exact to
+    8 * 4 bytes (the compiled kernel computes it: ``huffman_sizes``)."""
+    return hk.huffman_sizes(counts.reshape(1, -1), 1, max_length)[0]
 
 
 def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1) -> list[int]:
     """:func:`coded_size` of each row of the 2-D ``counts`` and, with ``levels`` > 1, of the
     coarser histograms summing adjacent pairs (row by row, finest first), in one call."""
-    return [_coded_bytes(*cost) for cost in hk.huffman_costs(counts, levels, max_length).tolist()]
-
-
-def _coded_bytes(bits: int, total: int, used: int, first: int, last: int) -> int:
-    """:func:`coded_size` from :func:`~._huffman_kernels.huffman_cost`'s answer (ints)."""
-    if bits < 0:  # more symbols than codes of max_length bits (Kraft)
-        return UNCODABLE
-    nstreams = _nstreams(total)
-    # What _serialize_lengths would write, without writing it: the smaller of the two formats.
-    span = last + 1 - first if used else 0
-    book = min(9 + (span + 1) // 2, 5 + 3 * used) + 1 + 8 * nstreams
-    # Each stream is padded to whole 64-bit words: an upper bound, exact to 8 * nstreams bytes.
-    return book + (bits + 63) // 64 * 8 + 8 * (nstreams - 1)
+    return hk.huffman_sizes(counts, levels, max_length)
 
 
 _ONE_THREAD: ContextVar[bool] = ContextVar("sparsecodecs_streams_one_thread", default=False)

@@ -138,6 +138,18 @@ def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, in
     return row[0], row[1], row[2], row[3], row[4]
 
 
+def huffman_sizes(counts: np.ndarray, levels: int, limit: int) -> list[int]:
+    """The bytes :func:`encode_coded` would store for each histogram :func:`huffman_costs`
+    costs (row by row, finest first): its codebook exactly, its streams to within their
+    padding (exact for one stream), ``1 << 62`` where no code of ``limit`` bits exists."""
+    counts = np.ascontiguousarray(counts, np.int64)
+    n = counts.shape[0] * levels
+    out, sizes = np.empty((n, 5), np.int64), np.empty(n, np.int64)
+    _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out, sizes)
+    result: list[int] = sizes.tolist()
+    return result
+
+
 def huffman_costs(counts: np.ndarray, levels: int, limit: int) -> np.ndarray:
     """:func:`huffman_cost` of each row of the 2-D ``counts`` and of ``levels - 1`` coarser
     histograms of it, each summing adjacent pairs of the one before, in one call: rows of

@@ -818,27 +818,48 @@ static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t
     return rc;
 }
 
-/* huffman_costs(counts i64 (rows x n), rows, levels, limit, out i64 (w, rows x levels x 5)):
- * huffman_cost of each row's counts and of `levels - 1` coarser histograms, each summing
- * adjacent pairs of the one before (n even at every level but the last): one call for what a
- * planner compares (the top fields of 12..9 bits, the byte planes). */
+/* The bytes encode_coded stores for a code of cost r (huffman_cost_impl's r): the codebook
+ * in the smaller of serialize_lengths' two formats, the stream count and each stream's size,
+ * then the streams, each padded to whole 64-bit words: for one stream exact, for four an upper
+ * bound within their padding. HUF_UNCODABLE where no code of the limit exists (r[0] < 0).
+ * tests/test_huffman.py states it in Python (_coded_bytes_reference) and holds them equal. */
+#define HUF_UNCODABLE ((int64_t)1 << 62)
+static int64_t coded_bytes(const int64_t r[5]) {
+    if (r[0] < 0) return HUF_UNCODABLE;
+    const int64_t ns = r[1] >= ((int64_t)1 << 14) ? 4 : 1, used = r[2];
+    const int64_t span = used ? r[4] + 1 - r[3] : 0;
+    const int64_t dense = 9 + (span + 1) / 2, sparse = 5 + 3 * used;
+    return (dense < sparse ? dense : sparse) + 1 + 8 * ns + (r[0] + 63) / 64 * 8 + 8 * (ns - 1);
+}
+
+/* huffman_costs(counts i64 (rows x n), rows, levels, limit, out i64 (w, rows x levels x 5)
+ * [, sizes i64 (w, rows x levels)]): huffman_cost of each row's counts and of `levels - 1`
+ * coarser histograms, each summing adjacent pairs of the one before (n even at every level but
+ * the last): one call for what a planner compares (the top fields of 12..9 bits, the byte
+ * planes); with `sizes`, also the bytes each would take coded (coded_bytes), which the planner
+ * compares (in Python, 0.6 us a histogram). */
 static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "huffman_costs";
-    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    if (nargs != 5 && nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "%s takes 5 or 6 arguments (%zd given)", fn, nargs);
+        return NULL;
+    }
     int64_t v[3]; /* rows, levels, limit */
     if (ints(args, 1, 3, v) < 0) return NULL;
     const int64_t rows = v[0], levels = v[1], limit = v[2];
     if (limit < 1 || limit > 32) return bad_arg(fn, "limit must be 1..32");
     if (rows < 1 || levels < 1 || levels > 16) return bad_arg(fn, "need rows >= 1, 1 <= levels <= 16");
     sc_bufs bufs = {.n = 0};
-    sc_arr c, out;
+    sc_arr c, out, sizes = {0};
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0 ||
-        sc_get(&bufs, args[4], 1, 8, "out", &out) < 0)
+        sc_get(&bufs, args[4], 1, 8, "out", &out) < 0 ||
+        (nargs == 6 && sc_get(&bufs, args[5], 1, 8, "sizes", &sizes) < 0))
         goto done;
     const int64_t n = c.n / rows;
     if (n * rows != c.n || (n >> (levels - 1)) << (levels - 1) != n || out.n != rows * levels * 5 ||
-        !aligned8(&c) || !aligned8(&out)) {
+        !aligned8(&c) || !aligned8(&out) ||
+        (nargs == 6 && (sizes.n != rows * levels || !aligned8(&sizes)))) {
         bad_arg(fn, "counts must be rows of a length 2**(levels - 1) divides; out rows x levels x 5");
         goto done;
     }
@@ -855,7 +876,9 @@ static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssi
                 cur = half;
                 len /= 2;
             }
-            rc = huffman_cost_impl(cur, len, limit, (int64_t *)out.p + (row * levels + lv) * 5);
+            int64_t *r = (int64_t *)out.p + (row * levels + lv) * 5;
+            rc = huffman_cost_impl(cur, len, limit, r);
+            if (rc == 0 && sizes.p) ((int64_t *)sizes.p)[row * levels + lv] = coded_bytes(r);
         }
     }
     free(half);
