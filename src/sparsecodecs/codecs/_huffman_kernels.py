@@ -35,7 +35,8 @@ __all__ = [
     "entropy_bits",
     "histogram",
     "histogram_into",
-    "huffman_cost",
+    "huffman_costs",
+    "huffman_sizes",
     "join_fields",
     "join_fields16",
     "join_fields32",
@@ -126,38 +127,34 @@ def encode_coded(symbols: np.ndarray, counts: np.ndarray, limit: int,
     return result
 
 
-def huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, int]:
-    """What coding ``counts`` with codes of at most ``limit`` bits costs, in one call.
-
-    Returns ``(bits, total, used, first, last)``: the coded bits, the symbol count, how many
-    symbols occur, and the first and last of them. ``bits`` is -1 when more than ``2**limit``
-    symbols occur (no such code exists). The sum does not depend on how equal counts are
-    ordered, so an unstable sort is fine here (unlike when the lengths are assigned).
-    """
-    row = huffman_costs(counts.reshape(1, -1), 1, limit)[0].tolist()  # not np.reshape: 0.8 us
-    return row[0], row[1], row[2], row[3], row[4]
+def huffman_costs(
+    counts: np.ndarray, levels: int, limit: int, sizes: np.ndarray | None = None
+) -> np.ndarray:
+    """What coding each row of the 2-D ``counts``, and ``levels - 1`` coarser histograms of it
+    (each summing adjacent pairs of the one before), with codes of at most ``limit`` bits
+    costs, in one call: rows of ``(bits, total, used, first, last)``, row by row and finest
+    first (the coded bits, the symbol count, how many symbols occur, the first and last of
+    them; ``bits`` -1 where more than ``2**limit`` symbols occur: no such code exists). The
+    sum does not depend on how equal counts are ordered, so an unstable sort serves (unlike
+    when the lengths are assigned). ``sizes`` (int64, one a histogram): also
+    :func:`huffman_sizes`' answers."""
+    counts = np.ascontiguousarray(counts, np.int64)
+    out = np.empty((counts.shape[0] * levels, 5), np.int64)
+    if sizes is None:
+        _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out)
+    else:
+        _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out, sizes)
+    return out
 
 
 def huffman_sizes(counts: np.ndarray, levels: int, limit: int) -> list[int]:
     """The bytes :func:`encode_coded` would store for each histogram :func:`huffman_costs`
     costs (row by row, finest first): its codebook exactly, its streams to within their
     padding (exact for one stream), ``1 << 62`` where no code of ``limit`` bits exists."""
-    counts = np.ascontiguousarray(counts, np.int64)
-    n = counts.shape[0] * levels
-    out, sizes = np.empty((n, 5), np.int64), np.empty(n, np.int64)
-    _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out, sizes)
+    sizes = np.empty(counts.shape[0] * levels, np.int64)
+    huffman_costs(counts, levels, limit, sizes)
     result: list[int] = sizes.tolist()
     return result
-
-
-def huffman_costs(counts: np.ndarray, levels: int, limit: int) -> np.ndarray:
-    """:func:`huffman_cost` of each row of the 2-D ``counts`` and of ``levels - 1`` coarser
-    histograms of it, each summing adjacent pairs of the one before, in one call: rows of
-    ``(bits, total, used, first, last)``, row by row and finest first."""
-    counts = np.ascontiguousarray(counts, np.int64)
-    out = np.empty((counts.shape[0] * levels, 5), np.int64)
-    _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out)
-    return out
 
 
 # -- decoding ----------------------------------------------------------------------------------

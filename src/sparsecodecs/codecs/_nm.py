@@ -171,14 +171,14 @@ def geometry(shape: tuple[int, ...], m: int) -> tuple[int, int, int, int]:
 
 
 def split_groups(
-    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None = None, *, count: bool = True
+    bits: np.ndarray, n: int, m: int, fill: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(pattern codes, kept values) of an N:M-sparse bit-pattern array along its last axis.
 
     ``fill`` (None: 0) is the bit pattern that counts as empty, one item or one per row of the
     2-D view. Raises PatternError naming the first group with more than ``n`` other entries
-    and, with ``count``, how many groups violate the pattern (a pass over the whole array: a
-    planner that only tries N:M passes False).
+    and how many groups violate the pattern (a pass over the whole array: a planner that only
+    asks whether N:M holds calls :func:`try_split_groups`).
     """
     codes, values, bad = _split(bits, n, m, fill)
     if bad >= 0:
@@ -188,14 +188,13 @@ def split_groups(
         x = bits.reshape(rows, cols)
         empty = 0 if fill is None else fill[row if fill.size > 1 else 0]
         group = x[row, q * m : q * m + m]
-        violations = f"{_count_violations(x, n, m, fill)} of " if count else "some of "
         what = "non-zeros" if fill is None else f"entries other than the fill {int(empty):#x}"
         raise PatternError(
             f"input is not {n}:{m} sparse along the last axis: group {bad} (row index "
             f"{tuple(int(i) for i in where)}, columns {q * m}:{min(q * m + m, cols)}) has "
             f"{int(np.count_nonzero(group != empty))} {what}, more than n={n}; "
-            f"{violations}{ngroups} groups violate the pattern. Prune first with "
-            "sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
+            f"{_count_violations(x, n, m, fill)} of {ngroups} groups violate the pattern. "
+            "Prune first with sparsecodecs.transforms.prune, or use 'bitmask' or 'hybrid'"
         )
     return codes, values
 

@@ -683,16 +683,19 @@ SC_INLINE void put_u32le(uint8_t *p, uint32_t v) {
  * for the larger format: 9 + (n + 1) / 2 and 5 + 3 * used bytes); returns its bytes. Dense:
  * 0, first u32, span u32, then the span's lengths two to a byte (low nibble first); sparse: 1,
  * used u32, then (symbol u16, length u8) of each symbol with a code. */
+SC_INLINE int64_t lengths_dense_bytes(int64_t span) { return 9 + (span + 1) / 2; }
+SC_INLINE int64_t lengths_sparse_bytes(int64_t used) { return 5 + 3 * used; }
+
 static int64_t serialize_lengths(const uint8_t *ln, int64_t used, int64_t first, int64_t last,
                                  uint8_t *out) {
     int64_t span = used ? last + 1 - first : 0;
-    if (1 + 8 + (span + 1) / 2 <= 1 + 4 + 3 * used) {
+    if (lengths_dense_bytes(span) <= lengths_sparse_bytes(used)) {
         out[0] = 0;
         put_u32le(out + 1, (uint32_t)first);
         put_u32le(out + 5, (uint32_t)span);
         for (int64_t i = 0; i < span; i += 2)
             out[9 + i / 2] = (uint8_t)(ln[first + i] | (i + 1 < span ? ln[first + i + 1] << 4 : 0));
-        return 9 + (span + 1) / 2;
+        return lengths_dense_bytes(span);
     }
     out[0] = 1;
     put_u32le(out + 1, (uint32_t)used);
@@ -747,7 +750,8 @@ static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssiz
     for (int64_t s = 0; s <= ns; s++) bounds[s] = (int64_t)(((__int128)s * sym.n) / ns);
     for (int64_t s = 0; s < ns; s++)
         boff[s + 1] = boff[s] + ((bounds[s + 1] - bounds[s]) * (int64_t)maxlen + 63) / 64 * 8;
-    int64_t lmax = 9 + (c.n + 1) / 2 > 5 + 3 * used ? 9 + (c.n + 1) / 2 : 5 + 3 * used;
+    int64_t lmax = lengths_dense_bytes(c.n) > lengths_sparse_bytes(used)
+                       ? lengths_dense_bytes(c.n) : lengths_sparse_bytes(used);
     book = PyBytes_FromStringAndSize(NULL, lmax + 1 + 8 * ns);
     bits = PyBytes_FromStringAndSize(NULL, boff[ns]);
     if (!book || !bits) goto done;
@@ -828,7 +832,7 @@ static int64_t coded_bytes(const int64_t r[5]) {
     if (r[0] < 0) return HUF_UNCODABLE;
     const int64_t ns = r[1] >= ((int64_t)1 << 14) ? 4 : 1, used = r[2];
     const int64_t span = used ? r[4] + 1 - r[3] : 0;
-    const int64_t dense = 9 + (span + 1) / 2, sparse = 5 + 3 * used;
+    const int64_t dense = lengths_dense_bytes(span), sparse = lengths_sparse_bytes(used);
     return (dense < sparse ? dense : sparse) + 1 + 8 * ns + (r[0] + 63) / 64 * 8 + 8 * (ns - 1);
 }
 

@@ -1829,17 +1829,14 @@ SC_TARGET("avx2") static void row_modes_table_avx2(const void *restrict x, Py_ss
  * gathered into a buffer first; lanes past the row count nothing; items are read and written
  * whatever their alignment (ld, st, unaligned loads). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
-SC_INLINE unsigned hmax16(__m512i v) { /* the largest of 32 unsigned 16-bit lanes */
-    __m256i h = _mm256_max_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-    __m128i q = _mm_max_epu16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    q = _mm_xor_si128(q, _mm_set1_epi16(-1)); /* max = ~min(~q) */
-    return 0xFFFFu - ((unsigned)_mm_cvtsi128_si32(_mm_minpos_epu16(q)) & 0xFFFFu);
-}
-SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
 SC_INLINE unsigned hmin16(__m512i v) { /* the smallest of 32 unsigned 16-bit lanes */
     __m256i h = _mm256_min_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
     __m128i q = _mm_min_epu16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
     return (unsigned)_mm_cvtsi128_si32(_mm_minpos_epu16(q)) & 0xFFFFu;
+}
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
+SC_INLINE unsigned hmax16(__m512i v) { /* the largest: the complement of the complements' least */
+    return 0xFFFFu - hmin16(_mm512_xor_si512(v, _mm512_set1_epi16(-1)));
 }
 #define RM_SHORT 64
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
