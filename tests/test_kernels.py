@@ -773,6 +773,32 @@ def test_count_fill_counts_the_entries_equal_to_their_rows_fill(dtype: np.dtype,
         kernels.count_fill(flat, np.ones(1, np.uint8 if dtype.itemsize > 1 else np.uint16), cols)
 
 
+@pytest.mark.parametrize("dtype", UINTS)
+def test_count_fill_counts_the_same_at_every_simd_level(dtype: np.dtype):
+    """count_fill at each SIMD level (AVX2: 128 and then 32 bytes of items a step, the rest
+    one at a time) against numpy: rows of every length up to past two steps, one fill item and
+    one a row, entries that differ from their fill in one byte only (a compare of narrower
+    lanes would count some of them), read from a view one byte off its alignment."""
+    rng = np.random.default_rng(dtype.itemsize)
+    fill = dtype.type(int.from_bytes(b"\x5a" * dtype.itemsize, "little"))
+    nears = np.array([int(fill) ^ (0xFF << (8 * b)) for b in range(dtype.itemsize)], dtype)
+    for cols in [*range(1, 80), 127, 128, 129, 160, 255, 256, 257, 1000]:
+        rows = 3
+        x = np.where(rng.random((rows, cols)) < 0.5, fill, rng.choice(nears, (rows, cols)))
+        raw = np.empty(x.nbytes + 1, np.uint8)
+        flat = raw[1:].view(dtype)
+        flat[:] = x.reshape(-1)
+        per_row = np.array([fill, nears[-1], fill], dtype)
+        want_rows = np.count_nonzero(x == per_row[:, None], axis=1)
+        for level in LEVELS:
+            with use_simd(level):
+                assert kernels.count_fill(flat, per_row, cols) == want_rows.sum(), (level, cols)
+                np.testing.assert_array_equal(kernels.count_fill_rows(flat, per_row, cols),
+                                              want_rows, err_msg=f"{level} {cols}")
+                assert kernels.count_fill(flat, per_row[:1], cols) == np.count_nonzero(
+                    x == fill), (level, cols)
+
+
 # -- gather_fields: packed indices into a table ---------------------------------------------------
 
 

@@ -313,9 +313,74 @@ SC_INLINE int64_t count_fill_body(const void *restrict x, Py_ssize_t n,
     return count;
 }
 
+#if SC_X86
+/* The items of x[0..n) equal to f, 128 bytes of items a step in four compares; an equal lane
+ * sets `size` bits of the compares' byte masks, so the bits counted are size times the items.
+ * The rest one at a time. */
+SC_TARGET("avx2,popcnt")
+SC_INLINE int64_t count_eq_avx2(const void *restrict x, Py_ssize_t n, uint64_t f,
+                                Py_ssize_t size) {
+    const char *p = x;
+    const __m256i v = size == 1   ? _mm256_set1_epi8((char)f)
+                      : size == 2 ? _mm256_set1_epi16((short)f)
+                      : size == 4 ? _mm256_set1_epi32((int)f)
+                                  : _mm256_set1_epi64x((long long)f);
+#define CF_EQ(o)                                                                               \
+    ((uint64_t)(uint32_t)_mm256_movemask_epi8(                                                 \
+        size == 1   ? _mm256_cmpeq_epi8(_mm256_loadu_si256((const void *)(p + (o))), v)       \
+        : size == 2 ? _mm256_cmpeq_epi16(_mm256_loadu_si256((const void *)(p + (o))), v)      \
+        : size == 4 ? _mm256_cmpeq_epi32(_mm256_loadu_si256((const void *)(p + (o))), v)      \
+                    : _mm256_cmpeq_epi64(_mm256_loadu_si256((const void *)(p + (o))), v)))
+    const Py_ssize_t bytes = n * size;
+    int64_t bits = 0;
+    Py_ssize_t b = 0;
+    for (; b + 128 <= bytes; b += 128)
+        bits += __builtin_popcountll(CF_EQ(b) | CF_EQ(b + 32) << 32) +
+                __builtin_popcountll(CF_EQ(b + 64) | CF_EQ(b + 96) << 32);
+    for (; b + 32 <= bytes; b += 32) bits += __builtin_popcountll(CF_EQ(b));
+#undef CF_EQ
+    int64_t count = bits / size;
+    for (Py_ssize_t i = b / size; i < n; i++) count += ld(x, size, i) == f;
+    return count;
+}
+
+/* count_fill_body with each row (or the whole of x, for one fill item) counted by
+ * count_eq_avx2: 1536x384 float16 against one item a row, 71.5 -> 21.2 us (the scalar
+ * loop, widening each compare to 64 bits, ran at 0.12 ns an item). */
+SC_TARGET("avx2,popcnt")
+static int64_t count_fill_avx2(const void *restrict x, Py_ssize_t n, const void *restrict fill,
+                               Py_ssize_t nf, Py_ssize_t cols, int64_t *restrict per_row,
+                               Py_ssize_t size) {
+#define CF_ROWS(S)                                                                             \
+    do {                                                                                       \
+        if (nf == 1) return count_eq_avx2(x, n, ld(fill, S, 0), S);                           \
+        int64_t count = 0;                                                                     \
+        for (Py_ssize_t r = 0; r < nf; r++) {                                                  \
+            const int64_t in_row =                                                             \
+                count_eq_avx2((const char *)x + r * cols * S, cols, ld(fill, S, r), S);        \
+            if (per_row) per_row[r] = in_row;                                                  \
+            count += in_row;                                                                   \
+        }                                                                                      \
+        return count;                                                                          \
+    } while (0)
+    switch (size) {
+    case 1: CF_ROWS(1);
+    case 2: CF_ROWS(2);
+    case 4: CF_ROWS(4);
+    default: CF_ROWS(8);
+    }
+#undef CF_ROWS
+}
+#endif
+
 static int64_t count_fill_any(const void *restrict x, Py_ssize_t n, const void *restrict fill,
                               Py_ssize_t nf, Py_ssize_t cols, int64_t *restrict per_row,
-                              Py_ssize_t size) {
+                              Py_ssize_t size, int level) {
+#if SC_X86
+    if (level >= SC_SIMD_AVX2) return count_fill_avx2(x, n, fill, nf, cols, per_row, size);
+#else
+    (void)level;
+#endif
     int64_t count;
 #define CF(S) count = count_fill_body(x, n, fill, nf, cols, per_row, S)
     SC_BY_SIZE(size, CF)
@@ -341,9 +406,10 @@ FASTCALL(count_fill) {
             goto done;
         }
     }
+    const int level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
     count = count_fill_any(x.p, x.n, fill.p, fill.n, cols, with_rows ? (int64_t *)rows.p : NULL,
-                           x.itemsize);
+                           x.itemsize, level);
     Py_END_ALLOW_THREADS
     res = PyLong_FromLongLong(count);
 done:
