@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ml_dtypes
@@ -858,3 +859,167 @@ def test_the_stages_floor_never_exceeds_a_planned_stage(pool: list[int], picks: 
     assert distinct is not None
     sizes.append(plan_centroids(v.size, distinct, huff.MAX_LENGTH).nbytes)
     assert floor <= min(sizes)
+
+
+# -- top fields in blocks ----------------------------------------------------------------------
+
+
+def shifting(dtype: Any, rows: int = 2048, cols: int = 516, seed: int = 0) -> np.ndarray:
+    """Values whose scale changes along the rows: small, then medium, then large, as a word
+    embedding's rows of unused tokens differ from the rest (2048x516: just over the least the
+    planner tries blocks on, eight blocks of 2**17 and a ninth of 8192, coded as one stream
+    where the others have four)."""
+    x = np.random.default_rng(seed).standard_normal((rows, cols)) * 0.05
+    x[: rows // 8] *= 0.01
+    x[rows - rows // 8 :] *= 30
+    return x.astype(dtype)
+
+
+def top_sections(frame: bytes) -> list[str]:
+    return [name for name, _, _ in split_frame(frame)[0]["sections"] if name.startswith("v.top")]
+
+
+@pytest.mark.parametrize("dt", [np.float16, ml_dtypes.bfloat16, np.float32])
+def test_top_fields_that_change_along_a_large_tensor_are_coded_in_blocks(dt: Any, monkeypatch):
+    """Each block of 2**17 top fields its own code (meta ``fields_block``, sections
+    ``v.top.<j>.codebook`` / ``.bits``): bit-exact on one and two threads, and smaller than
+    the frame the planner writes when it may not use blocks."""
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs import _stages
+
+    x = shifting(dt)
+    frame = hybrid().encode(x)
+    assert split_frame(frame)[0]["meta"]["fields_block"] == huff.BLOCK_SYMBOLS
+    nblocks = -(-x.size // huff.BLOCK_SYMBOLS)
+    assert top_sections(frame) == [f"v.top.{j}.{part}" for j in range(nblocks)
+                                   for part in ("codebook", "bits")]
+    assert_bits_equal(sc.decode(frame), x)
+    assert_bits_equal(sc.decode(frame, threads=2), x)
+    monkeypatch.setattr(_stages, "BLOCKS_FROM", 1 << 62)
+    one = hybrid().encode(x)
+    assert top_sections(one) == ["v.top.codebook", "v.top.bits"]
+    assert len(frame) < 0.97 * len(one)
+
+
+def test_a_tensor_whose_blocks_agree_is_not_counted_whole(monkeypatch):
+    """On a large tensor of one distribution the planner reads the first 1/16 of each block
+    (one histogram a block), finds nothing to gain and keeps one code; the tensor whose
+    scale changes is then counted block by block as well (twice the histograms)."""
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs import _huffman_kernels as hk
+    from sparsecodecs.codecs import _stages
+
+    calls: list[int] = []
+    top_histogram = hk.top_histogram
+    monkeypatch.setattr(hk, "top_histogram",
+                        lambda values, *a: calls.append(values.size) or top_histogram(values, *a))
+    size = 2048 * 516
+    sizes = [b - a for a, b in huff.block_bounds(size, 1 << 17)]
+    assert sizes == [1 << 17] * 8 + [8192]
+    whole = [size]  # the top fields' histogram (no ``fine`` given), then the blocks
+    plan = _stages.plan_fields(gaussian((2048, 516), np.float16).view(np.uint16).reshape(-1),
+                               np.dtype(np.float16), 15)
+    assert plan is not None and plan.block == 0
+    assert calls == whole + [n // 16 for n in sizes]
+    calls.clear()
+    plan = _stages.plan_fields(shifting(np.float16).view(np.uint16).reshape(-1),
+                               np.dtype(np.float16), 15)
+    assert plan is not None and plan.block == 1 << 17
+    assert calls == whole + [n // 16 for n in sizes] + sizes
+
+
+@pytest.fixture(scope="module")
+def blocked() -> tuple[bytes, dict[str, Any], np.ndarray]:
+    x = shifting(np.float16)
+    frame = hybrid().encode(x)
+    return frame, split_frame(frame)[0]["meta"], x
+
+
+@pytest.mark.parametrize("block", [0, 1, 512, 1000, 3 << 16, 1 << 25, -(1 << 17), "131072",
+                                   True, 131072.0, None, [131072]])
+def test_hostile_fields_block(blocked: tuple[bytes, dict[str, Any], np.ndarray], block: object):
+    frame, meta, _ = blocked
+    if block is None:  # a frame in blocks that says nothing of them: one code is looked for
+        meta = {k: v for k, v in meta.items() if k != "fields_block"}
+        assert_layout_error(reframe(frame, header={"meta": meta}),
+                            "section 'v.top.codebook' is missing")
+        return
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "fields_block": block}}),
+                        "meta 'fields_block' is")
+
+
+def test_hostile_blocks_that_do_not_match_the_sections(
+    blocked: tuple[bytes, dict[str, Any], np.ndarray],
+):
+    frame, meta, _ = blocked
+    # smaller blocks: more of them than the frame has sections, refused before listing them
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "fields_block": 1 << 16}}),
+                        "65536 are 17 blocks of two sections each, and the frame has 19")
+    assert_layout_error(reframe(frame, header={"meta": {**meta, "fields_block": 1 << 10}}),
+                        "1024 are 1032 blocks of two sections each, and the frame has 19")
+    # a block's section under another name
+    table = [[("v.top.7.book" if name == "v.top.7.codebook" else name), role, size]
+             for name, role, size in split_frame(frame)[0]["sections"]]
+    assert_layout_error(reframe(frame, header={"sections": table}),
+                        "section 'v.top.7.codebook' is missing")
+    # twice the block: each block's code would cover two blocks' symbols
+    with pytest.raises(FrameLayoutError):
+        sc.decode(reframe(frame, header={"meta": {**meta, "fields_block": 1 << 18}}))
+    # blocks on a frame of one code
+    one = hybrid().encode(gaussian((64, 64), np.float16))
+    meta1 = split_frame(one)[0]["meta"]
+    if "fields" in meta1:
+        assert_layout_error(
+            reframe(one, header={"meta": {**meta1, "fields_block": 1 << 17}}),
+            "section 'v.top.0.codebook' is missing")
+
+
+def test_hostile_bytes_in_one_block_are_named_by_its_sections(
+    blocked: tuple[bytes, dict[str, Any], np.ndarray],
+):
+    frame, _, x = blocked
+    _, payloads = split_frame(frame)
+    names = [name for name, _, _ in split_frame(frame)[0]["sections"]]
+    bits = payloads[names.index("v.top.3.bits")]
+    with pytest.raises(FrameLayoutError, match=r"section 'v\.top\.3'"):
+        sc.decode(reframe(frame, sections={"v.top.3.bits": bits[: len(bits) // 2]}))
+    book = payloads[names.index("v.top.5.codebook")]
+    with pytest.raises(FrameLayoutError, match=r"section 'v\.top\.5'"):
+        sc.decode(reframe(frame, sections={"v.top.5.codebook": book[:-3]}))
+    assert_bits_equal(sc.decode(frame), x)  # the frame itself was fine
+
+
+#: A frame in blocks written with blocks of 1024 top fields (the encoder's 2**17 would need a
+#: golden frame of megabytes): the array and the frame, committed; see the test below.
+BLOCKS_GOLDEN = Path(__file__).parent / "golden" / "blocks"
+
+
+def blocks_golden_array() -> np.ndarray:
+    """9000 float16 values in rows of 900 whose exponent halves row by row (each block of
+    1024 a few exponents, the whole many: blocks pay even at 1024 symbols)."""
+    rng = np.random.default_rng(0)
+    x = 2.0 ** -np.arange(10)[:, None] * rng.uniform(1, 2, (10, 900))
+    return (x * rng.choice([-1, 1], (10, 900))).astype(np.float16)
+
+
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparsecodecs.codecs import _huffman as huff
+    from sparsecodecs.codecs import _stages
+
+    monkeypatch.setattr(huff, "BLOCK_SYMBOLS", 1024)
+    monkeypatch.setattr(_stages, "BLOCKS_FROM", 8 * 1024)
+
+
+def test_the_golden_frame_in_blocks_decodes_and_is_written_again(monkeypatch):
+    """The committed frame in blocks (blocks of 1024, nine of them, the last partial) decodes to
+    its committed array; with the encoder's block made 1024, encoding the array writes the
+    same bytes. Frames are a promise: if this fails, the format of blocks changed."""
+    frame = (BLOCKS_GOLDEN / "hybrid-fields-blocks-float16.spcf").read_bytes()
+    expected = np.load(BLOCKS_GOLDEN / "hybrid-fields-blocks-float16.npy").view(np.float16)
+    assert_bits_equal(expected, blocks_golden_array())
+    header = split_frame(frame)[0]
+    assert header["meta"]["fields_block"] == 1024
+    assert len(top_sections(frame)) == 2 * 9
+    assert_bits_equal(sc.decode(frame), expected)
+    small_blocks(monkeypatch)
+    assert hybrid().encode(expected) == frame

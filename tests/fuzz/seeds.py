@@ -3,7 +3,9 @@
 * the golden frames of the current format version (``tests/golden/v<N>/``): every built-in
   codec, its config variants and every supported dtype;
 * frames of the edge shapes (rank 0, 0-size, ``1 x n``, rank 3, last axes that are not a
-  multiple of ``m``) for every codec config of the golden manifest, in a 1-, 2- and 4-byte dtype.
+  multiple of ``m``) for every codec config of the golden manifest, in a 1-, 2- and 4-byte dtype;
+* the golden frames outside the manifests (``tests/golden/blocks/``: a hybrid frame whose top
+  fields are coded in blocks).
 
 Used by ``tests/test_fuzz.py``, ``run_mutations.py`` and ``fuzz_decode.py``.
 """
@@ -24,6 +26,7 @@ from sparsecodecs.registry.dtypes import dtype_from_name
 from sparsecodecs.testing import EDGE_SHAPES, from_bits
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / f"v{FORMAT_VERSION}"
+BLOCKS = GOLDEN.parent / "blocks"
 EDGE_DTYPES = ("uint8", "bfloat16", ">float32")
 
 
@@ -69,5 +72,6 @@ def edge_frames() -> tuple[bytes, ...]:
 
 
 def seed_frames() -> tuple[bytes, ...]:
-    """Every seed: the golden frames, then the edge-shape frames."""
-    return golden_frames() + edge_frames()
+    """Every seed: the golden frames, the edge-shape frames, then the other golden frames."""
+    others = tuple(p.read_bytes() for p in sorted(BLOCKS.glob("*.spcf")))
+    return golden_frames() + edge_frames() + others

@@ -17,6 +17,12 @@ into S contiguous blocks, block s holding symbols ``[s*N//S, (s+1)*N//S)``; each
 block's canonical codes, MSB-first, padded with zero bits to a whole number of big-endian
 64-bit words (so a decoder can read whole words).
 
+A coded stream *in blocks* (:func:`encode_symbols_blocked`, for symbols whose statistics
+change along the tensor) is one such pair per block of ``B`` consecutive symbols, the last
+holding the rest: ``<name>.<j>.codebook`` and ``<name>.<j>.bits`` for block ``j``, each block
+with its own code. ``B`` is not in the sections: the stage that codes in blocks records it
+(the ``hybrid`` codec's meta ``fields_block``).
+
 Code lengths come from an exact Huffman construction; if the longest exceeds
 ``max_length`` (<= 15) the lengths are clamped and the Kraft sum repaired by lengthening the
 least costly codes, so decoding tables stay at most 2**15 entries.
@@ -41,6 +47,7 @@ __all__ = [
     "coded_bits",
     "decode_symbols",
     "encode_symbols",
+    "encode_symbols_blocked",
     "histogram",
     "huffman_lengths",
 ]
@@ -229,6 +236,43 @@ def encode_symbols(
     return [Section(f"{name}.codebook", "codebook", codebook), Section(f"{name}.bits", role, bits)]
 
 
+#: The block a stream in blocks is coded in by this library's encoders: 2**17 symbols, what
+#: ZipNN's 256 KiB chunks hold of 16-bit values.
+BLOCK_SYMBOLS = 1 << 17
+#: The blocks a frame may declare: powers of two from 2**10 to 2**24 symbols (smaller blocks
+#: would make a frame of many small sections, each with its codebook).
+MIN_BLOCK, MAX_BLOCK = 1 << 10, 1 << 24
+
+
+def block_bounds(count: int, block: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each block of ``block`` symbols of ``count`` (the last the rest)."""
+    return [(a, min(a + block, count)) for a in range(0, count, block)]
+
+
+def encode_symbols_blocked(
+    symbols: np.ndarray,
+    alphabet: int,
+    name: str,
+    role: str,
+    block: int,
+    counts: np.ndarray,
+    *,
+    max_length: int = MAX_LENGTH,
+) -> list[Section]:
+    """:func:`encode_symbols` of each block of ``block`` symbols on its own, as sections
+    ``<name>.<j>.codebook`` and ``<name>.<j>.bits``; ``counts``: each block's histogram (one
+    row a block), as a planner that chose blocks has counted them."""
+    symbols = np.ascontiguousarray(symbols.reshape(-1))
+    bounds = block_bounds(symbols.size, block)
+    if counts.shape[0] != len(bounds):
+        raise ValueError(f"{len(bounds)} blocks of {block} symbols, {counts.shape[0]} histograms")
+    sections: list[Section] = []
+    for j, (a, b) in enumerate(bounds):
+        sections += encode_symbols(symbols[a:b], alphabet, f"{name}.{j}", role,
+                                   max_length=max_length, counts=counts[j])
+    return sections
+
+
 def encode_symbols_reference(
     symbols: np.ndarray, alphabet: int, name: str, role: str, *, max_length: int = MAX_LENGTH,
 ) -> list[Section]:
@@ -293,14 +337,19 @@ def streams_on_one_thread() -> Iterator[None]:
 
 
 def decode_symbols(
-    sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8
+    sections: SectionReader, name: str, count: int, alphabet: int, dtype: type = np.uint8,
+    block: int | None = None,
 ) -> np.ndarray:
-    """Inverse of :func:`encode_symbols`: ``count`` symbols of ``dtype``.
+    """Inverse of :func:`encode_symbols`: ``count`` symbols of ``dtype``; with ``block``, of
+    :func:`encode_symbols_blocked` (the caller has checked it: a power of two from
+    :data:`MIN_BLOCK` to :data:`MAX_BLOCK`).
 
     One compiled call parses the codebook, builds the tables and decodes
     (``_huffman_kernels.decode_coded``); when it finds anything wrong, the frame is read again
     by :func:`_decode_checked`, whose error says what and where.
     """
+    if block is not None:
+        return _decode_blocks(sections, name, count, alphabet, dtype, block)
     # the sections' bytes as they are (memoryviews: the kernel reads any buffer; two numpy
     # views an encoded stream were a few microseconds of a small frame's decode)
     book = sections.raw(f"{name}.codebook")
@@ -316,6 +365,42 @@ def decode_symbols(
     raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
         f"section '{name}': the compiled decoder refused a stream the checked reader accepts"
     )
+
+
+def _decode_blocks(
+    sections: SectionReader, name: str, count: int, alphabet: int, dtype: type, block: int
+) -> np.ndarray:
+    """:func:`decode_symbols` of a stream in blocks: every block's sections found, and the
+    symbols checked against their bytes, before the output is allocated; each block decoded
+    into its part of it, a block's error named by the block's sections."""
+    nblocks = -(-count // block)
+    if 2 * nblocks > len(sections.names()):  # before listing the blocks: count may be huge
+        raise FrameLayoutError(
+            f"section '{name}': {count} symbols in blocks of {block} are {nblocks} blocks of two "
+            f"sections each, and the frame has {len(sections.names())} sections"
+        )
+    bounds = block_bounds(count, block)
+    books = [sections.raw(f"{name}.{j}.codebook") for j in range(len(bounds))]
+    datas = [sections.raw(f"{name}.{j}.bits") for j in range(len(bounds))]
+    nbits = 8 * sum(d.nbytes for d in datas)
+    if count > nbits:  # checked before allocating: every code is at least one bit
+        raise FrameLayoutError(
+            f"section '{name}' in {len(bounds)} blocks: {nbits // 8} bytes of streams cannot "
+            f"hold {count} symbols of at least one bit each"
+        )
+    out: np.ndarray = np.empty(count, dtype)
+    threads = 1 if _ONE_THREAD.get() else decode_threads()
+    for j, ((a, b), book, data) in enumerate(zip(bounds, books, datas, strict=True)):
+        if b - a > 8 * data.nbytes or hk.decode_coded(
+            book, data, b - a, alphabet, _nstreams(b - a), MAX_LENGTH, FAST_BITS,
+            MAX_FAST_BITS, out[a:b], threads,
+        ):
+            _decode_checked(sections, f"{name}.{j}", b - a, alphabet, dtype)
+            raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
+                f"section '{name}.{j}': the compiled decoder refused a stream the checked "
+                "reader accepts"
+            )
+    return out
 
 
 def _decode_checked(

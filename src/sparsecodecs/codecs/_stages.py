@@ -265,6 +265,10 @@ class FieldsPlan:
     top: int
     fine: np.ndarray  # the histogram of a top field at least ``top`` bits wide
     nbytes: int  # estimated section bytes
+    #: The top fields coded in blocks of this many (each block its own code), or 0 for one
+    #: code; ``block_counts``: then each block's histogram, one row a block.
+    block: int = 0
+    block_counts: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -307,7 +311,66 @@ def plan_fields(
         size += 8 * _low_words(values.size, width - top)
         if best is None or size < best[0]:
             best = (size, top)
-    return None if best is None else FieldsPlan(best[1], fine, best[0])
+    if best is None:
+        return None
+    plan = FieldsPlan(best[1], fine, best[0])
+    if values.size >= BLOCKS_FROM:
+        _plan_blocks(plan, values, dtype, max_length, coded[tmax - plan.top])
+    return plan
+
+
+#: Top fields are coded in blocks (:func:`~._huffman.encode_symbols_blocked`) only for this
+#: many values or more, and only where it saves bytes: one code for a whole tensor is the
+#: order-0 bound of the whole, and a large tensor's statistics may change along it (a word
+#: embedding's rows of unused tokens, stored at a lower precision, against the rest). Below
+#: it the test is not made, so the planner of smaller tensors costs what it did.
+BLOCKS_FROM = 8 * huff.BLOCK_SYMBOLS
+#: The test first reads the first 1/16 of each block, in place: blocks whose histograms agree
+#: there (most tensors) are not counted whole. (One value in 16 of each block, copied, read
+#: every cache line of the tensor: 8% of a 2048x2048 float16 tensor's encode.)
+_BLOCK_SAMPLE = 16
+#: What a block may add beyond its sections' estimated bytes (an estimate is at most 8 * 4
+#: bytes over the sections' bytes, never under): its two entries in the frame header's
+#: section table, 8-12 bytes once the header is compressed, 60-80 before.
+_BLOCK_SLACK = 64
+
+
+def _plan_blocks(plan: FieldsPlan, values: np.ndarray, dtype: np.dtype[Any], max_length: int,
+                 single: int) -> None:
+    """Code ``plan``'s top fields in blocks if that is smaller than one code of ``single``
+    estimated bytes, by more than the blocks' slack: then ``plan.block``, its
+    ``block_counts`` and ``nbytes`` say so. First an estimate from a sample of each block
+    (the order-0 entropy of the first part of each block against that of all those parts,
+    each with Miller and Madow's correction for a sample's bias), then, if it promises more
+    than twice the slack, every block counted and its code's bytes computed: the exact
+    test."""
+    block, width, top = huff.BLOCK_SYMBOLS, 8 * dtype.itemsize, plan.top
+    values = np.ascontiguousarray(values)
+    bounds = huff.block_bounds(values.size, block)
+    # and the meta entry, and the 8 * 4 bytes one code's estimate may be over its bytes
+    slack = _BLOCK_SLACK * len(bounds) + 64
+
+    def counted(part: int) -> np.ndarray:  # each block's first (b - a) // part values
+        rows = np.empty((len(bounds), 1 << top), np.int64)
+        for j, (a, b) in enumerate(bounds):
+            rows[j] = hk.top_histogram(values[a : a + max(1, (b - a) // part)],
+                                       rotation(dtype), _mask(dtype), width, top)
+        return rows
+
+    def corrected_bits(counts: np.ndarray) -> float:
+        bits, used = hk.entropy_bits(counts)
+        return bits + (used - 1) / (2 * math.log(2))
+
+    sampled = counted(_BLOCK_SAMPLE)
+    gain = _BLOCK_SAMPLE * (corrected_bits(sampled.sum(axis=0))
+                            - sum(corrected_bits(row) for row in sampled)) / 8
+    if gain <= 2 * slack:
+        return
+    rows = counted(1)
+    blocked = sum(huff.coded_sizes(rows, max_length))
+    if blocked + slack < single:
+        plan.block, plan.block_counts = block, rows
+        plan.nbytes += blocked - single
 
 
 def encode_fields(
@@ -330,8 +393,14 @@ def _encode_fields_with(
     low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
     hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
                     plan.top, syms, low)
-    sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
-                                   counts=plan.counts, max_length=max_length)
+    if plan.block:
+        assert plan.block_counts is not None
+        sections = huff.encode_symbols_blocked(syms, 1 << plan.top, f"{prefix}.top", "values",
+                                               plan.block, plan.block_counts,
+                                               max_length=max_length)
+    else:
+        sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
+                                       counts=plan.counts, max_length=max_length)
     return [*sections, Section(f"{prefix}.low", "values", low)]
 
 
@@ -340,14 +409,25 @@ def _low_words(count: int, bits: int) -> int:
 
 
 def decode_fields(
-    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object
+    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object,
+    block: object = None,
 ) -> np.ndarray:
+    """Inverse of :func:`encode_fields` (``top``: meta ``fields``; ``block``: meta
+    ``fields_block``, the top fields' blocks, or None for one code)."""
     width = 8 * dtype.itemsize
     if dtype.itemsize not in (2, 4) or not isinstance(top, int) or not 9 <= top <= min(
         MAX_TOP_BITS, width - 1
     ):
         raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
-    syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16)
+    if block is not None and (
+        not isinstance(block, int) or isinstance(block, bool) or block & (block - 1)
+        or not huff.MIN_BLOCK <= block <= huff.MAX_BLOCK
+    ):
+        raise FrameLayoutError(
+            f"meta 'fields_block' is {block!r:.50}: it must be a power of two from "
+            f"{huff.MIN_BLOCK} to {huff.MAX_BLOCK}"
+        )
+    syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16, block)
     nwords = _low_words(count, width - top)
     if width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors, in place
         low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
@@ -569,7 +649,10 @@ def values_floor(counts: np.ndarray) -> int:
     """A lower bound on the bytes of any value stage (``fields``, ``planes``, ``centroid``)
     of values whose distinct values occur ``counts`` times: their order-0 entropy, which a
     prefix code of the top fields plus raw low bits, of each byte plane, or of centroid
-    indices does not beat."""
+    indices does not beat. (Top fields in blocks, planned for :data:`BLOCKS_FROM` values or
+    more, can: a floor then prunes a layout that blocks might have made smaller than the
+    plan at hand, never the plan at hand itself, so a frame is no larger than without
+    blocks.)"""
     return _entropy_bytes(hk.entropy_bits(counts)[0])
 
 

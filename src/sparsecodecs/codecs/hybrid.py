@@ -294,7 +294,9 @@ class Hybrid(Codec):
     * ``values``: ``planes`` (byte planes, floats rotated so the exponent is a plane of its own,
       each plane Huffman-coded or raw), ``fields`` (the top 9-12 bits of each rotated value,
       i.e. exponent + top mantissa bits, Huffman-coded as one symbol, the low bits packed raw;
-      meta ``fields`` = top bits), ``centroid`` (the distinct values once + an index per
+      meta ``fields`` = top bits; on a large tensor whose top fields' statistics change along
+      it, meta ``fields_block`` = B: the top fields coded in blocks of B, each with its own
+      code, where that is smaller), ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
@@ -672,6 +674,8 @@ class Hybrid(Codec):
         elif stage == "fields":
             vsec = encode_fields(cand.values, dtype, "v", state, self.max_code_length)
             meta["fields"] = state.top
+            if state.block:
+                meta["fields_block"] = state.block
         else:
             vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length, dtype)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
@@ -751,7 +755,8 @@ class Hybrid(Codec):
         if self.values == "planes":
             return decode_planes(sections, "v", count, info.dtype, info.meta.get("planes"))
         if self.values == "fields":
-            return decode_fields(sections, "v", count, info.dtype, info.meta.get("fields"))
+            return decode_fields(sections, "v", count, info.dtype, info.meta.get("fields"),
+                                 info.meta.get("fields_block"))
         k = info.meta_int("k", 0, min(MAX_CENTROIDS, max(count, 0)))
         return decode_centroids(
             sections, "v", count, info.dtype, info.meta.get("centroid_index"), k
