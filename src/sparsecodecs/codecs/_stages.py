@@ -24,6 +24,7 @@ Every decoder here validates counts and ranges before it allocates or indexes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Callable
@@ -269,6 +270,11 @@ class FieldsPlan:
     #: code; ``block_counts``: then each block's histogram, one row a block.
     block: int = 0
     block_counts: np.ndarray | None = None
+    #: The low fields stored in blocks of ``low_block`` values, each shifted right past the
+    #: zero bits all its values end in (``low_shifts``: one count a block), or 0 and None:
+    #: stored as they are.
+    low_block: int = 0
+    low_shifts: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -316,7 +322,57 @@ def plan_fields(
     plan = FieldsPlan(best[1], fine, best[0])
     if values.size >= BLOCKS_FROM:
         _plan_blocks(plan, values, dtype, max_length, coded[tmax - plan.top])
+    if values.size >= 2 * LOW_BLOCK:
+        _plan_low_shifts(plan, np.ascontiguousarray(values), dtype)
     return plan
+
+
+#: Low fields are stored in blocks of this many values, each block's shifted past the zero
+#: bits all its values end in, where that is smaller (:func:`_plan_low_shifts`; meta
+#: ``low_block``, section ``<prefix>.low.shift``). A multiple of 64, so that the blocks' packed
+#: fields meet at word boundaries (a run of blocks is packed as one).
+LOW_BLOCK = 1 << 14
+
+
+def _plan_low_shifts(plan: FieldsPlan, values: np.ndarray, dtype: np.dtype[Any]) -> None:
+    """Store ``plan``'s low fields shifted block by block if that saves more than 64 bytes.
+
+    A block whose values all end in ``z`` zero bits below the low field's top bit (the sign,
+    rotated, for floats) stores each value shifted right by ``z`` as a field of ``W - z`` bits:
+    the same top field, ``z`` fewer low bits. Values rounded to a lower precision do this: rows
+    of a float32 embedding kept at bfloat16 precision end in 16 zero bits, the position rows
+    MiniLM never trained in 13. The first 64 values of each block decide most tensors: an odd
+    one in every block, nothing to shift."""
+    width, block = 8 * dtype.itemsize, LOW_BLOCK
+    lb = width - plan.top
+    full = values.size // block
+    blocks = values[: full * block].reshape(full, block)
+    if (np.bitwise_or.reduce(blocks[:, :64], axis=1) & 1).all():
+        return
+    ors = np.bitwise_or.reduce(blocks, axis=1).astype(np.uint64)
+    if values.size > full * block:
+        ors = np.append(ors, np.uint64(np.bitwise_or.reduce(values[full * block :])))
+    ors &= np.uint64((1 << (lb - 1)) - 1)  # the bits a shift may drop
+    lowest = ors & (~ors + np.uint64(1))  # each one's lowest set bit (0 if none)
+    shifts = np.full(ors.size, lb - 1, np.uint8)
+    nonzero = lowest != 0
+    shifts[nonzero] = np.log2(lowest[nonzero].astype(np.float64)).astype(np.uint8)
+    if not shifts.any():
+        return
+    sizes = np.full(ors.size, block, np.int64)
+    sizes[-1] = values.size - block * (ors.size - 1)
+    shifted = int((8 * ((sizes * (lb - shifts.astype(np.int64)) + 63) // 64)).sum())
+    plain = 8 * _low_words(values.size, lb)
+    if shifted + shifts.size + 64 < plain:  # and the meta entry and the section's in the header
+        plan.low_block, plan.low_shifts = block, shifts
+        plan.nbytes += shifted + shifts.size - plain
+
+
+def _low_runs(shifts: np.ndarray, count: int, block: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, shift)`` of each run of consecutive blocks with the same shift."""
+    edges = [0, *(np.flatnonzero(np.diff(shifts)) + 1).tolist(), shifts.size]
+    return [(a * block, min(b * block, count), int(shifts[a]))
+            for a, b in itertools.pairwise(edges)]
 
 
 #: Top fields are coded in blocks (:func:`~._huffman.encode_symbols_blocked`) only for this
@@ -390,9 +446,21 @@ def _encode_fields_with(
 ) -> list[Section]:
     """:func:`encode_fields` with ``syms`` (a uint16 per value) to hold the top fields."""
     width = 8 * dtype.itemsize
-    low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
-    hk.split_fields(np.ascontiguousarray(values), rotation(dtype), _mask(dtype), width,
-                    plan.top, syms, low)
+    values = np.ascontiguousarray(values)
+    extra: list[Section] = []
+    if plan.low_shifts is None:
+        low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
+        hk.split_fields(values, rotation(dtype), _mask(dtype), width, plan.top, syms, low)
+    else:
+        parts = []
+        for a, b, shift in _low_runs(plan.low_shifts, values.size, plan.low_block):
+            w = width - shift
+            part = np.empty(8 * _low_words(b - a, w - plan.top), np.uint8)
+            hk.split_fields(values[a:b] >> values.dtype.type(shift), rotation(dtype),
+                            np.uint64((1 << w) - 1), w, plan.top, syms[a:b], part)
+            parts.append(part)
+        low = np.concatenate(parts)
+        extra = [Section(f"{prefix}.low.shift", "codebook", plan.low_shifts)]
     if plan.block:
         assert plan.block_counts is not None
         sections = huff.encode_symbols_blocked(syms, 1 << plan.top, f"{prefix}.top", "values",
@@ -401,47 +469,81 @@ def _encode_fields_with(
     else:
         sections = huff.encode_symbols(syms, 1 << plan.top, f"{prefix}.top", "values",
                                        counts=plan.counts, max_length=max_length)
-    return [*sections, Section(f"{prefix}.low", "values", low)]
+    return [*sections, Section(f"{prefix}.low", "values", low), *extra]
 
 
 def _low_words(count: int, bits: int) -> int:
     return (count * bits + 63) // 64
 
 
-def decode_fields(
-    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object,
-    block: object = None,
-) -> np.ndarray:
-    """Inverse of :func:`encode_fields` (``top``: meta ``fields``; ``block``: meta
-    ``fields_block``, the top fields' blocks, or None for one code)."""
-    width = 8 * dtype.itemsize
-    if dtype.itemsize not in (2, 4) or not isinstance(top, int) or not 9 <= top <= min(
-        MAX_TOP_BITS, width - 1
-    ):
-        raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
+def _block_meta(key: str, block: object) -> int | None:
+    """A meta entry naming a block of symbols or values, checked; None if absent."""
     if block is not None and (
         not isinstance(block, int) or isinstance(block, bool) or block & (block - 1)
         or not huff.MIN_BLOCK <= block <= huff.MAX_BLOCK
     ):
         raise FrameLayoutError(
-            f"meta 'fields_block' is {block!r:.50}: it must be a power of two from "
+            f"meta {key!r} is {block!r:.50}: it must be a power of two from "
             f"{huff.MIN_BLOCK} to {huff.MAX_BLOCK}"
         )
+    return block
+
+
+def decode_fields(
+    sections: SectionReader, prefix: str, count: int, dtype: np.dtype[Any], top: object,
+    block: object = None, low_block: object = None,
+) -> np.ndarray:
+    """Inverse of :func:`encode_fields` (``top``: meta ``fields``; ``block``: meta
+    ``fields_block``, the top fields' blocks, or None for one code; ``low_block``: meta
+    ``low_block``, the blocks of the shifted low fields, or None: not shifted)."""
+    width = 8 * dtype.itemsize
+    if dtype.itemsize not in (2, 4) or not isinstance(top, int) or not 9 <= top <= min(
+        MAX_TOP_BITS, width - 1
+    ):
+        raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
+    block = _block_meta("fields_block", block)
+    low_block = _block_meta("low_block", low_block)
+    lb = width - top
+    if low_block is None:
+        runs = [(0, count, 0)]
+    else:
+        # the shifts first, sized by the block count (no allocation before that check)
+        shifts = sections.array(f"{prefix}.low.shift", np.uint8, -(-count // low_block))
+        if shifts.size and int(shifts.max()) >= lb:
+            raise FrameLayoutError(
+                f"section '{prefix}.low.shift' shifts a block by {int(shifts.max())} bits, not "
+                f"fewer than its {lb}-bit low fields"
+            )
+        runs = _low_runs(shifts, count, low_block)
+    nbytes = [8 * _low_words(b - a, lb - shift) for a, b, shift in runs]
+    raw = sections.array(f"{prefix}.low", np.uint8, sum(nbytes))
     syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16, block)
-    nwords = _low_words(count, width - top)
-    if width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors, in place
-        low = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
-        hk.join_fields16(syms, low, rotation(dtype), top, syms, decode_threads())
-        return syms
-    if sys.byteorder == "little":  # 20-23 low bits: blocks of 8 values, read as bytes
-        raw = sections.array(f"{prefix}.low", np.uint8, 8 * nwords)
-        out = np.empty(count, np.uint32)
-        hk.join_fields32(syms, raw, rotation(dtype), top, out, decode_threads())
-        return out
-    low = sections.array(f"{prefix}.low", ">u8", nwords).astype(np.uint64)
-    out = np.empty(count, bits_dtype(dtype))
-    hk.join_fields(syms, low, rotation(dtype), _mask(dtype), width, top, out)
+    # 16-bit values are joined in place, in the decoded top fields
+    out = syms if width == 16 else np.empty(count, bits_dtype(dtype))
+    offset = 0
+    for (a, b, shift), n in zip(runs, nbytes, strict=True):
+        _join_run(syms[a:b], raw[offset : offset + n], out[a:b], dtype, top, shift)
+        offset += n
     return out
+
+
+def _join_run(syms: np.ndarray, raw: np.ndarray, out: np.ndarray, dtype: np.dtype[Any],
+              top: int, shift: int) -> None:
+    """The values of a run of low fields shifted by ``shift`` (0: not shifted) into ``out``."""
+    width = 8 * dtype.itemsize
+    if shift:  # fields of the values shifted right, in a narrower width: joined, shifted back
+        w = width - shift
+        joined = np.empty(syms.size, out.dtype)
+        hk.join_fields(syms, raw.view(">u8").astype(np.uint64), rotation(dtype),
+                       np.uint64((1 << w) - 1), w, top, joined)
+        np.left_shift(joined, out.dtype.type(shift), out=out)
+    elif width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors
+        hk.join_fields16(syms, raw, rotation(dtype), top, out, decode_threads())
+    elif sys.byteorder == "little":  # 20-23 low bits: blocks of 8 values, read as bytes
+        hk.join_fields32(syms, raw, rotation(dtype), top, out, decode_threads())
+    else:
+        hk.join_fields(syms, raw.view(">u8").astype(np.uint64), rotation(dtype), _mask(dtype),
+                       width, top, out)
 
 
 def check_modes(modes: object, dtype: np.dtype[Any]) -> str:

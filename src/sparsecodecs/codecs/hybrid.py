@@ -296,7 +296,9 @@ class Hybrid(Codec):
       i.e. exponent + top mantissa bits, Huffman-coded as one symbol, the low bits packed raw;
       meta ``fields`` = top bits; on a large tensor whose top fields' statistics change along
       it, meta ``fields_block`` = B: the top fields coded in blocks of B, each with its own
-      code, where that is smaller), ``centroid`` (the distinct values once + an index per
+      code, where that is smaller; where blocks of values all end in zero bits, meta
+      ``low_block`` and section ``v.low.shift``: their low fields stored shifted past them),
+      ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
@@ -676,6 +678,8 @@ class Hybrid(Codec):
             meta["fields"] = state.top
             if state.block:
                 meta["fields_block"] = state.block
+            if state.low_block:
+                meta["low_block"] = state.low_block
         else:
             vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length, dtype)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
@@ -756,7 +760,7 @@ class Hybrid(Codec):
             return decode_planes(sections, "v", count, info.dtype, info.meta.get("planes"))
         if self.values == "fields":
             return decode_fields(sections, "v", count, info.dtype, info.meta.get("fields"),
-                                 info.meta.get("fields_block"))
+                                 info.meta.get("fields_block"), info.meta.get("low_block"))
         k = info.meta_int("k", 0, min(MAX_CENTROIDS, max(count, 0)))
         return decode_centroids(
             sections, "v", count, info.dtype, info.meta.get("centroid_index"), k
