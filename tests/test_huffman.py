@@ -593,6 +593,33 @@ def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.Dat
     np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))
 
 
+@pytest.mark.parametrize(("width", "itemsize"), [(16, 2), (32, 4), (19, 4), (8, 1)])
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 5000, 5001])
+def test_top_histogram_counts_the_top_bits_of_each_rotated_value(width: int, itemsize: int,
+                                                                 count: int):
+    """Against numpy, rotated by 0, 1 and 3 bits: whole items rotated by 0 or 1 take a loop of
+    their own (constant widths), other widths and rotations the general one; both either side
+    of the second table (more values than 4 * 2**top), an odd count leaving one value over."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(count + width)
+    dt = np.dtype(f"u{itemsize}")
+    values = np.where(rng.random(count) < 0.5, rng.integers(0, 1 << width, count),
+                      rng.integers(0, 8, count) << (width - 4)).astype(dt)
+    mask = np.uint64((1 << width) - 1)
+    for rotate in (0, 1, 3):
+        x = values.astype(np.uint64)
+        rotated = ((x << np.uint64(rotate)) | (x >> np.uint64(width - rotate))) & mask
+        for top in sorted({4, min(width - 1, 9)}):
+            want = np.bincount((rotated >> np.uint64(width - top)).astype(np.int64),
+                               minlength=1 << top)
+            for level in simd_levels():
+                with kernels.use_simd(level):
+                    got = hk.top_histogram(values, rotate, mask, width, top)
+                np.testing.assert_array_equal(got, want, err_msg=f"{rotate} {top} {level}")
+
+
 @pytest.mark.parametrize("top", [8, 12, 16])
 @pytest.mark.parametrize("count", [0, 1, 383, 4095, 4096, 9001])
 def test_value_histograms_either_side_of_the_direct_count(top: int, count: int):

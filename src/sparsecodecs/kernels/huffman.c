@@ -2125,11 +2125,26 @@ SC_INLINE void top_hist_body(const huf_vals *v0, unsigned top, int64_t *counts, 
     /* two values a step into two tables, so that equal neighbours (exponents repeat) do not
      * wait on each other's counter update; one table if the second cannot be had */
     int64_t *second = v->n > 4 * size ? calloc((size_t)size, sizeof(int64_t)) : NULL;
-    if (second) {
+    if (second && v->width == 8u * (unsigned)isz && v->rot <= 1 && isz <= 4) {
+        /* whole items rotated by 0 or 1 (every planner's case): the rotation and the shift
+         * with constant widths, not val()'s general ones (a word embedding's float16 top
+         * fields: 0.85 -> 0.62 ns a value, float32 ones 0.59) */
+        const unsigned w = 8u * (unsigned)isz;
+        const uint64_t wm = width_mask(w);
+#define TOP_OF(x) (((v->rot ? (((x) << 1) | ((x) >> (w - 1))) & wm : (x)) >> sh) & tm)
+        for (; i + 1 < v->n; i += 2) {
+            const uint64_t a = ld(v->p, i, isz), b = ld(v->p, i + 1, isz);
+            counts[TOP_OF(a)]++;
+            second[TOP_OF(b)]++;
+        }
+#undef TOP_OF
+    } else if (second) {
         for (; i + 1 < v->n; i += 2) {
             counts[(val(v, i, isz) >> sh) & tm]++;
             second[(val(v, i + 1, isz) >> sh) & tm]++;
         }
+    }
+    if (second) {
         for (int64_t t = 0; t < size; t++) counts[t] += second[t];
         free(second);
     }
