@@ -4,8 +4,8 @@
   codec, its config variants and every supported dtype;
 * frames of the edge shapes (rank 0, 0-size, ``1 x n``, rank 3, last axes that are not a
   multiple of ``m``) for every codec config of the golden manifest, in a 1-, 2- and 4-byte dtype;
-* the golden frames outside the manifests (``tests/golden/blocks/``: a hybrid frame whose top
-  fields are coded in blocks).
+* the golden frames outside the manifests (``tests/golden/blocks/``: hybrid frames whose top
+  fields are coded in blocks, and whose low fields are shifted block by block).
 
 Used by ``tests/test_fuzz.py``, ``run_mutations.py`` and ``fuzz_decode.py``.
 """

@@ -486,7 +486,7 @@ def _block_meta(key: str, block: object) -> int | None:
             f"meta {key!r} is {block!r:.50}: it must be a power of two from "
             f"{huff.MIN_BLOCK} to {huff.MAX_BLOCK}"
         )
-    return block
+    return block if isinstance(block, int) else None
 
 
 def decode_fields(
@@ -503,11 +503,13 @@ def decode_fields(
         raise FrameLayoutError(f"meta 'fields' is {top!r:.50}, invalid for {dtype}")
     block = _block_meta("fields_block", block)
     low_block = _block_meta("low_block", low_block)
+    # the top fields first, then the low ones: a frame of neither kind of blocks is checked,
+    # and fails, in the order it was before there were blocks
+    syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16, block)
     lb = width - top
     if low_block is None:
         runs = [(0, count, 0)]
-    else:
-        # the shifts first, sized by the block count (no allocation before that check)
+    else:  # the shifts sized by the block count, before anything of that size is made
         shifts = sections.array(f"{prefix}.low.shift", np.uint8, -(-count // low_block))
         if shifts.size and int(shifts.max()) >= lb:
             raise FrameLayoutError(
@@ -517,7 +519,6 @@ def decode_fields(
         runs = _low_runs(shifts, count, low_block)
     nbytes = [8 * _low_words(b - a, lb - shift) for a, b, shift in runs]
     raw = sections.array(f"{prefix}.low", np.uint8, sum(nbytes))
-    syms = huff.decode_symbols(sections, f"{prefix}.top", count, 1 << top, np.uint16, block)
     # 16-bit values are joined in place, in the decoded top fields
     out = syms if width == 16 else np.empty(count, bits_dtype(dtype))
     offset = 0
