@@ -919,10 +919,10 @@ def test_kept_values_in_blocks_decode_through_every_path():
                                rtol=1e-5, atol=1e-5)
 
 
-def test_a_tensor_whose_blocks_agree_is_not_counted_whole(monkeypatch):
-    """On a large tensor of one distribution the planner reads the first 1/16 of each block
-    (one histogram a block), finds nothing to gain and keeps one code; the tensor whose
-    scale changes is then counted block by block as well (twice the histograms)."""
+def test_the_planner_reads_a_quarter_of_each_block(monkeypatch):
+    """The blocks' test and their codes come from the first quarter of each block (one
+    histogram a block, nothing counted whole): a large tensor of one distribution keeps one
+    code, the tensor whose scale changes is planned in blocks, from the same reads."""
     from sparsecodecs.codecs import _huffman as huff
     from sparsecodecs.codecs import _huffman_kernels as hk
     from sparsecodecs.codecs import _stages
@@ -934,16 +934,44 @@ def test_a_tensor_whose_blocks_agree_is_not_counted_whole(monkeypatch):
     size = 2048 * 516
     sizes = [b - a for a, b in huff.block_bounds(size, 1 << 17)]
     assert sizes == [1 << 17] * 8 + [8192]
-    whole = [size]  # the top fields' histogram (no ``fine`` given), then the blocks
+    reads = [size] + [n // 4 for n in sizes]  # the top fields' histogram (no ``fine``), blocks
     plan = _stages.plan_fields(gaussian((2048, 516), np.float16).view(np.uint16).reshape(-1),
                                np.dtype(np.float16), 15)
     assert plan is not None and plan.block == 0
-    assert calls == whole + [n // 16 for n in sizes]
+    assert calls == reads
     calls.clear()
     plan = _stages.plan_fields(shifting(np.float16).view(np.uint16).reshape(-1),
                                np.dtype(np.float16), 15)
-    assert plan is not None and plan.block == 1 << 17
-    assert calls == whole + [n // 16 for n in sizes] + sizes
+    assert plan is not None and plan.block == 1 << 17 and plan.block_counts is not None
+    assert calls == reads
+    # every top field the tensor has gets a code in every block, seen in its quarter or not
+    assert (plan.block_counts > 0).all(axis=0).tolist() == (plan.counts > 0).tolist()
+
+
+def test_blocks_whose_quarters_mislead_give_way_to_one_code(monkeypatch):
+    """Blocks whose first quarters differ from each other (so the sample promises a gain) but
+    whose other three quarters are all alike (so codes built from the quarters lose): the
+    encoder codes the blocks, finds them larger than one code and writes the one code, the
+    same bytes as when blocks are not tried at all."""
+    from sparsecodecs.codecs import _stages
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 1 << 17)) * 0.05
+    for j in range(9):  # the first quarter of block j at its own scale
+        x[j, : 1 << 15] *= 10.0 ** (j % 3 - 1)
+    w = x.astype(np.float16)
+    planned: list[int] = []
+    plan_fields = _stages.plan_fields
+    monkeypatch.setattr(_stages, "plan_fields", lambda *a: planned.append(
+        (p := plan_fields(*a)) is not None and p.block) or p)
+    import sparsecodecs.codecs.hybrid as hybrid_module
+    monkeypatch.setattr(hybrid_module, "plan_fields", _stages.plan_fields)
+    frame = hybrid(values="fields").encode(w)
+    assert planned == [1 << 17]  # planned in blocks ...
+    assert "fields_block" not in split_frame(frame)[0]["meta"]  # ... written as one code
+    assert_bits_equal(sc.decode(frame), w)
+    monkeypatch.setattr(_stages, "BLOCKS_FROM", 1 << 62)
+    assert hybrid(values="fields").encode(w) == frame
 
 
 @pytest.fixture(scope="module")
@@ -1011,11 +1039,14 @@ BLOCKS_GOLDEN = Path(__file__).parent / "golden" / "blocks"
 
 
 def blocks_golden_array() -> np.ndarray:
-    """9000 float16 values in rows of 900 whose exponent halves row by row (each block of
-    1024 a few exponents, the whole many: blocks pay even at 1024 symbols)."""
+    """9000 float16 values, each block of 1024 of its own exponent (15 down to 7), two top
+    mantissa patterns, random signs and low mantissa bits: per block two top fields, eighteen
+    in all, so that blocks pay even at 1024 values and codes built from 256 of them."""
     rng = np.random.default_rng(0)
-    x = 2.0 ** -np.arange(10)[:, None] * rng.uniform(1, 2, (10, 900))
-    return (x * rng.choice([-1, 1], (10, 900))).astype(np.float16)
+    i = np.arange(9000)
+    bits = ((rng.integers(0, 2, i.size) << 15) | ((15 - i // 1024) << 10)
+            | (rng.choice([0, 8], i.size) << 6) | rng.integers(0, 64, i.size))
+    return bits.astype(np.uint16).view(np.float16)
 
 
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1038,7 +1069,7 @@ def test_the_golden_frame_in_blocks_decodes_and_is_written_again(monkeypatch):
     assert len(top_sections(frame)) == 2 * 9
     assert_bits_equal(sc.decode(frame), expected)
     small_blocks(monkeypatch)
-    assert hybrid().encode(expected) == frame
+    assert hybrid(values="fields").encode(expected) == frame
 
 
 # -- low fields shifted block by block -----------------------------------------------------------
