@@ -354,13 +354,27 @@ def decode_symbols(
     # views an encoded stream were a few microseconds of a small frame's decode)
     book = sections.raw(f"{name}.codebook")
     data = sections.raw(f"{name}.bits")
+    out: np.ndarray | None = None
     if count <= 8 * data.nbytes:  # checked before allocating: every code is at least one bit
-        out: np.ndarray = np.empty(count, dtype)
-        rc = hk.decode_coded(book, data, count, alphabet, _nstreams(count), MAX_LENGTH,
-                             FAST_BITS, MAX_FAST_BITS, out,
-                             1 if _ONE_THREAD.get() else decode_threads())
-        if rc == 0:
-            return out
+        out = np.empty(count, dtype)
+    _decode_into(sections, name, book, data, out, count, alphabet, dtype,
+                 1 if _ONE_THREAD.get() else decode_threads())
+    assert out is not None
+    return out
+
+
+def _decode_into(
+    sections: SectionReader, name: str, book: memoryview, data: memoryview,
+    out: np.ndarray | None, count: int, alphabet: int, dtype: type, threads: int,
+) -> None:
+    """The ``count`` symbols of the stream ``name`` (its sections' bytes ``book`` and
+    ``data``) into ``out``, in one compiled call; if that finds anything wrong, or ``out`` is
+    None (the caller found the bytes too few for ``count``), the checked reader raises the
+    error that says what and where."""
+    if out is not None and not hk.decode_coded(book, data, count, alphabet, _nstreams(count),
+                                               MAX_LENGTH, FAST_BITS, MAX_FAST_BITS, out,
+                                               threads):
+        return
     _decode_checked(sections, name, count, alphabet, dtype)
     raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
         f"section '{name}': the compiled decoder refused a stream the checked reader accepts"
@@ -391,15 +405,9 @@ def _decode_blocks(
     out: np.ndarray = np.empty(count, dtype)
     threads = 1 if _ONE_THREAD.get() else decode_threads()
     for j, ((a, b), book, data) in enumerate(zip(bounds, books, datas, strict=True)):
-        if b - a > 8 * data.nbytes or hk.decode_coded(
-            book, data, b - a, alphabet, _nstreams(b - a), MAX_LENGTH, FAST_BITS,
-            MAX_FAST_BITS, out[a:b], threads,
-        ):
-            _decode_checked(sections, f"{name}.{j}", b - a, alphabet, dtype)
-            raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
-                f"section '{name}.{j}': the compiled decoder refused a stream the checked "
-                "reader accepts"
-            )
+        _decode_into(sections, f"{name}.{j}", book, data,
+                     out[a:b] if b - a <= 8 * data.nbytes else None, b - a, alphabet, dtype,
+                     threads)
     return out
 
 

@@ -323,10 +323,11 @@ def plan_fields(
     if best is None:
         return None
     plan = FieldsPlan(best[1], fine, best[0])
+    values = np.ascontiguousarray(values)  # both below read it in place, by blocks
     if values.size >= BLOCKS_FROM:
         _plan_blocks(plan, values, dtype, max_length, coded[tmax - plan.top])
     if values.size >= 2 * LOW_BLOCK:
-        _plan_low_shifts(plan, np.ascontiguousarray(values), dtype)
+        _plan_low_shifts(plan, values, dtype)
     return plan
 
 
@@ -384,10 +385,10 @@ def _low_runs(shifts: np.ndarray, count: int, block: int) -> list[tuple[int, int
 #: embedding's rows of unused tokens, stored at a lower precision, against the rest). Below
 #: it the test is not made, so the planner of smaller tensors costs what it did.
 BLOCKS_FROM = 8 * huff.BLOCK_SYMBOLS
-#: The blocks' codes are built from the first 1/4 of each block, counted in place (read where
-#: it lies, every cache line of that quarter): counting every block whole took 9 ms of a
-#: 34 ms encode of MiniLM's bfloat16 word embedding, and the codes of a quarter cost it 0.1%
-#: of the blocks' bytes (49.9 against 59.6 KB saved on the float16 one's top fields).
+#: The blocks' codes are built from the first 1/4 of each block, counted in place: counting
+#: every block whole took 9 ms of a 34 ms encode of MiniLM's bfloat16 word embedding, and the
+#: quarters' codes cost part of the gain (the float16 one: 19,863,203 bytes in one code,
+#: 19,812,571 with every block counted, 19,824,777 with the quarters).
 _BLOCK_SAMPLE = 4
 #: What a block may add beyond its sections' bytes: its two entries in the frame header's
 #: section table, 8-12 bytes once the header is compressed, 60-80 before.
@@ -406,7 +407,6 @@ def _plan_blocks(plan: FieldsPlan, values: np.ndarray, dtype: np.dtype[Any], max
     the one code's ``single`` estimated bytes by more than their slack (else one code, as the
     size the value stages were compared by says)."""
     block, width, top = huff.BLOCK_SYMBOLS, 8 * dtype.itemsize, plan.top
-    values = np.ascontiguousarray(values)
     bounds = huff.block_bounds(values.size, block)
     sampled = np.empty((len(bounds), 1 << top), np.int64)
     for j, (a, b) in enumerate(bounds):  # each block's first (b - a) // 4 values
@@ -458,8 +458,9 @@ def _encode_fields_with(
         for a, b, shift in _low_runs(plan.low_shifts, values.size, plan.low_block):
             w = width - shift
             part = np.empty(8 * _low_words(b - a, w - plan.top), np.uint8)
-            hk.split_fields(values[a:b] >> values.dtype.type(shift), rotation(dtype),
-                            np.uint64((1 << w) - 1), w, plan.top, syms[a:b], part)
+            run = values[a:b] >> values.dtype.type(shift) if shift else values[a:b]
+            hk.split_fields(run, rotation(dtype), np.uint64((1 << w) - 1), w, plan.top,
+                            syms[a:b], part)
             parts.append(part)
         low = np.concatenate(parts)
         extra = [Section(f"{prefix}.low.shift", "codebook", plan.low_shifts)]
