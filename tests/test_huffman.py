@@ -1445,14 +1445,17 @@ def test_encode_streams_refuses_too_little_room_and_foreign_symbols():
 
 
 @pytest.mark.parametrize(
-    "width,top", [(16, 9), (16, 12), (16, 15), (32, 3), (32, 9), (32, 12), (64, 16)]
+    "width,top",
+    [(16, 9), (16, 12), (16, 15), (32, 3), (32, 9), (32, 10), (32, 11), (32, 12), (32, 16),
+     (64, 16)],
 )
 def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int):
     """split_fields packs the low ``width - top`` bits MSB-first, zero-padded to whole words,
     into exactly the bytes they need (ending at an inaccessible page) and the top bits into
     syms, at every SIMD level and count (blocks between flushes, the one-value tail, fields
     wider than 28 bits in halves; 16-bit values sixteen a vector step, up to the last whole
-    step whose 8-byte stores stay inside ``low``)."""
+    step whose 8-byte stores stay inside ``low``; 32-bit values eight a step, low fields of odd
+    and even widths, up to the last step whose 16-byte stores stay inside it)."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
@@ -1460,7 +1463,8 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
     lb = width - top
     mask = (1 << width) - 1
     values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
-    for count, rotate in itertools.product([*range(40), 299, 300], [0, 1, width - 1]):
+    for count, rotate in itertools.product([*range(40), 63, 64, 65, 299, 300],
+                                        [0, 1, width - 1]):
         v = values[:count]
         rot = [((int(x) << rotate) | (int(x) >> (width - rotate))) & mask for x in v]
         want = msb_first_bytes([(x & ((1 << lb) - 1), lb) for x in rot])
