@@ -519,6 +519,29 @@ def test_row_modes_of_wide_values_against_numpy(dt: Any, cols: int) -> None:
     np.testing.assert_array_equal(row_modes(x), _numpy_row_modes(x))
 
 
+@pytest.mark.parametrize("cols", [1, 3, 64, 80, 383])
+@pytest.mark.parametrize("step", [1, 6])
+def test_row_modes_of_32_bit_patterns_ending_in_16_zeros(cols: int, step: int) -> None:
+    """32-bit patterns that all end in 16 zero bits (float32 at bfloat16 precision) are
+    counted by their top halves: the same modes as numpy finds, ties to the smaller pattern,
+    rows of one pattern, at least half zeros, and the largest patterns; one pattern that does
+    not end in 16 zeros sends the rest to the sort, with the same answer."""
+    rng = np.random.default_rng(cols + step)
+    x = rng.integers(0, 1 << 16, (70, cols), dtype=np.uint32) << np.uint32(16)
+    x[1] = x[1, 0]
+    x[2, : cols // 2 + 1] = 0
+    x[3] = 0xFFFF0000
+    x[4, ::2] = 7 << 16
+    x[5] = (np.arange(cols) % 3 + 0xFFFD) << 16  # ties among the largest patterns
+    want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
+    got = row_modes(x, step)
+    assert got.dtype == np.uint32
+    np.testing.assert_array_equal(got, want)
+    x[-1, -1] |= 1  # past the first 64 patterns when the rows are long
+    np.testing.assert_array_equal(row_modes(x, step),
+                                  _numpy_row_modes(np.ascontiguousarray(x[:, ::step])))
+
+
 @pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32])
 @pytest.mark.parametrize("cols", [1, 31, 32, 33, 63, 64, 65, 80, 127, 128, 300, 384])
 def test_row_modes_of_sampled_columns_at_every_level(dt: Any, cols: int) -> None:

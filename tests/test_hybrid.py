@@ -1148,6 +1148,34 @@ def test_values_with_nothing_to_shift_are_stored_as_they_are(monkeypatch):
     assert looked == [251 * 131]
 
 
+@pytest.mark.parametrize("levels", [16, 3000, 70000])
+def test_float32_at_bfloat16_precision_plans_as_the_sorted_path_does(levels: int, monkeypatch):
+    """float32 weights that all end in 16 zero bits have their distinct values counted by
+    their top halves (what the centroid stage plans from): the same values and counts as the
+    sort finds, and the same frame as the planner writes without the shortcut, for a few
+    levels (the centroids win), thousands, and more top halves than bfloat16 weights use."""
+    from sparsecodecs.codecs import _stages
+    from sparsecodecs.codecs import hybrid as hybrid_module
+
+    rng = np.random.default_rng(levels)
+    top = rng.integers(0, 1 << 16, levels, dtype=np.uint32)
+    x = (top[rng.integers(0, levels, (400, 384))] << np.uint32(16)).view(np.float32)
+    x[3, 3] = np.float32(-0.0)
+    bits = x.view(np.uint32).reshape(-1)
+    quick = _stages.distinct_values(bits, give_up_early=False, low_zeros=16)
+    sorted_ = _stages.distinct_values(bits, give_up_early=False)
+    assert quick is not None and sorted_ is not None
+    np.testing.assert_array_equal(quick[0], sorted_[0])
+    np.testing.assert_array_equal(quick[1], sorted_[1])
+    assert quick[0].dtype == np.uint32 and quick[1].dtype == np.int64
+    frame = hybrid().encode(x)
+    assert_bits_equal(sc.decode(frame), x)
+    plain = _stages.distinct_values
+    monkeypatch.setattr(hybrid_module, "distinct_values",
+                        lambda *a, low_zeros=0, **k: plain(*a, **k))
+    assert hybrid().encode(x) == frame
+
+
 @pytest.fixture(scope="module")
 def shifted() -> tuple[bytes, dict[str, Any], np.ndarray]:
     x = rounded_rows(np.float32)

@@ -459,6 +459,8 @@ def _encode_fields_with(
             w = width - shift
             part = np.empty(8 * _low_words(b - a, w - plan.top), np.uint8)
             run = values[a:b] >> values.dtype.type(shift) if shift else values[a:b]
+            if w == 16 and run.dtype.itemsize > 2:  # 16-bit values (bfloat16 precision):
+                run = run.astype(np.uint16)  # the vector split of 16-bit items, same bytes
             hk.split_fields(run, rotation(dtype), np.uint64((1 << w) - 1), w, plan.top,
                             syms[a:b], part)
             parts.append(part)
@@ -539,7 +541,13 @@ def _join_run(syms: np.ndarray, raw: np.ndarray, out: np.ndarray, dtype: np.dtyp
               top: int, shift: int) -> None:
     """The values of a run of low fields shifted by ``shift`` (0: not shifted) into ``out``."""
     width = 8 * dtype.itemsize
-    if shift:  # fields of the values shifted right, in a narrower width: joined, shifted back
+    if shift == width - 16 and width > 16 and sys.byteorder == "little":
+        # values shifted right to 16 bits (float32 at bfloat16 precision): joined as 16-bit
+        # values, widened and shifted back in one pass
+        joined = np.empty(syms.size, np.uint16)
+        hk.join_fields16(syms, raw, rotation(dtype), top, joined, decode_threads())
+        np.left_shift(joined, out.dtype.type(shift), out=out, dtype=out.dtype)
+    elif shift:  # fields of the values shifted right, in a narrower width: joined, shifted back
         w = width - shift
         joined = np.empty(syms.size, out.dtype)
         hk.join_fields(syms, raw.view(">u8").astype(np.uint64), rotation(dtype),
@@ -676,14 +684,26 @@ def distinct_values(
     give_up_early: bool = True,
     counts: np.ndarray | None = None,
     sample: Callable[[], np.ndarray] | None = None,
+    low_zeros: int = 0,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``(sorted distinct values, their counts)``, or None if there are more than ``limit``.
 
     With ``give_up_early``, also None when a sample shows the values are mostly distinct (no
     codebook would pay off); the ``centroid`` codec, which must take any k <= limit, passes False.
     ``counts``: :func:`value_counts` of ``values``, when known; ``sample()``: their
-    :func:`sorted_sample`, when the caller has it (called only if the sample is needed).
+    :func:`sorted_sample`, when the caller has it (called only if the sample is needed);
+    ``low_zeros``: how many zero bits every value is known to end in (32-bit values ending in
+    16, float32 at bfloat16 precision, are counted by their top halves, as 16-bit values are).
     """
+    if (low_zeros >= 16 and values.dtype.itemsize == 4 and values.dtype.kind == "u"
+            and values.size >= COUNT_PATTERNS_FROM):
+        # 393,216 of them: their top halves counted 0.35 ms, sorted whole 1.15 ms
+        tops = (values.reshape(-1) >> np.uint32(16)).astype(np.uint16)
+        with lent_value_counts(tops) as top_counts:
+            assert top_counts is not None
+            uniq = np.flatnonzero(top_counts > 0)
+            found = top_counts[uniq]
+        return (uniq.astype(np.uint32) << np.uint32(16), found) if uniq.size <= limit else None
     if counts is None:
         counts = value_counts(values)
     if counts is not None:

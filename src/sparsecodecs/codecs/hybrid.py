@@ -604,8 +604,11 @@ class Hybrid(Codec):
             if best is not None and counts is not None and centroid_floor(
                     counts, values.itemsize) >= best:
                 return stages
+            low_zeros = 0  # every value ends in as many zero bits as the least shift
+            if fplan is not None and fplan.low_shifts is not None:
+                low_zeros = int(fplan.low_shifts.min())
             distinct = distinct_values(values, give_up_early=auto, counts=counts,
-                                       sample=sample)
+                                       sample=sample, low_zeros=low_zeros)
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
