@@ -1055,28 +1055,36 @@ def guarded(data: bytes) -> np.ndarray:
 
 
 def join_fields_oracle(syms: np.ndarray, low: bytes, lb: int, rotate: int,
-                       width: int = 16) -> np.ndarray:
-    """:func:`join_fields` (the general bit reader) on the same fields, as 64-bit words."""
+                       width: int = 16, value_width: int | None = None) -> np.ndarray:
+    """:func:`join_fields` (the general bit reader) on the same fields, as 64-bit words
+    (values of ``value_width`` bits, shifted left to fill ``width``)."""
     from sparsecodecs.codecs import _huffman_kernels as hk
 
+    vw = width if value_width is None else value_width
     words = np.frombuffer(low + bytes(-len(low) % 8), ">u8").astype(np.uint64)
     out = np.empty(syms.size, f"u{width // 8}")
-    hk.join_fields(syms, words, rotate, np.uint64((1 << width) - 1), width, width - lb, out)
-    return out
+    hk.join_fields(syms, words, rotate, np.uint64((1 << vw) - 1), vw, vw - lb, out)
+    return out << out.dtype.type(width - vw)
 
 
-def check_join_twins(width: int, lb: int, rotate: int, n_max: int, edge: int) -> None:
+def check_join_twins(width: int, lb: int, rotate: int, n_max: int, edge: int,
+                     value_width: int | None = None) -> None:
     """join_fields16/32 at every SIMD level this CPU has writes what its scalar twin writes and
     what join_fields writes, for every count 0..n_max on random fields and the first and last
     ``edge`` counts on adversarial ones (all ones, all zeros, alternating bits), with the
     packed fields ending at an inaccessible page (a vector load one byte too far would crash);
-    16-bit joins also in place."""
+    16-bit joins also in place; 32-bit joins of values of ``value_width`` bits too."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
-    join = hk.join_fields16 if width == 16 else hk.join_fields32
-    rng = np.random.default_rng(lb * 10 + rotate)
-    top = width - lb
+    vw = width if value_width is None else value_width
+    if width == 16:
+        join = hk.join_fields16
+    else:
+        def join(*args: object) -> None:
+            hk.join_fields32(*args, 1, vw)
+    rng = np.random.default_rng(lb * 10 + rotate + 100 * vw)
+    top = vw - lb
     nlow = n_max * width // 8
     patterns = {
         "random": (rng.integers(0, 1 << top, n_max), rng.integers(0, 256, nlow)),
@@ -1109,7 +1117,7 @@ def check_join_twins(width: int, lb: int, rotate: int, n_max: int, edge: int) ->
                 results.append(out[:count].tobytes())
             assert all(r == results[0] for r in results), (name, count)
             if count in (0, 1, 7, 8, 9, 15, 16, 17, 33, 1000, n_max) or name != "random":
-                want = join_fields_oracle(syms, low, lb, rotate, width)
+                want = join_fields_oracle(syms, low, lb, rotate, width, vw)
                 assert results[0] == want.tobytes()
         _GUARDS.clear()
 
@@ -1126,6 +1134,17 @@ def test_join_fields16_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: 
 def test_join_fields32_simd_paths_write_the_scalar_twins_bytes(lb: int, rotate: int):
     """AVX2: 8 values a step, then a scalar tail."""
     check_join_twins(32, lb, rotate, 2051, 40)
+
+
+@pytest.mark.parametrize("rotate", [0, 1, -1])
+@pytest.mark.parametrize(("value_width", "lb"),
+                         [(16, 7), (19, 7), (19, 10), (20, 12), (24, 16), (25, 17), (31, 22)])
+def test_join_fields32_of_narrower_values_write_the_scalar_twins_bytes(
+        value_width: int, lb: int, rotate: int):
+    """Values of fewer than 32 bits (a run of low fields shifted past the zeros its values end
+    in: 16 bits at bfloat16 precision, 19 at float16), rotated within their width and shifted
+    back: the AVX2 step and the scalar twin, against the general reader."""
+    check_join_twins(32, lb, rotate % value_width, 1030, 40, value_width)
 
 
 def test_join_fields32_refuses_short_or_strided_input():
@@ -1456,17 +1475,40 @@ def test_split_fields_writes_the_bit_string_at_every_level(width: int, top: int)
     wider than 28 bits in halves; 16-bit values sixteen a vector step, up to the last whole
     step whose 8-byte stores stay inside ``low``; 32-bit values eight a step, low fields of odd
     and even widths, up to the last step whose 16-byte stores stay inside it)."""
+    rng = np.random.default_rng(width + top)
+    values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
+    check_split_fields(values, width, top)
+
+
+@pytest.mark.parametrize(
+    "width,top", [(16, 9), (19, 9), (19, 12), (20, 16), (24, 9), (25, 9), (31, 12), (31, 15)]
+)
+def test_split_fields_of_narrower_values_in_32_bit_items_at_every_level(width: int, top: int):
+    """Values of fewer than 32 bits held in 32-bit items (the low fields of values shifted
+    past the zeros they end in: float32 at float16 precision splits 19-bit values) split as
+    the reference does at every SIMD level: bits above ``width`` ignored, rotated within
+    ``width``, low fields of 1..15 bits (eight a 128-bit store) and of 16..23 (two halves), up
+    to the last step whose stores stay inside ``low``."""
+    rng = np.random.default_rng(width * 32 + top)
+    check_split_fields(rng.integers(0, 1 << 32, 300, dtype=np.uint64).astype(np.uint32),
+                       width, top)
+
+
+def check_split_fields(values: np.ndarray, width: int, top: int) -> None:
+    """split_fields of the first 0..39, 63..65, 299 and 300 of ``values`` (``width``-bit
+    values in their items, bits above ignored), rotated by 0, 1 and ``width - 1``, at every
+    SIMD level: the low fields' bytes against :func:`msb_first_bytes` (ending at an
+    inaccessible page) and the top fields."""
     from sparsecodecs import kernels
     from sparsecodecs.codecs import _huffman_kernels as hk
 
-    rng = np.random.default_rng(width + top)
     lb = width - top
     mask = (1 << width) - 1
-    values = rng.integers(0, 1 << 63, 300, dtype=np.uint64).astype(f"u{width // 8}")
     for count, rotate in itertools.product([*range(40), 63, 64, 65, 299, 300],
-                                        [0, 1, width - 1]):
+                                           [0, 1, width - 1]):
         v = values[:count]
-        rot = [((int(x) << rotate) | (int(x) >> (width - rotate))) & mask for x in v]
+        rot = [(((int(x) & mask) << rotate) | ((int(x) & mask) >> (width - rotate))) & mask
+               for x in v]
         want = msb_first_bytes([(x & ((1 << lb) - 1), lb) for x in rot])
         for level in simd_levels():
             with kernels.use_simd(level):

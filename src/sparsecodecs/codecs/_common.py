@@ -181,3 +181,19 @@ def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.nd
     if fields[count:].any():  # the last byte's padding bits (the bytes after it are zeros)
         raise FrameLayoutError(f"{what}: {PADDING_BITS_SET}")
     return fields[:count]
+
+
+
+def top_halves(bits: np.ndarray, low_zeros: int = 0) -> np.ndarray | None:
+    """The top halves of 32-bit patterns that all end in 16 zero bits (float32 at bfloat16
+    precision: 16-bit patterns standing for them one to one, in the same order), as uint16;
+    None for other patterns (the first 64 tell most). ``low_zeros``: how many zero bits every
+    pattern is known to end in (16 or more: not looked at again). (Float32 at float16
+    precision, 13 zero bits, has a one-to-one float16 pattern too, but numpy's conversions to
+    and from it cost more than the sort they would spare: 2 ms against 1.2 for 393,216.)"""
+    if bits.dtype != np.uint32:
+        return None
+    flat = bits.reshape(-1)
+    if low_zeros < 16 and ((flat[:64] & 0xFFFF).any() or (flat & 0xFFFF).any()):
+        return None
+    return (bits >> np.uint32(16)).astype(np.uint16)

@@ -402,14 +402,16 @@ def join_fields16(syms: np.ndarray, low: np.ndarray, rotate: int, top: int,
 
 
 def join_fields32(syms: np.ndarray, low: np.ndarray, rotate: int, top: int,
-                  out: np.ndarray, threads: int = 1) -> None:
-    """:func:`join_fields` for 32-bit values whose low field has 16 to 24 bits (``top`` 8..16).
+                  out: np.ndarray, threads: int = 1, width: int = 32) -> None:
+    """:func:`join_fields` for 32-bit values whose low field has up to 24 bits (``top`` 8..16).
 
     ``low`` is the raw bytes of the packed low fields (the big-endian words of the section),
-    ``syms`` the uint16 top fields, ``out`` uint32. Eight values' fields take ``lb = 32 - top``
-    whole bytes: the AVX2 step joins a block of 8 from two 16-byte loads (a byte shuffle, then
-    per-lane shifts); the last blocks, whose loads could run past the section, are read four
-    bytes a value, as the scalar twin reads them all (``kernels.use_simd("scalar")``).
-    ``threads`` > 1 joins 256K values or more in runs of whole blocks side by side.
+    ``syms`` the uint16 top fields, ``out`` uint32. Eight values' fields take ``lb = width -
+    top`` whole bytes: the AVX2 step joins a block of 8 from two 16-byte loads (a byte shuffle,
+    then per-lane shifts); the last blocks, whose loads could run past the section, are read
+    four bytes a value, as the scalar twin reads them all (``kernels.use_simd("scalar")``).
+    ``width`` below 32 (more than ``top``): values of that many bits, rotated within them and
+    shifted left by ``32 - width`` (a run of low fields shifted past the zeros its values end
+    in). ``threads`` > 1 joins 256K values or more in runs of whole blocks side by side.
     """
-    _native.huf_join_fields32(syms, low, rotate, top, out, threads)
+    _native.huf_join_fields32(syms, low, rotate, top, out, threads, width)

@@ -2707,8 +2707,9 @@ SC_TARGET("avx2") static void split16_avx2(const huf_vals *v, unsigned top, uint
     (void)bw_close(&w, low);
 }
 
-/* split_fields of 32-bit values with top 9..16 (low fields of lb = 16..23 bits), eight values
- * a step in AVX2 lanes. The rotated values' top fields are packed to 16 bits. Their low fields
+/* split_fields of values of w <= 32 bits in 32-bit items with top 9..16 and low fields of lb =
+ * w - top = 16..23 bits, eight values a step in AVX2 lanes. The rotated values' top fields
+ * are packed to 16 bits. Their low fields
  * are joined in pairs (P = f0 << lb | f1, 2 * lb bits in each 64-bit lane), and the step's 8 *
  * lb bits written as two halves of 4 * lb bits, each half two 64-bit words (hi, lo) of a
  * left-aligned 128-bit value built by shifts of the pairs, per lane: hi = P0 << (64 - 2lb) |
@@ -2722,11 +2723,12 @@ SC_TARGET("avx2") static void split16_avx2(const huf_vals *v, unsigned top, uint
 SC_TARGET("avx2") static void split32_avx2(const huf_vals *v, unsigned top, uint16_t *syms,
                                            uint8_t *low, int64_t nlow) {
     const uint32_t *vals = v->p;
-    const unsigned lb = 32 - top, r = v->rot, at = lb / 2, odd = 4 * (lb & 1);
+    const unsigned vw = v->width, lb = vw - top, r = v->rot, at = lb / 2, odd = 4 * (lb & 1);
     const long long c1 = 64 - 2 * lb, c2 = 4 * lb - 64, c3 = 128 - 4 * lb;
-    const __m128i rl = _mm_cvtsi32_si128((int)r), rr = _mm_cvtsi32_si128((int)(32 - r)),
+    const __m128i rl = _mm_cvtsi32_si128((int)r), rr = _mm_cvtsi32_si128((int)(vw - r)),
                   sl = _mm_cvtsi32_si128((int)lb);
     const __m256i lowm = _mm256_set1_epi32((int)((1u << lb) - 1)),
+                  wm = _mm256_set1_epi32((int)(uint32_t)v->mask),
                   lo32 = _mm256_set1_epi64x(0xFFFFFFFF),
                   odds = _mm256_set1_epi64x((1LL << odd) - 1),
                   /* lanes: first half (hi, lo), second half (hi, lo) */
@@ -2739,8 +2741,9 @@ SC_TARGET("avx2") static void split32_avx2(const huf_vals *v, unsigned top, uint
     int64_t i = 0;
     uint8_t *out = low;
     for (; i + 8 <= v->n && (out - low) + (int64_t)at + 16 <= nlow; i += 8, out += lb) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(vals + i));
-        x = _mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr));
+        __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(vals + i)), wm);
+        x = _mm256_and_si256(_mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr)),
+                             wm); /* rotated within the value width w */
         __m256i t = _mm256_srl_epi32(x, sl); /* below 2**16: packed exactly */
         t = _mm256_permute4x64_epi64(_mm256_packus_epi32(t, t), 0x08);
         _mm_storeu_si128((__m128i *)(syms + i), _mm256_castsi256_si128(t));
@@ -2760,6 +2763,49 @@ SC_TARGET("avx2") static void split32_avx2(const huf_vals *v, unsigned top, uint
     huf_bitw w = {out, low + nlow, 0, 0};
     split_fields_tail(v, top, syms, &w, i, 4);
     (void)bw_close(&w, low);
+}
+
+/* split_fields of values of w <= 32 bits in 32-bit items with top 1..16 and low fields of
+ * lb = 1..15 bits (values shifted right past the zeros they end in: float32 at float16
+ * precision, w 19), eight values a step: rotated, top fields packed to 16 bits as above, low
+ * fields joined in pairs (2 * lb <= 30 bits) in AVX2 lanes and the pairs in halves (4 * lb <=
+ * 60 bits), then the step's 8 * lb bits as one 128-bit integer stored big-endian: lb bytes,
+ * the rest overwritten by the next step. The scalar tail as above. */
+SC_TARGET("avx2") static void split32n_avx2(const huf_vals *v, unsigned top, uint16_t *syms,
+                                            uint8_t *low, int64_t nlow) {
+    const uint32_t *vals = v->p;
+    const unsigned w = v->width, lb = w - top, r = v->rot;
+    const __m128i rl = _mm_cvtsi32_si128((int)r), rr = _mm_cvtsi32_si128((int)(w - r)),
+                  sl = _mm_cvtsi32_si128((int)lb), s2 = _mm_cvtsi32_si128((int)(2 * lb));
+    const __m256i lowm = _mm256_set1_epi32((int)((1u << lb) - 1)),
+                  wm = _mm256_set1_epi32((int)(uint32_t)v->mask),
+                  lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    int64_t i = 0;
+    uint8_t *out = low;
+    for (; i + 8 <= v->n && (out - low) + 16 <= nlow; i += 8, out += lb) {
+        __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(vals + i)), wm);
+        x = _mm256_and_si256(_mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr)),
+                             wm);
+        __m256i t = _mm256_srl_epi32(x, sl);
+        t = _mm256_permute4x64_epi64(_mm256_packus_epi32(t, t), 0x08);
+        _mm_storeu_si128((__m128i *)(syms + i), _mm256_castsi256_si128(t));
+        __m256i f = _mm256_and_si256(x, lowm);
+        f = _mm256_or_si256(_mm256_sll_epi64(_mm256_and_si256(f, lo32), sl),
+                            _mm256_srli_epi64(f, 32)); /* pairs P0..P3 */
+        const __m256i e = _mm256_permute4x64_epi64(f, 0x08), /* P0 P2 */
+                      o = _mm256_permute4x64_epi64(f, 0x0D); /* P1 P3 */
+        const __m256i h = _mm256_or_si256(_mm256_sll_epi64(e, s2), o); /* halves */
+        const unsigned __int128 g =
+            ((unsigned __int128)(uint64_t)_mm256_extract_epi64(h, 0) << (4 * lb)) |
+            (uint64_t)_mm256_extract_epi64(h, 1);
+        const unsigned __int128 a = g << (128 - 8 * lb);
+        uint64_t hi = __builtin_bswap64((uint64_t)(a >> 64)), lo = __builtin_bswap64((uint64_t)a);
+        memcpy(out, &hi, 8);
+        memcpy(out + 8, &lo, 8);
+    }
+    huf_bitw bw = {out, low + nlow, 0, 0};
+    split_fields_tail(v, top, syms, &bw, i, 4);
+    (void)bw_close(&bw, low);
 }
 #endif
 
@@ -2793,8 +2839,11 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
 #if SC_X86
     if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
         split16_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
-    else if (fast && v.isz == 4 && v.width == 32 && top >= 9 && HUF_LE)
+    else if (fast && v.isz == 4 && top >= 9 && v.width - top >= 16 && v.width - top <= 23 &&
+             HUF_LE)
         split32_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
+    else if (fast && v.isz == 4 && v.width <= 32 && v.width - top <= 15 && HUF_LE)
+        split32n_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
     else
 #endif
         HUF_RUN(fast, split_fields_k, &v, (unsigned)top, syms.p, low.p, low.n, v.isz);
@@ -2961,11 +3010,16 @@ SC_TARGET("avx2") static int64_t join16_avx2(const uint16_t *syms, const uint8_t
  * by its bit offset and right by 32 - lb, joins the top fields and rotates. The scalar twin
  * reads four bytes per value (fewer at the end of the section). */
 
-SC_INLINE uint32_t rotr32(uint32_t v, unsigned r) { return r ? (v >> r) | (v << (32 - r)) : v; }
+/* v (below 2**w) rotated right by r within w bits, then shifted left by 32 - w: a value of a
+ * run whose low fields were shifted right past the 32 - w zero bits it ends in. (The bits the
+ * rotation puts above w leave the 32 bits at the shift.) */
+SC_INLINE uint32_t rotr32(uint32_t v, unsigned r, unsigned w) {
+    return (r ? (v >> r) | (v << (w - r)) : v) << (32 - w);
+}
 
 /* Values [from, n) one at a time. */
 static void join32_scalar(const uint16_t *syms, const uint8_t *low, int64_t nlow, unsigned rot,
-                          unsigned lb, uint32_t *out, int64_t from, int64_t n) {
+                          unsigned lb, unsigned vw, uint32_t *out, int64_t from, int64_t n) {
     uint32_t lmask = (1u << lb) - 1;
     for (int64_t i = from; i < n; i++) {
         int64_t pos = i * lb, at = pos >> 3;
@@ -2977,7 +3031,7 @@ static void join32_scalar(const uint16_t *syms, const uint8_t *low, int64_t nlow
             for (int k = 0; k < 4; k++) quad |= at + k < nlow ? (uint32_t)low[at + k] << (24 - 8 * k) : 0;
         }
         uint32_t fld = (quad >> (32 - lb - (unsigned)(pos & 7))) & lmask;
-        out[i] = rotr32(((uint32_t)syms[i] << lb) | fld, rot);
+        out[i] = rotr32(((uint32_t)syms[i] << lb) | fld, rot, vw);
     }
 }
 
@@ -2985,7 +3039,7 @@ static void join32_scalar(const uint16_t *syms, const uint8_t *low, int64_t nlow
 /* Returns the values done (whole blocks of 8 from the start). */
 SC_TARGET("avx2") static int64_t join32_avx2(const uint16_t *syms, const uint8_t *low,
                                              int64_t nlow, unsigned rot, unsigned lb,
-                                             uint32_t *out, int64_t n) {
+                                             unsigned vw, uint32_t *out, int64_t n) {
     int64_t half = 4 * lb / 8; /* the byte where the second load starts */
     int64_t nb = nlow >= half + 16 ? (nlow - half - 16) / lb + 1 : 0;
     if (nb > n / 8) nb = n / 8;
@@ -2999,7 +3053,8 @@ SC_TARGET("avx2") static int64_t join32_avx2(const uint16_t *syms, const uint8_t
     __m256i pick = _mm256_loadu_si256((const __m256i *)pick_b);
     __m256i sh = _mm256_loadu_si256((const __m256i *)sh_b);
     __m128i cut = _mm_cvtsi32_si128(32 - (int)lb), lbv = _mm_cvtsi32_si128((int)lb);
-    __m128i rr = _mm_cvtsi32_si128((int)rot), rl = _mm_cvtsi32_si128(rot ? 32 - (int)rot : 32);
+    __m128i rr = _mm_cvtsi32_si128((int)rot), rl = _mm_cvtsi32_si128(rot ? (int)(vw - rot) : 32),
+            z = _mm_cvtsi32_si128(32 - (int)vw); /* as rotr32: the shift drops what is above vw */
     for (int64_t j = 0; j < nb; j++) {
         const uint8_t *b = low + j * lb;
         __m256i raw = _mm256_inserti128_si256(
@@ -3009,7 +3064,7 @@ SC_TARGET("avx2") static int64_t join32_avx2(const uint16_t *syms, const uint8_t
         __m256i top = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(syms + 8 * j)));
         __m256i v = _mm256_or_si256(_mm256_sll_epi32(top, lbv), fld);
         v = _mm256_or_si256(_mm256_srl_epi32(v, rr), _mm256_sll_epi32(v, rl));
-        _mm256_storeu_si256((__m256i *)(out + 8 * j), v);
+        _mm256_storeu_si256((__m256i *)(out + 8 * j), _mm256_sll_epi32(v, z));
     }
     return 8 * nb;
 }
@@ -3017,19 +3072,20 @@ SC_TARGET("avx2") static int64_t join32_avx2(const uint16_t *syms, const uint8_t
 
 /* Join `n` values of `width` bits (16 or 32): the SIMD steps, then the scalar twin's tail. */
 static void join_values(unsigned width, const uint16_t *syms, const uint8_t *low, int64_t nlow,
-                        unsigned rot, unsigned lb, void *out, int64_t n, int level) {
+                        unsigned rot, unsigned lb, unsigned vw, void *out, int64_t n,
+                        int level) {
     int64_t done = 0;
 #if SC_X86 && HUF_LE
     if (width == 16 && level >= SC_SIMD_AVX2) done = join16_avx2(syms, low, nlow, rot, lb, out, n);
     else if (width == 16 && level >= SC_SIMD_SSSE3)
         done = join16_ssse3(syms, low, nlow, rot, lb, out, n, 0);
     else if (width == 32 && level >= SC_SIMD_AVX2)
-        done = join32_avx2(syms, low, nlow, rot, lb, out, n);
+        done = join32_avx2(syms, low, nlow, rot, lb, vw, out, n);
 #else
     (void)level;
 #endif
     if (width == 16) join16_scalar(syms, low, nlow, rot, lb, out, done, n);
-    else join32_scalar(syms, low, nlow, rot, lb, out, done, n);
+    else join32_scalar(syms, low, nlow, rot, lb, vw, out, done, n);
 }
 
 /* A join over `parts` threads: part i joins the values of a run of whole blocks of 8 (eight
@@ -3039,7 +3095,7 @@ typedef struct {
     const uint16_t *syms;
     const uint8_t *low;
     int64_t nlow, n, per, isz;
-    unsigned rot, lb;
+    unsigned rot, lb, vw;
     char *out;
     int level, parts;
 } join_split;
@@ -3048,16 +3104,22 @@ static void join_part(void *ctx, int i) {
     join_split *t = ctx;
     int64_t a = i * t->per, b = i == t->parts - 1 ? t->n : a + t->per;
     int64_t at = a / 8 * t->lb;
-    join_values(t->width, t->syms + a, t->low + at, t->nlow - at, t->rot, t->lb,
+    join_values(t->width, t->syms + a, t->low + at, t->nlow - at, t->rot, t->lb, t->vw,
                 t->out + a * t->isz, b - a, t->level);
 }
 
-/* join_fields16 / join_fields32 (syms u16, low u8, rotate, top, out (w)[, threads]): values of
- * `width` bits (16: top 8..15, out u16, may be syms; 32: top 8..16, out u32). With threads > 1
- * and enough values (16: 512K, 32: 256K), in parts side by side (the same bits). */
+/* join_fields16 / join_fields32 (syms u16, low u8, rotate, top, out (w)[, threads[, value
+ * width]]): values of `width` bits (16: top 8..15, out u16, may be syms; 32: top 8..16, out
+ * u32, and a value width vw of top + 1 .. 32 bits, lb = vw - top <= 24: the values rotated
+ * within vw bits and shifted left by 32 - vw). With threads > 1 and enough values (16: 512K,
+ * 32: 256K), in parts side by side (the same bits). */
 static PyObject *join_fields_call(const char *fn, unsigned width, PyObject *const *args,
                                   Py_ssize_t nargs) {
-    int64_t threads = 1;
+    int64_t threads = 1, vw = width;
+    if (width == 32 && nargs == 7) {
+        if (sc_i64(args[6], &vw) < 0) return NULL;
+        nargs = 6;
+    }
     if (nargs == 6) {
         if (sc_i64(args[5], &threads) < 0) return NULL;
         if (threads < 1) return bad_arg(fn, "threads must be >= 1");
@@ -3067,9 +3129,11 @@ static PyObject *join_fields_call(const char *fn, unsigned width, PyObject *cons
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
     int64_t rot, top, top_max = width == 16 ? 15 : 16;
     if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0) return NULL;
-    if (top < 8 || top > top_max || rot < 0 || rot >= (int64_t)width)
+    if (top < 8 || top > top_max || rot < 0 || rot >= vw || vw <= top || vw > (int64_t)width ||
+        vw - top > 24)
         return bad_arg(fn, width == 16 ? "need top 8..15 and rotate 0..15"
-                                       : "need top 8..16 and rotate 0..31");
+                                       : "need top 8..16, a value width of top + 1 .. 32 and "
+                                         "at most 24 more than top, rotate below it");
     int64_t isz = width / 8;
     sc_bufs bufs = {.n = 0};
     sc_arr syms, low, out;
@@ -3078,7 +3142,7 @@ static PyObject *join_fields_call(const char *fn, unsigned width, PyObject *cons
         sc_get(&bufs, args[1], 0, 1, "low", &low) < 0 ||
         sc_get(&bufs, args[4], 1, isz, "out", &out) < 0)
         goto done;
-    unsigned lb = width - (unsigned)top;
+    unsigned lb = (unsigned)(vw - top);
     if (syms.n < out.n || 8 * low.n < out.n * (int64_t)lb || ((uintptr_t)syms.p & 1) ||
         ((uintptr_t)out.p & (isz - 1))) {
         bad_arg(fn, "syms or low too small for out, or unaligned");
@@ -3089,10 +3153,11 @@ static PyObject *join_fields_call(const char *fn, unsigned width, PyObject *cons
     Py_BEGIN_ALLOW_THREADS
     if (parts > 1) {
         join_split t = {width, syms.p, low.p, low.n, out.n, out.n / parts / 8 * 8, isz,
-                        (unsigned)rot, lb, out.p, level, parts};
+                        (unsigned)rot, lb, (unsigned)vw, out.p, level, parts};
         sc_parallel(parts, join_part, &t);
     } else {
-        join_values(width, syms.p, low.p, low.n, (unsigned)rot, lb, out.p, out.n, level);
+        join_values(width, syms.p, low.p, low.n, (unsigned)rot, lb, (unsigned)vw, out.p,
+                    out.n, level);
     }
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
