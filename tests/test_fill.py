@@ -521,18 +521,27 @@ def test_row_modes_of_wide_values_against_numpy(dt: Any, cols: int) -> None:
 
 @pytest.mark.parametrize("cols", [1, 3, 64, 80, 383])
 @pytest.mark.parametrize("step", [1, 6])
-def test_row_modes_of_32_bit_patterns_ending_in_16_zeros(cols: int, step: int) -> None:
-    """32-bit patterns that all end in 16 zero bits (float32 at bfloat16 precision) are
-    counted by their top halves: the same modes as numpy finds, ties to the smaller pattern,
-    rows of one pattern, at least half zeros, and the largest patterns; one pattern that does
-    not end in 16 zeros sends the rest to the sort, with the same answer."""
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_row_modes_of_float32_at_lower_precision(cols: int, step: int, precision: str) -> None:
+    """32-bit patterns that 16-bit ones stand for in order (all ending in 16 zero bits, or
+    float32 values float16 holds exactly) are counted as those: the same modes as numpy finds,
+    ties to the smaller pattern, rows of one pattern, at least half zeros, and the largest
+    patterns (negative NaNs); one pattern past that precision sends the rest to the sort, with
+    the same answer."""
     rng = np.random.default_rng(cols + step)
-    x = rng.integers(0, 1 << 16, (70, cols), dtype=np.uint32) << np.uint32(16)
+    if precision == "bfloat16":
+        x = rng.integers(0, 1 << 16, (70, cols), dtype=np.uint32) << np.uint32(16)
+        top = np.uint32(0xFFFF0000)
+    else:  # every float16 pattern, widened
+        x = (rng.integers(0, 1 << 16, (70, cols)).astype(np.uint16).view(np.float16)
+             .astype(np.float32).view(np.uint32))
+        x[np.isnan(x.view(np.float32))] = 0x7FC00000
+        top = np.uint32(0xFFFFE000)
     x[1] = x[1, 0]
     x[2, : cols // 2 + 1] = 0
-    x[3] = 0xFFFF0000
+    x[3] = top
     x[4, ::2] = 7 << 16
-    x[5] = (np.arange(cols) % 3 + 0xFFFD) << 16  # ties among the largest patterns
+    x[5] = top - (np.arange(cols) % 3).astype(np.uint32) * np.uint32(1 << 16)  # ties at the top
     want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
     got = row_modes(x, step)
     assert got.dtype == np.uint32

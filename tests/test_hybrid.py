@@ -1149,20 +1149,28 @@ def test_values_with_nothing_to_shift_are_stored_as_they_are(monkeypatch):
 
 
 @pytest.mark.parametrize("levels", [16, 3000, 70000])
-def test_float32_at_bfloat16_precision_plans_as_the_sorted_path_does(levels: int, monkeypatch):
-    """float32 weights that all end in 16 zero bits have their distinct values counted by
-    their top halves (what the centroid stage plans from): the same values and counts as the
-    sort finds, and the same frame as the planner writes without the shortcut, for a few
-    levels (the centroids win), thousands, and more top halves than bfloat16 weights use."""
+@pytest.mark.parametrize("zeros", [16, 13])
+def test_float32_at_lower_precision_plans_as_the_sorted_path_does(levels: int, zeros: int,
+                                                                   monkeypatch):
+    """float32 weights that all end in 16 zero bits (bfloat16 precision), or float16 values
+    (13), have their distinct values counted as the 16-bit patterns standing for them (what
+    the centroid stage plans from): the same values and counts as the sort finds, and the same
+    frame as the planner writes without the shortcut, for a few levels (the centroids win),
+    thousands, and more 16-bit patterns than such weights use."""
     from sparsecodecs.codecs import _stages
     from sparsecodecs.codecs import hybrid as hybrid_module
 
-    rng = np.random.default_rng(levels)
-    top = rng.integers(0, 1 << 16, levels, dtype=np.uint32)
-    x = (top[rng.integers(0, levels, (400, 384))] << np.uint32(16)).view(np.float32)
+    rng = np.random.default_rng(levels + zeros)
+    narrow = rng.integers(0, 1 << 16, levels, dtype=np.uint32)
+    if zeros == 16:
+        x = (narrow[rng.integers(0, levels, (400, 384))] << np.uint32(16)).view(np.float32)
+    else:  # float16 values (NaNs and infinities left out: the frame test compares floats)
+        half = narrow.astype(np.uint16).view(np.float16)
+        half = half[np.isfinite(half)]
+        x = half[rng.integers(0, half.size, (400, 384))].astype(np.float32)
     x[3, 3] = np.float32(-0.0)
     bits = x.view(np.uint32).reshape(-1)
-    quick = _stages.distinct_values(bits, give_up_early=False, low_zeros=16)
+    quick = _stages.distinct_values(bits, give_up_early=False, low_zeros=zeros)
     sorted_ = _stages.distinct_values(bits, give_up_early=False)
     assert quick is not None and sorted_ is not None
     np.testing.assert_array_equal(quick[0], sorted_[0])

@@ -1163,3 +1163,44 @@ def test_pattern_packing_refuses_an_alphabet_of_fewer_than_two_codes(ncodes: int
 
     with pytest.raises(PatternError, match="at least 2 codes"):
         pattern_packing(ncodes)
+
+
+def test_half_patterns_stand_for_float32_at_float16_precision_in_order():
+    """Every float16 pattern (zeros, subnormals, normals, infinities, NaNs with their payloads)
+    widens to its float32 pattern exactly (numpy's conversion for all but NaNs, whose payload
+    it may quiet) and narrows back; the map keeps the order of patterns; float32 values float16
+    does not hold exactly (a mantissa bit below its ten, an exponent past its range, a tiny
+    value whose significand a float16 subnormal cannot hold) are refused."""
+    from sparsecodecs.codecs._common import narrow_patterns
+
+    half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    wide = np.empty(half.size, np.uint32)
+    assert _native.half_patterns(half, wide)
+    nan = np.isnan(half.view(np.float16))
+    np.testing.assert_array_equal(wide[~nan], half.view(np.float16).astype(np.float32)
+                                  .view(np.uint32)[~nan])
+    assert (wide[nan] >> 13 & 0x3FF == half[nan] & 0x3FF).all()  # payloads kept, unquieted
+    back = np.empty(half.size, np.uint16)
+    assert _native.half_patterns(wide, back)
+    np.testing.assert_array_equal(back, half)
+    order = np.argsort(wide)
+    assert (np.diff(half[order].astype(np.int64)) > 0).all()
+    narrow = narrow_patterns(wide.reshape(256, 256))
+    assert narrow is not None and narrow[0].shape == (256, 256)
+    np.testing.assert_array_equal(narrow[0].reshape(-1), half)
+    np.testing.assert_array_equal(narrow[1](narrow[0]), wide.reshape(256, 256))
+    refused = [
+        np.float32(1.0 + 2.0**-11),  # an eleventh mantissa bit
+        np.float32(2.0**16),  # past float16's largest exponent
+        np.float32(2.0**-25),  # below its smallest subnormal
+        np.float32(3 * 2.0**-24 + 2.0**-25),  # a subnormal's bit float16 cannot hold
+    ]
+    for x in refused:
+        one = np.array([x], np.float32).view(np.uint32)
+        assert not _native.half_patterns(one, np.empty(1, np.uint16)), x
+        # among patterns of 13 low zero bits, not 16 (the top halves would stand for these)
+        assert narrow_patterns(np.concatenate([wide[0x3C00:0x3C64], one])) is None, x
+    with pytest.raises(ValueError, match="items"):
+        _native.half_patterns(wide, np.empty(3, np.uint16))
+    with pytest.raises(ValueError, match="2 or 4 bytes"):
+        _native.half_patterns(wide.astype(np.uint64), np.empty(wide.size, np.uint16))

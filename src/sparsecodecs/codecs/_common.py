@@ -184,16 +184,39 @@ def unpack_fields(packed: np.ndarray, bits: int, count: int, what: str) -> np.nd
 
 
 
-def top_halves(bits: np.ndarray, low_zeros: int = 0) -> np.ndarray | None:
-    """The top halves of 32-bit patterns that all end in 16 zero bits (float32 at bfloat16
-    precision: 16-bit patterns standing for them one to one, in the same order), as uint16;
-    None for other patterns (the first 64 tell most). ``low_zeros``: how many zero bits every
-    pattern is known to end in (16 or more: not looked at again). (Float32 at float16
-    precision, 13 zero bits, has a one-to-one float16 pattern too, but numpy's conversions to
-    and from it cost more than the sort they would spare: 2 ms against 1.2 for 393,216.)"""
+
+def narrow_patterns(
+    bits: np.ndarray, low_zeros: int = 0
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+    """``(narrow, widen)`` when the 32-bit patterns ``bits`` stand one to one, in the same
+    order, for 16-bit ones: those that all end in 16 zero bits (float32 at bfloat16 precision:
+    their top halves), or float32 values float16 holds exactly (at float16 precision, 13 zero
+    bits: their float16 patterns, which order as float32's do, by sign and then magnitude).
+    ``narrow``: the 16-bit patterns, shaped as ``bits``; ``widen``: 16-bit patterns back to
+    32-bit ones. None for other patterns (the first 64 tell most). ``low_zeros``: how many
+    zero bits every pattern is known to end in (not looked at again)."""
+    from ..kernels import _native
+
     if bits.dtype != np.uint32:
         return None
-    flat = bits.reshape(-1)
-    if low_zeros < 16 and ((flat[:64] & 0xFFFF).any() or (flat & 0xFFFF).any()):
+    flat = np.ascontiguousarray(bits).reshape(-1)
+    if low_zeros >= 16 or (not (flat[:64] & 0xFFFF).any() and not (flat & 0xFFFF).any()):
+        return (bits >> np.uint32(16)).astype(np.uint16), _from_top_halves
+    if low_zeros < 13 and ((flat[:64] & 0x1FFF).any() or (flat & 0x1FFF).any()):
         return None
-    return (bits >> np.uint32(16)).astype(np.uint16)
+    half = np.empty(flat.size, np.uint16)
+    if not _native.half_patterns(flat, half):
+        return None
+    return half.reshape(bits.shape), _from_half_patterns
+
+
+def _from_top_halves(narrow: np.ndarray) -> np.ndarray:
+    return narrow.astype(np.uint32) << np.uint32(16)
+
+
+def _from_half_patterns(narrow: np.ndarray) -> np.ndarray:
+    from ..kernels import _native
+
+    wide = np.empty(narrow.shape, np.uint32)
+    _native.half_patterns(np.ascontiguousarray(narrow, np.uint16).reshape(-1), wide.reshape(-1))
+    return wide

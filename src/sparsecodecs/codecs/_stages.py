@@ -48,7 +48,7 @@ from ..registry import (
 from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
-from ._common import lent_buffer, pack_fields, top_halves, unpack_fields
+from ._common import lent_buffer, narrow_patterns, pack_fields, unpack_fields
 from ._kernels import (
     centroid_index,
     distinct_above,
@@ -691,16 +691,17 @@ def distinct_values(
     ``counts``: :func:`value_counts` of ``values``, when known; ``sample()``: their
     :func:`sorted_sample`, when the caller has it (called only if the sample is needed);
     ``low_zeros``: how many zero bits every value is known to end in (32-bit values ending in
-    16, float32 at bfloat16 precision, are counted by their top halves, as 16-bit values are).
+    16 or 13, float32 at bfloat16 or float16 precision, are counted as the 16-bit patterns that
+    stand for them are: :func:`~._common.narrow_patterns`).
     """
-    tops = (top_halves(values, low_zeros) if low_zeros >= 16
-            and values.size >= COUNT_PATTERNS_FROM else None)
-    if tops is not None:  # 393,216 of them: counted 0.35 ms, sorted whole 1.15 ms
-        with lent_value_counts(tops) as top_counts:
-            assert top_counts is not None
-            uniq = np.flatnonzero(top_counts > 0)
-            found = top_counts[uniq]
-        return (uniq.astype(np.uint32) << np.uint32(16), found) if uniq.size <= limit else None
+    narrow = (narrow_patterns(values, low_zeros) if low_zeros >= 13
+              and values.size >= COUNT_PATTERNS_FROM else None)
+    if narrow is not None:  # 393,216 at bfloat16 precision: counted 0.35 ms, sorted 1.15 ms
+        with lent_value_counts(narrow[0]) as narrow_counts:
+            assert narrow_counts is not None
+            uniq = np.flatnonzero(narrow_counts > 0)
+            found = narrow_counts[uniq]
+        return (narrow[1](uniq.astype(np.uint16)), found) if uniq.size <= limit else None
     if counts is None:
         counts = value_counts(values)
     if counts is not None:
