@@ -1184,6 +1184,43 @@ def test_float32_at_lower_precision_plans_as_the_sorted_path_does(levels: int, z
     assert hybrid().encode(x) == frame
 
 
+@pytest.mark.parametrize("precision", [ml_dtypes.bfloat16, np.float16])
+@pytest.mark.parametrize("kind", ["dense", "levels", "zero-mode", "row-constants", "tied"])
+def test_fills_of_float32_at_lower_precision_answer_as_the_sort_does(precision: Any, kind: str,
+                                                                      monkeypatch):
+    """A float32 tensor under 131,072 values at bfloat16 or float16 precision has its mode
+    and row-mode questions answered from the 2**16 counts of the 16-bit patterns standing for
+    its values, not from a sort of every value: the same fills, so the same frame, as the sort
+    gives, for mostly distinct values, a few levels (a mode fill), zero the most frequent but
+    under half, rows of their own constants (row modes), and two patterns tied for the mode."""
+    from sparsecodecs.codecs import hybrid as hybrid_module
+
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((300, 200)) * 0.02).astype(precision).astype(np.float32)
+    if kind == "levels":
+        x = x[0, rng.integers(0, 12, x.shape)]
+    elif kind == "zero-mode":
+        x[rng.random(x.shape) < 0.3] = 0
+    elif kind == "row-constants":
+        x[:, ::2] = x[:, :1]
+    elif kind == "tied":
+        x[:, :40] = np.float32(0.5)
+        x[:, 40:80] = np.float32(-0.25)
+    bits = x.view(np.uint32).reshape(-1)
+    repeats, top = hybrid_module._narrow_answers(bits)
+    assert repeats is not None and top is not None
+    patterns, counts = np.unique(bits, return_counts=True)
+    assert top[0] == patterns[np.argmax(counts)]
+    assert top[1] == counts[patterns != 0].max()
+    assert repeats == int((counts[patterns != 0] - 1).sum())
+    frame = hybrid().encode(x)
+    assert_bits_equal(sc.decode(frame), x)
+    monkeypatch.setattr(hybrid_module, "_narrow_answers", lambda flat: (None, None))
+    assert hybrid().encode(x) == frame
+    if kind == "row-constants":  # the row modes were planned, and won
+        assert split_frame(frame)[0]["config"].get("fill") == "row-mode"
+
+
 @pytest.fixture(scope="module")
 def shifted() -> tuple[bytes, dict[str, Any], np.ndarray]:
     x = rounded_rows(np.float32)

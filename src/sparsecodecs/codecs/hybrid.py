@@ -26,7 +26,7 @@ from ..registry import (
     storage_nbytes,
 )
 from . import _huffman as huff
-from ._common import as_2d, beside, builtin
+from ._common import as_2d, beside, builtin, narrow_patterns
 from ._fill import (
     FILL_WORDS,
     FillSpec,
@@ -139,8 +139,27 @@ def _worth_counting(sample: Callable[[], np.ndarray], hash_first: bool = True) -
     return bool(np.any(hits & (s[: s.size - run + 1] != 0)))
 
 
+def _narrow_answers(flat: np.ndarray) -> tuple[int | None, tuple[int, int] | None]:
+    """For 32-bit patterns that 16-bit ones stand for in order
+    (:func:`~._common.narrow_patterns`), the two questions :meth:`Hybrid._fills` sorts every
+    value for, answered from their 2**16 counts: how many entries repeat a non-zero pattern
+    before them (:func:`_row_modes_worth_counting`'s ``repeats``), and ``(the most frequent
+    pattern, ties to the smaller, the most often a non-zero pattern occurs)``. ``(None, None)``
+    for other patterns (the first 64 tell most)."""
+    narrow = narrow_patterns(flat) if flat.size >= COUNT_PATTERNS_FROM else None
+    if narrow is None:
+        return None, None
+    with lent_value_counts(narrow[0]) as counts:
+        assert counts is not None
+        nonzero = int(flat.size - counts[0])
+        repeats = nonzero - int(np.count_nonzero(counts[1:]))
+        top = int(np.argmax(counts))
+        most = int(counts[1:].max())
+    return repeats, (int(narrow[1](np.array([top], np.uint16))[0]), most)
+
+
 def _row_modes_worth_counting(
-    x: np.ndarray, zeros: int, sample: np.ndarray | None = None
+    x: np.ndarray, zeros: int, sample: np.ndarray | None = None, repeats: int | None = None
 ) -> np.ndarray | None:
     """The modes of the rows of ``x`` if :func:`_worth_counting` holds per row, else None: the
     modes of <= 64 sampled columns of each row, counted over the whole rows, must beat the
@@ -149,11 +168,12 @@ def _row_modes_worth_counting(
     it holds every entry, no row is counted unless the tensor's repeats pass the margin: a
     row's mode spares its count less one, and the count of a non-zero pattern summed over the
     rows it is the mode of, less one a row, is at most its count in the tensor less one. Rows
-    of at most 127 entries are sampled whole, so their sampled modes are the modes."""
-    if sample is not None and sample.size == x.size:
+    of at most 127 entries are sampled whole, so their sampled modes are the modes.
+    ``repeats``: that count of the tensor's repeats, when known without the sample."""
+    if repeats is None and sample is not None and sample.size == x.size:
         repeats = int(np.count_nonzero((sample[1:] == sample[:-1]) & (sample[1:] != 0)))
-        if repeats * 64 * x.dtype.itemsize <= x.size:
-            return None
+    if repeats is not None and repeats * 64 * x.dtype.itemsize <= x.size:
+        return None
     step = max(1, x.shape[1] // 64)
     sampled = row_modes(x, step)
     if not sampled.any():
@@ -395,7 +415,15 @@ class Hybrid(Codec):
         # kernel settles by their zero counts alone (a row at least half zeros has mode
         # 0): sorting it cost more than the rows (768x80 float32 at 2:4, a sort of 61,440)
         whole = rows > 1 and wide and flat.size < 2 * 65536 and 2 * zeros < flat.size
-        if 2 * zeros >= flat.size or (wide and not _worth_counting(sample, not whole)):
+        # ... unless 16-bit patterns stand for every value (float32 at bfloat16 or float16
+        # precision): their 2**16 counts answer both questions exactly, as the sort would
+        repeats, narrow_top = _narrow_answers(flat) if whole else (None, None)
+        if 2 * zeros >= flat.size or (narrow_top is not None and narrow_top[1]
+                                      < zeros + flat.size // (64 * flat.itemsize) + 1):
+            mode = None
+        elif narrow_top is not None:
+            mode = compact_fill(np.array([narrow_top[0]], flat.dtype))
+        elif wide and not _worth_counting(sample, not whole):
             mode = None
         else:
             if counts is not None:
@@ -409,7 +437,8 @@ class Hybrid(Codec):
         if rows > 1:
             x = bits.reshape(rows, cols)
             if flat.dtype.itemsize > 1:
-                modes = _row_modes_worth_counting(x, zeros, sample() if whole else None)
+                modes = _row_modes_worth_counting(
+                    x, zeros, sample() if whole and repeats is None else None, repeats)
                 per_row = None if modes is None else compact_fill(modes)
             else:
                 per_row = compact_fill(row_modes(x))
