@@ -1204,3 +1204,32 @@ def test_half_patterns_stand_for_float32_at_float16_precision_in_order():
         _native.half_patterns(wide, np.empty(3, np.uint16))
     with pytest.raises(ValueError, match="2 or 4 bytes"):
         _native.half_patterns(wide.astype(np.uint64), np.empty(wide.size, np.uint16))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_half_patterns_simd_path_answers_as_its_scalar_twin(level: str):
+    """The AVX2 step (eight patterns, each case a lane mask) writes and answers what the scalar
+    twin does: every float16 pattern widened in shuffled runs of every length up to past two
+    steps, and a pattern float16 does not hold placed at every position of such a run (the
+    answer False, whichever step it falls in)."""
+    rng = np.random.default_rng(3)
+    half = rng.permutation(np.arange(1 << 16, dtype=np.uint32).astype(np.uint16))
+    wide = np.empty(half.size, np.uint32)
+    _native.half_patterns(half, wide)
+    bad = np.array([0x3F800001, 0x47800000, 0x33000000, 0x33C00000 | 0x2000], np.uint32)
+    for n in [*range(20), 4096, wide.size]:
+        out = {}
+        for lv in ("scalar", level):
+            with use_simd(lv):
+                got = np.zeros(n, np.uint16)
+                assert _native.half_patterns(wide[:n], got)
+                out[lv] = got
+        np.testing.assert_array_equal(out[level], half[:n])
+        np.testing.assert_array_equal(out["scalar"], half[:n])
+    for n in range(1, 20):
+        for at in range(n):
+            x = wide[:n].copy()
+            x[at] = bad[(n + at) % bad.size]
+            for lv in ("scalar", level):
+                with use_simd(lv):
+                    assert not _native.half_patterns(x, np.empty(n, np.uint16)), (n, at, lv)

@@ -2389,6 +2389,50 @@ SC_INLINE uint32_t float_of(uint16_t h) {
     return sign | ((103 + p) << 23) | ((m << (23 - p)) & 0x7FFFFF);
 }
 
+/* half_of for the first n - n % 8 patterns, eight a step in AVX2 lanes (each case a mask:
+ * normal, infinity or NaN, zero, subnormal with its bits kept; any other, or a mantissa bit
+ * below float16's, fails the step): the patterns done, up to the first step that failed
+ * (the caller takes it from there one by one, as the scalar twin takes them all). */
+#if SC_X86
+SC_TARGET("avx2") static Py_ssize_t half_avx2(const uint32_t *v, uint16_t *h, Py_ssize_t n) {
+    const __m256i low13 = _mm256_set1_epi32(0x1FFF), ff = _mm256_set1_epi32(0xFF),
+                  m10 = _mm256_set1_epi32(0x3FF), s16 = _mm256_set1_epi32(0x8000),
+                  one = _mm256_set1_epi32(1), c1024 = _mm256_set1_epi32(1024),
+                  inf = _mm256_set1_epi32(0x7C00), zero = _mm256_setzero_si256();
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(v + i));
+        const __m256i e = _mm256_and_si256(_mm256_srli_epi32(x, 23), ff),
+                      m = _mm256_and_si256(_mm256_srli_epi32(x, 13), m10),
+                      sign = _mm256_and_si256(_mm256_srli_epi32(x, 16), s16);
+        const __m256i normal = _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_set1_epi32(112)),
+                                                _mm256_cmpgt_epi32(_mm256_set1_epi32(143), e)),
+                      special = _mm256_cmpeq_epi32(e, ff),
+                      zeros = _mm256_cmpeq_epi32(_mm256_or_si256(e, m), zero),
+                      sub_e = _mm256_and_si256(_mm256_cmpgt_epi32(e, _mm256_set1_epi32(102)),
+                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(113), e));
+        /* a subnormal: (1024 | m) >> k, k = 113 - e, exactly (its k low bits zero) */
+        const __m256i k = _mm256_sub_epi32(_mm256_set1_epi32(113), e),
+                      full = _mm256_or_si256(c1024, m),
+                      lost = _mm256_and_si256(full, _mm256_sub_epi32(_mm256_sllv_epi32(one, k), one)),
+                      sub = _mm256_and_si256(sub_e, _mm256_cmpeq_epi32(lost, zero));
+        const __m256i ok = _mm256_or_si256(_mm256_or_si256(normal, special),
+                                           _mm256_or_si256(zeros, sub));
+        if (_mm256_movemask_epi8(ok) != -1 ||
+            !_mm256_testz_si256(x, low13)) /* a pattern float16 does not hold: one by one */
+            break;
+        __m256i r = _mm256_and_si256(normal, _mm256_or_si256(
+            _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(112)), 10), m));
+        r = _mm256_or_si256(r, _mm256_and_si256(special, _mm256_or_si256(inf, m)));
+        r = _mm256_or_si256(r, _mm256_and_si256(sub, _mm256_srlv_epi32(full, k)));
+        r = _mm256_or_si256(r, sign); /* zeros: the sign alone */
+        r = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_castsi256_si128(r));
+    }
+    return i;
+}
+#endif
+
 /* half_patterns(a, out) -> bool: a of float32 patterns (uint32) into out (uint16): their
  * float16 patterns if every one is a float16 value exactly (half_of), else False (out partly
  * written); a of float16 patterns (uint16) into out (uint32): their float32 patterns, exactly
@@ -2409,10 +2453,15 @@ FASTCALL(half_patterns) {
         fail("%s: out has %zd items for %zd values", fn, out.n, a.n);
         goto done;
     }
-    int ok = 1;
+    int ok = 1, level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t i = 0;
+#if SC_X86
+    if (a.itemsize == 4 && level >= SC_SIMD_AVX2) i = half_avx2(a.p, out.p, a.n);
+#endif
+    (void)level;
     if (a.itemsize == 4)
-        for (Py_ssize_t i = 0; i < a.n && ok; i++)
+        for (; i < a.n && ok; i++)
             ok = half_of(((const uint32_t *)a.p)[i], &((uint16_t *)out.p)[i]);
     else
         for (Py_ssize_t i = 0; i < a.n; i++)
