@@ -199,11 +199,14 @@ def narrow_patterns(
 
     if bits.dtype != np.uint32:
         return None
-    flat = np.ascontiguousarray(bits).reshape(-1)
-    if low_zeros >= 16 or (not (flat[:64] & 0xFFFF).any() and not (flat & 0xFFFF).any()):
-        return (bits >> np.uint32(16)).astype(np.uint16), _from_top_halves
-    if low_zeros < 13 and ((flat[:64] & 0x1FFF).any() or (flat & 0x1FFF).any()):
+    flat = bits.reshape(-1)
+    if low_zeros < 13 and (flat[:64] & 0x1FFF).any():  # most float32 tensors: one look
         return None
+    if low_zeros >= 16 or not (flat & 0xFFFF).any():
+        return (bits >> np.uint32(16)).astype(np.uint16), _from_top_halves
+    if low_zeros < 13 and (flat & 0x1FFF).any():
+        return None
+    flat = np.ascontiguousarray(flat)
     half = np.empty(flat.size, np.uint16)
     if not _native.half_patterns(flat, half):
         return None

@@ -418,6 +418,12 @@ class Hybrid(Codec):
         # ... unless 16-bit patterns stand for every value (float32 at bfloat16 or float16
         # precision): their 2**16 counts answer both questions exactly, as the sort would
         repeats, narrow_top = _narrow_answers(flat) if whole else (None, None)
+        if narrow_top is None and cols > 127:
+            # rows of more than 127 entries are sampled, 64 entries each: their modes and a
+            # hash of every value cost less than a sort of every value (128x576 float32: 135
+            # against 265 us), and answer the same (the sorted repeats only skip the modes
+            # where the modes would refuse too)
+            whole = False
         if 2 * zeros >= flat.size or (narrow_top is not None and narrow_top[1]
                                       < zeros + flat.size // (64 * flat.itemsize) + 1):
             mode = None
