@@ -1171,7 +1171,7 @@ def test_half_patterns_stand_for_float32_at_float16_precision_in_order():
     it may quiet) and narrows back; the map keeps the order of patterns; float32 values float16
     does not hold exactly (a mantissa bit below its ten, an exponent past its range, a tiny
     value whose significand a float16 subnormal cannot hold) are refused."""
-    from sparsecodecs.codecs._common import narrow_patterns
+    from sparsecodecs.codecs._kernels import narrow_patterns
 
     half = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     wide = np.empty(half.size, np.uint32)

@@ -34,9 +34,9 @@ from ..registry import (
     SectionReader,
     bits_dtype,
 )
-from ._common import as_2d, lent_buffer, narrow_patterns
+from ._common import as_2d, lent_buffer
 from ._huffman import histogram
-from ._kernels import row_modes_sort, row_modes_table, unique_bits
+from ._kernels import narrow_patterns, row_modes_sort, row_modes_table, unique_bits
 
 __all__ = [
     "FILL_WORDS",

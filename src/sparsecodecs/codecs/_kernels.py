@@ -17,6 +17,7 @@ Each kernel has a plain numpy reference in the test suite that it must match exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -381,3 +382,39 @@ def gather_fields(packed: np.ndarray, bits: int, count: int, table: np.ndarray,
     if count and top >= table.size:
         raise FrameLayoutError(f"{what} holds index {top} >= {table.size} centroids")
     return out
+
+
+def narrow_patterns(
+    bits: np.ndarray, low_zeros: int = 0
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+    """``(narrow, widen)`` when the 32-bit patterns ``bits`` stand one to one, in the same
+    order, for 16-bit ones: those that all end in 16 zero bits (float32 at bfloat16 precision:
+    their top halves), or float32 values float16 holds exactly (at float16 precision, 13 zero
+    bits: their float16 patterns, which order as float32's do, by sign and then magnitude).
+    ``narrow``: the 16-bit patterns, shaped as ``bits``; ``widen``: 16-bit patterns back to
+    32-bit ones. None for other patterns (the first 64 tell most). ``low_zeros``: how many
+    zero bits every pattern is known to end in (not looked at again)."""
+    if bits.dtype != np.uint32:
+        return None
+    flat = bits.reshape(-1)
+    if low_zeros < 13 and (flat[:64] & 0x1FFF).any():  # most float32 tensors: one look
+        return None
+    if low_zeros >= 16 or not (flat & 0xFFFF).any():
+        return (bits >> np.uint32(16)).astype(np.uint16), _from_top_halves
+    if low_zeros < 13 and (flat & 0x1FFF).any():
+        return None
+    flat = np.ascontiguousarray(flat)
+    half = np.empty(flat.size, np.uint16)
+    if not _native.half_patterns(flat, half):
+        return None
+    return half.reshape(bits.shape), _from_half_patterns
+
+
+def _from_top_halves(narrow: np.ndarray) -> np.ndarray:
+    return narrow.astype(np.uint32) << np.uint32(16)
+
+
+def _from_half_patterns(narrow: np.ndarray) -> np.ndarray:
+    wide = np.empty(narrow.shape, np.uint32)
+    _native.half_patterns(np.ascontiguousarray(narrow, np.uint16).reshape(-1), wide.reshape(-1))
+    return wide

@@ -48,13 +48,14 @@ from ..registry import (
 from ..registry.dtypes import name_of
 from . import _huffman as huff
 from . import _huffman_kernels as hk
-from ._common import lent_buffer, narrow_patterns, pack_fields, unpack_fields
+from ._common import lent_buffer, pack_fields, unpack_fields
 from ._kernels import (
     centroid_index,
     distinct_above,
     gather_fields,
     gather_index,
     hash_bins,
+    narrow_patterns,
     sorted_bits,
     sorted_runs,
     unique_bits,
@@ -692,7 +693,7 @@ def distinct_values(
     :func:`sorted_sample`, when the caller has it (called only if the sample is needed);
     ``low_zeros``: how many zero bits every value is known to end in (32-bit values ending in
     16 or 13, float32 at bfloat16 or float16 precision, are counted as the 16-bit patterns that
-    stand for them are: :func:`~._common.narrow_patterns`).
+    stand for them are: :func:`~._kernels.narrow_patterns`).
     """
     narrow = (narrow_patterns(values, low_zeros) if low_zeros >= 13
               and values.size >= COUNT_PATTERNS_FROM else None)

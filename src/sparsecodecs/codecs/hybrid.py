@@ -26,7 +26,7 @@ from ..registry import (
     storage_nbytes,
 )
 from . import _huffman as huff
-from ._common import as_2d, beside, builtin, narrow_patterns
+from ._common import as_2d, beside, builtin
 from ._fill import (
     FILL_WORDS,
     FillSpec,
@@ -44,6 +44,7 @@ from ._kernels import (
     check_mask,
     count_fill,
     count_fill_rows,
+    narrow_patterns,
     nm_codes_from_mask,
     split_mask,
     touch_pages,
@@ -141,7 +142,7 @@ def _worth_counting(sample: Callable[[], np.ndarray], hash_first: bool = True) -
 
 def _narrow_answers(flat: np.ndarray) -> tuple[int | None, tuple[int, int] | None]:
     """For 32-bit patterns that 16-bit ones stand for in order
-    (:func:`~._common.narrow_patterns`), the two questions :meth:`Hybrid._fills` sorts every
+    (:func:`~._kernels.narrow_patterns`), the two questions :meth:`Hybrid._fills` sorts every
     value for, answered from their 2**16 counts: how many entries repeat a non-zero pattern
     before them (:func:`_row_modes_worth_counting`'s ``repeats``), and ``(the most frequent
     pattern, ties to the smaller, the most often a non-zero pattern occurs)``. ``(None, None)``

@@ -2839,8 +2839,8 @@ static PyObject *huf_split_fields(PyObject *self, PyObject *const *args, Py_ssiz
 #if SC_X86
     if (fast && v.isz == 2 && v.width == 16 && top >= 9 && HUF_LE)
         split16_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
-    else if (fast && v.isz == 4 && top >= 9 && v.width - top >= 16 && v.width - top <= 23 &&
-             HUF_LE)
+    else if (fast && v.isz == 4 && v.width <= 32 && top >= 9 && v.width - top >= 16 &&
+             v.width - top <= 23 && HUF_LE)
         split32_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
     else if (fast && v.isz == 4 && v.width <= 32 && v.width - top <= 15 && HUF_LE)
         split32n_avx2(&v, (unsigned)top, syms.p, low.p, low.n);
