@@ -528,6 +528,8 @@ def test_row_modes_of_float32_at_lower_precision(cols: int, step: int, precision
     ties to the smaller pattern, rows of one pattern, at least half zeros, and the largest
     patterns (negative NaNs); one pattern past that precision sends the rest to the sort, with
     the same answer."""
+    from sparsecodecs.codecs._kernels import narrow_patterns
+
     rng = np.random.default_rng(cols + step)
     if precision == "bfloat16":
         x = rng.integers(0, 1 << 16, (70, cols), dtype=np.uint32) << np.uint32(16)
@@ -540,13 +542,17 @@ def test_row_modes_of_float32_at_lower_precision(cols: int, step: int, precision
     x[1] = x[1, 0]
     x[2, : cols // 2 + 1] = 0
     x[3] = top
-    x[4, ::2] = 7 << 16
+    x[4, ::2] = np.float32(0.5).view(np.uint32)
     x[5] = top - (np.arange(cols) % 3).astype(np.uint32) * np.uint32(1 << 16)  # ties at the top
-    want = _numpy_row_modes(np.ascontiguousarray(x[:, ::step]))
+    sampled = np.ascontiguousarray(x[:, ::step])
+    assert narrow_patterns(sampled) is not None  # the 16-bit path is the one taken
+    want = _numpy_row_modes(sampled)
     got = row_modes(x, step)
     assert got.dtype == np.uint32
     np.testing.assert_array_equal(got, want)
     x[-1, -1] |= 1  # past the first 64 patterns when the rows are long
+    if cols > 1 and (cols - 1) % step == 0:  # the last column is sampled: the sort's turn
+        assert narrow_patterns(np.ascontiguousarray(x[:, ::step])) is None
     np.testing.assert_array_equal(row_modes(x, step),
                                   _numpy_row_modes(np.ascontiguousarray(x[:, ::step])))
 
