@@ -192,7 +192,7 @@ def row_modes(x: np.ndarray, step: int = 1) -> np.ndarray:
         narrow = narrow_patterns(sampled)
         if narrow is not None:  # float32 at bfloat16 or float16 precision: the modes of the
             # 16-bit patterns standing for them in order, counted by the table (1024x384 at
-            # bfloat16 precision: 400 -> 90 us)
+            # bfloat16 precision, step 6: 327 -> 125 us)
             return narrow[1](row_modes(narrow[0]))
         row_modes_sort(sampled.reshape(-1), rows, sampled.shape[1], out)
     return out

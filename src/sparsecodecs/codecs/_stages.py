@@ -451,22 +451,21 @@ def _encode_fields_with(
     width = 8 * dtype.itemsize
     values = np.ascontiguousarray(values)
     extra: list[Section] = []
-    if plan.low_shifts is None:
-        low = np.empty(8 * _low_words(values.size, width - plan.top), np.uint8)
-        hk.split_fields(values, rotation(dtype), _mask(dtype), width, plan.top, syms, low)
-    else:
-        parts = []
-        for a, b, shift in _low_runs(plan.low_shifts, values.size, plan.low_block):
-            w = width - shift
-            part = np.empty(8 * _low_words(b - a, w - plan.top), np.uint8)
-            run = values[a:b] >> values.dtype.type(shift) if shift else values[a:b]
-            if w == 16 and run.dtype.itemsize > 2:  # 16-bit values (bfloat16 precision):
-                run = run.astype(np.uint16)  # the vector split of 16-bit items, same bytes
-            hk.split_fields(run, rotation(dtype), np.uint64((1 << w) - 1), w, plan.top,
-                            syms[a:b], part)
-            parts.append(part)
-        low = np.concatenate(parts)
+    runs = [(0, values.size, 0)]
+    if plan.low_shifts is not None:
+        runs = _low_runs(plan.low_shifts, values.size, plan.low_block)
         extra = [Section(f"{prefix}.low.shift", "codebook", plan.low_shifts)]
+    parts = []
+    for a, b, shift in runs:
+        w = width - shift
+        part = np.empty(8 * _low_words(b - a, w - plan.top), np.uint8)
+        run = values[a:b] >> values.dtype.type(shift) if shift else values[a:b]
+        if w == 16 and run.dtype.itemsize > 2:  # 16-bit values (bfloat16 precision):
+            run = run.astype(np.uint16)  # the vector split of 16-bit items, same bytes
+        hk.split_fields(run, rotation(dtype), np.uint64((1 << w) - 1), w, plan.top,
+                        syms[a:b], part)
+        parts.append(part)
+    low = parts[0] if len(parts) == 1 else np.concatenate(parts)
     sections = None
     if plan.block:
         assert plan.block_counts is not None
@@ -542,9 +541,10 @@ def _join_run(syms: np.ndarray, raw: np.ndarray, out: np.ndarray, dtype: np.dtyp
               top: int, shift: int) -> None:
     """The values of a run of low fields shifted by ``shift`` (0: not shifted) into ``out``."""
     width = 8 * dtype.itemsize
-    if shift and width == 32 and sys.byteorder == "little":
-        # values shifted right past their zeros (float32 at bfloat16 precision: to 16 bits, at
-        # float16 precision: 19): joined in their width, rotated and shifted back in one pass
+    if width == 32 and sys.byteorder == "little":
+        # blocks of 8 values, read as bytes; values shifted right past their zeros (float32 at
+        # bfloat16 precision: to 16 bits, at float16 precision: 19) are joined in their width,
+        # rotated and shifted back in the same pass
         hk.join_fields32(syms, raw, rotation(dtype), top, out, decode_threads(), width - shift)
     elif shift:  # fields of the values shifted right, in a narrower width: joined, shifted back
         w = width - shift
@@ -554,8 +554,6 @@ def _join_run(syms: np.ndarray, raw: np.ndarray, out: np.ndarray, dtype: np.dtyp
         np.left_shift(joined, out.dtype.type(shift), out=out)
     elif width == 16 and sys.byteorder == "little":  # at most 7 low bits: vectors
         hk.join_fields16(syms, raw, rotation(dtype), top, out, decode_threads())
-    elif sys.byteorder == "little":  # 20-23 low bits: blocks of 8 values, read as bytes
-        hk.join_fields32(syms, raw, rotation(dtype), top, out, decode_threads())
     else:
         hk.join_fields(syms, raw.view(">u8").astype(np.uint64), rotation(dtype), _mask(dtype),
                        width, top, out)

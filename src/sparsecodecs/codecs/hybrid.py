@@ -421,9 +421,9 @@ class Hybrid(Codec):
         repeats, narrow_top = _narrow_answers(flat) if whole else (None, None)
         if narrow_top is None and cols > 127:
             # rows of more than 127 entries are sampled, 64 entries each: their modes and a
-            # hash of every value cost less than a sort of every value (128x576 float32: 135
-            # against 265 us), and answer the same (the sorted repeats only skip the modes
-            # where the modes would refuse too)
+            # hash of every value cost less than a sort of every value (a 128x576 float32
+            # encode: 630 -> 458 us), and answer the same (the sorted repeats only skip the
+            # modes where the modes would refuse too)
             whole = False
         if 2 * zeros >= flat.size or (narrow_top is not None and narrow_top[1]
                                       < zeros + flat.size // (64 * flat.itemsize) + 1):

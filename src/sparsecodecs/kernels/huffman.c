@@ -2707,6 +2707,23 @@ SC_TARGET("avx2") static void split16_avx2(const huf_vals *v, unsigned top, uint
     (void)bw_close(&w, low);
 }
 
+/* The first part of a 32-bit split step (split32_avx2, split32n_avx2): eight values of vw
+ * bits at p (bits above masked by wm) rotated left by rl within vw (rr = vw - rl), their top
+ * fields (value >> sl, below 2**16) packed to 16 bits at syms, and their low fields (lowm)
+ * joined in pairs, P = f0 << lb | f1, one a 64-bit lane: returned. */
+SC_TARGET("avx2") SC_INLINE __m256i split32_pairs(const uint32_t *p, uint16_t *syms, __m256i wm,
+                                                  __m128i rl, __m128i rr, __m128i sl,
+                                                  __m256i lowm) {
+    __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)p), wm);
+    x = _mm256_and_si256(_mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr)), wm);
+    __m256i t = _mm256_srl_epi32(x, sl);
+    t = _mm256_permute4x64_epi64(_mm256_packus_epi32(t, t), 0x08);
+    _mm_storeu_si128((__m128i *)syms, _mm256_castsi256_si128(t));
+    const __m256i f = _mm256_and_si256(x, lowm);
+    return _mm256_or_si256(_mm256_sll_epi64(_mm256_and_si256(f, _mm256_set1_epi64x(0xFFFFFFFF)), sl),
+                           _mm256_srli_epi64(f, 32));
+}
+
 /* split_fields of values of w <= 32 bits in 32-bit items with top 9..16 and low fields of lb =
  * w - top = 16..23 bits, eight values a step in AVX2 lanes. The rotated values' top fields
  * are packed to 16 bits. Their low fields
@@ -2729,7 +2746,6 @@ SC_TARGET("avx2") static void split32_avx2(const huf_vals *v, unsigned top, uint
                   sl = _mm_cvtsi32_si128((int)lb);
     const __m256i lowm = _mm256_set1_epi32((int)((1u << lb) - 1)),
                   wm = _mm256_set1_epi32((int)(uint32_t)v->mask),
-                  lo32 = _mm256_set1_epi64x(0xFFFFFFFF),
                   odds = _mm256_set1_epi64x((1LL << odd) - 1),
                   /* lanes: first half (hi, lo), second half (hi, lo) */
                   ce = _mm256_setr_epi64x(c1, 64, c1 - odd, 64),
@@ -2741,15 +2757,7 @@ SC_TARGET("avx2") static void split32_avx2(const huf_vals *v, unsigned top, uint
     int64_t i = 0;
     uint8_t *out = low;
     for (; i + 8 <= v->n && (out - low) + (int64_t)at + 16 <= nlow; i += 8, out += lb) {
-        __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(vals + i)), wm);
-        x = _mm256_and_si256(_mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr)),
-                             wm); /* rotated within the value width w */
-        __m256i t = _mm256_srl_epi32(x, sl); /* below 2**16: packed exactly */
-        t = _mm256_permute4x64_epi64(_mm256_packus_epi32(t, t), 0x08);
-        _mm_storeu_si128((__m128i *)(syms + i), _mm256_castsi256_si128(t));
-        __m256i f = _mm256_and_si256(x, lowm); /* pairs P0..P3, one a lane */
-        f = _mm256_or_si256(_mm256_sll_epi64(_mm256_and_si256(f, lo32), sl),
-                            _mm256_srli_epi64(f, 32));
+        const __m256i f = split32_pairs(vals + i, syms + i, wm, rl, rr, sl, lowm); /* P0..P3 */
         const __m256i e = _mm256_permute4x64_epi64(f, 0xA0),  /* P0 P0 P2 P2 */
                       o = _mm256_permute4x64_epi64(f, 0xF5),  /* P1 P1 P3 P3 */
                       p1 = _mm256_permute4x64_epi64(f, 0x55); /* P1 in every lane */
@@ -2778,20 +2786,11 @@ SC_TARGET("avx2") static void split32n_avx2(const huf_vals *v, unsigned top, uin
     const __m128i rl = _mm_cvtsi32_si128((int)r), rr = _mm_cvtsi32_si128((int)(w - r)),
                   sl = _mm_cvtsi32_si128((int)lb), s2 = _mm_cvtsi32_si128((int)(2 * lb));
     const __m256i lowm = _mm256_set1_epi32((int)((1u << lb) - 1)),
-                  wm = _mm256_set1_epi32((int)(uint32_t)v->mask),
-                  lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
+                  wm = _mm256_set1_epi32((int)(uint32_t)v->mask);
     int64_t i = 0;
     uint8_t *out = low;
     for (; i + 8 <= v->n && (out - low) + 16 <= nlow; i += 8, out += lb) {
-        __m256i x = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(vals + i)), wm);
-        x = _mm256_and_si256(_mm256_or_si256(_mm256_sll_epi32(x, rl), _mm256_srl_epi32(x, rr)),
-                             wm);
-        __m256i t = _mm256_srl_epi32(x, sl);
-        t = _mm256_permute4x64_epi64(_mm256_packus_epi32(t, t), 0x08);
-        _mm_storeu_si128((__m128i *)(syms + i), _mm256_castsi256_si128(t));
-        __m256i f = _mm256_and_si256(x, lowm);
-        f = _mm256_or_si256(_mm256_sll_epi64(_mm256_and_si256(f, lo32), sl),
-                            _mm256_srli_epi64(f, 32)); /* pairs P0..P3 */
+        const __m256i f = split32_pairs(vals + i, syms + i, wm, rl, rr, sl, lowm); /* P0..P3 */
         const __m256i e = _mm256_permute4x64_epi64(f, 0x08), /* P0 P2 */
                       o = _mm256_permute4x64_epi64(f, 0x0D); /* P1 P3 */
         const __m256i h = _mm256_or_si256(_mm256_sll_epi64(e, s2), o); /* halves */
@@ -3002,8 +3001,10 @@ SC_TARGET("avx2") static int64_t join16_avx2(const uint16_t *syms, const uint8_t
 }
 #endif
 
-/* join_fields32: 32-bit values whose low field has lb = 32 - top bits, 16 <= lb <= 24 (the
- * float32 fields split, top 8..16); `low` is the raw bytes of the packed fields (MSB-first).
+/* join_fields32: values of vw <= 32 bits in 32-bit items whose low field has lb = vw - top
+ * bits, 1 <= lb <= 24 (the float32 fields split, top 8..16, vw 32; or a run of them shifted
+ * right past the zeros its values end in, vw below 32, each value rotated within vw bits and
+ * shifted back left by 32 - vw); `low` is the raw bytes of the packed fields (MSB-first).
  * Eight values' fields take lb whole bytes; the AVX2 step reads a block's first four fields
  * from a 16-byte load at its start and the last four from one at byte 4*lb/8, puts each
  * field's four bytes big-endian in its 32-bit lane by a byte shuffle, shifts each lane left
