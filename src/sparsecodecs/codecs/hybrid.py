@@ -129,15 +129,20 @@ def _worth_counting(sample: Callable[[], np.ndarray], hash_first: bool = True) -
     if (hash_first and isinstance(sample, SortedSample) and not sample.ready
             and sample.itemsize in (4, 8) and sample.size > 1024):
         most, _, zeros = sample.hashed()
-        if most < zeros + sample.size // (64 * sample.itemsize) + 1:
+        if most < _mode_run(zeros, sample.size, sample.itemsize):
             return False
     s = sample()
-    zeros = _leading_zeros(s)
-    run = zeros + s.size // (64 * s.itemsize) + 1
+    run = _mode_run(_leading_zeros(s), s.size, s.itemsize)
     if run > s.size:
         return False
     hits = s[run - 1 :] == s[: s.size - run + 1]
     return bool(np.any(hits & (s[: s.size - run + 1] != 0)))
+
+
+def _mode_run(zeros: int, size: int, itemsize: int) -> int:
+    """How often a non-zero pattern must occur among ``size`` entries of ``itemsize`` bytes,
+    ``zeros`` of them zero, for a mode fill to be worth computing (:func:`_worth_counting`)."""
+    return zeros + size // (64 * itemsize) + 1
 
 
 def _narrow_answers(flat: np.ndarray) -> tuple[int | None, tuple[int, int] | None]:
@@ -425,8 +430,9 @@ class Hybrid(Codec):
             # encode: 630 -> 458 us), and answer the same (the sorted repeats only skip the
             # modes where the modes would refuse too)
             whole = False
-        if 2 * zeros >= flat.size or (narrow_top is not None and narrow_top[1]
-                                      < zeros + flat.size // (64 * flat.itemsize) + 1):
+        if 2 * zeros >= flat.size or (
+                narrow_top is not None and narrow_top[1] < _mode_run(zeros, flat.size,
+                                                                     flat.itemsize)):
             mode = None
         elif narrow_top is not None:
             mode = compact_fill(np.array([narrow_top[0]], flat.dtype))
