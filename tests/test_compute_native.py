@@ -191,19 +191,57 @@ def test_spmm_twins_write_the_same_bytes(codec):
                          ids=["bitmask", "hybrid-bitmask"])
 @pytest.mark.parametrize("dtype", [*sorted(FLOATS), "int8"])
 def test_bitmask_gemv_twins_write_the_same_bytes(config, dtype):
+    # an odd number of mask bytes a row (72, 8, 40, 1032 columns: the last byte alone), rows
+    # of 129 bytes; every SIMD level (batch 1 has an AVX-512 build, bfloat16 widened in it)
     dt = np.dtype(np.int8) if dtype == "int8" else FLOATS[dtype]
     for shape, density in [((5, 64), 0.5), ((3, 72), 0.9), ((4, 8), 0.3), ((2, 16), 0.0),
-                           ((6, 40), 1.0)]:
+                           ((6, 40), 1.0), ((7, 1032), 0.5), ((3, 1032), 0.97)]:
         w = weight(shape, dt, density, 4)
         frame = encode(config, w)
         for batch in (1, 2, 5, 8):
             x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
-            y_simd, paths = product(frame, x, level="avx2")
             y_scalar, _ = product(frame, x, level="scalar")
-            # (hybrid may pick a non-zero fill on some of these, then its path is "decoded")
-            assert config["id"] == "hybrid" or paths == ["bitmask:bitmask"]
-            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar), err_msg=f"{shape} {batch}")
-            assert_close(y_simd, *reference(x, w))
+            for level in SIMD_LEVELS:
+                y_simd, paths = product(frame, x, level=level)
+                # (hybrid may pick a non-zero fill on some of these, then its path is "decoded")
+                assert config["id"] == "hybrid" or paths == ["bitmask:bitmask"]
+                np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                              err_msg=f"{shape} {batch} {level}")
+            assert_close(y_scalar, *reference(x, w))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_bitmask_gemv_reads_nothing_past_its_sections(monkeypatch, dtype):
+    """The mask and the values handed to the kernel end where an inaccessible page starts,
+    the last row's last columns kept: a load past the last value (the AVX-512 level at batch 1
+    loads bfloat16 values 16 lanes at a time, masked to the ones kept) crashes instead of
+    passing unseen."""
+    from sparsecodecs.compute import products
+    from test_huffman import guarded
+
+    real = products.kn.mask_matmul
+    calls: list[int] = []
+
+    def at_page_ends(*args: Any) -> int:
+        moved = [guarded(np.asarray(a).tobytes()).view(np.asarray(a).dtype) if i in (0, 3)
+                 else a for i, a in enumerate(args)]
+        calls.append(1)
+        return int(real(*moved))
+
+    levels = ["scalar", *SIMD_LEVELS]
+    for shape in [(3, 64), (5, 72), (2, 1032)]:
+        w = weight(shape, FLOATS[dtype], 0.5, 5)
+        w[-1, -3:] = 1  # the last values are the last columns' (a masked load must stop there)
+        frame = encode({"id": "bitmask"}, w)
+        x = np.random.default_rng(1).standard_normal((1, shape[1])).astype(np.float32)
+        for level in levels:
+            with use_simd(level):
+                want = sc.matmul(x, frame)
+                with monkeypatch.context() as m:
+                    m.setattr(products.kn, "mask_matmul", at_page_ends)
+                    got = sc.matmul(x, frame)
+            np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{shape} {level}")
+    assert len(calls) == 3 * len(levels)  # every product ran the kernel
 
 
 @pytest.mark.parametrize("config", [{"id": "nm"}, {"id": "nm", "n": 4, "m": 8},
