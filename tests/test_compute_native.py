@@ -132,6 +132,59 @@ def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypa
             assert kernel(*args) == -3  # the kernel's "index outside the weight"
 
 
+@AVX2
+@pytest.mark.parametrize("dtype", [*sorted(FLOATS), "int8"])
+def test_csr_gemv_twins_write_the_same_bytes(dtype):
+    """The CSR GEMV (batch 1) at AVX2 writes the scalar twin's bytes: indices of 1, 2 and 4
+    bytes, rows of every length mod 8 (and empty ones), bfloat16 widened in registers, the
+    other value kinds converted first; the same with 3 threads."""
+    dt = np.dtype(np.int8) if dtype == "int8" else FLOATS[dtype]
+    for shape, density in [((17, 70), 0.3), ((9, 300), 0.05), ((4, 70_000), 0.0004),
+                           ((5, 24), 1.0), ((3, 40), 0.0)]:
+        w = weight(shape, dt, density, 11)
+        frame = encode({"id": "csr"}, w)
+        x = np.random.default_rng(5).standard_normal((1, shape[1])).astype(np.float32)
+        y_scalar, paths = product(frame, x, level="scalar")
+        assert paths == ["csr:csr"]
+        for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
+            y_simd, _ = product(frame, x, threads, level)
+            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                          err_msg=f"{shape} {level} {threads}")
+        assert_close(y_scalar, *reference(x, w))
+
+
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+@pytest.mark.parametrize("cols", [70, 300, 70_000], ids=["u8-indices", "u16-indices",
+                                                       "u32-indices"])
+def test_the_csr_gemv_refuses_an_index_outside_the_weight(level, cols, monkeypatch):
+    """Batch 1 on CSR takes the GEMV, eight indices a vector at AVX2: an index at or past the
+    row length (the largest of its item size; for 4-byte indices also one that is negative
+    as a signed 32-bit lane), in a whole block of eight or in a row's last ones, is the
+    kernel's -3, never a read of x past its end."""
+    from sparsecodecs.kernels import _native
+
+    w = weight((3, cols), FLOATS["bfloat16"], 20 / cols, 7)  # ~20 kept a row
+    frame = encode({"id": "csr"}, w)
+    calls: list[tuple[Any, ...]] = []
+    kernel = _native.csr_matmul
+    monkeypatch.setattr(_native, "csr_matmul", lambda *a: calls.append(a) or kernel(*a))
+    x = np.ones((1, cols), np.float32)
+    with use_simd(level):
+        sc.matmul(x, frame)
+        args = list(calls[0])
+        indptr, indices = args[0], args[1]
+        assert indices.itemsize == {70: 1, 300: 2}.get(cols, 4) and indptr[1] > 8
+        bad_values = [cols, 2 ** (8 * indices.itemsize) - 1, *([2**31 + 5] if cols > 300 else [])]
+        for at in (1, int(indptr[1]) - 1, int(indptr[3]) - 1):  # a whole block, row ends
+            for value in bad_values:
+                bad = indices.copy()
+                bad[at] = value
+                args[1] = bad
+                assert kernel(*args) == -3, (at, value)
+        args[1] = indices
+        assert kernel(*args) == int(indptr[-1])
+
+
 @pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
 def test_a_2_4_gemv_reports_the_first_bad_row_first(level, monkeypatch):
     """Batch 1 on bfloat16 2:4 runs two rows at a time at AVX2. Row 0 with a non-zero padding

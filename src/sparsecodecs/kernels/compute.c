@@ -1958,6 +1958,122 @@ static int64_t csr_rows(const void *job, int64_t r0, int64_t r1) {
     return err ? err : count;
 }
 
+/* The CSR GEMV (batch 1, not transposed): a row's kept values in eight chains, value t into
+ * chain t mod 8 by fmaf, in ascending t, the chains added as nm24_hsum adds them. The AVX2
+ * twin runs the chains as the lanes of one vector: 8 indices widened to 32 bits and checked,
+ * x gathered by them, 8 bfloat16 values widened in registers (other value kinds converted a
+ * row at a time first), one FMA; the row's last cnt % 8 values from copies padded with
+ * index 0 and value +0.0, the lanes past the row blended back. Index items of 1, 2 or 4
+ * bytes (8-byte ones take the gather dot). */
+SC_INLINE int csr_row_bounds(const csr_job *J, int64_t r, int64_t *v0, int64_t *cnt) {
+    *v0 = J->indptr[r];
+    *cnt = J->indptr[r + 1] - *v0;
+    return *v0 < 0 || *cnt < 0 || *cnt > J->P.cols || *v0 + *cnt > J->nindices;
+}
+
+static int64_t csr1_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const csr_job *J = (const csr_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t cols = P->cols;
+    float *vals = malloc((size_t)(cols + 8) * 4);
+    int64_t err = vals ? 0 : SC_NOMEM, count = 0;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        int64_t v0, cnt;
+        if (csr_row_bounds(J, r, &v0, &cnt)) err = SC_BAD_FRAME;
+        if (err || (err = convert(P, v0, cnt, vals))) break;
+        float acc[8] = {0};
+        for (int64_t t = 0; t < cnt; t++) {
+            const uint64_t c = rd_uint(J->indices, J->isize, v0 + t);
+            if (c >= (uint64_t)cols) {
+                err = SC_BAD_FRAME;
+                break;
+            }
+            acc[t & 7] = fmaf(vals[t], P->xt[c], acc[t & 7]);
+        }
+        P->yt[r] = nm24_hsum(acc);
+        count += cnt;
+    }
+    free(vals);
+    return err ? err : count;
+}
+
+#if SC_X86
+/* 8 indices (1-, 2- or 4-byte items) as 32-bit lanes. */
+SC_TARGET("avx2,fma") SC_INLINE __m256i csr_idx8(const void *p, int isize) {
+    if (isize == 1) return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    if (isize == 2) return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* Lanes whose (unsigned) index is at most top: all ones. */
+SC_TARGET("avx2,fma") SC_INLINE __m256i csr_ok(__m256i idx, __m256i top) {
+    return _mm256_cmpeq_epi32(_mm256_min_epu32(idx, top), idx);
+}
+
+SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const csr_job *J = (const csr_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t cols = P->cols;
+    const int isize = J->isize, bf16 = P->mode == MODE_BF16;
+    const __m256i top = _mm256_set1_epi32((int)(cols - 1)), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    float *vals = bf16 ? NULL : malloc((size_t)(cols + 8) * 4);
+    int64_t err = bf16 || vals ? 0 : SC_NOMEM, count = 0;
+    for (int64_t r = r0; r < r1 && !err; r++) {
+        int64_t v0, cnt;
+        if (csr_row_bounds(J, r, &v0, &cnt)) err = SC_BAD_FRAME;
+        else if (bf16 ? v0 + cnt > P->nvals : (err = convert(P, v0, cnt, vals)) != 0)
+            err = SC_BAD_FRAME;
+        if (err) break;
+        const char *ix = (const char *)J->indices + v0 * isize;
+        const uint16_t *vb = (const uint16_t *)((const char *)P->vbits + 2 * v0);
+        __m256 acc = _mm256_setzero_ps();
+        __m256i bad = _mm256_setzero_si256();
+        int64_t t = 0;
+        for (; t + 8 <= cnt; t += 8) {
+            const __m256i idx = csr_idx8(ix + t * isize, isize);
+            const __m256i ok = csr_ok(idx, top);
+            bad = _mm256_or_si256(bad, _mm256_xor_si256(ok, _mm256_set1_epi32(-1)));
+            const __m256i safe = _mm256_and_si256(ok, idx);
+            const __m256 v = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(
+                                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(vb + t))), 16))
+                                  : _mm256_loadu_ps(vals + t);
+            acc = _mm256_fmadd_ps(v, _mm256_i32gather_ps(P->xt, safe, 4), acc);
+        }
+        if (t < cnt) { /* the last values, from zero-padded copies */
+            const int64_t left = cnt - t;
+            uint32_t i32[8] = {0};
+            uint16_t v16[8] = {0};
+            float vf[8] = {0};
+            for (int64_t k = 0; k < left; k++) {
+                i32[k] = (uint32_t)rd_uint(J->indices, isize, v0 + t + k);
+                if (bf16) v16[k] = vb[t + k];
+                else vf[k] = vals[t + k];
+            }
+            const __m256i idx = _mm256_loadu_si256((const __m256i *)i32);
+            const __m256i in = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), lane);
+            const __m256i ok = csr_ok(idx, top);
+            bad = _mm256_or_si256(bad, _mm256_andnot_si256(ok, in));
+            const __m256i safe = _mm256_and_si256(_mm256_and_si256(in, ok), idx);
+            const __m256 v = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(
+                                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)v16)), 16))
+                                  : _mm256_loadu_ps(vf);
+            acc = _mm256_blendv_ps(acc, _mm256_fmadd_ps(v, _mm256_i32gather_ps(P->xt, safe, 4), acc),
+                                   _mm256_castsi256_ps(in));
+        }
+        if (!_mm256_testz_si256(bad, bad)) {
+            err = SC_BAD_FRAME;
+            break;
+        }
+        float a8[8];
+        _mm256_storeu_ps(a8, acc);
+        P->yt[r] = nm24_hsum(a8);
+        count += cnt;
+    }
+    free(vals);
+    return err ? err : count;
+}
+#endif
+
 /* csr_matmul(indptr, indices, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count.
  * indptr is int64 with rows + 1 items. */
 static PyObject *csr_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
@@ -1989,8 +2105,19 @@ static PyObject *csr_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs
     J.P.rows = rows;
     J.P.cols = cols;
     int64_t count;
+    /* batch 1: the CSR GEMV (indices of 1..4 bytes; x's columns are 32-bit gather offsets) */
+    const int gemv = !J.P.trans && J.P.nb == 1 && J.isize <= 4 && cols <= INT32_MAX;
     Py_BEGIN_ALLOW_THREADS
-    count = padded_rows(csr_rows, &J, &J.P, rows, threads);
+    if (gemv) {
+#if SC_X86
+        if (J.P.simd)
+            count = parallel_rows(csr1_rows_avx2, &J, rows, threads);
+        else
+#endif
+            count = parallel_rows(csr1_rows_scalar, &J, rows, threads);
+    } else {
+        count = padded_rows(csr_rows, &J, &J.P, rows, threads);
+    }
     Py_END_ALLOW_THREADS
     sc_release(&B);
     return result(count);
