@@ -31,6 +31,8 @@ copy), over a stack of layers much larger than the last-level cache, 4096x4096 a
 batch 1/8/64, 1 and 2 threads, with the load average of the machine beside every ratio.
 ``--x bfloat16`` gives our products x in bfloat16, as torch's bfloat16 run gets it (2:4
 bfloat16 weights then take pair products from batch 5; see ``sparsecodecs.matmul``).
+``--codecs bitmask@50% csr@50% hybrid/256@dense`` (and ``hybrid/256@50%``) run on other weights:
+unstructured 50% and dense (torch's dense time does not depend on the values).
 
 Not part of the test suite's timing; ``bench/test_compute_bench.py`` runs ``--tiny`` once.
 """
@@ -57,6 +59,7 @@ from sparsecodecs.bench.memory import traced_peak  # noqa: E402
 from sparsecodecs.bench.products import (  # noqa: E402
     RATIO_HEADER,
     STACK_CODECS,
+    STACK_OTHERS,
     STACK_SHAPES,
     Ratio,
     format_ratio,
@@ -201,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                         help="time against torch's F.linear over a stack of layers instead")
     parser.add_argument("--stack-shapes", nargs="+", choices=sorted(STACK_SHAPES),
                         default=list(STACK_SHAPES))
-    parser.add_argument("--codecs", nargs="+", choices=STACK_CODECS, default=list(STACK_CODECS))
+    parser.add_argument("--codecs", nargs="+", choices=STACK_CODECS + STACK_OTHERS,
+                        default=list(STACK_CODECS),
+                        help="codecs of --ratios, on 2:4 weights; codec@weights: on others")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--stack-mib", type=int, default=1024,
                         help="size of the dense bf16 stack (default 1024 MiB)")

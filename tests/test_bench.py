@@ -396,13 +396,19 @@ def test_the_products_section_times_every_compute_codec_against_torch():
     rows = section["rows"]
     assert [(r["codec"], r["batch"], r["x"]) for r in rows] == [
         ("nm", 1, "float32"), ("window", 1, "float32"), ("hybrid/256", 1, "float32"),
-        ("nm", 8, "bfloat16"), ("nm", 64, "bfloat16")]
+        ("bitmask@50%", 1, "float32"), ("csr@50%", 1, "float32"),
+        ("hybrid/256@dense", 1, "float32"), ("nm", 8, "bfloat16"), ("nm", 64, "bfloat16")]
     for r in rows:  # 2 MiB of 64 KiB layers: 32 of them, 2 distinct
         assert r["layers"] == 32 and r["distinct"] == 2
         assert r["ms_ours"] > 0 and r["ratio"] == pytest.approx(
             r["ms_ours"] / min(r["ms_torch_bf16"], r["ms_torch_f32"]))
     window = next(r for r in rows if r["codec"] == "window")
     assert window["stack_bytes_ours"] < 0.45 * window["stack_bytes_bf16"]
+    # the other weights: CSR of 50% (a 1-byte index and a value a kept entry), dense hybrid
+    csr = next(r for r in rows if r["codec"] == "csr@50%")
+    assert 0.7 < csr["stack_bytes_ours"] / csr["stack_bytes_bf16"] < 0.8
+    dense = next(r for r in rows if r["codec"] == "hybrid/256@dense")
+    assert 0.6 < dense["stack_bytes_ours"] / dense["stack_bytes_bf16"] < 1.0
     text = "\n".join(_products_md(section))
     assert "## Products on compressed weights" in text and "| 128x256 | window | 1 |" in text
     assert "| 128x256 | nm | 64 | bfloat16 |" in text

@@ -31,12 +31,14 @@ from sparsecodecs.transforms import prune
 __all__ = [
     "RATIO_HEADER",
     "STACK_CODECS",
+    "STACK_OTHERS",
     "STACK_SHAPES",
     "Ratio",
     "format_ratio",
     "l3_bytes",
     "mib",
     "products_section",
+    "stack_codec",
     "stack_ratios",
     "store",
     "weight",
@@ -44,9 +46,15 @@ __all__ = [
 
 
 def weight(shape: tuple[int, int], kind: str, seed: int = 0) -> np.ndarray:
+    """A bfloat16 N(0, 0.02^2) weight: ``kind`` ``"2:4"`` (magnitude-pruned 2:4), ``"50%"``
+    (the smaller half of its magnitudes zeroed, unstructured) or ``"dense"``."""
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
-    return prune(w, "2:4")[0] if kind == "2:4" else w
+    if kind == "2:4":
+        return prune(w, "2:4")[0]
+    if kind == "50%":
+        return prune(w, None, density=0.5)[0]
+    return w
 
 
 def store(w: np.ndarray, codec: str) -> sc.CompressedLinear | bytes:
@@ -68,8 +76,18 @@ def mib(n: int) -> str:
 STACK_SHAPES = {"4096x4096": (4096, 4096), "11008x4096": (11008, 4096)}
 #: codecs of the stack runs: ``nm`` and ``window`` (one frame per layer), ``hybrid`` of 256-row
 #: block frames (the layout the products decode block by block); each layer held as a
-#: CompressedLinear.
+#: CompressedLinear. Their weights are 2:4-pruned.
 STACK_CODECS = ("nm", "window", "hybrid/256")
+#: Other runs on other weights, ``codec@weights`` (see :func:`weight`): unstructured 50% for
+#: ``bitmask`` and ``csr``, dense for ``hybrid``.
+STACK_OTHERS = ("bitmask@50%", "csr@50%", "hybrid/256@50%", "hybrid/256@dense")
+
+
+def stack_codec(name: str) -> tuple[str, str]:
+    """``(codec, weights)`` of a stack run's name: ``"nm"`` -> ``("nm", "2:4")``,
+    ``"csr@50%"`` -> ``("csr", "50%")``."""
+    codec, _, kind = name.partition("@")
+    return codec, kind or "2:4"
 
 
 @dataclass
@@ -110,7 +128,9 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                  x_dtypes: Sequence[str] = ("float32",)) -> list[Ratio]:
     """Time ``sc.matmul`` against torch's dense ``F.linear`` over a stack of layers.
 
-    ``distinct`` pruned 2:4 bf16 weights are drawn and encoded; the stack holds as many copies
+    ``distinct`` bf16 weights are drawn and encoded (2:4-pruned, or as a ``codec@weights`` name
+    says: :data:`STACK_OTHERS`; torch's dense product, whose time does not depend on the
+    values, is timed on the 2:4 ones); the stack holds as many copies
     of them as make the dense bf16 stack ``stack_mib`` MiB, each copy its own buffer (frames
     copied byte by byte, tensors cloned), so no product finds its weight in the cache. Each
     pass multiplies every layer once, in order, as a forward pass reads them; times are the
@@ -124,7 +144,9 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
 
     out_f, in_f = STACK_SHAPES.get(shape_name) or _parse_shape(shape_name)
     layers = max(distinct, (stack_mib << 20) // (out_f * in_f * 2))
-    ws = [weight((out_f, in_f), "2:4", seed) for seed in range(distinct)]
+    kinds = {kind: [weight((out_f, in_f), kind, seed) for seed in range(distinct)]
+             for kind in dict.fromkeys(stack_codec(c)[1] for c in ("nm", *codecs))}
+    ws = kinds["2:4"]
     xs = {b: np.random.default_rng(b).standard_normal((b, in_f)).astype(np.float32)
           for b in batches}
     rows: list[Ratio] = []
@@ -148,7 +170,9 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                 with torch.inference_mode():
                     torch_ms[(b, t, dt)] = _pass_ms(dense, layers, repeat)
         stack = []
-    for codec in codecs:
+    for name in codecs:
+        codec, kind = stack_codec(name)
+        ws = kinds[kind]
         # every layer a CompressedLinear: its frames are parsed and checksummed once, when
         # loaded, as a model holds its layers (sc.matmul on bytes re-verifies every call)
         held = [sc.CompressedLinear([f]) if isinstance(f, bytes) else f
@@ -178,7 +202,7 @@ def stack_ratios(shape_name: str, codecs: Sequence[str], batches: Sequence[int],
                 ms = _pass_ms(product, layers, repeat)
                 tb, tf = torch_ms[(b, t, "bf16")], torch_ms[(b, t, "f32")]
                 load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-                rows.append(Ratio(shape_name, codec, b, t, layers, distinct, nbytes,
+                rows.append(Ratio(shape_name, name, b, t, layers, distinct, nbytes,
                                   layers * out_f * in_f * 2, ms[0], tb[0], tf[0],
                                   ms[0] / min(tb[0], tf[0]), ms[1] / min(tb[1], tf[1]), load,
                                   xd_name))
@@ -236,10 +260,11 @@ def _available_mib() -> int | None:
         return None
 
 
-#: What ``sparsecodecs bench`` measures: one shape, the compute codecs, batch 1, one thread;
-#: then ``nm`` at these batches on a bfloat16 x (the pair products), one thread.
+#: What ``sparsecodecs bench`` measures: one shape, the compute codecs (and those the issue
+#: also asks for: unstructured 50% on ``bitmask`` and ``csr``, dense ``hybrid``), batch 1, one
+#: thread; then ``nm`` at these batches on a bfloat16 x (the pair products), one thread.
 SECTION_SHAPE = "4096x4096"
-SECTION_CODECS = ("nm", "window", "hybrid/256")
+SECTION_CODECS = ("nm", "window", "hybrid/256", "bitmask@50%", "csr@50%", "hybrid/256@dense")
 SECTION_BATCHES = (8, 64)
 #: The dense bf16 stack: four times the last-level cache, at least 256 MiB, at most 1 GiB.
 SECTION_STACK = (256, 1024)
