@@ -137,20 +137,24 @@ def test_a_pattern_byte_past_215_is_refused_wherever_it_lies(level, at, monkeypa
 def test_csr_gemv_twins_write_the_same_bytes(dtype):
     """The CSR GEMV (batch 1) at AVX2 writes the scalar twin's bytes: indices of 1, 2 and 4
     bytes, rows of every length mod 8 (and empty ones), bfloat16 widened in registers, the
-    other value kinds converted first; the same with 3 threads."""
+    other value kinds converted first; the same with 3 threads, and with x[0] infinite (a
+    row's padding lanes gather it: they must not reach the sum)."""
     dt = np.dtype(np.int8) if dtype == "int8" else FLOATS[dtype]
     for shape, density in [((17, 70), 0.3), ((9, 300), 0.05), ((4, 70_000), 0.0004),
                            ((5, 24), 1.0), ((3, 40), 0.0)]:
         w = weight(shape, dt, density, 11)
         frame = encode({"id": "csr"}, w)
         x = np.random.default_rng(5).standard_normal((1, shape[1])).astype(np.float32)
-        y_scalar, paths = product(frame, x, level="scalar")
-        assert paths == ["csr:csr"]
-        for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
-            y_simd, _ = product(frame, x, threads, level)
-            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
-                                          err_msg=f"{shape} {level} {threads}")
-        assert_close(y_scalar, *reference(x, w))
+        for first in (None, np.inf):  # x[0] is what a row's padding lanes would gather
+            if first is not None:
+                x[0, 0] = first
+            y_scalar, paths = product(frame, x, level="scalar")
+            assert paths == ["csr:csr"]
+            for level, threads in itertools.product(SIMD_LEVELS, (1, 3)):
+                y_simd, _ = product(frame, x, threads, level)
+                np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                              err_msg=f"{shape} {level} {threads} {first}")
+        assert_ieee(y_scalar, x, w)
 
 
 @pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])

@@ -2046,7 +2046,7 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
             float vf[8] = {0};
             for (int64_t k = 0; k < left; k++) {
                 i32[k] = (uint32_t)rd_uint(J->indices, isize, v0 + t + k);
-                if (bf16) v16[k] = vb[t + k];
+                if (bf16) v16[k] = ld16(vb, t + k);
                 else vf[k] = vals[t + k];
             }
             const __m256i idx = _mm256_loadu_si256((const __m256i *)i32);
