@@ -301,6 +301,26 @@ def test_bitmask_gemv_reads_nothing_past_its_sections(monkeypatch, dtype):
     assert len(calls) == 3 * len(levels)  # every product ran the kernel
 
 
+@AVX2
+@pytest.mark.parametrize("config", [{"id": "raw"}, {"id": "hybrid", "layout": "dense"}],
+                         ids=["raw", "hybrid-dense"])
+def test_dense_bfloat16_gemv_twins_write_the_same_bytes(config):
+    """A dense bfloat16 weight at batch 1 (the generic path) takes the compiled GEMV: at AVX2
+    the scalar twin's bytes, rows of every length mod 16 (the last columns from padded
+    copies), whatever the thread count."""
+    for cols in (1, 7, 8, 15, 16, 17, 40, 300, 1031):
+        w = weight((9, cols), BF16, 1.0, cols)
+        frame = encode(config, w)
+        x = np.random.default_rng(cols).standard_normal((1, cols)).astype(np.float32)
+        y_scalar, paths = product(frame, x, level="scalar")
+        assert paths == [f"{config['id']}:dense"]
+        for level, threads in itertools.product(SIMD_LEVELS, (1, 4)):
+            y_simd, _ = product(frame, x, threads, level)
+            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                          err_msg=f"{cols} {level} {threads}")
+        assert_close(y_scalar, *reference(x, w))
+
+
 @pytest.mark.parametrize("config", [{"id": "nm"}, {"id": "nm", "n": 4, "m": 8},
                                     {"id": "bitmask"}, {"id": "csr"}, {"id": "csc"}],
                          ids=lambda c: "-".join(map(str, c.values())))

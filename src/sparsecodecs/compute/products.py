@@ -20,7 +20,7 @@ result is float32 and every sum is accumulated in float32; it equals
   sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the
   frame is decoded in one go (``raw`` is read in place) and multiplied one block of rows at a
   time, each block turned into float32 in a buffer and handed to BLAS, so the float32 copy of
-  the whole matrix never exists.
+  the whole matrix never exists (bfloat16 at batch 1: a compiled GEMV, no buffer).
 
 **Peak memory.** To bound the memory of any codec to the compressed weight plus one block,
 store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
@@ -212,10 +212,17 @@ def _to_float32(bits: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
 
 
 def _dense_product(
-    bits: np.ndarray, dtype: np.dtype[Any], xt: np.ndarray, yt: np.ndarray, trans: bool
+    bits: np.ndarray, dtype: np.dtype[Any], xt: np.ndarray, yt: np.ndarray, trans: bool,
+    threads: int = 1,
 ) -> None:
-    """The generic path: ``bits`` (rows, cols) multiplied by BLAS one block of rows at a time."""
+    """The generic path: ``bits`` (rows, cols) multiplied by BLAS one block of rows at a time;
+    bfloat16 at batch 1 by a compiled GEMV that widens the values in registers (BLAS would
+    need a float32 copy of each block first)."""
     rows, cols = bits.shape
+    if (not trans and xt.shape[1] == 1 and name_of(_native(dtype)) == "bfloat16"
+            and bits.flags.c_contiguous):
+        kn.dense_matmul(bits.view(np.uint16), rows, cols, xt, yt, threads)
+        return
     step = max(1, _DENSE_BLOCK_ELEMENTS // max(cols, 1))
     for r0 in range(0, rows, step):
         block = _to_float32(bits[r0 : r0 + step], dtype)
@@ -396,7 +403,7 @@ def _frame_product(
     if fused:
         path, count = "window", _window_product(parts, xt, yt, threads)
     elif isinstance(parts, DenseParts):
-        _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans)
+        _dense_product(parts.values.reshape(rows, cols), info.dtype, xt, yt, trans, threads)
     elif isinstance(parts, (NMParts, MaskParts, CompressedParts)):
         if trans:
             partial = np.zeros_like(yt)

@@ -2074,6 +2074,97 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
 }
 #endif
 
+/* -- dense bfloat16 GEMV ----------------------------------------------------------------- */
+
+/* y[r] = sum_j W[r, j] x[j] for a dense bfloat16 W (rows x cols bit patterns, read where they
+ * lie: any alignment), batch 1: sixteen chains, column j into chain j mod 16 by fmaf in
+ * ascending j, the chains added pairwise (c, c + 8) and then as nm24_hsum adds them. The AVX2
+ * twin runs the chains as two 8-lane vectors (16 values widened in registers by a shift, two
+ * FMAs a step); a row's last cols % 16 columns from copies of W and x padded with zeros.
+ * Nothing but the result is written: no float32 copy of the block. */
+typedef struct {
+    const char *w;
+    const float *x;
+    float *y;
+    int64_t cols;
+} dense_job;
+
+static int64_t dense_rows_scalar(const void *job, int64_t r0, int64_t r1) {
+    const dense_job *J = (const dense_job *)job;
+    for (int64_t r = r0; r < r1; r++) {
+        const char *row = J->w + 2 * r * J->cols;
+        float acc[16] = {0}, sum8[8];
+        for (int64_t j = 0; j < J->cols; j++)
+            acc[j & 15] = fmaf(bits_to_f((uint32_t)ld16(row, j) << 16), J->x[j], acc[j & 15]);
+        for (int l = 0; l < 8; l++) sum8[l] = acc[l] + acc[l + 8];
+        J->y[r] = nm24_hsum(sum8);
+    }
+    return 0;
+}
+
+#if SC_X86
+SC_TARGET("avx2,fma") static int64_t dense_rows_avx2(const void *job, int64_t r0, int64_t r1) {
+    const dense_job *J = (const dense_job *)job;
+    const int64_t cols = J->cols, whole = cols / 16 * 16, left = cols - whole;
+    const float *x = J->x;
+    float xpad[16] = {0};
+    memcpy(xpad, x + whole, (size_t)left * 4);
+    for (int64_t r = r0; r < r1; r++) {
+        const char *row = J->w + 2 * r * cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (int64_t j = 0; j < whole; j += 16) {
+            a0 = _mm256_fmadd_ps(bf16x8(row + 2 * j), _mm256_loadu_ps(x + j), a0);
+            a1 = _mm256_fmadd_ps(bf16x8(row + 2 * j + 16), _mm256_loadu_ps(x + j + 8), a1);
+        }
+        if (left) { /* padding lanes add (+0)(+0): a chain from +0 is never -0, so no change */
+            uint16_t wpad[16] = {0};
+            memcpy(wpad, row + 2 * whole, (size_t)left * 2);
+            a0 = _mm256_fmadd_ps(bf16x8((const char *)wpad), _mm256_loadu_ps(xpad), a0);
+            a1 = _mm256_fmadd_ps(bf16x8((const char *)(wpad + 8)), _mm256_loadu_ps(xpad + 8), a1);
+        }
+        float sum8[8];
+        _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
+        J->y[r] = nm24_hsum(sum8);
+    }
+    return 0;
+}
+#endif
+
+/* dense_matmul(w u16 (rows x cols bfloat16 patterns), rows, cols, x f32 (cols), y f32 (w,
+ * rows), threads) -> rows: y = W @ x. */
+static PyObject *dense_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    if (sc_nargs(nargs, 6, "dense_matmul") < 0) return NULL;
+    int64_t rows, cols, threads;
+    if (sc_i64(a[1], &rows) < 0 || sc_i64(a[2], &cols) < 0 || sc_i64(a[5], &threads) < 0)
+        return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr w, x, y;
+    PyObject *res = NULL;
+    if (sc_get(&B, a[0], 0, 2, "w", &w) < 0 || sc_get(&B, a[3], 0, 4, "x", &x) < 0 ||
+        sc_get(&B, a[4], 1, 4, "y", &y) < 0)
+        goto done;
+    if (rows < 0 || cols < 0 || cols > INT32_MAX - 16 || w.n != rows * cols || x.n != cols ||
+        y.n != rows) {
+        PyErr_SetString(PyExc_ValueError, "dense_matmul: w, x and y do not fit rows x cols");
+        goto done;
+    }
+    dense_job J = {w.p, x.p, y.p, cols};
+    const int simd = use_avx2();
+    Py_BEGIN_ALLOW_THREADS
+#if SC_X86
+    if (simd)
+        parallel_rows(dense_rows_avx2, &J, rows, threads);
+    else
+#endif
+        parallel_rows(dense_rows_scalar, &J, rows, threads);
+    Py_END_ALLOW_THREADS
+    (void)simd;
+    res = PyLong_FromLongLong(rows);
+done:
+    sc_release(&B);
+    return res;
+}
+
 /* csr_matmul(indptr, indices, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count.
  * indptr is int64 with rows + 1 items. */
 static PyObject *csr_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
@@ -2795,6 +2886,8 @@ PyMethodDef sc_compute_methods[] = {
      "x @ W.T (or x @ W) from an LSB-first bitmask and the kept values."},
     {"csr_matmul", (PyCFunction)(void (*)(void))csr_matmul, METH_FASTCALL,
      "x @ W.T (or x @ W) from CSR indptr (int64), indices and values."},
+    {"dense_matmul", (PyCFunction)(void (*)(void))dense_matmul, METH_FASTCALL,
+     "W @ x (batch 1) from a dense bfloat16 weight's bit patterns, widened in registers."},
     {"window_matmul", (PyCFunction)(void (*)(void))window_matmul, METH_FASTCALL,
      "x @ W.T (batch 1-4) from a bfloat16 window frame's sections, decoded in registers."},
     {NULL, NULL, 0, NULL},
