@@ -321,6 +321,18 @@ def test_dense_bfloat16_gemv_twins_write_the_same_bytes(config):
         assert_close(y_scalar, *reference(x, w))
 
 
+def test_the_dense_gemv_checks_its_arguments():
+    from sparsecodecs.kernels import _native
+
+    w, x, y = np.zeros(12, np.uint16), np.zeros(4, np.float32), np.zeros(3, np.float32)
+    assert _native.dense_matmul(w, 3, 4, x, y, 1) == 3
+    for rows, cols, xs, ys in [(3, 5, 4, 3), (4, 4, 4, 3), (3, 4, 5, 3), (3, 4, 4, 4),
+                               (-1, 4, 4, 3), (2**40, 2**40, 4, 3)]:
+        with pytest.raises(ValueError, match="do not fit"):
+            _native.dense_matmul(w, rows, cols, np.zeros(xs, np.float32),
+                                 np.zeros(ys, np.float32), 1)
+
+
 @pytest.mark.parametrize("config", [{"id": "nm"}, {"id": "nm", "n": 4, "m": 8},
                                     {"id": "bitmask"}, {"id": "csr"}, {"id": "csc"}],
                          ids=lambda c: "-".join(map(str, c.values())))

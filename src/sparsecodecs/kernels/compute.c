@@ -2191,8 +2191,8 @@ static PyObject *dense_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nar
     if (sc_get(&B, a[0], 0, 2, "w", &w) < 0 || sc_get(&B, a[3], 0, 4, "x", &x) < 0 ||
         sc_get(&B, a[4], 1, 4, "y", &y) < 0)
         goto done;
-    if (rows < 0 || cols < 0 || cols > INT32_MAX - 16 || w.n != rows * cols || x.n != cols ||
-        y.n != rows) {
+    if (rows < 0 || cols < 0 || cols > INT32_MAX - 16 || (cols && rows > INT64_MAX / cols) ||
+        w.n != rows * cols || x.n != cols || y.n != rows) {
         PyErr_SetString(PyExc_ValueError, "dense_matmul: w, x and y do not fit rows x cols");
         goto done;
     }
