@@ -1788,15 +1788,16 @@ static int64_t mask8_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                     const __m256 w0 = _mm256_loadu_ps(dense + 8 * i);
                     const __m256 w1 = _mm256_loadu_ps(dense + 8 * i + 8);
                     for (int k = 0; k < 4; k++) {
-                        a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k * cols + 8 * i), a[k][0]);
-                        a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + k * cols + 8 * i + 8),
-                                                  a[k][1]);
+                        const float *xk = x + k * cols + 8 * i;
+                        a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xk), a[k][0]);
+                        a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xk + 8), a[k][1]);
                     }
                 }
                 if (i < nbytes) {
                     const __m256 w0 = _mm256_loadu_ps(dense + 8 * i);
                     for (int k = 0; k < 4; k++)
-                        a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k * cols + 8 * i), a[k][0]);
+                        a[k][0] =
+                            _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k * cols + 8 * i), a[k][0]);
                 }
                 for (int k = 0; k < 4; k++) {
                     float sum8[8];
@@ -2063,7 +2064,8 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
     const prod_t *P = &J->P;
     const int64_t cols = P->cols;
     const int isize = J->isize, bf16 = P->mode == MODE_BF16;
-    const __m256i top = _mm256_set1_epi32((int)(cols - 1)), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i top = _mm256_set1_epi32((int)(cols - 1));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     float *vals = bf16 ? NULL : malloc((size_t)(cols + 8) * 4);
     int64_t err = bf16 || vals ? 0 : SC_NOMEM, count = 0;
     for (int64_t r = r0; r < r1 && !err; r++) {
@@ -2082,9 +2084,7 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
             const __m256i ok = csr_ok(idx, top);
             bad = _mm256_or_si256(bad, _mm256_xor_si256(ok, _mm256_set1_epi32(-1)));
             const __m256i safe = _mm256_and_si256(ok, idx);
-            const __m256 v = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(
-                                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(vb + t))), 16))
-                                  : _mm256_loadu_ps(vals + t);
+            const __m256 v = bf16 ? bf16x8((const char *)(vb + t)) : _mm256_loadu_ps(vals + t);
             acc = _mm256_fmadd_ps(v, _mm256_i32gather_ps(P->xt, safe, 4), acc);
         }
         if (t < cnt) { /* the last values, from zero-padded copies */
@@ -2102,11 +2102,9 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
             const __m256i ok = csr_ok(idx, top);
             bad = _mm256_or_si256(bad, _mm256_andnot_si256(ok, in));
             const __m256i safe = _mm256_and_si256(_mm256_and_si256(in, ok), idx);
-            const __m256 v = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(
-                                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)v16)), 16))
-                                  : _mm256_loadu_ps(vf);
-            acc = _mm256_blendv_ps(acc, _mm256_fmadd_ps(v, _mm256_i32gather_ps(P->xt, safe, 4), acc),
-                                   _mm256_castsi256_ps(in));
+            const __m256 v = bf16 ? bf16x8((const char *)v16) : _mm256_loadu_ps(vf);
+            const __m256 sum = _mm256_fmadd_ps(v, _mm256_i32gather_ps(P->xt, safe, 4), acc);
+            acc = _mm256_blendv_ps(acc, sum, _mm256_castsi256_ps(in));
         }
         if (!_mm256_testz_si256(bad, bad)) {
             err = SC_BAD_FRAME;
