@@ -416,6 +416,19 @@ def test_the_products_section_times_every_compute_codec_against_torch():
     assert skipped.endswith("Skipped: no torch")
 
 
+def test_the_stack_runs_weights_are_what_their_names_say():
+    from sparsecodecs.bench.products import STACK_OTHERS, stack_codec, weight
+
+    assert stack_codec("nm") == ("nm", "2:4") and stack_codec("csr@50%") == ("csr", "50%")
+    assert {stack_codec(name)[1] for name in STACK_OTHERS} == {"50%", "dense"}
+    zeros = {kind: float((weight((64, 64), kind) == 0).mean()) for kind in ("2:4", "50%", "dense")}
+    assert zeros["2:4"] == 0.5 and zeros["50%"] == 0.5 and zeros["dense"] < 0.01
+    groups = (weight((64, 64), "50%").reshape(-1, 4) != 0).sum(axis=1)
+    assert (groups != 2).any()  # unstructured: not every group of four keeps two
+    with pytest.raises(ValueError, match="'30%'"):
+        weight((4, 4), "30%")
+
+
 def test_the_products_section_steps_aside_when_memory_is_short(monkeypatch):
     pytest.importorskip("torch")
     from sparsecodecs.bench import products

@@ -48,6 +48,8 @@ __all__ = [
 def weight(shape: tuple[int, int], kind: str, seed: int = 0) -> np.ndarray:
     """A bfloat16 N(0, 0.02^2) weight: ``kind`` ``"2:4"`` (magnitude-pruned 2:4), ``"50%"``
     (the smaller half of its magnitudes zeroed, unstructured) or ``"dense"``."""
+    if kind not in ("2:4", "50%", "dense"):
+        raise ValueError(f"weights must be '2:4', '50%' or 'dense', got {kind!r}")
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(ml_dtypes.bfloat16)
     if kind == "2:4":
