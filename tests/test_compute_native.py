@@ -249,13 +249,14 @@ def test_spmm_twins_write_the_same_bytes(codec):
 @pytest.mark.parametrize("dtype", [*sorted(FLOATS), "int8"])
 def test_bitmask_gemv_twins_write_the_same_bytes(config, dtype):
     # an odd number of mask bytes a row (72, 8, 40, 1032 columns: the last byte alone), rows
-    # of 129 bytes; every SIMD level (batch 1 has an AVX-512 build, bfloat16 widened in it)
+    # of 129 bytes; every SIMD level (batch 1 has an AVX-512 build, bfloat16 widened in it);
+    # batches 4-24 four columns of x at a time, the rest one by one (13: three fours and one)
     dt = np.dtype(np.int8) if dtype == "int8" else FLOATS[dtype]
     for shape, density in [((5, 64), 0.5), ((3, 72), 0.9), ((4, 8), 0.3), ((2, 16), 0.0),
                            ((6, 40), 1.0), ((7, 1032), 0.5), ((3, 1032), 0.97)]:
         w = weight(shape, dt, density, 4)
         frame = encode(config, w)
-        for batch in (1, 2, 5, 8):
+        for batch in (1, 2, 5, 8, 13, 24):
             x = np.random.default_rng(batch).standard_normal((batch, shape[1])).astype(np.float32)
             y_scalar, _ = product(frame, x, level="scalar")
             for level in SIMD_LEVELS:
