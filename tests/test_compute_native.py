@@ -160,11 +160,12 @@ def test_csr_gemv_twins_write_the_same_bytes(dtype):
 @pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
 @pytest.mark.parametrize("cols", [70, 300, 70_000], ids=["u8-indices", "u16-indices",
                                                        "u32-indices"])
-def test_the_csr_gemv_refuses_an_index_outside_the_weight(level, cols, monkeypatch):
-    """Batch 1 on CSR takes the GEMV, eight indices a vector at AVX2: an index at or past the
-    row length (the largest of its item size; for 4-byte indices also one that is negative
-    as a signed 32-bit lane), in a whole block of eight or in a row's last ones, is the
-    kernel's -3, never a read of x past its end."""
+@pytest.mark.parametrize("batch", [1, 5])
+def test_the_csr_gemv_refuses_an_index_outside_the_weight(level, cols, batch, monkeypatch):
+    """Batch 1 on CSR takes the GEMV, eight indices a vector at AVX2 (batch 5: the SpMM): an
+    index at or past the row length (the largest of its item size; for 4-byte indices also one
+    that is negative as a signed 32-bit lane), in a whole block of eight or in a row's last
+    ones, is the kernel's -3, never a read of x past its end."""
     from sparsecodecs.kernels import _native
 
     w = weight((3, cols), FLOATS["bfloat16"], 20 / cols, 7)  # ~20 kept a row
@@ -172,7 +173,7 @@ def test_the_csr_gemv_refuses_an_index_outside_the_weight(level, cols, monkeypat
     calls: list[tuple[Any, ...]] = []
     kernel = _native.csr_matmul
     monkeypatch.setattr(_native, "csr_matmul", lambda *a: calls.append(a) or kernel(*a))
-    x = np.ones((1, cols), np.float32)
+    x = np.ones((batch, cols), np.float32)
     with use_simd(level):
         sc.matmul(x, frame)
         args = list(calls[0])
