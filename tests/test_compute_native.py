@@ -307,20 +307,22 @@ def test_bitmask_gemv_reads_nothing_past_its_sections(monkeypatch, dtype):
 @pytest.mark.parametrize("config", [{"id": "raw"}, {"id": "hybrid", "layout": "dense"}],
                          ids=["raw", "hybrid-dense"])
 def test_dense_bfloat16_gemv_twins_write_the_same_bytes(config):
-    """A dense bfloat16 weight at batch 1 (the generic path) takes the compiled GEMV: at AVX2
-    the scalar twin's bytes, rows of every length mod 16 (the last columns from padded
-    copies), whatever the thread count."""
+    """A dense bfloat16 weight at batch 1-16 (the generic path) takes the compiled GEMV: at
+    AVX2 the scalar twin's bytes, rows of every length mod 16 (the last columns from padded
+    copies), four columns of x at a time and the rest one by one (batch 13: three fours and
+    one), whatever the thread count; batch 17 takes BLAS."""
     for cols in (1, 7, 8, 15, 16, 17, 40, 300, 1031):
         w = weight((9, cols), BF16, 1.0, cols)
         frame = encode(config, w)
-        x = np.random.default_rng(cols).standard_normal((1, cols)).astype(np.float32)
-        y_scalar, paths = product(frame, x, level="scalar")
-        assert paths == [f"{config['id']}:dense"]
-        for level, threads in itertools.product(SIMD_LEVELS, (1, 4)):
-            y_simd, _ = product(frame, x, threads, level)
-            np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
-                                          err_msg=f"{cols} {level} {threads}")
-        assert_close(y_scalar, *reference(x, w))
+        for batch in (1, 2, 5, 13, 16, 17):
+            x = np.random.default_rng(cols).standard_normal((batch, cols)).astype(np.float32)
+            y_scalar, paths = product(frame, x, level="scalar")
+            assert paths == [f"{config['id']}:dense"]
+            for level, threads in itertools.product(SIMD_LEVELS, (1, 4)):
+                y_simd, _ = product(frame, x, threads, level)
+                np.testing.assert_array_equal(bits(y_simd), bits(y_scalar),
+                                              err_msg=f"{cols} {batch} {level} {threads}")
+            assert_close(y_scalar, *reference(x, w))
 
 
 def test_the_dense_gemv_checks_its_arguments():
@@ -328,8 +330,10 @@ def test_the_dense_gemv_checks_its_arguments():
 
     w, x, y = np.zeros(12, np.uint16), np.zeros(4, np.float32), np.zeros(3, np.float32)
     assert _native.dense_matmul(w, 3, 4, x, y, 1) == 3
+    assert _native.dense_matmul(w, 3, 4, np.zeros(8, np.float32), np.zeros(6, np.float32), 1) == 3
     for rows, cols, xs, ys in [(3, 5, 4, 3), (4, 4, 4, 3), (3, 4, 5, 3), (3, 4, 4, 4),
-                               (-1, 4, 4, 3), (2**40, 2**40, 4, 3)]:
+                               (-1, 4, 4, 3), (2**40, 2**40, 4, 3), (3, 0, 4, 3),
+                               (3, 4, 4 * 17, 3 * 17)]:
         with pytest.raises(ValueError, match="do not fit"):
             _native.dense_matmul(w, rows, cols, np.zeros(xs, np.float32),
                                  np.zeros(ys, np.float32), 1)

@@ -20,7 +20,7 @@ result is float32 and every sum is accumulated in float32; it equals
   sparse layout with a non-zero ``fill``, any plug-in codec) takes the *generic* path: the
   frame is decoded in one go (``raw`` is read in place) and multiplied one block of rows at a
   time, each block turned into float32 in a buffer and handed to BLAS, so the float32 copy of
-  the whole matrix never exists (bfloat16 at batch 1: a compiled GEMV, no buffer).
+  the whole matrix never exists (bfloat16 at batch 1-16: a compiled GEMV, no buffer).
 
 **Peak memory.** To bound the memory of any codec to the compressed weight plus one block,
 store the weight as a :class:`CompressedLinear`: :meth:`CompressedLinear.from_array` encodes
@@ -92,6 +92,8 @@ FrameLike = bytes | bytearray | memoryview
 DEFAULT_BLOCK_ROWS = 256
 #: Elements per block of the generic (dense) path: 1 MiB of float32.
 _DENSE_BLOCK_ELEMENTS = 1 << 18
+#: The compiled dense bfloat16 GEMV takes batches up to this (kernels/compute.c DENSE_MAX_NB).
+_DENSE_GEMV_MAX_NB = 16
 _NO_FLOATS = np.zeros(0, np.float32)
 #: How the kernels turn values into float32 (kernels/compute.c): a table over every bit pattern,
 #: bfloat16 by a shift, a float32 array, all ones (counts kept entries), float16's table.
@@ -216,11 +218,11 @@ def _dense_product(
     threads: int = 1,
 ) -> None:
     """The generic path: ``bits`` (rows, cols) multiplied by BLAS one block of rows at a time;
-    bfloat16 at batch 1 by a compiled GEMV that widens the values in registers (BLAS would
-    need a float32 copy of each block first)."""
+    bfloat16 at batch 1 to 16 by a compiled GEMV that widens the values in registers (BLAS
+    would need a float32 copy of each block first)."""
     rows, cols = bits.shape
-    if (not trans and xt.shape[1] == 1 and name_of(_native(dtype)) == "bfloat16"
-            and bits.flags.c_contiguous):
+    gemv = xt.shape[1] <= _DENSE_GEMV_MAX_NB and name_of(_native(dtype)) == "bfloat16"
+    if gemv and not trans and cols and bits.flags.c_contiguous:
         kn.dense_matmul(bits.view(np.uint16), rows, cols, xt, yt, threads)
         return
     step = max(1, _DENSE_BLOCK_ELEMENTS // max(cols, 1))

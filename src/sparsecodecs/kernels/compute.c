@@ -2125,28 +2125,36 @@ SC_TARGET("avx2,fma") static int64_t csr1_rows_avx2(const void *job, int64_t r0,
 
 /* -- dense bfloat16 GEMV ----------------------------------------------------------------- */
 
-/* y[r] = sum_j W[r, j] x[j] for a dense bfloat16 W (rows x cols bit patterns, read where they
- * lie: any alignment), batch 1: sixteen chains, column j into chain j mod 16 by fmaf in
- * ascending j, the chains added pairwise (c, c + 8) and then as nm24_hsum adds them. The AVX2
- * twin runs the chains as two 8-lane vectors (16 values widened in registers by a shift, two
- * FMAs a step); a row's last cols % 16 columns from copies of W and x padded with zeros.
- * Nothing but the result is written: no float32 copy of the block. */
+/* y[r, b] = sum_j W[r, j] x[j, b] for a dense bfloat16 W (rows x cols bit patterns, read where
+ * they lie: any alignment), batch 1 to DENSE_MAX_NB: for each column b of x, sixteen chains,
+ * column j into chain j mod 16 by fmaf in ascending j, the chains added pairwise (c, c + 8)
+ * and then as nm24_hsum adds them. The AVX2 twin runs the chains as two 8-lane vectors (16
+ * values widened in registers by a shift, two FMAs a step), four columns of x against each
+ * step's weights; a row's last cols % 16 columns from copies of W and x padded with zeros.
+ * Nothing but the result is written: no float32 copy of the block. Up to batch 16 it beats
+ * numpy's float32 copy and BLAS (4096x4096, ms a layer: batch 8 8.1 against 21.8, 16 16.6
+ * against 22.8, 24 27.2 against 24.4 with OpenBLAS on both cores). */
+#define DENSE_MAX_NB 16
 typedef struct {
     const char *w;
-    const float *x;
-    float *y;
-    int64_t cols;
+    const float *x;    /* nb rows of cols floats (x itself at batch 1) */
+    const float *xpad; /* nb rows of 16: each row's last cols % 16 floats, then zeros */
+    float *y;          /* (rows, nb) */
+    int64_t cols, nb;
 } dense_job;
 
 static int64_t dense_rows_scalar(const void *job, int64_t r0, int64_t r1) {
     const dense_job *J = (const dense_job *)job;
     for (int64_t r = r0; r < r1; r++) {
         const char *row = J->w + 2 * r * J->cols;
-        float acc[16] = {0}, sum8[8];
-        for (int64_t j = 0; j < J->cols; j++)
-            acc[j & 15] = fmaf(bits_to_f((uint32_t)ld16(row, j) << 16), J->x[j], acc[j & 15]);
-        for (int l = 0; l < 8; l++) sum8[l] = acc[l] + acc[l + 8];
-        J->y[r] = nm24_hsum(sum8);
+        for (int64_t b = 0; b < J->nb; b++) {
+            const float *x = J->x + b * J->cols;
+            float acc[16] = {0}, sum8[8];
+            for (int64_t j = 0; j < J->cols; j++)
+                acc[j & 15] = fmaf(bits_to_f((uint32_t)ld16(row, j) << 16), x[j], acc[j & 15]);
+            for (int l = 0; l < 8; l++) sum8[l] = acc[l] + acc[l + 8];
+            J->y[r * J->nb + b] = nm24_hsum(sum8);
+        }
     }
     return 0;
 }
@@ -2154,33 +2162,45 @@ static int64_t dense_rows_scalar(const void *job, int64_t r0, int64_t r1) {
 #if SC_X86
 SC_TARGET("avx2,fma") static int64_t dense_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const dense_job *J = (const dense_job *)job;
-    const int64_t cols = J->cols, whole = cols / 16 * 16, left = cols - whole;
-    const float *x = J->x;
-    float xpad[16] = {0};
-    memcpy(xpad, x + whole, (size_t)left * 4);
+    const int64_t cols = J->cols, nb = J->nb, whole = cols / 16 * 16, left = cols - whole;
     for (int64_t r = r0; r < r1; r++) {
         const char *row = J->w + 2 * r * cols;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        for (int64_t j = 0; j < whole; j += 16) {
-            a0 = _mm256_fmadd_ps(bf16x8(row + 2 * j), _mm256_loadu_ps(x + j), a0);
-            a1 = _mm256_fmadd_ps(bf16x8(row + 2 * j + 16), _mm256_loadu_ps(x + j + 8), a1);
+        uint16_t wpad[16] = {0};
+        memcpy(wpad, row + 2 * whole, (size_t)left * 2);
+        for (int64_t b = 0; b < nb; b += b + 4 <= nb ? 4 : 1) {
+            const int n = b + 4 <= nb ? 4 : 1;
+            const float *x = J->x + b * cols;
+            __m256 a[4][2];
+            for (int k = 0; k < 4; k++) a[k][0] = a[k][1] = _mm256_setzero_ps();
+            for (int64_t j = 0; j < whole; j += 16) {
+                const __m256 w0 = bf16x8(row + 2 * j), w1 = bf16x8(row + 2 * j + 16);
+                for (int k = 0; k < n; k++) {
+                    const float *xk = x + k * cols + j;
+                    a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xk), a[k][0]);
+                    a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xk + 8), a[k][1]);
+                }
+            }
+            if (left) { /* padding lanes add (+0)(+0): a chain from +0 is never -0, so no change */
+                const __m256 w0 = bf16x8((const char *)wpad), w1 = bf16x8((const char *)(wpad + 8));
+                for (int k = 0; k < n; k++) {
+                    const float *xp = J->xpad + (b + k) * 16;
+                    a[k][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp), a[k][0]);
+                    a[k][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp + 8), a[k][1]);
+                }
+            }
+            for (int k = 0; k < n; k++) {
+                float sum8[8];
+                _mm256_storeu_ps(sum8, _mm256_add_ps(a[k][0], a[k][1]));
+                J->y[r * nb + b + k] = nm24_hsum(sum8);
+            }
         }
-        if (left) { /* padding lanes add (+0)(+0): a chain from +0 is never -0, so no change */
-            uint16_t wpad[16] = {0};
-            memcpy(wpad, row + 2 * whole, (size_t)left * 2);
-            a0 = _mm256_fmadd_ps(bf16x8((const char *)wpad), _mm256_loadu_ps(xpad), a0);
-            a1 = _mm256_fmadd_ps(bf16x8((const char *)(wpad + 8)), _mm256_loadu_ps(xpad + 8), a1);
-        }
-        float sum8[8];
-        _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
-        J->y[r] = nm24_hsum(sum8);
     }
     return 0;
 }
 #endif
 
-/* dense_matmul(w u16 (rows x cols bfloat16 patterns), rows, cols, x f32 (cols), y f32 (w,
- * rows), threads) -> rows: y = W @ x. */
+/* dense_matmul(w u16 (rows x cols bfloat16 patterns), rows, cols, xt f32 (cols, nb), yt f32
+ * (w, (rows, nb)), threads) -> rows: yt = W @ xt, nb from 1 to DENSE_MAX_NB. */
 static PyObject *dense_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     if (sc_nargs(nargs, 6, "dense_matmul") < 0) return NULL;
     int64_t rows, cols, threads;
@@ -2189,15 +2209,29 @@ static PyObject *dense_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nar
     sc_bufs B = {.n = 0};
     sc_arr w, x, y;
     PyObject *res = NULL;
+    float *xrows = NULL, *xpad = NULL;
     if (sc_get(&B, a[0], 0, 2, "w", &w) < 0 || sc_get(&B, a[3], 0, 4, "x", &x) < 0 ||
         sc_get(&B, a[4], 1, 4, "y", &y) < 0)
         goto done;
-    if (rows < 0 || cols < 0 || cols > INT32_MAX - 16 || (cols && rows > INT64_MAX / cols) ||
-        w.n != rows * cols || x.n != cols || y.n != rows) {
+    const int64_t nb = cols > 0 ? x.n / cols : 0;
+    if (rows < 0 || cols <= 0 || cols > INT32_MAX - 16 || rows > INT64_MAX / cols ||
+        w.n != rows * cols || nb < 1 || nb > DENSE_MAX_NB || x.n != cols * nb ||
+        y.n != rows * nb) {
         PyErr_SetString(PyExc_ValueError, "dense_matmul: w, x and y do not fit rows x cols");
         goto done;
     }
-    dense_job J = {w.p, x.p, y.p, cols};
+    const int64_t whole = cols / 16 * 16;
+    const float *xt = x.p;
+    xpad = calloc((size_t)(nb * 16), 4);
+    xrows = nb > 1 ? x_by_rows(xt, cols, nb, 0) : NULL;
+    if (!xpad || (nb > 1 && !xrows)) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const float *xr = nb > 1 ? xrows : xt;
+    for (int64_t b = 0; b < nb; b++)
+        memcpy(xpad + b * 16, xr + b * cols + whole, (size_t)(cols - whole) * 4);
+    dense_job J = {w.p, xr, xpad, y.p, cols, nb};
     const int simd = use_avx2();
     Py_BEGIN_ALLOW_THREADS
 #if SC_X86
@@ -2210,6 +2244,8 @@ static PyObject *dense_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nar
     (void)simd;
     res = PyLong_FromLongLong(rows);
 done:
+    free(xrows);
+    free(xpad);
     sc_release(&B);
     return res;
 }
@@ -2936,7 +2972,7 @@ PyMethodDef sc_compute_methods[] = {
     {"csr_matmul", (PyCFunction)(void (*)(void))csr_matmul, METH_FASTCALL,
      "x @ W.T (or x @ W) from CSR indptr (int64), indices and values."},
     {"dense_matmul", (PyCFunction)(void (*)(void))dense_matmul, METH_FASTCALL,
-     "W @ x (batch 1) from a dense bfloat16 weight's bit patterns, widened in registers."},
+     "W @ x (batch 1-16) from a dense bfloat16 weight's bit patterns, widened in registers."},
     {"window_matmul", (PyCFunction)(void (*)(void))window_matmul, METH_FASTCALL,
      "x @ W.T (batch 1-4) from a bfloat16 window frame's sections, decoded in registers."},
     {NULL, NULL, 0, NULL},
