@@ -269,6 +269,45 @@ def test_bitmask_gemv_twins_write_the_same_bytes(config, dtype):
             assert_close(y_scalar, *reference(x, w))
 
 
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_a_two_four_bitmask_takes_the_2_4_kernels(dtype):
+    """A bitmask (and hybrid's bitmask layout) whose every group of four keeps exactly two is
+    multiplied at batches 1-8 by the 2:4 kernels, on the same kept values: the same bytes as
+    the nm frame of that weight, at every level. One group of three, a fill, or rows that are
+    not whole groups keep the bitmask GEMV; from batch 9, too."""
+    from sparsecodecs.codecs import _kernels
+
+    w = weight((37, 1104), FLOATS[dtype], 1.0, 3, (2, 4))
+    kept = w.reshape(-1, 4).view(f"u{w.itemsize}") != 0  # (bit patterns: -0.0 is kept)
+    assert (kept.sum(axis=1) == 2).all()
+    nm = encode({"id": "nm"}, w)
+    for config in ({"id": "bitmask"}, {"id": "hybrid", "layout": "bitmask"}):
+        frame = encode(config, w)
+        for batch in (1, 3, 8):
+            x = np.random.default_rng(batch).standard_normal((batch, 1104)).astype(np.float32)
+            for level in ["scalar", *SIMD_LEVELS]:
+                want, _ = product(nm, x, level=level)
+                got, paths = product(frame, x, level=level)
+                assert paths == [f"{config['id']}:nm"], paths
+                np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{batch} {level}")
+        x9 = np.ones((9, 1104), np.float32)
+        assert product(frame, x9)[1] == [f"{config['id']}:bitmask"]
+    three = w.copy()
+    three[5, 0:4] = 1  # a group of four kept
+    assert product(encode({"id": "bitmask"}, three), x9[:1])[1] == ["bitmask:bitmask"]
+    odd = weight((6, 42), FLOATS[dtype], 1.0, 3, (2, 4))  # 42 columns: a row ends mid-group
+    assert product(encode({"id": "bitmask"}, odd), np.ones((1, 42), np.float32))[1] == [
+        "bitmask:bitmask"]
+    # the compiled mapping, and a group of one or three refused wherever it lies
+    mask = np.packbits(np.tile([1, 1, 0, 0, 0, 1, 0, 1], 40).astype(np.uint8), bitorder="little")
+    out = np.empty(80, np.uint8)
+    assert _kernels.mask_codes24(mask, 80, out) and set(out) == {0, 4}
+    for g in (0, 33, 79):
+        bad = np.unpackbits(mask, bitorder="little")
+        bad[4 * g] ^= 1  # one or three kept
+        assert not _kernels.mask_codes24(np.packbits(bad, bitorder="little"), 80, out)
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_bitmask_gemv_reads_nothing_past_its_sections(monkeypatch, dtype):
     """The mask and the values handed to the kernel end where an inaccessible page starts,

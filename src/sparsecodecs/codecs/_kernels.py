@@ -45,6 +45,12 @@ def touch_pages(buf: np.ndarray) -> None:
     _native.touch_pages(buf)
 
 
+def mask_codes24(mask: np.ndarray, groups: int, out: np.ndarray) -> bool:
+    """``out[g]`` = the 2:4 pattern code (0-5) of the 4-bit group ``g`` of an LSB-first
+    bitmask, for ``g < groups``; False if a group does not keep exactly two."""
+    return bool(_native.mask_codes24(mask, groups, out))
+
+
 def popcount(mask: np.ndarray) -> int:
     """Set bits in the byte array ``mask``."""
     return int(_native.mask_popcount(mask))

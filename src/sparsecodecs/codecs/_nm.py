@@ -259,6 +259,16 @@ def code_reader(codes: np.ndarray, ncodes: int) -> tuple[np.ndarray, np.ndarray]
     return codes, _identity_lut(ncodes)
 
 
+def two_four_codes(mask: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(packed, lut)`` of 2:4 groups for :class:`~._parts.NMParts` from an LSB-first bitmask
+    whose every 4-bit group keeps exactly two (the first ``groups``), or None if one does not:
+    the same weight, the kept values in the same order (the compiled ``mask_codes24``)."""
+    codes = np.empty(groups, np.uint8)
+    if not _kernels.mask_codes24(mask, groups, codes):
+        return None
+    return codes, _identity_lut(6)
+
+
 def scatter_groups(
     packed: np.ndarray,
     lut: np.ndarray,

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codecs._nm import nm_tables
+from ..codecs._nm import nm_tables, two_four_codes
 from ..codecs._parts import CompressedParts, DenseParts, MaskParts, NMParts, WindowParts
 from ..kernels import _native as kn
 from ..registry import (
@@ -376,6 +376,23 @@ def _frame_parts(parsed: Frame) -> tuple[Any, str]:
     return parts, "dense"
 
 
+def _as_two_four(parts: MaskParts, rows: int, cols: int, dtype: np.dtype[Any]
+                 ) -> MaskParts | NMParts:
+    """A bitmask whose every group of four columns keeps exactly two, as 2:4 parts (the same
+    kept values, in the same order): batches 1-8 then take the fused 2:4 kernels, which read
+    a pattern code a group where the bitmask GEMV multiplies every column (4096x4096 bfloat16
+    at batch 1: 1.6 against 2.4 ms a layer; at batch 8: 5.3 against 9.6). Anything else (a
+    non-zero fill, rows not whole groups, values the fused kernels do not take, a group of
+    one or three) keeps the bitmask."""
+    if (parts.fill is not None or cols % 4 or rows * cols == 0
+            or name_of(_native(dtype)) not in ("bfloat16", "float16", "float32")):
+        return parts
+    codes = two_four_codes(parts.mask, rows * cols // 4)
+    if codes is None:
+        return parts
+    return NMParts(2, 4, codes[0], codes[1], parts.values)
+
+
 def _frame_product(
     parsed: Frame, xt: np.ndarray, yt: np.ndarray, trans: bool, stats: MatmulStats | None,
     bad: np.ndarray | None = None, threads: int = 1, slot: list[Any] | None = None,
@@ -402,6 +419,8 @@ def _frame_product(
              and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
         parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
+    if isinstance(parts, MaskParts) and not trans and nb <= 8:
+        parts = _as_two_four(parts, rows, cols, info.dtype)
     if fused:
         path, count = "window", _window_product(parts, xt, yt, threads)
     elif isinstance(parts, DenseParts):

@@ -646,6 +646,16 @@ SC_INLINE int row_codes24(const nm_job *J, int64_t g0, int64_t count, uint8_t *c
         }
         return bad & 0x80808080u ? SC_BAD_FRAME : 0;
     }
+    if (J->psize == 1 && J->k == 1 && J->lutrows == 6) { /* one byte a group, identity lut */
+        if (g0 + count > J->npacked) return SC_BAD_FRAME;
+        const uint8_t *c = (const uint8_t *)J->packed + g0;
+        uint8_t bad = 0;
+        for (int64_t q = 0; q < count; q++) {
+            bad |= (uint8_t)(c[q] >= 6);
+            codes[q] = c[q];
+        }
+        return bad ? SC_BAD_FRAME : 0;
+    }
     if (J->psize == 2 && J->k == 1 && J->lutrows == 6) { /* one code per group, identity lut */
         if (g0 + count > J->npacked) return SC_BAD_FRAME;
         const char *c = (const char *)J->packed + 2 * g0;
@@ -1907,6 +1917,79 @@ static int64_t mask8_rows_avx512(const void *job, int64_t r0, int64_t r1) {
 }
 #endif
 
+/* -- a bitmask as 2:4 pattern codes -------------------------------------------------------- */
+
+/* The 2:4 code (nm_tables(2, 4): positions (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) are codes 0-5)
+ * of each 4-bit group of a mask, 0xFF where the group does not keep exactly two. */
+static const uint8_t code24_of_nibble[16] = {
+    0xFF, 0xFF, 0xFF, 0, 0xFF, 1, 3, 0xFF, 0xFF, 2, 4, 0xFF, 5, 0xFF, 0xFF, 0xFF};
+
+/* Group g (bits 4g .. 4g + 3 of the LSB-first mask) to out[g], for g < groups; returns 1 if
+ * every group keeps exactly two, else 0 (out then holds 0xFF somewhere). */
+static int mask_codes24_scalar(const uint8_t *mask, int64_t groups, uint8_t *out) {
+    uint8_t bad = 0;
+    for (int64_t g = 0; g < groups; g++) {
+        const uint8_t c = code24_of_nibble[(mask[g >> 1] >> (4 * (g & 1))) & 15];
+        out[g] = c;
+        bad |= c & 0x80;
+    }
+    return !bad;
+}
+
+#if SC_X86
+/* The same 32 groups (16 mask bytes) a step: the low and high nibbles looked up by two
+ * pshufb and interleaved (a byte's low nibble is the earlier group). */
+SC_TARGET("avx2") static int mask_codes24_avx2(const uint8_t *mask, int64_t groups,
+                                              uint8_t *out) {
+    const __m128i table = _mm_loadu_si128((const __m128i *)code24_of_nibble);
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m128i bad = _mm_setzero_si128();
+    int64_t g = 0;
+    for (; g + 32 <= groups; g += 32) {
+        const __m128i m = _mm_loadu_si128((const __m128i *)(mask + g / 2));
+        const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(m, low4));
+        const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(m, 4), low4));
+        const __m128i a = _mm_unpacklo_epi8(lo, hi), b = _mm_unpackhi_epi8(lo, hi);
+        _mm_storeu_si128((__m128i *)(out + g), a);
+        _mm_storeu_si128((__m128i *)(out + g + 16), b);
+        bad = _mm_or_si128(bad, _mm_or_si128(a, b));
+    }
+    const int rest = mask_codes24_scalar(mask + g / 2, groups - g, out + g);
+    return rest && !(_mm_movemask_epi8(bad));
+}
+#endif
+
+/* mask_codes24(mask u8, groups, out u8 (w)) -> bool: out[g] = the 2:4 code of group g. */
+static PyObject *mask_codes24(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
+    if (sc_nargs(nargs, 3, "mask_codes24") < 0) return NULL;
+    int64_t groups;
+    if (sc_i64(a[1], &groups) < 0) return NULL;
+    sc_bufs B = {.n = 0};
+    sc_arr mask, out;
+    PyObject *res = NULL;
+    if (sc_get(&B, a[0], 0, 1, "mask", &mask) < 0 || sc_get(&B, a[2], 1, 1, "out", &out) < 0)
+        goto done;
+    if (groups < 0 || out.n < groups || mask.n < (groups + 1) / 2) {
+        PyErr_SetString(PyExc_ValueError, "mask_codes24: mask or out shorter than the groups");
+        goto done;
+    }
+    int ok;
+    const int simd = use_avx2();
+    Py_BEGIN_ALLOW_THREADS
+#if SC_X86
+    if (simd)
+        ok = mask_codes24_avx2(mask.p, groups, out.p);
+    else
+#endif
+        ok = mask_codes24_scalar(mask.p, groups, out.p);
+    Py_END_ALLOW_THREADS
+    (void)simd;
+    res = PyBool_FromLong(ok);
+done:
+    sc_release(&B);
+    return res;
+}
+
 /* mask_matmul(mask, rows, cols, vbits, vtab, vf, mode, xt, yt, trans, threads) -> count */
 static PyObject *mask_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     if (sc_nargs(nargs, 11, "mask_matmul") < 0) return NULL;
@@ -2971,6 +3054,8 @@ PyMethodDef sc_compute_methods[] = {
      "x @ W.T (or x @ W) from an LSB-first bitmask and the kept values."},
     {"csr_matmul", (PyCFunction)(void (*)(void))csr_matmul, METH_FASTCALL,
      "x @ W.T (or x @ W) from CSR indptr (int64), indices and values."},
+    {"mask_codes24", (PyCFunction)(void (*)(void))mask_codes24, METH_FASTCALL,
+     "The 2:4 pattern code of each 4-bit group of a bitmask; False if one keeps not two."},
     {"dense_matmul", (PyCFunction)(void (*)(void))dense_matmul, METH_FASTCALL,
      "W @ x (batch 1-16) from a dense bfloat16 weight's bit patterns, widened in registers."},
     {"window_matmul", (PyCFunction)(void (*)(void))window_matmul, METH_FASTCALL,
