@@ -1919,17 +1919,20 @@ static int64_t mask8_rows_avx512(const void *job, int64_t r0, int64_t r1) {
 
 /* -- a bitmask as 2:4 pattern codes -------------------------------------------------------- */
 
-/* The 2:4 code (nm_tables(2, 4): positions (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) are codes 0-5)
- * of each 4-bit group of a mask, 0xFF where the group does not keep exactly two. */
-static const uint8_t code24_of_nibble[16] = {
-    0xFF, 0xFF, 0xFF, 0, 0xFF, 1, 3, 0xFF, 0xFF, 2, 4, 0xFF, 5, 0xFF, 0xFF, 0xFF};
+/* The 2:4 code of each 4-bit group (nibble) of a mask: code c for the nibble with bits
+ * nm24_pos[c] set, 0xFF where the group does not keep exactly two. */
+static void code24_of_nibble(uint8_t table[16]) {
+    memset(table, 0xFF, 16);
+    for (int c = 0; c < 6; c++) table[(1 << nm24_pos[c][0]) | (1 << nm24_pos[c][1])] = (uint8_t)c;
+}
 
 /* Group g (bits 4g .. 4g + 3 of the LSB-first mask) to out[g], for g < groups; returns 1 if
  * every group keeps exactly two, else 0 (out then holds 0xFF somewhere). */
-static int mask_codes24_scalar(const uint8_t *mask, int64_t groups, uint8_t *out) {
+static int mask_codes24_scalar(const uint8_t *mask, int64_t groups, uint8_t *out,
+                               const uint8_t table[16]) {
     uint8_t bad = 0;
     for (int64_t g = 0; g < groups; g++) {
-        const uint8_t c = code24_of_nibble[(mask[g >> 1] >> (4 * (g & 1))) & 15];
+        const uint8_t c = table[(mask[g >> 1] >> (4 * (g & 1))) & 15];
         out[g] = c;
         bad |= c & 0x80;
     }
@@ -1940,8 +1943,8 @@ static int mask_codes24_scalar(const uint8_t *mask, int64_t groups, uint8_t *out
 /* The same 32 groups (16 mask bytes) a step: the low and high nibbles looked up by two
  * pshufb and interleaved (a byte's low nibble is the earlier group). */
 SC_TARGET("avx2") static int mask_codes24_avx2(const uint8_t *mask, int64_t groups,
-                                              uint8_t *out) {
-    const __m128i table = _mm_loadu_si128((const __m128i *)code24_of_nibble);
+                                              uint8_t *out, const uint8_t codes[16]) {
+    const __m128i table = _mm_loadu_si128((const __m128i *)codes);
     const __m128i low4 = _mm_set1_epi8(0x0F);
     __m128i bad = _mm_setzero_si128();
     int64_t g = 0;
@@ -1954,7 +1957,7 @@ SC_TARGET("avx2") static int mask_codes24_avx2(const uint8_t *mask, int64_t grou
         _mm_storeu_si128((__m128i *)(out + g + 16), b);
         bad = _mm_or_si128(bad, _mm_or_si128(a, b));
     }
-    const int rest = mask_codes24_scalar(mask + g / 2, groups - g, out + g);
+    const int rest = mask_codes24_scalar(mask + g / 2, groups - g, out + g, codes);
     return rest && !(_mm_movemask_epi8(bad));
 }
 #endif
@@ -1974,14 +1977,16 @@ static PyObject *mask_codes24(PyObject *self, PyObject *const *a, Py_ssize_t nar
         goto done;
     }
     int ok;
+    uint8_t table[16];
+    code24_of_nibble(table);
     const int simd = use_avx2();
     Py_BEGIN_ALLOW_THREADS
 #if SC_X86
     if (simd)
-        ok = mask_codes24_avx2(mask.p, groups, out.p);
+        ok = mask_codes24_avx2(mask.p, groups, out.p, table);
     else
 #endif
-        ok = mask_codes24_scalar(mask.p, groups, out.p);
+        ok = mask_codes24_scalar(mask.p, groups, out.p, table);
     Py_END_ALLOW_THREADS
     (void)simd;
     res = PyBool_FromLong(ok);
