@@ -22,11 +22,11 @@
  *     blocks over a stash of 32 rows, see stash_t; from 9 lanes, except 16, on x padded with
  *     zero lanes to a multiple of 32, see padded_rows); transposed: a scatter (yt rows += v *
  *     xt row);
- *   - 2:4, 4 < nb <= 8, not transposed: that SpMM fused with the pattern codes (AVX2; the
- *     generic path is its twin): each kept value's row of xt found from its code, no column
- *     list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
- *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), 4 < nb, not transposed: pairs of
- *     bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16 weights
+ *   - 2:4, NM24_MAX_NB < nb <= 8, not transposed: that SpMM fused with the pattern codes
+ *     (AVX2; the generic path is its twin): each kept value's row of xt found from its code,
+ *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
+ *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), nb >= BDOT_MIN_NB, not transposed:
+ *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16 weights
  *     times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar twin);
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
@@ -51,7 +51,8 @@
 
 enum { MODE_TABLE = 0, MODE_BF16 = 1, MODE_FLOATS = 2, MODE_ONES = 3, MODE_F16 = 4 };
 enum { SC_BAD_PAD = -1, SC_NOMEM = -2, SC_BAD_FRAME = -3 };
-#define NM24_MAX_NB 4
+#define NM24_MAX_NB 2
+#define BDOT_MIN_NB 5 /* pair products (bfloat16 x) from this batch on */
 
 /* -- helpers ------------------------------------------------------------------------------ */
 
@@ -1078,8 +1079,8 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
 }
 
 #if SC_X86
-/* 2:4, 5 <= nb <= 8, not transposed: nm_rows and the SpMM fused (AVX2 only; the generic path
- * is its scalar twin). The row's codes give each kept value's column directly, with no column
+/* 2:4, NM24_MAX_NB < nb <= 8, not transposed: nm_rows and the SpMM fused (AVX2 only; the
+ * generic path is its scalar twin). The row's codes give each kept value's column directly, with no column
  * scratch: kept value t (of group t / 2) times row cidx(t) of xt into chain t % 4, the chains
  * added as (c0 + c1) + (c2 + c3), exactly as spmm_rest_avx2 and spmm_row_scalar do, and the
  * trailing padding slots dropped (and checked zero) as nm_rows drops them.
@@ -1089,33 +1090,74 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
  * SPMM8_ROWS at a time and run column block by column block (SPMM8_COLS columns of xt, 16 KiB
  * at nb 8, read from L1 by every row of the block), each row's four chains kept in memory
  * between blocks. A block starts at an even group, so a chain takes the same kept values in the
- * same order as row by row: the same bytes. */
+ * same order as row by row: the same bytes.
+ *
+ * Loads bound the inner loop: per kept value a code byte and a table entry for its offset,
+ * a broadcast of the value and its row of xt (3.5 a value). With the offsets made once a row
+ * (nm24_value_offsets, one 32-bit word for four values) and four values broadcast from one
+ * 128-bit load by in-lane shuffles, it is 1.5: 4096x4096 at batch 8, 5.5-5.8 -> 4.0 ms a layer.
+ * That also beats the GEMV's pass a column from batch 3 (batch 4: 6.7-6.9 -> 4.4-4.6 ms), so
+ * NM24_MAX_NB is 2. Tried: two rows' steps interleaved (eight chains, not four: no faster). */
 #define SPMM8_ROWS 16
 #define SPMM8_COLS 512 /* a multiple of 8: blocks start at even groups (t % 4 == 0) */
 
-/* Kept values t .. e - 1 of a row (t % 4 == 0, e <= cnt; vb holds them, from t on) into its
- * chains c[0..3]; with e == cnt, the row's last 1-3 values too. */
+/* A row's kept values' rows of xt as offsets (floats) from their step's first group's row
+ * (steps of 4 values, two groups): value t at (t & 2 ? 4 nb : 0) + pos nb, pos its column in
+ * its group (nm24_pos): at most 7 nb <= 56, a byte. Sixteen groups a step by two byte shuffles
+ * of the codes, the rest one by one. */
+SC_TARGET("avx2") static void nm24_value_offsets(const uint8_t *codes, int64_t groups,
+                                                 int64_t nb, uint8_t *po) {
+    uint8_t t0[16] = {0}, t1[16] = {0};
+    for (int c = 0; c < 6; c++) {
+        t0[c] = (uint8_t)(nm24_pos[c][0] * nb);
+        t1[c] = (uint8_t)(nm24_pos[c][1] * nb);
+    }
+    const __m128i lo = _mm_loadu_si128((const __m128i *)t0);
+    const __m128i hi = _mm_loadu_si128((const __m128i *)t1);
+    const uint32_t odd = (uint32_t)(4 * nb); /* the second group of a step: bytes 2, 3 */
+    const __m128i step = _mm_set1_epi32((int)(odd << 16 | odd << 24));
+    int64_t q = 0;
+    for (; q + 16 <= groups; q += 16) {
+        const __m128i c = _mm_loadu_si128((const __m128i *)(codes + q));
+        const __m128i a = _mm_shuffle_epi8(lo, c), b = _mm_shuffle_epi8(hi, c);
+        _mm_storeu_si128((__m128i *)(po + 2 * q), _mm_add_epi8(_mm_unpacklo_epi8(a, b), step));
+        _mm_storeu_si128((__m128i *)(po + 2 * q + 16),
+                         _mm_add_epi8(_mm_unpackhi_epi8(a, b), step));
+    }
+    for (; q < groups; q++) {
+        po[2 * q] = (uint8_t)(t0[codes[q]] + (q & 1) * 4 * nb);
+        po[2 * q + 1] = (uint8_t)(t1[codes[q]] + (q & 1) * 4 * nb);
+    }
+}
+
+/* Kept values t .. e - 1 of a row (t % 4 == 0, e <= cnt; vb holds them, from t on; po: the
+ * row's offsets, nm24_value_offsets) into its chains c[0..3]; with e == cnt, the row's last
+ * 1-3 values too. */
 SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb,
-                                                      const float *vb, const uint8_t *codes,
+                                                      const float *vb, const uint8_t *po,
                                                       int64_t t, int64_t e, int64_t cnt,
-                                                      const int32_t off[2][6], __m256i lanes,
-                                                      int full, float *c) {
+                                                      __m256i lanes, int full, float *c) {
 #define NM24_LOAD(p) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), lanes))
     __m256 c0 = _mm256_loadu_ps(c), c1 = _mm256_loadu_ps(c + 8), c2 = _mm256_loadu_ps(c + 16),
            c3 = _mm256_loadu_ps(c + 24);
     const float *xq = xt + 2 * t * nb; /* group t / 2's first row: xt + 4 (t / 2) nb */
     const float *v = vb;              /* value t */
     for (; t + 4 <= e; t += 4, xq += 8 * nb, v += 4) {
-        const unsigned a = codes[t / 2], b = codes[t / 2 + 1];
-        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + off[0][a]), c0);
-        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + off[1][a]), c1);
-        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + 4 * nb + off[0][b]), c2);
-        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 3), NM24_LOAD(xq + 4 * nb + off[1][b]), c3);
+        uint32_t w;
+        memcpy(&w, po + t, 4);
+        const __m256 v4 = _mm256_broadcast_ps((const __m128 *)v);
+        c0 = _mm256_fmadd_ps(_mm256_permute_ps(v4, 0x00), NM24_LOAD(xq + (w & 255)), c0);
+        c1 = _mm256_fmadd_ps(_mm256_permute_ps(v4, 0x55), NM24_LOAD(xq + (w >> 8 & 255)), c1);
+        c2 = _mm256_fmadd_ps(_mm256_permute_ps(v4, 0xAA), NM24_LOAD(xq + (w >> 16 & 255)), c2);
+        c3 = _mm256_fmadd_ps(_mm256_permute_ps(v4, 0xFF), NM24_LOAD(xq + (w >> 24)), c3);
     }
     if (e == cnt) { /* the last 1-3 kept values: chains 0, 1, 2 */
-        if (t < cnt) c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + off[0][codes[t / 2]]), c0);
-        if (t + 1 < cnt) c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + off[1][codes[t / 2]]), c1);
-        if (t + 2 < cnt) c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + 4 * nb + off[0][codes[t / 2 + 1]]), c2);
+        if (t < cnt)
+            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + po[t]), c0);
+        if (t + 1 < cnt)
+            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + po[t + 1]), c1);
+        if (t + 2 < cnt)
+            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + po[t + 2]), c2);
     }
 #undef NM24_LOAD
     _mm256_storeu_ps(c, c0);
@@ -1132,18 +1174,17 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     scratch_t s;
     int64_t count = 0, err = scratch_alloc(&s, step, nb, gpr); /* s.vals: a block's values */
     uint8_t *codes = err ? NULL : malloc((size_t)SPMM8_ROWS * (size_t)(gpr + 8));
+    uint8_t *po = err ? NULL : malloc((size_t)SPMM8_ROWS * (size_t)(2 * gpr + 8));
     float *chains = err ? NULL : malloc((size_t)SPMM8_ROWS * 32 * 4); /* 4 chains of 8 a row */
     int64_t cnts[SPMM8_ROWS];
-    if (!err && (!codes || !chains)) err = SC_NOMEM;
+    if (!err && (!codes || !chains || !po)) err = SC_NOMEM;
     const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nb),
                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    /* offsets (floats) of a group's two kept columns' rows of xt, by code */
-    int32_t off[2][6];
-    for (int c = 0; c < 6; c++)
-        for (int j = 0; j < 2; j++) off[j][c] = (int32_t)(nm24_pos[c][j] * nb);
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM8_ROWS) {
         const int64_t n = r1 - b0 < SPMM8_ROWS ? r1 - b0 : SPMM8_ROWS;
         if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
+        for (int64_t i = 0; i < n; i++)
+            nm24_value_offsets(codes + i * (gpr + 8), gpr, nb, po + i * (2 * gpr + 8));
         memset(chains, 0, (size_t)n * 32 * 4);
         /* kept values t0 .. t0 + step - 1 of every row, a block of SPMM8_COLS columns; each
          * row's values converted into s.vals as its turn comes, so they are read from L1 */
@@ -1157,11 +1198,11 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
                 } else if ((err = convert(P, v0, e - t0, s.vals))) {
                     break;
                 }
-                const uint8_t *rc = codes + i * (gpr + 8);
+                const uint8_t *rp = po + i * (2 * gpr + 8);
                 if (nb == 8) /* the lane mask folded away */
-                    nm24_spmm8_span(P->xt, 8, s.vals, rc, t0, e, cnt, off, lanes, 1, chains + 32 * i);
+                    nm24_spmm8_span(P->xt, 8, s.vals, rp, t0, e, cnt, lanes, 1, chains + 32 * i);
                 else
-                    nm24_spmm8_span(P->xt, nb, s.vals, rc, t0, e, cnt, off, lanes, 0, chains + 32 * i);
+                    nm24_spmm8_span(P->xt, nb, s.vals, rp, t0, e, cnt, lanes, 0, chains + 32 * i);
             }
         for (int64_t i = 0; i < n && !err; i++) {
             const float *c = chains + 32 * i;
@@ -1173,6 +1214,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     }
     free(chains);
     free(codes);
+    free(po);
     scratch_free(&s);
     return err ? err : count;
 }
@@ -1567,7 +1609,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
                      P->nb <= NM24_MAX_NB &&
                      (P->mode == MODE_BF16 || P->mode == MODE_F16 || P->mode == MODE_FLOATS);
     const int bdot = xbf16 && n == 2 && m == 4 && J.ncodes == 6 && !P->trans &&
-                     P->nb > NM24_MAX_NB && P->mode == MODE_BF16;
+                     P->nb >= BDOT_MIN_NB && P->mode == MODE_BF16;
     const int spmm8 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb > NM24_MAX_NB &&
                       P->nb <= 8 && P->simd;
     int64_t count;
