@@ -11,7 +11,7 @@ result is float32 and every sum is accumulated in float32; it equals
   a *zero-skipping* path: the codec validates its sections (its ``decode_parts``) and a compiled
   kernel (``kernels/compute.c``, GIL released) multiplies only the kept values, gathering the
   matching entries of ``x`` by the stored pattern or indices; 2:4 with bfloat16, float16 or
-  float32 values takes a fused AVX2 GEMV at batch 1-2 (a permutation of ``x`` per pair of
+  float32 values takes a fused AVX2 GEMV at batch 1-4 (a permutation of ``x`` per pair of
   groups), every layout a zero-skipping SpMM at larger batches. 2:4 does half the multiply-adds
   of a dense product. The values are read where they lie in the frame: nothing dense is ever
   allocated. A ``hybrid`` frame first decodes its value stage (Huffman), about half the dense

@@ -51,7 +51,7 @@
 
 enum { MODE_TABLE = 0, MODE_BF16 = 1, MODE_FLOATS = 2, MODE_ONES = 3, MODE_F16 = 4 };
 enum { SC_BAD_PAD = -1, SC_NOMEM = -2, SC_BAD_FRAME = -3 };
-#define NM24_MAX_NB 2
+#define NM24_MAX_NB 4
 #define BDOT_MIN_NB 5 /* pair products (bfloat16 x) from this batch on */
 
 /* -- helpers ------------------------------------------------------------------------------ */
@@ -949,6 +949,51 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *
     h[1] = nm24_hsum(sum8);
 }
 
+/* One row of 2:4 against nc (2 to NM24_MAX_NB) rows of x (xp, xp + stride, ..., each in
+ * nm24_lane_order): nm24_dot of each, in one pass. Each column's sums are those nm24_dot makes,
+ * in the same order; the columns share the row's selectors and its values (float32 in vals,
+ * or bfloat16 at src, widened once a step). A pass a column read the selectors and values nc
+ * times (4096x4096 bfloat16, ms a layer: batch 2 4.1-4.7 -> 2.6-2.8, batch 3 5.7 -> 3.2-3.3,
+ * batch 4 6.7-7.1 -> 3.7-3.8). Inlined with nc a constant, the accumulators stay in
+ * registers. */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stride, int nc,
+                                                   const uint32_t *poff, int64_t full,
+                                                   const char *src, const float *vals,
+                                                   float *h) {
+    const char *pairs = (const char *)nm24_lane_pair;
+    __m256 a[NM24_MAX_NB][2];
+    for (int c = 0; c < nc; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
+#define NM24_LANES(k) _mm256_loadu_si256((const __m256i *)(pairs + o[k]))
+    int64_t q = 0;
+    for (; q + 8 <= full; q += 8) {
+        if (src && !(q & 15)) /* see nm24_dot */
+            __builtin_prefetch((const void *)((uintptr_t)src + 4 * (uintptr_t)q + BF16_AHEAD));
+        const uint32_t *o = poff + q / 2;
+        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1), i2 = NM24_LANES(2),
+                      i3 = NM24_LANES(3);
+        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        const __m256 v1 = src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8);
+        for (int c = 0; c < nc; c++) {
+            const float *xq = xp + c * stride + q * 4;
+            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xq, i0, i1), a[c][0]);
+            a[c][1] = _mm256_fmadd_ps(v1, nm24_gather(xq + 16, i2, i3), a[c][1]);
+        }
+    }
+    if (q < full) { /* one step of 4 groups left: an even step, into a[c][0] */
+        const uint32_t *o = poff + q / 2;
+        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1);
+        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        for (int c = 0; c < nc; c++)
+            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xp + c * stride + q * 4, i0, i1), a[c][0]);
+    }
+#undef NM24_LANES
+    for (int c = 0; c < nc; c++) {
+        float sum8[8];
+        _mm256_storeu_ps(sum8, _mm256_add_ps(a[c][0], a[c][1]));
+        h[c] = nm24_hsum(sum8);
+    }
+}
+
 /* Row r's codes (codes, count gpr + 8) and the byte offsets in nm24_lane_pair of its code
  * pairs (poff), then the check that its values lie in the section: SC_BAD_FRAME if not. */
 SC_TARGET("avx2") static int nm24_row_prep(const nm_job *J, int64_t r, uint8_t *codes,
@@ -1025,25 +1070,36 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                                    nm24_dot(xp, poff, full, src, NULL), P->yt + r);
             continue;
         }
-        /* values as float32 in one pass (the row stays in L1 for the nb passes) */
+        /* the values: bfloat16 read where they lie (the tail widened into s.vals for
+         * nm24_tail), others as float32 in one pass into s.vals */
+        const char *src = NULL;
         if (mode == MODE_BF16) {
-            bf16_to_f32_avx2((const char *)P->vbits + 2 * v0, gpr * 2, s.vals);
+            src = (const char *)P->vbits + 2 * v0;
+            for (int64_t t = full * 2; t < gpr * 2; t++)
+                s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
         } else if (mode == MODE_F16) {
-            const char *src = (const char *)P->vbits + 2 * v0;
+            const char *f16 = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
             for (; t + 8 <= gpr * 2; t += 8)
                 _mm256_storeu_ps(s.vals + t,
-                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * t))));
-            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(src, t)];
+                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(f16 + 2 * t))));
+            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(f16, t)];
         } else {
             memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
         }
+        float h[NM24_MAX_NB];
+        if (nb == 1) /* the other modes' batch 1 */
+            h[0] = nm24_dot(xp, poff, full, NULL, s.vals);
+        else if (nb == 2)
+            nm24_dot_cols(xp, full * 4, 2, poff, full, src, s.vals, h);
+        else if (nb == 3)
+            nm24_dot_cols(xp, full * 4, 3, poff, full, src, s.vals, h);
+        else
+            nm24_dot_cols(xp, full * 4, 4, poff, full, src, s.vals, h);
         for (int64_t b = 0; b < nb; b++) {
-            const float *x = J->xrows + b * cols;
-            const float h = nm24_dot(xp + b * full * 4, poff, full, NULL, s.vals);
             float y = 0.0f;
-            if ((err = nm24_tail(J, x, s.vals, codes, full, &y))) break;
-            P->yt[r * nb + b] = h + y;
+            if ((err = nm24_tail(J, J->xrows + b * cols, s.vals, codes, full, &y))) break;
+            P->yt[r * nb + b] = h[b] + y;
         }
     }
     free(codes);
@@ -1096,8 +1152,8 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
  * a broadcast of the value and its row of xt (3.5 a value). With the offsets made once a row
  * (nm24_value_offsets, one 32-bit word for four values) and four values broadcast from one
  * 128-bit load by in-lane shuffles, it is 1.5: 4096x4096 at batch 8, 5.5-5.8 -> 4.0 ms a layer.
- * That also beats the GEMV's pass a column from batch 3 (batch 4: 6.7-6.9 -> 4.4-4.6 ms), so
- * NM24_MAX_NB is 2. Tried: two rows' steps interleaved (eight chains, not four: no faster). */
+ * Tried: two rows' steps interleaved (eight chains, not four: no faster). At batch 3 and 4 it
+ * took 4.1-4.5 ms, the GEMV's one pass over every column (nm24_dot_cols) 3.2-3.8. */
 #define SPMM8_ROWS 16
 #define SPMM8_COLS 512 /* a multiple of 8: blocks start at even groups (t % 4 == 0) */
 
