@@ -397,7 +397,8 @@ def test_the_products_section_times_every_compute_codec_against_torch():
     assert [(r["codec"], r["batch"], r["x"]) for r in rows] == [
         ("nm", 1, "float32"), ("window", 1, "float32"), ("hybrid/256", 1, "float32"),
         ("bitmask@50%", 1, "float32"), ("csr@50%", 1, "float32"),
-        ("hybrid/256@dense", 1, "float32"), ("nm", 8, "bfloat16"), ("nm", 64, "bfloat16")]
+        ("hybrid/256@dense", 1, "float32"), ("nm", 8, "float32"), ("nm", 8, "bfloat16"),
+        ("nm", 64, "float32"), ("nm", 64, "bfloat16")]
     for r in rows:  # 2 MiB of 64 KiB layers: 32 of them, 2 distinct
         assert r["layers"] == 32 and r["distinct"] == 2
         assert r["ms_ours"] > 0 and r["ratio"] == pytest.approx(

@@ -264,7 +264,8 @@ def _available_mib() -> int | None:
 
 #: What ``sparsecodecs bench`` measures: one shape, the compute codecs (and those the issue
 #: also asks for: unstructured 50% on ``bitmask`` and ``csr``, dense ``hybrid``), batch 1, one
-#: thread; then ``nm`` at these batches on a bfloat16 x (the pair products), one thread.
+#: thread; then ``nm`` at these batches on a float32 x and on a bfloat16 x (the pair
+#: products), one thread.
 SECTION_SHAPE = "4096x4096"
 SECTION_CODECS = ("nm", "window", "hybrid/256", "bitmask@50%", "csr@50%", "hybrid/256@dense")
 SECTION_BATCHES = (8, 64)
@@ -276,8 +277,8 @@ def products_section(*, shape: str = SECTION_SHAPE, codecs: Sequence[str] = SECT
                      stack_mib: int | None = None, repeat: int = 2,
                      batches: Sequence[int] = SECTION_BATCHES) -> dict[str, Any]:
     """The ``products`` section of the bench results: ratios against torch at batch 1 on one
-    thread, then ``nm`` at ``batches`` on a bfloat16 x, or ``{"status": "skipped", "reason":
-    ...}`` without torch."""
+    thread, then ``nm`` at ``batches`` on a float32 and on a bfloat16 x, or ``{"status":
+    "skipped", "reason": ...}`` without torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -296,7 +297,7 @@ def products_section(*, shape: str = SECTION_SHAPE, codecs: Sequence[str] = SECT
         rows = stack_ratios(shape, codecs, [1], [1], stack_mib, 2, repeat, echo=False)
         if batches:
             rows += stack_ratios(shape, ["nm"], batches, [1], stack_mib, 2, repeat, echo=False,
-                                 x_dtypes=("bfloat16",))
+                                 x_dtypes=("float32", "bfloat16"))
     except MemoryError:
         return {"status": "skipped", "reason": f"out of memory for a {stack_mib} MiB stack"}
     return {"status": "ok", "l3_bytes": l3_bytes(), "stack_mib": stack_mib,

@@ -321,10 +321,10 @@ def _products_md(products: dict[str, Any] | None) -> list[str]:
            "2:4-pruned bfloat16 weights (the faster of bf16 and a float32 copy), over a stack "
            "of distinct layers about four times the last-level cache, as a forward pass reads "
            "them (`codec@50%`: on weights pruned to 50% unstructured, `@dense`: unpruned); "
-           "then `nm` at larger batches on a bfloat16 x, as torch's bfloat16 run gets it "
-           "(the pair products; `sparsecodecs.bench.products`; `python bench/compute_bench.py "
-           "--ratios` for more shapes, batches and threads). *ratio*: our time over torch's "
-           "(below 1: faster than dense).", ""]
+           "then `nm` at larger batches on a float32 x, and on a bfloat16 x as torch's "
+           "bfloat16 run gets it (the pair products); `sparsecodecs.bench.products`, and "
+           "`python bench/compute_bench.py --ratios` for more shapes, batches and threads. "
+           "*ratio*: our time over torch's (below 1: faster than dense).", ""]
     if products.get("status") != "ok":
         return [*out, f"Skipped: {products.get('reason', '')}"]
     header = ["shape", "codec", "batch", "x", "layers (distinct)", "stack ours / bf16",
