@@ -26,8 +26,9 @@
  *     (AVX2; the generic path is its twin): each kept value's row of xt found from its code,
  *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
  *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), nb >= BDOT_MIN_NB, not transposed:
- *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16 weights
- *     times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar twin);
+ *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16
+ *     weights times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar
+ *     twin);
  *   - 2:4, nb <= NM24_MAX_NB, not transposed, bf16/fp16/fp32 values: the fused GEMV. Per four
  *     groups, two permutes of x by a table indexed by the pair of pattern codes put the x entries
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
@@ -1136,10 +1137,11 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
 
 #if SC_X86
 /* 2:4, NM24_MAX_NB < nb <= 8, not transposed: nm_rows and the SpMM fused (AVX2 only; the
- * generic path is its scalar twin). The row's codes give each kept value's column directly, with no column
- * scratch: kept value t (of group t / 2) times row cidx(t) of xt into chain t % 4, the chains
- * added as (c0 + c1) + (c2 + c3), exactly as spmm_rest_avx2 and spmm_row_scalar do, and the
- * trailing padding slots dropped (and checked zero) as nm_rows drops them.
+ * generic path is its scalar twin). The row's codes give each kept value's column directly,
+ * with no column scratch: kept value t (of group t / 2) times row cidx(t) of xt into chain
+ * t % 4, the chains added as (c0 + c1) + (c2 + c3), exactly as spmm_rest_avx2 and
+ * spmm_row_scalar do, and the trailing padding slots dropped (and checked zero) as nm_rows
+ * drops them.
  *
  * Row by row, every row read all of xt (cols x nb floats: 128 KiB at 4096 columns), from L2:
  * that bandwidth, not the multiply-adds, bounded the product. So rows are decoded
