@@ -24,7 +24,8 @@
  *     xt row);
  *   - 2:4, NM24_MAX_NB < nb <= 8, not transposed: that SpMM fused with the pattern codes
  *     (AVX2; the generic path is its twin): each kept value's row of xt found from its code,
- *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2);
+ *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2;
+ *     batch 5-7 on xt padded to 8 lanes, see rows_on_lanes);
  *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), nb >= BDOT_MIN_NB, not transposed:
  *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16
  *     weights times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar
