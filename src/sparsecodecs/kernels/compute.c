@@ -881,44 +881,62 @@ SC_TARGET("avx2") SC_INLINE __m256 bf16x8(const char *src) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* The whole steps of one 2:4 row against one row of x (groups 0 .. full-1; xp: the row in
- * nm24_lane_order; poff: the byte offsets in nm24_lane_pair of the code pairs (q, q+2),
- * (q+1, q+3) of each step of 4 groups q): two accumulators, even and odd steps, the leftover
- * step into the first, summed as nm24_hsum sums (the scalar twin's order). The values are
- * float32 (vals), or, with src not NULL, bfloat16 read and widened in registers, never stored
- * as float32: batch 1 reads them once, so a converting pass would be a quarter more loads and
- * stores. Inlined with src a constant NULL or not, one loop serves both. */
-SC_TARGET("avx2,fma") SC_INLINE float nm24_dot(const float *xp, const uint32_t *poff,
-                                               int64_t full, const char *src,
-                                               const float *vals) {
+/* The whole steps of one 2:4 row against nc (1 to NM24_MAX_NB) rows of x (groups 0 ..
+ * full-1; xp, xp + stride, ...: the rows in nm24_lane_order; poff: the byte offsets in
+ * nm24_lane_pair of the code pairs (q, q+2), (q+1, q+3) of each step of 4 groups q), into h[c]:
+ * per column two accumulators, even and odd steps, the leftover step into the first, summed as
+ * nm24_hsum sums (the scalar twin's order). The values are float32 (vals), or, with src not
+ * NULL, bfloat16 read and widened in registers, never stored as float32: batch 1 reads them
+ * once, so a converting pass would be a quarter more loads and stores. The columns share the
+ * row's selectors and values, loaded once a step; a pass a column read them nc
+ * times (4096x4096 bfloat16, ms a layer: batch 2 4.1-4.7 -> 2.5-2.8, batch 3 5.7 -> 3.2-3.3,
+ * batch 4 6.7-7.1 -> 3.7-3.8). Inlined with nc and src constants (NULL or not), the
+ * accumulators stay in registers and one loop serves every case. */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stride, int nc,
+                                                   const uint32_t *poff, int64_t full,
+                                                   const char *src, const float *vals,
+                                                   float *h) {
     const char *pairs = (const char *)nm24_lane_pair;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    __m256 a[NM24_MAX_NB][2];
+    for (int c = 0; c < nc; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
+#define NM24_LANES(k) _mm256_loadu_si256((const __m256i *)(pairs + o[k]))
     int64_t q = 0;
     for (; q + 8 <= full; q += 8) {
         if (src && !(q & 15)) /* 64 bytes of values every other step; see bf16_to_f32_avx2 */
             __builtin_prefetch((const void *)((uintptr_t)src + 4 * (uintptr_t)q + BF16_AHEAD));
         const uint32_t *o = poff + q / 2;
-        __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
-        __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
-        __m256i i2 = _mm256_loadu_si256((const __m256i *)(pairs + o[2]));
-        __m256i i3 = _mm256_loadu_si256((const __m256i *)(pairs + o[3]));
-        const float *xq = xp + q * 4;
-        __m256 g0 = nm24_gather(xq, i0, i1);
-        __m256 g1 = nm24_gather(xq + 16, i2, i3);
-        a0 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2), g0, a0);
-        a1 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8),
-                             g1, a1);
+        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1), i2 = NM24_LANES(2),
+                      i3 = NM24_LANES(3);
+        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        const __m256 v1 = src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8);
+        for (int c = 0; c < nc; c++) {
+            const float *xq = xp + c * stride + q * 4;
+            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xq, i0, i1), a[c][0]);
+            a[c][1] = _mm256_fmadd_ps(v1, nm24_gather(xq + 16, i2, i3), a[c][1]);
+        }
     }
-    if (q < full) { /* one step of 4 groups left: an even step, into a0 */
+    if (q < full) { /* one step of 4 groups left: an even step, into a[c][0] */
         const uint32_t *o = poff + q / 2;
-        __m256i i0 = _mm256_loadu_si256((const __m256i *)(pairs + o[0]));
-        __m256i i1 = _mm256_loadu_si256((const __m256i *)(pairs + o[1]));
-        a0 = _mm256_fmadd_ps(src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2),
-                             nm24_gather(xp + q * 4, i0, i1), a0);
+        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1);
+        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        for (int c = 0; c < nc; c++)
+            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xp + c * stride + q * 4, i0, i1), a[c][0]);
     }
-    float sum8[8];
-    _mm256_storeu_ps(sum8, _mm256_add_ps(a0, a1));
-    return nm24_hsum(sum8);
+#undef NM24_LANES
+    for (int c = 0; c < nc; c++) {
+        float sum8[8];
+        _mm256_storeu_ps(sum8, _mm256_add_ps(a[c][0], a[c][1]));
+        h[c] = nm24_hsum(sum8);
+    }
+}
+
+/* nm24_dot_cols of one column. */
+SC_TARGET("avx2,fma") SC_INLINE float nm24_dot(const float *xp, const uint32_t *poff,
+                                               int64_t full, const char *src,
+                                               const float *vals) {
+    float h;
+    nm24_dot_cols(xp, 0, 1, poff, full, src, vals, &h);
+    return h;
 }
 
 /* Two rows of 2:4 against one row of x: nm24_dot of (pa, sa) and of (pb, sb), interleaved.
@@ -963,51 +981,6 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *
     h[1] = nm24_hsum(sum8);
 }
 
-/* One row of 2:4 against nc (2 to NM24_MAX_NB) rows of x (xp, xp + stride, ..., each in
- * nm24_lane_order): nm24_dot of each, in one pass. Each column's sums are those nm24_dot makes,
- * in the same order; the columns share the row's selectors and its values (float32 in vals,
- * or bfloat16 at src, widened once a step). A pass a column read the selectors and values nc
- * times (4096x4096 bfloat16, ms a layer: batch 2 4.1-4.7 -> 2.6-2.8, batch 3 5.7 -> 3.2-3.3,
- * batch 4 6.7-7.1 -> 3.7-3.8). Inlined with nc a constant, the accumulators stay in
- * registers. */
-SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stride, int nc,
-                                                   const uint32_t *poff, int64_t full,
-                                                   const char *src, const float *vals,
-                                                   float *h) {
-    const char *pairs = (const char *)nm24_lane_pair;
-    __m256 a[NM24_MAX_NB][2];
-    for (int c = 0; c < nc; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
-#define NM24_LANES(k) _mm256_loadu_si256((const __m256i *)(pairs + o[k]))
-    int64_t q = 0;
-    for (; q + 8 <= full; q += 8) {
-        if (src && !(q & 15)) /* see nm24_dot */
-            __builtin_prefetch((const void *)((uintptr_t)src + 4 * (uintptr_t)q + BF16_AHEAD));
-        const uint32_t *o = poff + q / 2;
-        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1), i2 = NM24_LANES(2),
-                      i3 = NM24_LANES(3);
-        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
-        const __m256 v1 = src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8);
-        for (int c = 0; c < nc; c++) {
-            const float *xq = xp + c * stride + q * 4;
-            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xq, i0, i1), a[c][0]);
-            a[c][1] = _mm256_fmadd_ps(v1, nm24_gather(xq + 16, i2, i3), a[c][1]);
-        }
-    }
-    if (q < full) { /* one step of 4 groups left: an even step, into a[c][0] */
-        const uint32_t *o = poff + q / 2;
-        const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1);
-        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
-        for (int c = 0; c < nc; c++)
-            a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xp + c * stride + q * 4, i0, i1), a[c][0]);
-    }
-#undef NM24_LANES
-    for (int c = 0; c < nc; c++) {
-        float sum8[8];
-        _mm256_storeu_ps(sum8, _mm256_add_ps(a[c][0], a[c][1]));
-        h[c] = nm24_hsum(sum8);
-    }
-}
-
 /* Row r's codes (codes, count gpr + 8) and the byte offsets in nm24_lane_pair of its code
  * pairs (poff), then the check that its values lie in the section: SC_BAD_FRAME if not. */
 SC_TARGET("avx2") static int nm24_row_prep(const nm_job *J, int64_t r, uint8_t *codes,
@@ -1041,8 +1014,7 @@ SC_TARGET("avx2") static int nm24_row_prep(const nm_job *J, int64_t r, uint8_t *
 /* y = h + the tail of bfloat16 row src (codes: its codes; vals: scratch), as nm24_tail. */
 SC_INLINE int nm24_finish_bf16(const nm_job *J, const char *src, const uint8_t *codes,
                                float *vals, int64_t full, float h, float *y) {
-    for (int64_t t = full * 2; t < J->gpr * 2; t++)
-        vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+    bf16_to_f32_avx2(src + 4 * full, 2 * (J->gpr - full), vals + 2 * full);
     float tail = 0.0f;
     const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
     *y = h + tail;
@@ -1089,8 +1061,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         const char *src = NULL;
         if (mode == MODE_BF16) {
             src = (const char *)P->vbits + 2 * v0;
-            for (int64_t t = full * 2; t < gpr * 2; t++)
-                s.vals[t] = bits_to_f((uint32_t)ld16(src, t) << 16);
+            bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), s.vals + 2 * full);
         } else if (mode == MODE_F16) {
             const char *f16 = (const char *)P->vbits + 2 * v0;
             int64_t t = 0;
@@ -1166,7 +1137,7 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
  * Loads bound the inner loop: per kept value a code byte and a table entry for its offset,
  * a broadcast of the value and its row of xt (3.5 a value). With the offsets made once a row
  * (nm24_value_offsets, one 32-bit word for four values) and four values broadcast from one
- * 128-bit load by in-lane shuffles, it is 1.5: 4096x4096 at batch 8, 5.5-5.8 -> 4.0 ms a layer.
+ * 128-bit load by in-lane shuffles, it is 1.5: 4096x4096 at batch 8, 5.7 -> 4.0 ms a layer.
  * Tried: two rows' steps interleaved (eight chains, not four: no faster). At batch 3 and 4 it
  * took 4.1-4.5 ms, the GEMV's one pass over every column (nm24_dot_cols) 3.2-3.8. */
 #define SPMM8_ROWS 16
@@ -1205,7 +1176,7 @@ SC_TARGET("avx2") static void nm24_value_offsets(const uint8_t *codes, int64_t g
  * nm24_value_offsets) into its chains c[0..3]; with e == cnt, the row's last 1-3 values too.
  * The values are float32 in vb, or, with src not NULL, bfloat16 at src (value t first),
  * widened in registers eight at a time (a converting pass into vb cost a tenth of the
- * kernel: 4096x4096 at batch 8, 4.2-4.6 -> 3.8-4.0 ms a layer). */
+ * kernel: 4096x4096 at batch 8, 4.2-4.6 -> 3.8-4.1 ms a layer). */
 SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb,
                                                       const float *vb, const char *src,
                                                       const uint8_t *po, int64_t t, int64_t e,
@@ -1237,7 +1208,7 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb
             NM24_STEP(_mm256_permute2f128_ps(v8, v8, 0x00), xq, w);
             NM24_STEP(_mm256_permute2f128_ps(v8, v8, 0x11), xq + 8 * nb, w >> 32);
         }
-        for (int64_t k = 0; k < e - t; k++) rest[k] = bits_to_f((uint32_t)ld16(src, k) << 16);
+        bf16_to_f32_avx2(src, e - t, rest);
         v = rest;
     }
     for (; t + 4 <= e; t += 4, xq += 8 * nb, v += 4) {
