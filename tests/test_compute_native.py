@@ -226,12 +226,18 @@ def test_spmm_twins_write_the_same_bytes(codec):
     where x is larger than 32 KB (70 rows of 300 columns, batch >= 32), in column blocks over
     stashes of 32 rows (and with a padded last group: 301 columns); batches of 9 and more but
     16 on x padded to a multiple of 32 lanes (9-15 on x of at most 768 columns to 16 lanes;
-    800 columns: to 32), 16 on masked 16-lane vectors."""
+    800 columns: to 32), 16 on masked 16-lane vectors. 2:4 from batch 9 at AVX-512 runs its own
+    kernel: rows two at a time (9 rows: the last alone; 70: blocks of 32, 32 and 6), lanes 64
+    at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32), 16 lanes as four chains
+    (batches 9-16), column blocks of 128 (800 columns), values of every kind (float16: the
+    table)."""
     n, m = (4, 8) if codec == "nm-4:8" else (2, 4)
     config = {"id": "nm", "n": n, "m": m} if codec.startswith("nm") else {"id": codec}
     cases = [((9, 70), (1, 2, 7, 8, 9, 13, 16, 32, 45, 64, 100, 130)),
-             ((70, 300), (8, 13, 16, 32, 64, 130)), ((70, 301), (8, 64)), ((5, 800), (8, 13))]
-    for dtype, ((rows, cols), batches) in itertools.product(("bfloat16", "float32"), cases):
+             ((70, 300), (8, 13, 16, 32, 64, 130)), ((70, 301), (8, 13, 33, 64)),
+             ((5, 800), (8, 13, 16, 40))]
+    dtypes = ("bfloat16", "float32", "float16")
+    for dtype, ((rows, cols), batches) in itertools.product(dtypes, cases):
         w = weight((rows, cols), FLOATS[dtype], 0.4, 2, (n, m) if "nm" in config["id"] else None)
         frame = encode(config, w)
         for batch in batches:
@@ -505,9 +511,13 @@ def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
     x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
     x[1, 2] = np.inf
     x8 = np.random.default_rng(1).standard_normal((8, 12)).astype(BF16)  # 2:4 pair products
+    x13 = np.random.default_rng(2).standard_normal((13, 12)).astype(np.float32)  # SpMM, 16 lanes
+    x33 = np.random.default_rng(3).standard_normal((33, 12)).astype(np.float32)  # 64 lanes
     for f in (lambda: sc.matmul(x, mutation.frame),
               lambda: sc.matmul(x[0], mutation.frame, threads=2),
               lambda: sc.matmul(x8, mutation.frame, threads=2),
+              lambda: sc.matmul(x13, mutation.frame),
+              lambda: sc.matmul(x33, mutation.frame, threads=2),
               lambda: sc.CompressedLinear([mutation.frame]).__rmatmul__(x[:, :6])):
         with contextlib.suppress(sc.SparseCodecsError):
             f()

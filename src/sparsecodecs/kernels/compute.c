@@ -26,6 +26,9 @@
  *     (AVX2; the generic path is its twin): each kept value's row of xt found from its code,
  *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2;
  *     batch 5-7 on xt padded to 8 lanes, see rows_on_lanes);
+ *   - 2:4, nb >= 9, not transposed, AVX-512: the generic SpMM fused with the pattern codes
+ *     (the generic path is its twin), on x padded as the generic path pads it: 32 rows at a
+ *     time, two interleaved, over 128-column blocks of xt (see nm24_spmm_avx512);
  *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), nb >= BDOT_MIN_NB, not transposed:
  *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16
  *     weights times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar
@@ -1286,6 +1289,193 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     scratch_free(&s);
     return err ? err : count;
 }
+
+/* 2:4 from 9 lanes on, not transposed, AVX-512: nm_rows and the generic SpMM fused, on x as
+ * padded_rows pads it, the same chains, so the same bytes: at a multiple of 32 lanes every
+ * lane one chain of fused multiply-adds over the row's kept values in ascending order, kept in
+ * y between column blocks; at 16 lanes four chains a lane (kept value t into chain t % 4,
+ * added as (c0 + c1) + (c2 + c3)), as spmm_rest_avx512 keeps them. Any other lane count (x
+ * past PAD_MAX_BYTES) goes to nm_rows. The generic path decoded each row's columns into 64-bit
+ * indices and its values into a stash (fresh pages every call) before the column blocks; here
+ * a block of SPMM_ROWS rows keeps one byte a kept value (its column in its step of two groups,
+ * nm24_value_offsets) and its values converted once, in row order (converted block by block,
+ * 32 streams of bfloat16 values, the conversion took a fifth of the kernel's samples), then
+ * runs column block by column block, rows two at a time with their steps interleaved, lanes
+ * SPMM_TILE at a time (four vectors of chains a row), a block of xt (SPMM_COLS columns of a
+ * tile, 32 KB at 64 lanes) read from L1 by every row of the block. A 1024x4096 layer in a
+ * loop, ms: batch 12 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5, batch 64 5.1-5.3 ->
+ * 4.3-4.5; 384x384 at batch 12 (16 lanes) 115-126 -> 82-83 us. Tried: blocks of 8, 16, 48 and
+ * 64 rows, 64, 192 and 256 columns (16 rows or 256 columns 5-15% slower at batch 64, the
+ * rest within 3%). */
+#define SPMM_ROWS 32
+#define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
+#define SPMM_TILE 64
+
+/* Kept values t .. n-1 of a row's block (v: float32, value 0 first; po: their columns in their
+ * steps) into its chains a[0..NV-1] (NV vectors of 16 lanes), from xq (the block's first
+ * column of xt, at the tile's first lane); t % 4 == 0. */
+#define NM24_SPMM_REST(a, NV, xq, nb, v, po, t, n)                                            \
+    do {                                                                                      \
+        for (; t + 4 <= n; t += 4) {                                                          \
+            const float *xs = xq + 2 * t * nb; /* the step's first column */                  \
+            uint32_t w;                                                                       \
+            memcpy(&w, po + t, 4);                                                            \
+            for (int j = 0; j < 4; j++) {                                                     \
+                const __m512 vj = _mm512_set1_ps(v[t + j]);                                   \
+                const float *p = xs + (int64_t)(w >> 8 * j & 255) * nb;                       \
+                for (int k = 0; k < (NV); k++)                                                \
+                    a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);            \
+            }                                                                                 \
+        }                                                                                     \
+        for (; t < n; t++) { /* a row's last 1-3 kept values */                               \
+            const __m512 vj = _mm512_set1_ps(v[t]);                                           \
+            const float *p = xq + 2 * (t & ~(int64_t)3) * nb + (int64_t)po[t] * nb;           \
+            for (int k = 0; k < (NV); k++)                                                    \
+                a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);                \
+        }                                                                                     \
+    } while (0)
+
+/* Two rows' blocks (kept values 0 .. na-1 and 0 .. nc-1) into their lanes of ya and yc, the
+ * two rows' steps interleaved while both have whole steps: twice the independent chains, where
+ * one row's NV chains wait on the multiply-add's latency (NV 2: 4096 columns, 1024 rows at
+ * batch 32, 4.5 cycles a kept value, the bound of two chains). Chains start at zero if
+ * `first`, else continue from y. */
+#define NM24_SPMM_SPAN(name, NV)                                                              \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")                                           \
+    static void name(const float *xq, int64_t nb, const float *va, const uint8_t *pa,         \
+                     int64_t na, float *ya, const float *vc, const uint8_t *pc, int64_t nc,    \
+                     float *yc, int first) {                                                  \
+        __m512 a[NV], c[NV];                                                                  \
+        for (int k = 0; k < (NV); k++) {                                                      \
+            a[k] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(ya + 16 * k);               \
+            c[k] = first || !yc ? _mm512_setzero_ps() : _mm512_loadu_ps(yc + 16 * k);        \
+        }                                                                                     \
+        int64_t t = 0;                                                                        \
+        for (; t + 4 <= na && t + 4 <= nc; t += 4) {                                          \
+            const float *xs = xq + 2 * t * nb;                                                \
+            uint32_t wa, wc;                                                                  \
+            memcpy(&wa, pa + t, 4);                                                           \
+            memcpy(&wc, pc + t, 4);                                                           \
+            for (int j = 0; j < 4; j++) {                                                     \
+                const __m512 vj = _mm512_set1_ps(va[t + j]), uj = _mm512_set1_ps(vc[t + j]);  \
+                const float *p = xs + (int64_t)(wa >> 8 * j & 255) * nb;                      \
+                const float *q = xs + (int64_t)(wc >> 8 * j & 255) * nb;                      \
+                for (int k = 0; k < (NV); k++) {                                              \
+                    a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);            \
+                    c[k] = _mm512_fmadd_ps(uj, _mm512_loadu_ps(q + 16 * k), c[k]);            \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        int64_t u = t;                                                                        \
+        NM24_SPMM_REST(a, NV, xq, nb, va, pa, t, na);                                         \
+        NM24_SPMM_REST(c, NV, xq, nb, vc, pc, u, nc);                                         \
+        for (int k = 0; k < (NV); k++) {                                                      \
+            _mm512_storeu_ps(ya + 16 * k, a[k]);                                              \
+            if (yc) _mm512_storeu_ps(yc + 16 * k, c[k]);                                      \
+        }                                                                                     \
+    }
+NM24_SPMM_SPAN(nm24_spmm_span4, 4)
+NM24_SPMM_SPAN(nm24_spmm_span2, 2)
+#undef NM24_SPMM_SPAN
+#undef NM24_SPMM_REST
+
+/* The same at 16 lanes, four chains a lane as spmm_rest_avx512 keeps them (kept value t into
+ * chain t % 4), in c[0..63] (ca, cc: the two rows' chains; cc NULL: no second row). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
+static void nm24_spmm_span16(const float *xq, const float *va, const uint8_t *pa, int64_t na,
+                             float *ca, const float *vc, const uint8_t *pc, int64_t nc,
+                             float *cc) {
+    __m512 a[4], c[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = _mm512_loadu_ps(ca + 16 * k);
+        c[k] = cc ? _mm512_loadu_ps(cc + 16 * k) : _mm512_setzero_ps();
+    }
+    int64_t t = 0;
+    for (; t + 4 <= na && t + 4 <= nc; t += 4) {
+        const float *xs = xq + 32 * t;
+        uint32_t wa, wc;
+        memcpy(&wa, pa + t, 4);
+        memcpy(&wc, pc + t, 4);
+        for (int j = 0; j < 4; j++) {
+            a[j] = _mm512_fmadd_ps(_mm512_set1_ps(va[t + j]),
+                                   _mm512_loadu_ps(xs + 16 * (wa >> 8 * j & 255)), a[j]);
+            c[j] = _mm512_fmadd_ps(_mm512_set1_ps(vc[t + j]),
+                                   _mm512_loadu_ps(xs + 16 * (wc >> 8 * j & 255)), c[j]);
+        }
+    }
+    for (int64_t u = t; u < na; u++)
+        a[u & 3] = _mm512_fmadd_ps(_mm512_set1_ps(va[u]),
+                                   _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pa[u]),
+                                   a[u & 3]);
+    for (int64_t u = t; u < nc; u++)
+        c[u & 3] = _mm512_fmadd_ps(_mm512_set1_ps(vc[u]),
+                                   _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pc[u]),
+                                   c[u & 3]);
+    for (int k = 0; k < 4; k++) {
+        _mm512_storeu_ps(ca + 16 * k, a[k]);
+        if (cc) _mm512_storeu_ps(cc + 16 * k, c[k]);
+    }
+}
+
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
+static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
+    const nm_job *J = (const nm_job *)job;
+    const prod_t *P = &J->P;
+    const int64_t gpr = J->gpr, nb = P->nb, step = SPMM_COLS / 2; /* kept values a block */
+    if (nb % 32 && nb != 16) return nm_rows(job, r0, r1);
+    scratch_t s;
+    int64_t count = 0, err = scratch_alloc(&s, 0, 0, gpr); /* s.codes: row_codes24's */
+    uint8_t *codes = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(gpr + 8));
+    uint8_t *po = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr + 8));
+    float *vals = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
+    float *chains = err || nb != 16 ? NULL : malloc((size_t)SPMM_ROWS * 64 * 4);
+    int64_t cnts[SPMM_ROWS];
+    if (!err && (!codes || !po || !vals || (nb == 16 && !chains))) err = SC_NOMEM;
+    for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
+        const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
+        if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
+        for (int64_t i = 0; i < n && !err; i++) {
+            nm24_value_offsets(codes + i * (gpr + 8), gpr, 1, po + i * (2 * gpr + 8));
+            err = convert(P, (b0 + i) * gpr * 2, cnts[i], vals + i * 2 * gpr);
+        }
+        if (chains) memset(chains, 0, (size_t)SPMM_ROWS * 64 * 4);
+        for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step) {
+            const float *xq = P->xt + 2 * t0 * nb; /* the block's first column */
+            for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE)
+                for (int64_t i = 0; i < n; i += 2) { /* rows i and i + 1 (if any) together */
+                    int64_t m[2] = {0, 0};
+                    for (int64_t h = 0; h < 2 && i + h < n; h++) {
+                        const int64_t e = t0 + step < cnts[i + h] ? t0 + step : cnts[i + h];
+                        m[h] = e > t0 ? e - t0 : 0;
+                    }
+                    const int h = i + 1 < n; /* the second row, or none (no values) */
+                    const uint8_t *rp = po + i * (2 * gpr + 8) + t0, *rq = rp + h * (2 * gpr + 8);
+                    float *y = P->yt + (b0 + i) * nb + l0, *y1 = h ? y + nb : NULL;
+                    const float *v = vals + i * 2 * gpr + t0, *u = v + h * 2 * gpr;
+                    if (chains)
+                        nm24_spmm_span16(xq, v, rp, m[0], chains + 64 * i, u, rq, m[1],
+                                         h ? chains + 64 * (i + 1) : NULL);
+                    else if (nb - l0 >= SPMM_TILE)
+                        nm24_spmm_span4(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                    else
+                        nm24_spmm_span2(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                }
+        }
+        for (int64_t i = 0; i < n && chains && !err; i++) {
+            const float *c = chains + 64 * i; /* (c0 + c1) + (c2 + c3), as spmm_rest's */
+            const __m512 c01 = _mm512_add_ps(_mm512_loadu_ps(c), _mm512_loadu_ps(c + 16));
+            const __m512 c23 = _mm512_add_ps(_mm512_loadu_ps(c + 32), _mm512_loadu_ps(c + 48));
+            _mm512_storeu_ps(P->yt + (b0 + i) * 16, _mm512_add_ps(c01, c23));
+        }
+        for (int64_t i = 0; i < n; i++) count += cnts[i];
+    }
+    free(chains);
+    free(vals);
+    free(po);
+    free(codes);
+    scratch_free(&s);
+    return err ? err : count;
+}
 #endif
 
 /* -- 2:4 bfloat16 weights times bfloat16 x: pairs of products --------------------------------
@@ -1733,6 +1923,11 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         count = rows_on_lanes(nm24_spmm8_avx2, &J, &J.P, rows, threads, 8);
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
+#endif
+#if SC_X86
+    } else if (n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2) {
+        /* from 9 lanes (nb <= 8 took a branch above): the lanes padded as for nm_rows */
+        count = padded_rows(nm24_spmm_avx512, &J, &J.P, rows, threads);
 #endif
     } else {
         count = padded_rows(nm_rows, &J, &J.P, rows, threads);
