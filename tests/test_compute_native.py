@@ -278,9 +278,10 @@ def test_bitmask_gemv_twins_write_the_same_bytes(config, dtype):
 @pytest.mark.parametrize("dtype", sorted(FLOATS))
 def test_a_two_four_bitmask_takes_the_2_4_kernels(dtype):
     """A bitmask (and hybrid's bitmask layout) whose every group of four keeps exactly two is
-    multiplied at batches 1-8 by the 2:4 kernels, on the same kept values: the same bytes as
-    the nm frame of that weight, at every level. One group of three, a fill, or rows that are
-    not whole groups keep the bitmask GEMV; from batch 9, too."""
+    multiplied by the 2:4 kernels at every batch (the GEMV, the SpMM at batch 5-8 and from
+    batch 9, the pair products on a bfloat16 x), on the same kept values: the same bytes as the
+    nm frame of that weight, at every level. One group of three, a fill, or rows that are not
+    whole groups keep the bitmask's kernels."""
     from sparsecodecs.codecs import _kernels
 
     w = weight((37, 1104), FLOATS[dtype], 1.0, 3, (2, 4))
@@ -289,18 +290,19 @@ def test_a_two_four_bitmask_takes_the_2_4_kernels(dtype):
     nm = encode({"id": "nm"}, w)
     for config in ({"id": "bitmask"}, {"id": "hybrid", "layout": "bitmask"}):
         frame = encode(config, w)
-        for batch in (1, 3, 8):
-            x = np.random.default_rng(batch).standard_normal((batch, 1104)).astype(np.float32)
+        for batch, xdt in itertools.product((1, 3, 8, 9, 16, 33), (np.float32, BF16)):
+            x = np.random.default_rng(batch).standard_normal((batch, 1104)).astype(xdt)
             for level in ["scalar", *SIMD_LEVELS]:
                 want, _ = product(nm, x, level=level)
                 got, paths = product(frame, x, level=level)
                 assert paths == [f"{config['id']}:nm"], paths
-                np.testing.assert_array_equal(bits(got), bits(want), err_msg=f"{batch} {level}")
-        x9 = np.ones((9, 1104), np.float32)
-        assert product(frame, x9)[1] == [f"{config['id']}:bitmask"]
+                np.testing.assert_array_equal(bits(got), bits(want),
+                                              err_msg=f"{batch} {xdt} {level}")
     three = w.copy()
     three[5, 0:4] = 1  # a group of four kept
-    assert product(encode({"id": "bitmask"}, three), x9[:1])[1] == ["bitmask:bitmask"]
+    x9 = np.ones((9, 1104), np.float32)
+    for x in (x9[:1], x9):
+        assert product(encode({"id": "bitmask"}, three), x)[1] == ["bitmask:bitmask"]
     odd = weight((6, 42), FLOATS[dtype], 1.0, 3, (2, 4))  # 42 columns: a row ends mid-group
     assert product(encode({"id": "bitmask"}, odd), np.ones((1, 42), np.float32))[1] == [
         "bitmask:bitmask"]

@@ -379,11 +379,16 @@ def _frame_parts(parsed: Frame) -> tuple[Any, str]:
 def _as_two_four(parts: MaskParts, rows: int, cols: int, dtype: np.dtype[Any]
                  ) -> MaskParts | NMParts:
     """A bitmask whose every group of four columns keeps exactly two, as 2:4 parts (the same
-    kept values, in the same order): batches 1-8 then take the fused 2:4 kernels, which read
+    kept values, in the same order): the product then takes the fused 2:4 kernels, which read
     a pattern code a group where the bitmask GEMV multiplies every column (4096x4096 2:4
-    bfloat16, ms a layer: batch 1 1.9 against 2.5, batch 8 5.4-5.7 against 9.3-9.7). Anything
-    else (a non-zero fill, rows not whole groups, values the fused kernels do not take, a
-    group of one or three) keeps the bitmask."""
+    bfloat16, ms a layer: batch 1 1.9 against 2.5, batch 8 5.4-5.7 against 9.3-9.7), and from
+    batch 9 the 2:4 SpMM, where the bitmask's made a list of columns a row (4096x4096 in
+    hybrid frames of 256 rows, float32 x, AVX-512, ms: batch 16 25.7-26.6 -> 14.7-16.0, batch
+    64 33.7-34.0 -> 24.5-24.7; at the AVX2 level, where the 2:4 SpMM is the generic one,
+    batches 9 and 33 are ~20% slower, 24 and 64 faster: one path for every level, since the
+    paths' sums differ in order). The codes cost 0.19 ms for 4096x4096. Anything else (a
+    non-zero fill, rows not whole groups, values the fused kernels do not take, a group of one
+    or three) keeps the bitmask."""
     if (parts.fill is not None or cols % 4 or rows * cols == 0
             or name_of(_native(dtype)) not in ("bfloat16", "float16", "float32")):
         return parts
@@ -419,7 +424,7 @@ def _frame_product(
              and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
         parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
-    if isinstance(parts, MaskParts) and not trans and nb <= 8:
+    if isinstance(parts, MaskParts) and not trans:
         parts = _as_two_four(parts, rows, cols, info.dtype)
     if fused:
         path, count = "window", _window_product(parts, xt, yt, threads)
