@@ -548,6 +548,7 @@ typedef struct {
     uint32_t *xpairs;       /* x's pairs by group and code, for the bfloat16 SpMM (bdot), */
     int64_t lane0, lanes;   /* of batch lanes lane0 .. lane0 + lanes - 1 */
     int64_t nbp, bgroups;   /* that table's lanes a row, and groups a column block */
+    int one16;              /* 16 lanes of one chain each (nm24_spmm_avx512 at batch 9-15) */
 } nm_job;
 
 /* The codes of groups g0 .. g0+count-1 into codes[]; SC_BAD_FRAME if a word or code is out of
@@ -1294,8 +1295,9 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * padded_rows pads it, the same chains, so the same bytes: at a multiple of 32 lanes every
  * lane one chain of fused multiply-adds over the row's kept values in ascending order, kept in
  * y between column blocks; at 16 lanes four chains a lane (kept value t into chain t % 4,
- * added as (c0 + c1) + (c2 + c3)), as spmm_rest_avx512 keeps them. Any other lane count (x
- * past PAD_MAX_BYTES) goes to nm_rows. The generic path decoded each row's columns into 64-bit
+ * added as (c0 + c1) + (c2 + c3)), as spmm_rest_avx512 keeps them, except 9-15 lanes padded
+ * to 16 here where padded_rows pads them to 32 (one16: one chain a lane). Any other lane count
+ * (x past PAD_MAX_BYTES) goes to nm_rows. The generic path decoded each row's columns into 64-bit
  * indices and its values into a stash (fresh pages every call) before the column blocks; here
  * a block of SPMM_ROWS rows keeps one byte a kept value (its column in its step of two groups,
  * nm24_value_offsets) and its values converted once, in row order (converted block by block,
@@ -1430,6 +1432,39 @@ static void nm24_spmm_span16(const float *xq, const float *va, const uint8_t *pa
         if (cc) _mm512_storeu_ps(cc + 16 * k, c[k]);
     }
 }
+
+/* Two rows' blocks at 16 lanes of one chain each, as 32 lanes are (x padded to 16 lanes from
+ * 9-15 where padded_rows pads to 32: the same bytes, half the multiply-adds), the rows' steps
+ * interleaved while both have whole steps: y as in NM24_SPMM_SPAN (yc NULL: no second row). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
+static void nm24_spmm_span1(const float *xq, const float *va, const uint8_t *pa, int64_t na,
+                            float *ya, const float *vc, const uint8_t *pc, int64_t nc,
+                            float *yc, int first) {
+    __m512 a = first ? _mm512_setzero_ps() : _mm512_loadu_ps(ya);
+    __m512 c = first || !yc ? _mm512_setzero_ps() : _mm512_loadu_ps(yc);
+    int64_t t = 0;
+    for (; t + 4 <= na && t + 4 <= nc; t += 4) {
+        const float *xs = xq + 32 * t;
+        uint32_t wa, wc;
+        memcpy(&wa, pa + t, 4);
+        memcpy(&wc, pc + t, 4);
+        const __m512 v4 = NM24_V4(va, t), u4 = NM24_V4(vc, t);
+        for (int j = 0; j < 4; j++) {
+            a = _mm512_fmadd_ps(NM24_VJ(v4, j), _mm512_loadu_ps(xs + 16 * (wa >> 8 * j & 255)),
+                                a);
+            c = _mm512_fmadd_ps(NM24_VJ(u4, j), _mm512_loadu_ps(xs + 16 * (wc >> 8 * j & 255)),
+                                c);
+        }
+    }
+    for (int64_t u = t; u < na; u++)
+        a = _mm512_fmadd_ps(_mm512_set1_ps(va[u]),
+                            _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pa[u]), a);
+    for (int64_t u = t; u < nc; u++)
+        c = _mm512_fmadd_ps(_mm512_set1_ps(vc[u]),
+                            _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pc[u]), c);
+    _mm512_storeu_ps(ya, a);
+    if (yc) _mm512_storeu_ps(yc, c);
+}
 #undef NM24_VJ
 #undef NM24_V4
 
@@ -1444,9 +1479,10 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     uint8_t *codes = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(gpr + 8));
     uint8_t *po = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr + 8));
     float *vals = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
-    float *chains = err || nb != 16 ? NULL : malloc((size_t)SPMM_ROWS * 64 * 4);
+    const int four = nb == 16 && !J->one16; /* four chains a lane, as spmm_rest's */
+    float *chains = err || !four ? NULL : malloc((size_t)SPMM_ROWS * 64 * 4);
     int64_t cnts[SPMM_ROWS];
-    if (!err && (!codes || !po || !vals || (nb == 16 && !chains))) err = SC_NOMEM;
+    if (!err && (!codes || !po || !vals || (four && !chains))) err = SC_NOMEM;
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
         const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
         if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
@@ -1471,6 +1507,8 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                     if (chains)
                         nm24_spmm_span16(xq, v, rp, m[0], chains + 64 * i, u, rq, m[1],
                                          h ? chains + 64 * (i + 1) : NULL);
+                    else if (nb == 16)
+                        nm24_spmm_span1(xq, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
                     else if (nb - l0 >= SPMM_TILE)
                         nm24_spmm_span4(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
                     else
@@ -1878,6 +1916,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
     J.P.rows = rows;
     J.P.cols = cols;
     J.xrows = NULL;
+    J.one16 = 0;
     const prod_t *P = &J.P;
     const int fast = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb >= 1 &&
                      P->nb <= NM24_MAX_NB &&
@@ -1941,6 +1980,13 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
 #endif
 #if SC_X86
+    } else if (n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2 && P->nb >= 9 &&
+               P->nb < 16 && cols > PAD16_MAX_COLS && (rows + cols) * 32 * 4 <= PAD_MAX_BYTES) {
+        /* 9-15 lanes where padded_rows pads to 32 (so one chain a lane): 16 lanes of one
+         * chain, not 32 of which half are padding (2048x4096 in a loop, ns a kept value:
+         * 1.07-1.5 -> 0.77-0.85, a pass in five 1.1-1.2) */
+        J.one16 = 1;
+        count = rows_on_lanes(nm24_spmm_avx512, &J, &J.P, rows, threads, 16);
     } else if (n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2) {
         /* from 9 lanes (nb <= 8 took a branch above): the lanes padded as for nm_rows */
         count = padded_rows(nm24_spmm_avx512, &J, &J.P, rows, threads);
