@@ -1302,47 +1302,16 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * a block of SPMM_ROWS rows keeps one byte a kept value (its column in its step of two groups,
  * nm24_value_offsets) and its values converted once, in row order (converted block by block,
  * 32 streams of bfloat16 values, the conversion took a fifth of the kernel's samples), then
- * runs column block by column block, rows two at a time with their steps interleaved (four
- * values of a row from one 128-bit load, NM24_V4), lanes SPMM_TILE at a time (four vectors of
- * chains a row), a block of xt (SPMM_COLS columns of a
- * tile, 32 KB at 64 lanes) read from L1 by every row of the block. A 1024x4096 layer in a
- * loop, ms: batch 12 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5, batch 64 5.1-5.3 ->
- * 4.3-4.5; 384x384 at batch 12 (16 lanes) 115-126 -> 82-83 us. Tried: blocks of 8, 16, 48 and
- * 64 rows, 64, 192 and 256 columns (16 rows or 256 columns 5-15% slower at batch 64, the
- * rest within 3%). */
+ * runs column block by column block, rows two at a time (NM24_SPMM_SPAN), lanes SPMM_TILE at
+ * a time (four vectors of chains a row), a block of xt (SPMM_COLS columns of a tile, 32 KB at
+ * 64 lanes) read from L1 by every row of the block. A 1024x4096 layer in a loop, ms: batch 12
+ * 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5, batch 64 5.1-5.3 -> 4.3-4.5; 384x384 at
+ * batch 12 (16 lanes) 115-126 -> 82-83 us. Tried: blocks of 8, 16, 48 and 64 rows, 64, 192
+ * and 256 columns (16 rows or 256 columns 5-15% slower at batch 64, the rest within 3%). */
 #define SPMM_ROWS 32
 #define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
 #define SPMM_TILE 64
 
-/* Kept values t .. n-1 of a row's block (v: float32, value 0 first; po: their columns in their
- * steps) into its chains a[0..NV-1] (NV vectors of 16 lanes), from xq (the block's first
- * column of xt, at the tile's first lane); t % 4 == 0. */
-#define NM24_SPMM_REST(a, NV, xq, nb, v, po, t, n)                                            \
-    do {                                                                                      \
-        for (; t + 4 <= n; t += 4) {                                                          \
-            const float *xs = xq + 2 * t * nb; /* the step's first column */                  \
-            uint32_t w;                                                                       \
-            memcpy(&w, po + t, 4);                                                            \
-            for (int j = 0; j < 4; j++) {                                                     \
-                const __m512 vj = _mm512_set1_ps(v[t + j]);                                   \
-                const float *p = xs + (int64_t)(w >> 8 * j & 255) * nb;                       \
-                for (int k = 0; k < (NV); k++)                                                \
-                    a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);            \
-            }                                                                                 \
-        }                                                                                     \
-        for (; t < n; t++) { /* a row's last 1-3 kept values */                               \
-            const __m512 vj = _mm512_set1_ps(v[t]);                                           \
-            const float *p = xq + 2 * (t & ~(int64_t)3) * nb + (int64_t)po[t] * nb;           \
-            for (int k = 0; k < (NV); k++)                                                    \
-                a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);                \
-        }                                                                                     \
-    } while (0)
-
-/* Two rows' blocks (kept values 0 .. na-1 and 0 .. nc-1) into their lanes of ya and yc, the
- * two rows' steps interleaved while both have whole steps: twice the independent chains, where
- * one row's NV chains wait on the multiply-add's latency (NV 2: 4096 columns, 1024 rows at
- * batch 32, 4.5 cycles a kept value, the bound of two chains). Chains start at zero if
- * `first`, else continue from y. */
 /* Four kept values of a row, v[t .. t+3], one 128-bit load repeated in every lane (v4), and
  * value j of them in all 16 lanes by an in-lane shuffle: one load for four values where four
  * broadcasts were four (a 2048x4096 layer in a loop, ns a kept value: batch 16 0.88-0.90 ->
@@ -1353,118 +1322,65 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
      : (j) == 1 ? _mm512_permute_ps(v4, 0x55)                                                 \
      : (j) == 2 ? _mm512_permute_ps(v4, 0xAA)                                                 \
                 : _mm512_permute_ps(v4, 0xFF))
+/* Kept value t's FMA into chain t % CH of a row's accumulators a (chain h: NV vectors of 16
+ * lanes, a[h NV .. h NV + NV - 1]), its row of xt at p (the tile's first lane). */
+#define NM24_SPMM_FMA(a, NV, CH, t, vt, p)                                                    \
+    for (int k = 0; k < (NV); k++)                                                            \
+    a[(t) % (CH) * (NV) + k] = _mm512_fmadd_ps(vt, _mm512_loadu_ps((p) + 16 * k),             \
+                                               a[(t) % (CH) * (NV) + k])
 
-#define NM24_SPMM_SPAN(name, NV)                                                              \
+/* Two rows' blocks (kept values 0 .. na-1 of va at columns pa, 0 .. nc-1 of vc at pc; pa, pc
+ * their columns in their steps, nm24_value_offsets) into their chains in ya and yc (yc NULL:
+ * no second row), from xq (the block's first column of xt, at the tile's first lane): NV
+ * vectors of 16 lanes a chain, CH chains a lane (kept value t into chain t % CH), stored
+ * y[16 (h NV + k)], started at zero if `first`, else continued from y. NB: the lanes of xt's
+ * rows, if fixed (0: nb). The two rows' steps interleaved while both have whole steps (two
+ * rows' chains in flight where one row's wait on the multiply-add's latency: 16 lanes of one
+ * chain a row, 2048x4096 at batch 12, 1.1 -> 0.8 ns a kept value; 64 lanes, batch 64, within
+ * 5%); the rest of each row by itself. CH 1 is how lanes in blocks of 32 are kept (x padded to
+ * 16 lanes from 9-15 where padded_rows pads to 32 gives those bytes), CH 4 at NV 1 how
+ * spmm_rest_avx512 keeps 16 lanes (the caller adds the chains). */
+#define NM24_SPMM_SPAN(name, NV, CH, NB)                                                      \
     SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")                                           \
-    static void name(const float *xq, int64_t nb, const float *va, const uint8_t *pa,         \
-                     int64_t na, float *ya, const float *vc, const uint8_t *pc, int64_t nc,    \
+    static void name(const float *xq, int64_t nb_, const float *va, const uint8_t *pa,        \
+                     int64_t na, float *ya, const float *vc, const uint8_t *pc, int64_t nc,   \
                      float *yc, int first) {                                                  \
-        __m512 a[NV], c[NV];                                                                  \
-        for (int k = 0; k < (NV); k++) {                                                      \
+        const int64_t nb = (NB) ? (NB) : nb_;                                                 \
+        __m512 a[(CH) * (NV)], c[(CH) * (NV)];                                                \
+        for (int k = 0; k < (CH) * (NV); k++) {                                               \
             a[k] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(ya + 16 * k);               \
             c[k] = first || !yc ? _mm512_setzero_ps() : _mm512_loadu_ps(yc + 16 * k);        \
         }                                                                                     \
         int64_t t = 0;                                                                        \
         for (; t + 4 <= na && t + 4 <= nc; t += 4) {                                          \
-            const float *xs = xq + 2 * t * nb;                                                \
+            const float *xs = xq + 2 * t * nb; /* the step's first column */                  \
             uint32_t wa, wc;                                                                  \
             memcpy(&wa, pa + t, 4);                                                           \
             memcpy(&wc, pc + t, 4);                                                           \
             const __m512 v4 = NM24_V4(va, t), u4 = NM24_V4(vc, t);                            \
             for (int j = 0; j < 4; j++) {                                                     \
                 const __m512 vj = NM24_VJ(v4, j), uj = NM24_VJ(u4, j);                        \
-                const float *p = xs + (int64_t)(wa >> 8 * j & 255) * nb;                      \
-                const float *q = xs + (int64_t)(wc >> 8 * j & 255) * nb;                      \
-                for (int k = 0; k < (NV); k++) {                                              \
-                    a[k] = _mm512_fmadd_ps(vj, _mm512_loadu_ps(p + 16 * k), a[k]);            \
-                    c[k] = _mm512_fmadd_ps(uj, _mm512_loadu_ps(q + 16 * k), c[k]);            \
-                }                                                                             \
+                NM24_SPMM_FMA(a, NV, CH, j, vj, xs + (int64_t)(wa >> 8 * j & 255) * nb);      \
+                NM24_SPMM_FMA(c, NV, CH, j, uj, xs + (int64_t)(wc >> 8 * j & 255) * nb);      \
             }                                                                                 \
         }                                                                                     \
-        int64_t u = t;                                                                        \
-        NM24_SPMM_REST(a, NV, xq, nb, va, pa, t, na);                                         \
-        NM24_SPMM_REST(c, NV, xq, nb, vc, pc, u, nc);                                         \
-        for (int k = 0; k < (NV); k++) {                                                      \
+        for (int64_t u = t; u < na; u++) /* t % 4 == 0: u's step starts at 2 (u - u % 4) */  \
+            NM24_SPMM_FMA(a, NV, CH, u, _mm512_set1_ps(va[u]),                                \
+                          xq + (2 * (u & ~(int64_t)3) + pa[u]) * nb);                         \
+        for (int64_t u = t; u < nc; u++)                                                      \
+            NM24_SPMM_FMA(c, NV, CH, u, _mm512_set1_ps(vc[u]),                                \
+                          xq + (2 * (u & ~(int64_t)3) + pc[u]) * nb);                         \
+        for (int k = 0; k < (CH) * (NV); k++) {                                               \
             _mm512_storeu_ps(ya + 16 * k, a[k]);                                              \
             if (yc) _mm512_storeu_ps(yc + 16 * k, c[k]);                                      \
         }                                                                                     \
     }
-NM24_SPMM_SPAN(nm24_spmm_span4, 4)
-NM24_SPMM_SPAN(nm24_spmm_span2, 2)
+NM24_SPMM_SPAN(nm24_spmm_span4, 4, 1, 0)
+NM24_SPMM_SPAN(nm24_spmm_span2, 2, 1, 0)
+NM24_SPMM_SPAN(nm24_spmm_span16, 1, 4, 16)
+NM24_SPMM_SPAN(nm24_spmm_span1, 1, 1, 16)
 #undef NM24_SPMM_SPAN
-#undef NM24_SPMM_REST
-
-/* The same at 16 lanes, four chains a lane as spmm_rest_avx512 keeps them (kept value t into
- * chain t % 4), in c[0..63] (ca, cc: the two rows' chains; cc NULL: no second row). */
-SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
-static void nm24_spmm_span16(const float *xq, const float *va, const uint8_t *pa, int64_t na,
-                             float *ca, const float *vc, const uint8_t *pc, int64_t nc,
-                             float *cc) {
-    __m512 a[4], c[4];
-    for (int k = 0; k < 4; k++) {
-        a[k] = _mm512_loadu_ps(ca + 16 * k);
-        c[k] = cc ? _mm512_loadu_ps(cc + 16 * k) : _mm512_setzero_ps();
-    }
-    int64_t t = 0;
-    for (; t + 4 <= na && t + 4 <= nc; t += 4) {
-        const float *xs = xq + 32 * t;
-        uint32_t wa, wc;
-        memcpy(&wa, pa + t, 4);
-        memcpy(&wc, pc + t, 4);
-        const __m512 v4 = NM24_V4(va, t), u4 = NM24_V4(vc, t);
-        for (int j = 0; j < 4; j++) {
-            a[j] = _mm512_fmadd_ps(NM24_VJ(v4, j),
-                                   _mm512_loadu_ps(xs + 16 * (wa >> 8 * j & 255)), a[j]);
-            c[j] = _mm512_fmadd_ps(NM24_VJ(u4, j),
-                                   _mm512_loadu_ps(xs + 16 * (wc >> 8 * j & 255)), c[j]);
-        }
-    }
-    for (int64_t u = t; u < na; u++)
-        a[u & 3] = _mm512_fmadd_ps(_mm512_set1_ps(va[u]),
-                                   _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pa[u]),
-                                   a[u & 3]);
-    for (int64_t u = t; u < nc; u++)
-        c[u & 3] = _mm512_fmadd_ps(_mm512_set1_ps(vc[u]),
-                                   _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pc[u]),
-                                   c[u & 3]);
-    for (int k = 0; k < 4; k++) {
-        _mm512_storeu_ps(ca + 16 * k, a[k]);
-        if (cc) _mm512_storeu_ps(cc + 16 * k, c[k]);
-    }
-}
-
-/* Two rows' blocks at 16 lanes of one chain each, as 32 lanes are (x padded to 16 lanes from
- * 9-15 where padded_rows pads to 32: the same bytes, half the multiply-adds), the rows' steps
- * interleaved while both have whole steps: y as in NM24_SPMM_SPAN (yc NULL: no second row). */
-SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
-static void nm24_spmm_span1(const float *xq, const float *va, const uint8_t *pa, int64_t na,
-                            float *ya, const float *vc, const uint8_t *pc, int64_t nc,
-                            float *yc, int first) {
-    __m512 a = first ? _mm512_setzero_ps() : _mm512_loadu_ps(ya);
-    __m512 c = first || !yc ? _mm512_setzero_ps() : _mm512_loadu_ps(yc);
-    int64_t t = 0;
-    for (; t + 4 <= na && t + 4 <= nc; t += 4) {
-        const float *xs = xq + 32 * t;
-        uint32_t wa, wc;
-        memcpy(&wa, pa + t, 4);
-        memcpy(&wc, pc + t, 4);
-        const __m512 v4 = NM24_V4(va, t), u4 = NM24_V4(vc, t);
-        for (int j = 0; j < 4; j++) {
-            a = _mm512_fmadd_ps(NM24_VJ(v4, j), _mm512_loadu_ps(xs + 16 * (wa >> 8 * j & 255)),
-                                a);
-            c = _mm512_fmadd_ps(NM24_VJ(u4, j), _mm512_loadu_ps(xs + 16 * (wc >> 8 * j & 255)),
-                                c);
-        }
-    }
-    for (int64_t u = t; u < na; u++)
-        a = _mm512_fmadd_ps(_mm512_set1_ps(va[u]),
-                            _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pa[u]), a);
-    for (int64_t u = t; u < nc; u++)
-        c = _mm512_fmadd_ps(_mm512_set1_ps(vc[u]),
-                            _mm512_loadu_ps(xq + 32 * (u & ~(int64_t)3) + 16 * pc[u]), c);
-    _mm512_storeu_ps(ya, a);
-    if (yc) _mm512_storeu_ps(yc, c);
-}
+#undef NM24_SPMM_FMA
 #undef NM24_VJ
 #undef NM24_V4
 
@@ -1490,7 +1406,6 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
             nm24_value_offsets(codes + i * (gpr + 8), gpr, 1, po + i * (2 * gpr + 8));
             err = convert(P, (b0 + i) * gpr * 2, cnts[i], vals + i * 2 * gpr);
         }
-        if (chains) memset(chains, 0, (size_t)SPMM_ROWS * 64 * 4);
         for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step) {
             const float *xq = P->xt + 2 * t0 * nb; /* the block's first column */
             for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE)
@@ -1505,10 +1420,10 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                     float *y = P->yt + (b0 + i) * nb + l0, *y1 = h ? y + nb : NULL;
                     const float *v = vals + i * 2 * gpr + t0, *u = v + h * 2 * gpr;
                     if (chains)
-                        nm24_spmm_span16(xq, v, rp, m[0], chains + 64 * i, u, rq, m[1],
-                                         h ? chains + 64 * (i + 1) : NULL);
+                        nm24_spmm_span16(xq, 16, v, rp, m[0], chains + 64 * i, u, rq, m[1],
+                                         h ? chains + 64 * (i + 1) : NULL, t0 == 0);
                     else if (nb == 16)
-                        nm24_spmm_span1(xq, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                        nm24_spmm_span1(xq, 16, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
                     else if (nb - l0 >= SPMM_TILE)
                         nm24_spmm_span4(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
                     else
