@@ -27,8 +27,9 @@
  *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2;
  *     batch 5-7 on xt padded to 8 lanes, see rows_on_lanes);
  *   - 2:4, nb >= 9, not transposed, AVX-512: the generic SpMM fused with the pattern codes
- *     (the generic path is its twin), on x padded as the generic path pads it: 32 rows at a
- *     time, two interleaved, over 128-column blocks of xt (see nm24_spmm_avx512);
+ *     (the generic path is its twin), on x padded as the generic path pads it (9-15 lanes it
+ *     pads to 32: to 16, the same chains): 32 rows at a time, two interleaved, over
+ *     128-column blocks of xt (see nm24_spmm_avx512);
  *   - 2:4 bfloat16 values, x bfloat16 (the caller's flag), nb >= BDOT_MIN_NB, not transposed:
  *     pairs of bfloat16 products as vdpbf16ps takes them, one chain a lane (see "2:4 bfloat16
  *     weights times bfloat16 x" below; AVX-512 BF16, an AVX2 twin under DAZ/FTZ, a scalar
@@ -1840,6 +1841,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
                      P->nb >= BDOT_MIN_NB && P->mode == MODE_BF16;
     const int spmm8 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb > NM24_MAX_NB &&
                       P->nb <= 8 && P->simd;
+    const int spmm24 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2;
     int64_t count;
     float *xrows = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -1893,16 +1895,14 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         count = rows_on_lanes(nm24_spmm8_avx2, &J, &J.P, rows, threads, 8);
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
-#endif
-#if SC_X86
-    } else if (n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2 && P->nb >= 9 &&
-               P->nb < 16 && cols > PAD16_MAX_COLS && (rows + cols) * 32 * 4 <= PAD_MAX_BYTES) {
+    } else if (spmm24 && P->nb >= 9 && P->nb < 16 && cols > PAD16_MAX_COLS &&
+               (rows + cols) * 32 * 4 <= PAD_MAX_BYTES) {
         /* 9-15 lanes where padded_rows pads to 32 (so one chain a lane): 16 lanes of one
          * chain, not 32 of which half are padding (2048x4096 in a loop, ns a kept value:
          * 1.07-1.5 -> 0.77-0.85, a pass in five 1.1-1.2) */
         J.one16 = 1;
         count = rows_on_lanes(nm24_spmm_avx512, &J, &J.P, rows, threads, 16);
-    } else if (n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2) {
+    } else if (spmm24) {
         /* from 9 lanes (nb <= 8 took a branch above): the lanes padded as for nm_rows */
         count = padded_rows(nm24_spmm_avx512, &J, &J.P, rows, threads);
 #endif
