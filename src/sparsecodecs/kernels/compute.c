@@ -1335,12 +1335,13 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * no second row), from xq (the block's first column of xt, at the tile's first lane): NV
  * vectors of 16 lanes a chain, CH chains a lane (kept value t into chain t % CH), stored
  * y[16 (h NV + k)], started at zero if `first`, else continued from y. NB: the lanes of xt's
- * rows, if fixed (0: nb). The two rows' steps interleaved while both have whole steps (two
- * rows' chains in flight where one row's wait on the multiply-add's latency: 16 lanes of one
- * chain a row, 2048x4096 at batch 12, 1.1 -> 0.8 ns a kept value; 64 lanes, batch 64, within
- * 5%); the rest of each row by itself. CH 1 is how lanes in blocks of 32 are kept (x padded to
- * 16 lanes from 9-15 where padded_rows pads to 32 gives those bytes), CH 4 at NV 1 how
- * spmm_rest_avx512 keeps 16 lanes (the caller adds the chains). */
+ * rows, if fixed (0: nb). The two rows' steps interleaved while both have whole steps, two
+ * rows' chains in flight (at 32 lanes, batch 32, no faster than a row at a time in a loop of
+ * a 1024x4096 layer; at 16 lanes of one chain a row, four rows interleaved were slower than
+ * two, 1.12-1.28 against 0.77-0.85 ns a kept value); the rest of each row by itself. CH 1 is
+ * how lanes in blocks of 32 are kept (x padded to 16 lanes from 9-15 where padded_rows pads
+ * to 32 gives those bytes), CH 4 at NV 1 how spmm_rest_avx512 keeps 16 lanes (the caller
+ * adds the chains). */
 #define NM24_SPMM_SPAN(name, NV, CH, NB)                                                      \
     SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")                                           \
     static void name(const float *xq, int64_t nb_, const float *va, const uint8_t *pa,        \
