@@ -482,12 +482,18 @@ static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t 
 static int64_t rows_on_lanes(rows_fn fn, const void *job, prod_t *P, int64_t rows,
                              int64_t threads, int64_t nbp);
 
-static int64_t padded_rows(rows_fn fn, const void *job, prod_t *P, int64_t rows,
-                           int64_t threads) {
+/* The lanes padded_rows runs a product of `rows` rows on: nb itself if it does not pad. */
+static int64_t padded_lanes(const prod_t *P, int64_t rows) {
     const int64_t nb = P->nb, cols = P->cols;
     const int64_t nbp = nb < 16 && cols <= PAD16_MAX_COLS ? 16 : (nb + 31) / 32 * 32;
-    if (P->trans || nb < 9 || nb == 16 || nb == nbp || (cols + rows) * nbp * 4 > PAD_MAX_BYTES)
-        return parallel_rows(fn, job, rows, P->trans ? 1 : threads);
+    if (P->trans || nb < 9 || nb == 16 || (cols + rows) * nbp * 4 > PAD_MAX_BYTES) return nb;
+    return nbp;
+}
+
+static int64_t padded_rows(rows_fn fn, const void *job, prod_t *P, int64_t rows,
+                           int64_t threads) {
+    const int64_t nbp = padded_lanes(P, rows);
+    if (nbp == P->nb) return parallel_rows(fn, job, rows, P->trans ? 1 : threads);
     return rows_on_lanes(fn, job, P, rows, threads, nbp);
 }
 
@@ -1896,8 +1902,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         count = rows_on_lanes(nm24_spmm8_avx2, &J, &J.P, rows, threads, 8);
     } else if (spmm8) {
         count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
-    } else if (spmm24 && P->nb >= 9 && P->nb < 16 && cols > PAD16_MAX_COLS &&
-               (rows + cols) * 32 * 4 <= PAD_MAX_BYTES) {
+    } else if (spmm24 && P->nb < 16 && padded_lanes(P, rows) == 32) {
         /* 9-15 lanes where padded_rows pads to 32 (so one chain a lane): 16 lanes of one
          * chain, not 32 of which half are padding (2048x4096 in a loop, ns a kept value:
          * 1.07-1.5 -> 0.77-0.85, a pass in five 1.1-1.2) */
