@@ -1307,14 +1307,18 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * (x past PAD_MAX_BYTES) goes to nm_rows. The generic path decoded each row's columns into 64-bit
  * indices and its values into a stash (fresh pages every call) before the column blocks; here
  * a block of SPMM_ROWS rows keeps one byte a kept value (its column in its step of two groups,
- * nm24_value_offsets) and its values converted once, in row order (converted block by block,
- * 32 streams of bfloat16 values, the conversion took a fifth of the kernel's samples), then
- * runs column block by column block, rows two at a time (NM24_SPMM_SPAN), lanes SPMM_TILE at
- * a time (four vectors of chains a row), a block of xt (SPMM_COLS columns of a tile, 32 KB at
- * 64 lanes) read from L1 by every row of the block. A 1024x4096 layer in a loop, ms: batch 12
- * 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5, batch 64 5.1-5.3 -> 4.3-4.5; 384x384 at
- * batch 12 (16 lanes) 115-126 -> 82-83 us. Tried: blocks of 8, 16, 48 and 64 rows, 64, 192
- * and 256 columns (16 rows or 256 columns 5-15% slower at batch 64, the rest within 3%). */
+ * nm24_value_offsets), then runs column block by column block, rows two at a time
+ * (NM24_SPMM_SPAN), lanes SPMM_TILE at a time (four vectors of chains a row), a block of xt
+ * (SPMM_COLS columns of a tile, 32 KB at 64 lanes) read from L1 by every row of the block. A
+ * 1024x4096 layer in a loop, ms: batch 12 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5,
+ * batch 64 5.1-5.3 -> 4.3-4.5; 384x384 at batch 12 (16 lanes) 115-126 -> 82-83 us. Tried:
+ * blocks of 8, 16, 48 and 64 rows, 64, 192 and 256 columns (16 rows or 256 columns 5-15%
+ * slower at batch 64, the rest within 3%). bfloat16 and float32 values are read where they
+ * lie, bfloat16 widened in registers four at a time, each row's next block prefetched (a
+ * block of rows later); other values are converted once a block of rows. A pass converting
+ * the bfloat16 values first read them from memory apart from the multiply-adds: 9% of the
+ * samples at batch 64 (12 layers of 4096x4096, 6 distinct: batch 12 6.30 -> 5.5, 16 6.31 ->
+ * 5.83, 64 14.6-14.9 -> 14.3-14.4 ms a layer). */
 #define SPMM_ROWS 32
 #define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
 #define SPMM_TILE 64
@@ -1323,7 +1327,16 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * value j of them in all 16 lanes by an in-lane shuffle: one load for four values where four
  * broadcasts were four (a 2048x4096 layer in a loop, ns a kept value: batch 16 0.88-0.90 ->
  * 0.69-0.80, 32 1.10-1.19 -> 1.00-1.12, 64 1.98-2.01 -> 1.86-1.90). */
-#define NM24_V4(v, t) _mm512_broadcast_f32x4(_mm_loadu_ps((v) + (t)))
+#define NM24_V4(v, t, BF)                                                                     \
+    ((BF) ? _mm512_broadcast_f32x4(_mm_castsi128_ps(_mm_slli_epi32(                           \
+                _mm_cvtepu16_epi32(_mm_loadl_epi64(                                           \
+                    (const __m128i *)((const uint16_t *)(v) + (t)))),                         \
+                16)))                                                                         \
+          : _mm512_broadcast_f32x4(_mm_loadu_ps((const float *)(v) + (t))))
+/* Kept value u of v, float32 or (BF) bfloat16, in every lane. */
+#define NM24_V1(v, u, BF)                                                                     \
+    _mm512_set1_ps((BF) ? bits_to_f((uint32_t)ld16((v), (u)) << 16)                           \
+                        : bits_to_f((uint32_t)rd_uint((v), 4, (u))))
 #define NM24_VJ(v4, j)                                                                        \
     ((j) == 0   ? _mm512_permute_ps(v4, 0x00)                                                 \
      : (j) == 1 ? _mm512_permute_ps(v4, 0x55)                                                 \
@@ -1348,10 +1361,10 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * how lanes in blocks of 32 are kept (x padded to 16 lanes from 9-15 where padded_rows pads
  * to 32 gives those bytes), CH 4 at NV 1 how spmm_rest_avx512 keeps 16 lanes (the caller
  * adds the chains). */
-#define NM24_SPMM_SPAN(name, NV, CH, NB)                                                      \
+#define NM24_SPMM_SPAN(name, NV, CH, NB, BF)                                                  \
     SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")                                           \
-    static void name(const float *xq, int64_t nb_, const float *va, const uint8_t *pa,        \
-                     int64_t na, float *ya, const float *vc, const uint8_t *pc, int64_t nc,   \
+    static void name(const float *xq, int64_t nb_, const void *va, const uint8_t *pa,         \
+                     int64_t na, float *ya, const void *vc, const uint8_t *pc, int64_t nc,    \
                      float *yc, int first) {                                                  \
         const int64_t nb = (NB) ? (NB) : nb_;                                                 \
         __m512 a[(CH) * (NV)], c[(CH) * (NV)];                                                \
@@ -1365,7 +1378,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
             uint32_t wa, wc;                                                                  \
             memcpy(&wa, pa + t, 4);                                                           \
             memcpy(&wc, pc + t, 4);                                                           \
-            const __m512 v4 = NM24_V4(va, t), u4 = NM24_V4(vc, t);                            \
+            const __m512 v4 = NM24_V4(va, t, BF), u4 = NM24_V4(vc, t, BF);                    \
             for (int j = 0; j < 4; j++) {                                                     \
                 const __m512 vj = NM24_VJ(v4, j), uj = NM24_VJ(u4, j);                        \
                 NM24_SPMM_FMA(a, NV, CH, j, vj, xs + (int64_t)(wa >> 8 * j & 255) * nb);      \
@@ -1373,23 +1386,28 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
             }                                                                                 \
         }                                                                                     \
         for (int64_t u = t; u < na; u++) /* t % 4 == 0: u's step starts at 2 (u - u % 4) */  \
-            NM24_SPMM_FMA(a, NV, CH, u, _mm512_set1_ps(va[u]),                                \
+            NM24_SPMM_FMA(a, NV, CH, u, NM24_V1(va, u, BF),                                   \
                           xq + (2 * (u & ~(int64_t)3) + pa[u]) * nb);                         \
         for (int64_t u = t; u < nc; u++)                                                      \
-            NM24_SPMM_FMA(c, NV, CH, u, _mm512_set1_ps(vc[u]),                                \
+            NM24_SPMM_FMA(c, NV, CH, u, NM24_V1(vc, u, BF),                                   \
                           xq + (2 * (u & ~(int64_t)3) + pc[u]) * nb);                         \
         for (int k = 0; k < (CH) * (NV); k++) {                                               \
             _mm512_storeu_ps(ya + 16 * k, a[k]);                                              \
             if (yc) _mm512_storeu_ps(yc + 16 * k, c[k]);                                      \
         }                                                                                     \
     }
-NM24_SPMM_SPAN(nm24_spmm_span4, 4, 1, 0)
-NM24_SPMM_SPAN(nm24_spmm_span2, 2, 1, 0)
-NM24_SPMM_SPAN(nm24_spmm_span16, 1, 4, 16)
-NM24_SPMM_SPAN(nm24_spmm_span1, 1, 1, 16)
+NM24_SPMM_SPAN(nm24_spmm_span4, 4, 1, 0, 0)
+NM24_SPMM_SPAN(nm24_spmm_span2, 2, 1, 0, 0)
+NM24_SPMM_SPAN(nm24_spmm_span16, 1, 4, 16, 0)
+NM24_SPMM_SPAN(nm24_spmm_span1, 1, 1, 16, 0)
+NM24_SPMM_SPAN(nm24_spmm_span4_bf16, 4, 1, 0, 1)
+NM24_SPMM_SPAN(nm24_spmm_span2_bf16, 2, 1, 0, 1)
+NM24_SPMM_SPAN(nm24_spmm_span16_bf16, 1, 4, 16, 1)
+NM24_SPMM_SPAN(nm24_spmm_span1_bf16, 1, 1, 16, 1)
 #undef NM24_SPMM_SPAN
 #undef NM24_SPMM_FMA
 #undef NM24_VJ
+#undef NM24_V1
 #undef NM24_V4
 
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
@@ -1402,18 +1420,26 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     int64_t count = 0, err = scratch_alloc(&s, 0, 0, gpr); /* s.codes: row_codes24's */
     uint8_t *codes = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(gpr + 8));
     uint8_t *po = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr + 8));
-    float *vals = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
+    /* bfloat16 and float32 values are read where they lie (bfloat16 widened in registers,
+     * four at a time); others converted a block of rows at a time into vals */
+    const int bf16 = P->mode == MODE_BF16, direct = bf16 || P->mode == MODE_FLOATS;
+    float *vals = err || direct ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
     const int four = nb == 16 && !J->one16; /* four chains a lane, as spmm_rest's */
     float *chains = err || !four ? NULL : malloc((size_t)SPMM_ROWS * 64 * 4);
     int64_t cnts[SPMM_ROWS];
-    if (!err && (!codes || !po || !vals || (four && !chains))) err = SC_NOMEM;
+    if (!err && (!codes || !po || (!direct && !vals) || (four && !chains))) err = SC_NOMEM;
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
         const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
         if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
         for (int64_t i = 0; i < n && !err; i++) {
             nm24_value_offsets(codes + i * (gpr + 8), gpr, 1, po + i * (2 * gpr + 8));
-            err = convert(P, (b0 + i) * gpr * 2, cnts[i], vals + i * 2 * gpr);
+            if (!direct) err = convert(P, (b0 + i) * gpr * 2, cnts[i], vals + i * 2 * gpr);
         }
+        /* row i's values: its 2 gpr slots (nm24_block_codes checked them inside the values) */
+        const int64_t vsize = bf16 ? 2 : 4;
+        const char *vrows = bf16     ? (const char *)P->vbits + b0 * 2 * gpr * 2
+                            : direct ? (const char *)(P->vf + b0 * 2 * gpr)
+                                     : (const char *)vals;
         for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step) {
             const float *xq = P->xt + 2 * t0 * nb; /* the block's first column */
             for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE)
@@ -1426,16 +1452,27 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                     const int h = i + 1 < n; /* the second row, or none (no values) */
                     const uint8_t *rp = po + i * (2 * gpr + 8) + t0, *rq = rp + h * (2 * gpr + 8);
                     float *y = P->yt + (b0 + i) * nb + l0, *y1 = h ? y + nb : NULL;
-                    const float *v = vals + i * 2 * gpr + t0, *u = v + h * 2 * gpr;
+                    const char *v = vrows + (i * 2 * gpr + t0) * vsize;
+                    const char *u = v + h * 2 * gpr * vsize;
+                    if (bf16 && l0 == 0) /* a hint (never a fault) for the next block */
+                        for (int64_t k = 0; k < 2 * step; k += 64) {
+                            __builtin_prefetch((const void *)((uintptr_t)v + 2 * step + k));
+                            __builtin_prefetch((const void *)((uintptr_t)u + 2 * step + k));
+                        }
+                    float *ca = chains ? chains + 64 * i : NULL;
+                    float *cc = chains && h ? chains + 64 * (i + 1) : NULL;
+                    const int first = t0 == 0;
+#define SPAN(f, x, lanes, ya, yc)                                                             \
+    (bf16 ? f##_bf16 : f)(x, lanes, v, rp, m[0], ya, u, rq, m[1], yc, first)
                     if (chains)
-                        nm24_spmm_span16(xq, 16, v, rp, m[0], chains + 64 * i, u, rq, m[1],
-                                         h ? chains + 64 * (i + 1) : NULL, t0 == 0);
+                        SPAN(nm24_spmm_span16, xq, 16, ca, cc);
                     else if (nb == 16)
-                        nm24_spmm_span1(xq, 16, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                        SPAN(nm24_spmm_span1, xq, 16, y, y1);
                     else if (nb - l0 >= SPMM_TILE)
-                        nm24_spmm_span4(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                        SPAN(nm24_spmm_span4, xq + l0, nb, y, y1);
                     else
-                        nm24_spmm_span2(xq + l0, nb, v, rp, m[0], y, u, rq, m[1], y1, t0 == 0);
+                        SPAN(nm24_spmm_span2, xq + l0, nb, y, y1);
+#undef SPAN
                 }
         }
         for (int64_t i = 0; i < n && chains && !err; i++) {
