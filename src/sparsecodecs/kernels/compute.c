@@ -1314,31 +1314,37 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * batch 64 5.1-5.3 -> 4.3-4.5; 384x384 at batch 12 (16 lanes) 115-126 -> 82-83 us. Tried:
  * blocks of 8, 16, 48 and 64 rows, 64, 192 and 256 columns (16 rows or 256 columns 5-15%
  * slower at batch 64, the rest within 3%). bfloat16 and float32 values are read where they
- * lie, bfloat16 widened in registers four at a time, each row's next block prefetched (a
- * block of rows later); other values are converted once a block of rows. A pass converting
- * the bfloat16 values first read them from memory apart from the multiply-adds: 9% of the
- * samples at batch 64 (12 layers of 4096x4096, 6 distinct: batch 12 6.30 -> 5.5, 16 6.31 ->
- * 5.83, 64 14.6-14.9 -> 14.3-14.4 ms a layer). */
+ * lie, bfloat16 widened in registers (NM24_VJ), each row's first block prefetched while the
+ * block's codes are decoded and its next block as it runs (the next comes a block of rows
+ * later); other values are converted once a block of rows. A pass converting the bfloat16
+ * values first read them from memory apart from the multiply-adds: 9% of the samples at
+ * batch 64 (12 layers of 4096x4096, 6 distinct: batch 12 6.30 -> 5.5, 16 6.31 -> 5.83, 64
+ * 15.2 -> 14.1-14.3 ms a layer). The span functions are inlined: called from two places
+ * each, GCC kept them out of line, their chains on the stack (4% slower at batch 33-64). */
 #define SPMM_ROWS 32
 #define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
 #define SPMM_TILE 64
 
-/* Four kept values of a row, v[t .. t+3], one 128-bit load repeated in every lane (v4), and
- * value j of them in all 16 lanes by an in-lane shuffle: one load for four values where four
- * broadcasts were four (a 2048x4096 layer in a loop, ns a kept value: batch 16 0.88-0.90 ->
- * 0.69-0.80, 32 1.10-1.19 -> 1.00-1.12, 64 1.98-2.01 -> 1.86-1.90). */
+/* Four kept values of a row, v[t .. t+3], one load repeated in every 128-bit lane (float32)
+ * or every 64-bit lane (BF: bfloat16), and value j of them in all 16 lanes by one in-lane
+ * shuffle (NM24_VJ), for bfloat16 a byte shuffle that widens it too (its two bytes into the
+ * top of each lane, zeros below): one load for four values where four broadcasts were four
+ * (a 2048x4096 layer in a loop, ns a kept value: batch 16 0.88-0.90 -> 0.69-0.80, 32
+ * 1.10-1.19 -> 1.00-1.12, 64 1.98-2.01 -> 1.86-1.90), and bfloat16 widened in no more
+ * instructions than float32 takes. */
 #define NM24_V4(v, t, BF)                                                                     \
-    ((BF) ? _mm512_broadcast_f32x4(_mm_castsi128_ps(_mm_slli_epi32(                           \
-                _mm_cvtepu16_epi32(_mm_loadl_epi64(                                           \
-                    (const __m128i *)((const uint16_t *)(v) + (t)))),                         \
-                16)))                                                                         \
+    ((BF) ? _mm512_castsi512_ps(_mm512_set1_epi64((long long)rd_uint((v), 8, (t) / 4)))       \
           : _mm512_broadcast_f32x4(_mm_loadu_ps((const float *)(v) + (t))))
 /* Kept value u of v, float32 or (BF) bfloat16, in every lane. */
 #define NM24_V1(v, u, BF)                                                                     \
     _mm512_set1_ps((BF) ? bits_to_f((uint32_t)ld16((v), (u)) << 16)                           \
                         : bits_to_f((uint32_t)rd_uint((v), 4, (u))))
-#define NM24_VJ(v4, j)                                                                        \
-    ((j) == 0   ? _mm512_permute_ps(v4, 0x00)                                                 \
+#define NM24_VJ(v4, j, BF)                                                                    \
+    ((BF) ? _mm512_castsi512_ps(_mm512_shuffle_epi8(                                          \
+                _mm512_castps_si512(v4),                                                      \
+                _mm512_set1_epi32((int)(0x8080u | (uint32_t)(2 * (j)) << 16 |                 \
+                                        (uint32_t)(2 * (j) + 1) << 24))))                     \
+     : (j) == 0 ? _mm512_permute_ps(v4, 0x00)                                                 \
      : (j) == 1 ? _mm512_permute_ps(v4, 0x55)                                                 \
      : (j) == 2 ? _mm512_permute_ps(v4, 0xAA)                                                 \
                 : _mm512_permute_ps(v4, 0xFF))
@@ -1363,7 +1369,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * adds the chains). */
 #define NM24_SPMM_SPAN(name, NV, CH, NB, BF)                                                  \
     SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")                                           \
-    static void name(const float *xq, int64_t nb_, const void *va, const uint8_t *pa,         \
+    SC_INLINE void name(const float *xq, int64_t nb_, const void *va, const uint8_t *pa,      \
                      int64_t na, float *ya, const void *vc, const uint8_t *pc, int64_t nc,    \
                      float *yc, int first) {                                                  \
         const int64_t nb = (NB) ? (NB) : nb_;                                                 \
@@ -1380,7 +1386,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
             memcpy(&wc, pc + t, 4);                                                           \
             const __m512 v4 = NM24_V4(va, t, BF), u4 = NM24_V4(vc, t, BF);                    \
             for (int j = 0; j < 4; j++) {                                                     \
-                const __m512 vj = NM24_VJ(v4, j), uj = NM24_VJ(u4, j);                        \
+                const __m512 vj = NM24_VJ(v4, j, BF), uj = NM24_VJ(u4, j, BF);                \
                 NM24_SPMM_FMA(a, NV, CH, j, vj, xs + (int64_t)(wa >> 8 * j & 255) * nb);      \
                 NM24_SPMM_FMA(c, NV, CH, j, uj, xs + (int64_t)(wc >> 8 * j & 255) * nb);      \
             }                                                                                 \
@@ -1420,8 +1426,8 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     int64_t count = 0, err = scratch_alloc(&s, 0, 0, gpr); /* s.codes: row_codes24's */
     uint8_t *codes = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(gpr + 8));
     uint8_t *po = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr + 8));
-    /* bfloat16 and float32 values are read where they lie (bfloat16 widened in registers,
-     * four at a time); others converted a block of rows at a time into vals */
+    /* bfloat16 and float32 values are read where they lie (bfloat16 widened in registers);
+     * others converted a block of rows at a time into vals */
     const int bf16 = P->mode == MODE_BF16, direct = bf16 || P->mode == MODE_FLOATS;
     float *vals = err || direct ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
     const int four = nb == 16 && !J->one16; /* four chains a lane, as spmm_rest's */
@@ -1430,6 +1436,11 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     if (!err && (!codes || !po || (!direct && !vals) || (four && !chains))) err = SC_NOMEM;
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
         const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
+        if (bf16) /* the rows' first blocks of values, while their codes are decoded; each
+                   * block prefetches the next one of its row below */
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t k = 0; k < 2 * step; k += 64)
+                    __builtin_prefetch((const char *)P->vbits + ((b0 + i) * 2 * gpr) * 2 + k);
         if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
         for (int64_t i = 0; i < n && !err; i++) {
             nm24_value_offsets(codes + i * (gpr + 8), gpr, 1, po + i * (2 * gpr + 8));
@@ -1463,7 +1474,12 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                     float *cc = chains && h ? chains + 64 * (i + 1) : NULL;
                     const int first = t0 == 0;
 #define SPAN(f, x, lanes, ya, yc)                                                             \
-    (bf16 ? f##_bf16 : f)(x, lanes, v, rp, m[0], ya, u, rq, m[1], yc, first)
+    do {                                                                                      \
+        if (bf16)                                                                             \
+            f##_bf16(x, lanes, v, rp, m[0], ya, u, rq, m[1], yc, first);                      \
+        else                                                                                  \
+            f(x, lanes, v, rp, m[0], ya, u, rq, m[1], yc, first);                             \
+    } while (0)
                     if (chains)
                         SPAN(nm24_spmm_span16, xq, 16, ca, cc);
                     else if (nb == 16)
