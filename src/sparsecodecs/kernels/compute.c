@@ -1436,11 +1436,13 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     if (!err && (!codes || !po || (!direct && !vals) || (four && !chains))) err = SC_NOMEM;
     for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
         const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
-        if (bf16) /* the rows' first blocks of values, while their codes are decoded; each
-                   * block prefetches the next one of its row below */
+        if (bf16) /* the rows' first blocks of values, while their codes are decoded (each
+                   * block prefetches its row's next one below); hints, never a fault, their
+                   * addresses formed as integers: the values are not checked yet */
             for (int64_t i = 0; i < n; i++)
                 for (int64_t k = 0; k < 2 * step; k += 64)
-                    __builtin_prefetch((const char *)P->vbits + ((b0 + i) * 2 * gpr) * 2 + k);
+                    __builtin_prefetch((const void *)((uintptr_t)P->vbits +
+                                                      (uintptr_t)((b0 + i) * 4 * gpr + k)));
         if ((err = nm24_block_codes(J, &s, b0, n, codes, cnts, nm24_codes48_avx2))) break;
         for (int64_t i = 0; i < n && !err; i++) {
             nm24_value_offsets(codes + i * (gpr + 8), gpr, 1, po + i * (2 * gpr + 8));
