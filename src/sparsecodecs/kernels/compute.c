@@ -1149,8 +1149,10 @@ SC_INLINE int nm24_block_codes(const nm_job *J, scratch_t *s, int64_t r0, int64_
  * a broadcast of the value and its row of xt (3.5 a value). With the offsets made once a row
  * (nm24_value_offsets, one 32-bit word for four values) and four values broadcast from one
  * 128-bit load by in-lane shuffles, it is 1.5: 4096x4096 at batch 8, 5.7 -> 4.0 ms a layer.
- * Tried: two rows' steps interleaved (eight chains, not four: no faster). At batch 3 and 4 it
- * took 4.1-4.5 ms, the GEMV's one pass over every column (nm24_dot_cols) 3.2-3.8. */
+ * Two rows' steps interleaved (eight chains, not four) were no faster with the offsets taken
+ * from a 64-bit word by shifts; with each offset a byte load, bfloat16 rows go in pairs
+ * (nm24_spmm8_pair). At batch 3 and 4 it took 4.1-4.5 ms, the GEMV's one pass over every
+ * column (nm24_dot_cols) 3.2-3.8. */
 #define SPMM8_ROWS 16
 #define SPMM8_COLS 512 /* a multiple of 8: blocks start at even groups (t % 4 == 0) */
 
@@ -1243,6 +1245,54 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb
     _mm256_storeu_ps(c + 24, c3);
 }
 
+/* Two rows' bfloat16 kept values t .. end - 1 (whole steps of eight, both rows holding them;
+ * nb 8, t % 8 == 0) into their chains ca and cb (four vectors of eight each, in memory), the
+ * rows' steps interleaved: eight chains in flight where nm24_spmm8_span has four, each chain
+ * the span's and in its order, so the same bytes; a value's row of xt from its offset byte
+ * (one load, and the FMA's). A 4096x4096 layer at batch 8, 12 of them, 6 distinct: 3.70-3.73
+ * -> 3.41-3.50 ms (either change alone, the interleave or the byte loads, gained nothing). */
+SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_pair(const float *xt, const char *sa,
+                                                      const uint8_t *pa, float *ca,
+                                                      const char *sb, const uint8_t *pb,
+                                                      float *cb, int64_t t, int64_t end) {
+#define PAIR_FMA(c, k, x4, imm, x, o)                                                         \
+    c[k] = _mm256_fmadd_ps(_mm256_permute_ps(x4, imm), _mm256_loadu_ps((x) + (o)[k]), c[k])
+#define PAIR_STEP(x4, x, o, c)                                                                \
+    do {                                                                                      \
+        PAIR_FMA(c, 0, x4, 0x00, x, o);                                                       \
+        PAIR_FMA(c, 1, x4, 0x55, x, o);                                                       \
+        PAIR_FMA(c, 2, x4, 0xAA, x, o);                                                       \
+        PAIR_FMA(c, 3, x4, 0xFF, x, o);                                                       \
+    } while (0)
+    __m256 a[4], b[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = _mm256_loadu_ps(ca + 8 * k);
+        b[k] = _mm256_loadu_ps(cb + 8 * k);
+    }
+    const float *xq = xt + 16 * t; /* group t / 2's first row of xt */
+    for (; t < end; t += 8, xq += 128, sa += 16, sb += 16) {
+        if (!(t & 31)) { /* see bf16_to_f32_avx2 */
+            __builtin_prefetch((const void *)((uintptr_t)sa + BF16_AHEAD));
+            __builtin_prefetch((const void *)((uintptr_t)sb + BF16_AHEAD));
+        }
+        const __m256 va = bf16x8(sa), vb = bf16x8(sb);
+        const __m256 va0 = _mm256_permute2f128_ps(va, va, 0x00);
+        const __m256 vb0 = _mm256_permute2f128_ps(vb, vb, 0x00);
+        PAIR_STEP(va0, xq, pa + t, a);
+        PAIR_STEP(vb0, xq, pb + t, b);
+        const __m256 va1 = _mm256_permute2f128_ps(va, va, 0x11);
+        const __m256 vb1 = _mm256_permute2f128_ps(vb, vb, 0x11);
+        PAIR_STEP(va1, xq + 64, pa + t + 4, a);
+        PAIR_STEP(vb1, xq + 64, pb + t + 4, b);
+    }
+#undef PAIR_STEP
+#undef PAIR_FMA
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(ca + 8 * k, a[k]);
+        _mm256_storeu_ps(cb + 8 * k, b[k]);
+    }
+}
+
 SC_TARGET("avx2,fma")
 static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -1278,10 +1328,24 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
                     break;
                 const uint8_t *rp = po + i * (2 * gpr + 8);
                 float *ci = chains + 32 * i;
-                if (nb == 8) /* the lane mask folded away */
+                if (src && nb == 8 && i + 1 < n && t0 < cnts[i + 1]) {
+                    /* bfloat16 rows i and i + 1 together while both have whole steps of
+                     * eight, then the rest of each (its tail too) as one row */
+                    const int64_t e1 = t0 + step < cnts[i + 1] ? t0 + step : cnts[i + 1];
+                    const int64_t end = t0 + ((e < e1 ? e : e1) - t0) / 8 * 8;
+                    const char *src1 = src + 4 * gpr; /* row i + 1's value t0 */
+                    const uint8_t *rp1 = rp + 2 * gpr + 8;
+                    nm24_spmm8_pair(P->xt, src, rp, ci, src1, rp1, ci + 32, t0, end);
+                    nm24_spmm8_span(P->xt, 8, s.vals, src + 2 * (end - t0), rp, end, e, cnt,
+                                    lanes, 1, ci);
+                    nm24_spmm8_span(P->xt, 8, s.vals, src1 + 2 * (end - t0), rp1, end, e1,
+                                    cnts[i + 1], lanes, 1, ci + 32);
+                    i++;
+                } else if (nb == 8) { /* the lane mask folded away */
                     nm24_spmm8_span(P->xt, 8, s.vals, src, rp, t0, e, cnt, lanes, 1, ci);
-                else
+                } else {
                     nm24_spmm8_span(P->xt, nb, s.vals, src, rp, t0, e, cnt, lanes, 0, ci);
+                }
             }
         for (int64_t i = 0; i < n && !err; i++) {
             const float *c = chains + 32 * i;
