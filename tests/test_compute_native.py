@@ -226,9 +226,10 @@ def test_spmm_twins_write_the_same_bytes(codec):
     where x is larger than 32 KB (70 rows of 300 columns, batch >= 32), in column blocks over
     stashes of 32 rows (and with a padded last group: 301 columns); batches of 9 and more but
     16 on x padded to a multiple of 32 lanes (9-15 on x of at most 768 columns to 16 lanes;
-    800 columns: to 32), 16 on masked 16-lane vectors. 2:4 from batch 9 at AVX-512 runs its own
-    kernel: rows two at a time (9 rows: the last alone; 70: blocks of 32, 32 and 6), lanes 64
-    at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32), 16 lanes as four chains
+    800 columns: to 32), 16 on masked 16-lane vectors. 2:4 at batch 5-8 runs bfloat16 rows in
+    pairs (9 rows: the last alone; 70: blocks of 16 rows and a last of 6). 2:4 from batch 9 at
+    AVX-512 runs its own kernel: rows two at a time (9 rows: the last alone; 70: blocks of 32,
+    32 and 6), lanes 64 at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32), 16 lanes as four chains
     (batches 9-15 on at most 768 columns, and 16), 9-15 lanes on wider x as 16 lanes of one
     chain each (800 columns; 803: rows ending in a tail of two), column blocks of 128 (800
     columns), values of every kind (float16: the table)."""

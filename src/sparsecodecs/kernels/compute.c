@@ -1190,24 +1190,25 @@ SC_TARGET("avx2") static void nm24_value_offsets(const uint8_t *codes, int64_t g
  * The values are float32 in vb, or, with src not NULL, bfloat16 at src (value t first),
  * widened in registers eight at a time (a converting pass into vb cost a tenth of the
  * kernel: 4096x4096 at batch 8, 4.2-4.6 -> 3.8-4.1 ms a layer). */
+/* Four kept values into their chains c[0..3], value k in every lane by an in-lane shuffle of
+ * x4 (the four in each 128-bit half), times its row of xt at x + o[k] (o: its offset byte,
+ * nm24_value_offsets) read by LOAD. */
+#define NM24_STEP(c, x4, x, o, LOAD)                                                          \
+    do {                                                                                      \
+        c[0] = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0x00), LOAD((x) + (o)[0]), c[0]);        \
+        c[1] = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0x55), LOAD((x) + (o)[1]), c[1]);        \
+        c[2] = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0xAA), LOAD((x) + (o)[2]), c[2]);        \
+        c[3] = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0xFF), LOAD((x) + (o)[3]), c[3]);        \
+    } while (0)
+
 SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb,
                                                       const float *vb, const char *src,
                                                       const uint8_t *po, int64_t t, int64_t e,
                                                       int64_t cnt, __m256i lanes, int full,
                                                       float *c) {
 #define NM24_LOAD(p) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), lanes))
-#define NM24_STEP(x4, x, w)                                                                    \
-    do {                                                                                       \
-        c0 = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0x00), NM24_LOAD((x) + ((w) & 255)), c0);  \
-        c1 = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0x55), NM24_LOAD((x) + ((w) >> 8 & 255)),  \
-                             c1);                                                              \
-        c2 = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0xAA), NM24_LOAD((x) + ((w) >> 16 & 255)), \
-                             c2);                                                              \
-        c3 = _mm256_fmadd_ps(_mm256_permute_ps(x4, 0xFF), NM24_LOAD((x) + ((w) >> 24 & 255)), \
-                             c3);                                                              \
-    } while (0)
-    __m256 c0 = _mm256_loadu_ps(c), c1 = _mm256_loadu_ps(c + 8), c2 = _mm256_loadu_ps(c + 16),
-           c3 = _mm256_loadu_ps(c + 24);
+    __m256 ch[4];
+    for (int k = 0; k < 4; k++) ch[k] = _mm256_loadu_ps(c + 8 * k);
     const float *xq = xt + 2 * t * nb; /* group t / 2's first row: xt + 4 (t / 2) nb */
     const float *v = vb;              /* value t */
     float rest[8];                    /* bfloat16 values after the last whole eight, widened */
@@ -1216,33 +1217,30 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_span(const float *xt, int64_t nb
             if (!(t & 31)) /* see bf16_to_f32_avx2 */
                 __builtin_prefetch((const void *)((uintptr_t)src + BF16_AHEAD));
             const __m256 v8 = bf16x8(src);
-            uint64_t w;
-            memcpy(&w, po + t, 8);
-            NM24_STEP(_mm256_permute2f128_ps(v8, v8, 0x00), xq, w);
-            NM24_STEP(_mm256_permute2f128_ps(v8, v8, 0x11), xq + 8 * nb, w >> 32);
+            const __m256 lo = _mm256_permute2f128_ps(v8, v8, 0x00);
+            const __m256 hi = _mm256_permute2f128_ps(v8, v8, 0x11);
+            NM24_STEP(ch, lo, xq, po + t, NM24_LOAD);
+            NM24_STEP(ch, hi, xq + 8 * nb, po + t + 4, NM24_LOAD);
         }
         bf16_to_f32_avx2(src, e - t, rest);
         v = rest;
     }
     for (; t + 4 <= e; t += 4, xq += 8 * nb, v += 4) {
-        uint32_t w;
-        memcpy(&w, po + t, 4);
-        NM24_STEP(_mm256_broadcast_ps((const __m128 *)v), xq, w);
+        const __m256 v4 = _mm256_broadcast_ps((const __m128 *)v);
+        NM24_STEP(ch, v4, xq, po + t, NM24_LOAD);
     }
     if (e == cnt) { /* the last 1-3 kept values: chains 0, 1, 2 */
         if (t < cnt)
-            c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + po[t]), c0);
+            ch[0] = _mm256_fmadd_ps(_mm256_broadcast_ss(v), NM24_LOAD(xq + po[t]), ch[0]);
         if (t + 1 < cnt)
-            c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + po[t + 1]), c1);
+            ch[1] = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 1), NM24_LOAD(xq + po[t + 1]),
+                                    ch[1]);
         if (t + 2 < cnt)
-            c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + po[t + 2]), c2);
+            ch[2] = _mm256_fmadd_ps(_mm256_broadcast_ss(v + 2), NM24_LOAD(xq + po[t + 2]),
+                                    ch[2]);
     }
-#undef NM24_STEP
 #undef NM24_LOAD
-    _mm256_storeu_ps(c, c0);
-    _mm256_storeu_ps(c + 8, c1);
-    _mm256_storeu_ps(c + 16, c2);
-    _mm256_storeu_ps(c + 24, c3);
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(c + 8 * k, ch[k]);
 }
 
 /* Two rows' bfloat16 kept values t .. end - 1 (whole steps of eight, both rows holding them;
@@ -1255,15 +1253,6 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_pair(const float *xt, const char
                                                       const uint8_t *pa, float *ca,
                                                       const char *sb, const uint8_t *pb,
                                                       float *cb, int64_t t, int64_t end) {
-#define PAIR_FMA(c, k, x4, imm, x, o)                                                         \
-    c[k] = _mm256_fmadd_ps(_mm256_permute_ps(x4, imm), _mm256_loadu_ps((x) + (o)[k]), c[k])
-#define PAIR_STEP(x4, x, o, c)                                                                \
-    do {                                                                                      \
-        PAIR_FMA(c, 0, x4, 0x00, x, o);                                                       \
-        PAIR_FMA(c, 1, x4, 0x55, x, o);                                                       \
-        PAIR_FMA(c, 2, x4, 0xAA, x, o);                                                       \
-        PAIR_FMA(c, 3, x4, 0xFF, x, o);                                                       \
-    } while (0)
     __m256 a[4], b[4];
     for (int k = 0; k < 4; k++) {
         a[k] = _mm256_loadu_ps(ca + 8 * k);
@@ -1278,20 +1267,19 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_pair(const float *xt, const char
         const __m256 va = bf16x8(sa), vb = bf16x8(sb);
         const __m256 va0 = _mm256_permute2f128_ps(va, va, 0x00);
         const __m256 vb0 = _mm256_permute2f128_ps(vb, vb, 0x00);
-        PAIR_STEP(va0, xq, pa + t, a);
-        PAIR_STEP(vb0, xq, pb + t, b);
+        NM24_STEP(a, va0, xq, pa + t, _mm256_loadu_ps);
+        NM24_STEP(b, vb0, xq, pb + t, _mm256_loadu_ps);
         const __m256 va1 = _mm256_permute2f128_ps(va, va, 0x11);
         const __m256 vb1 = _mm256_permute2f128_ps(vb, vb, 0x11);
-        PAIR_STEP(va1, xq + 64, pa + t + 4, a);
-        PAIR_STEP(vb1, xq + 64, pb + t + 4, b);
+        NM24_STEP(a, va1, xq + 64, pa + t + 4, _mm256_loadu_ps);
+        NM24_STEP(b, vb1, xq + 64, pb + t + 4, _mm256_loadu_ps);
     }
-#undef PAIR_STEP
-#undef PAIR_FMA
     for (int k = 0; k < 4; k++) {
         _mm256_storeu_ps(ca + 8 * k, a[k]);
         _mm256_storeu_ps(cb + 8 * k, b[k]);
     }
 }
+#undef NM24_STEP
 
 SC_TARGET("avx2,fma")
 static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
@@ -1382,9 +1370,10 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
  * block's codes are decoded and its next block as it runs (the next comes a block of rows
  * later); other values are converted once a block of rows. A pass converting the bfloat16
  * values first read them from memory apart from the multiply-adds: 9% of the samples at
- * batch 64 (12 layers of 4096x4096, 6 distinct: batch 12 6.30 -> 5.5, 16 6.31 -> 5.83, 64
- * 15.2 -> 14.1-14.3 ms a layer). The span functions are inlined: called from two places
- * each, GCC kept them out of line, their chains on the stack (4% slower at batch 33-64). */
+ * batch 64 (12 layers of 4096x4096, 6 distinct, ms a layer: batch 12 6.30 -> 5.5 and 16 6.31
+ * -> 5.83 with the widening a load and a shift of its own; 64 15.2 -> 14.1-14.3 as it is
+ * now). The span functions are inlined: called from two places each, GCC kept them out of
+ * line, their chains on the stack (4% slower at batch 33-64). */
 #define SPMM_ROWS 32
 #define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
 #define SPMM_TILE 64
