@@ -229,10 +229,10 @@ def test_spmm_twins_write_the_same_bytes(codec):
     800 columns: to 32), 16 on masked 16-lane vectors. 2:4 at batch 5-8 runs bfloat16 rows in
     pairs (9 rows: the last alone; 70: blocks of 16 rows and a last of 6). 2:4 from batch 9 at
     AVX-512 runs its own kernel: rows two at a time (9 rows: the last alone; 70: blocks of 32,
-    32 and 6), lanes 64 at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32), 16 lanes as four chains
-    (batches 9-15 on at most 768 columns, and 16), 9-15 lanes on wider x as 16 lanes of one
-    chain each (800 columns; 803: rows ending in a tail of two), column blocks of 128 (800
-    columns), values of every kind (float16: the table)."""
+    32 and 6), lanes 64 at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32),
+    16 lanes as four chains (batches 9-15 on at most 768 columns, and 16), 9-15 lanes on wider
+    x as 16 lanes of one chain each (800 columns; 803: rows ending in a tail of two), column
+    blocks of 128 (800 columns), values of every kind (float16: the table)."""
     n, m = (4, 8) if codec == "nm-4:8" else (2, 4)
     config = {"id": "nm", "n": n, "m": m} if codec.startswith("nm") else {"id": codec}
     cases = [((9, 70), (1, 2, 7, 8, 9, 13, 16, 32, 45, 64, 100, 130)),
