@@ -26,6 +26,7 @@ from sparsecodecs.registry import FrameLayoutError
 from sparsecodecs.testing import examples, hostile_frames
 from sparsecodecs.testing.frames import reframe, split_frame
 from test_compute import CODEC_IDS, CODECS, assert_close, encode, reference, weight
+from test_fuzz import _load
 
 AVX2 = pytest.mark.skipif(LEVELS[cpu_simd()] < LEVELS["avx2"], reason="the CPU has no AVX2")
 #: The SIMD levels from AVX2 up that this CPU runs (the SpMM has an AVX-512 build).
@@ -525,6 +526,21 @@ def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
               lambda: sc.CompressedLinear([mutation.frame]).__rmatmul__(x[:, :6])):
         with contextlib.suppress(sc.SparseCodecsError):
             f()
+
+
+#: tests/fuzz/run_products.py, and every third of its seed weights (48 frames).
+PRODUCTS_RUNNER = _load("run_products")
+PRODUCT_SEEDS = PRODUCTS_RUNNER.seed_weights()[::3]
+
+
+@settings(max_examples=examples(120), deadline=None)
+@given(hostile_frames(PRODUCT_SEEDS))
+def test_hostile_frames_multiply_as_they_decode(mutation: Any):
+    """The product runner's check on hostile frames of product-sized weights (rows of more than
+    one SpMM block, of several column blocks): a frame decode refuses is refused, one it accepts
+    multiplies as its decoded weight does, at every batch kernel and thread count."""
+    _, problems = PRODUCTS_RUNNER.check(mutation.frame)
+    assert not problems, (mutation.description, problems)
 
 
 # -- bfloat16 x on 2:4 bfloat16 weights: pair products ----------------------------------------

@@ -258,14 +258,23 @@ def test_the_fuzzing_dictionary_parses() -> None:
     assert '"\\"codec\\""' in entries
 
 
+def _clean_run(name: str, count: int, tmp_path: Path,
+               capsys: pytest.CaptureFixture[str]) -> tuple[ModuleType, list[str], str]:
+    """A runner of ``tests/fuzz/`` by file name, run on ``count`` frames: it passes, saves
+    nothing and says how many frames it ran; returns it, its arguments and its report."""
+    runner = _load(name)
+    args = ["--count", str(count), "--seed", "3", "--out", str(tmp_path), "--memory", "0"]
+    assert runner.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{count} hostile frames" in out
+    assert not list(tmp_path.iterdir())
+    return runner, args, out
+
+
 def test_the_mutation_runner_counts_and_saves_failures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runner = _load("run_mutations")
-    args = ["--count", "20", "--seed", "3", "--out", str(tmp_path), "--memory", "0"]
-    assert runner.main(args) == 0
-    assert "20 hostile frames" in capsys.readouterr().out
-    assert not list(tmp_path.iterdir())
+    runner, args, _ = _clean_run("run_mutations", 20, tmp_path, capsys)
 
     real = conformance.decode
 
@@ -279,3 +288,42 @@ def test_the_mutation_runner_counts_and_saves_failures(
     assert "FAILURE" in report and "KeyError" in report
     saved = sorted(tmp_path.glob("fail-*.spcf"))
     assert saved and saved[0].with_suffix(".txt").read_text()
+
+
+def test_the_product_runner_counts_and_saves_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner, args, out = _clean_run("run_products", 15, tmp_path, capsys)
+    assert "multiplied" in out  # some frames decoded, and their products were checked
+
+    real = sc.matmul
+
+    def off(x: np.ndarray, frame: bytes, threads: int = 1) -> np.ndarray:
+        return real(x, frame, threads=threads) * np.float32(1.001)  # a product slightly wrong
+
+    monkeypatch.setattr(sc, "matmul", off)
+    assert runner.main(args) == 1
+    report = capsys.readouterr().out
+    assert "FAILURE" in report and "the decoded weight's product" in report
+    saved = sorted(tmp_path.glob("fail-*.spcf"))
+    assert saved and "batch" in saved[0].with_suffix(".txt").read_text()
+
+
+def test_the_product_runner_catches_a_product_of_a_refused_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runner = _load("run_products")
+    frame = runner.seed_weights()[0]
+    assert runner.check(frame)[1] == []
+    damaged = seal(frame[:-9])  # the last section one byte short, its checksum valid
+    real = sc.matmul
+
+    def lenient(x: np.ndarray, frame: bytes, threads: int = 1) -> np.ndarray:
+        try:
+            return real(x, frame, threads=threads)
+        except sc.SparseCodecsError:
+            return np.zeros((x.shape[0], 40), np.float32)
+
+    monkeypatch.setattr(sc, "matmul", lenient)
+    outcomes, problems = runner.check(damaged)
+    assert outcomes == ["FAILURE"] and "matmul accepted a frame decode refuses" in problems[0]

@@ -117,27 +117,40 @@ def run(count: int, seed: int, out: Path, hang: float) -> dict[str, Any]:
     return {"outcomes": outcomes, "failures": failures, "slowest": slowest, "seeds": len(seeds)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=10_000, help="frames to decode")
+def runner_args(description: str, argv: list[str] | None, *, count: int, count_help: str,
+                hang_help: str) -> argparse.Namespace:
+    """The options of a frame runner (this one, run_products.py), parsed, and the address-space
+    limit of ``--memory`` set."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--count", type=int, default=count, help=count_help)
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (reproducible)")
     parser.add_argument("--out", type=Path, default=Path("fuzz-failures"),
                         help="where failing frames are saved (default: ./fuzz-failures)")
-    parser.add_argument("--hang", type=float, default=30.0,
-                        help="seconds after which one decode counts as a hang")
+    parser.add_argument("--hang", type=float, default=30.0, help=hang_help)
     parser.add_argument("--memory", type=int, default=8,
                         help="address-space limit in GiB, so runaway allocations fail fast")
     args = parser.parse_args(argv)
     if args.memory:
         limit = args.memory << 30
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = runner_args(__doc__.split("\n\n")[0], argv, count=10_000, count_help="frames to decode",
+                       hang_help="seconds after which one decode counts as a hang")
     start = time.monotonic()
     result = run(args.count, args.seed, args.out, args.hang)
     total = sum(result["outcomes"].values())
     print(f"{total} hostile frames from {result['seeds']} seeds (seed {args.seed}) in "
           f"{time.monotonic() - start:.0f} s; slowest decode {result['slowest'][0] * 1e3:.0f} ms "
           f"({result['slowest'][1]})")
+    return report(result)
+
+
+def report(result: dict[str, Any]) -> int:
+    """Print a run's counts by outcome and its first 20 failures; the exit status (1 if any
+    failed)."""
     for outcome, n in result["outcomes"].most_common():
         print(f"  {n:8d}  {outcome}")
     for failure in result["failures"][:20]:
