@@ -23,6 +23,8 @@ def test_layer_sets_have_the_shapes_of_real_checkpoints():
     assert set(shapes["rnn"].values()) == {(4 * 256, 256), (3 * 256, 80)}
     assert set(shapes["odd-rows"].values()) == {(1000, 999), (97, 1531)}
     assert set(shapes["rounded"].values()) == {(384, 384), (1536, 384), (256, 384)}
+    assert set(shapes["positive"].values()) == {(512,), (2048,), (256, 384)}
+    assert all((a > 0).all() for a in full["positive"].values())  # one sign: rotate=0's case
     for key, array in full["rounded"].items():  # float32 held at bfloat16 / float16 precision
         narrow = ml_dtypes.bfloat16 if key.startswith("bf16") else np.float16
         assert np.array_equal(array.astype(narrow).astype(np.float32), array), key

@@ -400,3 +400,19 @@ def test_header_deflate_is_a_fresh_primed_compressor_every_time():
     assert [pack_header(h) for h in heads] == [fresh(h) for h in heads]
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(pack_header, heads * 5)) == [fresh(h) for h in heads] * 5
+
+
+def test_frame_nbytes_is_the_length_of_the_frame_written():
+    from sparsecodecs.registry import frame_nbytes
+    from sparsecodecs.registry.frame import write_frame
+
+    rng = np.random.default_rng(0)
+    for config in ({"id": "hybrid"}, {"id": "raw"}, {"id": "bitmask"}):
+        codec = sc.get_codec(config)
+        for x in (rng.standard_normal((7, 9)).astype(np.float32), np.zeros(0, np.uint8),
+                  np.abs(rng.standard_normal(300)).astype(np.float16)):
+            enc = codec.encode_bits(*sc.registry.as_bits(x))
+            cfg = dict(enc.config if enc.config is not None else codec.get_config())
+            cfg.pop("id", None)
+            args = (codec.codec_id, cfg, x.dtype, x.shape, enc.sections, enc.meta)
+            assert frame_nbytes(*args) == len(write_frame(*args)) == len(codec.encode(x))

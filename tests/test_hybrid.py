@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparsecodecs as sc
-from sparsecodecs.registry import CodecConfigError, FrameLayoutError, PatternError
+from sparsecodecs.registry import CodecConfigError, FrameHeaderError, FrameLayoutError, PatternError
 from sparsecodecs.testing import assert_bits_equal, examples, reframe, split_frame
 
 LAYOUTS = ["dense", "bitmask", "nm"]
@@ -1310,3 +1310,154 @@ def low_shift_golden_array() -> np.ndarray:
     shifted by 16)."""
     return rounded_rows(np.float32, rows=39, cols=100,
                         zeros=((0, 15, 16), (20, 30, 9), (35, 39, 23)))
+
+
+# -- the sign bit left with the exponent (rotate=0) --------------------------------------------
+
+
+def one_signed(shape: tuple[int, ...], dtype: Any, seed: int = 0, sign: int = 1) -> np.ndarray:
+    """Values of one sign: lognormal magnitudes (a variance, a positive scale)."""
+    rng = np.random.default_rng(seed)
+    return (sign * rng.lognormal(-3, 1, shape)).astype(np.float32).astype(dtype)
+
+
+FLOATS16_32 = [ml_dtypes.bfloat16, np.float16, np.float32]
+
+
+@pytest.mark.parametrize("dtype", FLOATS16_32)
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("layout", ["dense", "bitmask", "nm"])
+def test_values_of_one_sign_keep_the_sign_bit_with_the_exponent(dtype: Any, sign: int,
+                                                                layout: str):
+    """rotate='auto' plans the planes and fields unrotated too where every kept value has the
+    same sign, keeps the smaller and records rotate=0; the frame is smaller than the rotated
+    one, decodes bit for bit, and so does every product of it."""
+    x = one_signed((64, 96), dtype, sign=sign)
+    if layout != "dense":
+        x = prune_24(x)
+    frame = hybrid(layout=layout).encode(x)
+    config = sc.inspect(frame).config
+    assert config["rotate"] == 0 and config["values"] in ("planes", "fields")
+    assert_bits_equal(sc.decode(frame), x)
+    rotated = hybrid(layout=layout, rotate=1).encode(x)
+    assert "rotate" not in sc.inspect(rotated).config
+    assert len(frame) < len(rotated)
+    w = x.astype(np.float32)
+    for batch in (1, 8, 33):
+        xs = np.random.default_rng(batch).standard_normal((batch, w.shape[1])).astype(np.float32)
+        np.testing.assert_allclose(sc.matmul(xs, frame), xs @ w.T, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", FLOATS16_32)
+@pytest.mark.parametrize("values", ["planes", "fields"])
+def test_explicit_rotations_round_trip(dtype: Any, values: str):
+    for x in (one_signed((32, 50), dtype), gaussian((32, 50), dtype)):
+        for rotate in (0, 1):
+            frame = hybrid(values=values, rotate=rotate).encode(x)
+            assert sc.inspect(frame).config.get("rotate", 1) == rotate
+            assert_bits_equal(sc.decode(frame), x)
+
+
+def test_values_of_both_signs_are_rotated_as_before():
+    """No tensor with both signs among its kept values plans unrotated (no histogram more),
+    so its frame is the one rotate=1 writes."""
+    for dtype in FLOATS16_32:
+        x = gaussian((64, 96), dtype)
+        frame = hybrid().encode(x)
+        assert "rotate" not in sc.inspect(frame).config
+        assert frame == hybrid(rotate=1).encode(x)
+
+
+@pytest.mark.parametrize("rotate", ["none", 2, -1, True, 1.0, None])
+def test_rotate_takes_auto_0_or_1(rotate: object):
+    with pytest.raises(CodecConfigError, match="rotate must be 'auto', 0 or 1"):
+        hybrid(rotate=rotate)
+
+
+@pytest.mark.parametrize(("rotate", "dtype", "match"), [
+    (0, np.float64, "rotate=0 applies to 16- and 32-bit floats"),
+    (0, ml_dtypes.float8_e4m3fn, "rotate=0 applies to 16- and 32-bit floats"),
+    (1, np.int8, "rotate=1 applies to floats"),
+    (1, np.uint16, "rotate=1 applies to floats"),
+])
+def test_rotations_a_dtype_does_not_take_are_refused(rotate: int, dtype: Any, match: str):
+    with pytest.raises(CodecConfigError, match=match):
+        hybrid(rotate=rotate).encode(np.ones((4, 8), dtype))
+
+
+def test_integers_take_rotate_0_as_they_are():
+    x = np.arange(-64, 64, dtype=np.int16).reshape(8, 16)
+    assert hybrid(rotate=0).encode(x) == hybrid().encode(x)
+
+
+@pytest.mark.parametrize(("values", "dtype"), [
+    ("centroid", np.float32), ("planes", np.int16), ("fields", np.int32),
+    ("planes", np.float64),
+])
+def test_hostile_rotate_0_where_it_does_not_apply(values: str, dtype: Any):
+    x = (np.arange(64) % 7).astype(dtype).reshape(8, 8)
+    frame = hybrid(layout="dense", values=values).encode(x)
+    config = sc.inspect(frame).config
+    assert "rotate" not in config
+    assert_layout_error(reframe(frame, header={"config": {**config, "rotate": 0}}),
+                        "a hybrid frame of rotate=0 must hold the planes or fields of 16- or "
+                        "32-bit floats")
+
+
+def test_hostile_rotate_1_on_integers():
+    x = (np.arange(64) % 7).astype(np.int16).reshape(8, 8)
+    frame = hybrid(layout="dense", values="planes").encode(x)
+    config = sc.inspect(frame).config
+    assert_layout_error(reframe(frame, header={"config": {**config, "rotate": 1}}),
+                        "a hybrid frame of rotate=1")
+
+
+@pytest.mark.parametrize("rotate", ["auto-ish", 2, True, [0]])
+def test_hostile_rotate_values_are_header_errors(rotate: object):
+    frame = hybrid().encode(one_signed((8, 16), np.float32))
+    config = sc.inspect(frame).config
+    with pytest.raises(FrameHeaderError, match="rotate must be"):
+        sc.decode(reframe(frame, header={"config": {**config, "rotate": rotate}}))
+
+
+def test_a_rotated_frame_read_as_unrotated_decodes_other_bits():
+    """The record matters: the same sections read at the other rotation are other values (so
+    an old reader that ignored the key could not have read these frames; it refuses them, as
+    an unknown parameter)."""
+    x = one_signed((16, 32), ml_dtypes.bfloat16)
+    frame = hybrid(values="planes").encode(x)
+    config = sc.inspect(frame).config
+    assert config["rotate"] == 0
+    other = sc.decode(reframe(frame, header={"config": {**config, "rotate": 1}}))
+    assert other.tobytes() != x.tobytes()
+
+
+def test_the_golden_unrotated_frame_decodes_and_is_written_again():
+    """The committed rotate=0 frame (a variance-like bfloat16 tensor) decodes to its committed
+    array and is written again byte for byte."""
+    frame = (BLOCKS_GOLDEN / "hybrid-rotate0-bfloat16.spcf").read_bytes()
+    expected = np.load(BLOCKS_GOLDEN / "hybrid-rotate0-bfloat16.npy").view(ml_dtypes.bfloat16)
+    assert_bits_equal(expected, one_signed((24, 40), ml_dtypes.bfloat16, seed=7))
+    assert sc.inspect(frame).config["rotate"] == 0
+    assert_bits_equal(sc.decode(frame), expected)
+    assert hybrid().encode(expected) == frame
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(dtype=st.sampled_from(FLOATS16_32), rows=st.integers(1, 40), cols=st.integers(1, 120),
+       kind=st.sampled_from(["lognormal", "norm", "prune"]), seed=st.integers(0, 2**16))
+def test_unrotated_frames_are_never_larger_than_rotated_ones(dtype: Any, rows: int, cols: int,
+                                                             kind: str, seed: int):
+    """rotate='auto' keeps the unrotated frame only if it is smaller, exactly: the plans'
+    estimates may be off by a stream's padding, and the frame records rotate=0."""
+    rng = np.random.default_rng(seed)
+    if kind == "norm":  # a norm gain: one sign, one or two exponents
+        x = (1 + rng.standard_normal((rows, cols)) * 0.05).astype(np.float32)
+    else:
+        x = one_signed((rows, cols), np.float32, seed)
+        if kind == "prune":
+            x[rng.random(x.shape) < 0.5] = 0
+    x = x.astype(dtype)
+    frame = hybrid().encode(x)
+    assert len(frame) <= len(hybrid(rotate=1).encode(x))
+    assert_bits_equal(sc.decode(frame), x)

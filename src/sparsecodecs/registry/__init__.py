@@ -63,6 +63,7 @@ from .frame import (
     FrameInfo,
     Section,
     SectionReader,
+    frame_nbytes,
     read_frame,
     values_section,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "decode_threads",
     "decoding_threads",
     "element_bits",
+    "frame_nbytes",
     "get_codec",
     "get_decode_limit",
     "inspect",

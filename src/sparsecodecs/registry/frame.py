@@ -274,15 +274,11 @@ def unpack_header(raw: memoryview | bytes, version: int) -> bytes:
     return head
 
 
-def write_frame(
-    codec_id: str,
-    config: Mapping[str, Any],
-    dtype: np.dtype[Any],
-    shape: Sequence[int],
-    sections: Sequence[Section],
-    meta: Mapping[str, Any] | None = None,
+def _packed_header(
+    codec_id: str, config: Mapping[str, Any], dtype: np.dtype[Any], shape: Sequence[int],
+    sections: Sequence[Section], meta: Mapping[str, Any] | None,
 ) -> bytes:
-    """Assemble and checksum a frame. Section names must be unique."""
+    """The header bytes of the frame :func:`write_frame` assembles from these."""
     names = [s.name for s in sections]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate section names: {names}")  # a codec bug, not user input
@@ -294,7 +290,29 @@ def write_frame(
         "sections": [[s.name, s.role, s.nbytes] for s in sections],
         "meta": dict(meta or {}),
     }
-    head = pack_header(_HEADER_JSON.encode(header).encode())
+    return pack_header(_HEADER_JSON.encode(header).encode())
+
+
+def frame_nbytes(
+    codec_id: str, config: Mapping[str, Any], dtype: np.dtype[Any], shape: Sequence[int],
+    sections: Sequence[Section], meta: Mapping[str, Any] | None = None,
+) -> int:
+    """The bytes of the frame :func:`write_frame` would assemble from the same arguments,
+    without assembling it (for an encoder choosing between two encodings exactly)."""
+    head = _packed_header(codec_id, config, dtype, shape, sections, meta)
+    return _PREFIX.size + len(head) + sum(s.nbytes for s in sections) + _CHECKSUM.size
+
+
+def write_frame(
+    codec_id: str,
+    config: Mapping[str, Any],
+    dtype: np.dtype[Any],
+    shape: Sequence[int],
+    sections: Sequence[Section],
+    meta: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Assemble and checksum a frame. Section names must be unique."""
+    head = _packed_header(codec_id, config, dtype, shape, sections, meta)
     parts: list[Any] = [_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head)), head]
     parts.extend(s.data for s in sections)
     digest = xxhash.xxh3_64()  # over the parts as they are: the frame is copied once, by join
