@@ -5,7 +5,8 @@ codes, masks, row pointers and, for 2:4 weights, the values themselves. Each fra
 by ``sparsecodecs.testing.hostile_frames`` from weight frames of every codec configuration the
 products take (``tests/test_compute.py``'s ``CODECS``: the zero-skipping layouts and the generic
 ones), of bfloat16, float16 and float32 values, at shapes (40, 70), (33, 136) and (37, 1102):
-rows filling more than one of the AVX-512 SpMM's blocks of 32, rows of several column blocks.
+rows filling more than one of the AVX-512 SpMM's blocks of 32, rows of several column blocks;
+and at (33, 136) of positive values too (hybrid frames of ``rotate: 0``).
 ``sparsecodecs.matmul`` then multiplies it by an ``x`` of each kernel's batches (1, 5, 8, 13,
 33, 64; float32 and bfloat16; one and two threads), and every outcome is checked against
 ``sparsecodecs.decode``'s:
@@ -67,13 +68,15 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 def seed_weights() -> list[bytes]:
     """One frame of each codec config, weight dtype and shape (40% zeros, pruned N:M where the
-    config needs it)."""
+    config needs it), and at the middle shape one of positive weights too (hybrid's
+    ``rotate: 0`` frames)."""
     rng = np.random.default_rng(0)
     frames = []
     for config, _, pattern in CODECS:
         for dtype in WEIGHTS.values():
-            for shape in SHAPES:
-                w = (rng.standard_normal(shape) * 0.5).astype(dtype)
+            for shape, sign in [*((s, None) for s in SHAPES), (SHAPES[1], 1)]:
+                w = rng.standard_normal(shape) * 0.5
+                w = (np.abs(w) if sign else w).astype(dtype)
                 w[rng.random(shape) < 0.4] = 0
                 if pattern is not None:
                     w = prune(w, pattern)[0]
