@@ -34,7 +34,6 @@ import collections
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +157,7 @@ def check(frame: bytes) -> tuple[list[str], list[str]]:
     return (["FAILURE"] if problems else outcomes), problems
 
 
-def run(count: int, seed: int, out: Path, hang: float,
-        checker: Callable[[bytes], tuple[list[str], list[str]]] = check) -> dict[str, Any]:
+def run(count: int, seed: int, out: Path, hang: float) -> dict[str, Any]:
     """Multiply by ``count`` hostile frames; returns the counts by outcome and the failures."""
     seeds = seed_weights()
     outcomes: collections.Counter[str] = collections.Counter()
@@ -176,7 +174,7 @@ def run(count: int, seed: int, out: Path, hang: float,
         nonlocal frames
         watchdog.current = (time.monotonic(), mutation)
         try:
-            kinds, problems = checker(mutation.frame)
+            kinds, problems = check(mutation.frame)
         finally:
             watchdog.current = None
         outcomes.update(kinds)
