@@ -1461,3 +1461,20 @@ def test_unrotated_frames_are_never_larger_than_rotated_ones(dtype: Any, rows: i
     frame = hybrid().encode(x)
     assert len(frame) <= len(hybrid(rotate=1).encode(x))
     assert_bits_equal(sc.decode(frame), x)
+
+
+@pytest.mark.parametrize("dt", [ml_dtypes.bfloat16, np.float32])
+def test_one_sign_tensors_split_unrotated_in_blocks_and_shifted(dt: Any):
+    """Unrotated fields take the planner's other forms too: top fields in blocks (a large
+    tensor whose scale changes along its rows) and, for float32 rows ending in zero bits, low
+    fields shifted block by block; bit-exact on one and two threads."""
+    for x, key in ((np.abs(shifting(dt)), "fields_block"),
+                   (np.abs(rounded_rows(dt)), "low_block")):
+        if key == "low_block" and dt is not np.float32:
+            continue
+        frame = hybrid().encode(x)
+        header = split_frame(frame)[0]
+        assert header["config"]["rotate"] == 0 and key in header["meta"]
+        assert_bits_equal(sc.decode(frame), x)
+        assert_bits_equal(sc.decode(frame, threads=2), x)
+        assert len(frame) < len(hybrid(rotate=1).encode(x))
