@@ -528,7 +528,7 @@ def test_hostile_frames_raise_library_errors_and_warn_nothing(mutation: Any):
             f()
 
 
-#: tests/fuzz/run_products.py, and every third of its seed weights (48 frames).
+#: tests/fuzz/run_products.py, and every third of its seed weights (64 frames).
 PRODUCTS_RUNNER = _load("run_products")
 PRODUCT_SEEDS = PRODUCTS_RUNNER.seed_weights()[::3]
 
