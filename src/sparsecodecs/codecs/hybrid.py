@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,13 +40,27 @@ from ._fill import (
     resolve_fill,
     row_modes,
 )
+from ._hybrid_plan import (
+    ROTATE_HEADER,
+    _kept_sample,
+    _Layout,
+    _mask_loses,
+    _mode_run,
+    _narrow_answers,
+    _nm_code_counts,
+    _nm_codes,
+    _padding,
+    _row_modes_worth_counting,
+    _sign_constant,
+    _unrotated,
+    _without_bin,
+    _worth_counting,
+)
 from ._kernels import (
     bitmask_split_fill,
     check_mask,
     count_fill,
     count_fill_rows,
-    narrow_patterns,
-    nm_codes_from_mask,
     split_mask,
     touch_pages,
 )
@@ -65,8 +79,6 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
-    FieldsPlan,
-    PlanesPlan,
     SortedSample,
     centroid_floor,
     decode_centroids,
@@ -81,277 +93,20 @@ from ._stages import (
     plan_fields,
     plan_planes,
     rotation,
-    stages_floor,
     unique_counts,
     value_histograms,
-    values_floor,
 )
 
 __all__ = ["Hybrid"]
 
 LAYOUTS = ("auto", "dense", "bitmask", "nm")
 ROTATIONS = ("auto", 0, 1)
-#: The most header bytes a frame's ``"rotate": 0`` takes (10-13 measured: the config's JSON
-#: deflated with the preset dictionary, which does not hold the key).
-ROTATE_HEADER = 14
 VALUE_STAGES = ("auto", "planes", "fields", "centroid")
 ENTROPY = ("huffman", "none")
 #: A bitmask frame of at least this many elements, decoded on two threads or more, decodes its
 #: values and its mask side by side (Hybrid._bitmask_side_by_side); a smaller one splits each
 #: step over the threads.
 SIDE_BY_SIDE = 1 << 20
-
-
-@dataclass
-class _Layout:
-    """One candidate layout: its index sections (built lazily) and the values it keeps."""
-
-    name: str
-    values: np.ndarray
-    index_nbytes: int
-    index_sections: Any  # () -> tuple[list[Section], dict]
-    fill: np.ndarray | None = None  # the bit patterns of the empty entries (None: zero)
-    fill_label: str | int | float = "zero"  # what the frame config records
-    # value_counts of ``values``, when known: the tensor's counts with bin ``unfilled`` (the
-    # scalar fill's pattern) taken as 0, so that no candidate copies the 2**16 bins
-    counts: np.ndarray | None = None
-    unfilled: int | None = None
-
-
-def _leading_zeros(sample: np.ndarray) -> int:
-    """How many zero patterns a sorted sample holds (they sort first)."""
-    return int(np.searchsorted(sample, 0, "right")) if sample.size and sample[0] == 0 else 0
-
-
-def _worth_counting(sample: Callable[[], np.ndarray], hash_first: bool = True) -> bool:
-    """For 32/64-bit values, whose exact mode takes a sort: does their :func:`sorted_sample`
-    (``sample()``) repeat a non-zero pattern often enough (more than 1 in 64 * itemsize entries
-    beyond the zeros, the margin :meth:`Hybrid._candidates` asks of a fill) for a mode fill to
-    be worth computing? A pattern occurring ``run`` times or more is one equal to the pattern
-    ``run - 1`` places on in the sorted sample. With ``hash_first`` (the caller will not sort
-    the sample anyway), a :class:`SortedSample` not sorted yet is first asked by hash
-    (:meth:`SortedSample.hashed`): mostly distinct weights answer no there, and the sample is
-    not sorted for this question (73,728 float32 patterns: 0.27 ms). Not for 1024 patterns or
-    fewer, which numpy sorts faster than the bins are cleared (384 float32: 125 -> 144 us an
-    encode)."""
-    if (hash_first and isinstance(sample, SortedSample) and not sample.ready
-            and sample.itemsize in (4, 8) and sample.size > 1024):
-        most, _, zeros = sample.hashed()
-        if most < _mode_run(zeros, sample.size, sample.itemsize):
-            return False
-    s = sample()
-    run = _mode_run(_leading_zeros(s), s.size, s.itemsize)
-    if run > s.size:
-        return False
-    hits = s[run - 1 :] == s[: s.size - run + 1]
-    return bool(np.any(hits & (s[: s.size - run + 1] != 0)))
-
-
-def _mode_run(zeros: int, size: int, itemsize: int) -> int:
-    """How often a non-zero pattern must occur among ``size`` entries of ``itemsize`` bytes,
-    ``zeros`` of them zero, for a mode fill to be worth computing (:func:`_worth_counting`)."""
-    return zeros + size // (64 * itemsize) + 1
-
-
-def _narrow_answers(flat: np.ndarray) -> tuple[int | None, tuple[int, int] | None]:
-    """For 32-bit patterns that 16-bit ones stand for in order
-    (:func:`~._kernels.narrow_patterns`), the two questions :meth:`Hybrid._fills` sorts every
-    value for, answered from their 2**16 counts: how many entries repeat a non-zero pattern
-    before them (:func:`_row_modes_worth_counting`'s ``repeats``), and ``(the most frequent
-    pattern, ties to the smaller, the most often a non-zero pattern occurs)``. ``(None, None)``
-    for other patterns (the first 64 tell most)."""
-    narrow = narrow_patterns(flat) if flat.size >= COUNT_PATTERNS_FROM else None
-    if narrow is None:
-        return None, None
-    with lent_value_counts(narrow[0]) as counts:
-        assert counts is not None
-        nonzero = int(flat.size - counts[0])
-        repeats = nonzero - int(np.count_nonzero(counts[1:]))
-        top = int(np.argmax(counts))
-        most = int(counts[1:].max())
-    return repeats, (int(narrow[1](np.array([top], np.uint16))[0]), most)
-
-
-def _row_modes_worth_counting(
-    x: np.ndarray, zeros: int, sample: np.ndarray | None = None, repeats: int | None = None
-) -> np.ndarray | None:
-    """The modes of the rows of ``x`` if :func:`_worth_counting` holds per row, else None: the
-    modes of <= 64 sampled columns of each row, counted over the whole rows, must beat the
-    zeros by the same margin, less one entry a row (each row's fill is stored: a row whose mode
-    occurs once spares nothing). ``sample``: the :func:`sorted_sample` of ``x`` if known; when
-    it holds every entry, no row is counted unless the tensor's repeats pass the margin: a
-    row's mode spares its count less one, and the count of a non-zero pattern summed over the
-    rows it is the mode of, less one a row, is at most its count in the tensor less one. Rows
-    of at most 127 entries are sampled whole, so their sampled modes are the modes.
-    ``repeats``: that count of the tensor's repeats, when known without the sample."""
-    if repeats is None and sample is not None and sample.size == x.size:
-        repeats = int(np.count_nonzero((sample[1:] == sample[:-1]) & (sample[1:] != 0)))
-    if repeats is not None and repeats * 64 * x.dtype.itemsize <= x.size:
-        return None
-    step = max(1, x.shape[1] // 64)
-    sampled = row_modes(x, step)
-    if not sampled.any():
-        return None
-    matches = count_fill(np.ascontiguousarray(x).reshape(-1), sampled, x.shape[1])
-    if (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize <= x.size:
-        return None
-    return sampled if step == 1 else row_modes(x)
-
-
-def _kept_sample(
-    whole: SortedSample, cand: _Layout, size: int
-) -> Callable[[], np.ndarray] | None:
-    """The :func:`sorted_sample` of a zero-fill layout's kept values, when it can be read off
-    the whole tensor's (``whole``, of ``size`` entries) without a sort of its own: that one
-    sorted already and holding every entry, and the kept values being exactly the non-zero
-    entries (no N:M padding slots). Zero sorts first, so they are its tail, every value of
-    which the kept values' own sample would take too (fewer than 131072 of them). Else None."""
-    if cand.fill is not None or not whole.ready:
-        return None
-    s = whole()
-    if s.size != size:
-        return None
-    zeros = _leading_zeros(s)
-    if cand.values.size != s.size - zeros:
-        return None
-    tail = s[zeros:]
-    return lambda: tail
-
-
-class _without_bin:
-    """``counts[unfilled]`` taken as 0 for a ``with`` block (an encode's own histogram,
-    planned one candidate at a time; nothing planned keeps ``counts`` itself), then restored.
-    A class: every candidate enters one, and a generator's context manager cost ~1 us."""
-
-    __slots__ = ("_counts", "_kept", "_unfilled")
-
-    def __init__(self, counts: np.ndarray | None, unfilled: int | None) -> None:
-        self._counts, self._unfilled = counts, unfilled
-        self._kept: Any = None
-
-    def __enter__(self) -> None:
-        if self._counts is not None and self._unfilled is not None:
-            self._kept = self._counts[self._unfilled]
-            self._counts[self._unfilled] = 0
-
-    def __exit__(self, *exc: object) -> None:
-        if self._counts is not None and self._unfilled is not None:
-            self._counts[self._unfilled] = self._kept
-
-
-class _without_rows:
-    """``counts`` less a per-row fill's entries for a ``with`` block (``rows``: the fill, one
-    item a row, and the count of each row's entries equal to it), then restored."""
-
-    __slots__ = ("_counts", "_rows")
-
-    def __init__(self, counts: np.ndarray | None,
-                 rows: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self._counts = counts
-        self._rows = None if rows is None else (rows[0].astype(np.intp), rows[1])
-
-    def __enter__(self) -> None:
-        if self._counts is not None and self._rows is not None:
-            np.subtract.at(self._counts, *self._rows)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._counts is not None and self._rows is not None:
-            np.add.at(self._counts, *self._rows)
-
-
-def _mask_loses(size: int, fill_nbytes: int, counts: np.ndarray, kept: int,
-                dtype: np.dtype[Any], best: int | None, unfilled: int | None = None,
-                rows: tuple[np.ndarray, np.ndarray] | None = None) -> bool:
-    """Whether a bitmask layout of ``size`` entries, storing ``fill_nbytes`` of fill, cannot
-    beat a plan of ``best`` bytes whatever its stages: its mask costs at least one bit a byte
-    (coded) and its ``kept`` values (the tensor's ``counts`` less the bin ``unfilled``, or less
-    a per-row fill's entries, ``rows`` as :func:`_without_rows` takes them) at least
-    :func:`stages_floor` (16-bit values), else their order-0 entropy (:func:`values_floor`)."""
-    if best is None:
-        return False
-    least = (size + 7) // 8 // 8 + fill_nbytes
-    if least >= best:
-        return True
-    with _without_bin(counts, unfilled), _without_rows(counts, rows):
-        if dtype.itemsize == 2 and counts.size == 1 << 16:
-            floor = stages_floor(counts, dtype, kept)
-        else:
-            floor = values_floor(counts)
-    return least + floor >= best
-
-
-def _nm_code_counts(mask_counts: np.ndarray, tables: Any) -> np.ndarray | None:
-    """Histogram of the N:M pattern codes of a mask whose bytes hold whole groups (m divides
-    8), from the histogram of its bytes; None if some group does not hold exactly n bits."""
-    # each byte's groups' codes weighted by the byte's count (exact int64 sums); the last
-    # column counts the bytes with a group of other than n bits
-    weighed = mask_counts @ _codes_per_byte(tables.n, tables.m)
-    return None if weighed[-1] else weighed[:-1]
-
-
-@lru_cache(maxsize=8)
-def _codes_per_byte(n: int, m: int) -> np.ndarray:
-    """A 256 x (codes + 1) int64 table: entry [b, c] is how many of the 8 // m groups of mask
-    byte ``b`` have N:M pattern code ``c``, and the last column is 1 where one of them holds
-    other than n bits (then the byte's row is otherwise 0). What :func:`_nm_code_counts`
-    weighs by a mask's byte counts, one product (where a bincount of every used byte's groups
-    cost ~9 us on a 384-value tensor, the product ~2)."""
-    tables = nm_tables(n, m)
-    groups = (np.arange(256)[:, None] >> (np.arange(8 // m) * m)) & ((1 << m) - 1)
-    codes = tables.code_of[groups]
-    foreign = (codes < 0).any(axis=1)
-    table = np.zeros((256, tables.ncodes + 1), np.int64)
-    ok = np.flatnonzero(~foreign)
-    for g in range(codes.shape[1]):  # each group of the bytes whose groups all hold n bits
-        np.add.at(table, (ok, codes[ok, g]), 1)
-    table[:, -1] = foreign
-    table.flags.writeable = False
-    return table
-
-
-def _unrotated(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
-    """The dtype whose planes or fields a 16- or 32-bit float's values are split as with
-    ``rotate=0``: its unsigned integer of the same width, never rotated (the same bit
-    patterns, the sign bit left on top). None for other dtypes (``rotate=0`` is theirs)."""
-    if rotation(dtype) and dtype.itemsize in (2, 4):
-        return np.dtype(f"u{dtype.itemsize}")
-    return None
-
-
-def _sign_constant(values: np.ndarray, planes: np.ndarray | None) -> bool:
-    """Whether every one of ``values`` (float bit patterns) has the same sign bit: from the
-    byte-plane histograms of the values rotated left by one bit, when counted (``planes``: the
-    sign is bit 0 of the last plane), else from the values' OR and AND."""
-    if planes is not None:
-        last = planes[-1]
-        return not last[0::2].any() or not last[1::2].any()
-    if not values.size:
-        return True
-    top = np.uint64(8 * values.itemsize - 1)
-    ored = np.uint64(np.bitwise_or.reduce(values, axis=None))
-    anded = np.uint64(np.bitwise_and.reduce(values, axis=None))
-    return bool((ored >> top) == (anded >> top))
-
-
-def _padding(plan: Any, count: int) -> int:
-    """How many bytes a value stage's estimate of ``count`` values may exceed its sections by:
-    the estimates are upper bounds exact to a coded stream's padding (its last 64-bit word)."""
-    streams = huff._nstreams(count)
-    if isinstance(plan, PlanesPlan):
-        coded = sum(plan.coded)
-    elif isinstance(plan, FieldsPlan):
-        coded, streams = (-(-count // plan.block), 4) if plan.block else (1, streams)
-    else:
-        coded = int(plan.coded)
-    return 8 * streams * coded
-
-
-def _nm_codes(mask: np.ndarray, ngroups: int, m: int, code_of: np.ndarray) -> np.ndarray:
-    """The pattern codes of a mask :func:`_nm_code_counts` accepted."""
-    codes = np.empty(ngroups, np.uint16)
-    ok = nm_codes_from_mask(mask, m, code_of, codes)
-    assert ok  # every group was checked through the byte histogram
-    return codes
 
 
 @builtin
