@@ -23,7 +23,6 @@ from ..registry import (
     check_choice,
     check_int,
     decode_threads,
-    frame_nbytes,
     storage_nbytes,
 )
 from . import _huffman as huff
@@ -572,14 +571,10 @@ class Hybrid(Codec):
             # rotated plan's padding, rotate=0's header bytes): kept only if its frame is
             # smaller, exactly
             other = self._encoded(dtype, rows, *rotated[1:])
-            if self._frame_nbytes(other, dtype, bits.shape) <= self._frame_nbytes(
+            if self.encoded_nbytes(other, dtype, bits.shape) <= self.encoded_nbytes(
                     enc, dtype, bits.shape):
                 return other
         return enc
-
-    def _frame_nbytes(self, enc: Encoded, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
-        config = {k: v for k, v in (enc.config or {}).items() if k != "id"}
-        return frame_nbytes(self.codec_id, config, dtype, shape, enc.sections, enc.meta)
 
     def _encoded(self, dtype: np.dtype[Any], rows: int, cand: _Layout, stage: str,
                  state: Any) -> Encoded:

@@ -48,7 +48,15 @@ import numpy as np
 
 from .dtypes import as_bits, bits_dtype, storage_nbytes
 from .errors import CodecConfigError, DecodeLimitError, FrameHeaderError, FrameLayoutError
-from .frame import Frame, FrameInfo, Section, SectionReader, read_frame, write_frame
+from .frame import (
+    Frame,
+    FrameInfo,
+    Section,
+    SectionReader,
+    frame_nbytes,
+    read_frame,
+    write_frame,
+)
 
 __all__ = [
     "Codec",
@@ -255,9 +263,21 @@ class Codec(ABC):
         """Encode ``array`` into a self-describing, checksummed frame."""
         bits, dtype = as_bits(array)
         enc = self.encode_bits(bits, dtype)
+        return write_frame(self.codec_id, self._frame_config(enc), dtype, bits.shape,
+                           enc.sections, enc.meta)
+
+    def encoded_nbytes(self, enc: Encoded, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
+        """The bytes of the frame :meth:`encode` writes for ``enc`` (what :meth:`encode_bits`
+        returned for bit patterns of ``shape`` and ``dtype``), without assembling it: for an
+        encoder choosing between two encodings by their exact sizes."""
+        return frame_nbytes(self.codec_id, self._frame_config(enc), dtype, shape, enc.sections,
+                            enc.meta)
+
+    def _frame_config(self, enc: Encoded) -> dict[str, Any]:
+        """The config a frame records for ``enc``: its own, else the codec's; no ``id``."""
         config = dict(enc.config if enc.config is not None else self.get_config())
         config.pop("id", None)
-        return write_frame(self.codec_id, config, dtype, bits.shape, enc.sections, enc.meta)
+        return config
 
     def decode(
         self, frame: bytes | bytearray | memoryview, *, max_bytes: int | None = None,
