@@ -48,15 +48,7 @@ import numpy as np
 
 from .dtypes import as_bits, bits_dtype, storage_nbytes
 from .errors import CodecConfigError, DecodeLimitError, FrameHeaderError, FrameLayoutError
-from .frame import (
-    Frame,
-    FrameInfo,
-    Section,
-    SectionReader,
-    frame_nbytes,
-    read_frame,
-    write_frame,
-)
+from .frame import Frame, FrameInfo, Section, SectionReader, frame_nbytes, read_frame, write_frame
 
 __all__ = [
     "Codec",
