@@ -1478,3 +1478,18 @@ def test_one_sign_tensors_split_unrotated_in_blocks_and_shifted(dt: Any):
         assert_bits_equal(sc.decode(frame), x)
         assert_bits_equal(sc.decode(frame, threads=2), x)
         assert len(frame) < len(hybrid(rotate=1).encode(x))
+
+
+@pytest.mark.parametrize("values", ["planes", "fields"])
+@pytest.mark.parametrize("dtype", FLOATS16_32)
+def test_one_sign_read_off_the_values_when_no_histograms_are_counted(values: str, dtype: Any):
+    """An explicit value stage counts no plane histograms first: the sign test reads the
+    values themselves (their OR and AND), with the same answer."""
+    for sign in (1, -1):
+        x = one_signed((40, 64), dtype, seed=3, sign=sign)
+        frame = hybrid(values=values).encode(x)
+        assert sc.inspect(frame).config.get("rotate") == 0
+        assert len(frame) <= len(hybrid(values=values, rotate=1).encode(x))
+        assert_bits_equal(sc.decode(frame), x)
+    x = gaussian((40, 64), dtype)
+    assert "rotate" not in sc.inspect(hybrid(values=values).encode(x)).config
