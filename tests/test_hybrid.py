@@ -1368,6 +1368,23 @@ def test_values_of_both_signs_are_rotated_as_before():
         assert frame == hybrid(rotate=1).encode(x)
 
 
+@pytest.mark.parametrize("layout", ["dense", "bitmask"])
+def test_float16_subnormals_of_both_signs_split_unrotated(layout: str):
+    """float16 values of about 1e-6 are subnormal: the rotated top plane (exponent zero, the
+    mantissa's top bits) is one byte, coded at a bit a value for nothing. Split unrotated the
+    sign rides in that bit, so rotate='auto' plans it too and keeps it, smaller, though the
+    values have both signs."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((256, 96)) * 1e-6).astype(np.float16)
+    if layout == "bitmask":
+        x[rng.random(x.shape) < 0.5] = 0
+    assert (x < 0).any() and (x > 0).any()
+    frame = hybrid(layout=layout).encode(x)
+    assert sc.inspect(frame).config["rotate"] == 0
+    assert len(frame) < len(hybrid(layout=layout, rotate=1).encode(x))
+    assert_bits_equal(sc.decode(frame), x)
+
+
 @pytest.mark.parametrize("rotate", ["none", 2, -1, True, 1.0, None])
 def test_rotate_takes_auto_0_or_1(rotate: object):
     with pytest.raises(CodecConfigError, match="rotate must be 'auto', 0 or 1"):
@@ -1445,7 +1462,8 @@ def test_the_golden_unrotated_frame_decodes_and_is_written_again():
 
 @settings(max_examples=examples(60), deadline=None)
 @given(dtype=st.sampled_from(FLOATS16_32), rows=st.integers(1, 40), cols=st.integers(1, 120),
-       kind=st.sampled_from(["lognormal", "norm", "prune"]), seed=st.integers(0, 2**16))
+       kind=st.sampled_from(["lognormal", "norm", "prune", "subnormal"]),
+       seed=st.integers(0, 2**16))
 def test_unrotated_frames_are_never_larger_than_rotated_ones(dtype: Any, rows: int, cols: int,
                                                              kind: str, seed: int):
     """rotate='auto' keeps the unrotated frame only if it is smaller, exactly: the plans'
@@ -1453,6 +1471,8 @@ def test_unrotated_frames_are_never_larger_than_rotated_ones(dtype: Any, rows: i
     rng = np.random.default_rng(seed)
     if kind == "norm":  # a norm gain: one sign, one or two exponents
         x = (1 + rng.standard_normal((rows, cols)) * 0.05).astype(np.float32)
+    elif kind == "subnormal":  # both signs; float16 subnormals, an idle rotated top plane
+        x = (rng.standard_normal((rows, cols)) * 1e-6).astype(np.float32)
     else:
         x = one_signed((rows, cols), np.float32, seed)
         if kind == "prune":

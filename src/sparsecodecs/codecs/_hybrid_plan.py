@@ -262,6 +262,24 @@ def _sign_constant(values: np.ndarray, planes: np.ndarray | None) -> bool:
     return bool((ored >> top) == (anded >> top))
 
 
+#: The share of values at which a rotated float's top byte plane counts as idle (see
+#: :func:`_top_plane_idle`).
+IDLE_TOP_PLANE = 0.9
+
+
+def _top_plane_idle(planes: np.ndarray | None) -> bool:
+    """Whether the top byte plane of the rotated values (``planes``: their byte-plane
+    histograms; None if not counted) holds one byte in at least :data:`IDLE_TOP_PLANE` of
+    them: float16 subnormals (exponent zero, small mantissas) and the like. A Huffman code
+    spends a bit a symbol there however little the plane holds; split unrotated, the sign bit
+    joins that plane and rides in that bit, which can beat the rotated split even for values
+    of both signs (planned, then kept only where smaller)."""
+    if planes is None:
+        return False
+    top = planes[0]
+    return bool(top.max() >= IDLE_TOP_PLANE * top.sum() > 0)
+
+
 def _padding(plan: Any, count: int) -> int:
     """How many bytes a value stage's estimate of ``count`` values may exceed its sections by:
     the estimates are upper bounds exact to a coded stream's padding (its last 64-bit word)."""

@@ -51,6 +51,7 @@ from ._hybrid_plan import (
     _padding,
     _row_modes_worth_counting,
     _sign_constant,
+    _top_plane_idle,
     _unrotated,
     _without_bin,
     _worth_counting,
@@ -132,7 +133,8 @@ class Hybrid(Codec):
       ``0`` leaves the sign bit with the exponent, where a Huffman code takes it for nothing
       when every kept value has the same sign (norm gains, variances, positive weights), and
       not as a raw bit of the mantissa; ``"auto"`` (default): 1, and 0 too when the kept
-      values' sign bit is constant, the smaller kept. A frame records ``rotate`` only when it
+      values' sign bit is constant or the rotated top byte plane nearly so (float16
+      subnormals), the smaller kept. A frame records ``rotate`` only when it
       is 0. Integers are never rotated.
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
       ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
@@ -462,7 +464,7 @@ class Hybrid(Codec):
         unrotated = _unrotated(dtype)
         # the rotations to plan planes and fields at, as (stage suffix, dtype split): the
         # float's own, and with rotate "auto" unrotated too (":0") where every value has the
-        # same sign; with rotate 0, unrotated only
+        # same sign or the rotated top plane is idle; with rotate 0, unrotated only
         rotations = [("", dtype)] if self.rotate != 0 or unrotated is None else [(":0", unrotated)]
         at = 0
         while at < len(rotations):
@@ -472,7 +474,9 @@ class Hybrid(Codec):
             if auto and self._coded() and vdt.itemsize in (2, 4):
                 plane_counts, fine = value_histograms(values, vdt, counts)  # both plans, one pass
             if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
-                    and self.values != "centroid" and _sign_constant(values, plane_counts)):
+                    and self.values != "centroid" and (
+                        _sign_constant(values, plane_counts)
+                        or _top_plane_idle(plane_counts))):
                 rotations.append((":0", unrotated))
             plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages)
             fplan = plan if fplan is None else fplan
