@@ -466,6 +466,33 @@ def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
         np.testing.assert_array_equal(shortcut, counted)
 
 
+@pytest.mark.parametrize("short", [0, 1, 2])
+def test_no_mode_is_looked_for_where_the_zeros_leave_it_no_margin(short: int, monkeypatch):
+    """A mode fill spares at most the non-zero entries less the zeros: with a hair under half
+    zeros (an odd size pruned to 50%) it cannot pass the planner's margin, so the sample is not
+    hashed or sorted for it, and the frame is the zero fill's. With 15% zeros and a value in
+    half the entries the mode is looked for, and kept."""
+    from sparsecodecs.codecs import _hybrid_plan
+    from sparsecodecs.codecs import hybrid as hy
+
+    calls = []
+    real = _hybrid_plan._worth_counting
+    monkeypatch.setattr(hy, "_worth_counting", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(short)
+    x = rng.standard_normal((97, 1531)).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[: flat.size // 2 - short] = 0
+    rng.shuffle(flat)
+    frame = hybrid().encode(x)
+    assert not calls
+    assert frame == hybrid(fill="zero").encode(x)
+    flat[:] = rng.standard_normal(flat.size)
+    flat[rng.random(flat.size) < 0.3] = 0
+    flat[rng.random(flat.size) < 0.5] = 0.5
+    assert sc.inspect(hybrid().encode(x)).config["fill"] == "mode"
+    assert calls
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_kept_values_sample_read_off_the_whole_tensors_is_the_one_they_sort(seed, monkeypatch):
     """A zero-fill layout's kept values take their sorted sample from the whole tensor's
