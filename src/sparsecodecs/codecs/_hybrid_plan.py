@@ -267,17 +267,14 @@ def _sign_constant(values: np.ndarray, planes: np.ndarray | None) -> bool:
 IDLE_TOP_PLANE = 0.9
 
 
-def _top_plane_idle(planes: np.ndarray | None) -> bool:
-    """Whether the top byte plane of the rotated values (``planes``: their byte-plane
+def _top_plane_idle(planes: np.ndarray | None, count: int) -> bool:
+    """Whether the top byte plane of ``count`` rotated values (``planes``: their byte-plane
     histograms; None if not counted) holds one byte in at least :data:`IDLE_TOP_PLANE` of
     them: float16 subnormals (exponent zero, small mantissas) and the like. A Huffman code
     spends a bit a symbol there however little the plane holds; split unrotated, the sign bit
     joins that plane and rides in that bit, which can beat the rotated split even for values
     of both signs (planned, then kept only where smaller)."""
-    if planes is None:
-        return False
-    top = planes[0]
-    return bool(top.max() >= IDLE_TOP_PLANE * top.sum() > 0)
+    return planes is not None and count > 0 and int(planes[0].max()) >= IDLE_TOP_PLANE * count
 
 
 def _padding(plan: Any, count: int) -> int:

@@ -479,7 +479,7 @@ class Hybrid(Codec):
             if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
                     and self.values != "centroid" and (
                         _sign_constant(values, plane_counts)
-                        or _top_plane_idle(plane_counts))):
+                        or _top_plane_idle(plane_counts, values.size))):
                 rotations.append((":0", unrotated))
             plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages)
             fplan = plan if fplan is None else fplan
