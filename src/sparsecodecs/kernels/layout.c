@@ -2000,6 +2000,9 @@ done:
  * input is slow); longer rows are sorted. */
 #define RM_HASH_COLS 4096
 #define RM_PROBES 64
+/* Rows up to this long are first tested for distinct items (row_distinct_*: two of 128
+ * distinct items share one of its 2**16 slots in 12% of rows, of 64 in 3%). */
+#define RM_DISTINCT_COLS 128
 
 #define DEF_SORT(T)                                                                  \
     static void sort_##T(T *a, Py_ssize_t n) {                                       \
@@ -2076,9 +2079,31 @@ done:
         *mode = best;                                                                   \
         return rc;                                                                      \
     }                                                                                   \
+    /* Whether a row's items are all distinct, by a bitmap of 2**16 hashed slots (`seen`,  \
+     * zeroed, left zeroed): 1 and the least item in *least if no two items share a slot,  \
+     * which no repeat can avoid; 0 if two do (a repeat, or hashes that collide: 3% of     \
+     * rows of 64 distinct items), for the caller to count the row. No branch on the data: \
+     * the planner's samples of float32 rows are mostly distinct, and the hash table's     \
+     * probes took ~5 ns an item on them. */                                            \
+    static int row_distinct_##T(const char *row, Py_ssize_t cols, uint64_t *seen, T *least) { \
+        uint64_t hit = 0;                                                               \
+        T low = (T)ld(row, sizeof(T), 0);                                               \
+        for (Py_ssize_t j = 0; j < cols; j++) {                                         \
+            T v = (T)ld(row, sizeof(T), j);                                             \
+            uint32_t h = (uint32_t)(((uint64_t)v * 0x9E3779B97F4A7C15ull) >> 48);       \
+            uint64_t b = 1ull << (h & 63);                                              \
+            hit |= seen[h >> 6] & b;                                                    \
+            seen[h >> 6] |= b;                                                          \
+            low = v < low ? v : low;                                                    \
+        }                                                                               \
+        for (Py_ssize_t j = 0; j < cols; j++)                                           \
+            seen[(uint32_t)(((uint64_t)(T)ld(row, sizeof(T), j) * 0x9E3779B97F4A7C15ull) >> 54)] = 0; \
+        *least = low;                                                                   \
+        return hit == 0;                                                                \
+    }                                                                                   \
     static void row_modes_sort_##T(const void *x, Py_ssize_t rows, Py_ssize_t cols,  \
                                    void *out, T *tmp, T *keys, uint32_t *counts,     \
-                                   uint32_t *used, unsigned bits) {                  \
+                                   uint32_t *used, unsigned bits, uint64_t *seen) {  \
         for (Py_ssize_t r = 0; r < rows; r++) {                                      \
             const char *row = (const char *)x + r * cols * (Py_ssize_t)sizeof(T);    \
             Py_ssize_t zeros = 0;                                                    \
@@ -2088,6 +2113,10 @@ done:
                 continue;                                                            \
             }                                                                        \
             T hashed;                                                                \
+            if (cols <= RM_DISTINCT_COLS && row_distinct_##T(row, cols, seen, &hashed)) { \
+                st(out, sizeof(T), r, hashed); /* all distinct: ties, the least wins */ \
+                continue;                                                            \
+            }                                                                        \
             if (bits && row_mode_hash_##T(row, cols, bits, keys, counts, used, &hashed) == 0) { \
                 st(out, sizeof(T), r, hashed);                                       \
                 continue;                                                            \
@@ -2500,26 +2529,29 @@ FASTCALL(row_modes_sort) {
     void *keys = PyMem_RawMalloc(slots * (size_t)x.itemsize);
     uint32_t *counts = PyMem_RawCalloc(slots, sizeof(uint32_t));
     uint32_t *used = PyMem_RawMalloc((size_t)(cols ? cols : 1) * sizeof(uint32_t));
-    if (!tmp || !keys || !counts || !used) {
+    uint64_t *seen = PyMem_RawCalloc(1024, sizeof(uint64_t)); /* 2**16 bits */
+    if (!tmp || !keys || !counts || !used || !seen) {
         PyMem_RawFree(tmp);
         PyMem_RawFree(keys);
         PyMem_RawFree(counts);
         PyMem_RawFree(used);
+        PyMem_RawFree(seen);
         PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     switch (x.itemsize) {
-    case 1: row_modes_sort_uint8_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
-    case 2: row_modes_sort_uint16_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
-    case 4: row_modes_sort_uint32_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
-    default: row_modes_sort_uint64_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits); break;
+    case 1: row_modes_sort_uint8_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits, seen); break;
+    case 2: row_modes_sort_uint16_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits, seen); break;
+    case 4: row_modes_sort_uint32_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits, seen); break;
+    default: row_modes_sort_uint64_t(x.p, rows, cols, out.p, tmp, keys, counts, used, bits, seen); break;
     }
     Py_END_ALLOW_THREADS
     PyMem_RawFree(tmp);
     PyMem_RawFree(keys);
     PyMem_RawFree(counts);
     PyMem_RawFree(used);
+    PyMem_RawFree(seen);
     res = Py_NewRef(Py_None);
 done:
     sc_release(&s);
