@@ -134,8 +134,8 @@ class Hybrid(Codec):
       when every kept value has the same sign (norm gains, variances, positive weights), and
       not as a raw bit of the mantissa; ``"auto"`` (default): 1, and 0 too when the kept
       values' sign bit is constant or the rotated top byte plane nearly so (float16
-      subnormals), the smaller kept. A frame records ``rotate`` only when it
-      is 0. Integers are never rotated.
+      subnormals), the smaller kept. A frame records ``rotate`` only when it is 0. Integers
+      are never rotated.
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
       ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
       (default): zero, the tensor's mode and each row's mode compete, the latter two only when
