@@ -8,7 +8,8 @@ biases and norms up to layers), family and sparsity, and compares the two frames
 tensor by tensor. Families: ``normal`` and ``uniform`` weights, Student's ``t3``, ``kaiming``
 uniform, ``lognormal`` (one sign: variances, positive scales), ``ones+noise`` (norm gains),
 ``tiny`` (1e-6 scale), ``int-valued`` floats (-8..7); scales 1e-4 to 3; dense, 2:4 or 50%
-zeros. Prints how many tensors are larger than ZipNN's and the worst ones, by bytes.
+zeros. Prints how many tensors are larger than ZipNN's, the worst ones by bytes, and the
+misses by dtype, family and sparsity.
 """
 
 from __future__ import annotations
@@ -77,6 +78,15 @@ def main() -> None:
           f"by {sum(r[0] for r in larger)} bytes in all; all frames {total:.4f}x ZipNN's")
     for diff, ours, theirs, what in sorted(rows, reverse=True)[:15]:
         print(f"  {diff:+6d} B  {ours:8d} vs {theirs:8d}  {what}")
+    # where the misses gather: by dtype, family and sparsity (the shape left out)
+    groups: dict[str, list[int]] = {}
+    for diff, _, _, what in larger:
+        dt, _, family, sparsity = what.split()
+        groups.setdefault(f"{dt} {family} {sparsity}", []).append(diff)
+    if groups:
+        print("larger, by kind (tensors, bytes in all):")
+        for kind, diffs in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  {kind:28s} {len(diffs):4d} {sum(diffs):7d}")
 
 
 if __name__ == "__main__":
