@@ -412,7 +412,7 @@ def test_frame_nbytes_is_the_length_of_the_frame_written():
         for x in (rng.standard_normal((7, 9)).astype(np.float32), np.zeros(0, np.uint8),
                   np.abs(rng.standard_normal(300)).astype(np.float16)):
             enc = codec.encode_bits(*sc.registry.as_bits(x))
-            cfg = dict(enc.config if enc.config is not None else codec.get_config())
-            cfg.pop("id", None)
-            args = (codec.codec_id, cfg, x.dtype, x.shape, enc.sections, enc.meta)
+            args = (codec.codec_id, codec._frame_config(enc), x.dtype, x.shape, enc.sections,
+                    enc.meta)
             assert frame_nbytes(*args) == len(write_frame(*args)) == len(codec.encode(x))
+            assert codec.encoded_nbytes(enc, x.dtype, x.shape) == len(codec.encode(x))
