@@ -15,7 +15,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import sparsecodecs as sc
@@ -491,6 +491,76 @@ def test_no_mode_is_looked_for_where_the_zeros_leave_it_no_margin(short: int, mo
     flat[rng.random(flat.size) < 0.5] = 0.5
     assert sc.inspect(hybrid().encode(x)).config["fill"] == "mode"
     assert calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.int8])
+def test_rows_of_at_most_n_entries_plan_no_nm_and_rows_of_one_no_row_modes(dtype, monkeypatch):
+    """A 1x1 convolution's [out, in, 1, 1] weight has rows of one entry: N:M (groups padded to
+    m, n values kept a group) would hold every entry and more, and each row's mode is its own
+    entry; neither is planned, there or (N:M) for rows of n entries, sparse or not. Rows of
+    three entries with a repeated value still get both."""
+    from sparsecodecs.codecs import hybrid as hy
+
+    calls: list[str] = []
+    for name in ("try_split_groups", "row_modes", "_row_modes_worth_counting"):
+        real = getattr(hy, name)
+        monkeypatch.setattr(hy, name, lambda *a, _n=name, _r=real, **k: calls.append(_n)
+                            or _r(*a, **k))
+    rng = np.random.default_rng(0)
+    for shape in [(96, 64, 1, 1), (3000, 1), (500, 2), (40, 12, 2)]:
+        x = rng.standard_normal(shape) * 30
+        x[rng.random(shape) < 0.6] = 0  # sparse: the layouts with an index are planned
+        a = x.astype(dtype)
+        frame = hybrid().encode(a)
+        assert sc.decode(frame).tobytes() == a.tobytes()
+        assert "try_split_groups" not in calls, shape
+        assert shape[-1] > 1 or not calls, (shape, calls)
+        calls.clear()
+    x = np.round(rng.standard_normal((400, 3)) * 2)
+    x[:, 1] = x[:, 0]  # a value twice a row: its row mode is worth counting
+    x[rng.random(x.shape) < 0.3] = 0
+    hybrid().encode(x.astype(dtype))
+    assert {"try_split_groups", "row_modes" if dtype == np.int8
+            else "_row_modes_worth_counting"} <= set(calls)
+
+
+@settings(max_examples=60, deadline=None)
+@example(2, 980, 0.5, 4, "float16", 0)  # a mask costs more than dense here
+@given(st.integers(1, 2), st.integers(1, 300), st.floats(0.0, 1.0), st.integers(0, 4),
+       st.sampled_from(["float32", "bfloat16", "float16", "int8", "uint8"]), st.integers(0, 99))
+def test_rows_of_at_most_n_entries_are_never_larger_than_dense_or_forced_nm(cols, rows, zeros,
+                                                                           kind, dtype, seed):
+    """Where rows hold at most n entries, dense is planned in N:M's place (N:M's values are the
+    dense layout's and more), so hybrid's frame is never larger than dense forced, and never
+    larger than N:M forced with one value stage for both (``values="auto"`` plans centroids
+    only where under half the values are distinct, and N:M's padding can pass that test where
+    the tensor's own values do not). Header aside: the planner weighs sections, and on a
+    tensor of four values the headers' DEFLATEd configs differ by a byte or two. With the zero
+    fill: under ``fill="auto"`` a tensor of four values can take a mode fill whose header
+    costs more than it spares, N:M or not."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, cols)) * 40
+    if kind == 1:
+        x = np.round(x / 20)  # few distinct values
+    elif kind == 2:
+        x[rng.random(x.shape) < 0.5] = 7  # a frequent non-zero value
+    elif kind == 3:
+        x += np.arange(rows)[:, None] % 5  # rows offset
+    elif kind == 4:
+        x = np.round(x / 80)  # mostly 0, -0.0 (a non-zero pattern), -1 and 1
+    x[rng.random(x.shape) < zeros] = 0
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    if np.dtype(np_dtype).kind in "iu":
+        x = np.clip(x, -100, 100) + (100 if dtype == "uint8" else 0)
+    a = x.astype(np_dtype)
+
+    def sections(**params: Any) -> int:
+        frame = hybrid(fill="zero", **params).encode(a)
+        assert sc.decode(frame).tobytes() == a.tobytes()
+        return len(frame) - sc.inspect(frame).role_bytes["header"]
+
+    assert sections() <= sections(layout="dense")
+    assert sections(values="planes") <= sections(layout="nm", values="planes")
 
 
 @pytest.mark.parametrize("seed", range(24))

@@ -236,7 +236,8 @@ class Hybrid(Codec):
         # counting them. Not for a tensor at least half zeros, whose rows the row-mode
         # kernel settles by their zero counts alone (a row at least half zeros has mode
         # 0): sorting it cost more than the rows (768x80 float32 at 2:4, a sort of 61,440)
-        whole = rows > 1 and wide and flat.size < 2 * 65536 and 2 * zeros < flat.size
+        # (rows of one entry have no row modes to settle: below)
+        whole = rows > 1 < cols and wide and flat.size < 2 * 65536 and 2 * zeros < flat.size
         # ... unless 16-bit patterns stand for every value (float32 at bfloat16 or float16
         # precision): their 2**16 counts answer both questions exactly, as the sort would
         repeats, narrow_top = _narrow_answers(flat) if whole else (None, None)
@@ -266,7 +267,10 @@ class Hybrid(Codec):
             mode = compact_fill(np.array([top], flat.dtype))
         if mode is not None:
             fills.append(("mode", mode))
-        if rows > 1:
+        # Rows of one entry (a 1x1 convolution's [out, in, 1, 1]): each row's mode is its
+        # entry, which the per-row fill then stores instead of the value, so it spares
+        # nothing (nnz0 - rows <= 0); its modes cost ~7 ns a row to find
+        if rows > 1 and cols > 1:
             x = bits.reshape(rows, cols)
             if flat.dtype.itemsize > 1:
                 modes = _row_modes_worth_counting(
@@ -326,7 +330,14 @@ class Hybrid(Codec):
         # than coding every zero as a value. It is listed after the fills are found, so that
         # its plan finds the sorted sample they sorted (if they did), and before the layouts
         # it may spare building (bound).
-        if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0):
+        # Rows of at most n entries (a 1x1 convolution's rows of one): every group holds all of
+        # its row and N:M keeps n values a group, padding included, so its values hold every
+        # entry of the tensor, the dense layout's values, and more, besides its pattern codes.
+        # With the same value stage N:M cannot beat dense there; dense is planned in its
+        # place (a real 1x1 convolution, 384x384x1x1 float32: 8.5 -> 1.7 ms an encode).
+        narrow = self.layout == "auto" and cols <= self.n
+        if "dense" in wanted and (self.layout == "dense" or 10 * nnz0 > 7 * flat.size or not nnz0
+                                  or narrow):
             listed = True
             yield _Layout("dense", flat, 0, lambda: ([], {}), counts=counts)
         for label, fill, nnz, rows in fills:
@@ -368,7 +379,7 @@ class Hybrid(Codec):
                 listed = True
                 yield _Layout("bitmask", kept, size + fill_nbytes, build_mask, fill, label,
                               kept_counts, unfilled)
-            if "nm" in wanted and (self.layout == "nm" or nnz <= ngroups * self.n):
+            if "nm" in wanted and not narrow and (self.layout == "nm" or nnz <= ngroups * self.n):
                 codes: Any = None
                 values = code_counts = nm_counts = nm_unfilled = None
                 whole_groups = 8 % self.m == 0 and cols % self.m == 0 and ngroups * self.m % 8 == 0
