@@ -56,8 +56,9 @@ def decode_limit() -> Iterator[None]:
 
 def test_the_layout_is_the_documented_one(frame: bytes) -> None:
     magic, version, flags, hlen = struct.unpack_from("<4sHHI", frame)
-    assert (magic, version, flags) == (b"SPCF", 2, 0) == (MAGIC, FORMAT_VERSION, 0)
-    # Version 2: raw DEFLATE against the preset dictionary, whose frozen bytes are checked too.
+    assert (magic, version, flags) == (b"SPCF", 3, 0) == (MAGIC, FORMAT_VERSION, 0)
+    # Versions 2 and 3: raw DEFLATE against the preset dictionary, whose frozen bytes are
+    # checked too.
     dictionary = (Path(sc.__file__).parent / "registry" / "header_v2.dict").read_bytes()
     assert xxhash.xxh3_64_intdigest(dictionary) == 0xB0733519A5B5598E
     inflate = zlib.decompressobj(-15, zdict=dictionary)
@@ -104,11 +105,11 @@ def test_wrong_magic(data: bytes) -> None:
         sc.decode(data)
 
 
-@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
+@pytest.mark.parametrize("version", [0, 4, 0xFFFF])
 def test_unknown_version(frame: bytes, version: int) -> None:
     with pytest.raises(
         UnsupportedVersionError,
-        match=f"version {version} is not supported; this library reads versions 1, 2",
+        match=f"version {version} is not supported; this library reads versions 1, 2, 3",
     ):
         sc.decode(reframe(frame, version=version))
 

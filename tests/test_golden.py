@@ -112,10 +112,31 @@ def _stream_counts(frame: bytes) -> set[int]:
     header, payloads = split_frame(frame)
     counts = set()
     for (name, _, _), book in zip(header["sections"], payloads, strict=True):
-        if name.endswith(".codebook"):
+        if not name.endswith(".codebook"):
+            continue
+        if book[0] < 2:  # versions 1-2: the count is stored after the lengths
             (count,) = struct.unpack_from("<I", book, 5 if book[0] == 0 else 1)
             counts.add(book[9 + (count + 1) // 2 if book[0] == 0 else 5 + 3 * count])
+            continue
+        # version 3: varints (a byte below 128 ends one); the lengths of all streams but the
+        # last follow the code lengths
+        ends = [i for i, b in enumerate(book) if i and b < 128]
+        if book[0] == 2:  # first, count, then the count's 4-bit lengths
+            count = _varint_at(book, ends[0] + 1)
+            tail = ends[1] + 1 + (count + 1) // 2
+        else:  # count, then 3 bytes a symbol
+            tail = ends[0] + 1 + 3 * _varint_at(book, 1)
+        counts.add(1 + sum(1 for b in book[tail:] if b < 128))
     return counts
+
+
+def _varint_at(book: bytes, at: int) -> int:
+    value = shift = 0
+    while True:
+        value |= (book[at] & 127) << shift
+        if book[at] < 128:
+            return value
+        at, shift = at + 1, shift + 7
 
 
 def test_every_builtin_codec_and_dtype_is_covered() -> None:

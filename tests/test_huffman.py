@@ -103,6 +103,16 @@ def reference_decode(lengths: np.ndarray, sizes: list[int], data: bytes, count: 
     return np.array(out, np.int64)
 
 
+def leb128(n: int) -> bytes:
+    """``n`` as the docstring's varint, written here from its description."""
+    out = []
+    while True:
+        out.append((n & 127) | (128 if n >> 7 else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
 def codebook(
     lengths: list[int] | list[tuple[int, int]],
     sizes: list[int],
@@ -110,19 +120,26 @@ def codebook(
     fmt: int = 0,
     first: int = 0,
     nstreams: int | None = None,
+    compact: bool = False,
 ) -> bytes:
     """A codebook section written from the docstring's format, not with the library.
 
     ``lengths``: the lengths of symbols ``first, first + 1, ...`` (dense format, or format
-    ``fmt``), or ``(symbol, length)`` pairs, written in the given order (sparse format).
+    ``fmt``), or ``(symbol, length)`` pairs, written in the given order (sparse format). The
+    format of versions 1-2 (u32 fields, the stream count and every stream's u64 length), or
+    with ``compact`` version 3's (varint fields, every stream's length in words but the
+    last's: ``sizes`` then lists those, in bytes).
     """
+    u32 = leb128 if compact else (lambda n: struct.pack("<I", n))
     if lengths and isinstance(lengths[0], tuple):
         body = b"".join(struct.pack("<HB", s, n) for s, n in lengths)
-        head = bytes([1]) + struct.pack("<I", len(lengths))
+        head = bytes([3 if compact else 1]) + u32(len(lengths))
     else:
         nibbles = [*lengths, 0] if len(lengths) % 2 else list(lengths)
         body = bytes(lo | hi << 4 for lo, hi in zip(nibbles[0::2], nibbles[1::2], strict=True))
-        head = bytes([fmt]) + struct.pack("<II", first, len(lengths))
+        head = bytes([fmt + 2 * compact]) + u32(first) + u32(len(lengths))
+    if compact:
+        return head + body + b"".join(leb128(n // 8) for n in sizes)
     count = len(sizes) if nstreams is None else nstreams
     return head + body + bytes([count]) + b"".join(struct.pack("<Q", n) for n in sizes)
 
@@ -133,24 +150,55 @@ def reader(book: bytes, bits: bytes, name: str = "s") -> SectionReader:
     )
 
 
-def parse_book(book: bytes, alphabet: int) -> tuple[np.ndarray, list[int], int]:
-    """(lengths, stream sizes, format) of a codebook written by the library, read by the spec."""
+def read_leb128(book: bytes, at: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = book[at]
+        n |= (byte & 127) << shift
+        shift, at = shift + 7, at + 1
+        if byte < 128:
+            return n, at
+
+
+def parse_book(book: bytes, alphabet: int, nbytes: int | None = None,
+               count: int | None = None) -> tuple[np.ndarray, list[int], int]:
+    """(lengths, stream sizes, format) of a codebook written by the library, read by the spec
+    (the compact formats 2 and 3: given the bits section's ``nbytes`` and the symbol
+    ``count``)."""
     lengths = np.zeros(alphabet, np.int64)
-    if book[0] == 0:
-        first, span = struct.unpack_from("<II", book, 1)
-        end = 9 + (span + 1) // 2
-        for i, byte in enumerate(book[9:end]):
+    fmt = book[0]
+    if fmt in (0, 2):
+        if fmt == 0:
+            first, span = struct.unpack_from("<II", book, 1)
+            at = 9
+        else:
+            first, at = read_leb128(book, 1)
+            span, at = read_leb128(book, at)
+        end = at + (span + 1) // 2
+        for i, byte in enumerate(book[at:end]):
             for j, n in enumerate((byte & 15, byte >> 4)):
                 if 2 * i + j < span:
                     lengths[first + 2 * i + j] = n
     else:
-        (k,) = struct.unpack_from("<I", book, 1)
-        end = 5 + 3 * k
-        for s, n in struct.iter_unpack("<HB", book[5:end]):
+        if fmt == 1:
+            (k,) = struct.unpack_from("<I", book, 1)
+            at = 5
+        else:
+            k, at = read_leb128(book, 1)
+        end = at + 3 * k
+        for s, n in struct.iter_unpack("<HB", book[at:end]):
             lengths[s] = n
+    if fmt >= 2:
+        assert nbytes is not None and count is not None
+        sizes = []
+        for _ in range((4 if count >= FOUR_STREAMS else 1) - 1):
+            words, end = read_leb128(book, end)
+            sizes.append(8 * words)
+        assert end == len(book)
+        return lengths, [*sizes, nbytes - sum(sizes)], fmt
     nstreams = book[end]
     assert len(book) == end + 1 + 8 * nstreams
-    return lengths, list(struct.unpack_from(f"<{nstreams}Q", book, end + 1)), book[0]
+    return lengths, list(struct.unpack_from(f"<{nstreams}Q", book, end + 1)), fmt
 
 
 def encode(symbols: np.ndarray, alphabet: int, **kwargs) -> tuple[bytes, bytes]:
@@ -318,7 +366,7 @@ def test_round_trip(alphabet: int, dtype: type, count: int):
     spread = 1 if alphabet < 65536 else 4099  # few symbols spread out: the sparse format
     symbols = skewed(rng, alphabet, count, spread).astype(dtype)
     book, bits = round_trip(symbols, alphabet)
-    lengths, sizes, _ = parse_book(book, alphabet)
+    lengths, sizes, _ = parse_book(book, alphabet, len(bits), count)
     counts = np.bincount(symbols, minlength=alphabet)
     assert ((lengths == 0) == (counts == 0)).all()
     assert len(sizes) == (4 if count >= FOUR_STREAMS else 1)
@@ -330,7 +378,9 @@ def test_round_trip(alphabet: int, dtype: type, count: int):
         assert n == (cost(np.bincount(block, minlength=alphabet), lengths) + 63) // 64 * 8
     actual = len(book) + len(bits)
     estimate = huff.coded_size(counts)
-    assert actual <= estimate <= actual + 8 * (len(sizes) - 1)
+    # four streams: each may hold a word of padding, and its length's varint a byte or two
+    # fewer than the estimate's (as long as all the streams' words need)
+    assert actual <= estimate <= actual + (8 + 2) * (len(sizes) - 1)
 
 
 @pytest.mark.parametrize("count", [1, 5, 64, 65, FOUR_STREAMS + 1])
@@ -338,7 +388,7 @@ def test_round_trip(alphabet: int, dtype: type, count: int):
 def test_single_symbol_streams(symbol: int, alphabet: int, count: int):
     symbols = np.full(count, symbol, np.uint8 if alphabet <= 256 else np.uint16)
     book, bits = round_trip(symbols, alphabet)
-    lengths, sizes, _ = parse_book(book, alphabet)
+    lengths, sizes, _ = parse_book(book, alphabet, len(bits), count)
     assert np.flatnonzero(lengths).tolist() == [symbol]
     assert lengths[symbol] == 1  # one bit per symbol: code "0"
     assert bits == bytes(len(bits))
@@ -350,26 +400,29 @@ def test_bits_are_msb_first_big_endian_words():
     # lengths: 0 -> "0", 1 -> "10", 2 -> "11"; symbols 2 1 0 2 0 0 code to 11 10 0 11 0 0
     symbols = np.array([2, 1, 0, 2, 0, 0], np.uint8)
     book, bits = encode(symbols, 3)
-    assert parse_book(book, 3)[0].tolist() == [1, 2, 2]
+    assert parse_book(book, 3, len(bits), symbols.size)[0].tolist() == [1, 2, 2]
     assert bits == bytes([0b11100110, 0b00000000]) + bytes(6)
 
 
 @pytest.mark.parametrize(
     ("symbols", "alphabet", "fmt"),
     [
-        (np.arange(200, dtype=np.uint8), 256, 0),  # contiguous: 4-bit lengths win
-        (np.array([3, 3, 40000, 65535], np.uint16), 65536, 1),  # spread out: pairs win
-        (np.array([], np.uint8), 256, 1),  # 5 bytes beat 9
+        (np.arange(200, dtype=np.uint8), 256, 2),  # contiguous: 4-bit lengths win
+        (np.array([3, 3, 40000, 65535], np.uint16), 65536, 3),  # spread out: pairs win
+        (np.array([], np.uint8), 256, 3),  # 2 bytes beat 3
+        (np.array([200, 201], np.uint8), 256, 2),  # 5 bytes each: the dense one on a tie
+        (np.full(FOUR_STREAMS, 7, np.uint8), 256, 2),  # four streams: three lengths stored
     ],
 )
 def test_codebook_format_is_the_smaller(symbols: np.ndarray, alphabet: int, fmt: int):
-    book, _ = round_trip(symbols, alphabet)
-    lengths, sizes, chosen = parse_book(book, alphabet)
+    book, bits = round_trip(symbols, alphabet)
+    lengths, sizes, chosen = parse_book(book, alphabet, len(bits), symbols.size)
     assert chosen == fmt
     used = np.flatnonzero(lengths)
-    span = int(used[-1] - used[0] + 1) if used.size else 0
-    dense, sparse = 9 + (span + 1) // 2, 5 + 3 * used.size
-    assert len(book) == min(dense, sparse) + 1 + 8 * len(sizes)
+    first, span = (int(used[0]), int(used[-1] - used[0] + 1)) if used.size else (0, 0)
+    dense = 1 + len(leb128(first)) + len(leb128(span)) + (span + 1) // 2
+    sparse = 1 + len(leb128(used.size)) + 3 * used.size
+    assert len(book) == min(dense, sparse) + sum(len(leb128(n // 8)) for n in sizes[:-1])
 
 
 @given(
@@ -447,7 +500,7 @@ def test_decoder_matches_reference_on_four_streams(lengths: np.ndarray, seed: in
     raw = bytearray(bits)
     for pos in rng.integers(0, 8 * len(raw), flips):
         raw[pos // 8] ^= 0x80 >> (pos % 8)
-    lengths, sizes, _ = parse_book(book, lengths.size)
+    lengths, sizes, _ = parse_book(book, lengths.size, len(bits), symbols.size)
     check_against_reference(lengths, sizes, bytes(raw), symbols.size)
 
 
@@ -466,7 +519,34 @@ HOSTILE = {
                              "over-subscribed"),
     "length 16": (codebook([(0, 1), (1, 16)], [8]), W, 4, 4, "code length 16 > 15"),
     "length 255": (codebook([(0, 255), (1, 1)], [8]), W, 4, 4, "code length 255 > 15"),
-    "format 2": (codebook([1, 1], [8], fmt=2), W, 4, 4, "unknown codebook format 2"),
+    "format 4": (codebook([1, 1], [8], fmt=4), W, 4, 4, "unknown codebook format 4"),
+    # version 3's compact formats (2, 3): varints, no stream count, the last length implied
+    "compact too short": (b"\x02", W, 4, 4, "too short"),
+    "compact varint cut": (b"\x02\x80", W, 4, 4, "truncated in a varint"),
+    "compact varint of 10 bytes": (b"\x02" + b"\x80" * 9 + b"\x01", W, 4, 4,
+                                   "longer than 9 bytes"),
+    "compact varint redundant": (b"\x02\x80\x00\x02\x11", W, 4, 4, "redundant last byte"),
+    "compact dense beyond alphabet": (codebook([1, 1], [], first=3, compact=True), W, 4, 4,
+                                      "beyond the alphabet"),
+    "compact first far out": (codebook([1, 1], [], first=2**62, compact=True), W, 4, 4,
+                              "beyond the alphabet"),
+    "compact dense truncated": (codebook([1, 1, 1], [], compact=True)[:-1], W, 4, 4,
+                                "codebook truncated"),
+    "compact sparse too many": (codebook([(s, 3) for s in range(5)], [], compact=True), W, 4,
+                                4, "sparse codebook of 5 entries"),
+    "compact sparse descending": (codebook([(1, 1), (0, 1)], [], compact=True), W, 4, 4,
+                                  "not ascending"),
+    "compact one stream, a length stored": (codebook([1, 1], [8], compact=True), W, 4, 4,
+                                            "1 bytes after its stream lengths"),
+    "compact four streams, lengths missing": (codebook([1, 1], [8, 8], compact=True),
+                                              bytes(32), FOUR_STREAMS, 4,
+                                              "truncated in a varint"),
+    "compact lengths past the data": (codebook([1, 1], [8, 8, 8], compact=True), bytes(16),
+                                      FOUR_STREAMS, 4, "not whole words"),
+    "compact lengths wrap around": (codebook([1, 1], [2**63] * 3, compact=True), bytes(32),
+                                    FOUR_STREAMS, 4, "not whole words"),
+    "compact data not whole words": (codebook([1, 1], [], compact=True), bytes(12), 4, 4,
+                                     "not whole words"),
     "format 255": (codebook([1, 1], [8], fmt=255), W, 4, 4, "unknown codebook format 255"),
     "dense beyond alphabet": (codebook([1, 1], [8], first=3), W, 4, 4, "beyond the alphabet"),
     "dense first far out": (codebook([1, 1], [8], first=2**32 - 1), W, 4, 4,
@@ -522,7 +602,7 @@ def test_hostile_codebooks_and_streams(book: bytes, bits: bytes, count: int, alp
 def test_hostile_four_streams_one_truncated():
     symbols = skewed(np.random.default_rng(5), 256, FOUR_STREAMS + 11)
     book, bits = encode(symbols, 256)
-    lengths, sizes, _ = parse_book(book, 256)
+    lengths, sizes, _ = parse_book(book, 256, len(bits), symbols.size)
     cut = [sizes[0] - 8, *sizes[1:]]  # the last word of stream 0 is gone
     data = bits[: cut[0]] + bits[sizes[0] :]
     with pytest.raises(FrameLayoutError, match=r"ends before|matches no code"):
@@ -826,14 +906,17 @@ def _huffman_cost(counts: np.ndarray, limit: int) -> tuple[int, int, int, int, i
 
 def _coded_bytes_reference(bits: int, total: int, used: int, first: int, last: int) -> int:
     """What the compiled coded_bytes computes, stated plainly: the codebook as
-    _serialize_lengths writes it (the smaller format), the stream count and sizes, each stream
-    padded to whole 64-bit words; UNCODABLE where no code exists."""
+    _serialize_lengths writes it (the smaller format), each stream's length but the last's (a
+    varint as long as all the streams' words need), each stream padded to whole 64-bit words;
+    UNCODABLE where no code exists."""
     if bits < 0:
         return huff.UNCODABLE
     nstreams = 4 if total >= 1 << 14 else 1
-    span = last + 1 - first if used else 0
-    book = min(9 + (span + 1) // 2, 5 + 3 * used) + 1 + 8 * nstreams
-    return book + (bits + 63) // 64 * 8 + 8 * (nstreams - 1)
+    first, span = (first, last + 1 - first) if used else (0, 0)
+    words = (bits + 63) // 64 + nstreams - 1
+    book = min(1 + len(leb128(first)) + len(leb128(span)) + (span + 1) // 2,
+               1 + len(leb128(used)) + 3 * used)
+    return book + (nstreams - 1) * len(leb128(words)) + 8 * words
 
 
 @pytest.mark.parametrize("total", [0, 1, 5, (1 << 14) - 1, 1 << 14, 10**7])
@@ -964,7 +1047,7 @@ def test_compiled_decoder_refuses_a_count_the_streams_do_not_hold(count: int, de
     assert isinstance(checked, str) or not isinstance(fast, str)
     assert (fast == checked) if isinstance(checked, str) else fast.tobytes() == checked.tobytes()
     if (count + delta >= FOUR_STREAMS) != (count >= FOUR_STREAMS):
-        assert "streams, expected" in checked
+        assert f"symbols are {4 if count + delta >= FOUR_STREAMS else 1} streams" in checked
 
 
 # -- the block-wise join of 16-bit fields ------------------------------------------------------
@@ -1302,7 +1385,7 @@ def test_encode_coded_lengths_are_huffman_lengths(counts: list[int], limit: int)
         return
     book, bits = hk.encode_coded(none, c, limit, 1)
     lengths = huff.huffman_lengths(c, limit)
-    assert book == huff._serialize_lengths(lengths) + bytes([1]) + bytes(8)
+    assert book == huff._serialize_lengths(lengths)  # one stream: no length stored
     assert bits == b""
 
 
@@ -1320,7 +1403,7 @@ def test_many_symbols_cost_and_code(used: int, top: int):
     lengths = huff.huffman_lengths(c, 15)
     assert _huffman_cost(c, 15)[0] == huff.coded_bits(c, lengths)
     book, _ = hk.encode_coded(np.zeros(0, np.uint16), c, 15, 1)
-    assert book == huff._serialize_lengths(lengths) + bytes([1]) + bytes(8)
+    assert book == huff._serialize_lengths(lengths)
 
 
 @pytest.mark.parametrize("count", [0, 1, 16383, 16384, 16387, 70001])

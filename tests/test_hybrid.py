@@ -524,7 +524,7 @@ def test_rows_of_at_most_n_entries_plan_no_nm_and_rows_of_one_no_row_modes(dtype
             else "_row_modes_worth_counting"} <= set(calls)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @example(2, 980, 0.5, 4, "float16", 0)  # a mask costs more than dense here
 @given(st.integers(1, 2), st.integers(1, 300), st.floats(0.0, 1.0), st.integers(0, 4),
        st.sampled_from(["float32", "bfloat16", "float16", "int8", "uint8"]), st.integers(0, 99))
@@ -1172,6 +1172,18 @@ def blocks_golden_array() -> np.ndarray:
     return bits.astype(np.uint16).view(np.float16)
 
 
+def blocks_golden(stem: str) -> tuple[list[bytes], bytes]:
+    """(every format version's committed frame of ``stem`` in tests/golden/blocks, the current
+    version's): ``<stem>.spcf`` was written in version 2, ``<stem>.v<N>.spcf`` in version N >= 3.
+    Each must decode; the encoder must write the current one again."""
+    from sparsecodecs.registry import FORMAT_VERSION
+
+    frames = [(BLOCKS_GOLDEN / f"{stem}.spcf").read_bytes()]
+    frames += [(BLOCKS_GOLDEN / f"{stem}.v{v}.spcf").read_bytes()
+               for v in range(3, FORMAT_VERSION + 1)]
+    return frames, frames[-1]
+
+
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     from sparsecodecs.codecs import _huffman as huff
     from sparsecodecs.codecs import _stages
@@ -1184,15 +1196,16 @@ def test_the_golden_frame_in_blocks_decodes_and_is_written_again(monkeypatch):
     """The committed frame in blocks (blocks of 1024, nine of them, the last partial) decodes to
     its committed array; with the encoder's block made 1024, encoding the array writes the
     same bytes. Frames are a promise: if this fails, the format of blocks changed."""
-    frame = (BLOCKS_GOLDEN / "hybrid-fields-blocks-float16.spcf").read_bytes()
+    frames, current = blocks_golden("hybrid-fields-blocks-float16")
     expected = np.load(BLOCKS_GOLDEN / "hybrid-fields-blocks-float16.npy").view(np.float16)
     assert_bits_equal(expected, blocks_golden_array())
-    header = split_frame(frame)[0]
-    assert header["meta"]["fields_block"] == 1024
-    assert len(top_sections(frame)) == 2 * 9
-    assert_bits_equal(sc.decode(frame), expected)
+    for frame in frames:
+        header = split_frame(frame)[0]
+        assert header["meta"]["fields_block"] == 1024
+        assert len(top_sections(frame)) == 2 * 9
+        assert_bits_equal(sc.decode(frame), expected)
     small_blocks(monkeypatch)
-    assert hybrid(values="fields").encode(expected) == frame
+    assert hybrid(values="fields").encode(expected) == current
 
 
 # -- low fields shifted block by block -----------------------------------------------------------
@@ -1391,13 +1404,14 @@ def test_the_golden_frame_with_shifted_low_fields_decodes_and_is_written_again(m
     encoder's are 2**14) decodes to its committed array and is written again byte for byte."""
     from sparsecodecs.codecs import _stages
 
-    frame = (BLOCKS_GOLDEN / "hybrid-fields-low-shift-float32.spcf").read_bytes()
+    frames, current = blocks_golden("hybrid-fields-low-shift-float32")
     expected = np.load(BLOCKS_GOLDEN / "hybrid-fields-low-shift-float32.npy").view(np.float32)
     assert_bits_equal(expected, low_shift_golden_array())
-    assert split_frame(frame)[0]["meta"]["low_block"] == 1024
-    assert_bits_equal(sc.decode(frame), expected)
+    for frame in frames:
+        assert split_frame(frame)[0]["meta"]["low_block"] == 1024
+        assert_bits_equal(sc.decode(frame), expected)
     monkeypatch.setattr(_stages, "LOW_BLOCK", 1024)
-    assert hybrid(values="fields").encode(expected) == frame
+    assert hybrid(values="fields").encode(expected) == current
 
 
 def low_shift_golden_array() -> np.ndarray:
@@ -1549,12 +1563,13 @@ def test_a_rotated_frame_read_as_unrotated_decodes_other_bits():
 def test_the_golden_unrotated_frame_decodes_and_is_written_again():
     """The committed rotate=0 frame (a variance-like bfloat16 tensor) decodes to its committed
     array and is written again byte for byte."""
-    frame = (BLOCKS_GOLDEN / "hybrid-rotate0-bfloat16.spcf").read_bytes()
+    frames, current = blocks_golden("hybrid-rotate0-bfloat16")
     expected = np.load(BLOCKS_GOLDEN / "hybrid-rotate0-bfloat16.npy").view(ml_dtypes.bfloat16)
     assert_bits_equal(expected, one_signed((24, 40), ml_dtypes.bfloat16, seed=7))
-    assert sc.inspect(frame).config["rotate"] == 0
-    assert_bits_equal(sc.decode(frame), expected)
-    assert hybrid().encode(expected) == frame
+    for frame in frames:
+        assert sc.inspect(frame).config["rotate"] == 0
+        assert_bits_equal(sc.decode(frame), expected)
+    assert hybrid().encode(expected) == current
 
 
 @settings(max_examples=examples(60), deadline=None)

@@ -73,7 +73,7 @@ def frame_sections(frame: bytes) -> dict[str, tuple[int, int]]:
     """{name: (offset, nbytes)} from the section table of the JSON header."""
     version, _, hlen = struct.unpack_from("<HHI", frame, 4)
     stored = frame[12 : 12 + hlen]
-    if version == 2:  # raw DEFLATE against the preset dictionary (docs/format.md)
+    if version >= 2:  # raw DEFLATE against the preset dictionary (docs/format.md)
         dictionary = (Path(sc.__file__).parent / "registry" / "header_v2.dict").read_bytes()
         stored = zlib.decompressobj(-15, zdict=dictionary).decompress(stored)
     header = json.loads(stored)

@@ -2,15 +2,23 @@
 
 Used by the ``huffman``, ``centroid`` and ``hybrid`` codecs. A coded stream is two sections:
 
-``<name>.codebook`` (role ``codebook``)::
+``<name>.codebook`` (role ``codebook``), as frame format version 3 writes it::
 
-    u8      format: 0 = dense lengths, 1 = sparse lengths
-    format 0:  u32 first symbol F, u32 count A, then ceil(A / 2) bytes of 4-bit code lengths
-               of symbols F .. F+A-1 (symbol F+2i in the low nibble of byte i, F+2i+1 in the
-               high nibble; 0 = unused)
-    format 1:  u32 count K, then K x (u16 symbol, u8 length), symbols strictly ascending
-    u8      S, the number of independent streams (1..64)
-    S x u64 byte length of each stream (a multiple of 8)
+    u8      format: 2 = dense lengths, 3 = sparse lengths
+    format 2:  varint first symbol F, varint count A, then ceil(A / 2) bytes of 4-bit code
+               lengths of symbols F .. F+A-1 (symbol F+2i in the low nibble of byte i, F+2i+1
+               in the high nibble; 0 = unused)
+    format 3:  varint count K, then K x (u16 symbol, u8 length), symbols strictly ascending
+    (S - 1) x varint  the length of each stream but the last, in 64-bit words
+
+where S, the number of streams, is 4 for N >= 2**14 symbols and 1 below (:func:`_nstreams`),
+the last stream is the rest of the bits section, and a varint is an unsigned LEB128 number (7
+bits a byte, low first, the high bit set on every byte but the last) of at most 9 bytes whose
+last byte is not 0 unless it is the only one (one encoding per number). Versions 1 and 2 wrote,
+and every reader still reads, formats 0 (dense) and 1 (sparse): the same fields with F, A and K
+as u32, then u8 S (1..64) and S x u64 byte lengths of the streams (multiples of 8). The compact
+formats spare 15 bytes a one-stream codebook, 35 a four-stream one: a small tensor's frame is
+mostly overhead.
 
 ``<name>.bits`` (role given by the caller): the S streams, concatenated. The symbols are split
 into S contiguous blocks, block s holding symbols ``[s*N//S, (s+1)*N//S)``; each stream is its
@@ -141,65 +149,134 @@ class HuffmanTable:
         return cls(width, table, full, first, count, offset, order)
 
 
+def _varint(value: int) -> bytes:
+    """``value`` (>= 0) as an unsigned LEB128 varint."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+#: The longest varint a codebook holds: 9 bytes, 63 bits.
+_VARINT_MAX = 9
+
+
+def _read_varint(buf: bytes, at: int, what: str) -> tuple[int, int]:
+    """(value, the offset after it) of the varint at ``buf[at:]``; FrameLayoutError for one
+    cut short, longer than :data:`_VARINT_MAX` bytes, or with a redundant last byte of 0."""
+    value = 0
+    for k in range(_VARINT_MAX):
+        if at + k >= len(buf):
+            raise FrameLayoutError(f"{what}: codebook truncated in a varint")
+        byte = buf[at + k]
+        value |= (byte & 0x7F) << (7 * k)
+        if not byte & 0x80:
+            if k and not byte:
+                raise FrameLayoutError(f"{what}: codebook varint at byte {at} has a redundant "
+                                       "last byte")
+            return value, at + k + 1
+    raise FrameLayoutError(f"{what}: codebook varint at byte {at} is longer than "
+                           f"{_VARINT_MAX} bytes")
+
+
 def _serialize_lengths(lengths: np.ndarray) -> bytes:
     """The codebook's lengths part (the oracle of the compiled encoder's): the smaller of a
-    dense run of 4-bit lengths and a list of (symbol, length) pairs."""
+    dense run of 4-bit lengths (format 2) and a list of (symbol, length) pairs (format 3),
+    the dense one on a tie."""
     nz = np.flatnonzero(lengths)
     nused, first, last = (nz.size, int(nz[0]), int(nz[-1])) if nz.size else (0, 0, 0)
     span = last + 1 - first if nused else 0
-    dense = 1 + 8 + (span + 1) // 2
-    sparse = 1 + 4 + 3 * nused
+    dense = 1 + len(_varint(first)) + len(_varint(span)) + (span + 1) // 2
+    sparse = 1 + len(_varint(nused)) + 3 * nused
     if dense <= sparse:
         ln = np.zeros(span + span % 2, np.uint8)
         ln[:span] = lengths[first : first + span]
         packed = ln[0::2] | (ln[1::2] << 4)
-        return b"\x00" + _U32.pack(first) + _U32.pack(span) + packed.tobytes()
+        return b"\x02" + _varint(first) + _varint(span) + packed.tobytes()
     used = np.flatnonzero(lengths)
     pairs = np.zeros(used.size, dtype=[("s", "<u2"), ("l", "u1")])
     pairs["s"] = used
     pairs["l"] = lengths[used]
-    return b"\x01" + _U32.pack(used.size) + pairs.tobytes()
+    return b"\x03" + _varint(nused) + pairs.tobytes()
 
 
-def _parse_codebook(raw: memoryview, alphabet: int, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lengths, stream byte lengths) from a codebook section; validates everything."""
+def _serialize_sizes(sizes: np.ndarray) -> bytes:
+    """The codebook's stream lengths (format 2 and 3): every stream's but the last, in words."""
+    return b"".join(_varint(int(n) // 8) for n in sizes[:-1])
+
+
+def _parse_codebook(raw: memoryview, alphabet: int, what: str, count: int,
+                    nbytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, stream byte lengths) from a codebook section of ``count`` symbols whose bits
+    section has ``nbytes``; validates everything (formats 0 and 1: the stream lengths as
+    stored; formats 2 and 3: :func:`_nstreams` streams, the last one the rest)."""
     buf = bytes(raw)
-    if len(buf) < 5:
+    if len(buf) < (5 if buf[:1] in (b"\x00", b"\x01") else 2):
         raise FrameLayoutError(f"{what}: codebook of {len(buf)} bytes is too short")
     fmt = buf[0]
-    (count,) = _U32.unpack_from(buf, 1)
     lengths = np.zeros(alphabet, np.uint8)
-    if fmt == 0:
-        if len(buf) < 9:
-            raise FrameLayoutError(f"{what}: codebook truncated")
-        first = count
-        (count,) = _U32.unpack_from(buf, 5)
-        if first + count > alphabet:
+    if fmt in (0, 2):
+        if fmt == 0:
+            if len(buf) < 9:
+                raise FrameLayoutError(f"{what}: codebook truncated")
+            first, span = _U32.unpack_from(buf, 1)[0], _U32.unpack_from(buf, 5)[0]
+            at = 9
+        else:
+            first, at = _read_varint(buf, 1, what)
+            span, at = _read_varint(buf, at, what)
+        if first + span > alphabet:
             raise FrameLayoutError(
-                f"{what}: codebook covers symbols {first}..{first + count - 1}, beyond the "
+                f"{what}: codebook covers symbols {first}..{first + span - 1}, beyond the "
                 f"alphabet of {alphabet}"
             )
-        end = 9 + (count + 1) // 2
+        end = at + (span + 1) // 2
         if len(buf) < end:
             raise FrameLayoutError(f"{what}: codebook truncated")
-        packed = np.frombuffer(buf, np.uint8, (count + 1) // 2, 9)
+        packed = np.frombuffer(buf, np.uint8, (span + 1) // 2, at)
         ln = np.empty(packed.size * 2, np.uint8)
         ln[0::2] = packed & 15
         ln[1::2] = packed >> 4
-        lengths[first : first + count] = ln[:count]
-    elif fmt == 1:
-        end = 5 + 3 * count
-        if count > alphabet or len(buf) < end:
-            raise FrameLayoutError(f"{what}: sparse codebook of {count} entries is invalid")
-        pairs = np.frombuffer(buf, dtype=[("s", "<u2"), ("l", "u1")], count=count, offset=5)
+        lengths[first : first + span] = ln[:span]
+    elif fmt in (1, 3):
+        if fmt == 1:
+            used, at = _U32.unpack_from(buf, 1)[0], 5
+        else:
+            used, at = _read_varint(buf, 1, what)
+        end = at + 3 * used
+        if used > alphabet or len(buf) < end:
+            raise FrameLayoutError(f"{what}: sparse codebook of {used} entries is invalid")
+        pairs = np.frombuffer(buf, dtype=[("s", "<u2"), ("l", "u1")], count=used, offset=at)
         syms = pairs["s"].astype(np.int64)
-        if count and ((np.diff(syms) <= 0).any() or syms[-1] >= alphabet):
+        if used and ((np.diff(syms) <= 0).any() or syms[-1] >= alphabet):
             raise FrameLayoutError(f"{what}: sparse codebook symbols not ascending or too big")
         lengths[syms] = pairs["l"]
     else:
         raise FrameLayoutError(f"{what}: unknown codebook format {fmt}")
     if lengths.max(initial=0) > MAX_LENGTH:
         raise FrameLayoutError(f"{what}: code length {int(lengths.max())} > {MAX_LENGTH}")
+    if fmt >= 2:
+        words = []
+        nstreams = _nstreams(count)
+        try:
+            for _ in range(nstreams - 1):
+                n, end = _read_varint(buf, end, what)
+                words.append(n)
+            if end != len(buf):
+                raise FrameLayoutError(f"{what}: codebook has {len(buf) - end} bytes after its "
+                                       "stream lengths")
+        except FrameLayoutError as exc:
+            raise FrameLayoutError(f"{exc} ({count} symbols are {nstreams} streams, "
+                                   f"{nstreams - 1} lengths stored)") from None
+        # Python ints: no wrap-around, whatever the varints hold
+        rest = nbytes - 8 * sum(words)
+        if rest < 0 or rest % 8:
+            raise FrameLayoutError(
+                f"{what}: stream sizes {[8 * n for n in words]} and the rest are not whole "
+                f"words adding up to the section's {nbytes} bytes"
+            )
+        return lengths, np.array([8 * n for n in words] + [rest], np.uint64)
     if len(buf) < end + 1:
         raise FrameLayoutError(f"{what}: codebook has no stream count")
     nstreams = buf[end]
@@ -293,7 +370,7 @@ def encode_symbols_reference(
     sizes = np.empty(nstreams, np.int64)
     hk.encode_streams(symbols, codes, lengths, bounds, offsets, buf, sizes)
     out = np.concatenate([buf[offsets[s] : offsets[s] + sizes[s]] for s in range(nstreams)])
-    codebook = _serialize_lengths(lengths) + bytes([nstreams]) + sizes.astype("<u8").tobytes()
+    codebook = _serialize_lengths(lengths) + _serialize_sizes(sizes)
     return [Section(f"{name}.codebook", "codebook", codebook), Section(f"{name}.bits", role, out)]
 
 
@@ -417,8 +494,9 @@ def _decode_checked(
     """:func:`decode_symbols` with every check in Python, each with its own message: the
     reference the compiled path is tested against, and its error reporter."""
     what = f"section '{name}'"
-    lengths, sizes = _parse_codebook(sections.raw(f"{name}.codebook"), alphabet, what)
     data = sections.array(f"{name}.bits", np.uint8)
+    lengths, sizes = _parse_codebook(sections.raw(f"{name}.codebook"), alphabet, what, count,
+                                     data.size)
     # A Python sum: summing the u64 sizes in numpy wraps around, which let hostile sizes through.
     if sum(sizes.tolist()) != data.size or (sizes % 8).any():
         raise FrameLayoutError(

@@ -679,27 +679,68 @@ SC_INLINE void put_u32le(uint8_t *p, uint32_t v) {
     for (int b = 0; b < 4; b++) p[b] = (uint8_t)(v >> (8 * b));
 }
 
+/* Unsigned LEB128 varints, as the codebooks of frame format 3 store numbers (see
+ * _huffman.py): 7 bits a byte, low first, the high bit set on all but the last byte. */
+SC_INLINE int64_t varint_bytes(uint64_t v) {
+    int64_t n = 1;
+    for (; v >= 128; v >>= 7) n++;
+    return n;
+}
+
+SC_INLINE int64_t put_varint(uint8_t *out, uint64_t v) {
+    int64_t n = 0;
+    do {
+        const uint8_t b = (uint8_t)(v & 127);
+        v >>= 7;
+        out[n++] = (uint8_t)(b | (v ? 128 : 0));
+    } while (v);
+    return n;
+}
+
+/* The varint at b[*at..n) into *v, *at moved past it: 0, or -1 for one cut short, longer than
+ * 9 bytes, or ending in a redundant 0 byte (as _huffman._read_varint refuses them). */
+SC_INLINE int get_varint(const uint8_t *b, int64_t n, int64_t *at, uint64_t *v) {
+    uint64_t x = 0;
+    for (int k = 0; k < 9; k++) {
+        if (*at + k >= n) return -1;
+        const uint8_t c = b[*at + k];
+        x |= (uint64_t)(c & 127) << (7 * k);
+        if (!(c & 128)) {
+            if (k && !c) return -1;
+            *at += k + 1;
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* The lengths part of a codebook (as _huffman._serialize_lengths writes it) into `out` (room
- * for the larger format: 9 + (n + 1) / 2 and 5 + 3 * used bytes); returns its bytes. Dense:
- * 0, first u32, span u32, then the span's lengths two to a byte (low nibble first); sparse: 1,
- * used u32, then (symbol u16, length u8) of each symbol with a code. */
-SC_INLINE int64_t lengths_dense_bytes(int64_t span) { return 9 + (span + 1) / 2; }
-SC_INLINE int64_t lengths_sparse_bytes(int64_t used) { return 5 + 3 * used; }
+ * for the larger format); returns its bytes. Dense: 2, first, span (varints), then the span's
+ * lengths two to a byte (low nibble first); sparse: 3, used (varint), then (symbol u16,
+ * length u8) of each symbol with a code. The dense one on a tie. */
+SC_INLINE int64_t lengths_dense_bytes(int64_t first, int64_t span) {
+    return 1 + varint_bytes((uint64_t)first) + varint_bytes((uint64_t)span) + (span + 1) / 2;
+}
+SC_INLINE int64_t lengths_sparse_bytes(int64_t used) {
+    return 1 + varint_bytes((uint64_t)used) + 3 * used;
+}
 
 static int64_t serialize_lengths(const uint8_t *ln, int64_t used, int64_t first, int64_t last,
                                  uint8_t *out) {
+    if (!used) first = 0;
     int64_t span = used ? last + 1 - first : 0;
-    if (lengths_dense_bytes(span) <= lengths_sparse_bytes(used)) {
-        out[0] = 0;
-        put_u32le(out + 1, (uint32_t)first);
-        put_u32le(out + 5, (uint32_t)span);
+    if (lengths_dense_bytes(first, span) <= lengths_sparse_bytes(used)) {
+        int64_t k = 1;
+        out[0] = 2;
+        k += put_varint(out + k, (uint64_t)first);
+        k += put_varint(out + k, (uint64_t)span);
         for (int64_t i = 0; i < span; i += 2)
-            out[9 + i / 2] = (uint8_t)(ln[first + i] | (i + 1 < span ? ln[first + i + 1] << 4 : 0));
-        return lengths_dense_bytes(span);
+            out[k + i / 2] = (uint8_t)(ln[first + i] | (i + 1 < span ? ln[first + i + 1] << 4 : 0));
+        return k + (span + 1) / 2;
     }
-    out[0] = 1;
-    put_u32le(out + 1, (uint32_t)used);
-    int64_t k = 5;
+    out[0] = 3;
+    int64_t k = 1 + put_varint(out + 1, (uint64_t)used);
     for (int64_t s = first; s <= last; s++)
         if (ln[s]) {
             out[k] = (uint8_t)s;
@@ -750,9 +791,9 @@ static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssiz
     for (int64_t s = 0; s <= ns; s++) bounds[s] = (int64_t)(((__int128)s * sym.n) / ns);
     for (int64_t s = 0; s < ns; s++)
         boff[s + 1] = boff[s] + ((bounds[s + 1] - bounds[s]) * (int64_t)maxlen + 63) / 64 * 8;
-    int64_t lmax = lengths_dense_bytes(c.n) > lengths_sparse_bytes(used)
-                       ? lengths_dense_bytes(c.n) : lengths_sparse_bytes(used);
-    book = PyBytes_FromStringAndSize(NULL, lmax + 1 + 8 * ns);
+    int64_t lmax = lengths_dense_bytes(c.n, c.n) > lengths_sparse_bytes(used)
+                       ? lengths_dense_bytes(c.n, c.n) : lengths_sparse_bytes(used);
+    book = PyBytes_FromStringAndSize(NULL, lmax + 9 * ns);
     bits = PyBytes_FromStringAndSize(NULL, boff[ns]);
     if (!book || !bits) goto done;
     uint8_t *out = (uint8_t *)PyBytes_AS_STRING(bits), *bk = (uint8_t *)PyBytes_AS_STRING(book);
@@ -766,11 +807,8 @@ static PyObject *huf_encode_coded(PyObject *self, PyObject *const *args, Py_ssiz
             total += sizes[s];
         }
     nbook = serialize_lengths(ln, used, first, last, bk);
-    bk[nbook++] = (uint8_t)ns;
-    for (int64_t s = 0; s < ns; s++, nbook += 8) {
-        uint64_t v = rc == 0 ? (uint64_t)sizes[s] : 0;
-        for (int b = 0; b < 8; b++) bk[nbook + b] = (uint8_t)(v >> (8 * b));
-    }
+    for (int64_t s = 0; s + 1 < ns; s++) /* every stream's words but the last's */
+        nbook += put_varint(bk + nbook, rc == 0 ? (uint64_t)sizes[s] / 8 : 0);
     Py_END_ALLOW_THREADS
     if (rc == -1) { bad_arg(fn, "a symbol is outside the code table"); goto done; }
     if (rc < 0) { bad_arg(fn, "a stream outgrew its room"); goto done; }
@@ -823,17 +861,20 @@ static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t
 }
 
 /* The bytes encode_coded stores for a code of cost r (huffman_cost_impl's r): the codebook
- * in the smaller of serialize_lengths' two formats, the stream count and each stream's size,
- * then the streams, each padded to whole 64-bit words: for one stream exact, for four an upper
- * bound within their padding. HUF_UNCODABLE where no code of the limit exists (r[0] < 0).
+ * in the smaller of serialize_lengths' two formats and the streams' lengths but the last, then
+ * the streams, each padded to whole 64-bit words: for one stream exact (no length stored), for
+ * four an upper bound (each stream's padding, and each length's varint as long as the words of
+ * all the streams'). HUF_UNCODABLE where no code of the limit exists (r[0] < 0).
  * tests/test_huffman.py states it in Python (_coded_bytes_reference) and holds them equal. */
 #define HUF_UNCODABLE ((int64_t)1 << 62)
 static int64_t coded_bytes(const int64_t r[5]) {
     if (r[0] < 0) return HUF_UNCODABLE;
     const int64_t ns = r[1] >= ((int64_t)1 << 14) ? 4 : 1, used = r[2];
-    const int64_t span = used ? r[4] + 1 - r[3] : 0;
-    const int64_t dense = lengths_dense_bytes(span), sparse = lengths_sparse_bytes(used);
-    return (dense < sparse ? dense : sparse) + 1 + 8 * ns + (r[0] + 63) / 64 * 8 + 8 * (ns - 1);
+    const int64_t first = used ? r[3] : 0, span = used ? r[4] + 1 - r[3] : 0;
+    const int64_t dense = lengths_dense_bytes(first, span), sparse = lengths_sparse_bytes(used);
+    const int64_t words = (r[0] + 63) / 64 + (ns - 1);
+    return (dense <= sparse ? dense : sparse) + (ns - 1) * varint_bytes((uint64_t)words) +
+           8 * words;
 }
 
 /* huffman_costs(counts i64 (rows x n), rows, levels, limit, out i64 (w, rows x levels x 5)
@@ -1736,36 +1777,53 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
                              int64_t count, int64_t alphabet, int64_t nstreams,
                              int64_t max_length, int64_t min_fast, int64_t max_fast, void *out,
                              int isz, int bmi2, int threads) {
-    if (n < 5) return BAD_CODEBOOK;
-    int fmt = book[0];
-    int64_t used = (int64_t)le(book + 1, 4), end, lo = 0, hi = 0; /* symbols lo..hi-1 have codes */
+    if (n < 2) return BAD_CODEBOOK;
+    const int fmt = book[0];
+    if (fmt < 2 && n < 5) return BAD_CODEBOOK;
+    int64_t used, end, at, lo = 0, hi = 0; /* symbols lo..hi-1 have codes */
+    uint64_t v1, v2;
     uint8_t *lengths = calloc((size_t)alphabet, 1);
     void *table = NULL;
     uint8_t *bytes = NULL;
     uint16_t *order = NULL;
     int rc = BAD_CODEBOOK;
     if (!lengths) return NO_MEMORY;
-    if (fmt == 0) {
-        if (n < 9) goto finish;
-        int64_t first = used;
-        used = (int64_t)le(book + 5, 4);
-        if (first + used > alphabet) goto finish;
-        end = 9 + (used + 1) / 2;
+    if (fmt == 0 || fmt == 2) { /* dense: first, span, the span's 4-bit lengths */
+        if (fmt == 0) {
+            if (n < 9) goto finish;
+            v1 = le(book + 1, 4), v2 = le(book + 5, 4), at = 9;
+        } else {
+            at = 1;
+            if (get_varint(book, n, &at, &v1) < 0 || get_varint(book, n, &at, &v2) < 0)
+                goto finish;
+        }
+        if (v1 > (uint64_t)alphabet || v2 > (uint64_t)alphabet - v1) goto finish;
+        const int64_t first = (int64_t)v1;
+        used = (int64_t)v2;
+        end = at + (used + 1) / 2;
         if (n < end) goto finish;
         for (int64_t i = 0; i < used; i++)
-            lengths[first + i] = (book[9 + (i >> 1)] >> (4 * (i & 1))) & 15;
+            lengths[first + i] = (book[at + (i >> 1)] >> (4 * (i & 1))) & 15;
         lo = first, hi = first + used;
-    } else if (fmt == 1) {
-        end = 5 + 3 * used;
-        if (used > alphabet || n < end) goto finish;
+    } else if (fmt == 1 || fmt == 3) { /* sparse: used, then (symbol u16, length u8) pairs */
+        if (fmt == 1) {
+            v1 = le(book + 1, 4), at = 5;
+        } else {
+            at = 1;
+            if (get_varint(book, n, &at, &v1) < 0) goto finish;
+        }
+        if (v1 > (uint64_t)alphabet) goto finish;
+        used = (int64_t)v1;
+        end = at + 3 * used;
+        if (n < end) goto finish;
         int64_t prev = -1;
         for (int64_t i = 0; i < used; i++) {
-            int64_t sym = (int64_t)book[5 + 3 * i] | ((int64_t)book[6 + 3 * i] << 8);
+            int64_t sym = (int64_t)book[at + 3 * i] | ((int64_t)book[at + 1 + 3 * i] << 8);
             if (sym <= prev || sym >= alphabet) goto finish;
-            lengths[sym] = book[7 + 3 * i];
+            lengths[sym] = book[at + 2 + 3 * i];
             prev = sym;
         }
-        lo = used ? (int64_t)book[5] | ((int64_t)book[6] << 8) : 0, hi = prev + 1;
+        lo = used ? (int64_t)book[at] | ((int64_t)book[at + 1] << 8) : 0, hi = prev + 1;
     } else {
         goto finish;
     }
@@ -1776,17 +1834,31 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     int longest = 0;
     for (int64_t s = 0; s < span; s++)
         if (ln[s] > longest) longest = ln[s];
-    if (longest > max_length || n < end + 1) goto finish;
-    int64_t ns = book[end];
-    if (ns < 1 || ns > 64 || n != end + 1 + 8 * ns) goto finish;
-    int64_t starts[65];
+    if (longest > max_length) goto finish;
+    int64_t ns, starts[65]; /* each stream's first bit */
     starts[0] = 0;
-    for (int64_t s = 0; s < ns; s++) {
-        uint64_t size = le(book + end + 1 + 8 * s, 8);
-        if (size % 8 || size > (uint64_t)(dsize - starts[s] / 8)) goto finish;
-        starts[s + 1] = starts[s] + (int64_t)size * 8;
+    if (fmt >= 2) { /* the streams' words but the last's: the last is the rest of the data */
+        ns = nstreams;
+        if (ns < 1 || ns > 64) goto finish;
+        at = end;
+        for (int64_t s = 0; s + 1 < ns; s++) {
+            if (get_varint(book, n, &at, &v1) < 0 || v1 > (uint64_t)(dsize - starts[s] / 8) / 8)
+                goto finish;
+            starts[s + 1] = starts[s] + (int64_t)v1 * 64;
+        }
+        if (at != n || (dsize - starts[ns - 1] / 8) % 8) goto finish;
+        starts[ns] = 8 * dsize;
+    } else {
+        if (n < end + 1) goto finish;
+        ns = book[end];
+        if (ns < 1 || ns > 64 || n != end + 1 + 8 * ns) goto finish;
+        for (int64_t s = 0; s < ns; s++) {
+            uint64_t size = le(book + end + 1 + 8 * s, 8);
+            if (size % 8 || size > (uint64_t)(dsize - starts[s] / 8)) goto finish;
+            starts[s + 1] = starts[s] + (int64_t)size * 8;
+        }
+        if (starts[ns] != 8 * dsize || ns != nstreams) goto finish;
     }
-    if (starts[ns] != 8 * dsize || ns != nstreams) goto finish;
     rc = 0;
     if (count == 0) goto finish;
     rc = BAD_CODEBOOK;

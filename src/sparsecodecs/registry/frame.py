@@ -4,11 +4,11 @@ A frame is::
 
     offset  size  field
     0       4     magic  b"SPCF"
-    4       2     format version, uint16 little-endian (currently 2; 1 is still read)
+    4       2     format version, uint16 little-endian (currently 3; 1 and 2 are still read)
     6       2     flags, uint16 little-endian (must be 0)
     8       4     H = length of the header in bytes, uint32 little-endian
-    12      H     header: a UTF-8 JSON object (see below); in version 2 compressed with raw
-                  DEFLATE (RFC 1951) against the preset dictionary ``header_v2.dict``
+    12      H     header: a UTF-8 JSON object (see below); from version 2 on compressed with
+                  raw DEFLATE (RFC 1951) against the preset dictionary ``header_v2.dict``
     12+H    ...   sections, concatenated in the order of the header's section table
     end-8   8     xxh3_64 of every byte before it, uint64 little-endian
 
@@ -58,12 +58,14 @@ __all__ = [
 ]
 
 MAGIC = b"SPCF"
-#: The version :func:`write_frame` writes.
-FORMAT_VERSION = 2
+#: The version :func:`write_frame` writes. Version 3 changed only the Huffman codebooks'
+#: fixed fields (varints, no stream count, no last stream length: ``codecs/_huffman.py``);
+#: version 2 only the header's storage (DEFLATE).
+FORMAT_VERSION = 3
 #: Every version :func:`read_frame` reads: version 1 (a plain JSON header) stays readable.
-READ_VERSIONS = (1, 2)
-#: The preset dictionary of version 2 headers and its xxh3_64: frozen with the version (a
-#: different dictionary would be a new version). Typical headers of every built-in codec, the
+READ_VERSIONS = (1, 2, 3)
+#: The preset dictionary of version 2 and 3 headers and its xxh3_64: frozen with the version
+#: (a different dictionary would be a new version). Typical headers of every built-in codec, the
 #: likeliest last: against it a header of 150-300 bytes compresses to 25-50.
 _HEADER_DICT_V2 = Path(__file__).with_name("header_v2.dict")
 _HEADER_DICT_V2_XXH3 = 0xb0733519a5b5598e
@@ -232,7 +234,7 @@ _HEADER_JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 @lru_cache(maxsize=1)
 def header_dictionary() -> bytes:
-    """The preset DEFLATE dictionary of version 2 headers (checked against its hash)."""
+    """The preset DEFLATE dictionary of version 2 and 3 headers (checked against its hash)."""
     data = _HEADER_DICT_V2.read_bytes()
     if xxhash.xxh3_64_intdigest(data) != _HEADER_DICT_V2_XXH3:  # an installation problem
         raise RuntimeError(f"{_HEADER_DICT_V2} is damaged: its hash is not the frozen one")
@@ -241,7 +243,7 @@ def header_dictionary() -> bytes:
 
 def pack_header(head: bytes, version: int = FORMAT_VERSION) -> bytes:
     """The header bytes a frame of ``version`` stores for the JSON ``head``."""
-    if version != 2:
+    if version < 2:
         return head
     c = _header_deflater().copy()  # a copy of a primed state: 3x cheaper than priming one
     return c.compress(head) + c.flush()
@@ -256,9 +258,9 @@ def _header_deflater() -> Any:
 
 
 def unpack_header(raw: memoryview | bytes, version: int) -> bytes:
-    """The JSON bytes of a stored header (inflated for version 2, at most
+    """The JSON bytes of a stored header (inflated from version 2 on, at most
     ``MAX_HEADER_BYTES``); FrameHeaderError for a damaged or oversized stream."""
-    if version != 2:
+    if version < 2:
         return bytes(raw)
     d = zlib.decompressobj(-15, zdict=header_dictionary())
     try:

@@ -86,7 +86,7 @@ def reframe(
         unless ``header`` gives the table), or a mapping from section name to payload.
     raw_header
         The header's JSON bytes verbatim (e.g. invalid JSON); excludes ``header``. Stored
-        compressed in a version 2 frame, as is in any other.
+        compressed in a version 2 or 3 frame, as is in any other.
     version, flags
         Values for the u16 fields of the prefix. A frame rewritten to another version stores its
         header as that version does (``version=1``: plain JSON, every byte of it in reach).
@@ -466,7 +466,7 @@ def _mutations(draw: st.DrawFn, frame: bytes, donors: tuple[bytes, ...]) -> Muta
             )
         )
         return Mutation(f"header JSON {raw[:60]!r}...", reframe(frame, raw_header=raw))
-    version, flags = draw(st.sampled_from([(0, 0), (2, 0), (0xFFFF, 0), (1, 1), (1, 0x8000)]))
+    version, flags = draw(st.sampled_from([(0, 0), (4, 0), (0xFFFF, 0), (1, 1), (1, 0x8000)]))
     return Mutation(
         f"prefix version {version}, flags {flags:#x}", reframe(frame, version=version, flags=flags)
     )
