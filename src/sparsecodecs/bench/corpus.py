@@ -6,7 +6,7 @@ Built-in tensor sets:
     Seeded synthetic weights: N(0, 0.02^2) and Student's t with 4 degrees of freedom scaled to
     the same standard deviation (heavy tails, like real layers). Shapes 384x384, 1536x384,
     384x1536 and 1024x4096; each tensor has its own seed, so a subset draws the same numbers.
-``conv``, ``vectors``, ``rnn``, ``odd-rows``, ``rounded``, ``positive``
+``conv``, ``conv-4d``, ``vectors``, ``rnn``, ``odd-rows``, ``rounded``, ``positive``
     Seeded synthetic stand-ins for the other tensors real checkpoints are full of, each set
     benched on its own so that a codec refusing one shape (``nm`` needs a last axis divisible
     by ``m``) leaves the others measured:
@@ -14,6 +14,10 @@ Built-in tensor sets:
     * ``conv``: convolution kernels flattened to ``[out, in*k*k]`` (64x27 = 3x3 over RGB,
       128x576 = 3x3 over 64 channels, 256x1152 = 3x3 over 128), He-normal
       (std ``sqrt(2 / fan_in)``);
+    * ``conv-4d``: convolution kernels as PyTorch checkpoints store them, ``[out, in, k, k]``
+      (``[out, in, k]`` for 1-D), so rows of 1, 3 or 5 entries: a pointwise 1x1 (256x64x1x1,
+      the bulk of mobile and bottleneck nets), a depthwise 3x3 (256x1x3x3), a dense 3x3
+      (64x32x3x3) and a speech model's 1-D convolution (256x80x5), He-normal;
     * ``vectors``: norm weights (``1 + N(0, 0.05^2)``) and biases (``N(0, 0.02^2)``) of 384
       and 1536 elements, 1-D; the smallest frames a checkpoint holds;
     * ``rnn``: LSTM ``[4h, h]`` (1024x256) and GRU ``[3h, in]`` (768x80) gate matrices,
@@ -119,13 +123,22 @@ LAYER_SETS: dict[str, tuple[tuple[str, tuple[int, ...], str], ...]] = {
         ("variance 2048", (2048,), "variance"),
         ("scale 256x384", (256, 384), "scale"),
     ),
+    # last: each set's seeds follow its position (builtin_sets), so the sets before it keep
+    # their tensors
+    "conv-4d": (
+        ("pointwise 1x1 64->256", (256, 64, 1, 1), "he"),
+        ("depthwise 3x3 256", (256, 1, 3, 3), "he"),
+        ("conv 3x3 32->64", (64, 32, 3, 3), "he"),
+        ("conv1d k=5 80->256", (256, 80, 5), "he"),
+    ),
 }
 #: The tensors of the default run (``--full`` runs every tensor of every set).
 DEFAULT_SUBSET: dict[str, tuple[str, ...]] = {
     "gaussian": ("384x384",),
     "student-t": ("384x384",),
-    # the layer-shaped sets add about 0.29 M elements to the 1.0 M above (small on purpose)
+    # the layer-shaped sets add about 0.33 M elements to the 1.0 M above (small on purpose)
     "conv": ("conv 3x3 rgb", "conv 3x3 64ch"),
+    "conv-4d": ("pointwise 1x1 64->256", "depthwise 3x3 256", "conv 3x3 32->64"),
     "vectors": ("norm 384", "bias 1536"),
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
@@ -140,6 +153,7 @@ _QUICK_SUBSET: dict[str, tuple[str, ...]] = {
     "gaussian": ("384x384",),
     "student-t": ("384x384",),
     "conv": ("conv 3x3 rgb",),
+    "conv-4d": ("pointwise 1x1 64->256",),
     "vectors": ("norm 384",),
     "rnn": ("gru gates h=256 in=80",),
     "odd-rows": ("97x1531",),
@@ -357,8 +371,8 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _layer_draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    if kind == "he":  # conv kernels: He-normal over the fan-in in*k*k
-        return rng.standard_normal(shape) * math.sqrt(2.0 / shape[-1])
+    if kind == "he":  # conv kernels: He-normal over the fan-in in*k*k (every axis but out)
+        return rng.standard_normal(shape) * math.sqrt(2.0 / math.prod(shape[1:]))
     if kind == "norm":  # LayerNorm / BatchNorm weights: near one
         return 1.0 + rng.standard_normal(shape) * 0.05
     if kind == "bias":
