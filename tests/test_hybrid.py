@@ -524,6 +524,31 @@ def test_rows_of_at_most_n_entries_plan_no_nm_and_rows_of_one_no_row_modes(dtype
             else "_row_modes_worth_counting"} <= set(calls)
 
 
+@pytest.mark.parametrize("cols", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [ml_dtypes.bfloat16, np.float16])
+def test_narrow_rows_count_their_modes_only_where_their_pairs_allow(cols, dtype, monkeypatch):
+    """Rows of at most four entries are asked by their pairs of equal non-zero entries before
+    their modes are counted: with no two equal in a row, the modes are never counted; with a
+    value at the first and last place of every row, they are, and the per-row fill wins."""
+    from sparsecodecs.codecs import _hybrid_plan
+
+    calls = []
+    real = _hybrid_plan.row_modes
+    monkeypatch.setattr(_hybrid_plan, "row_modes", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(cols)
+    rows = 3000
+    distinct = rng.permutation(np.arange(1, 30000))[: rows * cols].reshape(rows, cols)
+    x = (distinct.astype(np.uint16) | 0x0400).view(dtype)  # no repeat in a row
+    hybrid().encode(x)
+    assert not calls
+    x = x.copy()
+    x[:, -1] = x[:, 0]  # a repeat a row, first and last place, each row its own value
+    frame = hybrid().encode(x)
+    assert calls
+    assert sc.inspect(frame).config["fill"] == "row-mode"
+    assert_bits_equal(sc.decode(frame), x)
+
+
 @settings(max_examples=examples(60), deadline=None)
 @example(2, 980, 0.5, 4, "float16", 0)  # a mask costs more than dense here
 @given(st.integers(1, 2), st.integers(1, 300), st.floats(0.0, 1.0), st.integers(0, 4),
