@@ -549,6 +549,22 @@ def test_narrow_rows_count_their_modes_only_where_their_pairs_allow(cols, dtype,
     assert_bits_equal(sc.decode(frame), x)
 
 
+@pytest.mark.parametrize("cols", [3, 5])
+def test_narrow_float32_rows_are_not_sorted_for_their_modes(cols, monkeypatch):
+    """Rows of at most four float32 entries are settled by their pairs, not by a sort of every
+    value (which wider rows of a small tensor take, its repeats settling the rows): on
+    distinct weights of rows of 3, nothing is sorted; of rows of 5, the tensor is."""
+    from sparsecodecs.codecs import _stages
+
+    sorts = []
+    real = _stages.sorted_sample
+    monkeypatch.setattr(_stages, "sorted_sample", lambda v: sorts.append(v.size) or real(v))
+    x = np.random.default_rng(cols).standard_normal((2000, cols)).astype(np.float32)
+    frame = hybrid().encode(x)
+    assert_bits_equal(sc.decode(frame), x)
+    assert (x.size in sorts) == (cols > 4)
+
+
 @settings(max_examples=examples(60), deadline=None)
 @example(2, 980, 0.5, 4, "float16", 0)  # a mask costs more than dense here
 @given(st.integers(1, 2), st.integers(1, 300), st.floats(0.0, 1.0), st.integers(0, 4),

@@ -40,6 +40,7 @@ from ._fill import (
     row_modes,
 )
 from ._hybrid_plan import (
+    PAIRED_COLS,
     ROTATE_HEADER,
     _kept_sample,
     _Layout,
@@ -236,8 +237,12 @@ class Hybrid(Codec):
         # counting them. Not for a tensor at least half zeros, whose rows the row-mode
         # kernel settles by their zero counts alone (a row at least half zeros has mode
         # 0): sorting it cost more than the rows (768x80 float32 at 2:4, a sort of 61,440)
-        # (rows of one entry have no row modes to settle: below)
-        whole = rows > 1 < cols and wide and flat.size < 2 * 65536 and 2 * zeros < flat.size
+        # Nor for rows of at most PAIRED_COLS entries (a 3x3 convolution's), which their pairs
+        # of equal entries settle (_row_modes_worth_counting; 64x32x3x3 float32: 248-256 ->
+        # 218-222 us, but 2:4 with 16 centroids, which sorts for its centroids anyway, 439-442
+        # -> 465)
+        whole = (rows > 1 and cols > PAIRED_COLS and wide and flat.size < 2 * 65536
+                 and 2 * zeros < flat.size)
         # ... unless 16-bit patterns stand for every value (float32 at bfloat16 or float16
         # precision): their 2**16 counts answer both questions exactly, as the sort would
         repeats, narrow_top = _narrow_answers(flat) if whole else (None, None)
