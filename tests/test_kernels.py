@@ -1233,3 +1233,32 @@ def test_half_patterns_simd_path_answers_as_its_scalar_twin(level: str):
             for lv in ("scalar", level):
                 with use_simd(lv):
                     assert not _native.half_patterns(x, np.empty(n, np.uint16)), (n, at, lv)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(rows=st.integers(0, 40), width=st.integers(0, 24), extra=st.integers(0, 9),
+       seed=st.integers(0, 2**32 - 1), dirty=st.booleans())
+def test_cut_rows_is_the_strided_copy(rows: int, width: int, extra: int, seed: int,
+                                      dirty: bool):
+    """Each row's first ``width`` bytes, as numpy's slice copies them, for every width (the
+    overlapping-load paths of 4-7 and 8-16 bytes, and the rest); a nonzero byte anywhere past
+    ``width`` is reported, zero padding is not."""
+    rng = np.random.default_rng(seed)
+    stride = width + extra
+    src = rng.integers(0, 256, (rows, stride), dtype=np.uint8)
+    src[:, width:] = 0
+    if dirty and rows and extra:
+        src[rng.integers(rows), width + rng.integers(extra)] = rng.integers(1, 256)
+    out = np.full(rows * width + 3, 0xEE, np.uint8)  # past the rows: never written
+    padded = kernels.cut_rows(src.reshape(-1), rows, stride, width, out)
+    assert padded == bool(src[:, width:].any())
+    assert out[: rows * width].tobytes() == np.ascontiguousarray(src[:, :width]).tobytes()
+    assert (out[rows * width :] == 0xEE).all()
+
+
+def test_cut_rows_refuses_sizes_past_its_buffers():
+    src, out = np.zeros(24, np.uint8), np.zeros(12, np.uint8)
+    for rows, stride, width in [(4, 8, 3), (3, 8, 5), (3, 2, 3), (-1, 8, 3), (2**40, 2**40, 1)]:
+        with pytest.raises(ValueError, match="cut_rows"):
+            kernels.cut_rows(src, rows, stride, width, out)
+    assert not kernels.cut_rows(src, 3, 8, 4, out)

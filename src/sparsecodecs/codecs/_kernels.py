@@ -252,6 +252,13 @@ def nm_codes_from_mask(mask: np.ndarray, m: int, code_of: np.ndarray,
     return bool(_native.nm_codes_from_mask(mask, m, code_of, codes))
 
 
+def cut_rows(src: np.ndarray, rows: int, stride: int, width: int, out: np.ndarray) -> bool:
+    """Copy the first ``width`` bytes of each of the ``rows`` rows of ``stride`` bytes of the
+    byte array ``src`` into the byte array ``out`` (rows of ``width``); True if a byte past
+    ``width`` of some row is not zero."""
+    return bool(_native.cut_rows(src, rows, stride, width, out))
+
+
 def fill_rows(out: np.ndarray, fill: np.ndarray, cols: int) -> None:
     """Set the flat (rows x cols) ``out`` to ``fill[0]``, or to ``fill[r]`` on row r."""
     _native.fill_rows(out, fill, cols)

@@ -310,11 +310,13 @@ def scatter_groups(
         if cols % m == 0:
             return out.view(udt).reshape(shape)
         # Rows of whole groups, padded past cols: the padding slots must be empty, then the
-        # rows are cut to cols (a copy; 7x faster than scattering group by group on 97x1531).
-        padded = out.view(udt).reshape(rows, ngroups // rows * m)
-        if padded[:, cols:].any():
+        # rows are cut to cols (a copy; 7x faster than scattering group by group on 97x1531;
+        # compiled: numpy's strided copy took ~4.7 ns a row, 29 of a 64x32x3x3 decode's 105 us)
+        cut = np.empty(rows * cols, udt)
+        if _kernels.cut_rows(out.view(np.uint8), rows, ngroups // rows * group_bytes,
+                             cols * udt.itemsize, cut.view(np.uint8)):
             raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
-        return np.ascontiguousarray(padded[:, :cols]).reshape(shape)
+        return cut.reshape(shape)
     out = np.empty(rows * cols, udt)
     if _kernels.nm_scatter(packed, lut, tables.positions, values, out, rows, cols, m):
         raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")

@@ -554,6 +554,68 @@ static Py_ssize_t scatter_threads(int level, const uint8_t *mask, const void *v,
     return t.used[parts - 1];
 }
 
+/* Rows of `width` bytes cut out of rows of `stride` bytes: out row r = src row r's first `width`
+ * bytes, and the rest of each src row OR-ed into the result (nonzero: a padding byte that is
+ * not zero). Rows of 3-16 bytes (N:M groups padded past a short last axis: a 3x3 kernel's
+ * rows of 3 entries in groups of 4) go as two overlapping loads and stores, which stay inside
+ * the row; numpy's strided copy took ~4.7 ns a row. */
+static uint64_t cut_rows_body(const uint8_t *restrict src, Py_ssize_t rows, Py_ssize_t stride,
+                              Py_ssize_t width, uint8_t *restrict out) {
+    uint64_t pad = 0;
+    const Py_ssize_t rest = stride - width;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const uint8_t *row = src + r * stride;
+        uint8_t *o = out + r * width;
+        if (width >= 8 && width <= 16) {
+            uint64_t a, b;
+            memcpy(&a, row, 8);
+            memcpy(&b, row + width - 8, 8);
+            memcpy(o, &a, 8);
+            memcpy(o + width - 8, &b, 8);
+        } else if (width >= 4 && width < 8) {
+            uint32_t a, b;
+            memcpy(&a, row, 4);
+            memcpy(&b, row + width - 4, 4);
+            memcpy(o, &a, 4);
+            memcpy(o + width - 4, &b, 4);
+        } else {
+            memcpy(o, row, (size_t)width);
+        }
+        for (Py_ssize_t i = 0; i < rest; i++) pad |= row[width + i];
+    }
+    return pad;
+}
+
+/* cut_rows(src u8, rows, stride, width, out u8 (w)) -> 0, or 1 if a byte past `width` of a
+ * row is not zero. */
+FASTCALL(cut_rows) {
+    sc_bufs s = {.n = 0};
+    sc_arr src = {0}, out = {0};
+    int64_t rows, stride, width;
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 5, "cut_rows") < 0) return NULL;
+    if (sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &stride) < 0 ||
+        sc_i64(args[3], &width) < 0)
+        return NULL;
+    if (get(&s, args[0], 0, 1, "src", &src) < 0 || get(&s, args[4], 1, 1, "out", &out) < 0)
+        goto done;
+    if (rows < 0 || width < 0 || stride < width || (rows && stride > src.n / rows) ||
+        rows * stride > src.n || (rows && width > out.n / rows) || rows * width > out.n) {
+        fail("cut_rows: %lld rows of %lld bytes do not fit src (%zd bytes, rows of %lld) or "
+             "out (%zd bytes)", (long long)rows, (long long)width, src.n, (long long)stride,
+             out.n);
+        goto done;
+    }
+    uint64_t pad;
+    Py_BEGIN_ALLOW_THREADS
+    pad = cut_rows_body(src.p, rows, stride, width, out.p);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(pad != 0);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* bitmask_scatter(mask, values, out[, threads]) -> values used, or -1 if the mask asks for
  * more values than there are. */
 FASTCALL(bitmask_scatter) {
@@ -3184,6 +3246,7 @@ PyMethodDef sc_layout_methods[] = {
     M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
     M(touch_pages, "touch_pages(buf): one zero byte a 4096 bytes (the pages faulted in)."),
     M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
+    M(cut_rows, "cut_rows(src, rows, stride, width, out) -> 1 if padding past width is not 0."),
     M(count_fill, "count_fill(x, fill, cols[, per_row]) -> items equal to their row's fill item."),
     M(bitmask_scatter, "bitmask_scatter(mask, values, out) -> values used, -1 too few."),
     M(bitmask_scatter_fill,
