@@ -17,8 +17,8 @@ bits a byte, low first, the high bit set on every byte but the last) of at most 
 last byte is not 0 unless it is the only one (one encoding per number). Versions 1 and 2 wrote,
 and every reader still reads, formats 0 (dense) and 1 (sparse): the same fields with F, A and K
 as u32, then u8 S (1..64) and S x u64 byte lengths of the streams (multiples of 8). The compact
-formats spare 15 bytes a one-stream codebook, 35 a four-stream one: a small tensor's frame is
-mostly overhead.
+formats spare 14-15 bytes a one-stream codebook, about 32 a four-stream one: a small tensor's
+frame is mostly overhead.
 
 ``<name>.bits`` (role given by the caller): the S streams, concatenated. The symbols are split
 into S contiguous blocks, block s holding symbols ``[s*N//S, (s+1)*N//S)``; each stream is its
@@ -386,9 +386,10 @@ UNCODABLE = 1 << 62
 def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     """Exact bytes :func:`encode_symbols` would produce for these counts (both sections), or
     :data:`UNCODABLE`. The codebook is what :func:`_serialize_lengths` would write, in the
-    smaller of its two formats, with the stream count and sizes (:func:`_nstreams` streams);
-    each stream is padded to whole 64-bit words, so four streams are an upper bound, exact to
-    8 * 4 bytes (the compiled kernel computes it: ``huffman_sizes``)."""
+    smaller of its two formats, with the lengths of all streams but the last (:func:`_nstreams`
+    streams); each stream is padded to whole 64-bit words, so four streams are an upper bound,
+    exact to 8 * 3 bytes of padding and a byte or two of each length's varint (the compiled
+    kernel computes it: ``huffman_sizes``)."""
     return hk.huffman_sizes(counts.reshape(1, -1), 1, max_length)[0]
 
 
