@@ -281,8 +281,9 @@ def assert_decodes_or_refuses(
     numpy.ndarray or SparseCodecsError
         The decoded array, or the error that refused the frame.
 
-    >>> assert_decodes_or_refuses(b"SPCF" + bytes(20))
-    UnsupportedVersionError('frame format version 0 is not supported; this library reads version 1')
+    >>> err = assert_decodes_or_refuses(b"SPCF" + bytes(20))
+    >>> str(err)
+    'frame format version 0 is not supported; this library reads versions 1, 2, 3'
     """
     data = bytes(frame)
     out = _check_decoder("sparsecodecs.decode", decode, data, what, max_bytes, reference)
