@@ -1703,3 +1703,30 @@ def test_entropy_bits_scan_is_the_same_at_every_simd_level(n: int) -> None:
         for level in simd_levels():
             with kernels.use_simd(level), pytest.raises(ValueError, match="negative"):
                 hk.entropy_bits(d)
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 30000), spread=st.floats(0.1, 64),
+       levels=st.integers(1, 4), low=st.integers(0, 3))
+def test_costs_with_extra_size_only_the_levels_that_may_win(seed: int, count: int,
+                                                          spread: float, levels: int, low: int):
+    """With each level's extra bytes given, the levels costed exactly are the ones that may
+    have the least size + extra: the winner (the finest on a tie) and its size are those of the
+    full call, every level sized is sized as in it, the rest answer UNCODABLE, and a level no
+    code covers is not taken for the winner."""
+    rng = np.random.default_rng(seed)
+    fine = np.bincount(np.clip(rng.normal(2048, spread * 16, count), 0, 4095).astype(np.int64),
+                       minlength=4096).reshape(1, -1)
+    extra = [low * 8 * lv * max(1, count // 64) for lv in range(levels)]  # coarser: more low bits
+    limit = int(rng.integers(8, 16))
+    full = huff.coded_sizes(fine, limit, levels=levels)
+    pruned = huff.coded_sizes(fine, limit, levels=levels, extra=extra)
+
+    def winner(sizes: list[int]) -> tuple[int, int] | None:
+        totals = [(s + e, lv) for lv, (s, e) in enumerate(zip(sizes, extra, strict=True))
+                  if s < huff.UNCODABLE]
+        return min(totals) if totals else None
+
+    assert winner(pruned) == winner(full)
+    for f, p in zip(full, pruned, strict=True):
+        assert p in (f, huff.UNCODABLE)

@@ -393,10 +393,14 @@ def coded_size(counts: np.ndarray, max_length: int = MAX_LENGTH) -> int:
     return hk.huffman_sizes(counts.reshape(1, -1), 1, max_length)[0]
 
 
-def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1) -> list[int]:
+def coded_sizes(counts: np.ndarray, max_length: int = MAX_LENGTH, levels: int = 1,
+                extra: list[int] | None = None) -> list[int]:
     """:func:`coded_size` of each row of the 2-D ``counts`` and, with ``levels`` > 1, of the
-    coarser histograms summing adjacent pairs (row by row, finest first), in one call."""
-    return hk.huffman_sizes(counts, levels, max_length)
+    coarser histograms summing adjacent pairs (row by row, finest first), in one call. With
+    ``extra`` (one row; the bytes each level adds), only the levels that may have the least
+    size + extra, the finest on a tie, are sized: the others answer :data:`UNCODABLE`."""
+    return hk.huffman_sizes(counts, levels, max_length,
+                            None if extra is None else np.array(extra, np.int64))
 
 
 _ONE_THREAD: ContextVar[bool] = ContextVar("sparsecodecs_streams_one_thread", default=False)

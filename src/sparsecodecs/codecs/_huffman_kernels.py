@@ -128,7 +128,8 @@ def encode_coded(symbols: np.ndarray, counts: np.ndarray, limit: int,
 
 
 def huffman_costs(
-    counts: np.ndarray, levels: int, limit: int, sizes: np.ndarray | None = None
+    counts: np.ndarray, levels: int, limit: int, sizes: np.ndarray | None = None,
+    extra: np.ndarray | None = None,
 ) -> np.ndarray:
     """What coding each row of the 2-D ``counts``, and ``levels - 1`` coarser histograms of it
     (each summing adjacent pairs of the one before), with codes of at most ``limit`` bits
@@ -137,22 +138,30 @@ def huffman_costs(
     them; ``bits`` -1 where more than ``2**limit`` symbols occur: no such code exists). The
     sum does not depend on how equal counts are ordered, so an unstable sort serves (unlike
     when the lengths are assigned). ``sizes`` (int64, one a histogram): also
-    :func:`huffman_sizes`' answers."""
+    :func:`huffman_sizes`' answers. ``extra`` (int64, one a level; one row of counts, with
+    ``sizes``): the bytes each level adds besides its coded size; then only the levels that may
+    have the least ``sizes + extra`` (the finest on a tie) are costed, and the others answer
+    bits -1 and ``1 << 62`` bytes, as if no code existed (see ``best_level_sizes``)."""
     counts = np.ascontiguousarray(counts, np.int64)
     out = np.empty((counts.shape[0] * levels, 5), np.int64)
     if sizes is None:
         _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out)
-    else:
+    elif extra is None:
         _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out, sizes)
+    else:
+        _native.huf_huffman_costs(counts, counts.shape[0], int(levels), int(limit), out, sizes,
+                                  np.ascontiguousarray(extra, np.int64))
     return out
 
 
-def huffman_sizes(counts: np.ndarray, levels: int, limit: int) -> list[int]:
+def huffman_sizes(counts: np.ndarray, levels: int, limit: int,
+                  extra: np.ndarray | None = None) -> list[int]:
     """The bytes :func:`encode_coded` would store for each histogram :func:`huffman_costs`
     costs (row by row, finest first): its codebook exactly, its streams to within their
-    padding (exact for one stream), ``1 << 62`` where no code of ``limit`` bits exists."""
+    padding (exact for one stream), ``1 << 62`` where no code of ``limit`` bits exists (or,
+    with ``extra``, where the level cannot have the least total)."""
     sizes = np.empty(counts.shape[0] * levels, np.int64)
-    huffman_costs(counts, levels, limit, sizes)
+    huffman_costs(counts, levels, limit, sizes, extra)
     result: list[int] = sizes.tolist()
     return result
 

@@ -883,10 +883,76 @@ static int64_t coded_bytes(const int64_t r[5]) {
  * the last): one call for what a planner compares (the top fields of 12..9 bits, the byte
  * planes); with `sizes`, also the bytes each would take coded (coded_bytes), which the planner
  * compares (in Python, 0.6 us a histogram). */
+static double entropy_floor_bits(const int64_t *c, int64_t n);
+
+/* huffman_costs with `extra` (one row): the bytes each level adds besides its coded sizes
+ * (a top field width's raw low bits) given, only the levels that may give the least
+ * sizes[lv] + extra[lv] (the finest on a tie, as the caller picks) are coded exactly; the rest
+ * get bits -1 (HUF_UNCODABLE), which the caller passes over. The levels are coded in the order
+ * of a floor of that total, their codebook's bytes and their order-0 entropy less a bit
+ * (against the sum's rounding): a Huffman code's bits are at least the entropy, its streams'
+ * bytes at least those bits / 8, and a level whose floor loses to an exact total found cannot
+ * win. The exact costs of 768 used 12-bit top
+ * fields took 24 us for the four widths; their floors, the codebook (known from the counts'
+ * span) and the entropy (a pass of table look-ups), ~1 us each. */
+static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t limit,
+                            const int64_t *extra, int64_t *out, int64_t *sizes) {
+    int rc = 0;
+    int64_t *hist = malloc((size_t)(2 * n + 1) * sizeof(int64_t)), *at[16], floor_[16];
+    if (!hist) return -2;
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(hist, c, (size_t)n * sizeof(int64_t));
+    at[0] = hist;
+    int64_t len = n, off = n;
+    for (int64_t lv = 1; lv < levels; lv++) { /* each level sums adjacent pairs of the finer */
+        at[lv] = hist + off;
+        for (int64_t j = 0; j < len / 2; j++) at[lv][j] = at[lv - 1][2 * j] + at[lv - 1][2 * j + 1];
+        off += len / 2;
+        len /= 2;
+    }
+    int order[16];
+    for (int64_t lv = 0; lv < levels; lv++) {
+        /* the codebook's bytes are known from the scan alone (a 12-bit field's is often a
+         * tenth of a small frame); the streams' are at least the entropy's */
+        const huf_scan sc = scan_counts(at[lv], n >> lv);
+        const int64_t first = sc.used ? sc.first : 0, span = sc.used ? sc.last + 1 - sc.first : 0;
+        const int64_t dense = lengths_dense_bytes(first, span), sparse = lengths_sparse_bytes(sc.used);
+        const double bits = entropy_floor_bits(at[lv], n >> lv) - 1.0;
+        floor_[lv] = (bits > 0 ? (int64_t)(bits / 8) : 0) + (dense <= sparse ? dense : sparse) +
+                     extra[lv];
+        order[lv] = (int)lv;
+        int64_t *r = out + lv * 5;
+        r[0] = -1, r[1] = r[2] = r[3] = r[4] = 0;
+        sizes[lv] = HUF_UNCODABLE;
+    }
+    for (int i = 1; i < levels; i++) /* insertion sort by floor, the finer first on a tie */
+        for (int j = i; j > 0 && floor_[order[j]] < floor_[order[j - 1]]; j--) {
+            const int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    int64_t best = -1, best_total = 0;
+    for (int i = 0; rc == 0 && i < levels; i++) {
+        const int lv = order[i];
+        if (best >= 0 && (floor_[lv] > best_total || (floor_[lv] == best_total && lv > best)))
+            continue;
+        int64_t *r = out + lv * 5;
+        rc = huffman_cost_impl(at[lv], n >> lv, limit, r);
+        if (rc < 0) break;
+        sizes[lv] = coded_bytes(r);
+        if (sizes[lv] >= HUF_UNCODABLE) continue;
+        const int64_t total = sizes[lv] + extra[lv];
+        if (best < 0 || total < best_total || (total == best_total && lv < best))
+            best = lv, best_total = total;
+    }
+    Py_END_ALLOW_THREADS
+    free(hist);
+    return rc;
+}
+
 static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "huffman_costs";
-    if (nargs != 5 && nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "%s takes 5 or 6 arguments (%zd given)", fn, nargs);
+    if (nargs < 5 || nargs > 7) {
+        PyErr_Format(PyExc_TypeError, "%s takes 5 to 7 arguments (%zd given)", fn, nargs);
         return NULL;
     }
     int64_t v[3]; /* rows, levels, limit */
@@ -895,20 +961,29 @@ static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssi
     if (limit < 1 || limit > 32) return bad_arg(fn, "limit must be 1..32");
     if (rows < 1 || levels < 1 || levels > 16) return bad_arg(fn, "need rows >= 1, 1 <= levels <= 16");
     sc_bufs bufs = {.n = 0};
-    sc_arr c, out, sizes = {0};
+    sc_arr c, out, sizes = {0}, extra = {0};
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 8, "counts", &c) < 0 ||
         sc_get(&bufs, args[4], 1, 8, "out", &out) < 0 ||
-        (nargs == 6 && sc_get(&bufs, args[5], 1, 8, "sizes", &sizes) < 0))
+        (nargs >= 6 && sc_get(&bufs, args[5], 1, 8, "sizes", &sizes) < 0) ||
+        (nargs == 7 && sc_get(&bufs, args[6], 0, 8, "extra", &extra) < 0))
         goto done;
     const int64_t n = c.n / rows;
     if (n * rows != c.n || (n >> (levels - 1)) << (levels - 1) != n || out.n != rows * levels * 5 ||
         !aligned8(&c) || !aligned8(&out) ||
-        (nargs == 6 && (sizes.n != rows * levels || !aligned8(&sizes)))) {
+        (nargs >= 6 && (sizes.n != rows * levels || !aligned8(&sizes))) ||
+        (nargs == 7 && (rows != 1 || extra.n != levels || !aligned8(&extra)))) {
         bad_arg(fn, "counts must be rows of a length 2**(levels - 1) divides; out rows x levels x 5");
         goto done;
     }
     int rc = 0;
+    if (nargs == 7) {
+        rc = best_level_sizes(c.p, n, levels, limit, extra.p, out.p, sizes.p);
+        if (rc == -2) PyErr_NoMemory();
+        else if (rc < 0) bad_arg(fn, "counts must be non-negative");
+        else res = (Py_INCREF(Py_None), Py_None);
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     int64_t *half = n >= 2 ? malloc((size_t)(n / 2) * sizeof(int64_t)) : NULL;
     if (levels > 1 && n > 0 && !half) rc = -2;
@@ -2089,6 +2164,17 @@ SC_TARGET("avx2") static void ent_scan_avx2(const int64_t *c, int64_t n, ent_sum
 #undef ENT_SCAN
 #undef ENT_ADD8
 #undef ENT_ADD
+
+/* The order-0 entropy in bits of counts c[0..n) (none negative): what entropy_bits answers,
+ * for best_level_sizes. */
+static double entropy_floor_bits(const int64_t *c, int64_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ent_init);
+    ent_sums e;
+    ent_scan_plain(c, n, &e);
+    const double total = (double)e.total;
+    return e.total ? total * log2(total) - (e.s[0] + e.s[1] + e.s[2] + e.s[3]) : 0.0;
+}
 
 static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
