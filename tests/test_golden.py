@@ -27,6 +27,7 @@ import sparsecodecs as sc
 from sparsecodecs.registry import FORMAT_VERSION, SUPPORTED_DTYPES
 from sparsecodecs.registry.dtypes import dtype_from_name
 from sparsecodecs.testing import assert_bits_equal, from_bits, split_frame
+from test_huffman import read_leb128  # tests/ is on sys.path: pytest's default rootdir import
 
 GOLDEN = Path(__file__).parent / "golden"
 CURRENT = GOLDEN / f"v{FORMAT_VERSION}"
@@ -120,23 +121,15 @@ def _stream_counts(frame: bytes) -> set[int]:
             continue
         # version 3: varints (a byte below 128 ends one); the lengths of all streams but the
         # last follow the code lengths
-        ends = [i for i, b in enumerate(book) if i and b < 128]
         if book[0] == 2:  # first, count, then the count's 4-bit lengths
-            count = _varint_at(book, ends[0] + 1)
-            tail = ends[1] + 1 + (count + 1) // 2
+            _, at = read_leb128(book, 1)
+            count, at = read_leb128(book, at)
+            tail = at + (count + 1) // 2
         else:  # count, then 3 bytes a symbol
-            tail = ends[0] + 1 + 3 * _varint_at(book, 1)
+            count, at = read_leb128(book, 1)
+            tail = at + 3 * count
         counts.add(1 + sum(1 for b in book[tail:] if b < 128))
     return counts
-
-
-def _varint_at(book: bytes, at: int) -> int:
-    value = shift = 0
-    while True:
-        value |= (book[at] & 127) << shift
-        if book[at] < 128:
-            return value
-        at, shift = at + 1, shift + 7
 
 
 def test_every_builtin_codec_and_dtype_is_covered() -> None:

@@ -320,10 +320,10 @@ def plan_fields(
     coded = huff.coded_sizes(fine.reshape(1, -1), max_length, levels=tmax - 8,
                              extra=lows if width == 16 else None)
     best: tuple[int, int] | None = None  # (bytes, top)
-    for top, size in zip(range(tmax, 8, -1), coded, strict=True):
-        if size >= huff.UNCODABLE:  # more top fields than codes of max_length
+    for top, size, low in zip(range(tmax, 8, -1), coded, lows, strict=True):
+        if size >= huff.UNCODABLE:  # more top fields than codes of max_length, or cannot win
             continue
-        size += 8 * _low_words(values.size, width - top)
+        size += low
         if best is None or size < best[0]:
             best = (size, top)
     if best is None:

@@ -675,10 +675,6 @@ static PyObject *code_error(const char *fn, int rc) {
     return bad_arg(fn, "counts must be 0 .. 2**46 - 1");
 }
 
-SC_INLINE void put_u32le(uint8_t *p, uint32_t v) {
-    for (int b = 0; b < 4; b++) p[b] = (uint8_t)(v >> (8 * b));
-}
-
 /* Unsigned LEB128 varints, as the codebooks of frame format 3 store numbers (see
  * _huffman.py): 7 bits a byte, low first, the high bit set on all but the last byte. */
 SC_INLINE int64_t varint_bytes(uint64_t v) {
@@ -885,6 +881,12 @@ static int64_t coded_bytes(const int64_t r[5]) {
  * compares (in Python, 0.6 us a histogram). */
 static double entropy_floor_bits(const int64_t *c, int64_t n);
 
+/* The next coarser level of a histogram of len counts: adjacent pairs summed (in place where
+ * dst == src: dst[j] reads 2j and 2j + 1 >= j). */
+SC_INLINE void sum_pairs(const int64_t *src, int64_t len, int64_t *dst) {
+    for (int64_t j = 0; j < len / 2; j++) dst[j] = src[2 * j] + src[2 * j + 1];
+}
+
 /* huffman_costs with `extra` (one row): the bytes each level adds besides its coded sizes
  * (a top field width's raw low bits) given, only the levels that may give the least
  * sizes[lv] + extra[lv] (the finest on a tie, as the caller picks) are coded exactly; the rest
@@ -906,7 +908,7 @@ static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t
     int64_t len = n, off = n;
     for (int64_t lv = 1; lv < levels; lv++) { /* each level sums adjacent pairs of the finer */
         at[lv] = hist + off;
-        for (int64_t j = 0; j < len / 2; j++) at[lv][j] = at[lv - 1][2 * j] + at[lv - 1][2 * j + 1];
+        sum_pairs(at[lv - 1], len, at[lv]);
         off += len / 2;
         len /= 2;
     }
@@ -991,8 +993,8 @@ static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssi
         const int64_t *cur = (const int64_t *)c.p + row * n;
         int64_t len = n;
         for (int64_t lv = 0; rc == 0 && lv < levels; lv++) {
-            if (lv) { /* in place from the second coarsening on: half[j] reads 2j, 2j + 1 >= j */
-                for (int64_t j = 0; j < len / 2; j++) half[j] = cur[2 * j] + cur[2 * j + 1];
+            if (lv) { /* in place from the second coarsening on */
+                sum_pairs(cur, len, half);
                 cur = half;
                 len /= 2;
             }
@@ -2165,22 +2167,30 @@ SC_TARGET("avx2") static void ent_scan_avx2(const int64_t *c, int64_t n, ent_sum
 #undef ENT_ADD8
 #undef ENT_ADD
 
-/* The order-0 entropy in bits of counts c[0..n) (none negative): what entropy_bits answers,
- * for best_level_sizes. */
-static double entropy_floor_bits(const int64_t *c, int64_t n) {
+/* The table ent_scan reads, built once whoever asks first. */
+static void ent_ready(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ent_init);
+}
+
+/* The order-0 entropy in bits of the counts an ent_scan summed: total log2 total - sum. */
+static double ent_bits(const ent_sums *e) {
+    const double sum = (e->s[0] + e->s[1]) + (e->s[2] + e->s[3]);
+    return e->total > 0 ? (double)e->total * log2((double)e->total) - sum : 0.0;
+}
+
+/* entropy_bits' answer for counts c[0..n) (none negative), for best_level_sizes. */
+static double entropy_floor_bits(const int64_t *c, int64_t n) {
+    ent_ready();
     ent_sums e;
     ent_scan_plain(c, n, &e);
-    const double total = (double)e.total;
-    return e.total ? total * log2(total) - (e.s[0] + e.s[1] + e.s[2] + e.s[3]) : 0.0;
+    return ent_bits(&e);
 }
 
 static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const char *fn = "entropy_bits";
     if (sc_nargs(nargs, 1, fn) < 0) return NULL;
-    pthread_once(&once, ent_init);
+    ent_ready();
     sc_bufs bufs = {.n = 0};
     sc_arr counts;
     PyObject *res = NULL;
@@ -2196,11 +2206,8 @@ static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssiz
     ent_scan_plain(counts.p, counts.n, &e);
     Py_END_ALLOW_THREADS
     (void)fast;
-    const double sum = (e.s[0] + e.s[1]) + (e.s[2] + e.s[3]);
     if (e.bad < 0) bad_arg(fn, "counts must not be negative");
-    else res = Py_BuildValue("(dL)", e.total > 0 ? (double)e.total * log2((double)e.total) - sum
-                                                 : 0.0,
-                             (long long)e.used);
+    else res = Py_BuildValue("(dL)", ent_bits(&e), (long long)e.used);
 done:
     sc_release(&bufs);
     return res;
