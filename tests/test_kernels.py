@@ -622,6 +622,38 @@ def test_simd_paths_write_the_same_bytes_as_their_scalar_twins(dtype: np.dtype):
                 assert run_level(level, dense) == scalar, (level, name, size)
 
 
+@pytest.mark.skipif(len(LEVELS) == 1, reason="this CPU has no SIMD level")
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+def test_split_against_one_fill_item_at_every_simd_level(dtype: np.dtype):
+    """bitmask_split_fill with one fill item runs the zero split's SIMD kernels, comparing with
+    the fill: at every level it keeps exactly the items other than the fill (the input's
+    zeros too, where the fill is not zero), writes no byte past its buffers, and refuses a
+    values buffer one slot short."""
+    for size in SIMD_SIZES:
+        for name, dense in simd_inputs(dtype, size):
+            rng = np.random.default_rng(size)
+            # a fill that occurs (the last byte's value, a random item) and one that does not
+            taken = dense[rng.integers(0, size)] if size else dtype.type(5)
+            for fill in (taken, dtype.type(~taken)):
+                x = np.where(rng.random(size) < 0.5, fill, dense).astype(dtype)
+                keep = x != fill
+                nnz = int(keep.sum())
+                want = (np.packbits(keep, bitorder="little").tobytes(), x[keep].tobytes())
+                for level in LEVELS:
+                    with use_simd(level):
+                        mask = garbage((size + 7) // 8, np.dtype(np.uint8))
+                        kept = garbage(nnz + 8, dtype)
+                        got = kernels.bitmask_split_fill(x, mask, kept, np.array([fill]), size)
+                        assert_guard_intact(mask)
+                        assert_guard_intact(kept)
+                        assert got == nnz, (level, name, size)
+                        assert (mask.tobytes(), kept[:nnz].tobytes()) == want, (level, name, size)
+                        if nnz:
+                            with pytest.raises(ValueError):
+                                kernels.bitmask_split_fill(x, mask, np.empty(nnz - 1, dtype),
+                                                           np.array([fill]), size)
+
+
 def test_simd_level_really_switches():
     """use_simd changes the level the kernels read, and restores it (else the test above
     would compare a path with itself)."""

@@ -695,12 +695,12 @@ done:
 
 /* -- bitmask split (encode) --------------------------------------------------------------- */
 
-/* From mask byte b on, with j values kept: the non-zero mask of x (LSB first) and its
- * non-zero items. A block of 8 writes ahead (every item, the index moving on non-zeros) when
- * 8 slots are free; else it writes only the non-zeros, checked. Returns the count kept, or -1
- * if `values` is too small for the non-zeros. */
+/* From mask byte b on, with j values kept: the mask of the items of x other than `f` (LSB
+ * first; `f` 0 for the non-zero mask) and those items. A block of 8 writes ahead (every item,
+ * the index moving on kept ones) when 8 slots are free; else it writes only the kept items,
+ * checked. Returns the count kept, or -1 if `values` is too small for them. */
 SC_INLINE Py_ssize_t split_from(const void *restrict x, Py_ssize_t n, uint8_t *restrict mask, void *restrict v,
-                                Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
+                                Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size, uint64_t f) {
     Py_ssize_t nbytes = (n + 7) / 8;
     for (; b < nbytes; b++) {
         Py_ssize_t len = n - 8 * b < 8 ? n - 8 * b : 8;
@@ -708,7 +708,7 @@ SC_INLINE Py_ssize_t split_from(const void *restrict x, Py_ssize_t n, uint8_t *r
         if (SC_LIKELY(j + 8 <= nv)) {
             for (Py_ssize_t k = 0; k < len; k++) {
                 uint64_t e = ld(x, size, 8 * b + k);
-                unsigned nz = e != 0;
+                unsigned nz = e != f;
                 byte |= nz << k;
                 st(v, size, j, e);
                 j += nz;
@@ -716,7 +716,7 @@ SC_INLINE Py_ssize_t split_from(const void *restrict x, Py_ssize_t n, uint8_t *r
         } else {
             for (Py_ssize_t k = 0; k < len; k++) {
                 uint64_t e = ld(x, size, 8 * b + k);
-                if (e != 0) {
+                if (e != f) {
                     if (j >= nv) return -1;
                     byte |= 1u << k;
                     st(v, size, j, e);
@@ -730,65 +730,83 @@ SC_INLINE Py_ssize_t split_from(const void *restrict x, Py_ssize_t n, uint8_t *r
 }
 
 static Py_ssize_t split_scalar(const void *restrict x, Py_ssize_t n, uint8_t *restrict mask, void *restrict v,
-                               Py_ssize_t nv, Py_ssize_t b, Py_ssize_t j, Py_ssize_t size) {
+                               Py_ssize_t nv, Py_ssize_t size, uint64_t f) {
     switch (size) {
-    case 1: return split_from(x, n, mask, v, nv, b, j, 1);
-    case 2: return split_from(x, n, mask, v, nv, b, j, 2);
-    case 4: return split_from(x, n, mask, v, nv, b, j, 4);
-    default: return split_from(x, n, mask, v, nv, b, j, 8);
+    case 1: return split_from(x, n, mask, v, nv, 0, 0, 1, f);
+    case 2: return split_from(x, n, mask, v, nv, 0, 0, 2, f);
+    case 4: return split_from(x, n, mask, v, nv, 0, 0, 4, f);
+    default: return split_from(x, n, mask, v, nv, 0, 0, 8, f);
     }
 }
 
 #if SC_X86
-/* 16-bit items: per 8 items one compare, one pshufb (compress16[byte] packs the non-zeros to
- * the front) and one 16-byte store at values + j (needs 8 free slots). */
+/* 16-bit items: per 8 items one compare with the fill `f`, one pshufb (compress16[byte] packs
+ * the kept items to the front) and one 16-byte store at values + j (needs 8 free slots). */
 SC_TARGET("ssse3") static Py_ssize_t split16_ssse3(const uint16_t *restrict x, Py_ssize_t n,
-                                                   uint8_t *restrict mask, uint16_t *restrict v, Py_ssize_t nv) {
+                                                   uint8_t *restrict mask, uint16_t *restrict v, Py_ssize_t nv,
+                                                   uint64_t f) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
-    const __m128i zero = _mm_setzero_si128();
+    const __m128i fv = _mm_set1_epi16((short)(uint16_t)f);
     for (; b < nb && j + 8 <= nv; b++) {
         __m128i items = _mm_loadu_si128((const __m128i *)(x + 8 * b));
-        __m128i z = _mm_cmpeq_epi16(items, zero);
+        __m128i z = _mm_cmpeq_epi16(items, fv);
         unsigned byte = ~(unsigned)_mm_movemask_epi8(_mm_packs_epi16(z, z)) & 0xffu;
         __m128i ctl = _mm_load_si128((const __m128i *)compress16[byte]);
         _mm_storeu_si128((__m128i *)(v + j), _mm_shuffle_epi8(items, ctl));
         mask[b] = (uint8_t)byte;
         j += bit_cnt[byte];
     }
-    return split_from(x, n, mask, v, nv, b, j, 2);
+    return split_from(x, n, mask, v, nv, b, j, 2, f);
 }
 
 SC_TARGET("ssse3") static Py_ssize_t split8_ssse3(const uint8_t *restrict x, Py_ssize_t n,
-                                                  uint8_t *restrict mask, uint8_t *restrict v, Py_ssize_t nv) {
+                                                  uint8_t *restrict mask, uint8_t *restrict v, Py_ssize_t nv,
+                                                  uint64_t f) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
-    const __m128i zero = _mm_setzero_si128();
+    const __m128i fv = _mm_set1_epi8((char)(uint8_t)f);
     for (; b < nb && j + 8 <= nv; b++) {
         __m128i items = _mm_loadl_epi64((const __m128i *)(x + 8 * b));
-        unsigned byte = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(items, zero)) & 0xffu;
+        unsigned byte = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(items, fv)) & 0xffu;
         __m128i ctl = _mm_load_si128((const __m128i *)compress8[byte]);
         _mm_storel_epi64((__m128i *)(v + j), _mm_shuffle_epi8(items, ctl));
         mask[b] = (uint8_t)byte;
         j += bit_cnt[byte];
     }
-    return split_from(x, n, mask, v, nv, b, j, 1);
+    return split_from(x, n, mask, v, nv, b, j, 1, f);
 }
 
 SC_TARGET("avx2") static Py_ssize_t split32_avx2(const uint32_t *restrict x, Py_ssize_t n,
-                                                 uint8_t *restrict mask, uint32_t *restrict v, Py_ssize_t nv) {
+                                                 uint8_t *restrict mask, uint32_t *restrict v, Py_ssize_t nv,
+                                                 uint64_t f) {
     Py_ssize_t nb = n / 8, b = 0, j = 0;
-    const __m256i zero = _mm256_setzero_si256();
+    const __m256i fv = _mm256_set1_epi32((int)(uint32_t)f);
     for (; b < nb && j + 8 <= nv; b++) {
         __m256i items = _mm256_loadu_si256((const __m256i *)(x + 8 * b));
-        __m256i z = _mm256_cmpeq_epi32(items, zero);
+        __m256i z = _mm256_cmpeq_epi32(items, fv);
         unsigned byte = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(z)) & 0xffu;
         __m256i idx = _mm256_load_si256((const __m256i *)compress32[byte]);
         _mm256_storeu_si256((__m256i *)(v + j), _mm256_permutevar8x32_epi32(items, idx));
         mask[b] = (uint8_t)byte;
         j += bit_cnt[byte];
     }
-    return split_from(x, n, mask, v, nv, b, j, 4);
+    return split_from(x, n, mask, v, nv, b, j, 4, f);
 }
 #endif
+
+/* The mask of x's items other than `f` and those items, at SIMD `level` (read with the GIL
+ * held; SSSE3: 1- and 2-byte items, AVX2: 4-byte ones; 8-byte ones scalar): split_from's
+ * result. */
+static Py_ssize_t split_items(const sc_arr *x, uint8_t *mask, void *v, Py_ssize_t nv, uint64_t f,
+                              int level) {
+#if SC_X86
+    if (x->itemsize == 2 && level >= SC_SIMD_SSSE3) return split16_ssse3(x->p, x->n, mask, v, nv, f);
+    if (x->itemsize == 1 && level >= SC_SIMD_SSSE3) return split8_ssse3(x->p, x->n, mask, v, nv, f);
+    if (x->itemsize == 4 && level >= SC_SIMD_AVX2) return split32_avx2(x->p, x->n, mask, v, nv, f);
+#else
+    (void)level;
+#endif
+    return split_scalar(x->p, x->n, mask, v, nv, x->itemsize, f);
+}
 
 /* bitmask_split(x, mask, values) -> non-zeros kept, or -1 if `values` is too small. `values`
  * needs spare slots to go fast (the kernels write ahead): 8 for the vector paths. */
@@ -810,18 +828,7 @@ FASTCALL(bitmask_split) {
     int level = sc_simd;
     Py_ssize_t kept;
     Py_BEGIN_ALLOW_THREADS
-#if SC_X86
-    if (x.itemsize == 2 && level >= SC_SIMD_SSSE3)
-        kept = split16_ssse3(x.p, x.n, mask.p, vals.p, vals.n);
-    else if (x.itemsize == 1 && level >= SC_SIMD_SSSE3)
-        kept = split8_ssse3(x.p, x.n, mask.p, vals.p, vals.n);
-    else if (x.itemsize == 4 && level >= SC_SIMD_AVX2)
-        kept = split32_avx2(x.p, x.n, mask.p, vals.p, vals.n);
-    else
-#else
-    (void)level;
-#endif
-        kept = split_scalar(x.p, x.n, mask.p, vals.p, vals.n, 0, 0, x.itemsize);
+    kept = split_items(&x, mask.p, vals.p, vals.n, 0, level);
     Py_END_ALLOW_THREADS
     res = PyLong_FromSsize_t(kept);
 done:
@@ -881,6 +888,16 @@ FASTCALL(bitmask_split_fill) {
     }
     if (check_fill(&fill, &x, fill.n, "bitmask_split_fill") < 0) goto done;
     Py_ssize_t kept, size = x.itemsize;
+    if (fill.n == 1) {  /* one fill item: the zero split's kernels, comparing with it */
+        uint64_t f = ld(fill.p, size, 0);
+        int level = sc_simd;
+        init_tables();
+        Py_BEGIN_ALLOW_THREADS
+        kept = split_items(&x, mask.p, vals.p, vals.n, f, level);
+        Py_END_ALLOW_THREADS
+        res = PyLong_FromSsize_t(kept);
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     switch (size) {
     case 1: kept = split_fill_body(x.p, x.n, mask.p, vals.p, vals.n, fill.p, fill.n, cols, 1); break;
