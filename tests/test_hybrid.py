@@ -626,6 +626,45 @@ def test_kept_values_sample_read_off_the_whole_tensors_is_the_one_they_sort(seed
     assert codec.encode(w) == frame
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_kept_values_runs_read_off_the_whole_tensors_are_their_own(seed, monkeypatch):
+    """A layout with one fill item takes its kept values' distinct values and counts from the
+    whole tensor's, once those are known: they must be np.unique's of the kept values, and the
+    frame the one planned without them. Wide tensors of a few distinct values (centroids
+    compete), past 131,072 entries (the whole tensor sorted apart from its sample) or not,
+    repeating a non-zero value (a mode fill), 2:4 or not."""
+    from sparsecodecs.codecs import hybrid as hy
+    from sparsecodecs.transforms import prune
+
+    rng = np.random.default_rng(seed)
+    rows, cols = [(300, 500), (96, 64), (384, 384), (40, 300)][seed % 4]
+    dt = [np.float32, np.int32, np.float64][seed % 3]
+    w = rng.choice(rng.standard_normal(int(rng.choice([3, 16, 300]))), (rows, cols))
+    if seed % 2:  # 2:4, its zeros then clustered to a non-zero centroid (the bench's cells)
+        w = prune(w, "2:4")[0]
+        w[w == 0] = w[w != 0][0]
+    else:
+        w = np.where(rng.random(w.shape) < 0.6, w[0, 0], w)
+    w = np.round(w * 1000).astype(dt) if np.dtype(dt).kind == "i" else w.astype(dt)
+    codec = sc.get_codec("hybrid")
+    real, read = hy._kept_runs, []
+
+    def checked(whole, cand, size, exact):
+        runs = real(whole, cand, size, exact)
+        if runs is not None:
+            want_u, want_c = np.unique(cand.values, return_counts=True)
+            np.testing.assert_array_equal(runs[0], want_u)
+            np.testing.assert_array_equal(runs[1], want_c)
+            read.append(cand.name)
+        return runs
+
+    monkeypatch.setattr(hy, "_kept_runs", checked)
+    frame = codec.encode(w)
+    assert read, "no layout read its runs off the whole tensor's: the test tests nothing"
+    monkeypatch.setattr(hy, "_kept_runs", lambda whole, cand, size, exact: None)
+    assert codec.encode(w) == frame
+
+
 def test_rows_of_distinct_values_plan_no_row_mode_fill():
     """A row's mode fill stores one value a row: on rows of distinct values (float32 weights)
     it spares nothing, and the planner must not lay out (mask, value plan) a candidate for it."""

@@ -162,6 +162,34 @@ def _kept_sample(
     return lambda: tail
 
 
+def _kept_runs(
+    whole: SortedSample, cand: _Layout, size: int, exact: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct kept values of a layout with one fill item (zero, or a mode) and their
+    counts, read off the whole tensor's (``whole``, of ``size`` entries), when those are known
+    already (the mode fill or the dense layout's plan sorted every value): such a layout keeps
+    every entry other than the fill, and in ``exact`` layouts (a bitmask's; N:M's without
+    padded groups) the rest of its slots are entries equal to the fill, so only the fill's
+    count differs (147,456 float32 patterns at 2:4 with 16 centroids: a sort of 117,118 kept
+    values saved, ~0.3 ms). Else None."""
+    if not exact or not whole.unique_ready or (cand.fill is not None and cand.fill.size != 1):
+        return None
+    uniq, counts = whole.unique()
+    fill = 0 if cand.fill is None else cand.fill[0]
+    at = int(np.searchsorted(uniq, fill))
+    present = at < uniq.size and uniq[at] == fill
+    kept_fill = cand.values.size - (size - (int(counts[at]) if present else 0))
+    if kept_fill < 0 or (kept_fill and not present):
+        return None  # not a layout of those entries: planned the long way
+    if kept_fill:
+        counts = counts.copy()
+        counts[at] = kept_fill
+        return uniq, counts
+    if not present:
+        return uniq, counts
+    return np.delete(uniq, at), np.delete(counts, at)
+
+
 class _without_bin:
     """``counts[unfilled]`` taken as 0 for a ``with`` block (an encode's own histogram,
     planned one candidate at a time; nothing planned keeps ``counts`` itself), then restored.

@@ -42,6 +42,7 @@ from ._fill import (
 from ._hybrid_plan import (
     PAIRED_COLS,
     ROTATE_HEADER,
+    _kept_runs,
     _kept_sample,
     _Layout,
     _mask_loses,
@@ -426,10 +427,12 @@ class Hybrid(Codec):
     def _value_stages(
         self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
         sample: Callable[[], np.ndarray] | None = None,
+        runs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[tuple[str, int, Any]]:
         """(stage, estimated bytes, plan) for each value stage worth trying on ``values``
         (``counts``: their :func:`value_counts`, when known, else counted here once;
-        ``sample()``: their :func:`sorted_sample`, when it is at hand).
+        ``sample()``: their :func:`sorted_sample`, when it is at hand; ``runs``: their distinct
+        values and counts, when known without a sort).
 
         With ``values="auto"`` every stage is tried, except ``centroid`` when a sample shows
         the values are mostly distinct. ``planes`` and ``centroid`` are not pruned further:
@@ -439,8 +442,8 @@ class Hybrid(Codec):
         """
         if counts is None and self.values in ("auto", "centroid"):
             with lent_value_counts(values) as lent:
-                return self._planned_stages(values, dtype, lent, sample)
-        return self._planned_stages(values, dtype, counts, sample)
+                return self._planned_stages(values, dtype, lent, sample, runs)
+        return self._planned_stages(values, dtype, counts, sample, runs)
 
     def _fields_and_planes(
         self, values: np.ndarray, vdt: np.dtype[Any], suffix: str,
@@ -475,6 +478,7 @@ class Hybrid(Codec):
     def _planned_stages(
         self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None,
         sample: Callable[[], np.ndarray] | None,
+        runs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[tuple[str, int, Any]]:
         """:meth:`_value_stages` once ``values``' counts are known (or None: not counted)."""
         auto = self.values == "auto"
@@ -512,7 +516,7 @@ class Hybrid(Codec):
             if fplan is not None and fplan.low_shifts is not None:
                 low_zeros = int(fplan.low_shifts.min())
             distinct = distinct_values(values, give_up_early=auto, counts=counts,
-                                       sample=sample, low_zeros=low_zeros)
+                                       sample=sample, low_zeros=low_zeros, runs=runs)
             if distinct is None and self.values == "centroid":
                 raise PatternError(
                     f"values='centroid' needs at most {MAX_CENTROIDS} distinct values; "
@@ -562,6 +566,7 @@ class Hybrid(Codec):
         rotated: tuple[int, _Layout, str, Any] | None = None  # the best of rotation 1
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         sample = SortedSample(bits)  # sorted once, if a question needs it
+        cols = as_2d(bits.shape)[1]
 
         def smallest() -> int | None:  # the best total so far, read as candidates are listed
             return None if best is None else best[0]
@@ -575,8 +580,10 @@ class Hybrid(Codec):
                 stages = same[0]
             else:
                 vsample = sample if cand.name == "dense" else _kept_sample(sample, cand, bits.size)
+                runs = None if cand.name == "dense" else _kept_runs(
+                    sample, cand, bits.size, cand.name == "bitmask" or cols % self.m == 0)
                 with _without_bin(cand.counts, cand.unfilled):
-                    stages = self._value_stages(cand.values, dtype, cand.counts, vsample)
+                    stages = self._value_stages(cand.values, dtype, cand.counts, vsample, runs)
             planned.append((cand.values, stages))
             for stage, size, state in stages:
                 total = cand.index_nbytes + size
