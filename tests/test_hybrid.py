@@ -439,6 +439,54 @@ def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
     assert _worth_counting(SortedSample(x), hash_first=False) == want
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_few_distinct_samples_are_counted_not_sorted(seed, monkeypatch):
+    """A sample of 4- or 8-byte patterns whose hash count finds fewer than FEW_DISTINCT
+    distinct ones has its runs counted by unique_few: the runs, the sorted sample (repeated
+    from them), the whole tensor's distinct values and the mode test must be what the sorts
+    give, and no sort may run; more distinct ones, or a sample sorted already, go the sorting
+    way. Sizes on both sides of 131,071 (a strided sample), zeros or none."""
+    from sparsecodecs.codecs import _kernels, _stages
+    from sparsecodecs.codecs._stages import FEW_DISTINCT, SortedSample, sorted_sample
+    from sparsecodecs.codecs.hybrid import _worth_counting
+
+    rng = np.random.default_rng(seed)
+    n = [3000, 70000, 200000][seed % 3]
+    k = [1, 17, 3000, FEW_DISTINCT + 100][seed // 3 % 4]
+    dt = np.uint32 if seed % 2 else np.uint64
+    pool = rng.integers(1, 1 << 31, k, dtype=np.uint64).astype(dt)
+    x = pool[rng.integers(0, k, n)]
+    if seed % 5 < 2:
+        x[rng.random(n) < 0.3] = 0
+    sample = sorted_sample(x)
+    want_runs = np.unique(sample, return_counts=True)
+    want = _worth_counting_by_unique(sample)
+    sorts: list[int] = []
+    real = _kernels.sorted_bits
+    monkeypatch.setattr(_stages, "sorted_bits", lambda v: sorts.append(v.size) or real(v))
+    s = SortedSample(x)
+    s.hashed()
+    few = np.unique(x[:: max(1, n // 65536)]).size <= FEW_DISTINCT  # zero among them or not
+    assert s.few or k >= FEW_DISTINCT  # its hash bins in use: at most the distinct values
+    assert _worth_counting(s) == want
+    runs = s.runs()
+    np.testing.assert_array_equal(runs[0], want_runs[0])
+    np.testing.assert_array_equal(runs[1], want_runs[1])
+    np.testing.assert_array_equal(s(), sample)
+    uniq, counts = s.unique()
+    want_u, want_c = np.unique(x, return_counts=True)
+    np.testing.assert_array_equal(uniq, want_u)
+    np.testing.assert_array_equal(counts, want_c)
+    if few:
+        assert sorts == [] or (n > 131071 and sorts == [n])  # at most the whole, if it was
+    else:
+        assert sorts, "mostly distinct samples are sorted"
+    sorted_first = SortedSample(x)
+    sorted_first()
+    sorted_first.hashed()
+    assert not sorted_first.few or sorted_first.runs() is not None
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
     """With a sorted sample that holds every entry, the row-mode test skips counting the rows

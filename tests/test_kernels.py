@@ -1119,6 +1119,59 @@ def test_hash_bins_counts_as_numpy_does(data: st.DataObject, dtype: type, size: 
     assert counts.max(initial=0) <= most and counts.size >= occupied
 
 
+@settings(max_examples=examples(80), deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
+       size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
+def test_unique_few_is_np_unique_or_says_more(data: st.DataObject, dtype: type, size: int):
+    """unique_few against np.unique (values ascending, counts int64), with limits just below,
+    at and above the distinct count, past the ends and the largest: keys drawn from a few
+    values with zero among them (counted aside), from a wide range, and all distinct; None
+    exactly when more than the limit are distinct (zero counts as one)."""
+    keys = _draw_keys(data, dtype, size)
+    want_u, want_c = np.unique(keys, return_counts=True)
+    distinct = want_u.size
+    for limit in {0, max(0, distinct - 1), distinct, distinct + 1, size, size + 1, 1 << 16}:
+        got = kernels.unique_few(keys, limit)
+        if distinct > limit:
+            assert got is None, (limit, distinct)
+            continue
+        assert got is not None, (limit, distinct)
+        assert got[0].dtype == keys.dtype and got[1].dtype == np.int64
+        np.testing.assert_array_equal(got[0], want_u)
+        np.testing.assert_array_equal(got[1], want_c)
+
+
+def test_unique_few_gives_up_on_keys_crowding_its_table():
+    """Keys whose hashes fall on one slot make every probe walk their cluster: past 64 slots
+    the count gives up (-2: the caller sorts) rather than run in time quadratic in the keys;
+    the same keys spread by others still count."""
+    rng = np.random.default_rng(0)
+    cand = rng.integers(1, 1 << 32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    # their top 11 hash bits: the slot in a table of 2**11 slots, and in any smaller one (the
+    # table is sized for the keys at hand, min(limit, len(keys)))
+    with np.errstate(over="ignore"):
+        slot = (cand.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - 11)
+    crowd = np.unique(cand[slot == 5])[:80]
+    assert crowd.size == 80
+    keys = np.tile(crowd, 3)
+    values, counts = np.empty(1000, np.uint32), np.empty(1000, np.int64)
+    assert _native.unique_few(keys, 1000, values, counts) == -2
+    assert kernels.unique_few(keys, 1000) is None
+    assert _native.unique_few(crowd[:60], 1000, values, counts) == 60  # a cluster of 60: fine
+
+
+def test_unique_few_refuses_bad_arguments():
+    keys = np.zeros(8, np.uint32)
+    with pytest.raises(ValueError, match="4 or 8 bytes"):
+        _native.unique_few(np.zeros(4, np.uint16), 4, np.empty(4, np.uint16), np.empty(4, np.int64))
+    with pytest.raises(ValueError, match="limit"):
+        _native.unique_few(keys, 1 << 17, np.empty(8, np.uint32), np.empty(8, np.int64))
+    with pytest.raises(ValueError, match="need 4 items"):
+        _native.unique_few(keys, 4, np.empty(3, np.uint32), np.empty(4, np.int64))
+    with pytest.raises(ValueError, match="need 4 items"):
+        _native.unique_few(keys, 4, np.empty(4, np.uint64), np.empty(4, np.int64))
+
+
 def test_hash_bins_refuses_narrow_keys_and_a_short_table():
     with pytest.raises(ValueError, match="4 or 8 bytes"):
         _native.hash_bins(np.zeros(4, np.uint16), np.zeros(1 << 16, np.uint32))

@@ -68,6 +68,12 @@ def _worth_counting(sample: Callable[[], np.ndarray], hash_first: bool = True) -
         most, _, zeros = sample.hashed()
         if most < _mode_run(zeros, sample.size, sample.itemsize):
             return False
+    if isinstance(sample, SortedSample) and sample.few:
+        # the same question of the sample's runs, counted without a sort (few distinct values)
+        uniq, counts = sample.runs()
+        zeros = int(counts[0]) if uniq.size and uniq[0] == 0 else 0
+        run = _mode_run(zeros, sample.size, sample.itemsize)
+        return bool(run <= sample.size and (counts[1 if zeros else 0 :] >= run).any())
     s = sample()
     run = _mode_run(_leading_zeros(s), s.size, s.itemsize)
     if run > s.size:

@@ -318,6 +318,18 @@ def distinct_above(values: np.ndarray, limit: int) -> bool:
     return bool(_native.distinct_above(np.ascontiguousarray(values), int(limit)))
 
 
+def unique_few(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.unique(values, return_counts=True)`` (counts int64) of the 1-D unsigned 4- or
+    8-byte ``values`` when they hold at most ``limit`` (<= 65536) distinct ones, by a compiled
+    hash count in one pass that stops at ``limit + 1`` (a sort takes three passes and one for
+    its runs); None when more are distinct, or when the count's probes run long (keys crowding
+    the table: sort them instead)."""
+    room = min(limit, values.size)
+    uniq, counts = np.empty(room, values.dtype), np.empty(room, np.int64)
+    k = _native.unique_few(np.ascontiguousarray(values), limit, uniq, counts)
+    return None if k < 0 else (uniq[:k], counts[:k])
+
+
 def hash_bins(values: np.ndarray) -> tuple[int, int]:
     """The non-zero entries of the 1-D unsigned 4- or 8-byte ``values`` counted by their hash
     into 2**16 bins, in one pass: (the fullest bin's count, the bins not empty). No non-zero

@@ -580,7 +580,8 @@ class Hybrid(Codec):
                 stages = same[0]
             else:
                 vsample = sample if cand.name == "dense" else _kept_sample(sample, cand, bits.size)
-                runs = None if cand.name == "dense" else _kept_runs(
+                # wide values only: narrower ones are counted in 2**16 bins, not sorted
+                runs = None if cand.name == "dense" or bits.itemsize < 4 else _kept_runs(
                     sample, cand, bits.size, cand.name == "bitmask" or cols % self.m == 0)
                 with _without_bin(cand.counts, cand.unfilled):
                     stages = self._value_stages(cand.values, dtype, cand.counts, vsample, runs)

@@ -2415,6 +2415,120 @@ done:
     return res;
 }
 
+/* The distinct non-zero keys among n 4- or 8-byte keys (any alignment), counted in an
+ * open-addressing table of `1 << bits` slots (keys, counts; linear probing, at most half full
+ * while at most `limit` keys are in): the count of distinct keys, zero included, or -1 once more
+ * than `limit` are found, or -2 when a probe runs past UF_PROBES slots (keys crowding one part
+ * of the table: the caller sorts instead, so no input makes this slow). Key 0 marks an empty
+ * slot, so zeros are counted aside, into *zeros. One pass, where a sort takes three and a
+ * count of its runs. */
+#define UF_PROBES 64
+#define DEF_UNIQUE_FEW(T)                                                                   \
+    static Py_ssize_t unique_few_##T(const char *keys, Py_ssize_t n, Py_ssize_t limit,      \
+                                     T *table, int64_t *counts, unsigned bits,             \
+                                     int64_t *zeros) {                                     \
+        const size_t mask = ((size_t)1 << bits) - 1;                                       \
+        Py_ssize_t distinct = 0;                                                           \
+        int64_t z = 0;                                                                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                                               \
+            T k;                                                                           \
+            memcpy(&k, keys + i * (Py_ssize_t)sizeof(T), sizeof(T));                       \
+            if (!k) {                                                                      \
+                z++;                                                                       \
+                continue;                                                                  \
+            }                                                                              \
+            size_t h = (size_t)(((uint64_t)k * 0x9E3779B97F4A7C15ull) >> (64 - bits));     \
+            for (int probes = 0; table[h] && table[h] != k; h = (h + 1) & mask)            \
+                if (++probes > UF_PROBES) return -2;                                       \
+            if (!table[h]) {                                                               \
+                if (++distinct + (z > 0) > limit) return -1;                               \
+                table[h] = k;                                                              \
+            }                                                                              \
+            counts[h]++;                                                                   \
+        }                                                                                  \
+        *zeros = z;                                                                        \
+        return distinct + (z > 0) > limit ? -1 : distinct + (z > 0);                       \
+    }                                                                                      \
+    /* The table's keys ascending into out (zero first, if counted) with their counts. */   \
+    static void unique_few_gather_##T(const T *table, const int64_t *counts, unsigned bits, \
+                                      int64_t zeros, T *out, int64_t *out_counts,          \
+                                      Py_ssize_t k) {                                      \
+        const size_t mask = ((size_t)1 << bits) - 1;                                       \
+        Py_ssize_t j = zeros > 0, at = j;                                                  \
+        for (size_t h = 0; h <= mask; h++)                                                 \
+            if (table[h]) out[j++] = table[h];                                             \
+        sort_##T(out + at, k - at);                                                        \
+        if (zeros) {                                                                       \
+            out[0] = 0;                                                                    \
+            out_counts[0] = zeros;                                                         \
+        }                                                                                  \
+        for (Py_ssize_t i = at; i < k; i++) { /* each key's count: probed again */        \
+            size_t h = (size_t)(((uint64_t)out[i] * 0x9E3779B97F4A7C15ull) >> (64 - bits)); \
+            while (table[h] != out[i]) h = (h + 1) & mask;                                 \
+            out_counts[i] = counts[h];                                                     \
+        }                                                                                  \
+    }
+DEF_UNIQUE_FEW(uint32_t)
+DEF_UNIQUE_FEW(uint64_t)
+
+/* unique_few(a, limit, values, counts) -> k: the k distinct keys of the 1-D `a` (4- or 8-byte
+ * keys) ascending into values[0:k] (a's item size) and how often each occurs into counts[0:k]
+ * (int64), when k <= limit (<= 2**16; values and counts hold min(limit, len(a)) items at
+ * least); -1 when more than `limit` are distinct, -2 when the table's probes run long (see
+ * DEF_UNIQUE_FEW): np.unique(a, return_counts=True) without a sort, for a planner's few
+ * distinct values. */
+FASTCALL(unique_few) {
+    sc_bufs s = {.n = 0};
+    sc_arr a = {0}, values = {0}, counts = {0};
+    int64_t limit;
+    PyObject *res = NULL;
+    const char *fn = "unique_few";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "a", &a) < 0 || sc_i64(args[1], &limit) < 0 ||
+        get(&s, args[2], 1, 0, "values", &values) < 0 ||
+        get(&s, args[3], 1, 8, "counts", &counts) < 0)
+        goto done;
+    if (a.itemsize != 4 && a.itemsize != 8) {
+        fail("%s: expected items of 4 or 8 bytes, got %zd", fn, a.itemsize);
+        goto done;
+    }
+    if (limit < 0 || limit > (1 << 16)) {
+        fail("%s: limit %lld is not in [0, 65536]", fn, (long long)limit);
+        goto done;
+    }
+    Py_ssize_t room = limit < a.n ? (Py_ssize_t)limit : a.n;
+    if (values.itemsize != a.itemsize || values.n < room || counts.n < room) {
+        fail("%s: values (%zd items of %zd bytes) and counts (%zd) need %zd items of %zd bytes",
+             fn, values.n, values.itemsize, counts.n, room, a.itemsize);
+        goto done;
+    }
+    unsigned bits = 4; /* slots: a power of two at least twice room + 1 (n keys: <= n distinct) */
+    while (((Py_ssize_t)1 << bits) < 2 * (room + 1)) bits++;
+    size_t slots = (size_t)1 << bits;
+    void *table = PyMem_RawCalloc(slots, (size_t)a.itemsize + sizeof(int64_t));
+    if (!table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *tcounts = (int64_t *)table, zeros = 0; /* counts first: 8-byte aligned */
+    void *tkeys = tcounts + slots;
+    Py_ssize_t k;
+    Py_BEGIN_ALLOW_THREADS
+    if (a.itemsize == 4) {
+        k = unique_few_uint32_t(a.p, a.n, limit, tkeys, tcounts, bits, &zeros);
+        if (k >= 0) unique_few_gather_uint32_t(tkeys, tcounts, bits, zeros, values.p, counts.p, k);
+    } else {
+        k = unique_few_uint64_t(a.p, a.n, limit, tkeys, tcounts, bits, &zeros);
+        if (k >= 0) unique_few_gather_uint64_t(tkeys, tcounts, bits, zeros, values.p, counts.p, k);
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(table);
+    res = PyLong_FromSsize_t(k);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* The n 4- or 8-byte keys' non-zero ones counted by hash (the key's Fibonacci hash, 2**16
  * bins, zeroed first): most = the fullest bin, occupied = the bins not empty. A pattern
  * occurring r times fills its bin to r or more, and the distinct non-zero patterns are at
@@ -3288,6 +3402,8 @@ PyMethodDef sc_layout_methods[] = {
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
     M(sorted_runs, "sorted_runs(s, values, counts) -> k: the runs of a sorted 1-D array."),
+    M(unique_few, "unique_few(a, limit, values, counts) -> k distinct, -1 more than limit, "
+                  "-2 probes ran long."),
     M(hash_bins, "hash_bins(a, bins) -> (most, occupied): non-zero keys counted by hash."),
     M(half_patterns, "half_patterns(a, out) -> bool: float32 patterns as float16 ones (if exact), "
                      "or back."),
