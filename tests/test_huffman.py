@@ -673,6 +673,30 @@ def test_value_histograms_equal_the_two_separate_passes(dtype: str, data: st.Dat
     np.testing.assert_array_equal(fine, hk.top_histogram(values, rot, mask, 8 * dt.itemsize, top))
 
 
+@settings(max_examples=examples(30))
+@given(dtype=st.sampled_from(["float32", "float32", "int32", "uint32"]), data=st.data())
+def test_value_histograms_off_the_distinct_values_equal_the_pass(dtype: str,
+                                                                  data: st.DataObject):
+    """32-bit values whose distinct values and counts are known are counted off those,
+    weighted (a few distinct values: at most one in 8), else by the pass: either way the
+    histograms of the pass over the values, rotated as their dtype is."""
+    from sparsecodecs.codecs import _stages
+    from sparsecodecs.registry import SUPPORTED_DTYPES, bits_dtype
+
+    dt = SUPPORTED_DTYPES[dtype]
+    pool = data.draw(st.lists(st.integers(0, (1 << 32) - 1), min_size=1, max_size=40))
+    n = data.draw(st.integers(1, 2000))
+    rng = np.random.default_rng(n)
+    values = np.array(pool, np.uint64).astype(bits_dtype(dt))[rng.integers(0, len(pool), n)]
+    runs = np.unique(values, return_counts=True)
+    want = _stages.value_histograms(values, dt)
+    weighted = _stages._histograms_of_runs(runs, _stages.rotation(dt), _stages.MAX_TOP_BITS)
+    for got in (weighted, _stages.value_histograms(values, dt, runs=runs)):
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype == np.int64 and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize(("width", "itemsize"), [(16, 2), (32, 4), (19, 4), (8, 1)])
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 5000, 5001])
 def test_top_histogram_counts_the_top_bits_of_each_rotated_value(width: int, itemsize: int,

@@ -188,18 +188,42 @@ def lent_scratch(nbytes: int) -> lent_buffer:
 
 
 def value_histograms(
-    values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None
+    values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
+    runs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(byte-plane histograms, top-field histogram) of 16- or 32-bit ``values`` in one pass:
     what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both.
-    ``counts``: :func:`value_counts` of 16-bit values, when known (no pass over the values)."""
+    ``counts``: :func:`value_counts` of 16-bit values, when known (no pass over the values);
+    ``runs``: the distinct values of 32-bit ones and their counts, when known: a few of them
+    (at most one in 8 values) are weighted by their counts instead of a pass over the values
+    (147,456 float32 patterns of 17 values: ~0.16 ms a pass)."""
     tmax = min(MAX_TOP_BITS, 8 * dtype.itemsize - 1)
     if dtype.itemsize == 2:
         if counts is not None:
             return hk.value_histograms16_counts(counts, rotation(dtype), tmax)
         return hk.value_histograms16(np.ascontiguousarray(values), rotation(dtype), tmax)
+    if runs is not None and dtype.itemsize == 4 and 8 * runs[0].size <= values.size:
+        return _histograms_of_runs(runs, rotation(dtype), tmax)
     planes, fine = hk.value_histograms(np.ascontiguousarray(values), rotation(dtype),
                                        _mask(dtype), dtype.itemsize, tmax)
+    return planes, fine
+
+
+def _histograms_of_runs(
+    runs: tuple[np.ndarray, np.ndarray], rotate: int, top: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`value_histograms` of the 32-bit values whose distinct values and counts are
+    ``runs``: each distinct value, rotated left by ``rotate``, counted as often as it occurs
+    (the weights are below 2**53: float64 sums them exactly)."""
+    x = runs[0].astype(np.uint32)
+    if rotate:
+        x = (x << np.uint32(rotate)) | (x >> np.uint32(32 - rotate))
+    weights = runs[1]
+    planes = np.empty((4, 256), np.int64)
+    for p in range(4):
+        planes[p] = np.bincount((x >> np.uint32(24 - 8 * p)) & np.uint32(0xFF), weights,
+                                minlength=256)
+    fine = np.bincount(x >> np.uint32(32 - top), weights, minlength=1 << top).astype(np.int64)
     return planes, fine
 
 

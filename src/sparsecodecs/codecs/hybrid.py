@@ -495,7 +495,8 @@ class Hybrid(Codec):
             at += 1
             plane_counts = fine = None
             if auto and self._coded() and vdt.itemsize in (2, 4):
-                plane_counts, fine = value_histograms(values, vdt, counts)  # both plans, one pass
+                # both plans' histograms, in one pass (or off the distinct values, when known)
+                plane_counts, fine = value_histograms(values, vdt, counts, runs)
             if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
                     and self.values != "centroid" and (
                         _sign_constant(values, plane_counts)
@@ -581,8 +582,12 @@ class Hybrid(Codec):
             else:
                 vsample = sample if cand.name == "dense" else _kept_sample(sample, cand, bits.size)
                 # wide values only: narrower ones are counted in 2**16 bins, not sorted
-                runs = None if cand.name == "dense" or bits.itemsize < 4 else _kept_runs(
-                    sample, cand, bits.size, cand.name == "bitmask" or cols % self.m == 0)
+                runs = None
+                if bits.itemsize >= 4 and cand.name == "dense":
+                    runs = sample.unique() if sample.unique_ready else None
+                elif bits.itemsize >= 4:
+                    runs = _kept_runs(sample, cand, bits.size,
+                                      cand.name == "bitmask" or cols % self.m == 0)
                 with _without_bin(cand.counts, cand.unfilled):
                     stages = self._value_stages(cand.values, dtype, cand.counts, vsample, runs)
             planned.append((cand.values, stages))
