@@ -487,6 +487,33 @@ def test_few_distinct_samples_are_counted_not_sorted(seed, monkeypatch):
     assert not sorted_first.few or sorted_first.runs() is not None
 
 
+@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("cols", [1, 2, 3, 4, 5, 8])
+def test_paired_spare_bounds_what_row_modes_spare(dt: Any, cols: int):
+    """paired_spare against a numpy reference (each row's pairs of equal non-zero entries
+    less its zeros, summed where positive), and above what the rows' exact modes spare over
+    zero fills (the mode's count less the row's zeros less one, summed), which the planner's
+    test reads: rows of a few values with zeros among them."""
+    from sparsecodecs.codecs import _kernels
+
+    rng = np.random.default_rng(cols * 10 + np.dtype(dt).itemsize)
+    for k in (1, 2, 3, 17):
+        x = rng.integers(0, k + 1, (500, cols)).astype(dt)
+        eq = [(x[:, i] == x[:, j]) & (x[:, i] != 0)
+              for i in range(cols) for j in range(i + 1, cols)]
+        pairs = np.sum(eq, axis=0) if eq else np.zeros(500, np.int64)
+        zeros = np.count_nonzero(x == 0, axis=1)
+        want = int(np.maximum(pairs - zeros, 0).sum())
+        assert _kernels.paired_spare(x, cols) == want
+        spared = sum(max(np.unique(row, return_counts=True)[1]) - z - 1
+                     for row, z in zip(x, zeros, strict=True))
+        assert spared <= want
+    with pytest.raises(ValueError, match="do not tile"):
+        _kernels.paired_spare(np.zeros(10, dt), 3)
+    with pytest.raises(ValueError, match="1 to 8"):
+        _kernels.paired_spare(np.zeros(18, dt), 9)
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
     """With a sorted sample that holds every entry, the row-mode test skips counting the rows

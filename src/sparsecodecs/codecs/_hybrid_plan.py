@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _huffman as huff
 from ._fill import row_modes
-from ._kernels import count_fill, narrow_patterns, nm_codes_from_mask
+from ._kernels import count_fill, narrow_patterns, nm_codes_from_mask, paired_spare
 from ._nm import nm_tables
 from ._stages import (
     COUNT_PATTERNS_FROM,
@@ -127,17 +127,18 @@ def _row_modes_worth_counting(
 
     Rows of at most :data:`PAIRED_COLS` entries (a 3x3 or 1x2 convolution's) are first asked
     by pairs: a row whose mode, non-zero, occurs c times holds at least c - 1 pairs of equal
-    non-zero entries, so the pairs, summed over the rows, bound what the modes can spare; a
-    few column compares where counting the modes cost ~16 ns a row (64x32x3x3 bfloat16)."""
+    non-zero entries, and its fill spares c less the row's zeros less itself, so the rows'
+    pairs less their zeros (:func:`~._kernels.paired_spare`) bound what the modes can spare;
+    one compiled pass where counting the modes cost ~16 ns a row (64x32x3x3 bfloat16), and the
+    row modes and their fill's count (225 us of a 128x129x3 float16 encode at 2:4 + 16
+    centroids, whose rows hold one zero and two kept values each) are skipped where the zeros
+    answer for the pairs."""
     if repeats is None and sample is not None and sample.size == x.size:
         repeats = int(np.count_nonzero((sample[1:] == sample[:-1]) & (sample[1:] != 0)))
     if repeats is not None and repeats * 64 * x.dtype.itemsize <= x.size:
         return None
-    if x.shape[1] <= PAIRED_COLS:
-        pairs = sum(int(np.count_nonzero((x[:, i] == x[:, j]) & (x[:, i] != 0)))
-                    for i in range(x.shape[1]) for j in range(i + 1, x.shape[1]))
-        if pairs * 64 * x.dtype.itemsize <= x.size:
-            return None
+    if x.shape[1] <= PAIRED_COLS and paired_spare(x, x.shape[1]) * 64 * x.dtype.itemsize <= x.size:
+        return None
     step = max(1, x.shape[1] // 64)
     sampled = row_modes(x, step)
     if not sampled.any():

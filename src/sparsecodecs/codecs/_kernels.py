@@ -279,6 +279,15 @@ def count_fill_rows(x: np.ndarray, fill: np.ndarray, cols: int) -> np.ndarray:
     return per_row
 
 
+def paired_spare(x: np.ndarray, cols: int) -> int:
+    """For the flat ``x`` in rows of ``cols`` <= 8 entries: the sum over the rows of
+    ``max(0, pairs - zeros)``, a row's pairs of equal non-zero entries less its zeros, which
+    bounds what the rows' mode fills spare over zero fills (a row's non-zero mode occurring k
+    times makes at least k - 1 such pairs; its fill spares k less the zeros less itself)."""
+    bound: int = _native.paired_spare(np.ascontiguousarray(x).reshape(-1), cols)
+    return bound
+
+
 def row_modes_table(x: np.ndarray, rows: int, cols: int, counts: np.ndarray,
                     out: np.ndarray, step: int = 1) -> None:
     """Most frequent bit pattern of each row of the flat (rows x cols) ``x`` (8/16-bit), ties

@@ -417,6 +417,58 @@ done:
     return res;
 }
 
+/* A bound on what per-row mode fills spare over zero fills, for rows of at most PAIRED_MAX
+ * entries: the sum over the rows of max(0, p - z), p the row's pairs of equal non-zero
+ * entries and z its zeros. A row's mode is zero (occurring z times) or a non-zero pattern
+ * occurring k times, which makes at least k - 1 such pairs; the mode fill spares its count
+ * less the row's zeros less its own stored item: at most max(-1, p - z). */
+#define PAIRED_MAX 8
+SC_INLINE int64_t paired_spare_body(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols,
+                                    Py_ssize_t size) {
+    int64_t bound = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        uint64_t e[PAIRED_MAX];
+        int64_t pairs = 0, zeros = 0;
+        for (Py_ssize_t i = 0; i < cols; i++) {
+            e[i] = ld(x, size, r * cols + i);
+            zeros += e[i] == 0;
+        }
+        for (Py_ssize_t i = 0; i < cols; i++)
+            for (Py_ssize_t j = i + 1; j < cols; j++) pairs += e[i] == e[j] && e[i] != 0;
+        bound += pairs > zeros ? pairs - zeros : 0;
+    }
+    return bound;
+}
+
+/* paired_spare(x, cols) -> int: paired_spare_body's bound for the flat x (1/2/4/8-byte items)
+ * in rows of `cols` <= PAIRED_MAX entries. */
+FASTCALL(paired_spare) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0};
+    int64_t cols, bound = 0;
+    PyObject *res = NULL;
+    const char *fn = "paired_spare";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+        sc_i64(args[1], &cols) < 0)
+        goto done;
+    if (cols < 1 || cols > PAIRED_MAX || x.n % cols) {
+        fail("%s: rows of %lld entries (1 to %d) do not tile %zd items", fn, (long long)cols,
+             PAIRED_MAX, x.n);
+        goto done;
+    }
+    Py_ssize_t rows = x.n / (Py_ssize_t)cols;
+    Py_BEGIN_ALLOW_THREADS
+#define SPARE(S) bound = paired_spare_body(x.p, rows, (Py_ssize_t)cols, S)
+    SC_BY_SIZE(x.itemsize, SPARE)
+#undef SPARE
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLongLong(bound);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* -- bitmask scatter (decode) ------------------------------------------------------------- */
 
 /* From mask byte b on, with j values used: out[i] = next value if bit i is set, else 0 (or
@@ -3399,6 +3451,7 @@ PyMethodDef sc_layout_methods[] = {
                    " -> 0, -1 bad pointer or index."),
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
+    M(paired_spare, "paired_spare(x, cols) -> what row-mode fills spare at most (rows <= 8)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
     M(sort_bits, "sort_bits(a): 4- or 8-byte unsigned keys sorted in place."),
     M(sorted_runs, "sorted_runs(s, values, counts) -> k: the runs of a sorted 1-D array."),
