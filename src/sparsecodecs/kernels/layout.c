@@ -1560,13 +1560,13 @@ SC_INLINE Py_ssize_t nm_split_body(const void *restrict x, Py_ssize_t rows, Py_s
  * mask (a mask whose code is -1 stops the split there, as in the scalar body; positions of a
  * group with fewer than n entries point at fill entries, which the shuffle copies as the body
  * does). A row's last whole group (2-byte entries) and its padded group go as the body's. */
-SC_TARGET("ssse3") static Py_ssize_t nm24_split_ssse3(const void *restrict x, Py_ssize_t rows,
-                                                      Py_ssize_t cols,
-                                                      const int32_t *restrict code_of_mask,
-                                                      const uint8_t *restrict pos,
-                                                      uint16_t *restrict codes, void *restrict v,
-                                                      const void *restrict fill, Py_ssize_t nfill,
-                                                      int S) {
+SC_TARGET("ssse3") SC_INLINE Py_ssize_t nm24_split_ssse3(const void *restrict x, Py_ssize_t rows,
+                                                          Py_ssize_t cols,
+                                                          const int32_t *restrict code_of_mask,
+                                                          const uint8_t *restrict pos,
+                                                          uint16_t *restrict codes, void *restrict v,
+                                                          const void *restrict fill,
+                                                          Py_ssize_t nfill, int S) {
     uint64_t pick[16]; /* mask -> the shuffle's low 8 bytes: entries p0 and p1 of the group */
     for (int mk = 0; mk < 16; mk++) {
         const int32_t c = code_of_mask[mk];
@@ -1622,6 +1622,18 @@ SC_TARGET("ssse3") static Py_ssize_t nm24_split_ssse3(const void *restrict x, Py
     }
     return -1;
 }
+/* nm24_split_ssse3 for 2- and 4-byte items, each compiled for its size (a row's short groups
+ * read their items one by one: with the size a constant, ~3x faster on rows of three). */
+#define NM24_SPLIT_AT(BITS, S)                                                                \
+    SC_TARGET("ssse3") static Py_ssize_t nm24_split##BITS##_ssse3(                            \
+        const void *restrict x, Py_ssize_t rows, Py_ssize_t cols, const int32_t *restrict com, \
+        const uint8_t *restrict pos, uint16_t *restrict codes, void *restrict v,              \
+        const void *restrict fill, Py_ssize_t nfill) {                                        \
+        return nm24_split_ssse3(x, rows, cols, com, pos, codes, v, fill, nfill, S);           \
+    }
+NM24_SPLIT_AT(16, 2)
+NM24_SPLIT_AT(32, 4)
+#undef NM24_SPLIT_AT
 #endif
 
 /* nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill) */
@@ -1655,14 +1667,18 @@ FASTCALL(nm_split) {
         }
     Py_ssize_t bad, size = x.itemsize;
     const int simd = sc_simd >= SC_SIMD_SSSE3;
+    if (fill.n == 1 && m && cols % m == 0 && rows > 1) { /* rows of whole groups, one fill: */
+        cols *= rows;                                    /* one row, the groups in order */
+        rows = 1;
+    }
     Py_BEGIN_ALLOW_THREADS
 #define NSP(S, M, N) nm_split_body(x.p, rows, cols, M, cp, pos.p, N, codes.p, vals.p, fill.p, fill.n, S)
 #if SC_X86
     if (m == 4 && n == 2 && (size == 2 || size == 4) && simd)
-        bad = size == 2 ? nm24_split_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
-                                           fill.n, 2)
-                        : nm24_split_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
-                                           fill.n, 4);
+        bad = size == 2 ? nm24_split16_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
+                                             fill.n)
+                        : nm24_split32_ssse3(x.p, rows, cols, cp, pos.p, codes.p, vals.p, fill.p,
+                                             fill.n);
     else
 #endif
     if (m == 4 && n == 2 && size == 2) bad = NSP(2, 4, 2);
