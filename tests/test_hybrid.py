@@ -701,13 +701,42 @@ def test_kept_values_sample_read_off_the_whole_tensors_is_the_one_they_sort(seed
     assert codec.encode(w) == frame
 
 
+@pytest.mark.parametrize("size", [10, 3000, 70000, 200000])
+def test_distinct_values_given_their_runs_answer_as_without(size):
+    """distinct_values told the values' distinct values and counts answers as it does finding
+    them, give-up test included: distinct counts on either side of the sample's cap (half the
+    sample) and of the limit, samples holding every value or every third."""
+    from sparsecodecs.codecs._stages import _sample_of, distinct_values
+
+    rng = np.random.default_rng(size)
+    sampled = _sample_of(np.empty(size)).size
+    for limit in (40, 1 << 16):
+        cap = min(limit, sampled // 2)
+        for distinct in {1, cap - 1, cap, cap + 1, limit, limit + 1, min(size, 2 * cap + 3)}:
+            if not 0 < distinct <= size:
+                continue
+            # distinct non-zero patterns: an odd multiplier permutes 32-bit integers
+            pool = ((np.arange(1, distinct + 1, dtype=np.uint64) * np.uint64(2654435761))
+                    & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+            values = rng.permutation(
+                np.concatenate([pool, pool[rng.integers(0, distinct, size - distinct)]]))
+            runs = np.unique(values, return_counts=True)
+            for early in (True, False):
+                want = distinct_values(values, limit, give_up_early=early)
+                got = distinct_values(values, limit, give_up_early=early, runs=runs)
+                assert (got is None) is (want is None), (limit, distinct, early)
+                if want is not None:
+                    np.testing.assert_array_equal(got[0], want[0])
+                    np.testing.assert_array_equal(got[1], want[1])
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_kept_values_runs_read_off_the_whole_tensors_are_their_own(seed, monkeypatch):
     """A layout with one fill item takes its kept values' distinct values and counts from the
     whole tensor's, once those are known: they must be np.unique's of the kept values, and the
     frame the one planned without them. Wide tensors of a few distinct values (centroids
     compete), past 131,072 entries (the whole tensor sorted apart from its sample) or not,
-    repeating a non-zero value (a mode fill), 2:4 or not."""
+    repeating a non-zero value (a mode fill), 2:4 or not, or a quarter zeros (a zero fill)."""
     from sparsecodecs.codecs import hybrid as hy
     from sparsecodecs.transforms import prune
 
@@ -718,6 +747,8 @@ def test_kept_values_runs_read_off_the_whole_tensors_are_their_own(seed, monkeyp
     if seed % 2:  # 2:4, its zeros then clustered to a non-zero centroid (the bench's cells)
         w = prune(w, "2:4")[0]
         w[w == 0] = w[w != 0][0]
+    elif seed % 4:  # a quarter zeros: dense is planned, then a mask of the zeros
+        w[rng.random(w.shape) < 0.25] = 0
     else:
         w = np.where(rng.random(w.shape) < 0.6, w[0, 0], w)
     w = np.round(w * 1000).astype(dt) if np.dtype(dt).kind == "i" else w.astype(dt)
@@ -730,12 +761,14 @@ def test_kept_values_runs_read_off_the_whole_tensors_are_their_own(seed, monkeyp
             want_u, want_c = np.unique(cand.values, return_counts=True)
             np.testing.assert_array_equal(runs[0], want_u)
             np.testing.assert_array_equal(runs[1], want_c)
-            read.append(cand.name)
+            read.append((cand.name, cand.fill is None))
         return runs
 
     monkeypatch.setattr(hy, "_kept_runs", checked)
     frame = codec.encode(w)
     assert read, "no layout read its runs off the whole tensor's: the test tests nothing"
+    if seed % 4 == 2:
+        assert ("bitmask", True) in read  # the zero fill's runs: the tensor's less its first
     monkeypatch.setattr(hy, "_kept_runs", lambda whole, cand, size, exact: None)
     assert codec.encode(w) == frame
 

@@ -194,6 +194,8 @@ def _kept_runs(
         return uniq, counts
     if not present:
         return uniq, counts
+    if at == 0:  # a zero fill (zero sorts first): views, not copies of 73,728 runs
+        return uniq[1:], counts[1:]
     return np.delete(uniq, at), np.delete(counts, at)
 
 

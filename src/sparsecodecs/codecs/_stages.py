@@ -767,9 +767,9 @@ def distinct_values(
     ``low_zeros``: how many zero bits every value is known to end in (32-bit values ending in
     16 or 13, float32 at bfloat16 or float16 precision, are counted as the 16-bit patterns that
     stand for them are: :func:`~._kernels.narrow_patterns`); ``runs``: the answer, ``(sorted
-    distinct values, int64 counts)``, when the caller knows it without a sort (returned where
-    the sample's give-up test, which can find no more distinct values in the sample than
-    ``runs`` holds, would pass).
+    distinct values, int64 counts)``, when the caller knows it without a sort: what the give-up
+    test would answer is read off it where it can be (the sample finds no more distinct values
+    than ``runs`` holds, and where it holds every value, exactly as many).
     """
     narrow = (narrow_patterns(values, low_zeros) if low_zeros >= 13
               and values.size >= COUNT_PATTERNS_FROM else None)
@@ -786,9 +786,15 @@ def distinct_values(
         if uniq.size > limit:
             return None
         return uniq.astype(values.dtype), counts[uniq]
-    if runs is not None and runs[0].size <= (
-            min(limit, _sample_of(values).size // 2) if give_up_early else limit):
-        return runs
+    if runs is not None:  # wide values (narrower ones are counted above)
+        sampled = _sample_of(values).size
+        cap = min(limit, sampled // 2) if give_up_early else limit
+        if runs[0].size <= cap:
+            return runs
+        # more than the limit; or, where the sample holds every value, more than the give-up
+        # test's cap of them: its answer either way
+        if runs[0].size > limit or sampled == values.size:
+            return None
     if values.size < 4096:  # small: a sort beats a scan of 2**16 histogram bins (67 us)
         cap = min(limit, values.size // 2)
         wide = give_up_early and values.dtype.itemsize > 2  # the test below, the array whole
