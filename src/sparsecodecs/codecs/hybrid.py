@@ -567,7 +567,6 @@ class Hybrid(Codec):
         rotated: tuple[int, _Layout, str, Any] | None = None  # the best of rotation 1
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         sample = SortedSample(bits)  # sorted once, if a question needs it
-        cols = as_2d(bits.shape)[1]
 
         def smallest() -> int | None:  # the best total so far, read as candidates are listed
             return None if best is None else best[0]
@@ -586,8 +585,7 @@ class Hybrid(Codec):
                 if bits.itemsize >= 4 and cand.name == "dense":
                     runs = sample.unique() if sample.unique_ready else None
                 elif bits.itemsize >= 4:
-                    runs = _kept_runs(sample, cand, bits.size,
-                                      cand.name == "bitmask" or cols % self.m == 0)
+                    runs = _kept_runs(sample, cand, bits.size)
                 with _without_bin(cand.counts, cand.unfilled):
                     stages = self._value_stages(cand.values, dtype, cand.counts, vsample, runs)
             planned.append((cand.values, stages))
