@@ -1341,6 +1341,27 @@ def test_cut_rows_is_the_strided_copy(rows: int, width: int, extra: int, seed: i
     assert (out[rows * width :] == 0xEE).all()
 
 
+@pytest.mark.parametrize(("stride", "width"), [(8, 6), (16, 12), (16, 10), (32, 20), (16, 14),
+                                               (32, 28)])
+def test_cut_rows_of_kernel_rows_compiled_apart(stride: int, width: int):
+    """The rows of 3, 5 and 7 entries of 2 or 4 bytes in groups of four, each compiled with
+    its sizes as constants: the strided copy, and a nonzero byte at every padding position of
+    the first, a middle and the last row reported (and zero padding not)."""
+    rng = np.random.default_rng(stride * 100 + width)
+    for rows in (0, 1, 7, 301):
+        src = rng.integers(0, 256, (rows, stride), dtype=np.uint8)
+        src[:, width:] = 0
+        out = np.full(rows * width + 3, 0xEE, np.uint8)
+        assert not kernels.cut_rows(src.reshape(-1), rows, stride, width, out)
+        assert out[: rows * width].tobytes() == np.ascontiguousarray(src[:, :width]).tobytes()
+        assert (out[rows * width :] == 0xEE).all()
+        for r in {0, rows // 2, rows - 1} if rows else ():
+            for at in range(width, stride):
+                dirty = src.copy()
+                dirty[r, at] = 1
+                assert kernels.cut_rows(dirty.reshape(-1), rows, stride, width, out), (r, at)
+
+
 def test_cut_rows_refuses_sizes_past_its_buffers():
     src, out = np.zeros(24, np.uint8), np.zeros(12, np.uint8)
     for rows, stride, width in [(4, 8, 3), (3, 8, 5), (3, 2, 3), (-1, 8, 3), (2**40, 2**40, 1)]:
