@@ -606,11 +606,8 @@ static Py_ssize_t scatter_threads(int level, const uint8_t *mask, const void *v,
     return t.used[parts - 1];
 }
 
-/* Rows of `width` bytes cut out of rows of `stride` bytes: out row r = src row r's first `width`
- * bytes, and the rest of each src row OR-ed into the result (nonzero: a padding byte that is
- * not zero). Rows of 3-16 bytes (N:M groups padded past a short last axis: a 3x3 kernel's
- * rows of 3 entries in groups of 4) go as two overlapping loads and stores, which stay inside
- * the row; numpy's strided copy took ~4.7 ns a row. */
+/* cut_rows_body for rows of `stride` <= 32 bytes, inlined where stride and width are
+ * constants (the row copied through registers, its padding OR-ed in a few instructions). */
 SC_INLINE uint64_t cut_rows_fixed(const uint8_t *restrict src, Py_ssize_t rows,
                                    const Py_ssize_t stride, const Py_ssize_t width,
                                    uint8_t *restrict out) {
@@ -624,6 +621,11 @@ SC_INLINE uint64_t cut_rows_fixed(const uint8_t *restrict src, Py_ssize_t rows,
     return pad;
 }
 
+/* Rows of `width` bytes cut out of rows of `stride` bytes: out row r = src row r's first `width`
+ * bytes, and the rest of each src row OR-ed into the result (nonzero: a padding byte that is
+ * not zero). Rows of 3-16 bytes (N:M groups padded past a short last axis: a 3x3 kernel's
+ * rows of 3 entries in groups of 4) go as two overlapping loads and stores, which stay inside
+ * the row; numpy's strided copy took ~4.7 ns a row. */
 static uint64_t cut_rows_body(const uint8_t *restrict src, Py_ssize_t rows, Py_ssize_t stride,
                               Py_ssize_t width, uint8_t *restrict out) {
     /* rows of k = 3, 5 or 7 entries of 2 or 4 bytes, in groups of four: the sizes constants */
@@ -1640,7 +1642,7 @@ SC_TARGET("ssse3") SC_INLINE Py_ssize_t nm24_split_ssse3(const void *restrict x,
     return -1;
 }
 /* nm24_split_ssse3 for 2- and 4-byte items, each compiled for its size (a row's short groups
- * read their items one by one: with the size a constant, ~3x faster on rows of three). */
+ * read their items one by one: with the size a constant, ~2x faster on rows of three). */
 #define NM24_SPLIT_AT(BITS, S)                                                                \
     SC_TARGET("ssse3") static Py_ssize_t nm24_split##BITS##_ssse3(                            \
         const void *restrict x, Py_ssize_t rows, Py_ssize_t cols, const int32_t *restrict com, \
