@@ -701,6 +701,74 @@ def test_kept_values_sample_read_off_the_whole_tensors_is_the_one_they_sort(seed
     assert codec.encode(w) == frame
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_narrow_layouts_read_their_distinct_values_off_the_used_bins(seed, monkeypatch):
+    """8- and 16-bit layouts read their kept values' distinct values off the encode's
+    histogram's bins in use, less the fill's while it is taken out: np.unique's of the kept
+    values for every layout asked, and the frame the one planned scanning the bins each time.
+    Few distinct values (centroids compete), a mode fill or zeros or both, 2:4 or not."""
+    import ml_dtypes
+
+    from sparsecodecs.codecs import hybrid as hy
+    from sparsecodecs.transforms import prune
+
+    rng = np.random.default_rng(seed)
+    dt = [ml_dtypes.bfloat16, np.float16, np.int8][seed % 4 % 3]
+    pool = rng.standard_normal(int(rng.choice([3, 16, 40])))
+    if seed % 4 == 3:  # rows of three at 2:4, one value in most kept slots: it outnumbers the
+        w = prune(rng.choice(pool, (2000, 3)), "2:4")[0]  # zeros, so a zero fill and a mode
+        w[(w != 0) & (rng.random(w.shape) < 0.7)] = pool[0]  # fill are both planned
+    else:
+        w = rng.choice(pool, (96, 64))
+    if seed % 4 == 1:
+        w = prune(w, "2:4")[0]
+        w[w == 0] = w[w != 0][0]  # the zeros clustered to a centroid: a mode fill
+    w = np.round(w * 40).astype(dt) if dt == np.int8 else w.astype(dt)
+    codec = sc.get_codec("hybrid")
+    asked: list[int] = []
+    real = hy.Hybrid._value_stages
+
+    def stages(self, values, dtype, counts=None, sample=None, runs=None):
+        if callable(runs):  # the used bins, asked here: its layout's fill taken out
+            got = runs()
+            want = np.unique(values, return_counts=True)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            asked.append(values.size)
+        return real(self, values, dtype, counts, sample, runs)
+
+    monkeypatch.setattr(hy.Hybrid, "_value_stages", stages)
+    frame = codec.encode(w)
+    assert asked, "no layout was given the used bins: the test tests nothing"
+
+    def scanning(self, values, dtype, counts=None, sample=None, runs=None):
+        return real(self, values, dtype, counts, sample, None if callable(runs) else runs)
+
+    monkeypatch.setattr(hy.Hybrid, "_value_stages", scanning)
+    assert codec.encode(w) == frame
+
+
+def test_used_bins_less_a_taken_out_bin_are_np_unique():
+    """_UsedBins: the histogram's bins in use as values of the dtype, with their counts; a bin
+    taken out (set to 0) while it is asked is left out, and back once restored, whichever
+    layout asked first (the first call inside a block taking a bin out: that bin is in use)."""
+    from sparsecodecs.codecs._hybrid_plan import _UsedBins, _without_bin
+
+    rng = np.random.default_rng(0)
+    values = rng.choice(np.array([0, 3, 70, 65535], np.uint16), 5000)
+    counts = np.bincount(values, minlength=1 << 16).astype(np.int64)
+    u, c = np.unique(values, return_counts=True)
+    for first in (None, 70, 0):  # asked first outside a block, or inside one taking out 70 or 0
+        used = _UsedBins(counts, np.dtype(np.uint16))
+        for out in [first, *{None, 70, 0} - {first}]:
+            with _without_bin(counts, out):
+                got = used(out)
+            keep = u != out
+            np.testing.assert_array_equal(got[0], u[keep])
+            np.testing.assert_array_equal(got[1], c[keep])
+            assert got[0].dtype == np.uint16
+
+
 @pytest.mark.parametrize("size", [10, 3000, 70000, 200000])
 def test_distinct_values_given_their_runs_answer_as_without(size):
     """distinct_values told the values' distinct values and counts answers as it does finding

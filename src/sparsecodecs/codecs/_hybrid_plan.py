@@ -199,6 +199,29 @@ def _kept_runs(
     return np.delete(uniq, at), np.delete(counts, at)
 
 
+class _UsedBins:
+    """The distinct values of a layout's kept 8- or 16-bit values and their counts, off the
+    encode's histogram ``counts`` (2**8 or 2**16 bins): its bins in use, found at the first
+    call (a scan of 2**16 bins, ~16 us), less those a layout has taken out (its fill's bin
+    ``out``, set to 0 by :class:`_without_bin` while it is planned: the first call, made inside
+    such a block, counts that bin in use, and each call leaves out the bins then empty). Called
+    only when the centroid planner asks, once a layout: the second and third layouts of an
+    encode skip the scan."""
+
+    __slots__ = ("_counts", "_dtype", "_used")
+
+    def __init__(self, counts: np.ndarray, dtype: np.dtype[Any]) -> None:
+        self._counts, self._dtype = counts, dtype
+        self._used: np.ndarray | None = None
+
+    def __call__(self, out: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if self._used is None:
+            used = np.flatnonzero(self._counts > 0)  # on the booleans: 3x faster
+            self._used = used if out is None else np.union1d(used, [out])
+        kept = self._used[self._counts[self._used] > 0]
+        return kept.astype(self._dtype), self._counts[kept]
+
+
 class _without_bin:
     """``counts[unfilled]`` taken as 0 for a ``with`` block (an encode's own histogram,
     planned one candidate at a time; nothing planned keeps ``counts`` itself), then restored.

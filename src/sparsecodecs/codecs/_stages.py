@@ -67,6 +67,7 @@ __all__ = [
     "CentroidPlan",
     "FieldsPlan",
     "PlanesPlan",
+    "Runs",
     "SortedSample",
     "centroid_floor",
     "decode_centroids",
@@ -189,7 +190,7 @@ def lent_scratch(nbytes: int) -> lent_buffer:
 
 def value_histograms(
     values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
-    runs: tuple[np.ndarray, np.ndarray] | None = None,
+    runs: Runs | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(byte-plane histograms, top-field histogram) of 16- or 32-bit ``values`` in one pass:
     what :func:`plan_planes` and :func:`plan_fields` need, for a planner trying both.
@@ -202,7 +203,7 @@ def value_histograms(
         if counts is not None:
             return hk.value_histograms16_counts(counts, rotation(dtype), tmax)
         return hk.value_histograms16(np.ascontiguousarray(values), rotation(dtype), tmax)
-    if runs is not None and dtype.itemsize == 4 and 8 * runs[0].size <= values.size:
+    if isinstance(runs, tuple) and dtype.itemsize == 4 and 8 * runs[0].size <= values.size:
         return _histograms_of_runs(runs, rotation(dtype), tmax)
     planes, fine = hk.value_histograms(np.ascontiguousarray(values), rotation(dtype),
                                        _mask(dtype), dtype.itemsize, tmax)
@@ -628,6 +629,11 @@ def decode_planes(
     return out
 
 
+#: Distinct values and how often each occurs (int64), ascending: ``np.unique(values,
+#: return_counts=True)``; or a function returning them, called only when they are asked for.
+Runs = tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
 #: The most distinct values a sample's or tensor's hash count (:func:`~._kernels.unique_few`)
 #: looks for before they are sorted instead: a centroid codebook of 4096 float32 values is
 #: 16 KiB, past which few tensors gain from one.
@@ -756,7 +762,7 @@ def distinct_values(
     counts: np.ndarray | None = None,
     sample: Callable[[], np.ndarray] | None = None,
     low_zeros: int = 0,
-    runs: tuple[np.ndarray, np.ndarray] | None = None,
+    runs: Runs | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``(sorted distinct values, their counts)``, or None if there are more than ``limit``.
 
@@ -767,10 +773,13 @@ def distinct_values(
     ``low_zeros``: how many zero bits every value is known to end in (32-bit values ending in
     16 or 13, float32 at bfloat16 or float16 precision, are counted as the 16-bit patterns that
     stand for them are: :func:`~._kernels.narrow_patterns`); ``runs``: the answer, ``(sorted
-    distinct values, int64 counts)``, when the caller knows it without a sort: what the give-up
-    test would answer is read off it where it can be (the sample finds no more distinct values
-    than ``runs`` holds, and where it holds every value, exactly as many).
+    distinct values, int64 counts)`` (or a function giving it), when the caller knows it
+    without a sort or a scan of the counts: what the give-up test would answer is read off it
+    where it can be (the sample finds no more distinct values than ``runs`` holds, and where it
+    holds every value, exactly as many).
     """
+    if callable(runs):
+        runs = runs()
     narrow = (narrow_patterns(values, low_zeros) if low_zeros >= 13
               and values.size >= COUNT_PATTERNS_FROM else None)
     if narrow is not None:  # 393,216 at bfloat16 precision: counted 0.35 ms, sorted 1.15 ms
@@ -779,6 +788,8 @@ def distinct_values(
             uniq = np.flatnonzero(narrow_counts > 0)
             found = narrow_counts[uniq]
         return (narrow[1](uniq.astype(np.uint16)), found) if uniq.size <= limit else None
+    if counts is not None and runs is not None:  # counted, and their used bins at hand
+        return runs if runs[0].size <= limit else None
     if counts is None:
         counts = value_counts(values)
     if counts is not None:

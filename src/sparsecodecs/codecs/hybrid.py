@@ -55,6 +55,7 @@ from ._hybrid_plan import (
     _sign_constant,
     _top_plane_idle,
     _unrotated,
+    _UsedBins,
     _without_bin,
     _worth_counting,
 )
@@ -81,6 +82,7 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
+    Runs,
     SortedSample,
     centroid_floor,
     decode_centroids,
@@ -427,7 +429,7 @@ class Hybrid(Codec):
     def _value_stages(
         self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None = None,
         sample: Callable[[], np.ndarray] | None = None,
-        runs: tuple[np.ndarray, np.ndarray] | None = None,
+        runs: Runs | None = None,
     ) -> list[tuple[str, int, Any]]:
         """(stage, estimated bytes, plan) for each value stage worth trying on ``values``
         (``counts``: their :func:`value_counts`, when known, else counted here once;
@@ -478,7 +480,7 @@ class Hybrid(Codec):
     def _planned_stages(
         self, values: np.ndarray, dtype: np.dtype[Any], counts: np.ndarray | None,
         sample: Callable[[], np.ndarray] | None,
-        runs: tuple[np.ndarray, np.ndarray] | None = None,
+        runs: Runs | None = None,
     ) -> list[tuple[str, int, Any]]:
         """:meth:`_value_stages` once ``values``' counts are known (or None: not counted)."""
         auto = self.values == "auto"
@@ -567,6 +569,7 @@ class Hybrid(Codec):
         rotated: tuple[int, _Layout, str, Any] | None = None  # the best of rotation 1
         planned: list[tuple[np.ndarray, list[tuple[str, int, Any]]]] = []
         sample = SortedSample(bits)  # sorted once, if a question needs it
+        used: _UsedBins | None = None  # the bins of ``counts`` in use, once asked
 
         def smallest() -> int | None:  # the best total so far, read as candidates are listed
             return None if best is None else best[0]
@@ -580,12 +583,17 @@ class Hybrid(Codec):
                 stages = same[0]
             else:
                 vsample = sample if cand.name == "dense" else _kept_sample(sample, cand, bits.size)
-                # wide values only: narrower ones are counted in 2**16 bins, not sorted
-                runs = None
+                # the kept values' distinct values and counts, where known without a sort (wide
+                # values) or a scan of the 2**16 bins (narrower ones: the tensor's used bins,
+                # found once, less the fill's once it is taken out)
+                runs: Runs | None = None
                 if bits.itemsize >= 4 and cand.name == "dense":
                     runs = sample.unique() if sample.unique_ready else None
                 elif bits.itemsize >= 4:
                     runs = _kept_runs(sample, cand, bits.size)
+                elif counts is not None and cand.counts is counts:
+                    used = _UsedBins(counts, bits.dtype) if used is None else used
+                    runs = partial(used, cand.unfilled)
                 with _without_bin(cand.counts, cand.unfilled):
                     stages = self._value_stages(cand.values, dtype, cand.counts, vsample, runs)
             planned.append((cand.values, stages))
