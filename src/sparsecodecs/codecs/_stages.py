@@ -642,7 +642,8 @@ FEW_DISTINCT = 4096
 
 class SortedSample:
     """:func:`sorted_sample` of ``values``, sorted at the first call and kept (a planner asks
-    several questions of it); ``ready`` once it is sorted."""
+    several questions of it); ``ready`` once it is sorted. It also keeps the sample's runs and
+    the values' own distinct values, once asked (:meth:`runs`, :meth:`unique`)."""
 
     __slots__ = ("_hashed", "_runs", "_sorted", "_unique", "_values")
 
@@ -666,8 +667,9 @@ class SortedSample:
 
     def runs(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`~._kernels.sorted_runs` of the sorted sample, found once (the mode fill and
-        the centroid planner both ask for them): the same arrays to every caller, which reads
-        them only (marking them read-only cost more than the runs saved, 64x27 float32)."""
+        the centroid planner both ask for them), by :func:`~._kernels.unique_few` without a sort
+        where :attr:`few`: the same arrays to every caller, which reads them only (marking them
+        read-only cost more than the runs saved, 64x27 float32)."""
         if self._runs is None:
             if self.few:
                 self._runs = unique_few(_sample_of(self._values), FEW_DISTINCT)
@@ -690,7 +692,8 @@ class SortedSample:
     def unique(self) -> tuple[np.ndarray, np.ndarray]:
         """:func:`unique_counts` of the values themselves, found once (the mode fill and the
         dense layout's centroid plan both ask): the sample's runs when it holds every value,
-        else a sort of every value (147,456 float32 patterns: ~0.4 ms a sort)."""
+        else a count by :func:`~._kernels.unique_few` when the sample's runs are few, else a
+        sort of every value (147,456 float32 patterns: ~0.4 ms a sort)."""
         if self._unique is None:
             flat = self._values.reshape(-1)
             if flat.size // 65536 <= 1:
