@@ -420,7 +420,7 @@ def test_the_sorted_sample_mode_test_answers_as_np_unique_did(seed):
     """_worth_counting off the sorted sample, and by hash first (a sample not sorted yet:
     a "no" there is final), answer as np.unique's counts of the sample; every fifth case has
     a strided sample (over 131,071 values)."""
-    from sparsecodecs.codecs._stages import SortedSample, sorted_sample
+    from sparsecodecs.codecs._distinct import SortedSample, sorted_sample
     from sparsecodecs.codecs.hybrid import _worth_counting
 
     rng = np.random.default_rng(seed)
@@ -446,8 +446,8 @@ def test_few_distinct_samples_are_counted_not_sorted(seed, monkeypatch):
     from them), the whole tensor's distinct values and the mode test must be what the sorts
     give, and no sort may run; more distinct ones, or a sample sorted already, go the sorting
     way. Sizes on both sides of 131,071 (a strided sample), zeros or none."""
-    from sparsecodecs.codecs import _kernels, _stages
-    from sparsecodecs.codecs._stages import FEW_DISTINCT, SortedSample, sorted_sample
+    from sparsecodecs.codecs import _distinct, _kernels
+    from sparsecodecs.codecs._distinct import FEW_DISTINCT, SortedSample, sorted_sample
     from sparsecodecs.codecs.hybrid import _worth_counting
 
     rng = np.random.default_rng(seed)
@@ -463,7 +463,7 @@ def test_few_distinct_samples_are_counted_not_sorted(seed, monkeypatch):
     want = _worth_counting_by_unique(sample)
     sorts: list[int] = []
     real = _kernels.sorted_bits
-    monkeypatch.setattr(_stages, "sorted_bits", lambda v: sorts.append(v.size) or real(v))
+    monkeypatch.setattr(_distinct, "sorted_bits", lambda v: sorts.append(v.size) or real(v))
     s = SortedSample(x)
     s.hashed()
     few = np.unique(x[:: max(1, n // 65536)]).size <= FEW_DISTINCT  # zero among them or not
@@ -520,7 +520,7 @@ def test_the_row_mode_shortcut_answers_as_the_rows_counted(seed):
     when the tensor's non-zero repeats cannot pass its margin: the answer must be the one the
     counted rows give. Repeats are planted around the margin (size / 256 for 4-byte values)
     up to twice it, in one row or spread over rows, with zeros and rows whose mode is zero."""
-    from sparsecodecs.codecs._stages import sorted_sample
+    from sparsecodecs.codecs._distinct import sorted_sample
     from sparsecodecs.codecs.hybrid import _row_modes_worth_counting
 
     rng = np.random.default_rng(seed)
@@ -629,11 +629,11 @@ def test_narrow_float32_rows_are_not_sorted_for_their_modes(cols, monkeypatch):
     """Rows of at most four float32 entries are settled by their pairs, not by a sort of every
     value (which wider rows of a small tensor take, its repeats settling the rows): on
     distinct weights of rows of 3, nothing is sorted; of rows of 5, the tensor is."""
-    from sparsecodecs.codecs import _stages
+    from sparsecodecs.codecs import _distinct
 
     sorts = []
-    real = _stages.sorted_sample
-    monkeypatch.setattr(_stages, "sorted_sample", lambda v: sorts.append(v.size) or real(v))
+    real = _distinct.sorted_sample
+    monkeypatch.setattr(_distinct, "sorted_sample", lambda v: sorts.append(v.size) or real(v))
     x = np.random.default_rng(cols).standard_normal((2000, cols)).astype(np.float32)
     frame = hybrid().encode(x)
     assert_bits_equal(sc.decode(frame), x)
@@ -774,7 +774,7 @@ def test_distinct_values_given_their_runs_answer_as_without(size):
     """distinct_values told the values' distinct values and counts answers as it does finding
     them, give-up test included: distinct counts on either side of the sample's cap (half the
     sample) and of the limit, samples holding every value or every third."""
-    from sparsecodecs.codecs._stages import _sample_of, distinct_values
+    from sparsecodecs.codecs._distinct import _sample_of, distinct_values
 
     rng = np.random.default_rng(size)
     sampled = _sample_of(np.empty(size)).size
@@ -861,11 +861,11 @@ def test_long_rows_of_wide_values_are_not_sorted_whole(monkeypatch):
     rows' sampled modes counted and its values hashed, not every value sorted (a 128x576
     encode: 630 -> 458 us), with the same fills: none on distinct weights, row modes where
     each row repeats a value of its own, the mode where the tensor repeats one."""
-    from sparsecodecs.codecs import _kernels, _stages
+    from sparsecodecs.codecs import _distinct, _kernels
 
     sorted_sizes: list[int] = []
     real = _kernels.sorted_bits
-    monkeypatch.setattr(_stages, "sorted_bits",
+    monkeypatch.setattr(_distinct, "sorted_bits",
                         lambda v: sorted_sizes.append(v.size) or real(v))
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((128, 576)) * 0.05).astype(np.float32)
@@ -1109,7 +1109,7 @@ def test_sorted_runs_kernel_refuses_outputs_too_small():
 def test_unique_counts_is_np_unique(dt: Any, size: int):
     """The planner's distinct values and counts (from the sorted sample's runs while it holds
     every value, else numpy's) are np.unique's, with a sample given or not."""
-    from sparsecodecs.codecs._stages import SortedSample, unique_counts
+    from sparsecodecs.codecs._distinct import SortedSample, unique_counts
 
     rng = np.random.default_rng(size)
     v = rng.integers(0, 50 if size % 2 else 1 << 20, size).astype(dt)
@@ -1218,13 +1218,8 @@ def test_the_stages_floor_never_exceeds_a_planned_stage(pool: list[int], picks: 
     repeat, others do not) followed by ``normal`` values of a bell curve (thousands of
     distinct values: the fields' floor is the least)."""
     from sparsecodecs.codecs import _huffman as huff
-    from sparsecodecs.codecs._stages import (
-        distinct_values,
-        plan_centroids,
-        plan_fields,
-        plan_planes,
-        stages_floor,
-    )
+    from sparsecodecs.codecs._distinct import distinct_values
+    from sparsecodecs.codecs._stages import plan_centroids, plan_fields, plan_planes, stages_floor
 
     bell = (np.random.default_rng(seed).standard_normal(normal) * 0.05).astype(dt)
     bits = np.concatenate([np.array([pool[p % len(pool)] for p in picks], np.uint16),
@@ -1551,7 +1546,7 @@ def test_float32_at_lower_precision_plans_as_the_sorted_path_does(levels: int, z
     the centroid stage plans from): the same values and counts as the sort finds, and the same
     frame as the planner writes without the shortcut, for a few levels (the centroids win),
     thousands, and more 16-bit patterns than such weights use."""
-    from sparsecodecs.codecs import _stages
+    from sparsecodecs.codecs import _distinct
     from sparsecodecs.codecs import hybrid as hybrid_module
 
     rng = np.random.default_rng(levels + zeros)
@@ -1564,15 +1559,15 @@ def test_float32_at_lower_precision_plans_as_the_sorted_path_does(levels: int, z
         x = half[rng.integers(0, half.size, (400, 384))].astype(np.float32)
     x[3, 3] = np.float32(-0.0)
     bits = x.view(np.uint32).reshape(-1)
-    quick = _stages.distinct_values(bits, give_up_early=False, low_zeros=zeros)
-    sorted_ = _stages.distinct_values(bits, give_up_early=False)
+    quick = _distinct.distinct_values(bits, give_up_early=False, low_zeros=zeros)
+    sorted_ = _distinct.distinct_values(bits, give_up_early=False)
     assert quick is not None and sorted_ is not None
     np.testing.assert_array_equal(quick[0], sorted_[0])
     np.testing.assert_array_equal(quick[1], sorted_[1])
     assert quick[0].dtype == np.uint32 and quick[1].dtype == np.int64
     frame = hybrid().encode(x)
     assert_bits_equal(sc.decode(frame), x)
-    plain = _stages.distinct_values
+    plain = _distinct.distinct_values
     monkeypatch.setattr(hybrid_module, "distinct_values",
                         lambda *a, low_zeros=0, **k: plain(*a, **k))
     assert hybrid().encode(x) == frame

@@ -1185,7 +1185,7 @@ def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
     half, for a whole array and a strided sample; only a sample not sorted yet is hashed. The
     pools of distinct values are drawn with no two in one hash bin as well as freely: then
     the bins in use (what tells the count without the hash table) are exactly the values."""
-    from sparsecodecs.codecs import _stages
+    from sparsecodecs.codecs import _distinct
 
     rng = np.random.default_rng(0)
     keys = rng.permutation(1 << 24)[:200_000].astype(np.uint32) + 1
@@ -1199,11 +1199,11 @@ def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():
             values = pool[rng.integers(0, distinct, size)]
             sample = values[::step]
             values[::step] = np.resize(pool, sample.size)  # the sample holds exactly them
-            sorted_first = _stages.SortedSample(values)
+            sorted_first = _distinct.SortedSample(values)
             sorted_first()
-            hashed = _stages.SortedSample(values)
-            a = _stages.distinct_values(values, sample=sorted_first)
-            b = _stages.distinct_values(values, sample=hashed)
+            hashed = _distinct.SortedSample(values)
+            a = _distinct.distinct_values(values, sample=sorted_first)
+            b = _distinct.distinct_values(values, sample=hashed)
             assert (a is None) is (b is None) is (distinct > half), (size, distinct)
             if b is None:  # told without a sort
                 assert not hashed.ready

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _huffman as huff
+from ._distinct import SortedSample
 from ._fill import row_modes
 from ._kernels import count_fill, narrow_patterns, nm_codes_from_mask, paired_spare
 from ._nm import nm_tables
@@ -19,7 +20,6 @@ from ._stages import (
     COUNT_PATTERNS_FROM,
     FieldsPlan,
     PlanesPlan,
-    SortedSample,
     lent_value_counts,
     rotation,
     stages_floor,

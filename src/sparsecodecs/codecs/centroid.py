@@ -10,10 +10,10 @@ import numpy as np
 from ..registry import Codec, Encoded, FrameInfo, PatternError, SectionReader, check_choice
 from . import _huffman
 from ._common import builtin
+from ._distinct import distinct_values
 from ._stages import (
     MAX_CENTROIDS,
     decode_centroids,
-    distinct_values,
     encode_centroids,
     plan_centroids,
 )

@@ -27,6 +27,7 @@ from ..registry import (
 )
 from . import _huffman as huff
 from ._common import as_2d, beside, builtin
+from ._distinct import Runs, SortedSample, distinct_values, unique_counts
 from ._fill import (
     FILL_WORDS,
     FillSpec,
@@ -82,13 +83,10 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
-    Runs,
-    SortedSample,
     centroid_floor,
     decode_centroids,
     decode_fields,
     decode_planes,
-    distinct_values,
     encode_centroids,
     encode_fields,
     encode_planes,
@@ -97,7 +95,6 @@ from ._stages import (
     plan_fields,
     plan_planes,
     rotation,
-    unique_counts,
     value_histograms,
 )
 
