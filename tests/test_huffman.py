@@ -999,6 +999,45 @@ def test_huffman_costs_are_each_level_and_rows_huffman_cost(
     assert empty.tolist() == [[0] * 5] * (rows * levels)  # no symbols, at every level
 
 
+@settings(max_examples=examples(60), deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), used=st.integers(0, 40), levels=st.integers(2, 4),
+       n=st.sampled_from([8, 24, 4096]), limit=st.integers(2, 15))
+def test_costs_of_levels_from_few_used_bins(seed: int, used: int, levels: int, n: int,
+                                            limit: int):
+    """Histograms with few bins in use (a small tensor's top fields: the coarser levels are
+    found from the used bins alone): every level's cost is huffman_cost of the level summed
+    densely, with and without ``extra``; bins at both ends and in the last bins of a level
+    shorter than eight included."""
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(seed)
+    n <<= levels - 1
+    counts = np.zeros(n, np.int64)
+    at = rng.choice(n, min(used, n), replace=False)
+    counts[at] = rng.integers(1, 3000, at.size)
+    if used:
+        counts[[0, n - 1]] = rng.integers(1, 3000, 2)
+    each = _levels(counts.reshape(1, -1), levels)
+    assert hk.huffman_costs(counts.reshape(1, -1), levels, limit).tolist() == [
+        list(_huffman_cost(c, limit)) for c in each]
+    extra = [int(e) for e in rng.integers(0, 200, levels)]
+    pruned = huff.coded_sizes(counts.reshape(1, -1), limit, levels=levels, extra=extra)
+    full = [_coded_bytes_reference(*_huffman_cost(c, limit)) for c in each]
+    totals = [(s + e, lv) for lv, (s, e) in enumerate(zip(full, extra, strict=True))
+              if s < huff.UNCODABLE]
+    if totals:
+        best = min(totals)[1]
+        assert pruned[best] == full[best]
+        assert min((s + e, lv) for lv, (s, e) in enumerate(zip(pruned, extra, strict=True))
+                   if s < huff.UNCODABLE) == min(totals)
+    for f, p in zip(full, pruned, strict=True):
+        assert p in (f, huff.UNCODABLE)
+    with pytest.raises(ValueError, match="non-negative"):
+        bad = counts.copy()
+        bad[n // 2] = -1
+        huff.coded_sizes(bad.reshape(1, -1), limit, levels=levels, extra=extra)
+
+
 def _levels(counts: np.ndarray, levels: int) -> list[np.ndarray]:
     """Each row of ``counts`` and its ``levels - 1`` pair-summed coarser histograms."""
     out = []

@@ -856,6 +856,89 @@ static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t
     return rc;
 }
 
+/* A histogram's used bins, sparse: bin idx[k] holds cnt[k] > 0, idx ascending. */
+typedef struct {
+    int64_t *idx, *cnt, used;
+} huf_bins;
+static double entropy_floor_bins(const huf_bins *b, int64_t len);
+
+/* The used bins of counts c[0..n) into b (room for as many as scan_counts found). Runs of
+ * eight zero counts are passed over at once, as scan_counts does. */
+static void gather_bins(const int64_t *c, int64_t n, huf_bins *b) {
+    int64_t k = 0, at = 0;
+    for (; at + 8 <= n; at += 8) {
+        uint64_t eight = 0;
+        for (int j = 0; j < 8; j++) eight |= (uint64_t)ld64s(c, at + j);
+        if (!eight) continue;
+        for (int64_t j = at; j < at + 8; j++) {
+            const int64_t v = ld64s(c, j);
+            if (v) b->idx[k] = j, b->cnt[k++] = v;
+        }
+    }
+    for (; at < n; at++) {
+        const int64_t v = ld64s(c, at);
+        if (v) b->idx[k] = at, b->cnt[k++] = v;
+    }
+    b->used = k;
+}
+
+/* The next coarser level of `src` (adjacent pairs of bins summed: bin j of it is bins 2j and
+ * 2j + 1 of src) into dst. */
+static void coarsen_bins(const huf_bins *src, huf_bins *dst) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < src->used; i++) {
+        const int64_t j = src->idx[i] >> 1;
+        if (k && dst->idx[k - 1] == j) dst->cnt[k - 1] += src->cnt[i];
+        else dst->idx[k] = j, dst->cnt[k++] = src->cnt[i];
+    }
+    dst->used = k;
+}
+
+/* huffman_cost_impl of the histogram whose used bins are b: the same r, from the same sorted
+ * counts (their order in the histogram does not change the sort). */
+static int huffman_cost_bins(const huf_bins *b, int64_t limit, int64_t r[5]) {
+    const int64_t used = b->used;
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < used; i++) sum += (uint64_t)b->cnt[i];
+    int64_t bits = 0;
+    int rc = 0;
+    if (used == 1) bits = (int64_t)sum;
+    else if (used > ((int64_t)1 << limit)) bits = -1;
+    else if (used > 1) {
+        int64_t *f = malloc((size_t)used * 2 * sizeof(int64_t));
+        if (!f) return -2;
+        int64_t *l = f + used;
+        memcpy(f, b->cnt, (size_t)used * sizeof(int64_t));
+        sort_i64(f, used);
+        memcpy(l, f, (size_t)used * sizeof(int64_t));
+        rc = code_lengths_impl(l, used, limit);
+        for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
+        free(f);
+    }
+    r[0] = bits, r[1] = (int64_t)sum, r[2] = used;
+    r[3] = used ? b->idx[0] : 0, r[4] = used ? b->idx[used - 1] : 0;
+    return rc;
+}
+
+/* The levels of a histogram of n counts, sparse: bins[0] its used bins, bins[lv] those of the
+ * lv-th coarser one, in one allocation (*mem, for the caller to free). Where few bins are in
+ * use (a small tensor's 12-bit top fields: 5-50 of 4096), the dense levels' copy, pair sums
+ * and scans were most of a planner's call: 6-8 us for the four levels of 8 used bins.
+ * Returns 0, -1 for a negative count, -2 out of memory. */
+static int sparse_levels(const int64_t *c, int64_t n, int64_t levels, huf_bins *bins,
+                         int64_t **mem) {
+    const huf_scan scan = scan_counts(c, n);
+    if ((int64_t)scan.any < 0) return -1;
+    const int64_t used = scan.used; /* no level has more bins in use than the finest */
+    *mem = malloc((size_t)(used ? used : 1) * 2 * (size_t)levels * sizeof(int64_t));
+    if (!*mem) return -2;
+    for (int64_t lv = 0; lv < levels; lv++)
+        bins[lv] = (huf_bins){*mem + 2 * lv * used, *mem + (2 * lv + 1) * used, 0};
+    gather_bins(c, n, &bins[0]);
+    for (int64_t lv = 1; lv < levels; lv++) coarsen_bins(&bins[lv - 1], &bins[lv]);
+    return 0;
+}
+
 /* The bytes encode_coded stores for a code of cost r (huffman_cost_impl's r): the codebook
  * in the smaller of serialize_lengths' two formats and the streams' lengths but the last, then
  * the streams, each padded to whole 64-bit words: for one stream exact (no length stored), for
@@ -878,14 +961,8 @@ static int64_t coded_bytes(const int64_t r[5]) {
  * coarser histograms, each summing adjacent pairs of the one before (n even at every level but
  * the last): one call for what a planner compares (the top fields of 12..9 bits, the byte
  * planes); with `sizes`, also the bytes each would take coded (coded_bytes), which the planner
- * compares (in Python, 0.6 us a histogram). */
-static double entropy_floor_bits(const int64_t *c, int64_t n);
-
-/* The next coarser level of a histogram of len counts: adjacent pairs summed (in place where
- * dst == src: dst[j] reads 2j and 2j + 1 >= j). */
-SC_INLINE void sum_pairs(const int64_t *src, int64_t len, int64_t *dst) {
-    for (int64_t j = 0; j < len / 2; j++) dst[j] = src[2 * j] + src[2 * j + 1];
-}
+ * compares (in Python, 0.6 us a histogram). More than one level: from the used bins of each
+ * (sparse_levels). */
 
 /* huffman_costs with `extra` (one row): the bytes each level adds besides its coded sizes
  * (a top field width's raw low bits) given, only the levels that may give the least
@@ -894,32 +971,25 @@ SC_INLINE void sum_pairs(const int64_t *src, int64_t len, int64_t *dst) {
  * of a floor of that total, their codebook's bytes and their order-0 entropy less a bit
  * (against the sum's rounding): a Huffman code's bits are at least the entropy, its streams'
  * bytes at least those bits / 8, and a level whose floor loses to an exact total found cannot
- * win. The exact costs of 768 used 12-bit top
- * fields took 24 us for the four widths; their floors, the codebook (known from the counts'
- * span) and the entropy (a pass of table look-ups), ~1 us each. */
+ * win. The exact costs of 768 used 12-bit top fields took 24 us for the four widths; their
+ * floors, the codebook (known from the used bins' span) and the entropy (a look-up a used
+ * bin), ~1 us each. */
 static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t limit,
                             const int64_t *extra, int64_t *out, int64_t *sizes) {
-    int rc = 0;
-    int64_t *hist = malloc((size_t)(2 * n + 1) * sizeof(int64_t)), *at[16], floor_[16];
-    if (!hist) return -2;
+    huf_bins bins[16];
+    int64_t *mem = NULL, floor_[16];
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    memcpy(hist, c, (size_t)n * sizeof(int64_t));
-    at[0] = hist;
-    int64_t len = n, off = n;
-    for (int64_t lv = 1; lv < levels; lv++) { /* each level sums adjacent pairs of the finer */
-        at[lv] = hist + off;
-        sum_pairs(at[lv - 1], len, at[lv]);
-        off += len / 2;
-        len /= 2;
-    }
+    rc = sparse_levels(c, n, levels, bins, &mem);
     int order[16];
-    for (int64_t lv = 0; lv < levels; lv++) {
-        /* the codebook's bytes are known from the scan alone (a 12-bit field's is often a
-         * tenth of a small frame); the streams' are at least the entropy's */
-        const huf_scan sc = scan_counts(at[lv], n >> lv);
-        const int64_t first = sc.used ? sc.first : 0, span = sc.used ? sc.last + 1 - sc.first : 0;
-        const int64_t dense = lengths_dense_bytes(first, span), sparse = lengths_sparse_bytes(sc.used);
-        const double bits = entropy_floor_bits(at[lv], n >> lv) - 1.0;
+    for (int64_t lv = 0; rc == 0 && lv < levels; lv++) {
+        /* the codebook's bytes are known from the used bins alone (a 12-bit field's is often
+         * a tenth of a small frame); the streams' are at least the entropy's */
+        const huf_bins *b = &bins[lv];
+        const int64_t first = b->used ? b->idx[0] : 0,
+                      span = b->used ? b->idx[b->used - 1] + 1 - first : 0;
+        const int64_t dense = lengths_dense_bytes(first, span), sparse = lengths_sparse_bytes(b->used);
+        const double bits = entropy_floor_bins(b, n >> lv) - 1.0;
         floor_[lv] = (bits > 0 ? (int64_t)(bits / 8) : 0) + (dense <= sparse ? dense : sparse) +
                      extra[lv];
         order[lv] = (int)lv;
@@ -927,7 +997,7 @@ static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t
         r[0] = -1, r[1] = r[2] = r[3] = r[4] = 0;
         sizes[lv] = HUF_UNCODABLE;
     }
-    for (int i = 1; i < levels; i++) /* insertion sort by floor, the finer first on a tie */
+    for (int i = 1; rc == 0 && i < levels; i++) /* insertion sort by floor, the finer first on a tie */
         for (int j = i; j > 0 && floor_[order[j]] < floor_[order[j - 1]]; j--) {
             const int t = order[j];
             order[j] = order[j - 1], order[j - 1] = t;
@@ -938,7 +1008,7 @@ static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t
         if (best >= 0 && (floor_[lv] > best_total || (floor_[lv] == best_total && lv > best)))
             continue;
         int64_t *r = out + lv * 5;
-        rc = huffman_cost_impl(at[lv], n >> lv, limit, r);
+        rc = huffman_cost_bins(&bins[lv], limit, r);
         if (rc < 0) break;
         sizes[lv] = coded_bytes(r);
         if (sizes[lv] >= HUF_UNCODABLE) continue;
@@ -947,7 +1017,7 @@ static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t
             best = lv, best_total = total;
     }
     Py_END_ALLOW_THREADS
-    free(hist);
+    free(mem);
     return rc;
 }
 
@@ -987,23 +1057,24 @@ static PyObject *huf_huffman_costs(PyObject *self, PyObject *const *args, Py_ssi
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    int64_t *half = n >= 2 ? malloc((size_t)(n / 2) * sizeof(int64_t)) : NULL;
-    if (levels > 1 && n > 0 && !half) rc = -2;
     for (int64_t row = 0; rc == 0 && row < rows; row++) {
         const int64_t *cur = (const int64_t *)c.p + row * n;
-        int64_t len = n;
+        if (levels == 1) { /* one level: straight from the counts */
+            int64_t *r = (int64_t *)out.p + row * 5;
+            rc = huffman_cost_impl(cur, n, limit, r);
+            if (rc == 0 && sizes.p) ((int64_t *)sizes.p)[row] = coded_bytes(r);
+            continue;
+        }
+        huf_bins bins[16];
+        int64_t *mem = NULL;
+        rc = sparse_levels(cur, n, levels, bins, &mem);
         for (int64_t lv = 0; rc == 0 && lv < levels; lv++) {
-            if (lv) { /* in place from the second coarsening on */
-                sum_pairs(cur, len, half);
-                cur = half;
-                len /= 2;
-            }
             int64_t *r = (int64_t *)out.p + (row * levels + lv) * 5;
-            rc = huffman_cost_impl(cur, len, limit, r);
+            rc = huffman_cost_bins(&bins[lv], limit, r);
             if (rc == 0 && sizes.p) ((int64_t *)sizes.p)[row * levels + lv] = coded_bytes(r);
         }
+        free(mem);
     }
-    free(half);
     Py_END_ALLOW_THREADS
     if (rc == -2) PyErr_NoMemory();
     else if (rc < 0) bad_arg(fn, "counts must be non-negative");
@@ -2179,11 +2250,21 @@ static double ent_bits(const ent_sums *e) {
     return e->total > 0 ? (double)e->total * log2((double)e->total) - sum : 0.0;
 }
 
-/* entropy_bits' answer for counts c[0..n) (none negative), for best_level_sizes. */
-static double entropy_floor_bits(const int64_t *c, int64_t n) {
+/* The order-0 entropy (entropy_bits' answer) of the histogram of `len` counts whose used
+ * bins are b: the same sums, each count added to the sum ent_scan_plain adds it to (bin i to
+ * sum i % 4, bins past the last whole eight to sum 0), in the same order: the same bits. */
+static double entropy_floor_bins(const huf_bins *b, int64_t len) {
     ent_ready();
-    ent_sums e;
-    ent_scan_plain(c, n, &e);
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    uint64_t total = 0;
+    const int64_t eights = len & ~(int64_t)7;
+    for (int64_t i = 0; i < b->used; i++) {
+        const int64_t k = b->cnt[i];
+        total += (uint64_t)k;
+        s[b->idx[i] < eights ? (b->idx[i] & 3) : 0] +=
+            (uint64_t)k < ENT_TAB ? ent_tab[k] : (double)k * log2((double)k);
+    }
+    const ent_sums e = {{s[0], s[1], s[2], s[3]}, b->used, 0, total};
     return ent_bits(&e);
 }
 
