@@ -1102,19 +1102,25 @@ def test_distinct_above_counts_as_np_unique(data: st.DataObject, dtype: type, si
        size=st.sampled_from([0, 1, 2, 17, 300, 5000]))
 def test_hash_bins_counts_as_numpy_does(data: st.DataObject, dtype: type, size: int):
     """hash_bins against the same Fibonacci hash's bins counted by numpy (zeros skipped): the
-    fullest bin and the bins in use, for keys drawn from a few values with zero among them,
-    from a wide range, and all distinct; with a table left dirty by the call before. And what
-    the planner reads off them holds: no pattern occurs more often than the fullest bin, and
-    at least as many distinct non-zero patterns as bins in use occur."""
+    fullest bin, the bins in use and the zeros, for keys drawn from a few values with zero
+    among them, from a wide range, and all distinct, whole or every step-th (a planner's
+    sample, read in place); with a table left dirty by the call before. And what the planner
+    reads off them holds: no pattern occurs more often than the fullest bin, and at least as
+    many distinct non-zero patterns as bins in use occur."""
     keys = _draw_keys(data, dtype, size)
-    nonzero = keys[keys != 0].astype(np.uint64)
+    step = data.draw(st.sampled_from([1, 1, 2, 3, 9]))
+    sample = keys[::step]
+    nonzero = sample[sample != 0].astype(np.uint64)
     with np.errstate(over="ignore"):
         bins = np.bincount((nonzero * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(48),
                            minlength=1 << 16)
     table = np.full(1 << 16, 7, np.uint32)  # what a call before may have left
-    most, occupied = _native.hash_bins(keys, table)
-    assert (most, occupied) == (int(bins.max(initial=0)), int(np.count_nonzero(bins)))
-    assert kernels.hash_bins(keys) == (most, occupied)
+    most, occupied, zeros = _native.hash_bins(keys, table, step)
+    assert (most, occupied, zeros) == (int(bins.max(initial=0)), int(np.count_nonzero(bins)),
+                                       sample.size - nonzero.size)
+    assert kernels.hash_bins(keys, step) == (most, occupied, zeros)
+    if step == 1:
+        assert _native.hash_bins(keys, table) == (most, occupied, zeros)
     _, counts = np.unique(nonzero, return_counts=True)
     assert counts.max(initial=0) <= most and counts.size >= occupied
 
@@ -1177,6 +1183,8 @@ def test_hash_bins_refuses_narrow_keys_and_a_short_table():
         _native.hash_bins(np.zeros(4, np.uint16), np.zeros(1 << 16, np.uint32))
     with pytest.raises(ValueError, match="2\\*\\*16 bins"):
         _native.hash_bins(np.zeros(4, np.uint32), np.zeros(1 << 15, np.uint32))
+    with pytest.raises(ValueError, match="step must be at least 1"):
+        _native.hash_bins(np.zeros(4, np.uint32), np.zeros(1 << 16, np.uint32), 0)
 
 
 def test_distinct_values_tells_mostly_distinct_samples_without_sorting_them():

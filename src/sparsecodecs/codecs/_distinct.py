@@ -127,15 +127,18 @@ class SortedSample:
         and 8-byte patterns; computed once): what settles the planner's questions of a sample
         of mostly distinct float32 weights without sorting it."""
         if self._hashed is None:
-            raw = _sample_of(self._values)
-            most, occupied = hash_bins(raw)
-            self._hashed = (most, occupied, raw.size - int(np.count_nonzero(raw)))
+            flat = self._values.reshape(-1)  # the sample, read where it lies
+            self._hashed = hash_bins(flat, _sample_step(flat))
         return self._hashed
+
+
+def _sample_step(flat: np.ndarray) -> int:
+    return max(1, flat.size // 65536)
 
 
 def _sample_of(values: np.ndarray) -> np.ndarray:
     flat = values.reshape(-1)
-    return flat[:: max(1, flat.size // 65536)]
+    return flat[:: _sample_step(flat)]
 
 
 def sorted_sample(values: np.ndarray) -> np.ndarray:

@@ -339,13 +339,14 @@ def unique_few(values: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] 
     return None if k < 0 else (uniq[:k], counts[:k])
 
 
-def hash_bins(values: np.ndarray) -> tuple[int, int]:
-    """The non-zero entries of the 1-D unsigned 4- or 8-byte ``values`` counted by their hash
-    into 2**16 bins, in one pass: (the fullest bin's count, the bins not empty). No non-zero
-    pattern occurs more often than the first; at least the second distinct ones do."""
+def hash_bins(values: np.ndarray, step: int = 1) -> tuple[int, int, int]:
+    """Entries ``0, step, 2 step, ...`` of the 1-D unsigned 4- or 8-byte ``values``, the
+    non-zero ones counted by their hash into 2**16 bins, in one pass: (the fullest bin's count,
+    the bins not empty, the zero entries). No non-zero pattern occurs more often than the
+    first; at least the second distinct ones do."""
     with lent_buffer("hash_bins", 1 << 16, np.uint32, keep=1) as bins:
-        most, occupied = _native.hash_bins(np.ascontiguousarray(values), bins)
-    return most, occupied
+        most, occupied, zeros = _native.hash_bins(np.ascontiguousarray(values), bins, step)
+    return most, occupied, zeros
 
 
 #: Up to this many sorted values, their runs are found by the compiled pass (arrays of their
