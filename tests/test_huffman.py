@@ -894,6 +894,20 @@ def test_huffman_cost_equals_the_lengths_the_encoder_assigns(counts: list[int], 
     assert bits == huff.coded_bits(c, huff.huffman_lengths(c, limit))
 
 
+@pytest.mark.parametrize("used", [65, 300, 1500])
+@pytest.mark.parametrize("spread", [0.5, 4.0, 5.0])
+def test_huffman_cost_of_many_small_counts(used: int, spread: float):
+    """Many symbols whose counts are small against their number (a histogram's, sorted by
+    counting them) and just too large for that (by bytes): the same bits as the lengths the
+    encoder assigns."""
+    rng = np.random.default_rng(used)
+    top = int(spread * used) + 1024 * (spread > 4.5)  # past 4 used + 1024: sorted by bytes
+    c = rng.integers(1, top + 1, used).astype(np.int64)
+    c[rng.integers(0, used)] = top
+    bits = _huffman_cost(c, 15)[0]
+    assert bits == huff.coded_bits(c, huff.huffman_lengths(c, 15))
+
+
 @pytest.mark.parametrize("size", [1, 7, 8, 9, 63, 64, 65, 4096])
 @pytest.mark.parametrize("density", [0.0, 0.01, 0.1, 0.5])
 def test_huffman_cost_of_sparse_counts(size: int, density: float):

@@ -565,6 +565,29 @@ static void quicksort_i64(int64_t *a, int64_t n) {
  * symbol) keys 4-5). huffman_cost on the 1621 symbols of a 12-bit field went from 42-62 to
  * 27-42 us with it. Short or unallocatable runs go to the quicksort. */
 static void sort_i64(int64_t *a, int64_t n) {
+    if (n > 64) {
+        /* keys no larger than a few per item (a histogram's counts: 1,429 counts up to 566
+         * for the 12-bit top fields of 147,456 float16 values): counted, then written out in
+         * order, one pass each, where the radix sort took two of each (~9 -> ~3 us) */
+        uint64_t top = 0;
+        int64_t low = 0;
+        for (int64_t i = 0; i < n; i++) {
+            top = (uint64_t)a[i] > top ? (uint64_t)a[i] : top;
+            low |= a[i];
+        }
+        if (low >= 0 && top <= (uint64_t)(4 * n + 1024)) {
+            uint32_t *at = calloc((size_t)top + 1, sizeof(uint32_t));
+            if (at && n < UINT32_MAX) {
+                for (int64_t i = 0; i < n; i++) at[a[i]]++;
+                int64_t k = 0;
+                for (uint64_t v = 0; v <= top; v++)
+                    for (uint32_t c = at[v]; c; c--) a[k++] = (int64_t)v;
+                free(at);
+                return;
+            }
+            free(at);
+        }
+    }
     int64_t *tmp = n > 64 ? malloc((size_t)n * sizeof(int64_t)) : NULL;
     if (!tmp) {
         quicksort_i64(a, n);
