@@ -560,15 +560,16 @@ static void quicksort_i64(int64_t *a, int64_t n) {
     }
 }
 
-/* Sort non-negative int64 ascending: an LSD radix sort by bytes, as many passes as the
- * largest key has bytes (counts of a tensor's symbols take 2-3; build_code_impl's (count,
- * symbol) keys 4-5). huffman_cost on the 1621 symbols of a 12-bit field went from 42-62 to
- * 27-42 us with it. Short or unallocatable runs go to the quicksort. */
+/* Sort non-negative int64 ascending: keys no larger than a few per item by counting them;
+ * others by an LSD radix sort by bytes, as many passes as the largest key has bytes (counts of
+ * a tensor's symbols take 2-3; build_code_impl's (count, symbol) keys 4-5). huffman_cost on
+ * the 1621 symbols of a 12-bit field went from 42-62 to 27-42 us with the radix sort. Short
+ * or unallocatable runs go to the quicksort. */
 static void sort_i64(int64_t *a, int64_t n) {
     if (n > 64) {
         /* keys no larger than a few per item (a histogram's counts: 1,429 counts up to 566
          * for the 12-bit top fields of 147,456 float16 values): counted, then written out in
-         * order, one pass each, where the radix sort took two of each (~9 -> ~3 us) */
+         * order, one pass each, where the radix sort took two of each */
         uint64_t top = 0;
         int64_t low = 0;
         for (int64_t i = 0; i < n; i++) {
