@@ -1,10 +1,10 @@
 """Each corpus tensor's best hot hybrid encode (or decode) time: run in two trees and compare.
 
 Run: ``python bench/hot_times.py [--op encode|decode] [--repeat N] [--sets S,...]
-[--dtypes D,...] > A.txt`` in each tree (``PYTHONPATH=TREE/src``), one tree after the other
-and then again (machine load drifts), then ``python bench/hot_times.py --compare A1.txt,A2.txt
-B1.txt,B2.txt``: each tensor's best over the runs of each side, summed per dtype and in all,
-the geometric mean of B over A, and the tensors that moved most.
+[--dtypes D,...] [--model PATH] > A.txt`` in each tree (``PYTHONPATH=TREE/src``), one tree
+after the other and then again (machine load drifts), then ``python bench/hot_times.py
+--compare A1.txt,A2.txt B1.txt,B2.txt``: each tensor's best over the runs of each side,
+summed per dtype and in all, the geometric mean of B over A, and the tensors that moved most.
 
 What it is for: a change to the encoder's or decoder's fixed costs moves a few percent, which
 ``zipnn_cells.py``'s cell counts (cold caches, interleaved with ZipNN, +-10 cells from run to
@@ -13,7 +13,8 @@ kept), which is what a fixed cost is measured by; the cells stay the measure of 
 A change that only moves code can move a short hot loop across a cache line and a kernel by
 1.6x (see the build's ``-falign-loops``): a per-tensor comparison shows that at once.
 
-Each line: ``set|dtype|variant|tensor microseconds``.
+``--model``: a safetensors file's tensors (as ``sparsecodecs bench --model`` reads them) instead
+of the corpus. Each line: ``set|dtype|variant|tensor microseconds``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import time
 from pathlib import Path
 
 import sparsecodecs as sc
-from sparsecodecs.bench.corpus import builtin_sets, parse_variants
+from sparsecodecs.bench.corpus import builtin_sets, load_model, parse_variants
 from sparsecodecs.bench.harness import build_cell
 
 
-def measure(op: str, repeat: int, sets: list[str] | None, dtypes: list[str]) -> None:
+def measure(op: str, repeat: int, sets: list[str] | None, dtypes: list[str],
+            model: Path | None = None) -> None:
     hybrid = sc.get_codec("hybrid")
-    for tset in builtin_sets("default"):
+    for tset in [load_model(model)] if model else builtin_sets("default"):
         if sets and tset.name not in sets:
             continue
         for dtype in dtypes:
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=60)
     parser.add_argument("--sets", help="comma-separated corpus sets (default: all)")
     parser.add_argument("--dtypes", default="bf16,fp16,fp32")
+    parser.add_argument("--model", type=Path, help="a safetensors file instead of the corpus")
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"),
                         help="two outputs (each a comma-separated list of runs) to compare")
     args = parser.parse_args()
@@ -93,7 +96,7 @@ def main() -> None:
         compare(*args.compare)
     else:
         measure(args.op, args.repeat, args.sets.split(",") if args.sets else None,
-                args.dtypes.split(","))
+                args.dtypes.split(","), args.model)
 
 
 if __name__ == "__main__":
