@@ -19,8 +19,8 @@ KERNELS = Path("src", "sparsecodecs", "kernels")
 
 # -falign-loops=32: a loop's head on a 32-byte boundary, so that where an unrelated change moves
 # a short hot loop, it does not come to straddle a 64-byte line: the 16-bit histogram's loop
-# (17 bytes) did once and ran 1.6x slower (222 -> 358 us on 589,824 patterns), as did the row
-# modes' table loop, with the same instructions (docs/benchmarks.md, issue 13's twenty-seventh
+# (17 bytes) did once and ran 1.6x slower with the same instructions (222 -> 358 us on 589,824
+# patterns; the row modes' table pass 1.15x; docs/benchmarks.md, issue 13's twenty-seventh
 # pass)
 compile_args = ["-std=c11", "-O3", "-falign-loops=32", "-pthread", "-fno-strict-aliasing",
                 "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
