@@ -1015,13 +1015,13 @@ def test_huffman_costs_are_each_level_and_rows_huffman_cost(
 
 @settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), used=st.integers(0, 40), levels=st.integers(2, 4),
-       n=st.sampled_from([8, 24, 4096]), limit=st.integers(2, 15))
+       n=st.sampled_from([6, 12, 24, 4096]), limit=st.integers(2, 15))
 def test_costs_of_levels_from_few_used_bins(seed: int, used: int, levels: int, n: int,
                                             limit: int):
     """Histograms with few bins in use (a small tensor's top fields: the coarser levels are
     found from the used bins alone): every level's cost is huffman_cost of the level summed
-    densely, with and without ``extra``; bins at both ends and in the last bins of a level
-    shorter than eight included."""
+    densely, with and without ``extra``; bins at both ends, and levels whose length is not a
+    multiple of eight (``n``: the coarsest level's), included."""
     from sparsecodecs.codecs import _huffman_kernels as hk
 
     rng = np.random.default_rng(seed)
