@@ -847,6 +847,22 @@ done:
 /* What coding counts c[0..n) with codes of at most `limit` bits costs: r = {bits, total,
  * used, first, last} (bits -1 when more than 2**limit symbols occur). Returns 0, -1 for a
  * negative count, -2 out of memory. */
+/* The bits of a code of at most `limit` bits for the used > 1 counts f (no more than
+ * 2**limit of them), as huffman_cost_impl answers them; f, the caller's, is sorted in place.
+ * Returns 0, or code_lengths_impl's or the allocation's error. */
+static int code_bits(int64_t *f, int64_t used, int64_t limit, int64_t *bits) {
+    sort_i64(f, used);
+    /* the lengths come back in the same (ascending frequency) order */
+    int64_t *l = malloc((size_t)used * sizeof(int64_t));
+    if (!l) return -2;
+    memcpy(l, f, (size_t)used * sizeof(int64_t));
+    const int rc = code_lengths_impl(l, used, limit);
+    *bits = 0;
+    for (int64_t i = 0; rc == 0 && i < used; i++) *bits += f[i] * l[i];
+    free(l);
+    return rc;
+}
+
 static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t r[5]) {
     int64_t bits = 0;
     int rc = 0;
@@ -864,16 +880,7 @@ static int huffman_cost_impl(const int64_t *c, int64_t n, int64_t limit, int64_t
             int64_t v = ld64s(c, i);
             if (v) f[k++] = v;
         }
-        sort_i64(f, used);
-        /* the lengths come back in the same (ascending frequency) order */
-        int64_t *l = malloc((size_t)used * sizeof(int64_t));
-        if (!l) rc = -2;
-        else {
-            memcpy(l, f, (size_t)used * sizeof(int64_t));
-            rc = code_lengths_impl(l, used, limit);
-            for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
-            free(l);
-        }
+        rc = code_bits(f, used, limit, &bits);
         free(f);
     }
     r[0] = bits, r[1] = total, r[2] = used, r[3] = first, r[4] = last;
@@ -929,14 +936,10 @@ static int huffman_cost_bins(const huf_bins *b, int64_t limit, int64_t r[5]) {
     if (used == 1) bits = (int64_t)sum;
     else if (used > ((int64_t)1 << limit)) bits = -1;
     else if (used > 1) {
-        int64_t *f = malloc((size_t)used * 2 * sizeof(int64_t));
+        int64_t *f = malloc((size_t)used * sizeof(int64_t));
         if (!f) return -2;
-        int64_t *l = f + used;
         memcpy(f, b->cnt, (size_t)used * sizeof(int64_t));
-        sort_i64(f, used);
-        memcpy(l, f, (size_t)used * sizeof(int64_t));
-        rc = code_lengths_impl(l, used, limit);
-        for (int64_t i = 0; rc == 0 && i < used; i++) bits += f[i] * l[i];
+        rc = code_bits(f, used, limit, &bits);
         free(f);
     }
     r[0] = bits, r[1] = (int64_t)sum, r[2] = used;
