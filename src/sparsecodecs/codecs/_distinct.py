@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import _huffman_kernels as hk
 from ._kernels import (
     distinct_above,
     hash_bins,
@@ -192,7 +193,7 @@ def distinct_values(
     if narrow is not None:  # 393,216 at bfloat16 precision: counted 0.35 ms, sorted 1.15 ms
         with lent_value_counts(narrow[0]) as narrow_counts:
             assert narrow_counts is not None
-            uniq = np.flatnonzero(narrow_counts > 0)
+            uniq = hk.used_bins(narrow_counts)
             found = narrow_counts[uniq]
         return (narrow[1](uniq.astype(np.uint16)), found) if uniq.size <= limit else None
     if counts is not None and runs is not None:  # counted, and their used bins at hand
@@ -200,7 +201,7 @@ def distinct_values(
     if counts is None:
         counts = value_counts(values)
     if counts is not None:
-        uniq = np.flatnonzero(counts > 0)  # on the booleans: 3x faster than on the counts
+        uniq = hk.used_bins(counts)
         if uniq.size > limit:
             return None
         return uniq.astype(values.dtype), counts[uniq]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _huffman as huff
+from . import _huffman_kernels as hk
 from ._distinct import SortedSample
 from ._fill import row_modes
 from ._kernels import count_fill, narrow_patterns, nm_codes_from_mask, paired_spare
@@ -101,9 +102,11 @@ def _narrow_answers(flat: np.ndarray) -> tuple[int | None, tuple[int, int] | Non
     with lent_value_counts(narrow[0]) as counts:
         assert counts is not None
         nonzero = int(flat.size - counts[0])
-        repeats = nonzero - int(np.count_nonzero(counts[1:]))
-        top = int(np.argmax(counts))
-        most = int(counts[1:].max())
+        used = hk.used_bins(counts)
+        used = used[1:] if used.size and used[0] == 0 else used  # the non-zero patterns'
+        repeats = nonzero - used.size
+        top = hk.argmax_counts(counts)
+        most = int(counts[used].max(initial=0))
     return repeats, (int(narrow[1](np.array([top], np.uint16))[0]), most)
 
 
@@ -216,7 +219,7 @@ class _UsedBins:
 
     def __call__(self, out: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         if self._used is None:
-            used = np.flatnonzero(self._counts > 0)  # on the booleans: 3x faster
+            used = hk.used_bins(self._counts)
             self._used = used if out is None else np.union1d(used, [out])
         kept = self._used[self._counts[self._used] > 0]
         return kept.astype(self._dtype), self._counts[kept]

@@ -134,30 +134,65 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
     """:func:`value_counts` of ``values`` in a table this thread keeps between calls
     (:func:`~._common.lent_buffer`), for the block only (None for values it does not count).
     With a fresh 512 KiB table per encode, glibc trimmed the heap's top and faulted it in
-    again on every encode of a 256x256 16-bit chunk (see docs/benchmarks.md, seventh pass)."""
+    again on every encode of a 256x256 16-bit chunk (see docs/benchmarks.md, seventh pass).
+    16-bit values' table comes with the map of its 64-bin blocks in use
+    (:class:`~._huffman_kernels.TableBlocks`) where they touch at most a quarter of them
+    (weights of a few exponents in bfloat16, clustered values): such a table is left all zero
+    by each block, never zeroed whole, and the passes over it read only those blocks. A table
+    whose values touch more (float16 weights) is zeroed whole by the block that next counts
+    into it, as a stream of stores: bin by bin, counting into a table that another codec's
+    call had pushed out of cache missed at every bin."""
 
-    __slots__ = ("_lend", "_values")
+    __slots__ = ("_blocks", "_lend", "_values")
 
     def __init__(self, values: np.ndarray) -> None:
         self._values = values
-        self._lend = (lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize), np.int64,
-                                  keep=3) if _counted(values) else None)
+        self._blocks: hk.TableBlocks | None = None
+        self._lend: lent_buffer | None = None
+        if not _counted(values):
+            return
+        if values.dtype.itemsize == 2:
+            # the blocks' map after the table (1024 bytes), then a flag: the table may hold
+            # counts. Zeroed once made; a table whose block raised is dropped
+            self._lend = lent_buffer("value_counts16", (1 << 16) + 129, np.int64, keep=3,
+                                     zeroed=True, keep_on_error=False)
+        else:
+            self._lend = lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize),
+                                     np.int64, keep=3)
 
     def __enter__(self) -> np.ndarray | None:
         if self._lend is None:
             return None
-        table = self._lend.__enter__()
+        buf = self._lend.__enter__()
         try:
-            table.fill(0)
-            hk.histogram_into(np.ascontiguousarray(self._values).reshape(-1), table)
+            flat = np.ascontiguousarray(self._values).reshape(-1)
+            if buf.size > 1 << 16:
+                # the table, its map, and whether the table may hold counts (its last item: a
+                # table not mapped is left as it is, and zeroed whole by its next user)
+                table, blocks = buf[: 1 << 16], buf[1 << 16 : -1].view(np.uint8)
+                mapped = hk.histogram_blocks16(flat.view(np.uint16), table, blocks,
+                                               bool(buf[-1]))
+                buf[-1] = not mapped
+                if not mapped:
+                    return table
+                self._blocks = hk.TableBlocks(table, blocks)
+                return self._blocks.__enter__()
+            buf.fill(0)
+            hk.histogram_into(flat, buf)
         except BaseException as exc:
             self._lend.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        return table
+        return buf
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
-        if self._lend is not None:
+        if self._lend is None:
+            return
+        try:
+            if self._blocks is not None:
+                self._blocks.__exit__(exc_type, exc, tb)
+                self._blocks = None
+        finally:
             self._lend.__exit__(exc_type, exc, tb)
 
 

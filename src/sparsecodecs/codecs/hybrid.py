@@ -26,6 +26,7 @@ from ..registry import (
     storage_nbytes,
 )
 from . import _huffman as huff
+from . import _huffman_kernels as hk
 from ._common import as_2d, beside, builtin
 from ._distinct import Runs, SortedSample, distinct_values, unique_counts
 from ._fill import (
@@ -265,7 +266,7 @@ class Hybrid(Codec):
             mode = None
         else:
             if counts is not None:
-                top = int(np.argmax(counts))
+                top = hk.argmax_counts(counts)
             else:  # the sorted sample's runs, when it holds every value (argmax: ties the smaller)
                 patterns, pattern_counts = unique_counts(flat, sample)
                 top = int(patterns[np.argmax(pattern_counts)])

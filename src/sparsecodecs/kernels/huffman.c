@@ -2135,6 +2135,10 @@ HUF_TWINS(histogram_k, (const void *sym, int64_t n, int64_t alphabet, int64_t *c
           { int rc = 0; SC_BY_SIZE(isz, CALL) return rc; })
 #undef CALL
 
+/* A table of 2**16 counts' blocks of 64 bins (see "tables of 2**16 counts" below). */
+#define BLK_SHIFT 6
+#define BLK_COUNT (65536 >> BLK_SHIFT)
+
 #if SC_X86
 /* 16-bit symbols with many zeros (a pruned tensor's patterns: half of a 2:4 tensor's). One
  * counter incremented back to back waits on its own store, so the scalar loop spends a store's
@@ -2159,9 +2163,17 @@ static void hist_pack_init(void) {
     }
 }
 
-/* After the alphabet check; counts has room for every symbol. */
-SC_TARGET("avx2,bmi2,popcnt") static void histogram16_sparse(const uint16_t *sym, int64_t n,
-                                                             int64_t *counts) {
+/* The table histogram16_sparse reads, built once whoever asks first. */
+static void hist_pack_ready(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, hist_pack_init);
+}
+
+/* After the alphabet check; counts has room for every symbol. With blocks (a table of 2**16
+ * counts' map of its 64-bin blocks in use), each symbol's block is marked too, in the same
+ * loops (a store that waits on nothing). */
+SC_TARGET("avx2,bmi2,popcnt") static inline __attribute__((always_inline)) void
+histogram16_sparse_body(const uint16_t *sym, int64_t n, int64_t *counts, uint8_t *blocks) {
     uint16_t buf[HIST_BLOCK];
     const __m128i zero = _mm_setzero_si128();
     int64_t zeros = 0, i = 0;
@@ -2175,7 +2187,10 @@ SC_TARGET("avx2,bmi2,popcnt") static void histogram16_sparse(const uint16_t *sym
         acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xb1));
         const int64_t z = _mm_cvtsi128_si32(acc);
         if (4 * z <= end - i) {
-            for (; i < end; i++) counts[sym[i]]++;
+            for (; i < end; i++) {
+                counts[sym[i]]++;
+                if (blocks) blocks[sym[i] >> BLK_SHIFT] = 1;
+            }
             continue;
         }
         int64_t k = 0;
@@ -2188,11 +2203,29 @@ SC_TARGET("avx2,bmi2,popcnt") static void histogram16_sparse(const uint16_t *sym
                              _mm_shuffle_epi8(v, _mm_load_si128((const void *)hist_pack[kept])));
             k += __builtin_popcount(kept);
         }
-        for (int64_t j = 0; j < k; j++) counts[buf[j]]++;
+        for (int64_t j = 0; j < k; j++) {
+            counts[buf[j]]++;
+            if (blocks) blocks[buf[j] >> BLK_SHIFT] = 1;
+        }
         zeros += z;
     }
-    for (; i < n; i++) counts[sym[i]]++;
+    for (; i < n; i++) {
+        counts[sym[i]]++;
+        if (blocks) blocks[sym[i] >> BLK_SHIFT] = 1;
+    }
     counts[0] += zeros;
+    if (blocks && zeros) blocks[0] = 1;
+}
+
+SC_TARGET("avx2,bmi2,popcnt") static void histogram16_sparse(const uint16_t *sym, int64_t n,
+                                                             int64_t *counts) {
+    histogram16_sparse_body(sym, n, counts, NULL);
+}
+
+SC_TARGET("avx2,bmi2,popcnt") static void histogram16_sparse_blocks(const uint16_t *sym,
+                                                                    int64_t n, int64_t *counts,
+                                                                    uint8_t *blocks) {
+    histogram16_sparse_body(sym, n, counts, blocks);
 }
 #endif
 
@@ -2321,6 +2354,256 @@ done:
     return res;
 }
 
+/* ---- tables of 2**16 counts with their blocks in use -------------------------------------
+ * A planner's table of 16-bit patterns is 512 KiB, while a tensor of a few thousand values
+ * uses a few hundred of its 64-bin blocks: each pass over every bin (zeroing, the mode, the
+ * floors, the field histograms) read the whole table, from L3 once another codec or layer
+ * had run. These kernels take the table with a map of its blocks (one byte a block, 1 where a
+ * value was counted) and visit only those, in the dense scans' order, to the same results. */
+static int blocks_args(sc_bufs *bufs, PyObject *c, PyObject *b, int writable_blocks,
+                       const char *fn, sc_arr *counts, sc_arr *blocks) {
+    if (sc_get(bufs, c, 1, 8, "counts", counts) < 0 ||
+        sc_get(bufs, b, writable_blocks, 1, "blocks", blocks) < 0)
+        return -1;
+    if (counts->n != 65536 || blocks->n != BLK_COUNT || !aligned8(counts)) {
+        bad_arg(fn, "need 2**16 aligned counts and 1024 blocks");
+        return -1;
+    }
+    return 0;
+}
+
+/* histogram_blocks16(values u16, counts i64[2**16], blocks u8[1024], dirty) -> whether blocks
+ * maps them: counts = the values' histogram (huf_histogram's kernels; counts all zero before,
+ * or, dirty, anything, and blocks all zero either way), and blocks[v >> 6] = 1 for
+ * every value v, unless more than BLK_LIMIT blocks are in use by the end of a chunk of
+ * BLK_CHUNK values: then the map is cleared and the rest counted without it (False). Past a
+ * quarter of the table, the passes the map spares cost less than the stores that mark it (a
+ * float16 tensor's 36,864 values mark ~480 blocks: 27 -> 32 us counted, where the passes
+ * then read about half the table) and the misses of counts into a table out of cache. */
+#define BLK_LIMIT 256
+#define BLK_CHUNK 4096
+HUF_TWINS(hist_blocks_k, (const uint16_t *v, int64_t n, int64_t *counts, uint8_t *blocks), {
+    for (int64_t i = 0; i < n; i++) {
+        counts[v[i]]++;
+        blocks[v[i] >> BLK_SHIFT] = 1;
+    }
+    return 0;
+})
+
+static int64_t marked_blocks(const uint8_t *blocks) {
+    int64_t k = 0;
+    for (int i = 0; i < BLK_COUNT; i++) k += blocks[i] != 0;
+    return k;
+}
+
+static int hist_blocks(const uint16_t *v, int64_t n, int64_t *counts, uint8_t *blocks,
+                       int fast, int dirty) {
+#if SC_X86
+    if (fast) hist_pack_ready();
+#endif
+    if (dirty) memset(counts, 0, sizeof(int64_t) << 16);
+    /* the first BLK_CHUNK / 4 values' blocks first, the table untouched: past the limit
+     * already, the table is zeroed whole first (if it was not just now), as without a map: a
+     * stream of stores the prefetcher runs ahead of, where counting into a table out of cache
+     * missed bin by bin (float16 weights 4-8% slower an encode after another codec had run) */
+    const int64_t head = n < BLK_CHUNK / 4 ? n : BLK_CHUNK / 4;
+    for (int64_t i = 0; i < head; i++) blocks[v[i] >> BLK_SHIFT] = 1;
+    if (marked_blocks(blocks) > BLK_LIMIT) {
+        memset(blocks, 0, BLK_COUNT);
+        if (!dirty) memset(counts, 0, sizeof(int64_t) << 16);
+#if SC_X86
+        if (fast && n >= HIST_BLOCK) histogram16_sparse(v, n, counts);
+        else
+#endif
+        HUF_RUN(fast, histogram_k, v, n, 65536, counts, 2);
+        return 0;
+    }
+    int64_t i = 0;
+    for (; i < n; i += BLK_CHUNK) {
+        const int64_t m = n - i < BLK_CHUNK ? n - i : BLK_CHUNK;
+#if SC_X86
+        if (fast && m >= HIST_BLOCK) histogram16_sparse_blocks(v + i, m, counts, blocks);
+        else
+#endif
+        HUF_RUN(fast, hist_blocks_k, v + i, m, counts, blocks);
+        if (marked_blocks(blocks) > BLK_LIMIT) break;
+    }
+    if (i >= n) return 1;
+    memset(blocks, 0, BLK_COUNT);
+    i += BLK_CHUNK;
+    if (i >= n) return 0;
+#if SC_X86
+    if (fast && n - i >= HIST_BLOCK) histogram16_sparse(v + i, n - i, counts);
+    else
+#endif
+    HUF_RUN(fast, histogram_k, v + i, n - i, 65536, counts, 2);
+    return 0;
+}
+
+static PyObject *huf_histogram_blocks16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "histogram_blocks16";
+    if (sc_nargs(nargs, 4, fn) < 0) return NULL;
+    int64_t dirty;
+    if (sc_i64(args[3], &dirty) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr vals, counts, blocks;
+    PyObject *res = NULL;
+    if (sc_get(&bufs, args[0], 0, 2, "values", &vals) < 0 ||
+        blocks_args(&bufs, args[1], args[2], 1, fn, &counts, &blocks) < 0)
+        goto done;
+    const int fast = huf_fast();
+    int mapped;
+    Py_BEGIN_ALLOW_THREADS
+    mapped = hist_blocks(vals.p, vals.n, counts.p, blocks.p, fast, dirty != 0);
+    Py_END_ALLOW_THREADS
+    res = PyBool_FromLong(mapped);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* clear_blocks(counts, blocks): every block in use zeroed, and its flag. */
+static PyObject *huf_clear_blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "clear_blocks";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks;
+    PyObject *res = NULL;
+    if (blocks_args(&bufs, args[0], args[1], 1, fn, &counts, &blocks) < 0) goto done;
+    int64_t *c = counts.p;
+    uint8_t *b = blocks.p;
+    for (int64_t k = 0; k < BLK_COUNT; k++)
+        if (b[k]) {
+            memset(c + (k << BLK_SHIFT), 0, sizeof(int64_t) << BLK_SHIFT);
+            b[k] = 0;
+        }
+    res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* entropy_bits_blocks(counts, blocks) -> entropy_bits(counts), reading the blocks in use:
+ * ent_scan_plain's sums over them (a block is eight of its groups of eight, bin i to sum
+ * i % 4), the others all zero, which adds nothing. */
+static void ent_scan_blocks(const int64_t *c, const uint8_t *blocks, ent_sums *e) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t used = 0, bad = 0;
+    uint64_t total = 0;
+    for (int64_t k = 0; k < BLK_COUNT; k++) {
+        if (!blocks[k]) continue;
+        for (int64_t i = k << BLK_SHIFT; i < (k + 1) << BLK_SHIFT; i += 8) {
+            const int64_t *g = c + i;
+            if (!(g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7])) continue;
+#define ENT_ADD(acc, kk)                                                                         \
+    do {                                                                                         \
+        const int64_t k_ = (kk);                                                                 \
+        bad |= k_;                                                                               \
+        total += (uint64_t)k_;                                                                   \
+        used += k_ != 0;                                                                         \
+        acc += (uint64_t)k_ < ENT_TAB ? ent_tab[k_] : k_ > 0 ? (double)k_ * log2((double)k_) : 0;\
+    } while (0)
+            ENT_ADD(s0, g[0]); ENT_ADD(s1, g[1]); ENT_ADD(s2, g[2]); ENT_ADD(s3, g[3]);
+            ENT_ADD(s0, g[4]); ENT_ADD(s1, g[5]); ENT_ADD(s2, g[6]); ENT_ADD(s3, g[7]);
+#undef ENT_ADD
+        }
+    }
+    *e = (ent_sums){{s0, s1, s2, s3}, used, bad, total};
+}
+
+static PyObject *huf_entropy_bits_blocks(PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    const char *fn = "entropy_bits_blocks";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    ent_ready();
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks;
+    PyObject *res = NULL;
+    if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0) goto done;
+    ent_sums e;
+    Py_BEGIN_ALLOW_THREADS
+    ent_scan_blocks(counts.p, blocks.p, &e);
+    Py_END_ALLOW_THREADS
+    if (e.bad < 0) bad_arg(fn, "counts must not be negative");
+    else res = Py_BuildValue("(dL)", ent_bits(&e), (long long)e.used);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* argmax_blocks(counts, blocks) -> (bin, count): the first bin of the largest count (numpy's
+ * argmax), read from the blocks in use; (0, 0) if none is. Each block's largest count first
+ * (a reduction the compiler vectorises), then the first bin of the first block to hold the
+ * largest. */
+HUF_TWINS(argmax_blocks_k, (const int64_t *c, const uint8_t *blocks, int64_t *at), {
+    int64_t most = 0, best = -1;
+    for (int64_t k = 0; k < BLK_COUNT; k++) {
+        if (!blocks[k]) continue;
+        const int64_t *g = c + (k << BLK_SHIFT);
+        int64_t m = g[0];
+        for (int j = 1; j < 1 << BLK_SHIFT; j++) m = g[j] > m ? g[j] : m;
+        if (m > most) most = m, best = k;
+    }
+    *at = 0; /* every count 0 (or none in use): bin 0, as numpy answers */
+    if (best >= 0)
+        for (int64_t i = best << BLK_SHIFT; i < (best + 1) << BLK_SHIFT; i++)
+            if (c[i] == most) { *at = i; break; }
+    return 0;
+})
+
+static PyObject *huf_argmax_blocks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "argmax_blocks";
+    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks;
+    PyObject *res = NULL;
+    if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0) goto done;
+    int64_t at;
+    const int fast = huf_fast();
+    HUF_RUN(fast, argmax_blocks_k, counts.p, blocks.p, &at);
+    res = Py_BuildValue("(LL)", (long long)at, (long long)((const int64_t *)counts.p)[at]);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* used_bins(counts i64[2**16], blocks u8[1024], out i64) -> k: the bins of the blocks in use
+ * that hold a count other than 0, ascending, in out[:k] (out has room for every bin of those
+ * blocks). Groups of eight zero counts are passed at once. */
+static PyObject *huf_used_bins(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "used_bins";
+    if (sc_nargs(nargs, 3, fn) < 0) return NULL;
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks, out;
+    PyObject *res = NULL;
+    if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0 ||
+        sc_get(&bufs, args[2], 1, 8, "out", &out) < 0)
+        goto done;
+    const int64_t *c = counts.p;
+    const uint8_t *b = blocks.p;
+    int64_t room = 0, k = 0, *o = out.p;
+    for (int64_t i = 0; i < BLK_COUNT; i++) room += b[i] != 0;
+    if (out.n < room << BLK_SHIFT || !aligned8(&out)) {
+        bad_arg(fn, "out must be aligned, with room for every bin of the blocks in use");
+        goto done;
+    }
+    for (int64_t blk = 0; blk < BLK_COUNT; blk++) {
+        if (!b[blk]) continue;
+        for (int64_t i = blk << BLK_SHIFT; i < (blk + 1) << BLK_SHIFT; i += 8) {
+            const int64_t *g = c + i;
+            if (!(g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7])) continue;
+            for (int j = 0; j < 8; j++) {
+                o[k] = i + j; /* written always, kept only if used: no branch */
+                k += g[j] != 0;
+            }
+        }
+    }
+    res = PyLong_FromLongLong(k);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
 static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "histogram";
     if (sc_nargs(nargs, 2, fn) < 0) return NULL;
@@ -2333,9 +2616,8 @@ static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!item_size_ok(sym.itemsize) || !aligned8(&counts)) { bad_arg(fn, "bad symbols or counts"); goto done; }
     int rc, fast = huf_fast();
 #if SC_X86
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     const int sparse16 = fast && sym.itemsize == 2 && sym.n >= HIST_BLOCK;
-    if (sparse16) pthread_once(&once, hist_pack_init);
+    if (sparse16) hist_pack_ready();
 #endif
     Py_BEGIN_ALLOW_THREADS
 #if SC_X86
@@ -2576,7 +2858,8 @@ done:
  * counts as two contiguous halves instead: the even x of a top byte are values hi*128 + j,
  * the odd ones 32768 + hi*128 + j, j = 0..127, so the loops vectorise. */
 SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top,
-                                        int64_t *planes, int64_t *fine) {
+                                        int64_t *planes, int64_t *fine,
+                                        const uint8_t *blocks) {
     const uint32_t run = 1u << (16 - top); /* patterns per top field: 1..256 */
     int64_t *low = planes + 256;
     if (r == 1 && run >= 2) {
@@ -2588,9 +2871,15 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
             const int64_t *restrict even = c + hi * 128, *restrict odd = c + 32768 + hi * 128;
             /* a top byte no value has (most: a tensor's floats span a few exponents) adds
              * nothing: one OR over its counts instead of its sums (16 -> 7.5 us a bfloat16 table) */
-            int64_t any = 0;
-            for (uint32_t j = 0; j < 128; j++) any |= even[j] | odd[j];
-            if (!any) continue;
+            if (blocks) { /* or, with the blocks in use known, without reading them */
+                if (!(blocks[2 * hi] | blocks[2 * hi + 1] | blocks[512 + 2 * hi] |
+                      blocks[512 + 2 * hi + 1]))
+                    continue;
+            } else {
+                int64_t any = 0;
+                for (uint32_t j = 0; j < 128; j++) any |= even[j] | odd[j];
+                if (!any) continue;
+            }
             int64_t hsum = 0;
             for (uint32_t j = 0; j < 128; j++) {
                 low_even[j] += even[j];
@@ -2611,6 +2900,9 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
         return;
     }
     for (uint32_t hi = 0; hi < 256; hi++) {
+        if (blocks && !r && !(blocks[4 * hi] | blocks[4 * hi + 1] | blocks[4 * hi + 2] |
+                              blocks[4 * hi + 3]))
+            continue; /* unrotated: x is v, and a top byte four blocks */
         int64_t hsum = 0;
         for (uint32_t f0 = 0; f0 < 256; f0 += run) {
             int64_t fsum = 0;
@@ -2629,8 +2921,8 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
 }
 
 HUF_TWINS(value_hist16_counts_k, (const int64_t *c, unsigned r, unsigned top, int64_t *planes,
-                                  int64_t *fine),
-          { value_hist16_from_counts(c, r, top, planes, fine); return 0; })
+                                  int64_t *fine, const uint8_t *blocks),
+          { value_hist16_from_counts(c, r, top, planes, fine, blocks); return 0; })
 
 /* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
  * values per step, each counted in its own pair of tables, so that equal neighbours do not
@@ -2706,13 +2998,44 @@ static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, P
     Py_BEGIN_ALLOW_THREADS
     if (counted)
         HUF_RUN(fast, value_hist16_counts_k, vals.p, (unsigned)rot, (unsigned)top, planes.p,
-                fine.p);
+                fine.p, NULL);
     else
         rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top,
                      planes.p, fine.p);
     Py_END_ALLOW_THREADS
     if (rc) PyErr_NoMemory();
     else res = (Py_INCREF(Py_None), Py_None);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* value_histograms16_blocks(counts, blocks, rotate, top, planes (2 x 256), fine (1 << top)):
+ * value_histograms16's counted answer, the top bytes no marked block holds skipped unread. */
+static PyObject *huf_value_histograms16_blocks(PyObject *self, PyObject *const *args,
+                                               Py_ssize_t nargs) {
+    const char *fn = "value_histograms16_blocks";
+    if (sc_nargs(nargs, 6, fn) < 0) return NULL;
+    int64_t rot, top;
+    if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0) return NULL;
+    if (rot < 0 || rot > 15 || top < 8 || top > 16) return bad_arg(fn, "need rotate 0..15, top 8..16");
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks, planes, fine;
+    PyObject *res = NULL;
+    if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0 ||
+        sc_get(&bufs, args[4], 1, 8, "planes", &planes) < 0 ||
+        sc_get(&bufs, args[5], 1, 8, "fine", &fine) < 0)
+        goto done;
+    if (planes.n < 512 || fine.n < ((int64_t)1 << top) || !aligned8(&planes) || !aligned8(&fine)) {
+        bad_arg(fn, "planes or fine too small or unaligned");
+        goto done;
+    }
+    const int fast = huf_fast();
+    Py_BEGIN_ALLOW_THREADS
+    HUF_RUN(fast, value_hist16_counts_k, counts.p, (unsigned)rot, (unsigned)top, planes.p,
+            fine.p, blocks.p);
+    Py_END_ALLOW_THREADS
+    res = (Py_INCREF(Py_None), Py_None);
 done:
     sc_release(&bufs);
     return res;
@@ -3462,6 +3785,12 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_decode_coded),
     HUF_FN(huf_histogram),
     HUF_FN(huf_entropy_bits),
+    HUF_FN(huf_entropy_bits_blocks),
+    HUF_FN(huf_histogram_blocks16),
+    HUF_FN(huf_clear_blocks),
+    HUF_FN(huf_argmax_blocks),
+    HUF_FN(huf_used_bins),
+    HUF_FN(huf_value_histograms16_blocks),
     HUF_FN(huf_top_histogram),
     HUF_FN(huf_value_histograms),
     HUF_FN(huf_value_histograms16),
