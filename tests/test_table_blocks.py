@@ -76,12 +76,14 @@ def test_block_passes_answer_as_the_dense_ones(seed: int) -> None:
 
 def test_the_map_is_made_up_to_a_quarter_of_the_blocks() -> None:
     """Values in 256 blocks are mapped, in 257 are not, whether the 257th comes in the first
-    chunk of 4096 values or a later one; either way every value is counted."""
+    chunk of 4096 values or a later one, and 2**16 values are, one more not; either way every
+    value is counted."""
     rng = np.random.default_rng(3)
     quarter = (np.arange(256, dtype=np.uint16) * 256 + 5).astype(np.uint16)
     for values, mapped in ((quarter, True), (np.append(quarter, np.uint16(70)), False),
                            (np.concatenate([np.tile(quarter, 40), [70]]).astype(np.uint16), False),
                            (np.tile(quarter, 40), True),
+                           (np.tile(quarter, 256), True), (np.tile(quarter, 257), False),
                            (rng.permutation(np.tile(quarter, 40)), True)):
         _, table, blocks = _table()
         assert hk.histogram_blocks16(values, table, blocks) is mapped, values.size

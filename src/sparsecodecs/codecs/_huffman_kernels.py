@@ -328,8 +328,8 @@ def histogram_blocks16(values: np.ndarray, table: np.ndarray, blocks: np.ndarray
                        dirty: bool = False) -> bool:
     """Count uint16 ``values`` into ``table`` (2**16 int64, all zero before, or with ``dirty``
     holding anything) and mark the 64-bin block of each in ``blocks`` (1024 uint8, all zero
-    before); False, and ``blocks`` all zero, where the values use more than a quarter of the
-    blocks (the map is not made)."""
+    before); False, and ``blocks`` all zero, where the values are more than 2**16 or use more
+    than a quarter of the blocks (the map is not made)."""
     return bool(_native.huf_histogram_blocks16(values, table, blocks, int(dirty)))
 
 
