@@ -3,10 +3,12 @@
 Run: ``python bench/table_passes.py [--model PATH] [--repeat N]``. For each tensor of the
 default corpus of at least 4096 values (or of a safetensors file), dense, in bfloat16 and
 float16: how many of the table's 1024 blocks of 64 bins its patterns use, whether
-``histogram_blocks16`` maps them (at most a quarter), and each pass's best hot time over
-``--repeat`` calls: counting (zeroing the table, then a histogram; against counting with the
-map and clearing its blocks), the entropy, the mode, the field and plane histograms and the
-used bins (the dense pass against the same pass reading the marked blocks). Every answer by
+``histogram_blocks16`` marks them as it counts (at most 2**16 values in at most a quarter of
+the blocks; else it reads the map off the counts), and each pass's best hot time over
+``--repeat`` calls: counting (zeroing the table, then a histogram; against counting as a
+planner's block does and leaving the table as it does), the entropy, the mode, the field and
+plane histograms and the used bins (the dense pass against the same pass reading the blocks
+in use). Every answer by
 blocks is checked equal to the dense one. Hot times only: what the map also spares, a table
 read back from L3 after another codec's call, shows in ``bench/zipnn_cells.py``.
 """
@@ -34,8 +36,9 @@ def best_us(fn: Callable[[], object], repeat: int) -> float:
     return best * 1e6
 
 
-def passes(values: np.ndarray, repeat: int) -> dict[str, tuple[float, float]] | None:
-    """(dense, by blocks) best times of each pass over ``values``' table; None if unmapped."""
+def passes(values: np.ndarray, repeat: int) -> tuple[bool, dict[str, tuple[float, float]]]:
+    """Whether ``values``' blocks are marked as counted, and the (dense, by blocks) best times
+    of each pass over their table."""
     buf = np.zeros((1 << 16) + 128, np.int64)
     table, blocks = buf[: 1 << 16], buf[1 << 16 :].view(np.uint8)
     dense = np.zeros(1 << 16, np.int64)
@@ -44,16 +47,22 @@ def passes(values: np.ndarray, repeat: int) -> dict[str, tuple[float, float]] | 
         dense.fill(0)
         hk.histogram_into(values, dense)
 
-    def count_blocks() -> None:
-        hk.histogram_blocks16(values, table, blocks)
-        _native.huf_clear_blocks(table, blocks)
-
     count_dense()
-    if not hk.histogram_blocks16(values, table, blocks):
-        return None
+    marked = hk.histogram_blocks16(values, table, blocks)
+
+    def count_blocks() -> None:  # as a planner's block counts and leaves its table
+        hk.histogram_blocks16(values, table, blocks, not marked)
+        if marked:
+            _native.huf_clear_blocks(table, blocks)
+        else:
+            blocks.fill(0)
+
+    blocks.fill(0)
+    table.fill(0)
     times = {"count": (best_us(count_dense, repeat), best_us(count_blocks, repeat))}
+    table.fill(0)
     hk.histogram_blocks16(values, table, blocks)
-    with hk.TableBlocks(table, blocks):
+    with hk.TableBlocks(table, blocks, clear=marked):
         for name, fn in (("entropy", hk.entropy_bits), ("mode", hk.argmax_counts),
                          ("used bins", hk.used_bins),
                          ("fields", lambda c: hk.value_histograms16_counts(c, 1, 12))):
@@ -64,7 +73,7 @@ def passes(values: np.ndarray, repeat: int) -> dict[str, tuple[float, float]] | 
                 raise SystemExit(f"{name}: the pass by blocks differs from the dense one")
             times[name] = (best_us(lambda f=fn: f(dense), repeat),
                            best_us(lambda f=fn: f(table), repeat))
-    return times
+    return marked, times
 
 
 def main() -> None:
@@ -76,9 +85,9 @@ def main() -> None:
 
     sets = [load_model(args.model)] if args.model else builtin_sets("default")
     names = ("count", "entropy", "mode", "used bins", "fields")
-    print("| tensor | dtype | values | blocks used | " + " | ".join(
+    print("| tensor | dtype | values | blocks used | marked | " + " | ".join(
         f"{n} dense -> blocks (us)" for n in names) + " |")
-    print("|---|---|---:|---:|" + "---:|" * len(names))
+    print("|---|---|---:|---:|---|" + "---:|" * len(names))
     for tset in sets:
         for name, array in tset.tensors:
             if array.size < 4096:  # the planner counts from 4096 values on
@@ -87,11 +96,10 @@ def main() -> None:
                 values = np.ascontiguousarray(array, dtype=np.float32).astype(dt)
                 values = values.reshape(-1).view(np.uint16)
                 used = np.unique(values >> 6).size
-                times = passes(values, args.repeat)
-                cells = (" | ".join(f"{a:.1f} -> {b:.1f}" for a, b in times.values())
-                         if times else " | ".join(["not mapped"] * len(names)))
-                print(f"| {tset.name}/{name} | {label} | {values.size} | {used} | {cells} |",
-                      flush=True)
+                marked, times = passes(values, args.repeat)
+                cells = " | ".join(f"{a:.1f} -> {b:.1f}" for a, b in times.values())
+                print(f"| {tset.name}/{name} | {label} | {values.size} | {used} | "
+                      f"{'yes' if marked else 'no'} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -301,13 +301,13 @@ class TableBlocks:
     blocks, in the order of a scan of every bin (the same answers). A planner's table of a
     few thousand 16-bit values uses a few hundred of its 1024 blocks, and each pass over the
     512 KiB read it from L3 once something else had run. Whoever writes the table inside the
-    block writes only marked bins (:func:`histogram_blocks16` marks what it counts); on a
-    clean exit the marked blocks are zeroed, so the table is all zero again (``clear``)."""
+    block writes only marked bins. On a clean exit the map is zeroed and, with ``clear``, the
+    marked blocks too (the table is then all zero again)."""
 
-    __slots__ = ("blocks", "table")
+    __slots__ = ("blocks", "clear", "table")
 
-    def __init__(self, table: np.ndarray, blocks: np.ndarray) -> None:
-        self.table, self.blocks = table, blocks
+    def __init__(self, table: np.ndarray, blocks: np.ndarray, clear: bool = True) -> None:
+        self.table, self.blocks, self.clear = table, blocks, clear
 
     def __enter__(self) -> np.ndarray:
         _BLOCKS[id(self.table)] = self.blocks
@@ -316,7 +316,10 @@ class TableBlocks:
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         del _BLOCKS[id(self.table)]
         if exc_type is None:
-            _native.huf_clear_blocks(self.table, self.blocks)
+            if self.clear:
+                _native.huf_clear_blocks(self.table, self.blocks)
+            else:
+                self.blocks.fill(0)
 
 
 #: The blocks in use of the tables inside a :class:`TableBlocks` block, by the table's id (an
@@ -327,9 +330,10 @@ _BLOCKS: dict[int, np.ndarray] = {}
 def histogram_blocks16(values: np.ndarray, table: np.ndarray, blocks: np.ndarray,
                        dirty: bool = False) -> bool:
     """Count uint16 ``values`` into ``table`` (2**16 int64, all zero before, or with ``dirty``
-    holding anything) and mark the 64-bin block of each in ``blocks`` (1024 uint8, all zero
-    before); False, and ``blocks`` all zero, where the values are more than 2**16 or use more
-    than a quarter of the blocks (the map is not made)."""
+    holding anything) and map the 64-bin blocks they use in ``blocks`` (1024 uint8, all zero
+    before; 1 for a block holding a count). True: each block was marked as its values were
+    counted, no other touched. False (more than 2**16 values, or more than a quarter of the
+    blocks in use): the table was zeroed whole and counted, and the map read off it after."""
     return bool(_native.huf_histogram_blocks16(values, table, blocks, int(dirty)))
 
 

@@ -136,13 +136,14 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
     With a fresh 512 KiB table per encode, glibc trimmed the heap's top and faulted it in
     again on every encode of a 256x256 16-bit chunk (see docs/benchmarks.md, seventh pass).
     16-bit values' table comes with the map of its 64-bin blocks in use
-    (:class:`~._huffman_kernels.TableBlocks`) where they are at most 2**16 and touch at most
-    a quarter of them (weights of a few exponents in bfloat16, clustered values; marking costs
-    ~0.25 ns a value, the passes it spares ~30 us a table): such a table is left all zero
-    by each block, never zeroed whole, and the passes over it read only those blocks. A table
-    whose values touch more (float16 weights) is zeroed whole by the block that next counts
-    into it, as a stream of stores: bin by bin, counting into a table that another codec's
-    call had pushed out of cache missed at every bin."""
+    (:class:`~._huffman_kernels.TableBlocks`), and the passes over it read only those blocks.
+    Where the values are at most 2**16 and touch at most a quarter of the blocks (weights of a
+    few exponents in bfloat16, clustered values; marking costs ~0.25 ns a value, the passes it
+    spares ~30 us a table), each block is marked as it is counted: such a table is left all
+    zero by each block and never zeroed whole. Other tables (float16 weights) are zeroed whole
+    by the block that next counts into them, as a stream of stores (bin by bin, counting into
+    a table that another codec's call had pushed out of cache missed at every bin), and their
+    map is read off the counts."""
 
     __slots__ = ("_blocks", "_lend", "_values")
 
@@ -171,12 +172,10 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
                 # the table, its map, and whether the table may hold counts (its last item: a
                 # table not mapped is left as it is, and zeroed whole by its next user)
                 table, blocks = buf[: 1 << 16], buf[1 << 16 : -1].view(np.uint8)
-                mapped = hk.histogram_blocks16(flat.view(np.uint16), table, blocks,
+                marked = hk.histogram_blocks16(flat.view(np.uint16), table, blocks,
                                                bool(buf[-1]))
-                buf[-1] = not mapped
-                if not mapped:
-                    return table
-                self._blocks = hk.TableBlocks(table, blocks)
+                buf[-1] = not marked
+                self._blocks = hk.TableBlocks(table, blocks, clear=marked)
                 return self._blocks.__enter__()
             buf.fill(0)
             hk.histogram_into(flat, buf)

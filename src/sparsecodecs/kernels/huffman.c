@@ -2372,12 +2372,13 @@ static int blocks_args(sc_bufs *bufs, PyObject *c, PyObject *b, int writable_blo
     return 0;
 }
 
-/* histogram_blocks16(values u16, counts i64[2**16], blocks u8[1024], dirty) -> whether blocks
- * maps them: counts = the values' histogram (huf_histogram's kernels; counts all zero before,
- * or, dirty, anything, and blocks all zero either way), and blocks[v >> 6] = 1 for
- * every value v, unless there are more than BLK_MAX_VALUES values or more than BLK_LIMIT
- * blocks are in use by the end of a chunk of BLK_CHUNK values: then the map is cleared and
- * the rest counted without it (False). Past a
+/* histogram_blocks16(values u16, counts i64[2**16], blocks u8[1024], dirty) -> marked:
+ * counts = the values' histogram (huf_histogram's kernels; counts all zero before, or, dirty,
+ * anything, and blocks all zero either way) and blocks the map of the blocks it uses (1 where a
+ * block holds a count). Marked (1): each value's block marked as it is counted, so no block
+ * outside the map was touched. Not (0): more than BLK_MAX_VALUES values, or more than
+ * BLK_LIMIT blocks in use by the end of a chunk of BLK_CHUNK values; then the rest is counted
+ * without marks and the map read off the counts afterwards. Past a
  * quarter of the table, the passes the map spares cost less than the stores that mark it (a
  * float16 tensor's 36,864 values mark ~480 blocks: 27 -> 32 us counted, where the passes
  * then read about half the table) and the misses of counts into a table out of cache. */
@@ -2401,6 +2402,18 @@ static int64_t marked_blocks(const uint8_t *blocks) {
     return k;
 }
 
+/* blocks[k] = whether block k of counts holds a count other than 0: the map read off a table
+ * counted without one (one pass of ORs over a table just zeroed and counted, so in cache). */
+HUF_TWINS(map_blocks_k, (const int64_t *c, uint8_t *blocks), {
+    for (int64_t k = 0; k < BLK_COUNT; k++) {
+        const int64_t *g = c + (k << BLK_SHIFT);
+        int64_t any = 0;
+        for (int j = 0; j < 1 << BLK_SHIFT; j++) any |= g[j];
+        blocks[k] = any != 0;
+    }
+    return 0;
+})
+
 static int hist_blocks(const uint16_t *v, int64_t n, int64_t *counts, uint8_t *blocks,
                        int fast, int dirty) {
 #if SC_X86
@@ -2413,35 +2426,30 @@ static int hist_blocks(const uint16_t *v, int64_t n, int64_t *counts, uint8_t *b
      * missed bin by bin (float16 weights 4-8% slower an encode after another codec had run) */
     const int64_t head = n < BLK_CHUNK / 4 ? n : BLK_CHUNK / 4;
     for (int64_t i = 0; i < head; i++) blocks[v[i] >> BLK_SHIFT] = 1;
-    if (n > BLK_MAX_VALUES || marked_blocks(blocks) > BLK_LIMIT) {
-        memset(blocks, 0, BLK_COUNT);
-        if (!dirty) memset(counts, 0, sizeof(int64_t) << 16);
-#if SC_X86
-        if (fast && n >= HIST_BLOCK) histogram16_sparse(v, n, counts);
-        else
-#endif
-        HUF_RUN(fast, histogram_k, v, n, 65536, counts, 2);
-        return 0;
-    }
     int64_t i = 0;
-    for (; i < n; i += BLK_CHUNK) {
-        const int64_t m = n - i < BLK_CHUNK ? n - i : BLK_CHUNK;
+    if (n > BLK_MAX_VALUES || marked_blocks(blocks) > BLK_LIMIT) {
+        if (!dirty) memset(counts, 0, sizeof(int64_t) << 16);
+    } else {
+        for (; i < n; i += BLK_CHUNK) {
+            const int64_t m = n - i < BLK_CHUNK ? n - i : BLK_CHUNK;
 #if SC_X86
-        if (fast && m >= HIST_BLOCK) histogram16_sparse_blocks(v + i, m, counts, blocks);
+            if (fast && m >= HIST_BLOCK) histogram16_sparse_blocks(v + i, m, counts, blocks);
+            else
+#endif
+            HUF_RUN(fast, hist_blocks_k, v + i, m, counts, blocks);
+            if (marked_blocks(blocks) > BLK_LIMIT) break;
+        }
+        if (i >= n) return 1;
+        i += BLK_CHUNK;
+    }
+    if (i < n) {
+#if SC_X86
+        if (fast && n - i >= HIST_BLOCK) histogram16_sparse(v + i, n - i, counts);
         else
 #endif
-        HUF_RUN(fast, hist_blocks_k, v + i, m, counts, blocks);
-        if (marked_blocks(blocks) > BLK_LIMIT) break;
+        HUF_RUN(fast, histogram_k, v + i, n - i, 65536, counts, 2);
     }
-    if (i >= n) return 1;
-    memset(blocks, 0, BLK_COUNT);
-    i += BLK_CHUNK;
-    if (i >= n) return 0;
-#if SC_X86
-    if (fast && n - i >= HIST_BLOCK) histogram16_sparse(v + i, n - i, counts);
-    else
-#endif
-    HUF_RUN(fast, histogram_k, v + i, n - i, 65536, counts, 2);
+    HUF_RUN(fast, map_blocks_k, counts, blocks);
     return 0;
 }
 
@@ -2457,11 +2465,11 @@ static PyObject *huf_histogram_blocks16(PyObject *self, PyObject *const *args, P
         blocks_args(&bufs, args[1], args[2], 1, fn, &counts, &blocks) < 0)
         goto done;
     const int fast = huf_fast();
-    int mapped;
+    int marked;
     Py_BEGIN_ALLOW_THREADS
-    mapped = hist_blocks(vals.p, vals.n, counts.p, blocks.p, fast, dirty != 0);
+    marked = hist_blocks(vals.p, vals.n, counts.p, blocks.p, fast, dirty != 0);
     Py_END_ALLOW_THREADS
-    res = PyBool_FromLong(mapped);
+    res = PyBool_FromLong(marked);
 done:
     sc_release(&bufs);
     return res;
