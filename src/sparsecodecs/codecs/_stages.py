@@ -170,7 +170,8 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
             flat = np.ascontiguousarray(self._values).reshape(-1)
             if buf.size > 1 << 16:
                 # the table, its map, and whether the table may hold counts (its last item: a
-                # table not mapped is left as it is, and zeroed whole by its next user)
+                # table not marked as counted is left as it is, and zeroed whole by its next
+                # user)
                 table, blocks = buf[: 1 << 16], buf[1 << 16 : -1].view(np.uint8)
                 marked = hk.histogram_blocks16(flat.view(np.uint16), table, blocks,
                                                bool(buf[-1]))
