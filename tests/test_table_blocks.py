@@ -1,6 +1,7 @@
 """Tables of 2**16 pattern counts read by their blocks in use (``TableBlocks``): every pass
 that skips the blocks no value touched answers exactly what the pass over every bin answers,
-and the tables a planner borrows are all zero again after every block."""
+and the tables a planner borrows are all zero again after every block, or flagged for their
+next user to zero."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _values(seed: int) -> list[np.ndarray]:
     edges = np.array([0, 63, 64, 127, 0xFFC0, 0xFFFF, 0x8000, 0x7FFF] * 3, np.uint16)
     heavy = np.concatenate([np.full(5000, 0x3F80, np.uint16), rng.integers(0, 1 << 16, 600)
                             .astype(np.uint16)])
-    return [weights, signed, pruned, edges, heavy,
+    peaked = np.concatenate([np.full(5000, 0x3F80, np.uint16), weights])  # marked, too
+    return [weights, signed, pruned, edges, heavy, peaked,
             rng.integers(0, 1 << 16, 70000).astype(np.uint16), np.zeros(0, np.uint16),
             np.zeros(700, np.uint16)]
 
