@@ -24,7 +24,6 @@ import numpy as np
 
 from sparsecodecs.bench.corpus import builtin_sets, load_model
 from sparsecodecs.codecs import _huffman_kernels as hk
-from sparsecodecs.kernels import _native
 
 
 def best_us(fn: Callable[[], object], repeat: int) -> float:
@@ -51,11 +50,9 @@ def passes(values: np.ndarray, repeat: int) -> tuple[bool, dict[str, tuple[float
     marked = hk.histogram_blocks16(values, table, blocks)
 
     def count_blocks() -> None:  # as a planner's block counts and leaves its table
-        hk.histogram_blocks16(values, table, blocks, not marked)
-        if marked:
-            _native.huf_clear_blocks(table, blocks)
-        else:
-            blocks.fill(0)
+        with hk.TableBlocks(table, blocks, clear=hk.histogram_blocks16(values, table, blocks,
+                                                                       not marked)):
+            pass
 
     blocks.fill(0)
     table.fill(0)
@@ -67,8 +64,8 @@ def passes(values: np.ndarray, repeat: int) -> tuple[bool, dict[str, tuple[float
                          ("used bins", hk.used_bins),
                          ("fields", lambda c: hk.value_histograms16_counts(c, 1, 12))):
             a, b = fn(dense), fn(table)
-            same = all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)) if isinstance(
-                a, tuple) and isinstance(a[0], np.ndarray) else np.array_equal(a, b)
+            same = (all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+                    if isinstance(a, tuple) else np.array_equal(a, b))
             if not same:
                 raise SystemExit(f"{name}: the pass by blocks differs from the dense one")
             times[name] = (best_us(lambda f=fn: f(dense), repeat),
