@@ -403,6 +403,49 @@ def test_header_deflate_is_a_fresh_primed_compressor_every_time():
         assert list(pool.map(pack_header, heads * 5)) == [fresh(h) for h in heads] * 5
 
 
+def test_header_deflate_small_window_writes_the_full_windows_bytes():
+    """Headers up to _SMALL_WINDOW_HEAD bytes are deflated with a 2**14-byte window: the same
+    bytes as the 2**15 one for headers that match back into every part of the dictionary,
+    at the longest such header and past it (fails with the bound 64 bytes longer or more,
+    e.g. without DEFLATE's look-ahead: a match then reaches past the small window's
+    farthest distance; a few bytes past it, no match fits before the input ends)."""
+    import random
+
+    from sparsecodecs.registry.frame import _SMALL_WINDOW_HEAD, header_dictionary, pack_header
+
+    dictionary = header_dictionary()
+
+    def full(head: bytes) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15, 1, zlib.Z_DEFAULT_STRATEGY,
+                             zdict=dictionary)
+        return c.compress(head) + c.flush()
+
+    rng = random.Random(5)
+
+    def head_of(length: int) -> bytes:
+        # random bytes and runs copied from the dictionary (its first bytes most of all, the
+        # farthest a match can reach back), cut to length
+        parts: list[bytes] = []
+        while sum(map(len, parts)) < length:
+            if rng.random() < 0.3:
+                parts.append(rng.randbytes(rng.randint(1, 40)))
+            else:
+                at = 0 if rng.random() < 0.3 else rng.randrange(len(dictionary) - 64)
+                parts.append(dictionary[at:at + rng.randint(3, 64)])
+        return b"".join(parts)[:length]
+
+    lengths = [1, 2, 100, 1000, 4000, *range(_SMALL_WINDOW_HEAD - 40, _SMALL_WINDOW_HEAD + 41),
+               20_000]
+    heads = [head_of(n) for n in lengths for _ in range(3)]
+    # the worst cases: a run of the dictionary's first bytes (the farthest back) starting
+    # around where the 2**14 window's farthest match distance ends (its own sum, not the
+    # module's constant)
+    reach = (1 << 14) - 262 - len(dictionary)
+    heads += [rng.randbytes(at) + dictionary[:k] for at in range(reach - 8, reach + 9)
+              for k in (4, 64)]
+    assert [pack_header(h) for h in heads] == [full(h) for h in heads]
+
+
 def test_frame_nbytes_is_the_length_of_the_frame_written():
     from sparsecodecs.registry import frame_nbytes
     from sparsecodecs.registry.frame import write_frame
