@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import xxhash
 
 from .dtypes import bits_dtype, dtype_from_name, dtype_name, is_nibble, pack_nibbles, unpack_nibbles
@@ -232,6 +233,62 @@ def _json_default(obj: object) -> object:
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
+#: The types whose JSON orjson writes as ``json`` does (a str's but for DEL and non-ASCII).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(obj: Any) -> bool:
+    """Whether ``obj`` (a dict or list) holds only :data:`_PLAIN` values, in dicts and lists
+    at any depth."""
+    for v in obj.values() if type(obj) is dict else obj:
+        t = type(v)
+        if t not in _PLAIN and not ((t is dict or t is list) and _plain(v)):
+            return False
+    return True
+
+
+def header_json(header: dict[str, Any]) -> bytes:
+    """A header's JSON bytes, exactly as :data:`_HEADER_JSON` writes them (compact, ASCII,
+    Python's float repr). orjson writes them, 15x faster (0.3 against 4.2 us a small frame's),
+    where the two write the same bytes: a config and meta of strings, integers, booleans and
+    None in dicts and lists (no float: orjson spells ``1e-05`` and NaN otherwise; no numpy
+    integer, nothing ``_json_default`` is asked about) and ASCII out but DEL (orjson escapes
+    neither, json both). Anything else, or anything orjson refuses (a key that is not a
+    string, an integer past 64 bits), goes to :data:`_HEADER_JSON`, which writes it or
+    raises its own error."""
+    config, meta = header.get("config"), header.get("meta")
+    if type(config) is dict and type(meta) is dict and _plain(config) and _plain(meta):
+        try:
+            out: bytes = orjson.dumps(header, default=_json_default)
+        except TypeError:  # orjson.JSONEncodeError is one
+            pass
+        else:
+            if out.isascii() and b"\x7f" not in out:  # json escapes DEL, orjson does not
+                return out
+    return _HEADER_JSON.encode(header).encode()
+
+
+def parse_json(head: bytes) -> Any:
+    """``json.loads`` of the header's UTF-8 JSON bytes: by orjson (3x faster on a small
+    frame's header), or where orjson refuses them (it is stricter: no NaN, nesting within
+    1024) or may read them otherwise (a run of 19 digits or more: orjson reads an integer
+    past 64 bits as a float), by ``json``, which accepts them or raises its error
+    (UnicodeDecodeError, ValueError, RecursionError), as it did alone. The two read any JSON
+    both accept as the same values (tests/test_header_json.py holds them to it)."""
+    if _LONG_DIGITS not in head.translate(_DIGITS):  # orjson reads past 64 bits as a float
+        try:
+            return orjson.loads(head)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(head.decode("utf-8"))
+
+
+#: Every digit as b"0", every other byte as b" ": a run of :data:`_LONG_DIGITS` in a header's
+#: translation is a number of 19 digits or more (2**63 has 19), which ``json`` reads.
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
 @lru_cache(maxsize=1)
 def header_dictionary() -> bytes:
     """The preset DEFLATE dictionary of version 2 and 3 headers (checked against its hash)."""
@@ -308,7 +365,7 @@ def _packed_header(
         "sections": [[s.name, s.role, s.nbytes] for s in sections],
         "meta": dict(meta or {}),
     }
-    return pack_header(_HEADER_JSON.encode(header).encode())
+    return pack_header(header_json(header))
 
 
 def frame_nbytes(
@@ -350,7 +407,7 @@ def _field(header: Mapping[str, Any], key: str, kind: type | tuple[type, ...], w
 def _parse_header(raw: memoryview, version: int) -> dict[str, Any]:
     head = unpack_header(raw, version)
     try:
-        header = json.loads(head.decode("utf-8"))
+        header = parse_json(head)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FrameHeaderError(f"header is not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(header, dict):
