@@ -484,15 +484,9 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     end = n - _CHECKSUM.size
     seen: set[str] = set()
     for i, entry in enumerate(table):
-        if (
-            not isinstance(entry, list)
-            or len(entry) != 3
-            or not isinstance(entry[0], str)
-            or entry[1] not in ROLES
-            or not isinstance(entry[2], int)
-            or isinstance(entry[2], bool)
-            or entry[2] < 0
-        ):
+        # JSON gives exact types: ``type(x) is int`` is an int and not a bool
+        if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str or (
+                entry[1] not in ROLES or type(entry[2]) is not int or entry[2] < 0):
             raise FrameHeaderError(
                 f"section table entry {i} must be [name, role in {ROLES}, nbytes >= 0], "
                 f"got {entry!r:.200}"
