@@ -229,9 +229,9 @@ def resolve_fill(spec: FillSpec, bits: np.ndarray, dtype: np.dtype[Any]) -> np.n
 
 def compact_fill(fill: np.ndarray) -> np.ndarray | None:
     """None for an all-zero fill, one item if every row agrees, else ``fill`` as is."""
-    if not fill.any():
+    if not np.count_nonzero(fill):  # (count_nonzero: cheaper than .any() on a few items)
         return None
-    if fill.size > 1 and (fill == fill[0]).all():
+    if fill.size > 1 and not np.count_nonzero(fill != fill[0]):
         return fill[:1].copy()
     return fill
 

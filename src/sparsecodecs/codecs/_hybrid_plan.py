@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..registry.dtypes import bits_dtype
 from . import _huffman as huff
 from . import _huffman_kernels as hk
 from ._distinct import SortedSample
@@ -144,7 +145,7 @@ def _row_modes_worth_counting(
         return None
     step = max(1, x.shape[1] // 64)
     sampled = row_modes(x, step)
-    if not sampled.any():
+    if not np.count_nonzero(sampled):
         return None
     matches = count_fill(np.ascontiguousarray(x).reshape(-1), sampled, x.shape[1])
     if (matches - zeros - x.shape[0]) * 64 * x.dtype.itemsize <= x.size:
@@ -321,7 +322,7 @@ def _unrotated(dtype: np.dtype[Any]) -> np.dtype[Any] | None:
     ``rotate=0``: its unsigned integer of the same width, never rotated (the same bit
     patterns, the sign bit left on top). None for other dtypes (``rotate=0`` is theirs)."""
     if rotation(dtype) and dtype.itemsize in (2, 4):
-        return np.dtype(f"u{dtype.itemsize}")
+        return bits_dtype(dtype)
     return None
 
 
@@ -330,8 +331,8 @@ def _sign_constant(values: np.ndarray, planes: np.ndarray | None) -> bool:
     byte-plane histograms of the values rotated left by one bit, when counted (``planes``: the
     sign is bit 0 of the last plane), else from the values' OR and AND."""
     if planes is not None:
-        last = planes[-1]
-        return not last[0::2].any() or not last[1::2].any()
+        last = planes[-1]  # count_nonzero: a third of .any()'s time on 128 counts
+        return not np.count_nonzero(last[0::2]) or not np.count_nonzero(last[1::2])
     if not values.size:
         return True
     top = np.uint64(8 * values.itemsize - 1)
@@ -352,7 +353,9 @@ def _top_plane_idle(planes: np.ndarray | None, count: int) -> bool:
     spends a bit a symbol there however little the plane holds; split unrotated, the sign bit
     joins that plane and rides in that bit, which can beat the rotated split even for values
     of both signs (planned, then kept only where smaller)."""
-    return planes is not None and count > 0 and int(planes[0].max()) >= IDLE_TOP_PLANE * count
+    # (a comparison and count_nonzero: cheaper than numpy's max of 256 counts)
+    return planes is not None and count > 0 and bool(
+        np.count_nonzero(planes[0] >= IDLE_TOP_PLANE * count))
 
 
 def _padding(plan: Any, count: int) -> int:
