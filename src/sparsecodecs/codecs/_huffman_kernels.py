@@ -423,6 +423,28 @@ def value_histograms16_counts(counts: np.ndarray, rotate: int,
     return planes, fine
 
 
+def plan16(counts: np.ndarray, rotate: int, top: int, limit: int, count: int, idle: float,
+           entropy: bool) -> tuple[np.ndarray, np.ndarray, list[int], bool, bool, float, int]:
+    """What a planner asks of ``count`` 16-bit values' histogram ``counts`` (2**16 int64), in
+    one compiled call: ``(planes, fine, sizes, sign, idle, bits, used)``.
+
+    ``planes, fine``: :func:`value_histograms16_counts` (values rotated left by ``rotate``,
+    ``top``-bit fields); ``sizes``: :func:`huffman_sizes` of the two planes, then of the top
+    fields of ``top`` .. 9 bits with their raw low bits as ``extra`` (the bytes of ``count``
+    fields of ``16 - t`` bits in 64-bit words); ``sign``: every value has the same bit 0 of the
+    low plane (a float's sign, rotated); ``idle``: one top byte holds at least ``idle *
+    count`` values; ``bits, used``: with ``entropy``, :func:`entropy_bits` of ``counts``, else
+    -1.0 and -1. A table inside a :class:`TableBlocks` block is read by its blocks in use,
+    as those functions read it."""
+    planes = np.empty((2, 256), np.int64)
+    fine = np.empty(1 << top, np.int64)
+    sizes = np.empty(2 + top - 8, np.int64)
+    sign, busy, bits, used = _native.huf_plan16(
+        counts, _BLOCKS.get(id(counts)), rotate, top, limit, count, idle, planes, fine, sizes,
+        int(entropy))
+    return planes, fine, sizes.tolist(), bool(sign), bool(busy), float(bits), int(used)
+
+
 # -- byte planes and fields --------------------------------------------------------------------
 
 

@@ -263,10 +263,12 @@ def plan_planes(
     *,
     entropy: bool = True,
     counts: np.ndarray | None = None,
+    sizes: list[int] | None = None,
 ) -> PlanesPlan:
     """Decide which byte planes of ``values`` to Huffman-code (from histograms alone).
 
-    ``counts``: the planes' histograms when already known (:func:`value_histograms`).
+    ``counts``: the planes' histograms when already known (:func:`value_histograms`);
+    ``sizes``: with them, their coded sizes (:func:`~._huffman.coded_sizes`), when known.
     """
     raw = values.size
     if is_nibble(dtype):  # one plane: the packed nibble pairs
@@ -281,7 +283,8 @@ def plan_planes(
         counts = hk.plane_histograms(np.ascontiguousarray(values), rotation(dtype), _mask(dtype),
                                      dtype.itemsize)
     coded, total = [], 0
-    sizes = huff.coded_sizes(counts, max_length) if entropy else [raw + 1] * len(counts)
+    if sizes is None:
+        sizes = huff.coded_sizes(counts, max_length) if entropy else [raw + 1] * len(counts)
     for size in sizes:
         coded.append(size < raw)
         total += min(size, raw)
@@ -349,7 +352,8 @@ MAX_TOP_BITS = 12
 
 
 def plan_fields(
-    values: np.ndarray, dtype: np.dtype[Any], max_length: int, fine: np.ndarray | None = None
+    values: np.ndarray, dtype: np.dtype[Any], max_length: int, fine: np.ndarray | None = None,
+    coded: list[int] | None = None,
 ) -> FieldsPlan | None:
     """The best split of each value into a coded top field (9..12 bits) and raw low bits.
 
@@ -357,7 +361,8 @@ def plan_fields(
     independent (within a binade, a bell-shaped distribution favours small mantissas). Only
     for 16- and 32-bit values; None when no split is possible (another width, or more distinct
     top fields than codes of ``max_length`` bits). ``fine``: the histogram of the top 12 bits
-    when already known (:func:`value_histograms`).
+    when already known (:func:`value_histograms`); ``coded``: with it, the coded sizes of its
+    top fields as the call below sizes them, when known (:func:`~._huffman_kernels.plan16`).
     """
     width = 8 * dtype.itemsize
     if dtype.itemsize not in (2, 4):
@@ -371,8 +376,9 @@ def plan_fields(
     # UNCODABLE (192x48x1x1 bfloat16: 375-382 -> 353-360 us an encode; float32's widths are
     # seldom told apart by their floors, which cost more than they spared: 230 -> 240 us)
     lows = [8 * _low_words(values.size, width - top) for top in range(tmax, 8, -1)]
-    coded = huff.coded_sizes(fine.reshape(1, -1), max_length, levels=tmax - 8,
-                             extra=lows if width == 16 else None)
+    if coded is None:
+        coded = huff.coded_sizes(fine.reshape(1, -1), max_length, levels=tmax - 8,
+                                 extra=lows if width == 16 else None)
     best: tuple[int, int] | None = None  # (bytes, top)
     for top, size, low in zip(range(tmax, 8, -1), coded, lows, strict=True):
         if size >= huff.UNCODABLE:  # more top fields than codes of max_length, or cannot win
@@ -671,13 +677,15 @@ def _index_bits(k: int) -> int:
     return max(1, math.ceil(math.log2(k))) if k > 1 else 0
 
 
-def centroid_floor(counts: np.ndarray, itemsize: int) -> int:
+def centroid_floor(counts: np.ndarray, itemsize: int,
+                   entropy: tuple[float, int] | None = None) -> int:
     """A lower bound on :func:`plan_centroids`'s bytes for values of ``itemsize`` bytes whose
     distinct values occur ``counts`` times (zeros, values that do not occur, are skipped): the
     codebook plus the indices at their order-0 entropy, which neither a prefix code nor packed
     indices beat. A planner skips listing the distinct values and the exact plan (a code over
-    up to 2**16 symbols) when this already loses."""
-    bits, used = hk.entropy_bits(counts)
+    up to 2**16 symbols) when this already loses. ``entropy``: ``counts``'
+    :func:`~._huffman_kernels.entropy_bits`, when known."""
+    bits, used = hk.entropy_bits(counts) if entropy is None else entropy
     return used * itemsize + _entropy_bytes(bits)
 
 

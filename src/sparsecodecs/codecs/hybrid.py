@@ -42,6 +42,7 @@ from ._fill import (
     row_modes,
 )
 from ._hybrid_plan import (
+    IDLE_TOP_PLANE,
     PAIRED_COLS,
     ROTATE_HEADER,
     _kept_runs,
@@ -84,6 +85,7 @@ from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
     COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
+    MAX_TOP_BITS,
     centroid_floor,
     decode_centroids,
     decode_fields,
@@ -448,14 +450,16 @@ class Hybrid(Codec):
     def _fields_and_planes(
         self, values: np.ndarray, vdt: np.dtype[Any], suffix: str,
         plane_counts: np.ndarray | None, fine: np.ndarray | None,
-        stages: list[tuple[str, int, Any]],
+        stages: list[tuple[str, int, Any]], sizes: list[int] | None = None,
     ) -> Any:
         """The ``fields`` and ``planes`` stages of ``values`` split as ``vdt`` (their dtype, or
         with ``suffix`` ":0" the unrotated one), appended to ``stages`` as ``fields<suffix>``
-        and ``planes<suffix>``; returns the fields plan (None if there is none)."""
+        and ``planes<suffix>``; returns the fields plan (None if there is none). ``sizes``:
+        the planes' coded sizes, then the top fields', when known (:func:`hk.plan16`)."""
         fplan = None
         if self.values in ("auto", "fields") and self._coded():
-            fplan = plan_fields(values, vdt, self.max_code_length, fine)
+            fplan = plan_fields(values, vdt, self.max_code_length, fine,
+                                None if sizes is None else sizes[2:])
             if fplan is None and self.values == "fields":
                 if vdt.itemsize not in (2, 4):
                     raise CodecConfigError(
@@ -471,7 +475,7 @@ class Hybrid(Codec):
                 stages.append(("fields" + suffix, fplan.nbytes, fplan))
         if self.values in ("auto", "planes"):
             plan = plan_planes(values, vdt, self.max_code_length, entropy=self._coded(),
-                               counts=plane_counts)
+                               counts=plane_counts, sizes=None if sizes is None else sizes[:2])
             stages.append(("planes" + suffix, plan.nbytes, plan))
         return fplan
 
@@ -490,19 +494,31 @@ class Hybrid(Codec):
         # same sign or the rotated top plane is idle; with rotate 0, unrotated only
         rotations = [("", dtype)] if self.rotate != 0 or unrotated is None else [(":0", unrotated)]
         at = 0
+        entropy: tuple[float, int] | None = None  # counts' entropy_bits, once asked with them
         while at < len(rotations):
             suffix, vdt = rotations[at]
             at += 1
-            plane_counts = fine = None
-            if auto and self._coded() and vdt.itemsize in (2, 4):
+            plane_counts = fine = sizes = None
+            sign = idle = False  # (asked of plan16 only: else of the histograms, below)
+            if auto and self._coded() and vdt.itemsize == 2 and counts is not None:
+                # 16-bit values counted: both histograms, every plan's sizes, the rotation's
+                # two questions and the centroids' floor, in one compiled call (six, and the
+                # Python between them)
+                plane_counts, fine, sizes, sign, idle, bits, used = hk.plan16(
+                    counts, rotation(vdt), MAX_TOP_BITS, self.max_code_length, values.size,
+                    IDLE_TOP_PLANE, entropy is None)
+                entropy = (bits, used) if entropy is None else entropy
+            elif auto and self._coded() and vdt.itemsize in (2, 4):
                 # both plans' histograms, in one pass (or off the distinct values, when known)
                 plane_counts, fine = value_histograms(values, vdt, counts, runs)
             if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
                     and self.values != "centroid" and (
-                        _sign_constant(values, plane_counts)
-                        or _top_plane_idle(plane_counts, values.size))):
+                        (_sign_constant(values, plane_counts) if sizes is None else sign)
+                        or (_top_plane_idle(plane_counts, values.size) if sizes is None
+                            else idle))):
                 rotations.append((":0", unrotated))
-            plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages)
+            plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages,
+                                           sizes)
             fplan = plan if fplan is None else fplan
         if self.values in ("auto", "centroid"):
             # Under values="auto", centroids whose entropy bound cannot beat a stage planned
@@ -511,7 +527,7 @@ class Hybrid(Codec):
             # distinct.
             best = min((st[1] for st in stages), default=None) if auto else None
             if best is not None and counts is not None and centroid_floor(
-                    counts, values.itemsize) >= best:
+                    counts, values.itemsize, entropy) >= best:
                 return stages
             low_zeros = 0  # every value ends in as many zero bits as the least shift
             if fplan is not None and fplan.low_shifts is not None:

@@ -1001,12 +1001,11 @@ static int64_t coded_bytes(const int64_t r[5]) {
  * win. The exact costs of 768 used 12-bit top fields took 24 us for the four widths; their
  * floors, the codebook (known from the used bins' span) and the entropy (a look-up a used
  * bin), ~1 us each. */
-static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t limit,
-                            const int64_t *extra, int64_t *out, int64_t *sizes) {
+static int level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t limit,
+                       const int64_t *extra, int64_t *out, int64_t *sizes) {
     huf_bins bins[16];
     int64_t *mem = NULL, floor_[16];
     int rc;
-    Py_BEGIN_ALLOW_THREADS
     rc = sparse_levels(c, n, levels, bins, &mem);
     int order[16];
     for (int64_t lv = 0; rc == 0 && lv < levels; lv++) {
@@ -1043,8 +1042,17 @@ static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t
         if (best < 0 || total < best_total || (total == best_total && lv < best))
             best = lv, best_total = total;
     }
-    Py_END_ALLOW_THREADS
     free(mem);
+    return rc;
+}
+
+/* level_sizes without the GIL. */
+static int best_level_sizes(const int64_t *c, int64_t n, int64_t levels, int64_t limit,
+                            const int64_t *extra, int64_t *out, int64_t *sizes) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = level_sizes(c, n, levels, limit, extra, out, sizes);
+    Py_END_ALLOW_THREADS
     return rc;
 }
 
@@ -3054,6 +3062,96 @@ done:
     return res;
 }
 
+/* plan16(counts i64[2**16], blocks u8[1024] or None, rotate, top, limit, count, idle,
+ *        planes (w, 2 x 256), fine (w, 1 << top), sizes (w, 2 + top - 8), entropy)
+ *   -> (sign_constant, top_idle, entropy bits, used):
+ * what a planner of `count` 16-bit values asks of their histogram `counts` (with `blocks`, the
+ * map of its blocks in use: see "tables of 2**16 counts"), in one call where it took six and
+ * the Python between them: the byte planes' and the `top`-bit fields' histograms of the values
+ * rotated left by `rotate` (value_histograms16_counts: planes and fine are zeroed here); the
+ * coded bytes of each plane (huffman_sizes of the planes) into sizes[0..2); of the top fields
+ * of top, top - 1, .. 9 bits, each with its raw low bits (`extra`: 8 bytes a 64-bit word of
+ * `count` fields of 16 - t bits) as level_sizes costs them, into sizes[2..); whether the sign
+ * (bit 0 of the low plane, rotated) is the same in every value (all its counts at even bins,
+ * or all at odd ones); whether one top byte holds at least idle * count of them; and, with
+ * `entropy`, the values' order-0 entropy and the patterns in use (entropy_bits, read by the
+ * blocks when given), else -1.0 and -1. The same numbers as those calls, by the same code. */
+static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "plan16";
+    if (sc_nargs(nargs, 11, fn) < 0) return NULL;
+    int64_t rot, top, limit, count, want_ent;
+    if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0 || sc_i64(args[4], &limit) < 0 ||
+        sc_i64(args[5], &count) < 0 || sc_i64(args[10], &want_ent) < 0)
+        return NULL;
+    const double idle = PyFloat_AsDouble(args[6]);
+    if (idle == -1.0 && PyErr_Occurred()) return NULL;
+    if (rot < 0 || rot > 15 || top < 9 || top > 16 || limit < 1 || limit > 32 || count < 0 ||
+        count > ((int64_t)1 << 56))
+        return bad_arg(fn, "need rotate 0..15, top 9..16, limit 1..32, 0 <= count < 2**56");
+    const int64_t levels = top - 8;
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks = {0}, planes, fine, sizes;
+    PyObject *res = NULL;
+    if (args[1] == Py_None) {
+        if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
+        if (counts.n != 65536 || !aligned8(&counts)) {
+            bad_arg(fn, "need 2**16 aligned counts");
+            goto done;
+        }
+    } else if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0) {
+        goto done;
+    }
+    if (sc_get(&bufs, args[7], 1, 8, "planes", &planes) < 0 ||
+        sc_get(&bufs, args[8], 1, 8, "fine", &fine) < 0 ||
+        sc_get(&bufs, args[9], 1, 8, "sizes", &sizes) < 0)
+        goto done;
+    if (planes.n != 512 || fine.n != ((int64_t)1 << top) || sizes.n != 2 + levels ||
+        !aligned8(&planes) || !aligned8(&fine) || !aligned8(&sizes)) {
+        bad_arg(fn, "need planes of 2 x 256, fine of 2**top and sizes of 2 + top - 8, aligned");
+        goto done;
+    }
+    const int fast = huf_fast();
+    if (want_ent) ent_ready();
+    int64_t *pl = planes.p, *fi = fine.p, *sz = sizes.p;
+    const int64_t *c = counts.p;
+    const uint8_t *bl = blocks.p;
+    int rc = 0, sign = 0, busy = 0;
+    ent_sums e = {{0.0, 0.0, 0.0, 0.0}, -1, 0, 0};
+    Py_BEGIN_ALLOW_THREADS
+    memset(pl, 0, 512 * sizeof(int64_t));
+    memset(fi, 0, ((size_t)1 << top) * sizeof(int64_t));
+    HUF_RUN(fast, value_hist16_counts_k, c, (unsigned)rot, (unsigned)top, pl, fi, bl);
+    int64_t even = 0, odd = 0;
+    for (int i = 256; i < 512; i += 2) even |= pl[i], odd |= pl[i + 1];
+    sign = !even || !odd;
+    for (int i = 0; count > 0 && i < 256; i++) busy |= (double)pl[i] >= idle * (double)count;
+    for (int row = 0; rc == 0 && row < 2; row++) {
+        int64_t r[5];
+        rc = huffman_cost_impl(pl + 256 * row, 256, limit, r);
+        if (rc == 0) sz[row] = coded_bytes(r);
+    }
+    int64_t extra[16], out[16 * 5];
+    for (int64_t lv = 0; lv < levels; lv++)
+        extra[lv] = 8 * ((count * (16 - (top - lv)) + 63) / 64);
+    if (rc == 0) rc = level_sizes(fi, (int64_t)1 << top, levels, limit, extra, out, sz + 2);
+    if (rc == 0 && want_ent) {
+        if (bl) ent_scan_blocks(c, bl, &e);
+#if SC_X86
+        else if (fast) ent_scan_avx2(c, 65536, &e);
+#endif
+        else ent_scan_plain(c, 65536, &e);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc == -2) PyErr_NoMemory();
+    else if (rc < 0 || e.bad < 0) bad_arg(fn, "counts must not be negative");
+    else
+        res = Py_BuildValue("(iidL)", sign, busy, want_ent ? ent_bits(&e) : -1.0,
+                            (long long)e.used);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
 /* ---- byte planes ---------------------------------------------------------------------- */
 
 /* split_planes(values, rotate, planes (w, nplanes rows of `stride` bytes), nplanes, stride):
@@ -3804,6 +3902,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_argmax_blocks),
     HUF_FN(huf_used_bins),
     HUF_FN(huf_value_histograms16_blocks),
+    HUF_FN(huf_plan16),
     HUF_FN(huf_top_histogram),
     HUF_FN(huf_value_histograms),
     HUF_FN(huf_value_histograms16),

@@ -1,0 +1,122 @@
+"""``plan16``: one compiled call for what a planner of 16-bit values asks of their counts (the
+plane and field histograms, every plan's coded sizes, the rotation's two questions, the
+entropy), answering exactly what the separate calls answer, at every SIMD level, with the
+table read whole or by its blocks in use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsecodecs import kernels
+from sparsecodecs.codecs import _huffman as huff
+from sparsecodecs.codecs import _huffman_kernels as hk
+from sparsecodecs.codecs._hybrid_plan import IDLE_TOP_PLANE, _sign_constant, _top_plane_idle
+from sparsecodecs.codecs._stages import MAX_TOP_BITS, _low_words
+from sparsecodecs.kernels import _native
+
+
+def simd_levels() -> list[str]:
+    names = list(kernels.LEVELS)
+    return names[: names.index(kernels.cpu_simd()) + 1]
+
+
+def _patterns(seed: int) -> list[np.ndarray]:
+    """Weights of one sign and of both (float16 and bfloat16 exponents), with half of them
+    zeros, subnormal-like values whose top byte idles, a few values, one pattern, every
+    pattern, many distinct (more top fields than short codes), and none."""
+    rng = np.random.default_rng(seed)
+    half = rng.integers(0x3000, 0x3C00, 4000).astype(np.uint16)
+    bf = rng.integers(0x3C00, 0x3E80, 3000).astype(np.uint16)
+    both = np.concatenate([half, half[:1500] | 0x8000])
+    pruned = both.copy()
+    pruned[::2] = 0
+    idle = rng.integers(0, 0x80, 5000).astype(np.uint16)
+    idle[:200] |= 0x8000
+    return [half, bf, both, pruned, idle, half[:7], np.full(300, 0x3C00, np.uint16),
+            rng.integers(0, 1 << 16, 20000).astype(np.uint16),
+            np.arange(1 << 16, dtype=np.uint16), np.zeros(0, np.uint16)]
+
+
+def _separate(counts: np.ndarray, rotate: int, top: int, limit: int, count: int) -> tuple:
+    """The answers of the calls plan16 stands for, as the planner made them."""
+    planes, fine = hk.value_histograms16_counts(counts, rotate, top)
+    lows = [8 * _low_words(count, 16 - t) for t in range(top, 8, -1)]
+    return (planes, fine, huff.coded_sizes(planes, limit) + huff.coded_sizes(
+        fine.reshape(1, -1), limit, levels=top - 8, extra=lows),
+        _sign_constant(np.zeros(0, np.uint16), planes), _top_plane_idle(planes, count),
+        hk.entropy_bits(counts))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plan16_answers_as_the_separate_calls(seed: int) -> None:
+    for values in _patterns(seed):
+        counts = np.bincount(values, minlength=1 << 16).astype(np.int64)
+        buf = np.zeros((1 << 16) + 128, np.int64)
+        table, blocks = buf[: 1 << 16], buf[1 << 16:].view(np.uint8)
+        for level in simd_levels():
+            with kernels.use_simd(level):
+                for rotate in (1, 0):
+                    for top, limit in ((MAX_TOP_BITS, 15), (MAX_TOP_BITS, 9), (9, 15), (16, 15)):
+                        want = _separate(counts, rotate, top, limit, values.size)
+                        got = hk.plan16(counts, rotate, top, limit, values.size,
+                                        IDLE_TOP_PLANE, True)
+                        _same(got, want)
+                        assert hk.plan16(counts, rotate, top, limit, values.size,
+                                         IDLE_TOP_PLANE, False)[5:] == (-1.0, -1)
+                        # the same table read by its blocks in use
+                        hk.histogram_blocks16(values, table, blocks)
+                        with hk.TableBlocks(table, blocks):
+                            _same(hk.plan16(table, rotate, top, limit, values.size,
+                                            IDLE_TOP_PLANE, True), want)
+                        assert not table.any() and not blocks.any()
+
+
+def _same(got: tuple, want: tuple) -> None:
+    planes, fine, sizes, sign, idle, bits, used = got
+    np.testing.assert_array_equal(planes, want[0])
+    np.testing.assert_array_equal(fine, want[1])
+    assert sizes == want[2]
+    assert (sign, idle) == (want[3], want[4])
+    assert (bits, used) == want[5]  # bit for bit: the same sums in the same order
+
+
+def test_plan16_idle_threshold_and_no_values() -> None:
+    """The idle question at its threshold exactly (a top byte of 9 of 10 values at 0.9: idle;
+    8 of 10: not), and no values at all (never idle, the sign constant)."""
+    counts = np.zeros(1 << 16, np.int64)
+    counts[0x0001] = 9  # rotated left by 1: 0x0002, top byte 0
+    counts[0x4000] = 1
+    assert hk.plan16(counts, 1, 12, 15, 10, 0.9, False)[4]
+    counts[0x0001], counts[0x4001] = 8, 1
+    assert not hk.plan16(counts, 1, 12, 15, 10, 0.9, False)[4]
+    empty = hk.plan16(np.zeros(1 << 16, np.int64), 1, 12, 15, 0, 0.9, True)
+    assert empty[3:] == (True, False, 0.0, 0)
+
+
+def test_plan16_refuses_what_it_cannot_read() -> None:
+    counts = np.zeros(1 << 16, np.int64)
+    planes, fine, sizes = np.empty((2, 256), np.int64), np.empty(4096, np.int64), np.empty(6,
+                                                                                        np.int64)
+
+    def call(*args: object) -> None:
+        _native.huf_plan16(*args)
+
+    with pytest.raises(ValueError, match="2\\*\\*16"):
+        call(counts[:100], None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+    with pytest.raises(ValueError, match="need planes"):
+        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine[:100], sizes, 1)
+    with pytest.raises(ValueError, match="need planes"):
+        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine, sizes[:5], 1)
+    with pytest.raises(ValueError, match="need rotate"):
+        call(counts, None, 16, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+    with pytest.raises(ValueError, match="need rotate"):
+        call(counts, None, 1, 8, 15, 10, 0.9, planes, fine, sizes, 1)
+    with pytest.raises(ValueError, match="1024 blocks"):
+        call(counts, np.zeros(10, np.uint8), 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+    bad = counts.copy()
+    bad[5] = -1
+    with pytest.raises(ValueError, match="negative"):
+        call(bad, None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+    with pytest.raises(TypeError):
+        call(counts, None, 1, 12, 15, 10, "x", planes, fine, sizes, 1)
