@@ -956,7 +956,7 @@ def test_a_candidates_bin_is_put_back():
 def test_lent_value_counts_are_value_counts_call_after_call():
     """The planner's pattern counts come from tables each thread keeps: every block's table
     holds exactly value_counts of its values (fails if a kept table is not cleared), nested
-    blocks get different tables, and wide or small inputs get None."""
+    blocks get different tables, and wide inputs, few 8-bit ones and none get None."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sparsecodecs.codecs._stages import lent_value_counts, value_counts
@@ -975,9 +975,13 @@ def test_lent_value_counts_are_value_counts_call_after_call():
     check(0)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(check, range(1, 9)))
-    for v in (np.zeros(5000, np.uint32), np.zeros(100, np.uint16)):
+    for v in (np.zeros(5000, np.uint32), np.zeros(100, np.uint8), np.zeros(0, np.uint16)):
         with lent_value_counts(v) as c:
             assert c is None
+    small = np.arange(100, dtype=np.uint16)  # 16-bit values are counted however few
+    with lent_value_counts(small) as c:
+        assert c is not None
+        np.testing.assert_array_equal(c, np.bincount(small, minlength=1 << 16))
 
 
 def test_lent_buffer_gives_back_what_it_lent_unless_told_not_to():

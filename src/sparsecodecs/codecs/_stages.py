@@ -114,6 +114,15 @@ class PlanesPlan:
 #: (:func:`value_counts`) and derives the rest from those counts: below it, a pass over the
 #: values costs less than the 2**16 histogram bins.
 COUNT_PATTERNS_FROM = 4096
+#: 16-bit values are counted from this many on: their table is kept zero by its blocks in use
+#: (:class:`lent_value_counts`), so a few values cost a few marked blocks, not 2**16 bins, and
+#: the counted planner asks its questions in one compiled call (:func:`~._huffman_kernels.plan16`).
+COUNT16_FROM = 1
+
+
+def counted_from(itemsize: int) -> int:
+    """How many 8- or 16-bit values of ``itemsize`` bytes a planner counts from."""
+    return COUNT16_FROM if itemsize == 2 else COUNT_PATTERNS_FROM
 
 
 def value_counts(values: np.ndarray) -> np.ndarray | None:
@@ -127,7 +136,7 @@ def value_counts(values: np.ndarray) -> np.ndarray | None:
 
 def _counted(values: np.ndarray) -> bool:
     """Whether a planner counts every bit pattern of ``values`` (:func:`value_counts`)."""
-    return values.dtype.itemsize <= 2 and values.size >= COUNT_PATTERNS_FROM
+    return values.dtype.itemsize <= 2 and values.size >= counted_from(values.dtype.itemsize)
 
 
 class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``

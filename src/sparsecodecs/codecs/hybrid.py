@@ -83,10 +83,10 @@ from ._nm import (
 )
 from ._parts import DenseParts, MaskParts, NMParts
 from ._stages import (
-    COUNT_PATTERNS_FROM,
     MAX_CENTROIDS,
     MAX_TOP_BITS,
     centroid_floor,
+    counted_from,
     decode_centroids,
     decode_fields,
     decode_planes,
@@ -561,7 +561,8 @@ class Hybrid(Codec):
         # every pattern counted once, for the mode fill and the value stages' histograms
         if self.fill == "auto" or self.values in ("auto", "centroid"):
             nnz = int(np.count_nonzero(bits))
-            if self.fill == "auto" and 2 * nnz <= bits.size and nnz >= COUNT_PATTERNS_FROM:
+            if (self.fill == "auto" and 2 * nnz <= bits.size
+                    and nnz >= counted_from(bits.itemsize)):
                 # At least half zeros: the mode is zero, so the counts would serve only as
                 # the kept values' counts (the tensor's less its zeros), which the value stage
                 # counts from the kept values themselves (at least COUNT_PATTERNS_FROM of
