@@ -87,7 +87,12 @@ def rotation(dtype: np.dtype[Any]) -> int:
 
 
 def _mask(dtype: np.dtype[Any]) -> np.uint64:
-    return np.uint64((1 << (8 * dtype.itemsize)) - 1)
+    mask = _MASKS.get(dtype.itemsize)
+    return np.uint64((1 << (8 * dtype.itemsize)) - 1) if mask is None else mask
+
+
+#: The low ``8 * itemsize`` bits, by item size (a numpy scalar made once, not each call).
+_MASKS = {n: np.uint64((1 << (8 * n)) - 1) for n in (1, 2, 4, 8)}
 
 
 def _split(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
@@ -634,11 +639,7 @@ def _join_run(syms: np.ndarray, raw: np.ndarray, out: np.ndarray, dtype: np.dtyp
 
 
 def check_modes(modes: object, dtype: np.dtype[Any]) -> str:
-    if (
-        not isinstance(modes, str)
-        or len(modes) != dtype.itemsize
-        or set(modes) - {"h", "r"}
-    ):
+    if not isinstance(modes, str) or len(modes) != dtype.itemsize or modes.strip("hr"):
         raise FrameLayoutError(
             f"meta 'planes' must be {dtype.itemsize} letters of 'h'/'r', got {modes!r:.100}"
         )
