@@ -251,7 +251,10 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 def _plain(obj: Any) -> bool:
     """Whether ``obj`` (a dict or list) holds only :data:`_PLAIN` values, in dicts and lists
     at any depth."""
-    for v in obj.values() if type(obj) is dict else obj:
+    items = obj.values() if type(obj) is dict else obj
+    if _PLAIN.issuperset(map(type, items)):  # flat (most configs): one pass in C
+        return True
+    for v in items:
         t = type(v)
         if t not in _PLAIN and not ((t is dict or t is list) and _plain(v)):
             return False
