@@ -436,13 +436,15 @@ def decode_symbols(
     # views an encoded stream were a few microseconds of a small frame's decode)
     book = sections.raw(f"{name}.codebook")
     data = sections.raw(f"{name}.bits")
-    out: np.ndarray | None = None
+    threads = 1 if _ONE_THREAD.get() else decode_threads()
     if count <= 8 * data.nbytes:  # checked before allocating: every code is at least one bit
-        out = np.empty(count, dtype)
-    _decode_into(sections, name, book, data, out, count, alphabet, dtype,
-                 1 if _ONE_THREAD.get() else decode_threads())
-    assert out is not None
-    return out
+        out: np.ndarray = np.empty(count, dtype)
+        # _decode_into's first step, inline (a small frame's decode is its calls)
+        if not hk.decode_coded(book, data, count, alphabet, _nstreams(count),
+                               MAX_LENGTH, FAST_BITS, MAX_FAST_BITS, out, threads):
+            return out
+    _decode_into(sections, name, book, data, None, count, alphabet, dtype, threads)
+    raise AssertionError("unreachable: _decode_into raises for a stream it does not decode")
 
 
 def _decode_into(

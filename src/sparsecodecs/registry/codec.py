@@ -316,8 +316,8 @@ class Codec(ABC):
     ) -> np.ndarray:
         """Decode an already parsed and verified frame (``threads``: as
         :func:`~sparsecodecs.decode`)."""
-        limit = get_decode_limit() if max_bytes is None else check_int("max_bytes", max_bytes, 0)
-        wanted = resolve_threads(threads)
+        limit = _limit[0] if max_bytes is None else check_int("max_bytes", max_bytes, 0)
+        wanted = 1 if threads is None else resolve_threads(threads)
         if wanted == _THREADS.get():  # already so (one thread, the default): no context to set
             return self._decode_frame(frame, limit)
         with decoding_threads(wanted):

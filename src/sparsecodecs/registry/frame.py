@@ -26,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,9 @@ class FrameInfo:
     shape: tuple[int, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def size(self) -> int:
-        """Number of elements."""
+        """Number of elements (computed once: every decode asks, some twice)."""
         return math.prod(self.shape)
 
     @property
@@ -503,6 +503,7 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     if type(table) is not list:
         _field(header, "sections", list, "a list")
     sections: list[Section] = []
+    new = object.__new__
     offset = _PREFIX.size + hlen
     end = n - _CHECKSUM.size
     seen: set[str] = set()
@@ -523,8 +524,9 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
                 f"section {name!r} ({size} bytes at offset {offset}) runs past the end of the "
                 f"section area at offset {end}"
             )
-        sections.append(_built(Section, {"name": name, "role": role,
-                                         "data": buf[offset : offset + size]}))
+        section = new(Section)  # _built, inline: a frame has a few sections, read by the million
+        section.__dict__.update(name=name, role=role, data=buf[offset : offset + size])
+        sections.append(section)
         offset += size
     if offset != end:
         raise FrameLayoutError(
