@@ -1362,6 +1362,11 @@ def test_value_kernels_read_unaligned_arrays(dtype: type):
         for x, y in zip(hk.value_histograms16(v, 1, 12), hk.value_histograms16(a, 1, 12),
                         strict=True):
             assert (x == y).all()
+        # the 16-bit histogram reads uint16 in place when aligned, any address otherwise
+        assert (hk.histogram(v, 1 << 16) == hk.histogram(a, 1 << 16)).all()
+        table = np.zeros((1 << 16) + 128, np.int64)
+        with pytest.raises(ValueError, match="2-byte aligned"):  # its caller aligns them
+            hk.histogram_blocks16(v, table[: 1 << 16], table[1 << 16 :].view(np.uint8))
     for x, y in zip(hk.value_histograms(v, 1, mask, size, 12),
                     hk.value_histograms(a, 1, mask, size, 12), strict=True):
         assert (x == y).all()

@@ -1882,3 +1882,16 @@ def test_one_sign_read_off_the_values_when_no_histograms_are_counted(values: str
         assert_bits_equal(sc.decode(frame), x)
     x = gaussian((40, 64), dtype)
     assert "rotate" not in sc.inspect(hybrid(values=values).encode(x)).config
+
+
+@pytest.mark.parametrize("count", [5, 300, 5000, 70000])
+def test_hybrid_encodes_16_bit_views_at_odd_addresses_as_aligned_copies(count: int) -> None:
+    """A 16-bit input starting at an odd byte (a buffer numcodecs or a file hands over) is
+    counted from an aligned copy (the kernels read uint16 in place): the same frame."""
+    rng = np.random.default_rng(count)
+    w = (rng.standard_normal(count) * 0.05).astype(np.float16)
+    w[::3] = 0
+    odd = np.frombuffer(b"\0" + w.tobytes(), np.float16, offset=1)
+    assert not odd.flags.aligned
+    codec = sc.get_codec("hybrid")
+    assert codec.encode(odd) == codec.encode(w)

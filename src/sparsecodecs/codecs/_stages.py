@@ -182,6 +182,8 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
         buf = self._lend.__enter__()
         try:
             flat = np.ascontiguousarray(self._values).reshape(-1)
+            if not flat.flags.aligned:  # (a view at an odd address: the kernel reads uint16)
+                flat = flat.copy()
             if buf.size > 1 << 16:
                 # the table, its map, and whether the table may hold counts (its last item: a
                 # table not marked as counted is left as it is, and zeroed whole by its next

@@ -2472,6 +2472,10 @@ static PyObject *huf_histogram_blocks16(PyObject *self, PyObject *const *args, P
     if (sc_get(&bufs, args[0], 0, 2, "values", &vals) < 0 ||
         blocks_args(&bufs, args[1], args[2], 1, fn, &counts, &blocks) < 0)
         goto done;
+    if ((uintptr_t)vals.p & 1) { /* the kernels read uint16_t where they lie */
+        bad_arg(fn, "values must be 2-byte aligned");
+        goto done;
+    }
     const int fast = huf_fast();
     int marked;
     Py_BEGIN_ALLOW_THREADS
@@ -2637,7 +2641,10 @@ static PyObject *huf_histogram(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!item_size_ok(sym.itemsize) || !aligned8(&counts)) { bad_arg(fn, "bad symbols or counts"); goto done; }
     int rc, fast = huf_fast();
 #if SC_X86
-    const int sparse16 = fast && sym.itemsize == 2 && sym.n >= HIST_BLOCK;
+    /* (it reads uint16_t where they lie: aligned symbols only; others take histogram_k's
+     * loads, which read any address) */
+    const int sparse16 = fast && sym.itemsize == 2 && sym.n >= HIST_BLOCK &&
+                         !((uintptr_t)sym.p & 1);
     if (sparse16) hist_pack_ready();
 #endif
     Py_BEGIN_ALLOW_THREADS
