@@ -156,7 +156,7 @@ def test_lent_tables_are_all_zero_after_every_encode() -> None:
     import ml_dtypes
 
     import sparsecodecs as sc
-    from sparsecodecs.codecs._common import _POOLS
+    from sparsecodecs.codecs._stages import _TABLES16
 
     rng = np.random.default_rng(7)
     hybrid = sc.get_codec("hybrid")
@@ -173,9 +173,32 @@ def test_lent_tables_are_all_zero_after_every_encode() -> None:
             a = x.astype(dt)
             frame = hybrid.encode(a)
             assert sc.decode(frame).tobytes() == a.tobytes()
-    kept = _POOLS.__dict__.get("value_counts16", [])
+    kept = _TABLES16.__dict__.get("free", [])
     assert kept, "no table was lent"
-    for buf in kept:  # the map always clear; the table too unless flagged (last item) dirty
-        assert buf[-1] in (0, 1) and not buf[1 << 16 : -1].any()
-        assert buf[-1] or not buf[: 1 << 16].any()
+    for entry in kept:  # the map always clear; the table too unless flagged dirty
+        assert not entry.blocks.any()
+        assert entry.dirty or not entry.table.any()
     assert not hk._BLOCKS
+
+
+def test_lent_tables_a_block_that_raises_drops_its_table() -> None:
+    """A 16-bit table whose block raised is not kept (it may hold counts outside its map), one
+    that did not is, up to three, and nested blocks get different tables."""
+    from sparsecodecs.codecs._stages import _TABLES16, lent_value_counts
+
+    free = _TABLES16.__dict__.setdefault("free", [])
+    free.clear()
+    v = np.arange(100, dtype=np.uint16)
+    with pytest.raises(KeyError), lent_value_counts(v) as t:
+        assert t is not None and t[5] == 1
+        raise KeyError("x")
+    assert free == [] and not hk._BLOCKS
+    with lent_value_counts(v) as a, lent_value_counts(v[:7]) as b:
+        assert a is not None and b is not None and a is not b
+        assert a.sum() == 100 and b.sum() == 7
+    assert len(free) == 2 and not hk._BLOCKS
+    for _ in range(5):
+        with lent_value_counts(v), lent_value_counts(v), lent_value_counts(v), \
+                lent_value_counts(v):
+            pass
+    assert len(free) == 3

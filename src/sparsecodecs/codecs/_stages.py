@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,10 +146,10 @@ def _counted(values: np.ndarray) -> bool:
 
 
 class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
-    """:func:`value_counts` of ``values`` in a table this thread keeps between calls
-    (:func:`~._common.lent_buffer`), for the block only (None for values it does not count).
-    With a fresh 512 KiB table per encode, glibc trimmed the heap's top and faulted it in
-    again on every encode of a 256x256 16-bit chunk (see docs/benchmarks.md, seventh pass).
+    """:func:`value_counts` of ``values`` in a table this thread keeps between calls, for the
+    block only (None for values it does not count). With a fresh 512 KiB table per encode,
+    glibc trimmed the heap's top and faulted it in again on every encode of a 256x256 16-bit
+    chunk (see docs/benchmarks.md, seventh pass).
     16-bit values' table comes with the map of its 64-bin blocks in use
     (:class:`~._huffman_kernels.TableBlocks`), and the passes over it read only those blocks.
     Where the values are at most 2**16 and touch at most a quarter of the blocks (weights of a
@@ -157,45 +158,41 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
     zero by each block and never zeroed whole. Other tables (float16 weights) are zeroed whole
     by the block that next counts into them, as a stream of stores (bin by bin, counting into
     a table that another codec's call had pushed out of cache missed at every bin), and their
-    map is read off the counts."""
+    map is read off the counts. The 16-bit tables are kept ready, views and all
+    (:data:`_TABLES16`: a :func:`~._common.lent_buffer`'s bookkeeping and the views made
+    each time were ~5 us of every small encode, which counts twice)."""
 
-    __slots__ = ("_blocks", "_lend", "_values")
+    __slots__ = ("_entry", "_lend", "_values")
 
     def __init__(self, values: np.ndarray) -> None:
         self._values = values
-        self._blocks: hk.TableBlocks | None = None
+        self._entry: _Table16 | None = None
         self._lend: lent_buffer | None = None
-        if not _counted(values):
-            return
-        if values.dtype.itemsize == 2:
-            # the blocks' map after the table (1024 bytes), then a flag: the table may hold
-            # counts. Zeroed once made; a table whose block raised is dropped
-            self._lend = lent_buffer("value_counts16", (1 << 16) + 129, np.int64, keep=3,
-                                     zeroed=True, keep_on_error=False)
-        else:
-            self._lend = lent_buffer("value_counts", 1 << (8 * values.dtype.itemsize),
-                                     np.int64, keep=3)
+        if values.dtype.itemsize == 1 and values.size >= COUNT_PATTERNS_FROM:
+            self._lend = lent_buffer("value_counts", 256, np.int64, keep=3)
 
     def __enter__(self) -> np.ndarray | None:
+        values = self._values
+        if values.dtype.itemsize == 2 and values.size >= COUNT16_FROM:
+            flat = np.ascontiguousarray(values).reshape(-1)
+            if not flat.flags.aligned:  # (a view at an odd address: the kernel reads uint16)
+                flat = flat.copy()
+            free = _TABLES16.__dict__.setdefault("free", [])
+            entry = free.pop() if free else _Table16()
+            # the table may hold counts (a table not marked as counted is left as it is, and
+            # zeroed whole by its next user): its flag, kept after the map
+            marked = hk.histogram_blocks16(flat.view(np.uint16), entry.table, entry.blocks,
+                                           entry.dirty)
+            entry.dirty = not marked
+            entry.lend.clear = marked
+            self._entry = entry
+            return entry.lend.__enter__()
         if self._lend is None:
             return None
         buf = self._lend.__enter__()
         try:
-            flat = np.ascontiguousarray(self._values).reshape(-1)
-            if not flat.flags.aligned:  # (a view at an odd address: the kernel reads uint16)
-                flat = flat.copy()
-            if buf.size > 1 << 16:
-                # the table, its map, and whether the table may hold counts (its last item: a
-                # table not marked as counted is left as it is, and zeroed whole by its next
-                # user)
-                table, blocks = buf[: 1 << 16], buf[1 << 16 : -1].view(np.uint8)
-                marked = hk.histogram_blocks16(flat.view(np.uint16), table, blocks,
-                                               bool(buf[-1]))
-                buf[-1] = not marked
-                self._blocks = hk.TableBlocks(table, blocks, clear=marked)
-                return self._blocks.__enter__()
             buf.fill(0)
-            hk.histogram_into(flat, buf)
+            hk.histogram_into(np.ascontiguousarray(values).reshape(-1), buf)
         except BaseException as exc:
             self._lend.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -203,14 +200,33 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: Any) -> None:
-        if self._lend is None:
-            return
-        try:
-            if self._blocks is not None:
-                self._blocks.__exit__(exc_type, exc, tb)
-                self._blocks = None
-        finally:
+        entry, self._entry = self._entry, None
+        if entry is not None:
+            entry.lend.__exit__(exc_type, exc, tb)
+            free = _TABLES16.__dict__.setdefault("free", [])
+            if exc_type is None and len(free) < _KEEP_TABLES16:  # a table whose block raised
+                free.append(entry)  # may hold counts outside its map: dropped
+        elif self._lend is not None:
             self._lend.__exit__(exc_type, exc, tb)
+
+
+class _Table16:
+    """A 16-bit planner table made ready: 2**16 int64 counts (all zero, or with ``dirty``
+    anything), the 1024-byte map of their blocks in use (all zero) and the
+    :class:`~._huffman_kernels.TableBlocks` that lends them."""
+
+    __slots__ = ("blocks", "dirty", "lend", "table")
+
+    def __init__(self) -> None:
+        buf = np.zeros((1 << 16) + 128, np.int64)
+        self.table, self.blocks = buf[: 1 << 16], buf[1 << 16 :].view(np.uint8)
+        self.lend = hk.TableBlocks(self.table, self.blocks)
+        self.dirty = False
+
+
+#: Each thread's ready 16-bit tables (``free``: a planner nests two, tensor and kept values).
+_TABLES16 = threading.local()
+_KEEP_TABLES16 = 3
 
 
 #: The largest scratch buffer a thread keeps between encodes (larger ones are made and
