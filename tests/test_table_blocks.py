@@ -202,39 +202,3 @@ def test_lent_tables_a_block_that_raises_drops_its_table() -> None:
                 lent_value_counts(v):
             pass
     assert len(free) == 3
-
-
-def test_few_values_over_many_blocks_are_not_counted() -> None:
-    """Fewer than COUNT_PATTERNS_FROM 16-bit values are counted only within
-    SMALL_TABLE_BLOCKS blocks (blocks16 counts them, stopping past its limit); more values
-    always are; either way a hybrid encode writes the same frame as with every table."""
-    import sparsecodecs as sc
-    from sparsecodecs.codecs import _stages
-    from sparsecodecs.codecs._stages import (
-        COUNT_PATTERNS_FROM,
-        SMALL_TABLE_BLOCKS,
-        lent_value_counts,
-    )
-
-    spread = (np.arange(SMALL_TABLE_BLOCKS + 1) << 6).astype(np.uint16)  # one value a block
-    assert hk.blocks16(spread, 1000) == SMALL_TABLE_BLOCKS + 1
-    assert hk.blocks16(spread, 3) == 4  # stops past the limit
-    assert hk.blocks16(spread[:-1], 1000) == SMALL_TABLE_BLOCKS
-    with lent_value_counts(spread) as c:
-        assert c is None
-    with lent_value_counts(spread[:-1]) as c:
-        assert c is not None and c.sum() == SMALL_TABLE_BLOCKS
-    many = np.resize(spread, COUNT_PATTERNS_FROM)
-    with lent_value_counts(many) as c:
-        assert c is not None and c.sum() == COUNT_PATTERNS_FROM
-    rng = np.random.default_rng(3)
-    codec = sc.get_codec("hybrid")
-    for n in (300, 1536, 3000):
-        w = (rng.standard_normal(n) * 0.05).astype(np.float16)
-        frame = codec.encode(w)
-        limit = _stages.SMALL_TABLE_BLOCKS
-        try:
-            _stages.SMALL_TABLE_BLOCKS = 1 << 10  # every table counted
-            assert codec.encode(w) == frame
-        finally:
-            _stages.SMALL_TABLE_BLOCKS = limit

@@ -337,13 +337,6 @@ def histogram_blocks16(values: np.ndarray, table: np.ndarray, blocks: np.ndarray
     return bool(_native.huf_histogram_blocks16(values, table, blocks, int(dirty)))
 
 
-def blocks16(values: np.ndarray, limit: int) -> int:
-    """How many 64-bin blocks of a table of 2**16 counts the uint16 ``values`` would use,
-    counted up to ``limit + 1`` (a pass over the values, no table touched)."""
-    k: int = _native.huf_blocks16(values, int(limit))
-    return k
-
-
 def entropy_bits(counts: np.ndarray) -> tuple[float, int]:
     """``(bits, used)``: the order-0 entropy of int64 ``counts`` in bits (sum of
     ``c * log2(total / c)`` over the counts that are not 0) and how many those are."""

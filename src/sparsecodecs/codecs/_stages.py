@@ -175,9 +175,6 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
         values = self._values
         if values.dtype.itemsize == 2 and values.size >= COUNT16_FROM:
             flat = np.ascontiguousarray(values).reshape(-1)
-            if flat.size < COUNT_PATTERNS_FROM and hk.blocks16(
-                    flat, SMALL_TABLE_BLOCKS) > SMALL_TABLE_BLOCKS:
-                return None  # few values over many blocks: cheaper uncounted (see below)
             if not flat.flags.aligned:  # (a view at an odd address: the kernel reads uint16)
                 flat = flat.copy()
             free = _TABLES16.__dict__.setdefault("free", [])
@@ -226,13 +223,6 @@ class _Table16:
         self.lend = hk.TableBlocks(self.table, self.blocks)
         self.dirty = False
 
-
-#: Fewer than COUNT_PATTERNS_FROM 16-bit values are counted only where they use at most this
-#: many of the table's blocks: the passes and the clearing read and write whole blocks of 512
-#: bytes, and with a table out of cache (another codec's call between two encodes) the
-#: corpus's float16 vectors encoded 1.3x slower counted than not (a 1,536-value bias uses 223
-#: blocks) and its bfloat16 ones 1.4x faster (the same bias: 39 blocks).
-SMALL_TABLE_BLOCKS = 64
 
 #: Each thread's ready 16-bit tables (``free``: a planner nests two, tensor and kept values).
 _TABLES16 = threading.local()

@@ -2592,32 +2592,6 @@ done:
     return res;
 }
 
-/* blocks16(values u16, limit) -> k: how many of the 64-bin blocks of a table of 2**16 counts
- * the values would use (at most limit + 1: the count stops past limit), read at any address,
- * no table touched. */
-static PyObject *huf_blocks16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    const char *fn = "blocks16";
-    if (sc_nargs(nargs, 2, fn) < 0) return NULL;
-    int64_t limit;
-    if (sc_i64(args[1], &limit) < 0) return NULL;
-    sc_bufs bufs = {.n = 0};
-    sc_arr vals;
-    PyObject *res = NULL;
-    if (sc_get(&bufs, args[0], 0, 2, "values", &vals) < 0) goto done;
-    uint8_t seen[BLK_COUNT];
-    memset(seen, 0, sizeof seen);
-    int64_t k = 0;
-    for (int64_t i = 0; i < vals.n && k <= limit; i++) {
-        const uint64_t b = ld(vals.p, i, 2) >> BLK_SHIFT;
-        k += !seen[b];
-        seen[b] = 1;
-    }
-    res = PyLong_FromLongLong((long long)k);
-done:
-    sc_release(&bufs);
-    return res;
-}
-
 /* used_bins(counts i64[2**16], blocks u8[1024], out i64) -> k: the bins of the blocks in use
  * that hold a count other than 0, ascending, in out[:k] (out has room for every bin of those
  * blocks). Groups of eight zero counts are passed at once. */
@@ -3934,7 +3908,6 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_clear_blocks),
     HUF_FN(huf_argmax_blocks),
     HUF_FN(huf_used_bins),
-    HUF_FN(huf_blocks16),
     HUF_FN(huf_value_histograms16_blocks),
     HUF_FN(huf_plan16),
     HUF_FN(huf_top_histogram),
