@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsecodecs.registry.frame import _HEADER_JSON, header_json, parse_json
+from sparsecodecs.testing import examples
 
 # Strings of every kind a header could be handed: ASCII, control characters, DEL, other
 # scripts, astral characters (surrogate pairs in json's escapes).
@@ -36,7 +37,7 @@ def _json_bytes(header: dict[str, Any]) -> bytes | type[BaseException]:
         return type(exc)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(config=VALUES, meta=VALUES, codec=TEXT, shape=st.lists(st.integers(0, 2**40), max_size=4))
 def test_header_json_writes_what_json_writes(config: Any, meta: Any, codec: str,
                                              shape: list[int]) -> None:
@@ -91,7 +92,7 @@ def _check_read(head: bytes) -> None:
         assert _same(parse_json(head), want)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(value=VALUES, cut=st.integers(0, 200), flip=st.integers(0, 255), at=st.integers(0, 200))
 def test_parse_json_reads_what_json_reads(value: Any, cut: int, flip: int, at: int) -> None:
     """Valid JSON (with NaN, Infinity and long integers, which orjson refuses), cut short,
