@@ -179,8 +179,8 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
                 flat = flat.copy()
             free = _TABLES16.__dict__.setdefault("free", [])
             entry = free.pop() if free else _Table16()
-            # the table may hold counts (a table not marked as counted is left as it is, and
-            # zeroed whole by its next user): its flag, kept after the map
+            # ``dirty``: the table may hold counts (a table not marked as counted is left as
+            # it is, and zeroed whole by its next user)
             marked = hk.histogram_blocks16(flat.view(np.uint16), entry.table, entry.blocks,
                                            entry.dirty)
             entry.dirty = not marked

@@ -565,8 +565,8 @@ class Hybrid(Codec):
                     and nnz >= counted_from(bits.itemsize)):
                 # At least half zeros: the mode is zero, so the counts would serve only as
                 # the kept values' counts (the tensor's less its zeros), which the value stage
-                # counts from the kept values themselves (at least COUNT_PATTERNS_FROM of
-                # them: the same counted plan). Counting the zeros too is slow: one counter
+                # counts from the kept values themselves (at least counted_from() of them:
+                # the same counted plan). Counting the zeros too is slow: one counter
                 # incremented back to back waits on its own store (1536x384 bfloat16: 582 us
                 # at 2:4, 236 us dense; docs/benchmarks.md, issue 13's tenth pass).
                 return self._encode_planned(bits, dtype, None, nnz)
