@@ -160,7 +160,8 @@ class lent_value_counts:  # used as a function: ``with lent_value_counts(v)``
     a table that another codec's call had pushed out of cache missed at every bin), and their
     map is read off the counts. The 16-bit tables are kept ready, views and all
     (:data:`_TABLES16`: a :func:`~._common.lent_buffer`'s bookkeeping and the views made
-    each time were ~5 us of every small encode, which counts twice)."""
+    each time: 5,000 float16 values counted in a block 20.3 -> 16.0-17.2 us, hot; an encode
+    counts twice)."""
 
     __slots__ = ("_entry", "_lend", "_values")
 

@@ -2336,6 +2336,9 @@ static double entropy_floor_bins(const huf_bins *b, int64_t len) {
     return ent_bits(&e);
 }
 
+static void ent_scan_table(const int64_t *c, int64_t n, const uint8_t *blocks, int fast,
+                           ent_sums *e);
+
 static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "entropy_bits";
     if (sc_nargs(nargs, 1, fn) < 0) return NULL;
@@ -2348,13 +2351,8 @@ static PyObject *huf_entropy_bits(PyObject *self, PyObject *const *args, Py_ssiz
     ent_sums e = {{0.0, 0.0, 0.0, 0.0}, 0, 0, 0};
     const int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
-#if SC_X86
-    if (fast) ent_scan_avx2(counts.p, counts.n, &e);
-    else
-#endif
-    ent_scan_plain(counts.p, counts.n, &e);
+    ent_scan_table(counts.p, counts.n, NULL, fast, &e);
     Py_END_ALLOW_THREADS
-    (void)fast;
     if (e.bad < 0) bad_arg(fn, "counts must not be negative");
     else res = Py_BuildValue("(dL)", ent_bits(&e), (long long)e.used);
 done:
@@ -2534,6 +2532,18 @@ static void ent_scan_blocks(const int64_t *c, const uint8_t *blocks, ent_sums *e
         }
     }
     *e = (ent_sums){{s0, s1, s2, s3}, used, bad, total};
+}
+
+/* entropy_bits' scan of a table of n counts, read by its blocks in use when given (then n is
+ * 2**16), else whole, by the AVX2 build with `fast`. */
+static void ent_scan_table(const int64_t *c, int64_t n, const uint8_t *blocks, int fast,
+                           ent_sums *e) {
+    if (blocks) ent_scan_blocks(c, blocks, e);
+#if SC_X86
+    else if (fast) ent_scan_avx2(c, n, e);
+#endif
+    else ent_scan_plain(c, n, e);
+    (void)fast;
 }
 
 static PyObject *huf_entropy_bits_blocks(PyObject *self, PyObject *const *args,
@@ -3141,13 +3151,7 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
     for (int64_t lv = 0; lv < levels; lv++)
         extra[lv] = 8 * ((count * (16 - (top - lv)) + 63) / 64);
     if (rc == 0) rc = level_sizes(fi, (int64_t)1 << top, levels, limit, extra, out, sz + 2);
-    if (rc == 0 && want_ent) {
-        if (bl) ent_scan_blocks(c, bl, &e);
-#if SC_X86
-        else if (fast) ent_scan_avx2(c, 65536, &e);
-#endif
-        else ent_scan_plain(c, 65536, &e);
-    }
+    if (rc == 0 && want_ent) ent_scan_table(c, 65536, bl, fast, &e);
     Py_END_ALLOW_THREADS
     if (rc == -2) PyErr_NoMemory();
     else if (rc < 0 || e.bad < 0) bad_arg(fn, "counts must not be negative");

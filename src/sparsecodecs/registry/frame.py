@@ -503,7 +503,6 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     if type(table) is not list:
         _field(header, "sections", list, "a list")
     sections: list[Section] = []
-    new = object.__new__
     offset = _PREFIX.size + hlen
     end = n - _CHECKSUM.size
     seen: set[str] = set()
@@ -524,9 +523,8 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
                 f"section {name!r} ({size} bytes at offset {offset}) runs past the end of the "
                 f"section area at offset {end}"
             )
-        section = new(Section)  # _built, inline: a frame has a few sections, read by the million
-        section.__dict__.update(name=name, role=role, data=buf[offset : offset + size])
-        sections.append(section)
+        sections.append(_built(Section, {"name": name, "role": role,
+                                         "data": buf[offset : offset + size]}))
         offset += size
     if offset != end:
         raise FrameLayoutError(
