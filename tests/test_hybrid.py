@@ -493,20 +493,34 @@ def test_paired_spare_bounds_what_row_modes_spare(dt: Any, cols: int):
     """paired_spare against a numpy reference (each row's pairs of equal non-zero entries
     less its zeros, summed where positive), and above what the rows' exact modes spare over
     zero fills (the mode's count less the row's zeros less one, summed), which the planner's
-    test reads: rows of a few values with zeros among them."""
+    test reads: rows of a few values with zeros among them. At every SIMD level (rows of 2-4
+    entries are written out, vectorised across rows and summed 4,096 rows at a time), on
+    9,000 rows too (two such sums and a part), with entries that differ in one byte only (a
+    compare of narrower lanes would take them for equal), read one byte off alignment."""
     from sparsecodecs.codecs import _kernels
+    from sparsecodecs.kernels import LEVELS, cpu_simd, use_simd
 
-    rng = np.random.default_rng(cols * 10 + np.dtype(dt).itemsize)
-    for k in (1, 2, 3, 17):
-        x = rng.integers(0, k + 1, (500, cols)).astype(dt)
+    levels = [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]
+    itemsize = np.dtype(dt).itemsize
+    rng = np.random.default_rng(cols * 10 + itemsize)
+    for k, rows in ((1, 500), (2, 500), (3, 500), (17, 500), (3, 9000)):
+        base = int.from_bytes(b"\x5a" * itemsize, "little")  # and entries a byte off it
+        near = [base ^ ((j // itemsize + 1) << (8 * (j % itemsize))) for j in range(k - 1)]
+        values = np.array([0, base, *near], dt)
+        x = rng.choice(values, (rows, cols))
+        raw = np.empty(x.nbytes + 1, np.uint8)
+        flat = raw[1:].view(dt)
+        flat[:] = x.reshape(-1)
         eq = [(x[:, i] == x[:, j]) & (x[:, i] != 0)
               for i in range(cols) for j in range(i + 1, cols)]
-        pairs = np.sum(eq, axis=0) if eq else np.zeros(500, np.int64)
+        pairs = np.sum(eq, axis=0) if eq else np.zeros(rows, np.int64)
         zeros = np.count_nonzero(x == 0, axis=1)
         want = int(np.maximum(pairs - zeros, 0).sum())
-        assert _kernels.paired_spare(x, cols) == want
+        for level in levels:
+            with use_simd(level):
+                assert _kernels.paired_spare(flat, cols) == want, (level, k, rows)
         spared = sum(max(np.unique(row, return_counts=True)[1]) - z - 1
-                     for row, z in zip(x, zeros, strict=True))
+                     for row, z in zip(x[:500], zeros, strict=False))
         assert spared <= want
     with pytest.raises(ValueError, match="do not tile"):
         _kernels.paired_spare(np.zeros(10, dt), 3)

@@ -440,6 +440,68 @@ SC_INLINE int64_t paired_spare_body(const void *restrict x, Py_ssize_t rows, Py_
     return bound;
 }
 
+/* Rows of 2, 3 and 4 entries (a convolution's taps) written out: one row's pairs less its
+ * zeros in one expression of fixed loads, which the compiler vectorises across rows
+ * (interleaved loads), summed 4,096 rows at a time in 32 bits. 16,512 rows of three float16
+ * entries: 39 -> 7 us in the AVX2 build, 30 us in the plain one (a scratch C benchmark). */
+#define PS_EQ(a, b) ((int32_t)(((a) == (b)) & ((a) != 0)))
+#define PS_Z(a) ((int32_t)((a) == 0))
+#define PS_ROWS(T, C, ...)                                                                     \
+    do {                                                                                       \
+        const T *restrict e = x;                                                               \
+        for (Py_ssize_t r0 = 0; r0 < rows; r0 += 4096) {                                       \
+            const Py_ssize_t r1 = rows - r0 < 4096 ? rows : r0 + 4096;                         \
+            int32_t s = 0;                                                                     \
+            for (Py_ssize_t r = r0; r < r1; r++) {                                             \
+                const T a = e[C * r], b = e[C * r + 1];                                        \
+                const int32_t d = __VA_ARGS__;                                                 \
+                s += d > 0 ? d : 0;                                                            \
+            }                                                                                  \
+            bound += s;                                                                        \
+        }                                                                                      \
+    } while (0)
+#define PS_FIXED(T)                                                                            \
+    switch (cols) {                                                                            \
+    case 2: PS_ROWS(T, 2, PS_EQ(a, b) - PS_Z(a) - PS_Z(b)); return bound;                      \
+    case 3:                                                                                    \
+        PS_ROWS(T, 3, PS_EQ(a, b) + PS_EQ(a, e[3 * r + 2]) + PS_EQ(b, e[3 * r + 2]) - PS_Z(a) - \
+                          PS_Z(b) - PS_Z(e[3 * r + 2]));                                       \
+        return bound;                                                                          \
+    case 4:                                                                                    \
+        PS_ROWS(T, 4, PS_EQ(a, b) + PS_EQ(a, e[4 * r + 2]) + PS_EQ(a, e[4 * r + 3]) +          \
+                          PS_EQ(b, e[4 * r + 2]) + PS_EQ(b, e[4 * r + 3]) +                    \
+                          PS_EQ(e[4 * r + 2], e[4 * r + 3]) - PS_Z(a) - PS_Z(b) -              \
+                          PS_Z(e[4 * r + 2]) - PS_Z(e[4 * r + 3]));                            \
+        return bound;                                                                          \
+    default: return paired_spare_body(x, rows, cols, sizeof(T));                               \
+    }
+SC_INLINE int64_t paired_spare_fixed(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols,
+                                     Py_ssize_t size) {
+    int64_t bound = 0;
+    switch (size) {
+    case 1: PS_FIXED(uint8_t)
+    case 2: PS_FIXED(uint16_t)
+    case 4: PS_FIXED(uint32_t)
+    default: PS_FIXED(uint64_t)
+    }
+}
+#undef PS_FIXED
+#undef PS_ROWS
+#undef PS_Z
+#undef PS_EQ
+
+static int64_t paired_spare_plain(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols,
+                                  Py_ssize_t size) {
+    return paired_spare_fixed(x, rows, cols, size);
+}
+
+#if SC_X86
+SC_TARGET("avx2") static int64_t paired_spare_avx2(const void *restrict x, Py_ssize_t rows,
+                                                  Py_ssize_t cols, Py_ssize_t size) {
+    return paired_spare_fixed(x, rows, cols, size);
+}
+#endif
+
 /* paired_spare(x, cols) -> int: paired_spare_body's bound for the flat x (1/2/4/8-byte items)
  * in rows of `cols` <= PAIRED_MAX entries. */
 FASTCALL(paired_spare) {
@@ -458,10 +520,15 @@ FASTCALL(paired_spare) {
         goto done;
     }
     Py_ssize_t rows = x.n / (Py_ssize_t)cols;
+    const int level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
-#define SPARE(S) bound = paired_spare_body(x.p, rows, (Py_ssize_t)cols, S)
-    SC_BY_SIZE(x.itemsize, SPARE)
-#undef SPARE
+#if SC_X86
+    if (level >= SC_SIMD_AVX2) bound = paired_spare_avx2(x.p, rows, (Py_ssize_t)cols, x.itemsize);
+    else
+#else
+    (void)level;
+#endif
+    bound = paired_spare_plain(x.p, rows, (Py_ssize_t)cols, x.itemsize);
     Py_END_ALLOW_THREADS
     res = PyLong_FromLongLong(bound);
 done:
