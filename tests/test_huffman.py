@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from dahuffman import HuffmanCodec
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import sparsecodecs as sc
@@ -872,6 +872,55 @@ def test_fast_table_widens_for_long_average_codes():
         v = np.clip(np.rint(rng.standard_t(3, 50_000) * scale), -127, 127).astype(np.int8)
         frame = sc.get_codec("huffman").encode(v)
         assert np.array_equal(sc.decode(frame), v)
+
+
+def _coded_width_reference(lengths: np.ndarray, count: int, min_fast: int, max_fast: int) -> int:
+    """decode_coded_width's rule, symbol by symbol in Python (its docstring's order)."""
+    mass = [0.0] * 17
+    mean = 0.0
+    for ln in lengths.tolist():
+        if 0 < ln <= 16:
+            mean += ln * 2.0**-ln
+            mass[ln] += 2.0**-ln
+    w, pair = min_fast, math.ceil(2 * mean)
+    longer = sum(mass[min_fast + 1:])
+    while w < max_fast and longer > 1 / 64:
+        w += 1
+        longer -= mass[w]
+    if len(lengths) <= 256 and w < pair <= max_fast and count // 64 >= 1 << pair:
+        w = pair
+    return max(1, min(w, (count // 8).bit_length()))
+
+
+@settings(max_examples=examples(200))
+@given(
+    counts=st.lists(st.builds(lambda e, m: m << e, st.integers(0, 20), st.integers(0, 3)),
+                    min_size=2, max_size=3000),
+    limit=st.integers(10, 16),
+    past=st.integers(0, 3),
+    count=st.integers(0, 1 << 40),
+    fast=st.tuples(st.integers(1, 14), st.integers(0, 4)),
+)
+# a float16 tensor's 12-bit top fields (63,615 of them, codes of 7-13 bits: 3.3% of the mass
+# past 12 bits, so the table widens to 13)
+@example(counts=[1 << (20 - ln) for ln, k in ((7, 1), (8, 32), (9, 204), (10, 280), (11, 251),
+                                              (12, 164), (13, 268)) for _ in range(k)],
+         limit=15, past=0, count=63615, fast=(12, 2))
+def test_fast_table_width_is_the_rule_symbol_by_symbol(counts: list[int], limit: int, past: int,
+                                                        count: int, fast: tuple[int, int]):
+    """The compiled width (the codes counted by length, then their mass) against the rule
+    summed symbol by symbol, on the lengths of Huffman codes of counts spread over six orders
+    of magnitude (so that the mass past a width falls on either side of 1/64), with ``past``
+    lengths above 16 appended (not codes: left out by both)."""
+    from sparsecodecs.codecs._huffman_kernels import decode_coded_width
+
+    c = np.array(counts, np.int64)
+    if np.count_nonzero(c) > 1 << limit:
+        return
+    lengths = np.append(huff.huffman_lengths(c, limit), np.full(past, 17, np.uint8))
+    min_fast, max_fast = fast[0], min(14, fast[0] + fast[1])
+    assert decode_coded_width(lengths, count, min_fast, max_fast) == _coded_width_reference(
+        lengths, count, min_fast, max_fast)
 
 
 @settings(max_examples=examples(60))
