@@ -1767,6 +1767,25 @@ def test_float16_subnormals_of_both_signs_split_unrotated(layout: str):
     assert_bits_equal(sc.decode(frame), x)
 
 
+@pytest.mark.parametrize("shape", [(64, 96), (256, 256)])
+def test_float16_sign_tied_to_magnitude_splits_unrotated(shape: tuple[int, int]):
+    """Positive values large, negative ones small (PP-OCRv4 rec's embedding is of this kind):
+    the sign tells the exponent apart, so the top bytes unrotated (the sign with the exponent)
+    code to less than the rotated ones, and the low plane, near uniform either way, stores
+    raw. rotate='auto' lists that plan from the counts it has (plan16's unrotated top bytes),
+    keeps it, smaller, and records rotate=0; the frame decodes bit for bit."""
+    rng = np.random.default_rng(4)
+    x = np.where(rng.random(shape) < 0.5, np.abs(rng.standard_normal(shape)),
+                 -0.1 * np.abs(rng.standard_normal(shape))).astype(np.float16)
+    frame = hybrid().encode(x)
+    info = sc.inspect(frame)
+    assert info.config["rotate"] == 0 and info.config["values"] == "planes"
+    assert [sec.name for sec in info.sections] == ["v.plane0.codebook", "v.plane0.bits",
+                                                   "v.plane1"]  # the top coded, the low raw
+    assert len(frame) < len(hybrid(rotate=1).encode(x))
+    assert_bits_equal(sc.decode(frame), x)
+
+
 @pytest.mark.parametrize("rotate", ["none", 2, -1, True, 1.0, None])
 def test_rotate_takes_auto_0_or_1(rotate: object):
     with pytest.raises(CodecConfigError, match="rotate must be 'auto', 0 or 1"):

@@ -1,7 +1,8 @@
 """``plan16``: one compiled call for what a planner of 16-bit values asks of their counts (the
 plane and field histograms, every plan's coded sizes, the rotation's two questions, the
-entropy), answering exactly what the separate calls answer, at every SIMD level, with the
-table read whole or by its blocks in use."""
+entropy, the unrotated top bytes' histogram and coded size), answering exactly what the
+separate calls answer, at every SIMD level, with the table read whole or by its blocks in
+use."""
 
 from __future__ import annotations
 
@@ -41,11 +42,16 @@ def _patterns(seed: int) -> list[np.ndarray]:
 def _separate(counts: np.ndarray, rotate: int, top: int, limit: int, count: int) -> tuple:
     """The answers of the calls plan16 stands for, as the planner made them."""
     planes, fine = hk.value_histograms16_counts(counts, rotate, top)
+    upper = counts.reshape(256, 256).sum(axis=1)
     lows = [8 * _low_words(count, 16 - t) for t in range(top, 8, -1)]
     return (planes, fine, huff.coded_sizes(planes, limit) + huff.coded_sizes(
         fine.reshape(1, -1), limit, levels=top - 8, extra=lows),
         _sign_constant(np.zeros(0, np.uint16), planes), _top_plane_idle(planes, count),
-        hk.entropy_bits(counts))
+        hk.entropy_bits(counts),
+        # the top bytes unrotated (a float's sign on top) and their coded size: asked of a
+        # float's rotation
+        upper if rotate == 1 else np.zeros(256, np.int64),
+        huff.coded_sizes(upper.reshape(1, -1), limit)[0] if rotate == 1 else -1)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -63,7 +69,7 @@ def test_plan16_answers_as_the_separate_calls(seed: int) -> None:
                                         IDLE_TOP_PLANE, True)
                         _same(got, want)
                         assert hk.plan16(counts, rotate, top, limit, values.size,
-                                         IDLE_TOP_PLANE, False)[5:] == (-1.0, -1)
+                                         IDLE_TOP_PLANE, False)[5:7] == (-1.0, -1)
                         # the same table read by its blocks in use
                         hk.histogram_blocks16(values, table, blocks)
                         with hk.TableBlocks(table, blocks):
@@ -73,12 +79,14 @@ def test_plan16_answers_as_the_separate_calls(seed: int) -> None:
 
 
 def _same(got: tuple, want: tuple) -> None:
-    planes, fine, sizes, sign, idle, bits, used = got
+    planes, fine, sizes, sign, idle, bits, used, upper, upper_size = got
     np.testing.assert_array_equal(planes, want[0])
     np.testing.assert_array_equal(fine, want[1])
     assert sizes == want[2]
     assert (sign, idle) == (want[3], want[4])
     assert (bits, used) == want[5]  # bit for bit: the same sums in the same order
+    np.testing.assert_array_equal(upper, want[6])
+    assert upper_size == want[7]
 
 
 def test_plan16_idle_threshold_and_no_values() -> None:
@@ -91,32 +99,35 @@ def test_plan16_idle_threshold_and_no_values() -> None:
     counts[0x0001], counts[0x4001] = 8, 1
     assert not hk.plan16(counts, 1, 12, 15, 10, 0.9, False)[4]
     empty = hk.plan16(np.zeros(1 << 16, np.int64), 1, 12, 15, 0, 0.9, True)
-    assert empty[3:] == (True, False, 0.0, 0)
+    assert empty[3:7] == (True, False, 0.0, 0)
 
 
 def test_plan16_refuses_what_it_cannot_read() -> None:
     counts = np.zeros(1 << 16, np.int64)
     planes, fine, sizes = np.empty((2, 256), np.int64), np.empty(4096, np.int64), np.empty(6,
                                                                                         np.int64)
+    upper = np.empty(256, np.int64)
 
     def call(*args: object) -> None:
         _native.huf_plan16(*args)
 
     with pytest.raises(ValueError, match="2\\*\\*16"):
-        call(counts[:100], None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+        call(counts[:100], None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     with pytest.raises(ValueError, match="need planes"):
-        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine[:100], sizes, 1)
+        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine[:100], sizes, 1, upper)
     with pytest.raises(ValueError, match="need planes"):
-        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine, sizes[:5], 1)
+        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine, sizes[:5], 1, upper)
+    with pytest.raises(ValueError, match="upper of 256"):
+        call(counts, None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper[:255])
     with pytest.raises(ValueError, match="need rotate"):
-        call(counts, None, 16, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+        call(counts, None, 16, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     with pytest.raises(ValueError, match="need rotate"):
-        call(counts, None, 1, 8, 15, 10, 0.9, planes, fine, sizes, 1)
+        call(counts, None, 1, 8, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     with pytest.raises(ValueError, match="1024 blocks"):
-        call(counts, np.zeros(10, np.uint8), 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+        call(counts, np.zeros(10, np.uint8), 1, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     bad = counts.copy()
     bad[5] = -1
     with pytest.raises(ValueError, match="negative"):
-        call(bad, None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1)
+        call(bad, None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     with pytest.raises(TypeError):
-        call(counts, None, 1, 12, 15, 10, "x", planes, fine, sizes, 1)
+        call(counts, None, 1, 12, 15, 10, "x", planes, fine, sizes, 1, upper)

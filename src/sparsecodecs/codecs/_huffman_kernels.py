@@ -424,9 +424,10 @@ def value_histograms16_counts(counts: np.ndarray, rotate: int,
 
 
 def plan16(counts: np.ndarray, rotate: int, top: int, limit: int, count: int, idle: float,
-           entropy: bool) -> tuple[np.ndarray, np.ndarray, list[int], bool, bool, float, int]:
+           entropy: bool) -> tuple[np.ndarray, np.ndarray, list[int], bool, bool, float, int,
+                                   np.ndarray, int]:
     """What a planner asks of ``count`` 16-bit values' histogram ``counts`` (2**16 int64), in
-    one compiled call: ``(planes, fine, sizes, sign, idle, bits, used)``.
+    one compiled call: ``(planes, fine, sizes, sign, idle, bits, used, upper, upper_size)``.
 
     ``planes, fine``: :func:`value_histograms16_counts` (values rotated left by ``rotate``,
     ``top``-bit fields); ``sizes``: :func:`huffman_sizes` of the two planes, then of the top
@@ -434,15 +435,19 @@ def plan16(counts: np.ndarray, rotate: int, top: int, limit: int, count: int, id
     fields of ``16 - t`` bits in 64-bit words); ``sign``: every value has the same bit 0 of the
     low plane (a float's sign, rotated); ``idle``: one top byte holds at least ``idle *
     count`` values; ``bits, used``: with ``entropy``, :func:`entropy_bits` of ``counts``, else
-    -1.0 and -1. A table inside a :class:`TableBlocks` block is read by its blocks in use,
-    as those functions read it."""
+    -1.0 and -1; ``upper, upper_size``: with ``rotate`` 1 (a float's), the histogram of the
+    values' top bytes unrotated (summed in the same pass) and its :func:`huffman_sizes`, else
+    zeros and -1. A table inside a :class:`TableBlocks` block is read by its blocks in use, as
+    those functions read it."""
     planes = np.empty((2, 256), np.int64)
     fine = np.empty(1 << top, np.int64)
     sizes = np.empty(2 + top - 8, np.int64)
-    sign, busy, bits, used = _native.huf_plan16(
+    upper = np.empty(256, np.int64)
+    sign, busy, bits, used, upper_size = _native.huf_plan16(
         counts, _BLOCKS.get(id(counts)), rotate, top, limit, count, idle, planes, fine, sizes,
-        int(entropy))
-    return planes, fine, sizes.tolist(), bool(sign), bool(busy), float(bits), int(used)
+        int(entropy), upper)
+    return (planes, fine, sizes.tolist(), bool(sign), bool(busy), float(bits), int(used), upper,
+            int(upper_size))
 
 
 # -- byte planes and fields --------------------------------------------------------------------

@@ -2899,7 +2899,7 @@ done:
  * the odd ones 32768 + hi*128 + j, j = 0..127, so the loops vectorise. */
 SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned top,
                                         int64_t *planes, int64_t *fine,
-                                        const uint8_t *blocks) {
+                                        const uint8_t *blocks, int64_t *upper) {
     const uint32_t run = 1u << (16 - top); /* patterns per top field: 1..256 */
     int64_t *low = planes + 256;
     if (r == 1 && run >= 2) {
@@ -2920,10 +2920,11 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
                 for (uint32_t j = 0; j < 128; j++) any |= even[j] | odd[j];
                 if (!any) continue;
             }
-            int64_t hsum = 0;
+            int64_t hsum = 0, esum = 0;
             for (uint32_t j = 0; j < 128; j++) {
                 low_even[j] += even[j];
                 low_odd[j] += odd[j];
+                esum += even[j];
             }
             for (uint32_t j0 = 0; j0 < 128; j0 += half) { /* x = hi*256 + 2*j0 .. + run - 1 */
                 int64_t fsum = 0;
@@ -2932,6 +2933,10 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
                 hsum += fsum;
             }
             planes[hi] += hsum;
+            if (upper) { /* the unrotated top byte: values hi*128 + j and 32768 + hi*128 + j */
+                upper[hi >> 1] += esum;
+                upper[128 + (hi >> 1)] += hsum - esum;
+            }
         }
         for (uint32_t j = 0; j < 128; j++) {
             low[2 * j] += low_even[j];
@@ -2952,6 +2957,7 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
                 int64_t k = c[v];
                 fsum += k;
                 low[lo] += k;
+                if (upper) upper[v >> 8] += k;
             }
             fine[(hi << 8 | f0) >> (16 - top)] += fsum;
             hsum += fsum;
@@ -2960,9 +2966,10 @@ SC_INLINE void value_hist16_from_counts(const int64_t *c, unsigned r, unsigned t
     }
 }
 
+/* upper (or NULL; rotation 1 only): the histogram of the values' unrotated top bytes, added */
 HUF_TWINS(value_hist16_counts_k, (const int64_t *c, unsigned r, unsigned top, int64_t *planes,
-                                  int64_t *fine, const uint8_t *blocks),
-          { value_hist16_from_counts(c, r, top, planes, fine, blocks); return 0; })
+                                  int64_t *fine, const uint8_t *blocks, int64_t *upper),
+          { value_hist16_from_counts(c, r, top, planes, fine, blocks, upper); return 0; })
 
 /* value_histograms16(values u16, rotate, top, planes (w, 2 x 256), fine (w, 1 << top)): two
  * values per step, each counted in its own pair of tables, so that equal neighbours do not
@@ -3038,7 +3045,7 @@ static PyObject *huf_value_histograms16(PyObject *self, PyObject *const *args, P
     Py_BEGIN_ALLOW_THREADS
     if (counted)
         HUF_RUN(fast, value_hist16_counts_k, vals.p, (unsigned)rot, (unsigned)top, planes.p,
-                fine.p, NULL);
+                fine.p, NULL, NULL);
     else
         rc = HUF_RUN(fast, value_hist16_k, vals.p, vals.n, (unsigned)rot, (unsigned)top,
                      planes.p, fine.p);
@@ -3073,7 +3080,7 @@ static PyObject *huf_value_histograms16_blocks(PyObject *self, PyObject *const *
     const int fast = huf_fast();
     Py_BEGIN_ALLOW_THREADS
     HUF_RUN(fast, value_hist16_counts_k, counts.p, (unsigned)rot, (unsigned)top, planes.p,
-            fine.p, blocks.p);
+            fine.p, blocks.p, NULL);
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
@@ -3082,8 +3089,9 @@ done:
 }
 
 /* plan16(counts i64[2**16], blocks u8[1024] or None, rotate, top, limit, count, idle,
- *        planes (w, 2 x 256), fine (w, 1 << top), sizes (w, 2 + top - 8), entropy)
- *   -> (sign_constant, top_idle, entropy bits, used):
+ *        planes (w, 2 x 256), fine (w, 1 << top), sizes (w, 2 + top - 8), entropy,
+ *        upper (w, 256))
+ *   -> (sign_constant, top_idle, entropy bits, used, upper):
  * what a planner of `count` 16-bit values asks of their histogram `counts` (with `blocks`, the
  * map of its blocks in use: see "tables of 2**16 counts"), in one call where it took six and
  * the Python between them: the byte planes' and the `top`-bit fields' histograms of the values
@@ -3094,10 +3102,13 @@ done:
  * (bit 0 of the low plane, rotated) is the same in every value (all its counts at even bins,
  * or all at odd ones); whether one top byte holds at least idle * count of them; and, with
  * `entropy`, the values' order-0 entropy and the patterns in use (entropy_bits, read by the
- * blocks when given), else -1.0 and -1. The same numbers as those calls, by the same code. */
+ * blocks when given), else -1.0 and -1; with `rotate` 1 (a float's), the histogram of the
+ * values' top bytes unrotated into `upper` (summed in the same pass: a 128-count run of the
+ * table is one unrotated top byte) and its coded bytes (huffman_sizes), else zeros and -1.
+ * The same numbers as those calls, by the same code. */
 static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "plan16";
-    if (sc_nargs(nargs, 11, fn) < 0) return NULL;
+    if (sc_nargs(nargs, 12, fn) < 0) return NULL;
     int64_t rot, top, limit, count, want_ent;
     if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0 || sc_i64(args[4], &limit) < 0 ||
         sc_i64(args[5], &count) < 0 || sc_i64(args[10], &want_ent) < 0)
@@ -3109,7 +3120,7 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
         return bad_arg(fn, "need rotate 0..15, top 9..16, limit 1..32, 0 <= count < 2**56");
     const int64_t levels = top - 8;
     sc_bufs bufs = {.n = 0};
-    sc_arr counts, blocks = {0}, planes, fine, sizes;
+    sc_arr counts, blocks = {0}, planes, fine, sizes, upper;
     PyObject *res = NULL;
     if (args[1] == Py_None) {
         if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
@@ -3122,24 +3133,30 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     if (sc_get(&bufs, args[7], 1, 8, "planes", &planes) < 0 ||
         sc_get(&bufs, args[8], 1, 8, "fine", &fine) < 0 ||
-        sc_get(&bufs, args[9], 1, 8, "sizes", &sizes) < 0)
+        sc_get(&bufs, args[9], 1, 8, "sizes", &sizes) < 0 ||
+        sc_get(&bufs, args[11], 1, 8, "upper", &upper) < 0)
         goto done;
     if (planes.n != 512 || fine.n != ((int64_t)1 << top) || sizes.n != 2 + levels ||
-        !aligned8(&planes) || !aligned8(&fine) || !aligned8(&sizes)) {
-        bad_arg(fn, "need planes of 2 x 256, fine of 2**top and sizes of 2 + top - 8, aligned");
+        upper.n != 256 || !aligned8(&planes) || !aligned8(&fine) || !aligned8(&sizes) ||
+        !aligned8(&upper)) {
+        bad_arg(fn, "need planes of 2 x 256, fine of 2**top, sizes of 2 + top - 8 and upper of "
+                    "256, aligned");
         goto done;
     }
     const int fast = huf_fast();
     if (want_ent) ent_ready();
-    int64_t *pl = planes.p, *fi = fine.p, *sz = sizes.p;
+    int64_t *pl = planes.p, *fi = fine.p, *sz = sizes.p, *up = upper.p;
     const int64_t *c = counts.p;
     const uint8_t *bl = blocks.p;
     int rc = 0, sign = 0, busy = 0;
     ent_sums e = {{0.0, 0.0, 0.0, 0.0}, -1, 0, 0};
+    int64_t upper_size = -1;
     Py_BEGIN_ALLOW_THREADS
     memset(pl, 0, 512 * sizeof(int64_t));
     memset(fi, 0, ((size_t)1 << top) * sizeof(int64_t));
-    HUF_RUN(fast, value_hist16_counts_k, c, (unsigned)rot, (unsigned)top, pl, fi, bl);
+    memset(up, 0, 256 * sizeof(int64_t));
+    HUF_RUN(fast, value_hist16_counts_k, c, (unsigned)rot, (unsigned)top, pl, fi, bl,
+            rot == 1 ? up : NULL);
     int64_t even = 0, odd = 0;
     for (int i = 256; i < 512; i += 2) even |= pl[i], odd |= pl[i + 1];
     sign = !even || !odd;
@@ -3148,6 +3165,11 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
         int64_t r[5];
         rc = huffman_cost_impl(pl + 256 * row, 256, limit, r);
         if (rc == 0) sz[row] = coded_bytes(r);
+    }
+    if (rc == 0 && rot == 1) {
+        int64_t r[5];
+        rc = huffman_cost_impl(up, 256, limit, r);
+        if (rc == 0) upper_size = coded_bytes(r);
     }
     int64_t extra[16], out[16 * 5];
     for (int64_t lv = 0; lv < levels; lv++)
@@ -3158,8 +3180,8 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (rc == -2) PyErr_NoMemory();
     else if (rc < 0 || e.bad < 0) bad_arg(fn, "counts must not be negative");
     else
-        res = Py_BuildValue("(iidL)", sign, busy, want_ent ? ent_bits(&e) : -1.0,
-                            (long long)e.used);
+        res = Py_BuildValue("(iidLL)", sign, busy, want_ent ? ent_bits(&e) : -1.0,
+                            (long long)e.used, (long long)upper_size);
 done:
     sc_release(&bufs);
     return res;
