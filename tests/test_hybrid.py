@@ -1786,6 +1786,26 @@ def test_float16_sign_tied_to_magnitude_splits_unrotated(shape: tuple[int, int])
     assert_bits_equal(sc.decode(frame), x)
 
 
+def test_bfloat16_low_plane_nearly_raw_plans_unrotated_fields():
+    """bfloat16 values whose top two mantissa bits follow the sign and the exponent's last bit
+    in 40% of them: rotated, the low plane (seven mantissa bits and the sign) codes to within
+    1/32 of its bytes, and no rotated plan sees the dependence; unrotated, 11-bit top fields
+    (sign, exponent, two mantissa bits) do. rotate='auto' plans unrotated there (where the
+    rotated low plane saves less than 1/32 coded), keeps the smaller fields and records
+    rotate=0; the frame decodes bit for bit."""
+    rng = np.random.default_rng(5)
+    n = 256 * 256
+    sign, exp = rng.integers(0, 2, n), 120 + rng.integers(0, 2, n)
+    m2 = np.where(rng.random(n) < 0.4, 2 * (exp - 120) + sign, rng.integers(0, 4, n))
+    bits = (sign << 15) | (exp << 7) | (m2 << 5) | rng.integers(0, 32, n)
+    x = bits.astype(np.uint16).view(ml_dtypes.bfloat16).reshape(256, 256)
+    frame = hybrid().encode(x)
+    info = sc.inspect(frame)
+    assert info.config["rotate"] == 0 and info.config["values"] == "fields"
+    assert len(frame) < len(hybrid(rotate=1).encode(x))
+    assert_bits_equal(sc.decode(frame), x)
+
+
 @pytest.mark.parametrize("rotate", ["none", 2, -1, True, 1.0, None])
 def test_rotate_takes_auto_0_or_1(rotate: object):
     with pytest.raises(CodecConfigError, match="rotate must be 'auto', 0 or 1"):
