@@ -1787,17 +1787,18 @@ def test_float16_sign_tied_to_magnitude_splits_unrotated(shape: tuple[int, int])
 
 
 def test_bfloat16_low_plane_nearly_raw_plans_unrotated_fields():
-    """bfloat16 values whose top two mantissa bits follow the sign and the exponent's last bit
-    in 40% of them: rotated, the low plane (seven mantissa bits and the sign) codes to within
-    1/32 of its bytes, and no rotated plan sees the dependence; unrotated, 11-bit top fields
-    (sign, exponent, two mantissa bits) do. rotate='auto' plans unrotated there (where the
-    rotated low plane saves less than 1/32 coded), keeps the smaller fields and records
-    rotate=0; the frame decodes bit for bit."""
+    """bfloat16 values whose sign follows the exponent's last bit (nine times in ten), with
+    two exponents in five of the values: rotated, the low plane (seven mantissa bits and the
+    sign) codes to within 1/32 of its bytes, and no rotated plan sees the sign's dependence;
+    unrotated top fields (the sign with the exponent) do, where the top bytes unrotated (the
+    exponent's last bit in the raw low byte) do not. rotate='auto' plans unrotated whole where
+    the rotated planes, their low plane coded for so little, are the best rotated plan; it
+    keeps the smaller fields and records rotate=0; the frame decodes bit for bit."""
     rng = np.random.default_rng(5)
     n = 256 * 256
-    sign, exp = rng.integers(0, 2, n), 120 + rng.integers(0, 2, n)
-    m2 = np.where(rng.random(n) < 0.4, 2 * (exp - 120) + sign, rng.integers(0, 4, n))
-    bits = (sign << 15) | (exp << 7) | (m2 << 5) | rng.integers(0, 32, n)
+    exp = 118 + rng.choice(4, n, p=[0.1, 0.4, 0.1, 0.4])
+    sign = np.where(rng.random(n) < 0.9, exp & 1, 1 - (exp & 1))
+    bits = (sign << 15) | (exp << 7) | rng.integers(0, 128, n)
     x = bits.astype(np.uint16).view(ml_dtypes.bfloat16).reshape(256, 256)
     frame = hybrid().encode(x)
     info = sc.inspect(frame)

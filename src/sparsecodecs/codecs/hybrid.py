@@ -523,8 +523,9 @@ class Hybrid(Codec):
                                        top_size + values.size)
                 # The same embedding in bfloat16: its rotated low plane codes to 97.7%, and
                 # unrotated 11-bit top fields come to fewer bytes (one coded stream where the
-                # rotated planes have two): planned whole (with its fields) where the rotated
-                # low plane saves less than 1/32 of its bytes coded.
+                # rotated planes have two): planned whole (with its fields), below, where the
+                # rotated planes are the best rotated plan and their low plane saves less
+                # than 1/32 of its bytes coded.
                 nearly_raw = 31 * values.size <= 32 * sizes[1] < 32 * values.size
             elif auto and self._coded() and vdt.itemsize in (2, 4):
                 # both plans' histograms, in one pass (or off the distinct values, when known)
@@ -533,7 +534,7 @@ class Hybrid(Codec):
                     and self.values != "centroid" and (
                         (_sign_constant(values, plane_counts) if sizes is None else sign)
                         or (_top_plane_idle(plane_counts, values.size) if sizes is None
-                            else idle) or nearly_raw)):
+                            else idle))):
                 rotations.append((":0", unrotated))
             elif (upper is not None and not suffix and self.rotate == "auto"
                   and unrotated is not None and self.values == "auto"):
@@ -541,6 +542,10 @@ class Hybrid(Codec):
             plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages,
                                            sizes)
             fplan = plan if fplan is None else fplan
+            if (nearly_raw and not suffix and self.rotate == "auto" and unrotated is not None
+                    and (":0", unrotated) not in rotations
+                    and min(stages, key=lambda st: st[1])[0] == "planes"):
+                rotations.append((":0", unrotated))
         if self.values in ("auto", "centroid"):
             # Under values="auto", centroids whose entropy bound cannot beat a stage planned
             # already are neither listed nor planned (the exact plan codes up to 2**16
