@@ -139,7 +139,10 @@ class Hybrid(Codec):
       when every kept value has the same sign (norm gains, variances, positive weights), and
       not as a raw bit of the mantissa; ``"auto"`` (default): 1, and 0 too when the kept
       values' sign bit is constant or the rotated top byte plane nearly so (float16
-      subnormals), the smaller kept. A frame records ``rotate`` only when it is 0. Integers
+      subnormals), when 16-bit values' top bytes unrotated, coded, with the low plane raw
+      come to less than the rotated planes, or when the rotated planes are the best rotated
+      plan and their low plane codes to within 1/32 of its bytes (a sign that follows the
+      magnitude), the smaller kept. A frame records ``rotate`` only when it is 0. Integers
       are never rotated.
     * ``fill``: the value that counts as empty for ``bitmask`` and ``nm`` (see :mod:`._fill`):
       ``"zero"``, ``"mode"``, ``"row-mode"``, a number, one number per row, or ``"auto"``
@@ -492,7 +495,8 @@ class Hybrid(Codec):
         unrotated = _unrotated(dtype)
         # the rotations to plan planes and fields at, as (stage suffix, dtype split): the
         # float's own, and with rotate "auto" unrotated too (":0") where every value has the
-        # same sign or the rotated top plane is idle; with rotate 0, unrotated only
+        # same sign or the rotated top plane is idle (or its low plane nearly raw, below);
+        # with rotate 0, unrotated only
         rotations = [("", dtype)] if self.rotate != 0 or unrotated is None else [(":0", unrotated)]
         at = 0
         entropy: tuple[float, int] | None = None  # counts' entropy_bits, once asked with them
@@ -507,20 +511,20 @@ class Hybrid(Codec):
                 # 16-bit values counted: both histograms, every plan's sizes, the rotation's
                 # two questions and the centroids' floor, in one compiled call (six, and the
                 # Python between them)
-                plane_counts, fine, sizes, sign, idle, bits, used, top, top_size = hk.plan16(
+                plane_counts, fine, sizes, sign, idle, bits, used, tops, tops_size = hk.plan16(
                     counts, rotation(vdt), MAX_TOP_BITS, self.max_code_length, values.size,
                     IDLE_TOP_PLANE, entropy is None)
                 entropy = (bits, used) if entropy is None else entropy
-                # A float16 tensor whose sign and low mantissa bits are near uniform (PP-OCRv4
-                # rec's (120, 6625) embedding): its rotated low plane codes to 98% of its
-                # bytes and decodes at a coded plane's speed, where the top bytes unrotated
-                # (the sign on top), coded, and the low ones raw are smaller still. Listed
-                # as that plan alone, from the counts plan16 summed; its frame is kept only
-                # if smaller (see _encode_planned).
-                if top_size >= 0 and top_size + values.size < sizes[0] + min(
+                # A float16 tensor whose sign follows its exponent and whose low mantissa bits
+                # are near uniform (PP-OCRv4 rec's (120, 6625) embedding): its rotated low
+                # plane codes to 98% of its bytes and decodes at a coded plane's speed, where
+                # the top bytes unrotated (the sign on top: `tops`, their histogram), coded,
+                # and the low ones raw are smaller still. Listed as that plan alone, from the
+                # counts plan16 summed; its frame is kept only if smaller (_encode_planned).
+                if tops_size >= 0 and tops_size + values.size < sizes[0] + min(
                         sizes[1], values.size):
-                    upper = PlanesPlan(np.stack([top, np.zeros_like(top)]), [True, False],
-                                       top_size + values.size)
+                    upper = PlanesPlan(np.stack([tops, np.zeros_like(tops)]), [True, False],
+                                       tops_size + values.size)
                 # The same embedding in bfloat16: its rotated low plane codes to 97.7%, and
                 # unrotated 11-bit top fields come to fewer bytes (one coded stream where the
                 # rotated planes have two): planned whole (with its fields), below, where the

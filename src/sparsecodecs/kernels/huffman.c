@@ -3091,7 +3091,7 @@ done:
 /* plan16(counts i64[2**16], blocks u8[1024] or None, rotate, top, limit, count, idle,
  *        planes (w, 2 x 256), fine (w, 1 << top), sizes (w, 2 + top - 8), entropy,
  *        upper (w, 256))
- *   -> (sign_constant, top_idle, entropy bits, used, upper):
+ *   -> (sign_constant, top_idle, entropy bits, used, upper's coded bytes):
  * what a planner of `count` 16-bit values asks of their histogram `counts` (with `blocks`, the
  * map of its blocks in use: see "tables of 2**16 counts"), in one call where it took six and
  * the Python between them: the byte planes' and the `top`-bit fields' histograms of the values
