@@ -507,6 +507,8 @@ class Hybrid(Codec):
             sign = idle = False  # (asked of plan16 only: else of the histograms, below)
             upper: PlanesPlan | None = None  # unrotated planes, the top coded, the low raw
             nearly_raw = False  # the rotated low plane coded, for less than 1/32 of its bytes
+            # the unrotated split, where this rotation may list or plan it too
+            unrot = unrotated if not suffix and self.rotate == "auto" else None
             if auto and self._coded() and vdt.itemsize == 2 and counts is not None:
                 # 16-bit values counted: both histograms, every plan's sizes, the rotation's
                 # two questions and the centroids' floor, in one compiled call (six, and the
@@ -521,8 +523,9 @@ class Hybrid(Codec):
                 # the top bytes unrotated (the sign on top: `tops`, their histogram), coded,
                 # and the low ones raw are smaller still. Listed as that plan alone, from the
                 # counts plan16 summed; its frame is kept only if smaller (_encode_planned).
-                if tops_size >= 0 and tops_size + values.size < sizes[0] + min(
-                        sizes[1], values.size):
+                rotated_planes = sizes[0] + min(sizes[1], values.size)
+                if unrot is not None and tops_size >= 0 and (
+                        tops_size + values.size < rotated_planes):
                     upper = PlanesPlan(np.stack([tops, np.zeros_like(tops)]), [True, False],
                                        tops_size + values.size)
                 # The same embedding in bfloat16: its rotated low plane codes to 97.7%, and
@@ -534,22 +537,19 @@ class Hybrid(Codec):
             elif auto and self._coded() and vdt.itemsize in (2, 4):
                 # both plans' histograms, in one pass (or off the distinct values, when known)
                 plane_counts, fine = value_histograms(values, vdt, counts, runs)
-            if (not suffix and self.rotate == "auto" and unrotated is not None and self._coded()
-                    and self.values != "centroid" and (
+            if (unrot is not None and self._coded() and self.values != "centroid" and (
                         (_sign_constant(values, plane_counts) if sizes is None else sign)
                         or (_top_plane_idle(plane_counts, values.size) if sizes is None
                             else idle))):
-                rotations.append((":0", unrotated))
-            elif (upper is not None and not suffix and self.rotate == "auto"
-                  and unrotated is not None and self.values == "auto"):
+                rotations.append((":0", unrot))
+            elif upper is not None:  # (listed only where the values are "auto")
                 stages.append(("planes:0", upper.nbytes, upper))
             plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages,
                                            sizes)
             fplan = plan if fplan is None else fplan
-            if (nearly_raw and not suffix and self.rotate == "auto" and unrotated is not None
-                    and (":0", unrotated) not in rotations
+            if (nearly_raw and unrot is not None and (":0", unrot) not in rotations
                     and min(stages, key=lambda st: st[1])[0] == "planes"):
-                rotations.append((":0", unrotated))
+                rotations.append((":0", unrot))
         if self.values in ("auto", "centroid"):
             # Under values="auto", centroids whose entropy bound cannot beat a stage planned
             # already are neither listed nor planned (the exact plan codes up to 2**16
