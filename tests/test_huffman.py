@@ -865,8 +865,19 @@ def test_fast_table_widens_for_long_average_codes():
     # than 12 bits, so the table widens to keep them on the fast path.
     bimodal = np.array([2, 2] + [12] * 667 + [13] * 2137 + [14] * 83 + [15] * 2334, np.uint8)
     assert width(bimodal) == MAX_FAST_BITS
-    # About one entry per 8 symbols: 100 symbols, 100 // 8 = 12, a table of its bit length, 4.
-    assert width(np.full(128, 7, np.uint8), 100) == 4
+    # About one entry per 8 symbols (100 symbols, 100 // 8 = 12, a table of its bit length,
+    # 4), but not so narrow that long codes cost more than entries: 7-bit codes all longer
+    # than 4 bits take a table of 7, 128 entries for 100 symbols. 12 symbols of a short code
+    # keep the narrow table.
+    assert width(np.full(128, 7, np.uint8), 100) == 7
+    assert width(np.array([1, 2, 3, 3], np.uint8), 12) == 3
+    assert width(np.array([1, 2, 3, 3], np.uint8), 100) == 4
+    # 63,615 symbols whose codes are half 14 bits (an index into 10,924 distinct float32
+    # values, Silero VAD's STFT basis): the cap of 8,191 entries (13 bits) left half the codes
+    # on the long path (650 -> 400 us a decode at 14 bits)
+    # (the lengths of its frame's code)
+    stft = np.repeat(np.arange(8, 15, dtype=np.uint8), [1, 8, 31, 124, 504, 2304, 7952])
+    assert width(stft, 63_615) == 14
     rng = np.random.default_rng(0)
     for scale in (3.0, 30.0):  # short codes; ~7-bit codes with a tail of 15-bit ones
         v = np.clip(np.rint(rng.standard_t(3, 50_000) * scale), -127, 127).astype(np.int8)
@@ -889,7 +900,12 @@ def _coded_width_reference(lengths: np.ndarray, count: int, min_fast: int, max_f
         longer -= mass[w]
     if len(lengths) <= 256 and w < pair <= max_fast and count // 64 >= 1 << pair:
         w = pair
-    return max(1, min(w, (count // 8).bit_length()))
+    bits = (count // 8).bit_length()
+    if w > bits:  # of bits .. w, the narrowest that costs least: entries, and 4 a long code
+        def cost(v: int) -> float:
+            return 2.0**v + 4.0 * float(count) * sum(mass[v + 1:])
+        w = min(range(bits, w + 1), key=lambda v: (cost(v), v))
+    return max(1, w)
 
 
 @settings(max_examples=examples(200))
@@ -898,7 +914,8 @@ def _coded_width_reference(lengths: np.ndarray, count: int, min_fast: int, max_f
                     min_size=2, max_size=3000),
     limit=st.integers(10, 16),
     past=st.integers(0, 3),
-    count=st.integers(0, 1 << 40),
+    # counts small enough that the cap of about one entry per 8 symbols binds, and any
+    count=st.one_of(st.integers(0, 1 << 17), st.integers(0, 1 << 40)),
     fast=st.tuples(st.integers(1, 14), st.integers(0, 4)),
 )
 # a float16 tensor's 12-bit top fields (63,615 of them, codes of 7-13 bits: 3.3% of the mass

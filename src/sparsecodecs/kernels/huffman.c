@@ -1132,6 +1132,14 @@ done:
  * for too few symbols (a 70%-sparse mask of 73,728 bytes: 1.03 ns at 14 bits, 0.88 at 12;
  * docs/benchmarks.md, issue 13's eighteenth pass). */
 #define HUF_PAIR_SYMBOLS 64
+/* What a table of `width` bits costs, in table entries, to decode `count` symbols whose codes
+ * longer than the table have the mass `past`: its entries, and each long code as
+ * HUF_LONG_ENTRIES entries (the canonical long-code path, a branch miss and a loop, against an
+ * entry's build; bench/huffman_speed.py times both). */
+#define HUF_LONG_ENTRIES 4.0
+SC_INLINE double huf_width_cost(int64_t width, int64_t count, double past) {
+    return ldexp(1.0, (int)width) + HUF_LONG_ENTRIES * (double)count * past;
+}
 static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int64_t min_fast,
                            int64_t max_fast, int bytes) {
     /* the codes of each length counted, then their mass: the same sums (every partial sum is
@@ -1152,7 +1160,17 @@ static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int
         w = pair;
     int64_t bits = 0;
     for (int64_t per8 = count / 8; per8; per8 >>= 1) bits++;
-    if (w > bits) w = bits;
+    if (w > bits) { /* the narrowest of bits .. w that costs least, entries and long codes */
+        double past[18] = {0.0}; /* past[v]: the mass of codes longer than v bits */
+        for (int ln = 16; ln >= 1; ln--) past[ln - 1] = past[ln] + mass[ln];
+        int64_t best = w;
+        double least = huf_width_cost(w, count, past[w]);
+        for (int64_t v = w - 1; v >= bits; v--) {
+            const double cost = huf_width_cost(v, count, past[v]);
+            if (cost <= least) least = cost, best = v;
+        }
+        w = best;
+    }
     return w < 1 ? 1 : w;
 }
 
