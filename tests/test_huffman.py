@@ -1751,6 +1751,38 @@ def check_split_fields(values: np.ndarray, width: int, top: int) -> None:
         _GUARDS.clear()
 
 
+def test_byte_histograms_count_as_numpy_at_every_simd_level():
+    """Bytes are counted in eight tables that take them in turn (hist_bytes): counts as numpy's
+    at every SIMD level, for one byte repeated (a dense tensor's mask, the case the tables are
+    for), random and skewed bytes, lengths either side of the 64-byte threshold and of the
+    8-byte steps, misaligned starts, alphabets under 256; and counts already in the table are
+    added to, a byte outside the alphabet refused."""
+    from sparsecodecs import kernels
+    from sparsecodecs.codecs import _huffman_kernels as hk
+
+    rng = np.random.default_rng(7)
+    sources = [np.full(5000, 255, np.uint8), rng.integers(0, 256, 5000).astype(np.uint8),
+               np.minimum(rng.geometric(0.3, 5000), 199).astype(np.uint8)]
+    for level in simd_levels():
+        with kernels.use_simd(level):
+            for source in sources:
+                for start in (0, 1, 3, 7):
+                    for n in (0, 1, 7, 8, 9, 63, 64, 65, 71, 72, 1000, 4993 - start):
+                        symbols = source[start:start + n]
+                        alphabet = 256 if source.max() > 199 else 200
+                        want = np.bincount(symbols, minlength=alphabet)
+                        got = hk.histogram(symbols, alphabet)
+                        assert np.array_equal(got, want), (level, start, n, alphabet)
+            counts = np.arange(256, dtype=np.int64)
+            hk.histogram_into(sources[1][1:], counts)
+            assert np.array_equal(counts, np.arange(256) + np.bincount(sources[1][1:],
+                                                                         minlength=256))
+            bad = sources[2].copy()
+            bad[3000] = 200
+            with pytest.raises(ValueError, match="outside the alphabet"):
+                hk.histogram(bad, 200)
+
+
 @pytest.mark.parametrize("zeros", [0.0, 0.1, 0.5, 0.9, 1.0])
 def test_histograms_of_16_bit_symbols_count_zeros_alike_at_every_simd_level(zeros: float):
     """16-bit symbols, however many are zeros (a block more than a quarter zeros has its other
