@@ -1121,6 +1121,21 @@ done:
 
 /* ---- decoding tables ------------------------------------------------------------------ */
 
+/* of[l]: how many of the n lengths are l (0..16); of[17]: how many are above 16. In four sets
+ * of counters that take the lengths in turn: a code's lengths come mostly equal (10,924 codes
+ * of 13-14 bits, a centroid index's), and one counter incremented back to back waits on its
+ * own store at every length. The tables' three passes over the lengths (coded_width,
+ * code_shape and the longest code) are one. */
+static void length_counts(const uint8_t *lengths, int64_t n, int64_t of[18]) {
+    int64_t part[4][18];
+    memset(part, 0, sizeof(part));
+    int64_t s = 0;
+    for (; s + 4 <= n; s += 4)
+        for (int k = 0; k < 4; k++) part[k][lengths[s + k] <= 16 ? lengths[s + k] : 17]++;
+    for (; s < n; s++) part[0][lengths[s] <= 16 ? lengths[s] : 17]++;
+    for (int l = 0; l < 18; l++) of[l] = part[0][l] + part[1][l] + part[2][l] + part[3][l];
+}
+
 /* The fast table's width for `count` symbols of these lengths (see decode_coded_width):
  * under the code's implied probabilities 2**-len, wide enough that at most 1/64 of the codes
  * are longer than the table (those take the slower long-code path), and wider still, up to
@@ -1140,13 +1155,12 @@ done:
 SC_INLINE double huf_width_cost(int64_t width, int64_t count, double past) {
     return ldexp(1.0, (int)width) + HUF_LONG_ENTRIES * (double)count * past;
 }
-static int64_t coded_width(const uint8_t *lengths, int64_t n, int64_t count, int64_t min_fast,
+static int64_t coded_width(const int64_t of_len[18], int64_t count, int64_t min_fast,
                            int64_t max_fast, int bytes) {
-    /* the codes of each length counted, then their mass: the same sums (every partial sum is
-     * a multiple of 2**-16 below 2**21, exact in a double, in any order) without two ldexp
-     * calls a symbol (40 -> 3 us for 4,096 symbols with codes, a 12-bit top field's) */
-    int64_t of_len[17] = {0};
-    for (int64_t s = 0; s < n; s++) of_len[lengths[s] <= 16 ? lengths[s] : 0]++;
+    /* the codes of each length counted (length_counts; above 16: no code), then their mass:
+     * the same sums (every partial sum is a multiple of 2**-16 below 2**21, exact in a double,
+     * in any order) without two ldexp calls a symbol (40 -> 3 us for 4,096 symbols with codes,
+     * a 12-bit top field's) */
     double mean = 0.0, mass[17] = {0.0};
     for (int ln = 1; ln <= 16; ln++) {
         mass[ln] = (double)of_len[ln] * ldexp(1.0, -ln);
@@ -1183,7 +1197,9 @@ static PyObject *huf_decode_coded_width(PyObject *self, PyObject *const *args, P
     sc_arr lens;
     PyObject *res = NULL;
     if (sc_get(&bufs, args[0], 0, 1, "lengths", &lens) < 0) goto done;
-    res = PyLong_FromLongLong(coded_width(lens.p, lens.n, v[0], v[1], v[2], lens.n <= 256));
+    int64_t of[18];
+    length_counts(lens.p, lens.n, of);
+    res = PyLong_FromLongLong(coded_width(of, v[0], v[1], v[2], lens.n <= 256));
 done:
     sc_release(&bufs);
     return res;
@@ -1234,13 +1250,12 @@ SC_INLINE uint64_t ent_first(uint64_t x, int isz) {
     return isz == 1 ? (x >> 8) & 0xFF : (x >> 16) & 0xFFFF;
 }
 
-/* Pass 1 of the tables: counts, longest code, Kraft check. -1 if a length is above 16. */
-static int code_shape(const uint8_t *lengths, int64_t n, huf_code *c) {
+/* Pass 1 of the tables, from the lengths' counts (length_counts): counts, longest code,
+ * Kraft check. -1 if a length is above 16. */
+static int code_shape(const int64_t of[18], huf_code *c) {
     memset(c, 0, sizeof(*c));
-    for (int64_t s = 0; s < n; s++) {
-        if (lengths[s] > 16) return -1;
-        c->count[lengths[s]]++;
-    }
+    if (of[17]) return -1;
+    memcpy(c->count, of, sizeof(c->count));
     c->count[0] = 0;
     c->full = 1;
     int64_t kraft = 0;
@@ -1340,7 +1355,9 @@ static PyObject *huf_build_decoder(PyObject *self, PyObject *const *args, Py_ssi
         goto done;
     }
     huf_code c;
-    if (code_shape(lens.p, lens.n, &c) < 0) { bad_arg(fn, "code lengths must be <= 16"); goto done; }
+    int64_t of[18];
+    length_counts(lens.p, lens.n, of);
+    if (code_shape(of, &c) < 0) { bad_arg(fn, "code lengths must be <= 16"); goto done; }
     int64_t used = c.offset[16] + c.count[16];
     if (c.kraft_ok) {
         if (width > 2 * c.full) width = 2 * c.full;
@@ -2034,9 +2051,11 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
      * a few hundred of 4096, and a small frame's decode was mostly passes over the rest */
     const uint8_t *ln = lengths + lo;
     const int64_t span = hi - lo;
+    int64_t of[18];
+    length_counts(ln, span, of);
     int longest = 0;
-    for (int64_t s = 0; s < span; s++)
-        if (ln[s] > longest) longest = ln[s];
+    for (int l = 1; l < 18; l++)
+        if (of[l]) longest = l; /* 17: some length above 16 */
     if (longest > max_length) goto finish;
     int64_t ns, starts[65]; /* each stream's first bit */
     starts[0] = 0;
@@ -2066,9 +2085,9 @@ static int decode_coded_impl(const uint8_t *book, int64_t n, const uint8_t *data
     if (count == 0) goto finish;
     rc = BAD_CODEBOOK;
     if (longest == 0) goto finish;
-    int64_t width = coded_width(ln, span, count, min_fast, max_fast, isz == 1);
+    int64_t width = coded_width(of, count, min_fast, max_fast, isz == 1);
     huf_code c;
-    code_shape(ln, span, &c); /* lengths <= max_length <= 16: cannot fail */
+    code_shape(of, &c); /* lengths <= max_length <= 16: cannot fail */
     rc = BAD_KRAFT;
     if (!c.kraft_ok) goto finish;
     if (width > 2 * c.full) width = 2 * c.full;
