@@ -874,8 +874,8 @@ def test_fast_table_widens_for_long_average_codes():
     assert width(np.array([1, 2, 3, 3], np.uint8), 100) == 4
     # 63,615 symbols whose codes are half 14 bits (an index into 10,924 distinct float32
     # values, Silero VAD's STFT basis): the cap of 8,191 entries (13 bits) left half the codes
-    # on the long path (650 -> 400 us a decode at 14 bits)
-    # (the lengths of its frame's code)
+    # on the long path (its frame, with the lengths counted once too: 761-793 -> 302-317 us
+    # a decode, docs/benchmarks.md, issue 13's thirty-first pass). The lengths of its code:
     stft = np.repeat(np.arange(8, 15, dtype=np.uint8), [1, 8, 31, 124, 504, 2304, 7952])
     assert width(stft, 63_615) == 14
     rng = np.random.default_rng(0)

@@ -193,9 +193,10 @@ def decode_coded_width(lengths: np.ndarray, count: int, min_fast: int, max_fast:
     that cost more than the entries would: of the widths from that cap up, the narrowest of
     least cost, counting a table's entries and 4 entries for each long code (its share of
     ``count`` under the code's probabilities). A centroid index of 63,615 symbols with half
-    its codes 14 bits long decoded in 650 us at the cap's 13 bits, 400 at 14; 3,000 symbols
-    of ~12-bit codes, 27 -> 12-13 ns a symbol (docs/benchmarks.md, issue 13's thirty-first
-    pass). (:func:`build_decoder` also caps it at twice the longest code.)
+    its codes 14 bits long took 13 bits under the cap, 14 now; one stream of 3,000 symbols of
+    ~12-bit codes, 9 bits under the cap, decoded at 29-30 ns a symbol, at 10-11 now
+    (docs/benchmarks.md, issue 13's thirty-first pass). (:func:`build_decoder` also caps it
+    at twice the longest code.)
     """
     width: int = _native.huf_decode_coded_width(_lengths8(lengths), int(count), int(min_fast),
                                                 int(max_fast))

@@ -2162,9 +2162,9 @@ done:
 /* Byte counts added to counts[0..alphabet) (every byte below alphabet, checked), in eight
  * tables of uint32 that take the bytes of each 8-byte word in turn: one counter incremented
  * back to back waits on its own store, which a mask of mostly 0xFF bytes (a dense tensor's
- * bitmask) does at every byte. 18,432 0xFF bytes: 41.5-43.5 -> 11.2-11.7 us a call (four
- * tables: 12.4-13.8); 147,456 geometric bytes: 107-110 -> 61-73 (docs/benchmarks.md, issue
- * 13's thirty-first pass). Chunks of at most 2**30 bytes keep the tables' counts below 2**32. */
+ * bitmask) does at every byte. 18,432 0xFF bytes: 44 -> 11 us a call; 147,456 geometric
+ * bytes: 117 -> 52 (docs/benchmarks.md, issue 13's thirty-first pass). Chunks of at most
+ * 2**30 bytes keep the tables' counts below 2**32. */
 SC_INLINE void hist_bytes(const void *sym, int64_t n, int64_t alphabet, int64_t *counts) {
     uint32_t t[8][256];
     const uint8_t *b = sym;
