@@ -1957,6 +1957,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
     const int spmm8 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb > NM24_MAX_NB &&
                       P->nb <= 8 && P->simd;
     const int spmm24 = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->simd >= 2;
+    (void)spmm8, (void)spmm24; /* read by the x86 kernels' branches only */
     int64_t count;
     float *xrows = NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -2833,7 +2834,9 @@ static int32_t win_pair[64 * 8];
 #define WIN_LANE_BAD 0x8000u
 static uint32_t win_lane[4096];
 
+#if SC_X86
 static void win_quad_init(void);
+#endif
 
 static void win_init(void) {
     nm24_init();
@@ -3356,6 +3359,7 @@ static PyObject *window_matmul(PyObject *self, PyObject *const *a, Py_ssize_t na
     J.P.cols = cols;
     J.P.simd = use_avx2();
     const int avx512 = sc_simd >= SC_SIMD_AVX512; /* read once, before the GIL is released */
+    (void)avx512; /* (read by the x86 kernels' branch only) */
     J.pattern = pat.p;
     J.exps = exps.p;
     J.rest = rest.p;

@@ -1771,6 +1771,7 @@ FASTCALL(nm_split) {
         }
     Py_ssize_t bad, size = x.itemsize;
     const int simd = sc_simd >= SC_SIMD_SSSE3;
+    (void)simd; /* (read by the x86 kernels' branch only) */
     if (fill.n == 1 && m && cols % m == 0 && rows > 1) { /* rows of whole groups, one fill: */
         cols *= rows;                                    /* one row, the groups in order */
         rows = 1;
