@@ -443,9 +443,10 @@ SC_INLINE int64_t paired_spare_body(const void *restrict x, Py_ssize_t rows, Py_
 /* Rows of 2, 3 and 4 entries (a convolution's taps) written out: one row's pairs less its
  * zeros in one expression of fixed loads, which the compiler vectorises across rows
  * (interleaved loads), summed 4,096 rows at a time in 32 bits. 16,512 rows of three float16
- * entries: 39 -> 9 us in the AVX2 build (a scratch C benchmark). The loads are memcpy's: x may
- * sit at any address (a buffer handed over), where a typed load is undefined (UBSan); of the
- * item's own type, not ld()'s uint64, so that the compares vectorise at the item's width. */
+ * entries: 45-48 -> 11-14 us a call in the AVX2 build (docs/benchmarks.md, issue 13's
+ * thirtieth pass). The loads are memcpy's: x may sit at any address (a buffer handed over),
+ * where a typed load is undefined (UBSan); of the item's own type, not ld()'s uint64, so that
+ * the compares vectorise at the item's width. */
 #define PS_EQ(a, b) ((int32_t)(((a) == (b)) & ((a) != 0)))
 #define PS_Z(a) ((int32_t)((a) == 0))
 #define PS_LOAD(T)                                                                             \
