@@ -327,6 +327,22 @@ def test_pool_serves_concurrent_callers_the_same_bits() -> None:
     assert dec == [decoded] * len(jobs)
 
 
+def _in_forked_child(target: Any, *args: Any) -> Any:
+    """What ``target(conn, *args)`` sends back from a forked child, which must answer within a
+    minute (not hang) and exit cleanly."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args))
+    proc.start()
+    assert parent.poll(60), "the forked child did not answer (a hang in a pool?)"
+    got = parent.recv()
+    proc.join(30)
+    assert proc.exitcode == 0
+    return got
+
+
 def _child_product(conn: Any, frame: bytes, x: np.ndarray) -> None:
     conn.send(_product_bits(frame, x, 3))
     conn.close()
@@ -336,28 +352,37 @@ def _child_product(conn: Any, frame: bytes, x: np.ndarray) -> None:
 def test_pool_works_in_a_forked_child() -> None:
     """A child forked after the parent's pool started (whose workers do not exist in the child)
     computes the same bits, and does not hang."""
-    import multiprocessing
-
     w = weights((512, 384), ml_dtypes.bfloat16)
     frame = sc.get_codec("nm").encode(w)
     x = np.random.default_rng(2).standard_normal((2, 384)).astype(np.float32)
     want = _product_bits(frame, x, 2)  # the parent's pool now has workers
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_product, args=(child, frame, x))
-    proc.start()
-    assert parent.poll(60), "the forked child did not answer (a hang in the pool?)"
-    got = parent.recv()
-    proc.join(30)
-    assert proc.exitcode == 0 and got == want
+    assert _in_forked_child(_child_product, frame, x) == want
+
+
+def _blocks_to_threads(monkeypatch: pytest.MonkeyPatch, whole: bool) -> list[int]:
+    """Row blocks of any size go to threads whole (``whole``), or none do; returns the list
+    that counts the products that sent them."""
+    from sparsecodecs.compute import products
+
+    sent: list[int] = []
+    real = products._blocks_in_parallel
+    monkeypatch.setattr(products, "BLOCKS_ON_THREADS_FROM", 0 if whole else 1 << 62)
+    monkeypatch.setattr(products, "_blocks_in_parallel",
+                        lambda *a: sent.append(1) or real(*a))
+    return sent
 
 
 @pytest.mark.parametrize("codec", ["hybrid", "nm", "bitmask"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_row_blocks_on_threads_give_the_same_bits_and_stats(codec: str, batch: int) -> None:
-    """A weight of many row blocks, multiplied with threads: each thread takes whole blocks.
+@pytest.mark.parametrize("whole", [True, False], ids=["blocks-to-threads", "rows-to-threads"])
+def test_row_blocks_on_threads_give_the_same_bits_and_stats(
+        codec: str, batch: int, whole: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weight of many row blocks, multiplied with threads: each thread takes whole blocks
+    (or, for blocks under BLOCKS_ON_THREADS_FROM, the blocks go in turn, their rows split).
     The result's bytes and the stats (paths in block order) are those of one thread."""
     from sparsecodecs.transforms import prune
+
+    sent = _blocks_to_threads(monkeypatch, whole)
 
     rng = np.random.default_rng(batch)
     w = prune((rng.standard_normal((90, 64)) * 0.05).astype(np.float32), "2:4")[0]
@@ -372,12 +397,17 @@ def test_row_blocks_on_threads_give_the_same_bits_and_stats(codec: str, batch: i
         assert many.paths == one.paths and many.macs == one.macs
         assert many.weight_bytes == one.weight_bytes and many.dense_bytes == one.dense_bytes
         many = sc.MatmulStats()
+    assert len(sent) == (3 if whole else 0)
 
 
-def test_row_blocks_on_threads_raise_the_first_bad_blocks_error() -> None:
+@pytest.mark.parametrize("whole", [True, False], ids=["blocks-to-threads", "rows-to-threads"])
+def test_row_blocks_on_threads_raise_the_first_bad_blocks_error(
+        whole: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks 3 and 9 are damaged differently: with threads, block 3's error is raised, the
     one a single thread meets first."""
     from sparsecodecs.testing import reframe, split_frame
+
+    sent = _blocks_to_threads(monkeypatch, whole)
 
     w = np.arange(12 * 16, dtype=np.float32).reshape(12, 16) % 7
     frames = [sc.get_codec("bitmask").encode(w[r : r + 1]) for r in range(w.shape[0])]
@@ -396,6 +426,122 @@ def test_row_blocks_on_threads_raise_the_first_bad_blocks_error() -> None:
             layer.matmul(np.ones(16, np.float32), threads=threads)
         errors.append((type(info.value), str(info.value)))
     assert errors[0] == errors[1] == errors[2]
+    assert len(sent) == (2 if whole else 0)
+
+
+def test_small_row_blocks_stay_off_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below BLOCKS_ON_THREADS_FROM a frame on average, row blocks go in turn (a MiniLM-sized
+    layer's blocks); from it on, whole to the threads (a 4096x4096 hybrid layer's)."""
+    from sparsecodecs.compute import products
+
+    small = [sc.get_codec("hybrid").encode(weights((8, 64), np.float32, r)) for r in range(4)]
+    sent: list[int] = []
+    real = products._blocks_in_parallel
+    monkeypatch.setattr(products, "_blocks_in_parallel", lambda *a: sent.append(1) or real(*a))
+    layer = sc.CompressedLinear(small)
+    want = layer.matmul(np.ones(64, np.float32)).tobytes()
+    assert layer.matmul(np.ones(64, np.float32), threads=2).tobytes() == want and not sent
+    monkeypatch.setattr(products, "BLOCKS_ON_THREADS_FROM", sum(map(len, small)) // len(small))
+    assert layer.matmul(np.ones(64, np.float32), threads=2).tobytes() == want and sent == [1]
+
+
+# -- the kept threads of row blocks and checkpoint blocks (registry/_pool.py) ---------------
+
+
+def test_kept_threads_run_items_in_order_at_most_workers_at_once() -> None:
+    """map_in_order: the results in item order; never more than ``workers`` items running at
+    once; the same threads serve the next call (kept, not made per call)."""
+    import threading
+    import time
+
+    from sparsecodecs.registry._pool import map_in_order
+
+    lock = threading.Lock()
+    running, most = [0], [0]
+    names: set[threading.Thread] = set()  # the threads themselves: a name or ident may recur
+
+    def item(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            names.add(threading.current_thread())
+        time.sleep(0.002)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    assert map_in_order(item, range(12), 2) == [i * i for i in range(12)]
+    first = set(names)
+    assert most[0] <= 2 and len(first) == 2
+    names.clear()
+    assert map_in_order(item, range(12), 2) == [i * i for i in range(12)]
+    assert names == first  # the same two threads
+    assert map_in_order(item, range(3), 1) == [0, 1, 4]  # one worker: on the caller's thread
+    assert threading.current_thread() in names
+
+
+def test_kept_threads_raise_the_first_failure_in_order_after_started_items_return() -> None:
+    """Items 2 and 5 fail: item 2's error is raised, once every started item has returned;
+    items queued behind the failure are dropped, not run after the call returns."""
+    import threading
+    import time
+
+    from sparsecodecs.registry._pool import map_in_order
+
+    ran: list[int] = []
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def item(i: int) -> int:
+        with lock:
+            ran.append(i)
+        if i == 5:
+            raise KeyError("five")
+        if i == 2:
+            time.sleep(0.01)  # fails last of the two, first in order
+            raise ValueError("two")
+        time.sleep(0.005)
+        with lock:
+            finished.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="two"):
+        map_in_order(item, range(40), 2)
+    started = set(ran)
+    assert started <= set(finished) | {2, 5}  # every started item had returned
+    time.sleep(0.05)
+    assert set(ran) == started and len(started) < 40  # nothing ran after; the rest dropped
+
+
+def test_kept_threads_nested_calls_run_inline() -> None:
+    """An item that itself maps items (a nested call) runs them on its own thread: no worker
+    waits on work queued behind it, so two workers and nested calls cannot deadlock."""
+    from sparsecodecs.registry._pool import map_in_order
+
+    def inner(i: int) -> int:
+        return i + 1
+
+    def outer(i: int) -> list[int]:
+        return map_in_order(inner, range(i, i + 3), 2)
+
+    assert map_in_order(outer, range(4), 2) == [[i + 1, i + 2, i + 3] for i in range(4)]
+
+
+def _child_blocks(conn: Any, frames: list[bytes], x: np.ndarray) -> None:
+    conn.send(sc.CompressedLinear(frames).matmul(x, threads=2).tobytes())
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_kept_threads_work_in_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child forked after the parent's kept threads ran row blocks (threads the child does
+    not have) multiplies row blocks on threads too, to the same bits, and does not hang."""
+    sent = _blocks_to_threads(monkeypatch, True)  # (the child inherits the patch)
+    w = weights((64, 64), ml_dtypes.bfloat16)
+    frames = [sc.get_codec("hybrid").encode(w[r : r + 8]) for r in range(0, 64, 8)]
+    x = np.random.default_rng(3).standard_normal((2, 64)).astype(np.float32)
+    want = sc.CompressedLinear(frames).matmul(x, threads=2).tobytes()  # the parent's threads
+    assert _in_forked_child(_child_blocks, frames, x) == want and sent == [1]
 
 
 # -- a large bitmask frame's values and mask side by side ------------------------------------

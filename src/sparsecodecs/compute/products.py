@@ -82,6 +82,7 @@ from ..registry import (
     get_decode_limit,
     read_frame,
 )
+from ..registry._pool import map_in_order
 from ..registry.dtypes import name_of
 
 __all__ = ["DEFAULT_BLOCK_ROWS", "CompressedLinear", "MatmulStats", "matmul"]
@@ -509,7 +510,8 @@ def _product(
             yt = (np.zeros((k_out, batch), np.float32) if trans
                   else np.empty((k_out, batch), np.float32))
         xbf16 = arr.dtype.name == "bfloat16"
-        if not trans and threads > 1 and len(frames) >= 2 * threads:
+        if (not trans and threads > 1 and len(frames) >= 2 * threads and sum(
+                f.nbytes for f, _, _ in frames) >= BLOCKS_ON_THREADS_FROM * len(frames)):
             _blocks_in_parallel(frames, xt, yt, stats, bad, threads, slots, xbf16)
         else:
             for i, (parsed, r0, r1) in enumerate(frames):
@@ -542,6 +544,15 @@ def _transpose_into(src: np.ndarray, dst: np.ndarray) -> None:
         np.copyto(dst, src.T, casting="unsafe")
 
 
+#: Row blocks go to threads whole (:func:`_blocks_in_parallel`) from this mean frame size on;
+#: smaller blocks run in turn, each on the threads (its kernels split its rows). A block's
+#: Python (its frame's checks, the parts' views) holds the GIL, which the threads then wait
+#: on: 256-row blocks of 1536x384 (65 KiB hybrid, 104 KiB nm) ran slower on two threads than
+#: on one, those of 4096x4096 (698 KiB hybrid) faster (docs/compute.md, "Kept threads for
+#: row blocks").
+BLOCKS_ON_THREADS_FROM = 512 << 10
+
+
 def _blocks_in_parallel(
     frames: Sequence[tuple[Frame, int, int]], xt: np.ndarray, yt: np.ndarray,
     stats: MatmulStats | None, bad: np.ndarray | None, threads: int,
@@ -554,9 +565,8 @@ def _blocks_in_parallel(
     batch 1 that made two threads slower than one (docs/compute.md, "Row blocks on threads").
     The blocks write disjoint rows of ``yt``; each block's stats are kept apart and added in
     block order, and the first block that fails, in block order, raises its error, as one
-    thread would."""
-    from concurrent.futures import ThreadPoolExecutor
-    from contextvars import copy_context
+    thread would. The threads are kept between products (:func:`~..registry._pool.map_in_order`).
+    """
 
     def one(i: int) -> MatmulStats:
         parsed, r0, r1 = frames[i]
@@ -565,13 +575,7 @@ def _blocks_in_parallel(
                        None if slots is None else slots[i], xbf16)
         return own
 
-    pool = ThreadPoolExecutor(min(threads, len(frames)))
-    try:
-        # each block in a copy of the caller's context (decode_threads and the like)
-        done = [pool.submit(copy_context().run, one, i) for i in range(len(frames))]
-        results = [f.result() for f in done]  # in block order: the first failure raises
-    finally:
-        pool.shutdown(cancel_futures=True)  # after a failure, blocks not started are dropped
+    results = map_in_order(one, range(len(frames)), threads)
     if stats is not None:
         for own in results:
             for f in fields(MatmulStats):  # every field, as the one-thread product adds it

@@ -8,7 +8,6 @@ import itertools
 import math
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -25,6 +24,7 @@ from ...registry import (
     inspect,
     resolve_threads,
 )
+from ...registry._pool import map_in_order
 from ...registry.accounting import SectionReport
 from ...registry.frame import read_frame
 from .container import (
@@ -205,10 +205,8 @@ class safe_open:  # the name safetensors users know
             # The file is read in order on this thread; the blocks decode side by side (the
             # kernels release the GIL), one thread each, into disjoint rows of ``out``.
             frames = [self._block_frame(entry, b, i) for i in touched]
-            with ThreadPoolExecutor(min(self._threads, len(touched))) as pool:
-                for f in [pool.submit(place, i, fr, 1) for i, fr in zip(touched, frames,
-                                                                         strict=True)]:
-                    f.result()
+            map_in_order(lambda j: place(touched[j], frames[j], 1), range(len(touched)),
+                         self._threads)
         else:
             for i in touched:
                 place(i, self._block_frame(entry, b, i), None)
