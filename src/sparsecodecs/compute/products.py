@@ -30,8 +30,9 @@ frame at a time.
 **Non-finite values** follow IEEE as the dense product does: a zero weight the kernels skip
 still turns an inf or NaN of ``x`` into NaN (see docs/compute.md). ``threads=`` (default 1)
 splits each frame's rows over that many threads inside the kernel; a :class:`CompressedLinear`
-of at least two row blocks a thread gives each thread whole blocks instead (``x @ W.T`` only:
-the blocks of the transposed product add into the same result, and run in order).
+of at least two row blocks a thread, of :data:`BLOCKS_ON_THREADS_FROM` bytes a frame on average,
+gives each thread whole blocks instead (``x @ W.T`` only: the blocks of the transposed product
+add into the same result, and run in order).
 
 Decoding limits apply as for :func:`sparsecodecs.decode`: a frame whose dense size exceeds the
 decode limit is refused with :class:`~sparsecodecs.registry.errors.DecodeLimitError`.
@@ -637,9 +638,9 @@ def matmul(
     threads
         Threads the zero-skipping kernels split the rows of each frame over (default 1: the
         caller decides the parallelism; a product of ``x @ W``, ``trans``, always runs on one).
-        A :class:`CompressedLinear` of at least two row blocks a thread gives each thread
-        whole blocks, each decoded and multiplied on that thread. The result does not depend
-        on it.
+        A :class:`CompressedLinear` of at least two row blocks a thread (of 512 KiB a frame
+        on average) gives each thread whole blocks, each decoded and multiplied on that
+        thread. The result does not depend on it.
 
     Returns
     -------
