@@ -1105,14 +1105,17 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
 
-/* The 2:4 GEMV at batch 1 on bfloat16 values, AVX-512: the AVX2 path's sums (its two
- * accumulators are the low and high halves of one 512-bit one, a step of 8 groups filling
- * both), with fewer shuffles a kept value. The AVX2 path spends four shuffle-port uops on 8
- * kept values (two vpermilps, a vshufps, the widening of the values); here it is three on 16:
- * the widening, the index's widening and one two-source vpermt2ps that takes each value's x
- * from the step's 32 columns in their own order (no lane-ordered copy of x). On an Intel Xeon,
- * 4096x4096 over a stack of layers, one thread: 2.76-2.77 -> 1.88-2.11 ms a layer, 0.58-0.68x
- * -> 0.48-0.55x torch's dense time (docs/compute.md, thirty-fifth session). */
+/* The 2:4 GEMV at batch 1, AVX-512 (bfloat16, float16 and float32 values): the AVX2 path's
+ * sums (its two accumulators are the low and high halves of one 512-bit one, a step of 8
+ * groups filling both), with fewer shuffles a kept value. The AVX2 path spends four
+ * shuffle-port uops on 8 bfloat16 values (two vpermilps, a vshufps, the widening of the
+ * values); here it is three on 16: the widening, the index's widening and one two-source
+ * vpermt2ps that takes each value's x from the step's 32 columns in their own order (no
+ * lane-ordered copy of x). Float16 and float32 values are read where they lie too, where the
+ * AVX2 path copies each row into float32 first. On an Intel Xeon, 4096x4096 over a stack of
+ * layers, one thread, ms a layer: bfloat16 2.76-2.77 -> 1.88-2.11 (0.58-0.68x -> 0.48-0.55x
+ * torch's dense time), float16 3.68-4.09 -> 1.81-2.23, float32 4.40-5.05 -> 3.31-3.61
+ * (docs/compute.md, thirty-fifth session). */
 
 /* Row r's codes (codes, gpr + 40 bytes) and each full group's two kept columns as bytes
  * (cix, 2 a group): 4 (g mod 8) + the code's positions, the index vpermt2ps reads in a step
@@ -1141,41 +1144,57 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int nm24_row_prep512(
 
 /* Rows ra (and rb, with two) against x: the full groups' sums of nm24_dot, in its order:
  * lanes 0-7 of the accumulator are its even steps' (a0), 8-15 its odd steps' (a1), a
- * leftover step of 4 groups into lanes 0-7 only. Two rows share the loads of x. */
+ * leftover step of 4 groups into lanes 0-7 only. Two rows share the loads of x. The values
+ * (sa, sb: the rows' first) are read where they lie, as VM says: NM512_BF16 widened by a
+ * shift, NM512_F16 by vcvtph2ps (exact), NM512_F32 as they are. */
+enum { NM512_BF16 = 0, NM512_F16 = 1, NM512_F32 = 2 };
+
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals16(const char *s,
+                                                                            int64_t q, int VM) {
+    if (VM == NM512_F32) return _mm512_loadu_ps((const float *)s + 2 * q);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(s + 4 * q));
+    if (VM == NM512_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The 8 values of a leftover step of 4 groups in lanes 0-7 (8-15 zero). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals8(const char *s,
+                                                                           int64_t q, int VM) {
+    if (VM == NM512_F32) return _mm512_maskz_loadu_ps(0x00FF, (const float *)s + 2 * q);
+    const __m256i h = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(s + 4 * q)));
+    if (VM == NM512_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
         const float *x, int64_t full, int two, const uint8_t *ca, const char *sa,
-        const uint8_t *cb, const char *sb, float *h) {
+        const uint8_t *cb, const char *sb, float *h, int VM) {
+    const int64_t vb = VM == NM512_F32 ? 8 : 4; /* value bytes a group */
     __m512 a = _mm512_setzero_ps(), b = a;
 #define NM24_IDX(c, q) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((c) + 2 * (q))))
-#define NM24_V16(s, q)                                                                         \
-    _mm512_castsi512_ps(_mm512_slli_epi32(                                                     \
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((s) + 4 * (q)))), 16))
     int64_t q = 0;
     for (; q + 8 <= full; q += 8) {
-        if (!(q & 15)) { /* 64 bytes of values every other step; see bf16_to_f32_avx2 */
-            __builtin_prefetch((const void *)((uintptr_t)sa + 4 * (uintptr_t)q + BF16_AHEAD));
+        if (!(q & (VM == NM512_F32 ? 7 : 15))) { /* a 64-byte line of values ahead, each line;
+                                                   * see bf16_to_f32_avx2 */
+            __builtin_prefetch((const void *)((uintptr_t)sa + vb * (uintptr_t)q + BF16_AHEAD));
             if (two)
-                __builtin_prefetch((const void *)((uintptr_t)sb + 4 * (uintptr_t)q + BF16_AHEAD));
+                __builtin_prefetch((const void *)((uintptr_t)sb + vb * (uintptr_t)q + BF16_AHEAD));
         }
         const __m512 x0 = _mm512_loadu_ps(x + 4 * q), x1 = _mm512_loadu_ps(x + 4 * q + 16);
-        a = _mm512_fmadd_ps(NM24_V16(sa, q), _mm512_permutex2var_ps(x0, NM24_IDX(ca, q), x1), a);
+        a = _mm512_fmadd_ps(nm24_vals16(sa, q, VM),
+                            _mm512_permutex2var_ps(x0, NM24_IDX(ca, q), x1), a);
         if (two)
-            b = _mm512_fmadd_ps(NM24_V16(sb, q),
+            b = _mm512_fmadd_ps(nm24_vals16(sb, q, VM),
                                 _mm512_permutex2var_ps(x0, NM24_IDX(cb, q), x1), b);
     }
     if (q < full) { /* 4 groups (q is a multiple of 8: their indices are below 16) */
         const __m512 x0 = _mm512_loadu_ps(x + 4 * q);
-#define NM24_V8(s, q)                                                                          \
-    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_zextsi128_si256(        \
-        _mm_loadu_si128((const __m128i *)((s) + 4 * (q))))), 16))
-        a = _mm512_mask3_fmadd_ps(NM24_V8(sa, q), _mm512_permutexvar_ps(NM24_IDX(ca, q), x0), a,
-                                  0x00FF);
+        a = _mm512_mask3_fmadd_ps(nm24_vals8(sa, q, VM),
+                                  _mm512_permutexvar_ps(NM24_IDX(ca, q), x0), a, 0x00FF);
         if (two)
-            b = _mm512_mask3_fmadd_ps(NM24_V8(sb, q), _mm512_permutexvar_ps(NM24_IDX(cb, q), x0),
-                                      b, 0x00FF);
-#undef NM24_V8
+            b = _mm512_mask3_fmadd_ps(nm24_vals8(sb, q, VM),
+                                      _mm512_permutexvar_ps(NM24_IDX(cb, q), x0), b, 0x00FF);
     }
-#undef NM24_V16
 #undef NM24_IDX
 #define NM24_HI(v) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
     float sum8[8];
@@ -1189,11 +1208,31 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
 #undef NM24_HI
 }
 
-SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
-static int64_t nm24_rows_bf16_avx512(const void *job, int64_t r0, int64_t r1) {
-    const nm_job *J = (const nm_job *)job;
+/* y = h + the tail of row r (values from src, the row's first; codes: its codes) past the
+ * full groups, as nm24_tail adds it, from vals: the tail's values widened, or copied (float32
+ * values may lie at any address in the frame). */
+SC_INLINE int nm24_finish512(const nm_job *J, const char *src, const uint8_t *codes,
+                             float *vals, int64_t full, float h, float *y, int VM) {
+    const int64_t gpr = J->gpr;
+    if (VM == NM512_BF16)
+        bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), vals + 2 * full);
+    else if (VM == NM512_F16)
+        for (int64_t t = 2 * full; t < 2 * gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
+    else
+        memcpy(vals + 2 * full, src + 8 * full, (size_t)(gpr - full) * 8);
+    float tail = 0.0f;
+    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
+    *y = h + tail;
+    return err;
+}
+
+/* The rows [r0, r1) in value mode VM (a constant where this is inlined). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
+        const nm_job *J, int64_t r0, int64_t r1, int VM) {
     const prod_t *P = &J->P;
     const int64_t gpr = J->gpr, cols = P->cols, full = (cols / 16) * 4;
+    const int64_t rb = (VM == NM512_F32 ? 8 : 4) * gpr; /* value bytes a row */
+    const char *base = VM == NM512_F32 ? (const char *)P->vf : (const char *)P->vbits;
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, 1, gpr);
     uint8_t *codes = err ? NULL : calloc(2 * ((size_t)gpr + 40), 1); /* two rows' (read past
@@ -1203,26 +1242,36 @@ static int64_t nm24_rows_bf16_avx512(const void *job, int64_t r0, int64_t r1) {
     uint8_t *codes2 = err ? NULL : codes + gpr + 40, *cix2 = err ? NULL : cix + 2 * gpr + 64;
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = nm24_row_prep512(J, r, codes, s.codes, cix))) break;
-        const char *src = (const char *)P->vbits + 4 * r * gpr;
+        const char *src = base + rb * r;
         /* two rows at a time; a next row that does not check out is done on its own turn,
          * after this one, so errors come in row order (as nm24_rows_avx2) */
         if (r + 1 < r1 && !nm24_row_prep512(J, r + 1, codes2, s.codes, cix2)) {
             float h[2];
-            nm24_dot512(J->xrows, full, 1, cix, src, cix2, src + 4 * gpr, h);
-            if ((err = nm24_finish_bf16(J, src, codes, s.vals, full, h[0], P->yt + r))) break;
+            nm24_dot512(J->xrows, full, 1, cix, src, cix2, src + rb, h, VM);
+            if ((err = nm24_finish512(J, src, codes, s.vals, full, h[0], P->yt + r, VM))) break;
             r++;
-            err = nm24_finish_bf16(J, src + 4 * gpr, codes2, s.vals, full, h[1], P->yt + r);
+            err = nm24_finish512(J, src + rb, codes2, s.vals, full, h[1], P->yt + r, VM);
             continue;
         }
         float h;
-        nm24_dot512(J->xrows, full, 0, cix, src, NULL, NULL, &h);
-        err = nm24_finish_bf16(J, src, codes, s.vals, full, h, P->yt + r);
+        nm24_dot512(J->xrows, full, 0, cix, src, NULL, NULL, &h, VM);
+        err = nm24_finish512(J, src, codes, s.vals, full, h, P->yt + r, VM);
     }
     free(codes);
     free(cix);
     scratch_free(&s);
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
+
+#define NM512(name, vm)                                                                        \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t name(                       \
+        const void *job, int64_t r0, int64_t r1) {                                             \
+        return nm24_rows512((const nm_job *)job, r0, r1, vm);                                  \
+    }
+NM512(nm24_rows_bf16_avx512, NM512_BF16)
+NM512(nm24_rows_f16_avx512, NM512_F16)
+NM512(nm24_rows_f32_avx512, NM512_F32)
+#undef NM512
 #endif
 
 /* The rows [r0, r0 + n) of the block: their codes (gpr + 8 bytes a row) and kept counts less
@@ -2094,8 +2143,11 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
             count = SC_NOMEM;
         } else {
 #if SC_X86
-            if (P->simd >= 2 && P->mode == MODE_BF16 && P->nb == 1)
-                count = parallel_rows(nm24_rows_bf16_avx512, &J, rows, threads);
+            if (P->simd >= 2 && P->nb == 1)
+                count = parallel_rows(P->mode == MODE_BF16  ? nm24_rows_bf16_avx512
+                                      : P->mode == MODE_F16 ? nm24_rows_f16_avx512
+                                                            : nm24_rows_f32_avx512,
+                                      &J, rows, threads);
             else if (P->simd)
                 count = parallel_rows(nm24_rows_avx2, &J, rows, threads);
             else
