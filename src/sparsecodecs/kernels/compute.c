@@ -892,6 +892,10 @@ SC_TARGET("avx2") SC_INLINE __m256 bf16x8(const char *src) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
+/* 8 float16 (f16, exact) or bfloat16 values at src as float32, where `f16` is in scope. */
+#define NM24_V8(at)                                                                            \
+    (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(at))) : bf16x8(at))
+
 /* The whole steps of one 2:4 row against nc (1 to NM24_MAX_NB) rows of x (groups 0 ..
  * full-1; xp, xp + stride, ...: the rows in nm24_lane_order; poff: the byte offsets in
  * nm24_lane_pair of the code pairs (q, q+2), (q+1, q+3) of each step of 4 groups q), into h[c]:
@@ -903,10 +907,10 @@ SC_TARGET("avx2") SC_INLINE __m256 bf16x8(const char *src) {
  * times (4096x4096 bfloat16, ms a layer: batch 2 4.1-4.7 -> 2.5-2.8, batch 3 5.7 -> 3.2-3.3,
  * batch 4 6.7-7.1 -> 3.7-3.8). Inlined with nc and src constants (NULL or not), the
  * accumulators stay in registers and one loop serves every case. */
-SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stride, int nc,
-                                                   const uint32_t *poff, int64_t full,
-                                                   const char *src, const float *vals,
-                                                   float *h) {
+SC_TARGET("avx2,fma,f16c") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stride, int nc,
+                                                        const uint32_t *poff, int64_t full,
+                                                        const char *src, const float *vals,
+                                                        float *h, int f16) {
     const char *pairs = (const char *)nm24_lane_pair;
     __m256 a[NM24_MAX_NB][2];
     for (int c = 0; c < nc; c++) a[c][0] = a[c][1] = _mm256_setzero_ps();
@@ -918,8 +922,8 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stri
         const uint32_t *o = poff + q / 2;
         const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1), i2 = NM24_LANES(2),
                       i3 = NM24_LANES(3);
-        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
-        const __m256 v1 = src ? bf16x8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8);
+        const __m256 v0 = src ? NM24_V8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        const __m256 v1 = src ? NM24_V8(src + 4 * q + 16) : _mm256_loadu_ps(vals + q * 2 + 8);
         for (int c = 0; c < nc; c++) {
             const float *xq = xp + c * stride + q * 4;
             a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xq, i0, i1), a[c][0]);
@@ -929,7 +933,7 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stri
     if (q < full) { /* one step of 4 groups left: an even step, into a[c][0] */
         const uint32_t *o = poff + q / 2;
         const __m256i i0 = NM24_LANES(0), i1 = NM24_LANES(1);
-        const __m256 v0 = src ? bf16x8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
+        const __m256 v0 = src ? NM24_V8(src + 4 * q) : _mm256_loadu_ps(vals + q * 2);
         for (int c = 0; c < nc; c++)
             a[c][0] = _mm256_fmadd_ps(v0, nm24_gather(xp + c * stride + q * 4, i0, i1), a[c][0]);
     }
@@ -942,20 +946,21 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot_cols(const float *xp, int64_t stri
 }
 
 /* nm24_dot_cols of one column. */
-SC_TARGET("avx2,fma") SC_INLINE float nm24_dot(const float *xp, const uint32_t *poff,
-                                               int64_t full, const char *src,
-                                               const float *vals) {
+SC_TARGET("avx2,fma,f16c") SC_INLINE float nm24_dot(const float *xp, const uint32_t *poff,
+                                                    int64_t full, const char *src,
+                                                    const float *vals, int f16) {
     float h;
-    nm24_dot_cols(xp, 0, 1, poff, full, src, vals, &h);
+    nm24_dot_cols(xp, 0, 1, poff, full, src, vals, &h, f16);
     return h;
 }
 
 /* Two rows of 2:4 against one row of x: nm24_dot of (pa, sa) and of (pb, sb), interleaved.
  * Each row's sums are those nm24_dot makes, in the same order; the two rows share the loads of
  * x and give the core two independent chains of loads and multiply-adds. */
-SC_TARGET("avx2,fma") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *pa,
-                                               const uint32_t *pb, int64_t full, const char *sa,
-                                               const char *sb, float *h) {
+SC_TARGET("avx2,fma,f16c") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *pa,
+                                                    const uint32_t *pb, int64_t full,
+                                                    const char *sa, const char *sb, float *h,
+                                                    int f16) {
     const char *pairs = (const char *)nm24_lane_pair;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
 #define NM24_LANES(o, k) _mm256_loadu_si256((const __m256i *)(pairs + (o)[k]))
@@ -972,16 +977,16 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_dot2(const float *xp, const uint32_t *
         const float *xq = xp + q * 4;
         const __m256 x0 = _mm256_loadu_ps(xq), x1 = _mm256_loadu_ps(xq + 8);
         const __m256 x2 = _mm256_loadu_ps(xq + 16), x3 = _mm256_loadu_ps(xq + 24);
-        a0 = _mm256_fmadd_ps(bf16x8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
-        b0 = _mm256_fmadd_ps(bf16x8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
-        a1 = _mm256_fmadd_ps(bf16x8(sa + 4 * q + 16), NM24_PAIR(x2, x3, o, 2), a1);
-        b1 = _mm256_fmadd_ps(bf16x8(sb + 4 * q + 16), NM24_PAIR(x2, x3, p, 2), b1);
+        a0 = _mm256_fmadd_ps(NM24_V8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
+        b0 = _mm256_fmadd_ps(NM24_V8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
+        a1 = _mm256_fmadd_ps(NM24_V8(sa + 4 * q + 16), NM24_PAIR(x2, x3, o, 2), a1);
+        b1 = _mm256_fmadd_ps(NM24_V8(sb + 4 * q + 16), NM24_PAIR(x2, x3, p, 2), b1);
     }
     if (q < full) { /* one step of 4 groups left: an even step, into a0 and b0 */
         const uint32_t *o = pa + q / 2, *p = pb + q / 2;
         const __m256 x0 = _mm256_loadu_ps(xp + q * 4), x1 = _mm256_loadu_ps(xp + q * 4 + 8);
-        a0 = _mm256_fmadd_ps(bf16x8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
-        b0 = _mm256_fmadd_ps(bf16x8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
+        a0 = _mm256_fmadd_ps(NM24_V8(sa + 4 * q), NM24_PAIR(x0, x1, o, 0), a0);
+        b0 = _mm256_fmadd_ps(NM24_V8(sb + 4 * q), NM24_PAIR(x0, x1, p, 0), b0);
     }
 #undef NM24_PAIR
 #undef NM24_LANES
@@ -1032,6 +1037,42 @@ SC_INLINE int nm24_finish_bf16(const nm_job *J, const char *src, const uint8_t *
     return err;
 }
 
+/* y = h + the tail of float16 row src (widened through the frame's table), as nm24_tail. */
+SC_INLINE int nm24_finish_f16(const nm_job *J, const char *src, const uint8_t *codes,
+                              float *vals, int64_t full, float h, float *y) {
+    for (int64_t t = 2 * full; t < 2 * J->gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
+    float tail = 0.0f;
+    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
+    *y = h + tail;
+    return err;
+}
+
+/* Batch 1 on 16-bit float values (f16: float16, else bfloat16) read where they lie, no
+ * float32 copy of the row: row *r, and *r + 1 with it when that row checks out (then *r
+ * advances); a next row that does not is done on its own turn, after this one, so errors come
+ * in row order. Float16 rows were widened into float32 first: 4096x4096, 3.8 -> 1.9 ms a
+ * layer (docs/compute.md, thirty-fifth session). */
+SC_TARGET("avx2,fma,f16c") SC_INLINE int nm24_b1_rows16(
+        const nm_job *J, int64_t *r, int64_t r1, const float *xp, uint8_t *codes,
+        uint8_t *codes2, uint32_t *poff, uint32_t *poff2, scratch_t *s, int64_t full, int f16) {
+    const int64_t gpr = J->gpr;
+    const char *src = (const char *)J->P.vbits + 4 * *r * gpr;
+    float *y = J->P.yt + *r;
+#define NM24_FINISH(at, c, hv, yp)                                                             \
+    (f16 ? nm24_finish_f16(J, at, c, s->vals, full, hv, yp)                                    \
+         : nm24_finish_bf16(J, at, c, s->vals, full, hv, yp))
+    if (*r + 1 < r1 && !nm24_row_prep(J, *r + 1, codes2, s->codes, poff2)) {
+        float h[2];
+        nm24_dot2(xp, poff, poff2, full, src, src + 4 * gpr, h, f16);
+        const int err = NM24_FINISH(src, codes, h[0], y);
+        if (err) return err;
+        ++*r;
+        return NM24_FINISH(src + 4 * gpr, codes2, h[1], y + 1);
+    }
+    return NM24_FINISH(src, codes, nm24_dot(xp, poff, full, src, NULL, f16), y);
+#undef NM24_FINISH
+}
+
 SC_TARGET("avx2,fma,f16c")
 static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     const nm_job *J = (const nm_job *)job;
@@ -1050,21 +1091,10 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = nm24_row_prep(J, r, codes, s.codes, poff))) break;
         const int64_t v0 = r * gpr * 2;
-        if (mode == MODE_BF16 && nb == 1) { /* one pass: no float32 copy of the row */
-            const char *src = (const char *)P->vbits + 2 * v0;
-            /* two rows at a time; a next row that does not check out is done on its own turn,
-             * after this one, so errors come in row order */
-            if (r + 1 < r1 && !nm24_row_prep(J, r + 1, codes2, s.codes, poff2)) {
-                float h[2];
-                nm24_dot2(xp, poff, poff2, full, src, src + 4 * gpr, h);
-                if ((err = nm24_finish_bf16(J, src, codes, s.vals, full, h[0], P->yt + r)))
-                    break;
-                r++;
-                err = nm24_finish_bf16(J, src + 4 * gpr, codes2, s.vals, full, h[1], P->yt + r);
-                continue;
-            }
-            err = nm24_finish_bf16(J, src, codes, s.vals, full,
-                                   nm24_dot(xp, poff, full, src, NULL), P->yt + r);
+        if (nb == 1 && (mode == MODE_BF16 || mode == MODE_F16)) { /* one pass, two rows */
+            err = mode == MODE_F16
+                      ? nm24_b1_rows16(J, &r, r1, xp, codes, codes2, poff, poff2, &s, full, 1)
+                      : nm24_b1_rows16(J, &r, r1, xp, codes, codes2, poff, poff2, &s, full, 0);
             continue;
         }
         /* the values: bfloat16 read where they lie (the tail widened into s.vals for
@@ -1085,13 +1115,13 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         }
         float h[NM24_MAX_NB];
         if (nb == 1) /* the other modes' batch 1 */
-            h[0] = nm24_dot(xp, poff, full, NULL, s.vals);
+            h[0] = nm24_dot(xp, poff, full, NULL, s.vals, 0);
         else if (nb == 2)
-            nm24_dot_cols(xp, full * 4, 2, poff, full, src, s.vals, h);
+            nm24_dot_cols(xp, full * 4, 2, poff, full, src, s.vals, h, 0);
         else if (nb == 3)
-            nm24_dot_cols(xp, full * 4, 3, poff, full, src, s.vals, h);
+            nm24_dot_cols(xp, full * 4, 3, poff, full, src, s.vals, h, 0);
         else
-            nm24_dot_cols(xp, full * 4, 4, poff, full, src, s.vals, h);
+            nm24_dot_cols(xp, full * 4, 4, poff, full, src, s.vals, h, 0);
         for (int64_t b = 0; b < nb; b++) {
             float y = 0.0f;
             if ((err = nm24_tail(J, J->xrows + b * cols, s.vals, codes, full, &y))) break;
