@@ -1097,31 +1097,32 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
                       : nm24_b1_rows16(J, &r, r1, xp, codes, codes2, poff, poff2, &s, full, 0);
             continue;
         }
-        /* the values: bfloat16 read where they lie (the tail widened into s.vals for
-         * nm24_tail), others as float32 in one pass into s.vals */
+        /* the values: bfloat16 and float16 read where they lie (the tail widened into
+         * s.vals for nm24_tail), float32 copied into s.vals */
         const char *src = NULL;
         if (mode == MODE_BF16) {
             src = (const char *)P->vbits + 2 * v0;
             bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), s.vals + 2 * full);
         } else if (mode == MODE_F16) {
-            const char *f16 = (const char *)P->vbits + 2 * v0;
-            int64_t t = 0;
-            for (; t + 8 <= gpr * 2; t += 8)
-                _mm256_storeu_ps(s.vals + t,
-                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(f16 + 2 * t))));
-            for (; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(f16, t)];
+            src = (const char *)P->vbits + 2 * v0;
+            for (int64_t t = 2 * full; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(src, t)];
         } else {
             memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
         }
         float h[NM24_MAX_NB];
-        if (nb == 1) /* the other modes' batch 1 */
+        const int f16 = mode == MODE_F16; /* each call below inlined with it constant */
+#define NM24_COLS(k)                                                                           \
+    (f16 ? nm24_dot_cols(xp, full * 4, k, poff, full, src, s.vals, h, 1)                       \
+         : nm24_dot_cols(xp, full * 4, k, poff, full, src, s.vals, h, 0))
+        if (nb == 1) /* float32's batch 1 */
             h[0] = nm24_dot(xp, poff, full, NULL, s.vals, 0);
         else if (nb == 2)
-            nm24_dot_cols(xp, full * 4, 2, poff, full, src, s.vals, h, 0);
+            NM24_COLS(2);
         else if (nb == 3)
-            nm24_dot_cols(xp, full * 4, 3, poff, full, src, s.vals, h, 0);
+            NM24_COLS(3);
         else
-            nm24_dot_cols(xp, full * 4, 4, poff, full, src, s.vals, h, 0);
+            NM24_COLS(4);
+#undef NM24_COLS
         for (int64_t b = 0; b < nb; b++) {
             float y = 0.0f;
             if ((err = nm24_tail(J, J->xrows + b * cols, s.vals, codes, full, &y))) break;
