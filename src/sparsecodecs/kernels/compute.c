@@ -1027,20 +1027,24 @@ SC_TARGET("avx2") static int nm24_row_prep(const nm_job *J, int64_t r, uint8_t *
     return r * gpr * 2 + gpr * 2 > J->P.nvals ? SC_BAD_FRAME : 0;
 }
 
-/* y = h + the tail of bfloat16 row src (codes: its codes; vals: scratch), as nm24_tail. */
-SC_INLINE int nm24_finish_bf16(const nm_job *J, const char *src, const uint8_t *codes,
-                               float *vals, int64_t full, float h, float *y) {
-    bf16_to_f32_avx2(src + 4 * full, 2 * (J->gpr - full), vals + 2 * full);
-    float tail = 0.0f;
-    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
-    *y = h + tail;
-    return err;
+/* The values of row src (its first; mode MODE_BF16, MODE_F16 or MODE_FLOATS) past the full
+ * groups into vals[2 full .. 2 gpr) as float32, for nm24_tail: widened, or copied (float32
+ * values may lie at any address in the frame, where nm24_tail's loads are typed). */
+SC_INLINE void nm24_tail_vals(const nm_job *J, const char *src, float *vals, int64_t full,
+                              int mode) {
+    const int64_t gpr = J->gpr;
+    if (mode == MODE_BF16)
+        bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), vals + 2 * full);
+    else if (mode == MODE_F16)
+        for (int64_t t = 2 * full; t < 2 * gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
+    else
+        memcpy(vals + 2 * full, src + 8 * full, (size_t)(gpr - full) * 8);
 }
 
-/* y = h + the tail of float16 row src (widened through the frame's table), as nm24_tail. */
-SC_INLINE int nm24_finish_f16(const nm_job *J, const char *src, const uint8_t *codes,
-                              float *vals, int64_t full, float h, float *y) {
-    for (int64_t t = 2 * full; t < 2 * J->gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
+/* y = h + the tail of row src (codes: its codes; vals: scratch), as nm24_tail adds it. */
+SC_INLINE int nm24_finish(const nm_job *J, const char *src, const uint8_t *codes, float *vals,
+                          int64_t full, float h, float *y, int mode) {
+    nm24_tail_vals(J, src, vals, full, mode);
     float tail = 0.0f;
     const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
     *y = h + tail;
@@ -1058,9 +1062,8 @@ SC_TARGET("avx2,fma,f16c") SC_INLINE int nm24_b1_rows16(
     const int64_t gpr = J->gpr;
     const char *src = (const char *)J->P.vbits + 4 * *r * gpr;
     float *y = J->P.yt + *r;
-#define NM24_FINISH(at, c, hv, yp)                                                             \
-    (f16 ? nm24_finish_f16(J, at, c, s->vals, full, hv, yp)                                    \
-         : nm24_finish_bf16(J, at, c, s->vals, full, hv, yp))
+    const int mode = f16 ? MODE_F16 : MODE_BF16;
+#define NM24_FINISH(at, c, hv, yp) nm24_finish(J, at, c, s->vals, full, hv, yp, mode)
     if (*r + 1 < r1 && !nm24_row_prep(J, *r + 1, codes2, s->codes, poff2)) {
         float h[2];
         nm24_dot2(xp, poff, poff2, full, src, src + 4 * gpr, h, f16);
@@ -1100,12 +1103,9 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         /* the values: bfloat16 and float16 read where they lie (the tail widened into
          * s.vals for nm24_tail), float32 copied into s.vals */
         const char *src = NULL;
-        if (mode == MODE_BF16) {
+        if (mode == MODE_BF16 || mode == MODE_F16) {
             src = (const char *)P->vbits + 2 * v0;
-            bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), s.vals + 2 * full);
-        } else if (mode == MODE_F16) {
-            src = (const char *)P->vbits + 2 * v0;
-            for (int64_t t = 2 * full; t < gpr * 2; t++) s.vals[t] = P->vtab[ld16(src, t)];
+            nm24_tail_vals(J, src, s.vals, full, mode);
         } else {
             memcpy(s.vals, P->vf + v0, (size_t)gpr * 2 * 4);
         }
@@ -1176,37 +1176,36 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int nm24_row_prep512(
 /* Rows ra (and rb, with two) against x: the full groups' sums of nm24_dot, in its order:
  * lanes 0-7 of the accumulator are its even steps' (a0), 8-15 its odd steps' (a1), a
  * leftover step of 4 groups into lanes 0-7 only. Two rows share the loads of x. The values
- * (sa, sb: the rows' first) are read where they lie, as VM says: NM512_BF16 widened by a
- * shift, NM512_F16 by vcvtph2ps (exact), NM512_F32 as they are. */
-enum { NM512_BF16 = 0, NM512_F16 = 1, NM512_F32 = 2 };
+ * (sa, sb: the rows' first) are read where they lie, as the product's mode VM says: MODE_BF16
+ * widened by a shift, MODE_F16 by vcvtph2ps (exact), MODE_FLOATS as they are. */
 
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals16(const char *s,
                                                                             int64_t q, int VM) {
-    if (VM == NM512_F32) return _mm512_loadu_ps((const float *)s + 2 * q);
+    if (VM == MODE_FLOATS) return _mm512_loadu_ps((const float *)s + 2 * q);
     const __m256i h = _mm256_loadu_si256((const __m256i *)(s + 4 * q));
-    if (VM == NM512_F16) return _mm512_cvtph_ps(h);
+    if (VM == MODE_F16) return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 /* The 8 values of a leftover step of 4 groups in lanes 0-7 (8-15 zero). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals8(const char *s,
                                                                            int64_t q, int VM) {
-    if (VM == NM512_F32) return _mm512_maskz_loadu_ps(0x00FF, (const float *)s + 2 * q);
+    if (VM == MODE_FLOATS) return _mm512_maskz_loadu_ps(0x00FF, (const float *)s + 2 * q);
     const __m256i h = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(s + 4 * q)));
-    if (VM == NM512_F16) return _mm512_cvtph_ps(h);
+    if (VM == MODE_F16) return _mm512_cvtph_ps(h);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
         const float *x, int64_t full, int two, const uint8_t *ca, const char *sa,
         const uint8_t *cb, const char *sb, float *h, int VM) {
-    const int64_t vb = VM == NM512_F32 ? 8 : 4; /* value bytes a group */
+    const int64_t vb = VM == MODE_FLOATS ? 8 : 4; /* value bytes a group */
     __m512 a = _mm512_setzero_ps(), b = a;
 #define NM24_IDX(c, q) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((c) + 2 * (q))))
     int64_t q = 0;
     for (; q + 8 <= full; q += 8) {
-        if (!(q & (VM == NM512_F32 ? 7 : 15))) { /* a 64-byte line of values ahead, each line;
-                                                   * see bf16_to_f32_avx2 */
+        if (!(q & (VM == MODE_FLOATS ? 7 : 15))) { /* a 64-byte line of values ahead, each
+                                                     * line; see bf16_to_f32_avx2 */
             __builtin_prefetch((const void *)((uintptr_t)sa + vb * (uintptr_t)q + BF16_AHEAD));
             if (two)
                 __builtin_prefetch((const void *)((uintptr_t)sb + vb * (uintptr_t)q + BF16_AHEAD));
@@ -1239,31 +1238,13 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
 #undef NM24_HI
 }
 
-/* y = h + the tail of row r (values from src, the row's first; codes: its codes) past the
- * full groups, as nm24_tail adds it, from vals: the tail's values widened, or copied (float32
- * values may lie at any address in the frame). */
-SC_INLINE int nm24_finish512(const nm_job *J, const char *src, const uint8_t *codes,
-                             float *vals, int64_t full, float h, float *y, int VM) {
-    const int64_t gpr = J->gpr;
-    if (VM == NM512_BF16)
-        bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), vals + 2 * full);
-    else if (VM == NM512_F16)
-        for (int64_t t = 2 * full; t < 2 * gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
-    else
-        memcpy(vals + 2 * full, src + 8 * full, (size_t)(gpr - full) * 8);
-    float tail = 0.0f;
-    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
-    *y = h + tail;
-    return err;
-}
-
 /* The rows [r0, r1) in value mode VM (a constant where this is inlined). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
         const nm_job *J, int64_t r0, int64_t r1, int VM) {
     const prod_t *P = &J->P;
     const int64_t gpr = J->gpr, cols = P->cols, full = (cols / 16) * 4;
-    const int64_t rb = (VM == NM512_F32 ? 8 : 4) * gpr; /* value bytes a row */
-    const char *base = VM == NM512_F32 ? (const char *)P->vf : (const char *)P->vbits;
+    const int64_t rb = (VM == MODE_FLOATS ? 8 : 4) * gpr; /* value bytes a row */
+    const char *base = VM == MODE_FLOATS ? (const char *)P->vf : (const char *)P->vbits;
     scratch_t s;
     int64_t err = scratch_alloc(&s, gpr * 2, 1, gpr);
     uint8_t *codes = err ? NULL : calloc(2 * ((size_t)gpr + 40), 1); /* two rows' (read past
@@ -1279,14 +1260,14 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
         if (r + 1 < r1 && !nm24_row_prep512(J, r + 1, codes2, s.codes, cix2)) {
             float h[2];
             nm24_dot512(J->xrows, full, 1, cix, src, cix2, src + rb, h, VM);
-            if ((err = nm24_finish512(J, src, codes, s.vals, full, h[0], P->yt + r, VM))) break;
+            if ((err = nm24_finish(J, src, codes, s.vals, full, h[0], P->yt + r, VM))) break;
             r++;
-            err = nm24_finish512(J, src + rb, codes2, s.vals, full, h[1], P->yt + r, VM);
+            err = nm24_finish(J, src + rb, codes2, s.vals, full, h[1], P->yt + r, VM);
             continue;
         }
         float h;
         nm24_dot512(J->xrows, full, 0, cix, src, NULL, NULL, &h, VM);
-        err = nm24_finish512(J, src, codes, s.vals, full, h, P->yt + r, VM);
+        err = nm24_finish(J, src, codes, s.vals, full, h, P->yt + r, VM);
     }
     free(codes);
     free(cix);
@@ -1299,9 +1280,9 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
         const void *job, int64_t r0, int64_t r1) {                                             \
         return nm24_rows512((const nm_job *)job, r0, r1, vm);                                  \
     }
-NM512(nm24_rows_bf16_avx512, NM512_BF16)
-NM512(nm24_rows_f16_avx512, NM512_F16)
-NM512(nm24_rows_f32_avx512, NM512_F32)
+NM512(nm24_rows_bf16_avx512, MODE_BF16)
+NM512(nm24_rows_f16_avx512, MODE_F16)
+NM512(nm24_rows_f32_avx512, MODE_FLOATS)
 #undef NM512
 #endif
 
