@@ -39,7 +39,8 @@
  *     of the eight kept values in one vector; bf16 becomes fp32 by a shift; FMA into two
  *     accumulators. Its scalar twin does the same per lane (fmaf), so the two write the same
  *     bytes. At batch 1 on bf16 values, rows two at a time (nm24_dot2: the same sums per row,
- *     interleaved; the two rows share x's loads).
+ *     interleaved; the two rows share x's loads). On AVX-512, one vpermt2ps a column of x
+ *     takes the x of 16 kept values, rows two at a time (nm24_rows512: the same sums).
  * Threads: the rows (trans 0) are split into `threads` contiguous ranges run by sc_parallel
  * (the caller and a pool of workers), each with its own scratch; a transposed product runs on
  * one thread (its rows scatter into shared output rows). Every result is independent of the
@@ -1136,9 +1137,9 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
 
-/* The 2:4 GEMV at batch 1, AVX-512 (bfloat16, float16 and float32 values): the AVX2 path's
- * sums (its two accumulators are the low and high halves of one 512-bit one, a step of 8
- * groups filling both), with fewer shuffles a kept value. The AVX2 path spends four
+/* The 2:4 GEMV at batch 1 to 4, AVX-512 (bfloat16, float16 and float32 values): the AVX2
+ * path's sums (its two accumulators a column are the low and high halves of one 512-bit one,
+ * a step of 8 groups filling both), with fewer shuffles a kept value. The AVX2 path spends four
  * shuffle-port uops on 8 bfloat16 values (two vpermilps, a vshufps, the widening of the
  * values); here it is three on 16: the widening, the index's widening and one two-source
  * vpermt2ps that takes each value's x from the step's 32 columns in their own order (no
@@ -1146,7 +1147,9 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
  * AVX2 path copies each row into float32 first. On an Intel Xeon, 4096x4096 over a stack of
  * layers, one thread, ms a layer: bfloat16 2.76-2.77 -> 1.88-2.11 (0.58-0.68x -> 0.48-0.55x
  * torch's dense time), float16 3.68-4.09 -> 1.81-2.23, float32 4.40-5.05 -> 3.31-3.61
- * (docs/compute.md, thirty-fifth session). */
+ * (docs/compute.md, thirty-fifth session). Batches 2-4 share a row's index and values between
+ * the columns of x (bfloat16, 4096x4096, batch 4: 4.58-6.04 -> 2.97-3.09 ms; thirty-sixth
+ * session). */
 
 /* Row r's codes (codes, gpr + 40 bytes) and each full group's two kept columns as bytes
  * (cix, 2 a group): 4 (g mod 8) + the code's positions, the index vpermt2ps reads in a step
@@ -1173,11 +1176,13 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int nm24_row_prep512(
     return r * gpr * 2 + gpr * 2 > J->P.nvals ? SC_BAD_FRAME : 0;
 }
 
-/* Rows ra (and rb, with two) against x: the full groups' sums of nm24_dot, in its order:
- * lanes 0-7 of the accumulator are its even steps' (a0), 8-15 its odd steps' (a1), a
- * leftover step of 4 groups into lanes 0-7 only. Two rows share the loads of x. The values
- * (sa, sb: the rows' first) are read where they lie, as the product's mode VM says: MODE_BF16
- * widened by a shift, MODE_F16 by vcvtph2ps (exact), MODE_FLOATS as they are. */
+/* Rows ra (and rb, with two) against the NC rows of x (x, `xs` floats apart): the full
+ * groups' sums of nm24_dot_cols, in its order: lanes 0-7 of a column's accumulator are its
+ * even steps' (a[c][0] there), 8-15 its odd steps', a leftover step of 4 groups into lanes 0-7
+ * only. The rows share the loads of x, the columns a row's values and index. The values (sa,
+ * sb: the rows' first) are read where they lie, as the product's mode VM says: MODE_BF16
+ * widened by a shift, MODE_F16 by vcvtph2ps (exact), MODE_FLOATS as they are. ha, hb: the
+ * rows' NC sums. */
 
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals16(const char *s,
                                                                             int64_t q, int VM) {
@@ -1197,11 +1202,12 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE __m512 nm24_vals8(cons
 }
 
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
-        const float *x, int64_t full, int two, const uint8_t *ca, const char *sa,
-        const uint8_t *cb, const char *sb, float *h, int VM) {
+        const float *x, int64_t xs, const int NC, int64_t full, const int two, const uint8_t *ca,
+        const char *sa, const uint8_t *cb, const char *sb, float *ha, float *hb, int VM) {
     const int64_t vb = VM == MODE_FLOATS ? 8 : 4; /* value bytes a group */
-    __m512 a = _mm512_setzero_ps(), b = a;
-#define NM24_IDX(c, q) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((c) + 2 * (q))))
+    __m512 a[NM24_MAX_NB], b[NM24_MAX_NB];
+    for (int c = 0; c < NC; c++) a[c] = b[c] = _mm512_setzero_ps();
+#define NM24_IDX(cc, q) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)((cc) + 2 * (q))))
     int64_t q = 0;
     for (; q + 8 <= full; q += 8) {
         if (!(q & (VM == MODE_FLOATS ? 7 : 15))) { /* a 64-byte line of values ahead, each
@@ -1210,37 +1216,78 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
             if (two)
                 __builtin_prefetch((const void *)((uintptr_t)sb + vb * (uintptr_t)q + BF16_AHEAD));
         }
-        const __m512 x0 = _mm512_loadu_ps(x + 4 * q), x1 = _mm512_loadu_ps(x + 4 * q + 16);
-        a = _mm512_fmadd_ps(nm24_vals16(sa, q, VM),
-                            _mm512_permutex2var_ps(x0, NM24_IDX(ca, q), x1), a);
-        if (two)
-            b = _mm512_fmadd_ps(nm24_vals16(sb, q, VM),
-                                _mm512_permutex2var_ps(x0, NM24_IDX(cb, q), x1), b);
+        const __m512i ia = NM24_IDX(ca, q);
+        const __m512 va = nm24_vals16(sa, q, VM);
+        const __m512i ib = two ? NM24_IDX(cb, q) : ia;
+        const __m512 vbv = two ? nm24_vals16(sb, q, VM) : va;
+        for (int c = 0; c < NC; c++) {
+            const float *xq = x + c * xs + 4 * q;
+            const __m512 x0 = _mm512_loadu_ps(xq), x1 = _mm512_loadu_ps(xq + 16);
+            a[c] = _mm512_fmadd_ps(va, _mm512_permutex2var_ps(x0, ia, x1), a[c]);
+            if (two) b[c] = _mm512_fmadd_ps(vbv, _mm512_permutex2var_ps(x0, ib, x1), b[c]);
+        }
     }
     if (q < full) { /* 4 groups (q is a multiple of 8: their indices are below 16) */
-        const __m512 x0 = _mm512_loadu_ps(x + 4 * q);
-        a = _mm512_mask3_fmadd_ps(nm24_vals8(sa, q, VM),
-                                  _mm512_permutexvar_ps(NM24_IDX(ca, q), x0), a, 0x00FF);
-        if (two)
-            b = _mm512_mask3_fmadd_ps(nm24_vals8(sb, q, VM),
-                                      _mm512_permutexvar_ps(NM24_IDX(cb, q), x0), b, 0x00FF);
+        const __m512i ia = NM24_IDX(ca, q);
+        const __m512 va = nm24_vals8(sa, q, VM);
+        const __m512i ib = two ? NM24_IDX(cb, q) : ia;
+        const __m512 vbv = two ? nm24_vals8(sb, q, VM) : va;
+        for (int c = 0; c < NC; c++) {
+            const __m512 x0 = _mm512_loadu_ps(x + c * xs + 4 * q);
+            a[c] = _mm512_mask3_fmadd_ps(va, _mm512_permutexvar_ps(ia, x0), a[c], 0x00FF);
+            if (two)
+                b[c] = _mm512_mask3_fmadd_ps(vbv, _mm512_permutexvar_ps(ib, x0), b[c], 0x00FF);
+        }
     }
 #undef NM24_IDX
 #define NM24_HI(v) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
-    float sum8[8];
-    _mm256_storeu_ps(sum8, _mm256_add_ps(_mm512_castps512_ps256(a), NM24_HI(a)));
-    h[0] = nm24_hsum(sum8);
-    if (two) {
-        _mm256_storeu_ps(sum8,
-                         _mm256_add_ps(_mm512_castps512_ps256(b), NM24_HI(b)));
-        h[1] = nm24_hsum(sum8);
+    for (int c = 0; c < NC; c++) {
+        float sum8[8];
+        _mm256_storeu_ps(sum8, _mm256_add_ps(_mm512_castps512_ps256(a[c]), NM24_HI(a[c])));
+        ha[c] = nm24_hsum(sum8);
+        if (two) {
+            _mm256_storeu_ps(sum8, _mm256_add_ps(_mm512_castps512_ps256(b[c]), NM24_HI(b[c])));
+            hb[c] = nm24_hsum(sum8);
+        }
     }
 #undef NM24_HI
 }
 
-/* The rows [r0, r1) in value mode VM (a constant where this is inlined). */
+/* y[0..nb) (a row's outputs, one a column of x) = h + the tail of row src against each row of
+ * x, as nm24_tail adds it (codes: the row's codes; vals: scratch). */
+SC_INLINE int nm24_finish_cols(const nm_job *J, const char *src, const uint8_t *codes,
+                               float *vals, int64_t full, const float *h, float *y, int mode) {
+    if (J->P.nb == 1) return nm24_finish(J, src, codes, vals, full, h[0], y, mode);
+    nm24_tail_vals(J, src, vals, full, mode);
+    for (int64_t b = 0; b < J->P.nb; b++) {
+        float tail = 0.0f;
+        const int err = nm24_tail(J, J->xrows + b * J->P.cols, vals, codes, full, &tail);
+        if (err) return err;
+        y[b] = h[b] + tail;
+    }
+    return 0;
+}
+
+/* Rows ra and rb (with two) against the NB rows of x: nm24_dot512 with NB constant. */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dots512(
+        const nm_job *J, const int NB, int64_t full, const int two, const uint8_t *ca,
+        const char *sa, const uint8_t *cb, const char *sb, float *ha, float *hb, int VM) {
+    const float *x = J->xrows;
+    const int64_t xs = J->P.cols;
+    if (NB == 1)
+        nm24_dot512(x, xs, 1, full, two, ca, sa, cb, sb, ha, hb, VM);
+    else if (NB == 2)
+        nm24_dot512(x, xs, 2, full, two, ca, sa, cb, sb, ha, hb, VM);
+    else if (NB == 3)
+        nm24_dot512(x, xs, 3, full, two, ca, sa, cb, sb, ha, hb, VM);
+    else
+        nm24_dot512(x, xs, 4, full, two, ca, sa, cb, sb, ha, hb, VM);
+}
+
+/* The rows [r0, r1) in value mode VM against the NB (1 to 4) rows of x (constants where
+ * this is inlined). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
-        const nm_job *J, int64_t r0, int64_t r1, int VM) {
+        const nm_job *J, int64_t r0, int64_t r1, int VM, const int NB) {
     const prod_t *P = &J->P;
     const int64_t gpr = J->gpr, cols = P->cols, full = (cols / 16) * 4;
     const int64_t rb = (VM == MODE_FLOATS ? 8 : 4) * gpr; /* value bytes a row */
@@ -1255,19 +1302,19 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
     for (int64_t r = r0; r < r1 && !err; r++) {
         if ((err = nm24_row_prep512(J, r, codes, s.codes, cix))) break;
         const char *src = base + rb * r;
+        float ha[NM24_MAX_NB], hb[NM24_MAX_NB];
         /* two rows at a time; a next row that does not check out is done on its own turn,
          * after this one, so errors come in row order (as nm24_rows_avx2) */
         if (r + 1 < r1 && !nm24_row_prep512(J, r + 1, codes2, s.codes, cix2)) {
-            float h[2];
-            nm24_dot512(J->xrows, full, 1, cix, src, cix2, src + rb, h, VM);
-            if ((err = nm24_finish(J, src, codes, s.vals, full, h[0], P->yt + r, VM))) break;
+            nm24_dots512(J, NB, full, 1, cix, src, cix2, src + rb, ha, hb, VM);
+            if ((err = nm24_finish_cols(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM)))
+                break;
             r++;
-            err = nm24_finish(J, src + rb, codes2, s.vals, full, h[1], P->yt + r, VM);
+            err = nm24_finish_cols(J, src + rb, codes2, s.vals, full, hb, P->yt + r * NB, VM);
             continue;
         }
-        float h;
-        nm24_dot512(J->xrows, full, 0, cix, src, NULL, NULL, &h, VM);
-        err = nm24_finish(J, src, codes, s.vals, full, h, P->yt + r, VM);
+        nm24_dots512(J, NB, full, 0, cix, src, NULL, NULL, ha, hb, VM);
+        err = nm24_finish_cols(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM);
     }
     free(codes);
     free(cix);
@@ -1275,14 +1322,28 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
     return err ? err : (r1 - r0) * (cols / 4 * 2 + (cols % 4 < 2 ? cols % 4 : 2));
 }
 
-#define NM512(name, vm)                                                                        \
-    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t name(                       \
+/* nm24_rows512 at batch NB, for each value mode: nm24_rows_{bf16,f16,f32}_avx512_NB */
+#define NM512(NB)                                                                              \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t nm24_rows_bf16_avx512_##NB( \
         const void *job, int64_t r0, int64_t r1) {                                             \
-        return nm24_rows512((const nm_job *)job, r0, r1, vm);                                  \
+        return nm24_rows512((const nm_job *)job, r0, r1, MODE_BF16, NB);                       \
+    }                                                                                          \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t nm24_rows_f16_avx512_##NB(  \
+        const void *job, int64_t r0, int64_t r1) {                                             \
+        return nm24_rows512((const nm_job *)job, r0, r1, MODE_F16, NB);                        \
+    }                                                                                          \
+    SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static int64_t nm24_rows_f32_avx512_##NB(  \
+        const void *job, int64_t r0, int64_t r1) {                                             \
+        return nm24_rows512((const nm_job *)job, r0, r1, MODE_FLOATS, NB);                     \
     }
-NM512(nm24_rows_bf16_avx512, MODE_BF16)
-NM512(nm24_rows_f16_avx512, MODE_F16)
-NM512(nm24_rows_f32_avx512, MODE_FLOATS)
+NM512(1)
+NM512(2)
+NM512(3)
+NM512(4)
+#undef NM512
+#define NM512(NB) {nm24_rows_bf16_avx512_##NB, nm24_rows_f16_avx512_##NB, nm24_rows_f32_avx512_##NB}
+/* [nb - 1][bfloat16, float16, float32] */
+static const rows_fn nm24_avx512[NM24_MAX_NB][3] = {NM512(1), NM512(2), NM512(3), NM512(4)};
 #undef NM512
 #endif
 
@@ -2155,10 +2216,10 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
             count = SC_NOMEM;
         } else {
 #if SC_X86
-            if (P->simd >= 2 && P->nb == 1)
-                count = parallel_rows(P->mode == MODE_BF16  ? nm24_rows_bf16_avx512
-                                      : P->mode == MODE_F16 ? nm24_rows_f16_avx512
-                                                            : nm24_rows_f32_avx512,
+            if (P->simd >= 2)
+                count = parallel_rows(nm24_avx512[P->nb - 1][P->mode == MODE_BF16  ? 0
+                                                             : P->mode == MODE_F16 ? 1
+                                                                                   : 2],
                                       &J, rows, threads);
             else if (P->simd)
                 count = parallel_rows(nm24_rows_avx2, &J, rows, threads);
