@@ -657,19 +657,24 @@ def test_bfloat16_pairs_add_the_high_product_first(level):
     np.testing.assert_array_equal(bits(y), bits(np.full((6, 1), 1 + 2.0**-23, np.float32)))
 
 
-@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (3, 17), (8, 8), (64, 100), (13, 4096)])
-def test_the_tiled_transpose_copies_float32_and_widens_bfloat16(shape):
+@pytest.mark.parametrize("level", ["scalar", *SIMD_LEVELS])
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (3, 17), (8, 8), (64, 100), (13, 4096),
+                                   (240, 384), (23, 41)])
+def test_the_tiled_transpose_copies_float32_and_widens_bfloat16(shape, level):
     """kernels.transpose (x.T for the products from batch 8, and their result back): 8x8 tiles
-    with partial ones at both edges, float32 bits copied (NaN payloads too), bfloat16 widened."""
+    (whole ones by AVX2 shuffles, at that level) with partial ones at both edges, float32 bits
+    copied (NaN payloads too), bfloat16 widened."""
     from sparsecodecs.kernels import _native
 
     rng = np.random.default_rng(shape[0] * 7 + shape[1])
     bits32 = rng.integers(0, 2**32, shape, dtype=np.uint32)
     out = np.empty(shape[::-1], np.float32)
-    _native.transpose(bits32.view(np.float32), out, *shape)
+    with use_simd(level):
+        _native.transpose(bits32.view(np.float32), out, *shape)
     np.testing.assert_array_equal(out.view(np.uint32), bits32.T)
     bits16 = rng.integers(0, 2**16, shape, dtype=np.uint16)
-    _native.transpose(bits16, out, *shape)
+    with use_simd(level):
+        _native.transpose(bits16, out, *shape)
     np.testing.assert_array_equal(out.view(np.uint32), bits16.T.astype(np.uint32) << 16)
     with pytest.raises(ValueError, match="rows x cols"):
         _native.transpose(bits16, out, shape[0] + 1, shape[1])

@@ -3657,11 +3657,63 @@ fail:
 /* -- transposes ----------------------------------------------------------------------------- */
 
 /* transpose(src, dst, rows, cols): dst (cols, rows) float32 = src (rows, cols) transposed, src
- * items of 4 bytes copied or of 2 (bfloat16 patterns) widened by a shift, in 32x32 tiles. numpy's
+ * items of 4 bytes copied or of 2 (bfloat16 patterns) widened by a shift, in 8x8 tiles. numpy's
  * transposed copy of a (64, 4096) float32 array walks one side 16 KB apart: 0.73 ms, about as
  * long as the batch-64 product's own overhead; the products' x.T and the result's transpose
- * back go through here. */
+ * back go through here. On AVX2 a whole tile is eight row loads, the classic 24 shuffles and
+ * eight column stores, where the scalar twin (the edge tiles, and every tile below the AVX2
+ * level) moves one item at a time: a (240, 384) float32 x, a MiniLM batch's, 47-59 -> 22-26
+ * us (docs/compute.md, thirty-sixth session). A transpose moves bits: both write the same
+ * bytes. */
 #define TRANSPOSE_TILE 8
+
+/* The tile of rows r0.. r1 and columns c0 .. c1, item by item. */
+static void transpose_tile(const void *src, int isz, int64_t rows, int64_t cols, int64_t r0,
+                           int64_t r1, int64_t c0, int64_t c1, uint32_t *d) {
+    if (isz == 4) {
+        const uint32_t *sp = (const uint32_t *)src;
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) d[c * rows + r] = sp[r * cols + c];
+    } else {
+        const uint16_t *sp = (const uint16_t *)src;
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) d[c * rows + r] = (uint32_t)sp[r * cols + c] << 16;
+    }
+}
+
+#if SC_X86
+/* The whole tile at (r0, c0): its eight rows loaded (2-byte items widened by a shift), each
+ * pair interleaved, then pairs of pairs, then the 128-bit halves exchanged: eight columns. */
+SC_TARGET("avx2") static void transpose_tile_avx2(const void *src, int isz, int64_t rows,
+                                                   int64_t cols, int64_t r0, int64_t c0,
+                                                   uint32_t *d) {
+    __m256 v[8];
+    for (int i = 0; i < 8; i++) {
+        const int64_t at = (r0 + i) * cols + c0;
+        v[i] = isz == 4 ? _mm256_loadu_ps((const float *)src + at)
+                        : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(
+                              _mm_loadu_si128((const __m128i *)((const uint16_t *)src + at))), 16));
+    }
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);     /* a0 b0 a1 b1 | a4 b4 a5 b5 */
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]); /* a2 b2 a3 b3 | a6 b6 a7 b7 */
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);     /* a0 b0 c0 d0 | a4 b4 c4 d4 */
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE); /* column 1 | column 5 */
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    float *out = (float *)d;
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_ps(out + (c0 + j) * rows + r0, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+        _mm256_storeu_ps(out + (c0 + j + 4) * rows + r0,
+                         _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+    }
+}
+#endif
+
 static PyObject *transpose(PyObject *self, PyObject *const *a, Py_ssize_t nargs) {
     if (sc_nargs(nargs, 4, "transpose") < 0) return NULL;
     int64_t rows, cols;
@@ -3676,22 +3728,22 @@ static PyObject *transpose(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
                                           "(src of 2 or 4 bytes, dst of 4)");
         goto fail;
     }
+    const int simd = sc_simd >= SC_SIMD_AVX2; /* read once, before the GIL is released */
+    (void)simd; /* (read by the x86 build only) */
+    const int isz = (int)src.itemsize;
     Py_BEGIN_ALLOW_THREADS
     uint32_t *d = (uint32_t *)dst.p;
     for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_TILE)
         for (int64_t c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
             const int64_t r1 = r0 + TRANSPOSE_TILE < rows ? r0 + TRANSPOSE_TILE : rows;
             const int64_t c1 = c0 + TRANSPOSE_TILE < cols ? c0 + TRANSPOSE_TILE : cols;
-            if (src.itemsize == 4) {
-                const uint32_t *sp = (const uint32_t *)src.p;
-                for (int64_t c = c0; c < c1; c++)
-                    for (int64_t r = r0; r < r1; r++) d[c * rows + r] = sp[r * cols + c];
-            } else {
-                const uint16_t *sp = (const uint16_t *)src.p;
-                for (int64_t c = c0; c < c1; c++)
-                    for (int64_t r = r0; r < r1; r++)
-                        d[c * rows + r] = (uint32_t)sp[r * cols + c] << 16;
+#if SC_X86
+            if (simd && r1 - r0 == TRANSPOSE_TILE && c1 - c0 == TRANSPOSE_TILE) {
+                transpose_tile_avx2(src.p, isz, rows, cols, r0, c0, d);
+                continue;
             }
+#endif
+            transpose_tile(src.p, isz, rows, cols, r0, r1, c0, c1, d);
         }
     Py_END_ALLOW_THREADS
     sc_release(&B);
