@@ -3667,7 +3667,7 @@ fail:
  * bytes. */
 #define TRANSPOSE_TILE 8
 
-/* The tile of rows r0.. r1 and columns c0 .. c1, item by item. */
+/* The tile of rows r0 .. r1 and columns c0 .. c1, item by item. */
 static void transpose_tile(const void *src, int isz, int64_t rows, int64_t cols, int64_t r0,
                            int64_t r1, int64_t c0, int64_t c1, uint32_t *d) {
     if (isz == 4) {
