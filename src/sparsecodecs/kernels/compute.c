@@ -25,7 +25,8 @@
  *   - 2:4, NM24_MAX_NB < nb <= 8, not transposed: that SpMM fused with the pattern codes
  *     (AVX2; the generic path is its twin): each kept value's row of xt found from its code,
  *     no column list; 16 rows at a time over 512-column blocks of xt (see nm24_spmm8_avx2;
- *     batch 5-7 on xt padded to 8 lanes, see rows_on_lanes);
+ *     batch 5-7 on xt padded to 8 lanes, see rows_on_lanes; on AVX-512, two bfloat16 rows'
+ *     chains in one 16-lane vector, see nm24_spmm8_pair512);
  *   - 2:4, nb >= 9, not transposed, AVX-512: the generic SpMM fused with the pattern codes
  *     (the generic path is its twin), on x padded as the generic path pads it (9-15 lanes it
  *     pads to 32: to 16, the same chains): 32 rows at a time, two interleaved, over
@@ -1522,8 +1523,62 @@ SC_TARGET("avx2,fma") SC_INLINE void nm24_spmm8_pair(const float *xt, const char
 }
 #undef NM24_STEP
 
+/* nm24_spmm8_pair as a function (see nm24_spmm8_rows). */
+typedef void (*spmm8_pair_fn)(const float *, const char *, const uint8_t *, float *,
+                              const char *, const uint8_t *, float *, int64_t, int64_t);
+SC_TARGET("avx2,fma") static void nm24_spmm8_pair_avx2(const float *xt, const char *sa,
+                                                        const uint8_t *pa, float *ca,
+                                                        const char *sb, const uint8_t *pb,
+                                                        float *cb, int64_t t, int64_t end) {
+    nm24_spmm8_pair(xt, sa, pa, ca, sb, pb, cb, t, end);
+}
+
+/* [lo | hi] (vinsertf64x4: AVX512F, where vinsertf32x8 needs DQ) */
+#define NM24_JOIN(lo, hi)                                                                     \
+    _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),         \
+                                        _mm256_castps_pd(hi), 1))
+
+/* nm24_spmm8_pair on AVX-512: the two rows' chain k side by side in one 16-lane vector (row a
+ * in lanes 0-7, row b in 8-15), so that one FMA does what two did, its x the two rows of xt
+ * joined (a load and a load-and-insert) and its values the two rows' value t picked by one
+ * vpermps from both rows' eight widened values, where the AVX2 pair spends an in-lane shuffle
+ * a value and row. Each lane's chain takes the same values in the same order: the same bytes.
+ * A 256x4096 layer in a loop at batch 8: 0.65-0.66 -> 0.53-0.63 ns a kept value (docs/
+ * compute.md, thirty-sixth session). */
+SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") static void nm24_spmm8_pair512(
+        const float *xt, const char *sa, const uint8_t *pa, float *ca, const char *sb,
+        const uint8_t *pb, float *cb, int64_t t, int64_t end) {
+    __m512 ab[4];
+    for (int k = 0; k < 4; k++)
+        ab[k] = NM24_JOIN(_mm256_loadu_ps(ca + 8 * k), _mm256_loadu_ps(cb + 8 * k));
+    __m512i sel[8]; /* value j of each row: lanes 0-7 from j, 8-15 from 8 + j */
+    for (int j = 0; j < 8; j++)
+        sel[j] = _mm512_mask_set1_epi32(_mm512_set1_epi32(j), 0xFF00, 8 + j);
+    const float *xq = xt + 16 * t; /* group t / 2's first row of xt */
+    for (; t < end; t += 8, xq += 128, sa += 16, sb += 16) {
+        if (!(t & 31)) { /* see bf16_to_f32_avx2 */
+            __builtin_prefetch((const void *)((uintptr_t)sa + BF16_AHEAD));
+            __builtin_prefetch((const void *)((uintptr_t)sb + BF16_AHEAD));
+        }
+        const __m512 v = NM24_JOIN(bf16x8(sa), bf16x8(sb));
+        for (int j = 0; j < 8; j++) {
+            const float *xs = xq + (j & 4 ? 64 : 0);
+            const __m512 x2 = NM24_JOIN(_mm256_loadu_ps(xs + pa[t + j]),
+                                        _mm256_loadu_ps(xs + pb[t + j]));
+            ab[j & 3] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel[j], v), x2, ab[j & 3]);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(ca + 8 * k, _mm512_castps512_ps256(ab[k]));
+        _mm256_storeu_ps(cb + 8 * k, _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                                         _mm512_castps_pd(ab[k]), 1)));
+    }
+}
+#undef NM24_JOIN
+
+/* The rows [r0, r1) of a batch of 5-8 (see above), bfloat16 row pairs by `pair`. */
 SC_TARGET("avx2,fma")
-static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
+static int64_t nm24_spmm8_rows(const void *job, int64_t r0, int64_t r1, spmm8_pair_fn pair) {
     const nm_job *J = (const nm_job *)job;
     const prod_t *P = &J->P;
     const int64_t gpr = J->gpr, nb = P->nb, step = SPMM8_COLS / 2; /* kept values a block */
@@ -1564,7 +1619,7 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
                     const int64_t end = t0 + ((e < e1 ? e : e1) - t0) / 8 * 8;
                     const char *src1 = src + 4 * gpr; /* row i + 1's value t0 */
                     const uint8_t *rp1 = rp + 2 * gpr + 8;
-                    nm24_spmm8_pair(P->xt, src, rp, ci, src1, rp1, ci + 32, t0, end);
+                    pair(P->xt, src, rp, ci, src1, rp1, ci + 32, t0, end);
                     nm24_spmm8_span(P->xt, 8, s.vals, src + 2 * (end - t0), rp, end, e, cnt,
                                     lanes, 1, ci);
                     nm24_spmm8_span(P->xt, 8, s.vals, src1 + 2 * (end - t0), rp1, end, e1,
@@ -1589,6 +1644,16 @@ static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
     free(po);
     scratch_free(&s);
     return err ? err : count;
+}
+
+SC_TARGET("avx2,fma")
+static int64_t nm24_spmm8_avx2(const void *job, int64_t r0, int64_t r1) {
+    return nm24_spmm8_rows(job, r0, r1, nm24_spmm8_pair_avx2);
+}
+
+SC_TARGET("avx2,fma")
+static int64_t nm24_spmm8_avx512(const void *job, int64_t r0, int64_t r1) {
+    return nm24_spmm8_rows(job, r0, r1, nm24_spmm8_pair512);
 }
 
 /* 2:4 from 9 lanes on, not transposed, AVX-512: nm_rows and the generic SpMM fused, on x as
@@ -2254,9 +2319,11 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
         /* batch 5-7 on x padded to 8 lanes: whole, aligned rows of xt, where 5-7 lanes took
          * masked loads straddling lines (a 256x4096 layer in a loop, ns a kept value: batch 5
          * 0.51-0.54 -> 0.48-0.49, batch 7 0.53-0.69 -> 0.49-0.50) */
-        count = rows_on_lanes(nm24_spmm8_avx2, &J, &J.P, rows, threads, 8);
+        count = rows_on_lanes(P->simd >= 2 ? nm24_spmm8_avx512 : nm24_spmm8_avx2, &J, &J.P,
+                              rows, threads, 8);
     } else if (spmm8) {
-        count = parallel_rows(nm24_spmm8_avx2, &J, rows, threads);
+        count = parallel_rows(P->simd >= 2 ? nm24_spmm8_avx512 : nm24_spmm8_avx2, &J, rows,
+                              threads);
     } else if (spmm24 && P->nb < 16 && padded_lanes(P, rows) == 32) {
         /* 9-15 lanes where padded_rows pads to 32 (so one chain a lane): 16 lanes of one
          * chain, not 32 of which half are padding (2048x4096 in a loop, ns a kept value:
