@@ -1059,19 +1059,30 @@ SC_INLINE void nm24_tail_vals(const nm_job *J, const char *src, float *vals, int
     if (mode == MODE_BF16)
         bf16_to_f32_avx2(src + 4 * full, 2 * (gpr - full), vals + 2 * full);
     else if (mode == MODE_F16)
-        for (int64_t t = 2 * full; t < 2 * gpr; t++) vals[t] = J->P.vtab[ld16(src, t)];
+        f16_to_f32_f16c(src + 4 * full, 2 * (gpr - full), J->P.vtab, vals + 2 * full);
     else
         memcpy(vals + 2 * full, src + 8 * full, (size_t)(gpr - full) * 8);
 }
 
-/* y = h + the tail of row src (codes: its codes; vals: scratch), as nm24_tail adds it. */
+/* y[b] = h[b] + the row's tail against row b of x, for each of the product's nb rows of x,
+ * as nm24_tail adds it (vals: the row's values as float32 past its full groups; codes: its
+ * codes). */
+SC_INLINE int nm24_tails(const nm_job *J, const float *vals, const uint8_t *codes,
+                         int64_t full, const float *h, float *y) {
+    for (int64_t b = 0; b < J->P.nb; b++) {
+        float tail = 0.0f;
+        const int err = nm24_tail(J, J->xrows + b * J->P.cols, vals, codes, full, &tail);
+        if (err) return err;
+        y[b] = h[b] + tail;
+    }
+    return 0;
+}
+
+/* nm24_tails of row src (codes: its codes; vals: scratch), its tail widened into vals first. */
 SC_INLINE int nm24_finish(const nm_job *J, const char *src, const uint8_t *codes, float *vals,
-                          int64_t full, float h, float *y, int mode) {
+                          int64_t full, const float *h, float *y, int mode) {
     nm24_tail_vals(J, src, vals, full, mode);
-    float tail = 0.0f;
-    const int err = nm24_tail(J, J->xrows, vals, codes, full, &tail);
-    *y = h + tail;
-    return err;
+    return nm24_tails(J, vals, codes, full, h, y);
 }
 
 /* Batch 1 on 16-bit float values (f16: float16, else bfloat16) read where they lie, no
@@ -1090,12 +1101,13 @@ SC_TARGET("avx2,fma,f16c") SC_INLINE int nm24_b1_rows16(
     if (*r + 1 < r1 && !nm24_row_prep(J, *r + 1, codes2, s->codes, poff2)) {
         float h[2];
         nm24_dot2(xp, poff, poff2, full, src, src + 4 * gpr, h, f16);
-        const int err = NM24_FINISH(src, codes, h[0], y);
+        const int err = NM24_FINISH(src, codes, h, y);
         if (err) return err;
         ++*r;
-        return NM24_FINISH(src + 4 * gpr, codes2, h[1], y + 1);
+        return NM24_FINISH(src + 4 * gpr, codes2, h + 1, y + 1);
     }
-    return NM24_FINISH(src, codes, nm24_dot(xp, poff, full, src, NULL, f16), y);
+    const float h = nm24_dot(xp, poff, full, src, NULL, f16);
+    return NM24_FINISH(src, codes, &h, y);
 #undef NM24_FINISH
 }
 
@@ -1146,11 +1158,7 @@ static int64_t nm24_rows_avx2(const void *job, int64_t r0, int64_t r1) {
         else
             NM24_COLS(4);
 #undef NM24_COLS
-        for (int64_t b = 0; b < nb; b++) {
-            float y = 0.0f;
-            if ((err = nm24_tail(J, J->xrows + b * cols, s.vals, codes, full, &y))) break;
-            P->yt[r * nb + b] = h[b] + y;
-        }
+        err = nm24_tails(J, s.vals, codes, full, h, P->yt + r * nb);
     }
     free(codes);
     free(poff);
@@ -1275,21 +1283,6 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dot512(
 #undef NM24_HI
 }
 
-/* y[0..nb) (a row's outputs, one a column of x) = h + the tail of row src against each row of
- * x, as nm24_tail adds it (codes: the row's codes; vals: scratch). */
-SC_INLINE int nm24_finish_cols(const nm_job *J, const char *src, const uint8_t *codes,
-                               float *vals, int64_t full, const float *h, float *y, int mode) {
-    if (J->P.nb == 1) return nm24_finish(J, src, codes, vals, full, h[0], y, mode);
-    nm24_tail_vals(J, src, vals, full, mode);
-    for (int64_t b = 0; b < J->P.nb; b++) {
-        float tail = 0.0f;
-        const int err = nm24_tail(J, J->xrows + b * J->P.cols, vals, codes, full, &tail);
-        if (err) return err;
-        y[b] = h[b] + tail;
-    }
-    return 0;
-}
-
 /* Rows ra and rb (with two) against the NB rows of x: nm24_dot512 with NB constant. */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE void nm24_dots512(
         const nm_job *J, const int NB, int64_t full, const int two, const uint8_t *ca,
@@ -1329,14 +1322,14 @@ SC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma") SC_INLINE int64_t nm24_rows512(
          * after this one, so errors come in row order (as nm24_rows_avx2) */
         if (r + 1 < r1 && !nm24_row_prep512(J, r + 1, codes2, s.codes, cix2)) {
             nm24_dots512(J, NB, full, 1, cix, src, cix2, src + rb, ha, hb, VM);
-            if ((err = nm24_finish_cols(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM)))
+            if ((err = nm24_finish(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM)))
                 break;
             r++;
-            err = nm24_finish_cols(J, src + rb, codes2, s.vals, full, hb, P->yt + r * NB, VM);
+            err = nm24_finish(J, src + rb, codes2, s.vals, full, hb, P->yt + r * NB, VM);
             continue;
         }
         nm24_dots512(J, NB, full, 0, cix, src, NULL, NULL, ha, hb, VM);
-        err = nm24_finish_cols(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM);
+        err = nm24_finish(J, src, codes, s.vals, full, ha, P->yt + r * NB, VM);
     }
     free(codes);
     free(cix);
