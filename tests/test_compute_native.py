@@ -233,6 +233,8 @@ def test_spmm_twins_write_the_same_bytes(codec):
     pairs (9 rows: the last alone; 70: blocks of 16 rows and a last of 6). 2:4 from batch 9 at
     AVX-512 runs its own kernel: rows two at a time (9 rows: the last alone; 70: blocks of 32,
     32 and 6), lanes 64 at a time and 32 after them (batch 32: 32 lanes; 130: 64 + 64 + 32),
+    x laid out in tiles of those lanes where it is padded (45, 100, 130) or its rows are a
+    multiple of 128 lanes (128; from 128 lanes blocks of 128 rows: 150 rows are 128 and 22),
     16 lanes as four chains (batches 9-15 on at most 768 columns, and 16), 9-15 lanes on wider
     x as 16 lanes of one chain each (800 columns; 803: rows ending in a tail of two), column
     blocks of 128 (800 columns), values of every kind (float16: the table)."""
@@ -240,7 +242,7 @@ def test_spmm_twins_write_the_same_bytes(codec):
     config = {"id": "nm", "n": n, "m": m} if codec.startswith("nm") else {"id": codec}
     cases = [((9, 70), (1, 2, 7, 8, 9, 13, 16, 32, 45, 64, 100, 130)),
              ((70, 300), (8, 13, 16, 32, 64, 130)), ((70, 301), (8, 13, 33, 64)),
-             ((5, 800), (8, 13, 16, 40)), ((69, 803), (9, 15))]
+             ((5, 800), (8, 13, 16, 40)), ((69, 803), (9, 15)), ((150, 300), (128, 130))]
     dtypes = ("bfloat16", "float32", "float16")
     for dtype, ((rows, cols), batches) in itertools.product(dtypes, cases):
         w = weight((rows, cols), FLOATS[dtype], 0.4, 2, (n, m) if "nm" in config["id"] else None)

@@ -489,7 +489,7 @@ static int64_t parallel_rows(rows_fn fn, const void *job, int64_t rows, int64_t 
 #define PAD16_MAX_COLS 768
 
 static int64_t rows_on_lanes(rows_fn fn, const void *job, prod_t *P, int64_t rows,
-                             int64_t threads, int64_t nbp);
+                             int64_t threads, int64_t nbp, int64_t tile);
 
 /* The lanes padded_rows runs a product of `rows` rows on: nb itself if it does not pad. */
 static int64_t padded_lanes(const prod_t *P, int64_t rows) {
@@ -503,24 +503,31 @@ static int64_t padded_rows(rows_fn fn, const void *job, prod_t *P, int64_t rows,
                            int64_t threads) {
     const int64_t nbp = padded_lanes(P, rows);
     if (nbp == P->nb) return parallel_rows(fn, job, rows, P->trans ? 1 : threads);
-    return rows_on_lanes(fn, job, P, rows, threads, nbp);
+    return rows_on_lanes(fn, job, P, rows, threads, nbp, nbp);
 }
 
-/* fn over the rows (not transposed) on a copy of xt padded with zero lanes to nbp > nb lanes,
+/* fn over the rows (not transposed) on a copy of xt padded with zero lanes to nbp >= nb lanes,
  * 64-byte aligned, into a result of nbp lanes whose first nb are copied out: every lane is
- * its own chains, so the padding changes no lane's bytes. */
+ * its own chains, so the padding changes no lane's bytes. The copy is in tiles of `tile`
+ * lanes (the last one what is left), each tile's columns one after another: tile >= nbp is
+ * xt's own layout. With nbp == nb the result is written in place. */
 static int64_t rows_on_lanes(rows_fn fn, const void *job, prod_t *P, int64_t rows,
-                             int64_t threads, int64_t nbp) {
+                             int64_t threads, int64_t nbp, int64_t tile) {
     const int64_t nb = P->nb, cols = P->cols;
     const size_t xbytes = (size_t)(cols * nbp * 4 + 63) / 64 * 64;
-    const size_t ybytes = (size_t)(rows * nbp * 4 + 63) / 64 * 64;
+    const size_t ybytes = nbp == nb ? 0 : (size_t)(rows * nbp * 4 + 63) / 64 * 64;
     float *xp = aligned_alloc(64, xbytes ? xbytes : 64);
-    float *yp = aligned_alloc(64, ybytes ? ybytes : 64);
+    float *yp = ybytes ? aligned_alloc(64, ybytes) : P->yt;
     int64_t count = SC_NOMEM;
     if (xp && yp) {
-        for (int64_t c = 0; c < cols; c++) {
-            memcpy(xp + c * nbp, P->xt + c * nb, (size_t)nb * 4);
-            memset(xp + c * nbp + nb, 0, (size_t)(nbp - nb) * 4);
+        for (int64_t l0 = 0; l0 < nbp; l0 += tile) {
+            const int64_t wl = nbp - l0 < tile ? nbp - l0 : tile;
+            const int64_t have = nb - l0 < wl ? (nb > l0 ? nb - l0 : 0) : wl;
+            float *t = xp + l0 * cols;
+            for (int64_t c = 0; c < cols; c++) {
+                memcpy(t + c * wl, P->xt + c * nb + l0, (size_t)have * 4);
+                memset(t + c * wl + have, 0, (size_t)(wl - have) * 4);
+            }
         }
         const float *xt = P->xt;
         float *yt = P->yt;
@@ -531,11 +538,11 @@ static int64_t rows_on_lanes(rows_fn fn, const void *job, prod_t *P, int64_t row
         P->xt = xt;
         P->yt = yt;
         P->nb = nb;
-        if (count >= 0)
+        if (count >= 0 && ybytes)
             for (int64_t r = 0; r < rows; r++) memcpy(yt + r * nb, yp + r * nbp, (size_t)nb * 4);
     }
     free(xp);
-    free(yp);
+    if (ybytes) free(yp);
     return count;
 }
 
@@ -565,6 +572,7 @@ typedef struct {
     int64_t lane0, lanes;   /* of batch lanes lane0 .. lane0 + lanes - 1 */
     int64_t nbp, bgroups;   /* that table's lanes a row, and groups a column block */
     int one16;              /* 16 lanes of one chain each (nm24_spmm_avx512 at batch 9-15) */
+    int tiled;              /* xt in tiles of lanes (nm24_spmm_tiles), for nm24_spmm_avx512 */
 } nm_job;
 
 /* The codes of groups g0 .. g0+count-1 into codes[]; SC_BAD_FRAME if a word or code is out of
@@ -1695,6 +1703,13 @@ static int64_t nm24_spmm8_avx512(const void *job, int64_t r0, int64_t r1) {
  * now). The span functions are inlined: called from two places each, GCC kept them out of
  * line, their chains on the stack (4% slower at batch 33-64). */
 #define SPMM_ROWS 32
+/* From SPMM_WIDE lanes, blocks of SPMM_ROWS_WIDE rows: each block reads all of x (4 MB at 4096
+ * columns and 256 lanes, past L2), four times fewer blocks read it four times less (a
+ * 384x4096 layer in a loop, batch 256, ns a kept value: 8.95 -> 7.6-7.7; batch 128 4.1-4.2 ->
+ * 3.8; batch 64 no faster, left at 32; 24 layers of 4096x4096, batch 240, one thread: 63.6,
+ * 64.9 -> 50.7 ms a layer). */
+#define SPMM_ROWS_WIDE 128
+#define SPMM_WIDE 128
 #define SPMM_COLS 128 /* a multiple of 8: blocks start at even groups */
 #define SPMM_TILE 64
 
@@ -1795,20 +1810,21 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     const prod_t *P = &J->P;
     const int64_t gpr = J->gpr, nb = P->nb, step = SPMM_COLS / 2; /* kept values a block */
     if (nb % 32 && nb != 16) return nm_rows(job, r0, r1);
+    const int64_t brows = nb >= SPMM_WIDE ? SPMM_ROWS_WIDE : SPMM_ROWS;
     scratch_t s;
     int64_t count = 0, err = scratch_alloc(&s, 0, 0, gpr); /* s.codes: row_codes24's */
-    uint8_t *codes = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(gpr + 8));
-    uint8_t *po = err ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr + 8));
+    uint8_t *codes = err ? NULL : malloc((size_t)brows * (size_t)(gpr + 8));
+    uint8_t *po = err ? NULL : malloc((size_t)brows * (size_t)(2 * gpr + 8));
     /* bfloat16 and float32 values are read where they lie (bfloat16 widened in registers);
      * others converted a block of rows at a time into vals */
     const int bf16 = P->mode == MODE_BF16, direct = bf16 || P->mode == MODE_FLOATS;
-    float *vals = err || direct ? NULL : malloc((size_t)SPMM_ROWS * (size_t)(2 * gpr) * 4);
+    float *vals = err || direct ? NULL : malloc((size_t)brows * (size_t)(2 * gpr) * 4);
     const int four = nb == 16 && !J->one16; /* four chains a lane, as spmm_rest's */
-    float *chains = err || !four ? NULL : malloc((size_t)SPMM_ROWS * 64 * 4);
-    int64_t cnts[SPMM_ROWS];
+    float *chains = err || !four ? NULL : malloc((size_t)brows * 64 * 4);
+    int64_t cnts[SPMM_ROWS_WIDE];
     if (!err && (!codes || !po || (!direct && !vals) || (four && !chains))) err = SC_NOMEM;
-    for (int64_t b0 = r0; b0 < r1 && !err; b0 += SPMM_ROWS) {
-        const int64_t n = r1 - b0 < SPMM_ROWS ? r1 - b0 : SPMM_ROWS;
+    for (int64_t b0 = r0; b0 < r1 && !err; b0 += brows) {
+        const int64_t n = r1 - b0 < brows ? r1 - b0 : brows;
         if (bf16) /* the rows' first blocks of values, while their codes are decoded (each
                    * block prefetches its row's next one below); hints, never a fault, their
                    * addresses formed as integers: the values are not checked yet */
@@ -1827,8 +1843,12 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                             : direct ? (const char *)(P->vf + b0 * 2 * gpr)
                                      : (const char *)vals;
         for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step) {
-            const float *xq = P->xt + 2 * t0 * nb; /* the block's first column */
-            for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE)
+            for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE) {
+                /* the block's first column in the tile of lanes l0 .. l0 + wl - 1: its
+                 * columns wl floats apart (nm24_spmm_tiles), 16 for nb 16 */
+                const int64_t wl = nb - l0 < SPMM_TILE ? nb - l0 : SPMM_TILE;
+                const int64_t ld = J->tiled ? wl : nb; /* xt's stride */
+                const float *xq = P->xt + (J->tiled ? l0 * P->cols + 2 * t0 * wl : 2 * t0 * nb + l0);
                 for (int64_t i = 0; i < n; i += 2) { /* rows i and i + 1 (if any) together */
                     int64_t m[2] = {0, 0};
                     for (int64_t h = 0; h < 2 && i + h < n; h++) {
@@ -1859,12 +1879,13 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                         SPAN(nm24_spmm_span16, xq, 16, ca, cc);
                     else if (nb == 16)
                         SPAN(nm24_spmm_span1, xq, 16, y, y1);
-                    else if (nb - l0 >= SPMM_TILE)
-                        SPAN(nm24_spmm_span4, xq + l0, nb, y, y1);
+                    else if (wl == SPMM_TILE)
+                        SPAN(nm24_spmm_span4, xq, ld, y, y1);
                     else
-                        SPAN(nm24_spmm_span2, xq + l0, nb, y, y1);
+                        SPAN(nm24_spmm_span2, xq, ld, y, y1);
 #undef SPAN
                 }
+            }
         }
         for (int64_t i = 0; i < n && chains && !err; i++) {
             const float *c = chains + 64 * i; /* (c0 + c1) + (c2 + c3), as spmm_rest's */
@@ -1882,6 +1903,31 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
     return err ? err : count;
 }
 #endif
+
+#if SC_X86
+/* nm24_spmm_avx512 from 17 lanes on x's lanes padded to nbp (padded_lanes: a multiple of 32),
+ * laid out in tiles of SPMM_TILE lanes (the last 32 where nbp % 64 is), each tile's columns one
+ * after another, wl floats each, into a result of nbp lanes whose first nb are copied out. A
+ * row of xt is nb * 4 bytes, and at 128 or 256 lanes (512 or 1024 bytes) the 128 rows of a
+ * column block fall in a sixteenth or a quarter of the L1 cache's sets, more than its ways
+ * hold: a tile's rows are 256 bytes apart, and a column block of a tile (32 KB) is one run.
+ * The same values, the same chains: the same bytes. Only where x is copied anyway (padded) or
+ * its rows are a multiple of 128 lanes: elsewhere the copy cost more than it saved (a
+ * 384x4096 layer in a loop, ns a kept value, blocks of 32 rows: batch 240 10.9-11.0 ->
+ * 8.4-8.7, 256 11.1-11.2 -> 9.0-9.3, 128 5.03 -> 4.2-4.3; tiled at 64 and 288 lanes, 7-8%
+ * slower; SparseLinear at batch 240, 1536x384: 3.0-3.1 -> 2.1-2.2 ms). */
+static int64_t nm24_spmm_tiles(nm_job *J, int64_t rows, int64_t threads) {
+    prod_t *P = &J->P;
+    const int64_t nb = P->nb, nbp = padded_lanes(P, rows);
+    if (nb == 16 || nbp % 32 || P->cols * nbp * 4 > PAD_MAX_BYTES || (nbp == nb && nb % 128))
+        return padded_rows(nm24_spmm_avx512, J, P, rows, threads);
+    J->tiled = 1;
+    const int64_t count = rows_on_lanes(nm24_spmm_avx512, J, P, rows, threads, nbp, SPMM_TILE);
+    J->tiled = 0;
+    return count;
+}
+#endif
+
 
 /* -- 2:4 bfloat16 weights times bfloat16 x: pairs of products --------------------------------
  *
@@ -2268,6 +2314,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
     J.P.cols = cols;
     J.xrows = NULL;
     J.one16 = 0;
+    J.tiled = 0;
     const prod_t *P = &J.P;
     const int fast = n == 2 && m == 4 && J.ncodes == 6 && !P->trans && P->nb >= 1 &&
                      P->nb <= NM24_MAX_NB &&
@@ -2334,7 +2381,7 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
          * masked loads straddling lines (a 256x4096 layer in a loop, ns a kept value: batch 5
          * 0.51-0.54 -> 0.48-0.49, batch 7 0.53-0.69 -> 0.49-0.50) */
         count = rows_on_lanes(P->simd >= 2 ? nm24_spmm8_avx512 : nm24_spmm8_avx2, &J, &J.P,
-                              rows, threads, 8);
+                              rows, threads, 8, 8);
     } else if (spmm8) {
         count = parallel_rows(P->simd >= 2 ? nm24_spmm8_avx512 : nm24_spmm8_avx2, &J, rows,
                               threads);
@@ -2343,10 +2390,10 @@ static PyObject *nm_matmul(PyObject *self, PyObject *const *a, Py_ssize_t nargs)
          * chain, not 32 of which half are padding (2048x4096 in a loop, ns a kept value:
          * 1.07-1.5 -> 0.77-0.85, a pass in five 1.1-1.2) */
         J.one16 = 1;
-        count = rows_on_lanes(nm24_spmm_avx512, &J, &J.P, rows, threads, 16);
+        count = rows_on_lanes(nm24_spmm_avx512, &J, &J.P, rows, threads, 16, 16);
     } else if (spmm24) {
         /* from 9 lanes (nb <= 8 took a branch above): the lanes padded as for nm_rows */
-        count = padded_rows(nm24_spmm_avx512, &J, &J.P, rows, threads);
+        count = nm24_spmm_tiles(&J, rows, threads);
 #endif
     } else {
         count = padded_rows(nm_rows, &J, &J.P, rows, threads);
