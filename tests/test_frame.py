@@ -460,3 +460,29 @@ def test_frame_nbytes_is_the_length_of_the_frame_written():
                     enc.meta)
             assert frame_nbytes(*args) == len(write_frame(*args)) == len(codec.encode(x))
             assert codec.encoded_nbytes(enc, x.dtype, x.shape) == len(codec.encode(x))
+
+
+def test_encode_writes_the_header_encoded_nbytes_packed_only_for_its_dtype_and_shape():
+    """An encoder that weighs encodings by ``encoded_nbytes`` (hybrid) has packed the winner's
+    header: ``encode`` writes those bytes, the frame it would pack afresh, and only for the
+    dtype and shape they were packed for."""
+    from unittest.mock import patch
+
+    from sparsecodecs.registry.frame import packed_header, write_frame
+
+    codec = sc.get_codec("hybrid")
+    x = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
+    bits, dtype = sc.registry.as_bits(x)
+    enc = codec.encode_bits(bits, dtype)
+    args = (codec.codec_id, codec._frame_config(enc), dtype, bits.shape, enc.sections, enc.meta)
+    fresh = write_frame(*args)
+    with patch.object(type(codec), "encode_bits", lambda self, b, d: enc):
+        assert codec.encoded_nbytes(enc, dtype, bits.shape) == len(fresh)
+        assert enc._header == ((dtype, bits.shape), packed_header(*args))
+        assert codec.encode(x) == fresh
+        other = packed_header(*args[:3], (16, 8), *args[4:])
+        assert other != packed_header(*args)  # the shape is in the header
+        codec.encoded_nbytes(enc, dtype, (16, 8))  # packed for another shape: not written
+        assert enc._header == ((dtype, (16, 8)), other)
+        assert codec.encode(x) == fresh
+    assert sc.decode(fresh).tobytes() == x.tobytes()

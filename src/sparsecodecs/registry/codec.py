@@ -48,7 +48,16 @@ import numpy as np
 
 from .dtypes import as_bits, bits_dtype, storage_nbytes
 from .errors import CodecConfigError, DecodeLimitError, FrameHeaderError, FrameLayoutError
-from .frame import Frame, FrameInfo, Section, SectionReader, frame_nbytes, read_frame, write_frame
+from .frame import (
+    Frame,
+    FrameInfo,
+    Section,
+    SectionReader,
+    frame_nbytes,
+    packed_header,
+    read_frame,
+    write_frame,
+)
 
 __all__ = [
     "Codec",
@@ -172,6 +181,10 @@ class Encoded:
     #: The config written into the frame, when it differs from the codec's own (e.g. ``hybrid``
     #: records the layout it chose). ``None`` writes ``get_config()``.
     config: dict[str, Any] | None = None
+    #: The frame header :meth:`Codec.encoded_nbytes` packed, with the dtype and shape it was
+    #: for: :meth:`Codec.encode` writes it rather than pack it again.
+    _header: tuple[tuple[Any, ...], bytes] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
 
 #: Config values a kept config may hold (a caller's copy of the dict cannot change them).
@@ -256,15 +269,19 @@ class Codec(ABC):
         """Encode ``array`` into a self-describing, checksummed frame."""
         bits, dtype = as_bits(array)
         enc = self.encode_bits(bits, dtype)
+        kept = enc._header
+        packed = kept[1] if kept is not None and kept[0] == (dtype, bits.shape) else None
         return write_frame(self.codec_id, self._frame_config(enc), dtype, bits.shape,
-                           enc.sections, enc.meta)
+                           enc.sections, enc.meta, packed=packed)
 
     def encoded_nbytes(self, enc: Encoded, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
         """The bytes of the frame :meth:`encode` writes for ``enc`` (what :meth:`encode_bits`
         returned for bit patterns of ``shape`` and ``dtype``), without assembling it: for an
         encoder choosing between two encodings by their exact sizes."""
-        return frame_nbytes(self.codec_id, self._frame_config(enc), dtype, shape, enc.sections,
-                            enc.meta)
+        head = packed_header(self.codec_id, self._frame_config(enc), dtype, shape, enc.sections,
+                             enc.meta)
+        enc._header = ((dtype, tuple(shape)), head)
+        return frame_nbytes(self.codec_id, {}, dtype, shape, enc.sections, packed=head)
 
     def _frame_config(self, enc: Encoded) -> dict[str, Any]:
         """The config a frame records for ``enc``: its own, else the codec's; no ``id``."""
