@@ -240,7 +240,8 @@ def packed_code_reader(
     word, k = pattern_packing(ncodes)
     if word == 8:
         top = ncodes**k
-        if words.size and int(words.max()) >= top:
+        # (a few hundred bytes: max of their bytes, ~3x cheaper than numpy's reduction)
+        if words.size and int(max(words.tobytes()) if words.size <= 512 else words.max()) >= top:
             raise FrameLayoutError(
                 f"section 'pattern' holds a byte >= {top}, which is no valid pattern word"
             )

@@ -551,7 +551,9 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
             f"sections end at offset {offset} but the checksum starts at {end}: "
             f"{end - offset} bytes unaccounted for"
         )
-    info = _built(FrameInfo, {"dtype": dtype, "shape": tuple(shape_list), "meta": meta})
+    # ``size`` set here is what the cached property would compute on first use (its lock)
+    info = _built(FrameInfo, {"dtype": dtype, "shape": tuple(shape_list), "meta": meta,
+                              "size": math.prod(shape_list)})
     return _built(Frame, {"codec_id": codec_id, "config": config, "info": info,
                           "sections": tuple(sections),
                           "header_nbytes": _PREFIX.size + hlen + _CHECKSUM.size, "nbytes": n})
