@@ -1844,11 +1844,12 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
                                      : (const char *)vals;
         for (int64_t t0 = 0; t0 < 2 * gpr && !err; t0 += step) {
             for (int64_t l0 = 0; l0 < nb && !err; l0 += SPMM_TILE) {
-                /* the block's first column in the tile of lanes l0 .. l0 + wl - 1: its
-                 * columns wl floats apart (nm24_spmm_tiles), 16 for nb 16 */
+                /* the block's first column, lanes l0 .. l0 + wl - 1, and xt's stride: in
+                 * tiles (nm24_spmm_tiles) wl floats, else nb */
                 const int64_t wl = nb - l0 < SPMM_TILE ? nb - l0 : SPMM_TILE;
-                const int64_t ld = J->tiled ? wl : nb; /* xt's stride */
-                const float *xq = P->xt + (J->tiled ? l0 * P->cols + 2 * t0 * wl : 2 * t0 * nb + l0);
+                const int64_t ld = J->tiled ? wl : nb;
+                const float *xq =
+                    P->xt + (J->tiled ? l0 * P->cols + 2 * t0 * wl : 2 * t0 * nb + l0);
                 for (int64_t i = 0; i < n; i += 2) { /* rows i and i + 1 (if any) together */
                     int64_t m[2] = {0, 0};
                     for (int64_t h = 0; h < 2 && i + h < n; h++) {
@@ -1927,7 +1928,6 @@ static int64_t nm24_spmm_tiles(nm_job *J, int64_t rows, int64_t threads) {
     return count;
 }
 #endif
-
 
 /* -- 2:4 bfloat16 weights times bfloat16 x: pairs of products --------------------------------
  *

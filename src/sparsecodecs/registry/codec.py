@@ -278,10 +278,11 @@ class Codec(ABC):
         """The bytes of the frame :meth:`encode` writes for ``enc`` (what :meth:`encode_bits`
         returned for bit patterns of ``shape`` and ``dtype``), without assembling it: for an
         encoder choosing between two encodings by their exact sizes."""
-        head = packed_header(self.codec_id, self._frame_config(enc), dtype, shape, enc.sections,
-                             enc.meta)
+        config = self._frame_config(enc)
+        head = packed_header(self.codec_id, config, dtype, shape, enc.sections, enc.meta)
         enc._header = ((dtype, tuple(shape)), head)
-        return frame_nbytes(self.codec_id, {}, dtype, shape, enc.sections, packed=head)
+        return frame_nbytes(self.codec_id, config, dtype, shape, enc.sections, enc.meta,
+                            packed=head)
 
     def _frame_config(self, enc: Encoded) -> dict[str, Any]:
         """The config a frame records for ``enc``: its own, else the codec's; no ``id``."""
