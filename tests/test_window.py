@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import sparsecodecs as sc
 from sparsecodecs.codecs._window import escape_index_dtype, pack_rows, unpack_rows
+from sparsecodecs.compute.products import WINDOW_FUSED_BELOW
 from sparsecodecs.kernels import LEVELS, cpu_simd, use_simd
 from sparsecodecs.registry import FrameLayoutError, Section, read_frame
 from sparsecodecs.registry.frame import write_frame
@@ -208,6 +209,35 @@ def test_other_dtypes_directions_and_non_finite_x_go_through_the_kept_values():
     assert (np.isnan(y) == zero).all() and np.isinf(y[~zero]).all()
 
 
+@pytest.mark.parametrize("dtype", [BF16, np.dtype(np.float16), np.dtype(np.float32)],
+                         ids=["bfloat16", "float16", "float32"])
+def test_the_kept_values_are_decode_s_values(dtype):
+    """The kept values and group codes the products decode (``nm_parts``: from batch
+    WINDOW_FUSED_BELOW, and for other dtypes) are the decoded weight's, bit for bit: rows of an
+    odd number of groups (the last pair's second group missing), a padded last group, escapes
+    (more exponents than the window holds); and the product at that batch takes them."""
+    from sparsecodecs.compute.products import _frame_parts
+
+    for shape in [(5, 9), (4, 36), (3, 40), (7, 100), (2, 4096)]:
+        if dtype == np.float16:  # 60 binades do not fit float16: 15 of them do
+            scale = 2.0 ** np.random.default_rng(6).integers(-10, 5, shape)
+            w = (weight(shape, 5).astype(np.float32) * scale).astype(dtype)
+        else:
+            w = weight(shape, 5, spread=True).astype(dtype)
+        frame = sc.get_codec("window").encode(w)
+        parts, _ = _frame_parts(read_frame(frame))
+        assert parts.escapes.size >= shape[0]
+        decoded = sc.decode(frame)
+        np.testing.assert_array_equal(parts.nm_parts().to_bits(shape),
+                                      decoded.view(f"u{dtype.itemsize}"), err_msg=f"{shape}")
+        x = np.random.default_rng(2).standard_normal((WINDOW_FUSED_BELOW, shape[1]))
+        stats = sc.MatmulStats()
+        y = sc.matmul(x.astype(np.float32), frame, stats=stats)
+        assert stats.paths == ["window:nm"]
+        ref, tol = reference(x.astype(np.float32), decoded)
+        assert_close(y, ref, tol)
+
+
 # -- hostile frames: the same errors from the product and from decode -------------------------
 
 
@@ -217,11 +247,15 @@ def _frame_and_x(shape: tuple[int, int] = (4, 64)) -> tuple[bytes, np.ndarray]:
 
 
 def _both_raise(frame: bytes, x: np.ndarray, match: str) -> None:
+    """decode refuses ``frame`` with ``match``; so does the product at batch 1 (the fused kernel,
+    every SIMD level) and at WINDOW_FUSED_BELOW (the kept values decoded, nm's kernels)."""
     with pytest.raises(FrameLayoutError, match=match):
         sc.decode(frame)
     for level in [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]:
         with use_simd(level), pytest.raises(FrameLayoutError):
             sc.matmul(x, frame)
+    with pytest.raises(FrameLayoutError, match=match):
+        sc.matmul(np.tile(x, (WINDOW_FUSED_BELOW, 1)), frame)
 
 
 @pytest.mark.parametrize("where", ["first", "last"])

@@ -304,6 +304,15 @@ def _skipping_product(
     return path, int(count)
 
 
+#: From this batch on, a bfloat16 ``window`` frame's product decodes its kept values (half the
+#: dense size, as the other dtypes' products do) and takes ``nm``'s kernels instead of the
+#: fused kernel, whose passes of 4 columns of ``x`` cost in proportion to the batch. One
+#: 4096x4096 2:4 frame in a loop, ms a product, fused / decoded: AVX-512, batch 32 30.2 / 27.6,
+#: 48 63.1 / 33.5, 64 63.4 / 32.4; at the AVX2 level, batch 32 35.0 / 36.7, 48 52.1 / 49.6,
+#: 64 70.5 / 49.4 (docs/compute.md, "The window codec from batch 48").
+WINDOW_FUSED_BELOW = 48
+
+
 def _window_product(parts: WindowParts, xt: np.ndarray, yt: np.ndarray, threads: int) -> int:
     """``yt = W @ xt`` straight from a bfloat16 ``window`` frame (kernels/compute.c; batches
     of more than 4 in passes of 4)."""
@@ -423,7 +432,7 @@ def _frame_product(
     nb = xt.shape[1]
     count = rows * cols
     fused = (isinstance(parts, WindowParts) and not trans and bad is None
-             and name_of(_native(info.dtype)) == "bfloat16")
+             and nb < WINDOW_FUSED_BELOW and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
         parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
     if isinstance(parts, MaskParts) and not trans:
