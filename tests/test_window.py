@@ -345,6 +345,8 @@ def test_a_product_decodes_what_decode_decodes_and_refuses_what_it_refuses(seed,
         for level in ("scalar", cpu_simd()):
             with use_simd(level), pytest.raises(sc.SparseCodecsError):
                 sc.matmul(x, hostile)
+        with pytest.raises(sc.SparseCodecsError):  # the kept values decoded
+            sc.matmul(np.tile(x, (WINDOW_FUSED_BELOW, 1)), hostile)
         return
     ys = []
     for level in ("scalar", cpu_simd()):
@@ -355,6 +357,9 @@ def test_a_product_decodes_what_decode_decodes_and_refuses_what_it_refuses(seed,
     if np.isfinite(w32).all():
         ref, tol = reference(x[None], w)
         assert_close(ys[0][None], ref, tol)
+        many = sc.matmul(np.tile(x, (WINDOW_FUSED_BELOW, 1)), hostile)
+        assert_close(many, np.tile(ref, (WINDOW_FUSED_BELOW, 1)),
+                     np.tile(tol, (WINDOW_FUSED_BELOW, 1)))
 
 
 @pytest.mark.parametrize("dtype", [BF16, np.dtype(">f4"), np.dtype(np.int8)])
