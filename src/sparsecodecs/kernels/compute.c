@@ -1686,10 +1686,11 @@ static int64_t nm24_spmm8_avx512(const void *job, int64_t r0, int64_t r1) {
  * to 16 here where padded_rows pads them to 32 (one16: one chain a lane). Any other lane count
  * (x past PAD_MAX_BYTES) goes to nm_rows. The generic path decoded each row's columns into 64-bit
  * indices and its values into a stash (fresh pages every call) before the column blocks; here
- * a block of SPMM_ROWS rows keeps one byte a kept value (its column in its step of two groups,
- * nm24_value_offsets), then runs column block by column block, rows two at a time
- * (NM24_SPMM_SPAN), lanes SPMM_TILE at a time (four vectors of chains a row), a block of xt
- * (SPMM_COLS columns of a tile, 32 KB at 64 lanes) read from L1 by every row of the block. A
+ * a block of SPMM_ROWS rows (SPMM_ROWS_WIDE from SPMM_WIDE lanes) keeps one byte a kept value
+ * (its column in its step of two groups, nm24_value_offsets), then runs column block by column
+ * block, rows two at a time (NM24_SPMM_SPAN), lanes SPMM_TILE at a time (four vectors of chains
+ * a row), a block of xt (SPMM_COLS columns of a tile, 32 KB at 64 lanes; one run where xt is
+ * in tiles, nm24_spmm_tiles) read from L1 by every row of the block. A
  * 1024x4096 layer in a loop, ms: batch 12 3.5-3.8 -> 2.4-2.8, batch 32 3.5-3.7 -> 2.4-2.5,
  * batch 64 5.1-5.3 -> 4.3-4.5; 384x384 at batch 12 (16 lanes) 115-126 -> 82-83 us. Tried:
  * blocks of 8, 16, 48 and 64 rows, 64, 192 and 256 columns (16 rows or 256 columns 5-15%
