@@ -277,7 +277,8 @@ class Codec(ABC):
     def encoded_nbytes(self, enc: Encoded, dtype: np.dtype[Any], shape: tuple[int, ...]) -> int:
         """The bytes of the frame :meth:`encode` writes for ``enc`` (what :meth:`encode_bits`
         returned for bit patterns of ``shape`` and ``dtype``), without assembling it: for an
-        encoder choosing between two encodings by their exact sizes."""
+        encoder choosing between two encodings by their exact sizes. The header it packs is
+        kept on ``enc``, which :meth:`encode` then writes instead of packing it again."""
         config = self._frame_config(enc)
         head = packed_header(self.codec_id, config, dtype, shape, enc.sections, enc.meta)
         enc._header = ((dtype, tuple(shape)), head)
