@@ -315,7 +315,7 @@ WINDOW_FUSED_BELOW = 48
 
 def _window_product(parts: WindowParts, xt: np.ndarray, yt: np.ndarray, threads: int) -> int:
     """``yt = W @ xt`` straight from a bfloat16 ``window`` frame (kernels/compute.c; batches
-    of more than 4 in passes of 4)."""
+    of 5 to ``WINDOW_FUSED_BELOW - 1`` in passes of 4)."""
     if yt.size == 0 or xt.size == 0:  # no output, or W has no columns: W @ xt is zeros
         yt[...] = 0
         return 0
