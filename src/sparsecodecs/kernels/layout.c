@@ -3006,32 +3006,15 @@ SC_INLINE int win_kept_row(const uint8_t *pc, const uint8_t *ec, const uint8_t *
         uint64_t rv = 0;
         for (int i = 0; i < rbytes; i++) rv |= (uint64_t)rest[(v0 + k) * rbytes + i] << (8 * i);
         bad |= rbits < 64 && rv >> rbits;
-        const uint64_t x = (rv >> shift) << (shift + width) | (uint64_t)table[c & 7] << shift |
-                           (rv & low);
-        if (osize == 2) {
-            const uint16_t y = (uint16_t)x;
-            memcpy(orow + k * 2, &y, 2);
-        } else {
-            const uint32_t y = (uint32_t)x;
-            memcpy(orow + k * 4, &y, 4);
-        }
+        st(orow, osize, k,
+           (rv >> shift) << (shift + width) | (uint64_t)table[c & 7] << shift | (rv & low));
     }
     if (bad) return -3;
     const uint64_t fmask = (((uint64_t)1 << width) - 1) << shift;
     for (; *e < nesc && esc[*e] < v0 + n; ++*e) {
         const int64_t k = esc[*e] - v0; /* >= 0: ascending, and the rows before took theirs */
         if (k < 0 || ec[k] != 7) return -3;
-        if (osize == 2) {
-            uint16_t y;
-            memcpy(&y, orow + k * 2, 2);
-            y = (uint16_t)((y & ~fmask) | (uint64_t)escf[*e] << shift);
-            memcpy(orow + k * 2, &y, 2);
-        } else {
-            uint32_t y;
-            memcpy(&y, orow + k * 4, 4);
-            y = (uint32_t)((y & ~fmask) | (uint64_t)escf[*e] << shift);
-            memcpy(orow + k * 4, &y, 4);
-        }
+        st(orow, osize, k, (ld(orow, osize, k) & ~fmask) | (uint64_t)escf[*e] << shift);
     }
     return 0;
 }

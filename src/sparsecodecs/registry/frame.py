@@ -364,11 +364,12 @@ def unpack_header(raw: memoryview | bytes, version: int) -> bytes:
     return head
 
 
-def _packed_header(
+def packed_header(
     codec_id: str, config: Mapping[str, Any], dtype: np.dtype[Any], shape: Sequence[int],
-    sections: Sequence[Section], meta: Mapping[str, Any] | None,
+    sections: Sequence[Section], meta: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The header bytes of the frame :func:`write_frame` assembles from these."""
+    """The header bytes of the frame :func:`write_frame` assembles from these (pass them back
+    as its or :func:`frame_nbytes`'s ``packed``)."""
     names = [s.name for s in sections]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate section names: {names}")  # a codec bug, not user input
@@ -383,15 +384,6 @@ def _packed_header(
     return pack_header(header_json(header))
 
 
-def packed_header(
-    codec_id: str, config: Mapping[str, Any], dtype: np.dtype[Any], shape: Sequence[int],
-    sections: Sequence[Section], meta: Mapping[str, Any] | None = None,
-) -> bytes:
-    """The header bytes :func:`write_frame` stores for the same arguments (pass them back as
-    its ``packed``); with the sections, the frame's size (:func:`frame_nbytes`)."""
-    return _packed_header(codec_id, config, dtype, shape, sections, meta)
-
-
 def frame_nbytes(
     codec_id: str, config: Mapping[str, Any], dtype: np.dtype[Any], shape: Sequence[int],
     sections: Sequence[Section], meta: Mapping[str, Any] | None = None,
@@ -400,7 +392,7 @@ def frame_nbytes(
     """The bytes of the frame :func:`write_frame` would assemble from the same arguments,
     without assembling it (for an encoder choosing between two encodings exactly).
     ``packed``: as :func:`write_frame` takes it."""
-    head = packed if packed is not None else _packed_header(codec_id, config, dtype, shape,
+    head = packed if packed is not None else packed_header(codec_id, config, dtype, shape,
                                                             sections, meta)
     return _PREFIX.size + len(head) + sum(s.nbytes for s in sections) + _CHECKSUM.size
 
@@ -420,7 +412,7 @@ def write_frame(
     ``packed``: the header bytes :func:`packed_header` made of these same arguments, if at
     hand (an encoder that weighed encodings by :func:`frame_nbytes` has the winner's): not
     packed again (a header's DEFLATE at level 9, ~9 us)."""
-    head = packed if packed is not None else _packed_header(codec_id, config, dtype, shape,
+    head = packed if packed is not None else packed_header(codec_id, config, dtype, shape,
                                                             sections, meta)
     parts: list[Any] = [_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(head)), head]
     parts.extend(s.data for s in sections)
