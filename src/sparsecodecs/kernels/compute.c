@@ -1911,8 +1911,9 @@ static int64_t nm24_spmm_avx512(const void *job, int64_t r0, int64_t r1) {
  * laid out in tiles of SPMM_TILE lanes (the last 32 where nbp % 64 is), each tile's columns one
  * after another, wl floats each, into a result of nbp lanes whose first nb are copied out. A
  * row of xt is nb * 4 bytes, and at 128 or 256 lanes (512 or 1024 bytes) the 128 rows of a
- * column block fall in a sixteenth or a quarter of the L1 cache's sets, more than its ways
- * hold: a tile's rows are 256 bytes apart, and a column block of a tile (32 KB) is one run.
+ * column block (4 lines each) fall in a half or a quarter of the L1 cache's 64 sets, 16 or 32
+ * lines a set where it has 12 ways: a tile's rows are 256 bytes apart, and a column block of a
+ * tile (32 KB) is one run.
  * The same values, the same chains: the same bytes. Only where x is copied anyway (padded) or
  * its rows are a multiple of 128 lanes: elsewhere the copy cost more than it saved (a
  * 384x4096 layer in a loop, ns a kept value, blocks of 32 rows: batch 240 10.9-11.0 ->
