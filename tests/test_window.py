@@ -238,6 +238,65 @@ def test_the_kept_values_are_decode_s_values(dtype):
         assert_close(y, ref, tol)
 
 
+LEVELS_HERE = [name for name in LEVELS if LEVELS[name] <= LEVELS[cpu_simd()]]
+
+
+@pytest.mark.parametrize("dtype", [BF16, np.dtype(np.float16), np.dtype(np.float32)])
+def test_decode_and_kept_values_write_the_same_bytes_at_every_simd_level(dtype: Any) -> None:
+    """The decode (dense, and the kept values the products take) at every SIMD level the CPU
+    has: the AVX2 kept-value loop for 2-byte values (16 at a time) and its scalar twin, on rows
+    of fewer than 16 kept values, exactly 16, and 16s with a tail; escapes among them."""
+    from sparsecodecs.compute.products import _frame_parts
+
+    for shape in [(3, 4), (3, 32), (5, 36), (4, 100), (2, 4096)]:
+        if dtype == np.float16:
+            scale = 2.0 ** np.random.default_rng(6).integers(-10, 5, shape)
+            w = (weight(shape, 7).astype(np.float32) * scale).astype(dtype)
+        else:
+            w = weight(shape, 7, spread=True).astype(dtype)
+        frame = sc.get_codec("window").encode(w)
+        assert read_frame(frame).info.meta["window"]
+        kept = []
+        for level in LEVELS_HERE:
+            with use_simd(level):
+                decoded = sc.decode(frame)
+                kept.append(_frame_parts(read_frame(frame))[0].nm_parts().to_bits(shape))
+            assert decoded.tobytes() == w.tobytes(), (shape, level)
+            assert kept[-1].tobytes() == kept[0].tobytes(), (shape, level)
+
+
+def _every_level_refuses(frame: bytes, match: str) -> None:
+    """decode and the kept values (the products from WINDOW_FUSED_BELOW) refuse ``frame`` at
+    every SIMD level the CPU has."""
+    from sparsecodecs.compute.products import _frame_parts
+
+    for level in LEVELS_HERE:
+        with use_simd(level):
+            with pytest.raises(FrameLayoutError, match=match):
+                sc.decode(frame)
+            with pytest.raises(FrameLayoutError, match=match):
+                _frame_parts(read_frame(frame))[0].nm_parts()
+
+
+@pytest.mark.parametrize("value", [3, 21])  # a row's 16-value SIMD step, and the scalar tail
+def test_a_code_outside_the_window_or_a_rest_past_its_bits_is_refused_at_every_level(
+        value: int) -> None:
+    w = np.zeros((2, 44), np.float32)  # 11 groups: 22 kept values a row, 16 + a tail of 6
+    w[:, 0::4] = 1.0
+    w[:, 2::4] = -3.0
+    frame = sc.get_codec("window").encode(w.astype(np.float16))
+    assert len(read_frame(frame).info.meta["window"]) == 2
+    exps = section(frame, "exponents").reshape(2, -1)
+    codes = unpack_rows(exps, 3, 22, "x")
+    assert set(codes.reshape(-1).tolist()) <= {0, 1}
+    codes[1, value] = 4  # the window has codes 0 and 1
+    bad = pack_rows(codes, 3).reshape(-1)
+    _every_level_refuses(rebuilt(frame, exponents=bad), "window of 2")
+    rest = section(frame, "rest").view("<u2").copy()  # float16: 11 rest bits in 2 bytes
+    rest[22 + value] |= 1 << 11
+    _every_level_refuses(rebuilt(frame, rest=rest.view(np.uint8)), "wider than 11 bits")
+
+
 # -- hostile frames: the same errors from the product and from decode -------------------------
 
 

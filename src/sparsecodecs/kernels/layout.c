@@ -18,8 +18,8 @@
  * SIMD: bitmask scatter/split of 1-, 2- (SSSE3 pshufb per mask byte) and 4-byte items (AVX2
  * vpermd); the 2:4 compose of 16-bit values (SSSE3 pshufb); byte indices into tables of up to
  * 16 entries (SSSE3 pshufb); popcount (POPCNT) and the row modes' zero count compiled for
- * AVX2. Each has the scalar twin that `use_simd("scalar")`
- * selects; sc_simd is read once per call, before the GIL is released.
+ * AVX2; the window layout's 2-byte kept values (AVX2). Each has the scalar twin that
+ * `use_simd("scalar")` selects; sc_simd is read once per call, before the GIL is released.
  *
  * Helpers that would belong in native.h (ld/st by item size, the error helper) sit here, at
  * the top of this file, to keep native.h mergeable.
@@ -2943,24 +2943,37 @@ done:
 
 /* -- window ---------------------------------------------------------------------------------- */
 
-/* The window layout (codecs/window.py, docs/codecs/window.md) decoded straight into the dense
- * output: per row, the 6-bit pair codes and the 3-bit exponent codes are unpacked into scratch
- * 24 bits at a time, then each group's two kept values are rebuilt
+/* The window layout (codecs/window.py, docs/codecs/window.md) decoded row by row: the 6-bit
+ * pair codes and the 3-bit exponent codes unpacked into scratch 24 bits at a time, then the
+ * row's kept values rebuilt (win_kept_row; 2-byte values 16 at a time on AVX2)
  *   x = (rest >> shift) << (shift + width) | F << shift | rest & (2**shift - 1)
- * and stored at their positions; the row is zeroed first. Checks (-3): pair codes < 36, the
- * missing last group's code 0, zero padding bits, codes < ntab or 7, an escape's code 7, rests
- * within their bits; -1: a non-zero value in a padding slot. */
+ * with its groups' pattern codes, into the output (the products' kept values) or into scratch,
+ * from which each group of the dense row is written whole (win_dense_row). Checks (-3): pair
+ * codes < 36, the missing last group's code 0, zero padding bits, codes < ntab or 7, an
+ * escape's code 7, rests within their bits; -1: a non-zero value in a padding slot. */
 static const uint8_t win_pos[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
-/* n fields of `bits` (<= 8) bits from a byte row of `len` bytes into out[0..n). */
+/* n fields of `bits` (3 or 6) bits from a byte row of `len` bytes into out[0..n): 3 bytes at a
+ * time, their 8 codes or 4 pair codes spread to one a byte by splitting the word in halves
+ * (each half's upper part moved up, masked apart) until each field has its byte: 3-bit, 12-bit
+ * halves at bits 0 and 32, 6-bit quarters at 0, 16, 32 and 48, then the codes; 6-bit, 12-bit
+ * halves at 0 and 16, then the pair codes. Stored as one word (8 bytes of room in out: the
+ * 3-bit step stores 8 codes, the 6-bit one 4 and 4 zeros the next step overwrites). */
 static void win_unpack(const uint8_t *row, int64_t len, int bits, int64_t n, uint8_t *out) {
-    const uint32_t mask = (1u << bits) - 1;
     const int per = 24 / bits; /* fields per 3 bytes: 8 codes or 4 pair codes */
     int64_t f = 0, byte = 0;
-    for (; f + per <= n && byte + 3 <= len; f += per, byte += 3) {
-        const uint32_t w = (uint32_t)row[byte] | (uint32_t)row[byte + 1] << 8 |
-                           (uint32_t)row[byte + 2] << 16;
-        for (int j = 0; j < per; j++) out[f + j] = (uint8_t)((w >> (bits * j)) & mask);
+    for (; f + 8 <= n && byte + 3 <= len; f += per, byte += 3) {
+        uint64_t w = (uint64_t)row[byte] | (uint64_t)row[byte + 1] << 8 |
+                     (uint64_t)row[byte + 2] << 16;
+        if (bits == 3) {
+            w = (w & 0xFFF) | (w >> 12 & 0xFFF) << 32;
+            w = (w & 0x0000003F0000003Full) | (w >> 6 & 0x0000003F0000003Full) << 16;
+            w = (w & 0x0007000700070007ull) | (w >> 3 & 0x0007000700070007ull) << 8;
+        } else {
+            w = (w & 0xFFF) | (w >> 12 & 0xFFF) << 16;
+            w = (w & 0x003F003Full) | (w >> 6 & 0x003F003Full) << 8;
+        }
+        memcpy(out + f, &w, 8);
     }
     for (; f < n; f++) out[f] = (uint8_t)win_field(row, len, f * bits, bits);
 }
@@ -2973,6 +2986,46 @@ static const uint8_t win_pair_lo[256] = {
     0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5,
     0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5};
 
+#if SC_X86
+/* win_kept_row's values loop for 2-byte values (bfloat16 and float16: rest fields of 1 or 2
+ * bytes), 16 at a time: the window field of each exponent code by a byte shuffle of the
+ * 8-entry table, the rest read as 16-bit lanes; *bad gets a code the window does not have
+ * (not 7 and >= ntab, by a second shuffle) or rest bits past rbits. Returns the values done
+ * (whole 16s); the scalar loop does the rest, and is this loop's twin. */
+SC_TARGET("avx2") static int64_t win_kept16_avx2(const uint8_t *ec, const uint8_t *rest,
+                                                int64_t n, const uint32_t *table, int ntab,
+                                                int shift, int width, int rbytes, int rbits,
+                                                char *out, unsigned *bad) {
+    uint8_t tb[16] = {0}, nb[16] = {0};
+    for (int c = 0; c < 8; c++) {
+        tb[c] = (uint8_t)table[c];
+        nb[c] = c != 7 && c >= ntab ? 0xFF : 0;
+    }
+    const __m128i tab = _mm_loadu_si128((const __m128i *)tb), nott = _mm_loadu_si128((const __m128i *)nb);
+    const __m128i sh = _mm_cvtsi32_si128(shift), up = _mm_cvtsi32_si128(shift + width),
+                  past = _mm_cvtsi32_si128(rbits < 16 ? rbits : 16);
+    const __m256i low = _mm256_set1_epi16((short)((1u << shift) - 1));
+    __m256i acc = _mm256_setzero_si256();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        const __m128i c = _mm_loadu_si128((const __m128i *)(ec + k));
+        const __m256i f = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(tab, c));
+        acc = _mm256_or_si256(acc, _mm256_cvtepu8_epi16(_mm_shuffle_epi8(nott, c)));
+        const __m256i rv = rbytes == 1
+            ? _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(rest + k)))
+            : _mm256_loadu_si256((const __m256i *)(rest + 2 * k));
+        acc = _mm256_or_si256(acc, _mm256_srl_epi16(rv, past)); /* rest bits past rbits */
+        const __m256i x = _mm256_or_si256(
+            _mm256_or_si256(_mm256_sll_epi16(_mm256_srl_epi16(rv, sh), up), _mm256_sll_epi16(f, sh)),
+            _mm256_and_si256(rv, low));
+        _mm256_storeu_si256((__m256i *)(out + 2 * k), x);
+    }
+    *bad |= !_mm256_testz_si256(acc, acc);
+    return k;
+}
+
+#endif
+
 /* Row r's kept values into orow and its groups' pattern codes into crow (window_body with
  * codes), from its unpacked pair codes pc and exponent codes ec: the same values and checks as
  * the group loop, taken apart so that the values' loop has no branch (a code the window does
@@ -2984,7 +3037,7 @@ SC_INLINE int win_kept_row(const uint8_t *pc, const uint8_t *ec, const uint8_t *
                            const int64_t *esc, int64_t nesc, const uint8_t *escf,
                            const uint32_t *table, int ntab, int64_t r, int64_t gpr, int shift,
                            int width, int rbytes, int rbits, char *orow, const int osize,
-                           uint8_t *crow, int64_t *e) {
+                           uint8_t *crow, int64_t *e, int level) {
     unsigned badp = 0; /* pair codes < 36; the two codes of pair p at 2p and 2p + 1 */
     for (int64_t q = 0; q + 1 < gpr; q += 2) {
         const uint8_t pair = pc[q / 2];
@@ -3000,7 +3053,15 @@ SC_INLINE int win_kept_row(const uint8_t *pc, const uint8_t *ec, const uint8_t *
     const int64_t v0 = r * gpr * 2, n = 2 * gpr;
     const uint64_t low = ((uint64_t)1 << shift) - 1;
     unsigned bad = 0;
-    for (int64_t k = 0; k < n; k++) {
+    int64_t k = 0;
+#if SC_X86
+    if (osize == 2 && level >= SC_SIMD_AVX2)
+        k = win_kept16_avx2(ec, rest + v0 * rbytes, n, table, ntab, shift, width, rbytes, rbits,
+                            orow, &bad);
+#else
+    (void)level;
+#endif
+    for (; k < n; k++) {
         const uint8_t c = ec[k];
         bad |= c != 7 && c >= ntab;
         uint64_t rv = 0;
@@ -3019,15 +3080,60 @@ SC_INLINE int win_kept_row(const uint8_t *pc, const uint8_t *ec, const uint8_t *
     return 0;
 }
 
+/* Row r's groups into its dense row orow from their pattern codes crow and kept values kv
+ * (win_kept_row's): each group a whole 4-item write (its two values at their positions, zeros
+ * elsewhere), the padded last group item by item (-1 if a value sits in a padding slot). */
+SC_INLINE int win_dense_row(const uint8_t *crow, const char *kv, int64_t gpr, int64_t cols,
+                            char *orow, const int osize) {
+    const int64_t full = cols / 4; /* the groups whose 4 items are all in the row */
+    if (osize == 2) {
+        for (int64_t q = 0; q < full; q++) {
+            const uint8_t c = crow[q];
+            uint16_t v[2];
+            memcpy(v, kv + 4 * q, 4);
+            const uint64_t word = (uint64_t)v[0] << (16 * win_pos[c][0]) |
+                                  (uint64_t)v[1] << (16 * win_pos[c][1]);
+            memcpy(orow + 8 * q, &word, 8);
+        }
+    } else {
+        for (int64_t q = 0; q < full; q++) {
+            const int p0 = win_pos[crow[q]][0], p1 = win_pos[crow[q]][1];
+            uint32_t v[2];
+            memcpy(v, kv + 8 * q, 8);
+            const uint64_t a = (uint64_t)v[0] << (32 * (p0 & 1)), b = (uint64_t)v[1] << (32 * (p1 & 1));
+            const uint64_t lo = (p0 < 2 ? a : 0) | (p1 < 2 ? b : 0);
+            const uint64_t hi = (p0 < 2 ? 0 : a) | (p1 < 2 ? 0 : b);
+            memcpy(orow + 16 * q, &lo, 8);
+            memcpy(orow + 16 * q + 8, &hi, 8);
+        }
+    }
+    if (full < gpr) { /* the padded last group: columns past the end must decode to zero */
+        const int64_t q = full;
+        memset(orow + 4 * q * osize, 0, (size_t)((cols - 4 * q) * osize));
+        for (int t = 0; t < 2; t++) {
+            const int64_t col = 4 * q + win_pos[crow[q]][t];
+            const uint64_t x = ld(kv, osize, 2 * q + t);
+            if (col >= cols) {
+                if (x) return -1;
+            } else {
+                st(orow, osize, col, x);
+            }
+        }
+    }
+    return 0;
+}
+
 SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uint8_t *rest,
                           const int64_t *esc, int64_t nesc, const uint8_t *escf,
                           const uint8_t *win, int ntab, int64_t rows, int64_t cols, int shift,
                           int width, int rbytes, int rbits, void *out, const int osize,
-                          uint8_t *scratch, uint8_t *codes) {
+                          uint8_t *scratch, uint8_t *codes, int level) {
     const int64_t gpr = (cols + 3) / 4, pairs = (gpr + 1) / 2;
     const int64_t pb = win_pattern_bytes(gpr), eb = win_code_bytes(gpr);
-    const uint64_t low = ((uint64_t)1 << shift) - 1;
-    uint8_t *pc = scratch, *ec = scratch + pairs + 8;
+    /* scratch: the row's pair codes, exponent codes, and for a dense output its groups'
+     * codes and kept values (window_decode sizes it) */
+    uint8_t *pc = scratch, *ec = scratch + pairs + 8, *crow_d = ec + 2 * gpr + 8;
+    char *kv_d = (char *)(crow_d + gpr + 8);
     uint32_t table[8] = {0};
     for (int c = 0; c < ntab; c++) table[c] = win[c];
     if (gpr == 0) return nesc ? -3 : 0; /* no group: however many rows, nothing to do */
@@ -3037,73 +3143,15 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
         if (!win_row_ok(prow, erow, gpr)) return -3;
         win_unpack(prow, pb, 6, pairs, pc);
         win_unpack(erow, eb, 3, 2 * gpr, ec);
-        /* dense: the row of out, written a whole group (4 items) at a time; kept (codes !=
-         * NULL): out holds the kept values, codes the groups' pattern codes */
-        char *orow = (char *)out + (codes ? r * gpr * 2 : r * cols) * osize;
-        if (codes) {
-            if (win_kept_row(pc, ec, rest, esc, nesc, escf, table, ntab, r, gpr, shift, width,
-                             rbytes, rbits, orow, osize, codes + r * gpr, &e))
-                return -3;
-            continue;
-        }
-        for (int64_t q = 0; q < gpr; q++) {
-            const uint8_t pair = pc[q / 2];
-            if (pair >= 36) return -3;
-            const uint8_t code = q % 2 ? pair % 6 : pair / 6;
-            uint64_t x[2];
-            for (int t = 0; t < 2; t++) {
-                const int64_t slot = 2 * q + t, v = r * gpr * 2 + slot;
-                const uint8_t c = ec[slot];
-                uint64_t field = table[c & 7];
-                if (c != 7 && c >= ntab) return -3;
-                if (e < nesc && esc[e] == v) {
-                    if (c != 7) return -3;
-                    field = escf[e++];
-                }
-                uint64_t rv = 0;
-                for (int i = 0; i < rbytes; i++) rv |= (uint64_t)rest[v * rbytes + i] << (8 * i);
-                if (rbits < 64 && rv >> rbits) return -3;
-                x[t] = (rv >> shift) << (shift + width) | field << shift | (rv & low);
-            }
-            if (codes) {
-                codes[r * gpr + q] = code;
-                for (int t = 0; t < 2; t++) {
-                    if (osize == 2) {
-                        const uint16_t y = (uint16_t)x[t];
-                        memcpy(orow + (2 * q + t) * 2, &y, 2);
-                    } else {
-                        const uint32_t y = (uint32_t)x[t];
-                        memcpy(orow + (2 * q + t) * 4, &y, 4);
-                    }
-                }
-                continue;
-            }
-            const int p0 = win_pos[code][0], p1 = win_pos[code][1];
-            if (4 * q + 4 <= cols && osize == 2) { /* the group as one 8-byte word */
-                const uint64_t word = x[0] << (16 * p0) | x[1] << (16 * p1);
-                memcpy(orow + 8 * q, &word, 8);
-            } else if (4 * q + 4 <= cols) { /* two 8-byte words */
-                const uint64_t a = x[0] << (32 * (p0 & 1)), b = x[1] << (32 * (p1 & 1));
-                const uint64_t lo = (p0 < 2 ? a : 0) | (p1 < 2 ? b : 0);
-                const uint64_t hi = (p0 < 2 ? 0 : a) | (p1 < 2 ? 0 : b);
-                memcpy(orow + 16 * q, &lo, 8);
-                memcpy(orow + 16 * q + 8, &hi, 8);
-            } else { /* the padded last group: columns past the end must decode to zero */
-                for (int64_t col = 4 * q; col < cols; col++) memset(orow + col * osize, 0, (size_t)osize);
-                for (int t = 0; t < 2; t++) {
-                    const int64_t col = 4 * q + win_pos[code][t];
-                    if (col >= cols) {
-                        if (x[t]) return -1;
-                    } else if (osize == 2) {
-                        const uint16_t y = (uint16_t)x[t];
-                        memcpy(orow + col * 2, &y, 2);
-                    } else {
-                        const uint32_t y = (uint32_t)x[t];
-                        memcpy(orow + col * 4, &y, 4);
-                    }
-                }
-            }
-        }
+        /* kept (codes != NULL): out holds the kept values, codes the groups' pattern codes;
+         * dense: the row's kept values and codes into scratch, then the row of out from them */
+        char *kv = codes ? (char *)out + r * gpr * 2 * osize : kv_d;
+        uint8_t *crow = codes ? codes + r * gpr : crow_d;
+        if (win_kept_row(pc, ec, rest, esc, nesc, escf, table, ntab, r, gpr, shift, width,
+                         rbytes, rbits, kv, osize, crow, &e, level))
+            return -3;
+        if (!codes && win_dense_row(crow, kv, gpr, cols, (char *)out + r * cols * osize, osize))
+            return -1;
     }
     return e == nesc ? 0 : -3;
 }
@@ -3145,24 +3193,26 @@ FASTCALL(window_decode) {
             fail("%s: escapes not ascending in range", fn);
             goto done;
         }
-    uint8_t *scratch = PyMem_RawMalloc((size_t)(pairs + 2 * gpr + 16));
+    /* window_body's scratch: pair codes, exponent codes, a dense row's codes and kept values */
+    uint8_t *scratch = PyMem_RawMalloc((size_t)(pairs + 2 * gpr + gpr + 2 * gpr * out.itemsize + 32));
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
     int rc;
+    const int level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
     if (out.itemsize == 2 && rbits == 8 && shift == 7 && width == 8) /* bfloat16 */
         rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
-                         7, 8, 1, 8, out.p, 2, scratch, kept ? codes.p : NULL);
+                         7, 8, 1, 8, out.p, 2, scratch, kept ? codes.p : NULL, level);
     else if (out.itemsize == 2)
         rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
                          (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 2, scratch,
-                         kept ? codes.p : NULL);
+                         kept ? codes.p : NULL, level);
     else
         rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
                          (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 4, scratch,
-                         kept ? codes.p : NULL);
+                         kept ? codes.p : NULL, level);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(scratch);
     res = PyLong_FromLong(rc);
