@@ -1,6 +1,7 @@
 """Each compiled kernel of ``codecs/_kernels.py`` (``kernels/layout.c``) against a plain-numpy
 reference written here: bitmask_scatter and bitmask_split (at every SIMD level), nm_scatter,
-nm_compose, nm24_compose, nm_split, csr_scatter; then each SIMD path against its scalar twin.
+nm_compose, nm24_compose, nm_split, csr_dense, csr_split; then each SIMD path against its
+scalar twin.
 
 The codecs validate frames first, so every input drawn here is valid (masks without padding
 bits, codes below C(m, n), monotone ``indptr``, indices in range), except where a test checks
@@ -237,13 +238,41 @@ def check_nm_split(x: np.ndarray, n: int, m: int) -> None:
 def check_csr(
     keep: np.ndarray, data: np.ndarray, indptr_dtype: np.dtype, indices_dtype: np.dtype
 ) -> None:
+    """csr_dense of ``keep``'s CSR (rows as the major axis) and of its CSC (columns: the
+    transposed writes), trusting the indices and checking them, against the reference; and
+    csr_split of the dense array gives those CSR and CSC arrays back."""
     rows, cols = keep.shape
-    indptr = np.zeros(rows + 1, indptr_dtype)
+    want = ref_csr(*csr_of(keep, data, indptr_dtype, indices_dtype), rows, cols)
+    for by_columns in (False, True):
+        major, minor = (cols, rows) if by_columns else (rows, cols)
+        order = keep.T if by_columns else keep
+        vals = np.zeros(keep.shape, data.dtype)
+        vals[keep] = data
+        kept = vals.T[order] if by_columns else data
+        indptr, indices = csr_of(order, kept, indptr_dtype, indices_dtype)[:2]
+        for check in (False, True):
+            out = garbage(rows * cols, data.dtype)
+            out[:] = 0  # csr_dense writes onto zeros
+            assert kernels.csr_dense(indptr, indices, kept, out, major, minor, by_columns, check)
+            assert_same(out, want)
+        # csr_split keeps the non-zeros (a drawn value may be 0)
+        grid = vals.T if by_columns else vals
+        nz_ptr, nz_idx, nz = csr_of(grid != 0, grid[grid != 0], indptr_dtype, indices_dtype)
+        got = (np.empty(nz.size + 1, data.dtype), np.empty(nz.size + 1, indices_dtype),
+               np.empty(major + 1, indptr_dtype))
+        assert kernels.csr_split(vals.reshape(-1), rows, cols, by_columns, None, *got) == nz.size
+        np.testing.assert_array_equal(got[0][: nz.size], nz)
+        np.testing.assert_array_equal(got[1][: nz.size], nz_idx)
+        np.testing.assert_array_equal(got[2], nz_ptr)
+
+
+def csr_of(
+    keep: np.ndarray, data: np.ndarray, indptr_dtype: np.dtype, indices_dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of the rows of ``keep``."""
+    indptr = np.zeros(keep.shape[0] + 1, indptr_dtype)
     indptr[1:] = np.cumsum(keep.sum(axis=1))
-    indices = np.nonzero(keep)[1].astype(indices_dtype)
-    out = garbage(rows * cols, data.dtype)
-    kernels.csr_scatter(indptr, indices, data, out, rows, cols)
-    assert_same(out, ref_csr(indptr, indices, data, rows, cols))
+    return indptr, np.nonzero(keep)[1].astype(indices_dtype), data
 
 
 # -- strategies ------------------------------------------------------------------------------
@@ -495,7 +524,7 @@ def test_nm_split_simd_path_writes_the_same_bytes_as_its_scalar_twin(dtype: np.d
                         assert split_at_level(level, z, fill) == scalar, (level, cols, rows, g)
 
 
-# -- csr_scatter -----------------------------------------------------------------------------
+# -- csr_dense and csr_split -----------------------------------------------------------------
 
 
 @SETTINGS
@@ -505,7 +534,7 @@ def test_nm_split_simd_path_writes_the_same_bytes_as_its_scalar_twin(dtype: np.d
     dtype=st.sampled_from(UINTS),
     index_dtypes=st.sampled_from(CSR_INDEX_DTYPES),
 )
-def test_csr_scatter_matches_reference(data: st.DataObject, shape, dtype, index_dtypes):
+def test_csr_dense_and_split_match_the_reference(data: st.DataObject, shape, dtype, index_dtypes):
     keep = data.draw(hnp.arrays(np.bool_, shape))
     check_csr(keep, data.draw(hnp.arrays(dtype, int(keep.sum()))), *index_dtypes)
 
@@ -513,10 +542,43 @@ def test_csr_scatter_matches_reference(data: st.DataObject, shape, dtype, index_
 @pytest.mark.parametrize("dtype", UINTS, ids=str)
 @pytest.mark.parametrize("shape", [(0, 0), (0, 4), (4, 0), (1, 1), (3, 300)])
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
-def test_csr_scatter_edges(dtype: np.dtype, shape: tuple[int, int], density: float):
+def test_csr_dense_and_split_edges(dtype: np.dtype, shape: tuple[int, int], density: float):
     keep = np.random.default_rng(1).random(shape) < density
     data = (np.arange(keep.sum()) % 250 + 1).astype(dtype)
     check_csr(keep, data, *CSR_INDEX_DTYPES[1])
+
+
+@pytest.mark.parametrize("by_columns", [False, True])
+@pytest.mark.parametrize("bad", ["start", "down", "end", "order", "repeat", "range"])
+def test_csr_dense_checked_refuses_a_bad_row_and_writes_nothing_outside(by_columns: bool,
+                                                                       bad: str):
+    """With ``check``, each row is checked before it is written: pointers from 0 ascending to
+    nnz, indices strictly increasing and below minor. A bad one: False, and the output's
+    guard is intact (indices of a bad row are never used to write)."""
+    rows, cols = 3, 5
+    keep = np.array([[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1]], bool)
+    order = keep.T if by_columns else keep
+    major, minor = order.shape
+    indptr, indices, data = csr_of(order, np.arange(1, keep.sum() + 1, dtype=np.uint16),
+                                   np.dtype(np.int64), np.dtype(np.uint16))
+    indptr, indices = indptr.copy(), indices.copy()
+    second = int(indptr[1])  # the first index of major row 1 (each row keeps at least one)
+    if bad == "start":
+        indptr[0] = 1
+    elif bad == "down":
+        indptr[2] = indptr[1] - 1
+    elif bad == "end":
+        indptr[-1] -= 1
+    elif bad == "order":
+        indices[second], indices[second + 1] = indices[second + 1], indices[second]
+    elif bad == "repeat":
+        indices[second + 1] = indices[second]
+    else:
+        indices[second + 1] = 60000  # far past the output, not just past its row
+    out = garbage(rows * cols, np.dtype(np.uint16))
+    out[:] = 0
+    assert not kernels.csr_dense(indptr, indices, data, out, major, minor, by_columns, True)
+    assert_guard_intact(out)
 
 
 @SETTINGS
@@ -690,9 +752,12 @@ STRIDED_CALLS = {
     "nm_split x": lambda a: kernels.nm_split(
         a[::2][:8], 1, 8, 4, nm_tables(2, 4).code_of_mask, nm_tables(2, 4).positions,
         np.empty(2, np.uint16), np.empty(4, a.dtype)),
-    "csr_scatter indices": lambda a: kernels.csr_scatter(
+    "csr_dense indices": lambda a: kernels.csr_dense(
         np.array([0, 2], np.int64), np.arange(4, dtype=np.int32)[::2], a[:2],
-        np.empty(4, a.dtype), 1, 4),
+        np.zeros(4, a.dtype), 1, 4, False, True),
+    "csr_split x": lambda a: kernels.csr_split(
+        a[::2][:4], 1, 4, False, None, np.empty(5, a.dtype), np.empty(5, np.uint8),
+        np.empty(2, np.uint8)),
 }
 
 

@@ -27,7 +27,7 @@ from ._fill import (
     read_fill,
     resolve_fill,
 )
-from ._kernels import csr_rows_increasing
+from ._kernels import count_fill, csr_dense, csr_rows_increasing, csr_split
 from ._parts import CompressedParts
 
 __all__ = ["CompressedSparse"]
@@ -67,22 +67,17 @@ class CompressedSparse(Codec):
 
     def encode_bits(self, bits: np.ndarray, dtype: np.dtype[Any]) -> Encoded:
         rows, cols, major, minor = self._dims(bits.shape)
-        x = bits.reshape(rows, cols)
+        flat = bits.reshape(-1)
         fill = resolve_fill(self.fill, bits, dtype)
-        if fill is None:
-            empty: Any = 0
-        else:
-            empty = fill.reshape(-1, 1) if fill.size > 1 else fill[0]
-        if self.by_columns:
-            x = x.T
-            empty = empty.T if isinstance(empty, np.ndarray) else empty
-        nonzero = x != empty
-        counts = nonzero.sum(axis=1, dtype=np.int64)
-        nnz = int(counts.sum())
-        indptr = np.zeros(major + 1, narrowest_uint(nnz))
-        indptr[1:] = np.cumsum(counts)
-        indices = np.nonzero(nonzero)[1].astype(narrowest_uint(max(minor - 1, 0)))
-        data = x[nonzero]
+        # the entries kept counted first (the index and pointer widths depend on it), then
+        # the layout in one pass of the kernel, which writes ahead into a spare slot
+        nnz = int(np.count_nonzero(flat)) if fill is None else flat.size - count_fill(
+            flat, fill, cols)
+        indptr = np.empty(major + 1, narrowest_uint(nnz))
+        data = np.empty(nnz + 1, flat.dtype)
+        indices = np.empty(nnz + 1, narrowest_uint(max(minor - 1, 0)))
+        csr_split(flat, rows, cols, self.by_columns, fill, data, indices, indptr)
+        data, indices = data[:nnz], indices[:nnz]
         fsec, fmeta = fill_sections(fill, rows)
         return Encoded(
             [
@@ -96,15 +91,34 @@ class CompressedSparse(Codec):
         )
 
     def decode_bits(self, sections: SectionReader, info: FrameInfo) -> np.ndarray:
-        return self.decode_parts(sections, info).to_bits(info.shape)
+        if "fill" in info.meta:  # onto the fill: the checked parts' scatter
+            return self.decode_parts(sections, info).to_bits(info.shape)
+        # onto zeros: decode_parts' checks made by the kernel, row by row as it writes, in
+        # one pass; if it finds anything wrong, decode_parts says what
+        data, indices, indptr, major, minor = self._arrays(sections, info)
+        out = np.zeros(major * minor, data.dtype)
+        if not csr_dense(indptr, indices, data, out, major, minor, self.by_columns, check=True):
+            self._check(indices, indptr, minor)
+            raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
+                "the compiled CSR decode refused sections that decode_parts accepts")
+        return out.reshape(info.shape)
 
-    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> CompressedParts:
-        """The validated ``data``, ``indices`` and ``indptr`` (see :mod:`._parts`)."""
+    def _arrays(
+        self, sections: SectionReader, info: FrameInfo
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """``data``, ``indices`` and ``indptr``, of the sizes the header gives; major, minor."""
         _, _, major, minor = self._dims(info.shape)
         nnz = info.meta_int("nnz", 0, info.size)
         data = sections.values("data", info.dtype, nnz)
         indices = sections.array("indices", narrowest_uint(max(minor - 1, 0)), nnz)
         indptr = sections.array("indptr", narrowest_uint(nnz), major + 1)
+        return data, indices, indptr, major, minor
+
+    @staticmethod
+    def _check(indices: np.ndarray, indptr: np.ndarray, minor: int) -> None:
+        """FrameLayoutError unless the pointers run from 0 to nnz, never down, and the indices
+        are below ``minor`` and strictly increasing within each row."""
+        nnz = indices.size
         if indptr[0] != 0 or indptr[-1] != nnz:
             raise FrameLayoutError(
                 f"section 'indptr' must start at 0 and end at nnz={nnz}, "
@@ -122,6 +136,11 @@ class CompressedSparse(Codec):
                 raise FrameLayoutError(
                     "section 'indices' is not strictly increasing within each row"
                 )
+
+    def decode_parts(self, sections: SectionReader, info: FrameInfo) -> CompressedParts:
+        """The validated ``data``, ``indices`` and ``indptr`` (see :mod:`._parts`)."""
+        data, indices, indptr, _, minor = self._arrays(sections, info)
+        self._check(indices, indptr, minor)
         return CompressedParts(data, indices, indptr, self.by_columns, read_fill(sections, info))
 
     def theoretical_nbytes(self, info: FrameInfo) -> int:

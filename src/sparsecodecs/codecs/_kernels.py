@@ -210,19 +210,41 @@ def _csr_ok(rc: int) -> None:
         raise FrameLayoutError("section 'indptr' holds a pointer out of range")
 
 
-def csr_scatter(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, out: np.ndarray,
-                rows: int, cols: int) -> None:
-    """Dense rows from CSR arrays. The pointers are checked again (FrameLayoutError); the
-    indices are trusted to be < ``cols``: ``_compressed.decode_parts`` checked them."""
-    _csr_ok(_native.csr_scatter(indptr, indices, data, out, rows, cols, None, False))
+def csr_dense(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, out: np.ndarray,
+              major: int, minor: int, transposed: bool, check: bool) -> bool:
+    """CSR arrays (CSC's with ``transposed``) onto ``out``, zeros of ``major x minor`` items
+    (``np.zeros``: fresh pages come zeroed), no transposed copy. With ``check``, every row is
+    checked before it is written (pointers from 0 ascending to nnz, indices strictly
+    increasing and below ``minor``): False if one is wrong, nothing past the buffers touched.
+    Without, the pointers are checked and the indices trusted (``decode_parts`` checked them;
+    FrameLayoutError for a pointer)."""
+    rc = _native.csr_dense(indptr, indices, data, out, major, minor, transposed, check)
+    if not check:
+        _csr_ok(rc)
+    return rc == 0
 
 
 def csr_scatter_fill(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                      out: np.ndarray, major: int, minor: int, fill: np.ndarray,
                      per_minor: bool) -> None:
-    """:func:`csr_scatter` onto the fill: ``fill[0]``, or per major row (``per_minor`` False)
-    or per minor index (True: CSC, whose minor axis is the rows of the 2-D view)."""
+    """Dense rows from CSR arrays onto the fill: ``fill[0]``, or per major row (``per_minor``
+    False) or per minor index (True: CSC, whose minor axis is the rows of the 2-D view). The
+    pointers are checked again (FrameLayoutError); the indices are trusted to be < ``minor``:
+    ``_compressed.decode_parts`` checked them."""
     _csr_ok(_native.csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor))
+
+
+def csr_split(x: np.ndarray, rows: int, cols: int, by_columns: bool, fill: np.ndarray | None,
+              data: np.ndarray, indices: np.ndarray, indptr: np.ndarray) -> int:
+    """The CSR (CSC with ``by_columns``) layout of the flat ``rows x cols`` ``x`` in one pass a
+    row: the entries other than their row's fill (``fill``: None for zero, 1 item or one per
+    row) into ``data``, their columns (rows) into ``indices``, the pointers into ``indptr``
+    (``major + 1`` items); returns how many were kept. ``data`` and ``indices`` need a spare
+    slot past them (the kernel writes ahead into it)."""
+    kept: int = _native.csr_split(x, rows, cols, by_columns, fill, data, indices, indptr)
+    if kept < 0:
+        raise ValueError("data and indices have no room for every entry kept and a spare slot")
+    return kept
 
 
 def csr_rows_increasing(indptr: np.ndarray, indices: np.ndarray) -> bool:

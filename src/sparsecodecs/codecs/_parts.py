@@ -23,7 +23,7 @@ import numpy as np
 from ..kernels import _native as kn
 from ..registry import FrameLayoutError, bits_dtype, decode_threads
 from ._common import as_2d
-from ._kernels import bitmask_decode, bitmask_scatter_fill, csr_scatter, csr_scatter_fill
+from ._kernels import bitmask_decode, bitmask_scatter_fill, csr_dense, csr_scatter_fill
 from ._nm import code_reader, scatter_groups
 from ._window import CODE_BITS, ESCAPE, PAIR_BITS, WINDOW, rest_values, unpack_rows, window_field
 
@@ -101,14 +101,15 @@ class CompressedParts:
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         rows, cols = as_2d(shape)
         major, minor = (cols, rows) if self.by_columns else (rows, cols)
+        if self.fill is None:  # onto zeros, CSC's columns written where they go
+            out = np.zeros(major * minor, self.data.dtype)
+            csr_dense(self.indptr, self.indices, self.data, out, major, minor, self.by_columns,
+                      check=False)
+            return out.reshape(shape)
         out = np.empty(major * minor, self.data.dtype)
-        if self.fill is None:
-            csr_scatter(self.indptr, self.indices, self.data, out, major, minor)
-        else:
-            csr_scatter_fill(
-                self.indptr, self.indices, self.data, out, major, minor, self.fill,
-                self.by_columns,
-            )
+        csr_scatter_fill(
+            self.indptr, self.indices, self.data, out, major, minor, self.fill, self.by_columns,
+        )
         if self.by_columns:
             out = np.ascontiguousarray(out.reshape(major, minor).T)
         return out.reshape(shape)

@@ -2016,6 +2016,94 @@ done:
     return res;
 }
 
+/* csr_body onto zeros the caller made (np.zeros: fresh pages come zeroed, where a memset
+ * wrote them again), each major row's entries at out[r * minor + idx] or, transposed (CSC,
+ * whose major axis is the columns of the dense rows x cols), at out[idx * major + r]: no
+ * transposed copy. With `check`, every row is checked before it is written: its pointers
+ * (from 0, ascending, to nnz) and its indices strictly increasing and below minor, so that a
+ * frame no one has read before decodes in this one pass (-1 for anything wrong); without,
+ * the indices are trusted as csr_body's are. */
+SC_INLINE int csr_dense_body(const void *restrict indptr, Py_ssize_t psize,
+                             const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz,
+                             const void *restrict data, void *restrict out, Py_ssize_t major,
+                             Py_ssize_t minor, Py_ssize_t size, int trans, int check) {
+    uint64_t start = ld(indptr, psize, 0);
+    if (check && start != 0) return -1;
+    for (Py_ssize_t r = 0; r < major; r++) {
+        const uint64_t end = ld(indptr, psize, r + 1);
+        if (SC_UNLIKELY(end < start || end > (uint64_t)nnz)) return -1;
+        if (check && end > start) { /* pairwise, no value carried: a loop GCC vectorises */
+            unsigned bad = 0;
+            for (uint64_t j = start + 1; j < end; j++)
+                bad |= ld(indices, isize, (Py_ssize_t)j) <= ld(indices, isize, (Py_ssize_t)j - 1);
+            if (bad || ld(indices, isize, (Py_ssize_t)end - 1) >= (uint64_t)minor) return -1;
+        }
+        if (trans) {
+            for (uint64_t j = start; j < end; j++)
+                st(out, size, (Py_ssize_t)ld(indices, isize, (Py_ssize_t)j) * major + r,
+                   ld(data, size, (Py_ssize_t)j));
+        } else {
+            char *row = (char *)out + r * minor * size;
+            for (uint64_t j = start; j < end; j++)
+                st(row, size, (Py_ssize_t)ld(indices, isize, (Py_ssize_t)j),
+                   ld(data, size, (Py_ssize_t)j));
+        }
+        start = end;
+    }
+    return check && start != (uint64_t)nnz ? -1 : 0;
+}
+
+/* csr_dense(indptr, indices, data, out (zeros), major, minor, transposed, check) -> 0, or -1
+ * (a pointer or, with check, an index out of order or range). */
+FASTCALL(csr_dense) {
+    sc_bufs s = {.n = 0};
+    sc_arr indptr = {0}, indices = {0}, data = {0}, out = {0};
+    int64_t major, minor;
+    PyObject *res = NULL;
+    const char *fn = "csr_dense";
+    if (sc_nargs(nargs, 8, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
+        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
+        item_ok(&indices, fn, "indices") < 0 || get(&s, args[2], 0, 0, "data", &data) < 0 ||
+        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
+        sc_i64(args[4], &major) < 0 || sc_i64(args[5], &minor) < 0)
+        goto done;
+    const int trans = PyObject_IsTrue(args[6]), check = PyObject_IsTrue(args[7]);
+    if (trans < 0 || check < 0) goto done;
+    if (major < 0 || minor < 0 || out.n != major * minor || indptr.n != major + 1 ||
+        data.itemsize != out.itemsize || data.n < indices.n) {
+        fail("%s: sizes do not fit (out %zd, indptr %zd, indices %zd, data %zd, major=%lld "
+             "minor=%lld)", fn, out.n, indptr.n, indices.n, data.n, (long long)major,
+             (long long)minor);
+        goto done;
+    }
+    int rc;
+    Py_ssize_t size = out.itemsize, ps = indptr.itemsize, is = indices.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+#define DENSE(S, I) csr_dense_body(indptr.p, ps, indices.p, I, indices.n, data.p, out.p, major, \
+                                   minor, S, trans, check)
+#define DENSE_I(S)                            \
+    switch (is) {                             \
+    case 1: rc = DENSE(S, 1); break;          \
+    case 2: rc = DENSE(S, 2); break;          \
+    case 4: rc = DENSE(S, 4); break;          \
+    default: rc = DENSE(S, 8); break;         \
+    }
+    switch (size) {
+    case 1: DENSE_I(1); break;
+    case 2: DENSE_I(2); break;
+    case 4: DENSE_I(4); break;
+    default: DENSE_I(8); break;
+    }
+#undef DENSE_I
+#undef DENSE
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
 SC_INLINE int rows_increasing_body(const void *restrict indptr, Py_ssize_t psize, Py_ssize_t nptr,
                                    const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz) {
     for (Py_ssize_t r = 0; r + 1 < nptr; r++) {
@@ -2050,6 +2138,130 @@ FASTCALL(csr_rows_increasing) {
     }
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
+/* The compressed layout of x (rows x cols, C order) in one pass a row: CSR (by rows) writes
+ * each entry and its column at slot k and moves k on past the entries kept (those other than
+ * their row's fill f), so no branch decides; CSC (by columns) counts each column's kept entries
+ * first (its pointers), then writes each entry and its row at its column's next slot, or at
+ * the spare slot nnz when it is not kept. The slots need room for nnz + 1 (the spare); -1 if
+ * there is not. */
+SC_INLINE Py_ssize_t csr_split_body(const void *restrict x, Py_ssize_t rows, Py_ssize_t cols,
+                                    int by_columns, const void *restrict fill, Py_ssize_t nfill,
+                                    void *restrict data, void *restrict indices, Py_ssize_t cap,
+                                    void *restrict indptr, Py_ssize_t psize,
+                                    int64_t *restrict head, Py_ssize_t size, Py_ssize_t isize) {
+    uint64_t f = nfill ? ld(fill, size, 0) : 0;
+    if (!by_columns) {
+        Py_ssize_t k = 0;
+        st(indptr, psize, 0, 0);
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            if (nfill > 1) f = ld(fill, size, r);
+            if (cap - k <= cols) { /* room for the row and the spare slot, else checked each */
+                for (Py_ssize_t c = 0; c < cols; c++) {
+                    const uint64_t v = ld(x, size, r * cols + c);
+                    if (v == f) continue;
+                    if (k + 1 >= cap) return -1;
+                    st(data, size, k, v);
+                    st(indices, isize, k, (uint64_t)c);
+                    k++;
+                }
+            } else {
+                for (Py_ssize_t c = 0; c < cols; c++) {
+                    const uint64_t v = ld(x, size, r * cols + c);
+                    st(data, size, k, v);
+                    st(indices, isize, k, (uint64_t)c);
+                    k += v != f;
+                }
+            }
+            st(indptr, psize, r + 1, (uint64_t)k);
+        }
+        return k;
+    }
+    for (Py_ssize_t c = 0; c <= cols; c++) head[c] = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) { /* each column's count, at head[c + 1] */
+        if (nfill > 1) f = ld(fill, size, r);
+        for (Py_ssize_t c = 0; c < cols; c++) head[c + 1] += ld(x, size, r * cols + c) != f;
+    }
+    for (Py_ssize_t c = 0; c < cols; c++) head[c + 1] += head[c];
+    const int64_t nnz = head[cols];
+    if (nnz + 1 > cap) return -1;
+    for (Py_ssize_t c = 0; c <= cols; c++) st(indptr, psize, c, (uint64_t)head[c]);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (nfill > 1) f = ld(fill, size, r);
+        for (Py_ssize_t c = 0; c < cols; c++) {
+            const uint64_t v = ld(x, size, r * cols + c);
+            const int keep = v != f;
+            const int64_t at = keep ? head[c] : nnz;
+            st(data, size, at, v);
+            st(indices, isize, at, (uint64_t)r);
+            head[c] += keep;
+        }
+    }
+    return nnz;
+}
+
+/* csr_split(x, rows, cols, by_columns, fill_or_None, data (w), indices (w), indptr (w)) ->
+ * entries kept, or -1 if data and indices (as many slots each) have no room for them and a
+ * spare slot. Item sizes: x and data alike (and fill), indices and indptr any (unsigned: the
+ * caller picks them wide enough for cols - 1 or rows - 1, and for nnz). */
+FASTCALL(csr_split) {
+    sc_bufs s = {.n = 0};
+    sc_arr x = {0}, fill = {0}, data = {0}, indices = {0}, indptr = {0};
+    int64_t rows, cols;
+    PyObject *res = NULL;
+    const char *fn = "csr_split";
+    if (sc_nargs(nargs, 8, fn) < 0) return NULL;
+    if (get(&s, args[0], 0, 0, "x", &x) < 0 || item_ok(&x, fn, "x") < 0 ||
+        sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &cols) < 0 ||
+        get(&s, args[5], 1, 0, "data", &data) < 0 || item_ok(&data, fn, "data") < 0 ||
+        get(&s, args[6], 1, 0, "indices", &indices) < 0 ||
+        item_ok(&indices, fn, "indices") < 0 || get(&s, args[7], 1, 0, "indptr", &indptr) < 0 ||
+        item_ok(&indptr, fn, "indptr") < 0)
+        goto done;
+    int by_columns = PyObject_IsTrue(args[3]);
+    if (by_columns < 0) goto done;
+    if (args[4] != Py_None && (get(&s, args[4], 0, 0, "fill", &fill) < 0 ||
+                               check_fill(&fill, &x, rows, fn) < 0))
+        goto done;
+    const Py_ssize_t major = by_columns ? cols : rows;
+    if (rows < 0 || cols < 0 || x.n != rows * cols || data.itemsize != x.itemsize ||
+        indices.n != data.n || indptr.n != major + 1) {
+        fail("%s: sizes do not fit (x %zd items, rows=%lld cols=%lld, data %zd, indices %zd, "
+             "indptr %zd)", fn, x.n, (long long)rows, (long long)cols, data.n, indices.n,
+             indptr.n);
+        goto done;
+    }
+    int64_t *head = NULL;
+    if (by_columns && !(head = PyMem_RawMalloc((size_t)(cols + 1) * sizeof(int64_t)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t kept, size = x.itemsize, is = indices.itemsize, ps = indptr.itemsize;
+    Py_BEGIN_ALLOW_THREADS
+#define SPLIT(S, I) csr_split_body(x.p, rows, cols, by_columns, fill.p, fill.n, data.p, indices.p, \
+                                   data.n, indptr.p, ps, head, S, I)
+#define SPLIT_I(S)                            \
+    switch (is) {                             \
+    case 1: kept = SPLIT(S, 1); break;        \
+    case 2: kept = SPLIT(S, 2); break;        \
+    case 4: kept = SPLIT(S, 4); break;        \
+    default: kept = SPLIT(S, 8); break;       \
+    }
+    switch (size) {
+    case 1: SPLIT_I(1); break;
+    case 2: SPLIT_I(2); break;
+    case 4: SPLIT_I(4); break;
+    default: SPLIT_I(8); break;
+    }
+#undef SPLIT_I
+#undef SPLIT
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(head);
+    res = PyLong_FromSsize_t(kept);
 done:
     sc_release(&s);
     return res;
@@ -3698,6 +3910,8 @@ PyMethodDef sc_layout_methods[] = {
     M(csr_scatter, "csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor)"
                    " -> 0, -1 bad pointer or index."),
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
+    M(csr_dense, "csr_dense(indptr, indices, data, out, major, minor, transposed, check) -> 0, -1."),
+    M(csr_split, "csr_split(x, rows, cols, by_columns, fill, data, indices, indptr) -> kept or -1."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(paired_spare, "paired_spare(x, cols) -> what row-mode fills spare at most (rows <= 8)."),
     M(row_modes_sort, "row_modes_sort(x, rows, cols, out)."),
