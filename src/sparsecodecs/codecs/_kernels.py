@@ -218,7 +218,8 @@ def csr_dense(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, out: np
     increasing and below ``minor``): False if one is wrong, nothing past the buffers touched.
     Without, the pointers are checked and the indices trusted (``decode_parts`` checked them;
     FrameLayoutError for a pointer)."""
-    rc = _native.csr_dense(indptr, indices, data, out, major, minor, transposed, check)
+    rc = _native.csr_scatter(indptr, indices, data, out, major, minor, None, False, transposed,
+                             check)
     if not check:
         _csr_ok(rc)
     return rc == 0
@@ -231,7 +232,8 @@ def csr_scatter_fill(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
     False) or per minor index (True: CSC, whose minor axis is the rows of the 2-D view). The
     pointers are checked again (FrameLayoutError); the indices are trusted to be < ``minor``:
     ``_compressed.decode_parts`` checked them."""
-    _csr_ok(_native.csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor))
+    _csr_ok(_native.csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor, False,
+                                False))
 
 
 def csr_split(x: np.ndarray, rows: int, cols: int, by_columns: bool, fill: np.ndarray | None,

@@ -5,7 +5,8 @@
  * mismatch is a bug of the caller: ValueError) and checks whatever it reads that a frame could
  * have set (pattern codes, CSR pointers, how many values a mask asks for): such a problem
  * returns a negative code that the Python layer turns into FrameLayoutError. One exception,
- * said where it is: csr_body trusts the CSR indices to decode_parts' check. Tables
+ * said where it is: csr_scatter trusts the CSR indices to decode_parts' check unless asked
+ * to check them. Tables
  * made by the library itself (nm_tables' positions, code_of, shifts) are checked once per call
  * against the sizes they index, so even a wrong table cannot make a kernel leave its buffers.
  *
@@ -1931,99 +1932,64 @@ done:
 
 /* -- CSR / CSC ------------------------------------------------------------------------------ */
 
-/* Scatter rows r of data/indices (pointers indptr) into out (major x minor). The pointers
- * are checked (cheap: once per row), so reads stay inside indices and data: -1 if one is bad.
- * The indices are trusted to be < minor: the only maker of CompressedParts,
- * codecs/_compressed.py's decode_parts, raises FrameLayoutError unless indices.max() < minor
- * (and indptr is monotone from 0 to nnz) before any scatter. A test per element cost a third
- * of the kernel's time (0.55x numba against 0.9x without, 384x384 2:4 bf16). */
-SC_INLINE int csr_body(const void *restrict indptr, Py_ssize_t psize,
-                       const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz,
-                       const void *restrict data, void *restrict out, Py_ssize_t major,
-                       Py_ssize_t minor, Py_ssize_t size) {
-    uint64_t start = ld(indptr, psize, 0);
-    for (Py_ssize_t r = 0; r < major; r++) {
-        uint64_t end = ld(indptr, psize, r + 1);
-        if (SC_UNLIKELY(end < start || end > (uint64_t)nnz)) return -1;
-        Py_ssize_t base = r * minor;
-        for (uint64_t j = start; j < end; j++)
-            st(out, size, base + (Py_ssize_t)ld(indices, isize, j), ld(data, size, j));
-        start = end;
+/* CALL(S, I) with S and I constants: the item sizes of the values and of the indices (1, 2, 4,
+ * else 8), so that each combination compiles to its own loop. */
+#define CSR_INDEX_SIZES(S, is, CALL) \
+    switch (is) {                    \
+    case 1: CALL(S, 1); break;       \
+    case 2: CALL(S, 2); break;       \
+    case 4: CALL(S, 4); break;       \
+    default: CALL(S, 8); break;      \
     }
+#define CSR_SIZES(size, is, CALL)                  \
+    switch (size) {                                \
+    case 1: CSR_INDEX_SIZES(1, is, CALL); break;   \
+    case 2: CSR_INDEX_SIZES(2, is, CALL); break;   \
+    case 4: CSR_INDEX_SIZES(4, is, CALL); break;   \
+    default: CSR_INDEX_SIZES(8, is, CALL); break;  \
+    }
+
+/* The first six arguments (indptr, indices, data, out (w), major, minor) of csr_scatter, of
+ * `want` in all, checked against each other: out major x minor, indptr
+ * major + 1, data at least as many as indices and of out's item size. */
+typedef struct {
+    sc_bufs s;
+    sc_arr indptr, indices, data, out;
+    int64_t major, minor;
+} csr_call;
+
+static int csr_open(csr_call *c, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+                    const char *fn) {
+    memset(c, 0, sizeof(*c));
+    if (sc_nargs(nargs, want, fn) < 0 || get(&c->s, args[0], 0, 0, "indptr", &c->indptr) < 0 ||
+        item_ok(&c->indptr, fn, "indptr") < 0 ||
+        get(&c->s, args[1], 0, 0, "indices", &c->indices) < 0 ||
+        item_ok(&c->indices, fn, "indices") < 0 || get(&c->s, args[2], 0, 0, "data", &c->data) < 0 ||
+        get(&c->s, args[3], 1, 0, "out", &c->out) < 0 || item_ok(&c->out, fn, "out") < 0 ||
+        sc_i64(args[4], &c->major) < 0 || sc_i64(args[5], &c->minor) < 0)
+        return -1;
+    if (c->major < 0 || c->minor < 0 || c->out.n != c->major * c->minor ||
+        c->indptr.n != c->major + 1 || c->data.itemsize != c->out.itemsize ||
+        c->data.n < c->indices.n)
+        return fail("%s: sizes do not fit (out %zd, indptr %zd, indices %zd, data %zd, major=%lld "
+                    "minor=%lld)", fn, c->out.n, c->indptr.n, c->indices.n, c->data.n,
+                    (long long)c->major, (long long)c->minor);
     return 0;
 }
 
-/* csr_scatter(indptr, indices, data, out, major, minor, fill_or_None, per_minor) -> 0 or -1
- * (a pointer or index out of range). */
-FASTCALL(csr_scatter) {
-    sc_bufs s = {.n = 0};
-    sc_arr indptr = {0}, indices = {0}, data = {0}, out = {0}, fill = {0};
-    int64_t major, minor;
-    PyObject *res = NULL;
-    const char *fn = "csr_scatter";
-    if (sc_nargs(nargs, 8, fn) < 0) return NULL;
-    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
-        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
-        item_ok(&indices, fn, "indices") < 0 || get(&s, args[2], 0, 0, "data", &data) < 0 ||
-        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
-        sc_i64(args[4], &major) < 0 || sc_i64(args[5], &minor) < 0)
-        goto done;
-    if (args[6] != Py_None && get(&s, args[6], 0, 0, "fill", &fill) < 0) goto done;
-    int per_minor = PyObject_IsTrue(args[7]);
-    if (per_minor < 0) goto done;
-    if (major < 0 || minor < 0 || out.n != major * minor || indptr.n != major + 1 ||
-        data.itemsize != out.itemsize || data.n < indices.n) {
-        fail("%s: sizes do not fit (out %zd, indptr %zd, indices %zd, data %zd, major=%lld "
-             "minor=%lld)", fn, out.n, indptr.n, indices.n, data.n, (long long)major,
-             (long long)minor);
-        goto done;
-    }
-    if (fill.p && (fill.n == 0 || check_fill(&fill, &out, per_minor ? minor : major, fn) < 0)) {
-        if (!PyErr_Occurred()) fail("%s: empty fill", fn);
-        goto done;
-    }
-    int rc;
-    Py_ssize_t size = out.itemsize, ps = indptr.itemsize, is = indices.itemsize;
-    Py_BEGIN_ALLOW_THREADS
-    if (!fill.p) {
-        memset(out.p, 0, (size_t)(out.n * size));
-    } else if (fill.n == 1 || !per_minor) {
-        fill_rows_any(out.p, out.n, fill.p, fill.n, minor, size);
-    } else {
-        for (Py_ssize_t i = 0; i < major; i++) memcpy((char *)out.p + i * minor * size, fill.p,
-                                                      (size_t)(minor * size));
-    }
-#define CSR(S, I) csr_body(indptr.p, ps, indices.p, I, indices.n, data.p, out.p, major, minor, S)
-#define CSR_I(S)                              \
-    switch (is) {                             \
-    case 1: rc = CSR(S, 1); break;            \
-    case 2: rc = CSR(S, 2); break;            \
-    case 4: rc = CSR(S, 4); break;            \
-    default: rc = CSR(S, 8); break;           \
-    }
-    switch (size) {
-    case 1: CSR_I(1); break;
-    case 2: CSR_I(2); break;
-    case 4: CSR_I(4); break;
-    default: CSR_I(8); break;
-    }
-#undef CSR_I
-#undef CSR
-    Py_END_ALLOW_THREADS
-    res = PyLong_FromLong(rc);
-done:
-    sc_release(&s);
-    return res;
-}
-
-/* csr_body onto zeros the caller made (np.zeros: fresh pages come zeroed, where a memset
- * wrote them again), each major row's entries at out[r * minor + idx] or, transposed (CSC,
- * whose major axis is the columns of the dense rows x cols), at out[idx * major + r]: no
- * transposed copy. With `check`, every row is checked before it is written: its pointers
- * (from 0, ascending, to nnz) and its indices strictly increasing and below minor, so that a
- * frame no one has read before decodes in this one pass (-1 for anything wrong); without,
- * the indices are trusted as csr_body's are. */
-SC_INLINE int csr_dense_body(const void *restrict indptr, Py_ssize_t psize,
+/* Scatter rows r of data/indices (pointers indptr) into out (major x minor), onto what out
+ * holds: each major row's entries at out[r * minor + idx] or, transposed (CSC, whose major
+ * axis is the columns of the dense rows x cols), at out[idx * major + r]: no transposed copy.
+ * The pointers are checked (cheap: once per row), so reads stay inside indices and data: -1
+ * if one is bad. With `check`, every row's indices are checked too before it is written
+ * (strictly increasing, below minor; the pointers from 0 to nnz), so that a frame no one has
+ * read before decodes in this one pass (-1 for anything wrong). Without, the indices are
+ * trusted to be < minor: the only maker of CompressedParts, codecs/_compressed.py's
+ * decode_parts, raises FrameLayoutError unless indices.max() < minor (and indptr is monotone
+ * from 0 to nnz) before any scatter. (A test per element, a branch, cost a third of the
+ * kernel's time: 0.55x numba against 0.9x without, 384x384 2:4 bf16; the checked rows' test
+ * is a pass of its own over the row, no branch per index.) */
+SC_INLINE int csr_scatter_body(const void *restrict indptr, Py_ssize_t psize,
                              const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz,
                              const void *restrict data, void *restrict out, Py_ssize_t major,
                              Py_ssize_t minor, Py_ssize_t size, int trans, int check) {
@@ -2053,54 +2019,44 @@ SC_INLINE int csr_dense_body(const void *restrict indptr, Py_ssize_t psize,
     return check && start != (uint64_t)nnz ? -1 : 0;
 }
 
-/* csr_dense(indptr, indices, data, out (zeros), major, minor, transposed, check) -> 0, or -1
- * (a pointer or, with check, an index out of order or range). */
-FASTCALL(csr_dense) {
-    sc_bufs s = {.n = 0};
-    sc_arr indptr = {0}, indices = {0}, data = {0}, out = {0};
-    int64_t major, minor;
+/* csr_scatter(indptr, indices, data, out, major, minor, fill_or_None, per_minor, transposed,
+ * check) -> 0 or -1 (a pointer or, with check, an index out of order or range). Without a fill,
+ * out holds zeros already (np.zeros: fresh pages come zeroed, where a memset wrote them
+ * again); with one, out is filled first (fill[0], or per major row, or per minor index with
+ * per_minor), and the rows are not transposed. */
+FASTCALL(csr_scatter) {
+    const char *fn = "csr_scatter";
+    csr_call c;
+    sc_arr fill = {0};
     PyObject *res = NULL;
-    const char *fn = "csr_dense";
-    if (sc_nargs(nargs, 8, fn) < 0) return NULL;
-    if (get(&s, args[0], 0, 0, "indptr", &indptr) < 0 || item_ok(&indptr, fn, "indptr") < 0 ||
-        get(&s, args[1], 0, 0, "indices", &indices) < 0 ||
-        item_ok(&indices, fn, "indices") < 0 || get(&s, args[2], 0, 0, "data", &data) < 0 ||
-        get(&s, args[3], 1, 0, "out", &out) < 0 || item_ok(&out, fn, "out") < 0 ||
-        sc_i64(args[4], &major) < 0 || sc_i64(args[5], &minor) < 0)
-        goto done;
-    const int trans = PyObject_IsTrue(args[6]), check = PyObject_IsTrue(args[7]);
-    if (trans < 0 || check < 0) goto done;
-    if (major < 0 || minor < 0 || out.n != major * minor || indptr.n != major + 1 ||
-        data.itemsize != out.itemsize || data.n < indices.n) {
-        fail("%s: sizes do not fit (out %zd, indptr %zd, indices %zd, data %zd, major=%lld "
-             "minor=%lld)", fn, out.n, indptr.n, indices.n, data.n, (long long)major,
-             (long long)minor);
+    if (csr_open(&c, args, nargs, 10, fn) < 0) goto done;
+    if (args[6] != Py_None && get(&c.s, args[6], 0, 0, "fill", &fill) < 0) goto done;
+    const int per_minor = PyObject_IsTrue(args[7]), trans = PyObject_IsTrue(args[8]),
+              check = PyObject_IsTrue(args[9]);
+    if (per_minor < 0 || trans < 0 || check < 0) goto done;
+    const int64_t major = c.major, minor = c.minor;
+    if (fill.p && (fill.n == 0 || trans ||
+                   check_fill(&fill, &c.out, per_minor ? minor : major, fn) < 0)) {
+        if (!PyErr_Occurred()) fail("%s: an empty fill, or a fill with transposed rows", fn);
         goto done;
     }
     int rc;
-    Py_ssize_t size = out.itemsize, ps = indptr.itemsize, is = indices.itemsize;
+    Py_ssize_t size = c.out.itemsize, ps = c.indptr.itemsize, is = c.indices.itemsize;
     Py_BEGIN_ALLOW_THREADS
-#define DENSE(S, I) csr_dense_body(indptr.p, ps, indices.p, I, indices.n, data.p, out.p, major, \
-                                   minor, S, trans, check)
-#define DENSE_I(S)                            \
-    switch (is) {                             \
-    case 1: rc = DENSE(S, 1); break;          \
-    case 2: rc = DENSE(S, 2); break;          \
-    case 4: rc = DENSE(S, 4); break;          \
-    default: rc = DENSE(S, 8); break;         \
+    if (fill.p && (fill.n == 1 || !per_minor)) {
+        fill_rows_any(c.out.p, c.out.n, fill.p, fill.n, minor, size);
+    } else if (fill.p) {
+        for (Py_ssize_t i = 0; i < major; i++) memcpy((char *)c.out.p + i * minor * size, fill.p,
+                                                      (size_t)(minor * size));
     }
-    switch (size) {
-    case 1: DENSE_I(1); break;
-    case 2: DENSE_I(2); break;
-    case 4: DENSE_I(4); break;
-    default: DENSE_I(8); break;
-    }
-#undef DENSE_I
-#undef DENSE
+#define CSR(S, I) rc = csr_scatter_body(c.indptr.p, ps, c.indices.p, I, c.indices.n, c.data.p, \
+                                      c.out.p, major, minor, S, trans, check)
+    CSR_SIZES(size, is, CSR)
+#undef CSR
     Py_END_ALLOW_THREADS
     res = PyLong_FromLong(rc);
 done:
-    sc_release(&s);
+    sc_release(&c.s);
     return res;
 }
 
@@ -2211,7 +2167,7 @@ SC_INLINE Py_ssize_t csr_split_body(const void *restrict x, Py_ssize_t rows, Py_
 FASTCALL(csr_split) {
     sc_bufs s = {.n = 0};
     sc_arr x = {0}, fill = {0}, data = {0}, indices = {0}, indptr = {0};
-    int64_t rows, cols;
+    int64_t rows, cols, *head = NULL;
     PyObject *res = NULL;
     const char *fn = "csr_split";
     if (sc_nargs(nargs, 8, fn) < 0) return NULL;
@@ -2235,34 +2191,20 @@ FASTCALL(csr_split) {
              indptr.n);
         goto done;
     }
-    int64_t *head = NULL;
     if (by_columns && !(head = PyMem_RawMalloc((size_t)(cols + 1) * sizeof(int64_t)))) {
         PyErr_NoMemory();
         goto done;
     }
     Py_ssize_t kept, size = x.itemsize, is = indices.itemsize, ps = indptr.itemsize;
     Py_BEGIN_ALLOW_THREADS
-#define SPLIT(S, I) csr_split_body(x.p, rows, cols, by_columns, fill.p, fill.n, data.p, indices.p, \
-                                   data.n, indptr.p, ps, head, S, I)
-#define SPLIT_I(S)                            \
-    switch (is) {                             \
-    case 1: kept = SPLIT(S, 1); break;        \
-    case 2: kept = SPLIT(S, 2); break;        \
-    case 4: kept = SPLIT(S, 4); break;        \
-    default: kept = SPLIT(S, 8); break;       \
-    }
-    switch (size) {
-    case 1: SPLIT_I(1); break;
-    case 2: SPLIT_I(2); break;
-    case 4: SPLIT_I(4); break;
-    default: SPLIT_I(8); break;
-    }
-#undef SPLIT_I
+#define SPLIT(S, I) kept = csr_split_body(x.p, rows, cols, by_columns, fill.p, fill.n, data.p, \
+                                          indices.p, data.n, indptr.p, ps, head, S, I)
+    CSR_SIZES(size, is, SPLIT)
 #undef SPLIT
     Py_END_ALLOW_THREADS
-    PyMem_RawFree(head);
     res = PyLong_FromSsize_t(kept);
 done:
+    PyMem_RawFree(head); /* NULL unless by columns */
     sc_release(&s);
     return res;
 }
@@ -3907,10 +3849,9 @@ PyMethodDef sc_layout_methods[] = {
     M(nm_split, "nm_split(x, rows, cols, m, code_of_mask, positions, n, codes, values, fill)"
                 " -> first bad group or -1."),
     M(nm_codes_from_mask, "nm_codes_from_mask(mask, m, code_of, codes) -> bool."),
-    M(csr_scatter, "csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor)"
-                   " -> 0, -1 bad pointer or index."),
+    M(csr_scatter, "csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor, "
+                   "transposed, check) -> 0, -1 bad pointer or index."),
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
-    M(csr_dense, "csr_dense(indptr, indices, data, out, major, minor, transposed, check) -> 0, -1."),
     M(csr_split, "csr_split(x, rows, cols, by_columns, fill, data, indices, indptr) -> kept or -1."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
     M(paired_spare, "paired_spare(x, cols) -> what row-mode fills spare at most (rows <= 8)."),
