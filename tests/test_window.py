@@ -265,6 +265,32 @@ def test_decode_and_kept_values_write_the_same_bytes_at_every_simd_level(dtype: 
             assert kept[-1].tobytes() == kept[0].tobytes(), (shape, level)
 
 
+def test_decode_on_threads_writes_the_same_bytes_and_refuses_the_same_frames() -> None:
+    """From 2**18 kept values the decode (dense, and the kept values) runs in runs of rows side
+    by side, each from the first escape at or after its rows: the same bytes as one thread,
+    with escapes on both sides of the parts' boundary; a bad code in the second run's rows is
+    refused on two threads as on one."""
+    from sparsecodecs.compute.products import _frame_parts
+
+    shape = (513, 1024)  # 513 x 256 groups x 2 = 262,656 kept values: two parts of 256 rows
+    w = weight(shape, 9, spread=True)
+    frame = sc.get_codec("window").encode(w)
+    parts = _frame_parts(read_frame(frame))[0]
+    boundary = 256 * 256 * 2
+    assert (parts.escapes < boundary).any() and (parts.escapes >= boundary).any()
+    for threads in (1, 2, 3):
+        assert sc.decode(frame, threads=threads).tobytes() == w.tobytes(), threads
+        assert parts.nm_parts(threads).to_bits(shape).tobytes() == w.view(np.uint16).tobytes()
+    exps = section(frame, "exponents").reshape(shape[0], -1)
+    codes = unpack_rows(exps, 3, 512, "x")
+    bad = parts.escapes[np.searchsorted(parts.escapes, 300 * 512)]  # an escape in row 300+
+    codes[bad // 512, bad % 512] = 0  # an escape whose code is not 7
+    broken = rebuilt(frame, exponents=pack_rows(codes, 3).reshape(-1))
+    for threads in (1, 2):
+        with pytest.raises(FrameLayoutError, match="exponent code is not 7"):
+            sc.decode(broken, threads=threads)
+
+
 def _every_level_refuses(frame: bytes, match: str) -> None:
     """decode and the kept values (the products from WINDOW_FUSED_BELOW) refuse ``frame`` at
     every SIMD level the CPU has."""

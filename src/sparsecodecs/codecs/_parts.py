@@ -198,9 +198,9 @@ class WindowParts:
             field << np.uint64(shift)) | (rest & np.uint64((1 << shift) - 1))
         return out.astype(bits_dtype(self.dtype))
 
-    def _native(self, kept: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """The compiled decode (2- and 4-byte dtypes): the dense bits, or the kept values and
-        the group codes; None where it does not apply."""
+    def _native(self, kept: bool, threads: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The compiled decode (2- and 4-byte dtypes) on up to ``threads`` threads: the dense
+        bits, or the kept values and the group codes; None where it does not apply."""
         udt = bits_dtype(self.dtype)
         shift, width, nbits = self.field
         if udt.itemsize not in (2, 4) or width > 8:
@@ -210,7 +210,7 @@ class WindowParts:
         rc = kn.window_decode(
             self.pattern, self.exponents, self.rest, self.escapes, self.escaped,
             np.array(self.window, np.uint8), self.rows, self.cols, shift, width, nbits - width,
-            out, codes,
+            out, codes, threads,
         )
         if rc == -1:
             raise FrameLayoutError("section 'values' holds a non-zero value in a padding slot")
@@ -220,12 +220,13 @@ class WindowParts:
             raise FrameLayoutError("corrupt window sections")  # pragma: no cover
         return out, codes
 
-    def nm_parts(self) -> NMParts:
-        """The same weight as ``nm``'s parts (kept values decoded: half the dense size)."""
+    def nm_parts(self, threads: int | None = None) -> NMParts:
+        """The same weight as ``nm``'s parts (kept values decoded: half the dense size), on
+        ``threads`` threads (None: :func:`~sparsecodecs.registry.decode_threads`)."""
         if self.nvals == 0:  # no group (cols 0, or rows 0): however many rows, nothing to read
             packed, lut = code_reader(np.zeros(0, np.uint8), 6)
             return NMParts(2, 4, packed, lut, np.zeros(0, bits_dtype(self.dtype)))
-        native = self._native(kept=True)
+        native = self._native(True, decode_threads() if threads is None else threads)
         if native is not None:
             values, codes = native
             assert codes is not None  # kept=True returns them
@@ -237,7 +238,7 @@ class WindowParts:
     def to_bits(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.nvals == 0:
             return np.zeros(shape, bits_dtype(self.dtype))
-        native = self._native(kept=False)
+        native = self._native(False, decode_threads())
         if native is None:
             return self.nm_parts().to_bits(shape)
         return native[0].reshape(shape)

@@ -434,7 +434,7 @@ def _frame_product(
     fused = (isinstance(parts, WindowParts) and not trans and bad is None
              and nb < WINDOW_FUSED_BELOW and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
-        parts = parts.nm_parts()  # the kept values decoded (half the dense size), nm's kernels
+        parts = parts.nm_parts(threads)  # the kept values (half the dense size), nm's kernels
     if isinstance(parts, MaskParts) and not trans:
         parts = _as_two_four(parts, rows, cols, info.dtype)
     if fused:

@@ -3277,11 +3277,14 @@ SC_INLINE int win_dense_row(const uint8_t *crow, const char *kv, int64_t gpr, in
     return 0;
 }
 
+/* Rows r0 .. r1 - 1, the first escape at or after row r0's first kept value at esc[e0]; the
+ * escapes of these rows all placed (*e_end: the first escape after them). */
 SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uint8_t *rest,
                           const int64_t *esc, int64_t nesc, const uint8_t *escf,
-                          const uint8_t *win, int ntab, int64_t rows, int64_t cols, int shift,
-                          int width, int rbytes, int rbits, void *out, const int osize,
-                          uint8_t *scratch, uint8_t *codes, int level) {
+                          const uint8_t *win, int ntab, int64_t r0, int64_t r1, int64_t cols,
+                          int shift, int width, int rbytes, int rbits, void *out, const int osize,
+                          uint8_t *scratch, uint8_t *codes, int level, int64_t e0,
+                          int64_t *e_end) {
     const int64_t gpr = (cols + 3) / 4, pairs = (gpr + 1) / 2;
     const int64_t pb = win_pattern_bytes(gpr), eb = win_code_bytes(gpr);
     /* scratch: the row's pair codes, exponent codes, and for a dense output its groups'
@@ -3290,9 +3293,8 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
     char *kv_d = (char *)(crow_d + gpr + 8);
     uint32_t table[8] = {0};
     for (int c = 0; c < ntab; c++) table[c] = win[c];
-    if (gpr == 0) return nesc ? -3 : 0; /* no group: however many rows, nothing to do */
-    int64_t e = 0;
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t e = e0;
+    for (int64_t r = r0; r < r1 && gpr; r++) {
         const uint8_t *prow = pattern + r * pb, *erow = exps + r * eb;
         if (!win_row_ok(prow, erow, gpr)) return -3;
         win_unpack(prow, pb, 6, pairs, pc);
@@ -3307,20 +3309,65 @@ SC_INLINE int window_body(const uint8_t *pattern, const uint8_t *exps, const uin
         if (!codes && win_dense_row(crow, kv, gpr, cols, (char *)out + r * cols * osize, osize))
             return -1;
     }
-    return e == nesc ? 0 : -3;
+    *e_end = e;
+    return 0;
+}
+
+/* window_decode's rows over threads: part i decodes a run of whole rows, from the first escape
+ * at or after its first kept value (a binary search of the ascending escapes), into its own
+ * scratch; the first failure in row order is the answer, as one pass would give it. */
+typedef struct {
+    const uint8_t *pattern, *exps, *rest, *escf, *win;
+    const int64_t *esc;
+    int64_t nesc, rows, cols, shift, width, rbytes, rbits, per, gpr;
+    int ntab, osize, level, kind, parts; /* kind: 0 bfloat16's constants, 1 any 2-byte, 2 4-byte */
+    void *out;
+    uint8_t *codes, *scratch;
+    size_t scratch_size;
+    int rc[SC_MAX_THREADS];
+    int64_t e_end[SC_MAX_THREADS];
+} win_job;
+
+static void window_part(void *ctx, int i) {
+    win_job *J = ctx;
+    const int64_t r0 = i * J->per, r1 = i == J->parts - 1 ? J->rows : r0 + J->per;
+    int64_t lo = 0, hi = J->nesc, v0 = r0 * J->gpr * 2; /* the first escape >= v0 */
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (J->esc[mid] < v0) lo = mid + 1;
+        else hi = mid;
+    }
+    uint8_t *scratch = J->scratch + (size_t)i * J->scratch_size;
+    int64_t *e = &J->e_end[i];
+    if (J->kind == 0)
+        J->rc[i] = window_body(J->pattern, J->exps, J->rest, J->esc, J->nesc, J->escf, J->win,
+                               J->ntab, r0, r1, J->cols, 7, 8, 1, 8, J->out, 2, scratch, J->codes,
+                               J->level, lo, e);
+    else
+        J->rc[i] = window_body(J->pattern, J->exps, J->rest, J->esc, J->nesc, J->escf, J->win,
+                               J->ntab, r0, r1, J->cols, (int)J->shift, (int)J->width,
+                               (int)J->rbytes, (int)J->rbits, J->out, J->kind == 1 ? 2 : 4,
+                               scratch, J->codes, J->level, lo, e);
 }
 
 /* window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols, shift, width,
- *               rbits, out, codes) -> 0, -1 padding slot, -3 bad frame. out: 2- or 4-byte
- * items, the dense array (codes None) or the kept values (codes: a uint8 per group, written);
- * escapes int64, checked ascending and below rows * gpr * 2 by the caller (re-checked). */
+ *               rbits, out, codes, threads) -> 0, -1 padding slot, -3 bad frame. out: 2- or
+ * 4-byte items, the dense array (codes None) or the kept values (codes: a uint8 per group,
+ * written); escapes int64, checked ascending and below rows * gpr * 2 by the caller
+ * (re-checked). With threads > 1 and at least 2**18 kept values, rows in runs side by side. */
 FASTCALL(window_decode) {
     const char *fn = "window_decode";
     sc_bufs s = {.n = 0};
     PyObject *res = NULL;
     sc_arr pat, exps, rest, esc, escf, win, out, codes = {0};
     int64_t rows, cols, shift, width, rbits;
-    if (sc_nargs(nargs, 13, fn) < 0) return NULL;
+    int64_t threads;
+    if (sc_nargs(nargs, 14, fn) < 0 || sc_i64(args[13], &threads) < 0) return NULL;
+    if (threads < 1) {
+        fail("%s: threads must be >= 1", fn);
+        return NULL;
+    }
+    if (threads > SC_MAX_THREADS) threads = SC_MAX_THREADS;
     if (get(&s, args[0], 0, 1, "pattern", &pat) < 0 || get(&s, args[1], 0, 1, "exps", &exps) < 0 ||
         get(&s, args[2], 0, 1, "rest", &rest) < 0 || get(&s, args[3], 0, 8, "escapes", &esc) < 0 ||
         get(&s, args[4], 0, 1, "escaped", &escf) < 0 || get(&s, args[5], 0, 1, "window", &win) < 0 ||
@@ -3347,28 +3394,30 @@ FASTCALL(window_decode) {
             fail("%s: escapes not ascending in range", fn);
             goto done;
         }
-    /* window_body's scratch: pair codes, exponent codes, a dense row's codes and kept values */
-    uint8_t *scratch = PyMem_RawMalloc((size_t)(pairs + 2 * gpr + gpr + 2 * gpr * out.itemsize + 32));
-    if (!scratch) {
+    if (gpr == 0) { /* no group: however many rows, nothing to do */
+        res = PyLong_FromLong(esc.n ? -3 : 0);
+        goto done;
+    }
+    const int parts = rows * gpr * 2 >= (1 << 18) && rows >= threads ? (int)threads : 1;
+    /* each part's scratch: pair codes, exponent codes, a dense row's codes and kept values */
+    const size_t ssize = (size_t)(pairs + 2 * gpr + gpr + 2 * gpr * out.itemsize + 32);
+    win_job J = {pat.p, exps.p, rest.p, escf.p, win.p, ev, esc.n, rows, cols, shift, width,
+                 rbytes, rbits, rows / parts, gpr, (int)win.n, (int)out.itemsize, sc_simd,
+                 out.itemsize == 4 ? 2 : rbits == 8 && shift == 7 && width == 8 ? 0 : 1, parts,
+                 out.p, kept ? codes.p : NULL, PyMem_RawMalloc(ssize * (size_t)parts), ssize,
+                 {0}, {0}};
+    if (!J.scratch) {
         PyErr_NoMemory();
         goto done;
     }
-    int rc;
-    const int level = sc_simd;
     Py_BEGIN_ALLOW_THREADS
-    if (out.itemsize == 2 && rbits == 8 && shift == 7 && width == 8) /* bfloat16 */
-        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
-                         7, 8, 1, 8, out.p, 2, scratch, kept ? codes.p : NULL, level);
-    else if (out.itemsize == 2)
-        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
-                         (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 2, scratch,
-                         kept ? codes.p : NULL, level);
-    else
-        rc = window_body(pat.p, exps.p, rest.p, ev, esc.n, escf.p, win.p, (int)win.n, rows, cols,
-                         (int)shift, (int)width, (int)rbytes, (int)rbits, out.p, 4, scratch,
-                         kept ? codes.p : NULL, level);
+    if (parts > 1) sc_parallel(parts, window_part, &J);
+    else window_part(&J, 0);
     Py_END_ALLOW_THREADS
-    PyMem_RawFree(scratch);
+    PyMem_RawFree(J.scratch);
+    int rc = 0;
+    for (int i = 0; i < parts && !rc; i++) rc = J.rc[i]; /* the first in row order */
+    if (!rc && J.e_end[parts - 1] != esc.n) rc = -3;   /* (the caller checked: never) */
     res = PyLong_FromLong(rc);
 done:
     sc_release(&s);
@@ -3869,6 +3918,7 @@ PyMethodDef sc_layout_methods[] = {
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
     M(centroid_index, "centroid_index(values, centroids, out) -> 0, -1 not a centroid."),
     M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
-                     " shift, width, rest_bits, out, codes) -> 0, -1 padding slot, -3 bad frame."),
+                     " shift, width, rest_bits, out, codes, threads) -> 0, -1 padding slot, -3 bad"
+                     " frame."),
     {NULL, NULL, 0, NULL},
 };
