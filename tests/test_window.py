@@ -189,6 +189,26 @@ def test_a_batch_over_four_runs_in_passes_of_four():
     assert sc.matmul(np.ones((0, 100), np.float32), frame).shape == (0, 9)
 
 
+def test_the_kept_values_take_over_from_a_batch_that_depends_on_the_simd_level() -> None:
+    """window_fused_below: WINDOW_FUSED_BELOW_AVX512 at the AVX-512 level (its 2:4 kernels are
+    faster), WINDOW_FUSED_BELOW below it; the fused kernel under it, the same sums either way
+    within the float32 reference's tolerance."""
+    from sparsecodecs.compute.products import WINDOW_FUSED_BELOW_AVX512, window_fused_below
+
+    w = weight((16, 64), 4)
+    frame = sc.get_codec("window").encode(w)
+    for level in LEVELS_HERE:
+        with use_simd(level):
+            edge = window_fused_below()
+            assert edge == (WINDOW_FUSED_BELOW_AVX512 if level == "avx512" else WINDOW_FUSED_BELOW)
+            for nb, path in ((edge - 1, "window:window"), (edge, "window:nm")):
+                x = np.random.default_rng(nb).standard_normal((nb, 64)).astype(np.float32)
+                stats = sc.MatmulStats()
+                y = sc.matmul(x, frame, stats=stats)
+                assert stats.paths == [path], (level, nb)
+                assert_close(y, *reference(x, w))
+
+
 def test_other_dtypes_directions_and_non_finite_x_go_through_the_kept_values():
     w = weight((6, 40), 3)
     frame = sc.get_codec("window").encode(w)

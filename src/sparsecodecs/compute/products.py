@@ -306,16 +306,27 @@ def _skipping_product(
 
 #: From this batch on, a bfloat16 ``window`` frame's product decodes its kept values (half the
 #: dense size, as the other dtypes' products do) and takes ``nm``'s kernels instead of the
-#: fused kernel, whose passes of 4 columns of ``x`` cost in proportion to the batch. One
-#: 4096x4096 2:4 frame in a loop, ms a product, fused / decoded: AVX-512, batch 32 30.2 / 27.6,
-#: 48 63.1 / 33.5, 64 63.4 / 32.4; at the AVX2 level, batch 32 35.0 / 36.7, 48 52.1 / 49.6,
-#: 64 70.5 / 49.4 (docs/compute.md, "The window codec from batch 48").
-WINDOW_FUSED_BELOW = 48
+#: fused kernel, whose passes of 4 columns of ``x`` cost in proportion to the batch: at the
+#: AVX2 level and below (window_fused_below). At the AVX-512 level, whose 2:4 kernels are
+#: faster, from WINDOW_FUSED_BELOW_AVX512. A stack of 4096x4096 2:4 layers, ms a layer, fused /
+#: decoded: AVX-512, batch 12 11.6-12.1 / 13.3-13.9, 16 15.7-20.7 / 12.6-13.0; AVX2, batch 20
+#: 22.2 / 28.3, 24 31.9-32.2 / 22.8-23.2 (docs/compute.md, "The window codec's kept values
+#: 16 at a time").
+WINDOW_FUSED_BELOW = 24
+WINDOW_FUSED_BELOW_AVX512 = 16
+
+
+def window_fused_below() -> int:
+    """The batch from which a bfloat16 ``window`` product takes the kept values, at the SIMD
+    level in force (read per product: ``use_simd`` may change it)."""
+    if kn.get_simd() >= kn.AVX512:
+        return min(WINDOW_FUSED_BELOW, WINDOW_FUSED_BELOW_AVX512)
+    return WINDOW_FUSED_BELOW
 
 
 def _window_product(parts: WindowParts, xt: np.ndarray, yt: np.ndarray, threads: int) -> int:
     """``yt = W @ xt`` straight from a bfloat16 ``window`` frame (kernels/compute.c; batches
-    of 5 to ``WINDOW_FUSED_BELOW - 1`` in passes of 4)."""
+    of 5 to ``window_fused_below() - 1`` in passes of 4)."""
     if yt.size == 0 or xt.size == 0:  # no output, or W has no columns: W @ xt is zeros
         yt[...] = 0
         return 0
@@ -432,7 +443,7 @@ def _frame_product(
     nb = xt.shape[1]
     count = rows * cols
     fused = (isinstance(parts, WindowParts) and not trans and bad is None
-             and nb < WINDOW_FUSED_BELOW and name_of(_native(info.dtype)) == "bfloat16")
+             and nb < window_fused_below() and name_of(_native(info.dtype)) == "bfloat16")
     if isinstance(parts, WindowParts) and not fused:
         parts = parts.nm_parts(threads)  # the kept values (half the dense size), nm's kernels
     if isinstance(parts, MaskParts) and not trans:
