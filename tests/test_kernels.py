@@ -548,6 +548,36 @@ def test_csr_dense_and_split_edges(dtype: np.dtype, shape: tuple[int, int], dens
     check_csr(keep, data, *CSR_INDEX_DTYPES[1])
 
 
+@pytest.mark.parametrize("dtype", UINTS, ids=str)
+def test_csc_of_a_large_output_goes_through_blocks_the_same(dtype: np.dtype):
+    """From 1 MiB of output the transposed rows (CSC's columns) are scattered into a block of
+    64 bytes' worth of them and written out a row of the output at a time: the same output as
+    the reference, a last block shorter than the others, trusted and checked; a bad column in
+    the middle of a block refused with the output's guard intact."""
+    rows = 515
+    cols = -(-(1 << 20) // (dtype.itemsize * rows)) + 3  # past 1 MiB; not whole blocks
+    rng = np.random.default_rng(dtype.itemsize)
+    keep = rng.random((rows, cols)) < 0.3
+    vals = np.zeros((rows, cols), dtype)
+    vals[keep] = (rng.integers(1, 250, int(keep.sum()))).astype(dtype)
+    indptr, indices, data = csr_of(keep.T, vals.T[keep.T], np.dtype(np.int64),
+                                   np.dtype(np.uint16))
+    for check in (False, True):
+        out = garbage(rows * cols, dtype)
+        out[:] = 0
+        assert kernels.csr_dense(indptr, indices, data, out, cols, rows, True, check)
+        assert_same(out, vals.reshape(-1))
+    bad = indices.copy()
+    col = 64 // dtype.itemsize + 3  # a column inside the second block
+    a, b = int(indptr[col]), int(indptr[col + 1])
+    assert b - a >= 2
+    bad[a], bad[a + 1] = bad[a + 1], bad[a]
+    out = garbage(rows * cols, dtype)
+    out[:] = 0
+    assert not kernels.csr_dense(indptr, bad, data, out, cols, rows, True, True)
+    assert_guard_intact(out)
+
+
 @pytest.mark.parametrize("by_columns", [False, True])
 @pytest.mark.parametrize("bad", ["start", "down", "end", "order", "repeat", "range"])
 def test_csr_dense_checked_refuses_a_bad_row_and_writes_nothing_outside(by_columns: bool,
