@@ -37,6 +37,7 @@ from ..registry import (
 )
 from ._common import builtin
 from ._huffman import histogram
+from ._kernels import gather_index
 from ._nm import geometry, split_groups
 from ._parts import WindowParts
 from ._window import (
@@ -93,7 +94,8 @@ class Window(Codec):
         window = np.sort(ranked[counts[ranked] > 0])
         lut = np.full(1 << width, ESCAPE, np.uint8)
         lut[window] = np.arange(window.size, dtype=np.uint8)
-        vcodes = np.take(lut, field)
+        # compiled for 1- and 2-byte fields (every float the window takes but float32's)
+        vcodes = gather_index(field, lut, "field") if udt.itemsize <= 2 else np.take(lut, field)
         escaped = (vcodes == ESCAPE) & (field != 0)
         low = values & udt.type((1 << shift) - 1)
         if nbits > shift + width:  # floats: the sign bit above the exponent
