@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparsecodecs as sc
+from sparsecodecs.codecs._common import pack_fields
 from sparsecodecs.codecs._window import escape_index_dtype, pack_rows, unpack_rows
 from sparsecodecs.compute.products import WINDOW_FUSED_BELOW
 from sparsecodecs.kernels import LEVELS, cpu_simd, use_simd
@@ -66,6 +67,18 @@ def test_pack_rows_round_trips_and_pads_each_row(rows, k, bits, seed):
     np.testing.assert_array_equal(unpack_rows(packed, bits, k, "x"), fields)
     if rows and k:  # LSB first: field 0 in the low bits of byte 0
         assert packed[0, 0] & ((1 << min(bits, 8)) - 1) == fields[0, 0]
+    # the compiled packer (window_pack) against pack_fields on each row padded to 8 fields
+    k8 = -(-k // 8) * 8
+    padded = np.zeros((rows, k8), np.uint8)
+    padded[:, :k] = fields
+    for r in range(rows):
+        want = pack_fields(padded[r], bits)[: -(-k * bits // 8)]
+        np.testing.assert_array_equal(packed[r], want)
+    if rows and k:
+        wide = fields.copy()
+        wide[-1, -1] = 1 << bits
+        with pytest.raises(ValueError, match="wider"):
+            pack_rows(wide, bits)
 
 
 def test_bfloat16_2_4_takes_about_39_percent_and_pays_escapes_only_where_they_are():

@@ -3177,6 +3177,67 @@ static void win_unpack(const uint8_t *row, int64_t len, int bits, int64_t n, uin
     for (; f < n; f++) out[f] = (uint8_t)win_field(row, len, f * bits, bits);
 }
 
+/* win_unpack's inverse: `rows` rows of k fields (bytes below 2**bits, bits 3 or 6) into rows of
+ * win_pattern_bytes / win_code_bytes bytes, LSB first, each row's padding bits zero: 8 codes or
+ * 4 pair codes of a word gathered into 3 bytes by the unpack's steps in reverse. Returns 0, or
+ * -1 for a field too wide (nothing past `out` written either way). */
+static int win_pack(const uint8_t *fields, int64_t rows, int64_t k, int bits, uint8_t *out) {
+    const int per = 24 / bits;
+    const int64_t rb = (k * bits + 7) / 8;
+    const uint64_t high = 0x0101010101010101ull * (uint8_t)(0xFFu << bits); /* bits past a field */
+    uint64_t wide = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *f = fields + r * k;
+        uint8_t *o = out + r * rb;
+        for (int64_t i = 0, at = 0; i < k; i += per, at += 3) {
+            uint8_t buf[8] = {0};
+            const int64_t n = k - i < per ? k - i : per;
+            memcpy(buf, f + i, (size_t)n);
+            uint64_t w;
+            memcpy(&w, buf, 8);
+            wide |= w & high;
+            if (bits == 3) {
+                w = (w & 0x0007000700070007ull) | (w >> 8 & 0x0007000700070007ull) << 3;
+                w = (w & 0x0000003F0000003Full) | (w >> 16 & 0x0000003F0000003Full) << 6;
+                w = (w & 0xFFF) | (w >> 32 & 0xFFF) << 12;
+            } else {
+                w = (w & 0x003F003Full) | (w >> 8 & 0x003F003Full) << 6;
+                w = (w & 0xFFF) | (w >> 16 & 0xFFF) << 12;
+            }
+            for (int64_t b = 0; b < 3 && at + b < rb; b++) o[at + b] = (uint8_t)(w >> (8 * b));
+        }
+    }
+    return wide ? -1 : 0;
+}
+
+/* window_pack(fields u8 (rows x k), bits, out (w, rows x row bytes)) -> 0, or -1 for a field of
+ * more than `bits` bits. */
+FASTCALL(window_pack) {
+    const char *fn = "window_pack";
+    sc_bufs s = {.n = 0};
+    sc_arr fields = {0}, out = {0};
+    int64_t rows, k, bits;
+    PyObject *res = NULL;
+    if (sc_nargs(nargs, 5, fn) < 0 || get(&s, args[0], 0, 1, "fields", &fields) < 0 ||
+        sc_i64(args[1], &rows) < 0 || sc_i64(args[2], &k) < 0 || sc_i64(args[3], &bits) < 0 ||
+        get(&s, args[4], 1, 1, "out", &out) < 0)
+        goto done;
+    if ((bits != 3 && bits != 6) || rows < 0 || k < 0 || fields.n != rows * k ||
+        out.n != rows * ((k * bits + 7) / 8)) {
+        fail("%s: sizes do not fit (%zd fields, rows=%lld, k=%lld, bits=%lld, out %zd)", fn,
+             fields.n, (long long)rows, (long long)k, (long long)bits, out.n);
+        goto done;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = win_pack(fields.p, rows, k, (int)bits, out.p);
+    Py_END_ALLOW_THREADS
+    res = PyLong_FromLong(rc);
+done:
+    sc_release(&s);
+    return res;
+}
+
 /* A pair code's two group codes (pair / 6, pair % 6; past 35, anything: refused). */
 static const uint8_t win_pair_hi[256] = {
     0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2,
@@ -3962,6 +4023,7 @@ PyMethodDef sc_layout_methods[] = {
                      " padding bits set."),
     M(gather_index, "gather_index(idx, table, out) -> largest index; out = table[idx]."),
     M(centroid_index, "centroid_index(values, centroids, out) -> 0, -1 not a centroid."),
+    M(window_pack, "window_pack(fields, rows, k, bits, out) -> 0, -1 a field too wide."),
     M(window_decode, "window_decode(pattern, exps, rest, escapes, escaped, window, rows, cols,"
                      " shift, width, rest_bits, out, codes, threads) -> 0, -1 padding slot, -3 bad"
                      " frame."),
