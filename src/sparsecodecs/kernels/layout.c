@@ -1977,18 +1977,6 @@ static int csr_open(csr_call *c, PyObject *const *args, Py_ssize_t nargs, Py_ssi
     return 0;
 }
 
-/* Scatter rows r of data/indices (pointers indptr) into out (major x minor), onto what out
- * holds: each major row's entries at out[r * minor + idx] or, transposed (CSC, whose major
- * axis is the columns of the dense rows x cols), at out[idx * major + r]: no transposed copy.
- * The pointers are checked (cheap: once per row), so reads stay inside indices and data: -1
- * if one is bad. With `check`, every row's indices are checked too before it is written
- * (strictly increasing, below minor; the pointers from 0 to nnz), so that a frame no one has
- * read before decodes in this one pass (-1 for anything wrong). Without, the indices are
- * trusted to be < minor: the only maker of CompressedParts, codecs/_compressed.py's
- * decode_parts, raises FrameLayoutError unless indices.max() < minor (and indptr is monotone
- * from 0 to nnz) before any scatter. (A test per element, a branch, cost a third of the
- * kernel's time: 0.55x numba against 0.9x without, 384x384 2:4 bf16; the checked rows' test
- * is a pass of its own over the row, no branch per index.) */
 /* Transposed rows through `block` (zeros: CSR_BLOCK_ITEMS / size rows of `stride` items): major
  * rows c0 .. c0 + nb - 1 scattered into it are written to the output's columns c0.. a minor
  * index at a time (64 bytes of a row of out at once, where a direct scatter wrote across the
@@ -2011,6 +1999,19 @@ SC_INLINE void csr_flush_block(char *restrict block, Py_ssize_t stride, Py_ssize
     }
 }
 
+/* Scatter rows r of data/indices (pointers indptr) into out (major x minor), onto what out
+ * holds: each major row's entries at out[r * minor + idx] or, transposed (CSC, whose major
+ * axis is the columns of the dense rows x cols), at out[idx * major + r]: no transposed copy.
+ * The pointers are checked (cheap: once per row), so reads stay inside indices and data: -1
+ * if one is bad. With `check`, every row's indices are checked too before it is written
+ * (strictly increasing, below minor; the pointers from 0 to nnz), so that a frame no one has
+ * read before decodes in this one pass (-1 for anything wrong). Without, the indices are
+ * trusted to be < minor: the only maker of CompressedParts, codecs/_compressed.py's
+ * decode_parts, raises FrameLayoutError unless indices.max() < minor (and indptr is monotone
+ * from 0 to nnz) before any scatter. (A test per element, a branch, cost a third of the
+ * kernel's time: 0.55x numba against 0.9x without, 384x384 2:4 bf16; the checked rows' test
+ * is a pass of its own over the row, no branch per index.) With `block` (transposed rows of a
+ * large output), through it: csr_flush_block. */
 SC_INLINE int csr_scatter_body(const void *restrict indptr, Py_ssize_t psize,
                              const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz,
                              const void *restrict data, void *restrict out, Py_ssize_t major,
@@ -3283,7 +3284,6 @@ SC_TARGET("avx2") static int64_t win_kept16_avx2(const uint8_t *ec, const uint8_
     *bad |= !_mm256_testz_si256(acc, acc);
     return k;
 }
-
 #endif
 
 /* Row r's kept values into orow and its groups' pattern codes into crow (window_body with
