@@ -27,7 +27,7 @@ from ._fill import (
     read_fill,
     resolve_fill,
 )
-from ._kernels import count_fill, csr_dense, csr_rows_increasing, csr_split
+from ._kernels import csr_dense, csr_rows_increasing, csr_split, kept_count
 from ._parts import CompressedParts
 
 __all__ = ["CompressedSparse"]
@@ -71,8 +71,7 @@ class CompressedSparse(Codec):
         fill = resolve_fill(self.fill, bits, dtype)
         # the entries kept counted first (the index and pointer widths depend on it), then
         # the layout in one pass of the kernel, which writes ahead into a spare slot
-        nnz = int(np.count_nonzero(flat)) if fill is None else flat.size - count_fill(
-            flat, fill, cols)
+        nnz = kept_count(flat, fill, cols)
         indptr = np.empty(major + 1, narrowest_uint(nnz))
         data = np.empty(nnz + 1, flat.dtype)
         indices = np.empty(nnz + 1, narrowest_uint(max(minor - 1, 0)))

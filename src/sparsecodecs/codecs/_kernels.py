@@ -110,8 +110,28 @@ def bitmask_split(x: np.ndarray, mask: np.ndarray, values: np.ndarray) -> int:
     return _values_room(_native.bitmask_split(x, mask, values))
 
 
-#: The encode entry point of the bitmask layouts (the kernel picks its SIMD path itself).
-split_mask = bitmask_split
+def kept_count(flat: np.ndarray, fill: np.ndarray | None, cols: int) -> int:
+    """How many entries of the flat (rows x cols) ``flat`` are not their row's fill (None:
+    zero; 1 item, or one per row): the count the layouts size their kept values by."""
+    if fill is None:
+        return int(np.count_nonzero(flat))
+    return flat.size - count_fill(flat, fill, cols)
+
+
+def split_kept(flat: np.ndarray, nnz: int, fill: np.ndarray | None,
+               cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, kept)`` of the flat (rows x cols) ``flat`` in one pass: the LSB-first mask of
+    the entries that are not their row's fill (None: zero) and those ``nnz`` entries
+    (:func:`kept_count`), from a buffer with the spare slots the kernels write ahead into: the
+    encode of the bitmask layouts (``bitmask``'s and ``hybrid``'s; the kernels pick their SIMD
+    path)."""
+    mask = np.empty((flat.size + 7) // 8, np.uint8)
+    spare = np.empty(nnz + 8, flat.dtype)
+    if fill is None:
+        bitmask_split(flat, mask, spare)
+    else:
+        bitmask_split_fill(flat, mask, spare, fill, cols)
+    return mask, spare[:nnz]
 
 
 def bitmask_split_fill(

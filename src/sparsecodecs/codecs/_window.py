@@ -13,7 +13,7 @@ import numpy as np
 from ..kernels import _native as kn
 from ..registry import FLOAT_LAYOUTS, FrameLayoutError, element_bits
 from ..registry.dtypes import name_of
-from ._common import narrowest_uint, pack_fields, unpack_fields
+from ._common import narrowest_uint, unpack_fields
 
 __all__ = [
     "CODE_BITS",
@@ -63,23 +63,17 @@ def window_field(dtype: np.dtype[Any]) -> tuple[int, int, int]:
 
 
 def pack_rows(fields: np.ndarray, bits: int) -> np.ndarray:
-    """``(rows, k)`` fields of ``bits`` <= 8 bits, LSB first, each row padded to whole bytes:
-    :func:`~._common.pack_fields` of the rows padded to a multiple of 8 fields, trimmed. The
-    window's codes (3 and 6 bits) in one compiled pass (``window_pack``)."""
+    """``(rows, k)`` codes of ``bits`` (3 or 6: the window's exponent and pair codes) bits, LSB
+    first, each row padded to whole bytes, in one compiled pass (``window_pack``): what
+    :func:`~._common.pack_fields` gives each row padded to a multiple of 8 fields, trimmed."""
+    if bits not in (CODE_BITS, PAIR_BITS):
+        raise ValueError(f"pack_rows packs {CODE_BITS}- or {PAIR_BITS}-bit codes, not {bits}")
     rows, k = fields.shape
-    if bits in (CODE_BITS, PAIR_BITS):
-        nbytes = -(-k * bits // 8)
-        out = np.empty(rows * nbytes, np.uint8)
-        if kn.window_pack(np.ascontiguousarray(fields, np.uint8).reshape(-1), rows, k, bits, out):
-            raise ValueError(f"a field is wider than {bits} bits")
-        return out.reshape(rows, nbytes)
-    k8 = -(-k // 8) * 8
-    if k8 != k:
-        padded = np.zeros((rows, k8), np.uint8)
-        padded[:, :k] = fields
-        fields = padded
-    packed = pack_fields(fields.reshape(-1), bits).reshape(rows, k8 // 8 * bits)
-    return np.ascontiguousarray(packed[:, : -(-k * bits // 8)])
+    nbytes = -(-k * bits // 8)
+    out = np.empty(rows * nbytes, np.uint8)
+    if kn.window_pack(np.ascontiguousarray(fields, np.uint8).reshape(-1), rows, k, bits, out):
+        raise ValueError(f"a field is wider than {bits} bits")
+    return out.reshape(rows, nbytes)
 
 
 def unpack_rows(packed: np.ndarray, bits: int, k: int, what: str) -> np.ndarray:

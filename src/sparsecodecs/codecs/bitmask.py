@@ -26,7 +26,7 @@ from ._fill import (
     read_fill,
     resolve_fill,
 )
-from ._kernels import bitmask_split_fill, check_mask, count_fill, split_mask
+from ._kernels import check_mask, kept_count, split_kept
 from ._parts import MaskParts
 
 __all__ = ["Bitmask"]
@@ -62,19 +62,8 @@ class Bitmask(Codec):
         fill = resolve_fill(self.fill, bits, dtype)
         rows, cols = as_2d(bits.shape)
         # the mask and the kept values in one pass of the layout kernels (hybrid's bitmask
-        # layout's), once their count is known: spare slots past them, which the kernels
-        # write ahead into
-        if fill is None:
-            nnz = int(np.count_nonzero(flat))
-        else:
-            nnz = flat.size - count_fill(flat, fill, cols)
-        mask = np.empty((flat.size + 7) // 8, np.uint8)
-        spare = np.empty(nnz + 8, flat.dtype)
-        if fill is None:
-            split_mask(flat, mask, spare)
-        else:
-            bitmask_split_fill(flat, mask, spare, fill, cols)
-        values = spare[:nnz]
+        # layout's)
+        mask, values = split_kept(flat, kept_count(flat, fill, cols), fill, cols)
         fsec, fmeta = fill_sections(fill, rows)
         return Encoded(
             [Section("mask", "index", mask), values_section("values", values, dtype), *fsec],

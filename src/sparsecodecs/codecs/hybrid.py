@@ -63,11 +63,10 @@ from ._hybrid_plan import (
     _worth_counting,
 )
 from ._kernels import (
-    bitmask_split_fill,
     check_mask,
     count_fill,
     count_fill_rows,
-    split_mask,
+    split_kept,
     touch_pages,
 )
 from ._nm import (
@@ -370,13 +369,7 @@ class Hybrid(Codec):
                 and _mask_loses(flat.size, fill_nbytes, counts, nnz, dtype, bound(),
                                 unfilled, rows)
             ):
-                mask = np.empty((flat.size + 7) // 8, np.uint8)
-                spare = np.empty(nnz + 8, flat.dtype)  # spare slots: the kernels write ahead
-                if fill is None:
-                    split_mask(flat, mask, spare)
-                else:
-                    bitmask_split_fill(flat, mask, spare, fill, cols)
-                kept = spare[:nnz]
+                mask, kept = split_kept(flat, nnz, fill, cols)
                 mask_counts = huff.histogram(mask, 256) if self._coded() else None
                 size, build = self._index_stream(
                     "mask", mask.nbytes, lambda mask=mask: mask, mask, 256, mask_counts
