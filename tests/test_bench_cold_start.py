@@ -125,6 +125,27 @@ def test_bfloat16_frame_decodes_in_a_process_that_never_imported_ml_dtypes():
     assert out == f"bfloat16 {w.view(np.uint16).tobytes().hex()} True"
 
 
+def test_an_ml_dtypes_without_a_type_refuses_that_type_only():
+    # pyproject.toml asks for ml_dtypes >= 0.5 (float4_e2m1fn); with an older one installed
+    # anyway, the other types still work and the missing one is a library error naming it
+    out = run(
+        "import sys, types, ml_dtypes as real\n"
+        "fake = types.ModuleType('ml_dtypes'); fake.__version__ = '0.4.1'\n"
+        "for n in ('bfloat16', 'float8_e4m3fn', 'float8_e5m2', 'int4', 'uint4'):\n"
+        "    setattr(fake, n, getattr(real, n))\n"
+        "sys.modules['ml_dtypes'] = fake\n"
+        "import sparsecodecs as sc\n"
+        "from sparsecodecs.registry.dtypes import dtype_from_name\n"
+        "ok = dtype_from_name('bfloat16') == real.bfloat16\n"
+        "try:\n"
+        "    dtype_from_name('float4_e2m1fn')\n"
+        "except sc.UnsupportedDtypeError as exc:\n"
+        "    print(ok, exc)\n"
+    )
+    assert out == ("True dtype float4_e2m1fn needs ml_dtypes >= 0.5, but ml_dtypes 0.4.1 is "
+                   "installed")
+
+
 def load_script():
     import importlib.util
 

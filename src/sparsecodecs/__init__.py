@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 #: Public names whose modules load on first access, so that ``import sparsecodecs`` stays
-#: cheap (checkpoint.py needs ml_dtypes, ~1 s to import; tests/test_bench_cold_start.py checks).
+#: cheap (checkpoint.py needs ml_dtypes, whose 0.7.0 took 0.8-1.0 s to import;
+#: tests/test_bench_cold_start.py checks).
 _LAZY: dict[str, str] = {
     "CheckpointReport": "checkpoint",
     "compress": "checkpoint",
