@@ -386,7 +386,10 @@ def _layer_draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...]) -> 
         return np.exp(rng.normal(-3.0, 0.5, shape))
     if kind in ("bf16", "fp16"):  # float32 at a lower precision: a model saved from it
         narrow = ml_dtypes.bfloat16 if kind == "bf16" else np.float16
-        return (rng.standard_normal(shape) * 0.02).astype(narrow).astype(np.float32)
+        x = rng.standard_normal(shape) * 0.02
+        if kind == "bf16":  # float64 -> bfloat16 through float32, as ml_dtypes before 0.7
+            x = x.astype(np.float32)  # rounds it (0.7.0: directly, a value in 10**5 apart)
+        return x.astype(narrow).astype(np.float32)
     return rng.standard_normal(shape) * 0.02
 
 
