@@ -211,6 +211,8 @@ def test_header_that_is_not_a_json_object(frame: bytes, raw: bytes, message: str
         ({"shape": [2, -4]}, r"shape \[2, -4\] has an invalid dimension -4"),
         ({"shape": [2, 4.0]}, r"has an invalid dimension 4.0"),
         ({"shape": [True, 8]}, r"has an invalid dimension True"),
+        ({"shape": [2**62, 1]}, rf"has an invalid dimension {2**62}"),
+        ({"shape": [2**62 - 1, 0, 2]}, r"is too large for any \w+ array"),
         ({"shape": [1] * 33}, "shape has rank 33, more than 32"),
         ({"sections": {}}, "header field 'sections' must be a list"),
         ({"sections": [["mask", "index"]]}, r"section table entry 0 must be \[name, role in"),

@@ -502,11 +502,12 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     if len(shape_list) > MAX_RANK:
         raise FrameHeaderError(f"shape has rank {len(shape_list)}, more than {MAX_RANK}")
     for d in shape_list:
-        if not isinstance(d, int) or isinstance(d, bool) or d < 0 or d >= 1 << 62:
+        if type(d) is not int or not 0 <= d < 1 << 62:  # JSON's ints are ints, never bools
             raise FrameHeaderError(f"shape {shape_list} has an invalid dimension {d!r}")
     # numpy's own limit, which holds even for an empty array: the non-zero dimensions and the
     # item size multiply to less than 2**63. Beyond it no array (and no 2-D view) exists.
-    if math.prod([d for d in shape_list if d]) * dtype.itemsize >= 1 << 63:
+    elements = math.prod(shape_list)
+    if (elements or math.prod([d for d in shape_list if d])) * dtype.itemsize >= 1 << 63:
         raise FrameHeaderError(
             f"shape {shape_list} is too large for any {dtype} array: its non-zero dimensions "
             "and item size multiply to 2**63 bytes or more"
@@ -535,8 +536,9 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
                 f"section {name!r} ({size} bytes at offset {offset}) runs past the end of the "
                 f"section area at offset {end}"
             )
-        sections.append(_built(Section, {"name": name, "role": role,
-                                         "data": buf[offset : offset + size]}))
+        section = object.__new__(Section)  # _built's, inline (a call a section)
+        section.__dict__.update(name=name, role=role, data=buf[offset : offset + size])
+        sections.append(section)
         offset += size
     if offset != end:
         raise FrameLayoutError(
@@ -545,7 +547,7 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
         )
     # ``size`` set here is what the cached property would compute on first use (its lock)
     info = _built(FrameInfo, {"dtype": dtype, "shape": tuple(shape_list), "meta": meta,
-                              "size": math.prod(shape_list)})
+                              "size": elements})
     return _built(Frame, {"codec_id": codec_id, "config": config, "info": info,
                           "sections": tuple(sections),
                           "header_nbytes": _PREFIX.size + hlen + _CHECKSUM.size, "nbytes": n})

@@ -192,6 +192,9 @@ class CodecRegistry:
 
     def resolve(self, name: str) -> tuple[type[Codec], dict[str, Any]]:
         """The class and preset parameters for ``name`` (an id or alias)."""
+        cls = self._classes.get(name) if type(name) is str else None
+        if cls is not None:  # a registered id as it is stored (every frame's): normalized
+            return cls, {}
         if not isinstance(name, str):
             raise UnknownCodecError(f"a codec name must be a string, got {name!r:.200}")
         key = normalize_name(name)
