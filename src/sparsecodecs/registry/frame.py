@@ -176,6 +176,9 @@ class SectionReader:
             )
         self._used.add(name)
         data = section.data
+        if (type(data) is memoryview and data.format == "B" and data.ndim == 1
+                and data.c_contiguous):  # read_frame's: a slice of the frame, as it is
+            return data
         if isinstance(data, np.ndarray):
             return data.reshape(-1).view(np.uint8).data
         return memoryview(data).cast("B")
