@@ -579,52 +579,6 @@ def test_csc_of_a_large_output_goes_through_blocks_the_same(dtype: np.dtype):
 
 
 @pytest.mark.parametrize("by_columns", [False, True])
-@pytest.mark.parametrize("dtype", UINTS, ids=str)
-def test_csr_dense_on_threads_writes_the_same_and_refuses_a_bad_row_in_any_part(
-        by_columns: bool, dtype: np.dtype):
-    """From 512K items of output, CSR's rows (CSC's columns, in runs of whole blocks) go over
-    the threads: 1, 2 and 3 write the reference, trusted and checked, runs not whole blocks;
-    a row out of order in the first run or the last, or a pointer going down in a middle one,
-    is refused on every number of threads, nothing written past the output."""
-    rows, cols = 700, 757  # 529,900 items: past 2**19, no part a whole number of blocks
-    rng = np.random.default_rng(dtype.itemsize)
-    keep = rng.random((rows, cols)) < 0.3
-    vals = np.zeros((rows, cols), dtype)
-    vals[keep] = rng.integers(1, 250, int(keep.sum())).astype(dtype)
-    order, ordered = (keep.T, vals.T) if by_columns else (keep, vals)
-    major, minor = order.shape
-    indptr, indices, data = csr_of(order, ordered[order], np.dtype(np.int64),
-                                   np.dtype(np.uint16))
-    for threads in (1, 2, 3):
-        for check in (False, True):
-            out = garbage(rows * cols, dtype)
-            out[:] = 0
-            assert kernels.csr_dense(indptr, indices, data, out, major, minor, by_columns,
-                                     check, threads)
-            assert_same(out, vals.reshape(-1))
-    cases = []
-    for row in (1, major - 2):  # a row out of order in the first run, in the last
-        bad = indices.copy()
-        a = int(indptr[row])
-        assert int(indptr[row + 1]) - a >= 2
-        bad[a], bad[a + 1] = bad[a + 1], bad[a]
-        cases.append((indptr, bad))
-    down = indptr.copy()
-    down[major // 2] = down[major // 2 - 1] - 1  # a middle run's pointer going down
-    cases.append((down, indices))
-    for pointers, where in cases:
-        for threads in (1, 2, 3):
-            out = garbage(rows * cols, dtype)
-            out[:] = 0
-            assert not kernels.csr_dense(pointers, where, data, out, major, minor, by_columns,
-                                         True, threads)
-            assert_guard_intact(out)
-    with pytest.raises(FrameLayoutError):  # the pointers are checked even when trusted
-        kernels.csr_dense(down, indices, data, np.zeros(rows * cols, dtype), major, minor,
-                          by_columns, False, 2)
-
-
-@pytest.mark.parametrize("by_columns", [False, True])
 @pytest.mark.parametrize("bad", ["start", "down", "end", "order", "repeat", "range"])
 def test_csr_dense_checked_refuses_a_bad_row_and_writes_nothing_outside(by_columns: bool,
                                                                        bad: str):

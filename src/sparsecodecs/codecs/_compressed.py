@@ -14,7 +14,6 @@ from ..registry import (
     FrameLayoutError,
     Section,
     SectionReader,
-    decode_threads,
     storage_nbytes,
     values_section,
 )
@@ -97,8 +96,7 @@ class CompressedSparse(Codec):
         # one pass; if it finds anything wrong, decode_parts says what
         data, indices, indptr, major, minor = self._arrays(sections, info)
         out = np.zeros(major * minor, data.dtype)
-        if not csr_dense(indptr, indices, data, out, major, minor, self.by_columns, check=True,
-                         threads=decode_threads()):
+        if not csr_dense(indptr, indices, data, out, major, minor, self.by_columns, check=True):
             self._check(indices, indptr, minor)
             raise FrameLayoutError(  # the two readers disagree: a bug, reported as a frame error
                 "the compiled CSR decode refused sections that decode_parts accepts")

@@ -231,16 +231,15 @@ def _csr_ok(rc: int) -> None:
 
 
 def csr_dense(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, out: np.ndarray,
-              major: int, minor: int, transposed: bool, check: bool, threads: int = 1) -> bool:
+              major: int, minor: int, transposed: bool, check: bool) -> bool:
     """CSR arrays (CSC's with ``transposed``) onto ``out``, zeros of ``major x minor`` items
     (``np.zeros``: fresh pages come zeroed), no transposed copy. With ``check``, every row is
     checked before it is written (pointers from 0 ascending to nnz, indices strictly
     increasing and below ``minor``): False if one is wrong, nothing past the buffers touched.
     Without, the pointers are checked and the indices trusted (``decode_parts`` checked them;
-    FrameLayoutError for a pointer). ``threads`` > 1 splits an ``out`` of 512K items or more
-    into runs of rows (of columns, transposed), the same bytes."""
+    FrameLayoutError for a pointer)."""
     rc = _native.csr_scatter(indptr, indices, data, out, major, minor, None, False, transposed,
-                             check, threads)
+                             check)
     if not check:
         _csr_ok(rc)
     return rc == 0

@@ -104,7 +104,7 @@ class CompressedParts:
         if self.fill is None:  # onto zeros, CSC's columns written where they go
             out = np.zeros(major * minor, self.data.dtype)
             csr_dense(self.indptr, self.indices, self.data, out, major, minor, self.by_columns,
-                      check=False, threads=decode_threads())
+                      check=False)
             return out.reshape(shape)
         out = np.empty(major * minor, self.data.dtype)
         csr_scatter_fill(

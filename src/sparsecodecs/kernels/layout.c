@@ -2016,12 +2016,12 @@ SC_INLINE int csr_scatter_body(const void *restrict indptr, Py_ssize_t psize,
                              const void *restrict indices, Py_ssize_t isize, Py_ssize_t nnz,
                              const void *restrict data, void *restrict out, Py_ssize_t major,
                              Py_ssize_t minor, Py_ssize_t size, int trans, int check,
-                             char *restrict block, Py_ssize_t r0, Py_ssize_t r1) {
-    uint64_t start = ld(indptr, psize, r0);
-    if (check && r0 == 0 && start != 0) return -1;
+                             char *restrict block) {
+    uint64_t start = ld(indptr, psize, 0);
+    if (check && start != 0) return -1;
     const Py_ssize_t per = CSR_BLOCK_ITEMS / size, stride = minor + per; /* (no power of 2) */
-    Py_ssize_t c0 = r0; /* the block's first major row */
-    for (Py_ssize_t r = r0; r < r1; r++) {
+    Py_ssize_t c0 = 0; /* the block's first major row */
+    for (Py_ssize_t r = 0; r < major; r++) {
         const uint64_t end = ld(indptr, psize, r + 1);
         if (SC_UNLIKELY(end < start || end > (uint64_t)nnz)) return -1;
         if (check && end > start) { /* pairwise, no value carried: a loop GCC vectorises */
@@ -2035,7 +2035,7 @@ SC_INLINE int csr_scatter_body(const void *restrict indptr, Py_ssize_t psize,
             for (uint64_t j = start; j < end; j++)
                 st(row, size, (Py_ssize_t)ld(indices, isize, (Py_ssize_t)j),
                    ld(data, size, (Py_ssize_t)j));
-            if (r + 1 - c0 == per || r + 1 == r1) {
+            if (r + 1 - c0 == per || r + 1 == major) {
                 csr_flush_block(block, stride, r + 1 - c0, c0, indptr, psize, indices, isize, out,
                                 major, minor, size);
                 c0 = r + 1;
@@ -2052,52 +2052,19 @@ SC_INLINE int csr_scatter_body(const void *restrict indptr, Py_ssize_t psize,
         }
         start = end;
     }
-    return check && r1 == major && start != (uint64_t)nnz ? -1 : 0;
-}
-
-/* csr_scatter_body over `parts` threads, onto zeros: part i takes a run of major rows (for
- * transposed rows, a multiple of a block's), with a block of its own; the parts write
- * disjoint items of out (rows, or for CSC columns) and only read the arrays. Each row's
- * pointers are checked before it is read, whatever part reads it first, so every read stays
- * inside the arrays; the result is -1 if any part found anything wrong, else 0. */
-typedef struct {
-    const void *indptr, *indices, *data;
-    void *out;
-    Py_ssize_t ps, is, nnz, major, minor, size, per;
-    int trans, check, parts;
-    char *blocks[SC_MAX_THREADS];
-    int rc[SC_MAX_THREADS];
-} csr_split_call;
-
-static void csr_part(void *ctx, int i) {
-    csr_split_call *t = ctx;
-    const Py_ssize_t r0 = i * t->per, r1 = i == t->parts - 1 ? t->major : r0 + t->per;
-    int rc;
-#define CSRP(S, I) rc = csr_scatter_body(t->indptr, t->ps, t->indices, I, t->nnz, t->data, \
-                                       t->out, t->major, t->minor, S, t->trans, t->check, \
-                                       t->blocks[i], r0, r1)
-    CSR_SIZES(t->size, t->is, CSRP)
-#undef CSRP
-    t->rc[i] = rc;
+    return check && start != (uint64_t)nnz ? -1 : 0;
 }
 
 /* csr_scatter(indptr, indices, data, out, major, minor, fill_or_None, per_minor, transposed,
- * check[, threads]) -> 0 or -1 (a pointer or, with check, an index out of order or range).
- * Without a fill, out holds zeros already (np.zeros: fresh pages come zeroed, where a memset
- * wrote them again), and from 512K items the rows go over `threads` (csr_part); with one, out
- * is filled first (fill[0], or per major row, or per minor index with per_minor), and the rows
- * are not transposed. */
+ * check) -> 0 or -1 (a pointer or, with check, an index out of order or range). Without a fill,
+ * out holds zeros already (np.zeros: fresh pages come zeroed, where a memset wrote them
+ * again); with one, out is filled first (fill[0], or per major row, or per minor index with
+ * per_minor), and the rows are not transposed. */
 FASTCALL(csr_scatter) {
     const char *fn = "csr_scatter";
     csr_call c;
     sc_arr fill = {0};
     PyObject *res = NULL;
-    int64_t threads = 1;
-    if (nargs == 11) {
-        if (sc_i64(args[10], &threads) < 0) return NULL;
-        if (threads < 1 || threads > SC_MAX_THREADS) threads = threads < 1 ? 1 : SC_MAX_THREADS;
-        nargs = 10;
-    }
     if (csr_open(&c, args, nargs, 10, fn) < 0) goto done;
     if (args[6] != Py_None && get(&c.s, args[6], 0, 0, "fill", &fill) < 0) goto done;
     const int per_minor = PyObject_IsTrue(args[7]), trans = PyObject_IsTrue(args[8]),
@@ -2113,23 +2080,13 @@ FASTCALL(csr_scatter) {
     Py_ssize_t size = c.out.itemsize, ps = c.indptr.itemsize, is = c.indices.itemsize;
     /* transposed rows of a large output go through a block (csr_flush_block); a small one
      * (under 1 MiB) is written in place */
-    const int blocked = trans && c.out.n * size >= (1 << 20);
-    const size_t block_items = (size_t)(minor + CSR_BLOCK_ITEMS / size) * CSR_BLOCK_ITEMS / size;
-    /* rows over threads onto zeros, from 512K items and two blocks' worth of rows a part */
-    const Py_ssize_t unit = trans ? CSR_BLOCK_ITEMS / size : 1;
-    int parts = !fill.p && c.out.n >= (1 << 19) ? (int)threads : 1;
-    while (parts > 1 && major / parts < 2 * unit) parts--;
-    csr_split_call t = {c.indptr.p, c.indices.p, c.data.p, c.out.p, ps, is, c.indices.n, major,
-                        minor, size, major / (parts > 0 ? parts : 1) / unit * unit, trans, check,
-                        parts, {NULL}, {0}};
     char *block = NULL;
-    for (int i = 0; blocked && i < parts; i++)
-        if (!(t.blocks[i] = PyMem_RawCalloc(block_items, (size_t)size))) {
-            for (int k = 0; k < i; k++) PyMem_RawFree(t.blocks[k]);
-            PyErr_NoMemory();
-            goto done;
-        }
-    block = t.blocks[0];
+    if (trans && c.out.n * size >= (1 << 20) &&
+        !(block = PyMem_RawCalloc((size_t)(minor + CSR_BLOCK_ITEMS / size) * CSR_BLOCK_ITEMS / size,
+                                  (size_t)size))) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     if (fill.p && (fill.n == 1 || !per_minor)) {
         fill_rows_any(c.out.p, c.out.n, fill.p, fill.n, minor, size);
@@ -2137,18 +2094,12 @@ FASTCALL(csr_scatter) {
         for (Py_ssize_t i = 0; i < major; i++) memcpy((char *)c.out.p + i * minor * size, fill.p,
                                                       (size_t)(minor * size));
     }
-    if (parts > 1) {
-        sc_parallel(parts, csr_part, &t);
-        rc = 0;
-        for (int i = 0; i < parts; i++) rc |= t.rc[i];
-    } else {
 #define CSR(S, I) rc = csr_scatter_body(c.indptr.p, ps, c.indices.p, I, c.indices.n, c.data.p, \
-                                      c.out.p, major, minor, S, trans, check, block, 0, major)
-        CSR_SIZES(size, is, CSR)
+                                      c.out.p, major, minor, S, trans, check, block)
+    CSR_SIZES(size, is, CSR)
 #undef CSR
-    }
     Py_END_ALLOW_THREADS
-    for (int i = 0; i < parts; i++) PyMem_RawFree(t.blocks[i]);
+    PyMem_RawFree(block);
     res = PyLong_FromLong(rc);
 done:
     sc_release(&c.s);
@@ -4054,7 +4005,7 @@ PyMethodDef sc_layout_methods[] = {
                 " -> first bad group or -1."),
     M(nm_codes_from_mask, "nm_codes_from_mask(mask, m, code_of, codes) -> bool."),
     M(csr_scatter, "csr_scatter(indptr, indices, data, out, major, minor, fill, per_minor, "
-                   "transposed, check[, threads]) -> 0, -1 bad pointer or index."),
+                   "transposed, check) -> 0, -1 bad pointer or index."),
     M(csr_rows_increasing, "csr_rows_increasing(indptr, indices) -> 1, 0, -1 bad pointer."),
     M(csr_split, "csr_split(x, rows, cols, by_columns, fill, data, indices, indptr) -> kept or -1."),
     M(row_modes_table, "row_modes_table(x, rows, cols, counts, out)."),
