@@ -654,3 +654,28 @@ def test_side_by_side_bitmask_decode_raises_what_one_thread_raises(
     assert "tiny" not in ran and "values" in ran  # allocated only when the sections can hold it
     # a flipped byte may still decode (to other values); cut sections never do
     assert refused >= {"mask cut", "values cut", "both", "low", "tiny", "fill"}, refused
+
+
+# -- kept threads beside a caller ---------------------------------------------------------------
+
+
+def test_run_beside_runs_jobs_at_once_in_the_callers_context() -> None:
+    """Two jobs started one after the other run at the same time (the first waits for the
+    second: run in turn on one thread, it would time out); results, errors and the caller's
+    context variables come through."""
+    import threading
+
+    from sparsecodecs.registry import decoding_threads
+    from sparsecodecs.registry._pool import run_beside
+
+    for _ in range(20):
+        ready = threading.Event()
+        first = run_beside(ready.wait, 10.0)
+        second = run_beside(ready.set)
+        assert first.result(timeout=30) is True and second.result(timeout=30) is None
+    with decoding_threads(3):
+        assert run_beside(decode_threads).result(timeout=30) == 3
+    assert run_beside(decode_threads).result(timeout=30) == 1
+    failed = run_beside(int, "x")
+    with pytest.raises(ValueError):
+        failed.result(timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,31 +23,19 @@ _POOLS = threading.local()  # lent_buffer's buffers, by pool name, per thread
 
 
 def beside(work: Callable[[], T]) -> Callable[[], T]:
-    """Start ``work`` on a thread of its own, in a copy of the caller's context where
+    """Start ``work`` on a kept thread (:func:`~sparsecodecs.registry._pool.run_beside`: leaf
+    work only), in a copy of the caller's context where
     :func:`~sparsecodecs.registry.decode_threads` is 1 (its kernels run on that thread only);
     the function returned waits for it and returns its result, or raises what it raised.
     Call it on every path (a ``finally``): the work may be using buffers the caller owns."""
-    context = contextvars.copy_context()
-    box: list[Any] = []
 
-    def run() -> None:
-        try:
-            with decoding_threads(1):
-                box.append((True, work()))
-        except BaseException as exc:  # handed to the caller, who raises it
-            box.append((False, exc))
+    from ..registry._pool import run_beside  # threads: imported on first use
 
-    thread = threading.Thread(target=context.run, args=(run,), name="sparsecodecs-beside")
-    thread.start()
+    def run() -> T:
+        with decoding_threads(1):
+            return work()
 
-    def join() -> T:
-        thread.join()
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value
-
-    return join
+    return run_beside(run).result
 
 
 class lent_buffer:  # used as a function: ``with lent_buffer(...) as buf``

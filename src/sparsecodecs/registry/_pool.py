@@ -32,6 +32,7 @@ def _forget() -> None:
     global _lock
     _lock = threading.Lock()
     _pools.clear()
+    _idle.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -73,3 +74,54 @@ def map_in_order(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list
             f.cancel()
         wait(done)  # the started ones write into the caller's buffers: let them finish
         raise
+
+
+class _Beside:
+    """A kept thread of :func:`run_beside`, with a queue of its own. A queue shared by idle
+    threads (a ThreadPoolExecutor(2)'s) often woke one of them for two jobs put together (by
+    CPython's SimpleQueue, whose second ``put`` finds no waiter to wake), so that a decode's
+    checksum and its side part ran one after the other on one thread while the other slept:
+    10-11 times in 40 against 0 in 40 this way (docs/benchmarks.md)."""
+
+    __slots__ = ("jobs",)
+
+    def __init__(self) -> None:
+        import queue
+
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]]] = (
+            queue.SimpleQueue())
+        threading.Thread(target=self._serve, name="sparsecodecs-beside", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            job, future = self.jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:  # handed to whoever waits on the future
+                    future.set_exception(exc)
+            del job, future
+            with _lock:
+                if len(_idle) >= _BESIDE_KEEP:
+                    return  # enough kept: this one ends
+                _idle.append(self)
+
+
+#: The idle kept threads of :func:`run_beside`, and how many it keeps (more may run at once).
+_idle: list[_Beside] = []
+_BESIDE_KEEP = max(2, os.cpu_count() or 1)
+
+
+def run_beside(fn: Callable[..., R], *args: object) -> Future[R]:
+    """``fn(*args)`` started on a kept thread of its own (an idle one, else a new one), in a
+    copy of the caller's context; the caller takes its result, or its error, from the future.
+    A kept thread, where a thread started for the job cost ~0.3 ms of a 4096x4096 ``hybrid``
+    decode on two threads (docs/benchmarks.md)."""
+    future: Future[R] = Future()
+    context = copy_context()
+    with _lock:
+        worker = _idle.pop() if _idle else None
+    if worker is None:
+        worker = _Beside()
+    worker.jobs.put((lambda: context.run(fn, *args), future))  # type: ignore[arg-type]
+    return future
