@@ -194,9 +194,9 @@ def test_get_slice_decodes_only_the_blocks_it_needs(
     blocked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[bytes] = []
-    real = reading.decode
-    monkeypatch.setattr(reading, "decode",
-                        lambda b, **kw: decoded.append(bytes(b)) or real(b, **kw))
+    real = reading.use_frame
+    monkeypatch.setattr(reading, "use_frame",
+                        lambda b, use, **kw: decoded.append(bytes(b)) or real(b, use, **kw))
     with sc.safe_open(blocked) as f:
         frames = f.get_block_frames("embed")
         s = f.get_slice("embed")

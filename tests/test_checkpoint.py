@@ -94,9 +94,9 @@ def test_safe_open_decodes_only_the_tensor_asked_for(
     path = tmp_path / "m.safetensors"
     sc.save_file(tensors(), path)
     calls: list[int] = []
-    real = reading.decode
-    monkeypatch.setattr(reading, "decode",
-                        lambda b, **kw: calls.append(len(b)) or real(b, **kw))
+    real = reading.use_frame
+    monkeypatch.setattr(reading, "use_frame",
+                        lambda b, use, **kw: calls.append(len(b)) or real(b, use, **kw))
     with sc.safe_open(path) as f:
         got = f.get_tensor("ids")
         frame_len = len(f.get_frame("ids"))

@@ -656,7 +656,135 @@ def test_side_by_side_bitmask_decode_raises_what_one_thread_raises(
     assert refused >= {"mask cut", "values cut", "both", "low", "tiny", "fill"}, refused
 
 
-# -- kept threads beside a caller ---------------------------------------------------------------
+# -- a large frame's checksum hashed beside its decode ---------------------------------------
+
+
+def _hashed_beside(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Spy on the kept threads' jobs: the names of the functions run beside a caller."""
+    from sparsecodecs.registry import _pool
+
+    jobs: list[str] = []
+    real = _pool.run_beside
+    monkeypatch.setattr(_pool, "run_beside",
+                        lambda fn, *a: jobs.append(getattr(fn, "__name__", "?")) or real(fn, *a))
+    return jobs
+
+
+def _big_frames() -> dict[str, bytes]:
+    """Frames of at least CHECK_BESIDE_FROM bytes, from three codecs."""
+    from sparsecodecs.registry.frame import CHECK_BESIDE_FROM
+
+    w = weights((1024, 1024), np.float32)
+    frames = {c: sc.get_codec(c).encode(w) for c in ("hybrid", "nm", "csr")}
+    assert all(len(f) >= CHECK_BESIDE_FROM for f in frames.values())
+    return frames
+
+
+def _damaged(frame: bytes) -> dict[str, bytes]:
+    """The frame with a byte flipped in its header, its first and last section and its
+    checksum, and cut by a byte: every one a checksum mismatch."""
+    from sparsecodecs.registry.frame import read_frame
+
+    parsed = read_frame(frame)
+    first = len(frame) - 8 - sum(s.nbytes for s in parsed.sections)
+
+    def flipped(at: int) -> bytes:
+        data = bytearray(frame)
+        data[at] ^= 0x5A
+        return bytes(data)
+
+    return {"header": flipped(14), "first section": flipped(first + 3),
+            "last section": flipped(len(frame) - 9), "checksum": flipped(len(frame) - 1),
+            "cut": frame[:-1]}
+
+
+def _outcome(decode: Any, frame: bytes, **kw: Any) -> tuple[str, str]:
+    try:
+        return "decoded", decode(frame, **kw).tobytes().hex()[:64]
+    except sc.SparseCodecsError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_large_frame_hashed_beside_decodes_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _hashed_beside(monkeypatch)
+    for name, frame in _big_frames().items():
+        one = sc.decode(frame).tobytes()
+        for threads in (2, 0):
+            jobs.clear()
+            assert sc.decode(frame, threads=threads).tobytes() == one, name
+            assert sc.get_codec(name).decode(frame, threads=threads).tobytes() == one, name
+            assert jobs.count("_checksum_error") == 2, (name, jobs)
+    small = sc.get_codec("nm").encode(weights((64, 64), np.float32))
+    jobs.clear()
+    assert sc.decode(small, threads=2).tobytes() == sc.decode(small).tobytes()
+    assert jobs == []  # under CHECK_BESIDE_FROM bytes: hashed first, on the caller's thread
+
+
+def test_large_frame_hashed_beside_raises_what_one_thread_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checksum mismatch anywhere is the ChecksumError one thread raises (with its message),
+    before whatever the damaged header or sections would raise; a frame that hashes right but
+    names another codec is refused as one thread refuses it."""
+    jobs = _hashed_beside(monkeypatch)
+    for name, frame in _big_frames().items():
+        for where, bad in _damaged(frame).items():
+            one = _outcome(sc.decode, bad)
+            assert one[0] == "ChecksumError", (name, where, one)
+            jobs.clear()
+            assert _outcome(sc.decode, bad, threads=2) == one, (name, where)
+            assert _outcome(sc.get_codec(name).decode, bad, threads=2) == one
+            assert jobs.count("_checksum_error") == 2, (name, where, jobs)
+        other = sc.get_codec("nm" if name != "nm" else "csr")
+        one = _outcome(other.decode, frame)
+        assert one[0] == "FrameHeaderError"
+        assert _outcome(other.decode, frame, threads=2) == one
+
+
+def test_checkpoint_hashes_each_frame_once_and_beside_on_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading a checkpoint hashes each tensor's frame once (it was twice: once to check the
+    header against the tensor table, once to decode); a damaged large frame is the same error
+    on one thread and on two."""
+    from sparsecodecs.registry import frame as frame_module
+
+    w = weights((1024, 1024), np.float32)
+    path = tmp_path / "w.safetensors"
+    sc.save_file({"w": w, "b": w[0].copy()}, path, codec="hybrid")
+    import xxhash
+
+    hashed: list[int] = []
+
+    class Counting:  # the frame module's xxhash, counting the frames it hashes
+        xxh3_64 = xxhash.xxh3_64
+
+        @staticmethod
+        def xxh3_64_intdigest(data: Any) -> int:
+            hashed.append(memoryview(data).nbytes)
+            return xxhash.xxh3_64_intdigest(data)
+
+    monkeypatch.setattr(frame_module, "xxhash", Counting)
+    for threads in (None, 2):
+        hashed.clear()
+        got = sc.load_file(path, threads=threads)
+        assert got["w"].tobytes() == w.tobytes() and got["b"].tobytes() == w[0].tobytes()
+        assert len(hashed) == 2, (threads, hashed)  # one hash a tensor
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x5A  # in the last tensor's frame (the large one's or the small one's)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+
+    def read(threads: int | None) -> tuple[str, str]:
+        try:
+            sc.load_file(bad, threads=threads)
+        except sc.SparseCodecsError as exc:
+            return type(exc).__name__, str(exc)
+        return "read", ""
+
+    one = read(None)
+    assert one[0] != "read" and "checksum" in one[1], one
+    assert read(2) == one
 
 
 def test_run_beside_runs_jobs_at_once_in_the_callers_context() -> None:
@@ -679,3 +807,18 @@ def test_run_beside_runs_jobs_at_once_in_the_callers_context() -> None:
     failed = run_beside(int, "x")
     with pytest.raises(ValueError):
         failed.result(timeout=30)
+
+
+def _child_hybrid(conn: Any, frame: bytes) -> None:
+    conn.send(sc.decode(frame, threads=2).tobytes())
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_run_beside_works_in_a_forked_child() -> None:
+    """A child forked after the parent's kept threads ran a large frame's checksum and its
+    side part (threads the child does not have) decodes it on two threads too, and does not
+    hang."""
+    frame = _big_frames()["hybrid"]
+    want = sc.decode(frame, threads=2).tobytes()  # the parent's kept threads now exist
+    assert _in_forked_child(_child_hybrid, frame) == want

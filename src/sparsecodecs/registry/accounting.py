@@ -22,7 +22,7 @@ import numpy as np
 
 from .dtypes import storage_nbytes
 from .errors import FrameHeaderError
-from .frame import ROLES, Frame, read_frame
+from .frame import ROLES, Frame, read_frame, use_frame
 from .registry import CodecRegistry, registry
 
 __all__ = ["Report", "SectionReport", "codec_for_frame", "decode", "inspect"]
@@ -128,10 +128,14 @@ def decode(
     ``threads``: how many threads may decode this one frame (its Huffman streams, row ranges
     and planes are independent). ``None`` (default) is 1, ``0`` every core; the result is the
     same bits whatever the number. Small frames use fewer threads than asked: starting a thread
-    costs more than decoding a few thousand values.
+    costs more than decoding a few thousand values. A large frame on more than one thread has
+    its checksum verified while it decodes.
     """
-    parsed = read_frame(frame)
-    return codec_for_frame(parsed).decode_frame(parsed, max_bytes=max_bytes, threads=threads)
+    if threads is None:
+        parsed = read_frame(frame)
+        return codec_for_frame(parsed).decode_frame(parsed, max_bytes=max_bytes)
+    return use_frame(frame, lambda parsed: codec_for_frame(parsed).decode_frame(
+        parsed, max_bytes=max_bytes, threads=threads), threads=threads)
 
 
 def inspect(frame: bytes | bytearray | memoryview) -> Report:

@@ -56,6 +56,7 @@ from .frame import (
     frame_nbytes,
     packed_header,
     read_frame,
+    use_frame,
     write_frame,
 )
 
@@ -298,14 +299,20 @@ class Codec(ABC):
         """Decode a frame written by this codec (its parameters are taken from the frame).
 
         ``threads``: see :func:`~sparsecodecs.decode`."""
-        parsed = read_frame(frame)
+        if threads is None:
+            parsed = read_frame(frame)
+            return self._written_by_me(parsed).decode_frame(parsed, max_bytes=max_bytes)
+        return use_frame(frame, lambda parsed: self._written_by_me(parsed).decode_frame(
+            parsed, max_bytes=max_bytes, threads=threads), threads=threads)
+
+    def _written_by_me(self, parsed: Frame) -> Codec:
+        """The codec of a parsed frame this codec's id wrote (FrameHeaderError otherwise)."""
         if parsed.codec_id != self.codec_id:
             raise FrameHeaderError(
                 f"frame was written by codec {parsed.codec_id!r}, not {self.codec_id!r}; "
                 "use sparsecodecs.decode() to decode any frame"
             )
-        return type(self).from_frame(parsed).decode_frame(parsed, max_bytes=max_bytes,
-                                                          threads=threads)
+        return type(self).from_frame(parsed)
 
     @classmethod
     def from_frame(cls, frame: Frame) -> Codec:

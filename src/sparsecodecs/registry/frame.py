@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -44,6 +45,9 @@ from .errors import (
     UnsupportedVersionError,
 )
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
@@ -58,6 +62,8 @@ __all__ = [
     "values_section",
     "write_frame",
 ]
+
+T = TypeVar("T")
 
 MAGIC = b"SPCF"
 #: The version :func:`write_frame` writes. Version 3 changed only the Huffman codebooks'
@@ -448,12 +454,16 @@ def _parse_header(raw: memoryview, version: int) -> dict[str, Any]:
     return header
 
 
-def read_frame(data: bytes | bytearray | memoryview) -> Frame:
+def read_frame(data: bytes | bytearray | memoryview,
+               _hashing: Callable[[memoryview], None] | None = None) -> Frame:
     """Parse and verify a frame, trusting nothing in it.
 
     Checks, in order: length, magic, version, flags, header length, checksum, header JSON and
     the type of every field, and that the section sizes add up to the frame length. Raises a
     :class:`~sparsecodecs.registry.errors.FrameError` subclass naming the failed check.
+
+    ``_hashing`` (:func:`use_frame`'s, internal): called with the frame's bytes where the
+    checksum would be verified, for it to verify instead.
     """
     try:
         buf = memoryview(data).cast("B")
@@ -482,13 +492,13 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
         raise TruncatedFrameError(
             f"frame is {n} bytes but its header alone needs {_PREFIX.size + hlen + _CHECKSUM.size}"
         )
-    (stored,) = _CHECKSUM.unpack_from(buf, n - _CHECKSUM.size)
-    actual = xxhash.xxh3_64_intdigest(buf[: n - _CHECKSUM.size])
-    if stored != actual:
-        raise ChecksumError(
-            f"checksum mismatch: frame stores {stored:#018x}, bytes hash to {actual:#018x} "
-            f"(frame of {n} bytes is corrupted or truncated)"
-        )
+    if _hashing is None:
+        (stored,) = _CHECKSUM.unpack_from(buf, n - _CHECKSUM.size)
+        actual = xxhash.xxh3_64_intdigest(buf[: n - _CHECKSUM.size])
+        if stored != actual:
+            raise _mismatch(stored, actual, n)
+    else:
+        _hashing(buf)
     header = _parse_header(buf[_PREFIX.size : _PREFIX.size + hlen], version)
     # JSON gives exact types: ``type(x) is str`` is a str (and never a bool), and so on
     codec_id, config, meta = header["codec"], header["config"], header["meta"]
@@ -554,3 +564,64 @@ def read_frame(data: bytes | bytearray | memoryview) -> Frame:
     return _built(Frame, {"codec_id": codec_id, "config": config, "info": info,
                           "sections": tuple(sections),
                           "header_nbytes": _PREFIX.size + hlen + _CHECKSUM.size, "nbytes": n})
+
+
+def _mismatch(stored: int, actual: int, n: int) -> ChecksumError:
+    return ChecksumError(
+        f"checksum mismatch: frame stores {stored:#018x}, bytes hash to {actual:#018x} "
+        f"(frame of {n} bytes is corrupted or truncated)"
+    )
+
+
+def _checksum_error(buf: memoryview) -> ChecksumError | None:
+    """The ChecksumError of a frame whose prefix :func:`read_frame` checked, or None if its
+    checksum holds."""
+    n = buf.nbytes
+    (stored,) = _CHECKSUM.unpack_from(buf, n - _CHECKSUM.size)
+    actual = xxhash.xxh3_64_intdigest(buf[: n - _CHECKSUM.size])
+    return None if stored == actual else _mismatch(stored, actual, n)
+
+
+#: The smallest frame :func:`use_frame` hashes beside its decode (20-40 us of hashing).
+CHECK_BESIDE_FROM = 1 << 20
+
+
+def use_frame(data: bytes | bytearray | memoryview, use: Callable[[Frame], T], *,
+              threads: int | None = None) -> T:
+    """``use(read_frame(data))``, for a caller decoding ``data`` on ``threads`` threads. For
+    a frame of :data:`CHECK_BESIDE_FROM` bytes or more on more than one thread, the checksum is
+    hashed on a kept thread while ``use`` runs on the frame parsed meanwhile: the same result
+    and the same error, a ChecksumError before any other (what ``use`` raised or returned is
+    dropped for it). The decoders take any frame without harm, verified or not (the hostile
+    frames of tests/fuzz carry good checksums); the hash was ~1 ms, serial, of a 4096x4096
+    ``hybrid`` decode on two threads that took 11-15 ms (docs/benchmarks.md)."""
+    if not _beside_worth(data, threads):
+        return use(read_frame(data))
+    from ._pool import run_beside  # threads: not imported by `import sparsecodecs`
+
+    pending: list[Future[ChecksumError | None]] = []
+    try:
+        result = use(read_frame(data, _hashing=lambda buf: pending.append(
+            run_beside(_checksum_error, buf))))
+    except BaseException:
+        error = pending[0].result() if pending else None  # none: refused before the hash
+        if error is not None:
+            raise error from None
+        raise
+    error = pending[0].result()
+    if error is not None:
+        raise error
+    return result
+
+
+def _beside_worth(data: object, threads: object) -> bool:
+    """Whether ``threads`` asks for more than one thread (a value :func:`resolve_threads`
+    takes: any other is refused where it always was) and ``data`` is a large frame."""
+    if type(threads) is not int or threads == 1 or threads < 0:
+        return False
+    if threads == 0 and (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        return memoryview(data).nbytes >= CHECK_BESIDE_FROM  # type: ignore[arg-type]
+    except TypeError:
+        return False

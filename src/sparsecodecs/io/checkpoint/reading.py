@@ -19,14 +19,13 @@ from ...registry import (
     DecodeLimitError,
     Report,
     SliceError,
-    decode,
     get_decode_limit,
     inspect,
     resolve_threads,
 )
 from ...registry._pool import map_in_order
-from ...registry.accounting import SectionReport
-from ...registry.frame import read_frame
+from ...registry.accounting import SectionReport, codec_for_frame
+from ...registry.frame import Frame, use_frame
 from .container import (
     ST_DTYPES,
     _Blocks,
@@ -158,17 +157,22 @@ class safe_open:  # the name safetensors users know
     def _decode(self, frame: bytes, name: str, shape: tuple[int, ...], what: str,
                 threads: int | None = None) -> np.ndarray:
         """Decode ``frame`` after checking that its header claims the dtype and shape the tensor
-        table expects (before anything is allocated)."""
+        table expects (before anything is allocated). The frame is parsed and hashed once."""
         dtype = self._info.table[name][0]
         stored = np.dtype(np.uint8) if dtype == "BOOL" else ST_DTYPES[dtype]
-        info = read_frame(frame).info
-        if info.dtype != stored or info.shape != shape:
-            raise _fail(
-                self.path,
-                f"tensor {name!r}{what}: its frame holds {info.dtype} {list(info.shape)}, but the "
-                f"tensor table says {dtype} {list(shape)}",
-            )
-        return decode(frame, threads=threads or self._threads)
+        wanted = threads or self._threads
+
+        def use(parsed: Frame) -> np.ndarray:
+            info = parsed.info
+            if info.dtype != stored or info.shape != shape:
+                raise _fail(
+                    self.path,
+                    f"tensor {name!r}{what}: its frame holds {info.dtype} {list(info.shape)}, "
+                    f"but the tensor table says {dtype} {list(shape)}",
+                )
+            return codec_for_frame(parsed).decode_frame(parsed, threads=wanted)
+
+        return use_frame(frame, use, threads=wanted)
 
     def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of tensor ``name`` (``0 <= start <= stop <= rows``), decoding only
