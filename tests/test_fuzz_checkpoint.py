@@ -184,8 +184,8 @@ def test_a_deeply_nested_index_is_a_checkpoint_error(tmp_path: Path) -> None:
 def test_assert_reads_or_refuses_catches_a_broken_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, effect: Callable[[Any], Any], message: str
 ) -> None:
-    real = sc.safe_open.get_tensor
-    monkeypatch.setattr(sc.safe_open, "get_tensor", lambda self, name: effect(real(self, name)))
+    real = sc.safe_open.get_array  # under get_tensor and load_file
+    monkeypatch.setattr(sc.safe_open, "get_array", lambda self, name: effect(real(self, name)))
     with pytest.raises(AssertionError, match=message):
         assert_reads_or_refuses(_file(tmp_path, SEEDS[0]))
 

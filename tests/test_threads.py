@@ -822,3 +822,162 @@ def test_run_beside_works_in_a_forked_child() -> None:
     frame = _big_frames()["hybrid"]
     want = sc.decode(frame, threads=2).tobytes()  # the parent's kept threads now exist
     assert _in_forked_child(_child_hybrid, frame) == want
+
+
+# -- many tensors of a checkpoint side by side -------------------------------------------------
+
+
+def test_imap_in_order_yields_in_order_at_most_workers_at_once() -> None:
+    """imap_in_order: results in thunk order; never more than ``workers`` thunks running at
+    once, nor more than one taken beyond them; the thunks taken on the caller's thread."""
+    import functools
+    import threading
+    import time
+
+    from sparsecodecs.registry._pool import imap_in_order
+
+    lock = threading.Lock()
+    running, most, taken, done = [0], [0], [0], [0]
+    caller = threading.current_thread()
+
+    def work(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.003 if i % 3 else 0.001)
+        with lock:
+            running[0] -= 1
+            done[0] += 1
+        return i * i
+
+    def thunks() -> Any:
+        for i in range(15):
+            assert threading.current_thread() is caller
+            taken[0] += 1
+            assert taken[0] - done[0] <= 3 + 1  # two running, one queued, this one
+            yield functools.partial(work, i)
+
+    assert list(imap_in_order(thunks(), 2)) == [i * i for i in range(15)]
+    assert most[0] == 2
+    assert list(imap_in_order((functools.partial(work, i) for i in range(3)), 1)) == [0, 1, 4]
+
+
+def test_imap_in_order_raises_in_order() -> None:
+    """A thunk's error comes after every result before it, and so does an error raised while
+    taking the next thunk (reading a file); stopping early waits for the started thunks."""
+    import functools
+    import time
+
+    from sparsecodecs.registry._pool import imap_in_order
+
+    def work(i: int) -> int:
+        time.sleep(0.002)
+        if i == 4:
+            raise ValueError("four")
+        return i
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="four"):
+        for r in imap_in_order((functools.partial(work, i) for i in range(9)), 2):
+            got.append(r)
+    assert got == [0, 1, 2, 3]
+
+    def failing_reader() -> Any:
+        for i in range(9):
+            if i == 3:
+                raise OSError("truncated")
+            yield functools.partial(work, i)
+
+    got.clear()
+    with pytest.raises(OSError, match="truncated"):
+        for r in imap_in_order(failing_reader(), 2):
+            got.append(r)
+    assert got == [0, 1, 2]
+    finished: list[int] = []
+
+    def slow(i: int) -> int:
+        time.sleep(0.01)
+        finished.append(i)
+        return i
+
+    results = imap_in_order((functools.partial(slow, i) for i in range(9)), 2)
+    assert next(results) == 0
+    results.close()  # a consumer that stops early
+    count = len(finished)
+    time.sleep(0.05)
+    assert len(finished) == count < 9  # the started ones were waited for; the rest dropped
+
+
+def _many_tensors() -> dict[str, np.ndarray]:
+    return {**{f"w{i}": weights((64 + 16 * i, 48), ml_dtypes.bfloat16, i) for i in range(6)},
+            "mask": np.arange(30) % 3 == 0, "big": weights((300, 64), np.float32, 9),
+            "v": np.arange(7, dtype=np.int8)}
+
+
+def test_load_file_decodes_tensors_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load_file and decompress with threads > 1 decode the tensors stored as one frame on
+    the kept threads, one thread each, to the same bits (a bool tensor, one in row blocks);
+    with one thread, on the caller's."""
+    import threading
+
+    from sparsecodecs.io.checkpoint import reading
+
+    tensors = _many_tensors()
+    path = tmp_path / "m.safetensors"
+    sc.save_file(tensors, path, codec="hybrid", block_bytes=16 << 10)
+    with sc.safe_open(path) as f:
+        assert f.blocks("big") is not None and f.blocks("w0") is None
+    where: list[tuple[str, bool]] = []
+    real = reading.safe_open._whole
+    monkeypatch.setattr(reading.safe_open, "_whole", lambda self, frame, name, *a: where.append(
+        (name, threading.current_thread() is threading.main_thread())) or real(
+            self, frame, name, *a))
+    for threads in (None, 2, 3):
+        where.clear()
+        loaded = sc.load_file(path, threads=threads)
+        assert list(loaded) == list(tensors)
+        for k, v in tensors.items():
+            assert loaded[k].dtype == v.dtype and loaded[k].tobytes() == v.tobytes(), (k, threads)
+        assert sorted(n for n, _ in where) == sorted(set(tensors) - {"big"})
+        assert all(main == (threads is None) for _, main in where), (threads, where)
+    sc.decompress(path, tmp_path / "one.safetensors")
+    where.clear()
+    sc.decompress(path, tmp_path / "two.safetensors", threads=2)
+    assert not any(main for _, main in where) and len(where) == len(tensors) - 1
+    assert (tmp_path / "one.safetensors").read_bytes() == (
+        tmp_path / "two.safetensors").read_bytes()
+
+
+def test_load_file_side_by_side_raises_what_one_thread_raises(tmp_path: Path) -> None:
+    """A damaged frame in the middle, or a file cut short: threads=2 raises the error one
+    thread raises (the first in file order), and decompress leaves nothing behind."""
+    tensors = _many_tensors()
+    path = tmp_path / "m.safetensors"
+    sc.save_file(tensors, path, codec="hybrid", block_bytes=16 << 10)
+    data = path.read_bytes()
+
+    def flipped(data: bytes, name: str) -> bytes:
+        with sc.safe_open(path) as f:
+            frame = f.get_frame(name)
+        at = data.index(frame) + len(frame) // 2
+        return data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1:]
+
+    damaged = {"frame": flipped(data, "w2"), "two frames": flipped(flipped(data, "w4"), "w1"),
+               "cut": data[: len(data) - 40]}
+    for what, bad in damaged.items():
+        p = tmp_path / f"{what}.safetensors"
+        p.write_bytes(bad)
+        outcomes = []
+        for threads in (None, 2):
+            try:
+                sc.load_file(p, threads=threads)
+                outcomes.append(("read", ""))
+            except sc.SparseCodecsError as exc:
+                outcomes.append((type(exc).__name__, str(exc)))
+        assert outcomes[0][0] != "read" and outcomes[1] == outcomes[0], (what, outcomes)
+        out = tmp_path / f"{what}.out.safetensors"
+        with pytest.raises(sc.SparseCodecsError):
+            sc.decompress(p, out, threads=2)
+        assert not out.exists()

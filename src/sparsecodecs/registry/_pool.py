@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import TypeVar
@@ -57,16 +58,9 @@ def map_in_order(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list
     worker waits on work queued behind it."""
     if workers <= 1 or len(items) <= 1 or getattr(_inside, "active", False):
         return [fn(item) for item in items]
-
-    def run(item: T) -> R:
-        _inside.active = True
-        try:
-            return fn(item)
-        finally:
-            _inside.active = False
-
     pool = _pool(min(workers, len(items)))
-    done: list[Future[R]] = [pool.submit(copy_context().run, run, item) for item in items]
+    done: list[Future[R]] = [pool.submit(copy_context().run, _run_inside, fn, item)
+                             for item in items]
     try:
         return [f.result() for f in done]
     except BaseException:
@@ -74,6 +68,51 @@ def map_in_order(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list
             f.cancel()
         wait(done)  # the started ones write into the caller's buffers: let them finish
         raise
+
+
+def _run_inside(fn: Callable[..., R], *args: object) -> R:
+    """``fn(*args)`` on a pool thread, marked as such (nested calls then run inline)."""
+    _inside.active = True
+    try:
+        return fn(*args)
+    finally:
+        _inside.active = False
+
+
+def imap_in_order(thunks: Iterable[Callable[[], R]], workers: int) -> Iterator[R]:
+    """The results of ``thunks`` in order, up to ``workers`` of them running at a time on the
+    kept threads of :func:`map_in_order` (each in a copy of the caller's context), and one
+    more taken and queued. ``thunks`` is iterated on the caller's thread, as results are
+    taken: it may read a file in order, and do work of its own (a thunk it returns may just
+    hand back a result). Errors come in order: a thunk's, or one raised taking the next
+    thunk, after every result before it. Stopping early drops the thunks not started and
+    waits for the started ones. From a pool thread, or with one worker: one after another."""
+    if workers <= 1 or getattr(_inside, "active", False):
+        for thunk in thunks:
+            yield thunk()
+        return
+    pool = _pool(workers)
+    window: deque[Future[R]] = deque()
+    it = iter(thunks)
+    try:
+        while True:
+            if len(window) > workers:
+                yield window.popleft().result()
+            try:
+                thunk = next(it)
+            except StopIteration:
+                break
+            except BaseException:
+                while window:  # the results before the error come first
+                    yield window.popleft().result()
+                raise
+            window.append(pool.submit(copy_context().run, _run_inside, thunk))
+        while window:
+            yield window.popleft().result()
+    finally:
+        for f in window:
+            f.cancel()
+        wait(window)
 
 
 class _Beside:

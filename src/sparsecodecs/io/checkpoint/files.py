@@ -577,15 +577,17 @@ def _decompress_file(header: _Header, dst_fh: IO[bytes], tick: Callable[[str], N
         meta = {**(meta or {}), _KEY_TRANSFORMS: json.dumps(info.transforms)}
     dst_fh.write(_padded(_header_bytes(specs, meta)))
     with safe_open(header.path, threads=threads) as f:
-        for e in header.entries:
-            blocks = f.blocks(e.name)
-            if blocks is None:
-                dst_fh.write(f.get_array(e.name).tobytes())
-            else:  # one block per thread in memory at a time
+        names = [e.name for e in header.entries]
+        for name, whole in zip(names, f._arrays(names, blocked=False), strict=True):
+            if whole is not None:
+                dst_fh.write(whole.tobytes())
+            else:  # in row blocks: one block per thread in memory at a time
+                blocks = f.blocks(name)
+                assert blocks is not None
                 for k in range(0, len(blocks), threads):
                     group = blocks[k : k + threads]
-                    dst_fh.write(f._rows(e.name, group[0][0], group[-1][1]).tobytes())
-            tick(e.name)
+                    dst_fh.write(f._rows(name, group[0][0], group[-1][1]).tobytes())
+            tick(name)
 
 
 def decompress(
@@ -600,9 +602,9 @@ def decompress(
 
     Tensors come back bit-identical, in their original order, with the user's metadata (plus
     ``sparsecodecs.transforms`` if a lossy transform was applied when compressing); one tensor is
-    decoded at a time (with ``threads`` > 1, that many of its row blocks side by side, or one
-    frame's streams split; ``None`` is 1, ``0`` every core). Returns the accounting of the
-    *input*.
+    decoded at a time, or with ``threads`` > 1 that many tensors of one frame side by side (and
+    one more read ahead), a tensor in row blocks that many of its blocks (``None`` is 1, ``0``
+    every core). Returns the accounting of the *input*.
     """
     nthreads = resolve_threads(threads)
     started = time.perf_counter()
