@@ -981,3 +981,25 @@ def test_load_file_side_by_side_raises_what_one_thread_raises(tmp_path: Path) ->
         with pytest.raises(sc.SparseCodecsError):
             sc.decompress(p, out, threads=2)
         assert not out.exists()
+
+
+def test_use_frame_lets_an_interrupt_through() -> None:
+    """An interrupt while a damaged large frame decodes stays an interrupt (the hash beside it
+    is waited for, not reported); an error becomes the ChecksumError."""
+    from sparsecodecs.registry import ChecksumError
+    from sparsecodecs.registry.frame import use_frame
+
+    bad = _damaged(_big_frames()["nm"])["last section"]
+
+    def interrupted(parsed: Any) -> None:
+        raise KeyboardInterrupt
+
+    def failing(parsed: Any) -> None:
+        raise RuntimeError("decode failed")
+
+    with pytest.raises(KeyboardInterrupt):
+        use_frame(bad, interrupted, threads=2)
+    with pytest.raises(ChecksumError):
+        use_frame(bad, failing, threads=2)
+    with pytest.raises(ChecksumError):
+        use_frame(bad, interrupted, threads=1)  # one thread: hashed before decoding

@@ -592,9 +592,10 @@ def use_frame(data: bytes | bytearray | memoryview, use: Callable[[Frame], T], *
     a frame of :data:`CHECK_BESIDE_FROM` bytes or more on more than one thread, the checksum is
     hashed on a kept thread while ``use`` runs on the frame parsed meanwhile: the same result
     and the same error, a ChecksumError before any other (what ``use`` raised or returned is
-    dropped for it). The decoders take any frame without harm, verified or not (the hostile
-    frames of tests/fuzz carry good checksums); the hash was ~1 ms, serial, of a 4096x4096
-    ``hybrid`` decode on two threads that took 11-15 ms (docs/benchmarks.md)."""
+    dropped for it; a KeyboardInterrupt or SystemExit is not). The decoders take any frame
+    without harm, verified or not (the hostile frames of tests/fuzz carry good checksums); the
+    hash was ~1 ms, serial, of a 4096x4096 ``hybrid`` decode on two threads that took 11-15 ms
+    (docs/benchmarks.md)."""
     if not _beside_worth(data, threads):
         return use(read_frame(data))
     from ._pool import run_beside  # threads: not imported by `import sparsecodecs`
@@ -603,10 +604,14 @@ def use_frame(data: bytes | bytearray | memoryview, use: Callable[[Frame], T], *
     try:
         result = use(read_frame(data, _hashing=lambda buf: pending.append(
             run_beside(_checksum_error, buf))))
-    except BaseException:
+    except Exception:
         error = pending[0].result() if pending else None  # none: refused before the hash
         if error is not None:
             raise error from None
+        raise
+    except BaseException:  # an interrupt stays one; the hash is waited for, not reported
+        if pending:
+            pending[0].result()
         raise
     error = pending[0].result()
     if error is not None:
