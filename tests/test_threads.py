@@ -579,13 +579,14 @@ def test_side_by_side_bitmask_decode_gives_the_same_bits(monkeypatch: pytest.Mon
 
     ran: list[int] = []
     touch = hybrid.touch_pages
-    monkeypatch.setattr(hybrid, "touch_pages", lambda out: ran.append(out.size) or touch(out))
+    monkeypatch.setattr(hybrid, "touch_pages",
+                        lambda out, *a: ran.append(out.size) or touch(out, *a))
     for name, frame in _side_by_side_frames().items():
         one = sc.decode(frame)
         for threads in (2, 3):
             ran.clear()
             assert sc.decode(frame, threads=threads).tobytes() == one.tobytes(), (name, threads)
-            assert ran == [one.size], name  # the side-by-side path, not the split one
+            assert ran == [one.size] * 2, name  # the side-by-side path (both threads touch)
     small = sc.get_codec("hybrid", layout="bitmask").encode(weights((512, 1024), np.float32))
     ran.clear()
     assert sc.decode(small, threads=2).tobytes() == sc.decode(small).tobytes()
@@ -1003,3 +1004,42 @@ def test_use_frame_lets_an_interrupt_through() -> None:
         use_frame(bad, failing, threads=2)
     with pytest.raises(ChecksumError):
         use_frame(bad, interrupted, threads=1)  # one thread: hashed before decoding
+
+
+
+def test_touch_pages_with_a_cursor_shares_the_pages() -> None:
+    """touch_pages(buf, cursor): every 4096th byte zeroed and no other byte written, the
+    cursor past the end; calls on four threads sharing a cursor together touch every page;
+    a cursor already past the end touches nothing; a cursor that is not one aligned int64 is
+    refused."""
+    import threading
+
+    from sparsecodecs.codecs._kernels import touch_pages
+
+    for size in (1, 4096, 4097, (5 << 20) + 123):
+        buf = np.full(size, 7, np.uint8)
+        cursor = np.zeros(1, np.int64)
+        touch_pages(buf, cursor)
+        want = np.full(size, 7, np.uint8)
+        want[::4096] = 0
+        assert buf.tobytes() == want.tobytes() and cursor[0] >= size, size
+    buf = np.full(37 << 20, 7, np.uint8)
+    cursor = np.zeros(1, np.int64)
+    workers = [threading.Thread(target=touch_pages, args=(buf, cursor)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not buf[::4096].any() and int(np.count_nonzero(buf == 7)) == buf.size - buf[::4096].size
+    buf = np.full(1 << 16, 7, np.uint8)
+    for start in (1 << 16, 1 << 40, -1):
+        touch_pages(buf, np.array([start], np.int64))
+        assert (buf == 7).all(), start
+    for bad in (np.zeros(1, np.int32), np.zeros(0, np.int64), np.zeros(4, np.int64)[::2],
+                np.zeros(1, np.int64).view(np.uint8)):
+        with pytest.raises((BufferError, TypeError, ValueError)):
+            touch_pages(buf, bad)
+    frozen = np.zeros(1, np.int64)
+    frozen.flags.writeable = False
+    with pytest.raises(BufferError):
+        touch_pages(buf, frozen)

@@ -725,8 +725,9 @@ class Hybrid(Codec):
         more, in two parts side by side: the values' Huffman streams here, on one thread
         (four streams in lockstep, where two threads would each run two, a slower loop),
         while a thread of its own decodes the mask and touches the output's pages first (the
-        kernel zeroing 32 MiB of fresh pages is a quarter of a 4096x4096 bfloat16 decode);
-        then the values' join and the scatter on every thread. The same checks, and the
+        kernel zeroing 32 MiB of fresh pages is a quarter of a 4096x4096 bfloat16 decode),
+        this thread touching those it has not reached once the values are done; then the
+        values' join and the scatter on every thread. The same checks, and the
         same error first, as decode_parts: the values', the fill's, the mask's. The output
         is allocated once the sections hold at least a bit a mask byte and a value (each
         coded symbol takes one)."""
@@ -735,10 +736,11 @@ class Hybrid(Codec):
         if 8 * sections.nbytes < nbytes + count:
             return self.decode_parts(sections, info).to_bits(info.shape)
         out = np.empty(size, bits_dtype(info.dtype))
+        touched = np.zeros(1, np.int64)  # the pages' cursor, shared by the two threads
 
         def side() -> np.ndarray:
             mask, _ = self._index(sections, info, "mask", nbytes, 256, np.uint8, nbytes)
-            touch_pages(out)
+            touch_pages(out, touched)
             return mask
 
         join = beside(side)
@@ -750,6 +752,7 @@ class Hybrid(Codec):
             with suppress(Exception):  # the values' error comes first, as in decode_parts
                 join()
             raise
+        touch_pages(out, touched)  # the pages the side part has not reached yet
         mask = join()
         check_mask(mask, size, values.size, "section 'mask'")
         MaskParts(mask, values, fill).scatter_into(out, info.shape)

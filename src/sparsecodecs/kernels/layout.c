@@ -255,25 +255,50 @@ static int get_fill_args(sc_bufs *s, PyObject *const *args, Py_ssize_t nargs, co
     return check_fill(fill, data, fill->n, fn);
 }
 
-/* touch_pages(buf): a zero byte written every 4096 bytes of a writable buffer (its pages
- * faulted in, the kernel zeroing them) with the GIL released: a fresh output's first touch,
- * done on one thread while another decodes (codecs/hybrid.py). */
+/* touch_pages(buf[, cursor]): a zero byte written every 4096 bytes of a writable buffer (its
+ * pages faulted in, the kernel zeroing them) with the GIL released: a fresh output's first
+ * touch, done on one thread while another decodes (codecs/hybrid.py). With `cursor` (one
+ * int64, 0 at first), the buffer is touched in runs of TOUCH_RUN bytes, each claimed by an
+ * atomic add to the cursor: calls on several threads with the same cursor share the pages
+ * still untouched, each returning once no run is left to claim (a run another call claimed
+ * may still be under way). */
+#define TOUCH_RUN ((uint64_t)1 << 21)
 FASTCALL(touch_pages) {
     sc_bufs s = {.n = 0};
-    sc_arr buf = {0};
+    sc_arr buf = {0}, cur = {0};
     PyObject *res = NULL;
-    if (sc_nargs(nargs, 1, "touch_pages") < 0) return NULL;
-    if (get(&s, args[0], 1, 0, "buf", &buf) < 0) goto done;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "touch_pages takes buf and an optional cursor");
+        return NULL;
+    }
+    if (get(&s, args[0], 1, 0, "buf", &buf) < 0 ||
+        (nargs == 2 && get(&s, args[1], 1, 8, "cursor", &cur) < 0))
+        goto done;
+    if (nargs == 2 && cur.n < 1) {
+        fail("touch_pages: cursor must hold one int64");
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     volatile uint8_t *p = (volatile uint8_t *)buf.p;
-    const Py_ssize_t n = buf.n * buf.itemsize;
-    for (Py_ssize_t i = 0; i < n; i += 4096) p[i] = 0;
+    const uint64_t n = (uint64_t)buf.n * (uint64_t)buf.itemsize;
+    if (nargs == 1) {
+        for (uint64_t i = 0; i < n; i += 4096) p[i] = 0;
+    } else {
+        uint64_t *c = (uint64_t *)cur.p;
+        for (;;) { /* unsigned: a cursor past n (or "negative") claims nothing */
+            const uint64_t i = __atomic_fetch_add(c, TOUCH_RUN, __ATOMIC_RELAXED);
+            if (i >= n) break;
+            const uint64_t end = n - i < TOUCH_RUN ? n : i + TOUCH_RUN;
+            for (uint64_t j = i; j < end; j += 4096) p[j] = 0;
+        }
+    }
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);
 done:
     sc_release(&s);
     return res;
 }
+#undef TOUCH_RUN
 
 /* fill_rows(out, fill, cols) */
 FASTCALL(fill_rows) {
@@ -3984,7 +4009,8 @@ done:
 
 PyMethodDef sc_layout_methods[] = {
     M(mask_popcount, "mask_popcount(mask) -> set bits of a byte array."),
-    M(touch_pages, "touch_pages(buf): one zero byte a 4096 bytes (the pages faulted in)."),
+    M(touch_pages, "touch_pages(buf[, cursor]): one zero byte a 4096 bytes (the pages faulted "
+                   "in); with a cursor, shared by the calls given it."),
     M(fill_rows, "fill_rows(out, fill, cols): out = fill[0], or fill[r] on row r."),
     M(cut_rows, "cut_rows(src, rows, stride, width, out) -> 1 if padding past width is not 0."),
     M(count_fill, "count_fill(x, fill, cols[, per_row]) -> items equal to their row's fill item."),
