@@ -1,5 +1,7 @@
 """Kept worker threads for work a caller splits by ``threads=`` (row blocks of a product,
-blocks of a checkpoint tensor), shared by every such call.
+blocks of a checkpoint tensor, a checkpoint's tensors: :func:`map_in_order`,
+:func:`imap_in_order`), shared by every such call; and kept threads for leaf work beside a
+caller (a large frame's checksum, one part of a decode: :func:`run_beside`).
 
 A :class:`~concurrent.futures.ThreadPoolExecutor` made and shut down per call cost more than
 the work on small weights: a 1536x384 ``hybrid`` product in six row blocks took 2.8-4.1 ms on
@@ -7,7 +9,7 @@ two threads and 0.85-1.05 ms on one (docs/compute.md, "Kept threads for row bloc
 the pool alone was 0.63-0.71 ms for six empty items made per call, 0.16-0.17 kept. One pool
 is kept per worker count asked for, so that ``threads=2`` never runs more than two blocks at
 once, made on first use and forgotten in a forked child (whose copy of the pool has no threads
-behind it).
+behind it), as are :func:`run_beside`'s idle threads.
 """
 
 from __future__ import annotations
