@@ -581,12 +581,17 @@ def test_side_by_side_bitmask_decode_gives_the_same_bits(monkeypatch: pytest.Mon
     touch = hybrid.touch_pages
     monkeypatch.setattr(hybrid, "touch_pages",
                         lambda out, *a: ran.append(out.size) or touch(out, *a))
+    resident = [False]
+    monkeypatch.setattr(hybrid, "pages_resident", lambda out: resident[0])
     for name, frame in _side_by_side_frames().items():
         one = sc.decode(frame)
         for threads in (2, 3):
-            ran.clear()
-            assert sc.decode(frame, threads=threads).tobytes() == one.tobytes(), (name, threads)
-            assert ran == [one.size] * 2, name  # the side-by-side path (both threads touch)
+            for resident[0] in (False, True):
+                ran.clear()
+                got = sc.decode(frame, threads=threads)
+                assert got.tobytes() == one.tobytes(), (name, threads, resident)
+                # fresh pages: the side-by-side path (both threads touch); resident: none
+                assert ran == ([] if resident[0] else [one.size] * 2), (name, resident)
     small = sc.get_codec("hybrid", layout="bitmask").encode(weights((512, 1024), np.float32))
     ran.clear()
     assert sc.decode(small, threads=2).tobytes() == sc.decode(small).tobytes()
@@ -645,11 +650,14 @@ def test_side_by_side_bitmask_decode_raises_what_one_thread_raises(
     ran: list[str] = []
     beside = hybrid.beside
     refused = set()
+    resident = [False]
+    monkeypatch.setattr(hybrid, "pages_resident", lambda out: resident[0])
     for name, bad in damaged.items():
         one = outcome(bad, 1)
         monkeypatch.setattr(hybrid, "beside",
                             lambda work, name=name: ran.append(name) or beside(work))
-        assert outcome(bad, 2) == one, name
+        for resident[0] in (False, True):  # side by side, or each step on every thread
+            assert outcome(bad, 2) == one, (name, resident)
         if one[0] == "refused":
             refused.add(name)
     assert "tiny" not in ran and "values" in ran  # allocated only when the sections can hold it
@@ -1021,8 +1029,11 @@ def test_touch_pages_with_a_cursor_shares_the_pages() -> None:
         cursor = np.zeros(1, np.int64)
         touch_pages(buf, cursor)
         want = np.full(size, 7, np.uint8)
-        want[::4096] = 0
+        want[::4096] = want[-1] = 0
         assert buf.tobytes() == want.tobytes() and cursor[0] >= size, size
+        plain = np.full(size, 7, np.uint8)
+        touch_pages(plain)
+        assert plain.tobytes() == want.tobytes(), size
     buf = np.full(37 << 20, 7, np.uint8)
     cursor = np.zeros(1, np.int64)
     workers = [threading.Thread(target=touch_pages, args=(buf, cursor)) for _ in range(4)]
@@ -1030,7 +1041,8 @@ def test_touch_pages_with_a_cursor_shares_the_pages() -> None:
         w.start()
     for w in workers:
         w.join()
-    assert not buf[::4096].any() and int(np.count_nonzero(buf == 7)) == buf.size - buf[::4096].size
+    assert not buf[::4096].any() and not buf[-1]
+    assert int(np.count_nonzero(buf == 7)) == buf.size - buf[::4096].size - 1
     buf = np.full(1 << 16, 7, np.uint8)
     for start in (1 << 16, 1 << 40, -1):
         touch_pages(buf, np.array([start], np.int64))
@@ -1043,3 +1055,22 @@ def test_touch_pages_with_a_cursor_shares_the_pages() -> None:
     frozen.flags.writeable = False
     with pytest.raises(BufferError):
         touch_pages(buf, frozen)
+
+
+
+def test_pages_resident_tells_a_fresh_mapping_from_a_touched_one() -> None:
+    """A fresh 64 MiB array (above glibc's largest mmap threshold: a mapping of its own) is
+    not resident; once written, it is; an empty buffer is not (Linux: elsewhere, never)."""
+    import sys
+
+    from sparsecodecs.codecs._kernels import pages_resident
+
+    fresh = np.empty(64 << 20, np.uint8)
+    assert not pages_resident(fresh)
+    fresh[::4096] = fresh[-1] = 1  # (the array need not start on a page)
+    assert pages_resident(fresh) is (sys.platform == "linux")
+    half = np.empty(64 << 20, np.uint8)
+    half[: 32 << 20] = 1  # the last page, among those probed, untouched
+    assert not pages_resident(half)
+    assert not pages_resident(np.empty(0, np.uint8))
+    assert pages_resident(np.ones(5, np.uint8)) is (sys.platform == "linux")

@@ -40,14 +40,21 @@ def byte_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 def touch_pages(buf: np.ndarray, cursor: np.ndarray | None = None) -> None:
-    """Write a zero byte every 4096 bytes of the writable C-contiguous ``buf`` (its pages
-    faulted in: the first touch of a fresh output, on a thread of its own). With ``cursor``
-    (one int64, 0 at first), calls on several threads share the pages: each claims runs of
-    2 MiB not yet claimed, and returns when none is left."""
+    """Write a zero byte every 4096 bytes of the writable C-contiguous ``buf``, and its last
+    byte (its pages faulted in: the first touch of a fresh output, on a thread of its own).
+    With ``cursor`` (one int64, 0 at first), calls on several threads share the pages: each
+    claims runs of 2 MiB not yet claimed, and returns when none is left."""
     if cursor is None:
         _native.touch_pages(buf)
     else:
         _native.touch_pages(buf, cursor)
+
+
+def pages_resident(buf: np.ndarray) -> bool:
+    """Whether the pages of the C-contiguous ``buf`` are in memory already (8 probed, first
+    and last among them): a reused allocation's are, a fresh mapping's not until touched.
+    False off Linux."""
+    return bool(_native.pages_resident(buf))
 
 
 def mask_codes24(mask: np.ndarray, groups: int, out: np.ndarray) -> bool:

@@ -66,6 +66,7 @@ from ._kernels import (
     check_mask,
     count_fill,
     count_fill_rows,
+    pages_resident,
     split_kept,
     touch_pages,
 )
@@ -727,7 +728,10 @@ class Hybrid(Codec):
         while a thread of its own decodes the mask and touches the output's pages first (the
         kernel zeroing 32 MiB of fresh pages is a quarter of a 4096x4096 bfloat16 decode),
         this thread touching those it has not reached once the values are done; then the
-        values' join and the scatter on every thread. The same checks, and the
+        values' join and the scatter on every thread. An output whose pages are in memory
+        already (a reused allocation) has nothing to touch: each step then runs on every
+        thread, as below SIDE_BY_SIDE (2048x2048 bfloat16 in a loop: 3.28-3.40 ms against
+        3.77-3.80 side by side; fresh pages: 4.39-4.76 against 4.27-4.30). The same checks, and the
         same error first, as decode_parts: the values', the fill's, the mask's. The output
         is allocated once the sections hold at least a bit a mask byte and a value (each
         coded symbol takes one)."""
@@ -736,6 +740,11 @@ class Hybrid(Codec):
         if 8 * sections.nbytes < nbytes + count:
             return self.decode_parts(sections, info).to_bits(info.shape)
         out = np.empty(size, bits_dtype(info.dtype))
+        if pages_resident(out):  # no first touch to do beside: each step on every thread
+            parts = self.decode_parts(sections, info)
+            assert isinstance(parts, MaskParts)
+            parts.scatter_into(out, info.shape)
+            return out.reshape(info.shape)
         touched = np.zeros(1, np.int64)  # the pages' cursor, shared by the two threads
 
         def side() -> np.ndarray:
