@@ -731,10 +731,10 @@ class Hybrid(Codec):
         values' join and the scatter on every thread. An output whose pages are in memory
         already (a reused allocation) has nothing to touch: each step then runs on every
         thread, as below SIDE_BY_SIDE (2048x2048 bfloat16 in a loop: 3.28-3.40 ms against
-        3.77-3.80 side by side; fresh pages: 4.39-4.76 against 4.27-4.30). The same checks, and the
-        same error first, as decode_parts: the values', the fill's, the mask's. The output
-        is allocated once the sections hold at least a bit a mask byte and a value (each
-        coded symbol takes one)."""
+        3.77-3.80 side by side; fresh pages: 4.39-4.76 against 4.27-4.30). The same checks,
+        and the same error first, as decode_parts: the values', the fill's, the mask's. The
+        output is allocated once the sections hold at least a bit a mask byte and a value
+        (each coded symbol takes one)."""
         self._resolved()
         size, nbytes, count = info.size, (info.size + 7) // 8, self._count(info)
         if 8 * sections.nbytes < nbytes + count:

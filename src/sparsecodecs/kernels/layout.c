@@ -260,8 +260,8 @@ static int get_fill_args(sc_bufs *s, PyObject *const *args, Py_ssize_t nargs, co
 }
 
 /* touch_pages(buf[, cursor]): a zero byte written every 4096 bytes of a writable buffer, and at
- * its last byte (its pages faulted in, the kernel zeroing them) with the GIL released: a fresh output's first
- * touch, done on one thread while another decodes (codecs/hybrid.py). With `cursor` (one
+ * its last byte (its pages faulted in, the kernel zeroing them) with the GIL released: a fresh
+ * output's first touch, done on one thread while another decodes (codecs/hybrid.py). With `cursor` (one
  * int64, 0 at first), the buffer is touched in runs of TOUCH_RUN bytes, each claimed by an
  * atomic add to the cursor: calls on several threads with the same cursor share the pages
  * still untouched, each returning once no run is left to claim (a run another call claimed
@@ -309,8 +309,8 @@ done:
 /* pages_resident(buf) -> whether a buffer's pages are in memory already: mincore() on
  * RESIDENT_PROBES pages spread over it, the first and the last among them (3.4-4.3 us a call
  * here; 16 probes took 10.8). A reused allocation's pages are; a fresh mapping's are not until
- * first touched. False where mincore is not available (not
- * Linux) or fails, and for an empty buffer's none. */
+ * first touched. False where mincore is not available (not Linux) or fails, and for an empty
+ * buffer. */
 #define RESIDENT_PROBES 8
 FASTCALL(pages_resident) {
     sc_bufs s = {.n = 0};
