@@ -285,18 +285,13 @@ FASTCALL(touch_pages) {
     Py_BEGIN_ALLOW_THREADS
     volatile uint8_t *p = (volatile uint8_t *)buf.p;
     const uint64_t n = (uint64_t)buf.n * (uint64_t)buf.itemsize;
-    if (nargs == 1) {
-        for (uint64_t i = 0; i < n; i += 4096) p[i] = 0;
-        if (n) p[n - 1] = 0; /* the last page, where the buffer does not start on one */
-    } else {
-        uint64_t *c = (uint64_t *)cur.p;
-        for (;;) { /* unsigned: a cursor past n (or "negative") claims nothing */
-            const uint64_t i = __atomic_fetch_add(c, TOUCH_RUN, __ATOMIC_RELAXED);
-            if (i >= n) break;
-            const uint64_t end = n - i < TOUCH_RUN ? n : i + TOUCH_RUN;
-            for (uint64_t j = i; j < end; j += 4096) p[j] = 0;
-            if (end == n) p[n - 1] = 0;
-        }
+    uint64_t alone = 0, *c = nargs == 2 ? (uint64_t *)cur.p : &alone; /* no cursor: our own */
+    for (;;) { /* unsigned: a cursor past n (or "negative") claims nothing */
+        const uint64_t i = __atomic_fetch_add(c, TOUCH_RUN, __ATOMIC_RELAXED);
+        if (i >= n) break;
+        const uint64_t end = n - i < TOUCH_RUN ? n : i + TOUCH_RUN;
+        for (uint64_t j = i; j < end; j += 4096) p[j] = 0;
+        if (end == n) p[n - 1] = 0; /* the last page, where the buffer does not start on one */
     }
     Py_END_ALLOW_THREADS
     res = (Py_INCREF(Py_None), Py_None);

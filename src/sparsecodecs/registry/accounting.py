@@ -131,8 +131,8 @@ def decode(
     costs more than decoding a few thousand values. A large frame on more than one thread has
     its checksum verified while it decodes.
     """
-    if threads is None:
-        parsed = read_frame(frame)
+    if threads is None:  # use_frame's own first case, without its closure: ~3,000 fewer
+        parsed = read_frame(frame)  # instructions a small frame's decode (valgrind)
         return codec_for_frame(parsed).decode_frame(parsed, max_bytes=max_bytes)
     return use_frame(frame, lambda parsed: codec_for_frame(parsed).decode_frame(
         parsed, max_bytes=max_bytes, threads=threads), threads=threads)

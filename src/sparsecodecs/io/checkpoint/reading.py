@@ -134,7 +134,7 @@ class safe_open:  # the name safetensors users know
     def get_frame(self, name: str) -> bytes:
         """The bytes of tensor ``name``'s entry, undecoded: its frame, or for a tensor split into
         row blocks its block frames one after the other (see :meth:`get_block_frames`)."""
-        return bytes(_read_entry(self._fh, self._header.entry(name), self.path))
+        return bytes(self._read(name))
 
     def blocks(self, name: str) -> list[tuple[int, int]] | None:
         """The row ranges ``(start, stop)`` of tensor ``name``'s blocks, or ``None`` if the tensor
