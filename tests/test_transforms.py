@@ -498,3 +498,24 @@ def test_cluster_refuses_integers():
         cluster(np.arange(8, dtype=np.int8), 2)
     with pytest.raises(UnsupportedDtypeError):
         cluster([1.0, 2.0], 2)  # type: ignore[arg-type]
+
+
+def test_reports_leave_no_blas_threads_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transforms' error reports sum squares on the calling thread, not through BLAS (whose
+    dot hands a long vector to worker threads that then spin on the other cores for ~0.1 s
+    after it returns): numpy's BLAS entry points are made to fail, and every transform still
+    reports the same error as a recomputation."""
+    from sparsecodecs.transforms import quantize
+
+    def no_blas(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a transform called BLAS")
+
+    for name in ("dot", "vdot", "inner", "matmul"):
+        monkeypatch.setattr(np, name, no_blas)
+    w = weights((64, 4096))  # long enough for BLAS to have used its threads
+    pruned, rep = prune(w, "2:4")
+    assert rep.rel_rms_error == pytest.approx(expected_errors(w, pruned)[1], rel=1e-9)
+    clustered, crep = cluster(w, 16)
+    assert crep.rel_rms_error == pytest.approx(expected_errors(w, clustered)[1], rel=1e-9)
+    _, qrep = quantize(w, bits=8)
+    assert 0 < qrep.rel_rms_error < 0.03

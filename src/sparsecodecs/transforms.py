@@ -139,9 +139,16 @@ def _errors(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     a = before.astype(np.float64)
     diff = np.abs(a[changed] - after.astype(np.float64)[changed])
     finite = a[np.isfinite(a)]
-    norm = math.sqrt(float(np.dot(finite, finite)))
-    err = math.sqrt(float(np.dot(diff, diff)))
+    norm, err = math.sqrt(_sum_squares(finite)), math.sqrt(_sum_squares(diff))
     return float(diff.max()), (err / norm if norm else math.inf)
+
+
+def _sum_squares(x: np.ndarray) -> float:
+    """The sum of the squares of the float64 ``x``, on the calling thread. Not ``np.dot``:
+    BLAS hands a long vector to its worker threads, which then spin on the other cores for
+    about 0.1 s after the call has returned (process CPU time 1.96x wall time for 50 ms after
+    pruning a 4096x4096 tensor on a 2-core machine), taking them from whatever runs next."""
+    return float(np.einsum("i,i->", x.reshape(-1), x.reshape(-1)))
 
 
 def _nonzero_count(w: np.ndarray) -> int:
@@ -760,8 +767,7 @@ def quantize(
     dtype = QUANT_DTYPES[(bits, scheme)]
     q = levels.astype(np.int8 if qmin < 0 else np.uint8).astype(dtype)
     diff = np.abs((levels - z) * s - x)
-    norm = math.sqrt(float(np.dot(x.reshape(-1), x.reshape(-1))))
-    err = math.sqrt(float(np.dot(diff.reshape(-1), diff.reshape(-1))))
+    norm, err = math.sqrt(_sum_squares(x)), math.sqrt(_sum_squares(diff))
     report = QuantizeReport(
         bits=int(bits),
         scheme=scheme,

@@ -258,7 +258,10 @@ def _sq_sums(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     a = before.astype(np.float64)
     d = after.astype(np.float64) - a
     ok = np.isfinite(a) & np.isfinite(d)
-    return float(np.dot(d[ok], d[ok])), float(np.dot(a[ok], a[ok]))
+    d, a = d[ok], a[ok]
+    # einsum, not np.dot: BLAS's dot leaves its threads spinning on the cores the encodes that
+    # follow run on (see transforms._sum_squares)
+    return float(np.einsum("i,i->", d, d)), float(np.einsum("i,i->", a, a))
 
 
 def _windowed(
