@@ -2,10 +2,13 @@
 plane and field histograms, every plan's coded sizes, the rotation's two questions, the
 entropy, the unrotated top bytes' histogram and coded size), answering exactly what the
 separate calls answer, at every SIMD level, with the table read whole or by its blocks in
-use."""
+use; and ``stages_floor16``, the same for the stage floors of a candidate's kept values."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -13,7 +16,13 @@ from sparsecodecs import kernels
 from sparsecodecs.codecs import _huffman as huff
 from sparsecodecs.codecs import _huffman_kernels as hk
 from sparsecodecs.codecs._hybrid_plan import IDLE_TOP_PLANE, _sign_constant, _top_plane_idle
-from sparsecodecs.codecs._stages import MAX_TOP_BITS, _low_words
+from sparsecodecs.codecs._stages import (
+    MAX_TOP_BITS,
+    _entropy_bytes,
+    _low_words,
+    rotation,
+    stages_floor,
+)
 from sparsecodecs.kernels import _native
 
 
@@ -54,28 +63,34 @@ def _separate(counts: np.ndarray, rotate: int, top: int, limit: int, count: int)
         huff.coded_sizes(upper.reshape(1, -1), limit)[0] if rotate == 1 else -1)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_plan16_answers_as_the_separate_calls(seed: int) -> None:
+def _each_table(seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each pattern's values, their counts and an all-zero table with its map of blocks, at
+    each SIMD level (set while the caller runs)."""
     for values in _patterns(seed):
         counts = np.bincount(values, minlength=1 << 16).astype(np.int64)
         buf = np.zeros((1 << 16) + 128, np.int64)
         table, blocks = buf[: 1 << 16], buf[1 << 16:].view(np.uint8)
         for level in simd_levels():
             with kernels.use_simd(level):
-                for rotate in (1, 0):
-                    for top, limit in ((MAX_TOP_BITS, 15), (MAX_TOP_BITS, 9), (9, 15), (16, 15)):
-                        want = _separate(counts, rotate, top, limit, values.size)
-                        got = hk.plan16(counts, rotate, top, limit, values.size,
-                                        IDLE_TOP_PLANE, True)
-                        _same(got, want)
-                        assert hk.plan16(counts, rotate, top, limit, values.size,
-                                         IDLE_TOP_PLANE, False)[5:7] == (-1.0, -1)
-                        # the same table read by its blocks in use
-                        hk.histogram_blocks16(values, table, blocks)
-                        with hk.TableBlocks(table, blocks):
-                            _same(hk.plan16(table, rotate, top, limit, values.size,
-                                            IDLE_TOP_PLANE, True), want)
-                        assert not table.any() and not blocks.any()
+                yield values, counts, table, blocks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plan16_answers_as_the_separate_calls(seed: int) -> None:
+    for values, counts, table, blocks in _each_table(seed):
+        for rotate in (1, 0):
+            for top, limit in ((MAX_TOP_BITS, 15), (MAX_TOP_BITS, 9), (9, 15), (16, 15)):
+                want = _separate(counts, rotate, top, limit, values.size)
+                got = hk.plan16(counts, rotate, top, limit, values.size, IDLE_TOP_PLANE, True)
+                _same(got, want)
+                assert hk.plan16(counts, rotate, top, limit, values.size, IDLE_TOP_PLANE,
+                                 False)[5:7] == (-1.0, -1)
+                # the same table read by its blocks in use
+                hk.histogram_blocks16(values, table, blocks)
+                with hk.TableBlocks(table, blocks):
+                    _same(hk.plan16(table, rotate, top, limit, values.size, IDLE_TOP_PLANE,
+                                    True), want)
+                assert not table.any() and not blocks.any()
 
 
 def _same(got: tuple, want: tuple) -> None:
@@ -131,3 +146,52 @@ def test_plan16_refuses_what_it_cannot_read() -> None:
         call(bad, None, 1, 12, 15, 10, 0.9, planes, fine, sizes, 1, upper)
     with pytest.raises(TypeError):
         call(counts, None, 1, 12, 15, 10, "x", planes, fine, sizes, 1, upper)
+
+
+def _stages_floor_bits(counts: np.ndarray, rotate: int, top: int, count: int) -> tuple:
+    """What stages_floor16 stands for, by the separate calls (stages_floor's earlier body)."""
+    planes, fine = hk.value_histograms16_counts(counts, rotate, top)
+    bits = sum(hk.entropy_bits(plane)[0] for plane in planes)
+    for t in range(top, 8, -1):
+        if t < top:
+            fine = fine[0::2] + fine[1::2]
+        bits = min(bits, hk.entropy_bits(fine)[0] + count * (16 - t))
+    return (bits, *hk.entropy_bits(counts))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stages_floor16_answers_as_the_separate_calls(seed: int) -> None:
+    """The same doubles, bit for bit, at every SIMD level, the table read whole or by its
+    blocks in use (and stages_floor, which reads them, the same bytes)."""
+    for values, counts, table, blocks in _each_table(seed):
+        for rotate in (1, 0, 3):
+            for top in (MAX_TOP_BITS, 9, 16):
+                for count in (values.size, 3 * values.size + 1):
+                    want = _stages_floor_bits(counts, rotate, top, count)
+                    assert hk.stages_floor16(counts, rotate, top, count) == want
+                    hk.histogram_blocks16(values, table, blocks)
+                    with hk.TableBlocks(table, blocks):
+                        assert hk.stages_floor16(table, rotate, top, count) == want
+        for dtype in (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)):
+            bits, whole, used = _stages_floor_bits(counts, rotation(dtype), MAX_TOP_BITS,
+                                                   values.size)
+            assert stages_floor(counts, dtype, values.size) == min(
+                _entropy_bytes(bits), used * 2 + _entropy_bytes(whole))
+
+
+def test_stages_floor16_refuses_what_it_cannot_read() -> None:
+    counts = np.zeros(1 << 16, np.int64)
+    with pytest.raises(ValueError, match="2\\*\\*16"):
+        _native.huf_stages_floor16(counts[:100], None, 1, 12, 10)
+    with pytest.raises(ValueError, match="need rotate"):
+        _native.huf_stages_floor16(counts, None, 16, 12, 10)
+    with pytest.raises(ValueError, match="need rotate"):
+        _native.huf_stages_floor16(counts, None, 1, 8, 10)
+    with pytest.raises(ValueError, match="need rotate"):
+        _native.huf_stages_floor16(counts, None, 1, 12, -1)
+    with pytest.raises(ValueError, match="1024 blocks"):
+        _native.huf_stages_floor16(counts, np.zeros(10, np.uint8), 1, 12, 10)
+    bad = counts.copy()
+    bad[5] = -1
+    with pytest.raises(ValueError, match="negative"):
+        _native.huf_stages_floor16(bad, None, 1, 12, 10)

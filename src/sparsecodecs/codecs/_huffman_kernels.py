@@ -47,6 +47,7 @@ __all__ = [
     "plane_histograms",
     "split_fields",
     "split_planes",
+    "stages_floor16",
     "top_histogram",
     "used_bins",
     "value_histograms",
@@ -352,6 +353,19 @@ def entropy_bits(counts: np.ndarray) -> tuple[float, int]:
     else:
         bits, used = _native.huf_entropy_bits(np.ascontiguousarray(counts, np.int64))
     return float(bits), int(used)
+
+
+def stages_floor16(counts: np.ndarray, rotate: int, top: int, count: int
+                   ) -> tuple[float, float, int]:
+    """``(bits, whole_bits, used)`` of 16-bit values' histogram ``counts`` (2**16 int64), in
+    one call: ``bits`` the least of the entropies of the two byte planes of the values rotated
+    left by ``rotate``, summed, and, for ``t`` = ``top`` .. 9, of their ``t``-bit top fields
+    plus ``count * (16 - t)`` bits; ``whole_bits, used``: :func:`entropy_bits` of ``counts``.
+    The same doubles as :func:`value_histograms16_counts` and :func:`entropy_bits` give
+    (a table inside a :class:`TableBlocks` block is read by its blocks in use)."""
+    bits, whole, used = _native.huf_stages_floor16(counts, _BLOCKS.get(id(counts)), rotate, top,
+                                                   count)
+    return float(bits), float(whole), int(used)
 
 
 def argmax_counts(counts: np.ndarray) -> int:

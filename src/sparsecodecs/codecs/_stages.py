@@ -740,14 +740,11 @@ def stages_floor(counts: np.ndarray, dtype: np.dtype[Any], count: int) -> int:
     width = 8 * dtype.itemsize
     if width != 16 or counts.size != 1 << 16:
         raise ValueError(f"stages_floor takes 16-bit values' counts, got {dtype} / {counts.size}")
-    tmax = min(MAX_TOP_BITS, width - 1)
-    planes, top = hk.value_histograms16_counts(counts, rotation(dtype), tmax)
-    bits = sum(hk.entropy_bits(plane)[0] for plane in planes)
-    for t in range(tmax, 8, -1):  # the widths plan_fields tries, each from the next finer
-        if t < tmax:
-            top = top[0::2] + top[1::2]
-        bits = min(bits, hk.entropy_bits(top)[0] + count * (width - t))
-    return min(_entropy_bytes(bits), centroid_floor(counts, dtype.itemsize))
+    # planes, then the widths plan_fields tries, each from the next finer, and the values'
+    # own entropy for the centroids, in one compiled call
+    bits, whole, used = hk.stages_floor16(counts, rotation(dtype), min(MAX_TOP_BITS, width - 1),
+                                          count)
+    return min(_entropy_bytes(bits), centroid_floor(counts, dtype.itemsize, (whole, used)))
 
 
 def _entropy_bytes(bits: float) -> int:

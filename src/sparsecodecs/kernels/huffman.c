@@ -3158,6 +3158,18 @@ done:
     return res;
 }
 
+/* A 2**16-bin table (aligned int64) and, unless b is None, the map of its blocks in use. */
+static int table_args(sc_bufs *bufs, PyObject *c, PyObject *b, const char *fn, sc_arr *counts,
+                      sc_arr *blocks) {
+    if (b != Py_None) return blocks_args(bufs, c, b, 0, fn, counts, blocks);
+    if (sc_get(bufs, c, 0, 8, "counts", counts) < 0) return -1;
+    if (counts->n != 65536 || !aligned8(counts)) {
+        bad_arg(fn, "need 2**16 aligned counts");
+        return -1;
+    }
+    return 0;
+}
+
 /* plan16(counts i64[2**16], blocks u8[1024] or None, rotate, top, limit, count, idle,
  *        planes (w, 2 x 256), fine (w, 1 << top), sizes (w, 2 + top - 8), entropy,
  *        upper (w, 256))
@@ -3192,15 +3204,7 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
     sc_bufs bufs = {.n = 0};
     sc_arr counts, blocks = {0}, planes, fine, sizes, upper;
     PyObject *res = NULL;
-    if (args[1] == Py_None) {
-        if (sc_get(&bufs, args[0], 0, 8, "counts", &counts) < 0) goto done;
-        if (counts.n != 65536 || !aligned8(&counts)) {
-            bad_arg(fn, "need 2**16 aligned counts");
-            goto done;
-        }
-    } else if (blocks_args(&bufs, args[0], args[1], 0, fn, &counts, &blocks) < 0) {
-        goto done;
-    }
+    if (table_args(&bufs, args[0], args[1], fn, &counts, &blocks) < 0) goto done;
     if (sc_get(&bufs, args[7], 1, 8, "planes", &planes) < 0 ||
         sc_get(&bufs, args[8], 1, 8, "fine", &fine) < 0 ||
         sc_get(&bufs, args[9], 1, 8, "sizes", &sizes) < 0 ||
@@ -3252,6 +3256,75 @@ static PyObject *huf_plan16(PyObject *self, PyObject *const *args, Py_ssize_t na
     else
         res = Py_BuildValue("(iidLL)", sign, busy, want_ent ? ent_bits(&e) : -1.0,
                             (long long)e.used, (long long)upper_size);
+done:
+    sc_release(&bufs);
+    return res;
+}
+
+/* stages_floor16(counts i64[2**16], blocks u8[1024] or None, rotate, top, count) -> (bits,
+ * whole_bits, used): what _stages.stages_floor asks of 16-bit values' histogram, in one call
+ * (seven entropy_bits calls and the Python between them, ~20 us of a small tensor's encode):
+ * bits = the least of the rotated planes' entropies summed and, for t = top .. 9, the entropy
+ * of the t-bit top fields plus count * (16 - t) raw low bits; whole_bits and used =
+ * entropy_bits(counts). The same doubles as those calls: each entropy by the same scan (the
+ * planes' and fields' histograms summed as value_histograms16_counts sums them, coarser fields
+ * by adding neighbours), added and compared in the same order. */
+/* ent_scan_table, kept out of line: inlined with the lengths below as constants, GCC warned of
+ * the scalar scan's tail loop (a loop that never runs for them) overrunning its bounds. */
+__attribute__((noinline)) static void ent_scan_len(const int64_t *c, int64_t n,
+                                                   const uint8_t *blocks, int fast, ent_sums *e) {
+    ent_scan_table(c, n, blocks, fast, e);
+}
+
+static PyObject *huf_stages_floor16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    const char *fn = "stages_floor16";
+    if (sc_nargs(nargs, 5, fn) < 0) return NULL;
+    int64_t rot, top, count;
+    if (sc_i64(args[2], &rot) < 0 || sc_i64(args[3], &top) < 0 || sc_i64(args[4], &count) < 0)
+        return NULL;
+    if (rot < 0 || rot > 15 || top < 9 || top > 16 || count < 0 || count > ((int64_t)1 << 46))
+        return bad_arg(fn, "need rotate 0..15, top 9..16, 0 <= count <= 2**46");
+    sc_bufs bufs = {.n = 0};
+    sc_arr counts, blocks = {0};
+    PyObject *res = NULL;
+    if (table_args(&bufs, args[0], args[1], fn, &counts, &blocks) < 0) goto done;
+    int64_t *buf = calloc(512 + ((size_t)1 << top), sizeof(int64_t));
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    ent_ready();
+    const int fast = huf_fast();
+    int64_t *planes = buf, *fine = buf + 512;
+    const int64_t *c = counts.p;
+    const uint8_t *bl = blocks.p;
+    double bits = 0.0, whole = 0.0;
+    int64_t bad = 0, used = 0;
+    Py_BEGIN_ALLOW_THREADS
+    HUF_RUN(fast, value_hist16_counts_k, c, (unsigned)rot, (unsigned)top, planes, fine, bl, NULL);
+    ent_sums e = {{0.0, 0.0, 0.0, 0.0}, 0, 0, 0};
+    for (int p = 0; p < 2; p++) { /* sum(entropy_bits(plane)[0] for plane in planes) */
+        ent_scan_len(planes + 256 * p, 256, NULL, fast, &e);
+        bad |= e.bad;
+        bits += ent_bits(&e);
+    }
+    for (int64_t t = top; t >= 9; t--) {
+        const int64_t n = (int64_t)1 << t;
+        if (t < top) /* top[0::2] + top[1::2] */
+            for (int64_t i = 0; i < n; i++) fine[i] = fine[2 * i] + fine[2 * i + 1];
+        ent_scan_len(fine, n, NULL, fast, &e);
+        bad |= e.bad;
+        const double field = ent_bits(&e) + (double)(count * (16 - t));
+        bits = field < bits ? field : bits; /* min(bits, field) */
+    }
+    ent_scan_len(c, 65536, bl, fast, &e);
+    bad |= e.bad;
+    whole = ent_bits(&e);
+    used = e.used;
+    Py_END_ALLOW_THREADS
+    free(buf);
+    if (bad < 0) bad_arg(fn, "counts must not be negative");
+    else res = Py_BuildValue("(ddL)", bits, whole, (long long)used);
 done:
     sc_release(&bufs);
     return res;
@@ -4008,6 +4081,7 @@ PyMethodDef sc_huffman_methods[] = {
     HUF_FN(huf_used_bins),
     HUF_FN(huf_value_histograms16_blocks),
     HUF_FN(huf_plan16),
+    HUF_FN(huf_stages_floor16),
     HUF_FN(huf_top_histogram),
     HUF_FN(huf_value_histograms),
     HUF_FN(huf_value_histograms16),
