@@ -16,13 +16,13 @@ codecs tensor by tensor and keeping each tensor's best time is what keeps the *r
 there. Every frame is decoded and compared bit for bit before it is timed.
 
 The clock: wall time by default. ZipNN with ``threads=1`` starts a thread of its own for every
-call (``strace -f -e clone3``: one a call) and on large tensors runs it beside the caller
-(process CPU time 1.5x its wall time, 384x384 float16), so neither codec's process CPU time is
-its cost alone: the kernel may fold an exited thread's time into the process after the join
-has returned, and a call's ``process_time()`` then reads less than its work, which a best of N
-picks (a 384-value bfloat16 decompress: 39 us of CPU, 95 of wall at best; see
-docs/benchmarks.md, "Issue 13, thirty-sixth pass"). ``--clock cpu``, the clock of the earlier
-passes, is kept for comparing with them.
+call and waits for it (``strace -f -e trace=clone3``: one a call). The kernel may fold an
+exited thread's CPU time into the process's after the join has returned, so a call's
+``process_time()`` can read less than its work, and a best of N picks those (a 384x384 float16
+decompress: 44 us of CPU against 189 of wall time at best; see docs/benchmarks.md, "Issue 13,
+thirty-sixth pass"). ``--clock cpu``, the clock of the earlier passes, is kept for comparing
+with them. Either way ZipNN's times depend on whether the machine's other cores are idle
+(its thread waits for one to wake) or busy: the docs give the cells in both conditions.
 """
 
 from __future__ import annotations

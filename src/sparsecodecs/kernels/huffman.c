@@ -3261,6 +3261,13 @@ done:
     return res;
 }
 
+/* ent_scan_table, kept out of line: inlined with the lengths below as constants, GCC warned of
+ * the scalar scan's tail loop (a loop that never runs for them) overrunning its bounds. */
+__attribute__((noinline)) static void ent_scan_len(const int64_t *c, int64_t n,
+                                                   const uint8_t *blocks, int fast, ent_sums *e) {
+    ent_scan_table(c, n, blocks, fast, e);
+}
+
 /* stages_floor16(counts i64[2**16], blocks u8[1024] or None, rotate, top, count) -> (bits,
  * whole_bits, used): what _stages.stages_floor asks of 16-bit values' histogram, in one call
  * (seven entropy_bits calls and the Python between them, ~20 us of a small tensor's encode):
@@ -3269,13 +3276,6 @@ done:
  * entropy_bits(counts). The same doubles as those calls: each entropy by the same scan (the
  * planes' and fields' histograms summed as value_histograms16_counts sums them, coarser fields
  * by adding neighbours), added and compared in the same order. */
-/* ent_scan_table, kept out of line: inlined with the lengths below as constants, GCC warned of
- * the scalar scan's tail loop (a loop that never runs for them) overrunning its bounds. */
-__attribute__((noinline)) static void ent_scan_len(const int64_t *c, int64_t n,
-                                                   const uint8_t *blocks, int fast, ent_sums *e) {
-    ent_scan_table(c, n, blocks, fast, e);
-}
-
 static PyObject *huf_stages_floor16(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     const char *fn = "stages_floor16";
     if (sc_nargs(nargs, 5, fn) < 0) return NULL;
