@@ -1120,12 +1120,24 @@ def test_gather_fields_refuses_what_a_frame_can_get_wrong(bits: int):
 
 @settings(max_examples=examples(60), deadline=None)
 @given(data=st.data(), dtype=st.sampled_from([np.uint32, np.uint64]),
-       size=st.sampled_from([0, 1, 2, 17, 1025, 1031, 4099]))
-def test_sorted_bits_matches_np_sort(data: st.DataObject, dtype: type, size: int):
-    """sorted_bits (the radix sort above 1024 4- and 8-byte keys, numpy's sort below) and
-    unique_bits against np.sort and np.unique: keys drawn from few values (a digit the same in
-    every key: a skipped pass), from a wide range, and made of single bytes at each position;
-    the input strided, and left as it was."""
+       size=st.sampled_from([0, 1, 2, 17, 1025, 1031, 4099]), numpy_sorts=st.booleans())
+def test_sorted_bits_matches_np_sort(data: st.DataObject, dtype: type, size: int,
+                                     numpy_sorts: bool):
+    """sorted_bits (above 1024 4- and 8-byte keys the radix sort, or numpy's where it won the
+    race: both, whichever won here; numpy's sort below) and unique_bits against np.sort and
+    np.unique: keys drawn from few values (a digit the same in every key: a skipped pass), from
+    a wide range, and made of single bytes at each position; the input strided, and left as it
+    was."""
+    saved = dict(kernels._NUMPY_SORTS)
+    kernels._NUMPY_SORTS.update({4: numpy_sorts, 8: numpy_sorts})
+    try:
+        _check_sorted_bits(data, dtype, size)
+    finally:
+        kernels._NUMPY_SORTS.clear()
+        kernels._NUMPY_SORTS.update(saved)
+
+
+def _check_sorted_bits(data: st.DataObject, dtype: type, size: int) -> None:
     kind = data.draw(st.sampled_from(["wide", "few", "one byte"]))
     bits = 8 * np.dtype(dtype).itemsize
     if kind == "wide":
@@ -1159,6 +1171,20 @@ def test_sort_bits_sorts_short_arrays(size: int, dtype: type):
     out = keys.copy()
     _native.sort_bits(out)
     np.testing.assert_array_equal(out, np.sort(keys))
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_sort_race_runs_once_a_width(monkeypatch: pytest.MonkeyPatch, itemsize: int):
+    """numpy_sorts_faster races the two sorts once a process per key width and keeps the
+    answer; the race itself answers a bool (either may win on a machine)."""
+    assert isinstance(kernels._race_sorts(itemsize), bool)
+    monkeypatch.setattr(kernels, "_NUMPY_SORTS", {})
+    races: list[int] = []
+    monkeypatch.setattr(kernels, "_race_sorts", lambda w: races.append(w) or w == 8)
+    assert [kernels.numpy_sorts_faster(itemsize) for _ in range(3)] == [itemsize == 8] * 3
+    assert races == [itemsize]
+    assert kernels.numpy_sorts_faster(12 - itemsize) == (itemsize == 4)  # the other width
+    assert races == [itemsize, 12 - itemsize]
 
 
 def test_sort_bits_refuses_narrow_keys():

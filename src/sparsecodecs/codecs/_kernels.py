@@ -17,6 +17,7 @@ Each kernel has a plain numpy reference in the test suite that it must match exa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -359,18 +360,60 @@ def row_modes_sort(x: np.ndarray, rows: int, cols: int, out: np.ndarray) -> None
 
 def sorted_bits(values: np.ndarray) -> np.ndarray:
     """``np.sort`` of the 1-D ``values`` (a new array). Over 1024 unsigned 4- and 8-byte bit
-    patterns go to a compiled radix sort: numpy sorts them by comparisons, ~6x slower on 65536
-    float32 patterns, and faster only up to about 1024 of them (docs/benchmarks.md, issue 13's
-    eleventh pass). numpy radix-sorts narrower ones itself when asked for a stable sort, and
-    over 1024 of them that pays (its default sorts by comparisons too: 147,456 float16
-    patterns 2.47 ms, radix-sorted 0.33 ms; 300 of them 0.9 against 1.9 us)."""
+    patterns go to the faster of numpy's sort and a compiled radix sort on this machine
+    (:func:`numpy_sorts_faster`). numpy radix-sorts narrower ones itself when asked for a
+    stable sort, and over 1024 of them that pays (its default sorts by comparisons too:
+    147,456 float16 patterns 2.47 ms, radix-sorted 0.33 ms; 300 of them 0.9 against 1.9 us)."""
     if values.dtype.kind in "ui" and values.dtype.itemsize <= 2 and values.size > 1024:
         return np.sort(values, kind="stable")
-    if values.dtype.kind != "u" or values.dtype.itemsize < 4 or values.size <= 1024:
+    if (values.dtype.kind != "u" or values.dtype.itemsize not in (4, 8) or values.size <= 1024
+            or numpy_sorts_faster(values.dtype.itemsize)):
         return np.sort(values)
     out = np.array(values, order="C")  # a contiguous copy, sorted in place
     _native.sort_bits(out)
     return out
+
+
+#: Per key width in bytes (4, 8): whether ``np.sort`` beat ``sort_bits`` in this process's
+#: race (:func:`numpy_sorts_faster`), once run.
+_NUMPY_SORTS: dict[int, bool] = {}
+#: The keys of that race: gaussian weights' bit patterns, as the planner sorts.
+_RACE_KEYS = 8192
+
+
+def numpy_sorts_faster(itemsize: int) -> bool:
+    """Whether ``np.sort`` sorts ``itemsize``-byte (4 or 8) unsigned keys faster than the
+    compiled radix sort (``sort_bits``) on this machine: a race on 8192 keys, best of three
+    each, run once a process per width (~1 ms). Both sort to the same order, so only the
+    speed depends on it, and that depends on the machine: numpy 2.4.6 took 1.34 ms on 65,536
+    float32 patterns on an AMD EPYC with AVX-512 where the radix sort took 0.24, and 0.19 ms
+    on 61,440 on an Intel Xeon with AVX-512 where the radix sort took 0.49 (8-byte keys 0.38
+    against 1.14; docs/benchmarks.md, issue 13's eleventh and thirty-seventh passes)."""
+    known = _NUMPY_SORTS.get(itemsize)
+    if known is None:
+        known = _NUMPY_SORTS[itemsize] = _race_sorts(itemsize)
+    return known
+
+
+def _race_sorts(itemsize: int) -> bool:
+    """:func:`numpy_sorts_faster`'s race, run."""
+    # gaussian by Box and Muller from two uniforms of a multiplicative hash (numpy.random
+    # takes ~10 ms to import)
+    i = np.arange(1, _RACE_KEYS + 1, dtype=np.uint64)
+    u1 = ((i * np.uint64(2654435761)) % np.uint64(1 << 32) + 1.0) / (2.0**32 + 2.0)
+    u2 = ((i * np.uint64(40503)) % np.uint64(65521)) / 65521.0
+    floats = 0.05 * np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    keys = floats.astype(np.float32 if itemsize == 4 else np.float64).view(f"u{itemsize}")
+    best_numpy = best_radix = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        np.sort(keys)
+        t1 = time.perf_counter()
+        out = np.array(keys)
+        _native.sort_bits(out)
+        t2 = time.perf_counter()
+        best_numpy, best_radix = min(best_numpy, t1 - t0), min(best_radix, t2 - t1)
+    return best_numpy < best_radix
 
 
 def distinct_above(values: np.ndarray, limit: int) -> bool:
