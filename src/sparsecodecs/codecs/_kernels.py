@@ -386,9 +386,9 @@ def numpy_sorts_faster(itemsize: int) -> bool:
     compiled radix sort (``sort_bits``) on this machine: a race on 8192 keys, best of three
     each, run once a process per width (~1 ms). Both sort to the same order, so only the
     speed depends on it, and that depends on the machine: numpy 2.4.6 took 1.34 ms on 65,536
-    float32 patterns on an AMD EPYC with AVX-512 where the radix sort took 0.24, and 0.19 ms
-    on 61,440 on an Intel Xeon with AVX-512 where the radix sort took 0.49 (8-byte keys 0.38
-    against 1.14; docs/benchmarks.md, issue 13's eleventh and thirty-seventh passes)."""
+    float32 patterns on an AMD EPYC with AVX-512 where the radix sort took 0.24, and 0.22 ms
+    on 61,440 on an Intel Xeon with AVX-512 where the radix sort took 0.60 (8-byte keys 0.45
+    against 1.33; docs/benchmarks.md, issue 13's eleventh and thirty-seventh passes)."""
     known = _NUMPY_SORTS.get(itemsize)
     if known is None:
         known = _NUMPY_SORTS[itemsize] = _race_sorts(itemsize)
