@@ -1,13 +1,21 @@
 """hybrid against ZipNN on every float cell of the bench's corpus, timed interleaved.
 
 Run: ``python bench/zipnn_cells.py [--rounds N] [--scope default|full] [--model PATH]
-[--clock wall|cpu]`` (needs ``pip install torch==2.13.0 zipnn``). The cells are those of
-``sparsecodecs bench`` (the built-in corpus of the scope, or the model's tensors; bfloat16,
-float16 and float32; the four variants dense, 2:4, unstructured 50%, 2:4 + 16 centroids). Each
-round decodes and encodes every tensor of a cell with hybrid and with ZipNN (byte API,
-threads=1, a fresh copy of the input for its encoder), the four operations of one tensor back
-to back, ZipNN first every other round; each tensor's best time per operation over the rounds
-is kept and summed over the cell.
+[--clock wall|cpu] [--order tensor|codec]`` (needs ``pip install torch==2.13.0 zipnn``). The
+cells are those of ``sparsecodecs bench`` (the built-in corpus of the scope, or the model's
+tensors; bfloat16, float16 and float32; the four variants dense, 2:4, unstructured 50%, 2:4 +
+16 centroids). Each round decodes and encodes every tensor of a cell with hybrid and with
+ZipNN (byte API, threads=1, a fresh copy of the input for its encoder), ZipNN first every other
+round; each tensor's best time per operation over the rounds is kept and summed over the cell.
+``--order tensor`` (the default, as every earlier pass ran): the four operations of one tensor
+back to back. ``--order codec``: one operation over the whole cell by one codec, then by the
+other. The order matters because ZipNN's call waits for a thread of its own: the calling core
+idles meanwhile, and the call after it starts slower, whoever makes it (a 240x25 float16
+encode: best 198-208 us after nothing or a 200 us busy wait, 232-238 after a 200 us sleep,
+263-265 after a ZipNN compress; the core the thread runs on did not change: docs/benchmarks.md,
+"Issue 13, thirty-seventh pass"). In tensor order hybrid always runs after a ZipNN call or
+just before one; in codec order each codec's calls follow its own, as in a program that
+compresses a checkpoint's tensors one after another, and the cell's first call alone pays.
 
 Why not the bench's own ratios: the bench times each method on its own (the median of up to
 three wall-clock runs), and on a shared machine one method's runs can fall into a slow spell the
@@ -53,8 +61,10 @@ def seconds(fn: Callable[[], object], clock: Callable[[], float]) -> float:
 
 
 def cell_ratios(tensors: list, zipnn_dtype: str, rounds: int,
-                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Sizes and the speed ratios (ZipNN's summed best time over hybrid's) of one cell."""
+                clock: Callable[[], float] = time.perf_counter,
+                order: str = "tensor") -> dict[str, float]:
+    """Sizes and the speed ratios (ZipNN's summed best time over hybrid's) of one cell;
+    ``order`` as ``--order`` takes it."""
     import zipnn
 
     hybrid = sc.get_codec("hybrid")
@@ -68,14 +78,22 @@ def cell_ratios(tensors: list, zipnn_dtype: str, rounds: int,
             raise SystemExit("a round trip is not bit-exact")
     best = np.full((len(arrays), 4), np.inf)  # hybrid decode, zipnn decode, hybrid / zipnn encode
     for r in range(rounds):
-        for i, (a, frame, b, zb) in enumerate(zip(arrays, frames, raw, zipped, strict=True)):
-            copy = bytearray(b)  # ZipNN rewrites its input: a fresh copy each time
-            ops = (lambda f=frame: sc.decode(f), lambda c=zb: z.decompress(c),
-                   lambda x=a: hybrid.encode(x), lambda c=copy: z.compress(c))
-            # every other round ZipNN goes first: the second codec finds the tensor's bytes
-            # in cache, and neither should always be second
-            for j in (0, 1, 2, 3) if r % 2 == 0 else (1, 0, 3, 2):
-                best[i, j] = min(best[i, j], seconds(ops[j], clock))
+        copies = [bytearray(b) for b in raw]
+        ops = [(lambda f=frame: sc.decode(f), lambda c=zb: z.decompress(c),
+                lambda x=a: hybrid.encode(x), lambda c=copy: z.compress(c))
+               for a, frame, copy, zb in zip(arrays, frames, copies, zipped, strict=True)]
+        # ZipNN rewrites its input: a fresh copy each round (made above, untimed). Every
+        # other round ZipNN goes first: the second codec finds the tensor's bytes in cache,
+        # and neither should always be second
+        kinds = (0, 1, 2, 3) if r % 2 == 0 else (1, 0, 3, 2)
+        if order == "tensor":  # the four operations of one tensor back to back
+            for i, tensor_ops in enumerate(ops):
+                for j in kinds:
+                    best[i, j] = min(best[i, j], seconds(tensor_ops[j], clock))
+        else:  # one codec's operation on every tensor of the cell, then the other's
+            for j in kinds:
+                for i, tensor_ops in enumerate(ops):
+                    best[i, j] = min(best[i, j], seconds(tensor_ops[j], clock))
     total = best.sum(axis=0)
     return {
         "size": sum(map(len, frames)) / sum(map(len, zipped)),
@@ -95,6 +113,10 @@ def main() -> None:
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="wall time (default) or process CPU time, which undercounts ZipNN "
                              "(see the module's doc)")
+    parser.add_argument("--order", choices=("tensor", "codec"), default="tensor",
+                        help="tensor (default): each tensor's four operations back to back; "
+                             "codec: each operation over the whole cell by one codec, then "
+                             "the other (see the module's doc)")
     args = parser.parse_args()
     try:
         with warnings.catch_warnings():
@@ -104,7 +126,8 @@ def main() -> None:
         raise SystemExit("needs ZipNN: pip install torch==2.13.0 zipnn") from None
     sets = [load_model(args.model)] if args.model else builtin_sets(args.scope)
     clock = "wall time" if args.clock == "wall" else "process CPU time"
-    print(f"hybrid over ZipNN, best of {args.rounds} interleaved rounds per tensor, {clock} "
+    print(f"hybrid over ZipNN, best of {args.rounds} interleaved rounds per tensor, {clock}, "
+          f"{args.order} order "
           f"(targets: decode >= {TARGETS['decode']}, encode >= {TARGETS['encode']})\n")
     print("| cell | size / zipnn | dec x zipnn | enc x zipnn |")
     print("|---|---:|---:|---:|")
@@ -114,7 +137,8 @@ def main() -> None:
         for dtype_key, zipnn_dtype in ZIPNN_DTYPES.items():
             for variant in parse_variants(None, None):
                 _, tensors = build_cell(tset, dtype_key, variant)
-                r = cell_ratios(tensors, zipnn_dtype, args.rounds, CLOCKS[args.clock])
+                r = cell_ratios(tensors, zipnn_dtype, args.rounds, CLOCKS[args.clock],
+                                args.order)
                 cells += 1
                 met["size"] += r["size"] <= 1.0
                 met["decode"] += r["decode"] >= TARGETS["decode"]
