@@ -13,7 +13,7 @@ other. The order matters because ZipNN's call waits for a thread of its own: the
 idles meanwhile, and the call after it starts slower, whoever makes it (a 240x25 float16
 encode: best 198-208 us after nothing or a 200 us busy wait, 232-238 after a 200 us sleep,
 263-265 after a ZipNN compress; the core the thread runs on did not change: docs/benchmarks.md,
-"Issue 13, thirty-seventh pass"). In tensor order every call but a cell's first follows one
+"Issue 13, thirty-seventh pass"). In tensor order every call but a round's first follows one
 of the other codec's, so every hybrid call follows a ZipNN call; in codec order each codec's
 calls follow its own, as in a program that compresses a checkpoint's tensors one after
 another, and only the first of each run of calls follows the other codec.
