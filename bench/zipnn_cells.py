@@ -87,14 +87,12 @@ def cell_ratios(tensors: list, zipnn_dtype: str, rounds: int,
         # other round ZipNN goes first: the second codec finds the tensor's bytes in cache,
         # and neither should always be second
         kinds = (0, 1, 2, 3) if r % 2 == 0 else (1, 0, 3, 2)
-        if order == "tensor":  # the four operations of one tensor back to back
-            for i, tensor_ops in enumerate(ops):
-                for j in kinds:
-                    best[i, j] = min(best[i, j], seconds(tensor_ops[j], clock))
-        else:  # one codec's operation on every tensor of the cell, then the other's
-            for j in kinds:
-                for i, tensor_ops in enumerate(ops):
-                    best[i, j] = min(best[i, j], seconds(tensor_ops[j], clock))
+        # tensor order: the four operations of one tensor back to back; codec order: one
+        # codec's operation on every tensor of the cell, then the other's
+        steps = ([(i, j) for i in range(len(ops)) for j in kinds] if order == "tensor"
+                 else [(i, j) for j in kinds for i in range(len(ops))])
+        for i, j in steps:
+            best[i, j] = min(best[i, j], seconds(ops[i][j], clock))
     total = best.sum(axis=0)
     return {
         "size": sum(map(len, frames)) / sum(map(len, zipped)),

@@ -258,10 +258,9 @@ def _sq_sums(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     a = before.astype(np.float64)
     d = after.astype(np.float64) - a
     ok = np.isfinite(a) & np.isfinite(d)
-    d, a = d[ok], a[ok]
-    # einsum, not np.dot: BLAS's dot leaves its threads spinning on the cores the encodes that
-    # follow run on (see transforms._sum_squares)
-    return float(np.einsum("i,i->", d, d)), float(np.einsum("i,i->", a, a))
+    from ...transforms import _sum_squares  # (not BLAS's dot: see there)
+
+    return _sum_squares(d[ok]), _sum_squares(a[ok])
 
 
 def _windowed(
