@@ -2400,11 +2400,13 @@ SC_TARGET("avx2") static void row_modes_table_avx2(const void *restrict x, Py_ss
 }
 
 /* 16-bit rows (or samples of them) of at most 64 items in two 32-lane registers: each item
- * broadcast and compared with the whole row, the lanes equal to it counting one more; then the
- * largest count, and the smallest item among the lanes that have it: the mode, ties the
- * smaller, as row_modes_table_body finds it. The 2**16-entry table's random increments and
- * resets cost 1.1-1.8 ns an item on the planner's 64-item samples; this 18-28% less (384
- * samples of 64, read in place: 42.6 -> 33.7 us). Rows of 65-128 items, in three or four
+ * compared with the whole row, the lanes equal to it counting one more (two items a step, see
+ * below); then the largest count, and the smallest item among the lanes that have it: the
+ * mode, ties the smaller, as row_modes_table_body finds it. The 2**16-entry table's random
+ * increments and resets cost 1.1-1.8 ns an item on the planner's 64-item samples; this 18-28%
+ * less (384 samples of 64, read in place: 42.6 -> 33.7 us), and two items a step another 23%
+ * on this Intel core (1536 rows, samples of 64: 189.9-193.8 -> 142.4-144.9 us; docs/
+ * benchmarks.md, issue 13's thirty-eighth pass). Rows of 65-128 items, in three or four
  * registers, ran slower than the table on this AMD machine, whose 512-bit operations take two
  * 256-bit steps: they keep the table. Masked loads never touch past the row; a sample is
  * gathered into a buffer first; lanes past the row count nothing; items are read and written
@@ -2446,12 +2448,34 @@ static void row_modes_short16_avx512(const void *restrict x, Py_ssize_t rows,
             st(out, 2, r, 0);
             continue;
         }
-        __m512i c0 = zero, c1 = zero;
-        for (Py_ssize_t j = 0; j < cols; j++) {
+        /* items two at a time, their 32 bits broadcast (a load, where a 16-bit broadcast
+         * takes a shuffle too): a lane compared as it is meets the pair's item of its own
+         * parity, and in a copy with each pair of lanes swapped (s, lane i holding item i ^ 1)
+         * the other item, counted in d and swapped back at the end: two compares an item, where
+         * a broadcast an item cost a third shuffle */
+        const __m512i s0 = _mm512_rol_epi32(v0, 16), s1 = _mm512_rol_epi32(v1, 16);
+        const __mmask32 sl0 = (__mmask32)(((live0 & 0x55555555u) << 1) | ((live0 >> 1) & 0x55555555u)),
+                        sl1 = (__mmask32)(((live1 & 0x55555555u) << 1) | ((live1 >> 1) & 0x55555555u));
+        __m512i c0 = zero, c1 = zero, d0 = zero, d1 = zero;
+        Py_ssize_t j = 0;
+        for (; j + 2 <= cols; j += 2) {
+            uint32_t pair;
+            memcpy(&pair, (const char *)row + 2 * j, 4);
+            const __m512i b = _mm512_set1_epi32((int)pair);
+            c0 = _mm512_mask_add_epi16(c0, _mm512_mask_cmpeq_epi16_mask(live0, v0, b), c0, one);
+            c1 = _mm512_mask_add_epi16(c1, _mm512_mask_cmpeq_epi16_mask(live1, v1, b), c1, one);
+            d0 = _mm512_mask_add_epi16(d0, _mm512_mask_cmpeq_epi16_mask(sl0, s0, b), d0, one);
+            d1 = _mm512_mask_add_epi16(d1, _mm512_mask_cmpeq_epi16_mask(sl1, s1, b), d1, one);
+        }
+        if (j < cols) { /* an odd count's last item, alone */
             const __m512i b = _mm512_set1_epi16((short)ld(row, 2, j));
             c0 = _mm512_mask_add_epi16(c0, _mm512_mask_cmpeq_epi16_mask(live0, v0, b), c0, one);
             c1 = _mm512_mask_add_epi16(c1, _mm512_mask_cmpeq_epi16_mask(live1, v1, b), c1, one);
         }
+        c0 = _mm512_add_epi16(c0, _mm512_rol_epi32(d0, 16));
+        c1 = _mm512_add_epi16(c1, _mm512_rol_epi32(d1, 16));
+        /* (a dead lane counts 0: its own compares are masked off, and d holds 0 where the
+         * item swapped in is dead) */
         const __m512i top = _mm512_set1_epi16((short)hmax16(_mm512_max_epu16(c0, c1)));
         __m512i least = _mm512_set1_epi16(-1);
         least = _mm512_mask_min_epu16(least, _mm512_mask_cmpeq_epi16_mask(live0, c0, top), least,
