@@ -2405,7 +2405,7 @@ SC_TARGET("avx2") static void row_modes_table_avx2(const void *restrict x, Py_ss
  * mode, ties the smaller, as row_modes_table_body finds it. The 2**16-entry table's random
  * increments and resets cost 1.1-1.8 ns an item on the planner's 64-item samples; this 18-28%
  * less (384 samples of 64, read in place: 42.6 -> 33.7 us), and two items a step another 23%
- * on this Intel core (1536 rows, samples of 64: 189.9-193.8 -> 142.4-144.9 us; docs/
+ * on this Intel core (1536 rows, samples of 64: 184.9-193.8 -> 138.6-144.9 us; docs/
  * benchmarks.md, issue 13's thirty-eighth pass). Rows of 65-128 items, in three or four
  * registers, ran slower than the table on this AMD machine, whose 512-bit operations take two
  * 256-bit steps: they keep the table. Masked loads never touch past the row; a sample is
