@@ -499,7 +499,7 @@ class Hybrid(Codec):
             at += 1
             plane_counts = fine = sizes = None
             sign = idle = False  # (asked of plan16 only: else of the histograms, below)
-            upper: PlanesPlan | None = None  # unrotated planes, the top coded, the low raw
+            upper = -1  # the bytes of the unrotated planes, the top coded, the low raw (-1: none)
             nearly_raw = False  # the rotated low plane coded, for less than 1/32 of its bytes
             # the unrotated split, where this rotation may list or plan it too
             unrot = unrotated if not suffix and self.rotate == "auto" else None
@@ -520,8 +520,7 @@ class Hybrid(Codec):
                 rotated_planes = sizes[0] + min(sizes[1], values.size)
                 if unrot is not None and tops_size >= 0 and (
                         tops_size + values.size < rotated_planes):
-                    upper = PlanesPlan(np.stack([tops, np.zeros_like(tops)]), [True, False],
-                                       tops_size + values.size)
+                    upper = tops_size + values.size
                 # The same embedding in bfloat16: its rotated low plane codes to 97.7%, and
                 # unrotated 11-bit top fields come to fewer bytes (one coded stream where the
                 # rotated planes have two): planned whole (with its fields), below, where the
@@ -536,8 +535,12 @@ class Hybrid(Codec):
                         or (_top_plane_idle(plane_counts, values.size) if sizes is None
                             else idle))):
                 rotations.append((":0", unrot))
-            elif upper is not None:  # (listed only where the values are "auto")
-                stages.append(("planes:0", upper.nbytes, upper))
+            elif upper >= 0:  # (listed only where the values are "auto")
+                # its plan made only here, where it is listed (a stack of the counts cost ~4
+                # us, in every small 16-bit encode that asked)
+                top_and_low = np.zeros((2, 256), np.int64)
+                top_and_low[0] = tops
+                stages.append(("planes:0", upper, PlanesPlan(top_and_low, [True, False], upper)))
             plan = self._fields_and_planes(values, vdt, suffix, plane_counts, fine, stages,
                                            sizes)
             fplan = plan if fplan is None else fplan
