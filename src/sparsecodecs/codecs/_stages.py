@@ -408,17 +408,20 @@ def plan_fields(
     # 16-bit values: only where it may be the least with its low bits, the others answer
     # UNCODABLE (192x48x1x1 bfloat16: 375-382 -> 353-360 us an encode; float32's widths are
     # seldom told apart by their floors, which cost more than they spared: 230 -> 240 us)
-    lows = [8 * _low_words(values.size, width - top) for top in range(tmax, 8, -1)]
     if coded is None:
+        lows = [8 * _low_words(values.size, width - top) for top in range(tmax, 8, -1)]
         coded = huff.coded_sizes(fine.reshape(1, -1), max_length, levels=tmax - 8,
                                  extra=lows if width == 16 else None)
+    if len(coded) != tmax - 8:
+        raise ValueError(f"plan_fields: {len(coded)} coded sizes for {tmax - 8} top fields")
     best: tuple[int, int] | None = None  # (bytes, top)
-    for top, size, low in zip(range(tmax, 8, -1), coded, lows, strict=True):
-        if size >= huff.UNCODABLE:  # more top fields than codes of max_length, or cannot win
-            continue
-        size += low
-        if best is None or size < best[0]:
-            best = (size, top)
+    top, count = tmax, values.size
+    for size in coded:  # widths tmax, tmax - 1, .. 9; each with its raw low bits
+        if size < huff.UNCODABLE:  # else more top fields than codes, or it cannot win
+            size += 8 * ((count * (width - top) + 63) // 64)  # _low_words, inline
+            if best is None or size < best[0]:
+                best = (size, top)
+        top -= 1
     if best is None:
         return None
     plan = FieldsPlan(best[1], fine, best[0])
