@@ -2404,13 +2404,13 @@ SC_TARGET("avx2") static void row_modes_table_avx2(const void *restrict x, Py_ss
  * below); then the largest count, and the smallest item among the lanes that have it: the
  * mode, ties the smaller, as row_modes_table_body finds it. The 2**16-entry table's random
  * increments and resets cost 1.1-1.8 ns an item on the planner's 64-item samples; this 18-28%
- * less (384 samples of 64, read in place: 42.6 -> 33.7 us), and two items a step another 23%
- * on this Intel core (1536 rows, samples of 64: 184.9-193.8 -> 138.6-144.9 us; docs/
- * benchmarks.md, issue 13's thirty-eighth pass). Rows of 65-128 items, in three or four
- * registers, ran slower than the table on this AMD machine, whose 512-bit operations take two
- * 256-bit steps: they keep the table. Masked loads never touch past the row; a sample is
- * gathered into a buffer first; lanes past the row count nothing; items are read and written
- * whatever their alignment (ld, st, unaligned loads). */
+ * less on an AMD EPYC (384 samples of 64, read in place: 42.6 -> 33.7 us), and two items a
+ * step about a quarter less again on an Intel Xeon (1536 samples of 64: 184.9-193.8 ->
+ * 138.6-144.9 us; docs/benchmarks.md, issue 13's thirty-eighth pass). Rows of 65-128 items, in
+ * three or four registers, ran slower than the table on that AMD machine, whose 512-bit
+ * operations take two 256-bit steps: they keep the table. Masked loads never touch past the
+ * row; a sample is gathered into a buffer first; lanes past the row count nothing; items are
+ * read and written whatever their alignment (ld, st, unaligned loads). */
 SC_TARGET("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")
 SC_INLINE unsigned hmin16(__m512i v) { /* the smallest of 32 unsigned 16-bit lanes */
     __m256i h = _mm256_min_epu16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
@@ -2451,11 +2451,13 @@ static void row_modes_short16_avx512(const void *restrict x, Py_ssize_t rows,
         /* items two at a time, their 32 bits broadcast (a load, where a 16-bit broadcast
          * takes a shuffle too): a lane compared as it is meets the pair's item of its own
          * parity, and in a copy with each pair of lanes swapped (s, lane i holding item i ^ 1)
-         * the other item, counted in d and swapped back at the end: two compares an item, where
-         * a broadcast an item cost a third shuffle */
+         * the other item, counted in d and swapped back at the end: two compares an item,
+         * where a 16-bit broadcast an item added a shuffle to them */
         const __m512i s0 = _mm512_rol_epi32(v0, 16), s1 = _mm512_rol_epi32(v1, 16);
-        const __mmask32 sl0 = (__mmask32)(((live0 & 0x55555555u) << 1) | ((live0 >> 1) & 0x55555555u)),
-                        sl1 = (__mmask32)(((live1 & 0x55555555u) << 1) | ((live1 >> 1) & 0x55555555u));
+        const __mmask32 sl0 = (__mmask32)(((live0 & 0x55555555u) << 1) |
+                                          ((live0 >> 1) & 0x55555555u)),
+                        sl1 = (__mmask32)(((live1 & 0x55555555u) << 1) |
+                                          ((live1 >> 1) & 0x55555555u));
         __m512i c0 = zero, c1 = zero, d0 = zero, d1 = zero;
         Py_ssize_t j = 0;
         for (; j + 2 <= cols; j += 2) {
